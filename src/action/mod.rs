@@ -1,0 +1,335 @@
+//! Actions: Rust executors named `<service>.<verb>`, looked up by the `uses`
+//! of a `run` entry. Each declares its arguments so requests are checked
+//! before anything runs, and `check` can validate policies offline.
+
+pub mod http;
+pub mod sns;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::alert::Alert;
+use crate::REDACTED;
+
+/// The type an argument must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    String,
+    Number,
+    Bool,
+    /// An object whose values are strings (headers, message attributes).
+    StringMap,
+    /// Any JSON value.
+    Any,
+}
+
+impl ArgKind {
+    fn accepts(self, value: &Value) -> bool {
+        match self {
+            ArgKind::String => value.is_string(),
+            ArgKind::Number => value.is_number(),
+            ArgKind::Bool => value.is_boolean(),
+            ArgKind::StringMap => value
+                .as_object()
+                .is_some_and(|m| m.values().all(Value::is_string)),
+            ArgKind::Any => true,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ArgKind::String => "a string",
+            ArgKind::Number => "a number",
+            ArgKind::Bool => "a boolean",
+            ArgKind::StringMap => "an object of strings",
+            ArgKind::Any => "any JSON value",
+        }
+    }
+}
+
+/// One declared argument of an action.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgSpec {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+impl ArgSpec {
+    pub const fn required(name: &'static str, kind: ArgKind, doc: &'static str) -> ArgSpec {
+        ArgSpec {
+            name,
+            kind,
+            required: true,
+            doc,
+        }
+    }
+    pub const fn optional(name: &'static str, kind: ArgKind, doc: &'static str) -> ArgSpec {
+        ArgSpec {
+            name,
+            kind,
+            required: false,
+            doc,
+        }
+    }
+}
+
+/// Everything an executor gets for one run.
+pub struct ActionCall<'a> {
+    pub action_id: &'a str,
+    /// Deterministic per (alert, action): receivers deduplicate on it.
+    pub outcome_id: &'a str,
+    pub alert: &'a Alert,
+    pub args: &'a Map<String, Value>,
+    /// When the invocation must be done; executors stop before it.
+    pub deadline: Option<Instant>,
+}
+
+impl<'a> ActionCall<'a> {
+    /// `wanted`, shortened to what is left before the deadline.
+    pub fn timeout(&self, wanted: Duration) -> Duration {
+        match self.deadline {
+            Some(deadline) => wanted.min(deadline.saturating_duration_since(Instant::now())),
+            None => wanted,
+        }
+    }
+
+    pub fn str_arg(&self, name: &str) -> Option<&'a str> {
+        self.args.get(name).and_then(Value::as_str)
+    }
+}
+
+/// Why an action failed. `result` keeps what the action did get (an HTTP
+/// error response, say) so later rounds and subscribers can see it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ActionError {
+    #[error("unknown action {uses:?} (requested by run entry {id:?})")]
+    Unknown { id: String, uses: String },
+    #[error("argument `{arg}` {reason}")]
+    BadArg { arg: String, reason: String },
+    #[error("{message}")]
+    Failed {
+        message: String,
+        result: Option<Value>,
+    },
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+}
+
+impl ActionError {
+    pub fn failed(message: impl Into<String>) -> ActionError {
+        ActionError::Failed {
+            message: message.into(),
+            result: None,
+        }
+    }
+
+    pub fn result(&self) -> Option<&Value> {
+        match self {
+            ActionError::Failed { result, .. } => result.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// An executor.
+pub trait Action: Send + Sync {
+    /// `<service>.<verb>`.
+    fn uses(&self) -> &'static str;
+    fn args(&self) -> &'static [ArgSpec];
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>>;
+}
+
+/// `uses` → executor.
+#[derive(Clone, Default)]
+pub struct Registry {
+    actions: BTreeMap<&'static str, Arc<dyn Action>>,
+}
+
+impl Registry {
+    /// The built-in actions, sharing one HTTP client.
+    pub fn builtin(
+        http: http::HttpClient,
+        topics: Option<Arc<dyn sns::TopicPublisher>>,
+        default_topic: Option<String>,
+    ) -> Registry {
+        let mut registry = Registry::default();
+        registry.register(http::Fetch::new(http.clone()));
+        registry.register(webhook::Post::new(http));
+        registry.register(sns::Publish::new(topics, default_topic));
+        registry
+    }
+
+    pub fn register(&mut self, action: impl Action + 'static) {
+        self.actions.insert(action.uses(), Arc::new(action));
+    }
+
+    pub fn get(&self, uses: &str) -> Option<&Arc<dyn Action>> {
+        self.actions.get(uses)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.actions.keys().copied()
+    }
+
+    /// Checks `uses` and the arguments against the declaration.
+    pub fn validate(
+        &self,
+        id: &str,
+        uses: &str,
+        args: &Map<String, Value>,
+    ) -> Result<&Arc<dyn Action>, ActionError> {
+        let action = self.get(uses).ok_or_else(|| ActionError::Unknown {
+            id: id.to_string(),
+            uses: uses.to_string(),
+        })?;
+        validate_args(action.args(), args)?;
+        Ok(action)
+    }
+}
+
+fn validate_args(specs: &[ArgSpec], args: &Map<String, Value>) -> Result<(), ActionError> {
+    for spec in specs {
+        match args.get(spec.name) {
+            None | Some(Value::Null) if spec.required => {
+                return Err(ActionError::BadArg {
+                    arg: spec.name.to_string(),
+                    reason: format!("is required ({})", spec.kind.describe()),
+                })
+            }
+            Some(value) if !value.is_null() && !spec.kind.accepts(value) => {
+                return Err(ActionError::BadArg {
+                    arg: spec.name.to_string(),
+                    reason: format!("must be {}", spec.kind.describe()),
+                })
+            }
+            _ => {}
+        }
+    }
+    if let Some(unknown) = args
+        .keys()
+        .find(|k| !specs.iter().any(|s| s.name == k.as_str()))
+    {
+        let known: Vec<_> = specs.iter().map(|s| s.name).collect();
+        return Err(ActionError::BadArg {
+            arg: unknown.clone(),
+            reason: format!(
+                "is not an argument of this action (known: {})",
+                known.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether an argument holds a secret: its value never leaves the executor.
+pub fn is_secret_name(name: &str) -> bool {
+    name.starts_with("secret_")
+}
+
+/// A copy of `args` with every `secret_*` value, at any depth, replaced.
+pub fn redact_args(args: &Map<String, Value>) -> Map<String, Value> {
+    args.iter()
+        .map(|(k, v)| {
+            let v = if is_secret_name(k) {
+                Value::String(REDACTED.to_string())
+            } else {
+                redact_value(v)
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn redact_value(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(redact_args(map)),
+        Value::Array(items) => Value::Array(items.iter().map(redact_value).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn registry() -> Registry {
+        Registry::builtin(
+            http::HttpClient::new(Duration::from_secs(1)).unwrap(),
+            None,
+            None,
+        )
+    }
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn unknown_uses_names_the_run_entry() {
+        let err = registry()
+            .validate("page-oncall", "pager.page", &Map::new())
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown action \"pager.page\" (requested by run entry \"page-oncall\")"
+        );
+    }
+
+    #[test]
+    fn args_are_checked_against_the_declaration() {
+        let r = registry();
+        let err = r.validate("a", "http.fetch", &Map::new()).err().unwrap();
+        assert!(
+            err.to_string().starts_with("argument `url` is required"),
+            "{err}"
+        );
+        let err = r
+            .validate("a", "http.fetch", &args(json!({"url": 5})))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("`url` must be a string"), "{err}");
+        let err = r
+            .validate(
+                "a",
+                "http.fetch",
+                &args(json!({"url": "http://x", "methd": "GET"})),
+            )
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("`methd` is not an argument"),
+            "{err}"
+        );
+        assert!(r
+            .validate(
+                "a",
+                "http.fetch",
+                &args(json!({"url": "http://x", "headers": {"a": "b"}}))
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth() {
+        let redacted = redact_args(&args(json!({
+            "url": "http://x",
+            "secret_token": "s3cr3t",
+            "nested": {"secret_key": {"secret": "name"}, "list": [{"secret_x": 1}]}
+        })));
+        let text = Value::Object(redacted).to_string();
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("\"name\"") && !text.contains(":1"),
+            "{text}"
+        );
+        assert!(text.contains("http://x"));
+    }
+}

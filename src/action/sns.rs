@@ -1,0 +1,129 @@
+//! `sns.publish`: publish a message to an SNS topic (by default the outcome
+//! topic), through the [`TopicPublisher`] seam.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
+
+/// The one SNS call actions need.
+pub trait TopicPublisher: Send + Sync {
+    /// Returns the SNS message id.
+    fn publish<'a>(
+        &'a self,
+        topic_arn: &'a str,
+        subject: Option<&'a str>,
+        message: &'a str,
+        attributes: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, String>>;
+}
+
+impl TopicPublisher for aws_sdk_sns::Client {
+    fn publish<'a>(
+        &'a self,
+        topic_arn: &'a str,
+        subject: Option<&'a str>,
+        message: &'a str,
+        attributes: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let mut request = aws_sdk_sns::Client::publish(self)
+                .topic_arn(topic_arn)
+                .message(message)
+                .set_subject(subject.map(str::to_string));
+            for (name, value) in attributes {
+                request =
+                    request.message_attributes(name, crate::outcome::sns::string_attribute(value));
+            }
+            let output = request
+                .send()
+                .await
+                .map_err(|err| crate::aws::error_chain(&err))?;
+            Ok(output.message_id.unwrap_or_default())
+        })
+    }
+}
+
+pub struct Publish {
+    topics: Option<Arc<dyn TopicPublisher>>,
+    default_topic: Option<String>,
+}
+
+impl Publish {
+    pub fn new(topics: Option<Arc<dyn TopicPublisher>>, default_topic: Option<String>) -> Publish {
+        Publish {
+            topics,
+            default_topic,
+        }
+    }
+}
+
+const PUBLISH_ARGS: &[ArgSpec] = &[
+    ArgSpec::required(
+        "message",
+        ArgKind::Any,
+        "message body: a string, or JSON that is serialized",
+    ),
+    ArgSpec::optional(
+        "topic_arn",
+        ArgKind::String,
+        "topic (default: OUTCOME_TOPIC_ARN)",
+    ),
+    ArgSpec::optional("subject", ArgKind::String, "subject for email subscribers"),
+    ArgSpec::optional(
+        "attributes",
+        ArgKind::StringMap,
+        "string message attributes",
+    ),
+];
+
+impl Action for Publish {
+    fn uses(&self) -> &'static str {
+        "sns.publish"
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        PUBLISH_ARGS
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let topics = self.topics.as_ref().ok_or_else(|| {
+                ActionError::NotConfigured("no SNS client in this mode".to_string())
+            })?;
+            let topic_arn = call
+                .str_arg("topic_arn")
+                .or(self.default_topic.as_deref())
+                .ok_or_else(|| {
+                    ActionError::NotConfigured(
+                        "sns.publish needs `topic_arn` or OUTCOME_TOPIC_ARN".to_string(),
+                    )
+                })?;
+            let message = match call.args.get("message") {
+                Some(Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            let attributes: BTreeMap<String, String> = call
+                .args
+                .get("attributes")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let message_id = topics
+                .publish(topic_arn, call.str_arg("subject"), &message, &attributes)
+                .await
+                .map_err(|reason| {
+                    ActionError::failed(format!("SNS publish to {topic_arn} failed: {reason}"))
+                })?;
+            Ok(json!({"message_id": message_id, "topic_arn": topic_arn}))
+        })
+    }
+}

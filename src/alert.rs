@@ -1,0 +1,105 @@
+//! The alert model: what an alert policy returns, and the alert the host
+//! builds from it for the action policy.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::event::Envelope;
+
+/// One element of an alert policy's `alert` set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertDraft {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub attrs: Vec<Attr>,
+    #[serde(default)]
+    pub refs: Vec<Reference>,
+}
+
+/// A named value attached to an alert, by the alert policy or by a commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub key: String,
+    pub value: Value,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub persist: bool,
+    /// Seconds a persisted attribute lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    pub url: String,
+    #[serde(default)]
+    pub title: String,
+}
+
+/// An alert as the action policy sees it (`input.alert`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Derived from the change and the draft: a redelivery yields the same id.
+    pub id: String,
+    pub schema: String,
+    pub title: String,
+    pub description: String,
+    pub source: String,
+    pub severity: String,
+    pub namespace: String,
+    pub attrs: Vec<Attr>,
+    pub refs: Vec<Reference>,
+    /// The payload the alert policy saw.
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Alert {
+    pub fn from_draft(draft: AlertDraft, envelope: &Envelope) -> Alert {
+        let draft_json = serde_json::to_string(&draft).unwrap_or_default();
+        let digest = Sha256::digest(format!("{}\n{}", envelope.change_key(), draft_json));
+        Alert {
+            id: hex::encode(&digest[..16]),
+            schema: envelope.schema.clone(),
+            title: draft.title,
+            description: draft.description,
+            source: draft.source,
+            severity: draft.severity,
+            namespace: draft.namespace,
+            attrs: draft.attrs,
+            refs: draft.refs,
+            data: envelope.payload.clone(),
+            // The change's own time keeps ids and replays deterministic.
+            created_at: envelope
+                .matano
+                .as_ref()
+                .and_then(|m| m.updated_alert.creation_time)
+                .or(envelope.timestamp)
+                .unwrap_or_else(Utc::now),
+        }
+    }
+
+    /// Sets an attribute, replacing any earlier one with the same key.
+    pub fn set_attr(&mut self, attr: Attr) {
+        match self.attrs.iter_mut().find(|a| a.key == attr.key) {
+            Some(existing) => *existing = attr,
+            None => self.attrs.push(attr),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Configuration: read from the environment once, at init, into a validated
+//! [`Config`]. Nothing else in the crate reads the process environment.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where policies come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// The policies under `policies/` compiled into the binary at build time.
+    Bundled,
+    /// Every `*.rego` below a directory (recursively), `*_test.rego` excluded.
+    Dir(PathBuf),
+}
+
+/// Validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub policies: PolicySource,
+    /// Topic that receives one message per action outcome (Lambda mode).
+    pub outcome_topic_arn: Option<String>,
+    /// Schema for payloads without a `schema` message attribute that are not
+    /// recognisably Matano alert changes.
+    pub default_schema: String,
+    /// The allow-listed environment variables handed to policies as `input.env`,
+    /// captured once. The process environment is never exposed wholesale.
+    pub policy_env: BTreeMap<String, String>,
+    /// Rounds of the action policy per alert before the workflow is stopped.
+    pub max_rounds: u32,
+    /// Actions per alert; requests beyond it are reported as skipped.
+    pub max_actions: u32,
+    /// Wall-clock limit for one policy evaluation.
+    pub policy_timeout: Duration,
+    /// Default timeout of one HTTP request made by an action.
+    pub http_timeout: Duration,
+    /// Evaluate policies but execute no action.
+    pub dry_run: bool,
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+pub const DEFAULT_MAX_ROUNDS: u32 = 32;
+pub const DEFAULT_MAX_ACTIONS: u32 = 64;
+pub const DEFAULT_SCHEMA: &str = "matano";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            policies: PolicySource::Bundled,
+            outcome_topic_arn: None,
+            default_schema: DEFAULT_SCHEMA.to_string(),
+            policy_env: BTreeMap::new(),
+            max_rounds: DEFAULT_MAX_ROUNDS,
+            max_actions: DEFAULT_MAX_ACTIONS,
+            policy_timeout: Duration::from_millis(1000),
+            http_timeout: Duration::from_secs(10),
+            dry_run: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = Config::default();
+
+        if let Some(dir) = get("POLICY_DIR") {
+            config.policies = PolicySource::Dir(PathBuf::from(dir));
+        }
+        if let Some(arn) = get("OUTCOME_TOPIC_ARN") {
+            if !arn.starts_with("arn:") || arn.split(':').count() < 6 {
+                return Err(invalid(
+                    "OUTCOME_TOPIC_ARN",
+                    &arn,
+                    "expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+                ));
+            }
+            config.outcome_topic_arn = Some(arn);
+        }
+        if let Some(schema) = get("DEFAULT_SCHEMA") {
+            validate_schema_name(&schema)
+                .map_err(|reason| invalid("DEFAULT_SCHEMA", &schema, reason))?;
+            config.default_schema = schema;
+        }
+        if let Some(names) = get("POLICY_ENV") {
+            for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(invalid(
+                        "POLICY_ENV",
+                        &names,
+                        format!("{name:?} is not an environment variable name"),
+                    ));
+                }
+                if let Some(value) = lookup(name) {
+                    config.policy_env.insert(name.to_string(), value);
+                }
+            }
+        }
+        if let Some(v) = get("MAX_ROUNDS") {
+            config.max_rounds = parse_positive("MAX_ROUNDS", &v)?;
+        }
+        if let Some(v) = get("MAX_ACTIONS") {
+            config.max_actions = parse_positive("MAX_ACTIONS", &v)?;
+        }
+        if let Some(v) = get("POLICY_TIMEOUT_MS") {
+            config.policy_timeout =
+                Duration::from_millis(parse_positive("POLICY_TIMEOUT_MS", &v)?.into());
+        }
+        if let Some(v) = get("HTTP_TIMEOUT_MS") {
+            config.http_timeout =
+                Duration::from_millis(parse_positive("HTTP_TIMEOUT_MS", &v)?.into());
+        }
+        if let Some(v) = get("DRY_RUN") {
+            config.dry_run = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(invalid("DRY_RUN", &v, "expected true or false")),
+            };
+        }
+        Ok(config)
+    }
+}
+
+/// Schema names become Rego package path segments (`alert.<schema>`).
+pub fn validate_schema_name(schema: &str) -> Result<(), &'static str> {
+    let mut chars = schema.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return Err("a schema name starts with a letter or underscore"),
+    }
+    if chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err("a schema name holds only letters, digits and underscores")
+    }
+}
+
+fn parse_positive(name: &'static str, value: &str) -> Result<u32, ConfigError> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(
+            name,
+            value,
+            "expected a whole number greater than 0",
+        )),
+    }
+}
+
+fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.policies, PolicySource::Bundled);
+        assert_eq!(c.max_rounds, 32);
+        assert_eq!(c.default_schema, "matano");
+        assert!(c.policy_env.is_empty());
+        assert!(!c.dry_run);
+    }
+
+    #[test]
+    fn policy_env_captures_only_listed_variables() {
+        let c = config(&[
+            ("POLICY_ENV", "TEAM, INTEL_URL,UNSET"),
+            ("TEAM", "secops"),
+            ("INTEL_URL", "http://intel"),
+            ("AWS_SECRET_ACCESS_KEY", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.policy_env.len(), 2);
+        assert_eq!(c.policy_env["TEAM"], "secops");
+        assert!(!c.policy_env.contains_key("AWS_SECRET_ACCESS_KEY"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("MAX_ROUNDS", "zero")]).unwrap_err();
+        assert!(err.to_string().starts_with("MAX_ROUNDS=\"zero\""), "{err}");
+        let err = config(&[("OUTCOME_TOPIC_ARN", "my-topic")]).unwrap_err();
+        assert!(err.to_string().contains("OUTCOME_TOPIC_ARN"), "{err}");
+        let err = config(&[("DEFAULT_SCHEMA", "9lives")]).unwrap_err();
+        assert!(err.to_string().contains("DEFAULT_SCHEMA"), "{err}");
+        let err = config(&[("POLICY_ENV", "A,B C")]).unwrap_err();
+        assert!(err.to_string().contains("\"B C\""), "{err}");
+    }
+}

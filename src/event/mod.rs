@@ -1,0 +1,466 @@
+//! Ingest: SNS records (or bare documents, for the CLI) → [`Envelope`]s.
+//!
+//! Every record either becomes an envelope or a [`Rejected`] that keeps the
+//! original message, so nothing is lost and one bad record never stops the
+//! others.
+
+pub mod matano;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::validate_schema_name;
+pub use matano::{MatanoAlertChange, Severity};
+
+/// SNS's own limit for one message; anything larger is not from SNS.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The schema name of Matano alert changes.
+pub const MATANO_SCHEMA: &str = "matano";
+
+/// One ingested message: where it came from and its JSON payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Selects the alert policy: `package alert.<schema>`.
+    pub schema: String,
+    pub message_id: String,
+    pub topic_arn: Option<String>,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub subject: Option<String>,
+    /// SNS message attributes (string values).
+    pub attributes: BTreeMap<String, String>,
+    /// The message body parsed as JSON; for Matano, normalized so
+    /// `destination_to_alert_info` is always at the top level when present.
+    pub payload: Value,
+    /// The typed view of a Matano payload.
+    pub matano: Option<MatanoAlertChange>,
+}
+
+impl Envelope {
+    /// Identifies the change this message carries; alert and outcome ids are
+    /// derived from it, so a redelivery produces the same ids.
+    pub fn change_key(&self) -> String {
+        match &self.matano {
+            Some(change) => change.change_key(),
+            None => format!("{}/{}", self.schema, content_hash(&self.payload)),
+        }
+    }
+}
+
+/// A message that could not be ingested, with the original kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub message_id: Option<String>,
+    pub topic_arn: Option<String>,
+    /// The message exactly as received (publishers truncate it to fit).
+    pub original: String,
+    pub error: IngestError,
+}
+
+/// Why a message was rejected. Each names what was wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    #[error("message is empty")]
+    Empty,
+    #[error("message is {bytes} bytes, over the {limit}-byte limit")]
+    Oversize { bytes: usize, limit: usize },
+    #[error("message is not JSON: {reason}")]
+    NotJson { reason: String },
+    #[error("message is JSON but not an object (found {found})")]
+    NotAnObject { found: &'static str },
+    #[error("record {index} is not an SNS notification: {reason}")]
+    NotSnsRecord { index: usize, reason: String },
+    #[error("payload does not match schema {schema:?} at `{path}`: {reason}")]
+    WrongShape {
+        schema: String,
+        path: String,
+        reason: String,
+    },
+    #[error("schema {schema:?} is not a valid schema name: {reason}")]
+    BadSchemaName {
+        schema: String,
+        reason: &'static str,
+    },
+    #[error("no alert policy for schema {schema:?} (expected `package alert.{schema}`)")]
+    UnknownSchema { schema: String },
+}
+
+pub type Ingested = Result<Envelope, Rejected>;
+
+/// Ingests a Lambda invocation payload: an `SnsEvent` with one or more
+/// records. Anything else is rejected whole.
+pub fn ingest_lambda_event(event: &Value, default_schema: &str) -> Vec<Ingested> {
+    match event.get("Records").and_then(Value::as_array) {
+        Some(records) => records
+            .iter()
+            .enumerate()
+            .map(|(index, record)| ingest_sns_record(index, record, default_schema))
+            .collect(),
+        None => vec![Err(Rejected {
+            message_id: None,
+            topic_arn: None,
+            original: event.to_string(),
+            error: IngestError::NotSnsRecord {
+                index: 0,
+                reason: "invocation payload has no `Records` array".to_string(),
+            },
+        })],
+    }
+}
+
+/// Ingests a document given to the CLI: an `SnsEvent`, a bare SNS
+/// notification (`{"Type":"Notification","Message":...}`, as delivered to
+/// HTTP subscribers), or a bare payload.
+pub fn ingest_document(bytes: &[u8], default_schema: &str) -> Vec<Ingested> {
+    let text = String::from_utf8_lossy(bytes);
+    let reject = |error| {
+        vec![Err(Rejected {
+            message_id: None,
+            topic_arn: None,
+            original: text.to_string(),
+            error,
+        })]
+    };
+    if let Err(error) = check_size(bytes.len()) {
+        return reject(error);
+    }
+    let document: Value = match serde_json::from_slice(bytes) {
+        Ok(document) => document,
+        Err(err) => return reject(not_json(&err)),
+    };
+    if document.get("Records").is_some() {
+        return ingest_lambda_event(&document, default_schema);
+    }
+    if document.get("Type").and_then(Value::as_str) == Some("Notification") {
+        return vec![
+            ingest_notification(&document, default_schema).map_err(|error| Rejected {
+                message_id: str_field(&document, "MessageId"),
+                topic_arn: str_field(&document, "TopicArn"),
+                original: text.to_string(),
+                error,
+            }),
+        ];
+    }
+    let message_id = format!("local-{}", &content_hash(&document)[..16]);
+    vec![
+        envelope_from_payload(document, message_id, Default::default(), default_schema).map_err(
+            |error| Rejected {
+                message_id: None,
+                topic_arn: None,
+                original: text.to_string(),
+                error,
+            },
+        ),
+    ]
+}
+
+fn ingest_sns_record(index: usize, record: &Value, default_schema: &str) -> Ingested {
+    let sns = record.get("Sns").or_else(|| record.get("sns"));
+    let Some(sns) = sns.filter(|s| s.is_object()) else {
+        return Err(Rejected {
+            message_id: None,
+            topic_arn: None,
+            original: record.to_string(),
+            error: IngestError::NotSnsRecord {
+                index,
+                reason: "record has no `Sns` object".to_string(),
+            },
+        });
+    };
+    ingest_notification(sns, default_schema).map_err(|error| Rejected {
+        message_id: str_field(sns, "MessageId"),
+        topic_arn: str_field(sns, "TopicArn"),
+        original: sns
+            .get("Message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| record.to_string()),
+        error,
+    })
+}
+
+/// An SNS notification object (the `Sns` of a Lambda record, or an HTTP
+/// delivery body); both carry `Message` as a string.
+fn ingest_notification(sns: &Value, default_schema: &str) -> Result<Envelope, IngestError> {
+    let message = match sns.get("Message") {
+        Some(Value::String(message)) => message,
+        _ => {
+            return Err(IngestError::NotSnsRecord {
+                index: 0,
+                reason: "`Message` is missing or not a string".to_string(),
+            })
+        }
+    };
+    if message.trim().is_empty() {
+        return Err(IngestError::Empty);
+    }
+    check_size(message.len())?;
+    let payload: Value = serde_json::from_str(message).map_err(|err| not_json(&err))?;
+    let mut envelope = envelope_from_payload(
+        payload,
+        str_field(sns, "MessageId").unwrap_or_default(),
+        message_attributes(sns),
+        default_schema,
+    )?;
+    envelope.topic_arn = str_field(sns, "TopicArn");
+    envelope.subject = str_field(sns, "Subject");
+    envelope.timestamp = str_field(sns, "Timestamp")
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Ok(envelope)
+}
+
+fn envelope_from_payload(
+    mut payload: Value,
+    message_id: String,
+    attributes: BTreeMap<String, String>,
+    default_schema: &str,
+) -> Result<Envelope, IngestError> {
+    if !payload.is_object() {
+        return Err(IngestError::NotAnObject {
+            found: json_type(&payload),
+        });
+    }
+    let schema = match attributes.get("schema") {
+        Some(schema) => schema.clone(),
+        None if matano::looks_like_matano(&payload) => MATANO_SCHEMA.to_string(),
+        None => default_schema.to_string(),
+    };
+    validate_schema_name(&schema).map_err(|reason| IngestError::BadSchemaName {
+        schema: schema.clone(),
+        reason,
+    })?;
+    let matano = if schema == MATANO_SCHEMA {
+        let change: MatanoAlertChange =
+            serde_path_to_error::deserialize(&payload).map_err(|err| IngestError::WrongShape {
+                schema: schema.clone(),
+                path: err.path().to_string(),
+                reason: err.inner().to_string(),
+            })?;
+        matano::normalize_payload(&mut payload, &change);
+        Some(change)
+    } else {
+        None
+    };
+    Ok(Envelope {
+        schema,
+        message_id,
+        topic_arn: None,
+        timestamp: None,
+        subject: None,
+        attributes,
+        payload,
+        matano,
+    })
+}
+
+/// `MessageAttributes` as SNS sends them: `{"name": {"Type": "String", "Value": "v"}}`.
+fn message_attributes(sns: &Value) -> BTreeMap<String, String> {
+    sns.get("MessageAttributes")
+        .and_then(Value::as_object)
+        .map(|attrs| {
+            attrs
+                .iter()
+                .filter_map(|(name, attr)| {
+                    let value = attr.get("Value").or_else(|| attr.get("value"))?;
+                    Some((name.clone(), value.as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn check_size(bytes: usize) -> Result<(), IngestError> {
+    match bytes {
+        0 => Err(IngestError::Empty),
+        n if n > MAX_MESSAGE_BYTES => Err(IngestError::Oversize {
+            bytes: n,
+            limit: MAX_MESSAGE_BYTES,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn not_json(err: &serde_json::Error) -> IngestError {
+    IngestError::NotJson {
+        reason: err.to_string(),
+    }
+}
+
+fn str_field(value: &Value, name: &str) -> Option<String> {
+    value.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Hex SHA-256 of a value's JSON (object keys are sorted by serde_json's map).
+pub fn content_hash(value: &Value) -> String {
+    hex::encode(Sha256::digest(value.to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const V1: &str = include_str!("../../tests/fixtures/matano_alert_change_v1.json");
+    const V2: &str = include_str!("../../tests/fixtures/matano_alert_change_v2.json");
+    const SNS_EVENT: &str = include_str!("../../tests/fixtures/sns_event_matano.json");
+
+    fn one(results: Vec<Ingested>) -> Ingested {
+        assert_eq!(results.len(), 1);
+        results.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn bare_matano_v1_payload_is_typed_and_normalized() {
+        let envelope = one(ingest_document(V1.as_bytes(), "other")).unwrap();
+        assert_eq!(envelope.schema, "matano");
+        let change = envelope.matano.as_ref().unwrap();
+        assert_eq!(change.updated_alert.severity, Severity::Medium);
+        assert_eq!(change.updated_alert.update_count, 1);
+        assert!(change.updated_alert.creation_time.is_some());
+        // The nested delivery info is readable at the top level too.
+        assert_eq!(
+            envelope.payload["destination_to_alert_info"]["slack_my_team"],
+            json!("{\"ts\":\"1678861298.161909\"}")
+        );
+        assert_eq!(
+            envelope.change_key(),
+            "matano/61d3ac78-cedd-434e-b407-ae0b330e1d4a/1"
+        );
+    }
+
+    #[test]
+    fn newer_matano_shape_with_null_creation_time() {
+        let envelope = one(ingest_document(V2.as_bytes(), "matano")).unwrap();
+        let change = envelope.matano.unwrap();
+        assert_eq!(change.updated_alert.creation_time, None);
+        assert!(change.updated_alert.destination_to_alert_info.is_none());
+        assert_eq!(
+            change.destination_to_alert_info().unwrap()["slack_my_team"],
+            "{\"ts\":\"1678861298.161909\"}"
+        );
+    }
+
+    #[test]
+    fn lambda_sns_event_carries_topic_and_attributes() {
+        let event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+        let envelope = one(ingest_lambda_event(&event, "matano")).unwrap();
+        assert_eq!(envelope.message_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
+        assert!(envelope.topic_arn.unwrap().ends_with(":matano-alerting"));
+        assert!(envelope.timestamp.is_some());
+        assert_eq!(
+            envelope.matano.unwrap().updated_alert.title,
+            "AWS Root Credentials Change"
+        );
+    }
+
+    #[test]
+    fn http_notification_envelope_and_schema_attribute() {
+        let doc = json!({
+            "Type": "Notification",
+            "MessageId": "m-1",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:findings",
+            "Message": "{\"finding\": {\"id\": \"f-1\"}}",
+            "MessageAttributes": {"schema": {"Type": "String", "Value": "guardduty"}}
+        });
+        let envelope = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap();
+        assert_eq!(envelope.schema, "guardduty");
+        assert_eq!(envelope.payload["finding"]["id"], "f-1");
+        assert!(envelope.matano.is_none());
+        assert!(envelope.change_key().starts_with("guardduty/"));
+    }
+
+    #[test]
+    fn other_json_gets_the_default_schema() {
+        let envelope = one(ingest_document(br#"{"detail": 1}"#, "custom")).unwrap();
+        assert_eq!(envelope.schema, "custom");
+    }
+
+    #[test]
+    fn every_record_is_handled_and_bad_ones_keep_the_original() {
+        let event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+        let mut bad = event["Records"][0].clone();
+        bad["Sns"]["Message"] = json!("{not json");
+        bad["Sns"]["MessageId"] = json!("bad-1");
+        let event = json!({"Records": [event["Records"][0].clone(), bad]});
+        let results = ingest_lambda_event(&event, "matano");
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_ok());
+        let rejected = results[1].as_ref().unwrap_err();
+        assert_eq!(rejected.message_id.as_deref(), Some("bad-1"));
+        assert_eq!(rejected.original, "{not json");
+        assert!(matches!(rejected.error, IngestError::NotJson { .. }));
+    }
+
+    #[test]
+    fn wrong_matano_shape_names_the_field() {
+        let mut payload: Value = serde_json::from_str(V1).unwrap();
+        payload["updated_alert"]["severity"] = json!("urgent");
+        let rejected = one(ingest_document(payload.to_string().as_bytes(), "matano")).unwrap_err();
+        let message = rejected.error.to_string();
+        assert!(message.contains("updated_alert.severity"), "{message}");
+        assert!(message.contains("urgent"), "{message}");
+
+        payload["updated_alert"]
+            .as_object_mut()
+            .unwrap()
+            .remove("id");
+        payload["updated_alert"]["severity"] = json!("low");
+        let rejected = one(ingest_document(payload.to_string().as_bytes(), "matano")).unwrap_err();
+        assert!(
+            rejected.error.to_string().contains("missing field `id`"),
+            "{}",
+            rejected.error
+        );
+    }
+
+    #[test]
+    fn malformed_inputs_are_rejected_with_reasons() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"".to_vec(), "empty"),
+            (b"[1,2]".to_vec(), "not an object (found an array)"),
+            (b"{\"a\":".to_vec(), "not JSON"),
+            (vec![0xff, 0xfe, b'{'], "not JSON"),
+            (
+                vec![b' '; MAX_MESSAGE_BYTES + 1],
+                "over the 262144-byte limit",
+            ),
+            ("[".repeat(10_000).into_bytes(), "recursion limit"),
+        ];
+        for (input, expected) in cases {
+            let rejected = one(ingest_document(&input, "matano")).unwrap_err();
+            assert!(
+                rejected.error.to_string().contains(expected),
+                "{expected:?} not in {:?}",
+                rejected.error.to_string()
+            );
+        }
+        let doc = json!({"Type": "Notification", "MessageId": "x", "Message": ""});
+        let rejected = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap_err();
+        assert_eq!(rejected.error, IngestError::Empty);
+        let rejected = one(ingest_lambda_event(&json!({"detail": 1}), "matano")).unwrap_err();
+        assert!(rejected.error.to_string().contains("no `Records` array"));
+    }
+
+    #[test]
+    fn bad_schema_attribute_is_rejected() {
+        let doc = json!({"Type": "Notification", "Message": "{}",
+            "MessageAttributes": {"schema": {"Type": "String", "Value": "a.b"}}});
+        let rejected = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap_err();
+        assert!(matches!(rejected.error, IngestError::BadSchemaName { .. }));
+    }
+}

@@ -1,0 +1,135 @@
+//! Lambda mode: init once (config, policies, clients), then serve SNS events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+use crate::action::http::HttpClient;
+use crate::action::sns::TopicPublisher;
+use crate::action::Registry;
+use crate::config::Config;
+use crate::event::ingest_lambda_event;
+use crate::outcome::{PublishError, Publisher, SnsPublisher};
+use crate::pipeline::{Responder, Summary};
+use crate::policy::{PolicyError, PolicySet};
+
+/// Time kept back from the invocation deadline to publish outcomes.
+const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("policies: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("OUTCOME_TOPIC_ARN is required in Lambda mode")]
+    NoOutcomeTopic,
+}
+
+/// Builds the responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`.
+pub async fn init(config: &Config) -> Result<Responder, InitError> {
+    let topic = config
+        .outcome_topic_arn
+        .clone()
+        .ok_or(InitError::NoOutcomeTopic)?;
+    let policies = PolicySet::load(&config.policies, config.policy_timeout)?;
+    let sdk = crate::aws::sdk_config().await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns.clone(), topic.clone()));
+    let registry = Registry::builtin(
+        HttpClient::new(config.http_timeout)?,
+        Some(Arc::new(sns) as Arc<dyn TopicPublisher>),
+        Some(topic),
+    );
+    tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, "initialized");
+    Ok(Responder::new(config, policies, registry, publisher))
+}
+
+/// Serves invocations until the runtime stops.
+pub async fn serve(
+    responder: Responder,
+    default_schema: String,
+) -> Result<(), lambda_runtime::Error> {
+    let responder = Arc::new(responder);
+    let default_schema = Arc::new(default_schema);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let responder = responder.clone();
+        let default_schema = default_schema.clone();
+        async move { handle(&responder, &default_schema, event).await }
+    }))
+    .await
+}
+
+/// One invocation. The payload is taken as plain JSON so that a malformed
+/// event is rejected with an outcome rather than failed (and retried) by the
+/// runtime's deserializer.
+pub async fn handle(
+    responder: &Responder,
+    default_schema: &str,
+    event: LambdaEvent<Value>,
+) -> Result<Summary, PublishError> {
+    let request_id = event.context.request_id.clone();
+    let deadline = deadline_instant(event.context.deadline);
+    let span = tracing::info_span!("invocation", request_id = %request_id);
+    let _enter = span.enter();
+    let records = ingest_lambda_event(&event.payload, default_schema);
+    let result = responder.handle(records, deadline).await;
+    match &result {
+        Ok(summary) => tracing::info!(
+            records = summary.records,
+            rejected = summary.rejected,
+            alerts = summary.alerts,
+            actions = summary.actions,
+            outcomes = summary.outcomes,
+            "invocation done"
+        ),
+        Err(err) => tracing::error!(error = %err, "invocation failed; Lambda will retry the event"),
+    }
+    result
+}
+
+/// The runtime's deadline (epoch milliseconds) as an `Instant`, less the
+/// margin kept for publishing.
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(Instant::now() + remaining.saturating_sub(PUBLISH_MARGIN))
+}
+
+/// Tells the Runtime API that init failed, so Lambda reports the reason.
+pub async fn report_init_error(runtime_api: &str, error: &InitError) {
+    let url = format!("http://{runtime_api}/2018-06-01/runtime/init/error");
+    let body =
+        serde_json::json!({"errorType": "Runtime.InitError", "errorMessage": error.to_string()});
+    crate::aws::install_crypto_provider();
+    let client = reqwest::Client::new();
+    if let Err(err) = client
+        .post(url)
+        .header("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")
+        .json(&body)
+        .send()
+        .await
+    {
+        tracing::error!(error = %err, "could not report the init error to the Runtime API");
+    }
+}
+
+impl From<PublishError> for lambda_runtime::Diagnostic {
+    fn from(err: PublishError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "AlertResponder.PublishError".to_string(),
+            error_message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! alert-responder: turns a security data lake's alert change stream into
+//! automated response.
+//!
+//! An SNS record is ingested into an [`event::Envelope`], the *alert policy*
+//! (`package alert.<schema>`) decides which alerts it means, the *action
+//! policy* (`package action`) decides in rounds which actions run, and every
+//! action run becomes an [`outcome::Outcome`] handed to a
+//! [`outcome::Publisher`].
+//!
+//! Module map:
+//! - [`config`]: environment → validated [`config::Config`], once, at init.
+//! - [`event`]: SNS envelopes, the Matano alert-change model, schema detection.
+//! - [`policy`]: the regorus engine: load, compile once, evaluate.
+//! - [`workflow`]: the action round loop, commits, abort/force, limits.
+//! - [`action`]: the action registry and the built-in executors.
+//! - [`outcome`]: the outcome model and its publishers (SNS, stdout, file).
+//! - [`pipeline`]: one envelope through both policies to published outcomes.
+//! - [`aws`]: SDK configuration on one rustls/ring TLS stack.
+//! - [`lambda`]: the Lambda handler.
+//! - [`cli`]: the local commands (`run`, `check`).
+
+pub mod action;
+pub mod alert;
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod lambda;
+pub mod outcome;
+pub mod pipeline;
+pub mod policy;
+pub mod workflow;
+
+/// Replaces the value of every argument whose name marks it as a secret.
+pub const REDACTED: &str = "[REDACTED]";

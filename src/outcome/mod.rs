@@ -1,0 +1,393 @@
+//! Outcomes: one versioned JSON message per action run (plus one per rejected
+//! message or policy error), and the publishers that deliver them.
+//!
+//! The JSON Schema is `schemas/outcome.v1.json`.
+
+pub mod local;
+pub mod sns;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::alert::{Alert, Attr};
+use crate::event::{content_hash, Envelope, Rejected};
+
+pub use local::{FilePublisher, MemoryPublisher, StdoutPublisher};
+pub use sns::SnsPublisher;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// SNS's message limit is 256 KiB including attributes; outcome bodies stay
+/// under this, leaving room for the attributes.
+pub const MAX_OUTCOME_BYTES: usize = 240 * 1024;
+/// A result, args or original message larger than this is replaced by a preview.
+pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Skipped,
+    DryRun,
+    Rejected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::DryRun => "dry_run",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// An action ran (or was skipped, or dry-run).
+    ActionOutcome,
+    /// A message could not be ingested; `rejected` keeps it.
+    MessageRejected,
+    /// A policy failed for this message or alert; no further action ran.
+    PolicyError,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::ActionOutcome => "action_outcome",
+            EventType::MessageRejected => "message_rejected",
+            EventType::PolicyError => "policy_error",
+        }
+    }
+}
+
+/// What subscribers need of the alert, without its (large) data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSummary {
+    pub id: String,
+    pub schema: String,
+    pub title: String,
+    pub severity: String,
+    pub source: String,
+    pub namespace: String,
+    pub attrs: Vec<Attr>,
+    /// The Matano alert id, when the source is Matano.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matano_alert_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionSummary {
+    pub id: String,
+    pub uses: String,
+    /// Redacted: `secret_*` values never appear.
+    pub args: Map<String, Value>,
+}
+
+/// Where the outcome's message came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceMessage {
+    pub message_id: Option<String>,
+    pub topic_arn: Option<String>,
+    /// Identifies the change (`matano/<alert id>/<update_count>`).
+    pub change_key: Option<String>,
+}
+
+/// A message that could not be ingested, kept so nothing is lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedMessage {
+    pub original: String,
+    pub original_bytes: usize,
+    pub truncated: bool,
+}
+
+/// One published outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub schema_version: u32,
+    pub event_type: EventType,
+    /// Deterministic: a retry republishes the same id.
+    pub outcome_id: String,
+    pub status: Status,
+    pub source_message: SourceMessage,
+    pub alert: Option<AlertSummary>,
+    pub action: Option<ActionSummary>,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    /// The round of the action policy the action ran in.
+    pub seq: Option<u32>,
+    /// Attributes the action committed to the alert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<Attr>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<RejectedMessage>,
+}
+
+impl Outcome {
+    /// SNS message attributes, for subscription filter policies.
+    pub fn attributes(&self) -> BTreeMap<&'static str, String> {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("event_type", self.event_type.as_str().to_string());
+        attrs.insert("status", self.status.as_str().to_string());
+        if let Some(action) = &self.action {
+            attrs.insert("action_uses", action.uses.clone());
+            attrs.insert("action_id", action.id.clone());
+        }
+        if let Some(alert) = &self.alert {
+            attrs.insert("severity", alert.severity.clone());
+            attrs.insert("source", alert.source.clone());
+        }
+        // SNS rejects empty attribute values.
+        attrs.retain(|_, v| !v.is_empty());
+        attrs
+    }
+
+    /// The message body: JSON, never over [`MAX_OUTCOME_BYTES`].
+    pub fn to_message(&self) -> String {
+        let text = serde_json::to_string(self).expect("outcomes serialize");
+        if text.len() <= MAX_OUTCOME_BYTES {
+            return text;
+        }
+        // Shrink the free-form fields until it fits.
+        let mut smaller = self.clone();
+        smaller.result = smaller.result.map(|v| preview(&v, MAX_FIELD_BYTES / 4));
+        if let Some(action) = &mut smaller.action {
+            action.args = match preview(
+                &Value::Object(std::mem::take(&mut action.args)),
+                MAX_FIELD_BYTES / 4,
+            ) {
+                Value::Object(map) => map,
+                other => Map::from_iter([("preview".to_string(), other)]),
+            };
+        }
+        if let Some(error) = &mut smaller.error {
+            truncate_string(error, MAX_FIELD_BYTES / 4);
+        }
+        if let Some(alert) = &mut smaller.alert {
+            if serde_json::to_string(&alert.attrs).map_or(0, |s| s.len()) > MAX_FIELD_BYTES / 4 {
+                alert.attrs.clear();
+            }
+        }
+        if let Some(rejected) = &mut smaller.rejected {
+            rejected.truncated |= truncate_string(&mut rejected.original, MAX_FIELD_BYTES);
+        }
+        serde_json::to_string(&smaller).expect("outcomes serialize")
+    }
+}
+
+/// A value small enough to carry, or a marker with a text preview of it.
+pub fn preview(value: &Value, limit: usize) -> Value {
+    let text = value.to_string();
+    if text.len() <= limit {
+        return value.clone();
+    }
+    let mut shown = text.clone();
+    truncate_string(&mut shown, limit);
+    serde_json::json!({"truncated": true, "original_bytes": text.len(), "preview": shown})
+}
+
+/// Cuts `text` to at most `limit` bytes on a char boundary; true if cut.
+pub fn truncate_string(text: &mut String, limit: usize) -> bool {
+    if text.len() <= limit {
+        return false;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    hex::encode(&Sha256::digest(parts.join("\n").as_bytes())[..16])
+}
+
+/// `outcome_id` of an action run: the same alert and action give the same id.
+pub fn action_outcome_id(alert_id: &str, action_id: &str) -> String {
+    short_hash(&["action", alert_id, action_id])
+}
+
+impl AlertSummary {
+    pub fn of(alert: &Alert) -> AlertSummary {
+        AlertSummary {
+            id: alert.id.clone(),
+            schema: alert.schema.clone(),
+            title: alert.title.clone(),
+            severity: alert.severity.clone(),
+            source: alert.source.clone(),
+            namespace: alert.namespace.clone(),
+            attrs: alert.attrs.clone(),
+            matano_alert_id: alert
+                .data
+                .pointer("/updated_alert/id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+}
+
+impl SourceMessage {
+    pub fn of(envelope: &Envelope) -> SourceMessage {
+        SourceMessage {
+            message_id: Some(envelope.message_id.clone()).filter(|m| !m.is_empty()),
+            topic_arn: envelope.topic_arn.clone(),
+            change_key: Some(envelope.change_key()),
+        }
+    }
+}
+
+/// The outcome of a message that could not be ingested.
+pub fn rejected_outcome(rejected: &Rejected) -> Outcome {
+    let identity = match &rejected.message_id {
+        Some(id) => id.clone(),
+        None => content_hash(&Value::String(rejected.original.clone())),
+    };
+    let mut original = rejected.original.clone();
+    let original_bytes = original.len();
+    let truncated = truncate_string(&mut original, MAX_OUTCOME_BYTES - 16 * 1024);
+    Outcome {
+        schema_version: SCHEMA_VERSION,
+        event_type: EventType::MessageRejected,
+        outcome_id: short_hash(&["rejected", &identity]),
+        status: Status::Rejected,
+        source_message: SourceMessage {
+            message_id: rejected.message_id.clone(),
+            topic_arn: rejected.topic_arn.clone(),
+            change_key: None,
+        },
+        alert: None,
+        action: None,
+        result: None,
+        error: Some(rejected.error.to_string()),
+        seq: None,
+        commits: Vec::new(),
+        started_at: Utc::now(),
+        duration_ms: 0,
+        rejected: Some(RejectedMessage {
+            original,
+            original_bytes,
+            truncated,
+        }),
+    }
+}
+
+/// The outcome of a policy failure for a message (alert policy) or an alert
+/// (action policy).
+pub fn policy_error_outcome(envelope: &Envelope, alert: Option<&Alert>, error: &str) -> Outcome {
+    let scope = alert
+        .map(|a| a.id.clone())
+        .unwrap_or_else(|| envelope.change_key());
+    Outcome {
+        schema_version: SCHEMA_VERSION,
+        event_type: EventType::PolicyError,
+        outcome_id: short_hash(&["policy_error", &scope]),
+        status: Status::Failed,
+        source_message: SourceMessage::of(envelope),
+        alert: alert.map(AlertSummary::of),
+        action: None,
+        result: None,
+        error: Some(error.to_string()),
+        seq: None,
+        commits: Vec::new(),
+        started_at: Utc::now(),
+        duration_ms: 0,
+        rejected: None,
+    }
+}
+
+/// Why outcomes could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("publishing {failed} of {total} outcomes to {destination} failed: {reason}")]
+    Failed {
+        destination: String,
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
+}
+
+/// Delivers outcomes somewhere: SNS, stdout, a file.
+pub trait Publisher: Send + Sync {
+    fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::IngestError;
+
+    #[test]
+    fn outcome_ids_are_deterministic_and_distinct() {
+        assert_eq!(action_outcome_id("a1", "x"), action_outcome_id("a1", "x"));
+        assert_ne!(action_outcome_id("a1", "x"), action_outcome_id("a1", "y"));
+        assert_ne!(action_outcome_id("a1", "x"), action_outcome_id("a2", "x"));
+        assert_eq!(action_outcome_id("a1", "x").len(), 32);
+    }
+
+    #[test]
+    fn huge_rejected_message_fits_sns() {
+        let rejected = Rejected {
+            message_id: Some("m".into()),
+            topic_arn: None,
+            original: "é".repeat(400_000),
+            error: IngestError::Oversize {
+                bytes: 800_000,
+                limit: 262_144,
+            },
+        };
+        let outcome = rejected_outcome(&rejected);
+        let message = outcome.to_message();
+        assert!(message.len() <= MAX_OUTCOME_BYTES, "{}", message.len());
+        let back: Outcome = serde_json::from_str(&message).unwrap();
+        let kept = back.rejected.unwrap();
+        assert!(kept.truncated);
+        assert_eq!(kept.original_bytes, 800_000);
+        assert!(rejected.original.starts_with(&kept.original));
+    }
+
+    #[test]
+    fn huge_result_is_replaced_by_a_marked_preview() {
+        let rejected = Rejected {
+            message_id: None,
+            topic_arn: None,
+            original: "{}".into(),
+            error: IngestError::Empty,
+        };
+        let mut outcome = rejected_outcome(&rejected);
+        outcome.result = Some(Value::String("x".repeat(300 * 1024)));
+        let message = outcome.to_message();
+        assert!(message.len() <= MAX_OUTCOME_BYTES);
+        let back: Outcome = serde_json::from_str(&message).unwrap();
+        let result = back.result.unwrap();
+        assert_eq!(result["truncated"], true);
+        assert_eq!(result["original_bytes"], 300 * 1024 + 2);
+    }
+
+    #[test]
+    fn attributes_skip_empty_values() {
+        let rejected = Rejected {
+            message_id: None,
+            topic_arn: None,
+            original: "x".into(),
+            error: IngestError::Empty,
+        };
+        let attrs = rejected_outcome(&rejected).attributes();
+        assert_eq!(attrs["event_type"], "message_rejected");
+        assert_eq!(attrs["status"], "rejected");
+        assert!(!attrs.contains_key("action_uses"));
+    }
+}

@@ -1,0 +1,134 @@
+//! One element of the action policy's `run` set.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{PolicyError, ACTION_RULE};
+
+/// An action the policy asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// Unique per alert: an id runs at most once.
+    pub id: String,
+    /// The executor, `<service>.<verb>`.
+    pub uses: String,
+    #[serde(default)]
+    pub args: Map<String, Value>,
+    /// Continue the workflow even if this action fails.
+    #[serde(default)]
+    pub force: bool,
+    /// Stop the workflow after this round.
+    #[serde(default)]
+    pub abort: bool,
+    /// Attributes written from the result when the action succeeds.
+    #[serde(default)]
+    pub commit: Vec<CommitSpec>,
+}
+
+/// Writes one alert attribute from an action's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitSpec {
+    pub key: String,
+    /// RFC 9535 JSONPath into the result, e.g. `$.body.country`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A literal value, used when `path` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub persist: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+}
+
+impl ActionRequest {
+    /// Parses and checks one `run` element; errors name the element and field.
+    pub fn from_policy_value(index: usize, value: &Value) -> Result<ActionRequest, PolicyError> {
+        let label = value
+            .get("id")
+            .and_then(Value::as_str)
+            .map(|id| format!("entry {id:?}"))
+            .unwrap_or_else(|| format!("element {index}"));
+        let fail = |reason: String| PolicyError::Output {
+            rule: ACTION_RULE.to_string(),
+            reason: format!("{label}: {reason}"),
+        };
+        let request: ActionRequest = serde_path_to_error::deserialize(value)
+            .map_err(|err| fail(format!("at `{}`: {}", err.path(), err.inner())))?;
+        if request.id.trim().is_empty() {
+            return Err(fail("`id` is empty".to_string()));
+        }
+        if request.uses.trim().is_empty() {
+            return Err(fail("`uses` is empty".to_string()));
+        }
+        for (i, commit) in request.commit.iter().enumerate() {
+            match (&commit.path, &commit.value) {
+                (Some(path), _) => {
+                    serde_json_path::JsonPath::parse(path).map_err(|err| {
+                        fail(format!("commit[{i}].path {path:?} is not JSONPath: {err}"))
+                    })?;
+                }
+                (None, Some(_)) => {}
+                (None, None) => return Err(fail(format!("commit[{i}] needs `path` or `value`"))),
+            }
+        }
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn missing_fields_name_the_entry() {
+        let err = ActionRequest::from_policy_value(3, &json!({"id": "x"})).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("data.action.run") && message.contains("entry \"x\""),
+            "{message}"
+        );
+        assert!(message.contains("missing field `uses`"), "{message}");
+
+        let err = ActionRequest::from_policy_value(3, &json!({"uses": "http.fetch"})).unwrap_err();
+        assert!(err.to_string().contains("element 3"), "{err}");
+    }
+
+    #[test]
+    fn commit_needs_valid_path_or_value() {
+        let bad = json!({"id": "x", "uses": "u", "commit": [{"key": "k", "path": "$.["}]});
+        assert!(ActionRequest::from_policy_value(0, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("commit[0].path"));
+        let bad = json!({"id": "x", "uses": "u", "commit": [{"key": "k"}]});
+        assert!(ActionRequest::from_policy_value(0, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("needs `path` or `value`"));
+        let good = json!({"id": "x", "uses": "u", "commit": [{"key": "k", "path": "$.body.a"}, {"key": "v", "value": 1}]});
+        assert_eq!(
+            ActionRequest::from_policy_value(0, &good)
+                .unwrap()
+                .commit
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let bad = json!({"id": "x", "uses": "u", "forse": true});
+        assert!(ActionRequest::from_policy_value(0, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("forse"));
+    }
+}
