@@ -38,3 +38,36 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     message
 }
+
+/// An SNS client made on first use, so local runs that never touch SNS never
+/// look for a region or credentials.
+#[derive(Default)]
+pub struct LazySnsClient {
+    client: tokio::sync::OnceCell<aws_sdk_sns::Client>,
+}
+
+impl LazySnsClient {
+    pub async fn get(&self) -> &aws_sdk_sns::Client {
+        self.client
+            .get_or_init(|| async { aws_sdk_sns::Client::new(&sdk_config().await) })
+            .await
+    }
+}
+
+impl crate::action::sns::TopicPublisher for LazySnsClient {
+    fn publish<'a>(
+        &'a self,
+        topic_arn: &'a str,
+        subject: Option<&'a str>,
+        message: &'a str,
+        attributes: &'a std::collections::BTreeMap<String, String>,
+    ) -> futures::future::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let client = self.get().await;
+            crate::action::sns::TopicPublisher::publish(
+                client, topic_arn, subject, message, attributes,
+            )
+            .await
+        })
+    }
+}

@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::action::{redact_args, ActionCall, ActionError, Registry};
+use crate::action::{
+    redact_args, scrub_text, scrub_value, secret_values, ActionCall, ActionError, Registry,
+};
 use crate::alert::{Alert, Attr};
 use crate::outcome::{action_outcome_id, Status};
 use crate::policy::{ActionRequest, CommitSpec, PolicyError, PolicySet};
@@ -225,13 +227,18 @@ impl Workflow<'_> {
                 .map(Some),
         };
         let duration_ms = clock.elapsed().as_millis() as u64;
+        let secrets = secret_values(&request.args);
         let (status, result, error) = match outcome {
-            Ok(Some(result)) => (Status::Succeeded, Some(result), None),
+            Ok(Some(result)) => (
+                Status::Succeeded,
+                Some(scrub_value(&result, &secrets)),
+                None,
+            ),
             Ok(None) => (Status::DryRun, None, None),
             Err(err) => (
                 Status::Failed,
-                err.result().cloned(),
-                Some(error_text(&err)),
+                err.result().map(|r| scrub_value(r, &secrets)),
+                Some(scrub_text(&error_text(&err), &secrets)),
             ),
         };
         match &error {
@@ -337,5 +344,403 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
         0 => None,
         1 => Some(nodes[0].clone()),
         _ => Some(Value::Array(nodes.into_iter().cloned().collect())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use serde_json::json;
+
+    use super::*;
+    use crate::action::{Action, ArgKind, ArgSpec};
+    use crate::event::ingest_document;
+    use crate::policy::PolicyFile;
+
+    /// `test.echo` returns its args; `test.fail` fails with a result;
+    /// `test.barrier` waits until two of its kind run at once.
+    struct Fake {
+        uses: &'static str,
+        calls: Arc<AtomicUsize>,
+        barrier: Arc<tokio::sync::Barrier>,
+    }
+
+    const ANY_ARGS: &[ArgSpec] = &[
+        ArgSpec::optional("v", ArgKind::Any, ""),
+        ArgSpec::optional("secret_token", ArgKind::Any, ""),
+        ArgSpec::optional("seen", ArgKind::Any, ""),
+    ];
+
+    impl Action for Fake {
+        fn uses(&self) -> &'static str {
+            self.uses
+        }
+        fn args(&self) -> &'static [ArgSpec] {
+            ANY_ARGS
+        }
+        fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                match self.uses {
+                    "test.fail" => Err(ActionError::Failed {
+                        message: "boom".into(),
+                        result: Some(json!({"status": 500})),
+                    }),
+                    "test.barrier" => {
+                        self.barrier.wait().await;
+                        Ok(json!({"ok": true}))
+                    }
+                    _ => {
+                        Ok(json!({"args": call.args, "nested": {"country": "NL", "list": [1, 2]}}))
+                    }
+                }
+            })
+        }
+    }
+
+    struct Harness {
+        policies: PolicySet,
+        registry: Registry,
+        calls: Arc<AtomicUsize>,
+        limits: Limits,
+        env: Value,
+    }
+
+    fn harness(action_policy: &str) -> Harness {
+        let policies = PolicySet::compile(
+            vec![
+                PolicyFile {
+                    name: "alert.rego".into(),
+                    text: "package alert.matano\nalert contains {\"title\": input.updated_alert.title, \"severity\": input.updated_alert.severity} if true\n".into(),
+                },
+                PolicyFile {
+                    name: "action.rego".into(),
+                    text: format!("package action\n{action_policy}\n"),
+                },
+            ],
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let mut registry = Registry::default();
+        for uses in ["test.echo", "test.fail", "test.barrier"] {
+            registry.register(Fake {
+                uses,
+                calls: calls.clone(),
+                barrier: barrier.clone(),
+            });
+        }
+        Harness {
+            policies,
+            registry,
+            calls,
+            limits: Limits {
+                max_rounds: 32,
+                max_actions: 64,
+                dry_run: false,
+            },
+            env: json!({"TEAM": "secops"}),
+        }
+    }
+
+    impl Harness {
+        async fn run(&self) -> WorkflowReport {
+            let envelope = ingest_document(
+                include_bytes!("../tests/fixtures/matano_alert_change_v1.json"),
+                "matano",
+            )
+            .pop()
+            .unwrap()
+            .unwrap();
+            let draft = self
+                .policies
+                .eval_alerts("matano", &envelope.payload)
+                .unwrap()
+                .pop()
+                .unwrap();
+            let workflow = Workflow {
+                policies: &self.policies,
+                registry: &self.registry,
+                limits: &self.limits,
+                env: &self.env,
+            };
+            workflow
+                .run(Alert::from_draft(draft, &envelope), None)
+                .await
+        }
+    }
+
+    fn ids(report: &WorkflowReport) -> Vec<(u32, &str, Status)> {
+        report
+            .actions
+            .iter()
+            .map(|a| (a.seq, a.id.as_str(), a.status))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn rounds_chain_on_results_and_each_id_runs_once() {
+        let h = harness(
+            r#"
+run contains {"id": "enrich", "uses": "test.echo", "args": {"v": 1}}
+run contains {"id": "act", "uses": "test.echo", "args": {"v": c.result.nested.country}} if {
+    some c in input.called
+    c.id == "enrich"
+}
+"#,
+        );
+        let report = h.run().await;
+        assert_eq!(
+            ids(&report),
+            vec![
+                (0, "enrich", Status::Succeeded),
+                (1, "act", Status::Succeeded)
+            ]
+        );
+        assert_eq!(report.actions[1].args["v"], "NL");
+        assert_eq!(report.stop, Stop::Completed);
+        assert_eq!(report.rounds, 2);
+        assert_eq!(h.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn abort_stops_after_its_round() {
+        let h = harness(
+            r#"
+run contains {"id": "first", "uses": "test.echo", "abort": true}
+run contains {"id": "second", "uses": "test.echo"} if count(input.called) > 0
+"#,
+        );
+        let report = h.run().await;
+        assert_eq!(ids(&report), vec![(0, "first", Status::Succeeded)]);
+        assert_eq!(
+            report.stop,
+            Stop::Aborted {
+                action_id: "first".into()
+            }
+        );
+        assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failure_stops_the_workflow_unless_forced() {
+        let policy = |force: bool| {
+            format!(
+                r#"
+run contains {{"id": "lookup", "uses": "test.fail", "force": {force}}}
+run contains {{"id": "next", "uses": "test.echo", "args": {{"v": c.result.status}}}} if {{
+    some c in input.called
+    c.id == "lookup"
+    c.status == "failed"
+    c.error == "boom"
+}}
+"#
+            )
+        };
+        let stopped = harness(&policy(false)).run().await;
+        assert_eq!(ids(&stopped), vec![(0, "lookup", Status::Failed)]);
+        assert_eq!(
+            stopped.stop,
+            Stop::ActionFailed {
+                action_id: "lookup".into()
+            }
+        );
+        assert_eq!(stopped.actions[0].result, Some(json!({"status": 500})));
+
+        let forced = harness(&policy(true)).run().await;
+        assert_eq!(
+            ids(&forced),
+            vec![
+                (0, "lookup", Status::Failed),
+                (1, "next", Status::Succeeded)
+            ]
+        );
+        assert_eq!(forced.actions[1].args["v"], 500);
+        assert_eq!(forced.stop, Stop::Completed);
+    }
+
+    #[tokio::test]
+    async fn commits_write_attrs_seen_by_later_rounds() {
+        let h = harness(
+            r#"
+run contains {"id": "enrich", "uses": "test.echo", "commit": [
+    {"key": "country", "path": "$.nested.country"},
+    {"key": "numbers", "path": "$.nested.list[*]"},
+    {"key": "fixed", "value": {"a": 1}, "persist": true, "ttl": 3600},
+    {"key": "absent", "path": "$.nope"}
+]}
+run contains {"id": "use", "uses": "test.echo", "args": {"v": a.value}} if {
+    some a in input.alert.attrs
+    a.key == "country"
+}
+"#,
+        );
+        let report = h.run().await;
+        assert_eq!(
+            ids(&report),
+            vec![
+                (0, "enrich", Status::Succeeded),
+                (1, "use", Status::Succeeded)
+            ]
+        );
+        assert_eq!(report.actions[1].args["v"], "NL");
+        let attr = |key: &str| report.alert.attrs.iter().find(|a| a.key == key).cloned();
+        assert_eq!(attr("country").unwrap().value, json!("NL"));
+        assert_eq!(attr("numbers").unwrap().value, json!([1, 2]));
+        let fixed = attr("fixed").unwrap();
+        assert_eq!(
+            (fixed.value, fixed.persist, fixed.ttl),
+            (json!({"a": 1}), true, Some(3600))
+        );
+        assert!(attr("absent").is_none());
+        assert_eq!(report.actions[0].commits.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn max_rounds_is_reported_never_silent() {
+        let mut h =
+            harness(r#"run contains {"id": sprintf("step_%d", [input.seq]), "uses": "test.echo"}"#);
+        h.limits.max_rounds = 3;
+        let report = h.run().await;
+        assert_eq!(
+            ids(&report),
+            vec![
+                (0, "step_0", Status::Succeeded),
+                (1, "step_1", Status::Succeeded),
+                (2, "step_2", Status::Succeeded),
+                (3, "step_3", Status::Skipped)
+            ]
+        );
+        assert!(report.actions[3]
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("MAX_ROUNDS (3)"));
+        assert_eq!(report.stop, Stop::MaxRounds { rounds: 3 });
+        assert_eq!(h.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn max_actions_skips_the_excess() {
+        let mut h = harness(
+            r#"run contains {"id": sprintf("a%d", [i]), "uses": "test.echo"} if some i in numbers.range(1, 5)"#,
+        );
+        h.limits.max_actions = 3;
+        let report = h.run().await;
+        let statuses: Vec<Status> = report.actions.iter().map(|a| a.status).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == Status::Succeeded).count(),
+            3
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == Status::Skipped).count(),
+            2
+        );
+        assert_eq!(h.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn actions_of_a_round_run_concurrently() {
+        // Each waits for the other at a barrier: sequential execution never finishes.
+        let h = harness(
+            r#"
+run contains {"id": "left", "uses": "test.barrier"}
+run contains {"id": "right", "uses": "test.barrier"}
+"#,
+        );
+        let report = tokio::time::timeout(Duration::from_secs(10), h.run())
+            .await
+            .expect("actions of one round did not run concurrently");
+        assert_eq!(
+            ids(&report),
+            vec![
+                (0, "left", Status::Succeeded),
+                (0, "right", Status::Succeeded)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn env_holds_only_allow_listed_values_and_secrets_are_redacted_in_called() {
+        let h = harness(
+            r#"
+run contains {"id": "env", "uses": "test.echo", "args": {"v": input.env}}
+run contains {"id": "leak", "uses": "test.echo", "args": {"v": input.env.AWS_SECRET_ACCESS_KEY}}
+run contains {"id": "secret", "uses": "test.echo", "args": {"secret_token": "tok-123"}}
+run contains {"id": "peek", "uses": "test.echo", "args": {"seen": c.args.secret_token}} if {
+    some c in input.called
+    c.id == "secret"
+}
+"#,
+        );
+        let report = h.run().await;
+        let ids: Vec<&str> = report.actions.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, vec!["env", "secret", "peek"]);
+        assert_eq!(report.actions[0].args["v"], json!({"TEAM": "secops"}));
+        assert_eq!(report.actions[1].args["secret_token"], crate::REDACTED);
+        assert_eq!(report.actions[2].args["seen"], crate::REDACTED);
+        let text = serde_json::to_string(&report.actions).unwrap();
+        assert!(!text.contains("tok-123"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn unknown_action_fails_naming_the_entry() {
+        let h = harness(r#"run contains {"id": "page", "uses": "pager.page"}"#);
+        let report = h.run().await;
+        assert_eq!(report.actions[0].status, Status::Failed);
+        assert_eq!(
+            report.actions[0].error.as_deref(),
+            Some("unknown action \"pager.page\" (requested by run entry \"page\")")
+        );
+    }
+
+    #[tokio::test]
+    async fn conflicting_entries_under_one_id_are_a_policy_error() {
+        let h = harness(
+            r#"run contains {"id": "x", "uses": "test.echo", "args": {"v": i}} if some i in [1, 2]"#,
+        );
+        let report = h.run().await;
+        assert!(report.actions.is_empty());
+        match report.stop {
+            Stop::PolicyError { error } => assert!(error.contains("share id \"x\""), "{error}"),
+            other => panic!("unexpected stop {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn policy_error_mid_workflow_keeps_earlier_records() {
+        let h = harness(
+            r#"
+run contains {"id": "first", "uses": "test.echo"}
+run contains {"id": "bad"} if count(input.called) > 0
+"#,
+        );
+        let report = h.run().await;
+        assert_eq!(ids(&report), vec![(0, "first", Status::Succeeded)]);
+        assert!(
+            matches!(report.stop, Stop::PolicyError { ref error } if error.contains("missing field `uses`"))
+        );
+    }
+
+    #[tokio::test]
+    async fn dry_run_executes_nothing_but_continues_the_rounds() {
+        let mut h = harness(
+            r#"
+run contains {"id": "a", "uses": "test.echo"}
+run contains {"id": "b", "uses": "test.fail"} if count(input.called) > 0
+"#,
+        );
+        h.limits.dry_run = true;
+        let report = h.run().await;
+        assert_eq!(
+            ids(&report),
+            vec![(0, "a", Status::DryRun), (1, "b", Status::DryRun)]
+        );
+        assert_eq!(h.calls.load(Ordering::SeqCst), 0);
     }
 }

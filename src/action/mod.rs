@@ -247,6 +247,52 @@ pub fn redact_args(args: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// The string values of every `secret_*` argument, at any depth.
+pub fn secret_values(args: &Map<String, Value>) -> Vec<String> {
+    fn collect(value: &Value, secret: bool, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) if secret && !s.is_empty() => out.push(s.clone()),
+            Value::Object(map) => {
+                for (k, v) in map {
+                    collect(v, secret || is_secret_name(k), out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| collect(v, secret, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    collect(&Value::Object(args.clone()), false, &mut out);
+    out
+}
+
+/// Replaces every occurrence of a secret value inside `text`: an action's
+/// result or error may echo what it sent (an auth header, a signed URL).
+pub fn scrub_text(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |acc, secret| {
+        acc.replace(secret.as_str(), REDACTED)
+    })
+}
+
+/// [`scrub_text`] over every string (keys included) of a JSON value.
+pub fn scrub_value(value: &Value, secrets: &[String]) -> Value {
+    if secrets.is_empty() {
+        return value.clone();
+    }
+    match value {
+        Value::String(s) => Value::String(scrub_text(s, secrets)),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| scrub_value(v, secrets)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (scrub_text(k, secrets), scrub_value(v, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 fn redact_value(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(redact_args(map)),
@@ -316,6 +362,21 @@ mod tests {
                 &args(json!({"url": "http://x", "headers": {"a": "b"}}))
             )
             .is_ok());
+    }
+
+    #[test]
+    fn echoed_secrets_are_scrubbed_from_results() {
+        let secrets = secret_values(&args(
+            json!({"secret_token": "tok-123", "x": {"secret_pair": {"k": "abc"}}, "url": "u"}),
+        ));
+        assert_eq!(secrets, vec!["tok-123".to_string(), "abc".to_string()]);
+        let result = json!({"headers": {"authorization": "Bearer tok-123"}, "tok-123": ["abc"]});
+        let text = scrub_value(&result, &secrets).to_string();
+        assert!(!text.contains("tok-123") && !text.contains("abc"), "{text}");
+        assert_eq!(
+            scrub_text("bad token tok-123", &secrets),
+            "bad token [REDACTED]"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::PolicyArgs;
 use crate::action::http::HttpClient;
 use crate::action::sns::TopicPublisher;
 use crate::action::Registry;
+use crate::aws::LazySnsClient;
 use crate::config::Config;
 use crate::event::ingest_document;
 use crate::outcome::{FilePublisher, Publisher, SnsPublisher, StdoutPublisher};
@@ -35,6 +36,16 @@ pub struct RunArgs {
     /// Publish outcomes to OUTCOME_TOPIC_ARN on SNS instead of printing them.
     #[arg(long)]
     pub sns: bool,
+    /// Set `input.env.KEY` for the policies (repeatable); adds to POLICY_ENV.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub env: Vec<(String, String)>,
+}
+
+fn parse_env_pair(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {pair:?}")),
+    }
 }
 
 /// Exit codes: 0 all handled; 2 a message was rejected or a policy failed.
@@ -42,6 +53,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
     config.dry_run |= args.dry_run;
+    config.policy_env.extend(args.env.iter().cloned());
 
     let input = match &args.input {
         None => SAMPLE_ALERT.as_bytes().to_vec(),
@@ -55,14 +67,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
 
     let policies = PolicySet::load(&config.policies, config.policy_timeout)?;
-    let sdk = crate::aws::sdk_config().await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sns = Arc::new(LazySnsClient::default());
     let publisher: Arc<dyn Publisher> = if args.sns {
         let topic = config
             .outcome_topic_arn
             .clone()
             .context("--sns needs OUTCOME_TOPIC_ARN")?;
-        Arc::new(SnsPublisher::new(sns.clone(), topic))
+        Arc::new(SnsPublisher::new(sns.get().await.clone(), topic))
     } else if let Some(path) = &args.out {
         Arc::new(FilePublisher::new(path))
     } else {
@@ -70,7 +81,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let registry = Registry::builtin(
         HttpClient::new(config.http_timeout)?,
-        Some(Arc::new(sns) as Arc<dyn TopicPublisher>),
+        Some(sns as Arc<dyn TopicPublisher>),
         config.outcome_topic_arn.clone(),
     );
     let responder = Responder::new(&config, policies, registry, publisher);

@@ -1,0 +1,288 @@
+//! Shared test infrastructure: a real HTTP/1.1 server on loopback that
+//! records requests and answers through a handler, and moto helpers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// One request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Lower-cased names.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body of {} {} is not JSON: {e}", self.method, self.path))
+    }
+
+    /// The outcome inside an SNS HTTP notification.
+    pub fn sns_message(&self) -> Value {
+        let notification = self.json();
+        assert_eq!(notification["Type"], "Notification", "{notification}");
+        serde_json::from_str(
+            notification["Message"]
+                .as_str()
+                .expect("Message is a string"),
+        )
+        .expect("Message is JSON")
+    }
+}
+
+/// What the server does with a request.
+pub enum Reply {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Never answer (until the server is dropped): a hung upstream.
+    Hang,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply::Respond {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub fn text(status: u16, body: &str) -> Reply {
+        Reply::Respond {
+            status,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        if let Reply::Respond { headers, .. } = &mut self {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    count: watch::Receiver<usize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestServer {
+    /// A server that answers 200 `{}` to everything.
+    pub async fn ok() -> TestServer {
+        TestServer::start(|_| Reply::json(200, serde_json::json!({}))).await
+    }
+
+    pub async fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (count_tx, count) = watch::channel(0usize);
+        let handler: Handler = Arc::new(handler);
+        let state = (requests.clone(), Arc::new(count_tx));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (requests, count_tx) = state.clone();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let _ = serve_connection(stream, handler, requests, count_tx).await;
+                });
+            }
+        });
+        TestServer {
+            addr,
+            requests,
+            count,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits (on the request counter, not a sleep) until `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Recorded> {
+        let mut count = self.count.clone();
+        let reached = tokio::time::timeout(within, count.wait_for(|c| *c >= n)).await;
+        let got = self.requests();
+        assert!(
+            reached.is_ok(),
+            "expected {n} request(s) within {within:?}, got {}: {got:#?}",
+            got.len()
+        );
+        got
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    handler: Handler,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    count_tx: Arc<watch::Sender<usize>>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let mut headers = HashMap::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).await?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+            }
+        }
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await?;
+        let recorded = Recorded {
+            method,
+            path,
+            headers,
+            body,
+        };
+        let reply = handler(&recorded);
+        requests.lock().unwrap().push(recorded);
+        count_tx.send_modify(|c| *c += 1);
+        match reply {
+            Reply::Hang => std::future::pending::<()>().await,
+            Reply::Respond {
+                status,
+                headers,
+                body,
+            } => {
+                let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                for (name, value) in headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                write.write_all(head.as_bytes()).await?;
+                write.write_all(&body).await?;
+                write.flush().await?;
+            }
+        }
+    }
+}
+
+/// moto's endpoint, exported by `scripts/test`. Tests that need it fail
+/// (never skip) without it.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").expect(
+        "MOTO_ENDPOINT is not set: run the suite with scripts/test, which starts moto server",
+    )
+}
+
+/// An SNS client for test setup, pointed at moto.
+pub async fn sns_client() -> aws_sdk_sns::Client {
+    let sdk = alert_responder::aws::sdk_config().await;
+    let config = aws_sdk_sns::config::Builder::from(&sdk)
+        .endpoint_url(moto_endpoint())
+        .build();
+    aws_sdk_sns::Client::from_conf(config)
+}
+
+/// A topic with a name no other test uses.
+pub async fn create_topic(sns: &aws_sdk_sns::Client, prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("{prefix}-{}-{n}", std::process::id());
+    sns.create_topic()
+        .name(name)
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .unwrap()
+}
+
+/// Subscribes an HTTP endpoint, optionally with a filter policy on message attributes.
+pub async fn subscribe_http(
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    url: &str,
+    filter_policy: Option<Value>,
+) {
+    let mut request = sns
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("http")
+        .endpoint(url);
+    if let Some(policy) = filter_policy {
+        request = request.attributes("FilterPolicy", policy.to_string());
+    }
+    request.send().await.expect("subscribe");
+}
+
+/// Validates an outcome against the committed JSON Schema.
+pub fn assert_valid_outcome(outcome: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../schemas/outcome.v1.json")).unwrap();
+        jsonschema::validator_for(&schema).expect("outcome schema compiles")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(outcome)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "outcome does not match schemas/outcome.v1.json: {errors:#?}\n{outcome:#}"
+    );
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}

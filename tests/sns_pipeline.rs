@@ -1,0 +1,310 @@
+//! The library handler end to end against moto server: a Lambda `SnsEvent`
+//! carrying a Matano change goes through both policies and the actions, and
+//! outcomes reach real HTTP subscribers of the outcome topic through moto's
+//! SNS delivery, honouring a filter policy.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use alert_responder::config::Config;
+use alert_responder::lambda;
+use common::{
+    assert_valid_outcome, create_topic, fixture, sns_client, subscribe_http, Reply, TestServer,
+};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The bundled sample event with two never-seen source IPs in its diff.
+fn sns_event_with_new_ips(ips: &[&str]) -> Value {
+    let mut event: Value = serde_json::from_str(&fixture("sns_event_matano.json")).unwrap();
+    let mut payload: Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    payload["updated_alert"]["severity"] = json!("high");
+    payload["context_diff"]["source"] = json!({"ip": ips});
+    event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
+    event
+}
+
+fn invocation(payload: Value) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = "req-1".into();
+    LambdaEvent::new(payload, context)
+}
+
+fn config(topic: &str, env: &[(&str, String)]) -> Config {
+    Config {
+        outcome_topic_arn: Some(topic.to_string()),
+        policy_env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        ..Config::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
+    let sns = sns_client().await;
+    let topic = create_topic(&sns, "outcomes").await;
+
+    // The intel API answers for one IP and fails for the other.
+    let intel = TestServer::start(|req| {
+        if req.path.starts_with("/5.205.62.253/") {
+            Reply::json(200, json!({"ip": "5.205.62.253", "country": "NL"}))
+        } else {
+            Reply::json(500, json!({"error": "upstream down"}))
+        }
+    })
+    .await;
+    let webhook = TestServer::ok().await;
+    let all_outcomes = TestServer::ok().await;
+    let failures_only = TestServer::ok().await;
+    subscribe_http(&sns, &topic, &all_outcomes.url("/all"), None).await;
+    subscribe_http(
+        &sns,
+        &topic,
+        &failures_only.url("/failed"),
+        Some(json!({"status": ["failed"]})),
+    )
+    .await;
+
+    let config = config(
+        &topic,
+        &[
+            ("INTEL_URL", intel.url("")),
+            ("WEBHOOK_URL", webhook.url("/notify")),
+        ],
+    );
+    let responder = lambda::init(&config).await.expect("init");
+    let summary = lambda::handle(
+        &responder,
+        "matano",
+        invocation(sns_event_with_new_ips(&["5.205.62.253", "203.0.113.9"])),
+    )
+    .await
+    .expect("invocation succeeds");
+    assert_eq!(
+        (
+            summary.records,
+            summary.alerts,
+            summary.actions,
+            summary.failed_actions,
+            summary.outcomes
+        ),
+        (1, 1, 3, 1, 3)
+    );
+
+    // Round 0: both lookups (one failed, forced); round 1: the webhook, with what the lookup committed.
+    let notify = webhook.wait_for(1, WAIT).await;
+    let body = notify[0].json();
+    assert_eq!(
+        body["data"]["countries"],
+        json!({"country_5.205.62.253": "NL"})
+    );
+    assert_eq!(body["alert"]["title"], "AWS Root Credentials Change");
+
+    let delivered = all_outcomes.wait_for(3, WAIT).await;
+    let mut outcomes: Vec<Value> = delivered.iter().map(|r| r.sns_message()).collect();
+    outcomes.sort_by_key(|o| {
+        (
+            o["seq"].as_u64(),
+            o["action"]["id"].as_str().map(str::to_string),
+        )
+    });
+    for outcome in &outcomes {
+        assert_valid_outcome(outcome);
+        assert_eq!(
+            outcome["source_message"]["message_id"],
+            "95df01b4-ee98-5cb9-9903-4c221d41eb5e"
+        );
+        assert_eq!(
+            outcome["alert"]["matano_alert_id"],
+            "61d3ac78-cedd-434e-b407-ae0b330e1d4a"
+        );
+    }
+    let brief: Vec<(u64, &str, &str)> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                o["seq"].as_u64().unwrap(),
+                o["action"]["id"].as_str().unwrap(),
+                o["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        vec![
+            (0, "lookup_ip_203.0.113.9", "failed"),
+            (0, "lookup_ip_5.205.62.253", "succeeded"),
+            (1, "notify_webhook", "succeeded"),
+        ]
+    );
+    assert_eq!(outcomes[0]["result"]["body"]["error"], "upstream down");
+    assert_eq!(
+        outcomes[1]["commits"],
+        json!([{"key": "country_5.205.62.253", "value": "NL", "persist": false}])
+    );
+    assert_eq!(
+        outcomes[2]["alert"]["attrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["key"] == "country_5.205.62.253")
+            .count(),
+        1
+    );
+
+    // Moto delivers during Publish, so by now the filtered subscriber has all it will get.
+    let filtered = failures_only.requests();
+    assert_eq!(filtered.len(), 1, "{filtered:#?}");
+    assert_eq!(
+        filtered[0].sns_message()["action"]["id"],
+        "lookup_ip_203.0.113.9"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_republishes_the_same_outcome_ids() {
+    let sns = sns_client().await;
+    let topic = create_topic(&sns, "redelivery").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(&sns, &topic, &subscriber.url("/"), None).await;
+    let mut config = config(&topic, &[]);
+    config.dry_run = true;
+    let responder = lambda::init(&config).await.unwrap();
+    let event = sns_event_with_new_ips(&["198.51.100.7"]);
+    lambda::handle(&responder, "matano", invocation(event.clone()))
+        .await
+        .unwrap();
+    lambda::handle(&responder, "matano", invocation(event))
+        .await
+        .unwrap();
+    let delivered = subscriber.wait_for(2, WAIT).await;
+    let first = delivered[0].sns_message();
+    let second = delivered[1].sns_message();
+    assert_eq!(first["status"], "dry_run");
+    assert_eq!(first["outcome_id"], second["outcome_id"]);
+    assert_eq!(first["alert"]["id"], second["alert"]["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_become_rejected_outcomes_and_good_ones_still_run() {
+    let sns = sns_client().await;
+    let topic = create_topic(&sns, "rejects").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(
+        &sns,
+        &topic,
+        &subscriber.url("/"),
+        Some(json!({"event_type": ["message_rejected"]})),
+    )
+    .await;
+    let mut config = config(&topic, &[]);
+    config.dry_run = true;
+    let responder = lambda::init(&config).await.unwrap();
+
+    let good = sns_event_with_new_ips(&["198.51.100.8"]);
+    let mut not_json = good["Records"][0].clone();
+    not_json["Sns"]["MessageId"] = json!("bad-json");
+    not_json["Sns"]["Message"] = json!("{\"updated_alert\": ");
+    let mut unknown_schema = good["Records"][0].clone();
+    unknown_schema["Sns"]["MessageId"] = json!("unknown-schema");
+    unknown_schema["Sns"]["Message"] = json!("{\"finding\": 1}");
+    unknown_schema["Sns"]["MessageAttributes"] =
+        json!({"schema": {"Type": "String", "Value": "guardduty"}});
+    let event = json!({"Records": [not_json, good["Records"][0].clone(), unknown_schema]});
+
+    let summary = lambda::handle(&responder, "matano", invocation(event))
+        .await
+        .expect("bad input does not fail the invocation");
+    assert_eq!(
+        (summary.records, summary.rejected, summary.alerts),
+        (3, 2, 1)
+    );
+
+    let delivered = subscriber.wait_for(2, WAIT).await;
+    let rejected: Vec<Value> = delivered.iter().map(|r| r.sns_message()).collect();
+    for outcome in &rejected {
+        assert_valid_outcome(outcome);
+    }
+    assert_eq!(rejected[0]["source_message"]["message_id"], "bad-json");
+    assert_eq!(rejected[0]["rejected"]["original"], "{\"updated_alert\": ");
+    assert!(rejected[0]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("message is not JSON"));
+    assert_eq!(
+        rejected[1]["source_message"]["message_id"],
+        "unknown-schema"
+    );
+    assert!(rejected[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no alert policy for schema \"guardduty\""));
+    assert_eq!(subscriber.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_failure_fails_the_invocation_for_retry() {
+    let sns = sns_client().await;
+    let topic = create_topic(&sns, "deleted").await;
+    sns.delete_topic().topic_arn(&topic).send().await.unwrap();
+    let mut config = config(&topic, &[]);
+    config.dry_run = true;
+    let responder = lambda::init(&config).await.unwrap();
+    let err = lambda::handle(
+        &responder,
+        "matano",
+        invocation(sns_event_with_new_ips(&["198.51.100.9"])),
+    )
+    .await
+    .expect_err("outcomes could not be published");
+    let message = err.to_string();
+    assert!(
+        message.contains(&topic) && message.contains("publishing 1 of 1 outcomes"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_publish_action_reaches_a_topic() {
+    let sns = sns_client().await;
+    let outcomes_topic = create_topic(&sns, "outcomes-page").await;
+    let page_topic = create_topic(&sns, "page").await;
+    let pager = TestServer::ok().await;
+    subscribe_http(&sns, &page_topic, &pager.url("/page"), None).await;
+    let outcomes = TestServer::ok().await;
+    subscribe_http(&sns, &outcomes_topic, &outcomes.url("/"), None).await;
+
+    let config = config(&outcomes_topic, &[("PAGE_TOPIC_ARN", page_topic.clone())]);
+    let responder = lambda::init(&config).await.unwrap();
+    // Critical and with no new IPs: round 0 pages straight away.
+    let mut event = sns_event_with_new_ips(&[]);
+    let mut payload: Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    payload["updated_alert"]["severity"] = json!("critical");
+    event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
+    lambda::handle(&responder, "matano", invocation(event))
+        .await
+        .unwrap();
+
+    let page = pager.wait_for(1, WAIT).await;
+    let notification = page[0].json();
+    assert_eq!(
+        notification["Subject"],
+        "[critical] AWS Root Credentials Change"
+    );
+    let message: Value = serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["title"], "AWS Root Credentials Change");
+
+    let outcome = outcomes.wait_for(1, WAIT).await[0].sns_message();
+    assert_valid_outcome(&outcome);
+    assert_eq!(outcome["action"]["uses"], "sns.publish");
+    assert_eq!(outcome["status"], "succeeded");
+    assert_eq!(outcome["result"]["topic_arn"], page_topic);
+}
