@@ -73,10 +73,8 @@ pub async fn handle(
     default_schema: &str,
     event: LambdaEvent<Value>,
 ) -> Result<Summary, PublishError> {
-    let request_id = event.context.request_id.clone();
+    // lambda_runtime's "Lambda runtime invoke" span already carries requestId.
     let deadline = deadline_instant(event.context.deadline);
-    let span = tracing::info_span!("invocation", request_id = %request_id);
-    let _enter = span.enter();
     let records = ingest_lambda_event(&event.payload, default_schema);
     let result = responder.handle(records, deadline).await;
     match &result {

@@ -11,22 +11,16 @@ use std::time::Duration;
 use alert_responder::config::Config;
 use alert_responder::lambda;
 use common::{
-    assert_valid_outcome, create_topic, fixture, sns_client, subscribe_http, Reply, TestServer,
+    assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply,
+    TestServer,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The bundled sample event with two never-seen source IPs in its diff.
 fn sns_event_with_new_ips(ips: &[&str]) -> Value {
-    let mut event: Value = serde_json::from_str(&fixture("sns_event_matano.json")).unwrap();
-    let mut payload: Value =
-        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
-    payload["updated_alert"]["severity"] = json!("high");
-    payload["context_diff"]["source"] = json!({"ip": ips});
-    event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
-    event
+    matano_sns_event("high", ips)
 }
 
 fn invocation(payload: Value) -> LambdaEvent<Value> {

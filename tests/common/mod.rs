@@ -286,3 +286,15 @@ pub fn fixture(name: &str) -> String {
     ))
     .unwrap()
 }
+
+/// The SNS event fixture with the Matano change's severity and never-seen
+/// source IPs (`context_diff.source.ip`) replaced.
+pub fn matano_sns_event(severity: &str, new_ips: &[&str]) -> Value {
+    let mut event: Value = serde_json::from_str(&fixture("sns_event_matano.json")).unwrap();
+    let mut payload: Value =
+        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    payload["updated_alert"]["severity"] = Value::String(severity.to_string());
+    payload["context_diff"]["source"] = serde_json::json!({ "ip": new_ips });
+    event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
+    event
+}
