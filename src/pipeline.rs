@@ -77,7 +77,7 @@ impl Responder {
         };
         for record in records {
             let outcomes = match record {
-                Err(rejected) => self.reject(rejected, &mut summary),
+                Err(rejected) => self.reject(*rejected, &mut summary),
                 Ok(envelope) if !self.policies.has_schema(&envelope.schema) => {
                     let error = IngestError::UnknownSchema {
                         schema: envelope.schema.clone(),

@@ -60,6 +60,22 @@ pub struct Rejected {
     pub error: IngestError,
 }
 
+impl Rejected {
+    pub fn boxed(
+        message_id: Option<String>,
+        topic_arn: Option<String>,
+        original: String,
+        error: IngestError,
+    ) -> Box<Rejected> {
+        Box::new(Rejected {
+            message_id,
+            topic_arn,
+            original,
+            error,
+        })
+    }
+}
+
 /// Why a message was rejected. Each names what was wrong and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
@@ -88,7 +104,8 @@ pub enum IngestError {
     UnknownSchema { schema: String },
 }
 
-pub type Ingested = Result<Envelope, Rejected>;
+/// Boxed: a rejection is rare and carries the whole original message.
+pub type Ingested = Result<Envelope, Box<Rejected>>;
 
 /// Ingests a Lambda invocation payload: an `SnsEvent` with one or more
 /// records. Anything else is rejected whole.
@@ -99,15 +116,15 @@ pub fn ingest_lambda_event(event: &Value, default_schema: &str) -> Vec<Ingested>
             .enumerate()
             .map(|(index, record)| ingest_sns_record(index, record, default_schema))
             .collect(),
-        None => vec![Err(Rejected {
-            message_id: None,
-            topic_arn: None,
-            original: event.to_string(),
-            error: IngestError::NotSnsRecord {
+        None => vec![Err(Rejected::boxed(
+            None,
+            None,
+            event.to_string(),
+            IngestError::NotSnsRecord {
                 index: 0,
                 reason: "invocation payload has no `Records` array".to_string(),
             },
-        })],
+        ))],
     }
 }
 
@@ -116,14 +133,7 @@ pub fn ingest_lambda_event(event: &Value, default_schema: &str) -> Vec<Ingested>
 /// HTTP subscribers), or a bare payload.
 pub fn ingest_document(bytes: &[u8], default_schema: &str) -> Vec<Ingested> {
     let text = String::from_utf8_lossy(bytes);
-    let reject = |error| {
-        vec![Err(Rejected {
-            message_id: None,
-            topic_arn: None,
-            original: text.to_string(),
-            error,
-        })]
-    };
+    let reject = |error| vec![Err(Rejected::boxed(None, None, text.to_string(), error))];
     if let Err(error) = check_size(bytes.len()) {
         return reject(error);
     }
@@ -135,50 +145,43 @@ pub fn ingest_document(bytes: &[u8], default_schema: &str) -> Vec<Ingested> {
         return ingest_lambda_event(&document, default_schema);
     }
     if document.get("Type").and_then(Value::as_str) == Some("Notification") {
-        return vec![
-            ingest_notification(&document, default_schema).map_err(|error| Rejected {
-                message_id: str_field(&document, "MessageId"),
-                topic_arn: str_field(&document, "TopicArn"),
-                original: text.to_string(),
-                error,
-            }),
-        ];
+        let message_id = str_field(&document, "MessageId");
+        let topic_arn = str_field(&document, "TopicArn");
+        return vec![ingest_notification(&document, default_schema)
+            .map_err(|error| Rejected::boxed(message_id, topic_arn, text.to_string(), error))];
     }
     let message_id = format!("local-{}", &content_hash(&document)[..16]);
     vec![
-        envelope_from_payload(document, message_id, Default::default(), default_schema).map_err(
-            |error| Rejected {
-                message_id: None,
-                topic_arn: None,
-                original: text.to_string(),
-                error,
-            },
-        ),
+        envelope_from_payload(document, message_id, Default::default(), default_schema)
+            .map_err(|error| Rejected::boxed(None, None, text.to_string(), error)),
     ]
 }
 
 fn ingest_sns_record(index: usize, record: &Value, default_schema: &str) -> Ingested {
     let sns = record.get("Sns").or_else(|| record.get("sns"));
     let Some(sns) = sns.filter(|s| s.is_object()) else {
-        return Err(Rejected {
-            message_id: None,
-            topic_arn: None,
-            original: record.to_string(),
-            error: IngestError::NotSnsRecord {
+        return Err(Rejected::boxed(
+            None,
+            None,
+            record.to_string(),
+            IngestError::NotSnsRecord {
                 index,
                 reason: "record has no `Sns` object".to_string(),
             },
-        });
+        ));
     };
-    ingest_notification(sns, default_schema).map_err(|error| Rejected {
-        message_id: str_field(sns, "MessageId"),
-        topic_arn: str_field(sns, "TopicArn"),
-        original: sns
+    ingest_notification(sns, default_schema).map_err(|error| {
+        let original = sns
             .get("Message")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .unwrap_or_else(|| record.to_string()),
-        error,
+            .unwrap_or_else(|| record.to_string());
+        Rejected::boxed(
+            str_field(sns, "MessageId"),
+            str_field(sns, "TopicArn"),
+            original,
+            error,
+        )
     })
 }
 

@@ -1,0 +1,260 @@
+//! The CLI as a user runs it: `run` on the bundled sample, on files and
+//! stdin, and `check`.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{assert_valid_outcome, fixture, Reply, TestServer};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    /// For `run`: every stdout line, parsed (each must be JSON).
+    outcomes: Vec<Value>,
+    stderr: String,
+}
+
+async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+        .args(args)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("POLICY_DIR")
+        .env_remove("POLICY_ENV")
+        .env_remove("OUTCOME_TOPIC_ARN")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input.as_bytes()).await.unwrap();
+    }
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let is_run = args.first() == Some(&"run");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        outcomes: stdout
+            .lines()
+            .filter(|_| is_run)
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+            })
+            .collect(),
+        stdout,
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn brief(outcomes: &[Value]) -> Vec<(u64, String, String)> {
+    outcomes
+        .iter()
+        .map(|o| {
+            assert_valid_outcome(o);
+            (
+                o["seq"].as_u64().unwrap(),
+                o["action"]["id"].as_str().unwrap().to_string(),
+                o["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn run_on_the_bundled_sample_chains_enrichment_into_a_webhook() {
+    let intel = TestServer::start(|_| Reply::json(200, json!({"country": "RO"}))).await;
+    let webhook = TestServer::ok().await;
+    let out = cli(
+        &[
+            "run",
+            "--env",
+            &format!("INTEL_URL={}", intel.url("")),
+            "--env",
+            &format!("WEBHOOK_URL={}", webhook.url("/hook")),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        brief(&out.outcomes),
+        vec![
+            (
+                0,
+                "lookup_ip_185.220.101.4".to_string(),
+                "succeeded".to_string()
+            ),
+            (1, "notify_webhook".to_string(), "succeeded".to_string()),
+        ]
+    );
+    assert_eq!(intel.requests()[0].path, "/185.220.101.4/json");
+    assert_eq!(
+        webhook.requests()[0].json()["data"]["countries"],
+        json!({"country_185.220.101.4": "RO"})
+    );
+    assert!(
+        out.stderr
+            .contains("1 record(s): 0 rejected, 1 alert(s), 2 action(s) (0 failed)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn dry_run_prints_the_plan_and_calls_nothing() {
+    let webhook = TestServer::ok().await;
+    let out = cli(
+        &[
+            "run",
+            "--dry-run",
+            "--env",
+            &format!("WEBHOOK_URL={}", webhook.url("/")),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        brief(&out.outcomes),
+        vec![
+            (
+                0,
+                "lookup_ip_185.220.101.4".to_string(),
+                "dry_run".to_string()
+            ),
+            (1, "notify_webhook".to_string(), "dry_run".to_string()),
+        ]
+    );
+    assert!(webhook.requests().is_empty());
+}
+
+#[tokio::test]
+async fn run_reads_files_and_stdin_in_every_envelope_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("event.json");
+    std::fs::write(
+        &path,
+        fixture("sns_event_matano.json").replace("\\\"medium\\\"", "\\\"critical\\\""),
+    )
+    .unwrap();
+    let from_file = cli(
+        &[
+            "run",
+            "--dry-run",
+            "--env",
+            "PAGE_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:page",
+            "--input",
+            path.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    assert_eq!(
+        brief(&from_file.outcomes),
+        vec![(0, "page_oncall".to_string(), "dry_run".to_string())]
+    );
+    assert_eq!(
+        from_file.outcomes[0]["source_message"]["message_id"],
+        "95df01b4-ee98-5cb9-9903-4c221d41eb5e"
+    );
+
+    let payload = fixture("matano_alert_change_v2.json").replace("\"medium\"", "\"critical\"");
+    let notification = json!({"Type": "Notification", "MessageId": "http-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:alerts", "Message": payload});
+    let from_stdin = cli(
+        &[
+            "run",
+            "--dry-run",
+            "--env",
+            "PAGE_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:page",
+            "--input",
+            "-",
+        ],
+        Some(&notification.to_string()),
+    )
+    .await;
+    assert_eq!(from_stdin.code, 0, "{}", from_stdin.stderr);
+    assert_eq!(
+        from_stdin.outcomes[0]["source_message"]["message_id"],
+        "http-1"
+    );
+    assert_eq!(from_stdin.outcomes[0]["action"]["id"], "page_oncall");
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_with_an_outcome_and_exit_2() {
+    let out = cli(
+        &["run", "--input", "-"],
+        Some("{\"updated_alert\": {\"id\": 1}}"),
+    )
+    .await;
+    assert_eq!(out.code, 2);
+    assert_eq!(out.outcomes.len(), 1);
+    let outcome = &out.outcomes[0];
+    assert_valid_outcome(outcome);
+    assert_eq!(outcome["status"], "rejected");
+    assert_eq!(
+        outcome["rejected"]["original"],
+        "{\"updated_alert\": {\"id\": 1}}"
+    );
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("`updated_alert.id`"),
+        "{outcome}"
+    );
+    assert!(out.stderr.contains("message rejected"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn missing_input_file_is_a_clear_error() {
+    let out = cli(&["run", "--input", "/nonexistent/alert.json"], None).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("reading /nonexistent/alert.json"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn check_reports_policies_and_compile_errors_with_file_and_line() {
+    let ok = cli(&["check"], None).await;
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        ok.stdout.starts_with("ok: 2 policy file(s)") && ok.stdout.contains("schema(s): matano"),
+        "{}",
+        ok.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("action.rego"),
+        "package action\nrun contains {\"id\": \"a\", \"uses\": \"http.fetch\"} if true\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("alert")).unwrap();
+    std::fs::write(
+        dir.path().join("alert/broken.rego"),
+        "package alert.matano\n\nalert contains x if {\n  x := [1,\n}\n",
+    )
+    .unwrap();
+    let broken = cli(&["check", "--policies", dir.path().to_str().unwrap()], None).await;
+    assert_eq!(broken.code, 1);
+    assert!(
+        broken.stderr.contains("alert/broken.rego:4:"),
+        "{}",
+        broken.stderr
+    );
+}
