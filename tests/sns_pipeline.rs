@@ -302,3 +302,35 @@ async fn sns_publish_action_reaches_a_topic() {
     assert_eq!(outcome["status"], "succeeded");
     assert_eq!(outcome["result"]["topic_arn"], page_topic);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_ten_outcomes_are_published_in_batches() {
+    let sns = sns_client().await;
+    let topic = create_topic(&sns, "batches").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(&sns, &topic, &subscriber.url("/"), None).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("alert.rego"),
+        "package alert.matano\nalert contains {\"title\": input.updated_alert.title} if true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("action.rego"),
+        "package action\nrun contains {\"id\": sprintf(\"step_%02d\", [i]), \"uses\": \"http.fetch\", \"args\": {\"url\": \"http://127.0.0.1:9/\"}} if some i in numbers.range(1, 23)\n",
+    )
+    .unwrap();
+    let mut config = config(&topic, &[]);
+    config.dry_run = true;
+    config.policies = alert_responder::config::PolicySource::Dir(dir.path().to_path_buf());
+    let responder = lambda::init(&config).await.unwrap();
+    let summary = lambda::handle(&responder, "matano", invocation(matano_sns_event("low", &[]))).await.unwrap();
+    assert_eq!(summary.outcomes, 23);
+
+    let delivered = subscriber.wait_for(23, WAIT).await;
+    let mut ids: Vec<String> = delivered.iter().map(|r| r.sns_message()["action"]["id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    let expected: Vec<String> = (1..=23).map(|i| format!("step_{i:02}")).collect();
+    assert_eq!(ids, expected);
+}
