@@ -1,9 +1,15 @@
 # Action policy: what to do about an alert, in rounds.
 #
-# Round 0 looks up every new source IP (http.fetch). Once every lookup has
-# been called, round 1 notifies a webhook with what the lookups found, and
-# critical alerts also page through SNS. Targets come from `input.env`
-# (allow-listed with POLICY_ENV, or `run --env KEY=VALUE`).
+#   round 0  look up every never-seen source IP (http.fetch, force: a failed
+#            lookup does not stop the response)
+#   round 1  when every lookup has been called:
+#            - an IP owned by a trusted org  -> close_benign, abort
+#            - otherwise                      -> notify_webhook, and for
+#              critical alerts page_oncall (sns.publish)
+#
+# Targets come from `input.env` (allow-listed with POLICY_ENV, or
+# `run --env KEY=VALUE`): INTEL_URL, WEBHOOK_URL, PAGE_TOPIC_ARN,
+# TRUSTED_ORGS (comma-separated org names as the intel API reports them).
 package action
 
 intel_base := object.get(input.env, "INTEL_URL", "https://ipinfo.io")
@@ -12,13 +18,16 @@ new_source_ips := {ip | some ip in input.alert.data.context_diff.source.ip}
 
 lookup_id(ip) := sprintf("lookup_ip_%s", [ip])
 
-# Round 0: enrichment. `force` lets the workflow go on if a lookup fails.
+# Round 0: enrichment.
 run contains {
 	"id": lookup_id(ip),
 	"uses": "http.fetch",
 	"args": {"url": sprintf("%s/%s/json", [intel_base, ip]), "timeout_ms": 3000},
 	"force": true,
-	"commit": [{"key": sprintf("country_%s", [ip]), "path": "$.body.country"}],
+	"commit": [
+		{"key": sprintf("country_%s", [ip]), "path": "$.body.country"},
+		{"key": sprintf("org_%s", [ip]), "path": "$.body.org"},
+	],
 } if {
 	some ip in new_source_ips
 }
@@ -34,7 +43,31 @@ lookups_done if {
 # What the lookups found, from the attributes they committed.
 countries := {a.key: a.value | some a in input.alert.attrs; startswith(a.key, "country_")}
 
-# Round 1: act on the enrichment.
+orgs := {a.value | some a in input.alert.attrs; startswith(a.key, "org_")}
+
+trusted_orgs := {trim_space(o) | some o in split(object.get(input.env, "TRUSTED_ORGS", ""), ","); trim_space(o) != ""}
+
+benign if {
+	some org in orgs
+	org in trusted_orgs
+}
+
+# Round 1, benign: say so and stop the workflow.
+run contains {
+	"id": "close_benign",
+	"uses": "webhook.post",
+	"args": {
+		"url": input.env.WEBHOOK_URL,
+		"data": {"verdict": "benign", "orgs": orgs},
+	},
+	"abort": true,
+} if {
+	lookups_done
+	benign
+	input.env.WEBHOOK_URL
+}
+
+# Round 1, otherwise: act on the enrichment.
 run contains {
 	"id": "notify_webhook",
 	"uses": "webhook.post",
@@ -44,6 +77,7 @@ run contains {
 	},
 } if {
 	lookups_done
+	not benign
 	input.env.WEBHOOK_URL
 }
 
@@ -57,6 +91,7 @@ run contains {
 	},
 } if {
 	lookups_done
+	not benign
 	input.alert.severity == "critical"
 	input.env.PAGE_TOPIC_ARN
 }

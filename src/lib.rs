@@ -17,7 +17,8 @@
 //! - [`pipeline`]: one envelope through both policies to published outcomes.
 //! - [`aws`]: SDK configuration on one rustls/ring TLS stack.
 //! - [`lambda`]: the Lambda handler.
-//! - [`cli`]: the local commands (`run`, `check`).
+//! - [`play`]: scenarios with mocked action results, checked against expectations.
+//! - [`cli`]: the local commands (`run`, `check`, `test`, `play`).
 
 pub mod action;
 pub mod alert;
@@ -28,6 +29,7 @@ pub mod event;
 pub mod lambda;
 pub mod outcome;
 pub mod pipeline;
+pub mod play;
 pub mod policy;
 pub mod workflow;
 

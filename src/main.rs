@@ -56,7 +56,7 @@ async fn cli_main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+            tracing_subscriber::EnvFilter::try_new(cli.log_level())
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_target(false)
@@ -64,6 +64,8 @@ async fn cli_main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args).await,
         Command::Check(args) => cli::check::run(args).await,
+        Command::Test(args) => cli::test::run(args).await,
+        Command::Play(args) => cli::play::run(args).await,
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code as u8),

@@ -325,11 +325,25 @@ async fn more_than_ten_outcomes_are_published_in_batches() {
     config.dry_run = true;
     config.policies = alert_responder::config::PolicySource::Dir(dir.path().to_path_buf());
     let responder = lambda::init(&config).await.unwrap();
-    let summary = lambda::handle(&responder, "matano", invocation(matano_sns_event("low", &[]))).await.unwrap();
+    let summary = lambda::handle(
+        &responder,
+        "matano",
+        invocation(matano_sns_event("low", &[])),
+    )
+    .await
+    .unwrap();
     assert_eq!(summary.outcomes, 23);
 
     let delivered = subscriber.wait_for(23, WAIT).await;
-    let mut ids: Vec<String> = delivered.iter().map(|r| r.sns_message()["action"]["id"].as_str().unwrap().to_string()).collect();
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .map(|r| {
+            r.sns_message()["action"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     ids.sort();
     let expected: Vec<String> = (1..=23).map(|i| format!("step_{i:02}")).collect();
     assert_eq!(ids, expected);

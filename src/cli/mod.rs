@@ -1,7 +1,9 @@
 //! The local commands. Each returns an exit code; `main` only dispatches.
 
 pub mod check;
+pub mod play;
 pub mod run;
+pub mod test;
 
 use std::path::PathBuf;
 
@@ -16,9 +18,20 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log verbosity for stderr (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "warn", env = "LOG_LEVEL")]
-    pub log_level: String,
+    /// Log verbosity for stderr (error, warn, info, debug, trace). Default:
+    /// warn; error for `test` and `play`, whose failures are reported anyway.
+    #[arg(long, global = true, env = "LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+impl Cli {
+    pub fn log_level(&self) -> &str {
+        match (&self.log_level, &self.command) {
+            (Some(level), _) => level,
+            (None, Command::Test(_) | Command::Play(_)) => "error",
+            (None, _) => "warn",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +40,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Compile the policies and report what they handle.
     Check(check::CheckArgs),
+    /// Run the Rego unit tests (rules named test_*), like `opa test`.
+    Test(test::TestArgs),
+    /// Run scenarios with mocked action results and check their expectations.
+    Play(play::PlayArgs),
 }
 
 /// `--policies DIR`, shared by commands: absent means the bundled policies

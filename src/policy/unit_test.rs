@@ -1,0 +1,249 @@
+//! Rego unit tests, the way `opa test` runs them: every rule named `test_*`
+//! in the loaded packages, evaluated on its own, passes when it is defined
+//! and not `false`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{new_engine, PolicyError, PolicyFile};
+
+/// One discovered test rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    /// `data.<package>.<rule>`.
+    pub path: String,
+    pub file: String,
+    pub line: u32,
+}
+
+impl TestCase {
+    /// `<package>.<rule>`, the name `--run` filters on.
+    pub fn name(&self) -> &str {
+        self.path.trim_start_matches("data.")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    pub case: TestCase,
+    pub verdict: Verdict,
+    /// For failures: what the rule evaluated to; for errors: the error.
+    pub detail: String,
+    /// Output of `print()` during the test.
+    pub prints: Vec<String>,
+    pub duration: Duration,
+}
+
+/// Lines of one policy file a run evaluated, and those it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCoverage {
+    pub file: String,
+    pub covered: Vec<u32>,
+    pub not_covered: Vec<u32>,
+}
+
+/// Compiled policies and tests, ready to run.
+pub struct TestSuite {
+    engine: regorus::Engine,
+    cases: Vec<TestCase>,
+}
+
+impl TestSuite {
+    /// Compiles every file (policies and tests together) and finds the tests.
+    pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<TestSuite, PolicyError> {
+        let mut engine = new_engine(timeout);
+        for file in files {
+            engine
+                .add_policy(file.name, file.text)
+                .map_err(|err| PolicyError::Compile(err.to_string()))?;
+        }
+        engine
+            .eval_query("true".to_string(), false)
+            .map_err(|err| PolicyError::Compile(err.to_string()))?;
+        let mut cases = Vec::new();
+        for module in engine.get_modules() {
+            let package = module.package.refr.span().text().to_string();
+            for rule in &module.policy {
+                let regorus::unstable::Rule::Spec { head, .. } = rule.as_ref() else {
+                    continue;
+                };
+                let refr = match head {
+                    regorus::unstable::RuleHead::Compr { refr, .. }
+                    | regorus::unstable::RuleHead::Set { refr, .. } => refr,
+                    // Functions take arguments: they are helpers, not tests.
+                    regorus::unstable::RuleHead::Func { .. } => continue,
+                };
+                let name = refr.span().text();
+                if !name.starts_with("test_") || name.contains(['.', '[']) {
+                    continue;
+                }
+                let span = rule.span();
+                let case = TestCase {
+                    path: format!("data.{package}.{name}"),
+                    file: span.source.file().to_string(),
+                    line: span.line,
+                };
+                // Incremental definitions of one test are one test.
+                if !cases.iter().any(|c: &TestCase| c.path == case.path) {
+                    cases.push(case);
+                }
+            }
+        }
+        cases.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        Ok(TestSuite { engine, cases })
+    }
+
+    pub fn cases(&self) -> &[TestCase] {
+        &self.cases
+    }
+
+    /// Runs the tests `filter` accepts; with `coverage`, also reports which
+    /// policy lines the run evaluated.
+    pub fn run(
+        &self,
+        filter: impl Fn(&TestCase) -> bool,
+        coverage: bool,
+    ) -> (Vec<TestResult>, Vec<FileCoverage>) {
+        let mut engine = self.engine.clone();
+        if coverage {
+            engine.set_enable_coverage(true);
+        }
+        let mut results = Vec::new();
+        for case in self.cases.iter().filter(|c| filter(c)) {
+            let started = std::time::Instant::now();
+            let outcome = engine.eval_rule(case.path.clone());
+            let prints = engine.take_prints().unwrap_or_default();
+            let (verdict, detail) = match outcome {
+                Ok(regorus::Value::Undefined) => (Verdict::Fail, "undefined".to_string()),
+                Ok(regorus::Value::Bool(false)) => (Verdict::Fail, "false".to_string()),
+                Ok(_) => (Verdict::Pass, String::new()),
+                Err(err) => (Verdict::Error, err.to_string()),
+            };
+            results.push(TestResult {
+                case: case.clone(),
+                verdict,
+                detail,
+                prints,
+                duration: started.elapsed(),
+            });
+        }
+        let report = if coverage {
+            engine
+                .get_coverage_report()
+                .map(|report| {
+                    report
+                        .files
+                        .into_iter()
+                        .map(|f| FileCoverage {
+                            file: f.path,
+                            covered: f.covered.into_iter().collect(),
+                            not_covered: f.not_covered.into_iter().collect(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        (results, report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(files: &[(&str, &str)]) -> TestSuite {
+        TestSuite::compile(
+            files
+                .iter()
+                .map(|(name, text)| PolicyFile {
+                    name: name.to_string(),
+                    text: text.to_string(),
+                })
+                .collect(),
+            Duration::from_secs(1),
+        )
+        .unwrap()
+    }
+
+    const POLICY: &str =
+        "package alert.x\nalert contains {\"title\": \"t\"} if input.severity == \"high\"\n";
+
+    #[test]
+    fn passes_failures_and_errors_are_told_apart() {
+        let suite = suite(&[
+            ("p.rego", POLICY),
+            (
+                "p_test.rego",
+                r#"package alert.x_test
+
+test_high_alerts if {
+    count(data.alert.x.alert) == 1 with input as {"severity": "high"}
+}
+
+test_low_alerts if {
+    print("checking low")
+    count(data.alert.x.alert) == 1 with input as {"severity": "low"}
+}
+
+test_divides if {
+    x := 1 / 0
+    x > 0
+}
+
+helper(x) := x
+
+not_a_test := true
+"#,
+            ),
+        ]);
+        let names: Vec<&str> = suite.cases().iter().map(TestCase::name).collect();
+        assert_eq!(
+            names,
+            vec![
+                "alert.x_test.test_high_alerts",
+                "alert.x_test.test_low_alerts",
+                "alert.x_test.test_divides"
+            ]
+        );
+        let (results, _) = suite.run(|_| true, false);
+        let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+        assert_eq!(verdicts, vec![Verdict::Pass, Verdict::Fail, Verdict::Error]);
+        assert_eq!(results[1].detail, "undefined");
+        assert!(
+            results[2].detail.contains("p_test.rego"),
+            "{}",
+            results[2].detail
+        );
+        assert_eq!(results[1].prints.len(), 1);
+        assert!(results[1].prints[0].contains("checking low"));
+        assert_eq!(
+            (results[1].case.file.as_str(), results[1].case.line),
+            ("p_test.rego", 7)
+        );
+    }
+
+    #[test]
+    fn coverage_reports_evaluated_lines() {
+        let suite = suite(&[
+            ("p.rego", POLICY),
+            ("p_test.rego", "package alert.x_test\ntest_a if { count(data.alert.x.alert) == 1 with input as {\"severity\": \"high\"} }\n"),
+        ]);
+        let (_, coverage) = suite.run(|_| true, true);
+        let policy = coverage
+            .iter()
+            .find(|f| f.file == "p.rego")
+            .expect("coverage of p.rego");
+        assert!(policy.covered.contains(&2), "{policy:?}");
+    }
+}

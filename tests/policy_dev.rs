@@ -1,0 +1,321 @@
+//! The policy developer's loop: `test` (Rego unit tests) and `play`
+//! (scenarios with mocked results) on the starter kit, and on broken copies
+//! of it, through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("POLICY_DIR")
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// A copy of the starter kit (policies, scenarios and the sample they use).
+fn starter_kit_copy() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        &root.path().join("policies"),
+    );
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
+        &root.path().join("examples"),
+    );
+    let policies = root.path().join("policies");
+    (root, policies)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn starter_kit_tests_pass() {
+    let run = cli(&["test", "--policies", "policies"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.ends_with("12 passed, 0 failed\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn test_filter_and_coverage() {
+    let run = cli(&[
+        "test",
+        "--policies",
+        "policies",
+        "--run",
+        "accounts_are_suppressed$",
+        "-v",
+        "--coverage",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("PASS  alert.matano_test.test_service_accounts_are_suppressed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 passed, 0 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("coverage policies/alert/matano.rego:"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_failing_rego_test_fails_the_command_naming_file_and_line() {
+    let (_root, policies) = starter_kit_copy();
+    // Break the policy: service accounts are no longer suppressed.
+    edit(
+        &policies.join("alert/matano.rego"),
+        "service_accounts := {\"svc-backup\", \"terraform-ci\"}",
+        "service_accounts := {\"svc-other\"}",
+    );
+    let run = cli(&["test", "--policies", policies.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL  alert.matano_test.test_service_accounts_are_suppressed"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(line.contains("alert/matano_test.rego:44"), "{line}");
+    assert!(
+        run.stdout.ends_with("11 passed, 1 failed\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_rego_runtime_error_in_a_test_is_an_error_and_its_prints_are_shown() {
+    let (_root, policies) = starter_kit_copy();
+    std::fs::write(
+        policies.join("extra_test.rego"),
+        "package extra_test\n\ntest_divides if {\n    print(\"about to divide\")\n    1 / 0 > 0\n}\n",
+    )
+    .unwrap();
+    let run = cli(&["test", "--policies", policies.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("ERROR extra_test.test_divides ("),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("extra_test.rego:3"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("print: ") && run.stdout.contains("about to divide"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with("12 passed, 1 failed\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn starter_kit_scenarios_pass_and_results_are_deterministic() {
+    let out = tempfile::tempdir().unwrap();
+    let first = out.path().join("first");
+    let second = out.path().join("second");
+    let run = cli(&[
+        "play",
+        "--scenarios",
+        "policies/scenarios",
+        "--out",
+        first.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.ends_with("6 passed, 0 failed\n"),
+        "{}",
+        run.stdout
+    );
+    let again = cli(&[
+        "play",
+        "--scenarios",
+        "policies/scenarios",
+        "--out",
+        second.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 0);
+    for id in [
+        "escalate-high",
+        "critical-pages",
+        "known-values-no-lookup",
+        "service-account-suppressed",
+        "benign-abort",
+        "lookup-failure-forced",
+    ] {
+        let a = std::fs::read(first.join(id).join("result.json")).unwrap();
+        let b = std::fs::read(second.join(id).join("result.json")).unwrap();
+        assert_eq!(a, b, "result.json of {id} differs between runs");
+    }
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.join("benign-abort/result.json")).unwrap())
+            .unwrap();
+    let alert = &result["events"][0]["alerts"][0];
+    assert_eq!(
+        alert["stop"],
+        serde_json::json!({"reason": "aborted", "action_id": "close_benign"})
+    );
+    assert_eq!(
+        alert["rounds"][1]["actions"][0]["result"],
+        serde_json::json!({"status": 200})
+    );
+}
+
+#[test]
+fn a_failed_expectation_fails_play_naming_the_scenario() {
+    let (_root, policies) = starter_kit_copy();
+    edit(
+        &policies.join("scenarios/escalate_high.yaml"),
+        "country_185.220.101.4: DE",
+        "country_185.220.101.4: FR",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = cli(&[
+        "play",
+        "--scenarios",
+        policies.join("scenarios").to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("FAIL  escalate-high ("),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("escalate_high.yaml"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("expected final attr country_185.220.101.4 = \"FR\", got \"DE\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with("5 passed, 1 failed\n"),
+        "{}",
+        run.stdout
+    );
+    let result: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("escalate-high/result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(result["passed"], false);
+}
+
+#[test]
+fn a_policy_runtime_error_fails_play() {
+    let (_root, policies) = starter_kit_copy();
+    edit(
+        &policies.join("action.rego"),
+        "lookup_id(ip) := sprintf(\"lookup_ip_%s\", [ip])",
+        "lookup_id(ip) := sprintf(\"lookup_ip_%s\", [ip / 0])",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = cli(&[
+        "play",
+        "--scenarios",
+        policies.join("scenarios").to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--id",
+        "escalate-high",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL  escalate-high"), "{}", run.stdout);
+    assert!(run.stdout.contains("data.action.run"), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with("0 passed, 1 failed\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_action_without_a_mocked_result_fails_play_naming_it() {
+    let (_root, policies) = starter_kit_copy();
+    edit(
+        &policies.join("scenarios/escalate_high.yaml"),
+        "  webhook.post:\n    - result: {status: 200, body: {ok: true}}\n",
+        "",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = cli(&[
+        "play",
+        "--scenarios",
+        policies.join("scenarios").to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--id",
+        "escalate-high",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("no mocked result for action \"notify_webhook\" (webhook.post)"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_malformed_scenario_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "id: x\nevents:\n  - input: {}\nexpect:\n  rounds: 3\n",
+    )
+    .unwrap();
+    let run = cli(&["play", "--scenarios", dir.path().to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("bad.yaml") && run.stderr.contains("expect.rounds"),
+        "{}",
+        run.stderr
+    );
+}
