@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::action::Endpoints;
+use crate::http::{HttpPolicy, HttpSettings};
+
 /// Where policies come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicySource {
@@ -36,6 +39,18 @@ pub struct Config {
     pub http_timeout: Duration,
     /// Evaluate policies but execute no action.
     pub dry_run: bool,
+    /// Retries of a failed HTTP request (connect errors, 429, 5xx).
+    pub http_max_retries: u32,
+    /// Response bodies are cut at this size.
+    pub max_response_bytes: usize,
+    /// SSRF guard opt-ins: reach non-public addresses at all, or these hosts.
+    pub http_allow_private: bool,
+    pub http_allow_hosts: Vec<String>,
+    /// `AWS_LAMBDA_RUNTIME_API`, which actions may never reach.
+    pub runtime_api: Option<String>,
+    /// How long a fetched secret is reused.
+    pub secret_cache_ttl: Duration,
+    pub endpoints: Endpoints,
 }
 
 /// A configuration value that could not be used.
@@ -65,6 +80,13 @@ impl Default for Config {
             policy_timeout: Duration::from_millis(1000),
             http_timeout: Duration::from_secs(10),
             dry_run: false,
+            http_max_retries: 2,
+            max_response_bytes: 1024 * 1024,
+            http_allow_private: false,
+            http_allow_hosts: Vec::new(),
+            runtime_api: None,
+            secret_cache_ttl: Duration::from_secs(300),
+            endpoints: Endpoints::default(),
         }
     }
 }
@@ -128,13 +150,97 @@ impl Config {
                 Duration::from_millis(parse_positive("HTTP_TIMEOUT_MS", &v)?.into());
         }
         if let Some(v) = get("DRY_RUN") {
-            config.dry_run = match v.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" => false,
-                _ => return Err(invalid("DRY_RUN", &v, "expected true or false")),
-            };
+            config.dry_run = parse_bool("DRY_RUN", &v)?;
+        }
+        if let Some(v) = get("HTTP_MAX_RETRIES") {
+            config.http_max_retries = v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 10)
+                .ok_or_else(|| {
+                    invalid(
+                        "HTTP_MAX_RETRIES",
+                        &v,
+                        "expected a whole number from 0 to 10",
+                    )
+                })?;
+        }
+        if let Some(v) = get("MAX_RESPONSE_BYTES") {
+            config.max_response_bytes = parse_positive("MAX_RESPONSE_BYTES", &v)? as usize;
+        }
+        if let Some(v) = get("HTTP_ALLOW_PRIVATE") {
+            config.http_allow_private = parse_bool("HTTP_ALLOW_PRIVATE", &v)?;
+        }
+        if let Some(v) = get("HTTP_ALLOW_HOSTS") {
+            config.http_allow_hosts = v
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        config.runtime_api = get("AWS_LAMBDA_RUNTIME_API");
+        if let Some(v) = get("SECRET_CACHE_TTL_SECONDS") {
+            let seconds = v.trim().parse::<u64>().map_err(|_| {
+                invalid(
+                    "SECRET_CACHE_TTL_SECONDS",
+                    &v,
+                    "expected a whole number of seconds",
+                )
+            })?;
+            config.secret_cache_ttl = Duration::from_secs(seconds);
+        }
+        let endpoints = &mut config.endpoints;
+        for (name, slot) in [
+            ("SLACK_BASE_URL", &mut endpoints.slack),
+            ("PAGERDUTY_BASE_URL", &mut endpoints.pagerduty),
+            ("GITHUB_BASE_URL", &mut endpoints.github),
+            ("OPSGENIE_BASE_URL", &mut endpoints.opsgenie),
+            ("VIRUSTOTAL_BASE_URL", &mut endpoints.virustotal),
+            ("OTX_BASE_URL", &mut endpoints.otx),
+            ("OPENAI_BASE_URL", &mut endpoints.openai),
+        ] {
+            if let Some(url) = get(name) {
+                *slot = validate_url(name, url)?;
+            }
+        }
+        if let Some(url) = get("JIRA_BASE_URL") {
+            endpoints.jira = Some(validate_url("JIRA_BASE_URL", url)?);
         }
         Ok(config)
+    }
+
+    /// The shared HTTP client's settings.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            default_timeout: self.http_timeout,
+            connect_timeout: self.http_timeout.min(Duration::from_secs(5)),
+            max_retries: self.http_max_retries,
+            max_response_bytes: self.max_response_bytes,
+            policy: HttpPolicy {
+                allow_private: self.http_allow_private,
+                allow_hosts: self.http_allow_hosts.clone(),
+                runtime_api: self.runtime_api.clone(),
+            },
+            ..HttpSettings::default()
+        }
+    }
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(invalid(name, value, "expected true or false")),
+    }
+}
+
+fn validate_url(name: &'static str, url: String) -> Result<String, ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url.trim_end_matches('/').to_string())
+    } else {
+        Err(invalid(name, &url, "expected an http(s) URL"))
     }
 }
 
@@ -217,5 +323,30 @@ mod tests {
         assert!(err.to_string().contains("DEFAULT_SCHEMA"), "{err}");
         let err = config(&[("POLICY_ENV", "A,B C")]).unwrap_err();
         assert!(err.to_string().contains("\"B C\""), "{err}");
+        let err = config(&[("PAGERDUTY_BASE_URL", "events.pagerduty.com")]).unwrap_err();
+        assert!(err.to_string().contains("PAGERDUTY_BASE_URL"), "{err}");
+        let err = config(&[("HTTP_ALLOW_PRIVATE", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("HTTP_ALLOW_PRIVATE"), "{err}");
+    }
+
+    #[test]
+    fn http_and_vendor_settings() {
+        let c = config(&[
+            ("HTTP_ALLOW_HOSTS", "intel.internal, *.corp.example"),
+            ("HTTP_MAX_RETRIES", "0"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1/"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ])
+        .unwrap();
+        let http = c.http_settings();
+        assert_eq!(
+            http.policy.allow_hosts,
+            vec!["intel.internal", "*.corp.example"]
+        );
+        assert!(!http.policy.allow_private);
+        assert_eq!(http.max_retries, 0);
+        assert_eq!(http.policy.runtime_api.as_deref(), Some("127.0.0.1:9001"));
+        assert_eq!(c.endpoints.openai, "http://127.0.0.1:8000/v1");
+        assert_eq!(c.endpoints.pagerduty, "https://events.pagerduty.com");
     }
 }

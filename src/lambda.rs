@@ -6,7 +6,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
-use crate::action::http::HttpClient;
 use crate::action::sns::TopicPublisher;
 use crate::action::Registry;
 use crate::config::Config;
@@ -14,6 +13,7 @@ use crate::event::ingest_lambda_event;
 use crate::outcome::{PublishError, Publisher, SnsPublisher};
 use crate::pipeline::{Responder, Summary};
 use crate::policy::{PolicyError, PolicySet};
+use crate::secrets::{SecretResolver, SecretsManager};
 
 /// Time kept back from the invocation deadline to publish outcomes.
 const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
@@ -41,13 +41,17 @@ pub async fn init(config: &Config) -> Result<Responder, InitError> {
     let sdk = crate::aws::sdk_config().await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns.clone(), topic.clone()));
-    let registry = Registry::builtin(
-        HttpClient::new(config.http_timeout)?,
-        Some(Arc::new(sns) as Arc<dyn TopicPublisher>),
-        Some(topic),
+    let registry = Registry::for_config(config, Some(Arc::new(sns) as Arc<dyn TopicPublisher>))?;
+    let secrets = SecretResolver::new(
+        Arc::new(SecretsManager::with_client(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+        )),
+        config.secret_cache_ttl,
     );
     tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, "initialized");
-    Ok(Responder::new(config, policies, registry, publisher))
+    Ok(Responder::new(
+        config, policies, registry, secrets, publisher,
+    ))
 }
 
 /// Serves invocations until the runtime stops.

@@ -13,6 +13,8 @@
 //! - [`policy`]: the regorus engine: load, compile once, evaluate.
 //! - [`workflow`]: the action round loop, commits, abort/force, limits.
 //! - [`action`]: the action registry and the built-in executors.
+//! - [`http`]: the shared HTTP client: timeouts, retries, SSRF guard.
+//! - [`secrets`]: `secret_*` arguments from Secrets Manager, cached.
 //! - [`outcome`]: the outcome model and its publishers (SNS, stdout, file).
 //! - [`pipeline`]: one envelope through both policies to published outcomes.
 //! - [`aws`]: SDK configuration on one rustls/ring TLS stack.
@@ -26,11 +28,13 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod http;
 pub mod lambda;
 pub mod outcome;
 pub mod pipeline;
 pub mod play;
 pub mod policy;
+pub mod secrets;
 pub mod workflow;
 
 /// Replaces the value of every argument whose name marks it as a secret.

@@ -15,6 +15,7 @@ use crate::outcome::{
     PublishError, Publisher, SourceMessage, Status, SCHEMA_VERSION,
 };
 use crate::policy::PolicySet;
+use crate::secrets::SecretResolver;
 use crate::workflow::{Limits, Stop, Workflow, WorkflowReport};
 
 /// Counts of one invocation; the Lambda returns it as its response.
@@ -37,6 +38,7 @@ pub struct Responder {
     publisher: Arc<dyn Publisher>,
     limits: Limits,
     env: Value,
+    secrets: SecretResolver,
 }
 
 impl Responder {
@@ -44,11 +46,13 @@ impl Responder {
         config: &Config,
         policies: PolicySet,
         registry: Registry,
+        secrets: SecretResolver,
         publisher: Arc<dyn Publisher>,
     ) -> Responder {
         Responder {
             policies,
             registry,
+            secrets,
             publisher,
             limits: Limits {
                 max_rounds: config.max_rounds,
@@ -131,6 +135,7 @@ impl Responder {
             registry: &self.registry,
             limits: &self.limits,
             env: &self.env,
+            secrets: &self.secrets,
         };
         let mut outcomes = Vec::new();
         for draft in drafts {

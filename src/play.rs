@@ -41,6 +41,7 @@ use crate::action::{Action, ActionCall, ActionError, ArgSpec, Registry};
 use crate::alert::Alert;
 use crate::event::ingest_document;
 use crate::policy::PolicySet;
+use crate::secrets::SecretResolver;
 use crate::workflow::{Limits, Stop, Workflow, WorkflowReport};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,11 +323,14 @@ pub async fn play(
         ..limits.clone()
     };
     let env = serde_json::to_value(&scenario.env).expect("string map");
+    // Mocks never see secret values: references stay unresolved.
+    let secrets = SecretResolver::passthrough();
     let workflow = Workflow {
         policies,
         registry: &registry,
         limits: &limits,
         env: &env,
+        secrets: &secrets,
     };
     let mut failures = Vec::new();
     let mut events = Vec::new();

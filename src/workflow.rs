@@ -20,6 +20,7 @@ use crate::action::{
 use crate::alert::{Alert, Attr};
 use crate::outcome::{action_outcome_id, Status};
 use crate::policy::{ActionRequest, CommitSpec, PolicyError, PolicySet};
+use crate::secrets::SecretResolver;
 
 /// Limits and switches of a workflow.
 #[derive(Debug, Clone)]
@@ -97,6 +98,7 @@ pub struct Workflow<'a> {
     pub limits: &'a Limits,
     /// `input.env`: only the allow-listed variables.
     pub env: &'a Value,
+    pub secrets: &'a SecretResolver,
 }
 
 impl Workflow<'_> {
@@ -463,11 +465,13 @@ mod tests {
                 .unwrap()
                 .pop()
                 .unwrap();
+            let secrets = SecretResolver::literals_only();
             let workflow = Workflow {
                 policies: &self.policies,
                 registry: &self.registry,
                 limits: &self.limits,
                 env: &self.env,
+                secrets: &secrets,
             };
             workflow
                 .run(Alert::from_draft(draft, &envelope), None)

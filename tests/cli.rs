@@ -25,6 +25,7 @@ async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
         .env_remove("POLICY_DIR")
         .env_remove("POLICY_ENV")
         .env_remove("OUTCOME_TOPIC_ARN")
+        .env("HTTP_ALLOW_PRIVATE", "true")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -43,6 +43,7 @@ fn lambda_process(api: &TestServer, env: &[(&str, &str)]) -> Child {
         .env("AWS_LAMBDA_FUNCTION_NAME", "alert-responder")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("HTTP_ALLOW_PRIVATE", "true")
         .env_remove("OUTCOME_TOPIC_ARN")
         .env_remove("POLICY_DIR")
         .stdin(Stdio::null())

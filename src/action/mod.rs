@@ -2,8 +2,17 @@
 //! of a `run` entry. Each declares its arguments so requests are checked
 //! before anything runs, and `check` can validate policies offline.
 
+pub mod github;
 pub mod http;
+pub mod jira;
+pub mod openai;
+pub mod opsgenie;
+pub mod otx;
+pub mod pagerduty;
+pub mod slack;
 pub mod sns;
+pub mod vendor;
+pub mod virustotal;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -24,8 +33,13 @@ pub enum ArgKind {
     Bool,
     /// An object whose values are strings (headers, message attributes).
     StringMap,
+    /// An array of strings (labels, tags).
+    StringList,
     /// Any JSON value.
     Any,
+    /// A literal string, or a Secrets Manager reference
+    /// `{"secret": "<name or ARN>", "key": "<JSON field>"}` resolved at run time.
+    Secret,
 }
 
 impl ArgKind {
@@ -37,7 +51,11 @@ impl ArgKind {
             ArgKind::StringMap => value
                 .as_object()
                 .is_some_and(|m| m.values().all(Value::is_string)),
+            ArgKind::StringList => value
+                .as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string)),
             ArgKind::Any => true,
+            ArgKind::Secret => value.is_string() || crate::secrets::SecretRef::parse(value).is_ok(),
         }
     }
 
@@ -47,7 +65,9 @@ impl ArgKind {
             ArgKind::Number => "a number",
             ArgKind::Bool => "a boolean",
             ArgKind::StringMap => "an object of strings",
+            ArgKind::StringList => "an array of strings",
             ArgKind::Any => "any JSON value",
+            ArgKind::Secret => "a string or {\"secret\": \"<name or ARN>\", \"key\": \"<field>\"}",
         }
     }
 }
@@ -120,6 +140,11 @@ pub enum ActionError {
     },
     #[error("not configured: {0}")]
     NotConfigured(String),
+    #[error("argument `{arg}`: {error}")]
+    Secret {
+        arg: String,
+        error: crate::secrets::SecretError,
+    },
 }
 
 impl ActionError {
@@ -146,6 +171,65 @@ pub trait Action: Send + Sync {
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>>;
 }
 
+/// Vendor API base URLs: the vendor's public endpoint unless configured
+/// (`<VENDOR>_BASE_URL`), and an action's `base_url` argument wins over both.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub slack: String,
+    pub pagerduty: String,
+    pub jira: Option<String>,
+    pub github: String,
+    pub opsgenie: String,
+    pub virustotal: String,
+    pub otx: String,
+    pub openai: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            slack: "https://slack.com/api".to_string(),
+            pagerduty: "https://events.pagerduty.com".to_string(),
+            jira: None,
+            github: "https://api.github.com".to_string(),
+            opsgenie: "https://api.opsgenie.com".to_string(),
+            virustotal: "https://www.virustotal.com/api/v3".to_string(),
+            otx: "https://otx.alienvault.com".to_string(),
+            openai: "https://api.openai.com/v1".to_string(),
+        }
+    }
+}
+
+/// The `base_url` argument, else the configured endpoint; no trailing slash.
+pub fn base_url(call: &ActionCall<'_>, configured: Option<&str>) -> Result<String, ActionError> {
+    call.str_arg("base_url")
+        .or(configured)
+        .map(|url| url.trim_end_matches('/').to_string())
+        .ok_or_else(|| ActionError::BadArg {
+            arg: "base_url".to_string(),
+            reason: "is required (or set the service's *_BASE_URL)".to_string(),
+        })
+}
+
+/// A short plain-text summary of an alert for messages and tickets.
+pub fn alert_summary_text(alert: &Alert) -> String {
+    let mut text = format!("[{}] {}", alert.severity, alert.title);
+    if !alert.description.is_empty() {
+        text.push_str(&format!("\n{}", alert.description));
+    }
+    for attr in &alert.attrs {
+        let value = match &attr.value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        text.push_str(&format!("\n{}: {}", attr.key, value));
+    }
+    if let Some(link) = alert.refs.first() {
+        text.push_str(&format!("\n{}", link.url));
+    }
+    text
+}
+
 /// `uses` → executor.
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -155,15 +239,58 @@ pub struct Registry {
 impl Registry {
     /// The built-in actions, sharing one HTTP client.
     pub fn builtin(
-        http: http::HttpClient,
+        http: crate::http::HttpClient,
+        endpoints: &Endpoints,
         topics: Option<Arc<dyn sns::TopicPublisher>>,
         default_topic: Option<String>,
     ) -> Registry {
         let mut registry = Registry::default();
         registry.register(http::Fetch::new(http.clone()));
-        registry.register(webhook::Post::new(http));
+        registry.register(webhook::Post::new(http.clone()));
         registry.register(sns::Publish::new(topics, default_topic));
+        registry.register(slack::Post::new(http.clone(), endpoints.slack.clone()));
+        registry.register(pagerduty::Event::trigger(
+            http.clone(),
+            endpoints.pagerduty.clone(),
+        ));
+        registry.register(pagerduty::Event::resolve(
+            http.clone(),
+            endpoints.pagerduty.clone(),
+        ));
+        registry.register(jira::CreateIssue::new(http.clone(), endpoints.jira.clone()));
+        registry.register(jira::AddComment::new(http.clone(), endpoints.jira.clone()));
+        registry.register(github::CreateIssue::new(
+            http.clone(),
+            endpoints.github.clone(),
+        ));
+        registry.register(github::CreateComment::new(
+            http.clone(),
+            endpoints.github.clone(),
+        ));
+        registry.register(opsgenie::CreateAlert::new(
+            http.clone(),
+            endpoints.opsgenie.clone(),
+        ));
+        registry.register(virustotal::Lookup::new(
+            http.clone(),
+            endpoints.virustotal.clone(),
+        ));
+        registry.register(otx::Indicator::new(http.clone(), endpoints.otx.clone()));
+        registry.register(openai::Chat::new(http, endpoints.openai.clone()));
         registry
+    }
+
+    /// The built-in actions as `config` sets them up.
+    pub fn for_config(
+        config: &crate::config::Config,
+        topics: Option<Arc<dyn sns::TopicPublisher>>,
+    ) -> Result<Registry, reqwest::Error> {
+        Ok(Registry::builtin(
+            crate::http::HttpClient::new(config.http_settings())?,
+            &config.endpoints,
+            topics,
+            config.outcome_topic_arn.clone(),
+        ))
     }
 
     pub fn register(&mut self, action: impl Action + 'static) {
@@ -308,7 +435,8 @@ mod tests {
 
     fn registry() -> Registry {
         Registry::builtin(
-            http::HttpClient::new(Duration::from_secs(1)).unwrap(),
+            crate::http::HttpClient::new(crate::http::HttpSettings::default()).unwrap(),
+            &Endpoints::default(),
             None,
             None,
         )

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::PolicyArgs;
-use crate::action::http::HttpClient;
 use crate::action::Registry;
 use crate::config::Config;
 use crate::play::{load_scenarios, play};
@@ -51,7 +50,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
         );
     }
     // The real declarations (for argument checks); nothing of it executes.
-    let declarations = Registry::builtin(HttpClient::new(config.http_timeout)?, None, None);
+    let declarations = Registry::for_config(&config, None)?;
     let limits = Limits {
         max_rounds: config.max_rounds,
         max_actions: config.max_actions,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::PolicyArgs;
-use crate::action::http::HttpClient;
 use crate::action::sns::TopicPublisher;
 use crate::action::Registry;
 use crate::aws::LazySnsClient;
@@ -16,6 +15,7 @@ use crate::event::ingest_document;
 use crate::outcome::{FilePublisher, Publisher, SnsPublisher, StdoutPublisher};
 use crate::pipeline::Responder;
 use crate::policy::PolicySet;
+use crate::secrets::{SecretResolver, SecretsManager};
 
 /// The sample change `run` uses when no input is given.
 pub const SAMPLE_ALERT: &str = include_str!("../../examples/matano_alert_change.json");
@@ -79,12 +79,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         Arc::new(StdoutPublisher)
     };
-    let registry = Registry::builtin(
-        HttpClient::new(config.http_timeout)?,
-        Some(sns as Arc<dyn TopicPublisher>),
-        config.outcome_topic_arn.clone(),
-    );
-    let responder = Responder::new(&config, policies, registry, publisher);
+    let registry = Registry::for_config(&config, Some(sns as Arc<dyn TopicPublisher>))?;
+    // References are resolved only if a policy uses one: no AWS call otherwise.
+    let secrets = SecretResolver::new(Arc::new(SecretsManager::default()), config.secret_cache_ttl);
+    let responder = Responder::new(&config, policies, registry, secrets, publisher);
     let records = ingest_document(&input, &config.default_schema);
     let summary = responder.handle(records, None).await?;
     eprintln!(

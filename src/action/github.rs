@@ -1,0 +1,165 @@
+//! `github.create_issue` / `github.create_comment`: GitHub REST API with a
+//! bearer token and the documented media type and API version headers.
+
+use futures::future::BoxFuture;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::vendor::{
+    headline, json_object, plain_name, secret, string_list, url_with, BASE_URL, TIMEOUT,
+};
+use super::{alert_summary_text, base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use crate::http::{HttpClient, HttpRequest};
+
+pub const API_VERSION: &str = "2022-11-28";
+
+fn request(call: &ActionCall<'_>, url: String, body: Value) -> Result<HttpRequest, ActionError> {
+    Ok(HttpRequest::new(Method::POST, url)
+        .secret_header(
+            "authorization",
+            &format!("Bearer {}", secret(call, "secret_token")?),
+        )
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", API_VERSION)
+        .json(body)
+        .timeout(super::http::timeout_arg(call)))
+}
+
+fn repo<'a>(call: &ActionCall<'a>) -> Result<(&'a str, &'a str), ActionError> {
+    let owner = call.str_arg("owner").unwrap_or_default();
+    let repo = call.str_arg("repo").unwrap_or_default();
+    plain_name("owner", owner)?;
+    plain_name("repo", repo)?;
+    Ok((owner, repo))
+}
+
+pub struct CreateIssue {
+    client: HttpClient,
+    base: String,
+}
+
+impl CreateIssue {
+    pub fn new(client: HttpClient, base: String) -> CreateIssue {
+        CreateIssue { client, base }
+    }
+}
+
+const ISSUE_ARGS: &[ArgSpec] = &[
+    ArgSpec::required("owner", ArgKind::String, "repository owner"),
+    ArgSpec::required("repo", ArgKind::String, "repository name"),
+    ArgSpec::required("secret_token", ArgKind::Secret, "token with issues: write"),
+    ArgSpec::optional(
+        "title",
+        ArgKind::String,
+        "issue title (default `[severity] title`)",
+    ),
+    ArgSpec::optional(
+        "body",
+        ArgKind::String,
+        "issue body, Markdown (default: a summary of the alert)",
+    ),
+    ArgSpec::optional("labels", ArgKind::StringList, "labels"),
+    BASE_URL,
+    TIMEOUT,
+];
+
+impl Action for CreateIssue {
+    fn uses(&self) -> &'static str {
+        "github.create_issue"
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        ISSUE_ARGS
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let (owner, repo) = repo(&call)?;
+            let mut body = json!({
+                "title": call.str_arg("title").map(str::to_string).unwrap_or_else(|| headline(call.alert)),
+                "body": call.str_arg("body").map(str::to_string).unwrap_or_else(|| alert_summary_text(call.alert)),
+            });
+            let labels = string_list(&call, "labels");
+            if !labels.is_empty() {
+                body["labels"] = json!(labels);
+            }
+            let url = url_with(
+                &base_url(&call, Some(&self.base))?,
+                &["repos", owner, repo, "issues"],
+            )?;
+            let response = self
+                .client
+                .send(request(&call, url, body)?, call.deadline)
+                .await?;
+            let issue = json_object("GitHub", &response)?;
+            Ok(
+                json!({"number": issue.get("number"), "id": issue.get("id"), "url": issue.get("html_url")}),
+            )
+        })
+    }
+}
+
+pub struct CreateComment {
+    client: HttpClient,
+    base: String,
+}
+
+impl CreateComment {
+    pub fn new(client: HttpClient, base: String) -> CreateComment {
+        CreateComment { client, base }
+    }
+}
+
+const COMMENT_ARGS: &[ArgSpec] = &[
+    ArgSpec::required("owner", ArgKind::String, "repository owner"),
+    ArgSpec::required("repo", ArgKind::String, "repository name"),
+    ArgSpec::required(
+        "issue_number",
+        ArgKind::Number,
+        "issue or pull request number",
+    ),
+    ArgSpec::required("secret_token", ArgKind::Secret, "token with issues: write"),
+    ArgSpec::optional(
+        "body",
+        ArgKind::String,
+        "comment, Markdown (default: a summary of the alert)",
+    ),
+    BASE_URL,
+    TIMEOUT,
+];
+
+impl Action for CreateComment {
+    fn uses(&self) -> &'static str {
+        "github.create_comment"
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        COMMENT_ARGS
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let (owner, repo) = repo(&call)?;
+            let number = call
+                .args
+                .get("issue_number")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| ActionError::BadArg {
+                    arg: "issue_number".to_string(),
+                    reason: "must be a positive whole number".to_string(),
+                })?;
+            let body = json!({"body": call.str_arg("body").map(str::to_string).unwrap_or_else(|| alert_summary_text(call.alert))});
+            let number = number.to_string();
+            let url = url_with(
+                &base_url(&call, Some(&self.base))?,
+                &["repos", owner, repo, "issues", &number, "comments"],
+            )?;
+            let response = self
+                .client
+                .send(request(&call, url, body)?, call.deadline)
+                .await?;
+            let comment = json_object("GitHub", &response)?;
+            Ok(json!({"id": comment.get("id"), "url": comment.get("html_url")}))
+        })
+    }
+}

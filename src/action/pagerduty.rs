@@ -1,0 +1,178 @@
+//! `pagerduty.trigger` / `pagerduty.resolve`: PagerDuty Events API v2
+//! (`POST /v2/enqueue`). The routing key travels in the body; `dedup_key`
+//! defaults to the Matano alert id, so every change of one Matano alert
+//! updates one PagerDuty incident, and retries cannot open a second one.
+
+use futures::future::BoxFuture;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::vendor::{headline, json_object, matano_alert_id, secret, url_with, BASE_URL, TIMEOUT};
+use super::{base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use crate::http::{HttpClient, HttpRequest};
+
+pub struct Event {
+    client: HttpClient,
+    base: String,
+    resolve: bool,
+}
+
+impl Event {
+    pub fn trigger(client: HttpClient, base: String) -> Event {
+        Event {
+            client,
+            base,
+            resolve: false,
+        }
+    }
+    pub fn resolve(client: HttpClient, base: String) -> Event {
+        Event {
+            client,
+            base,
+            resolve: true,
+        }
+    }
+}
+
+const TRIGGER_ARGS: &[ArgSpec] = &[
+    ArgSpec::required(
+        "secret_routing_key",
+        ArgKind::Secret,
+        "integration (routing) key of the PagerDuty service",
+    ),
+    ArgSpec::optional(
+        "summary",
+        ArgKind::String,
+        "incident summary (default `[severity] title`)",
+    ),
+    ArgSpec::optional(
+        "severity",
+        ArgKind::String,
+        "critical, error, warning or info (default: mapped from the alert)",
+    ),
+    ArgSpec::optional(
+        "source",
+        ArgKind::String,
+        "affected system (default: the alert's source)",
+    ),
+    ArgSpec::optional(
+        "dedup_key",
+        ArgKind::String,
+        "incident key (default: the Matano alert id, else the alert id)",
+    ),
+    ArgSpec::optional(
+        "custom_details",
+        ArgKind::Any,
+        "details shown on the incident (default: the alert's attrs)",
+    ),
+    BASE_URL,
+    TIMEOUT,
+];
+
+const RESOLVE_ARGS: &[ArgSpec] = &[
+    ArgSpec::required(
+        "secret_routing_key",
+        ArgKind::Secret,
+        "integration (routing) key of the PagerDuty service",
+    ),
+    ArgSpec::optional(
+        "dedup_key",
+        ArgKind::String,
+        "incident key (default: the Matano alert id, else the alert id)",
+    ),
+    BASE_URL,
+    TIMEOUT,
+];
+
+/// Matano severities → PagerDuty's four.
+pub fn pagerduty_severity(severity: &str) -> &'static str {
+    match severity {
+        "critical" => "critical",
+        "high" => "error",
+        "medium" => "warning",
+        _ => "info",
+    }
+}
+
+impl Action for Event {
+    fn uses(&self) -> &'static str {
+        if self.resolve {
+            "pagerduty.resolve"
+        } else {
+            "pagerduty.trigger"
+        }
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        if self.resolve {
+            RESOLVE_ARGS
+        } else {
+            TRIGGER_ARGS
+        }
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let alert = call.alert;
+            let dedup_key = call
+                .str_arg("dedup_key")
+                .or(matano_alert_id(alert))
+                .unwrap_or(&alert.id)
+                .to_string();
+            let mut body = json!({
+                "routing_key": secret(&call, "secret_routing_key")?,
+                "event_action": if self.resolve { "resolve" } else { "trigger" },
+                "dedup_key": dedup_key,
+            });
+            if !self.resolve {
+                let severity = call
+                    .str_arg("severity")
+                    .unwrap_or(pagerduty_severity(&alert.severity));
+                if !["critical", "error", "warning", "info"].contains(&severity) {
+                    return Err(ActionError::BadArg {
+                        arg: "severity".to_string(),
+                        reason: format!(
+                            "{severity:?} is not one of critical, error, warning, info"
+                        ),
+                    });
+                }
+                let details = call.args.get("custom_details").cloned().unwrap_or_else(|| {
+                    Value::Object(
+                        alert
+                            .attrs
+                            .iter()
+                            .map(|a| (a.key.clone(), a.value.clone()))
+                            .collect(),
+                    )
+                });
+                body["payload"] = json!({
+                    "summary": super::vendor::clip(&call.str_arg("summary").map(str::to_string).unwrap_or_else(|| headline(alert)), 1024),
+                    "source": call.str_arg("source").filter(|s| !s.is_empty()).unwrap_or(if alert.source.is_empty() { "alert-responder" } else { &alert.source }),
+                    "severity": severity,
+                    "custom_details": details,
+                });
+                body["links"] = Value::Array(
+                    alert
+                        .refs
+                        .iter()
+                        .map(|r| json!({"href": r.url, "text": r.title}))
+                        .collect(),
+                );
+                body["client"] = json!("alert-responder");
+            }
+            let url = url_with(&base_url(&call, Some(&self.base))?, &["v2", "enqueue"])?;
+            let mut request = HttpRequest::new(Method::POST, url)
+                .json(body)
+                .timeout(super::http::timeout_arg(&call));
+            // The dedup key makes a repeated event harmless.
+            request.retry_unsafe = true;
+            let response = self.client.send(request, call.deadline).await?;
+            let answer = json_object("PagerDuty", &response)?;
+            Ok(json!({
+                "status": answer.get("status").cloned().unwrap_or(Value::Null),
+                "message": answer.get("message").cloned().unwrap_or(Value::Null),
+                "dedup_key": answer.get("dedup_key").cloned().unwrap_or(Value::String(dedup_key)),
+            }))
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! `slack.post`: a Block Kit message through an incoming webhook
+//! (`secret_webhook_url`) or `chat.postMessage` with a bot token
+//! (`secret_token` + `channel`). With a token, the message threads under
+//! the one Matano's Slack destination posted (`destination_to_alert_info`'s
+//! `ts`) when there is one.
+
+use futures::future::BoxFuture;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::vendor::{clip, headline, json_object, url_with, BASE_URL, TIMEOUT};
+use super::{alert_summary_text, base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use crate::alert::Alert;
+use crate::http::{HttpClient, HttpRequest};
+
+pub struct Post {
+    client: HttpClient,
+    base: String,
+}
+
+impl Post {
+    pub fn new(client: HttpClient, base: String) -> Post {
+        Post { client, base }
+    }
+}
+
+const ARGS: &[ArgSpec] = &[
+    ArgSpec::optional(
+        "secret_webhook_url",
+        ArgKind::Secret,
+        "incoming webhook URL (or use secret_token + channel)",
+    ),
+    ArgSpec::optional(
+        "secret_token",
+        ArgKind::Secret,
+        "bot token (xoxb-…) for chat.postMessage",
+    ),
+    ArgSpec::optional(
+        "channel",
+        ArgKind::String,
+        "channel id or name, with secret_token",
+    ),
+    ArgSpec::optional(
+        "text",
+        ArgKind::String,
+        "message text (default: a summary of the alert)",
+    ),
+    ArgSpec::optional(
+        "thread_destination",
+        ArgKind::String,
+        "Matano destination whose message to thread under (default: the first with a `ts`)",
+    ),
+    BASE_URL,
+    TIMEOUT,
+];
+
+/// Title, severity and source, the attributes, the description, a link.
+pub fn blocks(alert: &Alert, text: &str) -> Value {
+    let mut fields = vec![
+        json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", alert.severity)}),
+        json!({"type": "mrkdwn", "text": format!("*Source*\n{}", alert.source)}),
+    ];
+    for attr in alert.attrs.iter().take(8) {
+        let value = match &attr.value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        fields.push(
+            json!({"type": "mrkdwn", "text": clip(&format!("*{}*\n{}", attr.key, value), 2000)}),
+        );
+    }
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&alert.title, 150)}}),
+        json!({"type": "section", "fields": fields.into_iter().take(10).collect::<Vec<_>>()}),
+    ];
+    if !text.is_empty() {
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}));
+    }
+    if let Some(link) = alert.refs.first() {
+        let title = if link.title.is_empty() {
+            &link.url
+        } else {
+            &link.title
+        };
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{}|{}>", link.url, title)}]}));
+    }
+    Value::Array(blocks)
+}
+
+/// The `ts` of the Slack message a Matano destination posted for this alert.
+pub fn thread_ts(alert: &Alert, destination: Option<&str>) -> Option<String> {
+    let info = alert.data.get("destination_to_alert_info")?.as_object()?;
+    let ts_of = |value: &Value| -> Option<String> {
+        let parsed: Value = serde_json::from_str(value.as_str()?).ok()?;
+        parsed.get("ts")?.as_str().map(str::to_string)
+    };
+    match destination {
+        Some(name) => ts_of(info.get(name)?),
+        None => info.values().find_map(ts_of),
+    }
+}
+
+impl Action for Post {
+    fn uses(&self) -> &'static str {
+        "slack.post"
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        ARGS
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let alert = call.alert;
+            let text = call
+                .str_arg("text")
+                .map(str::to_string)
+                .unwrap_or_else(|| alert_summary_text(alert));
+            let mut message = json!({"text": headline(alert), "blocks": blocks(alert, &text)});
+            let timeout = super::http::timeout_arg(&call);
+            match (
+                call.str_arg("secret_webhook_url"),
+                call.str_arg("secret_token"),
+            ) {
+                (Some(webhook), None) => {
+                    let request = HttpRequest::new(Method::POST, webhook)
+                        .json(message)
+                        .timeout(timeout);
+                    let response = self.client.send(request, call.deadline).await?;
+                    Ok(json!({"status": response.status, "body": response.body}))
+                }
+                (None, Some(token)) => {
+                    let channel = call.str_arg("channel").ok_or_else(|| ActionError::BadArg {
+                        arg: "channel".to_string(),
+                        reason: "is required with secret_token".to_string(),
+                    })?;
+                    message["channel"] = json!(channel);
+                    let thread = thread_ts(alert, call.str_arg("thread_destination"));
+                    if let Some(ts) = &thread {
+                        message["thread_ts"] = json!(ts);
+                    }
+                    let url = url_with(&base_url(&call, Some(&self.base))?, &["chat.postMessage"])?;
+                    let request = HttpRequest::new(Method::POST, url)
+                        .secret_header("authorization", &format!("Bearer {token}"))
+                        .json(message)
+                        .timeout(timeout);
+                    let response = self.client.send(request, call.deadline).await?;
+                    let answer = json_object("Slack", &response)?;
+                    // Slack reports errors in the body of a 200.
+                    if answer.get("ok") != Some(&Value::Bool(true)) {
+                        return Err(ActionError::Failed {
+                            message: format!(
+                                "Slack error: {}",
+                                answer
+                                    .get("error")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("unknown")
+                            ),
+                            result: Some(response.to_result()),
+                        });
+                    }
+                    Ok(
+                        json!({"ok": true, "channel": answer.get("channel"), "ts": answer.get("ts"), "thread_ts": thread}),
+                    )
+                }
+                _ => Err(ActionError::BadArg {
+                    arg: "secret_webhook_url".to_string(),
+                    reason: "give exactly one of secret_webhook_url and secret_token".to_string(),
+                }),
+            }
+        })
+    }
+}

@@ -1,0 +1,129 @@
+//! Helpers shared by the vendor actions.
+
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use super::{ActionCall, ActionError, ArgKind, ArgSpec};
+use crate::alert::Alert;
+use crate::http::HttpResponse;
+
+/// Declares `base_url` and `timeout_ms`, which every vendor action takes.
+pub const BASE_URL: ArgSpec = ArgSpec::optional(
+    "base_url",
+    ArgKind::String,
+    "API base URL (default: the vendor's public endpoint, or <VENDOR>_BASE_URL)",
+);
+pub const TIMEOUT: ArgSpec = ArgSpec::optional(
+    "timeout_ms",
+    ArgKind::Number,
+    "request timeout (default HTTP_TIMEOUT_MS)",
+);
+
+/// A required secret argument, already resolved to its value.
+pub fn secret<'a>(call: &ActionCall<'a>, arg: &str) -> Result<&'a str, ActionError> {
+    call.str_arg(arg)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ActionError::BadArg {
+            arg: arg.to_string(),
+            reason: "is required".to_string(),
+        })
+}
+
+/// `base` with path segments appended, each percent-encoded, so values from
+/// alerts cannot change the path (`../`, `?`, `#`).
+pub fn url_with(base: &str, segments: &[&str]) -> Result<String, ActionError> {
+    let mut url = Url::parse(base).map_err(|e| ActionError::BadArg {
+        arg: "base_url".to_string(),
+        reason: format!("is not a URL: {e}"),
+    })?;
+    {
+        let mut path = url.path_segments_mut().map_err(|_| ActionError::BadArg {
+            arg: "base_url".to_string(),
+            reason: "cannot take a path".to_string(),
+        })?;
+        path.pop_if_empty();
+        for segment in segments {
+            path.push(segment);
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// The response body as a JSON object, or a failure that keeps the response.
+pub fn json_object<'a>(
+    vendor: &str,
+    response: &'a HttpResponse,
+) -> Result<&'a Map<String, Value>, ActionError> {
+    response
+        .body
+        .as_object()
+        .ok_or_else(|| ActionError::Failed {
+            message: format!(
+                "{vendor} answered HTTP {} with a body that is not a JSON object",
+                response.status
+            ),
+            result: Some(response.to_result()),
+        })
+}
+
+/// The Matano alert id, when the alert came from Matano.
+pub fn matano_alert_id(alert: &Alert) -> Option<&str> {
+    alert
+        .data
+        .pointer("/updated_alert/id")
+        .and_then(Value::as_str)
+}
+
+/// An optional string-list argument.
+pub fn string_list(call: &ActionCall<'_>, arg: &str) -> Vec<String> {
+    call.args
+        .get(arg)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A string argument, else `default`.
+pub fn string_or(call: &ActionCall<'_>, arg: &str, default: impl FnOnce() -> String) -> String {
+    call.str_arg(arg)
+        .map(str::to_string)
+        .unwrap_or_else(default)
+}
+
+/// `[severity] title`.
+pub fn headline(alert: &Alert) -> String {
+    if alert.severity.is_empty() {
+        alert.title.clone()
+    } else {
+        format!("[{}] {}", alert.severity, alert.title)
+    }
+}
+
+/// Cuts a string to at most `max` characters.
+pub fn clip(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// Path segments from alert content must be plain names.
+pub fn plain_name(arg: &str, value: &str) -> Result<(), ActionError> {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && value != "."
+        && value != ".."
+    {
+        Ok(())
+    } else {
+        Err(ActionError::BadArg {
+            arg: arg.to_string(),
+            reason: format!("{value:?} is not a plain name (letters, digits, - _ .)"),
+        })
+    }
+}
