@@ -227,34 +227,33 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self
+            let err = match self
                 .send_following_redirects(&request, url.clone(), timeout, deadline)
-                .await;
-            let retry_after = match &result {
+                .await
+            {
                 Ok(response) => {
                     return Ok(HttpResponse {
                         attempts: attempt,
-                        ..response.clone()
+                        ..response
                     })
                 }
-                Err(HttpError::Status {
-                    status,
-                    result: response,
-                    ..
-                }) => {
+                Err(err) => err,
+            };
+            let retry_after = match &err {
+                HttpError::Status { status, result, .. } => {
                     let retryable =
                         *status == 429 || (*status >= 500 && (idempotent || request.retry_unsafe));
                     if !retryable {
-                        return result_with_attempts(result_err(&result), attempt);
+                        return Err(with_attempts(err, attempt));
                     }
-                    retry_after(response)
+                    retry_after(result)
                 }
                 // Nothing reached the server: safe to retry whatever the method.
-                Err(HttpError::Connect { .. }) => None,
-                Err(_) => return result,
+                HttpError::Connect { .. } => None,
+                _ => return Err(err),
             };
             if attempt > self.settings.max_retries {
-                return result_with_attempts(result.err().expect("an error"), attempt);
+                return Err(with_attempts(err, attempt));
             }
             let wait = retry_after
                 .unwrap_or_else(|| backoff(attempt))
@@ -262,7 +261,7 @@ impl HttpClient {
             if let Some(deadline) = deadline {
                 // Waiting and another attempt must both fit before the deadline.
                 if Instant::now() + wait + Duration::from_millis(100) >= deadline {
-                    return result_with_attempts(result.err().expect("an error"), attempt);
+                    return Err(with_attempts(err, attempt));
                 }
             }
             tracing::info!(url = %display_url(&url), attempt, wait_ms = wait.as_millis() as u64, "retrying HTTP request");
@@ -453,17 +452,14 @@ impl HttpClient {
     }
 }
 
-fn result_err(result: &Result<HttpResponse, HttpError>) -> HttpError {
-    result.as_ref().err().cloned().expect("an error")
-}
-
-fn result_with_attempts(mut err: HttpError, attempts: u32) -> Result<HttpResponse, HttpError> {
+/// Records in a status error's result how many attempts were made.
+fn with_attempts(mut err: HttpError, attempts: u32) -> HttpError {
     if let HttpError::Status { result, .. } = &mut err {
         if attempts > 1 {
             result["attempts"] = json!(attempts);
         }
     }
-    Err(err)
+    err
 }
 
 impl HttpPolicy {
