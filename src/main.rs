@@ -19,12 +19,10 @@ fn main() -> std::process::ExitCode {
 
 async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
     // JSON lines for CloudWatch; RUST_LOG / LOG_LEVEL filter them.
-    let filter = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_string());
+    let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_string());
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter(&level, "info"))
         .with_current_span(true)
         .without_time()
         .with_target(false)
@@ -55,10 +53,7 @@ async fn cli_main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(cli.log_level())
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(log_filter(cli.log_level(), "warn"))
         .with_target(false)
         .init();
     let result = match cli.command {
@@ -74,4 +69,21 @@ async fn cli_main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `level` for our code; HTTP and AWS SDK internals never below info, since
+/// their debug and trace output can carry request and response bodies
+/// (a Secrets Manager response is a secret).
+fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
+    const CAPPED: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_smithy_http_client=info,\
+        aws_smithy_http=info,aws_config=info,aws_runtime=info,aws_sdk_sns=info,aws_sdk_secretsmanager=info,\
+        aws_sdk_sts=info,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
+    let verbose = level.contains("debug") || level.contains("trace");
+    let directives = if verbose {
+        format!("{level},{CAPPED}")
+    } else {
+        level.to_string()
+    };
+    tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback))
 }

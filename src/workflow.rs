@@ -211,25 +211,33 @@ impl Workflow<'_> {
         let started_at = Utc::now();
         let clock = Instant::now();
         let outcome_id = action_outcome_id(&alert.id, &request.id);
+        // Literal secret values in the request; resolved ones are added below.
+        let mut secrets = secret_values(&request.args);
         let outcome = match self
             .registry
             .validate(&request.id, &request.uses, &request.args)
         {
             Err(err) => Err(err),
             Ok(_) if self.limits.dry_run => Ok(None),
-            Ok(action) => action
-                .run(ActionCall {
-                    action_id: &request.id,
-                    outcome_id: &outcome_id,
-                    alert,
-                    args: &request.args,
-                    deadline,
-                })
-                .await
-                .map(Some),
+            Ok(action) => match self.secrets.resolve_args(&request.args).await {
+                Err(err) => Err(err),
+                Ok(args) => {
+                    // Scrub what the references resolved to, too.
+                    secrets.extend(secret_values(&args));
+                    action
+                        .run(ActionCall {
+                            action_id: &request.id,
+                            outcome_id: &outcome_id,
+                            alert,
+                            args: &args,
+                            deadline,
+                        })
+                        .await
+                        .map(Some)
+                }
+            },
         };
         let duration_ms = clock.elapsed().as_millis() as u64;
-        let secrets = secret_values(&request.args);
         let (status, result, error) = match outcome {
             Ok(Some(result)) => (
                 Status::Succeeded,
@@ -240,7 +248,7 @@ impl Workflow<'_> {
             Err(err) => (
                 Status::Failed,
                 err.result().map(|r| scrub_value(r, &secrets)),
-                Some(scrub_text(&error_text(&err), &secrets)),
+                Some(scrub_text(&error_text(&err, &request.id), &secrets)),
             ),
         };
         match &error {
@@ -267,9 +275,11 @@ impl Workflow<'_> {
     }
 }
 
-fn error_text(err: &ActionError) -> String {
+fn error_text(err: &ActionError, action_id: &str) -> String {
     match err {
         ActionError::BadArg { .. } => format!("invalid request: {err}"),
+        // Names the action and the secret, never its value.
+        ActionError::Secret { .. } => format!("action {action_id:?}: {err}"),
         _ => err.to_string(),
     }
 }

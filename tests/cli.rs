@@ -259,3 +259,27 @@ async fn check_reports_policies_and_compile_errors_with_file_and_line() {
         broken.stderr
     );
 }
+
+#[tokio::test]
+async fn check_reports_unknown_actions_and_missing_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("alert.rego"),
+        "package alert.matano\nalert contains {\"title\": \"t\"} if true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("action.rego"),
+        "package action\n\nrun contains {\"id\": \"page\", \"uses\": \"pagerduty.trigger\"} if true\n\nrun contains {\"id\": \"x\", \"uses\": \"pager.page\"} if true\n",
+    )
+    .unwrap();
+    let out = cli(&["check", "--policies", dir.path().to_str().unwrap()], None).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("action.rego:3: run entry \"page\" (pagerduty.trigger): missing required argument `secret_routing_key`"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("action.rego:5: run entry \"x\": unknown action \"pager.page\""),
+        "{}",
+        out.stderr
+    );
+}

@@ -379,6 +379,8 @@ pub fn secret_values(args: &Map<String, Value>) -> Vec<String> {
     fn collect(value: &Value, secret: bool, out: &mut Vec<String>) {
         match value {
             Value::String(s) if secret && !s.is_empty() => out.push(s.clone()),
+            // A Secrets Manager reference names a secret; it is not one.
+            Value::Object(_) if secret && crate::secrets::SecretRef::parse(value).is_ok() => {}
             Value::Object(map) => {
                 for (k, v) in map {
                     collect(v, secret || is_secret_name(k), out);
@@ -495,8 +497,10 @@ mod tests {
     #[test]
     fn echoed_secrets_are_scrubbed_from_results() {
         let secrets = secret_values(&args(
-            json!({"secret_token": "tok-123", "x": {"secret_pair": {"k": "abc"}}, "url": "u"}),
+            json!({"secret_token": "tok-123", "x": {"secret_pair": {"k": "abc"}}, "url": "u",
+                   "secret_ref": {"secret": "prod/x", "key": "routing_key"}}),
         ));
+        // A reference is not a secret value: its name and key are not scrubbed.
         assert_eq!(secrets, vec!["tok-123".to_string(), "abc".to_string()]);
         let result = json!({"headers": {"authorization": "Bearer tok-123"}, "tok-123": ["abc"]});
         let text = scrub_value(&result, &secrets).to_string();

@@ -7,6 +7,7 @@
 //!   `{alert, env, seq, called}`.
 
 pub mod action_request;
+pub mod lint;
 pub mod unit_test;
 
 use std::collections::BTreeSet;

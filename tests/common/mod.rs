@@ -2,6 +2,8 @@
 //! records requests and answers through a handler, and moto helpers.
 #![allow(dead_code)]
 
+pub mod lambda;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -297,4 +299,8 @@ pub fn matano_sns_event(severity: &str, new_ips: &[&str]) -> Value {
     payload["context_diff"]["source"] = serde_json::json!({ "ip": new_ips });
     event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
     event
+}
+
+pub fn fixture_path(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }

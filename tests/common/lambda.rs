@@ -1,0 +1,50 @@
+//! Driving the real binary in Lambda mode: a loopback Runtime API.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+use super::{Recorded, Reply, TestServer};
+
+pub const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+
+/// A Runtime API that hands out `event` once, then long-polls forever.
+pub async fn runtime_api(event: Value) -> TestServer {
+    let served = AtomicBool::new(false);
+    TestServer::start(move |req: &Recorded| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/2018-06-01/runtime/invocation/next") if !served.swap(true, Ordering::SeqCst) => {
+            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 60_000;
+            Reply::json(200, event.clone())
+                .with_header("lambda-runtime-aws-request-id", REQUEST_ID)
+                .with_header("lambda-runtime-deadline-ms", &deadline.to_string())
+                .with_header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:alert-responder")
+                .with_header("lambda-runtime-trace-id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
+        }
+        ("GET", _) => Reply::Hang,
+        _ => Reply::json(202, json!({"status": "OK"})),
+    })
+    .await
+}
+
+pub fn lambda_process(api: &TestServer, env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alert-responder"));
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "alert-responder")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("HTTP_ALLOW_PRIVATE", "true")
+        .env_remove("OUTCOME_TOPIC_ARN")
+        .env_remove("POLICY_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("start the binary")
+}
