@@ -51,6 +51,12 @@ pub struct Config {
     /// How long a fetched secret is reused.
     pub secret_cache_ttl: Duration,
     pub endpoints: Endpoints,
+    /// DynamoDB table for exactly-once actions and persistent attributes.
+    pub state_table: Option<String>,
+    /// How long an action claim holds before another invocation may take it over.
+    pub claim_lease: Duration,
+    /// Act on Matano changes older than one already processed.
+    pub process_stale_changes: bool,
 }
 
 /// A configuration value that could not be used.
@@ -87,6 +93,9 @@ impl Default for Config {
             runtime_api: None,
             secret_cache_ttl: Duration::from_secs(300),
             endpoints: Endpoints::default(),
+            state_table: None,
+            claim_lease: Duration::from_secs(60),
+            process_stale_changes: false,
         }
     }
 }
@@ -204,6 +213,18 @@ impl Config {
             if let Some(url) = get(name) {
                 *slot = validate_url(name, url)?;
             }
+        }
+        config.state_table = get("STATE_TABLE");
+        if let Some(v) = get("CLAIM_LEASE_SECONDS") {
+            config.claim_lease =
+                Duration::from_secs(parse_positive("CLAIM_LEASE_SECONDS", &v)?.into());
+        }
+        if let Some(v) = get("STALE_CHANGES") {
+            config.process_stale_changes = match v.trim() {
+                "skip" => false,
+                "process" => true,
+                _ => return Err(invalid("STALE_CHANGES", &v, "expected skip or process")),
+            };
         }
         if let Some(url) = get("JIRA_BASE_URL") {
             endpoints.jira = Some(validate_url("JIRA_BASE_URL", url)?);

@@ -10,10 +10,11 @@ use crate::action::sns::TopicPublisher;
 use crate::action::Registry;
 use crate::config::Config;
 use crate::event::ingest_lambda_event;
-use crate::outcome::{PublishError, Publisher, SnsPublisher};
-use crate::pipeline::{Responder, Summary};
+use crate::outcome::{Publisher, SnsPublisher};
+use crate::pipeline::{HandleError, Responder, Summary};
 use crate::policy::{PolicyError, PolicySet};
 use crate::secrets::{SecretResolver, SecretsManager};
+use crate::state::DynamoState;
 
 /// Time kept back from the invocation deadline to publish outcomes.
 const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
@@ -48,10 +49,24 @@ pub async fn init(config: &Config) -> Result<Responder, InitError> {
         )),
         config.secret_cache_ttl,
     );
-    tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, "initialized");
-    Ok(Responder::new(
-        config, policies, registry, secrets, publisher,
-    ))
+    tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, state_table = ?config.state_table, "initialized");
+    let responder = Responder::new(config, policies, registry, secrets, publisher);
+    Ok(with_state_table(responder, config, &sdk))
+}
+
+/// Adds the DynamoDB state table when `STATE_TABLE` names one.
+pub fn with_state_table(
+    responder: Responder,
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Responder {
+    match &config.state_table {
+        Some(table) => responder.with_state(Arc::new(DynamoState::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            table,
+        ))),
+        None => responder,
+    }
 }
 
 /// Serves invocations until the runtime stops.
@@ -76,7 +91,7 @@ pub async fn handle(
     responder: &Responder,
     default_schema: &str,
     event: LambdaEvent<Value>,
-) -> Result<Summary, PublishError> {
+) -> Result<Summary, HandleError> {
     // lambda_runtime's "Lambda runtime invoke" span already carries requestId.
     let deadline = deadline_instant(event.context.deadline);
     let records = ingest_lambda_event(&event.payload, default_schema);
@@ -127,10 +142,15 @@ pub async fn report_init_error(runtime_api: &str, error: &InitError) {
     }
 }
 
-impl From<PublishError> for lambda_runtime::Diagnostic {
-    fn from(err: PublishError) -> Self {
+impl From<HandleError> for lambda_runtime::Diagnostic {
+    fn from(err: HandleError) -> Self {
+        let error_type = match &err {
+            HandleError::Publish(_) => "AlertResponder.PublishError",
+            HandleError::State(_) => "AlertResponder.StateError",
+            HandleError::Retry { .. } => "AlertResponder.RetryableActions",
+        };
         lambda_runtime::Diagnostic {
-            error_type: "AlertResponder.PublishError".to_string(),
+            error_type: error_type.to_string(),
             error_message: err.to_string(),
         }
     }

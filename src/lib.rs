@@ -15,6 +15,7 @@
 //! - [`action`]: the action registry and the built-in executors.
 //! - [`http`]: the shared HTTP client: timeouts, retries, SSRF guard.
 //! - [`secrets`]: `secret_*` arguments from Secrets Manager, cached.
+//! - [`state`]: the DynamoDB state table: action claims, change order, persistent attributes.
 //! - [`outcome`]: the outcome model and its publishers (SNS, stdout, file).
 //! - [`pipeline`]: one envelope through both policies to published outcomes.
 //! - [`aws`]: SDK configuration on one rustls/ring TLS stack.
@@ -35,6 +36,7 @@ pub mod pipeline;
 pub mod play;
 pub mod policy;
 pub mod secrets;
+pub mod state;
 pub mod workflow;
 
 /// Replaces the value of every argument whose name marks it as a secret.

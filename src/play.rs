@@ -236,6 +236,7 @@ impl Action for MockAction {
             let mock = mock?;
             match mock.error {
                 Some(message) => Err(ActionError::Failed {
+                    transient: false,
                     message,
                     result: mock.result,
                 }),
@@ -331,6 +332,8 @@ pub async fn play(
         limits: &limits,
         env: &env,
         secrets: &secrets,
+        state: None,
+        lease: std::time::Duration::from_secs(60),
     };
     let mut failures = Vec::new();
     let mut events = Vec::new();
@@ -355,7 +358,7 @@ pub async fn play(
             }
             Ok(envelope) => {
                 result.schema = Some(envelope.schema.clone());
-                match policies.eval_alerts(&envelope.schema, &envelope.payload) {
+                match policies.eval_alerts(&envelope.schema, &envelope.payload, None) {
                     Err(err) => {
                         failures.push(format!("event {index}: {err}"));
                         result.error = Some(err.to_string());

@@ -6,12 +6,17 @@
 //! round asks for nothing new, after a round with `abort`, after a round in
 //! which an action without `force` failed, or at `max_rounds` — the last is
 //! never silent: the actions still asked for are reported as skipped.
+//!
+//! With a [`StateStore`], each action runs only after its claim is won: an
+//! action that already ran (a duplicate delivery, a retry) is replayed from
+//! its record, and a transient failure gives the claim back and stops the
+//! workflow so the invocation can be retried.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::action::{
@@ -21,6 +26,7 @@ use crate::alert::{Alert, Attr};
 use crate::outcome::{action_outcome_id, Status};
 use crate::policy::{ActionRequest, CommitSpec, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
+use crate::state::{Claim, PersistOp, PersistWrite, StateStore};
 
 /// Limits and switches of a workflow.
 #[derive(Debug, Clone)]
@@ -31,7 +37,7 @@ pub struct Limits {
 }
 
 /// One action run (or skip) of an alert.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActionRecord {
     pub id: String,
     pub uses: String,
@@ -45,6 +51,13 @@ pub struct ActionRecord {
     pub commits: Vec<Attr>,
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
+    /// Taken from the state table: the action ran in an earlier invocation.
+    #[serde(default)]
+    pub replay: bool,
+    /// Not final: the action failed transiently (or its state could not be
+    /// kept) and the invocation must be retried. Never published.
+    #[serde(skip)]
+    pub retry: Option<String>,
 }
 
 impl ActionRecord {
@@ -80,6 +93,11 @@ pub enum Stop {
     PolicyError {
         error: String,
     },
+    /// An action must be retried in a later invocation.
+    Retry {
+        action_id: String,
+        cause: String,
+    },
 }
 
 /// Everything that happened to one alert.
@@ -99,6 +117,10 @@ pub struct Workflow<'a> {
     /// `input.env`: only the allow-listed variables.
     pub env: &'a Value,
     pub secrets: &'a SecretResolver,
+    /// Exactly-once bookkeeping; `None` runs without it.
+    pub state: Option<&'a dyn StateStore>,
+    /// How long a claim holds before another invocation may take it over.
+    pub lease: Duration,
 }
 
 impl Workflow<'_> {
@@ -107,10 +129,8 @@ impl Workflow<'_> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut seq: u32 = 0;
         let stop = loop {
-            let requests = match self
-                .policies
-                .eval_actions(self.input(&alert, seq, &records))
-            {
+            let input = self.input(&alert, seq, &records);
+            let requests = match self.policies.eval_actions(input, deadline) {
                 Ok(requests) => requests,
                 Err(err) => {
                     break Stop::PolicyError {
@@ -155,20 +175,23 @@ impl Workflow<'_> {
             .await;
 
             let mut stop = None;
-            for (request, mut record) in to_run.iter().zip(round) {
-                if record.status == Status::Succeeded {
-                    record.commits = commit(request, record.result.as_ref());
-                    for attr in &record.commits {
-                        alert.set_attr(attr.clone());
-                    }
+            for (request, record) in to_run.iter().zip(round) {
+                if let Some(reason) = &record.retry {
+                    stop.get_or_insert(Stop::Retry {
+                        action_id: request.id.clone(),
+                        cause: reason.clone(),
+                    });
                 }
-                if record.status == Status::Failed && !request.force && stop.is_none() {
-                    stop = Some(Stop::ActionFailed {
+                for attr in &record.commits {
+                    apply_commit(&mut alert, attr);
+                }
+                if record.status == Status::Failed && !request.force {
+                    stop.get_or_insert(Stop::ActionFailed {
                         action_id: request.id.clone(),
                     });
                 }
-                if request.abort && stop.is_none() {
-                    stop = Some(Stop::Aborted {
+                if request.abort {
+                    stop.get_or_insert(Stop::Aborted {
                         action_id: request.id.clone(),
                     });
                 }
@@ -211,68 +234,152 @@ impl Workflow<'_> {
         let started_at = Utc::now();
         let clock = Instant::now();
         let outcome_id = action_outcome_id(&alert.id, &request.id);
-        // Literal secret values in the request; resolved ones are added below.
-        let mut secrets = secret_values(&request.args);
-        let outcome = match self
-            .registry
-            .validate(&request.id, &request.uses, &request.args)
-        {
-            Err(err) => Err(err),
-            Ok(_) if self.limits.dry_run => Ok(None),
-            Ok(action) => match self.secrets.resolve_args(&request.args).await {
-                Err(err) => Err(err),
-                Ok(args) => {
-                    // Scrub what the references resolved to, too.
-                    secrets.extend(secret_values(&args));
-                    action
-                        .run(ActionCall {
-                            action_id: &request.id,
-                            outcome_id: &outcome_id,
-                            alert,
-                            args: &args,
-                            deadline,
-                        })
-                        .await
-                        .map(Some)
-                }
-            },
-        };
-        let duration_ms = clock.elapsed().as_millis() as u64;
-        let (status, result, error) = match outcome {
-            Ok(Some(result)) => (
-                Status::Succeeded,
-                Some(scrub_value(&result, &secrets)),
-                None,
-            ),
-            Ok(None) => (Status::DryRun, None, None),
-            Err(err) => (
-                Status::Failed,
-                err.result().map(|r| scrub_value(r, &secrets)),
-                Some(scrub_text(&error_text(&err, &request.id), &secrets)),
-            ),
-        };
-        match &error {
-            Some(error) => {
-                tracing::warn!(alert_id = %alert.id, action_id = %request.id, uses = %request.uses, seq, duration_ms, error = %error, "action failed")
-            }
-            None => {
-                tracing::info!(alert_id = %alert.id, action_id = %request.id, uses = %request.uses, seq, duration_ms, status = status.as_str(), "action done")
-            }
-        }
-        ActionRecord {
+        let mut record = ActionRecord {
             id: request.id.clone(),
             uses: request.uses.clone(),
             args: redact_args(&request.args),
             seq,
-            status,
-            result,
-            error,
-            outcome_id,
+            status: Status::Failed,
+            result: None,
+            error: None,
+            outcome_id: outcome_id.clone(),
             commits: Vec::new(),
             started_at,
-            duration_ms,
+            duration_ms: 0,
+            replay: false,
+            retry: None,
+        };
+        let action = match self
+            .registry
+            .validate(&request.id, &request.uses, &request.args)
+        {
+            Ok(action) => action,
+            Err(err) => {
+                record.error = Some(error_text(&err, &request.id));
+                return finish(record, alert, clock);
+            }
+        };
+        if self.limits.dry_run {
+            record.status = Status::DryRun;
+            return finish(record, alert, clock);
+        }
+        if let Some(state) = self.state {
+            match self.claim(state, alert, request, deadline).await {
+                Ok(None) => {}
+                Ok(Some(mut done)) => {
+                    // The action ran before: replay its record, run nothing.
+                    done.replay = true;
+                    done.seq = seq;
+                    tracing::info!(alert_id = %alert.id, action_id = %request.id, "action already ran; replaying its record");
+                    return done;
+                }
+                Err(reason) => {
+                    record.error = Some(reason.clone());
+                    record.retry = Some(reason);
+                    return finish(record, alert, clock);
+                }
+            }
+        }
+
+        // Literal secret values in the request; resolved ones are added below.
+        let mut secrets = secret_values(&request.args);
+        let outcome = match self.secrets.resolve_args(&request.args).await {
+            Err(err) => Err(err),
+            Ok(args) => {
+                secrets.extend(secret_values(&args));
+                action
+                    .run(ActionCall {
+                        action_id: &request.id,
+                        outcome_id: &outcome_id,
+                        alert,
+                        args: &args,
+                        deadline,
+                    })
+                    .await
+            }
+        };
+        let transient = matches!(&outcome, Err(err) if err.is_transient());
+        match outcome {
+            Ok(result) => {
+                let result = scrub_value(&result, &secrets);
+                record.status = Status::Succeeded;
+                record.commits = commit(request, &result, alert);
+                record.result = Some(result);
+            }
+            Err(err) => {
+                record.result = err.result().map(|r| scrub_value(r, &secrets));
+                record.error = Some(scrub_text(&error_text(&err, &request.id), &secrets));
+            }
+        }
+        record = finish(record, alert, clock);
+        if let Some(state) = self.state {
+            if transient {
+                // Give the claim back: the retried invocation runs it again.
+                if let Err(err) = state.release(&alert.id, &request.id).await {
+                    tracing::warn!(alert_id = %alert.id, action_id = %request.id, error = %err, "could not release the claim; it expires with its lease");
+                }
+                record.retry = record.error.clone();
+            } else {
+                let writes = persist_writes(alert, request, &record);
+                if let Err(err) = state.complete(&alert.id, &record, &writes).await {
+                    tracing::error!(alert_id = %alert.id, action_id = %request.id, error = %err, "the action ran but its record could not be saved");
+                    record.retry = Some(err.to_string());
+                }
+            }
+        }
+        record
+    }
+
+    /// Wins the claim (`Ok(None)`), finds the finished record (`Ok(Some)`),
+    /// or gives up with the reason (the state table is unreachable, or another
+    /// invocation holds the claim past what this one can wait).
+    async fn claim(
+        &self,
+        state: &dyn StateStore,
+        alert: &Alert,
+        request: &ActionRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ActionRecord>, String> {
+        loop {
+            match state.claim(&alert.id, &request.id, self.lease).await {
+                Err(err) => return Err(err.to_string()),
+                Ok(Claim::Claimed) => return Ok(None),
+                Ok(Claim::Done(record)) => return Ok(Some(*record)),
+                Ok(Claim::Busy { lease_until }) => {
+                    // Another invocation runs it: wait for its record, or for its lease to lapse.
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    let wait = Duration::from_millis(250);
+                    let time_left =
+                        deadline.is_none_or(|d| Instant::now() + wait + Duration::from_secs(1) < d);
+                    let lease_left = lease_until.saturating_sub(now);
+                    if !time_left || lease_left > self.lease.as_secs() + 1 {
+                        return Err(format!(
+                            "action {:?} is running in another invocation",
+                            request.id
+                        ));
+                    }
+                    tracing::info!(alert_id = %alert.id, action_id = %request.id, lease_left, "action claimed by another invocation; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+            }
         }
     }
+}
+
+fn finish(mut record: ActionRecord, alert: &Alert, clock: Instant) -> ActionRecord {
+    record.duration_ms = clock.elapsed().as_millis() as u64;
+    match &record.error {
+        Some(error) => {
+            tracing::warn!(alert_id = %alert.id, action_id = %record.id, uses = %record.uses, seq = record.seq, duration_ms = record.duration_ms, error = %error, "action failed")
+        }
+        None => {
+            tracing::info!(alert_id = %alert.id, action_id = %record.id, uses = %record.uses, seq = record.seq, duration_ms = record.duration_ms, status = record.status.as_str(), "action done")
+        }
+    }
+    record
 }
 
 fn error_text(err: &ActionError, action_id: &str) -> String {
@@ -317,33 +424,86 @@ fn skipped(alert: &Alert, request: &ActionRequest, seq: u32, reason: &str) -> Ac
         commits: Vec::new(),
         started_at: Utc::now(),
         duration_ms: 0,
+        replay: false,
+        retry: None,
     }
+}
+
+/// Writes a committed attribute into the alert; `add` commits carry the
+/// delta and add to the current value.
+fn apply_commit(alert: &mut Alert, attr: &Attr) {
+    let mut attr = attr.clone();
+    if attr.kind.as_deref() == Some("counter") {
+        let current = alert
+            .attrs
+            .iter()
+            .find(|a| a.key == attr.key)
+            .and_then(|a| a.value.as_f64())
+            .unwrap_or(0.0);
+        let total = current + attr.value.as_f64().unwrap_or(0.0);
+        attr.value = if total.fract() == 0.0 {
+            json!(total as i64)
+        } else {
+            json!(total)
+        };
+    }
+    alert.set_attr(attr);
 }
 
 /// The attributes a succeeded action's `commit` writes. A path that selects
 /// nothing writes nothing (logged); several nodes are written as an array.
-fn commit(request: &ActionRequest, result: Option<&Value>) -> Vec<Attr> {
-    let null = Value::Null;
-    let result = result.unwrap_or(&null);
+/// An `op: add` commit is recorded with type `counter` and its delta as value.
+fn commit(request: &ActionRequest, result: &Value, alert: &Alert) -> Vec<Attr> {
     request
         .commit
         .iter()
         .filter_map(|spec| {
             let value = committed_value(spec, result);
             if value.is_none() {
-                tracing::warn!(action_id = %request.id, key = %spec.key, path = ?spec.path, "commit path matched nothing; attribute not written");
+                tracing::warn!(alert_id = %alert.id, action_id = %request.id, key = %spec.key, path = ?spec.path, "commit path matched nothing; attribute not written");
             }
+            let counter = spec.op.as_deref() == Some("add");
             Some(Attr {
                 id: spec.id.clone(),
                 key: spec.key.clone(),
                 value: value?,
-                kind: spec.kind.clone(),
+                kind: if counter { Some("counter".to_string()) } else { spec.kind.clone() },
                 persist: spec.persist,
                 ttl: spec.ttl,
             })
         })
         .collect()
 }
+
+/// The state-table writes of an action's `persist: true` commits.
+fn persist_writes(
+    alert: &Alert,
+    request: &ActionRequest,
+    record: &ActionRecord,
+) -> Vec<PersistWrite> {
+    if alert.namespace.is_empty() {
+        return Vec::new();
+    }
+    record
+        .commits
+        .iter()
+        .filter(|attr| attr.persist)
+        .map(|attr| PersistWrite {
+            namespace: alert.namespace.clone(),
+            key: attr.key.clone(),
+            op: if attr.kind.as_deref() == Some("counter") {
+                PersistOp::Add(attr.value.as_f64().unwrap_or(0.0))
+            } else {
+                PersistOp::Set(attr.value.clone())
+            },
+            ttl: Duration::from_secs(attr.ttl.unwrap_or(DEFAULT_PERSIST_TTL)),
+        })
+        .inspect(|write| tracing::debug!(action_id = %request.id, key = %write.key, "persisting attribute"))
+        .collect()
+}
+
+/// Seconds a persisted attribute lives when its commit gives no `ttl`.
+pub const DEFAULT_PERSIST_TTL: u64 = 86_400;
 
 fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
     let Some(path) = &spec.path else {
@@ -399,6 +559,7 @@ mod tests {
             Box::pin(async move {
                 match self.uses {
                     "test.fail" => Err(ActionError::Failed {
+                        transient: false,
                         message: "boom".into(),
                         result: Some(json!({"status": 500})),
                     }),
@@ -471,7 +632,7 @@ mod tests {
             .unwrap();
             let draft = self
                 .policies
-                .eval_alerts("matano", &envelope.payload)
+                .eval_alerts("matano", &envelope.payload, None)
                 .unwrap()
                 .pop()
                 .unwrap();
@@ -482,6 +643,8 @@ mod tests {
                 limits: &self.limits,
                 env: &self.env,
                 secrets: &secrets,
+                state: None,
+                lease: Duration::from_secs(60),
             };
             workflow
                 .run(Alert::from_draft(draft, &envelope), None)

@@ -17,9 +17,20 @@ impl From<HttpError> for ActionError {
                 arg: "url".to_string(),
                 reason,
             },
-            HttpError::Status { ref result, .. } => ActionError::Failed {
+            HttpError::Status {
+                status, ref result, ..
+            } => ActionError::Failed {
                 result: Some(result.clone()),
                 message: err.to_string(),
+                transient: status == 429 || status >= 500,
+            },
+            HttpError::Connect { .. }
+            | HttpError::Timeout { .. }
+            | HttpError::Transport { .. }
+            | HttpError::Deadline { .. } => ActionError::Failed {
+                message: err.to_string(),
+                result: None,
+                transient: true,
             },
             other => ActionError::failed(other.to_string()),
         }

@@ -137,6 +137,8 @@ pub enum ActionError {
     Failed {
         message: String,
         result: Option<Value>,
+        /// Connect errors, timeouts, 429 and 5xx: another try may succeed.
+        transient: bool,
     },
     #[error("not configured: {0}")]
     NotConfigured(String),
@@ -152,6 +154,18 @@ impl ActionError {
         ActionError::Failed {
             message: message.into(),
             result: None,
+            transient: false,
+        }
+    }
+
+    /// A failure that may not happen again: worth retrying the invocation for.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ActionError::Failed { transient, .. } => *transient,
+            ActionError::Secret { error, .. } => {
+                matches!(error, crate::secrets::SecretError::Unavailable { .. })
+            }
+            _ => false,
         }
     }
 

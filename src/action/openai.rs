@@ -95,6 +95,7 @@ impl Action for Chat {
                 .get("choices")
                 .and_then(|c| c.get(0))
                 .ok_or_else(|| ActionError::Failed {
+                    transient: false,
                     message: "chat completion has no choices".to_string(),
                     result: Some(response.to_result()),
                 })?;

@@ -150,6 +150,7 @@ impl Action for Post {
                     // Slack reports errors in the body of a 200.
                     if answer.get("ok") != Some(&Value::Bool(true)) {
                         return Err(ActionError::Failed {
+                            transient: false,
                             message: format!(
                                 "Slack error: {}",
                                 answer

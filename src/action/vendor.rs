@@ -58,6 +58,7 @@ pub fn json_object<'a>(
         .body
         .as_object()
         .ok_or_else(|| ActionError::Failed {
+            transient: false,
             message: format!(
                 "{vendor} answered HTTP {} with a body that is not a JSON object",
                 response.status

@@ -102,6 +102,7 @@ impl Action for Lookup {
                     .body
                     .pointer("/data/attributes")
                     .ok_or_else(|| ActionError::Failed {
+                        transient: false,
                         message: "VirusTotal answered without data.attributes".to_string(),
                         result: Some(response.to_result()),
                     })?;

@@ -82,7 +82,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let registry = Registry::for_config(&config, Some(sns as Arc<dyn TopicPublisher>))?;
     // References are resolved only if a policy uses one: no AWS call otherwise.
     let secrets = SecretResolver::new(Arc::new(SecretsManager::default()), config.secret_cache_ttl);
-    let responder = Responder::new(&config, policies, registry, secrets, publisher);
+    let mut responder = Responder::new(&config, policies, registry, secrets, publisher);
+    if config.state_table.is_some() {
+        responder =
+            crate::lambda::with_state_table(responder, &config, &crate::aws::sdk_config().await);
+    }
     let records = ingest_document(&input, &config.default_schema);
     let summary = responder.handle(records, None).await?;
     eprintln!(

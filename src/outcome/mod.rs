@@ -59,6 +59,8 @@ pub enum EventType {
     MessageRejected,
     /// A policy failed for this message or alert; no further action ran.
     PolicyError,
+    /// A Matano change older than one already processed: not acted on.
+    StaleChange,
 }
 
 impl EventType {
@@ -67,6 +69,7 @@ impl EventType {
             EventType::ActionOutcome => "action_outcome",
             EventType::MessageRejected => "message_rejected",
             EventType::PolicyError => "policy_error",
+            EventType::StaleChange => "stale_change",
         }
     }
 }
@@ -133,6 +136,9 @@ pub struct Outcome {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejected: Option<RejectedMessage>,
+    /// The action ran in an earlier invocation; this republishes its outcome.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
 }
 
 impl Outcome {
@@ -281,6 +287,7 @@ pub fn rejected_outcome(rejected: &Rejected) -> Outcome {
             original_bytes,
             truncated,
         }),
+        replay: false,
     }
 }
 
@@ -305,7 +312,24 @@ pub fn policy_error_outcome(envelope: &Envelope, alert: Option<&Alert>, error: &
         started_at: Utc::now(),
         duration_ms: 0,
         rejected: None,
+        replay: false,
     }
+}
+
+/// The outcome of a Matano change older than one already processed.
+pub fn stale_outcome(envelope: &Envelope, latest: u64) -> Outcome {
+    let mut outcome = policy_error_outcome(envelope, None, "");
+    outcome.event_type = EventType::StaleChange;
+    outcome.status = Status::Skipped;
+    outcome.outcome_id = short_hash(&["stale", &envelope.change_key()]);
+    let update_count = envelope
+        .matano
+        .as_ref()
+        .map_or(0, |m| m.updated_alert.update_count);
+    outcome.error = Some(format!(
+        "stale change: update_count {update_count} is older than {latest}, already processed; not acted on"
+    ));
+    outcome
 }
 
 /// Why outcomes could not be delivered.

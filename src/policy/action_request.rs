@@ -45,6 +45,10 @@ pub struct CommitSpec {
     pub persist: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
+    /// `set` (default) replaces the value; `add` adds a number to a counter,
+    /// atomically when persisted, so concurrent alerts never lose an update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
 }
 
 impl ActionRequest {
@@ -68,6 +72,20 @@ impl ActionRequest {
             return Err(fail("`uses` is empty".to_string()));
         }
         for (i, commit) in request.commit.iter().enumerate() {
+            match commit.op.as_deref() {
+                None | Some("set") => {}
+                Some("add") if commit.value.as_ref().is_some_and(|v| !v.is_number()) => {
+                    return Err(fail(format!(
+                        "commit[{i}]: `op: add` needs a number `value`"
+                    )))
+                }
+                Some("add") => {}
+                Some(other) => {
+                    return Err(fail(format!(
+                        "commit[{i}].op {other:?} is not `set` or `add`"
+                    )))
+                }
+            }
             match (&commit.path, &commit.value) {
                 (Some(path), _) => {
                     serde_json_path::JsonPath::parse(path).map_err(|err| {

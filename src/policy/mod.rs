@@ -13,7 +13,7 @@ pub mod unit_test;
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
@@ -68,6 +68,7 @@ pub struct PolicySet {
     engine: regorus::Engine,
     schemas: BTreeSet<String>,
     files: Vec<String>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -122,6 +123,7 @@ impl PolicySet {
             engine,
             schemas,
             files: names,
+            timeout,
         })
     }
 
@@ -143,9 +145,10 @@ impl PolicySet {
         &self,
         schema: &str,
         payload: &Value,
+        deadline: Option<Instant>,
     ) -> Result<Vec<AlertDraft>, PolicyError> {
         let rule = format!("data.alert.{schema}.alert");
-        let values = self.eval_set(&rule, regorus::Value::from(payload.clone()))?;
+        let values = self.eval_set(&rule, regorus::Value::from(payload.clone()), deadline)?;
         values
             .into_iter()
             .enumerate()
@@ -161,8 +164,12 @@ impl PolicySet {
     }
 
     /// The actions the action policy asks for, given `input`.
-    pub fn eval_actions(&self, input: regorus::Value) -> Result<Vec<ActionRequest>, PolicyError> {
-        let values = self.eval_set(ACTION_RULE, input)?;
+    pub fn eval_actions(
+        &self,
+        input: regorus::Value,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<ActionRequest>, PolicyError> {
+        let values = self.eval_set(ACTION_RULE, input, deadline)?;
         values
             .into_iter()
             .enumerate()
@@ -171,8 +178,21 @@ impl PolicySet {
     }
 
     /// Evaluates a partial set rule; undefined means empty.
-    fn eval_set(&self, rule: &str, input: regorus::Value) -> Result<Vec<Value>, PolicyError> {
+    /// Evaluates a partial set rule; undefined means empty. The evaluation is
+    /// stopped at the policy timeout or at `deadline`, whichever comes first.
+    fn eval_set(
+        &self,
+        rule: &str,
+        input: regorus::Value,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Value>, PolicyError> {
         let mut engine = self.engine.clone();
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < self.timeout {
+                engine.set_execution_timer_config(timer(left.max(Duration::from_millis(1))));
+            }
+        }
         engine.set_input(input);
         let result = engine.eval_rule(rule.to_string());
         for line in engine.take_prints().unwrap_or_default() {
@@ -209,11 +229,15 @@ impl PolicySet {
 pub fn new_engine(timeout: Duration) -> regorus::Engine {
     let mut engine = regorus::Engine::new();
     engine.set_gather_prints(true);
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: timeout,
-        check_interval: NonZeroU32::new(64).expect("non-zero"),
-    });
+    engine.set_execution_timer_config(timer(timeout));
     engine
+}
+
+fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::new(64).expect("non-zero"),
+    }
 }
 
 /// Every policy file of a source, tests included, in a stable order.
@@ -353,12 +377,18 @@ mod tests {
             Duration::from_secs(1),
         )
         .unwrap();
-        let err = set.eval_alerts("x", &json!({})).unwrap_err().to_string();
+        let err = set
+            .eval_alerts("x", &json!({}), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("data.alert.x.alert") && err.contains("`title`"),
             "{err}"
         );
-        let err = set.eval_alerts("y", &json!({})).unwrap_err().to_string();
+        let err = set
+            .eval_alerts("y", &json!({}), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected a set"), "{err}");
     }
 
@@ -373,27 +403,36 @@ mod tests {
         )
         .unwrap();
         let err = set
-            .eval_alerts("x", &json!({"a": 1, "b": 0}))
+            .eval_alerts("x", &json!({"a": 1, "b": 0}), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("data.alert.x.alert"), "{err}");
     }
 
-    #[test]
-    fn slow_rule_hits_the_timer() {
-        let set = PolicySet::compile(
-            vec![
+    fn slow_files() -> Vec<PolicyFile> {
+        vec![
                 file("a.rego", ACTION),
                 file(
                     "slow.rego",
                     "package alert.slow\nalert contains {\"title\": sprintf(\"%d\", [n])} if {\n  n := count([x | some a in numbers.range(1, 2000); some b in numbers.range(1, 2000); x := a * b])\n}\n",
                 ),
-            ],
-            Duration::from_millis(50),
-        )
-        .unwrap();
-        let err = set.eval_alerts("slow", &json!({})).unwrap_err().to_string();
+            ]
+    }
+
+    #[test]
+    fn slow_rule_hits_the_timer() {
+        let set = PolicySet::compile(slow_files(), Duration::from_millis(50)).unwrap();
+        let err = set
+            .eval_alerts("slow", &json!({}), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("data.alert.slow.alert"), "{err}");
+        // The invocation's deadline bounds it too, below the policy timeout.
+        let long = PolicySet::compile(slow_files(), Duration::from_secs(60)).unwrap();
+        let started = Instant::now();
+        let deadline = Some(Instant::now() + Duration::from_millis(50));
+        assert!(long.eval_alerts("slow", &json!({}), deadline).is_err());
+        assert!(started.elapsed() < Duration::from_secs(10));
         assert!(
             err.to_lowercase().contains("time") || err.contains("limit"),
             "{err}"
