@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lambda;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

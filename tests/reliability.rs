@@ -1,0 +1,719 @@
+//! Fault injection and exactly-once: duplicate deliveries (sequential and
+//! concurrent), a crash mid-invocation, transient failures of webhooks,
+//! Secrets Manager, DynamoDB and SNS (moto stopped mid-run, a proxy that
+//! drops or delays connections), stale changes, persistent counters under
+//! concurrency, and policy faults that leave other records running.
+//! Side effects are counted at loopback receivers.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alert_responder::action::Registry;
+use alert_responder::config::{Config, PolicySource};
+use alert_responder::lambda;
+use alert_responder::outcome::{Publisher, SnsPublisher};
+use alert_responder::pipeline::{HandleError, Responder, Summary};
+use alert_responder::secrets::{SecretResolver, SecretsManager};
+use alert_responder::state::{DynamoState, StateStore};
+use common::proxy::{Mode, Proxy};
+use common::{create_topic, fixture, sns_client, subscribe_http, Recorded, Reply, TestServer};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn unique(name: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&alert_responder::aws::sdk_config().await)
+}
+
+/// A state table laid out as the templates create it.
+async fn create_state_table() -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    let table = unique("alert-responder-state");
+    let client = dynamodb().await;
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("sk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("sk")
+                .key_type(KeyType::Range)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+        .update_time_to_live()
+        .table_name(&table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    table
+}
+
+/// Policies: one alert per change (in `namespace`), then the given action rules.
+fn policies(dir: &Path, namespace: &str, action_rules: &str) {
+    std::fs::write(
+        dir.join("alert.rego"),
+        format!("package alert.matano\nalert contains {{\"title\": input.updated_alert.title, \"severity\": input.updated_alert.severity, \"namespace\": \"{namespace}\"}} if true\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("action.rego"),
+        format!("package action\n{action_rules}\n"),
+    )
+    .unwrap();
+}
+
+struct Rig {
+    config: Config,
+    subscriber: TestServer,
+    _dir: tempfile::TempDir,
+}
+
+/// A config with a state table, loopback allowed, and outcomes going to a
+/// fresh topic whose deliveries `subscriber` records.
+async fn rig(action_rules: &str, env: &[(&str, String)]) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    policies(dir.path(), &unique("ns"), action_rules);
+    let sns = sns_client().await;
+    let topic = create_topic(&sns, "reliability").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(&sns, &topic, &subscriber.url("/"), None).await;
+    let config = Config {
+        outcome_topic_arn: Some(topic),
+        policies: PolicySource::Dir(dir.path().to_path_buf()),
+        state_table: Some(create_state_table().await),
+        claim_lease: Duration::from_secs(1),
+        http_allow_private: true,
+        policy_env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        ..Config::default()
+    };
+    Rig {
+        config,
+        subscriber,
+        _dir: dir,
+    }
+}
+
+/// A Matano change as a Lambda SNS event.
+fn event(alert_id: &str, update_count: u64) -> Value {
+    let mut payload: Value = serde_json::from_str(&fixture("matano_alert_change_v2.json")).unwrap();
+    payload["updated_alert"]["id"] = json!(alert_id);
+    payload["updated_alert"]["update_count"] = json!(update_count);
+    let mut event: Value = serde_json::from_str(&fixture("sns_event_matano.json")).unwrap();
+    event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
+    event
+}
+
+async fn handle(responder: &Responder, event: Value) -> Result<Summary, HandleError> {
+    lambda::handle(
+        responder,
+        "matano",
+        LambdaEvent::new(event, Context::default()),
+    )
+    .await
+}
+
+fn outcomes(subscriber: &TestServer) -> Vec<Value> {
+    subscriber
+        .requests()
+        .iter()
+        .map(Recorded::sns_message)
+        .collect()
+}
+
+fn hits(server: &TestServer, path: &str) -> usize {
+    server.requests().iter().filter(|r| r.path == path).count()
+}
+
+const TWO_WEBHOOKS: &str = r#"
+run contains {"id": "notify", "uses": "webhook.post", "args": {"url": sprintf("%s/notify", [input.env.HOOKS])}}
+run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": sprintf("%s/ticket", [input.env.HOOKS])}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sequential_duplicate_delivery_replays_instead_of_running_again() {
+    let hooks = TestServer::ok().await;
+    let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let alert_id = unique("alert");
+
+    let first = handle(&responder, event(&alert_id, 1)).await.unwrap();
+    let second = handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!((first.actions, first.replayed), (2, 0));
+    assert_eq!((second.actions, second.replayed), (2, 2));
+    assert_eq!(
+        (hits(&hooks, "/notify"), hits(&hooks, "/ticket")),
+        (1, 1),
+        "each side effect exactly once"
+    );
+
+    let published = rig
+        .subscriber
+        .wait_for(4, WAIT)
+        .await
+        .iter()
+        .map(Recorded::sns_message)
+        .collect::<Vec<_>>();
+    let (originals, replays): (Vec<&Value>, Vec<&Value>) =
+        published.iter().partition(|o| o.get("replay").is_none());
+    assert_eq!((originals.len(), replays.len()), (2, 2));
+    for replay in &replays {
+        common::assert_valid_outcome(replay);
+        assert_eq!(replay["replay"], true);
+        let original = originals
+            .iter()
+            .find(|o| o["action"]["id"] == replay["action"]["id"])
+            .unwrap();
+        assert_eq!(original["outcome_id"], replay["outcome_id"]);
+        assert_eq!(original["result"], replay["result"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicate_deliveries_run_each_action_once() {
+    let hooks = TestServer::ok().await;
+    let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let alert_id = unique("alert");
+    let deliveries = (0..6).map(|_| handle(&responder, event(&alert_id, 1)));
+    let summaries: Vec<Summary> = futures::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        (hits(&hooks, "/notify"), hits(&hooks, "/ticket")),
+        (1, 1),
+        "each side effect exactly once"
+    );
+    let replayed: usize = summaries.iter().map(|s| s.replayed).sum();
+    assert_eq!(
+        replayed, 10,
+        "the other five deliveries replayed both actions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_invocation_is_finished_by_the_retry_without_repeating_finished_actions() {
+    let ticket_healthy = Arc::new(AtomicBool::new(false));
+    let healthy = ticket_healthy.clone();
+    // The ticket system hangs the first time: the invocation dies in the middle.
+    let hooks = TestServer::start(move |req| {
+        if req.path == "/ticket" && !healthy.load(Ordering::SeqCst) {
+            Reply::Hang
+        } else {
+            Reply::json(200, json!({"ok": true}))
+        }
+    })
+    .await;
+    let rules = r#"
+run contains {"id": "notify", "uses": "webhook.post", "args": {"url": sprintf("%s/notify", [input.env.HOOKS])}}
+run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": sprintf("%s/ticket", [input.env.HOOKS])}} if {
+    some c in input.called
+    c.id == "notify"
+}
+"#;
+    let rig = rig(rules, &[("HOOKS", hooks.url(""))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let alert_id = unique("alert");
+
+    // The "crash": the invocation is dropped once the ticket request is in flight.
+    let crashed = handle(&responder, event(&alert_id, 1));
+    tokio::select! {
+        _ = crashed => panic!("the first invocation should not finish"),
+        _ = hooks.wait_for(2, WAIT) => {}
+    }
+    assert_eq!((hits(&hooks, "/notify"), hits(&hooks, "/ticket")), (1, 1));
+
+    ticket_healthy.store(true, Ordering::SeqCst);
+    // The retry waits out the dead invocation's lease on `ticket`, then takes it over.
+    let retry = handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(retry.replayed, 1, "notify is replayed, not repeated");
+    assert_eq!(hits(&hooks, "/notify"), 1);
+    assert_eq!(
+        hits(&hooks, "/ticket"),
+        2,
+        "the in-flight action is the only one run again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transient_webhook_failure_fails_the_invocation_and_the_retry_runs_only_it() {
+    let ticket_healthy = Arc::new(AtomicBool::new(false));
+    let healthy = ticket_healthy.clone();
+    let hooks = TestServer::start(move |req| {
+        if req.path == "/ticket" && !healthy.load(Ordering::SeqCst) {
+            Reply::json(503, json!({"error": "maintenance"}))
+        } else {
+            Reply::json(200, json!({"ok": true}))
+        }
+    })
+    .await;
+    let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let alert_id = unique("alert");
+
+    let err = handle(&responder, event(&alert_id, 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Retry { count: 1, .. }), "{err}");
+    assert!(
+        err.to_string().contains("ticket: POST") && err.to_string().contains("HTTP 503"),
+        "{err}"
+    );
+    assert_eq!(
+        hits(&hooks, "/ticket"),
+        3,
+        "bounded retries inside the invocation"
+    );
+    // The final outcome of `notify` is out; the not-final `ticket` one is not.
+    let published = rig.subscriber.wait_for(1, WAIT).await;
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].sns_message()["action"]["id"], "notify");
+
+    ticket_healthy.store(true, Ordering::SeqCst);
+    let retry = handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(retry.replayed, 1);
+    assert_eq!(hits(&hooks, "/notify"), 1);
+    assert_eq!(hits(&hooks, "/ticket"), 4);
+    let ticket = outcomes(&rig.subscriber)
+        .into_iter()
+        .find(|o| o["action"]["id"] == "ticket")
+        .unwrap();
+    assert_eq!(ticket["status"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_state_table_failures_are_final_outcomes() {
+    let hooks = TestServer::start(|_| Reply::json(503, json!({}))).await;
+    let mut rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
+    rig.config.state_table = None;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let summary = handle(&responder, event(&unique("alert"), 1))
+        .await
+        .expect("no retry without a state table");
+    assert_eq!(summary.failed_actions, 2);
+    let published = rig.subscriber.wait_for(2, WAIT).await;
+    assert!(published
+        .iter()
+        .all(|r| r.sns_message()["status"] == "failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stale_changes_are_reported_and_not_acted_on() {
+    let hooks = TestServer::ok().await;
+    let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let alert_id = unique("alert");
+    handle(&responder, event(&alert_id, 3)).await.unwrap();
+    let stale = handle(&responder, event(&alert_id, 2)).await.unwrap();
+    assert_eq!((stale.stale, stale.alerts, stale.actions), (1, 0, 0));
+    assert_eq!(hits(&hooks, "/notify"), 1);
+    let report = outcomes(&rig.subscriber)
+        .into_iter()
+        .find(|o| o["event_type"] == "stale_change")
+        .expect("a stale_change outcome");
+    common::assert_valid_outcome(&report);
+    assert_eq!(report["status"], "skipped");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("update_count 2 is older than 3"),
+        "{report}"
+    );
+
+    let mut config = rig.config.clone();
+    config.process_stale_changes = true;
+    let processing = lambda::init(&config).await.unwrap();
+    let processed = handle(&processing, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(processed.alerts, 1, "STALE_CHANGES=process acts on it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_persistent_counter_loses_no_update_under_concurrency() {
+    let hooks = TestServer::ok().await;
+    let rules = r#"
+run contains {"id": "count", "uses": "http.fetch", "args": {"url": input.env.HOOK},
+    "commit": [{"key": "pages", "op": "add", "value": 1, "persist": true, "ttl": 3600}]}
+run contains {"id": "seen", "uses": "http.fetch", "args": {"url": sprintf("%s?pages=%v", [input.env.HOOK, a.value])}} if {
+    some a in input.alert.attrs
+    a.key == "pages"
+}
+"#;
+    let rig = rig(rules, &[("HOOK", hooks.url("/count"))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let alerts: Vec<String> = (0..25).map(|_| unique("alert")).collect();
+    let runs = alerts.iter().map(|id| handle(&responder, event(id, 1)));
+    for result in futures::future::join_all(runs).await {
+        result.unwrap();
+    }
+    let namespace = match &rig.config.policies {
+        PolicySource::Dir(dir) => std::fs::read_to_string(dir.join("alert.rego"))
+            .unwrap()
+            .split("\"namespace\": \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string(),
+        PolicySource::Bundled => unreachable!(),
+    };
+    let state = DynamoState::new(dynamodb().await, rig.config.state_table.clone().unwrap());
+    let attrs = state.load_attrs(&namespace).await.unwrap();
+    assert_eq!(attrs.len(), 1);
+    assert_eq!(
+        attrs[0].value,
+        json!(25),
+        "every concurrent increment counted"
+    );
+    assert!(attrs[0].ttl.unwrap() <= 3600);
+
+    // A later alert of the namespace sees the persisted value from its first round.
+    handle(&responder, event(&unique("alert"), 1))
+        .await
+        .unwrap();
+    assert!(
+        hooks.requests().iter().any(|r| r.path == "/count?pages=25"),
+        "{:?}",
+        hooks.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+}
+
+/// A responder like `lambda::init` builds, with chosen AWS endpoints.
+async fn responder_with(
+    config: &Config,
+    sns_endpoint: &str,
+    dynamodb_endpoint: &str,
+    secrets_endpoint: &str,
+) -> Responder {
+    let sdk = alert_responder::aws::sdk_config().await;
+    let sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(&sdk)
+            .endpoint_url(sns_endpoint)
+            .build(),
+    );
+    let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(
+        sns,
+        config.outcome_topic_arn.clone().unwrap(),
+    ));
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .endpoint_url(secrets_endpoint)
+            .build(),
+    );
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(dynamodb_endpoint)
+            .build(),
+    );
+    let policies =
+        alert_responder::policy::PolicySet::load(&config.policies, config.policy_timeout).unwrap();
+    Responder::new(
+        config,
+        policies,
+        Registry::for_config(config, None).unwrap(),
+        SecretResolver::new(
+            Arc::new(SecretsManager::with_client(secrets)),
+            config.secret_cache_ttl,
+        ),
+        publisher,
+    )
+    .with_state(Arc::new(DynamoState::new(
+        dynamo,
+        config.state_table.clone().unwrap(),
+    )))
+}
+
+fn moto_addr() -> std::net::SocketAddr {
+    common::moto_endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_unreachable_fails_the_invocation_before_any_action() {
+    let hooks = TestServer::ok().await;
+    let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
+    let moto = common::moto_endpoint();
+    let dropping = Proxy::start(moto_addr(), Mode::Drop).await;
+    let responder = responder_with(&rig.config, &moto, &dropping.url(), &moto).await;
+    let err = handle(&responder, event(&unique("alert"), 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandleError::State(_)), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "state table {}: ",
+            rig.config.state_table.as_ref().unwrap()
+        )),
+        "{err}"
+    );
+    assert!(
+        hooks.requests().is_empty(),
+        "no side effect without a claim"
+    );
+
+    // The same event, once DynamoDB is back, runs normally.
+    dropping.set_mode(Mode::Forward);
+    handle(&responder, event(&unique("alert"), 1))
+        .await
+        .unwrap();
+    assert_eq!(hits(&hooks, "/notify"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_manager_unreachable_is_retried_with_the_invocation() {
+    let hooks = TestServer::ok().await;
+    let secret = unique("prod/hook-key");
+    let secrets = aws_sdk_secretsmanager::Client::new(&alert_responder::aws::sdk_config().await);
+    secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string("k3y")
+        .send()
+        .await
+        .unwrap();
+    let rules = format!(
+        r#"run contains {{"id": "signed", "uses": "webhook.post", "args": {{"url": input.env.HOOK, "secret_signing_key": {{"secret": "{secret}"}}}}}}"#
+    );
+    let rig = rig(&rules, &[("HOOK", hooks.url("/signed"))]).await;
+    let moto = common::moto_endpoint();
+    let secrets_proxy = Proxy::start(moto_addr(), Mode::Drop).await;
+    let responder = responder_with(&rig.config, &moto, &moto, &secrets_proxy.url()).await;
+    let alert_id = unique("alert");
+
+    let err = handle(&responder, event(&alert_id, 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Retry { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("secret \"{secret}\" could not be read")),
+        "{err}"
+    );
+    assert!(hooks.requests().is_empty());
+
+    secrets_proxy.set_mode(Mode::Forward);
+    handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(
+        hits(&hooks, "/signed"),
+        1,
+        "the released claim is taken by the retry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sns_through_a_slow_proxy_still_publishes_and_through_a_dropping_one_fails_typed() {
+    let hooks = TestServer::ok().await;
+    let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
+    let moto = common::moto_endpoint();
+    let sns_proxy = Proxy::start(moto_addr(), Mode::Delay(Duration::from_millis(300))).await;
+    let responder = responder_with(&rig.config, &sns_proxy.url(), &moto, &moto).await;
+    handle(&responder, event(&unique("alert"), 1))
+        .await
+        .expect("a delay is only a delay");
+    rig.subscriber.wait_for(2, WAIT).await;
+
+    sns_proxy.set_mode(Mode::Drop);
+    let alert_id = unique("alert");
+    let started = std::time::Instant::now();
+    let err = handle(&responder, event(&alert_id, 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Publish(_)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "bounded retries"
+    );
+    // The actions ran and were recorded: the retry publishes without re-running them.
+    sns_proxy.set_mode(Mode::Forward);
+    let retry = handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(retry.replayed, 2);
+    assert_eq!(hits(&hooks, "/notify"), 2, "once per distinct alert");
+}
+
+/// A private moto server this test may stop.
+struct PrivateMoto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn private_moto() -> PrivateMoto {
+    let bin = std::env::var("MOTO_SERVER_BIN")
+        .expect("MOTO_SERVER_BIN is not set: run the suite with scripts/test");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // Ready when it accepts connections.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "private moto did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    PrivateMoto { child, endpoint }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moto_stopped_mid_run_fails_the_publish_and_the_retry_does_not_repeat_actions() {
+    let moto = private_moto().await;
+    let sdk = alert_responder::aws::sdk_config().await;
+    let private_sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(&sdk)
+            .endpoint_url(&moto.endpoint)
+            .build(),
+    );
+    let topic = private_sns
+        .create_topic()
+        .name("outcomes")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+
+    let private_endpoint = moto.endpoint.clone();
+    // The webhook stops moto while the action runs: the publish that follows fails.
+    let moto = Arc::new(Mutex::new(Some(moto)));
+    let stopper = moto.clone();
+    let hooks = TestServer::start(move |_| {
+        stopper.lock().unwrap().take();
+        Reply::json(200, json!({}))
+    })
+    .await;
+    let mut rig = rig(
+        r#"run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.HOOK}}"#,
+        &[("HOOK", hooks.url("/notify"))],
+    )
+    .await;
+    let main_topic = rig.config.outcome_topic_arn.replace(topic).unwrap();
+    let main_moto = common::moto_endpoint();
+    let responder = responder_with(&rig.config, &private_endpoint, &main_moto, &main_moto).await;
+    let alert_id = unique("alert");
+    let err = handle(&responder, event(&alert_id, 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Publish(_)), "{err}");
+    assert!(
+        err.to_string().contains("publishing 1 of 1 outcomes"),
+        "{err}"
+    );
+    assert_eq!(hits(&hooks, "/notify"), 1);
+
+    // Lambda's retry, with SNS back (the main moto): replayed, not re-run.
+    rig.config.outcome_topic_arn = Some(main_topic);
+    let retry_responder = responder_with(&rig.config, &main_moto, &main_moto, &main_moto).await;
+    let retry = handle(&retry_responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(retry.replayed, 1);
+    assert_eq!(hits(&hooks, "/notify"), 1);
+    let published = rig.subscriber.wait_for(1, WAIT).await;
+    assert_eq!(published[0].sns_message()["replay"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_fault_in_one_record_leaves_the_others_running() {
+    let hooks = TestServer::ok().await;
+    let rules = r#"
+run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.HOOK}} if {
+    # A runtime error for one alert only.
+    input.alert.data.updated_alert.match_count / (input.alert.data.updated_alert.update_count - 7) > -1000
+}
+"#;
+    let rig = rig(rules, &[("HOOK", hooks.url("/notify"))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let bad = event(&unique("alert"), 7);
+    let good = event(&unique("alert"), 1);
+    let both = json!({"Records": [bad["Records"][0].clone(), good["Records"][0].clone()]});
+    let summary = handle(&responder, both).await.unwrap();
+    assert_eq!(
+        (summary.records, summary.alerts, summary.policy_errors),
+        (2, 2, 1)
+    );
+    assert_eq!(hits(&hooks, "/notify"), 1);
+    let published = rig
+        .subscriber
+        .wait_for(2, WAIT)
+        .await
+        .iter()
+        .map(Recorded::sns_message)
+        .collect::<Vec<_>>();
+    let fault = published
+        .iter()
+        .find(|o| o["event_type"] == "policy_error")
+        .unwrap();
+    assert!(
+        fault["error"].as_str().unwrap().contains("data.action.run"),
+        "{fault}"
+    );
+    assert!(published
+        .iter()
+        .any(|o| o["action"]["id"] == "notify" && o["status"] == "succeeded"));
+}
