@@ -11,21 +11,11 @@ fn main() {
     collect(&root.join("policies"), &mut files);
     files.sort();
 
-    let mut code =
-        String::from("/// `(path relative to the crate, source)` of each bundled policy.\n");
+    let mut code = String::from("/// `(path relative to the crate, source)` of each bundled policy.\n");
     code.push_str("pub const BUNDLED_POLICIES: &[(&str, &str)] = &[\n");
     for file in &files {
-        let relative = file
-            .strip_prefix(&root)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        writeln!(
-            code,
-            "    ({relative:?}, include_str!({:?})),",
-            file.to_string_lossy()
-        )
-        .unwrap();
+        let relative = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        writeln!(code, "    ({relative:?}, include_str!({:?})),", file.to_string_lossy()).unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled_policies.rs");

@@ -64,10 +64,7 @@ impl crate::action::sns::TopicPublisher for LazySnsClient {
     ) -> futures::future::BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
             let client = self.get().await;
-            crate::action::sns::TopicPublisher::publish(
-                client, topic_arn, subject, message, attributes,
-            )
-            .await
+            crate::action::sns::TopicPublisher::publish(client, topic_arn, subject, message, attributes).await
         })
     }
 }

@@ -126,8 +126,7 @@ impl Config {
             config.outcome_topic_arn = Some(arn);
         }
         if let Some(schema) = get("DEFAULT_SCHEMA") {
-            validate_schema_name(&schema)
-                .map_err(|reason| invalid("DEFAULT_SCHEMA", &schema, reason))?;
+            validate_schema_name(&schema).map_err(|reason| invalid("DEFAULT_SCHEMA", &schema, reason))?;
             config.default_schema = schema;
         }
         if let Some(names) = get("POLICY_ENV") {
@@ -144,6 +143,17 @@ impl Config {
                 }
             }
         }
+        // Values for policies given directly (the deployment templates use it).
+        if let Some(json) = get("POLICY_ENV_JSON") {
+            let values: BTreeMap<String, String> = serde_json::from_str(&json).map_err(|err| {
+                invalid(
+                    "POLICY_ENV_JSON",
+                    &json,
+                    format!("expected a JSON object of strings: {err}"),
+                )
+            })?;
+            config.policy_env.extend(values);
+        }
         if let Some(v) = get("MAX_ROUNDS") {
             config.max_rounds = parse_positive("MAX_ROUNDS", &v)?;
         }
@@ -151,12 +161,10 @@ impl Config {
             config.max_actions = parse_positive("MAX_ACTIONS", &v)?;
         }
         if let Some(v) = get("POLICY_TIMEOUT_MS") {
-            config.policy_timeout =
-                Duration::from_millis(parse_positive("POLICY_TIMEOUT_MS", &v)?.into());
+            config.policy_timeout = Duration::from_millis(parse_positive("POLICY_TIMEOUT_MS", &v)?.into());
         }
         if let Some(v) = get("HTTP_TIMEOUT_MS") {
-            config.http_timeout =
-                Duration::from_millis(parse_positive("HTTP_TIMEOUT_MS", &v)?.into());
+            config.http_timeout = Duration::from_millis(parse_positive("HTTP_TIMEOUT_MS", &v)?.into());
         }
         if let Some(v) = get("DRY_RUN") {
             config.dry_run = parse_bool("DRY_RUN", &v)?;
@@ -167,13 +175,7 @@ impl Config {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n <= 10)
-                .ok_or_else(|| {
-                    invalid(
-                        "HTTP_MAX_RETRIES",
-                        &v,
-                        "expected a whole number from 0 to 10",
-                    )
-                })?;
+                .ok_or_else(|| invalid("HTTP_MAX_RETRIES", &v, "expected a whole number from 0 to 10"))?;
         }
         if let Some(v) = get("MAX_RESPONSE_BYTES") {
             config.max_response_bytes = parse_positive("MAX_RESPONSE_BYTES", &v)? as usize;
@@ -191,13 +193,10 @@ impl Config {
         }
         config.runtime_api = get("AWS_LAMBDA_RUNTIME_API");
         if let Some(v) = get("SECRET_CACHE_TTL_SECONDS") {
-            let seconds = v.trim().parse::<u64>().map_err(|_| {
-                invalid(
-                    "SECRET_CACHE_TTL_SECONDS",
-                    &v,
-                    "expected a whole number of seconds",
-                )
-            })?;
+            let seconds = v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| invalid("SECRET_CACHE_TTL_SECONDS", &v, "expected a whole number of seconds"))?;
             config.secret_cache_ttl = Duration::from_secs(seconds);
         }
         let endpoints = &mut config.endpoints;
@@ -216,8 +215,7 @@ impl Config {
         }
         config.state_table = get("STATE_TABLE");
         if let Some(v) = get("CLAIM_LEASE_SECONDS") {
-            config.claim_lease =
-                Duration::from_secs(parse_positive("CLAIM_LEASE_SECONDS", &v)?.into());
+            config.claim_lease = Duration::from_secs(parse_positive("CLAIM_LEASE_SECONDS", &v)?.into());
         }
         if let Some(v) = get("STALE_CHANGES") {
             config.process_stale_changes = match v.trim() {
@@ -282,11 +280,7 @@ pub fn validate_schema_name(schema: &str) -> Result<(), &'static str> {
 fn parse_positive(name: &'static str, value: &str) -> Result<u32, ConfigError> {
     match value.trim().parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(invalid(
-            name,
-            value,
-            "expected a whole number greater than 0",
-        )),
+        _ => Err(invalid(name, value, "expected a whole number greater than 0")),
     }
 }
 
@@ -303,10 +297,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: BTreeMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -335,6 +326,20 @@ mod tests {
     }
 
     #[test]
+    fn policy_env_json_adds_values() {
+        let c = config(&[
+            ("POLICY_ENV_JSON", r#"{"WEBHOOK_URL": "https://h"}"#),
+            ("POLICY_ENV", "TEAM"),
+            ("TEAM", "a"),
+        ])
+        .unwrap();
+        assert_eq!(c.policy_env.len(), 2);
+        assert_eq!(c.policy_env["WEBHOOK_URL"], "https://h");
+        let err = config(&[("POLICY_ENV_JSON", r#"{"N": 1}"#)]).unwrap_err();
+        assert!(err.to_string().starts_with("POLICY_ENV_JSON="), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let err = config(&[("MAX_ROUNDS", "zero")]).unwrap_err();
         assert!(err.to_string().starts_with("MAX_ROUNDS=\"zero\""), "{err}");
@@ -360,10 +365,7 @@ mod tests {
         ])
         .unwrap();
         let http = c.http_settings();
-        assert_eq!(
-            http.policy.allow_hosts,
-            vec!["intel.internal", "*.corp.example"]
-        );
+        assert_eq!(http.policy.allow_hosts, vec!["intel.internal", "*.corp.example"]);
         assert!(!http.policy.allow_private);
         assert_eq!(http.max_retries, 0);
         assert_eq!(http.policy.runtime_api.as_deref(), Some("127.0.0.1:9001"));

@@ -65,11 +65,7 @@ pub enum HttpError {
     #[error("refused {url}: {reason}")]
     Refused { url: String, reason: String },
     #[error("{method} {url}: timed out after {ms} ms")]
-    Timeout {
-        method: Method,
-        url: String,
-        ms: u128,
-    },
+    Timeout { method: Method, url: String, ms: u128 },
     #[error("{method} {url}: could not connect: {reason}")]
     Connect {
         method: Method,
@@ -206,13 +202,8 @@ impl HttpClient {
 
     /// Sends `request`, retrying and following redirects; a non-2xx final
     /// status is an error that keeps the response.
-    pub async fn send(
-        &self,
-        request: HttpRequest,
-        deadline: Option<Instant>,
-    ) -> Result<HttpResponse, HttpError> {
-        let url = Url::parse(&request.url)
-            .map_err(|e| HttpError::BadUrl(format!("is not a URL: {e}")))?;
+    pub async fn send(&self, request: HttpRequest, deadline: Option<Instant>) -> Result<HttpResponse, HttpError> {
+        let url = Url::parse(&request.url).map_err(|e| HttpError::BadUrl(format!("is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(HttpError::BadUrl(format!(
                 "must be http or https, not {}",
@@ -241,8 +232,7 @@ impl HttpClient {
             };
             let retry_after = match &err {
                 HttpError::Status { status, result, .. } => {
-                    let retryable =
-                        *status == 429 || (*status >= 500 && (idempotent || request.retry_unsafe));
+                    let retryable = *status == 429 || (*status >= 500 && (idempotent || request.retry_unsafe));
                     if !retryable {
                         return Err(with_attempts(err, attempt));
                     }
@@ -308,16 +298,12 @@ impl HttpClient {
                 .map_err(|err| classify(err, &method, &shown, timeout))?;
             let status = response.status();
             if status.is_redirection() {
-                let Some(location) = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                else {
+                let Some(location) = response.headers().get(LOCATION).and_then(|l| l.to_str().ok()) else {
                     return self.read(response, &method, &shown).await;
                 };
-                let next = url.join(location).map_err(|e| {
-                    HttpError::BadUrl(format!("redirect to an invalid location: {e}"))
-                })?;
+                let next = url
+                    .join(location)
+                    .map_err(|e| HttpError::BadUrl(format!("redirect to an invalid location: {e}")))?;
                 if !matches!(next.scheme(), "http" | "https") {
                     return Err(HttpError::Refused {
                         url: display_url(&next),
@@ -325,9 +311,7 @@ impl HttpClient {
                     });
                 }
                 // Credentials stay with the host they were meant for.
-                if next.host_str() != url.host_str()
-                    || next.port_or_known_default() != url.port_or_known_default()
-                {
+                if next.host_str() != url.host_str() || next.port_or_known_default() != url.port_or_known_default() {
                     headers.remove(AUTHORIZATION);
                 }
                 if status == StatusCode::SEE_OTHER
@@ -431,21 +415,20 @@ impl HttpClient {
         if let Some(api) = &policy.runtime_api {
             if let Ok(api_addrs) = tokio::net::lookup_host(api.as_str()).await {
                 let api_addrs: Vec<SocketAddr> = api_addrs.collect();
-                let target: Vec<SocketAddr> =
-                    match tokio::net::lookup_host((host.as_str(), port)).await {
-                        Ok(addrs) => addrs.collect(),
-                        Err(_) => Vec::new(),
-                    };
+                let target: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
+                    Ok(addrs) => addrs.collect(),
+                    Err(_) => Vec::new(),
+                };
                 if target.iter().any(|t| api_addrs.contains(t)) {
-                    return Err(refused(
-                        "the Lambda Runtime API is never a destination".to_string(),
-                    ));
+                    return Err(refused("the Lambda Runtime API is never a destination".to_string()));
                 }
             }
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
             if !policy.allow_private && !policy.host_allowed(&host) && !is_public(ip) {
-                return Err(refused(format!("{ip} is not a public address (set HTTP_ALLOW_HOSTS or HTTP_ALLOW_PRIVATE to allow it)")));
+                return Err(refused(format!(
+                    "{ip} is not a public address (set HTTP_ALLOW_HOSTS or HTTP_ALLOW_PRIVATE to allow it)"
+                )));
             }
         }
         Ok(())
@@ -497,8 +480,7 @@ impl Resolve for GuardedResolver {
         let settings = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let policy = &settings.policy;
             if policy.allow_private || policy.host_allowed(&host) {
                 return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
@@ -590,9 +572,7 @@ fn classify(err: reqwest::Error, method: &Method, url: &str, timeout: Duration) 
     }
 }
 
-fn find_source<'a, T: std::error::Error + 'static>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
+fn find_source<'a, T: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
     let mut source = Some(err);
     while let Some(current) = source {
         if let Some(found) = current.downcast_ref::<T>() {
@@ -618,9 +598,7 @@ fn retry_after(result: &Value) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
 /// Exponential backoff with jitter: 200 ms × 2^(attempt-1), between half and all of it.
@@ -732,10 +710,7 @@ mod tests {
         for attempt in 1..=4 {
             let base = 200u64 << (attempt - 1);
             let wait = backoff(attempt).as_millis() as u64;
-            assert!(
-                wait >= base / 2 && wait <= base,
-                "attempt {attempt}: {wait} ms"
-            );
+            assert!(wait >= base / 2 && wait <= base, "attempt {attempt}: {wait} ms");
         }
     }
 }

@@ -34,19 +34,14 @@ pub enum InitError {
 
 /// Builds the responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`.
 pub async fn init(config: &Config) -> Result<Responder, InitError> {
-    let topic = config
-        .outcome_topic_arn
-        .clone()
-        .ok_or(InitError::NoOutcomeTopic)?;
+    let topic = config.outcome_topic_arn.clone().ok_or(InitError::NoOutcomeTopic)?;
     let policies = PolicySet::load(&config.policies, config.policy_timeout)?;
     let sdk = crate::aws::sdk_config().await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns.clone(), topic.clone()));
     let registry = Registry::for_config(config, Some(Arc::new(sns) as Arc<dyn TopicPublisher>))?;
     let secrets = SecretResolver::new(
-        Arc::new(SecretsManager::with_client(
-            aws_sdk_secretsmanager::Client::new(&sdk),
-        )),
+        Arc::new(SecretsManager::with_client(aws_sdk_secretsmanager::Client::new(&sdk))),
         config.secret_cache_ttl,
     );
     tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, state_table = ?config.state_table, "initialized");
@@ -55,25 +50,15 @@ pub async fn init(config: &Config) -> Result<Responder, InitError> {
 }
 
 /// Adds the DynamoDB state table when `STATE_TABLE` names one.
-pub fn with_state_table(
-    responder: Responder,
-    config: &Config,
-    sdk: &aws_config::SdkConfig,
-) -> Responder {
+pub fn with_state_table(responder: Responder, config: &Config, sdk: &aws_config::SdkConfig) -> Responder {
     match &config.state_table {
-        Some(table) => responder.with_state(Arc::new(DynamoState::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            table,
-        ))),
+        Some(table) => responder.with_state(Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), table))),
         None => responder,
     }
 }
 
 /// Serves invocations until the runtime stops.
-pub async fn serve(
-    responder: Responder,
-    default_schema: String,
-) -> Result<(), lambda_runtime::Error> {
+pub async fn serve(responder: Responder, default_schema: String) -> Result<(), lambda_runtime::Error> {
     let responder = Arc::new(responder);
     let default_schema = Arc::new(default_schema);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -96,6 +81,16 @@ pub async fn handle(
     let deadline = deadline_instant(event.context.deadline);
     let records = ingest_lambda_event(&event.payload, default_schema);
     let result = responder.handle(records, deadline).await;
+    let function = event.context.env_config.function_name.as_str();
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let lines = match &result {
+        Ok(summary) => crate::metrics::emf_lines(function, summary, false, now_ms),
+        Err(err) => crate::metrics::emf_lines(function, &Summary::default(), matches!(err, HandleError::Publish(_)), now_ms),
+    };
+    // EMF goes to stdout as whole lines, beside the JSON logs.
+    for line in lines {
+        println!("{line}");
+    }
     match &result {
         Ok(summary) => tracing::info!(
             records = summary.records,
@@ -116,10 +111,7 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     if deadline_ms == 0 {
         return None;
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Some(Instant::now() + remaining.saturating_sub(PUBLISH_MARGIN))
 }
@@ -127,8 +119,7 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
 /// Tells the Runtime API that init failed, so Lambda reports the reason.
 pub async fn report_init_error(runtime_api: &str, error: &InitError) {
     let url = format!("http://{runtime_api}/2018-06-01/runtime/init/error");
-    let body =
-        serde_json::json!({"errorType": "Runtime.InitError", "errorMessage": error.to_string()});
+    let body = serde_json::json!({"errorType": "Runtime.InitError", "errorMessage": error.to_string()});
     crate::aws::install_crypto_provider();
     let client = reqwest::Client::new();
     if let Err(err) = client

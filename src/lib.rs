@@ -20,6 +20,7 @@
 //! - [`pipeline`]: one envelope through both policies to published outcomes.
 //! - [`aws`]: SDK configuration on one rustls/ring TLS stack.
 //! - [`lambda`]: the Lambda handler.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines per invocation.
 //! - [`play`]: scenarios with mocked action results, checked against expectations.
 //! - [`cli`]: the local commands (`run`, `check`, `test`, `play`).
 
@@ -31,6 +32,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod lambda;
+pub mod metrics;
 pub mod outcome;
 pub mod pipeline;
 pub mod play;

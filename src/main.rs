@@ -84,6 +84,5 @@ fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
     } else {
         level.to_string()
     };
-    tracing_subscriber::EnvFilter::try_new(directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback))
+    tracing_subscriber::EnvFilter::try_new(directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback))
 }

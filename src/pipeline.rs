@@ -11,8 +11,8 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::event::{Envelope, IngestError, Ingested, Rejected};
 use crate::outcome::{
-    policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType,
-    Outcome, PublishError, Publisher, SourceMessage, Status, SCHEMA_VERSION,
+    policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, Outcome,
+    PublishError, Publisher, SourceMessage, Status, SCHEMA_VERSION,
 };
 use crate::policy::PolicySet;
 use crate::secrets::SecretResolver;
@@ -34,6 +34,12 @@ pub struct Summary {
     pub replayed: usize,
     #[serde(skip_serializing_if = "is_zero")]
     pub stale: usize,
+    /// Time spent evaluating policies (for metrics).
+    #[serde(skip)]
+    pub policy_micros: u64,
+    /// Actions by `(uses, status)` (for metrics).
+    #[serde(skip)]
+    pub action_counts: std::collections::BTreeMap<(String, String), usize>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -107,11 +113,7 @@ impl Responder {
     /// is unreachable, or when actions failed transiently and a state table
     /// makes a retry safe — so the event is retried (and lands in the
     /// on-failure destination) instead of lost.
-    pub async fn handle(
-        &self,
-        records: Vec<Ingested>,
-        deadline: Option<Instant>,
-    ) -> Result<Summary, HandleError> {
+    pub async fn handle(&self, records: Vec<Ingested>, deadline: Option<Instant>) -> Result<Summary, HandleError> {
         let mut summary = Summary {
             records: records.len(),
             ..Summary::default()
@@ -133,10 +135,7 @@ impl Responder {
                     };
                     self.reject(rejected, &mut summary)
                 }
-                Ok(envelope) => match self
-                    .respond(&envelope, deadline, &mut summary, &mut retries)
-                    .await
-                {
+                Ok(envelope) => match self.respond(&envelope, deadline, &mut summary, &mut retries).await {
                     Ok(outcomes) => outcomes,
                     Err(err) => {
                         // Nothing of this record ran; the others still do.
@@ -178,9 +177,7 @@ impl Responder {
     ) -> Result<Vec<Outcome>, StateError> {
         if let (Some(state), Some(change)) = (&self.state, &envelope.matano) {
             let alert = &change.updated_alert;
-            if let ChangeOrder::Stale { latest } =
-                state.observe_change(&alert.id, alert.update_count).await?
-            {
+            if let ChangeOrder::Stale { latest } = state.observe_change(&alert.id, alert.update_count).await? {
                 tracing::warn!(matano_alert_id = %alert.id, update_count = alert.update_count, latest, "stale change");
                 if !self.process_stale_changes {
                     summary.stale += 1;
@@ -188,10 +185,10 @@ impl Responder {
                 }
             }
         }
-        let drafts = match self
-            .policies
-            .eval_alerts(&envelope.schema, &envelope.payload, deadline)
-        {
+        let clock = Instant::now();
+        let evaluated = self.policies.eval_alerts(&envelope.schema, &envelope.payload, deadline);
+        summary.policy_micros += clock.elapsed().as_micros() as u64;
+        let drafts = match evaluated {
             Ok(drafts) => drafts,
             Err(err) => {
                 tracing::error!(message_id = %envelope.message_id, schema = %envelope.schema, error = %err, "alert policy failed");
@@ -242,12 +239,12 @@ impl Responder {
                 _ => {}
             }
             summary.actions += report.actions.len();
+            summary.policy_micros += report.policy_time.as_micros() as u64;
+            for action in &report.actions {
+                *summary.action_counts.entry((action.uses.clone(), action.status.as_str().to_string())).or_default() += 1;
+            }
             summary.replayed += report.actions.iter().filter(|a| a.replay).count();
-            summary.failed_actions += report
-                .actions
-                .iter()
-                .filter(|a| a.status == Status::Failed)
-                .count();
+            summary.failed_actions += report.actions.iter().filter(|a| a.status == Status::Failed).count();
             outcomes.extend(action_outcomes(envelope, &report));
         }
         Ok(outcomes)

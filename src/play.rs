@@ -164,13 +164,8 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
         return Err(fail("`events` is empty".to_string()));
     }
     for (key, mocks) in &scenario.actions {
-        if let Some(i) = mocks
-            .iter()
-            .position(|m| m.result.is_none() && m.error.is_none())
-        {
-            return Err(fail(format!(
-                "actions.{key}[{i}] needs `result` or `error`"
-            )));
+        if let Some(i) = mocks.iter().position(|m| m.result.is_none() && m.error.is_none()) {
+            return Err(fail(format!("actions.{key}[{i}] needs `result` or `error`")));
         }
     }
     scenario.path = path.to_path_buf();
@@ -312,12 +307,7 @@ pub struct RoundResult {
 
 /// Runs one scenario against compiled policies. `real` supplies the action
 /// declarations; nothing of it executes.
-pub async fn play(
-    scenario: &Scenario,
-    policies: &PolicySet,
-    real: &Registry,
-    limits: &Limits,
-) -> ScenarioResult {
+pub async fn play(scenario: &Scenario, policies: &PolicySet, real: &Registry, limits: &Limits) -> ScenarioResult {
     let registry = mocked_registry(real, &scenario.actions);
     let limits = Limits {
         dry_run: false,
@@ -371,15 +361,10 @@ pub async fn play(
                             let initial_attrs = serde_json::to_value(&alert.attrs).expect("attrs");
                             let report = workflow.run(alert, None).await;
                             if let Stop::PolicyError { error } = &report.stop {
-                                failures.push(format!(
-                                    "event {index}: alert {:?}: {error}",
-                                    report.alert.title
-                                ));
+                                failures.push(format!("event {index}: alert {:?}: {error}", report.alert.title));
                             }
                             for action in &report.actions {
-                                if let Some(error) =
-                                    action.error.as_deref().filter(|e| is_mock_error(e))
-                                {
+                                if let Some(error) = action.error.as_deref().filter(|e| is_mock_error(e)) {
                                     failures.push(format!("event {index}: {error}"));
                                 }
                             }
@@ -407,19 +392,13 @@ fn is_mock_error(error: &str) -> bool {
     error.starts_with("not configured: no mocked result") || error.contains("mocked results of")
 }
 
-fn event_envelope(
-    scenario: &Scenario,
-    index: usize,
-    event: &ScenarioEvent,
-) -> Result<crate::event::Envelope, String> {
+fn event_envelope(scenario: &Scenario, index: usize, event: &ScenarioEvent) -> Result<crate::event::Envelope, String> {
     let mut input = match (&event.input, &event.input_file) {
         (Some(input), None) => input.clone(),
         (None, Some(file)) => {
             let path = scenario.path.parent().unwrap_or(Path::new(".")).join(file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("input_file {}: {e}", path.display()))?;
-            serde_json::from_str(&text)
-                .map_err(|e| format!("input_file {}: not JSON: {e}", path.display()))?
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("input_file {}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("input_file {}: not JSON: {e}", path.display()))?
         }
         _ => return Err("give exactly one of `input` and `input_file`".to_string()),
     };
@@ -437,18 +416,13 @@ fn event_envelope(
         }),
         None => input,
     };
-    let mut ingested = ingest_document(
-        document.to_string().as_bytes(),
-        crate::config::DEFAULT_SCHEMA,
-    );
+    let mut ingested = ingest_document(document.to_string().as_bytes(), crate::config::DEFAULT_SCHEMA);
     match ingested.len() {
         1 => ingested
             .pop()
             .expect("one")
             .map_err(|rejected| rejected.error.to_string()),
-        n => Err(format!(
-            "input holds {n} records; a scenario event is one message"
-        )),
+        n => Err(format!("input holds {n} records; a scenario event is one message")),
     }
 }
 
@@ -505,17 +479,10 @@ fn alert_result(report: &WorkflowReport, initial_attrs: Value) -> AlertResult {
 }
 
 fn attr_value<'a>(attrs: &'a Value, key: &str) -> Option<&'a Value> {
-    attrs
-        .as_array()?
-        .iter()
-        .find(|a| a["key"] == key)
-        .map(|a| &a["value"])
+    attrs.as_array()?.iter().find(|a| a["key"] == key).map(|a| &a["value"])
 }
 
-fn check_expectations(
-    expect: &Expectations,
-    reports: &[(AlertResult, WorkflowReport)],
-) -> Vec<String> {
+fn check_expectations(expect: &Expectations, reports: &[(AlertResult, WorkflowReport)]) -> Vec<String> {
     let mut failures = Vec::new();
     if let Some(alerts) = &expect.alerts {
         if let Some(count) = alerts.count {
@@ -560,10 +527,7 @@ fn check_expectations(
         for (seq, id) in &ran {
             got[*seq as usize].push(id);
         }
-        let mut want: Vec<Vec<&str>> = rounds
-            .iter()
-            .map(|r| r.iter().map(String::as_str).collect())
-            .collect();
+        let mut want: Vec<Vec<&str>> = rounds.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
         got.iter_mut().for_each(|r| r.sort());
         want.iter_mut().for_each(|r| r.sort());
         if got != want {
@@ -595,10 +559,7 @@ fn check_expectations(
                 .iter()
                 .map(|(a, _)| show(attr_value(&a.final_attrs, key)))
                 .collect();
-            failures.push(format!(
-                "expected final attr {key} = {want}, got {}",
-                got.join(", ")
-            ));
+            failures.push(format!("expected final attr {key} = {want}, got {}", got.join(", ")));
         }
     }
     if let Some(want) = &expect.stop {
@@ -619,9 +580,7 @@ fn check_expectations(
 }
 
 fn show(value: Option<&Value>) -> String {
-    value
-        .map(Value::to_string)
-        .unwrap_or_else(|| "(absent)".to_string())
+    value.map(Value::to_string).unwrap_or_else(|| "(absent)".to_string())
 }
 
 /// The policy timeout `play` uses when none is configured.
@@ -634,10 +593,7 @@ mod tests {
     #[test]
     fn merge_patch_follows_rfc_7396() {
         let mut doc = json!({"a": {"b": 1, "c": 2}, "d": [1], "e": 1});
-        merge_patch(
-            &mut doc,
-            &json!({"a": {"b": null, "x": 3}, "d": {"k": 1}, "e": null}),
-        );
+        merge_patch(&mut doc, &json!({"a": {"b": null, "x": 3}, "d": {"k": 1}, "e": null}));
         assert_eq!(doc, json!({"a": {"c": 2, "x": 3}, "d": {"k": 1}}));
     }
 }

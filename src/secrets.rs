@@ -23,9 +23,7 @@ pub struct SecretRef {
 
 impl SecretRef {
     pub fn parse(value: &Value) -> Result<SecretRef, String> {
-        let object = value
-            .as_object()
-            .ok_or("is not a secret reference object")?;
+        let object = value.as_object().ok_or("is not a secret reference object")?;
         let name = object
             .get("secret")
             .and_then(Value::as_str)
@@ -64,9 +62,7 @@ pub enum SecretError {
     MissingKey { name: String, key: String },
     #[error("{0}")]
     BadReference(String),
-    #[error(
-        "secret references need Secrets Manager, which this mode does not use (pass a literal)"
-    )]
+    #[error("secret references need Secrets Manager, which this mode does not use (pass a literal)")]
     NoSource,
 }
 
@@ -95,21 +91,15 @@ impl SecretSource for SecretsManager {
             use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
             let client = self
                 .client
-                .get_or_init(|| async {
-                    aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config().await)
-                })
+                .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config().await) })
                 .await;
             match client.get_secret_value().secret_id(name).send().await {
-                Ok(output) => output.secret_string.ok_or_else(|| SecretError::NotAString {
-                    name: name.to_string(),
-                }),
+                Ok(output) => output
+                    .secret_string
+                    .ok_or_else(|| SecretError::NotAString { name: name.to_string() }),
                 Err(err) => Err(match err.code() {
-                    Some("ResourceNotFoundException") => SecretError::NotFound {
-                        name: name.to_string(),
-                    },
-                    Some("AccessDeniedException") => SecretError::AccessDenied {
-                        name: name.to_string(),
-                    },
+                    Some("ResourceNotFoundException") => SecretError::NotFound { name: name.to_string() },
+                    Some("AccessDeniedException") => SecretError::AccessDenied { name: name.to_string() },
                     Some(code) => SecretError::Unavailable {
                         name: name.to_string(),
                         reason: code.to_string(),
@@ -162,10 +152,7 @@ impl SecretResolver {
     }
 
     /// `args` with every `secret_*` reference replaced by its value.
-    pub async fn resolve_args(
-        &self,
-        args: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, ActionError> {
+    pub async fn resolve_args(&self, args: &Map<String, Value>) -> Result<Map<String, Value>, ActionError> {
         let mut resolved = args.clone();
         if self.passthrough {
             return Ok(resolved);
@@ -178,8 +165,8 @@ impl SecretResolver {
                 arg: arg.clone(),
                 error,
             };
-            let reference = SecretRef::parse(value)
-                .map_err(|reason| secret_error(SecretError::BadReference(reason)))?;
+            let reference =
+                SecretRef::parse(value).map_err(|reason| secret_error(SecretError::BadReference(reason)))?;
             let value = self.value(&reference).await.map_err(secret_error)?;
             resolved.insert(arg.clone(), Value::String(value));
         }
@@ -241,9 +228,7 @@ mod tests {
                 match name {
                     "pd" => Ok(r#"{"routing_key": "R0UT1NG", "n": 5}"#.to_string()),
                     "plain" => Ok("pl41n".to_string()),
-                    _ => Err(SecretError::NotFound {
-                        name: name.to_string(),
-                    }),
+                    _ => Err(SecretError::NotFound { name: name.to_string() }),
                 }
             })
         }
@@ -274,20 +259,12 @@ mod tests {
         assert_eq!(resolved["secret_literal"], "lit");
         assert_eq!(resolved["secret_plain"], "pl41n");
         assert_eq!(resolved["not_secret"], json!({"secret": "pd"}));
-        assert_eq!(
-            source.calls.load(Ordering::SeqCst),
-            2,
-            "pd fetched once, plain once"
-        );
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2, "pd fetched once, plain once");
         resolver
             .resolve_args(&args(json!({"secret_x": {"secret": "pd"}})))
             .await
             .unwrap();
-        assert_eq!(
-            source.calls.load(Ordering::SeqCst),
-            2,
-            "served from the cache"
-        );
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2, "served from the cache");
     }
 
     #[tokio::test]
@@ -314,17 +291,25 @@ mod tests {
             Duration::from_secs(1),
         );
         let cases = [
-            (json!({"secret_a": {"secret": "gone"}}), "argument `secret_a`: secret \"gone\" was not found"),
-            (json!({"secret_a": {"secret": "pd", "key": "nope"}}), "argument `secret_a`: secret \"pd\" has no key \"nope\""),
-            (json!({"secret_a": {"secret": "plain", "key": "k"}}), "argument `secret_a`: secret \"plain\" is not a JSON object, so key \"k\" cannot be read from it"),
-            (json!({"secret_a": {"name": "pd"}}), "argument `secret_a`: needs `secret`: a Secrets Manager name or ARN"),
+            (
+                json!({"secret_a": {"secret": "gone"}}),
+                "argument `secret_a`: secret \"gone\" was not found",
+            ),
+            (
+                json!({"secret_a": {"secret": "pd", "key": "nope"}}),
+                "argument `secret_a`: secret \"pd\" has no key \"nope\"",
+            ),
+            (
+                json!({"secret_a": {"secret": "plain", "key": "k"}}),
+                "argument `secret_a`: secret \"plain\" is not a JSON object, so key \"k\" cannot be read from it",
+            ),
+            (
+                json!({"secret_a": {"name": "pd"}}),
+                "argument `secret_a`: needs `secret`: a Secrets Manager name or ARN",
+            ),
         ];
         for (input, expected) in cases {
-            let err = resolver
-                .resolve_args(&args(input))
-                .await
-                .unwrap_err()
-                .to_string();
+            let err = resolver.resolve_args(&args(input)).await.unwrap_err().to_string();
             assert_eq!(err, expected);
             assert!(!err.contains("R0UT1NG") && !err.contains("pl41n"));
         }

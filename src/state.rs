@@ -85,18 +85,13 @@ pub trait StateStore: Send + Sync {
         writes: &'a [PersistWrite],
     ) -> BoxFuture<'a, Result<(), StateError>>;
     /// Gives a claim up (the action failed transiently and will be retried).
-    fn release<'a>(
-        &'a self,
-        alert_id: &'a str,
-        action_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), StateError>>;
+    fn release<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
     fn observe_change<'a>(
         &'a self,
         matano_alert_id: &'a str,
         update_count: u64,
     ) -> BoxFuture<'a, Result<ChangeOrder, StateError>>;
-    fn load_attrs<'a>(&'a self, namespace: &'a str)
-        -> BoxFuture<'a, Result<Vec<Attr>, StateError>>;
+    fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>>;
 }
 
 pub struct DynamoState {
@@ -165,9 +160,7 @@ impl StateStore for DynamoState {
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item))
-                .condition_expression(
-                    "attribute_not_exists(pk) OR (#state = :running AND lease_until < :now)",
-                )
+                .condition_expression("attribute_not_exists(pk) OR (#state = :running AND lease_until < :now)")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":running", s("running"))
                 .expression_attribute_values(":now", n(now))
@@ -192,12 +185,11 @@ impl StateStore for DynamoState {
                 (item.get("state"), item.get("record"))
             {
                 if state == "done" {
-                    let record: ActionRecord =
-                        serde_json::from_str(record).map_err(|err| StateError {
-                            table: self.table.clone(),
-                            operation: "claim",
-                            reason: format!("stored record of {action_id} is unreadable: {err}"),
-                        })?;
+                    let record: ActionRecord = serde_json::from_str(record).map_err(|err| StateError {
+                        table: self.table.clone(),
+                        operation: "claim",
+                        reason: format!("stored record of {action_id} is unreadable: {err}"),
+                    })?;
                     return Ok(Claim::Done(Box::new(record)));
                 }
             }
@@ -251,14 +243,10 @@ impl StateStore for DynamoState {
                 let expires = n(now + write.ttl.as_secs());
                 let update = match &write.op {
                     PersistOp::Set(value) => Update::builder()
-                        .update_expression(
-                            "SET #value = :value, expires_at = :expires REMOVE #counter",
-                        )
+                        .update_expression("SET #value = :value, expires_at = :expires REMOVE #counter")
                         .expression_attribute_values(":value", s(value.to_string())),
                     PersistOp::Add(delta) => Update::builder()
-                        .update_expression(
-                            "ADD #counter :delta SET expires_at = :expires REMOVE #value",
-                        )
+                        .update_expression("ADD #counter :delta SET expires_at = :expires REMOVE #value")
                         .expression_attribute_values(":delta", n(delta)),
                 };
                 let update = update
@@ -281,11 +269,7 @@ impl StateStore for DynamoState {
         })
     }
 
-    fn release<'a>(
-        &'a self,
-        alert_id: &'a str,
-        action_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), StateError>> {
+    fn release<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let result = self
                 .client
@@ -321,9 +305,7 @@ impl StateStore for DynamoState {
                 .table_name(&self.table)
                 .set_key(Some(key.clone()))
                 .update_expression("SET update_count = :count, expires_at = :expires")
-                .condition_expression(
-                    "attribute_not_exists(update_count) OR update_count <= :count",
-                )
+                .condition_expression("attribute_not_exists(update_count) OR update_count <= :count")
                 .expression_attribute_values(":count", n(update_count))
                 .expression_attribute_values(":expires", n(now() + RECORD_RETENTION.as_secs()))
                 .send()
@@ -351,10 +333,7 @@ impl StateStore for DynamoState {
         })
     }
 
-    fn load_attrs<'a>(
-        &'a self,
-        namespace: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Attr>, StateError>> {
+    fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>> {
         Box::pin(async move {
             let now = now();
             let mut attrs = Vec::new();
@@ -395,9 +374,7 @@ impl StateStore for DynamoState {
                                 }
                             })
                             .unwrap_or(Value::Null),
-                        (Some(AttributeValue::S(json)), _) => {
-                            serde_json::from_str(json).unwrap_or(Value::Null)
-                        }
+                        (Some(AttributeValue::S(json)), _) => serde_json::from_str(json).unwrap_or(Value::Null),
                         _ => continue,
                     };
                     attrs.push(Attr {

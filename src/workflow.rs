@@ -19,9 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::action::{
-    redact_args, scrub_text, scrub_value, secret_values, ActionCall, ActionError, Registry,
-};
+use crate::action::{redact_args, scrub_text, scrub_value, secret_values, ActionCall, ActionError, Registry};
 use crate::alert::{Alert, Attr};
 use crate::outcome::{action_outcome_id, Status};
 use crate::policy::{ActionRequest, CommitSpec, PolicyError, PolicySet};
@@ -108,6 +106,8 @@ pub struct WorkflowReport {
     pub actions: Vec<ActionRecord>,
     pub rounds: u32,
     pub stop: Stop,
+    /// Time spent evaluating the action policy.
+    pub policy_time: Duration,
 }
 
 pub struct Workflow<'a> {
@@ -128,23 +128,19 @@ impl Workflow<'_> {
         let mut records: Vec<ActionRecord> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut seq: u32 = 0;
+        let mut policy_time = Duration::ZERO;
         let stop = loop {
+            let clock = Instant::now();
             let input = self.input(&alert, seq, &records);
-            let requests = match self.policies.eval_actions(input, deadline) {
+            let evaluated = self.policies.eval_actions(input, deadline);
+            policy_time += clock.elapsed();
+            let requests = match evaluated {
                 Ok(requests) => requests,
-                Err(err) => {
-                    break Stop::PolicyError {
-                        error: err.to_string(),
-                    }
-                }
+                Err(err) => break Stop::PolicyError { error: err.to_string() },
             };
             let fresh = match new_requests(requests, &seen) {
                 Ok(fresh) => fresh,
-                Err(err) => {
-                    break Stop::PolicyError {
-                        error: err.to_string(),
-                    }
-                }
+                Err(err) => break Stop::PolicyError { error: err.to_string() },
             };
             if fresh.is_empty() {
                 break Stop::Completed;
@@ -153,20 +149,14 @@ impl Workflow<'_> {
 
             if seq >= self.limits.max_rounds {
                 tracing::warn!(alert_id = %alert.id, max_rounds = self.limits.max_rounds, pending = fresh.len(), "max rounds reached; remaining actions skipped");
-                let reason = format!(
-                    "not run: the workflow reached MAX_ROUNDS ({})",
-                    self.limits.max_rounds
-                );
+                let reason = format!("not run: the workflow reached MAX_ROUNDS ({})", self.limits.max_rounds);
                 records.extend(fresh.iter().map(|r| skipped(&alert, r, seq, &reason)));
                 break Stop::MaxRounds { rounds: seq };
             }
 
             let room = (self.limits.max_actions as usize).saturating_sub(records.len());
             let (to_run, over) = fresh.split_at(fresh.len().min(room));
-            let over_reason = format!(
-                "not run: the alert reached MAX_ACTIONS ({})",
-                self.limits.max_actions
-            );
+            let over_reason = format!("not run: the alert reached MAX_ACTIONS ({})", self.limits.max_actions);
             let round: Vec<ActionRecord> = futures::future::join_all(
                 to_run
                     .iter()
@@ -211,6 +201,7 @@ impl Workflow<'_> {
             actions: records,
             rounds: seq,
             stop,
+            policy_time,
         }
     }
 
@@ -249,10 +240,7 @@ impl Workflow<'_> {
             replay: false,
             retry: None,
         };
-        let action = match self
-            .registry
-            .validate(&request.id, &request.uses, &request.args)
-        {
+        let action = match self.registry.validate(&request.id, &request.uses, &request.args) {
             Ok(action) => action,
             Err(err) => {
                 record.error = Some(error_text(&err, &request.id));
@@ -352,14 +340,10 @@ impl Workflow<'_> {
                         .map(|d| d.as_secs())
                         .unwrap_or(0);
                     let wait = Duration::from_millis(250);
-                    let time_left =
-                        deadline.is_none_or(|d| Instant::now() + wait + Duration::from_secs(1) < d);
+                    let time_left = deadline.is_none_or(|d| Instant::now() + wait + Duration::from_secs(1) < d);
                     let lease_left = lease_until.saturating_sub(now);
                     if !time_left || lease_left > self.lease.as_secs() + 1 {
-                        return Err(format!(
-                            "action {:?} is running in another invocation",
-                            request.id
-                        ));
+                        return Err(format!("action {:?} is running in another invocation", request.id));
                     }
                     tracing::info!(alert_id = %alert.id, action_id = %request.id, lease_left, "action claimed by another invocation; waiting");
                     tokio::time::sleep(wait).await;
@@ -393,14 +377,8 @@ fn error_text(err: &ActionError, action_id: &str) -> String {
 
 /// The requests of a round whose ids have not run yet, sorted by id. Two
 /// different requests under one id are a policy bug, reported as such.
-fn new_requests(
-    requests: Vec<ActionRequest>,
-    seen: &HashSet<String>,
-) -> Result<Vec<ActionRequest>, PolicyError> {
-    let mut fresh: Vec<ActionRequest> = requests
-        .into_iter()
-        .filter(|r| !seen.contains(&r.id))
-        .collect();
+fn new_requests(requests: Vec<ActionRequest>, seen: &HashSet<String>) -> Result<Vec<ActionRequest>, PolicyError> {
+    let mut fresh: Vec<ActionRequest> = requests.into_iter().filter(|r| !seen.contains(&r.id)).collect();
     fresh.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(pair) = fresh.windows(2).find(|w| w[0].id == w[1].id) {
         return Err(PolicyError::Output {
@@ -476,11 +454,7 @@ fn commit(request: &ActionRequest, result: &Value, alert: &Alert) -> Vec<Attr> {
 }
 
 /// The state-table writes of an action's `persist: true` commits.
-fn persist_writes(
-    alert: &Alert,
-    request: &ActionRequest,
-    record: &ActionRecord,
-) -> Vec<PersistWrite> {
+fn persist_writes(alert: &Alert, request: &ActionRequest, record: &ActionRecord) -> Vec<PersistWrite> {
     if alert.namespace.is_empty() {
         return Vec::new();
     }
@@ -567,9 +541,7 @@ mod tests {
                         self.barrier.wait().await;
                         Ok(json!({"ok": true}))
                     }
-                    _ => {
-                        Ok(json!({"args": call.args, "nested": {"country": "NL", "list": [1, 2]}}))
-                    }
+                    _ => Ok(json!({"args": call.args, "nested": {"country": "NL", "list": [1, 2]}})),
                 }
             })
         }
@@ -646,9 +618,7 @@ mod tests {
                 state: None,
                 lease: Duration::from_secs(60),
             };
-            workflow
-                .run(Alert::from_draft(draft, &envelope), None)
-                .await
+            workflow.run(Alert::from_draft(draft, &envelope), None).await
         }
     }
 
@@ -674,10 +644,7 @@ run contains {"id": "act", "uses": "test.echo", "args": {"v": c.result.nested.co
         let report = h.run().await;
         assert_eq!(
             ids(&report),
-            vec![
-                (0, "enrich", Status::Succeeded),
-                (1, "act", Status::Succeeded)
-            ]
+            vec![(0, "enrich", Status::Succeeded), (1, "act", Status::Succeeded)]
         );
         assert_eq!(report.actions[1].args["v"], "NL");
         assert_eq!(report.stop, Stop::Completed);
@@ -732,10 +699,7 @@ run contains {{"id": "next", "uses": "test.echo", "args": {{"v": c.result.status
         let forced = harness(&policy(true)).run().await;
         assert_eq!(
             ids(&forced),
-            vec![
-                (0, "lookup", Status::Failed),
-                (1, "next", Status::Succeeded)
-            ]
+            vec![(0, "lookup", Status::Failed), (1, "next", Status::Succeeded)]
         );
         assert_eq!(forced.actions[1].args["v"], 500);
         assert_eq!(forced.stop, Stop::Completed);
@@ -760,10 +724,7 @@ run contains {"id": "use", "uses": "test.echo", "args": {"v": a.value}} if {
         let report = h.run().await;
         assert_eq!(
             ids(&report),
-            vec![
-                (0, "enrich", Status::Succeeded),
-                (1, "use", Status::Succeeded)
-            ]
+            vec![(0, "enrich", Status::Succeeded), (1, "use", Status::Succeeded)]
         );
         assert_eq!(report.actions[1].args["v"], "NL");
         let attr = |key: &str| report.alert.attrs.iter().find(|a| a.key == key).cloned();
@@ -780,8 +741,7 @@ run contains {"id": "use", "uses": "test.echo", "args": {"v": a.value}} if {
 
     #[tokio::test]
     async fn max_rounds_is_reported_never_silent() {
-        let mut h =
-            harness(r#"run contains {"id": sprintf("step_%d", [input.seq]), "uses": "test.echo"}"#);
+        let mut h = harness(r#"run contains {"id": sprintf("step_%d", [input.seq]), "uses": "test.echo"}"#);
         h.limits.max_rounds = 3;
         let report = h.run().await;
         assert_eq!(
@@ -793,11 +753,7 @@ run contains {"id": "use", "uses": "test.echo", "args": {"v": a.value}} if {
                 (3, "step_3", Status::Skipped)
             ]
         );
-        assert!(report.actions[3]
-            .error
-            .as_ref()
-            .unwrap()
-            .contains("MAX_ROUNDS (3)"));
+        assert!(report.actions[3].error.as_ref().unwrap().contains("MAX_ROUNDS (3)"));
         assert_eq!(report.stop, Stop::MaxRounds { rounds: 3 });
         assert_eq!(h.calls.load(Ordering::SeqCst), 3);
     }
@@ -810,14 +766,8 @@ run contains {"id": "use", "uses": "test.echo", "args": {"v": a.value}} if {
         h.limits.max_actions = 3;
         let report = h.run().await;
         let statuses: Vec<Status> = report.actions.iter().map(|a| a.status).collect();
-        assert_eq!(
-            statuses.iter().filter(|s| **s == Status::Succeeded).count(),
-            3
-        );
-        assert_eq!(
-            statuses.iter().filter(|s| **s == Status::Skipped).count(),
-            2
-        );
+        assert_eq!(statuses.iter().filter(|s| **s == Status::Succeeded).count(), 3);
+        assert_eq!(statuses.iter().filter(|s| **s == Status::Skipped).count(), 2);
         assert_eq!(h.calls.load(Ordering::SeqCst), 3);
     }
 
@@ -835,10 +785,7 @@ run contains {"id": "right", "uses": "test.barrier"}
             .expect("actions of one round did not run concurrently");
         assert_eq!(
             ids(&report),
-            vec![
-                (0, "left", Status::Succeeded),
-                (0, "right", Status::Succeeded)
-            ]
+            vec![(0, "left", Status::Succeeded), (0, "right", Status::Succeeded)]
         );
     }
 
@@ -878,9 +825,7 @@ run contains {"id": "peek", "uses": "test.echo", "args": {"seen": c.args.secret_
 
     #[tokio::test]
     async fn conflicting_entries_under_one_id_are_a_policy_error() {
-        let h = harness(
-            r#"run contains {"id": "x", "uses": "test.echo", "args": {"v": i}} if some i in [1, 2]"#,
-        );
+        let h = harness(r#"run contains {"id": "x", "uses": "test.echo", "args": {"v": i}} if some i in [1, 2]"#);
         let report = h.run().await;
         assert!(report.actions.is_empty());
         match report.stop {
@@ -899,9 +844,7 @@ run contains {"id": "bad"} if count(input.called) > 0
         );
         let report = h.run().await;
         assert_eq!(ids(&report), vec![(0, "first", Status::Succeeded)]);
-        assert!(
-            matches!(report.stop, Stop::PolicyError { ref error } if error.contains("missing field `uses`"))
-        );
+        assert!(matches!(report.stop, Stop::PolicyError { ref error } if error.contains("missing field `uses`")));
     }
 
     #[tokio::test]
@@ -914,10 +857,7 @@ run contains {"id": "b", "uses": "test.fail"} if count(input.called) > 0
         );
         h.limits.dry_run = true;
         let report = h.run().await;
-        assert_eq!(
-            ids(&report),
-            vec![(0, "a", Status::DryRun), (1, "b", Status::DryRun)]
-        );
+        assert_eq!(ids(&report), vec![(0, "a", Status::DryRun), (1, "b", Status::DryRun)]);
         assert_eq!(h.calls.load(Ordering::SeqCst), 0);
     }
 }

@@ -45,12 +45,7 @@ async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {
 }
 
 async fn run_with(settings: HttpSettings, uses: &str, args: Value) -> Result<Value, ActionError> {
-    let registry = Registry::builtin(
-        HttpClient::new(settings).unwrap(),
-        &Endpoints::default(),
-        None,
-        None,
-    );
+    let registry = Registry::builtin(HttpClient::new(settings).unwrap(), &Endpoints::default(), None, None);
     let args: Map<String, Value> = args.as_object().unwrap().clone();
     let action = registry.validate("test-action", uses, &args)?;
     let alert = alert();
@@ -68,8 +63,7 @@ async fn run_with(settings: HttpSettings, uses: &str, args: Value) -> Result<Val
 #[tokio::test]
 async fn fetch_parses_json_and_sends_method_headers_and_body() {
     let server = TestServer::start(|_| {
-        Reply::json(200, json!({"country": "NL", "asn": 1136}))
-            .with_header("x-rate-remaining", "99")
+        Reply::json(200, json!({"country": "NL", "asn": 1136})).with_header("x-rate-remaining", "99")
     })
     .await;
     let result = run(
@@ -110,12 +104,9 @@ async fn fetch_returns_text_bodies_as_strings() {
 async fn non_2xx_is_a_failure_that_keeps_the_response() {
     let server = TestServer::start(|_| Reply::json(404, json!({"error": "no such ip"}))).await;
     // 404 is not retried.
-    let err = run(
-        "http.fetch",
-        json!({"url": server.url("/ip/x?apikey=SECRET")}),
-    )
-    .await
-    .unwrap_err();
+    let err = run("http.fetch", json!({"url": server.url("/ip/x?apikey=SECRET")}))
+        .await
+        .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("HTTP 404"), "{message}");
     // The query string (often an API key) is not repeated in errors.
@@ -129,12 +120,9 @@ async fn non_2xx_is_a_failure_that_keeps_the_response() {
 #[tokio::test]
 async fn a_hung_server_times_out() {
     let server = TestServer::start(|_| Reply::Hang).await;
-    let err = run(
-        "http.fetch",
-        json!({"url": server.url("/slow"), "timeout_ms": 300}),
-    )
-    .await
-    .unwrap_err();
+    let err = run("http.fetch", json!({"url": server.url("/slow"), "timeout_ms": 300}))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("timed out after 300 ms"), "{err}");
 }
 
@@ -144,12 +132,7 @@ async fn connection_refused_is_a_clear_failure() {
     let url = server.url("/gone");
     drop(server);
     // Let the listener close: wait until connecting fails, not a fixed sleep.
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(&addr).await.is_err() {
             break;
@@ -166,13 +149,8 @@ async fn bad_urls_are_rejected_before_sending() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("must be http or https"), "{err}");
-    let err = run("http.fetch", json!({"url": "not a url"}))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().starts_with("argument `url` is not a URL"),
-        "{err}"
-    );
+    let err = run("http.fetch", json!({"url": "not a url"})).await.unwrap_err();
+    assert!(err.to_string().starts_with("argument `url` is not a URL"), "{err}");
 }
 
 #[tokio::test]
@@ -188,10 +166,7 @@ async fn webhook_posts_the_alert_with_an_idempotency_key_and_signature() {
     let request = &server.requests()[0];
     assert_eq!(request.method, "POST");
     assert_eq!(request.path, "/hook");
-    assert_eq!(
-        request.headers["idempotency-key"],
-        "0123456789abcdef0123456789abcdef"
-    );
+    assert_eq!(request.headers["idempotency-key"], "0123456789abcdef0123456789abcdef");
     assert_eq!(request.headers["x-team"], "secops");
     let body = request.json();
     assert_eq!(body["alert"]["title"], "Root credentials change");
@@ -226,17 +201,15 @@ async fn server_errors_and_429_are_retried_then_succeed() {
     let server = TestServer::start(|_| Reply::json(200, json!({"ok": true}))).await;
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = calls.clone();
-    let flaky = TestServer::start(move |_| {
-        match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+    let flaky = TestServer::start(
+        move |_| match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
             0 => Reply::json(503, json!({"error": "busy"})),
             1 => Reply::json(429, json!({"error": "slow down"})).with_header("retry-after", "0"),
             _ => Reply::json(200, json!({"ok": true})),
-        }
-    })
+        },
+    )
     .await;
-    let result = run("http.fetch", json!({"url": flaky.url("/")}))
-        .await
-        .unwrap();
+    let result = run("http.fetch", json!({"url": flaky.url("/")})).await.unwrap();
     assert_eq!(result["status"], 200);
     assert_eq!(result["attempts"], 3);
     assert_eq!(flaky.requests().len(), 3);
@@ -246,16 +219,10 @@ async fn server_errors_and_429_are_retried_then_succeed() {
 #[tokio::test]
 async fn retries_are_bounded() {
     let server = TestServer::start(|_| Reply::json(500, json!({"error": "down"}))).await;
-    let err = run("http.fetch", json!({"url": server.url("/")}))
-        .await
-        .unwrap_err();
+    let err = run("http.fetch", json!({"url": server.url("/")})).await.unwrap_err();
     assert!(err.to_string().contains("HTTP 500"), "{err}");
     assert_eq!(err.result().unwrap()["attempts"], 3);
-    assert_eq!(
-        server.requests().len(),
-        3,
-        "1 attempt + HTTP_MAX_RETRIES (2)"
-    );
+    assert_eq!(server.requests().len(), 3, "1 attempt + HTTP_MAX_RETRIES (2)");
 }
 
 #[tokio::test]
@@ -267,20 +234,12 @@ async fn a_post_is_not_retried_on_5xx_unless_it_is_deduplicated() {
     )
     .await
     .unwrap_err();
-    assert_eq!(
-        server.requests().len(),
-        1,
-        "a plain POST may have had its effect"
-    );
+    assert_eq!(server.requests().len(), 1, "a plain POST may have had its effect");
     // webhook.post carries an Idempotency-Key, so retrying is safe.
     run("webhook.post", json!({"url": server.url("/hook")}))
         .await
         .unwrap_err();
-    let hooks: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/hook")
-        .collect();
+    let hooks: Vec<_> = server.requests().into_iter().filter(|r| r.path == "/hook").collect();
     assert_eq!(hooks.len(), 3);
     assert!(hooks
         .iter()
@@ -289,8 +248,7 @@ async fn a_post_is_not_retried_on_5xx_unless_it_is_deduplicated() {
 
 #[tokio::test]
 async fn retry_after_longer_than_the_deadline_is_not_waited_for() {
-    let server =
-        TestServer::start(|_| Reply::json(429, json!({})).with_header("retry-after", "3600")).await;
+    let server = TestServer::start(|_| Reply::json(429, json!({})).with_header("retry-after", "3600")).await;
     let registry = Registry::builtin(
         HttpClient::new(loopback_allowed()).unwrap(),
         &Endpoints::default(),
@@ -354,10 +312,7 @@ async fn private_and_metadata_addresses_are_refused_by_default() {
             .unwrap_err();
         let message = err.to_string();
         assert!(message.starts_with("refused "), "{url}: {message}");
-        assert!(
-            message.contains("is not a public address"),
-            "{url}: {message}"
-        );
+        assert!(message.contains("is not a public address"), "{url}: {message}");
     }
 }
 
@@ -381,8 +336,7 @@ async fn redirects_to_private_addresses_are_refused_on_every_hop() {
     let target = TestServer::ok().await;
     let inner = target.url("/internal");
     // The first hop is allowed by name; where it redirects to is checked again.
-    let redirector =
-        TestServer::start(move |_| Reply::text(302, "").with_header("location", &inner)).await;
+    let redirector = TestServer::start(move |_| Reply::text(302, "").with_header("location", &inner)).await;
     let settings = HttpSettings {
         policy: HttpPolicy {
             allow_hosts: vec!["localhost".into()],
@@ -391,14 +345,8 @@ async fn redirects_to_private_addresses_are_refused_on_every_hop() {
         ..HttpSettings::default()
     };
     let url = format!("http://localhost:{}/start", redirector.addr.port());
-    let err = run_with(settings, "http.fetch", json!({"url": url}))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("127.0.0.1 is not a public address"),
-        "{err}"
-    );
+    let err = run_with(settings, "http.fetch", json!({"url": url})).await.unwrap_err();
+    assert!(err.to_string().contains("127.0.0.1 is not a public address"), "{err}");
     assert_eq!(redirector.requests().len(), 1);
     assert!(target.requests().is_empty());
 }
@@ -407,8 +355,7 @@ async fn redirects_to_private_addresses_are_refused_on_every_hop() {
 async fn allowed_redirects_are_followed_and_drop_credentials_across_hosts() {
     let target = TestServer::start(|_| Reply::json(200, json!({"landed": true}))).await;
     let inner = target.url("/landed");
-    let redirector =
-        TestServer::start(move |_| Reply::text(303, "").with_header("location", &inner)).await;
+    let redirector = TestServer::start(move |_| Reply::text(303, "").with_header("location", &inner)).await;
     let url = format!("http://localhost:{}/start", redirector.addr.port());
     let result = run(
         "http.fetch",
@@ -417,10 +364,7 @@ async fn allowed_redirects_are_followed_and_drop_credentials_across_hosts() {
     .await
     .unwrap();
     assert_eq!(result["body"], json!({"landed": true}));
-    assert_eq!(
-        redirector.requests()[0].headers["authorization"],
-        "Bearer tok"
-    );
+    assert_eq!(redirector.requests()[0].headers["authorization"], "Bearer tok");
     let landed = &target.requests()[0];
     assert_eq!(landed.method, "GET", "303 turns a POST into a GET");
     assert!(
@@ -439,13 +383,9 @@ async fn allow_hosts_opens_exactly_the_listed_hosts() {
         },
         ..HttpSettings::default()
     };
-    run_with(
-        settings.clone(),
-        "http.fetch",
-        json!({"url": server.url("/")}),
-    )
-    .await
-    .unwrap();
+    run_with(settings.clone(), "http.fetch", json!({"url": server.url("/")}))
+        .await
+        .unwrap();
     let err = run_with(
         settings,
         "http.fetch",

@@ -51,12 +51,7 @@ async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {
         },
         ..HttpSettings::default()
     };
-    let registry = Registry::builtin(
-        HttpClient::new(settings).unwrap(),
-        &Endpoints::default(),
-        None,
-        None,
-    );
+    let registry = Registry::builtin(HttpClient::new(settings).unwrap(), &Endpoints::default(), None, None);
     let args: Map<String, Value> = args.as_object().unwrap().clone();
     let action = registry.validate("act", uses, &args)?;
     let alert = alert();
@@ -107,11 +102,7 @@ async fn slack_incoming_webhook_posts_block_kit() {
         .collect();
     assert_eq!(
         fields,
-        vec![
-            "*Severity*\nhigh",
-            "*Source*\nmatano",
-            "*source_ip*\n5.205.62.253"
-        ]
+        vec!["*Severity*\nhigh", "*Source*\nmatano", "*source_ip*\n5.205.62.253"]
     );
     assert_eq!(
         blocks.last().unwrap()["elements"][0]["text"],
@@ -122,13 +113,9 @@ async fn slack_incoming_webhook_posts_block_kit() {
 
 #[tokio::test]
 async fn slack_chat_post_message_threads_under_matanos_message() {
-    let server = TestServer::start(|_| {
-        Reply::json(
-            200,
-            json!({"ok": true, "channel": "C123", "ts": "1678861300.000200"}),
-        )
-    })
-    .await;
+    let server =
+        TestServer::start(|_| Reply::json(200, json!({"ok": true, "channel": "C123", "ts": "1678861300.000200"})))
+            .await;
     let result = run(
         "slack.post",
         json!({"secret_token": "xoxb-1", "channel": "#secops", "base_url": server.url("/api")}),
@@ -153,9 +140,7 @@ async fn slack_chat_post_message_threads_under_matanos_message() {
 
 #[tokio::test]
 async fn slack_api_errors_in_a_200_are_failures() {
-    let server =
-        TestServer::start(|_| Reply::json(200, json!({"ok": false, "error": "channel_not_found"})))
-            .await;
+    let server = TestServer::start(|_| Reply::json(200, json!({"ok": false, "error": "channel_not_found"}))).await;
     let err = run(
         "slack.post",
         json!({"secret_token": "xoxb-1", "channel": "#nope", "base_url": server.url("")}),
@@ -164,9 +149,7 @@ async fn slack_api_errors_in_a_200_are_failures() {
     .unwrap_err();
     assert_eq!(err.to_string(), "Slack error: channel_not_found");
     assert_eq!(err.result().unwrap()["body"]["error"], "channel_not_found");
-    let err = run("slack.post", json!({"channel": "#x"}))
-        .await
-        .unwrap_err();
+    let err = run("slack.post", json!({"channel": "#x"})).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("exactly one of secret_webhook_url and secret_token"),
@@ -203,16 +186,11 @@ async fn pagerduty_trigger_and_resolve_use_events_api_v2() {
     assert_eq!(resolve["dedup_key"], "61d3ac78-cedd-434e-b407-ae0b330e1d4a");
 
     let requests = server.requests();
-    assert!(requests
-        .iter()
-        .all(|r| r.method == "POST" && r.path == "/v2/enqueue"));
+    assert!(requests.iter().all(|r| r.method == "POST" && r.path == "/v2/enqueue"));
     let trigger = requests[0].json();
     assert_eq!(trigger["routing_key"], "R0UTING");
     assert_eq!(trigger["event_action"], "trigger");
-    assert_eq!(
-        trigger["payload"]["summary"],
-        "[high] AWS Root Credentials Change"
-    );
+    assert_eq!(trigger["payload"]["summary"], "[high] AWS Root Credentials Change");
     assert_eq!(trigger["payload"]["severity"], "error");
     assert_eq!(trigger["payload"]["source"], "matano");
     assert_eq!(
@@ -235,20 +213,22 @@ async fn pagerduty_trigger_and_resolve_use_events_api_v2() {
     )
     .await
     .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("`severity` \"sev1\" is not one of"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("`severity` \"sev1\" is not one of"), "{err}");
 }
 
 #[tokio::test]
 async fn jira_create_issue_and_comment_use_rest_v3_with_adf() {
     let server = TestServer::start(|req| {
         if req.path.ends_with("/comment") {
-            Reply::json(201, json!({"id": "10010", "self": "https://acme.atlassian.net/rest/api/3/issue/10001/comment/10010"}))
+            Reply::json(
+                201,
+                json!({"id": "10010", "self": "https://acme.atlassian.net/rest/api/3/issue/10001/comment/10010"}),
+            )
         } else {
-            Reply::json(201, json!({"id": "10001", "key": "SEC-42", "self": "https://acme.atlassian.net/rest/api/3/issue/10001"}))
+            Reply::json(
+                201,
+                json!({"id": "10001", "key": "SEC-42", "self": "https://acme.atlassian.net/rest/api/3/issue/10001"}),
+            )
         }
     })
     .await;
@@ -263,7 +243,12 @@ async fn jira_create_issue_and_comment_use_rest_v3_with_adf() {
         created,
         json!({"id": "10001", "key": "SEC-42", "url": format!("{base}/browse/SEC-42")})
     );
-    let comment = run("jira.add_comment", json!({"issue": "SEC-42", "secret_api_token": "pat", "body": "seen again", "base_url": base})).await.unwrap();
+    let comment = run(
+        "jira.add_comment",
+        json!({"issue": "SEC-42", "secret_api_token": "pat", "body": "seen again", "base_url": base}),
+    )
+    .await
+    .unwrap();
     assert_eq!(comment, json!({"id": "10010", "issue": "SEC-42"}));
 
     let requests = server.requests();
@@ -296,12 +281,9 @@ async fn jira_create_issue_and_comment_use_rest_v3_with_adf() {
         "seen again"
     );
 
-    let err = run(
-        "jira.create_issue",
-        json!({"project": "SEC", "secret_api_token": "t"}),
-    )
-    .await
-    .unwrap_err();
+    let err = run("jira.create_issue", json!({"project": "SEC", "secret_api_token": "t"}))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("`base_url` is required"), "{err}");
     let err = run(
         "jira.add_comment",
@@ -328,12 +310,22 @@ async fn github_issue_and_comment_use_the_rest_api_headers() {
         }
     })
     .await;
-    let issue = run("github.create_issue", json!({"owner": "acme", "repo": "sec", "secret_token": "ghp", "labels": ["alert"], "base_url": server.url("")})).await.unwrap();
+    let issue = run(
+        "github.create_issue",
+        json!({"owner": "acme", "repo": "sec", "secret_token": "ghp", "labels": ["alert"], "base_url": server.url("")}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         issue,
         json!({"number": 7, "id": 99, "url": "https://github.com/acme/sec/issues/7"})
     );
-    let comment = run("github.create_comment", json!({"owner": "acme", "repo": "sec", "issue_number": 7, "secret_token": "ghp", "base_url": server.url("")})).await.unwrap();
+    let comment = run(
+        "github.create_comment",
+        json!({"owner": "acme", "repo": "sec", "issue_number": 7, "secret_token": "ghp", "base_url": server.url("")}),
+    )
+    .await
+    .unwrap();
     assert_eq!(comment["id"], 1);
 
     let requests = server.requests();
@@ -351,10 +343,7 @@ async fn github_issue_and_comment_use_the_rest_api_headers() {
     let body = requests[0].json();
     assert_eq!(body["title"], "[high] AWS Root Credentials Change");
     assert_eq!(body["labels"], json!(["alert"]));
-    assert!(body["body"]
-        .as_str()
-        .unwrap()
-        .contains("source_ip: 5.205.62.253"));
+    assert!(body["body"].as_str().unwrap().contains("source_ip: 5.205.62.253"));
 }
 
 #[tokio::test]
@@ -371,10 +360,7 @@ async fn opsgenie_create_alert_uses_genie_key_and_alias() {
         json!({"request_id": "43a29c5c-3dbf-4fa4-9c26-f4f71023e120", "result": "Request will be processed"})
     );
     let request = only(&server);
-    assert_eq!(
-        (request.method.as_str(), request.path.as_str()),
-        ("POST", "/v2/alerts")
-    );
+    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/v2/alerts"));
     assert_eq!(request.headers["authorization"], "GenieKey gk");
     let body = request.json();
     assert_eq!(body["message"], "AWS Root Credentials Change");
@@ -420,7 +406,12 @@ async fn virustotal_lookups_by_kind_and_unknown_indicators() {
     )
     .await
     .unwrap();
-    let file = run("virustotal.lookup", json!({"indicator": "44d88612fea8a8f36de82e1278abb02f", "secret_api_key": "vt", "base_url": base})).await.unwrap();
+    let file = run(
+        "virustotal.lookup",
+        json!({"indicator": "44d88612fea8a8f36de82e1278abb02f", "secret_api_key": "vt", "base_url": base}),
+    )
+    .await
+    .unwrap();
     assert_eq!(file["found"], false);
 
     let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
@@ -459,10 +450,7 @@ async fn otx_indicator_general_section() {
     );
     run("otx.indicator", json!({"indicator": "https://evil.example/a/b", "section": "url_list", "secret_api_key": "otx", "base_url": server.url("")})).await.unwrap();
     let requests = server.requests();
-    assert_eq!(
-        requests[0].path,
-        "/api/v1/indicators/IPv4/5.205.62.253/general"
-    );
+    assert_eq!(requests[0].path, "/api/v1/indicators/IPv4/5.205.62.253/general");
     assert_eq!(requests[0].headers["x-otx-api-key"], "otx");
     // The URL is one path segment, percent-encoded.
     assert_eq!(
@@ -494,10 +482,7 @@ async fn openai_chat_sends_prompt_and_alert() {
     assert_eq!(body["max_tokens"], 200);
     assert_eq!(body["messages"][0]["role"], "system");
     let user = body["messages"][1]["content"].as_str().unwrap();
-    assert!(
-        user.starts_with("Summarize the risk.\n\nAlert:\n"),
-        "{user}"
-    );
+    assert!(user.starts_with("Summarize the risk.\n\nAlert:\n"), "{user}");
     assert!(user.contains("61d3ac78-cedd-434e-b407-ae0b330e1d4a"));
 }
 
@@ -510,10 +495,7 @@ fn every_action(base: &str) -> Vec<(&'static str, Value)> {
             "slack.post",
             json!({"secret_token": "t", "channel": "c", "base_url": base}),
         ),
-        (
-            "slack.post",
-            json!({"secret_webhook_url": format!("{base}/hook")}),
-        ),
+        ("slack.post", json!({"secret_webhook_url": format!("{base}/hook")})),
         (
             "pagerduty.trigger",
             json!({"secret_routing_key": "r", "base_url": base}),
@@ -560,18 +542,13 @@ fn every_action(base: &str) -> Vec<(&'static str, Value)> {
 #[tokio::test]
 async fn every_action_reports_http_failures() {
     for status in [401u16, 404, 429, 500] {
-        let server = TestServer::start(move |_| {
-            Reply::json(status, json!({"error": "e"})).with_header("retry-after", "0")
-        })
-        .await;
+        let server =
+            TestServer::start(move |_| Reply::json(status, json!({"error": "e"})).with_header("retry-after", "0"))
+                .await;
         for (uses, args) in every_action(&server.url("")) {
             let outcome = run(uses, args).await;
             if uses == "virustotal.lookup" && status == 404 {
-                assert_eq!(
-                    outcome.unwrap()["found"],
-                    false,
-                    "an unknown indicator is a result"
-                );
+                assert_eq!(outcome.unwrap()["found"], false, "an unknown indicator is a result");
                 continue;
             }
             let err = outcome.expect_err(uses);
@@ -599,10 +576,7 @@ async fn every_action_times_out() {
             continue; // the same request path as the token variant
         }
         let err = run(uses, args).await.expect_err(uses);
-        assert!(
-            err.to_string().contains("timed out after 200 ms"),
-            "{uses}: {err}"
-        );
+        assert!(err.to_string().contains("timed out after 200 ms"), "{uses}: {err}");
     }
 }
 
@@ -628,10 +602,7 @@ async fn json_apis_reject_invalid_json() {
             }
             _ => {
                 let err = outcome.expect_err(uses);
-                assert!(
-                    err.to_string().contains("not a JSON object"),
-                    "{uses}: {err}"
-                );
+                assert!(err.to_string().contains("not a JSON object"), "{uses}: {err}");
                 assert_eq!(err.result().unwrap()["body"], "<html>proxy error</html>");
             }
         }

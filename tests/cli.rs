@@ -26,11 +26,7 @@ async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
         .env_remove("POLICY_ENV")
         .env_remove("OUTCOME_TOPIC_ARN")
         .env("HTTP_ALLOW_PRIVATE", "true")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -47,10 +43,7 @@ async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
         outcomes: stdout
             .lines()
             .filter(|_| is_run)
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
-            })
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
             .collect(),
         stdout,
         stderr: String::from_utf8(output.stderr).unwrap(),
@@ -90,11 +83,7 @@ async fn run_on_the_bundled_sample_chains_enrichment_into_a_webhook() {
     assert_eq!(
         brief(&out.outcomes),
         vec![
-            (
-                0,
-                "lookup_ip_185.220.101.4".to_string(),
-                "succeeded".to_string()
-            ),
+            (0, "lookup_ip_185.220.101.4".to_string(), "succeeded".to_string()),
             (1, "notify_webhook".to_string(), "succeeded".to_string()),
         ]
     );
@@ -128,11 +117,7 @@ async fn dry_run_prints_the_plan_and_calls_nothing() {
     assert_eq!(
         brief(&out.outcomes),
         vec![
-            (
-                0,
-                "lookup_ip_185.220.101.4".to_string(),
-                "dry_run".to_string()
-            ),
+            (0, "lookup_ip_185.220.101.4".to_string(), "dry_run".to_string()),
             (1, "notify_webhook".to_string(), "dry_run".to_string()),
         ]
     );
@@ -185,34 +170,21 @@ async fn run_reads_files_and_stdin_in_every_envelope_shape() {
     )
     .await;
     assert_eq!(from_stdin.code, 0, "{}", from_stdin.stderr);
-    assert_eq!(
-        from_stdin.outcomes[0]["source_message"]["message_id"],
-        "http-1"
-    );
+    assert_eq!(from_stdin.outcomes[0]["source_message"]["message_id"], "http-1");
     assert_eq!(from_stdin.outcomes[0]["action"]["id"], "page_oncall");
 }
 
 #[tokio::test]
 async fn bad_input_is_rejected_with_an_outcome_and_exit_2() {
-    let out = cli(
-        &["run", "--input", "-"],
-        Some("{\"updated_alert\": {\"id\": 1}}"),
-    )
-    .await;
+    let out = cli(&["run", "--input", "-"], Some("{\"updated_alert\": {\"id\": 1}}")).await;
     assert_eq!(out.code, 2);
     assert_eq!(out.outcomes.len(), 1);
     let outcome = &out.outcomes[0];
     assert_valid_outcome(outcome);
     assert_eq!(outcome["status"], "rejected");
-    assert_eq!(
-        outcome["rejected"]["original"],
-        "{\"updated_alert\": {\"id\": 1}}"
-    );
+    assert_eq!(outcome["rejected"]["original"], "{\"updated_alert\": {\"id\": 1}}");
     assert!(
-        outcome["error"]
-            .as_str()
-            .unwrap()
-            .contains("`updated_alert.id`"),
+        outcome["error"].as_str().unwrap().contains("`updated_alert.id`"),
         "{outcome}"
     );
     assert!(out.stderr.contains("message rejected"), "{}", out.stderr);
@@ -222,11 +194,7 @@ async fn bad_input_is_rejected_with_an_outcome_and_exit_2() {
 async fn missing_input_file_is_a_clear_error() {
     let out = cli(&["run", "--input", "/nonexistent/alert.json"], None).await;
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("reading /nonexistent/alert.json"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("reading /nonexistent/alert.json"), "{}", out.stderr);
 }
 
 #[tokio::test]
@@ -253,11 +221,7 @@ async fn check_reports_policies_and_compile_errors_with_file_and_line() {
     .unwrap();
     let broken = cli(&["check", "--policies", dir.path().to_str().unwrap()], None).await;
     assert_eq!(broken.code, 1);
-    assert!(
-        broken.stderr.contains("alert/broken.rego:4:"),
-        "{}",
-        broken.stderr
-    );
+    assert!(broken.stderr.contains("alert/broken.rego:4:"), "{}", broken.stderr);
 }
 
 #[tokio::test]
@@ -275,7 +239,13 @@ async fn check_reports_unknown_actions_and_missing_arguments() {
     .unwrap();
     let out = cli(&["check", "--policies", dir.path().to_str().unwrap()], None).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("action.rego:3: run entry \"page\" (pagerduty.trigger): missing required argument `secret_routing_key`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "action.rego:3: run entry \"page\" (pagerduty.trigger): missing required argument `secret_routing_key`"
+        ),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("action.rego:5: run entry \"x\": unknown action \"pager.page\""),

@@ -7,10 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::lambda::{lambda_process, runtime_api, REQUEST_ID};
-use common::{
-    assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply,
-    TestServer,
-};
+use common::{assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply, TestServer};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -51,10 +48,7 @@ async fn binary_serves_an_sns_event_and_publishes_outcomes() {
     );
 
     let hook = webhook.wait_for(1, WAIT).await;
-    assert_eq!(
-        hook[0].json()["alert"]["title"],
-        "AWS Root Credentials Change"
-    );
+    assert_eq!(hook[0].json()["alert"]["title"], "AWS Root Credentials Change");
     let outcome = subscriber.wait_for(1, WAIT).await[0].sns_message();
     assert_valid_outcome(&outcome);
     assert_eq!(outcome["action"]["id"], "notify_webhook");
@@ -63,8 +57,7 @@ async fn binary_serves_an_sns_event_and_publishes_outcomes() {
 
     child.kill().await.unwrap();
     let output = child.wait_with_output().await.unwrap();
-    let logs = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
+    let logs = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
     // JSON logs with the request id on the invocation's lines.
     let done = logs
         .lines()
@@ -72,10 +65,28 @@ async fn binary_serves_an_sns_event_and_publishes_outcomes() {
         .find(|l| l["fields"]["message"] == "invocation done")
         .unwrap_or_else(|| panic!("no 'invocation done' log line in:\n{logs}"));
     assert_eq!(done["span"]["requestId"], REQUEST_ID, "{done}");
-    assert!(
-        !logs.contains("testing"),
-        "credentials leaked into logs:\n{logs}"
-    );
+    // Structured fields on action lines.
+    let action = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "action done")
+        .unwrap_or_else(|| panic!("no 'action done' log line in:\n{logs}"));
+    assert_eq!(action["fields"]["action_id"], "notify_webhook");
+    assert_eq!(action["fields"]["alert_id"], outcome["alert"]["id"]);
+    assert_eq!(action["span"]["requestId"], REQUEST_ID);
+    // One Embedded Metric Format line for the invocation, one per (uses, status).
+    let emf: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 2, "{logs}");
+    assert_eq!(emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "AlertResponder");
+    assert_eq!(emf[0]["FunctionName"], "alert-responder");
+    assert_eq!((emf[0]["AlertsReceived"].as_f64(), emf[0]["AlertsMatched"].as_f64(), emf[0]["ActionsRun"].as_f64()), (Some(1.0), Some(1.0), Some(1.0)));
+    assert!(emf[0]["PolicyEvaluationTime"].as_f64().unwrap() > 0.0);
+    assert_eq!((emf[1]["Uses"].as_str(), emf[1]["Status"].as_str(), emf[1]["Actions"].as_u64()), (Some("webhook.post"), Some("succeeded"), Some(1)));
+    assert!(!logs.contains("testing"), "credentials leaked into logs:\n{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,10 +112,7 @@ async fn publish_failure_is_reported_as_an_invocation_error() {
         .unwrap_or_else(|| panic!("no error posted: {requests:#?}"));
     let body = error.json();
     assert_eq!(body["errorType"], "AlertResponder.PublishError");
-    assert!(
-        body["errorMessage"].as_str().unwrap().contains(&topic),
-        "{body}"
-    );
+    assert!(body["errorMessage"].as_str().unwrap().contains(&topic), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,10 +128,7 @@ async fn init_failure_is_reported_to_init_error() {
     );
     let body = requests[0].json();
     assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("OUTCOME_TOPIC_ARN"),
+        body["errorMessage"].as_str().unwrap().contains("OUTCOME_TOPIC_ARN"),
         "{body}"
     );
     let status = tokio::time::timeout(WAIT, child.wait_with_output())
@@ -152,9 +157,6 @@ async fn bad_policy_dir_fails_init_naming_the_file() {
     );
     let requests = api.wait_for(1, WAIT).await;
     assert_eq!(requests[0].path, "/2018-06-01/runtime/init/error");
-    let message = requests[0].json()["errorMessage"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = requests[0].json()["errorMessage"].as_str().unwrap().to_string();
     assert!(message.contains("action.rego:"), "{message}");
 }

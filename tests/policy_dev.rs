@@ -64,11 +64,7 @@ fn edit(path: &Path, from: &str, to: &str) {
 fn starter_kit_tests_pass() {
     let run = cli(&["test", "--policies", "policies"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.ends_with("12 passed, 0 failed\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.ends_with("12 passed, 0 failed\n"), "{}", run.stdout);
 }
 
 #[test]
@@ -114,11 +110,7 @@ fn a_failing_rego_test_fails_the_command_naming_file_and_line() {
         .find(|l| l.starts_with("FAIL  alert.matano_test.test_service_accounts_are_suppressed"))
         .unwrap_or_else(|| panic!("{}", run.stdout));
     assert!(line.contains("alert/matano_test.rego:44"), "{line}");
-    assert!(
-        run.stdout.ends_with("11 passed, 1 failed\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.ends_with("11 passed, 1 failed\n"), "{}", run.stdout);
 }
 
 #[test]
@@ -131,22 +123,14 @@ fn a_rego_runtime_error_in_a_test_is_an_error_and_its_prints_are_shown() {
     .unwrap();
     let run = cli(&["test", "--policies", policies.to_str().unwrap()]);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stdout.contains("ERROR extra_test.test_divides ("),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("ERROR extra_test.test_divides ("), "{}", run.stdout);
     assert!(run.stdout.contains("extra_test.rego:3"), "{}", run.stdout);
     assert!(
         run.stdout.contains("print: ") && run.stdout.contains("about to divide"),
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout.ends_with("12 passed, 1 failed\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.ends_with("12 passed, 1 failed\n"), "{}", run.stdout);
 }
 
 #[test]
@@ -162,11 +146,7 @@ fn starter_kit_scenarios_pass_and_results_are_deterministic() {
         first.to_str().unwrap(),
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.ends_with("6 passed, 0 failed\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.ends_with("6 passed, 0 failed\n"), "{}", run.stdout);
     let again = cli(&[
         "play",
         "--scenarios",
@@ -188,8 +168,7 @@ fn starter_kit_scenarios_pass_and_results_are_deterministic() {
         assert_eq!(a, b, "result.json of {id} differs between runs");
     }
     let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(first.join("benign-abort/result.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(first.join("benign-abort/result.json")).unwrap()).unwrap();
     let alert = &result["events"][0]["alerts"][0];
     assert_eq!(
         alert["stop"],
@@ -220,11 +199,7 @@ fn a_failed_expectation_fails_play_naming_the_scenario() {
         out.path().to_str().unwrap(),
     ]);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(
-        run.stdout.contains("FAIL  escalate-high ("),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("FAIL  escalate-high ("), "{}", run.stdout);
     assert!(run.stdout.contains("escalate_high.yaml"), "{}", run.stdout);
     assert!(
         run.stdout
@@ -232,15 +207,9 @@ fn a_failed_expectation_fails_play_naming_the_scenario() {
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout.ends_with("5 passed, 1 failed\n"),
-        "{}",
-        run.stdout
-    );
-    let result: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.path().join("escalate-high/result.json")).unwrap(),
-    )
-    .unwrap();
+    assert!(run.stdout.ends_with("5 passed, 1 failed\n"), "{}", run.stdout);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("escalate-high/result.json")).unwrap()).unwrap();
     assert_eq!(result["passed"], false);
 }
 
@@ -267,11 +236,7 @@ fn a_policy_runtime_error_fails_play() {
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stdout.contains("FAIL  escalate-high"), "{}", run.stdout);
     assert!(run.stdout.contains("data.action.run"), "{}", run.stdout);
-    assert!(
-        run.stdout.ends_with("0 passed, 1 failed\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.ends_with("0 passed, 1 failed\n"), "{}", run.stdout);
 }
 
 #[test]

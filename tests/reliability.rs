@@ -28,11 +28,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn unique(name: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
+    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
 }
 
 async fn dynamodb() -> aws_sdk_dynamodb::Client {
@@ -42,8 +38,7 @@ async fn dynamodb() -> aws_sdk_dynamodb::Client {
 /// A state table laid out as the templates create it.
 async fn create_state_table() -> String {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
     };
     let table = unique("alert-responder-state");
     let client = dynamodb().await;
@@ -105,11 +100,7 @@ fn policies(dir: &Path, namespace: &str, action_rules: &str) {
         format!("package alert.matano\nalert contains {{\"title\": input.updated_alert.title, \"severity\": input.updated_alert.severity, \"namespace\": \"{namespace}\"}} if true\n"),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("action.rego"),
-        format!("package action\n{action_rules}\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("action.rego"), format!("package action\n{action_rules}\n")).unwrap();
 }
 
 struct Rig {
@@ -133,10 +124,7 @@ async fn rig(action_rules: &str, env: &[(&str, String)]) -> Rig {
         state_table: Some(create_state_table().await),
         claim_lease: Duration::from_secs(1),
         http_allow_private: true,
-        policy_env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
+        policy_env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         ..Config::default()
     };
     Rig {
@@ -157,20 +145,11 @@ fn event(alert_id: &str, update_count: u64) -> Value {
 }
 
 async fn handle(responder: &Responder, event: Value) -> Result<Summary, HandleError> {
-    lambda::handle(
-        responder,
-        "matano",
-        LambdaEvent::new(event, Context::default()),
-    )
-    .await
+    lambda::handle(responder, "matano", LambdaEvent::new(event, Context::default())).await
 }
 
 fn outcomes(subscriber: &TestServer) -> Vec<Value> {
-    subscriber
-        .requests()
-        .iter()
-        .map(Recorded::sns_message)
-        .collect()
+    subscriber.requests().iter().map(Recorded::sns_message).collect()
 }
 
 fn hits(server: &TestServer, path: &str) -> usize {
@@ -206,8 +185,7 @@ async fn a_sequential_duplicate_delivery_replays_instead_of_running_again() {
         .iter()
         .map(Recorded::sns_message)
         .collect::<Vec<_>>();
-    let (originals, replays): (Vec<&Value>, Vec<&Value>) =
-        published.iter().partition(|o| o.get("replay").is_none());
+    let (originals, replays): (Vec<&Value>, Vec<&Value>) = published.iter().partition(|o| o.get("replay").is_none());
     assert_eq!((originals.len(), replays.len()), (2, 2));
     for replay in &replays {
         common::assert_valid_outcome(replay);
@@ -239,10 +217,7 @@ async fn concurrent_duplicate_deliveries_run_each_action_once() {
         "each side effect exactly once"
     );
     let replayed: usize = summaries.iter().map(|s| s.replayed).sum();
-    assert_eq!(
-        replayed, 10,
-        "the other five deliveries replayed both actions"
-    );
+    assert_eq!(replayed, 10, "the other five deliveries replayed both actions");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -311,11 +286,7 @@ async fn a_transient_webhook_failure_fails_the_invocation_and_the_retry_runs_onl
         err.to_string().contains("ticket: POST") && err.to_string().contains("HTTP 503"),
         "{err}"
     );
-    assert_eq!(
-        hits(&hooks, "/ticket"),
-        3,
-        "bounded retries inside the invocation"
-    );
+    assert_eq!(hits(&hooks, "/ticket"), 3, "bounded retries inside the invocation");
     // The final outcome of `notify` is out; the not-final `ticket` one is not.
     let published = rig.subscriber.wait_for(1, WAIT).await;
     assert_eq!(published.len(), 1);
@@ -344,9 +315,7 @@ async fn without_a_state_table_failures_are_final_outcomes() {
         .expect("no retry without a state table");
     assert_eq!(summary.failed_actions, 2);
     let published = rig.subscriber.wait_for(2, WAIT).await;
-    assert!(published
-        .iter()
-        .all(|r| r.sns_message()["status"] == "failed"));
+    assert!(published.iter().all(|r| r.sns_message()["status"] == "failed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -413,17 +382,11 @@ run contains {"id": "seen", "uses": "http.fetch", "args": {"url": sprintf("%s?pa
     let state = DynamoState::new(dynamodb().await, rig.config.state_table.clone().unwrap());
     let attrs = state.load_attrs(&namespace).await.unwrap();
     assert_eq!(attrs.len(), 1);
-    assert_eq!(
-        attrs[0].value,
-        json!(25),
-        "every concurrent increment counted"
-    );
+    assert_eq!(attrs[0].value, json!(25), "every concurrent increment counted");
     assert!(attrs[0].ttl.unwrap() <= 3600);
 
     // A later alert of the namespace sees the persisted value from its first round.
-    handle(&responder, event(&unique("alert"), 1))
-        .await
-        .unwrap();
+    handle(&responder, event(&unique("alert"), 1)).await.unwrap();
     assert!(
         hooks.requests().iter().any(|r| r.path == "/count?pages=25"),
         "{:?}",
@@ -444,10 +407,7 @@ async fn responder_with(
             .endpoint_url(sns_endpoint)
             .build(),
     );
-    let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(
-        sns,
-        config.outcome_topic_arn.clone().unwrap(),
-    ));
+    let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns, config.outcome_topic_arn.clone().unwrap()));
     let secrets = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::config::Builder::from(&sdk)
             .endpoint_url(secrets_endpoint)
@@ -458,29 +418,19 @@ async fn responder_with(
             .endpoint_url(dynamodb_endpoint)
             .build(),
     );
-    let policies =
-        alert_responder::policy::PolicySet::load(&config.policies, config.policy_timeout).unwrap();
+    let policies = alert_responder::policy::PolicySet::load(&config.policies, config.policy_timeout).unwrap();
     Responder::new(
         config,
         policies,
         Registry::for_config(config, None).unwrap(),
-        SecretResolver::new(
-            Arc::new(SecretsManager::with_client(secrets)),
-            config.secret_cache_ttl,
-        ),
+        SecretResolver::new(Arc::new(SecretsManager::with_client(secrets)), config.secret_cache_ttl),
         publisher,
     )
-    .with_state(Arc::new(DynamoState::new(
-        dynamo,
-        config.state_table.clone().unwrap(),
-    )))
+    .with_state(Arc::new(DynamoState::new(dynamo, config.state_table.clone().unwrap())))
 }
 
 fn moto_addr() -> std::net::SocketAddr {
-    common::moto_endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap()
+    common::moto_endpoint().trim_start_matches("http://").parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -490,27 +440,18 @@ async fn dynamodb_unreachable_fails_the_invocation_before_any_action() {
     let moto = common::moto_endpoint();
     let dropping = Proxy::start(moto_addr(), Mode::Drop).await;
     let responder = responder_with(&rig.config, &moto, &dropping.url(), &moto).await;
-    let err = handle(&responder, event(&unique("alert"), 1))
-        .await
-        .unwrap_err();
+    let err = handle(&responder, event(&unique("alert"), 1)).await.unwrap_err();
     assert!(matches!(err, HandleError::State(_)), "{err}");
     assert!(
-        err.to_string().starts_with(&format!(
-            "state table {}: ",
-            rig.config.state_table.as_ref().unwrap()
-        )),
+        err.to_string()
+            .starts_with(&format!("state table {}: ", rig.config.state_table.as_ref().unwrap())),
         "{err}"
     );
-    assert!(
-        hooks.requests().is_empty(),
-        "no side effect without a claim"
-    );
+    assert!(hooks.requests().is_empty(), "no side effect without a claim");
 
     // The same event, once DynamoDB is back, runs normally.
     dropping.set_mode(Mode::Forward);
-    handle(&responder, event(&unique("alert"), 1))
-        .await
-        .unwrap();
+    handle(&responder, event(&unique("alert"), 1)).await.unwrap();
     assert_eq!(hits(&hooks, "/notify"), 1);
 }
 
@@ -546,11 +487,7 @@ async fn secrets_manager_unreachable_is_retried_with_the_invocation() {
 
     secrets_proxy.set_mode(Mode::Forward);
     handle(&responder, event(&alert_id, 1)).await.unwrap();
-    assert_eq!(
-        hits(&hooks, "/signed"),
-        1,
-        "the released claim is taken by the retry"
-    );
+    assert_eq!(hits(&hooks, "/signed"), 1, "the released claim is taken by the retry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -570,10 +507,7 @@ async fn sns_through_a_slow_proxy_still_publishes_and_through_a_dropping_one_fai
     let started = std::time::Instant::now();
     let err = handle(&responder, event(&alert_id, 1)).await.unwrap_err();
     assert!(matches!(err, HandleError::Publish(_)), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "bounded retries"
-    );
+    assert!(started.elapsed() < Duration::from_secs(30), "bounded retries");
     // The actions ran and were recorded: the retry publishes without re-running them.
     sns_proxy.set_mode(Mode::Forward);
     let retry = handle(&responder, event(&alert_id, 1)).await.unwrap();
@@ -595,8 +529,7 @@ impl Drop for PrivateMoto {
 }
 
 async fn private_moto() -> PrivateMoto {
-    let bin = std::env::var("MOTO_SERVER_BIN")
-        .expect("MOTO_SERVER_BIN is not set: run the suite with scripts/test");
+    let bin = std::env::var("MOTO_SERVER_BIN").expect("MOTO_SERVER_BIN is not set: run the suite with scripts/test");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -611,14 +544,8 @@ async fn private_moto() -> PrivateMoto {
     let endpoint = format!("http://127.0.0.1:{port}");
     // Ready when it accepts connections.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "private moto did not start"
-        );
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "private moto did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     PrivateMoto { child, endpoint }
@@ -662,10 +589,7 @@ async fn moto_stopped_mid_run_fails_the_publish_and_the_retry_does_not_repeat_ac
     let alert_id = unique("alert");
     let err = handle(&responder, event(&alert_id, 1)).await.unwrap_err();
     assert!(matches!(err, HandleError::Publish(_)), "{err}");
-    assert!(
-        err.to_string().contains("publishing 1 of 1 outcomes"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("publishing 1 of 1 outcomes"), "{err}");
     assert_eq!(hits(&hooks, "/notify"), 1);
 
     // Lambda's retry, with SNS back (the main moto): replayed, not re-run.
@@ -693,10 +617,7 @@ run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.
     let good = event(&unique("alert"), 1);
     let both = json!({"Records": [bad["Records"][0].clone(), good["Records"][0].clone()]});
     let summary = handle(&responder, both).await.unwrap();
-    assert_eq!(
-        (summary.records, summary.alerts, summary.policy_errors),
-        (2, 2, 1)
-    );
+    assert_eq!((summary.records, summary.alerts, summary.policy_errors), (2, 2, 1));
     assert_eq!(hits(&hooks, "/notify"), 1);
     let published = rig
         .subscriber
@@ -705,14 +626,8 @@ run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.
         .iter()
         .map(Recorded::sns_message)
         .collect::<Vec<_>>();
-    let fault = published
-        .iter()
-        .find(|o| o["event_type"] == "policy_error")
-        .unwrap();
-    assert!(
-        fault["error"].as_str().unwrap().contains("data.action.run"),
-        "{fault}"
-    );
+    let fault = published.iter().find(|o| o["event_type"] == "policy_error").unwrap();
+    assert!(fault["error"].as_str().unwrap().contains("data.action.run"), "{fault}");
     assert!(published
         .iter()
         .any(|o| o["action"]["id"] == "notify" && o["status"] == "succeeded"));

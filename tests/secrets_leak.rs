@@ -27,10 +27,7 @@ fn unique(name: &str) -> String {
 
 fn assert_no_secret(channel: &str, text: &str) {
     for secret in [ROUTING_KEY, SIGNING_KEY, BEARER] {
-        assert!(
-            !text.contains(secret),
-            "{channel} contains a secret value:\n{text}"
-        );
+        assert!(!text.contains(secret), "{channel} contains a secret value:\n{text}");
     }
 }
 
@@ -68,7 +65,13 @@ async fn secrets_resolve_from_secrets_manager_and_never_leak() {
         Reply::json(202, json!({"status": "success", "message": format!("accepted key {}", body["routing_key"].as_str().unwrap()), "dedup_key": body["dedup_key"]}))
     })
     .await;
-    let intel = TestServer::start(|req| Reply::json(401, json!({"error": format!("bad token: {}", req.headers.get("authorization").cloned().unwrap_or_default())}))).await;
+    let intel = TestServer::start(|req| {
+        Reply::json(
+            401,
+            json!({"error": format!("bad token: {}", req.headers.get("authorization").cloned().unwrap_or_default())}),
+        )
+    })
+    .await;
     let webhook = TestServer::ok().await;
 
     let policies = tempfile::tempdir().unwrap();
@@ -129,10 +132,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
 
     // Positive controls: the secrets were resolved and used where they belong.
     assert_eq!(pagerduty.requests()[0].json()["routing_key"], ROUTING_KEY);
-    assert_eq!(
-        intel.requests()[0].headers["authorization"],
-        format!("Bearer {BEARER}")
-    );
+    assert_eq!(intel.requests()[0].headers["authorization"], format!("Bearer {BEARER}"));
     let signature = &report[0].headers["x-signature"];
     let t: i64 = signature
         .split(',')
@@ -153,14 +153,8 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
             .unwrap_or_else(|| panic!("no outcome for {id}"))
     };
     assert_eq!(by_id("page")["status"], "succeeded");
-    assert_eq!(
-        by_id("page")["result"]["message"],
-        "accepted key [REDACTED]"
-    );
-    assert_eq!(
-        by_id("page")["action"]["args"]["secret_routing_key"],
-        "[REDACTED]"
-    );
+    assert_eq!(by_id("page")["result"]["message"], "accepted key [REDACTED]");
+    assert_eq!(by_id("page")["action"]["args"]["secret_routing_key"], "[REDACTED]");
     assert_eq!(by_id("intel")["status"], "failed");
     assert_eq!(
         by_id("intel")["result"]["body"]["error"],
@@ -178,17 +172,13 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
     let mut child = child;
     child.start_kill().unwrap();
     let output = child.wait_with_output().await.unwrap();
-    let logs = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
+    let logs = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
     assert!(
         logs.contains("\"level\":\"TRACE\"") || logs.contains("\"level\":\"DEBUG\""),
         "trace logging was on:\n{logs}"
     );
     assert_no_secret("the function's logs", &logs);
-    assert_no_secret(
-        "the invocation response",
-        &String::from_utf8_lossy(&response.body),
-    );
+    assert_no_secret("the invocation response", &String::from_utf8_lossy(&response.body));
     for outcome in &outcomes {
         assert_no_secret("an outcome", &outcome.to_string());
     }
@@ -208,10 +198,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn literal_secrets_never_reach_run_or_play_output() {
-    let echo = TestServer::start(|req| {
-        Reply::json(500, json!({"echo": req.headers.get("authorization")}))
-    })
-    .await;
+    let echo = TestServer::start(|req| Reply::json(500, json!({"echo": req.headers.get("authorization")}))).await;
     let policies = tempfile::tempdir().unwrap();
     std::fs::write(
         policies.path().join("alert.rego"),
@@ -246,10 +233,7 @@ async fn literal_secrets_never_reach_run_or_play_output() {
     );
     assert_no_secret("run stdout", &stdout);
     assert_no_secret("run stderr", &String::from_utf8_lossy(&run.stderr));
-    assert_eq!(
-        echo.requests()[0].headers["authorization"],
-        format!("Bearer {BEARER}")
-    );
+    assert_eq!(echo.requests()[0].headers["authorization"], format!("Bearer {BEARER}"));
 
     let scenarios = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -286,9 +270,6 @@ async fn literal_secrets_never_reach_run_or_play_output() {
     assert_no_secret("play stdout", &play_stdout);
     assert_no_secret("play stderr", &String::from_utf8_lossy(&play.stderr));
     let result = std::fs::read_to_string(out.path().join("leak/result.json")).unwrap();
-    assert!(
-        result.contains("\"secret_bearer_token\": \"[REDACTED]\""),
-        "{result}"
-    );
+    assert!(result.contains("\"secret_bearer_token\": \"[REDACTED]\""), "{result}");
     assert_no_secret("play result.json", &result);
 }

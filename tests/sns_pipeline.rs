@@ -10,10 +10,7 @@ use std::time::Duration;
 
 use alert_responder::config::Config;
 use alert_responder::lambda;
-use common::{
-    assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply,
-    TestServer,
-};
+use common::{assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply, TestServer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 
@@ -70,10 +67,7 @@ async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
 
     let config = config(
         &topic,
-        &[
-            ("INTEL_URL", intel.url("")),
-            ("WEBHOOK_URL", webhook.url("/notify")),
-        ],
+        &[("INTEL_URL", intel.url("")), ("WEBHOOK_URL", webhook.url("/notify"))],
     );
     let responder = lambda::init(&config).await.expect("init");
     let summary = lambda::handle(
@@ -97,20 +91,12 @@ async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
     // Round 0: both lookups (one failed, forced); round 1: the webhook, with what the lookup committed.
     let notify = webhook.wait_for(1, WAIT).await;
     let body = notify[0].json();
-    assert_eq!(
-        body["data"]["countries"],
-        json!({"country_5.205.62.253": "NL"})
-    );
+    assert_eq!(body["data"]["countries"], json!({"country_5.205.62.253": "NL"}));
     assert_eq!(body["alert"]["title"], "AWS Root Credentials Change");
 
     let delivered = all_outcomes.wait_for(3, WAIT).await;
     let mut outcomes: Vec<Value> = delivered.iter().map(|r| r.sns_message()).collect();
-    outcomes.sort_by_key(|o| {
-        (
-            o["seq"].as_u64(),
-            o["action"]["id"].as_str().map(str::to_string),
-        )
-    });
+    outcomes.sort_by_key(|o| (o["seq"].as_u64(), o["action"]["id"].as_str().map(str::to_string)));
     for outcome in &outcomes {
         assert_valid_outcome(outcome);
         assert_eq!(
@@ -158,10 +144,7 @@ async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
     // Moto delivers during Publish, so by now the filtered subscriber has all it will get.
     let filtered = failures_only.requests();
     assert_eq!(filtered.len(), 1, "{filtered:#?}");
-    assert_eq!(
-        filtered[0].sns_message()["action"]["id"],
-        "lookup_ip_203.0.113.9"
-    );
+    assert_eq!(filtered[0].sns_message()["action"]["id"], "lookup_ip_203.0.113.9");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,9 +160,7 @@ async fn redelivery_republishes_the_same_outcome_ids() {
     lambda::handle(&responder, "matano", invocation(event.clone()))
         .await
         .unwrap();
-    lambda::handle(&responder, "matano", invocation(event))
-        .await
-        .unwrap();
+    lambda::handle(&responder, "matano", invocation(event)).await.unwrap();
     let delivered = subscriber.wait_for(2, WAIT).await;
     let first = delivered[0].sns_message();
     let second = delivered[1].sns_message();
@@ -211,17 +192,13 @@ async fn bad_records_become_rejected_outcomes_and_good_ones_still_run() {
     let mut unknown_schema = good["Records"][0].clone();
     unknown_schema["Sns"]["MessageId"] = json!("unknown-schema");
     unknown_schema["Sns"]["Message"] = json!("{\"finding\": 1}");
-    unknown_schema["Sns"]["MessageAttributes"] =
-        json!({"schema": {"Type": "String", "Value": "guardduty"}});
+    unknown_schema["Sns"]["MessageAttributes"] = json!({"schema": {"Type": "String", "Value": "guardduty"}});
     let event = json!({"Records": [not_json, good["Records"][0].clone(), unknown_schema]});
 
     let summary = lambda::handle(&responder, "matano", invocation(event))
         .await
         .expect("bad input does not fail the invocation");
-    assert_eq!(
-        (summary.records, summary.rejected, summary.alerts),
-        (3, 2, 1)
-    );
+    assert_eq!((summary.records, summary.rejected, summary.alerts), (3, 2, 1));
 
     let delivered = subscriber.wait_for(2, WAIT).await;
     let rejected: Vec<Value> = delivered.iter().map(|r| r.sns_message()).collect();
@@ -234,10 +211,7 @@ async fn bad_records_become_rejected_outcomes_and_good_ones_still_run() {
         .as_str()
         .unwrap()
         .starts_with("message is not JSON"));
-    assert_eq!(
-        rejected[1]["source_message"]["message_id"],
-        "unknown-schema"
-    );
+    assert_eq!(rejected[1]["source_message"]["message_id"], "unknown-schema");
     assert!(rejected[1]["error"]
         .as_str()
         .unwrap()
@@ -281,20 +255,14 @@ async fn sns_publish_action_reaches_a_topic() {
     let responder = lambda::init(&config).await.unwrap();
     // Critical and with no new IPs: round 0 pages straight away.
     let mut event = sns_event_with_new_ips(&[]);
-    let mut payload: Value =
-        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    let mut payload: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
     payload["updated_alert"]["severity"] = json!("critical");
     event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
-    lambda::handle(&responder, "matano", invocation(event))
-        .await
-        .unwrap();
+    lambda::handle(&responder, "matano", invocation(event)).await.unwrap();
 
     let page = pager.wait_for(1, WAIT).await;
     let notification = page[0].json();
-    assert_eq!(
-        notification["Subject"],
-        "[critical] AWS Root Credentials Change"
-    );
+    assert_eq!(notification["Subject"], "[critical] AWS Root Credentials Change");
     let message: Value = serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap();
     assert_eq!(message["title"], "AWS Root Credentials Change");
 
@@ -327,24 +295,15 @@ async fn more_than_ten_outcomes_are_published_in_batches() {
     config.dry_run = true;
     config.policies = alert_responder::config::PolicySource::Dir(dir.path().to_path_buf());
     let responder = lambda::init(&config).await.unwrap();
-    let summary = lambda::handle(
-        &responder,
-        "matano",
-        invocation(matano_sns_event("low", &[])),
-    )
-    .await
-    .unwrap();
+    let summary = lambda::handle(&responder, "matano", invocation(matano_sns_event("low", &[])))
+        .await
+        .unwrap();
     assert_eq!(summary.outcomes, 23);
 
     let delivered = subscriber.wait_for(23, WAIT).await;
     let mut ids: Vec<String> = delivered
         .iter()
-        .map(|r| {
-            r.sns_message()["action"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| r.sns_message()["action"]["id"].as_str().unwrap().to_string())
         .collect();
     ids.sort();
     let expected: Vec<String> = (1..=23).map(|i| format!("step_{i:02}")).collect();

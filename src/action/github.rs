@@ -5,9 +5,7 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{
-    headline, json_object, plain_name, secret, string_list, url_with, BASE_URL, TIMEOUT,
-};
+use super::vendor::{headline, json_object, plain_name, secret, string_list, url_with, BASE_URL, TIMEOUT};
 use super::{alert_summary_text, base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -15,10 +13,7 @@ pub const API_VERSION: &str = "2022-11-28";
 
 fn request(call: &ActionCall<'_>, url: String, body: Value) -> Result<HttpRequest, ActionError> {
     Ok(HttpRequest::new(Method::POST, url)
-        .secret_header(
-            "authorization",
-            &format!("Bearer {}", secret(call, "secret_token")?),
-        )
+        .secret_header("authorization", &format!("Bearer {}", secret(call, "secret_token")?))
         .header("accept", "application/vnd.github+json")
         .header("x-github-api-version", API_VERSION)
         .json(body)
@@ -48,11 +43,7 @@ const ISSUE_ARGS: &[ArgSpec] = &[
     ArgSpec::required("owner", ArgKind::String, "repository owner"),
     ArgSpec::required("repo", ArgKind::String, "repository name"),
     ArgSpec::required("secret_token", ArgKind::Secret, "token with issues: write"),
-    ArgSpec::optional(
-        "title",
-        ArgKind::String,
-        "issue title (default `[severity] title`)",
-    ),
+    ArgSpec::optional("title", ArgKind::String, "issue title (default `[severity] title`)"),
     ArgSpec::optional(
         "body",
         ArgKind::String,
@@ -83,18 +74,10 @@ impl Action for CreateIssue {
             if !labels.is_empty() {
                 body["labels"] = json!(labels);
             }
-            let url = url_with(
-                &base_url(&call, Some(&self.base))?,
-                &["repos", owner, repo, "issues"],
-            )?;
-            let response = self
-                .client
-                .send(request(&call, url, body)?, call.deadline)
-                .await?;
+            let url = url_with(&base_url(&call, Some(&self.base))?, &["repos", owner, repo, "issues"])?;
+            let response = self.client.send(request(&call, url, body)?, call.deadline).await?;
             let issue = json_object("GitHub", &response)?;
-            Ok(
-                json!({"number": issue.get("number"), "id": issue.get("id"), "url": issue.get("html_url")}),
-            )
+            Ok(json!({"number": issue.get("number"), "id": issue.get("id"), "url": issue.get("html_url")}))
         })
     }
 }
@@ -113,11 +96,7 @@ impl CreateComment {
 const COMMENT_ARGS: &[ArgSpec] = &[
     ArgSpec::required("owner", ArgKind::String, "repository owner"),
     ArgSpec::required("repo", ArgKind::String, "repository name"),
-    ArgSpec::required(
-        "issue_number",
-        ArgKind::Number,
-        "issue or pull request number",
-    ),
+    ArgSpec::required("issue_number", ArgKind::Number, "issue or pull request number"),
     ArgSpec::required("secret_token", ArgKind::Secret, "token with issues: write"),
     ArgSpec::optional(
         "body",
@@ -154,10 +133,7 @@ impl Action for CreateComment {
                 &base_url(&call, Some(&self.base))?,
                 &["repos", owner, repo, "issues", &number, "comments"],
             )?;
-            let response = self
-                .client
-                .send(request(&call, url, body)?, call.deadline)
-                .await?;
+            let response = self.client.send(request(&call, url, body)?, call.deadline).await?;
             let comment = json_object("GitHub", &response)?;
             Ok(json!({"id": comment.get("id"), "url": comment.get("html_url")}))
         })

@@ -17,9 +17,7 @@ impl From<HttpError> for ActionError {
                 arg: "url".to_string(),
                 reason,
             },
-            HttpError::Status {
-                status, ref result, ..
-            } => ActionError::Failed {
+            HttpError::Status { status, ref result, .. } => ActionError::Failed {
                 result: Some(result.clone()),
                 message: err.to_string(),
                 transient: status == 429 || status >= 500,
@@ -46,8 +44,8 @@ pub fn headers_arg(call: &ActionCall<'_>, arg: &str) -> Result<HeaderMap, Action
                 arg: format!("{arg}.{name}"),
                 reason,
             };
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| bad(format!("is not a header name: {e}")))?;
+            let header =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(format!("is not a header name: {e}")))?;
             let value = HeaderValue::from_str(value.as_str().unwrap_or_default())
                 .map_err(|e| bad(format!("is not a header value: {e}")))?;
             headers.insert(header, value);
@@ -109,13 +107,12 @@ impl Action for Fetch {
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let method_name = call.str_arg("method").unwrap_or("GET").to_ascii_uppercase();
-            let method =
-                Method::from_bytes(method_name.as_bytes()).map_err(|_| ActionError::BadArg {
-                    arg: "method".to_string(),
-                    reason: format!("{method_name:?} is not an HTTP method"),
-                })?;
-            let mut request = HttpRequest::new(method, call.str_arg("url").unwrap_or_default())
-                .timeout(timeout_arg(&call));
+            let method = Method::from_bytes(method_name.as_bytes()).map_err(|_| ActionError::BadArg {
+                arg: "method".to_string(),
+                reason: format!("{method_name:?} is not an HTTP method"),
+            })?;
+            let mut request =
+                HttpRequest::new(method, call.str_arg("url").unwrap_or_default()).timeout(timeout_arg(&call));
             request.headers = headers_arg(&call, "headers")?;
             if let Some(token) = call.str_arg("secret_bearer_token") {
                 request = request.secret_header("authorization", &format!("Bearer {token}"));

@@ -31,10 +31,7 @@ fn authorized(call: &ActionCall<'_>, request: HttpRequest) -> Result<HttpRequest
     Ok(match call.str_arg("email") {
         Some(email) => request.secret_header(
             "authorization",
-            &format!(
-                "Basic {}",
-                BASE64.encode(format!("{email}:{token}").as_bytes())
-            ),
+            &format!("Basic {}", BASE64.encode(format!("{email}:{token}").as_bytes())),
         ),
         None => request.secret_header("authorization", &format!("Bearer {token}")),
     })
@@ -58,26 +55,14 @@ const CREATE_ARGS: &[ArgSpec] = &[
         ArgKind::Secret,
         "API token (with `email`) or personal access token",
     ),
-    ArgSpec::optional(
-        "email",
-        ArgKind::String,
-        "account email for basic auth (Jira Cloud)",
-    ),
-    ArgSpec::optional(
-        "summary",
-        ArgKind::String,
-        "issue summary (default `[severity] title`)",
-    ),
+    ArgSpec::optional("email", ArgKind::String, "account email for basic auth (Jira Cloud)"),
+    ArgSpec::optional("summary", ArgKind::String, "issue summary (default `[severity] title`)"),
     ArgSpec::optional(
         "description",
         ArgKind::String,
         "issue description (default: a summary of the alert)",
     ),
-    ArgSpec::optional(
-        "issue_type",
-        ArgKind::String,
-        "issue type name (default Task)",
-    ),
+    ArgSpec::optional("issue_type", ArgKind::String, "issue type name (default Task)"),
     ArgSpec::optional("labels", ArgKind::StringList, "labels"),
     ArgSpec::optional(
         "base_url",
@@ -117,15 +102,9 @@ impl Action for CreateIssue {
                 .header("accept", "application/json")
                 .json(json!({"fields": fields}))
                 .timeout(super::http::timeout_arg(&call));
-            let response = self
-                .client
-                .send(authorized(&call, request)?, call.deadline)
-                .await?;
+            let response = self.client.send(authorized(&call, request)?, call.deadline).await?;
             let created = json_object("Jira", &response)?;
-            let key = created
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let key = created.get("key").and_then(Value::as_str).unwrap_or_default();
             Ok(json!({"id": created.get("id"), "key": key, "url": format!("{base}/browse/{key}")}))
         })
     }
@@ -149,11 +128,7 @@ const COMMENT_ARGS: &[ArgSpec] = &[
         ArgKind::Secret,
         "API token (with `email`) or personal access token",
     ),
-    ArgSpec::optional(
-        "email",
-        ArgKind::String,
-        "account email for basic auth (Jira Cloud)",
-    ),
+    ArgSpec::optional("email", ArgKind::String, "account email for basic auth (Jira Cloud)"),
     ArgSpec::optional(
         "body",
         ArgKind::String,
@@ -188,10 +163,7 @@ impl Action for AddComment {
                 .header("accept", "application/json")
                 .json(json!({"body": adf(&text)}))
                 .timeout(super::http::timeout_arg(&call));
-            let response = self
-                .client
-                .send(authorized(&call, request)?, call.deadline)
-                .await?;
+            let response = self.client.send(authorized(&call, request)?, call.deadline).await?;
             let created = json_object("Jira", &response)?;
             Ok(json!({"id": created.get("id"), "issue": issue}))
         })

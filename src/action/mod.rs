@@ -48,12 +48,8 @@ impl ArgKind {
             ArgKind::String => value.is_string(),
             ArgKind::Number => value.is_number(),
             ArgKind::Bool => value.is_boolean(),
-            ArgKind::StringMap => value
-                .as_object()
-                .is_some_and(|m| m.values().all(Value::is_string)),
-            ArgKind::StringList => value
-                .as_array()
-                .is_some_and(|a| a.iter().all(Value::is_string)),
+            ArgKind::StringMap => value.as_object().is_some_and(|m| m.values().all(Value::is_string)),
+            ArgKind::StringList => value.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
             ArgKind::Any => true,
             ArgKind::Secret => value.is_string() || crate::secrets::SecretRef::parse(value).is_ok(),
         }
@@ -263,32 +259,14 @@ impl Registry {
         registry.register(webhook::Post::new(http.clone()));
         registry.register(sns::Publish::new(topics, default_topic));
         registry.register(slack::Post::new(http.clone(), endpoints.slack.clone()));
-        registry.register(pagerduty::Event::trigger(
-            http.clone(),
-            endpoints.pagerduty.clone(),
-        ));
-        registry.register(pagerduty::Event::resolve(
-            http.clone(),
-            endpoints.pagerduty.clone(),
-        ));
+        registry.register(pagerduty::Event::trigger(http.clone(), endpoints.pagerduty.clone()));
+        registry.register(pagerduty::Event::resolve(http.clone(), endpoints.pagerduty.clone()));
         registry.register(jira::CreateIssue::new(http.clone(), endpoints.jira.clone()));
         registry.register(jira::AddComment::new(http.clone(), endpoints.jira.clone()));
-        registry.register(github::CreateIssue::new(
-            http.clone(),
-            endpoints.github.clone(),
-        ));
-        registry.register(github::CreateComment::new(
-            http.clone(),
-            endpoints.github.clone(),
-        ));
-        registry.register(opsgenie::CreateAlert::new(
-            http.clone(),
-            endpoints.opsgenie.clone(),
-        ));
-        registry.register(virustotal::Lookup::new(
-            http.clone(),
-            endpoints.virustotal.clone(),
-        ));
+        registry.register(github::CreateIssue::new(http.clone(), endpoints.github.clone()));
+        registry.register(github::CreateComment::new(http.clone(), endpoints.github.clone()));
+        registry.register(opsgenie::CreateAlert::new(http.clone(), endpoints.opsgenie.clone()));
+        registry.register(virustotal::Lookup::new(http.clone(), endpoints.virustotal.clone()));
         registry.register(otx::Indicator::new(http.clone(), endpoints.otx.clone()));
         registry.register(openai::Chat::new(http, endpoints.openai.clone()));
         registry
@@ -320,12 +298,7 @@ impl Registry {
     }
 
     /// Checks `uses` and the arguments against the declaration.
-    pub fn validate(
-        &self,
-        id: &str,
-        uses: &str,
-        args: &Map<String, Value>,
-    ) -> Result<&Arc<dyn Action>, ActionError> {
+    pub fn validate(&self, id: &str, uses: &str, args: &Map<String, Value>) -> Result<&Arc<dyn Action>, ActionError> {
         let action = self.get(uses).ok_or_else(|| ActionError::Unknown {
             id: id.to_string(),
             uses: uses.to_string(),
@@ -353,17 +326,11 @@ fn validate_args(specs: &[ArgSpec], args: &Map<String, Value>) -> Result<(), Act
             _ => {}
         }
     }
-    if let Some(unknown) = args
-        .keys()
-        .find(|k| !specs.iter().any(|s| s.name == k.as_str()))
-    {
+    if let Some(unknown) = args.keys().find(|k| !specs.iter().any(|s| s.name == k.as_str())) {
         let known: Vec<_> = specs.iter().map(|s| s.name).collect();
         return Err(ActionError::BadArg {
             arg: unknown.clone(),
-            reason: format!(
-                "is not an argument of this action (known: {})",
-                known.join(", ")
-            ),
+            reason: format!("is not an argument of this action (known: {})", known.join(", ")),
         });
     }
     Ok(())
@@ -412,9 +379,9 @@ pub fn secret_values(args: &Map<String, Value>) -> Vec<String> {
 /// Replaces every occurrence of a secret value inside `text`: an action's
 /// result or error may echo what it sent (an auth header, a signed URL).
 pub fn scrub_text(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_string(), |acc, secret| {
-        acc.replace(secret.as_str(), REDACTED)
-    })
+    secrets
+        .iter()
+        .fold(text.to_string(), |acc, secret| acc.replace(secret.as_str(), REDACTED))
 }
 
 /// [`scrub_text`] over every string (keys included) of a JSON value.
@@ -424,9 +391,7 @@ pub fn scrub_value(value: &Value, secrets: &[String]) -> Value {
     }
     match value {
         Value::String(s) => Value::String(scrub_text(s, secrets)),
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|v| scrub_value(v, secrets)).collect())
-        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| scrub_value(v, secrets)).collect()),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (scrub_text(k, secrets), scrub_value(v, secrets)))
@@ -478,27 +443,14 @@ mod tests {
     fn args_are_checked_against_the_declaration() {
         let r = registry();
         let err = r.validate("a", "http.fetch", &Map::new()).err().unwrap();
-        assert!(
-            err.to_string().starts_with("argument `url` is required"),
-            "{err}"
-        );
-        let err = r
-            .validate("a", "http.fetch", &args(json!({"url": 5})))
-            .err()
-            .unwrap();
+        assert!(err.to_string().starts_with("argument `url` is required"), "{err}");
+        let err = r.validate("a", "http.fetch", &args(json!({"url": 5}))).err().unwrap();
         assert!(err.to_string().contains("`url` must be a string"), "{err}");
         let err = r
-            .validate(
-                "a",
-                "http.fetch",
-                &args(json!({"url": "http://x", "methd": "GET"})),
-            )
+            .validate("a", "http.fetch", &args(json!({"url": "http://x", "methd": "GET"})))
             .err()
             .unwrap();
-        assert!(
-            err.to_string().contains("`methd` is not an argument"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("`methd` is not an argument"), "{err}");
         assert!(r
             .validate(
                 "a",
@@ -519,10 +471,7 @@ mod tests {
         let result = json!({"headers": {"authorization": "Bearer tok-123"}, "tok-123": ["abc"]});
         let text = scrub_value(&result, &secrets).to_string();
         assert!(!text.contains("tok-123") && !text.contains("abc"), "{text}");
-        assert_eq!(
-            scrub_text("bad token tok-123", &secrets),
-            "bad token [REDACTED]"
-        );
+        assert_eq!(scrub_text("bad token tok-123", &secrets), "bad token [REDACTED]");
     }
 
     #[test]

@@ -10,8 +10,7 @@ use super::{base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
-const DEFAULT_SYSTEM: &str =
-    "You are a security analyst. Answer concisely, based only on the alert given.";
+const DEFAULT_SYSTEM: &str = "You are a security analyst. Answer concisely, based only on the alert given.";
 
 pub struct Chat {
     client: HttpClient,
@@ -25,11 +24,7 @@ impl Chat {
 }
 
 const ARGS: &[ArgSpec] = &[
-    ArgSpec::required(
-        "prompt",
-        ArgKind::String,
-        "the question; the alert JSON is appended",
-    ),
+    ArgSpec::required("prompt", ArgKind::String, "the question; the alert JSON is appended"),
     ArgSpec::required("secret_api_key", ArgKind::Secret, "API key"),
     ArgSpec::optional("model", ArgKind::String, "model (default gpt-4o-mini)"),
     ArgSpec::optional("system", ArgKind::String, "system message"),
@@ -56,12 +51,7 @@ impl Action for Chat {
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let mut content = call.str_arg("prompt").unwrap_or_default().to_string();
-            if call
-                .args
-                .get("include_alert")
-                .and_then(Value::as_bool)
-                .unwrap_or(true)
-            {
+            if call.args.get("include_alert").and_then(Value::as_bool).unwrap_or(true) {
                 let alert = serde_json::to_string_pretty(call.alert).expect("JSON");
                 content.push_str("\n\nAlert:\n");
                 content.push_str(&super::vendor::clip(&alert, 60_000));
@@ -78,15 +68,9 @@ impl Action for Chat {
                     body[arg] = value.clone();
                 }
             }
-            let url = url_with(
-                &base_url(&call, Some(&self.base))?,
-                &["chat", "completions"],
-            )?;
+            let url = url_with(&base_url(&call, Some(&self.base))?, &["chat", "completions"])?;
             let request = HttpRequest::new(Method::POST, url)
-                .secret_header(
-                    "authorization",
-                    &format!("Bearer {}", secret(&call, "secret_api_key")?),
-                )
+                .secret_header("authorization", &format!("Bearer {}", secret(&call, "secret_api_key")?))
                 .json(body)
                 .timeout(super::http::timeout_arg(&call));
             let response = self.client.send(request, call.deadline).await?;

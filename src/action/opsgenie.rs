@@ -6,9 +6,7 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::vendor::{
-    clip, json_object, matano_alert_id, secret, string_list, url_with, BASE_URL, TIMEOUT,
-};
+use super::vendor::{clip, json_object, matano_alert_id, secret, string_list, url_with, BASE_URL, TIMEOUT};
 use super::{alert_summary_text, base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -40,22 +38,14 @@ const ARGS: &[ArgSpec] = &[
         ArgKind::String,
         "description (default: a summary of the alert)",
     ),
-    ArgSpec::optional(
-        "priority",
-        ArgKind::String,
-        "P1–P5 (default: mapped from severity)",
-    ),
+    ArgSpec::optional("priority", ArgKind::String, "P1–P5 (default: mapped from severity)"),
     ArgSpec::optional("tags", ArgKind::StringList, "tags"),
     ArgSpec::optional(
         "details",
         ArgKind::StringMap,
         "key/value details (default: the alert's attrs)",
     ),
-    ArgSpec::optional(
-        "source",
-        ArgKind::String,
-        "source (default: the alert's source)",
-    ),
+    ArgSpec::optional("source", ArgKind::String, "source (default: the alert's source)"),
     BASE_URL,
     TIMEOUT,
 ];
@@ -83,9 +73,7 @@ impl Action for CreateAlert {
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let alert = call.alert;
-            let priority = call
-                .str_arg("priority")
-                .unwrap_or(priority(&alert.severity));
+            let priority = call.str_arg("priority").unwrap_or(priority(&alert.severity));
             if !["P1", "P2", "P3", "P4", "P5"].contains(&priority) {
                 return Err(ActionError::BadArg {
                     arg: "priority".to_string(),

@@ -23,11 +23,7 @@ impl Indicator {
 }
 
 const ARGS: &[ArgSpec] = &[
-    ArgSpec::required(
-        "indicator",
-        ArgKind::String,
-        "IP, domain, hostname, file hash or URL",
-    ),
+    ArgSpec::required("indicator", ArgKind::String, "IP, domain, hostname, file hash or URL"),
     ArgSpec::required("secret_api_key", ArgKind::Secret, "OTX API key"),
     ArgSpec::optional(
         "type",
@@ -47,12 +43,7 @@ pub fn detect(indicator: &str) -> &'static str {
     match indicator.parse::<IpAddr>() {
         Ok(IpAddr::V4(_)) => "IPv4",
         Ok(IpAddr::V6(_)) => "IPv6",
-        Err(_)
-            if matches!(indicator.len(), 32 | 40 | 64)
-                && indicator.chars().all(|c| c.is_ascii_hexdigit()) =>
-        {
-            "file"
-        }
+        Err(_) if matches!(indicator.len(), 32 | 40 | 64) && indicator.chars().all(|c| c.is_ascii_hexdigit()) => "file",
         Err(_) if indicator.starts_with("http://") || indicator.starts_with("https://") => "url",
         Err(_) if indicator.matches('.').count() >= 2 => "hostname",
         Err(_) => "domain",
@@ -75,9 +66,7 @@ impl Action for Indicator {
             if !["IPv4", "IPv6", "domain", "hostname", "file", "url"].contains(&kind) {
                 return Err(ActionError::BadArg {
                     arg: "type".to_string(),
-                    reason: format!(
-                        "{kind:?} is not one of IPv4, IPv6, domain, hostname, file, url"
-                    ),
+                    reason: format!("{kind:?} is not one of IPv4, IPv6, domain, hostname, file, url"),
                 });
             }
             let section = call.str_arg("section").unwrap_or("general");
@@ -92,21 +81,13 @@ impl Action for Indicator {
             let response = self.client.send(request, call.deadline).await?;
             let body = json_object("OTX", &response)?;
             if section != "general" {
-                return Ok(
-                    json!({"indicator": indicator, "type": kind, "section": section, "data": body}),
-                );
+                return Ok(json!({"indicator": indicator, "type": kind, "section": section, "data": body}));
             }
             let pulses: Vec<Value> = body
                 .get("pulse_info")
                 .and_then(|p| p.get("pulses"))
                 .and_then(Value::as_array)
-                .map(|pulses| {
-                    pulses
-                        .iter()
-                        .take(10)
-                        .filter_map(|p| p.get("name").cloned())
-                        .collect()
-                })
+                .map(|pulses| pulses.iter().take(10).filter_map(|p| p.get("name").cloned()).collect())
                 .unwrap_or_default();
             Ok(json!({
                 "indicator": indicator,

@@ -125,25 +125,15 @@ impl Action for Event {
                 "dedup_key": dedup_key,
             });
             if !self.resolve {
-                let severity = call
-                    .str_arg("severity")
-                    .unwrap_or(pagerduty_severity(&alert.severity));
+                let severity = call.str_arg("severity").unwrap_or(pagerduty_severity(&alert.severity));
                 if !["critical", "error", "warning", "info"].contains(&severity) {
                     return Err(ActionError::BadArg {
                         arg: "severity".to_string(),
-                        reason: format!(
-                            "{severity:?} is not one of critical, error, warning, info"
-                        ),
+                        reason: format!("{severity:?} is not one of critical, error, warning, info"),
                     });
                 }
                 let details = call.args.get("custom_details").cloned().unwrap_or_else(|| {
-                    Value::Object(
-                        alert
-                            .attrs
-                            .iter()
-                            .map(|a| (a.key.clone(), a.value.clone()))
-                            .collect(),
-                    )
+                    Value::Object(alert.attrs.iter().map(|a| (a.key.clone(), a.value.clone())).collect())
                 });
                 body["payload"] = json!({
                     "summary": super::vendor::clip(&call.str_arg("summary").map(str::to_string).unwrap_or_else(|| headline(alert)), 1024),

@@ -35,11 +35,7 @@ const ARGS: &[ArgSpec] = &[
         ArgKind::Secret,
         "bot token (xoxb-…) for chat.postMessage",
     ),
-    ArgSpec::optional(
-        "channel",
-        ArgKind::String,
-        "channel id or name, with secret_token",
-    ),
+    ArgSpec::optional("channel", ArgKind::String, "channel id or name, with secret_token"),
     ArgSpec::optional(
         "text",
         ArgKind::String,
@@ -65,25 +61,20 @@ pub fn blocks(alert: &Alert, text: &str) -> Value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        fields.push(
-            json!({"type": "mrkdwn", "text": clip(&format!("*{}*\n{}", attr.key, value), 2000)}),
-        );
+        fields.push(json!({"type": "mrkdwn", "text": clip(&format!("*{}*\n{}", attr.key, value), 2000)}));
     }
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": clip(&alert.title, 150)}}),
         json!({"type": "section", "fields": fields.into_iter().take(10).collect::<Vec<_>>()}),
     ];
     if !text.is_empty() {
-        blocks
-            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}));
     }
     if let Some(link) = alert.refs.first() {
-        let title = if link.title.is_empty() {
-            &link.url
-        } else {
-            &link.title
-        };
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{}|{}>", link.url, title)}]}));
+        let title = if link.title.is_empty() { &link.url } else { &link.title };
+        blocks.push(
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{}|{}>", link.url, title)}]}),
+        );
     }
     Value::Array(blocks)
 }
@@ -119,14 +110,9 @@ impl Action for Post {
                 .unwrap_or_else(|| alert_summary_text(alert));
             let mut message = json!({"text": headline(alert), "blocks": blocks(alert, &text)});
             let timeout = super::http::timeout_arg(&call);
-            match (
-                call.str_arg("secret_webhook_url"),
-                call.str_arg("secret_token"),
-            ) {
+            match (call.str_arg("secret_webhook_url"), call.str_arg("secret_token")) {
                 (Some(webhook), None) => {
-                    let request = HttpRequest::new(Method::POST, webhook)
-                        .json(message)
-                        .timeout(timeout);
+                    let request = HttpRequest::new(Method::POST, webhook).json(message).timeout(timeout);
                     let response = self.client.send(request, call.deadline).await?;
                     Ok(json!({"status": response.status, "body": response.body}))
                 }
@@ -153,10 +139,7 @@ impl Action for Post {
                             transient: false,
                             message: format!(
                                 "Slack error: {}",
-                                answer
-                                    .get("error")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("unknown")
+                                answer.get("error").and_then(Value::as_str).unwrap_or("unknown")
                             ),
                             result: Some(response.to_result()),
                         });

@@ -35,13 +35,9 @@ impl TopicPublisher for aws_sdk_sns::Client {
                 .message(message)
                 .set_subject(subject.map(str::to_string));
             for (name, value) in attributes {
-                request =
-                    request.message_attributes(name, crate::outcome::sns::string_attribute(value));
+                request = request.message_attributes(name, crate::outcome::sns::string_attribute(value));
             }
-            let output = request
-                .send()
-                .await
-                .map_err(|err| crate::aws::error_chain(&err))?;
+            let output = request.send().await.map_err(|err| crate::aws::error_chain(&err))?;
             Ok(output.message_id.unwrap_or_default())
         })
     }
@@ -54,10 +50,7 @@ pub struct Publish {
 
 impl Publish {
     pub fn new(topics: Option<Arc<dyn TopicPublisher>>, default_topic: Option<String>) -> Publish {
-        Publish {
-            topics,
-            default_topic,
-        }
+        Publish { topics, default_topic }
     }
 }
 
@@ -67,17 +60,9 @@ const PUBLISH_ARGS: &[ArgSpec] = &[
         ArgKind::Any,
         "message body: a string, or JSON that is serialized",
     ),
-    ArgSpec::optional(
-        "topic_arn",
-        ArgKind::String,
-        "topic (default: OUTCOME_TOPIC_ARN)",
-    ),
+    ArgSpec::optional("topic_arn", ArgKind::String, "topic (default: OUTCOME_TOPIC_ARN)"),
     ArgSpec::optional("subject", ArgKind::String, "subject for email subscribers"),
-    ArgSpec::optional(
-        "attributes",
-        ArgKind::StringMap,
-        "string message attributes",
-    ),
+    ArgSpec::optional("attributes", ArgKind::StringMap, "string message attributes"),
 ];
 
 impl Action for Publish {
@@ -91,16 +76,15 @@ impl Action for Publish {
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
-            let topics = self.topics.as_ref().ok_or_else(|| {
-                ActionError::NotConfigured("no SNS client in this mode".to_string())
-            })?;
+            let topics = self
+                .topics
+                .as_ref()
+                .ok_or_else(|| ActionError::NotConfigured("no SNS client in this mode".to_string()))?;
             let topic_arn = call
                 .str_arg("topic_arn")
                 .or(self.default_topic.as_deref())
                 .ok_or_else(|| {
-                    ActionError::NotConfigured(
-                        "sns.publish needs `topic_arn` or OUTCOME_TOPIC_ARN".to_string(),
-                    )
+                    ActionError::NotConfigured("sns.publish needs `topic_arn` or OUTCOME_TOPIC_ARN".to_string())
                 })?;
             let message = match call.args.get("message") {
                 Some(Value::String(text)) => text.clone(),
@@ -120,9 +104,7 @@ impl Action for Publish {
             let message_id = topics
                 .publish(topic_arn, call.str_arg("subject"), &message, &attributes)
                 .await
-                .map_err(|reason| {
-                    ActionError::failed(format!("SNS publish to {topic_arn} failed: {reason}"))
-                })?;
+                .map_err(|reason| ActionError::failed(format!("SNS publish to {topic_arn} failed: {reason}")))?;
             Ok(json!({"message_id": message_id, "topic_arn": topic_arn}))
         })
     }

@@ -50,29 +50,20 @@ pub fn url_with(base: &str, segments: &[&str]) -> Result<String, ActionError> {
 }
 
 /// The response body as a JSON object, or a failure that keeps the response.
-pub fn json_object<'a>(
-    vendor: &str,
-    response: &'a HttpResponse,
-) -> Result<&'a Map<String, Value>, ActionError> {
-    response
-        .body
-        .as_object()
-        .ok_or_else(|| ActionError::Failed {
-            transient: false,
-            message: format!(
-                "{vendor} answered HTTP {} with a body that is not a JSON object",
-                response.status
-            ),
-            result: Some(response.to_result()),
-        })
+pub fn json_object<'a>(vendor: &str, response: &'a HttpResponse) -> Result<&'a Map<String, Value>, ActionError> {
+    response.body.as_object().ok_or_else(|| ActionError::Failed {
+        transient: false,
+        message: format!(
+            "{vendor} answered HTTP {} with a body that is not a JSON object",
+            response.status
+        ),
+        result: Some(response.to_result()),
+    })
 }
 
 /// The Matano alert id, when the alert came from Matano.
 pub fn matano_alert_id(alert: &Alert) -> Option<&str> {
-    alert
-        .data
-        .pointer("/updated_alert/id")
-        .and_then(Value::as_str)
+    alert.data.pointer("/updated_alert/id").and_then(Value::as_str)
 }
 
 /// An optional string-list argument.
@@ -80,21 +71,13 @@ pub fn string_list(call: &ActionCall<'_>, arg: &str) -> Vec<String> {
     call.args
         .get(arg)
         .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
 /// A string argument, else `default`.
 pub fn string_or(call: &ActionCall<'_>, arg: &str, default: impl FnOnce() -> String) -> String {
-    call.str_arg(arg)
-        .map(str::to_string)
-        .unwrap_or_else(default)
+    call.str_arg(arg).map(str::to_string).unwrap_or_else(default)
 }
 
 /// `[severity] title`.
@@ -114,9 +97,7 @@ pub fn clip(text: &str, max: usize) -> String {
 /// Path segments from alert content must be plain names.
 pub fn plain_name(arg: &str, value: &str) -> Result<(), ActionError> {
     if !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && value != "."
         && value != ".."
     {

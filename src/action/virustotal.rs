@@ -31,11 +31,7 @@ const ARGS: &[ArgSpec] = &[
         "a file hash (MD5/SHA-1/SHA-256), IP, domain or URL",
     ),
     ArgSpec::required("secret_api_key", ArgKind::Secret, "VirusTotal API key"),
-    ArgSpec::optional(
-        "type",
-        ArgKind::String,
-        "file, ip, domain or url (default: detected)",
-    ),
+    ArgSpec::optional("type", ArgKind::String, "file, ip, domain or url (default: detected)"),
     BASE_URL,
     TIMEOUT,
 ];
@@ -44,9 +40,7 @@ const ARGS: &[ArgSpec] = &[
 pub fn detect(indicator: &str) -> &'static str {
     if indicator.parse::<IpAddr>().is_ok() {
         "ip"
-    } else if matches!(indicator.len(), 32 | 40 | 64)
-        && indicator.chars().all(|c| c.is_ascii_hexdigit())
-    {
+    } else if matches!(indicator.len(), 32 | 40 | 64) && indicator.chars().all(|c| c.is_ascii_hexdigit()) {
         "file"
     } else if indicator.starts_with("http://") || indicator.starts_with("https://") {
         "url"
@@ -91,25 +85,19 @@ impl Action for Lookup {
             let response = match self.client.send(request, call.deadline).await {
                 Ok(response) => response,
                 Err(HttpError::Status { status: 404, .. }) => {
-                    return Ok(
-                        json!({"indicator": indicator, "type": kind, "found": false, "link": link}),
-                    );
+                    return Ok(json!({"indicator": indicator, "type": kind, "found": false, "link": link}));
                 }
                 Err(err) => return Err(err.into()),
             };
-            let attributes =
-                response
-                    .body
-                    .pointer("/data/attributes")
-                    .ok_or_else(|| ActionError::Failed {
-                        transient: false,
-                        message: "VirusTotal answered without data.attributes".to_string(),
-                        result: Some(response.to_result()),
-                    })?;
-            let stats = attributes
-                .get("last_analysis_stats")
-                .cloned()
-                .unwrap_or(json!({}));
+            let attributes = response
+                .body
+                .pointer("/data/attributes")
+                .ok_or_else(|| ActionError::Failed {
+                    transient: false,
+                    message: "VirusTotal answered without data.attributes".to_string(),
+                    result: Some(response.to_result()),
+                })?;
+            let stats = attributes.get("last_analysis_stats").cloned().unwrap_or(json!({}));
             let count = |name: &str| stats.get(name).and_then(Value::as_u64).unwrap_or(0);
             Ok(json!({
                 "indicator": indicator,

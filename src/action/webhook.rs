@@ -23,11 +23,7 @@ impl Post {
 
 const POST_ARGS: &[ArgSpec] = &[
     ArgSpec::required("url", ArgKind::String, "http(s) URL of the receiver"),
-    ArgSpec::optional(
-        "data",
-        ArgKind::Any,
-        "extra JSON sent as `data` beside the alert",
-    ),
+    ArgSpec::optional("data", ArgKind::Any, "extra JSON sent as `data` beside the alert"),
     ArgSpec::optional("headers", ArgKind::StringMap, "extra request headers"),
     ArgSpec::optional(
         "timeout_ms",
@@ -47,10 +43,7 @@ pub fn signature(key: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 impl Action for Post {
@@ -72,8 +65,7 @@ impl Action for Post {
             }))
             .expect("JSON");
             let mut request =
-                HttpRequest::new(Method::POST, call.str_arg("url").unwrap_or_default())
-                    .timeout(timeout_arg(&call));
+                HttpRequest::new(Method::POST, call.str_arg("url").unwrap_or_default()).timeout(timeout_arg(&call));
             request.headers = headers_arg(&call, "headers")?;
             // Receivers deduplicate retries on it: the id is the same on every retry,
             // which is also what makes retrying a POST on 5xx safe here.

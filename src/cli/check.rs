@@ -37,12 +37,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
         "ok: {} policy file(s), {} test file(s); alert policies for schema(s): {}",
         production.files().len(),
         tests,
-        production
-            .schemas()
-            .iter()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
+        production.schemas().iter().cloned().collect::<Vec<_>>().join(", ")
     );
     Ok(0)
 }

@@ -59,8 +59,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         None => SAMPLE_ALERT.as_bytes().to_vec(),
         Some(path) if path.as_os_str() == "-" => {
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
-                .context("reading stdin")?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("reading stdin")?;
             bytes
         }
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -84,8 +83,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let secrets = SecretResolver::new(Arc::new(SecretsManager::default()), config.secret_cache_ttl);
     let mut responder = Responder::new(&config, policies, registry, secrets, publisher);
     if config.state_table.is_some() {
-        responder =
-            crate::lambda::with_state_table(responder, &config, &crate::aws::sdk_config().await);
+        responder = crate::lambda::with_state_table(responder, &config, &crate::aws::sdk_config().await);
     }
     let records = ingest_document(&input, &config.default_schema);
     let summary = responder.handle(records, None).await?;

@@ -41,11 +41,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
             Verdict::Pass => {
                 passed += 1;
                 if args.verbose {
-                    println!(
-                        "PASS  {} ({location}, {:.1?})",
-                        result.case.name(),
-                        result.duration
-                    );
+                    println!("PASS  {} ({location}, {:.1?})", result.case.name(), result.duration);
                 }
             }
             Verdict::Fail => {
@@ -58,11 +54,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
             }
             Verdict::Error => {
                 failed += 1;
-                println!(
-                    "ERROR {} ({location}): {}",
-                    result.case.name(),
-                    result.detail
-                );
+                println!("ERROR {} ({location}): {}", result.case.name(), result.detail);
             }
         }
         if result.verdict != Verdict::Pass || args.verbose {

@@ -66,10 +66,7 @@ pub enum Severity {
 impl MatanoAlertChange {
     /// `(alert id, update_count)` names one change: duplicates share it.
     pub fn change_key(&self) -> String {
-        format!(
-            "matano/{}/{}",
-            self.updated_alert.id, self.updated_alert.update_count
-        )
+        format!("matano/{}/{}", self.updated_alert.id, self.updated_alert.update_count)
     }
 
     /// Delivery info from wherever this Matano version put it.
@@ -83,9 +80,7 @@ impl MatanoAlertChange {
 /// Gives policies one place to read delivery info: when only the older,
 /// nested field is present, it is copied to the top level as well.
 pub fn normalize_payload(payload: &mut Value, change: &MatanoAlertChange) {
-    if let (Some(object), Some(info)) =
-        (payload.as_object_mut(), change.destination_to_alert_info())
-    {
+    if let (Some(object), Some(info)) = (payload.as_object_mut(), change.destination_to_alert_info()) {
         if !object.contains_key("destination_to_alert_info") {
             object.insert(
                 "destination_to_alert_info".to_string(),

@@ -96,10 +96,7 @@ pub enum IngestError {
         reason: String,
     },
     #[error("schema {schema:?} is not a valid schema name: {reason}")]
-    BadSchemaName {
-        schema: String,
-        reason: &'static str,
-    },
+    BadSchemaName { schema: String, reason: &'static str },
     #[error("no alert policy for schema {schema:?} (expected `package alert.{schema}`)")]
     UnknownSchema { schema: String },
 }
@@ -176,12 +173,7 @@ fn ingest_sns_record(index: usize, record: &Value, default_schema: &str) -> Inge
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| record.to_string());
-        Rejected::boxed(
-            str_field(sns, "MessageId"),
-            str_field(sns, "TopicArn"),
-            original,
-            error,
-        )
+        Rejected::boxed(str_field(sns, "MessageId"), str_field(sns, "TopicArn"), original, error)
     })
 }
 
@@ -340,10 +332,7 @@ mod tests {
             envelope.payload["destination_to_alert_info"]["slack_my_team"],
             json!("{\"ts\":\"1678861298.161909\"}")
         );
-        assert_eq!(
-            envelope.change_key(),
-            "matano/61d3ac78-cedd-434e-b407-ae0b330e1d4a/1"
-        );
+        assert_eq!(envelope.change_key(), "matano/61d3ac78-cedd-434e-b407-ae0b330e1d4a/1");
     }
 
     #[test]
@@ -418,10 +407,7 @@ mod tests {
         assert!(message.contains("updated_alert.severity"), "{message}");
         assert!(message.contains("urgent"), "{message}");
 
-        payload["updated_alert"]
-            .as_object_mut()
-            .unwrap()
-            .remove("id");
+        payload["updated_alert"].as_object_mut().unwrap().remove("id");
         payload["updated_alert"]["severity"] = json!("low");
         let rejected = one(ingest_document(payload.to_string().as_bytes(), "matano")).unwrap_err();
         assert!(
@@ -438,10 +424,7 @@ mod tests {
             (b"[1,2]".to_vec(), "not an object (found an array)"),
             (b"{\"a\":".to_vec(), "not JSON"),
             (vec![0xff, 0xfe, b'{'], "not JSON"),
-            (
-                vec![b' '; MAX_MESSAGE_BYTES + 1],
-                "over the 262144-byte limit",
-            ),
+            (vec![b' '; MAX_MESSAGE_BYTES + 1], "over the 262144-byte limit"),
             ("[".repeat(10_000).into_bytes(), "recursion limit"),
         ];
         for (input, expected) in cases {

@@ -41,8 +41,7 @@ impl Publisher for FilePublisher {
                 .append(true)
                 .open(&self.path)
                 .map_err(|err| failed(&destination, outcomes.len(), err))?;
-            write_lines(&mut file, outcomes)
-                .map_err(|err| failed(&destination, outcomes.len(), err))
+            write_lines(&mut file, outcomes).map_err(|err| failed(&destination, outcomes.len(), err))
         })
     }
 }
@@ -61,10 +60,7 @@ impl MemoryPublisher {
 
 impl Publisher for MemoryPublisher {
     fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
-        self.outcomes
-            .lock()
-            .expect("not poisoned")
-            .extend_from_slice(outcomes);
+        self.outcomes.lock().expect("not poisoned").extend_from_slice(outcomes);
         Box::pin(async { Ok(()) })
     }
 }

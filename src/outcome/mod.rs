@@ -170,10 +170,7 @@ impl Outcome {
         let mut smaller = self.clone();
         smaller.result = smaller.result.map(|v| preview(&v, MAX_FIELD_BYTES / 4));
         if let Some(action) = &mut smaller.action {
-            action.args = match preview(
-                &Value::Object(std::mem::take(&mut action.args)),
-                MAX_FIELD_BYTES / 4,
-            ) {
+            action.args = match preview(&Value::Object(std::mem::take(&mut action.args)), MAX_FIELD_BYTES / 4) {
                 Value::Object(map) => map,
                 other => Map::from_iter([("preview".to_string(), other)]),
             };
@@ -294,9 +291,7 @@ pub fn rejected_outcome(rejected: &Rejected) -> Outcome {
 /// The outcome of a policy failure for a message (alert policy) or an alert
 /// (action policy).
 pub fn policy_error_outcome(envelope: &Envelope, alert: Option<&Alert>, error: &str) -> Outcome {
-    let scope = alert
-        .map(|a| a.id.clone())
-        .unwrap_or_else(|| envelope.change_key());
+    let scope = alert.map(|a| a.id.clone()).unwrap_or_else(|| envelope.change_key());
     Outcome {
         schema_version: SCHEMA_VERSION,
         event_type: EventType::PolicyError,
@@ -322,10 +317,7 @@ pub fn stale_outcome(envelope: &Envelope, latest: u64) -> Outcome {
     outcome.event_type = EventType::StaleChange;
     outcome.status = Status::Skipped;
     outcome.outcome_id = short_hash(&["stale", &envelope.change_key()]);
-    let update_count = envelope
-        .matano
-        .as_ref()
-        .map_or(0, |m| m.updated_alert.update_count);
+    let update_count = envelope.matano.as_ref().map_or(0, |m| m.updated_alert.update_count);
     outcome.error = Some(format!(
         "stale change: update_count {update_count} is older than {latest}, already processed; not acted on"
     ));

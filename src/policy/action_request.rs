@@ -75,22 +75,15 @@ impl ActionRequest {
             match commit.op.as_deref() {
                 None | Some("set") => {}
                 Some("add") if commit.value.as_ref().is_some_and(|v| !v.is_number()) => {
-                    return Err(fail(format!(
-                        "commit[{i}]: `op: add` needs a number `value`"
-                    )))
+                    return Err(fail(format!("commit[{i}]: `op: add` needs a number `value`")))
                 }
                 Some("add") => {}
-                Some(other) => {
-                    return Err(fail(format!(
-                        "commit[{i}].op {other:?} is not `set` or `add`"
-                    )))
-                }
+                Some(other) => return Err(fail(format!("commit[{i}].op {other:?} is not `set` or `add`"))),
             }
             match (&commit.path, &commit.value) {
                 (Some(path), _) => {
-                    serde_json_path::JsonPath::parse(path).map_err(|err| {
-                        fail(format!("commit[{i}].path {path:?} is not JSONPath: {err}"))
-                    })?;
+                    serde_json_path::JsonPath::parse(path)
+                        .map_err(|err| fail(format!("commit[{i}].path {path:?} is not JSONPath: {err}")))?;
                 }
                 (None, Some(_)) => {}
                 (None, None) => return Err(fail(format!("commit[{i}] needs `path` or `value`"))),
@@ -131,14 +124,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("needs `path` or `value`"));
-        let good = json!({"id": "x", "uses": "u", "commit": [{"key": "k", "path": "$.body.a"}, {"key": "v", "value": 1}]});
-        assert_eq!(
-            ActionRequest::from_policy_value(0, &good)
-                .unwrap()
-                .commit
-                .len(),
-            2
-        );
+        let good =
+            json!({"id": "x", "uses": "u", "commit": [{"key": "k", "path": "$.body.a"}, {"key": "v", "value": 1}]});
+        assert_eq!(ActionRequest::from_policy_value(0, &good).unwrap().commit.len(), 2);
     }
 
     #[test]

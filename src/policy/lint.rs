@@ -24,10 +24,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// Checks every literal `run` entry of `package action` against `registry`.
-pub fn check_run_entries(
-    files: Vec<PolicyFile>,
-    registry: &Registry,
-) -> Result<Vec<Finding>, PolicyError> {
+pub fn check_run_entries(files: Vec<PolicyFile>, registry: &Registry) -> Result<Vec<Finding>, PolicyError> {
     let mut engine = new_engine(Duration::from_secs(5));
     for file in files {
         engine
@@ -41,12 +38,9 @@ pub fn check_run_entries(
         }
         for rule in &module.policy {
             let Rule::Spec {
-                head:
-                    RuleHead::Set {
-                        refr,
-                        key: Some(key),
-                        ..
-                    },
+                head: RuleHead::Set {
+                    refr, key: Some(key), ..
+                },
                 ..
             } = rule.as_ref()
             else {
@@ -87,9 +81,7 @@ pub fn check_run_entries(
             let arg_names: Option<Vec<String>> = match field("args") {
                 None => Some(Vec::new()),
                 Some(args) => match args.as_ref() {
-                    Expr::Object { fields, .. } => {
-                        fields.iter().map(|(_, k, _)| literal_string(k)).collect()
-                    }
+                    Expr::Object { fields, .. } => fields.iter().map(|(_, k, _)| literal_string(k)).collect(),
                     _ => None, // computed args: checked at run time
                 },
             };
@@ -117,9 +109,7 @@ pub fn check_run_entries(
 
 fn literal_string(expr: &Expr) -> Option<String> {
     match expr {
-        Expr::String { value, .. } | Expr::RawString { value, .. } => {
-            value.as_string().ok().map(|s| s.to_string())
-        }
+        Expr::String { value, .. } | Expr::RawString { value, .. } => value.as_string().ok().map(|s| s.to_string()),
         _ => None,
     }
 }
@@ -165,7 +155,14 @@ run contains x if { x := {"id": "dynamic", "uses": "nope.nope"} }
         let shown: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
         assert_eq!(shown.len(), 3, "{shown:#?}");
         assert_eq!(shown[0], "policies/action.rego:3: run entry \"page\" (pagerduty.trigger): missing required argument `secret_routing_key`");
-        assert!(shown[1].starts_with("policies/action.rego:5: run entry \"typo\": unknown action \"slack.pots\" (known: "), "{}", shown[1]);
-        assert_eq!(shown[2], "policies/action.rego:9: run entry \"extra\" (http.fetch): `methd` is not an argument of http.fetch");
+        assert!(
+            shown[1].starts_with("policies/action.rego:5: run entry \"typo\": unknown action \"slack.pots\" (known: "),
+            "{}",
+            shown[1]
+        );
+        assert_eq!(
+            shown[2],
+            "policies/action.rego:9: run entry \"extra\" (http.fetch): `methd` is not an argument of http.fetch"
+        );
     }
 }

@@ -84,10 +84,7 @@ impl PolicySet {
     /// Loads the production policies (tests excluded) from `source`.
     pub fn load(source: &PolicySource, timeout: Duration) -> Result<PolicySet, PolicyError> {
         let files = read_source(source)?;
-        Self::compile(
-            files.into_iter().filter(|f| !f.is_test()).collect(),
-            timeout,
-        )
+        Self::compile(files.into_iter().filter(|f| !f.is_test()).collect(), timeout)
     }
 
     /// Compiles `files`, failing on any syntax or analysis error (with the file
@@ -153,11 +150,9 @@ impl PolicySet {
             .into_iter()
             .enumerate()
             .map(|(index, value)| {
-                serde_path_to_error::deserialize::<_, AlertDraft>(&value).map_err(|err| {
-                    PolicyError::Output {
-                        rule: rule.clone(),
-                        reason: format!("element {index}: at `{}`: {}", err.path(), err.inner()),
-                    }
+                serde_path_to_error::deserialize::<_, AlertDraft>(&value).map_err(|err| PolicyError::Output {
+                    rule: rule.clone(),
+                    reason: format!("element {index}: at `{}`: {}", err.path(), err.inner()),
                 })
             })
             .collect()
@@ -307,7 +302,8 @@ mod tests {
         }
     }
 
-    const ACTION: &str = "package action\nrun contains {\"id\": \"a\", \"uses\": \"http.fetch\"} if input.alert.severity == \"high\"\n";
+    const ACTION: &str =
+        "package action\nrun contains {\"id\": \"a\", \"uses\": \"http.fetch\"} if input.alert.severity == \"high\"\n";
 
     #[test]
     fn bundled_policies_compile() {
@@ -331,10 +327,7 @@ mod tests {
         .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("policies/broken.rego:"), "{message}");
-        assert!(
-            message.contains(":5:") || message.contains(":4:"),
-            "{message}"
-        );
+        assert!(message.contains(":5:") || message.contains(":4:"), "{message}");
     }
 
     #[test]
@@ -342,10 +335,7 @@ mod tests {
         let err = PolicySet::compile(
             vec![
                 file("a.rego", ACTION),
-                file(
-                    "u.rego",
-                    "package alert.x\nalert contains y if { z == 1 }\n",
-                ),
+                file("u.rego", "package alert.x\nalert contains y if { z == 1 }\n"),
             ],
             Duration::from_secs(1),
         )
@@ -355,11 +345,7 @@ mod tests {
 
     #[test]
     fn missing_action_policy_is_an_error() {
-        let err = PolicySet::compile(
-            vec![file("x.rego", "package alert.x\n")],
-            Duration::from_secs(1),
-        )
-        .unwrap_err();
+        let err = PolicySet::compile(vec![file("x.rego", "package alert.x\n")], Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, PolicyError::NoActionPolicy));
     }
 
@@ -368,27 +354,15 @@ mod tests {
         let set = PolicySet::compile(
             vec![
                 file("a.rego", ACTION),
-                file(
-                    "x.rego",
-                    "package alert.x\nalert contains {\"title\": 7} if true\n",
-                ),
+                file("x.rego", "package alert.x\nalert contains {\"title\": 7} if true\n"),
                 file("y.rego", "package alert.y\nalert := {\"title\": \"t\"}\n"),
             ],
             Duration::from_secs(1),
         )
         .unwrap();
-        let err = set
-            .eval_alerts("x", &json!({}), None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("data.alert.x.alert") && err.contains("`title`"),
-            "{err}"
-        );
-        let err = set
-            .eval_alerts("y", &json!({}), None)
-            .unwrap_err()
-            .to_string();
+        let err = set.eval_alerts("x", &json!({}), None).unwrap_err().to_string();
+        assert!(err.contains("data.alert.x.alert") && err.contains("`title`"), "{err}");
+        let err = set.eval_alerts("y", &json!({}), None).unwrap_err().to_string();
         assert!(err.contains("expected a set"), "{err}");
     }
 
@@ -397,7 +371,10 @@ mod tests {
         let set = PolicySet::compile(
             vec![
                 file("a.rego", ACTION),
-                file("x.rego", "package alert.x\nalert contains {\"title\": t} if { t := input.a / input.b }\n"),
+                file(
+                    "x.rego",
+                    "package alert.x\nalert contains {\"title\": t} if { t := input.a / input.b }\n",
+                ),
             ],
             Duration::from_secs(1),
         )
@@ -422,10 +399,7 @@ mod tests {
     #[test]
     fn slow_rule_hits_the_timer() {
         let set = PolicySet::compile(slow_files(), Duration::from_millis(50)).unwrap();
-        let err = set
-            .eval_alerts("slow", &json!({}), None)
-            .unwrap_err()
-            .to_string();
+        let err = set.eval_alerts("slow", &json!({}), None).unwrap_err().to_string();
         assert!(err.contains("data.alert.slow.alert"), "{err}");
         // The invocation's deadline bounds it too, below the policy timeout.
         let long = PolicySet::compile(slow_files(), Duration::from_secs(60)).unwrap();
@@ -433,9 +407,6 @@ mod tests {
         let deadline = Some(Instant::now() + Duration::from_millis(50));
         assert!(long.eval_alerts("slow", &json!({}), deadline).is_err());
         assert!(started.elapsed() < Duration::from_secs(10));
-        assert!(
-            err.to_lowercase().contains("time") || err.contains("limit"),
-            "{err}"
-        );
+        assert!(err.to_lowercase().contains("time") || err.contains("limit"), "{err}");
     }
 }

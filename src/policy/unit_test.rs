@@ -77,8 +77,9 @@ impl TestSuite {
                     continue;
                 };
                 let refr = match head {
-                    regorus::unstable::RuleHead::Compr { refr, .. }
-                    | regorus::unstable::RuleHead::Set { refr, .. } => refr,
+                    regorus::unstable::RuleHead::Compr { refr, .. } | regorus::unstable::RuleHead::Set { refr, .. } => {
+                        refr
+                    }
                     // Functions take arguments: they are helpers, not tests.
                     regorus::unstable::RuleHead::Func { .. } => continue,
                 };
@@ -108,11 +109,7 @@ impl TestSuite {
 
     /// Runs the tests `filter` accepts; with `coverage`, also reports which
     /// policy lines the run evaluated.
-    pub fn run(
-        &self,
-        filter: impl Fn(&TestCase) -> bool,
-        coverage: bool,
-    ) -> (Vec<TestResult>, Vec<FileCoverage>) {
+    pub fn run(&self, filter: impl Fn(&TestCase) -> bool, coverage: bool) -> (Vec<TestResult>, Vec<FileCoverage>) {
         let mut engine = self.engine.clone();
         if coverage {
             engine.set_enable_coverage(true);
@@ -176,8 +173,7 @@ mod tests {
         .unwrap()
     }
 
-    const POLICY: &str =
-        "package alert.x\nalert contains {\"title\": \"t\"} if input.severity == \"high\"\n";
+    const POLICY: &str = "package alert.x\nalert contains {\"title\": \"t\"} if input.severity == \"high\"\n";
 
     #[test]
     fn passes_failures_and_errors_are_told_apart() {
@@ -220,11 +216,7 @@ not_a_test := true
         let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
         assert_eq!(verdicts, vec![Verdict::Pass, Verdict::Fail, Verdict::Error]);
         assert_eq!(results[1].detail, "undefined");
-        assert!(
-            results[2].detail.contains("p_test.rego"),
-            "{}",
-            results[2].detail
-        );
+        assert!(results[2].detail.contains("p_test.rego"), "{}", results[2].detail);
         assert_eq!(results[1].prints.len(), 1);
         assert!(results[1].prints[0].contains("checking low"));
         assert_eq!(

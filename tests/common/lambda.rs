@@ -20,8 +20,14 @@ pub async fn runtime_api(event: Value) -> TestServer {
             Reply::json(200, event.clone())
                 .with_header("lambda-runtime-aws-request-id", REQUEST_ID)
                 .with_header("lambda-runtime-deadline-ms", &deadline.to_string())
-                .with_header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:alert-responder")
-                .with_header("lambda-runtime-trace-id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
+                .with_header(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:alert-responder",
+                )
+                .with_header(
+                    "lambda-runtime-trace-id",
+                    "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
+                )
         }
         ("GET", _) => Reply::Hang,
         _ => Reply::json(202, json!({"status": "OK"})),

@@ -35,12 +35,7 @@ impl Recorded {
     pub fn sns_message(&self) -> Value {
         let notification = self.json();
         assert_eq!(notification["Type"], "Notification", "{notification}");
-        serde_json::from_str(
-            notification["Message"]
-                .as_str()
-                .expect("Message is a string"),
-        )
-        .expect("Message is JSON")
+        serde_json::from_str(notification["Message"].as_str().expect("Message is a string")).expect("Message is JSON")
     }
 }
 
@@ -102,9 +97,7 @@ impl TestServer {
     }
 
     pub async fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (count_tx, count) = watch::channel(0usize);
@@ -180,10 +173,7 @@ async fn serve_connection(
                 headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
             }
         }
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await?;
         let recorded = Recorded {
@@ -197,11 +187,7 @@ async fn serve_connection(
         count_tx.send_modify(|c| *c += 1);
         match reply {
             Reply::Hang => std::future::pending::<()>().await,
-            Reply::Respond {
-                status,
-                headers,
-                body,
-            } => {
+            Reply::Respond { status, headers, body } => {
                 let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
                 for (name, value) in headers {
                     head.push_str(&format!("{name}: {value}\r\n"));
@@ -218,9 +204,8 @@ async fn serve_connection(
 /// moto's endpoint, exported by `scripts/test`. Tests that need it fail
 /// (never skip) without it.
 pub fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT").expect(
-        "MOTO_ENDPOINT is not set: run the suite with scripts/test, which starts moto server",
-    )
+    std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT is not set: run the suite with scripts/test, which starts moto server")
 }
 
 /// An SNS client for test setup, pointed at moto.
@@ -247,17 +232,8 @@ pub async fn create_topic(sns: &aws_sdk_sns::Client, prefix: &str) -> String {
 }
 
 /// Subscribes an HTTP endpoint, optionally with a filter policy on message attributes.
-pub async fn subscribe_http(
-    sns: &aws_sdk_sns::Client,
-    topic_arn: &str,
-    url: &str,
-    filter_policy: Option<Value>,
-) {
-    let mut request = sns
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol("http")
-        .endpoint(url);
+pub async fn subscribe_http(sns: &aws_sdk_sns::Client, topic_arn: &str, url: &str, filter_policy: Option<Value>) {
+    let mut request = sns.subscribe().topic_arn(topic_arn).protocol("http").endpoint(url);
     if let Some(policy) = filter_policy {
         request = request.attributes("FilterPolicy", policy.to_string());
     }
@@ -268,8 +244,7 @@ pub async fn subscribe_http(
 pub fn assert_valid_outcome(outcome: &Value) {
     static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
     let validator = SCHEMA.get_or_init(|| {
-        let schema: Value =
-            serde_json::from_str(include_str!("../../schemas/outcome.v1.json")).unwrap();
+        let schema: Value = serde_json::from_str(include_str!("../../schemas/outcome.v1.json")).unwrap();
         jsonschema::validator_for(&schema).expect("outcome schema compiles")
     });
     let errors: Vec<String> = validator
@@ -283,19 +258,14 @@ pub fn assert_valid_outcome(outcome: &Value) {
 }
 
 pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// The SNS event fixture with the Matano change's severity and never-seen
 /// source IPs (`context_diff.source.ip`) replaced.
 pub fn matano_sns_event(severity: &str, new_ips: &[&str]) -> Value {
     let mut event: Value = serde_json::from_str(&fixture("sns_event_matano.json")).unwrap();
-    let mut payload: Value =
-        serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    let mut payload: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
     payload["updated_alert"]["severity"] = Value::String(severity.to_string());
     payload["context_diff"]["source"] = serde_json::json!({ "ip": new_ips });
     event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());

@@ -48,8 +48,7 @@ impl Proxy {
                                 tokio::time::sleep(delay).await;
                             }
                             if let Ok(mut outbound) = TcpStream::connect(target).await {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
-                                    .await;
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                             }
                         }
                     }

@@ -1,0 +1,207 @@
+// AlertResponder: the alert-responder Lambda subscribed to Matano's alerting
+// topic, its outcome topic with HTTPS webhook subscriptions, the state table,
+// the on-failure queue and the alarms — the same resources as template.yaml.
+
+import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as destinations from "aws-cdk-lib/aws-lambda-destinations";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+
+export interface WebhookSubscription {
+  /** HTTPS endpoint receiving outcome notifications. */
+  readonly url: string;
+  /** SNS filter policy on the outcome's message attributes, e.g. { status: ["failed"] }. */
+  readonly filterPolicy?: { [attribute: string]: sns.SubscriptionFilter };
+}
+
+export interface AlertResponderProps {
+  /** Matano's alerting topic (the AlertingSnsTopicArn output of the Matano stack). */
+  readonly alertingTopicArn: string;
+  /** The function code: the directory `cargo lambda build --release --arm64` produced. */
+  readonly code: lambda.Code;
+  readonly memorySize?: number;
+  readonly timeout?: Duration;
+  readonly reservedConcurrency?: number;
+  readonly logRetention?: logs.RetentionDays;
+  readonly logLevel?: "error" | "warn" | "info" | "debug";
+  /** Secrets Manager names the actions may read. Default "alert-responder/". */
+  readonly secretNamePrefix?: string;
+  /** Create the DynamoDB state table (exactly-once actions). Default true. */
+  readonly stateTable?: boolean;
+  /** Values handed to policies as input.env. */
+  readonly policyEnv?: { [name: string]: string };
+  /** A layer with policies under /opt/policies; default: the policies bundled in the binary. */
+  readonly policyLayer?: lambda.ILayerVersion;
+  /** Encrypt the outcome topic with this key. */
+  readonly outcomeTopicKey?: kms.IKey;
+  readonly webhooks?: WebhookSubscription[];
+  /** Topic the alarms notify. */
+  readonly alarmTopic?: sns.ITopic;
+}
+
+export class AlertResponder extends Construct {
+  public readonly function: lambda.Function;
+  public readonly outcomeTopic: sns.Topic;
+  public readonly failedEvents: sqs.Queue;
+  public readonly stateTable?: dynamodb.Table;
+  public readonly webhookDeadLetters?: sqs.Queue;
+  public readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: AlertResponderProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const secretPrefix = props.secretNamePrefix ?? "alert-responder/";
+
+    this.outcomeTopic = new sns.Topic(this, "OutcomeTopic", {
+      displayName: "alert-responder outcomes",
+      signatureVersion: "2",
+      masterKey: props.outcomeTopicKey,
+    });
+
+    if (props.stateTable ?? true) {
+      this.stateTable = new dynamodb.Table(this, "StateTable", {
+        partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
+        sortKey: { name: "sk", type: dynamodb.AttributeType.STRING },
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        timeToLiveAttribute: "expires_at",
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        encryption: dynamodb.TableEncryption.AWS_MANAGED,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+    }
+
+    this.failedEvents = new sqs.Queue(this, "FailedEvents", {
+      retentionPeriod: Duration.days(14),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+    });
+
+    const logGroup = new logs.LogGroup(this, "Logs", {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    const environment: { [key: string]: string } = {
+      OUTCOME_TOPIC_ARN: this.outcomeTopic.topicArn,
+      LOG_LEVEL: props.logLevel ?? "info",
+      POLICY_ENV_JSON: JSON.stringify(props.policyEnv ?? {}),
+    };
+    if (this.stateTable) {
+      environment.STATE_TABLE = this.stateTable.tableName;
+    }
+    if (props.policyLayer) {
+      environment.POLICY_DIR = "/opt/policies";
+    }
+
+    this.function = new lambda.Function(this, "Function", {
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: lambda.Architecture.ARM_64,
+      handler: "bootstrap",
+      code: props.code,
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout ?? Duration.seconds(60),
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      layers: props.policyLayer ? [props.policyLayer] : undefined,
+      environment,
+      retryAttempts: 2,
+      maxEventAge: Duration.hours(6),
+      onFailure: new destinations.SqsDestination(this.failedEvents),
+    });
+
+    const alerting = sns.Topic.fromTopicArn(this, "AlertingTopic", props.alertingTopicArn);
+    alerting.addSubscription(new subscriptions.LambdaSubscription(this.function));
+
+    // Least privilege: publish to the outcome topic only, read only the
+    // secrets under the prefix, use only the state table.
+    this.outcomeTopic.grantPublish(this.function);
+    this.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        sid: "ReadActionSecrets",
+        actions: ["secretsmanager:GetSecretValue"],
+        resources: [`arn:${stack.partition}:secretsmanager:${stack.region}:${stack.account}:secret:${secretPrefix}*`],
+      }),
+    );
+    if (this.stateTable) {
+      this.stateTable.grant(
+        this.function,
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "dynamodb:ConditionCheckItem",
+      );
+    }
+
+    if (props.webhooks && props.webhooks.length > 0) {
+      this.webhookDeadLetters = new sqs.Queue(this, "WebhookDeadLetters", {
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+      });
+      props.webhooks.forEach((webhook) => {
+        if (!webhook.url.startsWith("https://")) {
+          throw new Error(`webhook ${webhook.url} must be https`);
+        }
+        this.outcomeTopic.addSubscription(
+          new subscriptions.UrlSubscription(webhook.url, {
+            protocol: sns.SubscriptionProtocol.HTTPS,
+            filterPolicy: webhook.filterPolicy,
+            deadLetterQueue: this.webhookDeadLetters,
+            deliveryPolicy: {
+              healthyRetryPolicy: {
+                numRetries: 10,
+                minDelayTarget: Duration.seconds(2),
+                maxDelayTarget: Duration.seconds(60),
+                numMinDelayRetries: 2,
+                numMaxDelayRetries: 3,
+                numNoDelayRetries: 0,
+                backoffFunction: sns.BackoffFunction.EXPONENTIAL,
+              },
+              throttlePolicy: { maxReceivesPerSecond: 20 },
+            },
+          }),
+        );
+      });
+    }
+
+    const alarm = (id: string, description: string, metric: cloudwatch.IMetric) => {
+      const created = new cloudwatch.Alarm(this, id, {
+        alarmDescription: description,
+        metric,
+        threshold: 0,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      if (props.alarmTopic) {
+        created.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
+      }
+      this.alarms.push(created);
+    };
+    const fiveMinutes = Duration.minutes(5);
+    alarm(
+      "FailedEventsAlarm",
+      "Events alert-responder could not handle after Lambda's retries (see the runbook in the README).",
+      this.failedEvents.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: "Maximum" }),
+    );
+    alarm("ErrorsAlarm", "alert-responder invocations failed.", this.function.metricErrors({ period: fiveMinutes }));
+    alarm("ThrottlesAlarm", "alert-responder invocations were throttled.", this.function.metricThrottles({ period: fiveMinutes }));
+    if (this.webhookDeadLetters) {
+      alarm(
+        "WebhookDeadLettersAlarm",
+        "Outcomes SNS could not deliver to a webhook subscriber.",
+        this.webhookDeadLetters.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: "Maximum" }),
+      );
+    }
+  }
+}

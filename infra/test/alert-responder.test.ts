@@ -1,0 +1,147 @@
+// Assertions on the synthesized CloudFormation of the AlertResponder construct.
+
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { App, Stack } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sns from "aws-cdk-lib/aws-sns";
+import { AlertResponder, AlertResponderProps } from "../lib/alert-responder";
+
+const ALERTING = "arn:aws:sns:us-east-1:123456789012:matano-alerting";
+
+function code(): lambda.Code {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alert-responder-asset-"));
+  fs.writeFileSync(path.join(dir, "bootstrap"), "placeholder for synthesis");
+  return lambda.Code.fromAsset(dir);
+}
+
+function synth(props: Partial<AlertResponderProps> = {}): Template {
+  const app = new App();
+  const stack = new Stack(app, "Test", { env: { account: "123456789012", region: "us-east-1" } });
+  new AlertResponder(stack, "Responder", { alertingTopicArn: ALERTING, code: code(), ...props });
+  return Template.fromStack(stack);
+}
+
+const withWebhooks = () =>
+  synth({
+    webhooks: [
+      { url: "https://hooks.example.org/all" },
+      { url: "https://hooks.example.org/failures", filterPolicy: { status: sns.SubscriptionFilter.stringFilter({ allowlist: ["failed"] }) } },
+    ],
+    policyEnv: { WEBHOOK_URL: "https://hooks.example.org/notify" },
+    alarmTopic: undefined,
+  });
+
+test("the function: provided.al2023 on arm64, bootstrap handler, configuration in its environment", () => {
+  const template = withWebhooks();
+  template.resourceCountIs("AWS::Lambda::Function", 1);
+  template.hasResourceProperties("AWS::Lambda::Function", {
+    Runtime: "provided.al2023",
+    Architectures: ["arm64"],
+    Handler: "bootstrap",
+    MemorySize: 256,
+    Timeout: 60,
+    LoggingConfig: Match.objectLike({ LogFormat: "JSON" }),
+    Environment: {
+      Variables: {
+        OUTCOME_TOPIC_ARN: { Ref: Match.stringLikeRegexp("OutcomeTopic") },
+        STATE_TABLE: { Ref: Match.stringLikeRegexp("StateTable") },
+        LOG_LEVEL: "info",
+        POLICY_ENV_JSON: JSON.stringify({ WEBHOOK_URL: "https://hooks.example.org/notify" }),
+      },
+    },
+  });
+  template.hasResourceProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
+});
+
+test("subscribed to Matano's alerting topic; outcome topic signs with SignatureVersion 2", () => {
+  const template = withWebhooks();
+  template.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "lambda", TopicArn: ALERTING });
+  template.hasResourceProperties("AWS::Lambda::Permission", { Principal: "sns.amazonaws.com", SourceArn: ALERTING });
+  template.resourceCountIs("AWS::SNS::Topic", 1);
+  template.hasResourceProperties("AWS::SNS::Topic", { SignatureVersion: "2" });
+});
+
+test("webhooks are HTTPS subscriptions with filter policy, delivery policy and a redrive DLQ", () => {
+  const template = withWebhooks();
+  const subscriptions = template.findResources("AWS::SNS::Subscription", { Properties: { Protocol: "https" } });
+  assert.equal(Object.keys(subscriptions).length, 2);
+  template.hasResourceProperties("AWS::SNS::Subscription", {
+    Protocol: "https",
+    Endpoint: "https://hooks.example.org/failures",
+    FilterPolicy: { status: ["failed"] },
+    RedrivePolicy: { deadLetterTargetArn: { "Fn::GetAtt": [Match.stringLikeRegexp("WebhookDeadLetters"), "Arn"] } },
+    DeliveryPolicy: Match.objectLike({ healthyRetryPolicy: Match.objectLike({ numRetries: 10, backoffFunction: "EXPONENTIAL" }) }),
+  });
+  assert.throws(() => synth({ webhooks: [{ url: "http://insecure.example.org" }] }), /must be https/);
+});
+
+test("failed events go to an SQS queue after 2 retries; alarms watch it, errors and throttles", () => {
+  const template = withWebhooks();
+  template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+    MaximumRetryAttempts: 2,
+    MaximumEventAgeInSeconds: 21600,
+    DestinationConfig: { OnFailure: { Destination: { "Fn::GetAtt": [Match.stringLikeRegexp("FailedEvents"), "Arn"] } } },
+  });
+  template.resourceCountIs("AWS::SQS::Queue", 2);
+  template.resourceCountIs("AWS::CloudWatch::Alarm", 4);
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "Errors", Namespace: "AWS/Lambda", Threshold: 0 });
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "Throttles", Namespace: "AWS/Lambda" });
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "ApproximateNumberOfMessagesVisible", Namespace: "AWS/SQS" });
+});
+
+test("the state table: string pk/sk, TTL on expires_at", () => {
+  const template = withWebhooks();
+  template.resourceCountIs("AWS::DynamoDB::Table", 1);
+  template.hasResourceProperties("AWS::DynamoDB::Table", {
+    KeySchema: [
+      { AttributeName: "pk", KeyType: "HASH" },
+      { AttributeName: "sk", KeyType: "RANGE" },
+    ],
+    AttributeDefinitions: [
+      { AttributeName: "pk", AttributeType: "S" },
+      { AttributeName: "sk", AttributeType: "S" },
+    ],
+    TimeToLiveSpecification: { AttributeName: "expires_at", Enabled: true },
+    BillingMode: "PAY_PER_REQUEST",
+  });
+  const without = synth({ stateTable: false });
+  without.resourceCountIs("AWS::DynamoDB::Table", 0);
+  const fn = Object.values(without.findResources("AWS::Lambda::Function"))[0] as any;
+  assert.equal(fn.Properties.Environment.Variables.STATE_TABLE, undefined);
+});
+
+test("least privilege: publish to the outcome topic, secrets under the prefix, the state table only", () => {
+  const template = withWebhooks();
+  const policies = template.findResources("AWS::IAM::Policy");
+  const statements = Object.values(policies).flatMap((p: any) => p.Properties.PolicyDocument.Statement);
+  const allowing = (action: string) => statements.filter((s: any) => [s.Action].flat().includes(action));
+
+  const publish = allowing("sns:Publish");
+  assert.equal(publish.length, 1);
+  assert.deepEqual(publish[0].Resource, { Ref: Object.keys(template.findResources("AWS::SNS::Topic"))[0] });
+
+  const secrets = allowing("secretsmanager:GetSecretValue");
+  assert.equal(secrets.length, 1);
+  assert.match(JSON.stringify(secrets[0].Resource), /:secret:alert-responder\/\*/);
+
+  const dynamo = allowing("dynamodb:PutItem");
+  assert.equal(dynamo.length, 1);
+  assert.match(JSON.stringify(dynamo[0].Resource), /StateTable/);
+  for (const statement of statements) {
+    assert.notEqual(statement.Resource, "*", `no statement on every resource: ${JSON.stringify(statement)}`);
+  }
+});
+
+test("the SAM template configures the same environment variables", () => {
+  const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
+  const block = sam.split("Variables:")[1].split("Events:")[0];
+  const samNames = [...block.matchAll(/^\s{10}([A-Z_]+):/gm)].map((m) => m[1]).sort();
+  const fn = Object.values(synth({ policyLayer: lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1") }).findResources("AWS::Lambda::Function"))[0] as any;
+  const cdkNames = Object.keys(fn.Properties.Environment.Variables).sort();
+  assert.deepEqual(cdkNames, samNames);
+});

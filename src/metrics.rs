@@ -1,0 +1,101 @@
+//! CloudWatch Embedded Metric Format: one log line per invocation with its
+//! counts and policy time, and one per (action `uses`, status) pair.
+
+use serde_json::{json, Map, Value};
+
+use crate::pipeline::Summary;
+
+pub const NAMESPACE: &str = "AlertResponder";
+
+/// The EMF lines for one invocation. `publish_failed` marks an invocation
+/// whose outcomes could not be published.
+pub fn emf_lines(function_name: &str, summary: &Summary, publish_failed: bool, timestamp_ms: u64) -> Vec<String> {
+    let counts = [
+        ("AlertsReceived", "Count", summary.records as f64),
+        ("AlertsMatched", "Count", summary.alerts as f64),
+        ("MessagesRejected", "Count", summary.rejected as f64),
+        ("ActionsRun", "Count", summary.actions as f64),
+        ("ActionsFailed", "Count", summary.failed_actions as f64),
+        ("ActionsReplayed", "Count", summary.replayed as f64),
+        ("PolicyErrors", "Count", summary.policy_errors as f64),
+        ("StaleChanges", "Count", summary.stale as f64),
+        ("OutcomesPublished", "Count", summary.outcomes as f64),
+        ("OutcomePublishFailures", "Count", if publish_failed { 1.0 } else { 0.0 }),
+        ("PolicyEvaluationTime", "Microseconds", summary.policy_micros as f64),
+    ];
+    let mut invocation = Map::new();
+    invocation.insert("FunctionName".into(), json!(function_name));
+    for (name, _, value) in counts {
+        invocation.insert(name.into(), json!(value));
+    }
+    invocation.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": counts.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    let mut lines = vec![Value::Object(invocation).to_string()];
+    for ((uses, status), count) in &summary.action_counts {
+        lines.push(
+            json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": NAMESPACE,
+                        "Dimensions": [["FunctionName", "Uses", "Status"]],
+                        "Metrics": [{"Name": "Actions", "Unit": "Count"}],
+                    }],
+                },
+                "FunctionName": function_name,
+                "Uses": uses,
+                "Status": status,
+                "Actions": count,
+            })
+            .to_string(),
+        );
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_the_embedded_metric_format() {
+        let mut summary = Summary {
+            records: 2,
+            alerts: 1,
+            actions: 3,
+            failed_actions: 1,
+            outcomes: 3,
+            policy_micros: 1234,
+            ..Summary::default()
+        };
+        summary.action_counts.insert(("http.fetch".into(), "succeeded".into()), 2);
+        summary.action_counts.insert(("webhook.post".into(), "failed".into()), 1);
+        let lines: Vec<Value> = emf_lines("responder", &summary, false, 1_700_000_000_000)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        let first = &lines[0];
+        let directive = &first["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "AlertResponder");
+        assert_eq!(first["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        // Every declared metric has a value at the top level.
+        for metric in directive["Metrics"].as_array().unwrap() {
+            assert!(first[metric["Name"].as_str().unwrap()].is_number(), "{metric}");
+        }
+        assert_eq!(first["AlertsReceived"], 2.0);
+        assert_eq!(first["PolicyEvaluationTime"], 1234.0);
+        assert_eq!(lines[1]["Uses"], "http.fetch");
+        assert_eq!(lines[1]["Actions"], 2);
+        assert_eq!(lines[2]["Status"], "failed");
+    }
+}
