@@ -141,6 +141,10 @@ pub fn ingest_document(bytes: &[u8], default_schema: &str) -> Vec<Ingested> {
     if document.get("Records").is_some() {
         return ingest_lambda_event(&document, default_schema);
     }
+    // A Lambda on-failure destination record: the failed event is inside.
+    if let Some(event) = document.get("requestPayload").filter(|p| p.get("Records").is_some()) {
+        return ingest_lambda_event(event, default_schema);
+    }
     if document.get("Type").and_then(Value::as_str) == Some("Notification") {
         let message_id = str_field(&document, "MessageId");
         let topic_arn = str_field(&document, "TopicArn");
@@ -374,6 +378,21 @@ mod tests {
         assert_eq!(envelope.payload["finding"]["id"], "f-1");
         assert!(envelope.matano.is_none());
         assert!(envelope.change_key().starts_with("guardduty/"));
+    }
+
+    #[test]
+    fn on_failure_destination_records_yield_their_event() {
+        let event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+        let record = json!({
+            "version": "1.0",
+            "timestamp": "2023-03-15T06:22:40.000Z",
+            "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "AlertResponder.PublishError", "errorMessage": "publishing failed"}
+        });
+        let envelope = one(ingest_document(record.to_string().as_bytes(), "matano")).unwrap();
+        assert_eq!(envelope.message_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
     }
 
     #[test]
