@@ -82,10 +82,18 @@ pub async fn handle(
     let records = ingest_lambda_event(&event.payload, default_schema);
     let result = responder.handle(records, deadline).await;
     let function = event.context.env_config.function_name.as_str();
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let lines = match &result {
         Ok(summary) => crate::metrics::emf_lines(function, summary, false, now_ms),
-        Err(err) => crate::metrics::emf_lines(function, &Summary::default(), matches!(err, HandleError::Publish(_)), now_ms),
+        Err(err) => crate::metrics::emf_lines(
+            function,
+            &Summary::default(),
+            matches!(err, HandleError::Publish(_)),
+            now_ms,
+        ),
     };
     // EMF goes to stdout as whole lines, beside the JSON logs.
     for line in lines {

@@ -20,7 +20,11 @@ pub fn emf_lines(function_name: &str, summary: &Summary, publish_failed: bool, t
         ("PolicyErrors", "Count", summary.policy_errors as f64),
         ("StaleChanges", "Count", summary.stale as f64),
         ("OutcomesPublished", "Count", summary.outcomes as f64),
-        ("OutcomePublishFailures", "Count", if publish_failed { 1.0 } else { 0.0 }),
+        (
+            "OutcomePublishFailures",
+            "Count",
+            if publish_failed { 1.0 } else { 0.0 },
+        ),
         ("PolicyEvaluationTime", "Microseconds", summary.policy_micros as f64),
     ];
     let mut invocation = Map::new();
@@ -77,8 +81,12 @@ mod tests {
             policy_micros: 1234,
             ..Summary::default()
         };
-        summary.action_counts.insert(("http.fetch".into(), "succeeded".into()), 2);
-        summary.action_counts.insert(("webhook.post".into(), "failed".into()), 1);
+        summary
+            .action_counts
+            .insert(("http.fetch".into(), "succeeded".into()), 2);
+        summary
+            .action_counts
+            .insert(("webhook.post".into(), "failed".into()), 1);
         let lines: Vec<Value> = emf_lines("responder", &summary, false, 1_700_000_000_000)
             .iter()
             .map(|l| serde_json::from_str(l).unwrap())

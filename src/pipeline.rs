@@ -241,7 +241,10 @@ impl Responder {
             summary.actions += report.actions.len();
             summary.policy_micros += report.policy_time.as_micros() as u64;
             for action in &report.actions {
-                *summary.action_counts.entry((action.uses.clone(), action.status.as_str().to_string())).or_default() += 1;
+                *summary
+                    .action_counts
+                    .entry((action.uses.clone(), action.status.as_str().to_string()))
+                    .or_default() += 1;
             }
             summary.replayed += report.actions.iter().filter(|a| a.replay).count();
             summary.failed_actions += report.actions.iter().filter(|a| a.status == Status::Failed).count();

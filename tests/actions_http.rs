@@ -4,10 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use alert_responder::action::{ActionCall, ActionError, Endpoints, Registry};
+use alert_responder::action::{ActionCall, ActionError, Registry};
 use alert_responder::alert::{Alert, AlertDraft};
 use alert_responder::event::ingest_document;
-use alert_responder::http::{HttpClient, HttpPolicy, HttpSettings};
+use alert_responder::http::{HttpPolicy, HttpSettings};
 use common::{fixture, Reply, TestServer};
 use serde_json::{json, Map, Value};
 
@@ -45,7 +45,7 @@ async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {
 }
 
 async fn run_with(settings: HttpSettings, uses: &str, args: Value) -> Result<Value, ActionError> {
-    let registry = Registry::builtin(HttpClient::new(settings).unwrap(), &Endpoints::default(), None, None);
+    let registry = Registry::with_http(settings).unwrap();
     let args: Map<String, Value> = args.as_object().unwrap().clone();
     let action = registry.validate("test-action", uses, &args)?;
     let alert = alert();
@@ -249,12 +249,7 @@ async fn a_post_is_not_retried_on_5xx_unless_it_is_deduplicated() {
 #[tokio::test]
 async fn retry_after_longer_than_the_deadline_is_not_waited_for() {
     let server = TestServer::start(|_| Reply::json(429, json!({})).with_header("retry-after", "3600")).await;
-    let registry = Registry::builtin(
-        HttpClient::new(loopback_allowed()).unwrap(),
-        &Endpoints::default(),
-        None,
-        None,
-    );
+    let registry = Registry::with_http(loopback_allowed()).unwrap();
     let args: Map<String, Value> = json!({"url": server.url("/")}).as_object().unwrap().clone();
     let alert = alert();
     let started = std::time::Instant::now();

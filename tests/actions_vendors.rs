@@ -8,10 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use alert_responder::action::{ActionCall, ActionError, Endpoints, Registry};
+use alert_responder::action::{ActionCall, ActionError, Registry};
 use alert_responder::alert::{Alert, AlertDraft, Attr, Reference};
 use alert_responder::event::ingest_document;
-use alert_responder::http::{HttpClient, HttpPolicy, HttpSettings};
+use alert_responder::http::{HttpPolicy, HttpSettings};
 use common::{fixture, Recorded, Reply, TestServer};
 use serde_json::{json, Map, Value};
 
@@ -51,7 +51,7 @@ async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {
         },
         ..HttpSettings::default()
     };
-    let registry = Registry::builtin(HttpClient::new(settings).unwrap(), &Endpoints::default(), None, None);
+    let registry = Registry::with_http(settings).unwrap();
     let args: Map<String, Value> = args.as_object().unwrap().clone();
     let action = registry.validate("act", uses, &args)?;
     let alert = alert();

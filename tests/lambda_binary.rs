@@ -83,9 +83,23 @@ async fn binary_serves_an_sns_event_and_publishes_outcomes() {
     assert_eq!(emf.len(), 2, "{logs}");
     assert_eq!(emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "AlertResponder");
     assert_eq!(emf[0]["FunctionName"], "alert-responder");
-    assert_eq!((emf[0]["AlertsReceived"].as_f64(), emf[0]["AlertsMatched"].as_f64(), emf[0]["ActionsRun"].as_f64()), (Some(1.0), Some(1.0), Some(1.0)));
+    assert_eq!(
+        (
+            emf[0]["AlertsReceived"].as_f64(),
+            emf[0]["AlertsMatched"].as_f64(),
+            emf[0]["ActionsRun"].as_f64()
+        ),
+        (Some(1.0), Some(1.0), Some(1.0))
+    );
     assert!(emf[0]["PolicyEvaluationTime"].as_f64().unwrap() > 0.0);
-    assert_eq!((emf[1]["Uses"].as_str(), emf[1]["Status"].as_str(), emf[1]["Actions"].as_u64()), (Some("webhook.post"), Some("succeeded"), Some(1)));
+    assert_eq!(
+        (
+            emf[1]["Uses"].as_str(),
+            emf[1]["Status"].as_str(),
+            emf[1]["Actions"].as_u64()
+        ),
+        (Some("webhook.post"), Some("succeeded"), Some(1))
+    );
     assert!(!logs.contains("testing"), "credentials leaked into logs:\n{logs}");
 }
 

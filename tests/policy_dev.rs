@@ -54,6 +54,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `play` on a starter-kit copy's scenarios and policies.
+fn play_copy(policies: &Path, out: &Path, extra: &[&str]) -> Run {
+    let scenarios = policies.join("scenarios");
+    let mut args = vec![
+        "play",
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+    ];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    cli(&args)
+}
+
 fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains(from), "{from:?} not in {}", path.display());
@@ -189,15 +204,7 @@ fn a_failed_expectation_fails_play_naming_the_scenario() {
         "country_185.220.101.4: FR",
     );
     let out = tempfile::tempdir().unwrap();
-    let run = cli(&[
-        "play",
-        "--scenarios",
-        policies.join("scenarios").to_str().unwrap(),
-        "--policies",
-        policies.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-    ]);
+    let run = play_copy(&policies, out.path(), &[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stdout.contains("FAIL  escalate-high ("), "{}", run.stdout);
     assert!(run.stdout.contains("escalate_high.yaml"), "{}", run.stdout);
@@ -222,17 +229,7 @@ fn a_policy_runtime_error_fails_play() {
         "lookup_id(ip) := sprintf(\"lookup_ip_%s\", [ip / 0])",
     );
     let out = tempfile::tempdir().unwrap();
-    let run = cli(&[
-        "play",
-        "--scenarios",
-        policies.join("scenarios").to_str().unwrap(),
-        "--policies",
-        policies.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--id",
-        "escalate-high",
-    ]);
+    let run = play_copy(&policies, out.path(), &["--id", "escalate-high"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stdout.contains("FAIL  escalate-high"), "{}", run.stdout);
     assert!(run.stdout.contains("data.action.run"), "{}", run.stdout);
@@ -248,17 +245,7 @@ fn an_action_without_a_mocked_result_fails_play_naming_it() {
         "",
     );
     let out = tempfile::tempdir().unwrap();
-    let run = cli(&[
-        "play",
-        "--scenarios",
-        policies.join("scenarios").to_str().unwrap(),
-        "--policies",
-        policies.to_str().unwrap(),
-        "--out",
-        out.path().to_str().unwrap(),
-        "--id",
-        "escalate-high",
-    ]);
+    let run = play_copy(&policies, out.path(), &["--id", "escalate-high"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
         run.stdout

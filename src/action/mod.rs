@@ -272,6 +272,17 @@ impl Registry {
         registry
     }
 
+    /// The built-in actions on an HTTP client with `settings`, public vendor
+    /// endpoints, and no SNS client.
+    pub fn with_http(settings: crate::http::HttpSettings) -> Result<Registry, reqwest::Error> {
+        Ok(Registry::builtin(
+            crate::http::HttpClient::new(settings)?,
+            &Endpoints::default(),
+            None,
+            None,
+        ))
+    }
+
     /// The built-in actions as `config` sets them up.
     pub fn for_config(
         config: &crate::config::Config,
@@ -415,12 +426,7 @@ mod tests {
     use serde_json::json;
 
     fn registry() -> Registry {
-        Registry::builtin(
-            crate::http::HttpClient::new(crate::http::HttpSettings::default()).unwrap(),
-            &Endpoints::default(),
-            None,
-            None,
-        )
+        Registry::with_http(crate::http::HttpSettings::default()).unwrap()
     }
 
     fn args(v: Value) -> Map<String, Value> {

@@ -1,13 +1,11 @@
 //! `otx.indicator`: AlienVault OTX indicator details
 //! (`GET /api/v1/indicators/{type}/{indicator}/{section}`, `X-OTX-API-KEY`).
 
-use std::net::IpAddr;
-
 use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{json_object, secret, url_with, BASE_URL, TIMEOUT};
+use super::vendor::{json_object, secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
 use super::{base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -39,14 +37,15 @@ const ARGS: &[ArgSpec] = &[
     TIMEOUT,
 ];
 
+/// OTX's name for an indicator's type.
 pub fn detect(indicator: &str) -> &'static str {
-    match indicator.parse::<IpAddr>() {
-        Ok(IpAddr::V4(_)) => "IPv4",
-        Ok(IpAddr::V6(_)) => "IPv6",
-        Err(_) if matches!(indicator.len(), 32 | 40 | 64) && indicator.chars().all(|c| c.is_ascii_hexdigit()) => "file",
-        Err(_) if indicator.starts_with("http://") || indicator.starts_with("https://") => "url",
-        Err(_) if indicator.matches('.').count() >= 2 => "hostname",
-        Err(_) => "domain",
+    match IndicatorKind::of(indicator) {
+        IndicatorKind::Ipv4 => "IPv4",
+        IndicatorKind::Ipv6 => "IPv6",
+        IndicatorKind::FileHash => "file",
+        IndicatorKind::Url => "url",
+        IndicatorKind::Hostname => "hostname",
+        IndicatorKind::Domain => "domain",
     }
 }
 

@@ -94,6 +94,34 @@ pub fn clip(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
+/// What an IOC string is, for the lookup actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndicatorKind {
+    Ipv4,
+    Ipv6,
+    /// MD5, SHA-1 or SHA-256 in hex.
+    FileHash,
+    Url,
+    /// A name with at least two dots (`www.example.org`).
+    Hostname,
+    Domain,
+}
+
+impl IndicatorKind {
+    pub fn of(indicator: &str) -> IndicatorKind {
+        match indicator.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => IndicatorKind::Ipv4,
+            Ok(std::net::IpAddr::V6(_)) => IndicatorKind::Ipv6,
+            Err(_) if matches!(indicator.len(), 32 | 40 | 64) && indicator.chars().all(|c| c.is_ascii_hexdigit()) => {
+                IndicatorKind::FileHash
+            }
+            Err(_) if indicator.starts_with("http://") || indicator.starts_with("https://") => IndicatorKind::Url,
+            Err(_) if indicator.matches('.').count() >= 2 => IndicatorKind::Hostname,
+            Err(_) => IndicatorKind::Domain,
+        }
+    }
+}
+
 /// Path segments from alert content must be plain names.
 pub fn plain_name(arg: &str, value: &str) -> Result<(), ActionError> {
     if !value.is_empty()

@@ -2,14 +2,12 @@
 //! domain or URL (`x-apikey` header). An indicator VirusTotal has never seen
 //! (HTTP 404) is a result, `found: false`, not a failure.
 
-use std::net::IpAddr;
-
 use data_encoding::BASE64URL_NOPAD;
 use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{secret, url_with, BASE_URL, TIMEOUT};
+use super::vendor::{secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
 use super::{base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpError, HttpRequest};
 
@@ -36,16 +34,13 @@ const ARGS: &[ArgSpec] = &[
     TIMEOUT,
 ];
 
-/// What kind of indicator a string is.
+/// VirusTotal's collection for an indicator.
 pub fn detect(indicator: &str) -> &'static str {
-    if indicator.parse::<IpAddr>().is_ok() {
-        "ip"
-    } else if matches!(indicator.len(), 32 | 40 | 64) && indicator.chars().all(|c| c.is_ascii_hexdigit()) {
-        "file"
-    } else if indicator.starts_with("http://") || indicator.starts_with("https://") {
-        "url"
-    } else {
-        "domain"
+    match IndicatorKind::of(indicator) {
+        IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => "ip",
+        IndicatorKind::FileHash => "file",
+        IndicatorKind::Url => "url",
+        IndicatorKind::Hostname | IndicatorKind::Domain => "domain",
     }
 }
 

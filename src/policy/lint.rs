@@ -117,15 +117,9 @@ fn literal_string(expr: &Expr) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::Endpoints;
 
     fn registry() -> Registry {
-        Registry::builtin(
-            crate::http::HttpClient::new(crate::http::HttpSettings::default()).unwrap(),
-            &Endpoints::default(),
-            None,
-            None,
-        )
+        Registry::with_http(crate::http::HttpSettings::default()).unwrap()
     }
 
     #[test]
