@@ -1,0 +1,81 @@
+//! Decision cost: ingest + alert policy + every action round on the bundled
+//! policies, actions not executed (dry run), so only policy and workflow
+//! cost is measured. Samples: small (no new values: one round), typical (the
+//! bundled sample: lookup then notify), large (a few hundred context values,
+//! 20 never-seen IPs).
+
+use std::time::Duration;
+
+use alert_responder::action::Registry;
+use alert_responder::alert::Alert;
+use alert_responder::config::PolicySource;
+use alert_responder::event::ingest_document;
+use alert_responder::http::HttpSettings;
+use alert_responder::policy::PolicySet;
+use alert_responder::secrets::SecretResolver;
+use alert_responder::workflow::{Limits, Workflow};
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::{json, Value};
+
+pub fn samples() -> Vec<(&'static str, Vec<u8>)> {
+    let typical: Value = serde_json::from_str(include_str!("../examples/matano_alert_change.json")).unwrap();
+    let mut small = typical.clone();
+    small["context_diff"] = json!({});
+    let mut large = typical.clone();
+    let ips: Vec<String> = (0..300).map(|i| format!("198.51.{}.{}", i / 250, i % 250)).collect();
+    large["updated_alert"]["context"]["source"]["ip"] = json!(ips);
+    large["updated_alert"]["context"]["related"]["user"] = json!((0..100).map(|i| format!("user-{i}")).collect::<Vec<_>>());
+    large["context_diff"]["source"]["ip"] = json!(ips[..20].to_vec());
+    vec![
+        ("small", small.to_string().into_bytes()),
+        ("typical", typical.to_string().into_bytes()),
+        ("large", large.to_string().into_bytes()),
+    ]
+}
+
+/// One decision: returns the number of actions decided.
+pub async fn decide(policies: &PolicySet, registry: &Registry, env: &Value, payload: &[u8]) -> usize {
+    let limits = Limits {
+        max_rounds: 32,
+        max_actions: 64,
+        dry_run: true,
+    };
+    let secrets = SecretResolver::literals_only();
+    let workflow = Workflow {
+        policies,
+        registry,
+        limits: &limits,
+        env,
+        secrets: &secrets,
+        state: None,
+        lease: Duration::from_secs(60),
+    };
+    let mut actions = 0;
+    for envelope in ingest_document(payload, "matano").into_iter().flatten() {
+        for draft in policies.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap() {
+            actions += workflow.run(Alert::from_draft(draft, &envelope), None).await.actions.len();
+        }
+    }
+    actions
+}
+
+fn decision(c: &mut Criterion) {
+    let policies = PolicySet::load(&PolicySource::Bundled, Duration::from_secs(5)).unwrap();
+    let registry = Registry::with_http(HttpSettings::default()).unwrap();
+    let env = json!({"WEBHOOK_URL": "https://hooks.example.org/x", "INTEL_URL": "https://intel.example.org"});
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut group = c.benchmark_group("decision");
+    for (name, payload) in samples() {
+        let actions = runtime.block_on(decide(&policies, &registry, &env, &payload));
+        assert!(actions > 0, "{name} decides nothing");
+        group.bench_function(name, |b| b.iter(|| runtime.block_on(decide(&policies, &registry, &env, &payload))));
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    targets = decision
+}
+criterion_main!(benches);
