@@ -129,11 +129,10 @@ impl Workflow<'_> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut seq: u32 = 0;
         let mut policy_time = Duration::ZERO;
-        let mut input = ActionInput::new(&alert, self.env);
         let stop = loop {
             let clock = Instant::now();
-            input.add_called(&records);
-            let evaluated = self.policies.eval_actions(input.round(seq), deadline);
+            let input = self.input(&alert, seq, &records);
+            let evaluated = self.policies.eval_actions(input, deadline);
             policy_time += clock.elapsed();
             let requests = match evaluated {
                 Ok(requests) => requests,
@@ -176,9 +175,6 @@ impl Workflow<'_> {
                 for attr in &record.commits {
                     apply_commit(&mut alert, attr);
                 }
-                if !record.commits.is_empty() {
-                    input.set_attrs(&alert);
-                }
                 if record.status == Status::Failed && !request.force {
                     stop.get_or_insert(Stop::ActionFailed {
                         action_id: request.id.clone(),
@@ -209,6 +205,15 @@ impl Workflow<'_> {
         }
     }
 
+    fn input(&self, alert: &Alert, seq: u32, records: &[ActionRecord]) -> regorus::Value {
+        let called: Vec<Value> = records.iter().map(ActionRecord::called_entry).collect();
+        regorus::Value::from(json!({
+            "alert": alert,
+            "env": self.env,
+            "seq": seq,
+            "called": called,
+        }))
+    }
 
     async fn execute(
         &self,
@@ -345,49 +350,6 @@ impl Workflow<'_> {
                 }
             }
         }
-    }
-}
-
-/// The action policy's `input`, kept as a regorus value across rounds: the
-/// alert (with its payload) is converted once per alert, and each round only
-/// adds the new `called` entries, the round number, and changed attributes.
-struct ActionInput {
-    alert: regorus::Value,
-    env: regorus::Value,
-    called: Vec<regorus::Value>,
-}
-
-impl ActionInput {
-    fn new(alert: &Alert, env: &Value) -> ActionInput {
-        ActionInput {
-            alert: regorus::Value::from(serde_json::to_value(alert).expect("alerts serialize")),
-            env: regorus::Value::from(env.clone()),
-            called: Vec::new(),
-        }
-    }
-
-    /// Converts the records not yet in `called`.
-    fn add_called(&mut self, records: &[ActionRecord]) {
-        for record in &records[self.called.len()..] {
-            self.called.push(regorus::Value::from(record.called_entry()));
-        }
-    }
-
-    fn set_attrs(&mut self, alert: &Alert) {
-        let attrs = regorus::Value::from(serde_json::to_value(&alert.attrs).expect("attrs serialize"));
-        if let Ok(object) = self.alert.as_object_mut() {
-            object.insert(regorus::Value::from("attrs"), attrs);
-        }
-    }
-
-    fn round(&self, seq: u32) -> regorus::Value {
-        let mut input = regorus::Value::new_object();
-        let object = input.as_object_mut().expect("an object");
-        object.insert(regorus::Value::from("alert"), self.alert.clone());
-        object.insert(regorus::Value::from("env"), self.env.clone());
-        object.insert(regorus::Value::from("seq"), regorus::Value::from(u64::from(seq)));
-        object.insert(regorus::Value::from("called"), regorus::Value::from(self.called.clone()));
-        input
     }
 }
 
