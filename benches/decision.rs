@@ -24,7 +24,8 @@ pub fn samples() -> Vec<(&'static str, Vec<u8>)> {
     let mut large = typical.clone();
     let ips: Vec<String> = (0..300).map(|i| format!("198.51.{}.{}", i / 250, i % 250)).collect();
     large["updated_alert"]["context"]["source"]["ip"] = json!(ips);
-    large["updated_alert"]["context"]["related"]["user"] = json!((0..100).map(|i| format!("user-{i}")).collect::<Vec<_>>());
+    large["updated_alert"]["context"]["related"]["user"] =
+        json!((0..100).map(|i| format!("user-{i}")).collect::<Vec<_>>());
     large["context_diff"]["source"]["ip"] = json!(ips[..20].to_vec());
     vec![
         ("small", small.to_string().into_bytes()),
@@ -53,7 +54,11 @@ pub async fn decide(policies: &PolicySet, registry: &Registry, env: &Value, payl
     let mut actions = 0;
     for envelope in ingest_document(payload, "matano").into_iter().flatten() {
         for draft in policies.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap() {
-            actions += workflow.run(Alert::from_draft(draft, &envelope), None).await.actions.len();
+            actions += workflow
+                .run(Alert::from_draft(draft, &envelope), None)
+                .await
+                .actions
+                .len();
         }
     }
     actions
@@ -68,9 +73,24 @@ fn decision(c: &mut Criterion) {
     for (name, payload) in samples() {
         let actions = runtime.block_on(decide(&policies, &registry, &env, &payload));
         assert!(actions > 0, "{name} decides nothing");
-        group.bench_function(name, |b| b.iter(|| runtime.block_on(decide(&policies, &registry, &env, &payload))));
+        group.bench_function(name, |b| {
+            b.iter(|| runtime.block_on(decide(&policies, &registry, &env, &payload)))
+        });
     }
     group.finish();
+
+    // Where the typical decision's time goes.
+    let payload = &samples()[1].1;
+    let envelope = ingest_document(payload, "matano").pop().unwrap().unwrap();
+    let mut parts = c.benchmark_group("typical_parts");
+    parts.bench_function("ingest", |b| b.iter(|| ingest_document(payload, "matano")));
+    parts.bench_function("alert_policy", |b| {
+        b.iter(|| policies.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap())
+    });
+    parts.bench_function("payload_to_regorus", |b| {
+        b.iter(|| regorus::Value::from(envelope.payload.clone()))
+    });
+    parts.finish();
 }
 
 criterion_group! {
