@@ -8,7 +8,7 @@ use alert_responder::action::{ActionCall, ActionError, Registry};
 use alert_responder::alert::{Alert, AlertDraft};
 use alert_responder::event::ingest_document;
 use alert_responder::http::{HttpPolicy, HttpSettings};
-use common::{fixture, Reply, TestServer};
+use common::{fixture, loopback_allowed, Reply, TestServer};
 use serde_json::{json, Map, Value};
 
 fn alert() -> Alert {
@@ -28,36 +28,12 @@ fn alert() -> Alert {
     Alert::from_draft(draft, &envelope)
 }
 
-/// Loopback servers are private addresses: these tests opt in, as a user would.
-fn loopback_allowed() -> HttpSettings {
-    HttpSettings {
-        default_timeout: Duration::from_secs(5),
-        policy: HttpPolicy {
-            allow_private: true,
-            ..HttpPolicy::default()
-        },
-        ..HttpSettings::default()
-    }
-}
-
 async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {
     run_with(loopback_allowed(), uses, args).await
 }
 
 async fn run_with(settings: HttpSettings, uses: &str, args: Value) -> Result<Value, ActionError> {
-    let registry = Registry::with_http(settings).unwrap();
-    let args: Map<String, Value> = args.as_object().unwrap().clone();
-    let action = registry.validate("test-action", uses, &args)?;
-    let alert = alert();
-    action
-        .run(ActionCall {
-            action_id: "test-action",
-            outcome_id: "0123456789abcdef0123456789abcdef",
-            alert: &alert,
-            args: &args,
-            deadline: None,
-        })
-        .await
+    common::run_action(settings, &alert(), uses, args, "0123456789abcdef0123456789abcdef").await
 }
 
 #[tokio::test]

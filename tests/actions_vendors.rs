@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::time::Duration;
-
-use alert_responder::action::{ActionCall, ActionError, Registry};
+use alert_responder::action::ActionError;
 use alert_responder::alert::{Alert, AlertDraft, Attr, Reference};
 use alert_responder::event::ingest_document;
-use alert_responder::http::{HttpPolicy, HttpSettings};
 use common::{fixture, Recorded, Reply, TestServer};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 fn alert() -> Alert {
     let envelope = ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), "matano")
@@ -43,27 +40,14 @@ fn alert() -> Alert {
 }
 
 async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {
-    let settings = HttpSettings {
-        default_timeout: Duration::from_secs(5),
-        policy: HttpPolicy {
-            allow_private: true,
-            ..HttpPolicy::default()
-        },
-        ..HttpSettings::default()
-    };
-    let registry = Registry::with_http(settings).unwrap();
-    let args: Map<String, Value> = args.as_object().unwrap().clone();
-    let action = registry.validate("act", uses, &args)?;
-    let alert = alert();
-    action
-        .run(ActionCall {
-            action_id: "act",
-            outcome_id: "5f2b0c1d9e8a7b6c5f2b0c1d9e8a7b6c",
-            alert: &alert,
-            args: &args,
-            deadline: None,
-        })
-        .await
+    common::run_action(
+        common::loopback_allowed(),
+        &alert(),
+        uses,
+        args,
+        "5f2b0c1d9e8a7b6c5f2b0c1d9e8a7b6c",
+    )
+    .await
 }
 
 fn only(server: &TestServer) -> Recorded {

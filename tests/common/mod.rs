@@ -275,3 +275,38 @@ pub fn matano_sns_event(severity: &str, new_ips: &[&str]) -> Value {
 pub fn fixture_path(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// HTTP settings for tests: loopback servers are private addresses, so the
+/// tests opt in as a user would.
+pub fn loopback_allowed() -> alert_responder::http::HttpSettings {
+    alert_responder::http::HttpSettings {
+        default_timeout: std::time::Duration::from_secs(5),
+        policy: alert_responder::http::HttpPolicy {
+            allow_private: true,
+            ..alert_responder::http::HttpPolicy::default()
+        },
+        ..alert_responder::http::HttpSettings::default()
+    }
+}
+
+/// Runs one built-in action for `alert`, as the workflow would.
+pub async fn run_action(
+    settings: alert_responder::http::HttpSettings,
+    alert: &alert_responder::alert::Alert,
+    uses: &str,
+    args: Value,
+    outcome_id: &str,
+) -> Result<Value, alert_responder::action::ActionError> {
+    let registry = alert_responder::action::Registry::with_http(settings).unwrap();
+    let args: serde_json::Map<String, Value> = args.as_object().unwrap().clone();
+    let action = registry.validate("test-action", uses, &args)?;
+    action
+        .run(alert_responder::action::ActionCall {
+            action_id: "test-action",
+            outcome_id,
+            alert,
+            args: &args,
+            deadline: None,
+        })
+        .await
+}
