@@ -1,0 +1,127 @@
+//! Decision figures for `scripts/bench`: median and p99 of single decisions
+//! (ingest + alert policy + every action round, dry run) on the three
+//! samples, printed as JSON; with `BENCH_OPA_DIR` set, also writes the exact
+//! policy inputs of the typical decision there for the OPA harness.
+
+#[path = "decision.rs"]
+#[allow(dead_code)]
+mod decision;
+
+use std::time::{Duration, Instant};
+
+use alert_responder::action::Registry;
+use alert_responder::alert::Alert;
+use alert_responder::config::PolicySource;
+use alert_responder::event::ingest_document;
+use alert_responder::http::HttpSettings;
+use alert_responder::policy::PolicySet;
+use alert_responder::secrets::SecretResolver;
+use alert_responder::workflow::{Limits, Workflow};
+use serde_json::{json, Value};
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e6
+}
+
+fn main() {
+    let policies = PolicySet::load(&PolicySource::Bundled, Duration::from_secs(5)).unwrap();
+    let registry = Registry::with_http(HttpSettings::default()).unwrap();
+    let env = json!({"WEBHOOK_URL": "https://hooks.example.org/x", "INTEL_URL": "https://intel.example.org"});
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let iterations: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut figures = serde_json::Map::new();
+    for (name, payload) in decision::samples() {
+        for _ in 0..iterations / 10 {
+            runtime.block_on(decision::decide(&policies, &registry, &env, &payload));
+        }
+        let mut times: Vec<Duration> = (0..iterations)
+            .map(|_| {
+                let start = Instant::now();
+                runtime.block_on(decision::decide(&policies, &registry, &env, &payload));
+                start.elapsed()
+            })
+            .collect();
+        times.sort();
+        figures.insert(
+            name.to_string(),
+            json!({"p50_us": percentile(&times, 0.5), "p99_us": percentile(&times, 0.99)}),
+        );
+    }
+    // Compile: load and prepare both bundled policies, as init does.
+    let mut compiles: Vec<Duration> = (0..20)
+        .map(|_| {
+            let start = Instant::now();
+            PolicySet::load(&PolicySource::Bundled, Duration::from_secs(5)).unwrap();
+            start.elapsed()
+        })
+        .collect();
+    compiles.sort();
+    figures.insert("compile_ms".to_string(), json!(percentile(&compiles, 0.5) / 1000.0));
+    if let Ok(dir) = std::env::var("BENCH_OPA_DIR") {
+        write_opa_inputs(std::path::Path::new(&dir), &policies, &registry, &env, &runtime);
+    }
+    println!("{}", Value::Object(figures));
+}
+
+/// The typical decision's inputs: the payload for the alert policy, and the
+/// `input` of every action-policy round the workflow evaluated.
+fn write_opa_inputs(
+    dir: &std::path::Path,
+    policies: &PolicySet,
+    registry: &Registry,
+    env: &Value,
+    runtime: &tokio::runtime::Runtime,
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    let payload = &decision::samples()[1].1;
+    let envelope = ingest_document(payload, "matano").pop().unwrap().unwrap();
+    let draft = policies
+        .eval_alerts(&envelope.schema, &envelope.payload, None)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let alert = Alert::from_draft(draft, &envelope);
+    let limits = Limits {
+        max_rounds: 32,
+        max_actions: 64,
+        dry_run: true,
+    };
+    let secrets = SecretResolver::literals_only();
+    let workflow = Workflow {
+        policies,
+        registry,
+        limits: &limits,
+        env,
+        secrets: &secrets,
+        state: None,
+        lease: Duration::from_secs(60),
+    };
+    let report = runtime.block_on(workflow.run(alert.clone(), None));
+    let mut rounds = Vec::new();
+    for seq in 0..=report.rounds {
+        let called: Vec<Value> = report
+            .actions
+            .iter()
+            .filter(|a| a.seq < seq)
+            .map(|a| json!({"id": a.id, "uses": a.uses, "args": a.args, "seq": a.seq, "status": a.status.as_str(), "result": a.result, "error": a.error}))
+            .collect();
+        rounds.push(json!({"alert": alert, "env": env, "seq": seq, "called": called}));
+    }
+    std::fs::write(dir.join("alert_input.json"), &envelope.payload.to_string()).unwrap();
+    for (i, round) in rounds.iter().enumerate() {
+        std::fs::write(dir.join(format!("action_input_{i}.json")), round.to_string()).unwrap();
+    }
+    for (name, text) in alert_responder::policy::read_source(&PolicySource::Bundled)
+        .unwrap()
+        .iter()
+        .filter(|f| !f.is_test())
+        .map(|f| (&f.name, &f.text))
+    {
+        let file = name.replace('/', "_");
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+}

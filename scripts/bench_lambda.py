@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Lambda-mode figures for scripts/bench: a loopback Lambda Runtime API
+(2018-06-01) and a loopback SNS-compatible endpoint (PublishBatch), and a
+binary started against them. Measures exec -> first `invocation/next`,
+exec -> first response, throughput over N events, and peak RSS (VmHWM).
+Prints one JSON object."""
+
+import argparse
+import http.server
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def send(handler, status, content_type, body, headers):
+    """One write per response: a head and body in separate segments would
+    meet the client's delayed ACK and add ~40 ms per request."""
+    head = [f"HTTP/1.1 {status} X", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in headers]
+    try:
+        handler.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the process under test was stopped
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # connections cut when the process under test is stopped
+
+
+class RuntimeApi(QuietServer):
+    def __init__(self, events):
+        super().__init__(("127.0.0.1", 0), RuntimeHandler)
+        self.events = list(events)
+        self.next_index = 0
+        self.lock = threading.Condition()
+        self.first_poll = None
+        self.responses = 0
+        self.errors = []
+        self.done = threading.Event()
+        self.done_at = None
+        self.stopping = False
+
+
+class RuntimeHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=b"{}", headers=()):
+        send(self, status, "application/json", body, headers)
+
+    def do_GET(self):
+        api = self.server
+        if self.path != "/2018-06-01/runtime/invocation/next":
+            return self.reply(404)
+        with api.lock:
+            if api.first_poll is None:
+                api.first_poll = time.perf_counter()
+            while api.next_index >= len(api.events) and not api.stopping:
+                api.lock.wait()
+            if api.stopping:
+                return self.reply(500)
+            index = api.next_index
+            api.next_index += 1
+        deadline = int(time.time() * 1000) + 60_000
+        self.reply(200, api.events[index], [
+            ("Lambda-Runtime-Aws-Request-Id", f"req-{index}"),
+            ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+            ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench"),
+        ])
+
+    def do_POST(self):
+        api = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if self.path.endswith("/error"):
+            api.errors.append(body.decode(errors="replace"))
+        self.reply(202)
+        if "/invocation/" in self.path:
+            with api.lock:
+                api.responses += 1
+                if api.responses == len(api.events):
+                    api.done_at = time.perf_counter()
+                    api.done.set()
+
+
+class FakeSns(QuietServer):
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), SnsHandler)
+        self.published = 0
+
+
+class SnsHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        ids = [v[0] for k, v in sorted(form.items()) if k.startswith("PublishBatchRequestEntries.member.") and k.endswith(".Id")]
+        self.server.published += len(ids)
+        members = "".join(f"<member><Id>{i}</Id><MessageId>m-{i}</MessageId></member>" for i in ids)
+        body = (
+            '<PublishBatchResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishBatchResult>'
+            f"<Successful>{members}</Successful><Failed/></PublishBatchResult>"
+            "<ResponseMetadata><RequestId>bench</RequestId></ResponseMetadata></PublishBatchResponse>"
+        ).encode()
+        send(self, 200, "text/xml", body, ())
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_once(binary, event, count, extra_env, timeout=600):
+    api = RuntimeApi([event] * count)
+    sns = FakeSns()
+    for server in (api, sns):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_address[1]}",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{sns.server_address[1]}",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "OUTCOME_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-outcomes",
+        "LOG_LEVEL": "error",
+        **extra_env,
+    }
+    started = time.perf_counter()
+    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        limit = time.perf_counter() + timeout
+        while api.first_poll is None:
+            if process.poll() is not None:
+                raise SystemExit(f"{binary} exited before polling: {process.stderr.read().decode()}")
+            if time.perf_counter() > limit:
+                raise SystemExit(f"{binary} never polled")
+            time.sleep(0.0002)
+        result = {"first_poll_ms": (api.first_poll - started) * 1000}
+        if count:
+            if not api.done.wait(timeout):
+                raise SystemExit(f"{binary}: {api.responses}/{count} responses; errors: {api.errors[:3]}")
+            if api.errors:
+                raise SystemExit(f"{binary} reported errors: {api.errors[:3]}")
+            result["done_ms"] = (api.done_at - started) * 1000
+            result["per_event_us"] = (api.done_at - api.first_poll) * 1e6 / count
+        result["peak_rss_kib"] = peak_rss_kib(process.pid)
+        result["published"] = sns.published
+        return result
+    finally:
+        process.kill()
+        process.wait()
+        with api.lock:
+            api.stopping = True
+            api.lock.notify_all()
+        api.shutdown()
+        sns.shutdown()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--hello", required=True)
+    parser.add_argument("--event", required=True)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--throughput", type=int, default=10_000)
+    parser.add_argument("--rss-events", type=int, default=1_000)
+    args = parser.parse_args()
+    event = open(args.event, "rb").read()
+    ours_env = {"DRY_RUN": "true"}
+
+    def median(binary, count, key, extra):
+        return statistics.median(run_once(binary, event, count, extra)[key] for _ in range(args.repeat))
+
+    figures = {
+        "init_ms": median(args.binary, 0, "first_poll_ms", ours_env),
+        "hello_init_ms": median(args.hello, 0, "first_poll_ms", {}),
+        "first_event_ms": median(args.binary, 1, "done_ms", ours_env),
+        "hello_first_event_ms": median(args.hello, 1, "done_ms", {}),
+    }
+    rss = run_once(args.binary, event, args.rss_events, ours_env)
+    figures["peak_rss_mib_after_events"] = rss["peak_rss_kib"] / 1024
+    figures["rss_events"] = args.rss_events
+    throughput = run_once(args.binary, event, args.throughput, ours_env)
+    figures["throughput_events"] = args.throughput
+    figures["per_event_us"] = throughput["per_event_us"]
+    figures["outcomes_published"] = throughput["published"]
+    hello = run_once(args.hello, event, args.throughput, {})
+    figures["hello_per_event_us"] = hello["per_event_us"]
+    json.dump(figures, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
