@@ -111,7 +111,7 @@ fn write_opa_inputs(
             .collect();
         rounds.push(json!({"alert": alert, "env": env, "seq": seq, "called": called}));
     }
-    std::fs::write(dir.join("alert_input.json"), &envelope.payload.to_string()).unwrap();
+    std::fs::write(dir.join("alert_input.json"), envelope.payload.to_string()).unwrap();
     for (i, round) in rounds.iter().enumerate() {
         std::fs::write(dir.join(format!("action_input_{i}.json")), round.to_string()).unwrap();
     }
