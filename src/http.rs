@@ -88,6 +88,8 @@ pub enum HttpError {
     },
     #[error("{method} {url}: no time left before the invocation deadline")]
     Deadline { method: Method, url: String },
+    #[error("the HTTP client could not be built: {0}")]
+    Client(String),
     #[error("{url}: more than {max} redirects")]
     TooManyRedirects { url: String, max: u32 },
 }
@@ -176,24 +178,37 @@ impl HttpResponse {
 
 #[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    /// Built on first use: loading root certificates costs milliseconds of
+    /// cold start that invocations without HTTP actions never need.
+    client: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
     settings: Arc<HttpSettings>,
 }
 
 impl HttpClient {
     pub fn new(settings: HttpSettings) -> Result<HttpClient, reqwest::Error> {
-        crate::aws::install_crypto_provider();
-        let settings = Arc::new(settings);
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
-            // Redirects are followed here, hop by hop, so each is checked.
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(GuardedResolver {
-                policy: settings.clone(),
+        Ok(HttpClient {
+            client: Arc::new(std::sync::OnceLock::new()),
+            settings: Arc::new(settings),
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, HttpError> {
+        self.client
+            .get_or_init(|| {
+                crate::aws::install_crypto_provider();
+                reqwest::Client::builder()
+                    .connect_timeout(self.settings.connect_timeout)
+                    .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
+                    // Redirects are followed here, hop by hop, so each is checked.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .dns_resolver(GuardedResolver {
+                        policy: self.settings.clone(),
+                    })
+                    .build()
+                    .map_err(|err| root_cause(&err))
             })
-            .build()?;
-        Ok(HttpClient { client, settings })
+            .as_ref()
+            .map_err(|reason| HttpError::Client(reason.clone()))
     }
 
     pub fn settings(&self) -> &HttpSettings {
@@ -280,7 +295,7 @@ impl HttpClient {
                 return Err(HttpError::Deadline { method, url: shown });
             }
             let mut builder = self
-                .client
+                .client()?
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
                 .timeout(timeout);
