@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::alert::Attr;
+use crate::outcome::preview;
 use crate::workflow::ActionRecord;
 
 /// How long finished records and change marks are kept.
@@ -114,6 +115,32 @@ impl DynamoState {
             reason: crate::aws::error_chain(&err),
         }
     }
+}
+
+/// DynamoDB items hold at most 400 KB; stored records stay well below.
+const MAX_STORED_RECORD: usize = 300 * 1024;
+/// A result, argument set or attribute value larger than this is stored as a preview.
+const MAX_STORED_FIELD: usize = 64 * 1024;
+
+/// The record as stored: large results, args and committed values are
+/// replaced by marked previews (a replay then carries the preview).
+fn bounded_record_json(record: &ActionRecord) -> String {
+    let text = serde_json::to_string(record).expect("records serialize");
+    if text.len() <= MAX_STORED_RECORD {
+        return text;
+    }
+    let mut smaller = record.clone();
+    smaller.result = smaller.result.map(|r| preview(&r, MAX_STORED_FIELD));
+    if let Value::Object(args) = preview(&Value::Object(std::mem::take(&mut smaller.args)), MAX_STORED_FIELD / 2) {
+        smaller.args = args;
+    }
+    for commit in &mut smaller.commits {
+        commit.value = preview(&commit.value, MAX_STORED_FIELD / 16);
+    }
+    if let Some(error) = &mut smaller.error {
+        crate::outcome::truncate_string(error, MAX_STORED_FIELD / 4);
+    }
+    serde_json::to_string(&smaller).expect("records serialize")
 }
 
 fn now() -> u64 {
@@ -211,10 +238,7 @@ impl StateStore for DynamoState {
             let now = now();
             let mut item = action_key(alert_id, &record.id);
             item.insert("state".into(), s("done"));
-            item.insert(
-                "record".into(),
-                s(serde_json::to_string(record).expect("records serialize")),
-            );
+            item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
             if writes.is_empty() {
                 self.client
@@ -244,7 +268,7 @@ impl StateStore for DynamoState {
                 let update = match &write.op {
                     PersistOp::Set(value) => Update::builder()
                         .update_expression("SET #value = :value, expires_at = :expires REMOVE #counter")
-                        .expression_attribute_values(":value", s(value.to_string())),
+                        .expression_attribute_values(":value", s(preview(value, MAX_STORED_FIELD).to_string())),
                     PersistOp::Add(delta) => Update::builder()
                         .update_expression("ADD #counter :delta SET expires_at = :expires REMOVE #value")
                         .expression_attribute_values(":delta", n(delta)),

@@ -632,3 +632,25 @@ run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.
         .iter()
         .any(|o| o["action"]["id"] == "notify" && o["status"] == "succeeded"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_result_over_dynamodbs_item_limit_is_recorded_bounded_and_replayed() {
+    let big = "x".repeat(600 * 1024);
+    let intel = TestServer::start(move |_| Reply::json(200, json!({"report": big}))).await;
+    let rules = r#"run contains {"id": "fetch", "uses": "http.fetch", "args": {"url": input.env.URL}}"#;
+    let rig = rig(rules, &[("URL", intel.url("/report"))]).await;
+    let responder = lambda::init(&rig.config).await.unwrap();
+    let alert_id = unique("alert");
+    let first = handle(&responder, event(&alert_id, 1))
+        .await
+        .expect("the record is stored despite its size");
+    let second = handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!((first.replayed, second.replayed), (0, 1));
+    assert_eq!(hits(&intel, "/report"), 1, "replayed, not fetched again");
+    let replay = outcomes(&rig.subscriber)
+        .into_iter()
+        .find(|o| o.get("replay").is_some())
+        .expect("a replayed outcome");
+    assert_eq!(replay["status"], "succeeded");
+    assert_eq!(replay["result"]["truncated"], true);
+}

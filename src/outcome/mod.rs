@@ -182,10 +182,46 @@ impl Outcome {
             if serde_json::to_string(&alert.attrs).map_or(0, |s| s.len()) > MAX_FIELD_BYTES / 4 {
                 alert.attrs.clear();
             }
+            // Alert fields can come from attacker-influenced payloads.
+            truncate_string(&mut alert.title, 1024);
+            for field in [
+                &mut alert.severity,
+                &mut alert.source,
+                &mut alert.namespace,
+                &mut alert.schema,
+            ] {
+                truncate_string(field, 256);
+            }
+        }
+        for commit in &mut smaller.commits {
+            commit.value = preview(&commit.value, MAX_FIELD_BYTES / 16);
+            truncate_string(&mut commit.key, 256);
         }
         if let Some(rejected) = &mut smaller.rejected {
             rejected.truncated |= truncate_string(&mut rejected.original, MAX_FIELD_BYTES);
         }
+        let text = serde_json::to_string(&smaller).expect("outcomes serialize");
+        if text.len() <= MAX_OUTCOME_BYTES {
+            return text;
+        }
+        // Pathological sizes (thousands of commits, huge keys): keep the
+        // identity and the status, drop the free-form fields, say so.
+        smaller.result = None;
+        smaller.commits.clear();
+        if let Some(action) = &mut smaller.action {
+            action.args = Map::new();
+        }
+        if let Some(alert) = &mut smaller.alert {
+            alert.attrs.clear();
+        }
+        if let Some(rejected) = &mut smaller.rejected {
+            rejected.truncated |= truncate_string(&mut rejected.original, MAX_FIELD_BYTES / 4);
+        }
+        let note = "outcome too large for SNS: result, args, commits and attrs dropped";
+        smaller.error = Some(match smaller.error.take() {
+            Some(error) => format!("{error} ({note})"),
+            None => note.to_string(),
+        });
         serde_json::to_string(&smaller).expect("outcomes serialize")
     }
 }
@@ -391,6 +427,61 @@ mod tests {
         let result = back.result.unwrap();
         assert_eq!(result["truncated"], true);
         assert_eq!(result["original_bytes"], 300 * 1024 + 2);
+    }
+
+    #[test]
+    fn huge_commits_and_alert_fields_still_fit() {
+        let rejected = Rejected {
+            message_id: None,
+            topic_arn: None,
+            original: "{}".into(),
+            error: IngestError::Empty,
+        };
+        let mut outcome = rejected_outcome(&rejected);
+        outcome.alert = Some(AlertSummary {
+            id: "a".repeat(32),
+            schema: "matano".into(),
+            title: "t".repeat(300 * 1024),
+            severity: "high".into(),
+            source: "matano".into(),
+            namespace: "n".into(),
+            attrs: vec![],
+            matano_alert_id: None,
+        });
+        outcome.commits = (0..20)
+            .map(|i| Attr {
+                id: None,
+                key: format!("k{i}"),
+                value: Value::String("v".repeat(50 * 1024)),
+                kind: None,
+                persist: false,
+                ttl: None,
+            })
+            .collect();
+        let message = outcome.to_message();
+        assert!(message.len() <= MAX_OUTCOME_BYTES, "{}", message.len());
+        let back: Outcome = serde_json::from_str(&message).unwrap();
+        assert_eq!(back.alert.unwrap().title.len(), 1024);
+        assert_eq!(back.commits.len(), 20);
+        assert_eq!(back.commits[0].value["truncated"], true);
+
+        // Beyond what previews can save: identity and status stay, the rest goes.
+        outcome.commits = (0..5000)
+            .map(|i| Attr {
+                id: None,
+                key: format!("key-{i}-{}", "x".repeat(200)),
+                value: Value::Null,
+                kind: None,
+                persist: false,
+                ttl: None,
+            })
+            .collect();
+        let message = outcome.to_message();
+        assert!(message.len() <= MAX_OUTCOME_BYTES, "{}", message.len());
+        let back: Outcome = serde_json::from_str(&message).unwrap();
+        assert!(back.commits.is_empty());
+        assert!(back.error.unwrap().contains("outcome too large for SNS"));
+        assert_eq!(back.outcome_id, outcome.outcome_id);
     }
 
     #[test]
