@@ -15,8 +15,6 @@ use alert_responder::config::PolicySource;
 use alert_responder::event::ingest_document;
 use alert_responder::http::HttpSettings;
 use alert_responder::policy::PolicySet;
-use alert_responder::secrets::SecretResolver;
-use alert_responder::workflow::{Limits, Workflow};
 use serde_json::{json, Value};
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -85,21 +83,7 @@ fn write_opa_inputs(
         .pop()
         .unwrap();
     let alert = Alert::from_draft(draft, &envelope);
-    let limits = Limits {
-        max_rounds: 32,
-        max_actions: 64,
-        dry_run: true,
-    };
-    let secrets = SecretResolver::literals_only();
-    let workflow = Workflow {
-        policies,
-        registry,
-        limits: &limits,
-        env,
-        secrets: &secrets,
-        state: None,
-        lease: Duration::from_secs(60),
-    };
+    let workflow = decision::workflow(policies, registry, env);
     let report = runtime.block_on(workflow.run(alert.clone(), None));
     let mut rounds = Vec::new();
     for seq in 0..=report.rounds {

@@ -34,23 +34,29 @@ pub fn samples() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// One decision: returns the number of actions decided.
-pub async fn decide(policies: &PolicySet, registry: &Registry, env: &Value, payload: &[u8]) -> usize {
-    let limits = Limits {
-        max_rounds: 32,
-        max_actions: 64,
-        dry_run: true,
-    };
-    let secrets = SecretResolver::literals_only();
-    let workflow = Workflow {
+static DRY_RUN: Limits = Limits {
+    max_rounds: 32,
+    max_actions: 64,
+    dry_run: true,
+};
+static SECRETS: std::sync::LazyLock<SecretResolver> = std::sync::LazyLock::new(SecretResolver::literals_only);
+
+/// The workflow every benchmark runs: dry run, so no action executes.
+pub fn workflow<'a>(policies: &'a PolicySet, registry: &'a Registry, env: &'a Value) -> Workflow<'a> {
+    Workflow {
         policies,
         registry,
-        limits: &limits,
+        limits: &DRY_RUN,
         env,
-        secrets: &secrets,
+        secrets: &SECRETS,
         state: None,
         lease: Duration::from_secs(60),
-    };
+    }
+}
+
+/// One decision: returns the number of actions decided.
+pub async fn decide(policies: &PolicySet, registry: &Registry, env: &Value, payload: &[u8]) -> usize {
+    let workflow = workflow(policies, registry, env);
     let mut actions = 0;
     for envelope in ingest_document(payload, "matano").into_iter().flatten() {
         for draft in policies.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap() {
