@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::action::Endpoints;
 use crate::http::{HttpPolicy, HttpSettings};
+use crate::policy::PolicyEngine;
 
 /// Where policies come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct Config {
     pub max_actions: u32,
     /// Wall-clock limit for one policy evaluation.
     pub policy_timeout: Duration,
+    /// Which evaluator runs the policies (`POLICY_ENGINE`).
+    pub policy_engine: PolicyEngine,
     /// Default timeout of one HTTP request made by an action.
     pub http_timeout: Duration,
     /// Evaluate policies but execute no action.
@@ -84,6 +87,7 @@ impl Default for Config {
             max_rounds: DEFAULT_MAX_ROUNDS,
             max_actions: DEFAULT_MAX_ACTIONS,
             policy_timeout: Duration::from_millis(1000),
+            policy_engine: PolicyEngine::Vm,
             http_timeout: Duration::from_secs(10),
             dry_run: false,
             http_max_retries: 2,
@@ -162,6 +166,11 @@ impl Config {
         }
         if let Some(v) = get("POLICY_TIMEOUT_MS") {
             config.policy_timeout = Duration::from_millis(parse_positive("POLICY_TIMEOUT_MS", &v)?.into());
+        }
+        if let Some(v) = get("POLICY_ENGINE") {
+            config.policy_engine = v
+                .parse()
+                .map_err(|reason: String| invalid("POLICY_ENGINE", &v, reason))?;
         }
         if let Some(v) = get("HTTP_TIMEOUT_MS") {
             config.http_timeout = Duration::from_millis(parse_positive("HTTP_TIMEOUT_MS", &v)?.into());
@@ -345,6 +354,15 @@ mod tests {
         assert!(err.to_string().starts_with("MAX_ROUNDS=\"zero\""), "{err}");
         let err = config(&[("OUTCOME_TOPIC_ARN", "my-topic")]).unwrap_err();
         assert!(err.to_string().contains("OUTCOME_TOPIC_ARN"), "{err}");
+        let err = config(&[("POLICY_ENGINE", "wasm")]).unwrap_err();
+        assert!(
+            err.to_string().contains("POLICY_ENGINE") && err.to_string().contains("vm or interpreter"),
+            "{err}"
+        );
+        assert_eq!(
+            config(&[("POLICY_ENGINE", "interpreter")]).unwrap().policy_engine,
+            PolicyEngine::Interpreter
+        );
         let err = config(&[("DEFAULT_SCHEMA", "9lives")]).unwrap_err();
         assert!(err.to_string().contains("DEFAULT_SCHEMA"), "{err}");
         let err = config(&[("POLICY_ENV", "A,B C")]).unwrap_err();

@@ -35,7 +35,7 @@ pub enum InitError {
 /// Builds the responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`.
 pub async fn init(config: &Config) -> Result<Responder, InitError> {
     let topic = config.outcome_topic_arn.clone().ok_or(InitError::NoOutcomeTopic)?;
-    let policies = PolicySet::load(&config.policies, config.policy_timeout)?;
+    let policies = PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine);
     let sdk = crate::aws::sdk_config().await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns.clone(), topic.clone()));

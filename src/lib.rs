@@ -24,6 +24,11 @@
 //! - [`play`]: scenarios with mocked action results, checked against expectations.
 //! - [`cli`]: the local commands (`run`, `check`, `test`, `play`).
 
+/// Every binary linking the crate (the Lambda/CLI binary, tests, benches)
+/// allocates with mimalloc, so benchmarks measure what production runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod action;
 pub mod alert;
 pub mod aws;

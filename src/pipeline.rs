@@ -14,7 +14,7 @@ use crate::outcome::{
     policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, Outcome,
     PublishError, Publisher, SourceMessage, Status, SCHEMA_VERSION,
 };
-use crate::policy::PolicySet;
+use crate::policy::{to_policy_value, PolicySet};
 use crate::secrets::SecretResolver;
 use crate::state::{ChangeOrder, StateError, StateStore};
 use crate::workflow::{Limits, Stop, Workflow, WorkflowReport};
@@ -186,7 +186,9 @@ impl Responder {
             }
         }
         let clock = Instant::now();
-        let evaluated = self.policies.eval_alerts(&envelope.schema, &envelope.payload, deadline);
+        // Converted once: the alert policy's input, then every alert's `input.alert.data`.
+        let payload = to_policy_value(&envelope.payload);
+        let evaluated = self.policies.eval_alerts_on(&envelope.schema, &payload, deadline);
         summary.policy_micros += clock.elapsed().as_micros() as u64;
         let drafts = match evaluated {
             Ok(drafts) => drafts,
@@ -221,7 +223,7 @@ impl Responder {
                 }
             }
             summary.alerts += 1;
-            let report = workflow.run(alert, deadline).await;
+            let report = workflow.run_with_payload(alert, payload.clone(), deadline).await;
             tracing::info!(alert_id = %report.alert.id, title = %report.alert.title, rounds = report.rounds, actions = report.actions.len(), stop = ?report.stop, "workflow finished");
             match &report.stop {
                 Stop::PolicyError { error } => {

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::action::{redact_args, scrub_text, scrub_value, secret_values, ActionCall, ActionError, Registry};
 use crate::alert::{Alert, Attr};
 use crate::outcome::{action_outcome_id, Status};
-use crate::policy::{ActionRequest, CommitSpec, PolicyError, PolicySet};
+use crate::policy::{to_policy_value, ActionRequest, CommitSpec, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
 use crate::state::{Claim, PersistOp, PersistWrite, StateStore};
 
@@ -124,15 +124,36 @@ pub struct Workflow<'a> {
 }
 
 impl Workflow<'_> {
-    pub async fn run(&self, mut alert: Alert, deadline: Option<Instant>) -> WorkflowReport {
+    pub async fn run(&self, alert: Alert, deadline: Option<Instant>) -> WorkflowReport {
+        let payload = to_policy_value(&alert.data);
+        self.run_with_payload(alert, payload, deadline).await
+    }
+
+    /// [`Workflow::run`] with `alert.data` already converted for the policy
+    /// (the conversion the alert policy evaluated).
+    pub async fn run_with_payload(
+        &self,
+        mut alert: Alert,
+        payload: regorus::Value,
+        deadline: Option<Instant>,
+    ) -> WorkflowReport {
         let mut records: Vec<ActionRecord> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut seq: u32 = 0;
         let mut policy_time = Duration::ZERO;
+        // The payload and env are the bulk of the input and never change
+        // between rounds: converted once per alert.
+        let clock = Instant::now();
+        let mut fixed = RoundInput {
+            data: payload,
+            env: to_policy_value(self.env),
+            called: Vec::new(),
+        };
+        policy_time += clock.elapsed();
         let stop = loop {
             let clock = Instant::now();
-            let input = self.input(&alert, seq, &records);
-            let evaluated = self.policies.eval_actions(input, deadline);
+            let input = fixed.input(&mut alert, seq, &records);
+            let evaluated = self.policies.eval_actions(input, deadline, &seen);
             policy_time += clock.elapsed();
             let requests = match evaluated {
                 Ok(requests) => requests,
@@ -203,16 +224,6 @@ impl Workflow<'_> {
             stop,
             policy_time,
         }
-    }
-
-    fn input(&self, alert: &Alert, seq: u32, records: &[ActionRecord]) -> regorus::Value {
-        let called: Vec<Value> = records.iter().map(ActionRecord::called_entry).collect();
-        regorus::Value::from(json!({
-            "alert": alert,
-            "env": self.env,
-            "seq": seq,
-            "called": called,
-        }))
     }
 
     async fn execute(
@@ -377,6 +388,45 @@ fn error_text(err: &ActionError, action_id: &str) -> String {
 
 /// The requests of a round whose ids have not run yet, sorted by id. Two
 /// different requests under one id are a policy bug, reported as such.
+/// The action policy's input across an alert's rounds: the payload and env
+/// are converted once, each `called` entry once, when its action has run.
+struct RoundInput {
+    data: regorus::Value,
+    env: regorus::Value,
+    called: Vec<regorus::Value>,
+}
+
+impl RoundInput {
+    /// `{alert, env, seq, called}`; `alert.data` is the payload the alert
+    /// policy saw.
+    fn input(&mut self, alert: &mut Alert, seq: u32, records: &[ActionRecord]) -> regorus::Value {
+        // Serialize the alert without its payload (moved out and back, not
+        // copied), then put the converted payload in its place.
+        let payload = std::mem::take(&mut alert.data);
+        let head = serde_json::to_value(&*alert);
+        alert.data = payload;
+        let mut alert_value = to_policy_value(&head.expect("an alert serializes"));
+        if let Ok(fields) = alert_value.as_object_mut() {
+            fields.insert(regorus::Value::from("data"), self.data.clone());
+        }
+        let converted = self.called.len();
+        self.called.extend(
+            records[converted.min(records.len())..]
+                .iter()
+                .map(|record| to_policy_value(&record.called_entry())),
+        );
+        let mut input = std::collections::BTreeMap::new();
+        input.insert(regorus::Value::from("alert"), alert_value);
+        input.insert(regorus::Value::from("env"), self.env.clone());
+        input.insert(regorus::Value::from("seq"), regorus::Value::from(seq));
+        input.insert(
+            regorus::Value::from("called"),
+            regorus::Value::from(self.called.clone()),
+        );
+        regorus::Value::from(input)
+    }
+}
+
 fn new_requests(requests: Vec<ActionRequest>, seen: &HashSet<String>) -> Result<Vec<ActionRequest>, PolicyError> {
     let mut fresh: Vec<ActionRequest> = requests.into_iter().filter(|r| !seen.contains(&r.id)).collect();
     fresh.sort_by(|a, b| a.id.cmp(&b.id));
@@ -483,8 +533,15 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
     let Some(path) = &spec.path else {
         return spec.value.clone();
     };
-    // Paths were validated when the request was parsed.
-    let path = serde_json_path::JsonPath::parse(path).ok()?;
+    // Paths were validated (and parsed) when the request was parsed.
+    let parsed;
+    let path = match &spec.parsed_path {
+        Some(path) => path,
+        None => {
+            parsed = serde_json_path::JsonPath::parse(path).ok()?;
+            &parsed
+        }
+    };
     let nodes = path.query(result).all();
     match nodes.len() {
         0 => None,
@@ -595,6 +652,21 @@ mod tests {
 
     impl Harness {
         async fn run(&self) -> WorkflowReport {
+            let (alert, workflow_env) = self.alert();
+            let secrets = SecretResolver::literals_only();
+            let workflow = Workflow {
+                policies: &self.policies,
+                registry: &self.registry,
+                limits: &self.limits,
+                env: &workflow_env,
+                secrets: &secrets,
+                state: None,
+                lease: Duration::from_secs(60),
+            };
+            workflow.run(alert, None).await
+        }
+
+        fn alert(&self) -> (Alert, Value) {
             let envelope = ingest_document(
                 include_bytes!("../tests/fixtures/matano_alert_change_v1.json"),
                 "matano",
@@ -608,17 +680,7 @@ mod tests {
                 .unwrap()
                 .pop()
                 .unwrap();
-            let secrets = SecretResolver::literals_only();
-            let workflow = Workflow {
-                policies: &self.policies,
-                registry: &self.registry,
-                limits: &self.limits,
-                env: &self.env,
-                secrets: &secrets,
-                state: None,
-                lease: Duration::from_secs(60),
-            };
-            workflow.run(Alert::from_draft(draft, &envelope), None).await
+            (Alert::from_draft(draft, &envelope), self.env.clone())
         }
     }
 
@@ -859,5 +921,35 @@ run contains {"id": "b", "uses": "test.fail"} if count(input.called) > 0
         let report = h.run().await;
         assert_eq!(ids(&report), vec![(0, "a", Status::DryRun), (1, "b", Status::DryRun)]);
         assert_eq!(h.calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// The input is built from parts converted once per alert; it must be
+    /// exactly the document `{alert, env, seq, called}` converted whole.
+    #[tokio::test]
+    async fn round_input_equals_the_whole_document_converted() {
+        let h = harness("run contains {\"id\": \"a\", \"uses\": \"test.echo\", \"args\": {}, \"commit\": [{\"key\": \"c\", \"path\": \"$.nested.country\"}]} if true");
+        let report = h.run().await;
+        assert_eq!(report.actions.len(), 1);
+        let (mut alert, env) = h.alert();
+        alert.set_attr(Attr {
+            id: None,
+            key: "c".into(),
+            value: json!("NL"),
+            kind: None,
+            persist: false,
+            ttl: None,
+        });
+        let mut fixed = RoundInput {
+            data: to_policy_value(&alert.data),
+            env: to_policy_value(&env),
+            called: Vec::new(),
+        };
+        // Round 0 saw no calls; round 1 converts only the new entries.
+        fixed.input(&mut alert, 0, &[]);
+        let built = fixed.input(&mut alert, 1, &report.actions);
+        let called: Vec<Value> = report.actions.iter().map(ActionRecord::called_entry).collect();
+        let whole = regorus::Value::from(json!({"alert": alert, "env": env, "seq": 1, "called": called}));
+        assert_eq!(built, whole);
+        assert!(alert.data.is_object(), "the payload is put back");
     }
 }

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
+use alert_responder::alert::Alert;
 use alert_responder::config::PolicySource;
 use alert_responder::event::{ingest_document, ingest_lambda_event};
 use alert_responder::outcome::{rejected_outcome, MAX_OUTCOME_BYTES};
-use alert_responder::policy::PolicySet;
+use alert_responder::policy::{PolicyEngine, PolicySet};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -112,6 +113,71 @@ proptest! {
                 // A policy may fail on odd data; it must say so, not panic.
                 Ok(envelope) => { let _ = policies.eval_alerts(&envelope.schema, &envelope.payload, None); }
                 Err(rejected) => check_rejection_fits(&rejected),
+            }
+        }
+    }
+}
+
+const ENGINE_FIELDS: &[&str] = &[
+    "/updated_alert/severity",
+    "/updated_alert/title",
+    "/updated_alert/update_count",
+    "/updated_alert/context/source/ip",
+    "/context_diff/source/ip",
+    "/context_diff",
+    "/incoming_rule_matches_context/user/name",
+];
+
+/// Values the bundled policies branch on: severities, users (service
+/// accounts among them), IPs, and odd types.
+fn policy_relevant_json() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => prop::sample::select(vec!["low", "medium", "high", "critical", "info"]).prop_map(|s| json!(s)),
+        3 => prop::collection::vec(
+            prop::sample::select(vec!["svc-backup", "terraform-ci", "alice", "bob"]),
+            0..4
+        )
+        .prop_map(|v| json!(v)),
+        4 => prop::collection::vec((0u8..4, 0u8..255).prop_map(|(a, b)| format!("198.51.{a}.{b}")), 0..5)
+            .prop_map(|v| json!(v)),
+        1 => arbitrary_json(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The VM (production) and the interpreter (reference) decide the same:
+    /// the same alerts, and the same first-round actions for each, whenever
+    /// the interpreter evaluates without a runtime error.
+    #[test]
+    fn the_vm_and_the_interpreter_decide_the_same(
+        mutations in prop::collection::vec((0..ENGINE_FIELDS.len(), policy_relevant_json()), 1..4)
+    ) {
+        static ENGINES: std::sync::OnceLock<(PolicySet, PolicySet)> = std::sync::OnceLock::new();
+        let (vm, interpreter) = ENGINES.get_or_init(|| {
+            let vm = PolicySet::load(&PolicySource::Bundled, Duration::from_secs(2)).unwrap();
+            assert!(vm.interpreted_rules().is_empty());
+            let interpreter = vm.clone().with_engine(PolicyEngine::Interpreter);
+            (vm, interpreter)
+        });
+        // The bundled sample responds (high, new IPs); mutations move it around that.
+        let mut payload: Value = serde_json::from_str(include_str!("../examples/matano_alert_change.json")).unwrap();
+        for (field, value) in mutations {
+            if let Some(slot) = payload.pointer_mut(ENGINE_FIELDS[field]) {
+                *slot = value;
+            }
+        }
+        for envelope in ingest_document(payload.to_string().as_bytes(), "matano").into_iter().flatten() {
+            let Ok(expected) = interpreter.eval_alerts(&envelope.schema, &envelope.payload, None) else { continue };
+            let got = vm.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap();
+            prop_assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());
+            for draft in expected {
+                let alert = Alert::from_draft(draft, &envelope);
+                let input = json!({"alert": alert, "env": {"WEBHOOK_URL": "https://h.example", "PAGE_TOPIC_ARN": "arn:aws:sns:us-east-1:1:p"}, "seq": 0, "called": []});
+                let Ok(expected) = interpreter.eval_actions(regorus::Value::from(input.clone()), None, &Default::default()) else { continue };
+                let got = vm.eval_actions(regorus::Value::from(input), None, &Default::default()).unwrap();
+                prop_assert_eq!(format!("{got:?}"), format!("{expected:?}"));
             }
         }
     }

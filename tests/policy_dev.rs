@@ -12,11 +12,17 @@ struct Run {
 }
 
 fn cli(args: &[&str]) -> Run {
+    cli_with(args, &[])
+}
+
+fn cli_with(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_alert-responder"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("POLICY_DIR")
+        .env_remove("POLICY_ENGINE")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Run {
@@ -170,14 +176,7 @@ fn starter_kit_scenarios_pass_and_results_are_deterministic() {
         second.to_str().unwrap(),
     ]);
     assert_eq!(again.code, 0);
-    for id in [
-        "escalate-high",
-        "critical-pages",
-        "known-values-no-lookup",
-        "service-account-suppressed",
-        "benign-abort",
-        "lookup-failure-forced",
-    ] {
+    for id in SCENARIO_IDS {
         let a = std::fs::read(first.join(id).join("result.json")).unwrap();
         let b = std::fs::read(second.join(id).join("result.json")).unwrap();
         assert_eq!(a, b, "result.json of {id} differs between runs");
@@ -193,6 +192,53 @@ fn starter_kit_scenarios_pass_and_results_are_deterministic() {
         alert["rounds"][1]["actions"][0]["result"],
         serde_json::json!({"status": 200})
     );
+}
+
+const SCENARIO_IDS: [&str; 6] = [
+    "escalate-high",
+    "critical-pages",
+    "known-values-no-lookup",
+    "service-account-suppressed",
+    "benign-abort",
+    "lookup-failure-forced",
+];
+
+/// The VM is the production path; the interpreter is the reference. Every
+/// starter-kit scenario must decide the same, byte for byte, on both.
+#[test]
+fn scenarios_decide_the_same_on_the_vm_and_the_interpreter() {
+    let out = tempfile::tempdir().unwrap();
+    for engine in ["vm", "interpreter"] {
+        let dir = out.path().join(engine);
+        let run = cli_with(
+            &[
+                "play",
+                "--scenarios",
+                "policies/scenarios",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+            &[("POLICY_ENGINE", engine), ("LOG_LEVEL", "info")],
+        );
+        assert_eq!(run.code, 0, "{engine}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.ends_with("6 passed, 0 failed\n"), "{engine}: {}", run.stdout);
+        // No rule may fall back to the interpreter, or this compares it with itself.
+        assert!(
+            !run.stderr.contains("runs on the interpreter") || engine == "interpreter",
+            "{}",
+            run.stderr
+        );
+    }
+    for id in SCENARIO_IDS {
+        let vm = std::fs::read(out.path().join("vm").join(id).join("result.json")).unwrap();
+        let interpreter = std::fs::read(out.path().join("interpreter").join(id).join("result.json")).unwrap();
+        assert!(vm.len() > 100, "{id}: {}", String::from_utf8_lossy(&vm));
+        assert_eq!(
+            String::from_utf8(vm).unwrap(),
+            String::from_utf8(interpreter).unwrap(),
+            "{id} decides differently on the VM"
+        );
+    }
 }
 
 #[test]
@@ -232,8 +278,17 @@ fn a_policy_runtime_error_fails_play() {
     let run = play_copy(&policies, out.path(), &["--id", "escalate-high"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stdout.contains("FAIL  escalate-high"), "{}", run.stdout);
-    assert!(run.stdout.contains("data.action.run"), "{}", run.stdout);
     assert!(run.stdout.ends_with("0 passed, 1 failed\n"), "{}", run.stdout);
+    // The VM (production) makes the broken body undefined, so no lookup is
+    // decided; play names the error the interpreter reports, as a hint.
+    assert!(run.stdout.contains("got []"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("hint: on the interpreter (POLICY_ENGINE=interpreter): ")
+            && run.stdout.contains("evaluating data.action.run failed"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use super::PolicyArgs;
 use crate::action::Registry;
 use crate::config::Config;
 use crate::play::{load_scenarios, play};
-use crate::policy::PolicySet;
+use crate::policy::{PolicyEngine, PolicySet};
 use crate::workflow::Limits;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -30,7 +30,7 @@ pub struct PlayArgs {
 pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
-    let policies = PolicySet::load(&config.policies, config.policy_timeout)?;
+    let policies = PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine);
     let mut scenarios = load_scenarios(&args.scenarios)?;
     if let Some(id) = &args.id {
         scenarios.retain(|s| &s.id == id);
@@ -57,6 +57,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
         dry_run: false,
     };
 
+    let interpreter = policies.clone().with_engine(PolicyEngine::Interpreter);
     let mut passed = 0;
     let mut failed = 0;
     for scenario in &scenarios {
@@ -75,6 +76,15 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
             println!("FAIL  {} ({})", scenario.id, scenario.path.display());
             for failure in &result.failures {
                 println!("      {failure}");
+            }
+            // The VM makes a rule body with a runtime error undefined (as OPA
+            // does); the interpreter names the error, which is what a policy
+            // author needs to see.
+            if policies.engine() == PolicyEngine::Vm {
+                let strict = play(scenario, &interpreter, &declarations, &limits).await;
+                for failure in strict.failures.iter().filter(|f| f.contains("evaluating data.")) {
+                    println!("      hint: on the interpreter (POLICY_ENGINE=interpreter): {failure}");
+                }
             }
         }
     }

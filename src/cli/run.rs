@@ -65,7 +65,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
     };
 
-    let policies = PolicySet::load(&config.policies, config.policy_timeout)?;
+    let policies = PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine);
     let sns = Arc::new(LazySnsClient::default());
     let publisher: Arc<dyn Publisher> = if args.sns {
         let topic = config

@@ -3,6 +3,12 @@
 //! Two shapes exist: the original puts `destination_to_alert_info` inside
 //! `updated_alert`; newer releases put it at the top level and may send a null
 //! `creation_time`. Both deserialize into [`MatanoAlertChange`].
+//!
+//! The model types what the host itself reads (identity, order, severity,
+//! delivery info). The context objects (`updated_alert.context`,
+//! `incoming_rule_matches_context`, `context_diff`) are free-form and only
+//! policies read them, from the payload: copying them here cost a tenth of a
+//! decision.
 
 use std::collections::BTreeMap;
 
@@ -14,12 +20,6 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatanoAlertChange {
     pub updated_alert: UpdatedAlert,
-    /// Context of the rule matches that caused this change.
-    #[serde(default)]
-    pub incoming_rule_matches_context: Value,
-    /// Context values this change added to the alert: the never-seen values.
-    #[serde(default)]
-    pub context_diff: Value,
     /// Newer Matano: per-destination delivery info (JSON strings) at top level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_to_alert_info: Option<BTreeMap<String, String>>,
@@ -40,8 +40,6 @@ pub struct UpdatedAlert {
     pub false_positives: Vec<String>,
     #[serde(default)]
     pub destinations: Vec<String>,
-    #[serde(default)]
-    pub context: Value,
     #[serde(default)]
     pub tables: Vec<String>,
     pub match_count: u64,

@@ -151,7 +151,9 @@ pub fn ingest_document(bytes: &[u8], default_schema: &str) -> Vec<Ingested> {
         return vec![ingest_notification(&document, default_schema)
             .map_err(|error| Rejected::boxed(message_id, topic_arn, text.to_string(), error))];
     }
-    let message_id = format!("local-{}", &content_hash(&document)[..16]);
+    // The bytes, not the re-serialized document: the same id for the same
+    // file, without serializing the payload again.
+    let message_id = format!("local-{}", &hex::encode(Sha256::digest(bytes))[..16]);
     vec![
         envelope_from_payload(document, message_id, Default::default(), default_schema)
             .map_err(|error| Rejected::boxed(None, None, text.to_string(), error)),

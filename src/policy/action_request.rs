@@ -49,6 +49,9 @@ pub struct CommitSpec {
     /// atomically when persisted, so concurrent alerts never lose an update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
+    /// `path`, parsed when the request was validated.
+    #[serde(skip)]
+    pub parsed_path: Option<serde_json_path::JsonPath>,
 }
 
 impl ActionRequest {
@@ -63,7 +66,7 @@ impl ActionRequest {
             rule: ACTION_RULE.to_string(),
             reason: format!("{label}: {reason}"),
         };
-        let request: ActionRequest = serde_path_to_error::deserialize(value)
+        let mut request: ActionRequest = serde_path_to_error::deserialize(value)
             .map_err(|err| fail(format!("at `{}`: {}", err.path(), err.inner())))?;
         if request.id.trim().is_empty() {
             return Err(fail("`id` is empty".to_string()));
@@ -71,7 +74,7 @@ impl ActionRequest {
         if request.uses.trim().is_empty() {
             return Err(fail("`uses` is empty".to_string()));
         }
-        for (i, commit) in request.commit.iter().enumerate() {
+        for (i, commit) in request.commit.iter_mut().enumerate() {
             match commit.op.as_deref() {
                 None | Some("set") => {}
                 Some("add") if commit.value.as_ref().is_some_and(|v| !v.is_number()) => {
@@ -82,8 +85,9 @@ impl ActionRequest {
             }
             match (&commit.path, &commit.value) {
                 (Some(path), _) => {
-                    serde_json_path::JsonPath::parse(path)
+                    let parsed = serde_json_path::JsonPath::parse(path)
                         .map_err(|err| fail(format!("commit[{i}].path {path:?} is not JSONPath: {err}")))?;
+                    commit.parsed_path = Some(parsed);
                 }
                 (None, Some(_)) => {}
                 (None, None) => return Err(fail(format!("commit[{i}] needs `path` or `value`"))),
