@@ -36,7 +36,7 @@ pub enum InitError {
 pub async fn init(config: &Config) -> Result<Responder, InitError> {
     let topic = config.outcome_topic_arn.clone().ok_or(InitError::NoOutcomeTopic)?;
     let policies = PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine);
-    let sdk = crate::aws::sdk_config().await;
+    let sdk = crate::aws::sdk_config();
     let sns = aws_sdk_sns::Client::new(&sdk);
     let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns.clone(), topic.clone()));
     let registry = Registry::for_config(config, Some(Arc::new(sns) as Arc<dyn TopicPublisher>))?;
@@ -50,7 +50,7 @@ pub async fn init(config: &Config) -> Result<Responder, InitError> {
 }
 
 /// Adds the DynamoDB state table when `STATE_TABLE` names one.
-pub fn with_state_table(responder: Responder, config: &Config, sdk: &aws_config::SdkConfig) -> Responder {
+pub fn with_state_table(responder: Responder, config: &Config, sdk: &aws_types::SdkConfig) -> Responder {
     match &config.state_table {
         Some(table) => responder.with_state(Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), table))),
         None => responder,

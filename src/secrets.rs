@@ -91,7 +91,7 @@ impl SecretSource for SecretsManager {
             use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
             let client = self
                 .client
-                .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config().await) })
+                .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config()) })
                 .await;
             match client.get_secret_value().secret_id(name).send().await {
                 Ok(output) => output

@@ -17,7 +17,7 @@ const BEARER: &str = "BEARER-TOKEN-91c2d0";
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn secrets_client() -> aws_sdk_secretsmanager::Client {
-    let sdk = alert_responder::aws::sdk_config().await;
+    let sdk = alert_responder::aws::sdk_config();
     aws_sdk_secretsmanager::Client::new(&sdk)
 }
 

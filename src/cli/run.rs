@@ -83,7 +83,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let secrets = SecretResolver::new(Arc::new(SecretsManager::default()), config.secret_cache_ttl);
     let mut responder = Responder::new(&config, policies, registry, secrets, publisher);
     if config.state_table.is_some() {
-        responder = crate::lambda::with_state_table(responder, &config, &crate::aws::sdk_config().await);
+        responder = crate::lambda::with_state_table(responder, &config, &crate::aws::sdk_config());
     }
     let records = ingest_document(&input, &config.default_schema);
     let summary = responder.handle(records, None).await?;

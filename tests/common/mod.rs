@@ -210,7 +210,7 @@ pub fn moto_endpoint() -> String {
 
 /// An SNS client for test setup, pointed at moto.
 pub async fn sns_client() -> aws_sdk_sns::Client {
-    let sdk = alert_responder::aws::sdk_config().await;
+    let sdk = alert_responder::aws::sdk_config();
     let config = aws_sdk_sns::config::Builder::from(&sdk)
         .endpoint_url(moto_endpoint())
         .build();
