@@ -40,10 +40,8 @@ pub async fn init(config: &Config) -> Result<Responder, InitError> {
     let sns = aws_sdk_sns::Client::new(&sdk);
     let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns.clone(), topic.clone()));
     let registry = Registry::for_config(config, Some(Arc::new(sns) as Arc<dyn TopicPublisher>))?;
-    let secrets = SecretResolver::new(
-        Arc::new(SecretsManager::with_client(aws_sdk_secretsmanager::Client::new(&sdk))),
-        config.secret_cache_ttl,
-    );
+    // Made on first use: building an SDK client builds its TLS connector.
+    let secrets = SecretResolver::new(Arc::new(SecretsManager::default()), config.secret_cache_ttl);
     tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, state_table = ?config.state_table, "initialized");
     let responder = Responder::new(config, policies, registry, secrets, publisher);
     Ok(with_state_table(responder, config, &sdk))

@@ -7,14 +7,19 @@ use alert_responder::config::Config;
 use alert_responder::lambda;
 
 fn main() -> std::process::ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // Before the runtime starts its threads: this sets an environment variable.
+    alert_responder::aws::prefer_single_ca_bundle();
     match std::env::var("AWS_LAMBDA_RUNTIME_API") {
-        Ok(api) => runtime.block_on(lambda_main(api)),
-        Err(_) => runtime.block_on(cli_main()),
+        // Lambda hands a sandbox one event at a time, and the actions of a
+        // round run concurrently on one thread: worker threads would only add
+        // start-up time and per-thread allocator heaps.
+        Ok(api) => runtime(tokio::runtime::Builder::new_current_thread()).block_on(lambda_main(api)),
+        Err(_) => runtime(tokio::runtime::Builder::new_multi_thread()).block_on(cli_main()),
     }
+}
+
+fn runtime(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    builder.enable_all().build().expect("tokio runtime")
 }
 
 async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
