@@ -21,6 +21,7 @@
 //! - [`aws`]: SDK configuration on one rustls/ring TLS stack.
 //! - [`lambda`]: the Lambda handler.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines per invocation.
+//! - [`typed`]: typed views of JSON whose errors name the path.
 //! - [`play`]: scenarios with mocked action results, checked against expectations.
 //! - [`cli`]: the local commands (`run`, `check`, `test`, `play`).
 
@@ -44,6 +45,7 @@ pub mod play;
 pub mod policy;
 pub mod secrets;
 pub mod state;
+pub mod typed;
 pub mod workflow;
 
 /// Replaces the value of every argument whose name marks it as a secret.

@@ -235,12 +235,11 @@ fn envelope_from_payload(
         reason,
     })?;
     let matano = if schema == MATANO_SCHEMA {
-        let change: MatanoAlertChange =
-            serde_path_to_error::deserialize(&payload).map_err(|err| IngestError::WrongShape {
-                schema: schema.clone(),
-                path: err.path().to_string(),
-                reason: err.inner().to_string(),
-            })?;
+        let change: MatanoAlertChange = crate::typed::from_value(&payload).map_err(|err| IngestError::WrongShape {
+            schema: schema.clone(),
+            path: err.path,
+            reason: err.reason,
+        })?;
         matano::normalize_payload(&mut payload, &change);
         Some(change)
     } else {

@@ -66,8 +66,8 @@ impl ActionRequest {
             rule: ACTION_RULE.to_string(),
             reason: format!("{label}: {reason}"),
         };
-        let mut request: ActionRequest = serde_path_to_error::deserialize(value)
-            .map_err(|err| fail(format!("at `{}`: {}", err.path(), err.inner())))?;
+        let mut request: ActionRequest =
+            crate::typed::from_value(value).map_err(|err| fail(format!("at `{}`: {}", err.path, err.reason)))?;
         if request.id.trim().is_empty() {
             return Err(fail("`id` is empty".to_string()));
         }

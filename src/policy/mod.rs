@@ -250,9 +250,9 @@ impl PolicySet {
             .into_iter()
             .enumerate()
             .map(|(index, value)| {
-                serde_path_to_error::deserialize::<_, AlertDraft>(&value).map_err(|err| PolicyError::Output {
+                crate::typed::from_value::<AlertDraft>(&value).map_err(|err| PolicyError::Output {
                     rule: rule.clone(),
-                    reason: format!("element {index}: at `{}`: {}", err.path(), err.inner()),
+                    reason: format!("element {index}: at `{}`: {}", err.path, err.reason),
                 })
             })
             .collect()
