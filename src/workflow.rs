@@ -159,7 +159,7 @@ impl Workflow<'_> {
                 Ok(requests) => requests,
                 Err(err) => break Stop::PolicyError { error: err.to_string() },
             };
-            let fresh = match new_requests(requests, &seen) {
+            let fresh = match new_requests(requests) {
                 Ok(fresh) => fresh,
                 Err(err) => break Stop::PolicyError { error: err.to_string() },
             };
@@ -427,8 +427,9 @@ impl RoundInput {
     }
 }
 
-fn new_requests(requests: Vec<ActionRequest>, seen: &HashSet<String>) -> Result<Vec<ActionRequest>, PolicyError> {
-    let mut fresh: Vec<ActionRequest> = requests.into_iter().filter(|r| !seen.contains(&r.id)).collect();
+/// The round's requests in id order (the policy already left out ids run in
+/// earlier rounds); two different entries with one id are a policy error.
+fn new_requests(mut fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyError> {
     fresh.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(pair) = fresh.windows(2).find(|w| w[0].id == w[1].id) {
         return Err(PolicyError::Output {
