@@ -44,6 +44,20 @@ pub struct Attr {
     pub ttl: Option<u64>,
 }
 
+impl Attr {
+    /// A plain attribute: no id or type, not persisted.
+    pub fn new(key: impl Into<String>, value: Value) -> Attr {
+        Attr {
+            id: None,
+            key: key.into(),
+            value,
+            kind: None,
+            persist: false,
+            ttl: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reference {

@@ -932,14 +932,7 @@ run contains {"id": "b", "uses": "test.fail"} if count(input.called) > 0
         let report = h.run().await;
         assert_eq!(report.actions.len(), 1);
         let (mut alert, env) = h.alert();
-        alert.set_attr(Attr {
-            id: None,
-            key: "c".into(),
-            value: json!("NL"),
-            kind: None,
-            persist: false,
-            ttl: None,
-        });
+        alert.set_attr(Attr::new("c", json!("NL")));
         let mut fixed = RoundInput {
             data: to_policy_value(&alert.data),
             env: to_policy_value(&env),

@@ -23,14 +23,7 @@ fn alert() -> Alert {
         source: "matano".into(),
         severity: "high".into(),
         namespace: "matano".into(),
-        attrs: vec![Attr {
-            id: None,
-            key: "source_ip".into(),
-            value: json!("5.205.62.253"),
-            kind: None,
-            persist: false,
-            ttl: None,
-        }],
+        attrs: vec![Attr::new("source_ip", json!("5.205.62.253"))],
         refs: vec![Reference {
             url: "https://runbooks.example.org/root".into(),
             title: "Runbook".into(),

@@ -449,14 +449,7 @@ mod tests {
             matano_alert_id: None,
         });
         outcome.commits = (0..20)
-            .map(|i| Attr {
-                id: None,
-                key: format!("k{i}"),
-                value: Value::String("v".repeat(50 * 1024)),
-                kind: None,
-                persist: false,
-                ttl: None,
-            })
+            .map(|i| Attr::new(format!("k{i}"), Value::String("v".repeat(50 * 1024))))
             .collect();
         let message = outcome.to_message();
         assert!(message.len() <= MAX_OUTCOME_BYTES, "{}", message.len());
@@ -467,14 +460,7 @@ mod tests {
 
         // Beyond what previews can save: identity and status stay, the rest goes.
         outcome.commits = (0..5000)
-            .map(|i| Attr {
-                id: None,
-                key: format!("key-{i}-{}", "x".repeat(200)),
-                value: Value::Null,
-                kind: None,
-                persist: false,
-                ttl: None,
-            })
+            .map(|i| Attr::new(format!("key-{i}-{}", "x".repeat(200)), Value::Null))
             .collect();
         let message = outcome.to_message();
         assert!(message.len() <= MAX_OUTCOME_BYTES, "{}", message.len());

@@ -291,7 +291,7 @@ impl PolicySet {
         let limit = match deadline {
             Some(deadline) => deadline
                 .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(1), self.timeout),
+                .clamp(Duration::from_millis(1), self.timeout.max(Duration::from_millis(1))),
             None => self.timeout,
         };
         let result = match self.programs.get(rule) {
