@@ -31,8 +31,16 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    // `BENCH_SAMPLES=typical` (comma-separated) measures only those samples,
+    // e.g. to profile one of them.
+    let only: Option<Vec<String>> = std::env::var("BENCH_SAMPLES")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     let mut figures = serde_json::Map::new();
     for (name, payload) in decision::samples() {
+        if only.as_ref().is_some_and(|only| !only.iter().any(|o| o == name)) {
+            continue;
+        }
         for _ in 0..iterations / 10 {
             runtime.block_on(decision::decide(&policies, &registry, &env, &payload));
         }

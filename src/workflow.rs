@@ -12,7 +12,7 @@
 //! its record, and a transient failure gives the claim back and stops the
 //! workflow so the invocation can be retried.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -144,11 +144,7 @@ impl Workflow<'_> {
         // The payload and env are the bulk of the input and never change
         // between rounds: converted once per alert.
         let clock = Instant::now();
-        let mut fixed = RoundInput {
-            data: payload,
-            env: to_policy_value(self.env),
-            called: Vec::new(),
-        };
+        let mut fixed = RoundInput::new(payload, to_policy_value(self.env));
         policy_time += clock.elapsed();
         let stop = loop {
             let clock = Instant::now();
@@ -386,37 +382,72 @@ fn error_text(err: &ActionError, action_id: &str) -> String {
     }
 }
 
-/// The requests of a round whose ids have not run yet, sorted by id. Two
-/// different requests under one id are a policy bug, reported as such.
-/// The action policy's input across an alert's rounds: the payload and env
-/// are converted once, each `called` entry once, when its action has run.
+/// The action policy's input across an alert's rounds. Everything but the
+/// attributes and `called` is fixed for the alert and converted once; the
+/// attributes are converted again only when a commit changed them, each
+/// `called` entry once, when its action has run.
 struct RoundInput {
     data: regorus::Value,
     env: regorus::Value,
+    /// `input.alert` but for `attrs`, `data` included; built in round 0.
+    alert_fields: Option<BTreeMap<regorus::Value, regorus::Value>>,
+    /// The attributes as last converted, with their conversion.
+    attrs: Option<(Vec<Attr>, regorus::Value)>,
     called: Vec<regorus::Value>,
 }
 
 impl RoundInput {
-    /// `{alert, env, seq, called}`; `alert.data` is the payload the alert
-    /// policy saw.
-    fn input(&mut self, alert: &mut Alert, seq: u32, records: &[ActionRecord]) -> regorus::Value {
-        // Serialize the alert without its payload (moved out and back, not
-        // copied), then put the converted payload in its place.
-        let payload = std::mem::take(&mut alert.data);
-        let head = serde_json::to_value(&*alert);
-        alert.data = payload;
-        let mut alert_value = to_policy_value(&head.expect("an alert serializes"));
-        if let Ok(fields) = alert_value.as_object_mut() {
-            fields.insert(regorus::Value::from("data"), self.data.clone());
+    fn new(data: regorus::Value, env: regorus::Value) -> RoundInput {
+        RoundInput {
+            data,
+            env,
+            alert_fields: None,
+            attrs: None,
+            called: Vec::new(),
         }
+    }
+
+    /// `{alert, env, seq, called}`; `alert.data` is the payload the alert
+    /// policy saw. The workflow changes nothing of the alert but its
+    /// attributes.
+    fn input(&mut self, alert: &mut Alert, seq: u32, records: &[ActionRecord]) -> regorus::Value {
+        let mut fields = match &self.alert_fields {
+            Some(fields) => fields.clone(),
+            None => {
+                // Serialized without payload and attributes (moved out and
+                // back, not copied); the converted payload goes in its place.
+                let payload = std::mem::take(&mut alert.data);
+                let attrs = std::mem::take(&mut alert.attrs);
+                let head = serde_json::to_value(&*alert);
+                alert.data = payload;
+                alert.attrs = attrs;
+                let mut fields: BTreeMap<regorus::Value, regorus::Value> =
+                    match to_policy_value(&head.expect("an alert serializes")).as_object() {
+                        Ok(object) => object.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        Err(_) => BTreeMap::new(),
+                    };
+                fields.insert(regorus::Value::from("data"), self.data.clone());
+                self.alert_fields.insert(fields).clone()
+            }
+        };
+        let attrs = match &self.attrs {
+            Some((source, converted)) if *source == alert.attrs => converted.clone(),
+            _ => {
+                let json = serde_json::to_value(&alert.attrs).expect("attributes serialize");
+                let converted = to_policy_value(&json);
+                self.attrs = Some((alert.attrs.clone(), converted.clone()));
+                converted
+            }
+        };
+        fields.insert(regorus::Value::from("attrs"), attrs);
         let converted = self.called.len();
         self.called.extend(
             records[converted.min(records.len())..]
                 .iter()
                 .map(|record| to_policy_value(&record.called_entry())),
         );
-        let mut input = std::collections::BTreeMap::new();
-        input.insert(regorus::Value::from("alert"), alert_value);
+        let mut input = BTreeMap::new();
+        input.insert(regorus::Value::from("alert"), regorus::Value::from(fields));
         input.insert(regorus::Value::from("env"), self.env.clone());
         input.insert(regorus::Value::from("seq"), regorus::Value::from(seq));
         input.insert(
@@ -925,25 +956,31 @@ run contains {"id": "b", "uses": "test.fail"} if count(input.called) > 0
     }
 
     /// The input is built from parts converted once per alert; it must be
-    /// exactly the document `{alert, env, seq, called}` converted whole.
+    /// exactly the document `{alert, env, seq, called}` converted whole, in
+    /// every round, also after a commit changed the attributes.
     #[tokio::test]
     async fn round_input_equals_the_whole_document_converted() {
         let h = harness("run contains {\"id\": \"a\", \"uses\": \"test.echo\", \"args\": {}, \"commit\": [{\"key\": \"c\", \"path\": \"$.nested.country\"}]} if true");
         let report = h.run().await;
         assert_eq!(report.actions.len(), 1);
         let (mut alert, env) = h.alert();
-        alert.set_attr(Attr::new("c", json!("NL")));
-        let mut fixed = RoundInput {
-            data: to_policy_value(&alert.data),
-            env: to_policy_value(&env),
-            called: Vec::new(),
+        let whole = |alert: &Alert, seq: u32, called: &[ActionRecord]| {
+            let called: Vec<Value> = called.iter().map(ActionRecord::called_entry).collect();
+            regorus::Value::from(json!({"alert": alert, "env": env, "seq": seq, "called": called}))
         };
-        // Round 0 saw no calls; round 1 converts only the new entries.
-        fixed.input(&mut alert, 0, &[]);
-        let built = fixed.input(&mut alert, 1, &report.actions);
-        let called: Vec<Value> = report.actions.iter().map(ActionRecord::called_entry).collect();
-        let whole = regorus::Value::from(json!({"alert": alert, "env": env, "seq": 1, "called": called}));
-        assert_eq!(built, whole);
+        let mut fixed = RoundInput::new(to_policy_value(&alert.data), to_policy_value(&env));
+        // Round 0 saw no calls; round 1 converts only the new entries and
+        // sees the committed attribute.
+        assert_eq!(fixed.input(&mut alert, 0, &[]), whole(&alert, 0, &[]));
+        alert.set_attr(Attr::new("c", json!("NL")));
+        assert_eq!(
+            fixed.input(&mut alert, 1, &report.actions),
+            whole(&alert, 1, &report.actions)
+        );
+        alert.set_attr(Attr::new("c", json!("BE")));
+        let round_2 = fixed.input(&mut alert, 2, &report.actions);
+        assert_eq!(round_2, whole(&alert, 2, &report.actions));
+        assert_eq!(round_2["alert"]["attrs"].as_array().unwrap().len(), alert.attrs.len());
         assert!(alert.data.is_object(), "the payload is put back");
     }
 }

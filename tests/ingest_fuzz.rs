@@ -10,7 +10,7 @@ use alert_responder::alert::Alert;
 use alert_responder::config::PolicySource;
 use alert_responder::event::{ingest_document, ingest_lambda_event};
 use alert_responder::outcome::{rejected_outcome, MAX_OUTCOME_BYTES};
-use alert_responder::policy::{PolicyEngine, PolicySet};
+use alert_responder::policy::{to_policy_value, PolicyEngine, PolicySet};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -180,5 +180,24 @@ proptest! {
                 prop_assert_eq!(format!("{got:?}"), format!("{expected:?}"));
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The direct JSON -> policy value conversion makes exactly what
+    /// regorus's own (serde) conversion makes: equal, and equal when written
+    /// back as JSON, for every kind of number (u64 beyond i64 included).
+    #[test]
+    fn policy_values_match_regorus_conversion(
+        value in arbitrary_json(),
+        big in any::<u64>(),
+    ) {
+        let value = json!({"value": value, "big": big, "neg": -(big as i128 / 2) as i64});
+        let direct = to_policy_value(&value);
+        let regorus = <regorus::Value as serde::Deserialize>::deserialize(&value).unwrap();
+        prop_assert_eq!(&direct, &regorus);
+        prop_assert_eq!(serde_json::to_string(&direct).unwrap(), serde_json::to_string(&regorus).unwrap());
     }
 }
