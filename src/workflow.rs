@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::action::{redact_args, scrub_text, scrub_value, secret_values, ActionCall, ActionError, Registry};
 use crate::alert::{Alert, Attr};
 use crate::outcome::{action_outcome_id, Status};
-use crate::policy::{to_policy_value, ActionRequest, CommitSpec, PolicyError, PolicySet};
+use crate::policy::{to_policy_object, to_policy_value, ActionRequest, CommitSpec, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
 use crate::state::{Claim, PersistOp, PersistWrite, StateStore};
 
@@ -58,8 +58,10 @@ pub struct ActionRecord {
     pub retry: Option<String>,
 }
 
+#[cfg(test)]
 impl ActionRecord {
-    /// The entry of `input.called` for this run.
+    /// The entry of `input.called` for this run, as JSON: what
+    /// [`ActionRecord::called_value`] must equal once converted.
     fn called_entry(&self) -> Value {
         json!({
             "id": self.id,
@@ -70,6 +72,26 @@ impl ActionRecord {
             "result": self.result,
             "error": self.error,
         })
+    }
+}
+
+impl ActionRecord {
+    /// The entry of `input.called` for this run, built as a policy value.
+    fn called_value(&self) -> regorus::Value {
+        let optional = |value: Option<regorus::Value>| value.unwrap_or(regorus::Value::Null);
+        let entry: BTreeMap<regorus::Value, regorus::Value> = [
+            ("args", to_policy_object(&self.args)),
+            ("error", optional(self.error.as_deref().map(regorus::Value::from))),
+            ("id", regorus::Value::from(self.id.as_str())),
+            ("result", optional(self.result.as_ref().map(to_policy_value))),
+            ("seq", regorus::Value::from(self.seq)),
+            ("status", regorus::Value::from(self.status.as_str())),
+            ("uses", regorus::Value::from(self.uses.as_str())),
+        ]
+        .into_iter()
+        .map(|(key, value)| (regorus::Value::from(key), value))
+        .collect();
+        regorus::Value::from(entry)
     }
 }
 
@@ -444,7 +466,7 @@ impl RoundInput {
         self.called.extend(
             records[converted.min(records.len())..]
                 .iter()
-                .map(|record| to_policy_value(&record.called_entry())),
+                .map(ActionRecord::called_value),
         );
         let mut input = BTreeMap::new();
         input.insert(regorus::Value::from("alert"), regorus::Value::from(fields));
@@ -978,8 +1000,17 @@ run contains {"id": "b", "uses": "test.fail"} if count(input.called) > 0
             whole(&alert, 1, &report.actions)
         );
         alert.set_attr(Attr::new("c", json!("BE")));
-        let round_2 = fixed.input(&mut alert, 2, &report.actions);
-        assert_eq!(round_2, whole(&alert, 2, &report.actions));
+        // A failed run: an error, no result.
+        let mut records = report.actions.clone();
+        records.push(ActionRecord {
+            id: "b".into(),
+            status: Status::Failed,
+            result: None,
+            error: Some("HTTP 503".into()),
+            ..records[0].clone()
+        });
+        let round_2 = fixed.input(&mut alert, 2, &records);
+        assert_eq!(round_2, whole(&alert, 2, &records));
         assert_eq!(round_2["alert"]["attrs"].as_array().unwrap().len(), alert.attrs.len());
         assert!(alert.data.is_object(), "the payload is put back");
     }

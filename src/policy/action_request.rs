@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{PolicyError, ACTION_RULE};
+use crate::typed::TypedError;
 
 /// An action the policy asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,17 +58,35 @@ pub struct CommitSpec {
 impl ActionRequest {
     /// Parses and checks one `run` element; errors name the element and field.
     pub fn from_policy_value(index: usize, value: &Value) -> Result<ActionRequest, PolicyError> {
-        let label = value
-            .get("id")
-            .and_then(Value::as_str)
-            .map(|id| format!("entry {id:?}"))
-            .unwrap_or_else(|| format!("element {index}"));
-        let fail = |reason: String| PolicyError::Output {
-            rule: ACTION_RULE.to_string(),
-            reason: format!("{label}: {reason}"),
+        let id = value.get("id").and_then(Value::as_str);
+        Self::validated(index, id, crate::typed::from_value(value))
+    }
+
+    /// [`ActionRequest::from_policy_value`] of an element as the policy made it.
+    pub(crate) fn from_policy_element(index: usize, element: &regorus::Value) -> Result<ActionRequest, PolicyError> {
+        let id = match &element["id"] {
+            regorus::Value::String(id) => Some(id.as_ref()),
+            _ => None,
         };
-        let mut request: ActionRequest =
-            crate::typed::from_value(value).map_err(|err| fail(format!("at `{}`: {}", err.path, err.reason)))?;
+        Self::validated(index, id, super::typed_element(element))
+    }
+
+    fn validated(
+        index: usize,
+        id: Option<&str>,
+        parsed: Result<ActionRequest, TypedError>,
+    ) -> Result<ActionRequest, PolicyError> {
+        let fail = |reason: String| {
+            let label = match id {
+                Some(id) => format!("entry {id:?}"),
+                None => format!("element {index}"),
+            };
+            PolicyError::Output {
+                rule: ACTION_RULE.to_string(),
+                reason: format!("{label}: {reason}"),
+            }
+        };
+        let mut request = parsed.map_err(|err| fail(format!("at `{}`: {}", err.path, err.reason)))?;
         if request.id.trim().is_empty() {
             return Err(fail("`id` is empty".to_string()));
         }

@@ -247,10 +247,10 @@ impl PolicySet {
         let rule = alert_rule(schema);
         let values = self.eval_set(&rule, payload.clone(), deadline, &|_| false)?;
         values
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(index, value)| {
-                crate::typed::from_value::<AlertDraft>(&value).map_err(|err| PolicyError::Output {
+                typed_element::<AlertDraft>(value).map_err(|err| PolicyError::Output {
                     rule: rule.clone(),
                     reason: format!("element {index}: at `{}`: {}", err.path, err.reason),
                 })
@@ -275,7 +275,7 @@ impl PolicySet {
         values
             .into_iter()
             .enumerate()
-            .map(|(index, value)| ActionRequest::from_policy_value(index, &value))
+            .map(|(index, value)| ActionRequest::from_policy_element(index, &value))
             .collect()
     }
 
@@ -287,7 +287,7 @@ impl PolicySet {
         input: regorus::Value,
         deadline: Option<Instant>,
         skip: &dyn Fn(&regorus::Value) -> bool,
-    ) -> Result<Vec<Value>, PolicyError> {
+    ) -> Result<Vec<regorus::Value>, PolicyError> {
         let limit = match deadline {
             Some(deadline) => deadline
                 .saturating_duration_since(Instant::now())
@@ -324,16 +324,7 @@ impl PolicySet {
         })?;
         match value {
             regorus::Value::Undefined => Ok(Vec::new()),
-            regorus::Value::Set(set) => set
-                .iter()
-                .filter(|v| !skip(v))
-                .map(|v| {
-                    serde_json::to_value(v).map_err(|err| PolicyError::Output {
-                        rule: rule.to_string(),
-                        reason: err.to_string(),
-                    })
-                })
-                .collect(),
+            regorus::Value::Set(set) => Ok(set.iter().filter(|v| !skip(v)).cloned().collect()),
             other => Err(PolicyError::Output {
                 rule: rule.to_string(),
                 reason: format!(
@@ -344,6 +335,19 @@ impl PolicySet {
             }),
         }
     }
+}
+
+/// One element of a rule's set as `T`. The element's JSON is moved into
+/// `T` (no string copied again); only an element that does not fit is
+/// converted a second time, to name where.
+fn typed_element<T: serde::de::DeserializeOwned>(element: &regorus::Value) -> Result<T, crate::typed::TypedError> {
+    let json = || {
+        serde_json::to_value(element).map_err(|err| crate::typed::TypedError {
+            path: String::new(),
+            reason: err.to_string(),
+        })
+    };
+    T::deserialize(json()?).or_else(|_| crate::typed::from_value(&json()?))
 }
 
 /// A JSON value as a policy sees it: the value `regorus::Value::from` makes
@@ -362,13 +366,18 @@ pub fn to_policy_value(value: &Value) -> regorus::Value {
         },
         Value::String(s) => regorus::Value::String(s.as_str().into()),
         Value::Array(items) => regorus::Value::from(items.iter().map(to_policy_value).collect::<Vec<_>>()),
-        Value::Object(fields) => regorus::Value::from(
-            fields
-                .iter()
-                .map(|(key, value)| (regorus::Value::String(key.as_str().into()), to_policy_value(value)))
-                .collect::<std::collections::BTreeMap<_, _>>(),
-        ),
+        Value::Object(fields) => to_policy_object(fields),
     }
+}
+
+/// [`to_policy_value`] of a JSON object.
+pub fn to_policy_object(fields: &serde_json::Map<String, Value>) -> regorus::Value {
+    regorus::Value::from(
+        fields
+            .iter()
+            .map(|(key, value)| (regorus::Value::String(key.as_str().into()), to_policy_value(value)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
 }
 
 /// The rule an alert policy for `schema` defines.
@@ -412,7 +421,7 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 fn timer(limit: Duration) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit,
-        check_interval: NonZeroU32::new(64).expect("non-zero"),
+        check_interval: NonZeroU32::new(1024).expect("non-zero"),
     }
 }
 
@@ -547,6 +556,30 @@ mod tests {
         assert!(err.contains("data.alert.x.alert") && err.contains("`title`"), "{err}");
         let err = set.eval_alerts("y", &json!({}), None).unwrap_err().to_string();
         assert!(err.contains("expected a set"), "{err}");
+    }
+
+    #[test]
+    fn action_policy_output_errors_name_the_entry_and_field() {
+        let set = PolicySet::compile(
+            vec![file(
+                "a.rego",
+                "package action\nrun contains {\"id\": \"page\", \"uses\": \"sns.publish\", \"force\": \"yes\"} if true\nrun contains {\"uses\": 3} if input.seq > 0\n",
+            )],
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let input = |seq: u32| regorus::Value::from(json!({"seq": seq}));
+        let err = set
+            .eval_actions(input(0), None, &HashSet::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.action.run") && err.contains("entry \"page\"") && err.contains("at `force`"),
+            "{err}"
+        );
+        let seen = HashSet::from(["page".to_string()]);
+        let err = set.eval_actions(input(1), None, &seen).unwrap_err().to_string();
+        assert!(err.contains("element 0") && err.contains("at `uses`"), "{err}");
     }
 
     /// One alert body divides by zero, the other is fine.
