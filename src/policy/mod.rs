@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use regorus::languages::rego::compiler::Compiler;
+use regorus::languages::rego::compiler::{Compiler, CompilerError};
 use regorus::rvm::program::Program;
 use regorus::rvm::vm::RegoVM;
 use regorus::utils::limits::ExecutionTimerConfig;
@@ -167,7 +167,8 @@ impl PolicySet {
                 Ok(program) => {
                     programs.insert(rule, program);
                 }
-                Err(reason) => {
+                Err(NoProgram::UnknownFunction(reason)) => return Err(PolicyError::Compile(reason)),
+                Err(NoProgram::Unsupported(reason)) => {
                     tracing::info!(
                         rule,
                         reason,
@@ -385,12 +386,35 @@ fn alert_rule(schema: &str) -> String {
     format!("data.alert.{schema}.alert")
 }
 
+/// Why an entry rule has no VM program.
+enum NoProgram {
+    /// The VM compiler does not take the rule; the interpreter runs it.
+    Unsupported(String),
+    /// The rule calls a function neither the policies nor this build define:
+    /// a compile error, as in OPA, not a failure of every evaluation.
+    UnknownFunction(String),
+}
+
 /// Compiles one entry rule of the prepared `engine` into a VM program.
-fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Result<Arc<Program>, String> {
+fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Result<Arc<Program>, NoProgram> {
     let compiled = engine
         .compile_with_entrypoint(&Arc::<str>::from(rule))
-        .map_err(|err| err.to_string())?;
-    Compiler::compile_from_policy(&compiled, &[rule]).map_err(|err| first_line(&err.to_string()))
+        .map_err(|err| NoProgram::Unsupported(err.to_string()))?;
+    Compiler::compile_from_policy(&compiled, &[rule]).map_err(|err| {
+        let located = first_line(&err.to_string());
+        match &err.error {
+            CompilerError::UnknownFunction { name } => NoProgram::UnknownFunction(match missing_feature(name) {
+                Some(feature) => format!("{located} (not in this build: rebuild with `--features {feature}`)"),
+                None => located,
+            }),
+            _ => NoProgram::Unsupported(located),
+        }
+    })
+}
+
+/// The cargo feature that adds builtin `name`, when this build lacks it.
+fn missing_feature(name: &str) -> Option<&'static str> {
+    (name.starts_with("time.") && !cfg!(feature = "policy-time")).then_some("policy-time")
 }
 
 /// regorus errors carry a source excerpt over several lines; logs want one:
@@ -580,6 +604,41 @@ mod tests {
         let seen = HashSet::from(["page".to_string()]);
         let err = set.eval_actions(input(1), None, &seen).unwrap_err().to_string();
         assert!(err.contains("element 0") && err.contains("at `uses`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_functions_fail_the_compile_naming_where() {
+        let policy =
+            "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"n\": nosuch.fn(1)}} if false\n";
+        let err = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1)).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, PolicyError::Compile(_)), "{message}");
+        assert!(
+            message.contains("a.rego:2:") && message.contains("nosuch.fn"),
+            "{message}"
+        );
+        assert!(!message.contains("--features"), "{message}");
+    }
+
+    /// time.* builtins are the `policy-time` feature: without it a policy
+    /// that reads the clock fails at init and says how to get them.
+    #[test]
+    fn time_builtins_follow_the_policy_time_feature() {
+        let policy = "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"at\": time.now_ns()}} if true\n";
+        let compiled = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1));
+        if cfg!(feature = "policy-time") {
+            let requests = compiled
+                .unwrap()
+                .eval_actions(regorus::Value::new_object(), None, &HashSet::new())
+                .unwrap();
+            assert!(requests[0].args["at"].as_i64().unwrap() > 1_700_000_000_000_000_000);
+        } else {
+            let message = compiled.unwrap_err().to_string();
+            assert!(
+                message.contains("time.now_ns") && message.contains("--features policy-time"),
+                "{message}"
+            );
+        }
     }
 
     /// One alert body divides by zero, the other is fine.
