@@ -42,6 +42,7 @@ class RuntimeApi(QuietServer):
         self.next_index = 0
         self.lock = threading.Condition()
         self.first_poll = None
+        self.polled = threading.Event()
         self.responses = 0
         self.errors = []
         self.done = threading.Event()
@@ -65,6 +66,7 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
         with api.lock:
             if api.first_poll is None:
                 api.first_poll = time.perf_counter()
+                api.polled.set()
             while api.next_index >= len(api.events) and not api.stopping:
                 api.lock.wait()
             if api.stopping:
@@ -151,12 +153,12 @@ def run_once(binary, event, count, extra_env, timeout=600):
     process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         limit = time.perf_counter() + timeout
-        while api.first_poll is None:
+        # Wakes on the first poll; every 50 ms it checks the process is alive.
+        while not api.polled.wait(0.05):
             if process.poll() is not None:
                 raise SystemExit(f"{binary} exited before polling: {process.stderr.read().decode()}")
             if time.perf_counter() > limit:
                 raise SystemExit(f"{binary} never polled")
-            time.sleep(0.0002)
         result = {"first_poll_ms": (api.first_poll - started) * 1000}
         if count:
             if not api.done.wait(timeout):
@@ -183,22 +185,25 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--hello", required=True)
     parser.add_argument("--event", required=True)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=31)
     parser.add_argument("--throughput", type=int, default=10_000)
     parser.add_argument("--rss-events", type=int, default=1_000)
     args = parser.parse_args()
     event = open(args.event, "rb").read()
     ours_env = {"DRY_RUN": "true"}
 
-    def median(binary, count, key, extra):
-        return statistics.median(run_once(binary, event, count, extra)[key] for _ in range(args.repeat))
+    def paired(count, key):
+        """Medians of ours and the bare binary, started alternately so that
+        drift in the machine's state moves both alike."""
+        ours, hello = [], []
+        for _ in range(args.repeat):
+            ours.append(run_once(args.binary, event, count, ours_env)[key])
+            hello.append(run_once(args.hello, event, count, {})[key])
+        return statistics.median(ours), statistics.median(hello)
 
-    figures = {
-        "init_ms": median(args.binary, 0, "first_poll_ms", ours_env),
-        "hello_init_ms": median(args.hello, 0, "first_poll_ms", {}),
-        "first_event_ms": median(args.binary, 1, "done_ms", ours_env),
-        "hello_first_event_ms": median(args.hello, 1, "done_ms", {}),
-    }
+    figures = {}
+    figures["init_ms"], figures["hello_init_ms"] = paired(0, "first_poll_ms")
+    figures["first_event_ms"], figures["hello_first_event_ms"] = paired(1, "done_ms")
     rss = run_once(args.binary, event, args.rss_events, ours_env)
     figures["peak_rss_mib_after_events"] = rss["peak_rss_kib"] / 1024
     figures["rss_events"] = args.rss_events

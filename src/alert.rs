@@ -1,6 +1,8 @@
 //! The alert model: what an alert policy returns, and the alert the host
 //! builds from it for the action policy.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -79,8 +81,8 @@ pub struct Alert {
     pub namespace: String,
     pub attrs: Vec<Attr>,
     pub refs: Vec<Reference>,
-    /// The payload the alert policy saw.
-    pub data: Value,
+    /// The payload the alert policy saw, shared with its envelope.
+    pub data: Arc<Value>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -98,7 +100,7 @@ impl Alert {
             namespace: draft.namespace,
             attrs: draft.attrs,
             refs: draft.refs,
-            data: envelope.payload.clone(),
+            data: Arc::clone(&envelope.payload),
             // The change's own time keeps ids and replays deterministic.
             created_at: envelope
                 .matano

@@ -7,6 +7,7 @@
 pub mod matano;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -34,7 +35,8 @@ pub struct Envelope {
     pub attributes: BTreeMap<String, String>,
     /// The message body parsed as JSON; for Matano, normalized so
     /// `destination_to_alert_info` is always at the top level when present.
-    pub payload: Value,
+    /// Shared with the alerts made of it: never copied.
+    pub payload: Arc<Value>,
     /// The typed view of a Matano payload.
     pub matano: Option<MatanoAlertChange>,
 }
@@ -252,7 +254,7 @@ fn envelope_from_payload(
         timestamp: None,
         subject: None,
         attributes,
-        payload,
+        payload: Arc::new(payload),
         matano,
     })
 }
