@@ -104,7 +104,7 @@ pub struct PolicySet {
     /// Prepared once; interpreted evaluations run on a clone.
     engine: regorus::Engine,
     /// VM programs by entry rule; a rule missing here is interpreted.
-    programs: HashMap<String, Arc<Program>>,
+    programs: HashMap<String, VmRule>,
     /// Entry rules the VM compiler refused, with its reason.
     interpreted: Vec<(String, String)>,
     evaluator: PolicyEngine,
@@ -165,7 +165,7 @@ impl PolicySet {
         for rule in rules.chain([ACTION_RULE.to_string()]) {
             match compile_program(&mut engine, &rule) {
                 Ok(program) => {
-                    programs.insert(rule, program);
+                    programs.insert(rule, VmRule::new(program));
                 }
                 Err(NoProgram::UnknownFunction(reason)) => return Err(PolicyError::Compile(reason)),
                 Err(NoProgram::Unsupported(reason)) => {
@@ -296,16 +296,7 @@ impl PolicySet {
             None => self.timeout,
         };
         let result = match self.programs.get(rule) {
-            Some(program) => {
-                let mut vm = RegoVM::new();
-                vm.load_program(Arc::clone(program));
-                // The timer bounds the evaluation; the VM's default
-                // instruction cap (25,000) would stop large alerts.
-                vm.set_max_instructions(usize::MAX);
-                vm.set_execution_timer_config(Some(timer(limit)));
-                vm.set_input(input);
-                vm.execute().map_err(|err| err.to_string())
-            }
+            Some(program) => program.execute(input, limit),
             None => {
                 let mut engine = self.engine.clone();
                 if limit < self.timeout {
@@ -384,6 +375,53 @@ pub fn to_policy_object(fields: &serde_json::Map<String, Value>) -> regorus::Val
 /// The rule an alert policy for `schema` defines.
 fn alert_rule(schema: &str) -> String {
     format!("data.alert.{schema}.alert")
+}
+
+/// One entry rule's VM program, with the VMs idle between evaluations. A
+/// VM clears its state (registers, rule and builtin caches) when an
+/// execution starts, so reuse carries nothing over; a new VM per evaluation
+/// cost ~1.5 µs of a ~10 µs evaluation.
+struct VmRule {
+    program: Arc<Program>,
+    idle: std::sync::Mutex<Vec<RegoVM>>,
+}
+
+impl VmRule {
+    fn new(program: Arc<Program>) -> VmRule {
+        VmRule {
+            program,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn execute(&self, input: regorus::Value, limit: Duration) -> Result<regorus::Value, String> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut vm = idle.unwrap_or_else(|| {
+            let mut vm = RegoVM::new();
+            vm.load_program(Arc::clone(&self.program));
+            // The timer bounds the evaluation; the VM's default instruction
+            // cap (25,000) would stop large alerts.
+            vm.set_max_instructions(usize::MAX);
+            vm
+        });
+        vm.set_execution_timer_config(Some(timer(limit)));
+        vm.set_input(input);
+        let result = vm.execute().map_err(|err| err.to_string());
+        // Only a VM that finished is kept, without the input it held.
+        if result.is_ok() {
+            vm.set_input(regorus::Value::Undefined);
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(vm);
+            }
+        }
+        result
+    }
+}
+
+impl Clone for VmRule {
+    fn clone(&self) -> VmRule {
+        VmRule::new(Arc::clone(&self.program))
+    }
 }
 
 /// Why an entry rule has no VM program.
@@ -639,6 +677,44 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    /// VMs are reused between evaluations: nothing of one evaluation (rule
+    /// values, builtin results, input) may show in the next, also after one
+    /// that failed.
+    #[test]
+    fn reused_vms_carry_nothing_between_evaluations() {
+        let policy = "package action\nname := sprintf(\"n-%v\", [input.a])\nrun contains {\"id\": name, \"uses\": \"u\", \"args\": {\"m\": regex.match(input.p, \"abc\")}} if input.a\nrun contains {\"id\": \"boom\", \"uses\": \"u\"} if 1 / input.z\n";
+        let set = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1)).unwrap();
+        let eval = |input: Value| {
+            set.eval_actions(regorus::Value::from(input), None, &HashSet::new())
+                .map(|requests| {
+                    requests
+                        .iter()
+                        .map(|r| (r.id.clone(), r.args["m"].clone()))
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(
+            eval(json!({"a": 1, "p": "^a"})).unwrap(),
+            vec![("n-1".to_string(), json!(true))]
+        );
+        assert_eq!(
+            eval(json!({"a": 2, "p": "^z"})).unwrap(),
+            vec![("n-2".to_string(), json!(false))]
+        );
+        assert_eq!(
+            set.programs[ACTION_RULE].idle.lock().unwrap().len(),
+            1,
+            "the VM is kept"
+        );
+        // Undefined input, then a body error: neither leaves anything behind.
+        assert!(eval(json!({})).unwrap().is_empty());
+        assert!(eval(json!({"z": "x"})).unwrap().is_empty());
+        assert_eq!(
+            eval(json!({"a": 3, "p": "b"})).unwrap(),
+            vec![("n-3".to_string(), json!(true))]
+        );
     }
 
     /// One alert body divides by zero, the other is fine.
