@@ -193,17 +193,20 @@ def main():
     ours_env = {"DRY_RUN": "true"}
 
     def paired(count, key):
-        """Medians of ours and the bare binary, started alternately so that
-        drift in the machine's state moves both alike."""
+        """Ours and the bare binary started alternately, so that drift in
+        the machine's speed moves both alike: the medians of each, and the
+        median of the ratios of each pair."""
         ours, hello = [], []
         for _ in range(args.repeat):
             ours.append(run_once(args.binary, event, count, ours_env)[key])
             hello.append(run_once(args.hello, event, count, {})[key])
-        return statistics.median(ours), statistics.median(hello)
+        ratio = statistics.median(o / h for o, h in zip(ours, hello))
+        return statistics.median(ours), statistics.median(hello), ratio
 
     figures = {}
-    figures["init_ms"], figures["hello_init_ms"] = paired(0, "first_poll_ms")
-    figures["first_event_ms"], figures["hello_first_event_ms"] = paired(1, "done_ms")
+    figures["init_ms"], figures["hello_init_ms"], figures["init_ratio"] = paired(0, "first_poll_ms")
+    (figures["first_event_ms"], figures["hello_first_event_ms"],
+     figures["first_event_ratio"]) = paired(1, "done_ms")
     rss = run_once(args.binary, event, args.rss_events, ours_env)
     figures["peak_rss_mib_after_events"] = rss["peak_rss_kib"] / 1024
     figures["rss_events"] = args.rss_events
