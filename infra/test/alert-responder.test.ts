@@ -13,10 +13,13 @@ import { AlertResponder, AlertResponderProps } from "../lib/alert-responder";
 
 const ALERTING = "arn:aws:sns:us-east-1:123456789012:matano-alerting";
 
+// One placeholder asset for every synthesis, removed when the tests end.
+const assetDir = fs.mkdtempSync(path.join(os.tmpdir(), "alert-responder-asset-"));
+fs.writeFileSync(path.join(assetDir, "bootstrap"), "placeholder for synthesis");
+process.on("exit", () => fs.rmSync(assetDir, { recursive: true, force: true }));
+
 function code(): lambda.Code {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "alert-responder-asset-"));
-  fs.writeFileSync(path.join(dir, "bootstrap"), "placeholder for synthesis");
-  return lambda.Code.fromAsset(dir);
+  return lambda.Code.fromAsset(assetDir);
 }
 
 function synth(props: Partial<AlertResponderProps> = {}): Template {
