@@ -233,7 +233,11 @@ mod tests {
             let _client = aws_sdk_sns::Client::from_conf(config);
             validations.load(std::sync::atomic::Ordering::SeqCst)
         };
-        assert_eq!(constructed_with(false), 1, "the SDK validates its HTTP client at construction");
+        assert_eq!(
+            constructed_with(false),
+            1,
+            "the SDK validates its HTTP client at construction"
+        );
         assert_eq!(constructed_with(true), 0, "the warm-up is not passed on");
     }
 
