@@ -19,7 +19,7 @@ use alert_responder::outcome::{Publisher, SnsPublisher};
 use alert_responder::pipeline::{HandleError, Responder, Summary};
 use alert_responder::secrets::{SecretResolver, SecretsManager};
 use alert_responder::state::{DynamoState, StateStore};
-use common::proxy::{Mode, Proxy};
+use common::proxy::{Mode, OneAtATime, Proxy};
 use common::{create_topic, fixture, sns_client, subscribe_http, Recorded, Reply, TestServer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
@@ -361,7 +361,11 @@ run contains {"id": "seen", "uses": "http.fetch", "args": {"url": sprintf("%s?pa
 }
 "#;
     let rig = rig(rules, &[("HOOK", hooks.url("/count"))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    // DynamoDB applies concurrent writes to an item one after another; moto
+    // needs them sent that way (see `OneAtATime`).
+    let moto = common::moto_endpoint();
+    let serialized = OneAtATime::start(moto_addr()).await;
+    let responder = responder_with(&rig.config, &moto, &serialized.url(), &moto).await;
     let alerts: Vec<String> = (0..25).map(|_| unique("alert")).collect();
     let runs = alerts.iter().map(|id| handle(&responder, event(id, 1)));
     for result in futures::future::join_all(runs).await {
