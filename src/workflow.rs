@@ -22,7 +22,9 @@ use serde_json::{json, Map, Value};
 use crate::action::{redact_args, scrub_text, scrub_value, secret_values, ActionCall, ActionError, Registry};
 use crate::alert::{Alert, Attr};
 use crate::outcome::{action_outcome_id, Status};
-use crate::policy::{to_policy_object, to_policy_value, ActionRequest, CommitSpec, PolicyError, PolicySet};
+use crate::policy::{
+    to_policy_entries, to_policy_object, to_policy_value, ActionRequest, CommitSpec, PolicyError, PolicySet,
+};
 use crate::secrets::SecretResolver;
 use crate::state::{Claim, PersistOp, PersistWrite, StateStore};
 
@@ -443,11 +445,8 @@ impl RoundInput {
                 let head = serde_json::to_value(&*alert);
                 alert.data = payload;
                 alert.attrs = attrs;
-                let mut fields: BTreeMap<regorus::Value, regorus::Value> =
-                    match to_policy_value(&head.expect("an alert serializes")).as_object() {
-                        Ok(object) => object.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                        Err(_) => BTreeMap::new(),
-                    };
+                let head = head.expect("an alert serializes");
+                let mut fields = head.as_object().map(to_policy_entries).unwrap_or_default();
                 fields.insert(regorus::Value::from("data"), self.data.clone());
                 self.alert_fields.insert(fields).clone()
             }

@@ -21,7 +21,7 @@ pub mod action_request;
 pub mod lint;
 pub mod unit_test;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -364,12 +364,15 @@ pub fn to_policy_value(value: &Value) -> regorus::Value {
 
 /// [`to_policy_value`] of a JSON object.
 pub fn to_policy_object(fields: &serde_json::Map<String, Value>) -> regorus::Value {
-    regorus::Value::from(
-        fields
-            .iter()
-            .map(|(key, value)| (regorus::Value::String(key.as_str().into()), to_policy_value(value)))
-            .collect::<std::collections::BTreeMap<_, _>>(),
-    )
+    regorus::Value::from(to_policy_entries(fields))
+}
+
+/// The entries of [`to_policy_object`], for a caller that adds its own.
+pub fn to_policy_entries(fields: &serde_json::Map<String, Value>) -> BTreeMap<regorus::Value, regorus::Value> {
+    fields
+        .iter()
+        .map(|(key, value)| (regorus::Value::String(key.as_str().into()), to_policy_value(value)))
+        .collect()
 }
 
 /// The rule an alert policy for `schema` defines.
