@@ -15,7 +15,13 @@ fn main() {
     code.push_str("pub const BUNDLED_POLICIES: &[(&str, &str)] = &[\n");
     for file in &files {
         let relative = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
-        writeln!(code, "    ({relative:?}, include_str!({:?})),", file.to_string_lossy()).unwrap();
+        // The crate's directory is named at compile time, not written here:
+        // clones sharing a target directory reuse this script's output.
+        writeln!(
+            code,
+            "    ({relative:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/\", {relative:?}))),"
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled_policies.rs");
