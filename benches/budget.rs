@@ -9,11 +9,9 @@ mod decision;
 
 use std::time::{Duration, Instant};
 
-use alert_responder::action::Registry;
-use alert_responder::alert::Alert;
 use alert_responder::config::PolicySource;
-use alert_responder::event::ingest_document;
-use alert_responder::http::HttpSettings;
+use alert_responder::decide::{Decider, Decision};
+use alert_responder::ingest::ingest_document;
 use alert_responder::policy::PolicySet;
 use serde_json::{json, Value};
 
@@ -23,9 +21,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    let policies = PolicySet::load(&PolicySource::Bundled, Duration::from_secs(5)).unwrap();
-    let registry = Registry::with_http(HttpSettings::default()).unwrap();
-    let env = json!({"WEBHOOK_URL": "https://hooks.example.org/x", "INTEL_URL": "https://intel.example.org"});
+    let decider = decision::decider();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let iterations: usize = std::env::var("BENCH_ITERATIONS")
         .ok()
@@ -42,12 +38,12 @@ fn main() {
             continue;
         }
         for _ in 0..iterations / 10 {
-            runtime.block_on(decision::decide(&policies, &registry, &env, &payload));
+            runtime.block_on(decision::decide(&decider, &payload));
         }
         let mut times: Vec<Duration> = (0..iterations)
             .map(|_| {
                 let start = Instant::now();
-                runtime.block_on(decision::decide(&policies, &registry, &env, &payload));
+                runtime.block_on(decision::decide(&decider, &payload));
                 start.elapsed()
             })
             .collect();
@@ -68,31 +64,24 @@ fn main() {
     compiles.sort();
     figures.insert("compile_ms".to_string(), json!(percentile(&compiles, 0.5) / 1000.0));
     if let Ok(dir) = std::env::var("BENCH_OPA_DIR") {
-        write_opa_inputs(std::path::Path::new(&dir), &policies, &registry, &env, &runtime);
+        write_opa_inputs(std::path::Path::new(&dir), &decider, &runtime);
     }
     println!("{}", Value::Object(figures));
 }
 
 /// The typical decision's inputs: the payload for the alert policy, and the
 /// `input` of every action-policy round the workflow evaluated.
-fn write_opa_inputs(
-    dir: &std::path::Path,
-    policies: &PolicySet,
-    registry: &Registry,
-    env: &Value,
-    runtime: &tokio::runtime::Runtime,
-) {
+fn write_opa_inputs(dir: &std::path::Path, decider: &Decider, runtime: &tokio::runtime::Runtime) {
     std::fs::create_dir_all(dir).unwrap();
     let payload = &decision::samples()[1].1;
     let envelope = ingest_document(payload, "matano").pop().unwrap().unwrap();
-    let draft = policies
-        .eval_alerts(&envelope.schema, &envelope.payload, None)
-        .unwrap()
-        .pop()
-        .unwrap();
-    let alert = Alert::from_draft(draft, &envelope);
-    let workflow = decision::workflow(policies, registry, env);
-    let report = runtime.block_on(workflow.run(alert.clone(), None));
+    let Decision::Alerts(mut reports) = runtime.block_on(decider.decide(&envelope, None)).unwrap().decision else {
+        panic!("the typical sample decides alerts");
+    };
+    let report = reports.pop().unwrap();
+    // A dry run commits nothing: every round saw the alert as the alert policy made it.
+    let alert = report.alert.clone();
+    let env = json!(decision::env());
     let mut rounds = Vec::new();
     for seq in 0..=report.rounds {
         let called: Vec<Value> = report

@@ -4,16 +4,15 @@
 //! bundled sample: lookup then notify), large (a few hundred context values,
 //! 20 never-seen IPs).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use alert_responder::action::Registry;
-use alert_responder::alert::Alert;
-use alert_responder::config::PolicySource;
-use alert_responder::event::ingest_document;
-use alert_responder::http::HttpSettings;
-use alert_responder::policy::{to_policy_value, PolicySet};
-use alert_responder::secrets::SecretResolver;
-use alert_responder::workflow::{Limits, Workflow};
+use alert_responder::app;
+use alert_responder::config::Config;
+use alert_responder::decide::{Decider, Decision};
+use alert_responder::ingest::ingest_document;
+use alert_responder::policy::to_policy_value;
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 
@@ -34,56 +33,51 @@ pub fn samples() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-static DRY_RUN: Limits = Limits {
-    max_rounds: 32,
-    max_actions: 64,
-    dry_run: true,
-};
-static SECRETS: std::sync::LazyLock<SecretResolver> = std::sync::LazyLock::new(SecretResolver::literals_only);
+/// The environment policies see in every benchmark.
+pub fn env() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("WEBHOOK_URL".to_string(), "https://hooks.example.org/x".to_string()),
+        ("INTEL_URL".to_string(), "https://intel.example.org".to_string()),
+    ])
+}
 
-/// The workflow every benchmark runs: dry run, so no action executes.
-pub fn workflow<'a>(policies: &'a PolicySet, registry: &'a Registry, env: &'a Value) -> Workflow<'a> {
-    Workflow {
-        policies,
-        registry,
-        limits: &DRY_RUN,
-        env,
-        secrets: &SECRETS,
-        state: None,
-        lease: Duration::from_secs(60),
-    }
+/// The decider every benchmark runs: the bundled policies, a dry run (no
+/// action executes), no state; built the way the function builds it.
+pub fn decider() -> Decider {
+    let config = Config {
+        dry_run: true,
+        policy_env: env(),
+        policy_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    Decider::new(
+        Arc::new(app::policies(&config).unwrap()),
+        app::registry(&config, None),
+        app::decide_settings(&config),
+        app::secrets(&config),
+        None,
+    )
 }
 
 /// One decision: returns the number of actions decided.
-pub async fn decide(policies: &PolicySet, registry: &Registry, env: &Value, payload: &[u8]) -> usize {
-    let workflow = workflow(policies, registry, env);
+pub async fn decide(decider: &Decider, payload: &[u8]) -> usize {
     let mut actions = 0;
-    // As the pipeline does it: the payload converted once for both policies.
     for envelope in ingest_document(payload, "matano").into_iter().flatten() {
-        let converted = to_policy_value(&envelope.payload);
-        for draft in policies.eval_alerts_on(&envelope.schema, &converted, None).unwrap() {
-            actions += workflow
-                .run_with_payload(Alert::from_draft(draft, &envelope), converted.clone(), None)
-                .await
-                .actions
-                .len();
+        if let Decision::Alerts(reports) = decider.decide(&envelope, None).await.unwrap().decision {
+            actions += reports.iter().map(|r| r.actions.len()).sum::<usize>();
         }
     }
     actions
 }
 
 fn decision(c: &mut Criterion) {
-    let policies = PolicySet::load(&PolicySource::Bundled, Duration::from_secs(5)).unwrap();
-    let registry = Registry::with_http(HttpSettings::default()).unwrap();
-    let env = json!({"WEBHOOK_URL": "https://hooks.example.org/x", "INTEL_URL": "https://intel.example.org"});
+    let decider = decider();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let mut group = c.benchmark_group("decision");
     for (name, payload) in samples() {
-        let actions = runtime.block_on(decide(&policies, &registry, &env, &payload));
+        let actions = runtime.block_on(decide(&decider, &payload));
         assert!(actions > 0, "{name} decides nothing");
-        group.bench_function(name, |b| {
-            b.iter(|| runtime.block_on(decide(&policies, &registry, &env, &payload)))
-        });
+        group.bench_function(name, |b| b.iter(|| runtime.block_on(decide(&decider, &payload))));
     }
     group.finish();
 
@@ -93,7 +87,12 @@ fn decision(c: &mut Criterion) {
     let mut parts = c.benchmark_group("typical_parts");
     parts.bench_function("ingest", |b| b.iter(|| ingest_document(payload, "matano")));
     parts.bench_function("alert_policy", |b| {
-        b.iter(|| policies.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap())
+        b.iter(|| {
+            decider
+                .policies()
+                .eval_alerts(&envelope.schema, &envelope.payload, None)
+                .unwrap()
+        })
     });
     parts.bench_function("payload_to_regorus", |b| b.iter(|| to_policy_value(&envelope.payload)));
     parts.finish();

@@ -1,13 +1,16 @@
 //! Configuration: read from the environment once, at init, into a validated
-//! [`Config`]. Nothing else in the crate reads the process environment.
+//! [`Config`] of plain values. Nothing else in the crate reads the process
+//! environment, and only `app` reads a `Config`: it hands each part the
+//! values it needs.
+//!
+//! This module imports nothing from the crate. The small vocabulary types a
+//! setting is parsed into ([`PolicySource`], [`PolicyEngine`], [`Endpoints`])
+//! live here, so that the modules using them depend on configuration and
+//! never the other way round.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::action::Endpoints;
-use crate::http::{HttpPolicy, HttpSettings};
-use crate::policy::PolicyEngine;
 
 /// Where policies come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +19,57 @@ pub enum PolicySource {
     Bundled,
     /// Every `*.rego` below a directory (recursively), `*_test.rego` excluded.
     Dir(PathBuf),
+}
+
+/// Which evaluator runs the policies' entry rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyEngine {
+    /// regorus's register VM, with the interpreter for rules it cannot compile.
+    #[default]
+    Vm,
+    /// The tree-walking interpreter only: runtime errors in a rule body fail
+    /// the evaluation instead of making the body undefined.
+    Interpreter,
+}
+
+impl std::str::FromStr for PolicyEngine {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "vm" => Ok(PolicyEngine::Vm),
+            "interpreter" => Ok(PolicyEngine::Interpreter),
+            _ => Err("expected vm or interpreter"),
+        }
+    }
+}
+
+/// Vendor API base URLs: the vendor's public endpoint unless configured
+/// (`<VENDOR>_BASE_URL`); an action's `base_url` argument wins over both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub slack: String,
+    pub pagerduty: String,
+    pub jira: Option<String>,
+    pub github: String,
+    pub opsgenie: String,
+    pub virustotal: String,
+    pub otx: String,
+    pub openai: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            slack: "https://slack.com/api".to_string(),
+            pagerduty: "https://events.pagerduty.com".to_string(),
+            jira: None,
+            github: "https://api.github.com".to_string(),
+            opsgenie: "https://api.opsgenie.com".to_string(),
+            virustotal: "https://www.virustotal.com/api/v3".to_string(),
+            otx: "https://otx.alienvault.com".to_string(),
+            openai: "https://api.openai.com/v1".to_string(),
+        }
+    }
 }
 
 /// Validated runtime configuration.
@@ -115,9 +169,22 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut config = Config::default();
+        config.read_policy_settings(&get, &lookup)?;
+        config.read_workflow_limits(&get)?;
+        config.read_http_settings(&get)?;
+        config.read_vendor_endpoints(&get)?;
+        config.read_state_settings(&get)?;
+        Ok(config)
+    }
 
+    /// Where policies come from, what they see, how they run.
+    fn read_policy_settings(
+        &mut self,
+        get: &impl Fn(&str) -> Option<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         if let Some(dir) = get("POLICY_DIR") {
-            config.policies = PolicySource::Dir(PathBuf::from(dir));
+            self.policies = PolicySource::Dir(PathBuf::from(dir));
         }
         if let Some(arn) = get("OUTCOME_TOPIC_ARN") {
             if !arn.starts_with("arn:") || arn.split(':').count() < 6 {
@@ -127,11 +194,11 @@ impl Config {
                     "expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
                 ));
             }
-            config.outcome_topic_arn = Some(arn);
+            self.outcome_topic_arn = Some(arn);
         }
         if let Some(schema) = get("DEFAULT_SCHEMA") {
             validate_schema_name(&schema).map_err(|reason| invalid("DEFAULT_SCHEMA", &schema, reason))?;
-            config.default_schema = schema;
+            self.default_schema = schema;
         }
         if let Some(names) = get("POLICY_ENV") {
             for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -143,7 +210,7 @@ impl Config {
                     ));
                 }
                 if let Some(value) = lookup(name) {
-                    config.policy_env.insert(name.to_string(), value);
+                    self.policy_env.insert(name.to_string(), value);
                 }
             }
         }
@@ -156,30 +223,37 @@ impl Config {
                     format!("expected a JSON object of strings: {err}"),
                 )
             })?;
-            config.policy_env.extend(values);
-        }
-        if let Some(v) = get("MAX_ROUNDS") {
-            config.max_rounds = parse_positive("MAX_ROUNDS", &v)?;
-        }
-        if let Some(v) = get("MAX_ACTIONS") {
-            config.max_actions = parse_positive("MAX_ACTIONS", &v)?;
+            self.policy_env.extend(values);
         }
         if let Some(v) = get("POLICY_TIMEOUT_MS") {
-            config.policy_timeout = Duration::from_millis(parse_positive("POLICY_TIMEOUT_MS", &v)?.into());
+            self.policy_timeout = Duration::from_millis(parse_positive("POLICY_TIMEOUT_MS", &v)?.into());
         }
         if let Some(v) = get("POLICY_ENGINE") {
-            config.policy_engine = v
-                .parse()
-                .map_err(|reason: String| invalid("POLICY_ENGINE", &v, reason))?;
+            self.policy_engine = v.parse().map_err(|reason| invalid("POLICY_ENGINE", &v, reason))?;
         }
-        if let Some(v) = get("HTTP_TIMEOUT_MS") {
-            config.http_timeout = Duration::from_millis(parse_positive("HTTP_TIMEOUT_MS", &v)?.into());
+        Ok(())
+    }
+
+    fn read_workflow_limits(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("MAX_ROUNDS") {
+            self.max_rounds = parse_positive("MAX_ROUNDS", &v)?;
+        }
+        if let Some(v) = get("MAX_ACTIONS") {
+            self.max_actions = parse_positive("MAX_ACTIONS", &v)?;
         }
         if let Some(v) = get("DRY_RUN") {
-            config.dry_run = parse_bool("DRY_RUN", &v)?;
+            self.dry_run = parse_bool("DRY_RUN", &v)?;
+        }
+        Ok(())
+    }
+
+    /// The shared HTTP client and secrets.
+    fn read_http_settings(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("HTTP_TIMEOUT_MS") {
+            self.http_timeout = Duration::from_millis(parse_positive("HTTP_TIMEOUT_MS", &v)?.into());
         }
         if let Some(v) = get("HTTP_MAX_RETRIES") {
-            config.http_max_retries = v
+            self.http_max_retries = v
                 .trim()
                 .parse::<u32>()
                 .ok()
@@ -187,28 +261,32 @@ impl Config {
                 .ok_or_else(|| invalid("HTTP_MAX_RETRIES", &v, "expected a whole number from 0 to 10"))?;
         }
         if let Some(v) = get("MAX_RESPONSE_BYTES") {
-            config.max_response_bytes = parse_positive("MAX_RESPONSE_BYTES", &v)? as usize;
+            self.max_response_bytes = parse_positive("MAX_RESPONSE_BYTES", &v)? as usize;
         }
         if let Some(v) = get("HTTP_ALLOW_PRIVATE") {
-            config.http_allow_private = parse_bool("HTTP_ALLOW_PRIVATE", &v)?;
+            self.http_allow_private = parse_bool("HTTP_ALLOW_PRIVATE", &v)?;
         }
         if let Some(v) = get("HTTP_ALLOW_HOSTS") {
-            config.http_allow_hosts = v
+            self.http_allow_hosts = v
                 .split(',')
                 .map(str::trim)
                 .filter(|h| !h.is_empty())
                 .map(str::to_string)
                 .collect();
         }
-        config.runtime_api = get("AWS_LAMBDA_RUNTIME_API");
+        self.runtime_api = get("AWS_LAMBDA_RUNTIME_API");
         if let Some(v) = get("SECRET_CACHE_TTL_SECONDS") {
             let seconds = v
                 .trim()
                 .parse::<u64>()
                 .map_err(|_| invalid("SECRET_CACHE_TTL_SECONDS", &v, "expected a whole number of seconds"))?;
-            config.secret_cache_ttl = Duration::from_secs(seconds);
+            self.secret_cache_ttl = Duration::from_secs(seconds);
         }
-        let endpoints = &mut config.endpoints;
+        Ok(())
+    }
+
+    fn read_vendor_endpoints(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let endpoints = &mut self.endpoints;
         for (name, slot) in [
             ("SLACK_BASE_URL", &mut endpoints.slack),
             ("PAGERDUTY_BASE_URL", &mut endpoints.pagerduty),
@@ -222,37 +300,26 @@ impl Config {
                 *slot = validate_url(name, url)?;
             }
         }
-        config.state_table = get("STATE_TABLE");
+        if let Some(url) = get("JIRA_BASE_URL") {
+            endpoints.jira = Some(validate_url("JIRA_BASE_URL", url)?);
+        }
+        Ok(())
+    }
+
+    /// The state table and what it decides.
+    fn read_state_settings(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        self.state_table = get("STATE_TABLE");
         if let Some(v) = get("CLAIM_LEASE_SECONDS") {
-            config.claim_lease = Duration::from_secs(parse_positive("CLAIM_LEASE_SECONDS", &v)?.into());
+            self.claim_lease = Duration::from_secs(parse_positive("CLAIM_LEASE_SECONDS", &v)?.into());
         }
         if let Some(v) = get("STALE_CHANGES") {
-            config.process_stale_changes = match v.trim() {
+            self.process_stale_changes = match v.trim() {
                 "skip" => false,
                 "process" => true,
                 _ => return Err(invalid("STALE_CHANGES", &v, "expected skip or process")),
             };
         }
-        if let Some(url) = get("JIRA_BASE_URL") {
-            endpoints.jira = Some(validate_url("JIRA_BASE_URL", url)?);
-        }
-        Ok(config)
-    }
-
-    /// The shared HTTP client's settings.
-    pub fn http_settings(&self) -> HttpSettings {
-        HttpSettings {
-            default_timeout: self.http_timeout,
-            connect_timeout: self.http_timeout.min(Duration::from_secs(5)),
-            max_retries: self.http_max_retries,
-            max_response_bytes: self.max_response_bytes,
-            policy: HttpPolicy {
-                allow_private: self.http_allow_private,
-                allow_hosts: self.http_allow_hosts.clone(),
-                runtime_api: self.runtime_api.clone(),
-            },
-            ..HttpSettings::default()
-        }
+        Ok(())
     }
 }
 
@@ -382,11 +449,10 @@ mod tests {
             ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
         ])
         .unwrap();
-        let http = c.http_settings();
-        assert_eq!(http.policy.allow_hosts, vec!["intel.internal", "*.corp.example"]);
-        assert!(!http.policy.allow_private);
-        assert_eq!(http.max_retries, 0);
-        assert_eq!(http.policy.runtime_api.as_deref(), Some("127.0.0.1:9001"));
+        assert_eq!(c.http_allow_hosts, vec!["intel.internal", "*.corp.example"]);
+        assert!(!c.http_allow_private);
+        assert_eq!(c.http_max_retries, 0);
+        assert_eq!(c.runtime_api.as_deref(), Some("127.0.0.1:9001"));
         assert_eq!(c.endpoints.openai, "http://127.0.0.1:8000/v1");
         assert_eq!(c.endpoints.pagerduty, "https://events.pagerduty.com");
     }

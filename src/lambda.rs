@@ -1,4 +1,4 @@
-//! Lambda mode: init once (config, policies, clients), then serve SNS events.
+//! Lambda mode: serve SNS events with a responder built once at init.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -6,54 +6,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
-use crate::action::sns::TopicPublisher;
-use crate::action::Registry;
-use crate::config::Config;
-use crate::event::ingest_lambda_event;
-use crate::outcome::{Publisher, SnsPublisher};
+use crate::app::InitError;
+use crate::ingest::ingest_lambda_event;
 use crate::pipeline::{HandleError, Responder, Summary};
-use crate::policy::{PolicyError, PolicySet};
-use crate::secrets::{SecretResolver, SecretsManager};
-use crate::state::DynamoState;
 
 /// Time kept back from the invocation deadline to publish outcomes.
 const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
-
-/// Why the function could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    #[error("configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
-    #[error("policies: {0}")]
-    Policy(#[from] PolicyError),
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("OUTCOME_TOPIC_ARN is required in Lambda mode")]
-    NoOutcomeTopic,
-}
-
-/// Builds the responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`.
-pub async fn init(config: &Config) -> Result<Responder, InitError> {
-    let topic = config.outcome_topic_arn.clone().ok_or(InitError::NoOutcomeTopic)?;
-    let policies = PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine);
-    let sdk = crate::aws::sdk_config();
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns.clone(), topic.clone()));
-    let registry = Registry::for_config(config, Some(Arc::new(sns) as Arc<dyn TopicPublisher>))?;
-    // Made on first use: building an SDK client builds its TLS connector.
-    let secrets = SecretResolver::new(Arc::new(SecretsManager::default()), config.secret_cache_ttl);
-    tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, state_table = ?config.state_table, "initialized");
-    let responder = Responder::new(config, policies, registry, secrets, publisher);
-    Ok(with_state_table(responder, config, &sdk))
-}
-
-/// Adds the DynamoDB state table when `STATE_TABLE` names one.
-pub fn with_state_table(responder: Responder, config: &Config, sdk: &aws_types::SdkConfig) -> Responder {
-    match &config.state_table {
-        Some(table) => responder.with_state(Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), table))),
-        None => responder,
-    }
-}
 
 /// Serves invocations until the runtime stops.
 pub async fn serve(responder: Responder, default_schema: String) -> Result<(), lambda_runtime::Error> {
@@ -126,7 +84,7 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
 pub async fn report_init_error(runtime_api: &str, error: &InitError) {
     let url = format!("http://{runtime_api}/2018-06-01/runtime/init/error");
     let body = serde_json::json!({"errorType": "Runtime.InitError", "errorMessage": error.to_string()});
-    crate::aws::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     if let Err(err) = client
         .post(url)

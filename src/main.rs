@@ -2,13 +2,13 @@
 
 use clap::Parser;
 
-use alert_responder::cli::{self, Cli, Command};
+use alert_responder::cli::Cli;
 use alert_responder::config::Config;
-use alert_responder::lambda;
+use alert_responder::{app, lambda};
 
 fn main() -> std::process::ExitCode {
     // Before the runtime starts its threads: this sets an environment variable.
-    alert_responder::aws::prefer_single_ca_bundle();
+    alert_responder::tls::prefer_single_ca_bundle();
     match std::env::var("AWS_LAMBDA_RUNTIME_API") {
         // Lambda hands a sandbox one event at a time, and the actions of a
         // round run concurrently on one thread: worker threads would only add
@@ -32,12 +32,12 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
         .without_time()
         .with_target(false)
         .init();
-    let init = async {
+    let init = || {
         let config = Config::from_env()?;
-        let responder = lambda::init(&config).await?;
-        Ok::<_, lambda::InitError>((responder, config.default_schema))
+        let responder = app::lambda_responder(&config)?;
+        Ok::<_, app::InitError>((responder, config.default_schema))
     };
-    let (responder, default_schema) = match init.await {
+    let (responder, default_schema) = match init() {
         Ok(ready) => ready,
         Err(err) => {
             tracing::error!(error = %err, "init failed");
@@ -61,13 +61,7 @@ async fn cli_main() -> std::process::ExitCode {
         .with_env_filter(log_filter(cli.log_level(), "warn"))
         .with_target(false)
         .init();
-    let result = match cli.command {
-        Command::Run(args) => cli::run::run(args).await,
-        Command::Check(args) => cli::check::run(args).await,
-        Command::Test(args) => cli::test::run(args).await,
-        Command::Play(args) => cli::play::run(args).await,
-    };
-    match result {
+    match cli.command.run().await {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(err) => {
             eprintln!("error: {err:#}");

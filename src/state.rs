@@ -1,31 +1,30 @@
-//! State across invocations, in one DynamoDB table (`STATE_TABLE`): string
-//! partition key `pk`, string sort key `sk`, TTL attribute `expires_at`.
+//! The state port: what the workflow and the pipeline keep across
+//! invocations. DynamoDB implements it (`aws::dynamodb`), and so does an
+//! in-memory store (`memory`) for `play` and the in-process tests.
 //!
-//! | item | pk | sk | holds |
-//! |---|---|---|---|
-//! | action claim | `action#<alert id>` | action id | `state` (running/done), `lease_until`, the finished `record` |
-//! | Matano change | `change#<matano alert id>` | `latest` | the highest `update_count` processed |
-//! | persistent attribute | `attrs#<namespace>` | attribute key | `value` (JSON) or `counter` (number) |
+//! | item | holds |
+//! |---|---|
+//! | action claim, per (alert id, action id) | running (with a lease) or done (with the finished record) |
+//! | Matano change, per Matano alert id | the highest `update_count` processed |
+//! | persistent attribute, per (namespace, key) | a JSON value or a numeric counter, with an expiry |
 //!
-//! A side-effecting action runs only after its claim is won with a
-//! conditional write; its record is written when it finishes, so a duplicate
-//! delivery or a retry replays the record instead of running it again. A claim
-//! whose lease ran out (its invocation died) can be taken over.
+//! A side-effecting action runs only after its claim is won; its record is
+//! written when it finishes, so a duplicate delivery or a retry replays the
+//! record instead of running it again. A claim whose lease ran out (its
+//! invocation died) can be taken over.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use crate::alert::Attr;
-use crate::outcome::preview;
-use crate::workflow::ActionRecord;
+use crate::model::{ActionRecord, Attr};
 
 /// How long finished records and change marks are kept.
 pub const RECORD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Seconds a persisted attribute lives when its commit gives no `ttl`.
+pub const DEFAULT_PERSIST_TTL: u64 = 86_400;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("state table {table}: {operation} failed: {reason}")]
@@ -92,331 +91,16 @@ pub trait StateStore: Send + Sync {
         matano_alert_id: &'a str,
         update_count: u64,
     ) -> BoxFuture<'a, Result<ChangeOrder, StateError>>;
+    /// The namespace's live persistent attributes, sorted by key.
     fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>>;
 }
 
-pub struct DynamoState {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoState {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoState {
-        DynamoState {
-            client,
-            table: table.into(),
-        }
-    }
-
-    fn error(&self, operation: &'static str, err: impl std::error::Error + 'static) -> StateError {
-        StateError {
-            table: self.table.clone(),
-            operation,
-            reason: crate::aws::error_chain(&err),
-        }
-    }
-}
-
-/// DynamoDB items hold at most 400 KB; stored records stay well below.
-const MAX_STORED_RECORD: usize = 300 * 1024;
-/// A result, argument set or attribute value larger than this is stored as a preview.
-const MAX_STORED_FIELD: usize = 64 * 1024;
-
-/// The record as stored: large results, args and committed values are
-/// replaced by marked previews (a replay then carries the preview).
-fn bounded_record_json(record: &ActionRecord) -> String {
-    let text = serde_json::to_string(record).expect("records serialize");
-    if text.len() <= MAX_STORED_RECORD {
-        return text;
-    }
-    let mut smaller = record.clone();
-    smaller.result = smaller.result.map(|r| preview(&r, MAX_STORED_FIELD));
-    if let Value::Object(args) = preview(&Value::Object(std::mem::take(&mut smaller.args)), MAX_STORED_FIELD / 2) {
-        smaller.args = args;
-    }
-    for commit in &mut smaller.commits {
-        commit.value = preview(&commit.value, MAX_STORED_FIELD / 16);
-    }
-    if let Some(error) = &mut smaller.error {
-        crate::outcome::truncate_string(error, MAX_STORED_FIELD / 4);
-    }
-    serde_json::to_string(&smaller).expect("records serialize")
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn action_key(alert_id: &str, action_id: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s(format!("action#{alert_id}"))),
-        ("sk".to_string(), s(action_id)),
-    ])
-}
-
-fn is_condition_failure(code: Option<&str>) -> bool {
-    code == Some("ConditionalCheckFailedException")
-}
-
-impl StateStore for DynamoState {
-    fn claim<'a>(
-        &'a self,
-        alert_id: &'a str,
-        action_id: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Claim, StateError>> {
-        Box::pin(async move {
-            let now = now();
-            let mut item = action_key(alert_id, action_id);
-            item.insert("state".into(), s("running"));
-            item.insert("lease_until".into(), n(now + lease.as_secs().max(1)));
-            item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk) OR (#state = :running AND lease_until < :now)")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":running", s("running"))
-                .expression_attribute_values(":now", n(now))
-                .send()
-                .await;
-            match put {
-                Ok(_) => return Ok(Claim::Claimed),
-                Err(err) if is_condition_failure(err.code()) => {}
-                Err(err) => return Err(self.error("claim", err)),
-            }
-            let current = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(action_key(alert_id, action_id)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|err| self.error("claim", err))?;
-            let item = current.item.unwrap_or_default();
-            if let (Some(AttributeValue::S(state)), Some(AttributeValue::S(record))) =
-                (item.get("state"), item.get("record"))
-            {
-                if state == "done" {
-                    let record: ActionRecord = serde_json::from_str(record).map_err(|err| StateError {
-                        table: self.table.clone(),
-                        operation: "claim",
-                        reason: format!("stored record of {action_id} is unreadable: {err}"),
-                    })?;
-                    return Ok(Claim::Done(Box::new(record)));
-                }
-            }
-            let lease_until = match item.get("lease_until") {
-                Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                _ => 0,
-            };
-            Ok(Claim::Busy { lease_until })
-        })
-    }
-
-    fn complete<'a>(
-        &'a self,
-        alert_id: &'a str,
-        record: &'a ActionRecord,
-        writes: &'a [PersistWrite],
-    ) -> BoxFuture<'a, Result<(), StateError>> {
-        Box::pin(async move {
-            let now = now();
-            let mut item = action_key(alert_id, &record.id);
-            item.insert("state".into(), s("done"));
-            item.insert("record".into(), s(bounded_record_json(record)));
-            item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
-            if writes.is_empty() {
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .map_err(|err| self.error("complete", err))?;
-                return Ok(());
-            }
-            let mut items = vec![TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(item))
-                        .build()
-                        .expect("table and item"),
-                )
-                .build()];
-            for write in writes {
-                let key = HashMap::from([
-                    ("pk".to_string(), s(format!("attrs#{}", write.namespace))),
-                    ("sk".to_string(), s(&write.key)),
-                ]);
-                let expires = n(now + write.ttl.as_secs());
-                let update = match &write.op {
-                    PersistOp::Set(value) => Update::builder()
-                        .update_expression("SET #value = :value, expires_at = :expires REMOVE #counter")
-                        .expression_attribute_values(":value", s(preview(value, MAX_STORED_FIELD).to_string())),
-                    PersistOp::Add(delta) => Update::builder()
-                        .update_expression("ADD #counter :delta SET expires_at = :expires REMOVE #value")
-                        .expression_attribute_values(":delta", n(delta)),
-                };
-                let update = update
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .expression_attribute_names("#value", "value")
-                    .expression_attribute_names("#counter", "counter")
-                    .expression_attribute_values(":expires", expires)
-                    .build()
-                    .expect("table, key and expression");
-                items.push(TransactWriteItem::builder().update(update).build());
-            }
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-                .map_err(|err| self.error("complete", err))?;
-            Ok(())
-        })
-    }
-
-    fn release<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
-        Box::pin(async move {
-            let result = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(action_key(alert_id, action_id)))
-                .condition_expression("#state = :running")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":running", s("running"))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(()),
-                Err(err) if is_condition_failure(err.code()) => Ok(()),
-                Err(err) => Err(self.error("release", err)),
-            }
-        })
-    }
-
-    fn observe_change<'a>(
-        &'a self,
-        matano_alert_id: &'a str,
-        update_count: u64,
-    ) -> BoxFuture<'a, Result<ChangeOrder, StateError>> {
-        Box::pin(async move {
-            let key = HashMap::from([
-                ("pk".to_string(), s(format!("change#{matano_alert_id}"))),
-                ("sk".to_string(), s("latest")),
-            ]);
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .update_expression("SET update_count = :count, expires_at = :expires")
-                .condition_expression("attribute_not_exists(update_count) OR update_count <= :count")
-                .expression_attribute_values(":count", n(update_count))
-                .expression_attribute_values(":expires", n(now() + RECORD_RETENTION.as_secs()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(ChangeOrder::Current),
-                Err(err) if is_condition_failure(err.code()) => {
-                    let current = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(|err| self.error("observe change", err))?;
-                    let latest = match current.item.as_ref().and_then(|i| i.get("update_count")) {
-                        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                        _ => 0,
-                    };
-                    Ok(ChangeOrder::Stale { latest })
-                }
-                Err(err) => Err(self.error("observe change", err)),
-            }
-        })
-    }
-
-    fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>> {
-        Box::pin(async move {
-            let now = now();
-            let mut attrs = Vec::new();
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(format!("attrs#{namespace}")))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|err| self.error("load attributes", err))?;
-                for item in page.items() {
-                    let expires_at: u64 = match item.get("expires_at") {
-                        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                        _ => 0,
-                    };
-                    // DynamoDB deletes expired items lazily: skip them here.
-                    if expires_at <= now {
-                        continue;
-                    }
-                    let Some(AttributeValue::S(key)) = item.get("sk") else {
-                        continue;
-                    };
-                    let value = match (item.get("value"), item.get("counter")) {
-                        (_, Some(AttributeValue::N(counter))) => counter
-                            .parse::<f64>()
-                            .ok()
-                            .and_then(|c| {
-                                if c.fract() == 0.0 && c.abs() < 9e15 {
-                                    Some(Value::from(c as i64))
-                                } else {
-                                    serde_json::Number::from_f64(c).map(Value::Number)
-                                }
-                            })
-                            .unwrap_or(Value::Null),
-                        (Some(AttributeValue::S(json)), _) => serde_json::from_str(json).unwrap_or(Value::Null),
-                        _ => continue,
-                    };
-                    attrs.push(Attr {
-                        id: None,
-                        key: key.clone(),
-                        value,
-                        kind: None,
-                        persist: true,
-                        ttl: Some(expires_at - now),
-                    });
-                }
-                match page.last_evaluated_key {
-                    Some(key) if !key.is_empty() => start = Some(key),
-                    _ => break,
-                }
-            }
-            attrs.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(attrs)
-        })
+/// A stored counter as the JSON number policies see: whole numbers as
+/// integers.
+pub fn counter_value(counter: f64) -> Value {
+    if counter.fract() == 0.0 && counter.abs() < 9e15 {
+        Value::from(counter as i64)
+    } else {
+        serde_json::Number::from_f64(counter).map_or(Value::Null, Value::Number)
     }
 }

@@ -5,9 +5,9 @@ mod common;
 use std::time::Duration;
 
 use alert_responder::action::{ActionCall, ActionError, Registry};
-use alert_responder::alert::{Alert, AlertDraft};
-use alert_responder::event::ingest_document;
 use alert_responder::http::{HttpPolicy, HttpSettings};
+use alert_responder::ingest::ingest_document;
+use alert_responder::model::{Alert, AlertDraft};
 use common::{fixture, loopback_allowed, Reply, TestServer};
 use serde_json::{json, Map, Value};
 
@@ -225,7 +225,7 @@ async fn a_post_is_not_retried_on_5xx_unless_it_is_deduplicated() {
 #[tokio::test]
 async fn retry_after_longer_than_the_deadline_is_not_waited_for() {
     let server = TestServer::start(|_| Reply::json(429, json!({})).with_header("retry-after", "3600")).await;
-    let registry = Registry::with_http(loopback_allowed()).unwrap();
+    let registry = Registry::with_http(loopback_allowed());
     let args: Map<String, Value> = json!({"url": server.url("/")}).as_object().unwrap().clone();
     let alert = alert();
     let started = std::time::Instant::now();

@@ -7,8 +7,8 @@
 mod common;
 
 use alert_responder::action::ActionError;
-use alert_responder::alert::{Alert, AlertDraft, Attr, Reference};
-use alert_responder::event::ingest_document;
+use alert_responder::ingest::ingest_document;
+use alert_responder::model::{Alert, AlertDraft, Attr, Reference};
 use common::{fixture, Recorded, Reply, TestServer};
 use serde_json::{json, Value};
 

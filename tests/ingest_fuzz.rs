@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
-use alert_responder::alert::Alert;
+use alert_responder::config::PolicyEngine;
 use alert_responder::config::PolicySource;
-use alert_responder::event::{ingest_document, ingest_lambda_event};
-use alert_responder::outcome::{rejected_outcome, MAX_OUTCOME_BYTES};
-use alert_responder::policy::{to_policy_value, PolicyEngine, PolicySet};
+use alert_responder::ingest::{ingest_document, ingest_lambda_event};
+use alert_responder::model::outcome::{rejected_outcome, MAX_OUTCOME_BYTES};
+use alert_responder::model::Alert;
+use alert_responder::policy::{to_policy_value, PolicySet};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -50,7 +51,7 @@ const FIELDS: &[&str] = &[
     "/incoming_rule_matches_context/user/name",
 ];
 
-fn check_rejection_fits(rejected: &alert_responder::event::Rejected) {
+fn check_rejection_fits(rejected: &alert_responder::ingest::Rejected) {
     assert!(!rejected.error.to_string().is_empty());
     let message = rejected_outcome(rejected).to_message();
     assert!(message.len() <= MAX_OUTCOME_BYTES);

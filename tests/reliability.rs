@@ -12,13 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alert_responder::action::Registry;
+use alert_responder::app;
+use alert_responder::aws::{DynamoState, SecretsManager, SnsPublisher};
 use alert_responder::config::{Config, PolicySource};
+use alert_responder::decide::Decider;
 use alert_responder::lambda;
-use alert_responder::outcome::{Publisher, SnsPublisher};
 use alert_responder::pipeline::{HandleError, Responder, Summary};
-use alert_responder::secrets::{SecretResolver, SecretsManager};
-use alert_responder::state::{DynamoState, StateStore};
+use alert_responder::publish::Publisher;
+use alert_responder::secrets::SecretResolver;
+use alert_responder::state::StateStore;
 use common::proxy::{Mode, OneAtATime, Proxy};
 use common::{create_topic, fixture, sns_client, subscribe_http, Recorded, Reply, TestServer};
 use lambda_runtime::{Context, LambdaEvent};
@@ -165,7 +167,7 @@ run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": sprintf("%
 async fn a_sequential_duplicate_delivery_replays_instead_of_running_again() {
     let hooks = TestServer::ok().await;
     let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let alert_id = unique("alert");
 
     let first = handle(&responder, event(&alert_id, 1)).await.unwrap();
@@ -203,7 +205,7 @@ async fn a_sequential_duplicate_delivery_replays_instead_of_running_again() {
 async fn concurrent_duplicate_deliveries_run_each_action_once() {
     let hooks = TestServer::ok().await;
     let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let alert_id = unique("alert");
     let deliveries = (0..6).map(|_| handle(&responder, event(&alert_id, 1)));
     let summaries: Vec<Summary> = futures::future::join_all(deliveries)
@@ -241,7 +243,7 @@ run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": sprintf("%
 }
 "#;
     let rig = rig(rules, &[("HOOKS", hooks.url(""))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let alert_id = unique("alert");
 
     // The "crash": the invocation is dropped once the ticket request is in flight.
@@ -277,7 +279,7 @@ async fn a_transient_webhook_failure_fails_the_invocation_and_the_retry_runs_onl
     })
     .await;
     let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let alert_id = unique("alert");
 
     let err = handle(&responder, event(&alert_id, 1)).await.unwrap_err();
@@ -309,7 +311,7 @@ async fn without_a_state_table_failures_are_final_outcomes() {
     let hooks = TestServer::start(|_| Reply::json(503, json!({}))).await;
     let mut rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
     rig.config.state_table = None;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let summary = handle(&responder, event(&unique("alert"), 1))
         .await
         .expect("no retry without a state table");
@@ -322,7 +324,7 @@ async fn without_a_state_table_failures_are_final_outcomes() {
 async fn stale_changes_are_reported_and_not_acted_on() {
     let hooks = TestServer::ok().await;
     let rig = rig(TWO_WEBHOOKS, &[("HOOKS", hooks.url(""))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let alert_id = unique("alert");
     handle(&responder, event(&alert_id, 3)).await.unwrap();
     let stale = handle(&responder, event(&alert_id, 2)).await.unwrap();
@@ -344,7 +346,7 @@ async fn stale_changes_are_reported_and_not_acted_on() {
 
     let mut config = rig.config.clone();
     config.process_stale_changes = true;
-    let processing = lambda::init(&config).await.unwrap();
+    let processing = app::lambda_responder(&config).unwrap();
     let processed = handle(&processing, event(&alert_id, 1)).await.unwrap();
     assert_eq!(processed.alerts, 1, "STALE_CHANGES=process acts on it");
 }
@@ -398,7 +400,7 @@ run contains {"id": "seen", "uses": "http.fetch", "args": {"url": sprintf("%s?pa
     );
 }
 
-/// A responder like `lambda::init` builds, with chosen AWS endpoints.
+/// A responder like `app::lambda_responder` builds, with chosen AWS endpoints.
 async fn responder_with(
     config: &Config,
     sns_endpoint: &str,
@@ -422,15 +424,15 @@ async fn responder_with(
             .endpoint_url(dynamodb_endpoint)
             .build(),
     );
-    let policies = alert_responder::policy::PolicySet::load(&config.policies, config.policy_timeout).unwrap();
-    Responder::new(
-        config,
-        policies,
-        Registry::for_config(config, None).unwrap(),
+    let state: Arc<dyn StateStore> = Arc::new(DynamoState::new(dynamo, config.state_table.clone().unwrap()));
+    let decider = Decider::new(
+        Arc::new(app::policies(config).unwrap()),
+        app::registry(config, None),
+        app::decide_settings(config),
         SecretResolver::new(Arc::new(SecretsManager::with_client(secrets)), config.secret_cache_ttl),
-        publisher,
-    )
-    .with_state(Arc::new(DynamoState::new(dynamo, config.state_table.clone().unwrap())))
+        Some(state),
+    );
+    Responder::new(decider, publisher)
 }
 
 fn moto_addr() -> std::net::SocketAddr {
@@ -619,7 +621,7 @@ run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.
 run contains {"id": "broken"} if input.alert.data.updated_alert.update_count == 7
 "#;
     let rig = rig(rules, &[("HOOK", hooks.url("/notify"))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let bad = event(&unique("alert"), 7);
     let good = event(&unique("alert"), 1);
     let both = json!({"Records": [bad["Records"][0].clone(), good["Records"][0].clone()]});
@@ -646,7 +648,7 @@ async fn a_result_over_dynamodbs_item_limit_is_recorded_bounded_and_replayed() {
     let intel = TestServer::start(move |_| Reply::json(200, json!({"report": big}))).await;
     let rules = r#"run contains {"id": "fetch", "uses": "http.fetch", "args": {"url": input.env.URL}}"#;
     let rig = rig(rules, &[("URL", intel.url("/report"))]).await;
-    let responder = lambda::init(&rig.config).await.unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
     let alert_id = unique("alert");
     let first = handle(&responder, event(&alert_id, 1))
         .await

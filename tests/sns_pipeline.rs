@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use alert_responder::config::Config;
-use alert_responder::lambda;
+use alert_responder::{app, lambda};
 use common::{assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply, TestServer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
@@ -69,7 +69,7 @@ async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
         &topic,
         &[("INTEL_URL", intel.url("")), ("WEBHOOK_URL", webhook.url("/notify"))],
     );
-    let responder = lambda::init(&config).await.expect("init");
+    let responder = app::lambda_responder(&config).expect("init");
     let summary = lambda::handle(
         &responder,
         "matano",
@@ -155,7 +155,7 @@ async fn redelivery_republishes_the_same_outcome_ids() {
     subscribe_http(&sns, &topic, &subscriber.url("/"), None).await;
     let mut config = config(&topic, &[]);
     config.dry_run = true;
-    let responder = lambda::init(&config).await.unwrap();
+    let responder = app::lambda_responder(&config).unwrap();
     let event = sns_event_with_new_ips(&["198.51.100.7"]);
     lambda::handle(&responder, "matano", invocation(event.clone()))
         .await
@@ -183,7 +183,7 @@ async fn bad_records_become_rejected_outcomes_and_good_ones_still_run() {
     .await;
     let mut config = config(&topic, &[]);
     config.dry_run = true;
-    let responder = lambda::init(&config).await.unwrap();
+    let responder = app::lambda_responder(&config).unwrap();
 
     let good = sns_event_with_new_ips(&["198.51.100.8"]);
     let mut not_json = good["Records"][0].clone();
@@ -226,7 +226,7 @@ async fn publish_failure_fails_the_invocation_for_retry() {
     sns.delete_topic().topic_arn(&topic).send().await.unwrap();
     let mut config = config(&topic, &[]);
     config.dry_run = true;
-    let responder = lambda::init(&config).await.unwrap();
+    let responder = app::lambda_responder(&config).unwrap();
     let err = lambda::handle(
         &responder,
         "matano",
@@ -252,7 +252,7 @@ async fn sns_publish_action_reaches_a_topic() {
     subscribe_http(&sns, &outcomes_topic, &outcomes.url("/"), None).await;
 
     let config = config(&outcomes_topic, &[("PAGE_TOPIC_ARN", page_topic.clone())]);
-    let responder = lambda::init(&config).await.unwrap();
+    let responder = app::lambda_responder(&config).unwrap();
     // Critical and with no new IPs: round 0 pages straight away.
     let mut event = sns_event_with_new_ips(&[]);
     let mut payload: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
@@ -294,7 +294,7 @@ async fn more_than_ten_outcomes_are_published_in_batches() {
     let mut config = config(&topic, &[]);
     config.dry_run = true;
     config.policies = alert_responder::config::PolicySource::Dir(dir.path().to_path_buf());
-    let responder = lambda::init(&config).await.unwrap();
+    let responder = app::lambda_responder(&config).unwrap();
     let summary = lambda::handle(&responder, "matano", invocation(matano_sns_event("low", &[])))
         .await
         .unwrap();

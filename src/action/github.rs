@@ -5,8 +5,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{headline, json_object, plain_name, secret, string_list, url_with, BASE_URL, TIMEOUT};
-use super::{alert_summary_text, base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use super::vendor::{alert_summary_text, base_url};
+use super::vendor::{headline, json_object, plain_name, secret, string_list, string_or, url_with, BASE_URL, TIMEOUT};
+use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
 pub const API_VERSION: &str = "2022-11-28";
@@ -67,8 +68,8 @@ impl Action for CreateIssue {
         Box::pin(async move {
             let (owner, repo) = repo(&call)?;
             let mut body = json!({
-                "title": call.str_arg("title").map(str::to_string).unwrap_or_else(|| headline(call.alert)),
-                "body": call.str_arg("body").map(str::to_string).unwrap_or_else(|| alert_summary_text(call.alert)),
+                "title": string_or(&call, "title", || headline(call.alert)),
+                "body": string_or(&call, "body", || alert_summary_text(call.alert)),
             });
             let labels = string_list(&call, "labels");
             if !labels.is_empty() {
@@ -127,7 +128,7 @@ impl Action for CreateComment {
                     arg: "issue_number".to_string(),
                     reason: "must be a positive whole number".to_string(),
                 })?;
-            let body = json!({"body": call.str_arg("body").map(str::to_string).unwrap_or_else(|| alert_summary_text(call.alert))});
+            let body = json!({"body": string_or(&call, "body", || alert_summary_text(call.alert))});
             let number = number.to_string();
             let url = url_with(
                 &base_url(&call, Some(&self.base))?,

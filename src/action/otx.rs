@@ -5,8 +5,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::vendor::base_url;
 use super::vendor::{json_object, secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
-use super::{base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
 pub struct Indicator {

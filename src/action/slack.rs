@@ -8,10 +8,11 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{clip, headline, json_object, url_with, BASE_URL, TIMEOUT};
-use super::{alert_summary_text, base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
-use crate::alert::Alert;
+use super::vendor::{alert_summary_text, base_url};
+use super::vendor::{clip, headline, json_object, string_or, url_with, BASE_URL, TIMEOUT};
+use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
+use crate::model::Alert;
 
 pub struct Post {
     client: HttpClient,
@@ -104,10 +105,7 @@ impl Action for Post {
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let alert = call.alert;
-            let text = call
-                .str_arg("text")
-                .map(str::to_string)
-                .unwrap_or_else(|| alert_summary_text(alert));
+            let text = string_or(&call, "text", || alert_summary_text(alert));
             let mut message = json!({"text": headline(alert), "blocks": blocks(alert, &text)});
             let timeout = super::http::timeout_arg(&call);
             match (call.str_arg("secret_webhook_url"), call.str_arg("secret_token")) {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 
-/// The one SNS call actions need.
+/// The one SNS call actions need; `aws::sns` implements it on the SDK.
 pub trait TopicPublisher: Send + Sync {
     /// Returns the SNS message id.
     fn publish<'a>(
@@ -18,30 +18,13 @@ pub trait TopicPublisher: Send + Sync {
         subject: Option<&'a str>,
         message: &'a str,
         attributes: &'a BTreeMap<String, String>,
-    ) -> BoxFuture<'a, Result<String, String>>;
+    ) -> BoxFuture<'a, Result<String, TopicPublishError>>;
 }
 
-impl TopicPublisher for aws_sdk_sns::Client {
-    fn publish<'a>(
-        &'a self,
-        topic_arn: &'a str,
-        subject: Option<&'a str>,
-        message: &'a str,
-        attributes: &'a BTreeMap<String, String>,
-    ) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async move {
-            let mut request = aws_sdk_sns::Client::publish(self)
-                .topic_arn(topic_arn)
-                .message(message)
-                .set_subject(subject.map(str::to_string));
-            for (name, value) in attributes {
-                request = request.message_attributes(name, crate::outcome::sns::string_attribute(value));
-            }
-            let output = request.send().await.map_err(|err| crate::aws::error_chain(&err))?;
-            Ok(output.message_id.unwrap_or_default())
-        })
-    }
-}
+/// Why a message could not be published (the SDK's error chain, in words).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TopicPublishError(pub String);
 
 pub struct Publish {
     topics: Option<Arc<dyn TopicPublisher>>,
@@ -104,7 +87,7 @@ impl Action for Publish {
             let message_id = topics
                 .publish(topic_arn, call.str_arg("subject"), &message, &attributes)
                 .await
-                .map_err(|reason| ActionError::failed(format!("SNS publish to {topic_arn} failed: {reason}")))?;
+                .map_err(|err| ActionError::failed(format!("SNS publish to {topic_arn} failed: {err}")))?;
             Ok(json!({"message_id": message_id, "topic_arn": topic_arn}))
         })
     }

@@ -3,9 +3,10 @@
 use reqwest::Url;
 use serde_json::{Map, Value};
 
-use super::{ActionCall, ActionError, ArgKind, ArgSpec};
-use crate::alert::Alert;
+use super::args::{ArgKind, ArgSpec};
+use super::contract::{ActionCall, ActionError};
 use crate::http::HttpResponse;
+use crate::model::Alert;
 
 /// Declares `base_url` and `timeout_ms`, which every vendor action takes.
 pub const BASE_URL: ArgSpec = ArgSpec::optional(
@@ -18,6 +19,36 @@ pub const TIMEOUT: ArgSpec = ArgSpec::optional(
     ArgKind::Number,
     "request timeout (default HTTP_TIMEOUT_MS)",
 );
+
+/// The `base_url` argument, else the configured endpoint; no trailing slash.
+pub fn base_url(call: &ActionCall<'_>, configured: Option<&str>) -> Result<String, ActionError> {
+    call.str_arg("base_url")
+        .or(configured)
+        .map(|url| url.trim_end_matches('/').to_string())
+        .ok_or_else(|| ActionError::BadArg {
+            arg: "base_url".to_string(),
+            reason: "is required (or set the service's *_BASE_URL)".to_string(),
+        })
+}
+
+/// A short plain-text summary of an alert for messages and tickets.
+pub fn alert_summary_text(alert: &Alert) -> String {
+    let mut text = format!("[{}] {}", alert.severity, alert.title);
+    if !alert.description.is_empty() {
+        text.push_str(&format!("\n{}", alert.description));
+    }
+    for attr in &alert.attrs {
+        let value = match &attr.value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        text.push_str(&format!("\n{}: {}", attr.key, value));
+    }
+    if let Some(link) = alert.refs.first() {
+        text.push_str(&format!("\n{}", link.url));
+    }
+    text
+}
 
 /// A required secret argument, already resolved to its value.
 pub fn secret<'a>(call: &ActionCall<'a>, arg: &str) -> Result<&'a str, ActionError> {

@@ -7,8 +7,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::vendor::base_url;
 use super::vendor::{secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
-use super::{base_url, Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpError, HttpRequest};
 
 pub struct Lookup {

@@ -1,11 +1,10 @@
 //! The local commands. Each returns an exit code; `main` only dispatches.
 
-pub mod check;
-pub mod play;
-pub mod run;
-pub mod test;
-
-use std::path::PathBuf;
+mod args;
+mod check;
+mod play;
+mod run;
+mod test;
 
 use clap::{Parser, Subcommand};
 
@@ -46,19 +45,14 @@ pub enum Command {
     Play(play::PlayArgs),
 }
 
-/// `--policies DIR`, shared by commands: absent means the bundled policies
-/// (or `POLICY_DIR`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct PolicyArgs {
-    /// Directory of *.rego policies (recursively). Default: POLICY_DIR, else the policies bundled at build time.
-    #[arg(long, value_name = "DIR")]
-    pub policies: Option<PathBuf>,
-}
-
-impl PolicyArgs {
-    pub fn apply(&self, config: &mut crate::config::Config) {
-        if let Some(dir) = &self.policies {
-            config.policies = crate::config::PolicySource::Dir(dir.clone());
+impl Command {
+    /// Runs the command; the exit code it asks for.
+    pub async fn run(self) -> anyhow::Result<i32> {
+        match self {
+            Command::Run(args) => run::run(args).await,
+            Command::Check(args) => check::run(args).await,
+            Command::Test(args) => test::run(args).await,
+            Command::Play(args) => play::run(args).await,
         }
     }
 }

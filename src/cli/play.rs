@@ -1,15 +1,14 @@
 //! `play`: run scenarios with mocked action results and check expectations.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::PolicyArgs;
-use crate::action::Registry;
-use crate::config::Config;
+use super::args::PolicyArgs;
+use crate::app;
+use crate::config::{Config, PolicyEngine};
 use crate::play::{load_scenarios, play};
-use crate::policy::{PolicyEngine, PolicySet};
-use crate::workflow::Limits;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlayArgs {
@@ -30,7 +29,7 @@ pub struct PlayArgs {
 pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
-    let policies = PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine);
+    let policies = Arc::new(app::policies(&config)?);
     let mut scenarios = load_scenarios(&args.scenarios)?;
     if let Some(id) = &args.id {
         scenarios.retain(|s| &s.id == id);
@@ -50,18 +49,14 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
         );
     }
     // The real declarations (for argument checks); nothing of it executes.
-    let declarations = Registry::for_config(&config, None)?;
-    let limits = Limits {
-        max_rounds: config.max_rounds,
-        max_actions: config.max_actions,
-        dry_run: false,
-    };
-
-    let interpreter = policies.clone().with_engine(PolicyEngine::Interpreter);
+    let declarations = app::registry(&config, None);
+    let settings = app::decide_settings(&config);
+    let schema = config.default_schema.as_str();
+    let interpreter = Arc::new(policies.as_ref().clone().with_engine(PolicyEngine::Interpreter));
     let mut passed = 0;
     let mut failed = 0;
     for scenario in &scenarios {
-        let result = play(scenario, &policies, &declarations, &limits).await;
+        let result = play(scenario, policies.clone(), &declarations, &settings, schema).await;
         let dir = args.out.join(&scenario.id);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("result.json");
@@ -71,20 +66,20 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
         if result.passed {
             passed += 1;
             println!("PASS  {} ({})", scenario.id, scenario.path.display());
-        } else {
-            failed += 1;
-            println!("FAIL  {} ({})", scenario.id, scenario.path.display());
-            for failure in &result.failures {
-                println!("      {failure}");
-            }
-            // The VM makes a rule body with a runtime error undefined (as OPA
-            // does); the interpreter names the error, which is what a policy
-            // author needs to see.
-            if policies.engine() == PolicyEngine::Vm {
-                let strict = play(scenario, &interpreter, &declarations, &limits).await;
-                for failure in strict.failures.iter().filter(|f| f.contains("evaluating data.")) {
-                    println!("      hint: on the interpreter (POLICY_ENGINE=interpreter): {failure}");
-                }
+            continue;
+        }
+        failed += 1;
+        println!("FAIL  {} ({})", scenario.id, scenario.path.display());
+        for failure in &result.failures {
+            println!("      {failure}");
+        }
+        // The VM makes a rule body with a runtime error undefined (as OPA
+        // does); the interpreter names the error, which is what a policy
+        // author needs to see.
+        if policies.engine() == PolicyEngine::Vm {
+            let strict = play(scenario, interpreter.clone(), &declarations, &settings, schema).await;
+            for failure in strict.failures.iter().filter(|f| f.is_evaluation_error()) {
+                println!("      hint: on the interpreter (POLICY_ENGINE=interpreter): {failure}");
             }
         }
     }

@@ -6,19 +6,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::PolicyArgs;
-use crate::action::sns::TopicPublisher;
-use crate::action::Registry;
-use crate::aws::LazySnsClient;
+use super::args::PolicyArgs;
+use crate::app;
+use crate::aws::{sdk_config, LazySnsClient, SnsPublisher};
 use crate::config::Config;
-use crate::event::ingest_document;
-use crate::outcome::{FilePublisher, Publisher, SnsPublisher, StdoutPublisher};
-use crate::pipeline::Responder;
-use crate::policy::PolicySet;
-use crate::secrets::{SecretResolver, SecretsManager};
+use crate::ingest::ingest_document;
+use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
 
 /// The sample change `run` uses when no input is given.
-pub const SAMPLE_ALERT: &str = include_str!("../../examples/matano_alert_change.json");
+const SAMPLE_ALERT: &str = include_str!("../../examples/matano_alert_change.json");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -65,7 +61,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
     };
 
-    let policies = PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine);
     let sns = Arc::new(LazySnsClient::default());
     let publisher: Arc<dyn Publisher> = if args.sns {
         let topic = config
@@ -78,13 +73,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         Arc::new(StdoutPublisher)
     };
-    let registry = Registry::for_config(&config, Some(sns as Arc<dyn TopicPublisher>))?;
-    // References are resolved only if a policy uses one: no AWS call otherwise.
-    let secrets = SecretResolver::new(Arc::new(SecretsManager::default()), config.secret_cache_ttl);
-    let mut responder = Responder::new(&config, policies, registry, secrets, publisher);
-    if config.state_table.is_some() {
-        responder = crate::lambda::with_state_table(responder, &config, &crate::aws::sdk_config());
-    }
+    // Secret references are resolved only if a policy uses one, and the
+    // state table only with STATE_TABLE: no AWS call otherwise.
+    let state = app::state(&config, &sdk_config());
+    let responder = app::responder(&config, publisher, Some(sns), state)?;
     let records = ingest_document(&input, &config.default_schema);
     let summary = responder.handle(records, None).await?;
     eprintln!(

@@ -2,7 +2,7 @@
 
 use regex::Regex;
 
-use super::PolicyArgs;
+use super::args::PolicyArgs;
 use crate::config::Config;
 use crate::policy::read_source;
 use crate::policy::unit_test::{TestSuite, Verdict};

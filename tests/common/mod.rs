@@ -292,12 +292,12 @@ pub fn loopback_allowed() -> alert_responder::http::HttpSettings {
 /// Runs one built-in action for `alert`, as the workflow would.
 pub async fn run_action(
     settings: alert_responder::http::HttpSettings,
-    alert: &alert_responder::alert::Alert,
+    alert: &alert_responder::model::Alert,
     uses: &str,
     args: Value,
     outcome_id: &str,
 ) -> Result<Value, alert_responder::action::ActionError> {
-    let registry = alert_responder::action::Registry::with_http(settings).unwrap();
+    let registry = alert_responder::action::Registry::with_http(settings);
     let args: serde_json::Map<String, Value> = args.as_object().unwrap().clone();
     let action = registry.validate("test-action", uses, &args)?;
     action

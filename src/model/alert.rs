@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::event::Envelope;
+use crate::ingest::Envelope;
 
 /// One element of an alert policy's `alert` set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,12 +1,16 @@
-//! Publishes outcomes to the outcome topic with `PublishBatch` (≤ 10 per
-//! call), checking every entry and retrying the ones SNS failed on its side.
+//! SNS: the outcome publisher (`PublishBatch`, ≤ 10 per call, every entry
+//! checked and the ones SNS failed on its side retried) and the topic
+//! publisher `sns.publish` uses.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use futures::future::BoxFuture;
 
-use super::{Outcome, PublishError, Publisher};
+use crate::action::sns::{TopicPublishError, TopicPublisher};
+use crate::model::Outcome;
+use crate::publish::{PublishError, Publisher};
 
 /// SNS's limit of entries per `PublishBatch`.
 pub const BATCH_SIZE: usize = 10;
@@ -26,10 +30,6 @@ impl SnsPublisher {
             client,
             topic_arn: topic_arn.into(),
         }
-    }
-
-    pub fn topic_arn(&self) -> &str {
-        &self.topic_arn
     }
 
     fn entry(index: usize, outcome: &Outcome) -> PublishBatchRequestEntry {
@@ -76,7 +76,7 @@ impl SnsPublisher {
                         .join("; ");
                     pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
                 }
-                Err(err) => last_reason = crate::aws::error_chain(&err),
+                Err(err) => last_reason = super::error_chain(&err),
             }
             tracing::warn!(topic_arn = %self.topic_arn, attempt, pending = pending.len(), reason = %last_reason, "outcome publish failed; retrying");
             if attempt == ATTEMPTS {
@@ -116,4 +116,59 @@ pub fn string_attribute(value: &str) -> MessageAttributeValue {
         .string_value(value)
         .build()
         .expect("data type is set")
+}
+
+impl TopicPublisher for aws_sdk_sns::Client {
+    fn publish<'a>(
+        &'a self,
+        topic_arn: &'a str,
+        subject: Option<&'a str>,
+        message: &'a str,
+        attributes: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, TopicPublishError>> {
+        Box::pin(async move {
+            let mut request = aws_sdk_sns::Client::publish(self)
+                .topic_arn(topic_arn)
+                .message(message)
+                .set_subject(subject.map(str::to_string));
+            for (name, value) in attributes {
+                request = request.message_attributes(name, string_attribute(value));
+            }
+            let output = request
+                .send()
+                .await
+                .map_err(|err| TopicPublishError(super::error_chain(&err)))?;
+            Ok(output.message_id.unwrap_or_default())
+        })
+    }
+}
+
+/// An SNS client made on first use, so local runs that never touch SNS never
+/// look for a region or credentials.
+#[derive(Default)]
+pub struct LazySnsClient {
+    client: tokio::sync::OnceCell<aws_sdk_sns::Client>,
+}
+
+impl LazySnsClient {
+    pub async fn get(&self) -> &aws_sdk_sns::Client {
+        self.client
+            .get_or_init(|| async { aws_sdk_sns::Client::new(&super::sdk_config()) })
+            .await
+    }
+}
+
+impl TopicPublisher for LazySnsClient {
+    fn publish<'a>(
+        &'a self,
+        topic_arn: &'a str,
+        subject: Option<&'a str>,
+        message: &'a str,
+        attributes: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<String, TopicPublishError>> {
+        Box::pin(async move {
+            let client = self.get().await;
+            TopicPublisher::publish(client, topic_arn, subject, message, attributes).await
+        })
+    }
 }

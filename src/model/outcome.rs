@@ -1,24 +1,18 @@
 //! Outcomes: one versioned JSON message per action run (plus one per rejected
-//! message or policy error), and the publishers that deliver them.
+//! message, policy error or stale change). `crate::publish` delivers them.
 //!
 //! The JSON Schema is `schemas/outcome.v1.json`.
-
-pub mod local;
-pub mod sns;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::alert::{Alert, Attr};
-use crate::event::{content_hash, Envelope, Rejected};
-
-pub use local::{FilePublisher, MemoryPublisher, StdoutPublisher};
-pub use sns::SnsPublisher;
+use super::alert::{Alert, Attr};
+use super::record::{Commit, Status};
+use crate::ingest::{content_hash, Envelope, Rejected};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -27,28 +21,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_OUTCOME_BYTES: usize = 240 * 1024;
 /// A result, args or original message larger than this is replaced by a preview.
 pub const MAX_FIELD_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Succeeded,
-    Failed,
-    Skipped,
-    DryRun,
-    Rejected,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Succeeded => "succeeded",
-            Status::Failed => "failed",
-            Status::Skipped => "skipped",
-            Status::DryRun => "dry_run",
-            Status::Rejected => "rejected",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -131,7 +103,7 @@ pub struct Outcome {
     pub seq: Option<u32>,
     /// Attributes the action committed to the alert.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub commits: Vec<Attr>,
+    pub commits: Vec<Commit>,
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,27 +332,10 @@ pub fn stale_outcome(envelope: &Envelope, latest: u64) -> Outcome {
     outcome
 }
 
-/// Why outcomes could not be delivered.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("publishing {failed} of {total} outcomes to {destination} failed: {reason}")]
-    Failed {
-        destination: String,
-        failed: usize,
-        total: usize,
-        reason: String,
-    },
-}
-
-/// Delivers outcomes somewhere: SNS, stdout, a file.
-pub trait Publisher: Send + Sync {
-    fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>>;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::IngestError;
+    use crate::ingest::IngestError;
 
     #[test]
     fn outcome_ids_are_deterministic_and_distinct() {
@@ -429,6 +384,18 @@ mod tests {
         assert_eq!(result["original_bytes"], 300 * 1024 + 2);
     }
 
+    fn commit(key: String, value: Value) -> Commit {
+        Commit {
+            id: None,
+            key,
+            value,
+            kind: None,
+            persist: false,
+            ttl: None,
+            op: Default::default(),
+        }
+    }
+
     #[test]
     fn huge_commits_and_alert_fields_still_fit() {
         let rejected = Rejected {
@@ -449,7 +416,7 @@ mod tests {
             matano_alert_id: None,
         });
         outcome.commits = (0..20)
-            .map(|i| Attr::new(format!("k{i}"), Value::String("v".repeat(50 * 1024))))
+            .map(|i| commit(format!("k{i}"), Value::String("v".repeat(50 * 1024))))
             .collect();
         let message = outcome.to_message();
         assert!(message.len() <= MAX_OUTCOME_BYTES, "{}", message.len());
@@ -460,7 +427,7 @@ mod tests {
 
         // Beyond what previews can save: identity and status stay, the rest goes.
         outcome.commits = (0..5000)
-            .map(|i| Attr::new(format!("key-{i}-{}", "x".repeat(200)), Value::Null))
+            .map(|i| commit(format!("key-{i}-{}", "x".repeat(200)), Value::Null))
             .collect();
         let message = outcome.to_message();
         assert!(message.len() <= MAX_OUTCOME_BYTES, "{}", message.len());

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use regorus::unstable::{Expr, Rule, RuleHead};
 
-use super::{new_engine, PolicyError, PolicyFile};
 use crate::action::Registry;
+use crate::policy::{new_engine, PolicyError, PolicyFile};
 
 /// One problem, at a place in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +119,7 @@ mod tests {
     use super::*;
 
     fn registry() -> Registry {
-        Registry::with_http(crate::http::HttpSettings::default()).unwrap()
+        Registry::with_http(crate::http::HttpSettings::default())
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::action::{is_secret_name, ActionError};
+use super::redact::is_secret_name;
 
 /// A parsed secret reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,52 +66,18 @@ pub enum SecretError {
     NoSource,
 }
 
+/// A secret argument that could not be resolved: names the argument and
+/// the secret, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("argument `{arg}`: {error}")]
+pub struct ArgSecretError {
+    pub arg: String,
+    pub error: SecretError,
+}
+
 /// Where secret values come from.
 pub trait SecretSource: Send + Sync {
     fn fetch<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, SecretError>>;
-}
-
-/// AWS Secrets Manager, with the client made on first use.
-#[derive(Default)]
-pub struct SecretsManager {
-    client: tokio::sync::OnceCell<aws_sdk_secretsmanager::Client>,
-}
-
-impl SecretsManager {
-    pub fn with_client(client: aws_sdk_secretsmanager::Client) -> SecretsManager {
-        SecretsManager {
-            client: tokio::sync::OnceCell::new_with(Some(client)),
-        }
-    }
-}
-
-impl SecretSource for SecretsManager {
-    fn fetch<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, SecretError>> {
-        Box::pin(async move {
-            use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-            let client = self
-                .client
-                .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(&crate::aws::sdk_config()) })
-                .await;
-            match client.get_secret_value().secret_id(name).send().await {
-                Ok(output) => output
-                    .secret_string
-                    .ok_or_else(|| SecretError::NotAString { name: name.to_string() }),
-                Err(err) => Err(match err.code() {
-                    Some("ResourceNotFoundException") => SecretError::NotFound { name: name.to_string() },
-                    Some("AccessDeniedException") => SecretError::AccessDenied { name: name.to_string() },
-                    Some(code) => SecretError::Unavailable {
-                        name: name.to_string(),
-                        reason: code.to_string(),
-                    },
-                    None => SecretError::Unavailable {
-                        name: name.to_string(),
-                        reason: crate::aws::error_chain(&err),
-                    },
-                }),
-            }
-        })
-    }
 }
 
 /// Resolves `secret_*` arguments, caching fetched secrets for `ttl`.
@@ -152,7 +118,7 @@ impl SecretResolver {
     }
 
     /// `args` with every `secret_*` reference replaced by its value.
-    pub async fn resolve_args(&self, args: &Map<String, Value>) -> Result<Map<String, Value>, ActionError> {
+    pub async fn resolve_args(&self, args: &Map<String, Value>) -> Result<Map<String, Value>, ArgSecretError> {
         let mut resolved = args.clone();
         if self.passthrough {
             return Ok(resolved);
@@ -161,7 +127,7 @@ impl SecretResolver {
             if !is_secret_name(arg) || value.is_string() || value.is_null() {
                 continue;
             }
-            let secret_error = |error| ActionError::Secret {
+            let secret_error = |error| ArgSecretError {
                 arg: arg.clone(),
                 error,
             };

@@ -1,13 +1,30 @@
-//! Publishers for local runs: JSON lines on stdout or in a file, and an
-//! in-memory collector.
+//! The port outcomes leave through, and its local implementations: JSON
+//! lines on stdout or in a file. SNS is in `aws::sns`, the in-memory one in
+//! `memory`.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use futures::future::BoxFuture;
 
-use super::{Outcome, PublishError, Publisher};
+use crate::model::Outcome;
+
+/// Why outcomes could not be delivered.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("publishing {failed} of {total} outcomes to {destination} failed: {reason}")]
+    Failed {
+        destination: String,
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
+}
+
+/// Delivers outcomes somewhere: SNS, stdout, a file, memory.
+pub trait Publisher: Send + Sync {
+    fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>>;
+}
 
 /// One JSON outcome per line on stdout.
 pub struct StdoutPublisher;
@@ -43,25 +60,6 @@ impl Publisher for FilePublisher {
                 .map_err(|err| failed(&destination, outcomes.len(), err))?;
             write_lines(&mut file, outcomes).map_err(|err| failed(&destination, outcomes.len(), err))
         })
-    }
-}
-
-/// Keeps outcomes in memory (for `play` and tests).
-#[derive(Default)]
-pub struct MemoryPublisher {
-    outcomes: Mutex<Vec<Outcome>>,
-}
-
-impl MemoryPublisher {
-    pub fn take(&self) -> Vec<Outcome> {
-        std::mem::take(&mut self.outcomes.lock().expect("not poisoned"))
-    }
-}
-
-impl Publisher for MemoryPublisher {
-    fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
-        self.outcomes.lock().expect("not poisoned").extend_from_slice(outcomes);
-        Box::pin(async { Ok(()) })
     }
 }
 

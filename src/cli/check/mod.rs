@@ -1,11 +1,13 @@
 //! `check`: compile the policies (tests included), check literal `run`
 //! entries against the action catalog, and say what the policies handle.
 
-use super::PolicyArgs;
-use crate::action::Registry;
+mod lint;
+
+use super::args::PolicyArgs;
+use crate::app;
 use crate::config::Config;
-use crate::policy::lint::check_run_entries;
 use crate::policy::{read_source, PolicySet};
+use lint::check_run_entries;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
@@ -24,7 +26,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let production_files: Vec<_> = files.iter().filter(|f| !f.is_test()).cloned().collect();
     let production = PolicySet::compile(production_files.clone(), config.policy_timeout)?;
     PolicySet::compile(files, config.policy_timeout)?;
-    let registry = Registry::for_config(&config, None)?;
+    let registry = app::registry(&config, None);
     let findings = check_run_entries(production_files, &registry)?;
     for finding in &findings {
         eprintln!("error: {finding}");

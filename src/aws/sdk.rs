@@ -1,5 +1,5 @@
-//! AWS SDK configuration on one TLS stack: rustls with the `ring` provider,
-//! shared with reqwest.
+//! AWS SDK configuration from the environment, on the TLS stack reqwest
+//! shares (rustls with the `ring` provider).
 //!
 //! The configuration is read from the environment by hand rather than by
 //! `aws-config`: Lambda gives a function its region and credentials as
@@ -26,37 +26,6 @@ use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 
-/// System CA bundles, most specific first: Amazon Linux (Lambda's
-/// provided.al2023), Debian/Ubuntu, others.
-const CA_BUNDLES: [&str; 3] = [
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/ssl/cert.pem",
-];
-
-/// Points `SSL_CERT_FILE` at the system's CA bundle when neither it nor
-/// `SSL_CERT_DIR` is set. Both TLS clients (the SDK's and reqwest's) load
-/// native roots through `rustls-native-certs`, which otherwise reads the
-/// bundle *and* every file of the certificate directory (about 150 opens, the
-/// bulk of the SDK client's construction at cold start).
-///
-/// Call first thing in `main`, before any thread exists: it sets a process
-/// environment variable.
-pub fn prefer_single_ca_bundle() {
-    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
-        return;
-    }
-    if let Some(bundle) = CA_BUNDLES.iter().find(|p| std::path::Path::new(p).is_file()) {
-        std::env::set_var("SSL_CERT_FILE", bundle);
-    }
-}
-
-/// Makes `ring` the process-wide rustls provider (reqwest uses it). Idempotent.
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The shared SDK configuration, from the process environment.
 pub fn sdk_config() -> SdkConfig {
     sdk_config_from(|name| std::env::var(name).ok())
@@ -64,7 +33,7 @@ pub fn sdk_config() -> SdkConfig {
 
 /// The shared SDK configuration, reading variables through `lookup`.
 pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
-    install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
     let http_client = SharedHttpClient::new(ConnectOnFirstRequest(
         aws_smithy_http_client::Builder::new()
@@ -152,36 +121,6 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = next.source();
     }
     message
-}
-
-/// An SNS client made on first use, so local runs that never touch SNS never
-/// look for a region or credentials.
-#[derive(Default)]
-pub struct LazySnsClient {
-    client: tokio::sync::OnceCell<aws_sdk_sns::Client>,
-}
-
-impl LazySnsClient {
-    pub async fn get(&self) -> &aws_sdk_sns::Client {
-        self.client
-            .get_or_init(|| async { aws_sdk_sns::Client::new(&sdk_config()) })
-            .await
-    }
-}
-
-impl crate::action::sns::TopicPublisher for LazySnsClient {
-    fn publish<'a>(
-        &'a self,
-        topic_arn: &'a str,
-        subject: Option<&'a str>,
-        message: &'a str,
-        attributes: &'a std::collections::BTreeMap<String, String>,
-    ) -> futures::future::BoxFuture<'a, Result<String, String>> {
-        Box::pin(async move {
-            let client = self.get().await;
-            crate::action::sns::TopicPublisher::publish(client, topic_arn, subject, message, attributes).await
-        })
-    }
 }
 
 #[cfg(test)]

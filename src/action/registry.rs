@@ -1,0 +1,124 @@
+//! `uses` → executor: the built-in actions, sharing one HTTP client.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::args::validate_args;
+use super::contract::{Action, ActionError};
+use super::{github, http, jira, openai, opsgenie, otx, pagerduty, slack, sns, virustotal, webhook};
+use crate::config::Endpoints;
+
+/// `uses` → executor.
+#[derive(Clone, Default)]
+pub struct Registry {
+    actions: BTreeMap<&'static str, Arc<dyn Action>>,
+}
+
+impl Registry {
+    /// The built-in actions, sharing one HTTP client.
+    pub fn builtin(
+        http: crate::http::HttpClient,
+        endpoints: &Endpoints,
+        topics: Option<Arc<dyn sns::TopicPublisher>>,
+        default_topic: Option<String>,
+    ) -> Registry {
+        let mut registry = Registry::default();
+        registry.register(http::Fetch::new(http.clone()));
+        registry.register(webhook::Post::new(http.clone()));
+        registry.register(sns::Publish::new(topics, default_topic));
+        registry.register(slack::Post::new(http.clone(), endpoints.slack.clone()));
+        registry.register(pagerduty::Event::trigger(http.clone(), endpoints.pagerduty.clone()));
+        registry.register(pagerduty::Event::resolve(http.clone(), endpoints.pagerduty.clone()));
+        registry.register(jira::CreateIssue::new(http.clone(), endpoints.jira.clone()));
+        registry.register(jira::AddComment::new(http.clone(), endpoints.jira.clone()));
+        registry.register(github::CreateIssue::new(http.clone(), endpoints.github.clone()));
+        registry.register(github::CreateComment::new(http.clone(), endpoints.github.clone()));
+        registry.register(opsgenie::CreateAlert::new(http.clone(), endpoints.opsgenie.clone()));
+        registry.register(virustotal::Lookup::new(http.clone(), endpoints.virustotal.clone()));
+        registry.register(otx::Indicator::new(http.clone(), endpoints.otx.clone()));
+        registry.register(openai::Chat::new(http, endpoints.openai.clone()));
+        registry
+    }
+
+    /// The built-in actions on an HTTP client with `settings`, public vendor
+    /// endpoints, and no SNS client.
+    pub fn with_http(settings: crate::http::HttpSettings) -> Registry {
+        Registry::builtin(
+            crate::http::HttpClient::new(settings),
+            &Endpoints::default(),
+            None,
+            None,
+        )
+    }
+
+    pub fn register(&mut self, action: impl Action + 'static) {
+        self.actions.insert(action.uses(), Arc::new(action));
+    }
+
+    pub fn get(&self, uses: &str) -> Option<&Arc<dyn Action>> {
+        self.actions.get(uses)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.actions.keys().copied()
+    }
+
+    /// Checks `uses` and the arguments against the declaration.
+    pub fn validate(&self, id: &str, uses: &str, args: &Map<String, Value>) -> Result<&Arc<dyn Action>, ActionError> {
+        let action = self.get(uses).ok_or_else(|| ActionError::Unknown {
+            id: id.to_string(),
+            uses: uses.to_string(),
+        })?;
+        validate_args(action.args(), args)?;
+        Ok(action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn registry() -> Registry {
+        Registry::with_http(crate::http::HttpSettings::default())
+    }
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn unknown_uses_names_the_run_entry() {
+        let err = registry()
+            .validate("page-oncall", "pager.page", &Map::new())
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown action \"pager.page\" (requested by run entry \"page-oncall\")"
+        );
+    }
+
+    #[test]
+    fn args_are_checked_against_the_declaration() {
+        let r = registry();
+        let err = r.validate("a", "http.fetch", &Map::new()).err().unwrap();
+        assert!(err.to_string().starts_with("argument `url` is required"), "{err}");
+        let err = r.validate("a", "http.fetch", &args(json!({"url": 5}))).err().unwrap();
+        assert!(err.to_string().contains("`url` must be a string"), "{err}");
+        let err = r
+            .validate("a", "http.fetch", &args(json!({"url": "http://x", "methd": "GET"})))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("`methd` is not an argument"), "{err}");
+        assert!(r
+            .validate(
+                "a",
+                "http.fetch",
+                &args(json!({"url": "http://x", "headers": {"a": "b"}}))
+            )
+            .is_ok());
+    }
+}

@@ -1,0 +1,13 @@
+//! The AWS adapters of the ports: DynamoDB (state), SNS (outcomes and the
+//! `sns.publish` action), Secrets Manager (secrets), and the SDK
+//! configuration they share.
+
+mod dynamodb;
+mod sdk;
+mod secrets_manager;
+mod sns;
+
+pub use dynamodb::DynamoState;
+pub use sdk::{error_chain, sdk_config, sdk_config_from};
+pub use secrets_manager::SecretsManager;
+pub use sns::{LazySnsClient, SnsPublisher};

@@ -1,0 +1,175 @@
+//! The decision: one ingested message → the alerts its alert policy makes →
+//! each alert's workflow. The Lambda pipeline, `run`, `play` and the
+//! benchmarks all decide through [`Decider::decide`]; they differ only in
+//! the parts they hand it (mocked actions, a dry run, an in-memory state).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::action::Registry;
+use crate::ingest::Envelope;
+use crate::model::Alert;
+use crate::policy::{to_policy_value, PolicyError, PolicySet};
+use crate::secrets::SecretResolver;
+use crate::state::{ChangeOrder, StateError, StateStore};
+use crate::workflow::{Limits, Workflow, WorkflowReport};
+
+/// What was decided for one message.
+#[derive(Debug)]
+pub enum Decision {
+    /// No alert policy for the message's schema.
+    NoAlertPolicy { schema: String },
+    /// A Matano change older than one already processed: not acted on.
+    Stale { latest: u64 },
+    /// The alert policy failed; no workflow ran.
+    AlertPolicyFailed(PolicyError),
+    /// The alerts and what their workflows did (none: the policy saw nothing to respond to).
+    Alerts(Vec<WorkflowReport>),
+}
+
+/// A decision and the time its policies took.
+#[derive(Debug)]
+pub struct Decided {
+    pub decision: Decision,
+    pub policy_time: Duration,
+}
+
+/// The plain settings of a decision, from the configuration.
+#[derive(Debug, Clone)]
+pub struct DecideSettings {
+    pub limits: Limits,
+    /// `input.env` for the action policy: only allow-listed values.
+    pub env: Value,
+    /// How long an action claim holds before another invocation may take it over.
+    pub lease: Duration,
+    /// Act on Matano changes older than one already processed.
+    pub process_stale_changes: bool,
+}
+
+/// The parts a decision needs; built once and shared by every decision.
+pub struct Decider {
+    policies: Arc<PolicySet>,
+    registry: Registry,
+    settings: DecideSettings,
+    secrets: SecretResolver,
+    /// Exactly-once actions, change order and persistent attributes.
+    state: Option<Arc<dyn StateStore>>,
+}
+
+impl Decider {
+    pub fn new(
+        policies: Arc<PolicySet>,
+        registry: Registry,
+        settings: DecideSettings,
+        secrets: SecretResolver,
+        state: Option<Arc<dyn StateStore>>,
+    ) -> Decider {
+        Decider {
+            policies,
+            registry,
+            settings,
+            secrets,
+            state,
+        }
+    }
+
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    pub fn has_state(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// Decides `envelope`. Fails only when the state store cannot be
+    /// reached: nothing of the message ran then, and it must be retried.
+    pub async fn decide(&self, envelope: &Envelope, deadline: Option<Instant>) -> Result<Decided, StateError> {
+        let mut decided = Decided {
+            decision: Decision::Alerts(Vec::new()),
+            policy_time: Duration::ZERO,
+        };
+        if !self.policies.has_schema(&envelope.schema) {
+            decided.decision = Decision::NoAlertPolicy {
+                schema: envelope.schema.clone(),
+            };
+            return Ok(decided);
+        }
+        if let Some(latest) = self.stale(envelope).await? {
+            decided.decision = Decision::Stale { latest };
+            return Ok(decided);
+        }
+        let clock = Instant::now();
+        // Converted once: the alert policy's input, then every alert's `input.alert.data`.
+        let payload = to_policy_value(&envelope.payload);
+        let evaluated = self.policies.eval_alerts_on(&envelope.schema, &payload, deadline);
+        decided.policy_time += clock.elapsed();
+        let drafts = match evaluated {
+            Ok(drafts) => drafts,
+            Err(err) => {
+                tracing::error!(message_id = %envelope.message_id, schema = %envelope.schema, error = %err, "alert policy failed");
+                decided.decision = Decision::AlertPolicyFailed(err);
+                return Ok(decided);
+            }
+        };
+        tracing::info!(message_id = %envelope.message_id, schema = %envelope.schema, change = %envelope.change_key(), alerts = drafts.len(), "alert policy evaluated");
+        let workflow = self.workflow();
+        let mut reports = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let mut alert = Alert::from_draft(draft, envelope);
+            self.add_persisted_attrs(&mut alert).await?;
+            let report = workflow.run(alert, payload.clone(), deadline).await;
+            tracing::info!(alert_id = %report.alert.id, title = %report.alert.title, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow finished");
+            decided.policy_time += report.policy_time;
+            reports.push(report);
+        }
+        decided.decision = Decision::Alerts(reports);
+        Ok(decided)
+    }
+
+    /// With a state store, the latest change already processed when this
+    /// one is older (and stale changes are skipped).
+    async fn stale(&self, envelope: &Envelope) -> Result<Option<u64>, StateError> {
+        let (Some(state), Some(change)) = (&self.state, &envelope.matano) else {
+            return Ok(None);
+        };
+        let alert = &change.updated_alert;
+        match state.observe_change(&alert.id, alert.update_count).await? {
+            ChangeOrder::Current => Ok(None),
+            ChangeOrder::Stale { latest } => {
+                tracing::warn!(matano_alert_id = %alert.id, update_count = alert.update_count, latest, "stale change");
+                Ok((!self.settings.process_stale_changes).then_some(latest))
+            }
+        }
+    }
+
+    /// Attributes earlier alerts of the namespace persisted; the alert
+    /// policy's own win on the same key.
+    async fn add_persisted_attrs(&self, alert: &mut Alert) -> Result<(), StateError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        if alert.namespace.is_empty() {
+            return Ok(());
+        }
+        for attr in state.load_attrs(&alert.namespace).await? {
+            if !alert.attrs.iter().any(|a| a.key == attr.key) {
+                alert.attrs.push(attr);
+            }
+        }
+        Ok(())
+    }
+
+    fn workflow(&self) -> Workflow<'_> {
+        Workflow::new(
+            &self.policies,
+            &self.registry,
+            &self.settings.limits,
+            &self.settings.env,
+            &self.secrets,
+            self.state.as_deref(),
+            self.settings.lease,
+        )
+    }
+}

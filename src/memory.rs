@@ -1,0 +1,300 @@
+//! In-memory implementations of the state and publishing ports: `play` runs
+//! scenarios on them (state carried across a scenario's events, on a virtual
+//! clock), and the in-process tests drive the whole pipeline with them.
+//! They keep DynamoDB's semantics: conditional claims with leases, atomic
+//! counters, expiring attributes, the highest change seen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::model::{ActionRecord, Attr, Outcome};
+use crate::publish::{PublishError, Publisher};
+use crate::state::{counter_value, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore};
+
+/// Seconds since the epoch: the system's, or a virtual clock that only
+/// moves when told to.
+#[derive(Debug)]
+enum Clock {
+    System,
+    Virtual(AtomicU64),
+}
+
+#[derive(Debug)]
+enum ClaimState {
+    Running { lease_until: u64 },
+    Done(Box<ActionRecord>),
+}
+
+#[derive(Debug, Clone)]
+enum Stored {
+    Value(Value),
+    Counter(f64),
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    claims: HashMap<(String, String), ClaimState>,
+    changes: HashMap<String, u64>,
+    /// namespace → key → (value, expires_at)
+    attrs: BTreeMap<String, BTreeMap<String, (Stored, u64)>>,
+}
+
+/// The state port in memory.
+#[derive(Debug)]
+pub struct MemoryState {
+    tables: Mutex<Tables>,
+    clock: Clock,
+    unavailable: AtomicBool,
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        MemoryState::new()
+    }
+}
+
+impl MemoryState {
+    /// On the system clock.
+    pub fn new() -> MemoryState {
+        MemoryState {
+            tables: Mutex::default(),
+            clock: Clock::System,
+            unavailable: AtomicBool::new(false),
+        }
+    }
+
+    /// On a virtual clock starting at `epoch_seconds`; see [`MemoryState::advance`].
+    pub fn with_virtual_clock(epoch_seconds: u64) -> MemoryState {
+        MemoryState {
+            clock: Clock::Virtual(AtomicU64::new(epoch_seconds)),
+            ..MemoryState::new()
+        }
+    }
+
+    /// Moves a virtual clock forward (no effect on the system clock).
+    pub fn advance(&self, by: Duration) {
+        if let Clock::Virtual(now) = &self.clock {
+            now.fetch_add(by.as_secs(), Ordering::SeqCst);
+        }
+    }
+
+    /// While set, every operation fails as an unreachable table would.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Sets a persistent attribute directly (a scenario's seeded state).
+    pub fn seed_attr(&self, namespace: &str, key: &str, value: Value, ttl: Duration) {
+        let expires_at = self.now() + ttl.as_secs();
+        let stored = match value.as_f64() {
+            Some(number) if value.is_number() => Stored::Counter(number),
+            _ => Stored::Value(value),
+        };
+        self.tables()
+            .attrs
+            .entry(namespace.to_string())
+            .or_default()
+            .insert(key.to_string(), (stored, expires_at));
+    }
+
+    /// Whether the action's claim is held or its record stored.
+    pub fn has_claim(&self, alert_id: &str, action_id: &str) -> bool {
+        self.tables()
+            .claims
+            .contains_key(&(alert_id.to_string(), action_id.to_string()))
+    }
+
+    fn now(&self) -> u64 {
+        match &self.clock {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            Clock::Virtual(now) => now.load(Ordering::SeqCst),
+        }
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().expect("not poisoned")
+    }
+
+    fn check(&self, operation: &'static str) -> Result<(), StateError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StateError {
+                table: "memory".to_string(),
+                operation,
+                reason: "the in-memory table is set unavailable".to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn claim_now(&self, alert_id: &str, action_id: &str, lease: Duration) -> Result<Claim, StateError> {
+        self.check("claim")?;
+        let now = self.now();
+        let mut tables = self.tables();
+        let key = (alert_id.to_string(), action_id.to_string());
+        match tables.claims.get(&key) {
+            Some(ClaimState::Done(record)) => return Ok(Claim::Done(record.clone())),
+            Some(ClaimState::Running { lease_until }) if *lease_until >= now => {
+                return Ok(Claim::Busy {
+                    lease_until: *lease_until,
+                })
+            }
+            _ => {}
+        }
+        let lease_until = now + lease.as_secs().max(1);
+        tables.claims.insert(key, ClaimState::Running { lease_until });
+        Ok(Claim::Claimed)
+    }
+
+    fn complete_now(&self, alert_id: &str, record: &ActionRecord, writes: &[PersistWrite]) -> Result<(), StateError> {
+        self.check("complete")?;
+        let now = self.now();
+        let mut tables = self.tables();
+        tables.claims.insert(
+            (alert_id.to_string(), record.id.clone()),
+            ClaimState::Done(Box::new(record.clone())),
+        );
+        for write in writes {
+            let attrs = tables.attrs.entry(write.namespace.clone()).or_default();
+            let expires_at = now + write.ttl.as_secs();
+            let stored = match &write.op {
+                PersistOp::Set(value) => Stored::Value(value.clone()),
+                PersistOp::Add(delta) => {
+                    // DynamoDB's ADD: an absent (or expired, or non-numeric) counter starts at 0.
+                    let current = match attrs.get(&write.key) {
+                        Some((Stored::Counter(n), expires)) if *expires > now => *n,
+                        _ => 0.0,
+                    };
+                    Stored::Counter(current + delta)
+                }
+            };
+            attrs.insert(write.key.clone(), (stored, expires_at));
+        }
+        Ok(())
+    }
+
+    fn observe_now(&self, matano_alert_id: &str, update_count: u64) -> Result<ChangeOrder, StateError> {
+        self.check("observe change")?;
+        let mut tables = self.tables();
+        let latest = tables
+            .changes
+            .entry(matano_alert_id.to_string())
+            .or_insert(update_count);
+        if *latest > update_count {
+            return Ok(ChangeOrder::Stale { latest: *latest });
+        }
+        *latest = update_count;
+        Ok(ChangeOrder::Current)
+    }
+
+    fn attrs_now(&self, namespace: &str) -> Result<Vec<Attr>, StateError> {
+        self.check("load attributes")?;
+        let now = self.now();
+        let tables = self.tables();
+        let Some(attrs) = tables.attrs.get(namespace) else {
+            return Ok(Vec::new());
+        };
+        Ok(attrs
+            .iter()
+            .filter(|(_, (_, expires_at))| *expires_at > now)
+            .map(|(key, (stored, expires_at))| Attr {
+                id: None,
+                key: key.clone(),
+                value: match stored {
+                    Stored::Value(value) => value.clone(),
+                    Stored::Counter(counter) => counter_value(*counter),
+                },
+                kind: None,
+                persist: true,
+                ttl: Some(expires_at - now),
+            })
+            .collect())
+    }
+}
+
+impl StateStore for MemoryState {
+    fn claim<'a>(
+        &'a self,
+        alert_id: &'a str,
+        action_id: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim, StateError>> {
+        Box::pin(async move { self.claim_now(alert_id, action_id, lease) })
+    }
+
+    fn complete<'a>(
+        &'a self,
+        alert_id: &'a str,
+        record: &'a ActionRecord,
+        writes: &'a [PersistWrite],
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move { self.complete_now(alert_id, record, writes) })
+    }
+
+    fn release<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.check("release")?;
+            let mut tables = self.tables();
+            let key = (alert_id.to_string(), action_id.to_string());
+            if matches!(tables.claims.get(&key), Some(ClaimState::Running { .. })) {
+                tables.claims.remove(&key);
+            }
+            Ok(())
+        })
+    }
+
+    fn observe_change<'a>(
+        &'a self,
+        matano_alert_id: &'a str,
+        update_count: u64,
+    ) -> BoxFuture<'a, Result<ChangeOrder, StateError>> {
+        Box::pin(async move { self.observe_now(matano_alert_id, update_count) })
+    }
+
+    fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>> {
+        Box::pin(async move { self.attrs_now(namespace) })
+    }
+}
+
+/// Keeps published outcomes in memory; can be told to fail.
+#[derive(Default)]
+pub struct MemoryPublisher {
+    outcomes: Mutex<Vec<Outcome>>,
+    failing: AtomicBool,
+}
+
+impl MemoryPublisher {
+    /// Takes what was published so far.
+    pub fn take(&self) -> Vec<Outcome> {
+        std::mem::take(&mut self.outcomes.lock().expect("not poisoned"))
+    }
+
+    /// While set, every publish fails (and keeps nothing), as SNS down would.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+impl Publisher for MemoryPublisher {
+    fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
+        let result = if self.failing.load(Ordering::SeqCst) {
+            Err(PublishError::Failed {
+                destination: "memory".to_string(),
+                failed: outcomes.len(),
+                total: outcomes.len(),
+                reason: "the in-memory publisher is set failing".to_string(),
+            })
+        } else {
+            self.outcomes.lock().expect("not poisoned").extend_from_slice(outcomes);
+            Ok(())
+        };
+        Box::pin(async move { result })
+    }
+}

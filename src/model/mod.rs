@@ -1,0 +1,9 @@
+//! Plain data: the alert, what became of each action, the outcome message.
+
+pub mod alert;
+pub mod outcome;
+pub mod record;
+
+pub use alert::{Alert, AlertDraft, Attr, Reference};
+pub use outcome::Outcome;
+pub use record::{ActionRecord, Commit, CommitOp, Status};

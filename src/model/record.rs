@@ -1,0 +1,102 @@
+//! What became of one requested action: its status, its result, the
+//! attributes it committed. Stored in the state table (for replays) and
+//! turned into outcomes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::alert::Attr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Skipped,
+    DryRun,
+    Rejected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::DryRun => "dry_run",
+            Status::Rejected => "rejected",
+        }
+    }
+}
+
+/// How a commit writes its attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitOp {
+    /// The value replaces the attribute's.
+    #[default]
+    Set,
+    /// The value is a number added to the attribute's (a counter).
+    Add,
+}
+
+impl CommitOp {
+    fn is_set(&self) -> bool {
+        *self == CommitOp::Set
+    }
+}
+
+/// An attribute written by an action's `commit`: the attribute as the
+/// alert holds it, and how it was written. For [`CommitOp::Add`] the value
+/// is the delta.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub key: String,
+    pub value: Value,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub persist: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
+    #[serde(default, skip_serializing_if = "CommitOp::is_set")]
+    pub op: CommitOp,
+}
+
+impl Commit {
+    /// The attribute as written, before an `add` is summed with the current value.
+    pub fn attr(&self) -> Attr {
+        Attr {
+            id: self.id.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            kind: self.kind.clone(),
+            persist: self.persist,
+            ttl: self.ttl,
+        }
+    }
+}
+
+/// One action run (or skip) of an alert.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub id: String,
+    pub uses: String,
+    /// Redacted copy of the args.
+    pub args: Map<String, Value>,
+    pub seq: u32,
+    pub status: Status,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub outcome_id: String,
+    pub commits: Vec<Commit>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    /// Taken from the state table: the action ran in an earlier invocation.
+    #[serde(default)]
+    pub replay: bool,
+}

@@ -1,0 +1,115 @@
+//! Mocked actions: the real declarations (so bad arguments fail as they
+//! would for real), results from the scenario, consumed in order, by action
+//! id first, then by `uses`. A run with no mocked result left fails, and is
+//! noted as a miss: every result a scenario depends on is written down.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::scenario::MockResult;
+use crate::action::{Action, ActionCall, ActionError, ArgSpec, Registry};
+
+#[derive(Default)]
+struct MockTable {
+    remaining: HashMap<String, VecDeque<MockResult>>,
+    /// Runs that found no result, in words, until taken.
+    misses: Vec<String>,
+}
+
+/// The mocked registry of one scenario and what its runs missed.
+pub(super) struct MockedActions {
+    table: Arc<Mutex<MockTable>>,
+    declarations: Vec<(&'static str, &'static [ArgSpec])>,
+}
+
+impl MockedActions {
+    pub(super) fn new(real: &Registry, mocks: &BTreeMap<String, Vec<MockResult>>) -> MockedActions {
+        let table = MockTable {
+            remaining: mocks
+                .iter()
+                .map(|(key, results)| (key.clone(), results.iter().cloned().collect()))
+                .collect(),
+            misses: Vec::new(),
+        };
+        MockedActions {
+            table: Arc::new(Mutex::new(table)),
+            declarations: real
+                .names()
+                .filter_map(|uses| real.get(uses).map(|action| (uses, action.args())))
+                .collect(),
+        }
+    }
+
+    /// The same action names and declarations as the real registry, all mocked.
+    pub(super) fn registry(&self) -> Registry {
+        let mut registry = Registry::default();
+        for (uses, args) in &self.declarations {
+            registry.register(MockAction {
+                uses,
+                args,
+                table: self.table.clone(),
+            });
+        }
+        registry
+    }
+
+    /// Runs that found no mocked result since the last call.
+    pub(super) fn take_misses(&self) -> Vec<String> {
+        std::mem::take(&mut self.table.lock().expect("not poisoned").misses)
+    }
+}
+
+/// Stands in for a real action: same name and declared arguments, mocked result.
+struct MockAction {
+    uses: &'static str,
+    args: &'static [ArgSpec],
+    table: Arc<Mutex<MockTable>>,
+}
+
+impl MockAction {
+    fn take(&self, action_id: &str) -> Result<MockResult, ActionError> {
+        let mut table = self.table.lock().expect("not poisoned");
+        let found = [action_id, self.uses].into_iter().find_map(|key| {
+            table
+                .remaining
+                .get_mut(key)
+                .map(|queue| (key.to_string(), queue.pop_front()))
+        });
+        let miss = match found {
+            Some((_, Some(mock))) => return Ok(mock),
+            Some((key, None)) => format!("the mocked results of {key:?} are used up (action {action_id:?})"),
+            None => format!(
+                "no mocked result for action {action_id:?} ({}): add it under `actions:` by id or uses",
+                self.uses
+            ),
+        };
+        table.misses.push(miss.clone());
+        Err(ActionError::NotConfigured(miss))
+    }
+}
+
+impl Action for MockAction {
+    fn uses(&self) -> &'static str {
+        self.uses
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        self.args
+    }
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        let mock = self.take(call.action_id);
+        Box::pin(async move {
+            let mock = mock?;
+            match mock.error {
+                Some(message) => Err(ActionError::Failed {
+                    transient: false,
+                    message,
+                    result: mock.result,
+                }),
+                None => Ok(mock.result.unwrap_or(Value::Null)),
+            }
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! `play`: scenarios run the real policies and decision with mocked action
+//! results, and check what happened against expectations. No action executes
+//! and no AWS call is made; results are deterministic.
+//!
+//! A scenario (YAML or JSON):
+//!
+//! ```yaml
+//! id: escalate-high
+//! title: a high alert with a new IP is looked up, then notified
+//! env: {WEBHOOK_URL: "https://hooks.example.org/x"}
+//! events:
+//!   - input_file: ../../examples/matano_alert_change.json   # or `input:` inline
+//!     input_patch: {updated_alert: {severity: critical}}    # RFC 7396 merge patch
+//!     schema: matano                                        # optional
+//! actions:                       # by action id, else by `uses`; used in order
+//!   lookup_ip_185.220.101.4: [{result: {status: 200, body: {country: RO}}}]
+//!   webhook.post: [{result: {status: 200}}]
+//!   http.fetch: [{error: "HTTP 500", result: {status: 500}}]
+//! expect:
+//!   alerts: {count: 1, titles: ["AWS Root Credentials Change"], attrs: {escalate: true}}
+//!   rounds: [["lookup_ip_185.220.101.4"], ["notify_webhook"]]
+//!   not_run: [page_oncall]
+//!   attrs: {country_185.220.101.4: RO}
+//!   stop: completed
+//! ```
+//!
+//! `scenario` is the file format, `mock` the mocked actions, `run` one
+//! scenario through `decide`, `expect` the checks.
+
+mod expect;
+mod mock;
+mod run;
+mod scenario;
+
+pub use run::{play, Failure, ScenarioResult};
+pub use scenario::{load_scenario, load_scenarios, Scenario};

@@ -1,0 +1,230 @@
+//! Scenario files: what a scenario holds, and loading them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::ingest::{ingest_document, Envelope};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub events: Vec<ScenarioEvent>,
+    #[serde(default)]
+    pub actions: BTreeMap<String, Vec<MockResult>>,
+    #[serde(default)]
+    pub expect: Expectations,
+    /// Where the scenario was loaded from (for relative `input_file`s).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioEvent {
+    /// A Matano payload, an SNS notification or Lambda event, or other JSON.
+    #[serde(default)]
+    pub input: Option<Value>,
+    /// A JSON file with the input, relative to the scenario file.
+    #[serde(default)]
+    pub input_file: Option<PathBuf>,
+    /// RFC 7396 merge patch applied to the input.
+    #[serde(default)]
+    pub input_patch: Option<Value>,
+    /// Overrides schema detection (as the SNS `schema` attribute would).
+    #[serde(default)]
+    pub schema: Option<String>,
+}
+
+/// One mocked run of an action: a result, or an error (with an optional result).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockResult {
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    #[serde(default)]
+    pub alerts: Option<AlertExpectation>,
+    /// Action ids per round, in order; within a round order does not matter.
+    #[serde(default)]
+    pub rounds: Option<Vec<Vec<String>>>,
+    /// Action ids that must not run.
+    #[serde(default)]
+    pub not_run: Vec<String>,
+    /// Attributes the alerts must hold at the end (key → value).
+    #[serde(default)]
+    pub attrs: BTreeMap<String, Value>,
+    /// Status per action id (`succeeded`, `failed`, `skipped`).
+    #[serde(default)]
+    pub statuses: BTreeMap<String, String>,
+    /// How the workflow stopped: `completed`, `aborted`, `action_failed`, `max_rounds`.
+    #[serde(default)]
+    pub stop: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertExpectation {
+    #[serde(default)]
+    pub count: Option<usize>,
+    #[serde(default)]
+    pub titles: Option<Vec<String>>,
+    /// Attributes the alert policy must have set (key → value), on every alert.
+    #[serde(default)]
+    pub attrs: BTreeMap<String, Value>,
+}
+
+/// Why scenarios could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: {reason}")]
+    Load { path: String, reason: String },
+}
+
+/// Loads every `*.yaml`, `*.yml` and `*.json` below `dir`, sorted by path.
+pub fn load_scenarios(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+    let mut paths = Vec::new();
+    collect(dir, &mut paths).map_err(|err| ScenarioError::Load {
+        path: dir.display().to_string(),
+        reason: err.to_string(),
+    })?;
+    paths.sort();
+    if paths.is_empty() {
+        return Err(ScenarioError::Load {
+            path: dir.display().to_string(),
+            reason: "no scenario files (*.yaml, *.yml, *.json)".to_string(),
+        });
+    }
+    paths.iter().map(|p| load_scenario(p)).collect()
+}
+
+pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
+    let fail = |reason: String| ScenarioError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mut scenario: Scenario = if path.extension().is_some_and(|e| e == "json") {
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+            .map_err(|e| fail(format!("at `{}`: {}", e.path(), e.inner())))?
+    } else {
+        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(&text))
+            .map_err(|e| fail(format!("at `{}`: {}", e.path(), e.inner())))?
+    };
+    if scenario.events.is_empty() {
+        return Err(fail("`events` is empty".to_string()));
+    }
+    for (key, mocks) in &scenario.actions {
+        if let Some(i) = mocks.iter().position(|m| m.result.is_none() && m.error.is_none()) {
+            return Err(fail(format!("actions.{key}[{i}] needs `result` or `error`")));
+        }
+    }
+    scenario.path = path.to_path_buf();
+    Ok(scenario)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The envelope of a scenario's event, ingested as production ingests it.
+pub(super) fn event_envelope(
+    scenario: &Scenario,
+    index: usize,
+    event: &ScenarioEvent,
+    default_schema: &str,
+) -> Result<Envelope, String> {
+    let mut input = match (&event.input, &event.input_file) {
+        (Some(input), None) => input.clone(),
+        (None, Some(file)) => {
+            let path = scenario.path.parent().unwrap_or(Path::new(".")).join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("input_file {}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| format!("input_file {}: not JSON: {e}", path.display()))?
+        }
+        _ => return Err("give exactly one of `input` and `input_file`".to_string()),
+    };
+    if let Some(patch) = &event.input_patch {
+        merge_patch(&mut input, patch);
+    }
+    // A bare payload travels as it would in production: in an SNS
+    // notification (a schema override as its `schema` attribute), with a
+    // fixed time so alerts without one of their own are deterministic.
+    let is_sns = input.get("Records").is_some() || input.get("Type").is_some_and(|t| t == "Notification");
+    let document = if is_sns {
+        input
+    } else {
+        let mut notification = json!({
+            "Type": "Notification",
+            "MessageId": format!("play-{}-{index}", scenario.id),
+            "Timestamp": "1970-01-01T00:00:00Z",
+            "Message": input.to_string(),
+        });
+        if let Some(schema) = &event.schema {
+            notification["MessageAttributes"] = json!({"schema": {"Type": "String", "Value": schema}});
+        }
+        notification
+    };
+    let mut ingested = ingest_document(document.to_string().as_bytes(), default_schema);
+    match ingested.len() {
+        1 => ingested
+            .pop()
+            .expect("one")
+            .map_err(|rejected| rejected.error.to_string()),
+        n => Err(format!("input holds {n} records; a scenario event is one message")),
+    }
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let target = target.as_object_mut().expect("object");
+    for (key, value) in patch {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut doc = json!({"a": {"b": 1, "c": 2}, "d": [1], "e": 1});
+        merge_patch(&mut doc, &json!({"a": {"b": null, "x": 3}, "d": {"k": 1}, "e": null}));
+        assert_eq!(doc, json!({"a": {"c": 2, "x": 3}, "d": {"k": 1}}));
+    }
+}

@@ -1,0 +1,39 @@
+//! The regorus engine as every policy here runs it, and where compile
+//! errors point.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+
+/// A regorus engine configured the way every policy here runs.
+pub fn new_engine(timeout: Duration) -> regorus::Engine {
+    let mut engine = regorus::Engine::new();
+    engine.set_gather_prints(true);
+    engine.set_execution_timer_config(timer(timeout));
+    engine
+}
+
+pub(super) fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::new(1024).expect("non-zero"),
+    }
+}
+
+/// regorus errors carry a source excerpt over several lines; logs want one:
+/// `file:line:col: message`.
+pub(super) fn first_line(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let location = lines.iter().find_map(|l| l.strip_prefix("-->")).map(str::trim);
+    let message = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("error:"))
+        .map(str::trim)
+        .or_else(|| lines.iter().copied().find(|l| !l.is_empty()))
+        .unwrap_or_default();
+    match location {
+        Some(location) => format!("{location}: {message}"),
+        None => message.to_string(),
+    }
+}

@@ -1,0 +1,20 @@
+//! What can go wrong with policies, each naming the file or the rule.
+
+use std::path::PathBuf;
+
+/// Why policies could not be loaded or evaluated. Each names the file or rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policies from {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("no policies found in {0} (expected *.rego files)")]
+    Empty(String),
+    #[error("policy does not compile: {0}")]
+    Compile(String),
+    #[error("no action policy: expected a file with `package action` and a `run` rule")]
+    NoActionPolicy,
+    #[error("evaluating {rule} failed: {reason}")]
+    Eval { rule: String, reason: String },
+    #[error("{rule} returned an invalid value: {reason}")]
+    Output { rule: String, reason: String },
+}

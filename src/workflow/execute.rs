@@ -1,0 +1,262 @@
+//! One requested action: validated, claimed (with a state store), replayed
+//! when it ran before, or run with its secrets resolved.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::Utc;
+
+use super::commit::{commits, persist_writes};
+use crate::action::{ActionCall, ActionError, Registry};
+use crate::model::outcome::action_outcome_id;
+use crate::model::{ActionRecord, Alert, Status};
+use crate::policy::ActionRequest;
+use crate::secrets::{redact_args, scrub_text, scrub_value, secret_values, SecretResolver};
+use crate::state::{Claim, StateError, StateStore};
+
+/// Why an action's outcome is not final: the invocation must be retried
+/// (with a state table, the retry runs only what did not finish).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RetryCause {
+    /// The action failed in a way another try may not (connect error,
+    /// timeout, 429, 5xx); the message is scrubbed of secret values.
+    #[error("{message}")]
+    Transient { message: String },
+    /// The state table could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Another invocation holds the claim longer than this one can wait.
+    #[error("action {action_id:?} is running in another invocation")]
+    Busy { action_id: String },
+}
+
+/// An action to be retried with the invocation.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{action_id}: {cause}")]
+pub struct Retry {
+    pub action_id: String,
+    pub cause: RetryCause,
+}
+
+/// What running one request gave: its record, final unless `retry` says why not.
+pub(super) struct Executed {
+    pub(super) record: ActionRecord,
+    pub(super) retry: Option<RetryCause>,
+}
+
+/// Runs requests: everything the workflow needs to act, but not to decide.
+pub(super) struct Executor<'a> {
+    pub(super) registry: &'a Registry,
+    pub(super) secrets: &'a SecretResolver,
+    /// Exactly-once bookkeeping; `None` runs without it.
+    pub(super) state: Option<&'a dyn StateStore>,
+    /// How long a claim holds before another invocation may take it over.
+    pub(super) lease: Duration,
+    pub(super) dry_run: bool,
+}
+
+impl Executor<'_> {
+    pub(super) async fn execute(
+        &self,
+        alert: &Alert,
+        request: &ActionRequest,
+        seq: u32,
+        deadline: Option<Instant>,
+    ) -> Executed {
+        let clock = Instant::now();
+        let mut record = new_record(alert, request, seq, Status::Failed);
+        let action = match self.registry.validate(&request.id, &request.uses, &request.args) {
+            Ok(action) => action,
+            Err(err) => {
+                record.error = Some(error_text(&err, &request.id));
+                return final_record(record, alert, clock);
+            }
+        };
+        if self.dry_run {
+            record.status = Status::DryRun;
+            return final_record(record, alert, clock);
+        }
+        if let Some(state) = self.state {
+            match self.claim(state, alert, request, deadline).await {
+                Ok(None) => {}
+                Ok(Some(mut done)) => {
+                    // The action ran before: replay its record, run nothing.
+                    done.replay = true;
+                    done.seq = seq;
+                    tracing::info!(alert_id = %alert.id, action_id = %request.id, "action already ran; replaying its record");
+                    return Executed {
+                        record: done,
+                        retry: None,
+                    };
+                }
+                Err(cause) => {
+                    record.error = Some(cause.to_string());
+                    record = finish(record, alert, clock);
+                    return Executed {
+                        record,
+                        retry: Some(cause),
+                    };
+                }
+            }
+        }
+        let transient = self.run(action.as_ref(), alert, request, deadline, &mut record).await;
+        record = finish(record, alert, clock);
+        let retry = match self.state {
+            Some(state) => self.settle(state, alert, request, &record, transient).await,
+            None => None,
+        };
+        Executed { record, retry }
+    }
+
+    /// Resolves the secrets and runs the action into `record`; true when it
+    /// failed transiently.
+    async fn run(
+        &self,
+        action: &dyn crate::action::Action,
+        alert: &Alert,
+        request: &ActionRequest,
+        deadline: Option<Instant>,
+        record: &mut ActionRecord,
+    ) -> bool {
+        // Literal secret values in the request; resolved ones are added below.
+        let mut secrets = secret_values(&request.args);
+        let outcome = match self.secrets.resolve_args(&request.args).await {
+            Err(err) => Err(ActionError::Secret(err)),
+            Ok(args) => {
+                secrets.extend(secret_values(&args));
+                action
+                    .run(ActionCall {
+                        action_id: &request.id,
+                        outcome_id: &record.outcome_id,
+                        alert,
+                        args: &args,
+                        deadline,
+                    })
+                    .await
+            }
+        };
+        let transient = matches!(&outcome, Err(err) if err.is_transient());
+        match outcome {
+            Ok(result) => {
+                let result = scrub_value(&result, &secrets);
+                record.status = Status::Succeeded;
+                record.commits = commits(request, &result, alert);
+                record.result = Some(result);
+            }
+            Err(err) => {
+                record.result = err.result().map(|r| scrub_value(r, &secrets));
+                record.error = Some(scrub_text(&error_text(&err, &request.id), &secrets));
+            }
+        }
+        transient
+    }
+
+    /// Stores a final record with its persistent writes, or gives the claim
+    /// back after a transient failure so the retried invocation runs it again.
+    async fn settle(
+        &self,
+        state: &dyn StateStore,
+        alert: &Alert,
+        request: &ActionRequest,
+        record: &ActionRecord,
+        transient: bool,
+    ) -> Option<RetryCause> {
+        if transient {
+            if let Err(err) = state.release(&alert.id, &request.id).await {
+                tracing::warn!(alert_id = %alert.id, action_id = %request.id, error = %err, "could not release the claim; it expires with its lease");
+            }
+            return Some(RetryCause::Transient {
+                message: record.error.clone().unwrap_or_default(),
+            });
+        }
+        let writes = persist_writes(alert, &record.commits);
+        match state.complete(&alert.id, record, &writes).await {
+            Ok(()) => None,
+            Err(err) => {
+                tracing::error!(alert_id = %alert.id, action_id = %request.id, error = %err, "the action ran but its record could not be saved");
+                Some(RetryCause::State(err))
+            }
+        }
+    }
+
+    /// Wins the claim (`Ok(None)`), finds the finished record (`Ok(Some)`),
+    /// or gives up (the state table is unreachable, or another invocation
+    /// holds the claim past what this one can wait).
+    async fn claim(
+        &self,
+        state: &dyn StateStore,
+        alert: &Alert,
+        request: &ActionRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ActionRecord>, RetryCause> {
+        loop {
+            match state.claim(&alert.id, &request.id, self.lease).await? {
+                Claim::Claimed => return Ok(None),
+                Claim::Done(record) => return Ok(Some(*record)),
+                Claim::Busy { lease_until } => {
+                    // Another invocation runs it: wait for its record, or for its lease to lapse.
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    let wait = Duration::from_millis(250);
+                    let time_left = deadline.is_none_or(|d| Instant::now() + wait + Duration::from_secs(1) < d);
+                    let lease_left = lease_until.saturating_sub(now);
+                    if !time_left || lease_left > self.lease.as_secs() + 1 {
+                        return Err(RetryCause::Busy {
+                            action_id: request.id.clone(),
+                        });
+                    }
+                    tracing::info!(alert_id = %alert.id, action_id = %request.id, lease_left, "action claimed by another invocation; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+/// A record of `request` with no result yet.
+pub(super) fn new_record(alert: &Alert, request: &ActionRequest, seq: u32, status: Status) -> ActionRecord {
+    ActionRecord {
+        id: request.id.clone(),
+        uses: request.uses.clone(),
+        args: redact_args(&request.args),
+        seq,
+        status,
+        result: None,
+        error: None,
+        outcome_id: action_outcome_id(&alert.id, &request.id),
+        commits: Vec::new(),
+        started_at: Utc::now(),
+        duration_ms: 0,
+        replay: false,
+    }
+}
+
+fn final_record(record: ActionRecord, alert: &Alert, clock: Instant) -> Executed {
+    Executed {
+        record: finish(record, alert, clock),
+        retry: None,
+    }
+}
+
+fn finish(mut record: ActionRecord, alert: &Alert, clock: Instant) -> ActionRecord {
+    record.duration_ms = clock.elapsed().as_millis() as u64;
+    match &record.error {
+        Some(error) => {
+            tracing::warn!(alert_id = %alert.id, action_id = %record.id, uses = %record.uses, seq = record.seq, duration_ms = record.duration_ms, error = %error, "action failed")
+        }
+        None => {
+            tracing::info!(alert_id = %alert.id, action_id = %record.id, uses = %record.uses, seq = record.seq, duration_ms = record.duration_ms, status = record.status.as_str(), "action done")
+        }
+    }
+    record
+}
+
+fn error_text(err: &ActionError, action_id: &str) -> String {
+    match err {
+        ActionError::BadArg { .. } => format!("invalid request: {err}"),
+        // Names the action and the secret, never its value.
+        ActionError::Secret(_) => format!("action {action_id:?}: {err}"),
+        _ => err.to_string(),
+    }
+}

@@ -1,0 +1,99 @@
+//! The action policy's input across an alert's rounds:
+//! `{alert, env, seq, called}`.
+
+use std::collections::BTreeMap;
+
+use crate::model::{ActionRecord, Alert, Attr};
+use crate::policy::{to_policy_entries, to_policy_object, to_policy_value};
+
+/// Everything but the attributes and `called` is fixed for the alert and
+/// converted once; the attributes are converted again only when a commit
+/// changed them, each `called` entry once, when its action has run.
+pub(super) struct RoundInput {
+    data: regorus::Value,
+    env: regorus::Value,
+    /// `input.alert` but for `attrs`, `data` included; built in round 0.
+    alert_fields: Option<BTreeMap<regorus::Value, regorus::Value>>,
+    /// The attributes as last converted, with their conversion.
+    attrs: Option<(Vec<Attr>, regorus::Value)>,
+    called: Vec<regorus::Value>,
+}
+
+impl RoundInput {
+    pub(super) fn new(data: regorus::Value, env: regorus::Value) -> RoundInput {
+        RoundInput {
+            data,
+            env,
+            alert_fields: None,
+            attrs: None,
+            called: Vec::new(),
+        }
+    }
+
+    /// `alert.data` is the payload the alert policy saw. The workflow
+    /// changes nothing of the alert but its attributes.
+    pub(super) fn input(&mut self, alert: &mut Alert, seq: u32, records: &[ActionRecord]) -> regorus::Value {
+        let mut fields = match &self.alert_fields {
+            Some(fields) => fields.clone(),
+            None => {
+                let fields = self.alert_head(alert);
+                self.alert_fields.insert(fields).clone()
+            }
+        };
+        let attrs = match &self.attrs {
+            Some((source, converted)) if *source == alert.attrs => converted.clone(),
+            _ => {
+                let json = serde_json::to_value(&alert.attrs).expect("attributes serialize");
+                let converted = to_policy_value(&json);
+                self.attrs = Some((alert.attrs.clone(), converted.clone()));
+                converted
+            }
+        };
+        fields.insert(regorus::Value::from("attrs"), attrs);
+        let converted = self.called.len();
+        self.called
+            .extend(records[converted.min(records.len())..].iter().map(called_value));
+        let mut input = BTreeMap::new();
+        input.insert(regorus::Value::from("alert"), regorus::Value::from(fields));
+        input.insert(regorus::Value::from("env"), self.env.clone());
+        input.insert(regorus::Value::from("seq"), regorus::Value::from(seq));
+        input.insert(
+            regorus::Value::from("called"),
+            regorus::Value::from(self.called.clone()),
+        );
+        regorus::Value::from(input)
+    }
+
+    /// The alert's fields but for `attrs`, with the converted payload as
+    /// `data`. Serialized without payload and attributes (moved out and
+    /// back, not copied).
+    fn alert_head(&self, alert: &mut Alert) -> BTreeMap<regorus::Value, regorus::Value> {
+        let payload = std::mem::take(&mut alert.data);
+        let attrs = std::mem::take(&mut alert.attrs);
+        let head = serde_json::to_value(&*alert);
+        alert.data = payload;
+        alert.attrs = attrs;
+        let head = head.expect("an alert serializes");
+        let mut fields = head.as_object().map(to_policy_entries).unwrap_or_default();
+        fields.insert(regorus::Value::from("data"), self.data.clone());
+        fields
+    }
+}
+
+/// The entry of `input.called` for a run, built as a policy value.
+pub(super) fn called_value(record: &ActionRecord) -> regorus::Value {
+    let optional = |value: Option<regorus::Value>| value.unwrap_or(regorus::Value::Null);
+    let entry: BTreeMap<regorus::Value, regorus::Value> = [
+        ("args", to_policy_object(&record.args)),
+        ("error", optional(record.error.as_deref().map(regorus::Value::from))),
+        ("id", regorus::Value::from(record.id.as_str())),
+        ("result", optional(record.result.as_ref().map(to_policy_value))),
+        ("seq", regorus::Value::from(record.seq)),
+        ("status", regorus::Value::from(record.status.as_str())),
+        ("uses", regorus::Value::from(record.uses.as_str())),
+    ]
+    .into_iter()
+    .map(|(key, value)| (regorus::Value::from(key), value))
+    .collect();
+    regorus::Value::from(entry)
+}

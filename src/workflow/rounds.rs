@@ -1,0 +1,262 @@
+//! The round loop: evaluate, run what is new, commit, repeat until a round
+//! asks for nothing new or a stop condition holds.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::commit::apply_commit;
+use super::execute::{new_record, Executed, Executor, Retry};
+use super::input::RoundInput;
+use crate::action::Registry;
+use crate::model::{ActionRecord, Alert, Attr, Status};
+use crate::policy::{to_policy_value, ActionRequest, PolicyError, PolicySet, ACTION_RULE};
+use crate::secrets::SecretResolver;
+use crate::state::StateStore;
+
+/// Limits and switches of a workflow.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_rounds: u32,
+    pub max_actions: u32,
+    pub dry_run: bool,
+}
+
+/// Why the workflow stopped.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Stop {
+    /// A round asked for no new action.
+    Completed,
+    Aborted {
+        action_id: String,
+    },
+    ActionFailed {
+        action_id: String,
+    },
+    MaxRounds {
+        rounds: u32,
+    },
+    PolicyError {
+        #[serde(serialize_with = "as_text")]
+        error: PolicyError,
+    },
+    /// An action must be retried in a later invocation.
+    Retry {
+        action_id: String,
+        #[serde(serialize_with = "as_text")]
+        cause: super::RetryCause,
+    },
+}
+
+impl Stop {
+    /// The reason as it is serialized (`completed`, `aborted`, ...).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Stop::Completed => "completed",
+            Stop::Aborted { .. } => "aborted",
+            Stop::ActionFailed { .. } => "action_failed",
+            Stop::MaxRounds { .. } => "max_rounds",
+            Stop::PolicyError { .. } => "policy_error",
+            Stop::Retry { .. } => "retry",
+        }
+    }
+}
+
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// Everything that happened to one alert.
+#[derive(Debug, Clone)]
+pub struct WorkflowReport {
+    /// The alert with every committed attribute.
+    pub alert: Alert,
+    /// The attributes the first round saw: the alert policy's, and those
+    /// persisted for the namespace.
+    pub initial_attrs: Vec<Attr>,
+    /// Final records, in the order they ran.
+    pub actions: Vec<ActionRecord>,
+    /// Actions whose outcome is not final: the invocation must be retried.
+    pub retries: Vec<Retry>,
+    pub rounds: u32,
+    pub stop: Stop,
+    /// Time spent evaluating the action policy.
+    pub policy_time: Duration,
+}
+
+/// One alert's rounds: the policies decide, the executor acts.
+pub struct Workflow<'a> {
+    policies: &'a PolicySet,
+    limits: &'a Limits,
+    /// `input.env`: only the allow-listed variables.
+    env: &'a Value,
+    executor: Executor<'a>,
+}
+
+/// The report as the rounds build it (the alert is added at the end).
+#[derive(Default)]
+struct Progress {
+    actions: Vec<ActionRecord>,
+    retries: Vec<Retry>,
+    rounds: u32,
+    policy_time: Duration,
+}
+
+impl<'a> Workflow<'a> {
+    /// The one way a workflow is made (`decide` calls it).
+    pub(crate) fn new(
+        policies: &'a PolicySet,
+        registry: &'a Registry,
+        limits: &'a Limits,
+        env: &'a Value,
+        secrets: &'a SecretResolver,
+        state: Option<&'a dyn StateStore>,
+        lease: Duration,
+    ) -> Workflow<'a> {
+        Workflow {
+            policies,
+            limits,
+            env,
+            executor: Executor {
+                registry,
+                secrets,
+                state,
+                lease,
+                dry_run: limits.dry_run,
+            },
+        }
+    }
+
+    /// Runs the rounds for `alert`; `payload` is `alert.data` as the alert
+    /// policy saw it (converted once, reused as `input.alert.data`).
+    pub async fn run(&self, mut alert: Alert, payload: regorus::Value, deadline: Option<Instant>) -> WorkflowReport {
+        let mut report = Progress::default();
+        let initial_attrs = alert.attrs.clone();
+        let mut seen: HashSet<String> = HashSet::new();
+        // The payload and env are the bulk of the input and never change
+        // between rounds: converted once per alert.
+        let clock = Instant::now();
+        let mut input = RoundInput::new(payload, to_policy_value(self.env));
+        report.policy_time += clock.elapsed();
+        let stop = loop {
+            let seq = report.rounds;
+            let clock = Instant::now();
+            let evaluated = self
+                .policies
+                .eval_actions(input.input(&mut alert, seq, &report.actions), deadline, &seen)
+                .and_then(new_requests);
+            report.policy_time += clock.elapsed();
+            let fresh = match evaluated {
+                Ok(fresh) => fresh,
+                Err(error) => break Stop::PolicyError { error },
+            };
+            if fresh.is_empty() {
+                break Stop::Completed;
+            }
+            seen.extend(fresh.iter().map(|r| r.id.clone()));
+            if seq >= self.limits.max_rounds {
+                tracing::warn!(alert_id = %alert.id, max_rounds = self.limits.max_rounds, pending = fresh.len(), "max rounds reached; remaining actions skipped");
+                let reason = format!("not run: the workflow reached MAX_ROUNDS ({})", self.limits.max_rounds);
+                report
+                    .actions
+                    .extend(fresh.iter().map(|r| skipped(&alert, r, seq, &reason)));
+                break Stop::MaxRounds { rounds: seq };
+            }
+            let stop = self.round(&mut alert, &fresh, seq, deadline, &mut report).await;
+            report.rounds += 1;
+            if let Some(stop) = stop {
+                break stop;
+            }
+        };
+        WorkflowReport {
+            alert,
+            initial_attrs,
+            actions: report.actions,
+            retries: report.retries,
+            rounds: report.rounds,
+            stop,
+            policy_time: report.policy_time,
+        }
+    }
+
+    /// Runs a round's new requests (up to `max_actions` for the alert)
+    /// concurrently and applies their commits.
+    async fn round(
+        &self,
+        alert: &mut Alert,
+        fresh: &[ActionRequest],
+        seq: u32,
+        deadline: Option<Instant>,
+        report: &mut Progress,
+    ) -> Option<Stop> {
+        let done = report.actions.len() + report.retries.len();
+        let room = (self.limits.max_actions as usize).saturating_sub(done);
+        let (to_run, over) = fresh.split_at(fresh.len().min(room));
+        let current: &Alert = alert;
+        let executed: Vec<Executed> = futures::future::join_all(
+            to_run
+                .iter()
+                .map(|request| self.executor.execute(current, request, seq, deadline)),
+        )
+        .await;
+        let mut stop = None;
+        for (request, Executed { record, retry }) in to_run.iter().zip(executed) {
+            if let Some(cause) = retry {
+                // Not final: no commit, no outcome; the retry decides again.
+                stop.get_or_insert(Stop::Retry {
+                    action_id: request.id.clone(),
+                    cause: cause.clone(),
+                });
+                report.retries.push(Retry {
+                    action_id: request.id.clone(),
+                    cause,
+                });
+                continue;
+            }
+            for commit in &record.commits {
+                apply_commit(alert, commit);
+            }
+            if record.status == Status::Failed && !request.force {
+                stop.get_or_insert(Stop::ActionFailed {
+                    action_id: request.id.clone(),
+                });
+            }
+            if request.abort {
+                stop.get_or_insert(Stop::Aborted {
+                    action_id: request.id.clone(),
+                });
+            }
+            report.actions.push(record);
+        }
+        if !over.is_empty() {
+            tracing::warn!(alert_id = %alert.id, max_actions = self.limits.max_actions, skipped = over.len(), "max actions reached");
+            let reason = format!("not run: the alert reached MAX_ACTIONS ({})", self.limits.max_actions);
+            report
+                .actions
+                .extend(over.iter().map(|r| skipped(alert, r, seq, &reason)));
+        }
+        stop
+    }
+}
+
+/// The round's requests in id order (the policy already left out ids run in
+/// earlier rounds); two different entries with one id are a policy error.
+fn new_requests(mut fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyError> {
+    fresh.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(pair) = fresh.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(PolicyError::Output {
+            rule: ACTION_RULE.to_string(),
+            reason: format!("two different entries share id {:?}", pair[0].id),
+        });
+    }
+    Ok(fresh)
+}
+
+fn skipped(alert: &Alert, request: &ActionRequest, seq: u32, reason: &str) -> ActionRecord {
+    let mut record = new_record(alert, request, seq, Status::Skipped);
+    record.error = Some(reason.to_string());
+    record
+}
