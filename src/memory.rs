@@ -143,7 +143,7 @@ impl MemoryState {
             Some(ClaimState::Done(record)) => return Ok(Claim::Done(record.clone())),
             Some(ClaimState::Running { lease_until }) if *lease_until >= now => {
                 return Ok(Claim::Busy {
-                    lease_until: *lease_until,
+                    lease_left: Duration::from_secs(lease_until - now),
                 })
             }
             _ => {}

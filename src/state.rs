@@ -41,8 +41,9 @@ pub enum Claim {
     Claimed,
     /// It already ran: its record.
     Done(Box<ActionRecord>),
-    /// Another invocation is running it, until `lease_until` (epoch seconds).
-    Busy { lease_until: u64 },
+    /// Another invocation is running it; its lease has this long to run
+    /// (by the store's clock).
+    Busy { lease_left: Duration },
 }
 
 /// Where a Matano change stands against the ones already processed.

@@ -2,9 +2,7 @@
 //! against its action's declaration before anything runs, and `check` uses
 //! the same declarations offline.
 
-use serde_json::{Map, Value};
-
-use super::contract::ActionError;
+use serde_json::Value;
 
 /// The type an argument must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +22,7 @@ pub enum ArgKind {
 }
 
 impl ArgKind {
-    fn accepts(self, value: &Value) -> bool {
+    pub(super) fn accepts(self, value: &Value) -> bool {
         match self {
             ArgKind::String => value.is_string(),
             ArgKind::Number => value.is_number(),
@@ -36,7 +34,7 @@ impl ArgKind {
         }
     }
 
-    fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         match self {
             ArgKind::String => "a string",
             ArgKind::Number => "a number",
@@ -75,32 +73,4 @@ impl ArgSpec {
             doc,
         }
     }
-}
-
-pub fn validate_args(specs: &[ArgSpec], args: &Map<String, Value>) -> Result<(), ActionError> {
-    for spec in specs {
-        match args.get(spec.name) {
-            None | Some(Value::Null) if spec.required => {
-                return Err(ActionError::BadArg {
-                    arg: spec.name.to_string(),
-                    reason: format!("is required ({})", spec.kind.describe()),
-                })
-            }
-            Some(value) if !value.is_null() && !spec.kind.accepts(value) => {
-                return Err(ActionError::BadArg {
-                    arg: spec.name.to_string(),
-                    reason: format!("must be {}", spec.kind.describe()),
-                })
-            }
-            _ => {}
-        }
-    }
-    if let Some(unknown) = args.keys().find(|k| !specs.iter().any(|s| s.name == k.as_str())) {
-        let known: Vec<_> = specs.iter().map(|s| s.name).collect();
-        return Err(ActionError::BadArg {
-            arg: unknown.clone(),
-            reason: format!("is not an argument of this action (known: {})", known.join(", ")),
-        });
-    }
-    Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::args::validate_args;
+use super::args::ArgSpec;
 use super::contract::{Action, ActionError};
 use super::{github, http, jira, openai, opsgenie, otx, pagerduty, slack, sns, virustotal, webhook};
 use crate::config::Endpoints;
@@ -74,6 +74,36 @@ impl Registry {
         validate_args(action.args(), args)?;
         Ok(action)
     }
+}
+
+/// Checks `args` against the declarations: required ones present, each of
+/// its kind, none unknown.
+fn validate_args(specs: &[ArgSpec], args: &Map<String, Value>) -> Result<(), ActionError> {
+    for spec in specs {
+        match args.get(spec.name) {
+            None | Some(Value::Null) if spec.required => {
+                return Err(ActionError::BadArg {
+                    arg: spec.name.to_string(),
+                    reason: format!("is required ({})", spec.kind.describe()),
+                })
+            }
+            Some(value) if !value.is_null() && !spec.kind.accepts(value) => {
+                return Err(ActionError::BadArg {
+                    arg: spec.name.to_string(),
+                    reason: format!("must be {}", spec.kind.describe()),
+                })
+            }
+            _ => {}
+        }
+    }
+    if let Some(unknown) = args.keys().find(|k| !specs.iter().any(|s| s.name == k.as_str())) {
+        let known: Vec<_> = specs.iter().map(|s| s.name).collect();
+        return Err(ActionError::BadArg {
+            arg: unknown.clone(),
+            reason: format!("is not an argument of this action (known: {})", known.join(", ")),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -43,6 +43,34 @@ impl DynamoState {
     }
 }
 
+impl DynamoState {
+    /// A persistent attribute write as a transaction item: a set replaces
+    /// the value, an add is DynamoDB's atomic `ADD` on the counter.
+    fn persist_update(&self, write: &PersistWrite, now: u64) -> TransactWriteItem {
+        let key = HashMap::from([
+            ("pk".to_string(), s(format!("attrs#{}", write.namespace))),
+            ("sk".to_string(), s(&write.key)),
+        ]);
+        let update = match &write.op {
+            PersistOp::Set(value) => Update::builder()
+                .update_expression("SET #value = :value, expires_at = :expires REMOVE #counter")
+                .expression_attribute_values(":value", s(preview(value, MAX_STORED_FIELD).to_string())),
+            PersistOp::Add(delta) => Update::builder()
+                .update_expression("ADD #counter :delta SET expires_at = :expires REMOVE #value")
+                .expression_attribute_values(":delta", n(delta)),
+        };
+        let update = update
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_names("#counter", "counter")
+            .expression_attribute_values(":expires", n(now + write.ttl.as_secs()))
+            .build()
+            .expect("table, key and expression");
+        TransactWriteItem::builder().update(update).build()
+    }
+}
+
 /// DynamoDB items hold at most 400 KB; stored records stay well below.
 const MAX_STORED_RECORD: usize = 300 * 1024;
 /// A result, argument set or attribute value larger than this is stored as a preview.
@@ -146,11 +174,13 @@ impl StateStore for DynamoState {
                     return Ok(Claim::Done(Box::new(record)));
                 }
             }
-            let lease_until = match item.get("lease_until") {
+            let lease_until: u64 = match item.get("lease_until") {
                 Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
                 _ => 0,
             };
-            Ok(Claim::Busy { lease_until })
+            Ok(Claim::Busy {
+                lease_left: Duration::from_secs(lease_until.saturating_sub(now)),
+            })
         })
     }
 
@@ -185,30 +215,7 @@ impl StateStore for DynamoState {
                         .expect("table and item"),
                 )
                 .build()];
-            for write in writes {
-                let key = HashMap::from([
-                    ("pk".to_string(), s(format!("attrs#{}", write.namespace))),
-                    ("sk".to_string(), s(&write.key)),
-                ]);
-                let expires = n(now + write.ttl.as_secs());
-                let update = match &write.op {
-                    PersistOp::Set(value) => Update::builder()
-                        .update_expression("SET #value = :value, expires_at = :expires REMOVE #counter")
-                        .expression_attribute_values(":value", s(preview(value, MAX_STORED_FIELD).to_string())),
-                    PersistOp::Add(delta) => Update::builder()
-                        .update_expression("ADD #counter :delta SET expires_at = :expires REMOVE #value")
-                        .expression_attribute_values(":delta", n(delta)),
-                };
-                let update = update
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .expression_attribute_names("#value", "value")
-                    .expression_attribute_names("#counter", "counter")
-                    .expression_attribute_values(":expires", expires)
-                    .build()
-                    .expect("table, key and expression");
-                items.push(TransactWriteItem::builder().update(update).build());
-            }
+            items.extend(writes.iter().map(|write| self.persist_update(write, now)));
             self.client
                 .transact_write_items()
                 .set_transact_items(Some(items))

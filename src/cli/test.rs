@@ -63,7 +63,17 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    for file in &coverage {
+    print_coverage(&coverage);
+    println!("{passed} passed, {failed} failed");
+    if results.is_empty() {
+        eprintln!("error: no tests found (rules named test_* in the loaded policies)");
+        return Ok(1);
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn print_coverage(coverage: &[crate::policy::unit_test::FileCoverage]) {
+    for file in coverage {
         let total = file.covered.len() + file.not_covered.len();
         let percent = if total == 0 {
             100.0
@@ -80,10 +90,4 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
             println!("  not covered: {}", lines.join(", "));
         }
     }
-    println!("{passed} passed, {failed} failed");
-    if results.is_empty() {
-        eprintln!("error: no tests found (rules named test_* in the loaded policies)");
-        return Ok(1);
-    }
-    Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -162,31 +162,16 @@ impl HttpClient {
                 .headers(headers.clone())
                 .timeout(timeout);
             if send_body {
-                builder = match &request.body {
-                    Some(RequestBody::Json(value)) => builder.json(value),
-                    Some(RequestBody::Text(text)) => builder.body(text.clone()),
-                    Some(RequestBody::Bytes(bytes)) => builder.body(bytes.clone()),
-                    None => builder,
-                };
+                builder = with_body(builder, request.body.as_ref());
             }
             let response = builder
                 .send()
                 .await
                 .map_err(|err| classify(err, &method, &shown, timeout))?;
             let status = response.status();
-            if status.is_redirection() {
-                let Some(location) = response.headers().get(LOCATION).and_then(|l| l.to_str().ok()) else {
-                    return self.read(response, &method, &shown).await;
-                };
-                let next = url
-                    .join(location)
-                    .map_err(|e| HttpError::BadUrl(format!("redirect to an invalid location: {e}")))?;
-                if !matches!(next.scheme(), "http" | "https") {
-                    return Err(HttpError::Refused {
-                        url: display_url(&next),
-                        reason: "redirect to a non-http(s) URL".to_string(),
-                    });
-                }
+            let location = response.headers().get(LOCATION).and_then(|l| l.to_str().ok());
+            if let (true, Some(location)) = (status.is_redirection(), location) {
+                let next = redirect_target(&url, location)?;
                 // Credentials stay with the host they were meant for.
                 if next.host_str() != url.host_str() || next.port_or_known_default() != url.port_or_known_default() {
                     headers.remove(AUTHORIZATION);
@@ -223,34 +208,17 @@ impl HttpClient {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.contains("json"));
-        let limit = self.settings.max_response_bytes;
-        let mut bytes = Vec::new();
-        let mut truncated = false;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = limit.saturating_sub(bytes.len());
-                    if chunk.len() > room {
-                        bytes.extend_from_slice(&chunk[..room]);
-                        truncated = true;
-                        break;
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    return Err(HttpError::Transport {
-                        method: method.clone(),
-                        url: shown.to_string(),
-                        reason: if err.is_timeout() {
-                            "timed out reading the body".to_string()
-                        } else {
-                            root_cause(&err)
-                        },
-                    })
-                }
-            }
-        }
+        let (bytes, truncated) = read_capped(&mut response, self.settings.max_response_bytes)
+            .await
+            .map_err(|err| HttpError::Transport {
+                method: method.clone(),
+                url: shown.to_string(),
+                reason: if err.is_timeout() {
+                    "timed out reading the body".to_string()
+                } else {
+                    root_cause(&err)
+                },
+            })?;
         let body = match (is_json && !truncated).then(|| serde_json::from_slice::<Value>(&bytes)) {
             Some(Ok(value)) => value,
             _ => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
@@ -273,6 +241,43 @@ impl HttpClient {
             })
         }
     }
+}
+
+fn with_body(builder: reqwest::RequestBuilder, body: Option<&RequestBody>) -> reqwest::RequestBuilder {
+    match body {
+        Some(RequestBody::Json(value)) => builder.json(value),
+        Some(RequestBody::Text(text)) => builder.body(text.clone()),
+        Some(RequestBody::Bytes(bytes)) => builder.body(bytes.clone()),
+        None => builder,
+    }
+}
+
+/// Where a redirect leads, if it may be followed at all.
+fn redirect_target(url: &Url, location: &str) -> Result<Url, HttpError> {
+    let next = url
+        .join(location)
+        .map_err(|e| HttpError::BadUrl(format!("redirect to an invalid location: {e}")))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(HttpError::Refused {
+            url: display_url(&next),
+            reason: "redirect to a non-http(s) URL".to_string(),
+        });
+    }
+    Ok(next)
+}
+
+/// The body, up to `limit` bytes; true when it was cut.
+async fn read_capped(response: &mut reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit.saturating_sub(bytes.len());
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            return Ok((bytes, true));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((bytes, false))
 }
 
 /// Records in a status error's result how many attempts were made.

@@ -176,25 +176,29 @@ impl Outcome {
         if text.len() <= MAX_OUTCOME_BYTES {
             return text;
         }
-        // Pathological sizes (thousands of commits, huge keys): keep the
-        // identity and the status, drop the free-form fields, say so.
-        smaller.result = None;
-        smaller.commits.clear();
-        if let Some(action) = &mut smaller.action {
+        smaller.identity_only();
+        serde_json::to_string(&smaller).expect("outcomes serialize")
+    }
+
+    /// For pathological sizes (thousands of commits, huge keys): keeps the
+    /// identity and the status, drops the free-form fields, says so.
+    fn identity_only(&mut self) {
+        self.result = None;
+        self.commits.clear();
+        if let Some(action) = &mut self.action {
             action.args = Map::new();
         }
-        if let Some(alert) = &mut smaller.alert {
+        if let Some(alert) = &mut self.alert {
             alert.attrs.clear();
         }
-        if let Some(rejected) = &mut smaller.rejected {
+        if let Some(rejected) = &mut self.rejected {
             rejected.truncated |= truncate_string(&mut rejected.original, MAX_FIELD_BYTES / 4);
         }
         let note = "outcome too large for SNS: result, args, commits and attrs dropped";
-        smaller.error = Some(match smaller.error.take() {
+        self.error = Some(match self.error.take() {
             Some(error) => format!("{error} ({note})"),
             None => note.to_string(),
         });
-        serde_json::to_string(&smaller).expect("outcomes serialize")
     }
 }
 

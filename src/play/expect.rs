@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::run::AlertResult;
+use super::report::AlertResult;
 use super::scenario::{AlertExpectation, Expectations};
 use crate::model::Status;
 use crate::workflow::WorkflowReport;

@@ -29,8 +29,10 @@
 
 mod expect;
 mod mock;
+mod report;
 mod run;
 mod scenario;
 
-pub use run::{play, Failure, ScenarioResult};
+pub use report::{Failure, ScenarioResult};
+pub use run::play;
 pub use scenario::{load_scenario, load_scenarios, Scenario};

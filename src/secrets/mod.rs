@@ -2,7 +2,9 @@
 //! Secrets Manager references with a cache) and redaction.
 
 mod redact;
+mod reference;
 mod resolver;
 
-pub use redact::{is_secret_name, redact_args, scrub_text, scrub_value, secret_values, REDACTED};
-pub use resolver::{ArgSecretError, SecretError, SecretRef, SecretResolver, SecretSource};
+pub use redact::{redact_args, scrub_text, scrub_value, secret_values, REDACTED};
+pub use reference::{is_secret_name, SecretRef};
+pub use resolver::{ArgSecretError, SecretError, SecretResolver, SecretSource};

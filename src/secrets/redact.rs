@@ -5,15 +5,10 @@
 
 use serde_json::{Map, Value};
 
-use super::resolver::SecretRef;
+use super::reference::{is_secret_name, SecretRef};
 
 /// Replaces the value of every argument whose name marks it as a secret.
 pub const REDACTED: &str = "[REDACTED]";
-
-/// Whether an argument holds a secret: its value never leaves the executor.
-pub fn is_secret_name(name: &str) -> bool {
-    name.starts_with("secret_")
-}
 
 /// A copy of `args` with every `secret_*` value, at any depth, replaced.
 pub fn redact_args(args: &Map<String, Value>) -> Map<String, Value> {

@@ -12,39 +12,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::redact::is_secret_name;
-
-/// A parsed secret reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretRef {
-    pub name: String,
-    pub key: Option<String>,
-}
-
-impl SecretRef {
-    pub fn parse(value: &Value) -> Result<SecretRef, String> {
-        let object = value.as_object().ok_or("is not a secret reference object")?;
-        let name = object
-            .get("secret")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .ok_or("needs `secret`: a Secrets Manager name or ARN")?;
-        let key = match object.get("key") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(key)) => Some(key.clone()),
-            Some(_) => return Err("`key` must be a string".to_string()),
-        };
-        if let Some(unknown) = object.keys().find(|k| *k != "secret" && *k != "key") {
-            return Err(format!(
-                "unknown field `{unknown}` (a reference has `secret` and `key`)"
-            ));
-        }
-        Ok(SecretRef {
-            name: name.to_string(),
-            key,
-        })
-    }
-}
+use super::reference::{is_secret_name, SecretRef};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {

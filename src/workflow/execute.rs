@@ -1,7 +1,7 @@
 //! One requested action: validated, claimed (with a state store), replayed
 //! when it ran before, or run with its secrets resolved.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
@@ -192,21 +192,16 @@ impl Executor<'_> {
             match state.claim(&alert.id, &request.id, self.lease).await? {
                 Claim::Claimed => return Ok(None),
                 Claim::Done(record) => return Ok(Some(*record)),
-                Claim::Busy { lease_until } => {
+                Claim::Busy { lease_left } => {
                     // Another invocation runs it: wait for its record, or for its lease to lapse.
-                    let now = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
                     let wait = Duration::from_millis(250);
                     let time_left = deadline.is_none_or(|d| Instant::now() + wait + Duration::from_secs(1) < d);
-                    let lease_left = lease_until.saturating_sub(now);
-                    if !time_left || lease_left > self.lease.as_secs() + 1 {
+                    if !time_left || lease_left > self.lease + Duration::from_secs(1) {
                         return Err(RetryCause::Busy {
                             action_id: request.id.clone(),
                         });
                     }
-                    tracing::info!(alert_id = %alert.id, action_id = %request.id, lease_left, "action claimed by another invocation; waiting");
+                    tracing::info!(alert_id = %alert.id, action_id = %request.id, lease_left_s = lease_left.as_secs(), "action claimed by another invocation; waiting");
                     tokio::time::sleep(wait).await;
                 }
             }

@@ -205,7 +205,7 @@ async fn serve_connection(
 /// (never skip) without it.
 pub fn moto_endpoint() -> String {
     std::env::var("MOTO_ENDPOINT")
-        .expect("MOTO_ENDPOINT is not set: run the suite with scripts/test, which starts moto server")
+        .expect("MOTO_ENDPOINT is not set: run the suite with scripts/test, which starts moto server (these suites need `--features moto-tests`)")
 }
 
 /// An SNS client for test setup, pointed at moto.

@@ -52,59 +52,74 @@ pub fn check_run_entries(files: Vec<PolicyFile>, registry: &Registry) -> Result<
             let Expr::Object { span, fields, .. } = key.as_ref() else {
                 continue;
             };
-            let field = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(_, k, _)| literal_string(k).as_deref() == Some(name))
-                    .map(|(_, _, v)| v.clone())
-            };
-            let id = field("id")
-                .and_then(|v| literal_string(&v))
-                .map(|id| format!(" {id:?}"))
-                .unwrap_or_default();
-            let place = |message: String| Finding {
-                file: span.source.file().to_string(),
-                line: span.line,
-                message,
-            };
-            let Some(uses) = field("uses").and_then(|v| literal_string(&v)) else {
-                continue;
-            };
-            let Some(action) = registry.get(&uses) else {
-                let known: Vec<&str> = registry.names().collect();
-                findings.push(place(format!(
-                    "run entry{id}: unknown action {uses:?} (known: {})",
-                    known.join(", ")
-                )));
-                continue;
-            };
-            let arg_names: Option<Vec<String>> = match field("args") {
-                None => Some(Vec::new()),
-                Some(args) => match args.as_ref() {
-                    Expr::Object { fields, .. } => fields.iter().map(|(_, k, _)| literal_string(k)).collect(),
-                    _ => None, // computed args: checked at run time
-                },
-            };
-            let Some(arg_names) = arg_names else { continue };
-            for spec in action.args().iter().filter(|s| s.required) {
-                if !arg_names.iter().any(|a| a == spec.name) {
-                    findings.push(place(format!(
-                        "run entry{id} ({uses}): missing required argument `{}`",
-                        spec.name
-                    )));
-                }
-            }
-            for name in &arg_names {
-                if !action.args().iter().any(|s| s.name == name) {
-                    findings.push(place(format!(
-                        "run entry{id} ({uses}): `{name}` is not an argument of {uses}"
-                    )));
-                }
-            }
+            check_literal_entry(span, fields, registry, &mut findings);
         }
     }
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(findings)
+}
+
+/// One `run` entry written as an object literal: a known `uses`, and, when
+/// its `args` are a literal too, the required arguments and no unknown one.
+fn check_literal_entry(
+    span: &regorus::unstable::Span,
+    fields: &[(
+        regorus::unstable::Span,
+        regorus::unstable::Ref<Expr>,
+        regorus::unstable::Ref<Expr>,
+    )],
+    registry: &Registry,
+    findings: &mut Vec<Finding>,
+) {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(_, k, _)| literal_string(k).as_deref() == Some(name))
+            .map(|(_, _, v)| v.clone())
+    };
+    let id = field("id")
+        .and_then(|v| literal_string(&v))
+        .map(|id| format!(" {id:?}"))
+        .unwrap_or_default();
+    let place = |message: String| Finding {
+        file: span.source.file().to_string(),
+        line: span.line,
+        message,
+    };
+    let Some(uses) = field("uses").and_then(|v| literal_string(&v)) else {
+        return;
+    };
+    let Some(action) = registry.get(&uses) else {
+        let known: Vec<&str> = registry.names().collect();
+        findings.push(place(format!(
+            "run entry{id}: unknown action {uses:?} (known: {})",
+            known.join(", ")
+        )));
+        return;
+    };
+    let arg_names: Option<Vec<String>> = match field("args") {
+        None => Some(Vec::new()),
+        Some(args) => match args.as_ref() {
+            Expr::Object { fields, .. } => fields.iter().map(|(_, k, _)| literal_string(k)).collect(),
+            _ => None, // computed args: checked at run time
+        },
+    };
+    let Some(arg_names) = arg_names else { return };
+    for spec in action.args().iter().filter(|s| s.required) {
+        if !arg_names.iter().any(|a| a == spec.name) {
+            findings.push(place(format!(
+                "run entry{id} ({uses}): missing required argument `{}`",
+                spec.name
+            )));
+        }
+    }
+    for name in &arg_names {
+        if !action.args().iter().any(|s| s.name == name) {
+            findings.push(place(format!(
+                "run entry{id} ({uses}): `{name}` is not an argument of {uses}"
+            )));
+        }
+    }
 }
 
 fn literal_string(expr: &Expr) -> Option<String> {

@@ -1,0 +1,325 @@
+//! The core in process: the whole pipeline (ingest → decide → workflow →
+//! outcomes) on the in-memory state store and publisher, with fake actions.
+//! Claims, replays, concurrent duplicates, takeovers, transient failures,
+//! stale changes, publish failures and persistent counters, with no server.
+//! The moto-backed suites (`reliability`, `sns_pipeline`) test the same on
+//! the AWS adapters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alert_responder::action::{Action, ActionCall, ActionError, ArgKind, ArgSpec, Registry};
+use alert_responder::app;
+use alert_responder::config::Config;
+use alert_responder::decide::Decider;
+use alert_responder::ingest::ingest_document;
+use alert_responder::memory::{MemoryPublisher, MemoryState};
+use alert_responder::model::{Outcome, Status};
+use alert_responder::pipeline::{HandleError, Responder, Summary};
+use alert_responder::policy::{PolicyFile, PolicySet};
+use alert_responder::secrets::SecretResolver;
+use alert_responder::state::StateStore;
+use alert_responder::workflow::RetryCause;
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+const ALERT_POLICY: &str = r#"package alert.matano
+alert contains {"title": input.updated_alert.title, "severity": input.updated_alert.severity, "namespace": "ns"} if true
+"#;
+
+/// Calls per action id, and how each fake behaves.
+#[derive(Default)]
+struct Calls {
+    by_id: Mutex<BTreeMap<String, usize>>,
+    /// `test.flaky` fails transiently this many times before succeeding.
+    flaky_failures: AtomicUsize,
+}
+
+impl Calls {
+    fn of(&self, id: &str) -> usize {
+        self.by_id.lock().unwrap().get(id).copied().unwrap_or(0)
+    }
+}
+
+const ARGS: &[ArgSpec] = &[ArgSpec::optional("v", ArgKind::Any, "")];
+
+struct Fake {
+    uses: &'static str,
+    calls: Arc<Calls>,
+    /// `test.gate` waits here until the test opens it.
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Action for Fake {
+    fn uses(&self) -> &'static str {
+        self.uses
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        ARGS
+    }
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        *self
+            .calls
+            .by_id
+            .lock()
+            .unwrap()
+            .entry(call.action_id.to_string())
+            .or_default() += 1;
+        Box::pin(async move {
+            match self.uses {
+                "test.gate" => {
+                    let _open = self.gate.acquire().await.unwrap();
+                    Ok(json!({"n": 1}))
+                }
+                "test.flaky" => {
+                    let left = self.calls.flaky_failures.load(Ordering::SeqCst);
+                    if left > 0 {
+                        self.calls.flaky_failures.store(left - 1, Ordering::SeqCst);
+                        return Err(ActionError::Failed {
+                            message: "HTTP 503".into(),
+                            result: Some(json!({"status": 503})),
+                            transient: true,
+                        });
+                    }
+                    Ok(json!({"n": 1}))
+                }
+                _ => Ok(json!({"n": 1, "v": call.args.get("v")})),
+            }
+        })
+    }
+}
+
+struct Rig {
+    responder: Responder,
+    state: Arc<MemoryState>,
+    publisher: Arc<MemoryPublisher>,
+    calls: Arc<Calls>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+fn rig(action_policy: &str) -> Rig {
+    rig_on(action_policy, Arc::new(MemoryState::with_virtual_clock(1_700_000_000)))
+}
+
+fn rig_on(action_policy: &str, state: Arc<MemoryState>) -> Rig {
+    let policies = PolicySet::compile(
+        vec![
+            PolicyFile {
+                name: "alert.rego".into(),
+                text: ALERT_POLICY.into(),
+            },
+            PolicyFile {
+                name: "action.rego".into(),
+                text: format!("package action\n{action_policy}\n"),
+            },
+        ],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let calls = Arc::new(Calls::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut registry = Registry::default();
+    for uses in ["test.ok", "test.gate", "test.flaky"] {
+        registry.register(Fake {
+            uses,
+            calls: calls.clone(),
+            gate: gate.clone(),
+        });
+    }
+    let publisher = Arc::new(MemoryPublisher::default());
+    let decider = Decider::new(
+        Arc::new(policies),
+        registry,
+        app::decide_settings(&Config::default()),
+        SecretResolver::literals_only(),
+        Some(state.clone() as Arc<dyn StateStore>),
+    );
+    Rig {
+        responder: Responder::new(decider, publisher.clone()),
+        state,
+        publisher,
+        calls,
+        gate,
+    }
+}
+
+/// A Matano change of alert `id` at `update_count`.
+fn change(id: &str, update_count: u64) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_str(include_str!("fixtures/matano_alert_change_v1.json")).unwrap();
+    payload["updated_alert"]["id"] = json!(id);
+    payload["updated_alert"]["update_count"] = json!(update_count);
+    payload.to_string().into_bytes()
+}
+
+async fn handle(rig: &Rig, payload: &[u8]) -> Result<Summary, HandleError> {
+    rig.responder.handle(ingest_document(payload, "matano"), None).await
+}
+
+fn by_action(outcomes: &[Outcome]) -> BTreeMap<String, (Status, bool)> {
+    outcomes
+        .iter()
+        .filter_map(|o| o.action.as_ref().map(|a| (a.id.clone(), (o.status, o.replay))))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_replays_instead_of_running_again() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    let first = handle(&rig, &change("a1", 1)).await.unwrap();
+    assert_eq!((first.actions, first.replayed), (1, 0));
+    let published = rig.publisher.take();
+    let again = handle(&rig, &change("a1", 1)).await.unwrap();
+    assert_eq!((again.actions, again.replayed), (1, 1));
+    assert_eq!(rig.calls.of("page"), 1, "the action ran once");
+    let replayed = rig.publisher.take();
+    assert_eq!(replayed[0].outcome_id, published[0].outcome_id, "the same outcome id");
+    assert!(replayed[0].replay && !published[0].replay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_run_each_action_once() {
+    let rig = Arc::new(rig(r#"run contains {"id": "slow", "uses": "test.gate"}"#));
+    let first = tokio::spawn({
+        let rig = rig.clone();
+        async move { handle(&rig, &change("a2", 1)).await }
+    });
+    // The first delivery holds the claim (the action waits at the gate).
+    while rig.calls.of("slow") == 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn({
+        let rig = rig.clone();
+        async move { handle(&rig, &change("a2", 1)).await }
+    });
+    rig.gate.add_permits(1);
+    let (first, second) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+    assert_eq!(rig.calls.of("slow"), 1);
+    assert_eq!(first.replayed + second.replayed, 1, "one ran, one replayed");
+}
+
+#[tokio::test]
+async fn a_claim_of_a_dead_invocation_is_taken_over_after_its_lease() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    // Learn the alert id the change gets, then leave its claim held as a
+    // crashed invocation would.
+    handle(&rig, &change("a3", 1)).await.unwrap();
+    let alert_id = rig.publisher.take()[0].alert.as_ref().unwrap().id.clone();
+    let crashed = rig_on(r#"run contains {"id": "other", "uses": "test.ok"}"#, rig.state.clone());
+    rig.state
+        .claim(&alert_id, "other", Duration::from_secs(60))
+        .await
+        .unwrap();
+    // While the lease holds, the retry cannot wait that long: it fails for a later retry.
+    let deadline = Some(Instant::now() + Duration::from_millis(1200));
+    let busy = crashed
+        .responder
+        .handle(ingest_document(&change("a3", 1), "matano"), deadline)
+        .await
+        .unwrap_err();
+    match busy {
+        HandleError::Retry { first, .. } => assert!(matches!(first.cause, RetryCause::Busy { .. }), "{first}"),
+        other => panic!("expected a retry, got {other}"),
+    }
+    assert_eq!(crashed.calls.of("other"), 0);
+    // After the lease: taken over, run once.
+    rig.state.advance(Duration::from_secs(61));
+    let summary = handle(&crashed, &change("a3", 1)).await.unwrap();
+    assert_eq!(crashed.calls.of("other"), 1);
+    assert_eq!(summary.replayed, 0);
+}
+
+#[tokio::test]
+async fn a_transient_failure_fails_the_invocation_and_the_retry_runs_only_it() {
+    let rig = rig(r#"
+run contains {"id": "done", "uses": "test.ok"}
+run contains {"id": "flaky", "uses": "test.flaky"}
+"#);
+    rig.calls.flaky_failures.store(1, Ordering::SeqCst);
+    let err = handle(&rig, &change("a4", 1)).await.unwrap_err();
+    match &err {
+        HandleError::Retry { count: 1, first } => {
+            assert_eq!(first.action_id, "flaky");
+            assert!(matches!(first.cause, RetryCause::Transient { .. }), "{first}");
+        }
+        other => panic!("expected a retry of flaky, got {other}"),
+    }
+    // The finished action's outcome is out; the failed one's waits for the retry.
+    assert_eq!(by_action(&rig.publisher.take()).keys().collect::<Vec<_>>(), ["done"]);
+    let retry = handle(&rig, &change("a4", 1)).await.unwrap();
+    assert_eq!((rig.calls.of("done"), rig.calls.of("flaky")), (1, 2));
+    assert_eq!(retry.replayed, 1);
+    let outcomes = by_action(&rig.publisher.take());
+    assert_eq!(outcomes["done"], (Status::Succeeded, true));
+    assert_eq!(outcomes["flaky"], (Status::Succeeded, false));
+}
+
+#[tokio::test]
+async fn stale_changes_are_reported_and_not_acted_on() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    handle(&rig, &change("a5", 3)).await.unwrap();
+    rig.publisher.take();
+    let stale = handle(&rig, &change("a5", 2)).await.unwrap();
+    assert_eq!((stale.stale, stale.actions), (1, 0));
+    let outcomes = rig.publisher.take();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].event_type.as_str(), "stale_change");
+    assert!(outcomes[0].error.as_ref().unwrap().contains("older than 3"));
+    assert_eq!(rig.calls.of("page"), 1);
+}
+
+#[tokio::test]
+async fn a_publish_failure_fails_the_invocation_and_the_retry_republishes_without_rerunning() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    rig.publisher.set_failing(true);
+    let err = handle(&rig, &change("a6", 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Publish(_)), "{err}");
+    rig.publisher.set_failing(false);
+    let retry = handle(&rig, &change("a6", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("page"), 1);
+    assert_eq!(retry.replayed, 1);
+    assert_eq!(by_action(&rig.publisher.take())["page"], (Status::Succeeded, true));
+}
+
+#[tokio::test]
+async fn an_unreachable_state_store_fails_the_invocation_before_any_action() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    rig.state.set_unavailable(true);
+    let err = handle(&rig, &change("a7", 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::State(_)), "{err}");
+    assert_eq!(rig.calls.of("page"), 0);
+    assert!(rig.publisher.take().is_empty());
+}
+
+/// Counters persisted by one alert are seen by the next alert of the
+/// namespace, and concurrent alerts lose no addition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_counters_carry_across_alerts_and_lose_no_update() {
+    let rig = Arc::new(rig(r#"
+seen := [a.value | some a in input.alert.attrs; a.key == "pages"]
+run contains {"id": "count", "uses": "test.ok", "args": {"v": seen}, "commit": [
+    {"key": "pages", "value": 1, "op": "add", "persist": true, "ttl": 3600}
+]}
+"#));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let rig = rig.clone();
+            tokio::spawn(async move { handle(&rig, &change(&format!("c{i}"), 1)).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let attrs = rig.state.load_attrs("ns").await.unwrap();
+    assert_eq!(attrs.len(), 1);
+    assert_eq!(attrs[0].value, json!(8));
+    // The next alert sees the count as an attribute.
+    rig.publisher.take();
+    handle(&rig, &change("c-last", 1)).await.unwrap();
+    let outcome = rig.publisher.take().pop().unwrap();
+    assert_eq!(outcome.action.unwrap().args["v"], json!([8]));
+    // Expired with its TTL.
+    rig.state.advance(Duration::from_secs(3601));
+    assert!(rig.state.load_attrs("ns").await.unwrap().is_empty());
+}
