@@ -37,7 +37,7 @@ pub fn policies(config: &Config) -> Result<PolicySet, PolicyError> {
 }
 
 /// The shared HTTP client's settings.
-pub fn http_settings(config: &Config) -> HttpSettings {
+fn http_settings(config: &Config) -> HttpSettings {
     HttpSettings {
         default_timeout: config.http_timeout,
         connect_timeout: config.http_timeout.min(Duration::from_secs(5)),

@@ -127,9 +127,9 @@ pub enum ConfigError {
     },
 }
 
-pub const DEFAULT_MAX_ROUNDS: u32 = 32;
-pub const DEFAULT_MAX_ACTIONS: u32 = 64;
-pub const DEFAULT_SCHEMA: &str = "matano";
+const DEFAULT_MAX_ROUNDS: u32 = 32;
+const DEFAULT_MAX_ACTIONS: u32 = 64;
+const DEFAULT_SCHEMA: &str = "matano";
 
 impl Default for Config {
     fn default() -> Self {
@@ -166,7 +166,7 @@ impl Config {
 
     /// Reads configuration through `lookup`, so tests need not touch the
     /// process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut config = Config::default();
         config.read_policy_settings(&get, &lookup)?;

@@ -42,7 +42,7 @@ pub mod memory;
 mod metrics;
 pub mod model;
 pub mod pipeline;
-pub mod play;
+mod play;
 pub mod policy;
 pub mod publish;
 pub mod secrets;

@@ -88,27 +88,6 @@ impl MemoryState {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
-    /// Sets a persistent attribute directly (a scenario's seeded state).
-    pub fn seed_attr(&self, namespace: &str, key: &str, value: Value, ttl: Duration) {
-        let expires_at = self.now() + ttl.as_secs();
-        let stored = match value.as_f64() {
-            Some(number) if value.is_number() => Stored::Counter(number),
-            _ => Stored::Value(value),
-        };
-        self.tables()
-            .attrs
-            .entry(namespace.to_string())
-            .or_default()
-            .insert(key.to_string(), (stored, expires_at));
-    }
-
-    /// Whether the action's claim is held or its record stored.
-    pub fn has_claim(&self, alert_id: &str, action_id: &str) -> bool {
-        self.tables()
-            .claims
-            .contains_key(&(alert_id.to_string(), action_id.to_string()))
-    }
-
     fn now(&self) -> u64 {
         match &self.clock {
             Clock::System => SystemTime::now()

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::pipeline::Summary;
 
-pub const NAMESPACE: &str = "AlertResponder";
+const NAMESPACE: &str = "AlertResponder";
 
 /// The EMF lines for one invocation. `publish_failed` marks an invocation
 /// whose outcomes could not be published.

@@ -186,7 +186,7 @@ fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
 
 /// One outcome per final action record of a workflow (an action to be
 /// retried gets its outcome with the retry).
-pub fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome> {
+fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome> {
     let alert = AlertSummary::of(&report.alert);
     let source = SourceMessage::of(envelope);
     report

@@ -10,7 +10,7 @@ use super::vendor::{headline, json_object, plain_name, secret, string_list, stri
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
-pub const API_VERSION: &str = "2022-11-28";
+const API_VERSION: &str = "2022-11-28";
 
 fn request(call: &ActionCall<'_>, url: String, body: Value) -> Result<HttpRequest, ActionError> {
     Ok(HttpRequest::new(Method::POST, url)

@@ -13,7 +13,7 @@ use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
 /// Plain text as an ADF document: one paragraph per line.
-pub fn adf(text: &str) -> Value {
+fn adf(text: &str) -> Value {
     let paragraphs: Vec<Value> = text
         .lines()
         .map(|line| {

@@ -10,7 +10,7 @@ use super::vendor::{json_object, secret, url_with, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
-pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+const DEFAULT_MODEL: &str = "gpt-4o-mini";
 const DEFAULT_SYSTEM: &str = "You are a security analyst. Answer concisely, based only on the alert given.";
 
 pub struct Chat {

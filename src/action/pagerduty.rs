@@ -86,7 +86,7 @@ const RESOLVE_ARGS: &[ArgSpec] = &[
 ];
 
 /// Matano severities → PagerDuty's four.
-pub fn pagerduty_severity(severity: &str) -> &'static str {
+fn pagerduty_severity(severity: &str) -> &'static str {
     match severity {
         "critical" => "critical",
         "high" => "error",

@@ -13,7 +13,7 @@ use crate::model::Outcome;
 use crate::publish::{PublishError, Publisher};
 
 /// SNS's limit of entries per `PublishBatch`.
-pub const BATCH_SIZE: usize = 10;
+const BATCH_SIZE: usize = 10;
 /// Our retries of entries SNS failed; the SDK retries whole calls itself.
 /// Worst case 0.7 s of backoff, well inside any sensible Lambda timeout.
 const ATTEMPTS: u32 = 4;
@@ -110,7 +110,7 @@ impl Publisher for SnsPublisher {
 }
 
 /// A `String` message attribute.
-pub fn string_attribute(value: &str) -> MessageAttributeValue {
+fn string_attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)

@@ -63,7 +63,7 @@ pub(super) async fn check_destination(policy: &HttpPolicy, url: &Url) -> Result<
 }
 
 impl HttpPolicy {
-    pub fn host_allowed(&self, host: &str) -> bool {
+    fn host_allowed(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.allow_hosts.iter().any(|pattern| {
             let pattern = pattern.to_ascii_lowercase();

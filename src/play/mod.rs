@@ -33,6 +33,5 @@ mod report;
 mod run;
 mod scenario;
 
-pub use report::{Failure, ScenarioResult};
 pub use run::play;
-pub use scenario::{load_scenario, load_scenarios, Scenario};
+pub use scenario::load_scenarios;

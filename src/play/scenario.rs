@@ -111,7 +111,7 @@ pub fn load_scenarios(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     paths.iter().map(|p| load_scenario(p)).collect()
 }
 
-pub fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
+fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
     let fail = |reason: String| ScenarioError::Load {
         path: path.display().to_string(),
         reason,
@@ -199,7 +199,7 @@ pub(super) fn event_envelope(
 }
 
 /// RFC 7396 JSON merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
+fn merge_patch(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
         *target = patch.clone();
         return;

@@ -1,0 +1,157 @@
+use super::*;
+use serde_json::json;
+
+const V1: &str = include_str!("../../tests/fixtures/matano_alert_change_v1.json");
+const V2: &str = include_str!("../../tests/fixtures/matano_alert_change_v2.json");
+const SNS_EVENT: &str = include_str!("../../tests/fixtures/sns_event_matano.json");
+
+fn one(results: Vec<Ingested>) -> Ingested {
+    assert_eq!(results.len(), 1);
+    results.into_iter().next().unwrap()
+}
+
+#[test]
+fn bare_matano_v1_payload_is_typed_and_normalized() {
+    let envelope = one(ingest_document(V1.as_bytes(), "other")).unwrap();
+    assert_eq!(envelope.schema, "matano");
+    let change = envelope.matano.as_ref().unwrap();
+    assert_eq!(change.updated_alert.severity, Severity::Medium);
+    assert_eq!(change.updated_alert.update_count, 1);
+    assert!(change.updated_alert.creation_time.is_some());
+    // The nested delivery info is readable at the top level too.
+    assert_eq!(
+        envelope.payload["destination_to_alert_info"]["slack_my_team"],
+        json!("{\"ts\":\"1678861298.161909\"}")
+    );
+    assert_eq!(envelope.change_key(), "matano/61d3ac78-cedd-434e-b407-ae0b330e1d4a/1");
+}
+
+#[test]
+fn newer_matano_shape_with_null_creation_time() {
+    let envelope = one(ingest_document(V2.as_bytes(), "matano")).unwrap();
+    let change = envelope.matano.unwrap();
+    assert_eq!(change.updated_alert.creation_time, None);
+    assert!(change.updated_alert.destination_to_alert_info.is_none());
+    assert_eq!(
+        change.destination_to_alert_info().unwrap()["slack_my_team"],
+        "{\"ts\":\"1678861298.161909\"}"
+    );
+}
+
+#[test]
+fn lambda_sns_event_carries_topic_and_attributes() {
+    let event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+    let envelope = one(ingest_lambda_event(&event, "matano")).unwrap();
+    assert_eq!(envelope.message_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
+    assert!(envelope.topic_arn.unwrap().ends_with(":matano-alerting"));
+    assert!(envelope.timestamp.is_some());
+    assert_eq!(
+        envelope.matano.unwrap().updated_alert.title,
+        "AWS Root Credentials Change"
+    );
+}
+
+#[test]
+fn http_notification_envelope_and_schema_attribute() {
+    let doc = json!({
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:findings",
+        "Message": "{\"finding\": {\"id\": \"f-1\"}}",
+        "MessageAttributes": {"schema": {"Type": "String", "Value": "guardduty"}}
+    });
+    let envelope = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap();
+    assert_eq!(envelope.schema, "guardduty");
+    assert_eq!(envelope.payload["finding"]["id"], "f-1");
+    assert!(envelope.matano.is_none());
+    assert!(envelope.change_key().starts_with("guardduty/"));
+}
+
+#[test]
+fn on_failure_destination_records_yield_their_event() {
+    let event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+    let record = json!({
+        "version": "1.0",
+        "timestamp": "2023-03-15T06:22:40.000Z",
+        "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "AlertResponder.PublishError", "errorMessage": "publishing failed"}
+    });
+    let envelope = one(ingest_document(record.to_string().as_bytes(), "matano")).unwrap();
+    assert_eq!(envelope.message_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
+}
+
+#[test]
+fn other_json_gets_the_default_schema() {
+    let envelope = one(ingest_document(br#"{"detail": 1}"#, "custom")).unwrap();
+    assert_eq!(envelope.schema, "custom");
+}
+
+#[test]
+fn every_record_is_handled_and_bad_ones_keep_the_original() {
+    let event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+    let mut bad = event["Records"][0].clone();
+    bad["Sns"]["Message"] = json!("{not json");
+    bad["Sns"]["MessageId"] = json!("bad-1");
+    let event = json!({"Records": [event["Records"][0].clone(), bad]});
+    let results = ingest_lambda_event(&event, "matano");
+    assert_eq!(results.len(), 2);
+    assert!(results[0].is_ok());
+    let rejected = results[1].as_ref().unwrap_err();
+    assert_eq!(rejected.message_id.as_deref(), Some("bad-1"));
+    assert_eq!(rejected.original, "{not json");
+    assert!(matches!(rejected.error, IngestError::NotJson { .. }));
+}
+
+#[test]
+fn wrong_matano_shape_names_the_field() {
+    let mut payload: Value = serde_json::from_str(V1).unwrap();
+    payload["updated_alert"]["severity"] = json!("urgent");
+    let rejected = one(ingest_document(payload.to_string().as_bytes(), "matano")).unwrap_err();
+    let message = rejected.error.to_string();
+    assert!(message.contains("updated_alert.severity"), "{message}");
+    assert!(message.contains("urgent"), "{message}");
+
+    payload["updated_alert"].as_object_mut().unwrap().remove("id");
+    payload["updated_alert"]["severity"] = json!("low");
+    let rejected = one(ingest_document(payload.to_string().as_bytes(), "matano")).unwrap_err();
+    assert!(
+        rejected.error.to_string().contains("missing field `id`"),
+        "{}",
+        rejected.error
+    );
+}
+
+#[test]
+fn malformed_inputs_are_rejected_with_reasons() {
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"".to_vec(), "empty"),
+        (b"[1,2]".to_vec(), "not an object (found an array)"),
+        (b"{\"a\":".to_vec(), "not JSON"),
+        (vec![0xff, 0xfe, b'{'], "not JSON"),
+        (vec![b' '; MAX_MESSAGE_BYTES + 1], "over the 262144-byte limit"),
+        ("[".repeat(10_000).into_bytes(), "recursion limit"),
+    ];
+    for (input, expected) in cases {
+        let rejected = one(ingest_document(&input, "matano")).unwrap_err();
+        assert!(
+            rejected.error.to_string().contains(expected),
+            "{expected:?} not in {:?}",
+            rejected.error.to_string()
+        );
+    }
+    let doc = json!({"Type": "Notification", "MessageId": "x", "Message": ""});
+    let rejected = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap_err();
+    assert_eq!(rejected.error, IngestError::Empty);
+    let rejected = one(ingest_lambda_event(&json!({"detail": 1}), "matano")).unwrap_err();
+    assert!(rejected.error.to_string().contains("no `Records` array"));
+}
+
+#[test]
+fn bad_schema_attribute_is_rejected() {
+    let doc = json!({"Type": "Notification", "Message": "{}",
+        "MessageAttributes": {"schema": {"Type": "String", "Value": "a.b"}}});
+    let rejected = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap_err();
+    assert!(matches!(rejected.error, IngestError::BadSchemaName { .. }));
+}

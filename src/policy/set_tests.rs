@@ -1,0 +1,280 @@
+use super::*;
+use serde_json::json;
+
+fn file(name: &str, text: &str) -> PolicyFile {
+    PolicyFile {
+        name: name.to_string(),
+        text: text.to_string(),
+    }
+}
+
+const ACTION: &str =
+    "package action\nrun contains {\"id\": \"a\", \"uses\": \"http.fetch\"} if input.alert.severity == \"high\"\n";
+
+#[test]
+fn bundled_policies_compile() {
+    let set = PolicySet::load(&PolicySource::Bundled, Duration::from_secs(1)).unwrap();
+    assert!(set.has_schema("matano"));
+    assert!(set.files().iter().all(|f| !f.ends_with("_test.rego")));
+    // The starter kit runs wholly on the VM.
+    assert!(set.interpreted_rules().is_empty(), "{:?}", set.interpreted_rules());
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let err = PolicySet::compile(
+        vec![
+            file("policies/action.rego", ACTION),
+            file(
+                "policies/broken.rego",
+                "package alert.x\n\nalert contains x if {\n  x := \n}\n",
+            ),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("policies/broken.rego:"), "{message}");
+    assert!(message.contains(":5:") || message.contains(":4:"), "{message}");
+}
+
+#[test]
+fn unsafe_variable_fails_at_init() {
+    let err = PolicySet::compile(
+        vec![
+            file("a.rego", ACTION),
+            file("u.rego", "package alert.x\nalert contains y if { z == 1 }\n"),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("u.rego"), "{err}");
+}
+
+#[test]
+fn missing_action_policy_is_an_error() {
+    let err = PolicySet::compile(vec![file("x.rego", "package alert.x\n")], Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(err, PolicyError::NoActionPolicy));
+}
+
+#[test]
+fn alert_policy_output_is_validated() {
+    let set = PolicySet::compile(
+        vec![
+            file("a.rego", ACTION),
+            file("x.rego", "package alert.x\nalert contains {\"title\": 7} if true\n"),
+            file("y.rego", "package alert.y\nalert := {\"title\": \"t\"}\n"),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let err = set.eval_alerts("x", &json!({}), None).unwrap_err().to_string();
+    assert!(err.contains("data.alert.x.alert") && err.contains("`title`"), "{err}");
+    let err = set.eval_alerts("y", &json!({}), None).unwrap_err().to_string();
+    assert!(err.contains("expected a set"), "{err}");
+}
+
+#[test]
+fn action_policy_output_errors_name_the_entry_and_field() {
+    let set = PolicySet::compile(
+        vec![file(
+            "a.rego",
+            "package action\nrun contains {\"id\": \"page\", \"uses\": \"sns.publish\", \"force\": \"yes\"} if true\nrun contains {\"uses\": 3} if input.seq > 0\n",
+        )],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let input = |seq: u32| regorus::Value::from(json!({"seq": seq}));
+    let err = set
+        .eval_actions(input(0), None, &HashSet::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data.action.run") && err.contains("entry \"page\"") && err.contains("at `force`"),
+        "{err}"
+    );
+    let seen = HashSet::from(["page".to_string()]);
+    let err = set.eval_actions(input(1), None, &seen).unwrap_err().to_string();
+    assert!(err.contains("element 0") && err.contains("at `uses`"), "{err}");
+}
+
+#[test]
+fn unknown_functions_fail_the_compile_naming_where() {
+    let policy =
+        "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"n\": nosuch.fn(1)}} if false\n";
+    let err = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1)).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, PolicyError::Compile(_)), "{message}");
+    assert!(
+        message.contains("a.rego:2:") && message.contains("nosuch.fn"),
+        "{message}"
+    );
+    assert!(!message.contains("--features"), "{message}");
+}
+
+/// time.* builtins are the `policy-time` feature: without it a policy
+/// that reads the clock fails at init and says how to get them.
+#[test]
+fn time_builtins_follow_the_policy_time_feature() {
+    let policy =
+        "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"at\": time.now_ns()}} if true\n";
+    let compiled = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1));
+    if cfg!(feature = "policy-time") {
+        let requests = compiled
+            .unwrap()
+            .eval_actions(regorus::Value::new_object(), None, &HashSet::new())
+            .unwrap();
+        assert!(requests[0].args["at"].as_i64().unwrap() > 1_700_000_000_000_000_000);
+    } else {
+        let message = compiled.unwrap_err().to_string();
+        assert!(
+            message.contains("time.now_ns") && message.contains("--features policy-time"),
+            "{message}"
+        );
+    }
+}
+
+/// VMs are reused between evaluations: nothing of one evaluation (rule
+/// values, builtin results, input) may show in the next, also after one
+/// that failed.
+#[test]
+fn reused_vms_carry_nothing_between_evaluations() {
+    let policy = "package action\nname := sprintf(\"n-%v\", [input.a])\nrun contains {\"id\": name, \"uses\": \"u\", \"args\": {\"m\": regex.match(input.p, \"abc\")}} if input.a\nrun contains {\"id\": \"boom\", \"uses\": \"u\"} if 1 / input.z\n";
+    let set = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1)).unwrap();
+    let eval = |input: Value| {
+        set.eval_actions(regorus::Value::from(input), None, &HashSet::new())
+            .map(|requests| {
+                requests
+                    .iter()
+                    .map(|r| (r.id.clone(), r.args["m"].clone()))
+                    .collect::<Vec<_>>()
+            })
+    };
+    assert_eq!(
+        eval(json!({"a": 1, "p": "^a"})).unwrap(),
+        vec![("n-1".to_string(), json!(true))]
+    );
+    assert_eq!(
+        eval(json!({"a": 2, "p": "^z"})).unwrap(),
+        vec![("n-2".to_string(), json!(false))]
+    );
+    assert_eq!(
+        set.programs[ACTION_RULE].idle.lock().unwrap().len(),
+        1,
+        "the VM is kept"
+    );
+    // Undefined input, then a body error: neither leaves anything behind.
+    assert!(eval(json!({})).unwrap().is_empty());
+    assert!(eval(json!({"z": "x"})).unwrap().is_empty());
+    assert_eq!(
+        eval(json!({"a": 3, "p": "b"})).unwrap(),
+        vec![("n-3".to_string(), json!(true))]
+    );
+}
+
+/// One alert body divides by zero, the other is fine.
+const HALF_BROKEN: &str = "package alert.x\nalert contains {\"title\": t} if { t := sprintf(\"%v\", [input.a / input.b]) }\nalert contains {\"title\": \"fine\"} if input.a\n";
+
+#[test]
+fn runtime_error_names_the_rule_on_the_interpreter() {
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", HALF_BROKEN)],
+        Duration::from_secs(1),
+    )
+    .unwrap()
+    .with_engine(PolicyEngine::Interpreter);
+    let err = set
+        .eval_alerts("x", &json!({"a": 1, "b": 0}), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data.alert.x.alert") && err.contains("divide by zero"),
+        "{err}"
+    );
+}
+
+#[test]
+fn runtime_error_makes_only_its_body_undefined_on_the_vm() {
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", HALF_BROKEN)],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(set.interpreted_rules().is_empty(), "{:?}", set.interpreted_rules());
+    let alerts = set.eval_alerts("x", &json!({"a": 1, "b": 0}), None).unwrap();
+    let titles: Vec<&str> = alerts.iter().map(|a| a.title.as_str()).collect();
+    assert_eq!(titles, ["fine"]);
+    // Without the error both bodies count, on both engines.
+    for set in [set.clone(), set.clone().with_engine(PolicyEngine::Interpreter)] {
+        let alerts = set.eval_alerts("x", &json!({"a": 4, "b": 2}), None).unwrap();
+        let mut titles: Vec<&str> = alerts.iter().map(|a| a.title.as_str()).collect();
+        titles.sort();
+        assert_eq!(titles, ["2", "fine"]);
+    }
+}
+
+#[test]
+fn rules_the_vm_does_not_take_run_on_the_interpreter() {
+    let set = PolicySet::compile(
+        vec![
+            file("a.rego", ACTION),
+            file(
+                "x.rego",
+                "package alert.x\nalert contains {\"title\": input.t} if { print(\"saw\", input.t) }\n",
+            ),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let interpreted = set.interpreted_rules();
+    assert_eq!(interpreted.len(), 1, "{interpreted:?}");
+    assert_eq!(interpreted[0].0, "data.alert.x.alert");
+    assert!(interpreted[0].1.contains("print"), "{interpreted:?}");
+    let alerts = set.eval_alerts("x", &json!({"t": "hello"}), None).unwrap();
+    assert_eq!(alerts[0].title, "hello");
+}
+
+#[test]
+fn large_inputs_are_not_cut_by_an_instruction_cap() {
+    // regorus's VM stops at 25,000 instructions by default; only the
+    // policy timeout may bound an evaluation here.
+    let set = PolicySet::compile(
+        vec![
+            file("a.rego", ACTION),
+            file(
+                "x.rego",
+                "package alert.x\nalert contains {\"title\": sprintf(\"%d\", [count(big)])} if { big := {v | some v in input.values; v % 2 == 0} }\n",
+            ),
+        ],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(set.interpreted_rules().is_empty());
+    let values: Vec<u32> = (0..50_000).collect();
+    let alerts = set.eval_alerts("x", &json!({"values": values}), None).unwrap();
+    assert_eq!(alerts[0].title, "25000");
+}
+
+fn slow_files() -> Vec<PolicyFile> {
+    vec![
+            file("a.rego", ACTION),
+            file(
+                "slow.rego",
+                "package alert.slow\nalert contains {\"title\": sprintf(\"%d\", [n])} if {\n  n := count([x | some a in numbers.range(1, 2000); some b in numbers.range(1, 2000); x := a * b])\n}\n",
+            ),
+        ]
+}
+
+#[test]
+fn slow_rule_hits_the_timer() {
+    let set = PolicySet::compile(slow_files(), Duration::from_millis(50)).unwrap();
+    let err = set.eval_alerts("slow", &json!({}), None).unwrap_err().to_string();
+    assert!(err.contains("data.alert.slow.alert"), "{err}");
+    // The invocation's deadline bounds it too, below the policy timeout.
+    let long = PolicySet::compile(slow_files(), Duration::from_secs(60)).unwrap();
+    let started = Instant::now();
+    let deadline = Some(Instant::now() + Duration::from_millis(50));
+    assert!(long.eval_alerts("slow", &json!({}), deadline).is_err());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(err.to_lowercase().contains("time") || err.contains("limit"), "{err}");
+}
