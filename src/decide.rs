@@ -3,8 +3,9 @@
 //! benchmarks all decide through [`Decider::decide`]; they differ only in
 //! the parts they hand it (mocked actions, a dry run, an in-memory state).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -13,8 +14,20 @@ use crate::ingest::Envelope;
 use crate::model::Alert;
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
-use crate::state::{ChangeOrder, StateError, StateStore};
+use crate::state::{lease_for, ChangeOrder, StateError, StateStore};
 use crate::workflow::{Limits, Workflow, WorkflowReport};
+
+/// Why a message could not be decided now; nothing of it ran, and the
+/// invocation must be retried.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Another alert of the namespace is being decided, past what this
+    /// invocation can wait: deciding now would read attributes it may change.
+    #[error("namespace {namespace:?} is held by another alert's workflow longer than this invocation can wait")]
+    NamespaceBusy { namespace: String },
+}
 
 /// What was decided for one message.
 #[derive(Debug)]
@@ -84,8 +97,9 @@ impl Decider {
     }
 
     /// Decides `envelope`. Fails only when the state store cannot be
-    /// reached: nothing of the message ran then, and it must be retried.
-    pub async fn decide(&self, envelope: &Envelope, deadline: Option<Instant>) -> Result<Decided, StateError> {
+    /// reached or a namespace stays held: nothing of the message ran then,
+    /// and it must be retried.
+    pub async fn decide(&self, envelope: &Envelope, deadline: Option<Instant>) -> Result<Decided, DecideError> {
         let mut decided = Decided {
             decision: Decision::Alerts(Vec::new()),
             policy_time: Duration::ZERO,
@@ -117,15 +131,77 @@ impl Decider {
         let workflow = self.workflow();
         let mut reports = Vec::with_capacity(drafts.len());
         for draft in drafts {
-            let mut alert = Alert::from_draft(draft, envelope);
-            self.add_persisted_attrs(&mut alert).await?;
-            let report = workflow.run(alert, payload.clone(), deadline).await;
+            let alert = Alert::from_draft(draft, envelope);
+            let namespace = alert.namespace.clone();
+            let lock = self.lock_namespace(&namespace, deadline).await?;
+            let report = self.run_alert(&workflow, alert, &payload, deadline).await;
+            if let Some((state, owner)) = lock {
+                // Best effort: an unreleased lock lapses with its lease.
+                if let Err(err) = state.unlock_namespace(&namespace, &owner).await {
+                    tracing::warn!(namespace = %namespace, error = %err, "could not release the namespace lock");
+                }
+            }
+            let report = report?;
             tracing::info!(alert_id = %report.alert.id, title = %report.alert.title, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow finished");
             decided.policy_time += report.policy_time;
             reports.push(report);
         }
         decided.decision = Decision::Alerts(reports);
         Ok(decided)
+    }
+
+    /// The alert's persisted attributes, then its workflow.
+    async fn run_alert(
+        &self,
+        workflow: &Workflow<'_>,
+        mut alert: Alert,
+        payload: &regorus::Value,
+        deadline: Option<Instant>,
+    ) -> Result<WorkflowReport, StateError> {
+        self.add_persisted_attrs(&mut alert).await?;
+        Ok(workflow.run(alert, payload.clone(), deadline).await)
+    }
+
+    /// With a state store, an alert with a namespace is decided alone: the
+    /// namespace's lock is taken before its attributes are read and held
+    /// until its workflow (and its persistent commits) finished. Another
+    /// holder is waited for, with backoff, while this invocation has time.
+    async fn lock_namespace(
+        &self,
+        namespace: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<(Arc<dyn StateStore>, String)>, DecideError> {
+        let Some(state) = &self.state else {
+            return Ok(None);
+        };
+        if namespace.is_empty() {
+            return Ok(None);
+        }
+        let owner = owner_token();
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let lease = lease_for(deadline, self.settings.lease);
+            if state.lock_namespace(namespace, &owner, lease).await? {
+                return Ok(Some((state.clone(), owner)));
+            }
+            let give_up = match deadline {
+                Some(deadline) => Instant::now() + wait + Duration::from_secs(1) >= deadline,
+                None => started.elapsed() + wait > self.settings.lease,
+            };
+            if give_up {
+                return Err(DecideError::NamespaceBusy {
+                    namespace: namespace.to_string(),
+                });
+            }
+            tracing::info!(
+                namespace,
+                wait_ms = wait.as_millis() as u64,
+                "namespace held by another alert; waiting"
+            );
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// With a state store, the latest change already processed when this
@@ -172,4 +248,19 @@ impl Decider {
             self.settings.lease,
         )
     }
+}
+
+/// A token naming one lock holder: unique across instances and calls.
+fn owner_token() -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}-{:x}-{:x}",
+        std::process::id(),
+        nanos,
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -102,6 +102,7 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
         let error_type = match &err {
             HandleError::Publish(_) => "AlertResponder.PublishError",
             HandleError::State(_) => "AlertResponder.StateError",
+            HandleError::NamespaceBusy(_) => "AlertResponder.NamespaceBusy",
             HandleError::Retry { .. } => "AlertResponder.RetryableActions",
         };
         lambda_runtime::Diagnostic {

@@ -42,6 +42,8 @@ struct Tables {
     changes: HashMap<String, u64>,
     /// namespace → key → (value, expires_at)
     attrs: BTreeMap<String, BTreeMap<String, (Stored, u64)>>,
+    /// namespace → (owner, lease_until)
+    locks: HashMap<String, (String, u64)>,
 }
 
 /// The state port in memory.
@@ -239,6 +241,40 @@ impl StateStore for MemoryState {
 
     fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>> {
         Box::pin(async move { self.attrs_now(namespace) })
+    }
+
+    fn lock_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+        owner: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            self.check("lock namespace")?;
+            let now = self.now();
+            let mut tables = self.tables();
+            if let Some((holder, lease_until)) = tables.locks.get(namespace) {
+                if holder != owner && *lease_until >= now {
+                    return Ok(false);
+                }
+            }
+            let lease_until = now + lease.as_secs().max(1);
+            tables
+                .locks
+                .insert(namespace.to_string(), (owner.to_string(), lease_until));
+            Ok(true)
+        })
+    }
+
+    fn unlock_namespace<'a>(&'a self, namespace: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.check("unlock namespace")?;
+            let mut tables = self.tables();
+            if tables.locks.get(namespace).is_some_and(|(holder, _)| holder == owner) {
+                tables.locks.remove(namespace);
+            }
+            Ok(())
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::decide::{Decided, Decider, Decision};
+use crate::decide::{DecideError, Decided, Decider, Decision};
 use crate::ingest::{Envelope, IngestError, Ingested, Rejected};
 use crate::model::outcome::{
     policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, SourceMessage,
@@ -14,7 +14,6 @@ use crate::model::outcome::{
 };
 use crate::model::{Outcome, Status};
 use crate::publish::{PublishError, Publisher};
-use crate::state::StateError;
 use crate::workflow::{Retry, Stop, WorkflowReport};
 
 /// Counts of one invocation; the Lambda returns it as its response.
@@ -51,7 +50,10 @@ pub enum HandleError {
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error(transparent)]
-    State(#[from] StateError),
+    State(#[from] crate::state::StateError),
+    /// A namespace stayed held by another alert's workflow.
+    #[error(transparent)]
+    NamespaceBusy(DecideError),
     /// Actions failed transiently; with the state table, the retry runs only them.
     #[error("{count} action(s) must be retried: {first}")]
     Retry { count: usize, first: Retry },
@@ -92,7 +94,7 @@ impl Responder {
                     Ok(decided) => self.outcomes(&envelope, decided, &mut summary, &mut retries),
                     Err(err) => {
                         // Nothing of this record ran; the others still do.
-                        tracing::error!(message_id = %envelope.message_id, error = %err, "state table unavailable");
+                        tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the invocation will be retried");
                         state_error.get_or_insert(err);
                         Vec::new()
                     }
@@ -103,8 +105,10 @@ impl Responder {
                 summary.outcomes += outcomes.len();
             }
         }
-        if let Some(err) = state_error {
-            return Err(err.into());
+        match state_error {
+            Some(DecideError::State(err)) => return Err(HandleError::State(err)),
+            Some(busy @ DecideError::NamespaceBusy { .. }) => return Err(HandleError::NamespaceBusy(busy)),
+            None => {}
         }
         match retries.first() {
             Some(first) => Err(HandleError::Retry {

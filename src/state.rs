@@ -20,6 +20,21 @@ use serde_json::Value;
 
 use crate::model::{ActionRecord, Attr};
 
+/// A lease outlives the invocation's deadline by this much: the outcomes
+/// are published after it, and clocks differ a little between instances.
+const LEASE_MARGIN: Duration = Duration::from_secs(3);
+
+/// How long a claim or a namespace lock must hold: as long as the invocation
+/// holding it can still be running (its deadline, plus a margin), and never
+/// less than `floor` (`CLAIM_LEASE_SECONDS`). A takeover then happens only
+/// when the holder can no longer be running.
+pub fn lease_for(deadline: Option<std::time::Instant>, floor: Duration) -> Duration {
+    match deadline {
+        Some(deadline) => floor.max(deadline.saturating_duration_since(std::time::Instant::now()) + LEASE_MARGIN),
+        None => floor,
+    }
+}
+
 /// How long finished records and change marks are kept.
 pub const RECORD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -94,6 +109,16 @@ pub trait StateStore: Send + Sync {
     ) -> BoxFuture<'a, Result<ChangeOrder, StateError>>;
     /// The namespace's live persistent attributes, sorted by key.
     fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>>;
+    /// Takes (or renews) the lock of a namespace for `owner`, for `lease`;
+    /// false when another owner holds it.
+    fn lock_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+        owner: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StateError>>;
+    /// Gives the lock up, if `owner` still holds it.
+    fn unlock_namespace<'a>(&'a self, namespace: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
 }
 
 /// A stored counter as the JSON number policies see: whole numbers as

@@ -104,6 +104,10 @@ fn rig(action_policy: &str) -> Rig {
 }
 
 fn rig_on(action_policy: &str, state: Arc<MemoryState>) -> Rig {
+    rig_with(action_policy, state, Config::default())
+}
+
+fn rig_with(action_policy: &str, state: Arc<MemoryState>, config: Config) -> Rig {
     let policies = PolicySet::compile(
         vec![
             PolicyFile {
@@ -132,7 +136,7 @@ fn rig_on(action_policy: &str, state: Arc<MemoryState>) -> Rig {
     let decider = Decider::new(
         Arc::new(policies),
         registry,
-        app::decide_settings(&Config::default()),
+        app::decide_settings(&config),
         SecretResolver::literals_only(),
         Some(state.clone() as Arc<dyn StateStore>),
     );
@@ -322,4 +326,124 @@ run contains {"id": "count", "uses": "test.ok", "args": {"v": seen}, "commit": [
     // Expired with its TTL.
     rig.state.advance(Duration::from_secs(3601));
     assert!(rig.state.load_attrs("ns").await.unwrap().is_empty());
+}
+
+/// `force` means "this failure must not hold the workflow back": a forced
+/// enrichment failing transiently every time is final after the client's
+/// own retries, and the page of the next round is sent, once, in the same
+/// invocation.
+#[tokio::test]
+async fn a_forced_transient_failure_does_not_hold_back_the_page() {
+    let rig = rig(r#"
+run contains {"id": "enrich", "uses": "test.flaky", "force": true}
+run contains {"id": "page", "uses": "test.ok"} if {
+    some c in input.called
+    c.id == "enrich"
+    c.status == "failed"
+}
+"#);
+    rig.calls.flaky_failures.store(usize::MAX, Ordering::SeqCst);
+    let summary = handle(&rig, &change("f1", 1)).await.unwrap();
+    assert_eq!((summary.actions, summary.failed_actions), (2, 1));
+    let outcomes = by_action(&rig.publisher.take());
+    assert_eq!(outcomes["enrich"], (Status::Failed, false));
+    assert_eq!(outcomes["page"], (Status::Succeeded, false));
+    // Final: a redelivery replays both, runs neither.
+    handle(&rig, &change("f1", 1)).await.unwrap();
+    assert_eq!((rig.calls.of("enrich"), rig.calls.of("page")), (1, 1));
+}
+
+const PAGE_ONCE_PER_NAMESPACE: &str = r#"
+paged := [a | some a in input.alert.attrs; a.key == "paged"]
+run contains {"id": "page", "uses": "test.gate", "commit": [{"key": "paged", "value": true, "persist": true}]} if count(paged) == 0
+"#;
+
+/// Two different alerts of one namespace decided at once: the second waits
+/// for the first's persistent commit, sees it, and does not page again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_of_one_namespace_are_decided_one_at_a_time() {
+    let rig = Arc::new(rig(PAGE_ONCE_PER_NAMESPACE));
+    let first = tokio::spawn({
+        let rig = rig.clone();
+        async move { handle(&rig, &change("n1", 1)).await }
+    });
+    // The first alert holds the namespace while its page waits at the gate.
+    while rig.calls.of("page") == 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = tokio::spawn({
+        let rig = rig.clone();
+        async move { handle(&rig, &change("n2", 1)).await }
+    });
+    rig.gate.add_permits(2);
+    let (first, second) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+    assert_eq!(rig.calls.of("page"), 1, "paged once");
+    assert_eq!((first.actions, second.actions), (1, 0));
+}
+
+/// A namespace held longer than the invocation can wait fails the
+/// invocation for a retry: nothing is decided on attributes that may change.
+#[tokio::test]
+async fn a_namespace_held_past_the_deadline_fails_the_invocation() {
+    let rig = rig(PAGE_ONCE_PER_NAMESPACE);
+    rig.state
+        .lock_namespace("ns", "another-instance", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let deadline = Some(Instant::now() + Duration::from_millis(1500));
+    let err = rig
+        .responder
+        .handle(ingest_document(&change("n3", 1), "matano"), deadline)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandleError::NamespaceBusy(_)), "{err}");
+    assert_eq!(rig.calls.of("page"), 0);
+    // Once released, the retry decides.
+    rig.state.unlock_namespace("ns", "another-instance").await.unwrap();
+    rig.gate.add_permits(1);
+    handle(&rig, &change("n3", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("page"), 1);
+}
+
+/// A claim holds as long as its invocation can run, not for the
+/// configured lease alone: a duplicate arriving after that lease, while the
+/// slow action still runs, waits and replays instead of running it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_outlives_a_short_lease_while_its_invocation_can_run() {
+    let config = Config {
+        claim_lease: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = Arc::new(rig_with(
+        r#"run contains {"id": "slow", "uses": "test.gate"}"#,
+        state,
+        config,
+    ));
+    let deadline = Some(Instant::now() + Duration::from_secs(30));
+    let first = tokio::spawn({
+        let rig = rig.clone();
+        async move {
+            rig.responder
+                .handle(ingest_document(&change("l1", 1), "matano"), deadline)
+                .await
+        }
+    });
+    while rig.calls.of("slow") == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Well past CLAIM_LEASE_SECONDS, within the first invocation's time.
+    rig.state.advance(Duration::from_secs(5));
+    let duplicate = tokio::spawn({
+        let rig = rig.clone();
+        async move {
+            rig.responder
+                .handle(ingest_document(&change("l1", 1), "matano"), deadline)
+                .await
+        }
+    });
+    rig.gate.add_permits(1);
+    let (first, duplicate) = (first.await.unwrap().unwrap(), duplicate.await.unwrap().unwrap());
+    assert_eq!(rig.calls.of("slow"), 1, "ran once");
+    assert_eq!(first.replayed + duplicate.replayed, 1);
 }

@@ -146,8 +146,19 @@ fn event(alert_id: &str, update_count: u64) -> Value {
     event
 }
 
+/// One invocation with a minute to run, as Lambda gives it.
 async fn handle(responder: &Responder, event: Value) -> Result<Summary, HandleError> {
-    lambda::handle(responder, "matano", LambdaEvent::new(event, Context::default())).await
+    handle_within(responder, event, Duration::from_secs(60)).await
+}
+
+/// One invocation whose deadline is `time` from now.
+async fn handle_within(responder: &Responder, event: Value, time: Duration) -> Result<Summary, HandleError> {
+    let mut context = Context::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    context.deadline = (now + time).as_millis() as u64;
+    lambda::handle(responder, "matano", LambdaEvent::new(event, context)).await
 }
 
 fn outcomes(subscriber: &TestServer) -> Vec<Value> {
@@ -246,8 +257,9 @@ run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": sprintf("%
     let responder = app::lambda_responder(&rig.config).unwrap();
     let alert_id = unique("alert");
 
-    // The "crash": the invocation is dropped once the ticket request is in flight.
-    let crashed = handle(&responder, event(&alert_id, 1));
+    // The "crash": the invocation is dropped once the ticket request is in
+    // flight. Its leases last as long as it could have run (a few seconds here).
+    let crashed = handle_within(&responder, event(&alert_id, 1), Duration::from_secs(4));
     tokio::select! {
         _ = crashed => panic!("the first invocation should not finish"),
         _ = hooks.wait_for(2, WAIT) => {}
@@ -255,7 +267,8 @@ run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": sprintf("%
     assert_eq!((hits(&hooks, "/notify"), hits(&hooks, "/ticket")), (1, 1));
 
     ticket_healthy.store(true, Ordering::SeqCst);
-    // The retry waits out the dead invocation's lease on `ticket`, then takes it over.
+    // The retry waits out the dead invocation's leases (its namespace, then
+    // `ticket`), then takes over.
     let retry = handle(&responder, event(&alert_id, 1)).await.unwrap();
     assert_eq!(retry.replayed, 1, "notify is replayed, not repeated");
     assert_eq!(hits(&hooks, "/notify"), 1);
@@ -662,4 +675,76 @@ async fn a_result_over_dynamodbs_item_limit_is_recorded_bounded_and_replayed() {
         .expect("a replayed outcome");
     assert_eq!(replay["status"], "succeeded");
     assert_eq!(replay["result"]["truncated"], true);
+}
+
+/// Two instances (each its own SDK clients) decide two different alerts of
+/// one namespace at the same time under "page once per namespace": the
+/// namespace lock serializes them on DynamoDB, so the second sees the first's
+/// persisted attribute and one page is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_deciding_one_namespace_page_once() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let paging = gate.clone();
+    let hooks = TestServer::start(move |_| Reply::Gated(paging.clone(), Box::new(Reply::json(200, json!({}))))).await;
+    let rules = r#"
+paged := [a | some a in input.alert.attrs; a.key == "paged"]
+run contains {"id": "page", "uses": "webhook.post", "args": {"url": input.env.HOOK},
+    "commit": [{"key": "paged", "value": true, "persist": true}]} if count(paged) == 0
+"#;
+    let rig = rig(rules, &[("HOOK", hooks.url("/page"))]).await;
+    let moto = common::moto_endpoint();
+    // moto applies conditional writes without a lock; DynamoDB serializes them.
+    let serialized = OneAtATime::start(moto_addr()).await;
+    let first = responder_with(&rig.config, &moto, &serialized.url(), &moto).await;
+    let second = responder_with(&rig.config, &moto, &serialized.url(), &moto).await;
+    let (one, two) = (unique("alert"), unique("alert"));
+    let runs = async {
+        let a = handle(&first, event(&one, 1));
+        let b = handle(&second, event(&two, 1));
+        let release = async {
+            hooks.wait_for(1, WAIT).await;
+            gate.add_permits(2);
+        };
+        let (a, b, ()) = tokio::join!(a, b, release);
+        (a.unwrap(), b.unwrap())
+    };
+    let (a, b) = runs.await;
+    assert_eq!(hits(&hooks, "/page"), 1, "one page for the namespace");
+    assert_eq!(a.actions + b.actions, 1);
+}
+
+/// A claim holds while its invocation can run: with a lease floor of 1 s,
+/// an action that takes seconds and a duplicate delivered to a second
+/// instance meanwhile, the action runs once and the duplicate replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_action_outlives_the_lease_floor_and_runs_once() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = gate.clone();
+    let hooks = TestServer::start(move |_| Reply::Gated(slow.clone(), Box::new(Reply::json(200, json!({}))))).await;
+    let rig = rig(
+        r#"run contains {"id": "slow", "uses": "webhook.post", "args": {"url": input.env.HOOK}}"#,
+        &[("HOOK", hooks.url("/slow"))],
+    )
+    .await;
+    assert_eq!(rig.config.claim_lease, Duration::from_secs(1));
+    let moto = common::moto_endpoint();
+    let first = responder_with(&rig.config, &moto, &moto, &moto).await;
+    let second = responder_with(&rig.config, &moto, &moto, &moto).await;
+    let alert_id = unique("alert");
+    let running = handle(&first, event(&alert_id, 1));
+    let duplicate = async {
+        hooks.wait_for(1, WAIT).await;
+        // Past the lease floor: a fixed lease would have lapsed by now.
+        let lapsed = tokio::time::Instant::now() + Duration::from_millis(2500);
+        let delivered = handle(&second, event(&alert_id, 1));
+        let open = async {
+            tokio::time::sleep_until(lapsed).await;
+            gate.add_permits(1);
+        };
+        let (delivered, ()) = tokio::join!(delivered, open);
+        delivered
+    };
+    let (running, duplicate) = tokio::join!(running, duplicate);
+    assert_eq!(hits(&hooks, "/slow"), 1, "the action ran once");
+    assert_eq!(running.unwrap().replayed + duplicate.unwrap().replayed, 1);
 }

@@ -6,6 +6,7 @@
 //! | action claim | `action#<alert id>` | action id | `state` (running/done), `lease_until`, the finished `record` |
 //! | Matano change | `change#<matano alert id>` | `latest` | the highest `update_count` processed |
 //! | persistent attribute | `attrs#<namespace>` | attribute key | `value` (JSON) or `counter` (number) |
+//! | namespace lock | `lock#<namespace>` | `lock` | `owner`, `lease_until` |
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -116,6 +117,13 @@ fn action_key(alert_id: &str, action_id: &str) -> HashMap<String, AttributeValue
     HashMap::from([
         ("pk".to_string(), s(format!("action#{alert_id}"))),
         ("sk".to_string(), s(action_id)),
+    ])
+}
+
+fn lock_key(namespace: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), s(format!("lock#{namespace}"))),
+        ("sk".to_string(), s("lock")),
     ])
 }
 
@@ -286,6 +294,57 @@ impl StateStore for DynamoState {
                     Ok(ChangeOrder::Stale { latest })
                 }
                 Err(err) => Err(self.error("observe change", err)),
+            }
+        })
+    }
+
+    fn lock_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+        owner: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            let now = now();
+            let mut item = lock_key(namespace);
+            item.insert("owner".into(), s(owner));
+            item.insert("lease_until".into(), n(now + lease.as_secs().max(1)));
+            item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":owner", s(owner))
+                .send()
+                .await;
+            match put {
+                Ok(_) => Ok(true),
+                Err(err) if is_condition_failure(err.code()) => Ok(false),
+                Err(err) => Err(self.error("lock namespace", err)),
+            }
+        })
+    }
+
+    fn unlock_namespace<'a>(&'a self, namespace: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(lock_key(namespace)))
+                .condition_expression("#owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", s(owner))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(err) if is_condition_failure(err.code()) => Ok(()),
+                Err(err) => Err(self.error("unlock namespace", err)),
             }
         })
     }

@@ -11,6 +11,10 @@ pub enum PolicyError {
     Empty(String),
     #[error("policy does not compile: {0}")]
     Compile(String),
+    /// Calls to functions neither the policies, nor the engine, nor the host
+    /// define: one line each, `file:line: unknown function name (why)`.
+    #[error("{} unknown function call(s):\n  {}", .0.len(), .0.join("\n  "))]
+    UnknownFunctions(Vec<String>),
     #[error("no action policy: expected a file with `package action` and a `run` rule")]
     NoActionPolicy,
     #[error("evaluating {rule} failed: {reason}")]

@@ -3,6 +3,7 @@
 //! (`request`), their values converted (`value`), and their unit tests run
 //! (`unit_test`).
 
+mod analysis;
 mod engine;
 mod error;
 mod request;

@@ -17,11 +17,12 @@
 //! - The action policy: `package action`, rule set `run`; `input` is
 //!   `{alert, env, seq, called}`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::analysis::{self, ConflictRisk};
 use super::engine::{new_engine, timer};
 use super::error::PolicyError;
 use super::request::{ActionRequest, ACTION_RULE};
@@ -92,10 +93,23 @@ impl PolicySet {
             .filter(|schema| !schema.contains('.'))
             .map(str::to_string)
             .collect();
+        let modules = engine.get_modules().clone();
+        let unknown = analysis::unknown_calls(&modules, EXTENSIONS);
+        if !unknown.is_empty() {
+            return Err(PolicyError::UnknownFunctions(
+                unknown.iter().map(ToString::to_string).collect(),
+            ));
+        }
+        let risks = analysis::conflict_risks(&modules);
         let mut programs = HashMap::new();
         let mut interpreted = Vec::new();
         let rules = schemas.iter().map(|schema| alert_rule(schema));
         for rule in rules.chain([ACTION_RULE.to_string()]) {
+            if let Some(reason) = conflicts_reached(&modules, &risks, &rule) {
+                tracing::info!(rule, reason, "rule runs on the interpreter, which reports conflicts");
+                interpreted.push((rule, reason));
+                continue;
+            }
             match compile_program(&mut engine, &rule) {
                 Ok(program) => {
                     programs.insert(rule, VmRule::new(program));
@@ -260,6 +274,27 @@ impl PolicySet {
             }),
         }
     }
+}
+
+/// Functions the host adds to the builtins (none yet).
+const EXTENSIONS: &[&str] = &[];
+
+/// Why `rule` must run on the interpreter: the rules it may read that could
+/// produce conflicting values (regorus's VM makes a conflict undefined, the
+/// interpreter reports it, as OPA does).
+fn conflicts_reached(
+    modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
+    risks: &BTreeMap<String, Vec<ConflictRisk>>,
+    rule: &str,
+) -> Option<String> {
+    let package = rule.rsplit_once('.').map_or(rule, |(package, _)| package);
+    let reached: Vec<String> = analysis::reachable_packages(modules, package)
+        .iter()
+        .filter_map(|package| risks.get(package))
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    (!reached.is_empty()).then(|| format!("conflicts are checked on the interpreter: {}", reached.join("; ")))
 }
 
 /// The rule an alert policy for `schema` defines.

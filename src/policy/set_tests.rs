@@ -104,12 +104,129 @@ fn unknown_functions_fail_the_compile_naming_where() {
         "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"n\": nosuch.fn(1)}} if false\n";
     let err = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1)).unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, PolicyError::Compile(_)), "{message}");
-    assert!(
-        message.contains("a.rego:2:") && message.contains("nosuch.fn"),
-        "{message}"
-    );
+    assert!(matches!(err, PolicyError::UnknownFunctions(_)), "{message}");
+    assert!(message.contains("a.rego:2: unknown function nosuch.fn"), "{message}");
     assert!(!message.contains("--features"), "{message}");
+}
+
+/// A call is resolved wherever it is: a rule body, a function, an `else`,
+/// a comprehension, `every`, `with`, a package nothing reaches, a test
+/// file. Each unknown one is named with its file and line.
+#[test]
+fn every_call_is_resolved_at_load() {
+    let unreached = "package lib.unused\n\nhelper(x) := y if {\n  y := json.patch(x, [])\n}\n";
+    let action = "package action\n\nimport data.lib.util\nimport data.lib.util as u2\n\n\
+        f(x) := foo.bar(x)\n\
+        g(x) := 1 if x > 1 else := yaml.marshall(x)\n\
+        h := [n | some m in [1]; n := uuid.rfc9999(m)]\n\
+        k if every v in [1] { crypto.hmac.sha256(v, \"k\") }\n\
+        t := z if { z := time.now_nanos() }\n\
+        ok := [util.twice(1), u2.twice(2), data.lib.util.twice(3), sprintf(\"%d\", [1]), local(1)]\n\
+        local(x) := x\n\
+        run contains {\"id\": \"a\", \"uses\": \"u\"} if http.send({})\n";
+    let util = "package lib.util\ntwice(x) := x * 2\n";
+    let test = "package action_test\ntest_x if io.jwt.decode(\"t\")\n";
+    let err = PolicySet::compile(
+        vec![
+            file("action.rego", action),
+            file("lib/unused.rego", unreached),
+            file("lib/util.rego", util),
+            file("action_test.rego", test),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
+    let PolicyError::UnknownFunctions(calls) = &err else {
+        panic!("expected unknown functions, got {err}");
+    };
+    let shown: Vec<&str> = calls.iter().map(|c| c.split(" (").next().unwrap()).collect();
+    assert_eq!(
+        shown,
+        [
+            "action.rego:6: unknown function foo.bar",
+            "action.rego:7: unknown function yaml.marshall",
+            "action.rego:8: unknown function uuid.rfc9999",
+            "action.rego:9: unknown function crypto.hmac.sha256",
+            "action.rego:10: unknown function time.now_nanos",
+            "action.rego:13: unknown function http.send",
+            "action_test.rego:2: unknown function io.jwt.decode",
+            "lib/unused.rego:4: unknown function json.patch",
+        ],
+        "{err}"
+    );
+    let said = |name: &str| calls.iter().find(|c| c.contains(name)).unwrap().clone();
+    assert!(said("http.send").contains("actions act"), "{}", said("http.send"));
+    assert!(
+        said("crypto.hmac").contains("does not implement"),
+        "{}",
+        said("crypto.hmac")
+    );
+}
+
+/// The kinds of rule whose definitions can disagree: on the VM a conflict
+/// would just make the rule undefined, so their entry rules run on the
+/// interpreter, where a conflict is an error, as in OPA.
+#[test]
+fn conflicts_are_errors_on_every_engine() {
+    let cases = [
+        ("complete", "c := 1 if input.a\nc := 2 if input.a\n", "c"),
+        ("function", "f(x) := 1 if input.a\nf(x) := 2 if input.a\n", "f(1)"),
+        (
+            "partial object",
+            "o[k] := v if { some k, v in {\"a\": 1} }\no[k] := v if { some k, v in {\"a\": 2} }\n",
+            "o",
+        ),
+        ("iterating", "c := v if { some v in [1, 2] }\n", "c"),
+    ];
+    for (kind, rules, used) in cases {
+        let text = format!("package alert.x\n{rules}alert contains {{\"title\": sprintf(\"%v\", [{used}])}} if true\n");
+        let set = PolicySet::compile(
+            vec![file("a.rego", ACTION), file("x.rego", &text)],
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let interpreted = set.interpreted_rules();
+        assert!(
+            interpreted
+                .iter()
+                .any(|(rule, why)| rule == "data.alert.x.alert" && why.contains("conflicts")),
+            "{kind}: {interpreted:?}"
+        );
+        for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
+            let err = set
+                .clone()
+                .with_engine(engine)
+                .eval_alerts("x", &json!({"a": true}), None);
+            assert!(
+                matches!(err, Err(PolicyError::Eval { .. })),
+                "{kind} on {engine:?}: {err:?}"
+            );
+        }
+    }
+}
+
+/// Several definitions that cannot disagree stay on the VM: the same
+/// constant (`respond if a`, `respond if b`), or functions whose arguments
+/// are different constants.
+#[test]
+fn definitions_that_cannot_conflict_stay_on_the_vm() {
+    let text = "package alert.x\n\
+        respond if input.a\nrespond if input.b\n\
+        level := \"high\" if input.a\nlevel := \"high\" if input.b\n\
+        rank(\"high\") := 3\nrank(\"low\") := 1\n\
+        default escalate := false\nescalate if input.a\n\
+        names := {n | some n in input.names}\n\
+        alert contains {\"title\": sprintf(\"%v %v %v %v\", [level, rank(\"high\"), escalate, count(names)])} if respond\n";
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", text)],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(set.interpreted_rules().is_empty(), "{:?}", set.interpreted_rules());
+    let alerts = set
+        .eval_alerts("x", &json!({"a": true, "b": true, "names": ["u"]}), None)
+        .unwrap();
+    assert_eq!(alerts[0].title, "high 3 true 1");
 }
 
 /// time.* builtins are the `policy-time` feature: without it a policy

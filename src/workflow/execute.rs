@@ -11,7 +11,7 @@ use crate::model::outcome::action_outcome_id;
 use crate::model::{ActionRecord, Alert, Status};
 use crate::policy::ActionRequest;
 use crate::secrets::{redact_args, scrub_text, scrub_value, secret_values, SecretResolver};
-use crate::state::{Claim, StateError, StateStore};
+use crate::state::{lease_for, Claim, StateError, StateStore};
 
 /// Why an action's outcome is not final: the invocation must be retried
 /// (with a state table, the retry runs only what did not finish).
@@ -49,8 +49,9 @@ pub(super) struct Executor<'a> {
     pub(super) secrets: &'a SecretResolver,
     /// Exactly-once bookkeeping; `None` runs without it.
     pub(super) state: Option<&'a dyn StateStore>,
-    /// How long a claim holds before another invocation may take it over.
-    pub(super) lease: Duration,
+    /// The shortest lease of a claim (`CLAIM_LEASE_SECONDS`); a claim holds
+    /// as long as its invocation can run.
+    pub(super) lease_floor: Duration,
     pub(super) dry_run: bool,
 }
 
@@ -160,7 +161,8 @@ impl Executor<'_> {
         record: &ActionRecord,
         transient: bool,
     ) -> Option<RetryCause> {
-        if transient {
+        // A forced action's failure is final: it must not hold the workflow back.
+        if transient && !request.force {
             if let Err(err) = state.release(&alert.id, &request.id).await {
                 tracing::warn!(alert_id = %alert.id, action_id = %request.id, error = %err, "could not release the claim; it expires with its lease");
             }
@@ -189,14 +191,19 @@ impl Executor<'_> {
         deadline: Option<Instant>,
     ) -> Result<Option<ActionRecord>, RetryCause> {
         loop {
-            match state.claim(&alert.id, &request.id, self.lease).await? {
+            let lease = lease_for(deadline, self.lease_floor);
+            match state.claim(&alert.id, &request.id, lease).await? {
                 Claim::Claimed => return Ok(None),
                 Claim::Done(record) => return Ok(Some(*record)),
                 Claim::Busy { lease_left } => {
-                    // Another invocation runs it: wait for its record, or for its lease to lapse.
+                    // Another invocation runs it: wait for its record (or for its
+                    // lease to lapse) while this invocation has time to.
                     let wait = Duration::from_millis(250);
-                    let time_left = deadline.is_none_or(|d| Instant::now() + wait + Duration::from_secs(1) < d);
-                    if !time_left || lease_left > self.lease + Duration::from_secs(1) {
+                    let time_left = match deadline {
+                        Some(deadline) => Instant::now() + wait + Duration::from_secs(1) < deadline,
+                        None => lease_left <= self.lease_floor,
+                    };
+                    if !time_left {
                         return Err(RetryCause::Busy {
                             action_id: request.id.clone(),
                         });

@@ -124,7 +124,7 @@ impl<'a> Workflow<'a> {
                 registry,
                 secrets,
                 state,
-                lease,
+                lease_floor: lease,
                 dry_run: limits.dry_run,
             },
         }

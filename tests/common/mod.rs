@@ -48,6 +48,9 @@ pub enum Reply {
     },
     /// Never answer (until the server is dropped): a hung upstream.
     Hang,
+    /// Answer once the test adds a permit to the semaphore: a slow upstream
+    /// whose pace the test sets.
+    Gated(Arc<tokio::sync::Semaphore>, Box<Reply>),
 }
 
 impl Reply {
@@ -185,8 +188,15 @@ async fn serve_connection(
         let reply = handler(&recorded);
         requests.lock().unwrap().push(recorded);
         count_tx.send_modify(|c| *c += 1);
+        let reply = match reply {
+            Reply::Gated(gate, reply) => {
+                gate.acquire().await.expect("gate open").forget();
+                *reply
+            }
+            reply => reply,
+        };
         match reply {
-            Reply::Hang => std::future::pending::<()>().await,
+            Reply::Hang | Reply::Gated(..) => std::future::pending::<()>().await,
             Reply::Respond { status, headers, body } => {
                 let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
                 for (name, value) in headers {

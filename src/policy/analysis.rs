@@ -1,0 +1,496 @@
+//! What the loaded modules say before anything is evaluated: every function
+//! call resolved (an unknown one fails init, as in OPA, wherever it is:
+//! rule heads and bodies, functions, `else`, comprehensions, `every`, test
+//! files, packages no entry point reaches), and which rules could produce
+//! conflicting values — the register VM cannot report those, so the entry
+//! rules that reach one are evaluated on the interpreter, which does.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead, BUILTINS};
+use regorus::utils::get_path_string;
+
+/// A call to a function neither the policies, nor the engine, nor this
+/// host defines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct UnknownCall {
+    pub(super) file: String,
+    pub(super) line: u32,
+    pub(super) name: String,
+}
+
+impl std::fmt::Display for UnknownCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: unknown function {}", self.file, self.line, self.name)?;
+        match hint(&self.name) {
+            Some(hint) => write!(f, " ({hint})"),
+            None => write!(f, " (not a builtin, nor a function of the loaded policies)"),
+        }
+    }
+}
+
+/// Why a name is not available, where something better than "unknown" can be said.
+fn hint(name: &str) -> Option<String> {
+    const IO: &[&str] = &["http.send", "net.lookup_ip_addr", "opa.runtime", "trace", "test.sleep"];
+    const NOT_IN_ENGINE: &[&str] = &[
+        "crypto.",
+        "io.jwt.",
+        "graphql.",
+        "providers.",
+        "rego.",
+        "net.cidr_merge",
+        "net.cidr_intersects",
+        "net.cidr_overlap",
+        "strings.render_template",
+        "regex.globs_match",
+        "glob.quote_meta",
+        "json.match_schema",
+        "json.verify_schema",
+    ];
+    if IO.contains(&name) {
+        return Some(
+            "it does I/O, which policies do not: policies decide, actions act — ask for an `http.fetch` \
+             action and read its result from input.called in the next round"
+                .to_string(),
+        );
+    }
+    if name.starts_with("time.") && !cfg!(feature = "policy-time") {
+        return Some("not in this build: rebuild with `--features policy-time`".to_string());
+    }
+    if NOT_IN_ENGINE.iter().any(|prefix| name.starts_with(prefix)) {
+        return Some("an OPA builtin the policy engine (regorus) does not implement".to_string());
+    }
+    None
+}
+
+/// A rule whose definitions could disagree on a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ConflictRisk {
+    /// `data.<package>.<rule>`.
+    pub(super) path: String,
+    pub(super) file: String,
+    pub(super) line: u32,
+    pub(super) why: &'static str,
+}
+
+impl std::fmt::Display for ConflictRisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}:{}) {}", self.path, self.file, self.line, self.why)
+    }
+}
+
+/// Every call of every module that resolves to nothing; `extensions` are
+/// the functions the host registers.
+pub(super) fn unknown_calls(modules: &[Ref<Module>], extensions: &[&str]) -> Vec<UnknownCall> {
+    let functions: BTreeSet<String> = user_functions(modules);
+    let mut unknown = Vec::new();
+    for module in modules {
+        let package = package_path(module);
+        let imports = import_aliases(module);
+        for rule in &module.policy {
+            walk_rule(rule, &mut |expr| {
+                let Expr::Call { fcn, span, .. } = expr else {
+                    return;
+                };
+                let Ok(name) = get_path_string(fcn, None) else {
+                    return;
+                };
+                let known = name == "print"
+                    || BUILTINS.contains_key(name.as_str())
+                    || extensions.contains(&name.as_str())
+                    || candidates(&name, &package, &imports).any(|path| functions.contains(&path));
+                if !known {
+                    unknown.push(UnknownCall {
+                        file: span.source.file().to_string(),
+                        line: span.line,
+                        name,
+                    });
+                }
+            });
+        }
+    }
+    unknown.sort_by(|a, b| (&a.file, a.line, &a.name).cmp(&(&b.file, b.line, &b.name)));
+    unknown.dedup();
+    unknown
+}
+
+/// Rules that could produce conflicting values, by package path
+/// (`data.<package>`).
+pub(super) fn conflict_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<ConflictRisk>> {
+    // Definitions per rule path, with the module's package.
+    let mut definitions: BTreeMap<String, (String, Vec<&Rule>)> = BTreeMap::new();
+    for module in modules {
+        let package = package_path(module);
+        for rule in &module.policy {
+            let Rule::Spec { head, .. } = rule.as_ref() else {
+                continue;
+            };
+            let refr = match head {
+                RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
+            };
+            let Ok(name) = get_path_string(refr, Some(&package)) else {
+                continue;
+            };
+            definitions
+                .entry(name)
+                .or_insert_with(|| (package.clone(), Vec::new()))
+                .1
+                .push(rule.as_ref());
+        }
+    }
+    let mut risks: BTreeMap<String, Vec<ConflictRisk>> = BTreeMap::new();
+    for (path, (package, rules)) in definitions {
+        if let Some(why) = conflict_reason(&rules) {
+            let span = rules[0].span();
+            risks.entry(package).or_default().push(ConflictRisk {
+                path,
+                file: span.source.file().to_string(),
+                line: span.line,
+                why,
+            });
+        }
+    }
+    risks
+}
+
+/// The packages `package` may read (itself, and those its modules name
+/// through `data.` references or imports), transitively.
+pub(super) fn reachable_packages(modules: &[Ref<Module>], package: &str) -> BTreeSet<String> {
+    let known: BTreeSet<String> = modules.iter().map(|m| package_path(m)).collect();
+    let mut reached = BTreeSet::from([package.to_string()]);
+    let mut pending = vec![package.to_string()];
+    while let Some(current) = pending.pop() {
+        for module in modules.iter().filter(|m| package_path(m) == current) {
+            let mut named = BTreeSet::new();
+            for import in &module.imports {
+                if let Ok(path) = get_path_string(&import.refr, None) {
+                    named.insert(path);
+                }
+            }
+            for rule in &module.policy {
+                walk_rule(rule, &mut |expr| {
+                    if matches!(expr, Expr::RefDot { .. } | Expr::Var { .. }) {
+                        if let Ok(path) = get_path_string(expr, None) {
+                            if path.starts_with("data.") {
+                                named.insert(path);
+                            }
+                        }
+                    }
+                });
+            }
+            for path in named {
+                // The longest known package that is a prefix of the path.
+                let found = known
+                    .iter()
+                    .filter(|p| path == **p || path.starts_with(&format!("{p}.")))
+                    .max_by_key(|p| p.len());
+                if let Some(found) = found {
+                    if reached.insert(found.clone()) {
+                        pending.push(found.clone());
+                    }
+                }
+            }
+        }
+    }
+    reached
+}
+
+/// Why a rule's definitions could disagree, or `None` when they cannot.
+fn conflict_reason(rules: &[&Rule]) -> Option<&'static str> {
+    let heads: Vec<&RuleHead> = rules
+        .iter()
+        .filter_map(|rule| match rule {
+            Rule::Spec { head, .. } => Some(head),
+            Rule::Default { .. } => None,
+        })
+        .collect();
+    let values: Vec<Option<&Expr>> = rules.iter().flat_map(|rule| value_exprs(rule)).collect();
+    let constant = values.windows(2).all(|w| same_constant(w[0], w[1])) && values.iter().all(|v| is_constant(*v));
+    match heads.first()? {
+        RuleHead::Set { .. } => None,
+        RuleHead::Compr { refr, .. } if is_partial_object(refr) => (!constant).then_some("is a partial object rule"),
+        RuleHead::Func { .. } => {
+            if constant || (heads.len() > 1 && args_disjoint(&heads)) {
+                None
+            } else if heads.len() > 1 {
+                Some("is a function with several definitions")
+            } else if iterates(rules) {
+                Some("is a function whose body iterates")
+            } else {
+                None
+            }
+        }
+        RuleHead::Compr { .. } => {
+            if constant {
+                None
+            } else if heads.len() > 1 {
+                Some("is a complete rule with several definitions")
+            } else if iterates(rules) {
+                Some("is a complete rule whose body iterates")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// The value each body of a rule yields (`None`: `true`, the value of a
+/// rule with no `:=`).
+fn value_exprs(rule: &Rule) -> Vec<Option<&Expr>> {
+    match rule {
+        Rule::Default { .. } => Vec::new(),
+        Rule::Spec { head, bodies, .. } => {
+            let head_value = match head {
+                RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => {
+                    assign.as_ref().map(|a| a.value.as_ref())
+                }
+                RuleHead::Set { .. } => None,
+            };
+            let mut values = vec![head_value];
+            values.extend(
+                bodies
+                    .iter()
+                    .filter_map(|body| body.assign.as_ref().map(|a| Some(a.value.as_ref()))),
+            );
+            values
+        }
+    }
+}
+
+fn is_constant(value: Option<&Expr>) -> bool {
+    match value {
+        None => true,
+        Some(expr) => matches!(
+            expr,
+            Expr::String { .. } | Expr::RawString { .. } | Expr::Number { .. } | Expr::Bool { .. } | Expr::Null { .. }
+        ),
+    }
+}
+
+fn same_constant(a: Option<&Expr>, b: Option<&Expr>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => is_constant(Some(a)) && is_constant(Some(b)) && a.span().text() == b.span().text(),
+        (None, Some(b)) => matches!(b, Expr::Bool { .. }) && b.span().text() == "true",
+        (Some(a), None) => matches!(a, Expr::Bool { .. }) && a.span().text() == "true",
+    }
+}
+
+/// `obj[key] := value`: a rule path ending in a bracket with a variable.
+fn is_partial_object(refr: &Expr) -> bool {
+    matches!(refr, Expr::RefBrack { index, .. } if !is_constant(Some(index.as_ref())))
+}
+
+/// Every pair of definitions differs in some argument position by two
+/// different constants: no input matches two of them.
+fn args_disjoint(heads: &[&RuleHead]) -> bool {
+    let args: Vec<&Vec<Ref<Expr>>> = heads
+        .iter()
+        .filter_map(|head| match head {
+            RuleHead::Func { args, .. } => Some(args),
+            _ => None,
+        })
+        .collect();
+    args.iter().enumerate().all(|(i, a)| {
+        args[i + 1..].iter().all(|b| {
+            a.iter()
+                .zip(b.iter())
+                .any(|(x, y)| is_constant(Some(x)) && is_constant(Some(y)) && x.span().text() != y.span().text())
+        })
+    })
+}
+
+/// Whether any body may succeed more than once: it iterates (`some`, a
+/// bracket with a variable).
+fn iterates(rules: &[&Rule]) -> bool {
+    let mut found = false;
+    for rule in rules {
+        let Rule::Spec { bodies, .. } = rule else {
+            continue;
+        };
+        for body in bodies {
+            for stmt in &body.query.stmts {
+                if matches!(stmt.literal, Literal::SomeIn { .. } | Literal::SomeVars { .. }) {
+                    found = true;
+                }
+            }
+            walk_query(&body.query, &mut |expr| {
+                if let Expr::RefBrack { index, .. } = expr {
+                    if matches!(index.as_ref(), Expr::Var { .. }) {
+                        found = true;
+                    }
+                }
+            });
+        }
+    }
+    found
+}
+
+/// The paths a call may name: as written when it starts with `data.`, in
+/// the module's package, or through an import alias.
+fn candidates<'a>(
+    name: &'a str,
+    package: &'a str,
+    imports: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = String> + 'a {
+    let absolute = name.starts_with("data.").then(|| name.to_string());
+    let local = Some(format!("{package}.{name}"));
+    let imported = name
+        .split_once('.')
+        .and_then(|(first, rest)| imports.get(first).map(|path| format!("{path}.{rest}")));
+    let whole_import = imports.get(name).cloned();
+    [absolute, local, imported, whole_import].into_iter().flatten()
+}
+
+fn user_functions(modules: &[Ref<Module>]) -> BTreeSet<String> {
+    let mut functions = BTreeSet::new();
+    for module in modules {
+        let package = package_path(module);
+        for rule in &module.policy {
+            if let Rule::Spec {
+                head: RuleHead::Func { refr, .. },
+                ..
+            } = rule.as_ref()
+            {
+                if let Ok(path) = get_path_string(refr, Some(&package)) {
+                    functions.insert(path);
+                }
+            }
+        }
+    }
+    functions
+}
+
+/// `import data.a.b` and `import data.a.b as c`: alias → path.
+fn import_aliases(module: &Module) -> BTreeMap<String, String> {
+    module
+        .imports
+        .iter()
+        .filter_map(|import| {
+            let path = get_path_string(&import.refr, None).ok()?;
+            let alias = match &import.r#as {
+                Some(span) => span.text().to_string(),
+                None => path.rsplit('.').next()?.to_string(),
+            };
+            path.starts_with("data.").then_some((alias, path))
+        })
+        .collect()
+}
+
+pub(super) fn package_path(module: &Module) -> String {
+    get_path_string(&module.package.refr, Some("data")).unwrap_or_default()
+}
+
+fn walk_rule(rule: &Rule, visit: &mut dyn FnMut(&Expr)) {
+    match rule {
+        Rule::Default { refr, args, value, .. } => {
+            walk_expr(refr, visit);
+            args.iter().for_each(|arg| walk_expr(arg, visit));
+            walk_expr(value, visit);
+        }
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { refr, assign, .. } => {
+                    walk_expr(refr, visit);
+                    if let Some(assign) = assign {
+                        walk_expr(&assign.value, visit);
+                    }
+                }
+                RuleHead::Set { refr, key, .. } => {
+                    walk_expr(refr, visit);
+                    if let Some(key) = key {
+                        walk_expr(key, visit);
+                    }
+                }
+                RuleHead::Func { refr, args, assign, .. } => {
+                    walk_expr(refr, visit);
+                    args.iter().for_each(|arg| walk_expr(arg, visit));
+                    if let Some(assign) = assign {
+                        walk_expr(&assign.value, visit);
+                    }
+                }
+            }
+            for body in bodies {
+                if let Some(assign) = &body.assign {
+                    walk_expr(&assign.value, visit);
+                }
+                walk_query(&body.query, visit);
+            }
+        }
+    }
+}
+
+fn walk_query(query: &Query, visit: &mut dyn FnMut(&Expr)) {
+    for stmt in &query.stmts {
+        match &stmt.literal {
+            Literal::SomeVars { .. } => {}
+            Literal::SomeIn {
+                key, value, collection, ..
+            } => {
+                if let Some(key) = key {
+                    walk_expr(key, visit);
+                }
+                walk_expr(value, visit);
+                walk_expr(collection, visit);
+            }
+            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => walk_expr(expr, visit),
+            Literal::Every { domain, query, .. } => {
+                walk_expr(domain, visit);
+                walk_query(query, visit);
+            }
+        }
+        for with in &stmt.with_mods {
+            walk_expr(&with.refr, visit);
+            walk_expr(&with.r#as, visit);
+        }
+    }
+}
+
+fn walk_expr(expr: &Expr, visit: &mut dyn FnMut(&Expr)) {
+    visit(expr);
+    match expr {
+        Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|item| walk_expr(item, visit)),
+        Expr::Object { fields, .. } => {
+            for (_, key, value) in fields {
+                walk_expr(key, visit);
+                walk_expr(value, visit);
+            }
+        }
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            walk_expr(term, visit);
+            walk_query(query, visit);
+        }
+        Expr::ObjectCompr { key, value, query, .. } => {
+            walk_expr(key, visit);
+            walk_expr(value, visit);
+            walk_query(query, visit);
+        }
+        Expr::Call { fcn, params, .. } => {
+            walk_expr(fcn, visit);
+            params.iter().for_each(|param| walk_expr(param, visit));
+        }
+        Expr::UnaryExpr { expr, .. } => walk_expr(expr, visit),
+        Expr::RefDot { refr, .. } => walk_expr(refr, visit),
+        Expr::RefBrack { refr, index, .. } => {
+            walk_expr(refr, visit);
+            walk_expr(index, visit);
+        }
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            walk_expr(lhs, visit);
+            walk_expr(rhs, visit);
+        }
+        Expr::Membership {
+            key, value, collection, ..
+        } => {
+            if let Some(key) = key {
+                walk_expr(key, visit);
+            }
+            walk_expr(value, visit);
+            walk_expr(collection, visit);
+        }
+        _ => {}
+    }
+}
