@@ -32,6 +32,11 @@ pub struct RunArgs {
     /// Publish outcomes to OUTCOME_TOPIC_ARN on SNS instead of printing them.
     #[arg(long)]
     pub sns: bool,
+    /// Seconds the run may take, as a Lambda timeout would bound it: policy
+    /// evaluations, actions and waits stop before it, and claims in a state
+    /// table are leased for it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub timeout: u64,
     /// Set `input.env.KEY` for the policies (repeatable); adds to POLICY_ENV.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
@@ -78,7 +83,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let state = app::state(&config, &sdk_config());
     let responder = app::responder(&config, publisher, Some(sns), state)?;
     let records = ingest_document(&input, &config.default_schema);
-    let summary = responder.handle(records, None).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
+    let summary = responder.handle(records, Some(deadline)).await?;
     eprintln!(
         "{} record(s): {} rejected, {} alert(s), {} action(s) ({} failed), {} policy error(s), {} outcome(s)",
         summary.records,

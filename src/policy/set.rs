@@ -67,20 +67,7 @@ impl PolicySet {
     /// Compiles `files`, failing on any syntax or analysis error (with the file
     /// and line regorus reports) and when no action policy is present.
     pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<PolicySet, PolicyError> {
-        let mut engine = new_engine(timeout);
-        let mut names = Vec::new();
-        for file in files {
-            engine
-                .add_policy(file.name.clone(), file.text)
-                .map_err(|err| PolicyError::Compile(err.to_string()))?;
-            names.push(file.name);
-        }
-        // The first evaluation analyses and schedules every module; doing it now
-        // reports unsafe variables and the like at init, and clones start prepared.
-        engine
-            .eval_query("true".to_string(), false)
-            .map_err(|err| PolicyError::Compile(err.to_string()))?;
-
+        let (engine, names) = prepare(files, timeout)?;
         let packages = engine
             .get_packages()
             .map_err(|err| PolicyError::Compile(err.to_string()))?;
@@ -93,6 +80,34 @@ impl PolicySet {
             .filter(|schema| !schema.contains('.'))
             .map(str::to_string)
             .collect();
+        let entries: Vec<String> = schemas
+            .iter()
+            .map(|schema| alert_rule(schema))
+            .chain([ACTION_RULE.to_string()])
+            .collect();
+        Self::with_entries(engine, names, schemas, &entries, timeout)
+    }
+
+    /// Compiles `files` for evaluating `rules` (full paths, `data.a.b`),
+    /// exactly as the entry rules of [`PolicySet::compile`] are: on the VM,
+    /// or on the interpreter where the VM cannot keep Rego's semantics. For
+    /// checks that evaluate any rule (the OPA conformance suite).
+    pub fn compile_rules(
+        files: Vec<PolicyFile>,
+        timeout: Duration,
+        rules: &[String],
+    ) -> Result<PolicySet, PolicyError> {
+        let (engine, names) = prepare(files, timeout)?;
+        Self::with_entries(engine, names, BTreeSet::new(), rules, timeout)
+    }
+
+    fn with_entries(
+        mut engine: regorus::Engine,
+        names: Vec<String>,
+        schemas: BTreeSet<String>,
+        entries: &[String],
+        timeout: Duration,
+    ) -> Result<PolicySet, PolicyError> {
         let modules = engine.get_modules().clone();
         let unknown = analysis::unknown_calls(&modules, EXTENSIONS);
         if !unknown.is_empty() {
@@ -103,16 +118,15 @@ impl PolicySet {
         let risks = analysis::conflict_risks(&modules);
         let mut programs = HashMap::new();
         let mut interpreted = Vec::new();
-        let rules = schemas.iter().map(|schema| alert_rule(schema));
-        for rule in rules.chain([ACTION_RULE.to_string()]) {
-            if let Some(reason) = conflicts_reached(&modules, &risks, &rule) {
+        for rule in entries {
+            if let Some(reason) = conflicts_reached(&modules, &risks, rule) {
                 tracing::info!(rule, reason, "rule runs on the interpreter, which reports conflicts");
-                interpreted.push((rule, reason));
+                interpreted.push((rule.clone(), reason));
                 continue;
             }
-            match compile_program(&mut engine, &rule) {
+            match compile_program(&mut engine, rule) {
                 Ok(program) => {
-                    programs.insert(rule, VmRule::new(program));
+                    programs.insert(rule.clone(), VmRule::new(program));
                 }
                 Err(NoProgram::UnknownFunction(reason)) => return Err(PolicyError::Compile(reason)),
                 Err(NoProgram::Unsupported(reason)) => {
@@ -121,7 +135,7 @@ impl PolicySet {
                         reason,
                         "rule runs on the interpreter: the VM compiler does not take it"
                     );
-                    interpreted.push((rule, reason));
+                    interpreted.push((rule.clone(), reason));
                 }
             }
         }
@@ -227,15 +241,14 @@ impl PolicySet {
             .collect()
     }
 
-    /// Evaluates a partial set rule; undefined means empty. The evaluation is
-    /// stopped at the policy timeout or at `deadline`, whichever comes first.
-    fn eval_set(
+    /// The value of `rule` (undefined included) for `input`, on the engine
+    /// this set runs the rule on; bounded by the policy timeout and `deadline`.
+    pub fn evaluate(
         &self,
         rule: &str,
         input: regorus::Value,
         deadline: Option<Instant>,
-        skip: &dyn Fn(&regorus::Value) -> bool,
-    ) -> Result<Vec<regorus::Value>, PolicyError> {
+    ) -> Result<regorus::Value, PolicyError> {
         let limit = match deadline {
             Some(deadline) => deadline
                 .saturating_duration_since(Instant::now())
@@ -257,10 +270,22 @@ impl PolicySet {
                 result.map_err(|err| err.to_string())
             }
         };
-        let value = result.map_err(|reason| PolicyError::Eval {
+        result.map_err(|reason| PolicyError::Eval {
             rule: rule.to_string(),
             reason,
-        })?;
+        })
+    }
+
+    /// Evaluates a partial set rule; undefined means empty. The evaluation is
+    /// stopped at the policy timeout or at `deadline`, whichever comes first.
+    fn eval_set(
+        &self,
+        rule: &str,
+        input: regorus::Value,
+        deadline: Option<Instant>,
+        skip: &dyn Fn(&regorus::Value) -> bool,
+    ) -> Result<Vec<regorus::Value>, PolicyError> {
+        let value = self.evaluate(rule, input, deadline)?;
         match value {
             regorus::Value::Undefined => Ok(Vec::new()),
             regorus::Value::Set(set) => Ok(set.iter().filter(|v| !skip(v)).cloned().collect()),
@@ -274,6 +299,23 @@ impl PolicySet {
             }),
         }
     }
+}
+
+/// An engine holding `files`, analysed and prepared: the first evaluation
+/// reports unsafe variables and the like (at init), and clones start prepared.
+fn prepare(files: Vec<PolicyFile>, timeout: Duration) -> Result<(regorus::Engine, Vec<String>), PolicyError> {
+    let mut engine = new_engine(timeout);
+    let mut names = Vec::new();
+    for file in files {
+        engine
+            .add_policy(file.name.clone(), file.text)
+            .map_err(|err| PolicyError::Compile(err.to_string()))?;
+        names.push(file.name);
+    }
+    engine
+        .eval_query("true".to_string(), false)
+        .map_err(|err| PolicyError::Compile(err.to_string()))?;
+    Ok((engine, names))
 }
 
 /// Functions the host adds to the builtins (none yet).
