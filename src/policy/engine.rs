@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
 
-/// A regorus engine configured the way every policy here runs.
+/// A regorus engine configured the way every policy here runs: bounded in
+/// time, its unbounded builtins guarded, prints gathered.
 pub fn new_engine(timeout: Duration) -> regorus::Engine {
     let mut engine = regorus::Engine::new();
     engine.set_gather_prints(true);
     engine.set_execution_timer_config(timer(timeout));
+    super::guard::guard_engine(&mut engine);
     engine
 }
 

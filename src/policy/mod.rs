@@ -6,6 +6,7 @@
 mod analysis;
 mod engine;
 mod error;
+mod guard;
 mod request;
 mod set;
 mod source;

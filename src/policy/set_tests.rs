@@ -395,3 +395,83 @@ fn slow_rule_hits_the_timer() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(err.to_lowercase().contains("time") || err.contains("limit"), "{err}");
 }
+
+/// A builtin call that would build an unbounded value is refused before
+/// it allocates, on both engines, as an error naming the rule.
+#[test]
+fn unbounded_builtin_calls_are_refused_before_they_allocate() {
+    let cases = [
+        "count([x | some x in numbers.range(1, 200000000); x % 7 == 0])",
+        "count(numbers.range(0, 9223372036854775807))",
+        "count(numbers.range_step(1, 900000000000, 3))",
+        "count(net.cidr_expand(\"::/0\"))",
+        "bits.lsh(1, 4294967295)",
+        "sprintf(\"%4000000000d\", [1])",
+    ];
+    for expression in cases {
+        let text = format!("package alert.x\nalert contains {{\"title\": sprintf(\"%v\", [{expression}])}} if true\n");
+        let set = PolicySet::compile(
+            vec![file("a.rego", ACTION), file("x.rego", &text)],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
+            let started = Instant::now();
+            let err = set.clone().with_engine(engine).eval_alerts("x", &json!({}), None);
+            assert!(
+                matches!(&err, Err(PolicyError::Eval { rule, .. }) if rule == "data.alert.x.alert"),
+                "{expression} on {engine:?}: {err:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{expression} on {engine:?} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
+
+/// Arguments a guarded builtin would panic on are its ordinary error (on the
+/// VM, as for any builtin error, the expression is undefined).
+#[test]
+fn arguments_that_would_panic_are_errors() {
+    for expression in [
+        "numbers.range_step(0, 10, 0)",
+        "numbers.range_step(10, 0, -1)",
+        "sprintf(\"%²d\", [1])",
+    ] {
+        let text = format!("package alert.x\nalert contains {{\"title\": sprintf(\"%v\", [{expression}])}} if true\nalert contains {{\"title\": \"other\"}} if true\n");
+        let set = PolicySet::compile(
+            vec![file("a.rego", ACTION), file("x.rego", &text)],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let titles: Vec<String> = set
+            .eval_alerts("x", &json!({}), None)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.title)
+            .collect();
+        assert_eq!(titles, ["other"], "{expression}");
+        let err = set
+            .clone()
+            .with_engine(PolicyEngine::Interpreter)
+            .eval_alerts("x", &json!({}), None);
+        assert!(err.is_err(), "{expression}: {err:?}");
+    }
+    // Within the limits, the builtins answer as before.
+    let text = "package alert.x\nalert contains {\"title\": sprintf(\"%v %v %05d\", [numbers.range(1, 3), numbers.range_step(0, 10, 5), 42])} if true\n";
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", text)],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
+        let alerts = set
+            .clone()
+            .with_engine(engine)
+            .eval_alerts("x", &json!({}), None)
+            .unwrap();
+        assert_eq!(alerts[0].title, "[1, 2, 3] [0, 5, 10] 00042", "{engine:?}");
+    }
+}

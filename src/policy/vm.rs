@@ -8,6 +8,7 @@ use regorus::rvm::program::Program;
 use regorus::rvm::vm::RegoVM;
 
 use super::engine::{first_line, timer};
+use super::guard::guard_program;
 
 /// One entry rule's VM program, with the VMs idle between evaluations. A
 /// VM clears its state (registers, rule and builtin caches) when an
@@ -70,7 +71,7 @@ pub(super) fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Resul
     let compiled = engine
         .compile_with_entrypoint(&Arc::<str>::from(rule))
         .map_err(|err| NoProgram::Unsupported(err.to_string()))?;
-    Compiler::compile_from_policy(&compiled, &[rule]).map_err(|err| {
+    let program = Compiler::compile_from_policy(&compiled, &[rule]).map_err(|err| {
         let located = first_line(&err.to_string());
         match &err.error {
             CompilerError::UnknownFunction { name } => NoProgram::UnknownFunction(match missing_feature(name) {
@@ -79,7 +80,8 @@ pub(super) fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Resul
             }),
             _ => NoProgram::Unsupported(located),
         }
-    })
+    })?;
+    Ok(Arc::new(guard_program(Arc::unwrap_or_clone(program))))
 }
 
 /// The cargo feature that adds builtin `name`, when this build lacks it.
