@@ -33,7 +33,9 @@ pub enum InitError {
 
 /// The production policies of the configured source, on the configured engine.
 pub fn policies(config: &Config) -> Result<PolicySet, PolicyError> {
-    Ok(PolicySet::load(&config.policies, config.policy_timeout)?.with_engine(config.policy_engine))
+    Ok(PolicySet::load(&config.policies, config.policy_timeout)?
+        .with_engine(config.policy_engine)
+        .with_memory_budget(config.policy_memory))
 }
 
 /// The shared HTTP client's settings.

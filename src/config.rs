@@ -90,6 +90,8 @@ pub struct Config {
     pub max_actions: u32,
     /// Wall-clock limit for one policy evaluation.
     pub policy_timeout: Duration,
+    /// Bytes one policy evaluation may allocate (`POLICY_MEMORY_MB`).
+    pub policy_memory: u64,
     /// Which evaluator runs the policies (`POLICY_ENGINE`).
     pub policy_engine: PolicyEngine,
     /// Default timeout of one HTTP request made by an action.
@@ -141,6 +143,7 @@ impl Default for Config {
             max_rounds: DEFAULT_MAX_ROUNDS,
             max_actions: DEFAULT_MAX_ACTIONS,
             policy_timeout: Duration::from_millis(1000),
+            policy_memory: 32 * 1024 * 1024,
             policy_engine: PolicyEngine::Vm,
             http_timeout: Duration::from_secs(10),
             dry_run: false,
@@ -227,6 +230,9 @@ impl Config {
         }
         if let Some(v) = get("POLICY_TIMEOUT_MS") {
             self.policy_timeout = Duration::from_millis(parse_positive("POLICY_TIMEOUT_MS", &v)?.into());
+        }
+        if let Some(v) = get("POLICY_MEMORY_MB") {
+            self.policy_memory = u64::from(parse_positive("POLICY_MEMORY_MB", &v)?) * 1024 * 1024;
         }
         if let Some(v) = get("POLICY_ENGINE") {
             self.policy_engine = v.parse().map_err(|reason| invalid("POLICY_ENGINE", &v, reason))?;

@@ -22,12 +22,11 @@
 //!   outcome port), [`aws`] (DynamoDB, SNS, Secrets Manager), [`memory`]
 //!   (in-memory state and publisher).
 //! - [`ingest`]: SNS and Matano input; [`model`]: plain data; [`config`],
-//!   [`typed`], [`tls`]: leaves.
+//!   [`typed`], [`tls`], [`process`]: leaves.
 
-/// Every binary linking the crate (the Lambda/CLI binary, tests, benches)
-/// allocates with mimalloc, so benchmarks measure what production runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// Every binary linking the crate (the Lambda/CLI binary, tests, benches)
+// allocates with regorus's mimalloc, which counts allocations for the
+// policies' memory budget: benchmarks measure what production runs.
 
 pub mod action;
 pub mod app;
@@ -44,6 +43,7 @@ pub mod model;
 pub mod pipeline;
 mod play;
 pub mod policy;
+pub mod process;
 pub mod publish;
 pub mod secrets;
 pub mod state;

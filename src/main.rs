@@ -8,7 +8,8 @@ use alert_responder::{app, lambda};
 
 fn main() -> std::process::ExitCode {
     // Before the runtime starts its threads: this sets an environment variable.
-    alert_responder::tls::prefer_single_ca_bundle();
+    alert_responder::process::disable_transparent_huge_pages();
+    alert_responder::process::prefer_single_ca_bundle();
     match std::env::var("AWS_LAMBDA_RUNTIME_API") {
         // Lambda hands a sandbox one event at a time, and the actions of a
         // round run concurrently on one thread: worker threads would only add

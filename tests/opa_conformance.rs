@@ -349,8 +349,11 @@ fn starter_kit_engines(bridge: &Bridge) -> (opa::Engine<'_>, Vec<(&'static str, 
     let modules: Vec<(&str, &str)> = files.iter().map(|f| (f.name.as_str(), f.text.as_str())).collect();
     let opa = bridge.engine(&modules).expect("OPA compiles the starter kit");
     let rules = vec!["data.alert.matano.alert".to_string(), "data.action.run".to_string()];
+    // The production engine: the VM, with the interpreter for the rules the
+    // VM does not take (none in the starter kit).
     let set = PolicySet::compile_rules(files, Duration::from_secs(5), &rules).unwrap();
-    (opa, both_engines(set).into_iter().collect())
+    assert!(set.interpreted_rules().is_empty(), "{:?}", set.interpreted_rules());
+    (opa, vec![("vm", set)])
 }
 
 #[test]
@@ -420,28 +423,42 @@ fn policy_json() -> impl Strategy<Value = Value> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 60, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn mutated_matano_changes_decide_as_opa_does(
-        mutations in prop::collection::vec((0..FIELDS.len(), policy_json()), 1..4)
-    ) {
-        thread_local! {
-            static BRIDGE: &'static Bridge = Box::leak(Box::new(Bridge::load()));
-        }
-        let bridge = BRIDGE.with(|b| *b);
-        let (opa, sets) = starter_kit_engines(bridge);
-        let decider = starter_kit_decider();
-        let mut payload: Value = serde_json::from_str(include_str!("../examples/matano_alert_change.json")).unwrap();
-        for (field, value) in mutations {
-            if let Some(slot) = payload.pointer_mut(FIELDS[field]) {
-                *slot = value;
+/// Mutated Matano changes through the starter kit on OPA and ours: 200
+/// generated cases; a mutation may make the change invalid (rejected
+/// before any policy runs), so the cases compared are counted and a
+/// minimum asserted.
+#[test]
+fn mutated_matano_changes_decide_as_opa_does() {
+    use proptest::test_runner::{Config as RunnerConfig, TestRunner};
+    let bridge = Bridge::load();
+    let (opa, sets) = starter_kit_engines(&bridge);
+    let decider = starter_kit_decider();
+    let strategy = prop::collection::vec((0..FIELDS.len(), policy_json()), 1..4);
+    let mut runner = TestRunner::new(RunnerConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..RunnerConfig::default()
+    });
+    let compared = std::cell::Cell::new(0usize);
+    runner
+        .run(&strategy, |mutations| {
+            let mut payload: Value =
+                serde_json::from_str(include_str!("../examples/matano_alert_change.json")).unwrap();
+            for (field, value) in mutations {
+                if let Some(slot) = payload.pointer_mut(FIELDS[field]) {
+                    *slot = value;
+                }
             }
-        }
-        let mut tally = Tally::default();
-        compare_decision(&opa, &sets, &decider, &payload, &mut tally, "mutated payload");
-        prop_assert!(tally.compared >= 2, "compared {}", tally.compared);
-        prop_assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
-    }
+            let mut tally = Tally::default();
+            compare_decision(&opa, &sets, &decider, &payload, &mut tally, "mutated payload");
+            compared.set(compared.get() + tally.compared);
+            prop_assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
+            Ok(())
+        })
+        .unwrap();
+    eprintln!(
+        "conformance: {} cases compared on mutated Matano changes",
+        compared.get()
+    );
+    assert!(compared.get() >= 150, "only {} cases compared", compared.get());
 }

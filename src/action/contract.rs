@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::args::ArgSpec;
+use super::args::{ArgRule, ArgSpec};
 use crate::model::Alert;
 use crate::secrets::ArgSecretError;
 
@@ -44,6 +44,9 @@ pub enum ActionError {
     Unknown { id: String, uses: String },
     #[error("argument `{arg}` {reason}")]
     BadArg { arg: String, reason: String },
+    /// The request does not match the action's declaration.
+    #[error("{0}")]
+    BadRequest(super::args::ArgProblem),
     #[error("{message}")]
     Failed {
         message: String,
@@ -90,5 +93,9 @@ pub trait Action: Send + Sync {
     /// `<service>.<verb>`.
     fn uses(&self) -> &'static str;
     fn args(&self) -> &'static [ArgSpec];
+    /// Rules between the arguments (exactly one of, required with).
+    fn rules(&self) -> &'static [ArgRule] {
+        &[]
+    }
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>>;
 }

@@ -97,7 +97,7 @@ impl CreateComment {
 const COMMENT_ARGS: &[ArgSpec] = &[
     ArgSpec::required("owner", ArgKind::String, "repository owner"),
     ArgSpec::required("repo", ArgKind::String, "repository name"),
-    ArgSpec::required("issue_number", ArgKind::Number, "issue or pull request number"),
+    ArgSpec::required("issue_number", ArgKind::Whole, "issue or pull request number"),
     ArgSpec::required("secret_token", ArgKind::Secret, "token with issues: write"),
     ArgSpec::optional(
         "body",

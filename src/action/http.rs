@@ -85,7 +85,7 @@ const FETCH_ARGS: &[ArgSpec] = &[
     ),
     ArgSpec::optional(
         "timeout_ms",
-        ArgKind::Number,
+        ArgKind::Whole,
         "request timeout (default HTTP_TIMEOUT_MS)",
     ),
     ArgSpec::optional(

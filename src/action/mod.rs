@@ -22,6 +22,6 @@ mod vendor;
 mod virustotal;
 pub mod webhook;
 
-pub use args::{ArgKind, ArgSpec};
+pub use args::{ArgKind, ArgProblem, ArgRule, ArgSpec, Known};
 pub use contract::{Action, ActionCall, ActionError};
 pub use registry::Registry;

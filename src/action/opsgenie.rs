@@ -39,7 +39,11 @@ const ARGS: &[ArgSpec] = &[
         ArgKind::String,
         "description (default: a summary of the alert)",
     ),
-    ArgSpec::optional("priority", ArgKind::String, "P1–P5 (default: mapped from severity)"),
+    ArgSpec::optional(
+        "priority",
+        ArgKind::OneOf(&["P1", "P2", "P3", "P4", "P5"]),
+        "P1–P5 (default: mapped from severity)",
+    ),
     ArgSpec::optional("tags", ArgKind::StringList, "tags"),
     ArgSpec::optional(
         "details",

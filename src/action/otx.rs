@@ -26,7 +26,7 @@ const ARGS: &[ArgSpec] = &[
     ArgSpec::required("secret_api_key", ArgKind::Secret, "OTX API key"),
     ArgSpec::optional(
         "type",
-        ArgKind::String,
+        ArgKind::OneOf(&["IPv4", "IPv6", "domain", "hostname", "file", "url"]),
         "IPv4, IPv6, domain, hostname, file or url (default: detected)",
     ),
     ArgSpec::optional(

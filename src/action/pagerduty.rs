@@ -48,7 +48,7 @@ const TRIGGER_ARGS: &[ArgSpec] = &[
     ),
     ArgSpec::optional(
         "severity",
-        ArgKind::String,
+        ArgKind::OneOf(&["critical", "error", "warning", "info"]),
         "critical, error, warning or info (default: mapped from the alert)",
     ),
     ArgSpec::optional(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::args::ArgSpec;
+use super::args::{check_args, ArgProblem, Known};
 use super::contract::{Action, ActionError};
 use super::{github, http, jira, openai, opsgenie, otx, pagerduty, slack, sns, virustotal, webhook};
 use crate::config::Endpoints;
@@ -65,45 +65,31 @@ impl Registry {
         self.actions.keys().copied()
     }
 
-    /// Checks `uses` and the arguments against the declaration.
+    /// Checks `uses` and the arguments against the declaration, as
+    /// [`Registry::check`] does: the first problem is the error.
     pub fn validate(&self, id: &str, uses: &str, args: &Map<String, Value>) -> Result<&Arc<dyn Action>, ActionError> {
+        let known: BTreeMap<&str, Known<'_>> = args.iter().map(|(k, v)| (k.as_str(), Known::Value(v))).collect();
+        let (action, problems) = self.check(id, uses, &known)?;
+        match problems.into_iter().next() {
+            Some(problem) => Err(ActionError::BadRequest(problem)),
+            None => Ok(action),
+        }
+    }
+
+    /// Every problem of a request's arguments (some possibly computed), for
+    /// `check` and for runs alike; an unknown `uses` is an error.
+    pub fn check(
+        &self,
+        id: &str,
+        uses: &str,
+        args: &BTreeMap<&str, Known<'_>>,
+    ) -> Result<(&Arc<dyn Action>, Vec<ArgProblem>), ActionError> {
         let action = self.get(uses).ok_or_else(|| ActionError::Unknown {
             id: id.to_string(),
             uses: uses.to_string(),
         })?;
-        validate_args(action.args(), args)?;
-        Ok(action)
+        Ok((action, check_args(action.args(), action.rules(), args)))
     }
-}
-
-/// Checks `args` against the declarations: required ones present, each of
-/// its kind, none unknown.
-fn validate_args(specs: &[ArgSpec], args: &Map<String, Value>) -> Result<(), ActionError> {
-    for spec in specs {
-        match args.get(spec.name) {
-            None | Some(Value::Null) if spec.required => {
-                return Err(ActionError::BadArg {
-                    arg: spec.name.to_string(),
-                    reason: format!("is required ({})", spec.kind.describe()),
-                })
-            }
-            Some(value) if !value.is_null() && !spec.kind.accepts(value) => {
-                return Err(ActionError::BadArg {
-                    arg: spec.name.to_string(),
-                    reason: format!("must be {}", spec.kind.describe()),
-                })
-            }
-            _ => {}
-        }
-    }
-    if let Some(unknown) = args.keys().find(|k| !specs.iter().any(|s| s.name == k.as_str())) {
-        let known: Vec<_> = specs.iter().map(|s| s.name).collect();
-        return Err(ActionError::BadArg {
-            arg: unknown.clone(),
-            reason: format!("is not an argument of this action (known: {})", known.join(", ")),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::vendor::{alert_summary_text, base_url};
 use super::vendor::{clip, headline, json_object, string_or, url_with, BASE_URL, TIMEOUT};
-use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use super::{Action, ActionCall, ActionError, ArgKind, ArgRule, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 use crate::model::Alert;
 
@@ -49,6 +49,11 @@ const ARGS: &[ArgSpec] = &[
     ),
     BASE_URL,
     TIMEOUT,
+];
+
+const RULES: &[ArgRule] = &[
+    ArgRule::ExactlyOne(&["secret_webhook_url", "secret_token"]),
+    ArgRule::Requires("secret_token", "channel"),
 ];
 
 /// Title, severity and source, the attributes, the description, a link.
@@ -100,6 +105,10 @@ impl Action for Post {
 
     fn args(&self) -> &'static [ArgSpec] {
         ARGS
+    }
+
+    fn rules(&self) -> &'static [ArgRule] {
+        RULES
     }
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {

@@ -16,7 +16,7 @@ pub const BASE_URL: ArgSpec = ArgSpec::optional(
 );
 pub const TIMEOUT: ArgSpec = ArgSpec::optional(
     "timeout_ms",
-    ArgKind::Number,
+    ArgKind::Whole,
     "request timeout (default HTTP_TIMEOUT_MS)",
 );
 

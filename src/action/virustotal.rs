@@ -30,7 +30,11 @@ const ARGS: &[ArgSpec] = &[
         "a file hash (MD5/SHA-1/SHA-256), IP, domain or URL",
     ),
     ArgSpec::required("secret_api_key", ArgKind::Secret, "VirusTotal API key"),
-    ArgSpec::optional("type", ArgKind::String, "file, ip, domain or url (default: detected)"),
+    ArgSpec::optional(
+        "type",
+        ArgKind::OneOf(&["file", "ip", "domain", "url"]),
+        "file, ip, domain or url (default: detected)",
+    ),
     BASE_URL,
     TIMEOUT,
 ];

@@ -27,7 +27,7 @@ const POST_ARGS: &[ArgSpec] = &[
     ArgSpec::optional("headers", ArgKind::StringMap, "extra request headers"),
     ArgSpec::optional(
         "timeout_ms",
-        ArgKind::Number,
+        ArgKind::Whole,
         "request timeout (default HTTP_TIMEOUT_MS)",
     ),
     ArgSpec::optional(

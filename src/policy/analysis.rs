@@ -43,9 +43,6 @@ fn hint(name: &str) -> Option<String> {
         "net.cidr_overlap",
         "strings.render_template",
         "regex.globs_match",
-        "glob.quote_meta",
-        "json.match_schema",
-        "json.verify_schema",
     ];
     if IO.contains(&name) {
         return Some(
@@ -54,8 +51,8 @@ fn hint(name: &str) -> Option<String> {
                 .to_string(),
         );
     }
-    if name.starts_with("time.") && !cfg!(feature = "policy-time") {
-        return Some("not in this build: rebuild with `--features policy-time`".to_string());
+    if ["json.match_schema", "json.verify_schema"].contains(&name) && !cfg!(feature = "policy-jsonschema") {
+        return Some("not in this build: rebuild with `--features policy-jsonschema`".to_string());
     }
     if NOT_IN_ENGINE.iter().any(|prefix| name.starts_with(prefix)) {
         return Some("an OPA builtin the policy engine (regorus) does not implement".to_string());

@@ -18,6 +18,7 @@
 //!   `{alert, env, seq, called}`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -45,6 +46,8 @@ pub struct PolicySet {
     schemas: BTreeSet<String>,
     files: Vec<String>,
     timeout: Duration,
+    /// Bytes one evaluation may allocate (`POLICY_MEMORY_MB`).
+    memory: NonZeroU64,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -147,7 +150,14 @@ impl PolicySet {
             schemas,
             files: names,
             timeout,
+            memory: DEFAULT_MEMORY,
         })
+    }
+
+    /// Sets how many bytes one evaluation may allocate.
+    pub fn with_memory_budget(mut self, bytes: u64) -> PolicySet {
+        self.memory = NonZeroU64::new(bytes).unwrap_or(DEFAULT_MEMORY);
+        self
     }
 
     /// Chooses the evaluator. The VM programs are compiled either way, so
@@ -256,14 +266,20 @@ impl PolicySet {
             None => self.timeout,
         };
         let result = match self.programs.get(rule) {
-            Some(program) => program.execute(input, limit),
+            Some(program) => program.execute(input, limit, self.memory),
             None => {
                 let mut engine = self.engine.clone();
                 if limit < self.timeout {
                     engine.set_execution_timer_config(timer(limit));
                 }
                 engine.set_input(input);
+                // The interpreter has no budget of its own: the process may
+                // grow by the budget while it runs (process-wide, so a
+                // concurrent evaluation shares it).
+                let held = mimalloc::limits::global_allocation_stats_snapshot().allocated;
+                regorus::set_global_memory_limit(Some(held.saturating_add(self.memory.get())));
                 let result = engine.eval_rule(rule.to_string());
+                regorus::set_global_memory_limit(None);
                 for line in engine.take_prints().unwrap_or_default() {
                     tracing::info!(rule, print = %line, "policy print");
                 }
@@ -317,6 +333,10 @@ fn prepare(files: Vec<PolicyFile>, timeout: Duration) -> Result<(regorus::Engine
         .map_err(|err| PolicyError::Compile(err.to_string()))?;
     Ok((engine, names))
 }
+
+/// Bytes one evaluation may allocate unless configured: 32 MiB (a typical
+/// decision allocates well under one).
+const DEFAULT_MEMORY: NonZeroU64 = NonZeroU64::new(32 * 1024 * 1024).expect("non-zero");
 
 /// Functions the host adds to the builtins (none yet).
 const EXTENSIONS: &[&str] = &[];

@@ -114,7 +114,7 @@ fn unknown_functions_fail_the_compile_naming_where() {
 /// file. Each unknown one is named with its file and line.
 #[test]
 fn every_call_is_resolved_at_load() {
-    let unreached = "package lib.unused\n\nhelper(x) := y if {\n  y := json.patch(x, [])\n}\n";
+    let unreached = "package lib.unused\n\nhelper(x) := y if {\n  y := json.patches(x, [])\n}\n";
     let action = "package action\n\nimport data.lib.util\nimport data.lib.util as u2\n\n\
         f(x) := foo.bar(x)\n\
         g(x) := 1 if x > 1 else := yaml.marshall(x)\n\
@@ -150,7 +150,7 @@ fn every_call_is_resolved_at_load() {
             "action.rego:10: unknown function time.now_nanos",
             "action.rego:13: unknown function http.send",
             "action_test.rego:2: unknown function io.jwt.decode",
-            "lib/unused.rego:4: unknown function json.patch",
+            "lib/unused.rego:4: unknown function json.patches",
         ],
         "{err}"
     );
@@ -229,23 +229,31 @@ fn definitions_that_cannot_conflict_stay_on_the_vm() {
     assert_eq!(alerts[0].title, "high 3 true 1");
 }
 
-/// time.* builtins are the `policy-time` feature: without it a policy
-/// that reads the clock fails at init and says how to get them.
+/// The default build has every builtin group of the engine but the ones
+/// that do I/O, time zones included; JSON Schema is a feature, and a policy
+/// using it without the feature fails at init saying how to get it.
 #[test]
-fn time_builtins_follow_the_policy_time_feature() {
-    let policy =
-        "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"at\": time.now_ns()}} if true\n";
-    let compiled = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1));
-    if cfg!(feature = "policy-time") {
-        let requests = compiled
-            .unwrap()
-            .eval_actions(regorus::Value::new_object(), None, &HashSet::new())
-            .unwrap();
-        assert!(requests[0].args["at"].as_i64().unwrap() > 1_700_000_000_000_000_000);
+fn builtins_of_the_default_build() {
+    let policy = "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"at\": time.now_ns(), \"clock\": time.clock([0, \"Asia/Kolkata\"]), \"v\": semver.compare(\"1.2.3\", \"1.10.0\"), \"y\": yaml.marshal({\"a\": 1}), \"u\": uuid.parse(\"c0ffee00-0000-4000-8000-000000000001\").version, \"p\": json.patch({}, [{\"op\": \"add\", \"path\": \"/z\", \"value\": 1}])}} if true\n";
+    let set = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1)).unwrap();
+    let requests = set
+        .eval_actions(regorus::Value::new_object(), None, &HashSet::new())
+        .unwrap();
+    let args = &requests[0].args;
+    assert!(args["at"].as_i64().unwrap() > 1_700_000_000_000_000_000);
+    assert_eq!(args["clock"], json!([5, 30, 0]));
+    assert_eq!(args["v"], json!(-1));
+    assert_eq!(args["y"], json!("a: 1\n"));
+    assert_eq!(args["u"], json!(4));
+    assert_eq!(args["p"], json!({"z": 1}));
+    let schema = "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\"} if json.match_schema({}, {})[0]\n";
+    let compiled = PolicySet::compile(vec![file("a.rego", schema)], Duration::from_secs(1));
+    if cfg!(feature = "policy-jsonschema") {
+        assert!(compiled.is_ok());
     } else {
         let message = compiled.unwrap_err().to_string();
         assert!(
-            message.contains("time.now_ns") && message.contains("--features policy-time"),
+            message.contains("json.match_schema") && message.contains("--features policy-jsonschema"),
             "{message}"
         );
     }

@@ -1,11 +1,13 @@
 //! Entry rules compiled for regorus's register VM.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use regorus::languages::rego::compiler::{Compiler, CompilerError};
 use regorus::rvm::program::Program;
 use regorus::rvm::vm::RegoVM;
+use regorus::MemoryBudgetConfig;
 
 use super::engine::{first_line, timer};
 use super::guard::guard_program;
@@ -27,7 +29,14 @@ impl VmRule {
         }
     }
 
-    pub(super) fn execute(&self, input: regorus::Value, limit: Duration) -> Result<regorus::Value, String> {
+    /// Runs the program on `input`, stopped at `limit` of time and at
+    /// `memory` bytes allocated beyond what the process held when it started.
+    pub(super) fn execute(
+        &self,
+        input: regorus::Value,
+        limit: Duration,
+        memory: NonZeroU64,
+    ) -> Result<regorus::Value, String> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut vm = idle.unwrap_or_else(|| {
             let mut vm = RegoVM::new();
@@ -38,6 +47,7 @@ impl VmRule {
             vm
         });
         vm.set_execution_timer_config(Some(timer(limit)));
+        vm.set_memory_budget_config(Some(MemoryBudgetConfig { limit: memory }));
         vm.set_input(input);
         let result = vm.execute().map_err(|err| err.to_string());
         // Only a VM that finished is kept, without the input it held.
@@ -86,5 +96,6 @@ pub(super) fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Resul
 
 /// The cargo feature that adds builtin `name`, when this build lacks it.
 fn missing_feature(name: &str) -> Option<&'static str> {
-    (name.starts_with("time.") && !cfg!(feature = "policy-time")).then_some("policy-time")
+    (name.starts_with("json.") && name.ends_with("_schema") && !cfg!(feature = "policy-jsonschema"))
+        .then_some("policy-jsonschema")
 }

@@ -256,7 +256,7 @@ fn finish(mut record: ActionRecord, alert: &Alert, clock: Instant) -> ActionReco
 
 fn error_text(err: &ActionError, action_id: &str) -> String {
     match err {
-        ActionError::BadArg { .. } => format!("invalid request: {err}"),
+        ActionError::BadArg { .. } | ActionError::BadRequest(_) => format!("invalid request: {err}"),
         // Names the action and the secret, never its value.
         ActionError::Secret(_) => format!("action {action_id:?}: {err}"),
         _ => err.to_string(),

@@ -1,12 +1,18 @@
-//! Static checks of the action policy for `check`: in `run` entries written
-//! as object literals, an unknown `uses`, and missing required or unknown
-//! argument names when the `args` are an object literal too.
+//! Static checks of the action policy for `check`: every `run` entry whose
+//! shape can be read from the source — written as an object literal in the
+//! rule head, or assigned to the head's variable in the body (`res := {...}`
+//! then `run contains res`) — goes through the checks a run applies: the
+//! entry's fields, a known `uses`, the action's arguments (presence of each,
+//! and the values written literally: types, choices, the rules between
+//! them), the `commit` specs, and no two different entries under one id.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use regorus::unstable::{Expr, Rule, RuleHead};
+use regorus::unstable::{Expr, Literal, Ref, Rule, RuleHead, Span};
+use serde_json::{Map, Value};
 
-use crate::action::Registry;
+use crate::action::{Known, Registry};
 use crate::policy::{new_engine, PolicyError, PolicyFile};
 
 /// One problem, at a place in a policy file.
@@ -23,7 +29,14 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// Checks every literal `run` entry of `package action` against `registry`.
+/// The fields of a `run` entry.
+const ENTRY_FIELDS: &[&str] = &["id", "uses", "args", "force", "abort", "commit"];
+/// The fields of a commit spec.
+const COMMIT_FIELDS: &[&str] = &["key", "path", "value", "id", "type", "persist", "ttl", "op"];
+
+type Fields = [(Span, Ref<Expr>, Ref<Expr>)];
+
+/// Checks every `run` entry of `package action` whose shape is in the source.
 pub fn check_run_entries(files: Vec<PolicyFile>, registry: &Registry) -> Result<Vec<Finding>, PolicyError> {
     let mut engine = new_engine(Duration::from_secs(5));
     for file in files {
@@ -32,146 +45,270 @@ pub fn check_run_entries(files: Vec<PolicyFile>, registry: &Registry) -> Result<
             .map_err(|err| PolicyError::Compile(err.to_string()))?;
     }
     let mut findings = Vec::new();
+    let mut ids: BTreeMap<String, Vec<(String, u32, String)>> = BTreeMap::new();
     for module in engine.get_modules() {
         if module.package.refr.span().text() != "action" {
             continue;
         }
         for rule in &module.policy {
-            let Rule::Spec {
-                head: RuleHead::Set {
-                    refr, key: Some(key), ..
-                },
-                ..
-            } = rule.as_ref()
-            else {
-                continue;
-            };
-            if refr.span().text() != "run" {
-                continue;
+            for (span, fields) in entry_literals(rule) {
+                let place = |message: String| Finding {
+                    file: span.source.file().to_string(),
+                    line: span.line,
+                    message,
+                };
+                if let Some(id) = field(fields, "id")
+                    .and_then(|v| literal(&v))
+                    .and_then(|v| v.as_str().map(str::to_string))
+                {
+                    ids.entry(id).or_default().push((
+                        span.source.file().to_string(),
+                        span.line,
+                        span.text().split_whitespace().collect::<Vec<_>>().join(" "),
+                    ));
+                }
+                findings.extend(check_entry(fields, registry).into_iter().map(place));
             }
-            let Expr::Object { span, fields, .. } = key.as_ref() else {
-                continue;
-            };
-            check_literal_entry(span, fields, registry, &mut findings);
         }
     }
+    findings.extend(shared_ids(&ids));
     findings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    findings.dedup();
     Ok(findings)
 }
 
-/// One `run` entry written as an object literal: a known `uses`, and, when
-/// its `args` are a literal too, the required arguments and no unknown one.
-fn check_literal_entry(
-    span: &regorus::unstable::Span,
-    fields: &[(
-        regorus::unstable::Span,
-        regorus::unstable::Ref<Expr>,
-        regorus::unstable::Ref<Expr>,
-    )],
-    registry: &Registry,
-    findings: &mut Vec<Finding>,
-) {
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(_, k, _)| literal_string(k).as_deref() == Some(name))
-            .map(|(_, _, v)| v.clone())
-    };
-    let id = field("id")
-        .and_then(|v| literal_string(&v))
-        .map(|id| format!(" {id:?}"))
-        .unwrap_or_default();
-    let place = |message: String| Finding {
-        file: span.source.file().to_string(),
-        line: span.line,
-        message,
-    };
-    let Some(uses) = field("uses").and_then(|v| literal_string(&v)) else {
-        return;
-    };
-    let Some(action) = registry.get(&uses) else {
-        let known: Vec<&str> = registry.names().collect();
-        findings.push(place(format!(
-            "run entry{id}: unknown action {uses:?} (known: {})",
-            known.join(", ")
-        )));
-        return;
-    };
-    let arg_names: Option<Vec<String>> = match field("args") {
-        None => Some(Vec::new()),
-        Some(args) => match args.as_ref() {
-            Expr::Object { fields, .. } => fields.iter().map(|(_, k, _)| literal_string(k)).collect(),
-            _ => None, // computed args: checked at run time
+/// The object literals a `run` rule adds: its head's, or the one assigned
+/// to its head's variable in a body.
+fn entry_literals(rule: &Rule) -> Vec<(&Span, &Fields)> {
+    let Rule::Spec {
+        head: RuleHead::Set {
+            refr, key: Some(key), ..
         },
+        bodies,
+        ..
+    } = rule
+    else {
+        return Vec::new();
     };
-    let Some(arg_names) = arg_names else { return };
-    for spec in action.args().iter().filter(|s| s.required) {
-        if !arg_names.iter().any(|a| a == spec.name) {
-            findings.push(place(format!(
-                "run entry{id} ({uses}): missing required argument `{}`",
-                spec.name
-            )));
-        }
+    if refr.span().text() != "run" {
+        return Vec::new();
     }
-    for name in &arg_names {
-        if !action.args().iter().any(|s| s.name == name) {
-            findings.push(place(format!(
-                "run entry{id} ({uses}): `{name}` is not an argument of {uses}"
-            )));
+    match key.as_ref() {
+        Expr::Object { span, fields, .. } => vec![(span, fields.as_slice())],
+        Expr::Var { span, .. } => {
+            let name = span.text();
+            bodies
+                .iter()
+                .flat_map(|body| body.query.stmts.iter())
+                .filter_map(|stmt| match &stmt.literal {
+                    Literal::Expr { expr, .. } => match expr.as_ref() {
+                        Expr::AssignExpr { lhs, rhs, .. } if lhs.span().text() == name => match rhs.as_ref() {
+                            Expr::Object { span, fields, .. } => Some((span, fields.as_slice())),
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
         }
+        _ => Vec::new(),
     }
 }
 
-fn literal_string(expr: &Expr) -> Option<String> {
+/// The problems of one entry literal, in words.
+fn check_entry(fields: &Fields, registry: &Registry) -> Vec<String> {
+    let mut problems = Vec::new();
+    let id = field(fields, "id")
+        .and_then(|v| literal(&v))
+        .and_then(|v| v.as_str().map(str::to_string));
+    let label = id
+        .as_ref()
+        .map(|id| format!("run entry {id:?}"))
+        .unwrap_or_else(|| "run entry".to_string());
+    for (_, key, _) in fields {
+        if let Some(name) = literal(key).and_then(|k| k.as_str().map(str::to_string)) {
+            if !ENTRY_FIELDS.contains(&name.as_str()) {
+                problems.push(format!(
+                    "{label}: `{name}` is not a field of a run entry: use {}",
+                    ENTRY_FIELDS.join(", ")
+                ));
+            }
+        }
+    }
+    if field(fields, "id").is_none() {
+        problems.push(format!(
+            "{label}: no `id`: give the entry an id, unique per alert, e.g. \"id\": \"notify\""
+        ));
+    }
+    for flag in ["force", "abort"] {
+        if let Some(value) = field(fields, flag).and_then(|v| literal(&v)) {
+            if !value.is_boolean() {
+                problems.push(format!("{label}: `{flag}` must be true or false (got {value})"));
+            }
+        }
+    }
+    if let Some(commit) = field(fields, "commit") {
+        problems.extend(check_commits(&commit).into_iter().map(|p| format!("{label}: {p}")));
+    }
+    let Some(uses) = field(fields, "uses") else {
+        problems.push(format!(
+            "{label}: no `uses`: name the action to run, e.g. \"uses\": \"http.fetch\""
+        ));
+        return problems;
+    };
+    let Some(uses) = literal(&uses).and_then(|v| v.as_str().map(str::to_string)) else {
+        return problems; // computed: checked when `check` evaluates the policy
+    };
+    let args = field(fields, "args");
+    let arg_fields = match args.as_deref() {
+        None => Some(Vec::new()),
+        Some(Expr::Object { fields, .. }) => Some(fields.clone()),
+        Some(_) => None,
+    };
+    let values: Vec<(String, Option<Value>)> = arg_fields
+        .iter()
+        .flatten()
+        .filter_map(|(_, key, value)| {
+            let name = literal(key)?.as_str()?.to_string();
+            Some((name, literal(value)))
+        })
+        .collect();
+    let known: BTreeMap<&str, Known<'_>> = values
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_ref().map_or(Known::Computed, Known::Value)))
+        .collect();
+    match registry.check(id.as_deref().unwrap_or_default(), &uses, &known) {
+        Err(_) => {
+            let known: Vec<&str> = registry.names().collect();
+            problems.push(format!(
+                "{label}: unknown action {uses:?}: use one of {}",
+                known.join(", ")
+            ));
+        }
+        Ok(_) if arg_fields.is_none() => {} // computed args: checked when evaluated
+        Ok((_, arg_problems)) => {
+            problems.extend(arg_problems.into_iter().map(|p| format!("{label} ({uses}): {p}")));
+        }
+    }
+    problems
+}
+
+/// The commit specs written literally: fields, key, `path` JSONPath,
+/// `op`, `ttl`, and `path` or `value`.
+fn check_commits(commit: &Expr) -> Vec<String> {
+    let Expr::Array { items, .. } = commit else {
+        return match literal(commit) {
+            Some(value) if !value.is_array() => {
+                vec![format!("`commit` must be an array of commit specs (got {value})")]
+            }
+            _ => Vec::new(),
+        };
+    };
+    let mut problems = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Expr::Object { fields, .. } = item.as_ref() else {
+            continue;
+        };
+        let at = |problem: String| format!("commit[{index}]: {problem}");
+        let get = |name: &str| field(fields, name);
+        for (_, key, _) in fields {
+            if let Some(name) = literal(key).and_then(|k| k.as_str().map(str::to_string)) {
+                if !COMMIT_FIELDS.contains(&name.as_str()) {
+                    problems.push(at(format!(
+                        "`{name}` is not a field of a commit: use {}",
+                        COMMIT_FIELDS.join(", ")
+                    )));
+                }
+            }
+        }
+        if get("key").is_none() {
+            problems.push(at("no `key`: name the attribute to write".to_string()));
+        }
+        if get("path").is_none() && get("value").is_none() {
+            problems.push(at("needs `path` (JSONPath into the result) or `value`".to_string()));
+        }
+        if let Some(Value::String(path)) = get("path").and_then(|p| literal(&p)) {
+            if let Err(err) = serde_json_path::JsonPath::parse(&path) {
+                problems.push(at(format!(
+                    "`path` {path:?} is not JSONPath ({err}): start it with `$`, e.g. \"$.body.country\""
+                )));
+            }
+        }
+        if let Some(op) = get("op").and_then(|p| literal(&p)) {
+            if op != "set" && op != "add" {
+                problems.push(at(format!("`op` {op} is not set or add")));
+            }
+        }
+        if let Some(ttl) = get("ttl").and_then(|p| literal(&p)) {
+            if ttl.as_u64().is_none() {
+                problems.push(at(format!(
+                    "`ttl` must be a whole number of seconds (got {ttl}), e.g. 3600"
+                )));
+            }
+        }
+        if let Some(persist) = get("persist").and_then(|p| literal(&p)) {
+            if !persist.is_boolean() {
+                problems.push(at(format!("`persist` must be true or false (got {persist})")));
+            }
+        }
+    }
+    problems
+}
+
+/// Literal entries that share an id but differ: at run time, both in one
+/// round are a policy error.
+fn shared_ids(ids: &BTreeMap<String, Vec<(String, u32, String)>>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (id, entries) in ids {
+        let Some((first_file, first_line, first_text)) = entries.first() else {
+            continue;
+        };
+        for (file, line, text) in &entries[1..] {
+            if text != first_text {
+                findings.push(Finding {
+                    file: file.clone(),
+                    line: *line,
+                    message: format!(
+                        "run entry {id:?} differs from the entry with the same id at {first_file}:{first_line}: give each its own id"
+                    ),
+                });
+            }
+        }
+    }
+    findings
+}
+
+fn field(fields: &Fields, name: &str) -> Option<Ref<Expr>> {
+    fields
+        .iter()
+        .find(|(_, key, _)| literal(key).is_some_and(|k| k == name))
+        .map(|(_, _, value)| value.clone())
+}
+
+/// The JSON of an expression written literally (scalars, and arrays and
+/// objects of literals); `None` for anything computed.
+fn literal(expr: &Expr) -> Option<Value> {
     match expr {
-        Expr::String { value, .. } | Expr::RawString { value, .. } => value.as_string().ok().map(|s| s.to_string()),
+        Expr::String { value, .. }
+        | Expr::RawString { value, .. }
+        | Expr::Number { value, .. }
+        | Expr::Bool { value, .. } => serde_json::to_value(value).ok(),
+        Expr::Null { .. } => Some(Value::Null),
+        Expr::Array { items, .. } => items
+            .iter()
+            .map(|item| literal(item))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        Expr::Object { fields, .. } => fields
+            .iter()
+            .map(|(_, key, value)| Some((literal(key)?.as_str()?.to_string(), literal(value)?)))
+            .collect::<Option<Map<String, Value>>>()
+            .map(Value::Object),
         _ => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn registry() -> Registry {
-        Registry::with_http(crate::http::HttpSettings::default())
-    }
-
-    #[test]
-    fn unknown_uses_and_missing_or_unknown_args_are_found_with_lines() {
-        let policy = r#"package action
-
-run contains {"id": "page", "uses": "pagerduty.trigger", "args": {"summary": "x"}} if true
-
-run contains {"id": "typo", "uses": "slack.pots", "args": {}} if true
-
-run contains {"id": "ok", "uses": "http.fetch", "args": {"url": input.env.URL}} if true
-
-run contains {"id": "extra", "uses": "http.fetch", "args": {"url": "u", "methd": "GET"}} if true
-
-run contains {"id": "computed", "uses": "http.fetch", "args": args} if { args := {} }
-
-run contains x if { x := {"id": "dynamic", "uses": "nope.nope"} }
-"#;
-        let findings = check_run_entries(
-            vec![PolicyFile {
-                name: "policies/action.rego".into(),
-                text: policy.into(),
-            }],
-            &registry(),
-        )
-        .unwrap();
-        let shown: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
-        assert_eq!(shown.len(), 3, "{shown:#?}");
-        assert_eq!(shown[0], "policies/action.rego:3: run entry \"page\" (pagerduty.trigger): missing required argument `secret_routing_key`");
-        assert!(
-            shown[1].starts_with("policies/action.rego:5: run entry \"typo\": unknown action \"slack.pots\" (known: "),
-            "{}",
-            shown[1]
-        );
-        assert_eq!(
-            shown[2],
-            "policies/action.rego:9: run entry \"extra\" (http.fetch): `methd` is not an argument of http.fetch"
-        );
-    }
-}
+#[path = "lint_tests.rs"]
+mod tests;
