@@ -447,3 +447,24 @@ async fn a_claim_outlives_a_short_lease_while_its_invocation_can_run() {
     assert_eq!(rig.calls.of("slow"), 1, "ran once");
     assert_eq!(first.replayed + duplicate.replayed, 1);
 }
+
+/// A conflict between two definitions is a policy error in production, as
+/// in OPA, not an entry that silently disappears.
+#[tokio::test]
+async fn a_conflict_between_definitions_publishes_a_policy_error() {
+    let rig = rig(r#"
+target := "a" if true
+target := "b" if true
+run contains {"id": "page", "uses": "test.ok", "args": {"v": target}}
+"#);
+    let summary = handle(&rig, &change("k1", 1)).await.unwrap();
+    assert_eq!((summary.policy_errors, summary.actions), (1, 0));
+    let outcomes = rig.publisher.take();
+    assert_eq!(outcomes[0].event_type.as_str(), "policy_error");
+    assert!(
+        outcomes[0].error.as_ref().unwrap().contains("conflicts"),
+        "{:?}",
+        outcomes[0].error
+    );
+    assert_eq!(rig.calls.of("page"), 0);
+}

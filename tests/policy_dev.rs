@@ -291,6 +291,27 @@ fn a_policy_runtime_error_fails_play() {
     );
 }
 
+/// Two definitions of one rule both true with different values are a
+/// conflict (OPA's eval_conflict_error) on every engine: `play` fails the
+/// scenario, where the VM alone would have made the rule undefined.
+#[test]
+fn a_conflict_between_definitions_fails_play() {
+    let (_root, policies) = starter_kit_copy();
+    edit(
+        &policies.join("action.rego"),
+        "intel_base := object.get(input.env, \"INTEL_URL\", \"https://ipinfo.io\")",
+        "intel_base := object.get(input.env, \"INTEL_URL\", \"https://ipinfo.io\") if true\n\nintel_base := \"https://other.example\" if true",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = play_copy(&policies, out.path(), &["--id", "escalate-high"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("FAIL  escalate-high") && run.stdout.contains("rule conflicts with rule"),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn an_action_without_a_mocked_result_fails_play_naming_it() {
     let (_root, policies) = starter_kit_copy();

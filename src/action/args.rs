@@ -163,7 +163,7 @@ pub fn check_args(specs: &[ArgSpec], rules: &[ArgRule], args: &BTreeMap<&str, Kn
             }),
             Some(Known::Value(value)) if !value.is_null() && !spec.kind.accepts(value) => problems.push(ArgProblem {
                 arg: spec.name.to_string(),
-                problem: format!("must be {} (got {})", spec.kind.describe(), json_kind(value)),
+                problem: format!("must be {} (got {})", spec.kind.describe(), got(value)),
                 fix: spec.kind.example(),
             }),
             _ => {}
@@ -200,13 +200,15 @@ pub fn check_args(specs: &[ArgSpec], rules: &[ArgRule], args: &BTreeMap<&str, Kn
     problems
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// What a wrong value was: its kind, and a short string itself.
+fn got(value: &Value) -> String {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Value::Null => "null".to_string(),
+        Value::Bool(_) => "a boolean".to_string(),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+        Value::String(_) => "a string".to_string(),
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
     }
 }

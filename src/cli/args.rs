@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use crate::config::{Config, PolicySource};
 
+/// The sample Matano change `run` uses when no input is given, and `check`
+/// evaluates the policies on.
+pub const SAMPLE_CHANGE: &str = include_str!("../../examples/matano_alert_change.json");
+
 /// `--policies DIR`, shared by commands: absent means the bundled policies
 /// (or `POLICY_DIR`).
 #[derive(Debug, Clone, clap::Args)]

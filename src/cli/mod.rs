@@ -18,7 +18,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log verbosity for stderr (error, warn, info, debug, trace). Default:
-    /// warn; error for `test` and `play`, whose failures are reported anyway.
+    /// warn; error for `test`, `play` and `check`, whose findings are reported anyway.
     #[arg(long, global = true, env = "LOG_LEVEL")]
     pub log_level: Option<String>,
 }
@@ -27,7 +27,7 @@ impl Cli {
     pub fn log_level(&self) -> &str {
         match (&self.log_level, &self.command) {
             (Some(level), _) => level,
-            (None, Command::Test(_) | Command::Play(_)) => "error",
+            (None, Command::Test(_) | Command::Play(_) | Command::Check(_)) => "error",
             (None, _) => "warn",
         }
     }

@@ -6,15 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::args::PolicyArgs;
+use super::args::{PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
 use crate::aws::{sdk_config, LazySnsClient, SnsPublisher};
 use crate::config::Config;
 use crate::ingest::ingest_document;
 use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
-
-/// The sample change `run` uses when no input is given.
-const SAMPLE_ALERT: &str = include_str!("../../examples/matano_alert_change.json");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -57,7 +54,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     config.policy_env.extend(args.env.iter().cloned());
 
     let input = match &args.input {
-        None => SAMPLE_ALERT.as_bytes().to_vec(),
+        None => SAMPLE_CHANGE.as_bytes().to_vec(),
         Some(path) if path.as_os_str() == "-" => {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("reading stdin")?;

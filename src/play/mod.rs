@@ -33,5 +33,5 @@ mod report;
 mod run;
 mod scenario;
 
-pub use run::play;
-pub use scenario::load_scenarios;
+pub use run::{explore, play};
+pub use scenario::{load_scenarios, Scenario};

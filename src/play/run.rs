@@ -149,6 +149,47 @@ fn record_decision(
     result.error = Some(error);
 }
 
+/// What one event decided, for `check`.
+pub struct Explored {
+    pub scenario: String,
+    pub event: usize,
+    pub decision: Result<Decision, String>,
+}
+
+/// Every event of `scenarios` through `decide` as `play` runs it, except
+/// that an action with no mocked result succeeds with `null`: every round
+/// the policies can reach on these inputs is evaluated, so `check` sees
+/// every entry they produce.
+pub async fn explore(
+    scenarios: &[Scenario],
+    policies: Arc<PolicySet>,
+    declarations: &Registry,
+    settings: &DecideSettings,
+    default_schema: &str,
+) -> Vec<Explored> {
+    let mut explored = Vec::new();
+    for scenario in scenarios {
+        let mocks = MockedActions::new(declarations, &scenario.actions).lenient();
+        let decider = scenario_decider(scenario, policies.clone(), &mocks, settings);
+        for (index, event) in scenario.events.iter().enumerate() {
+            let decision = match event_envelope(scenario, index, event, default_schema) {
+                Err(error) => Err(error),
+                Ok(envelope) => decider
+                    .decide(&envelope, None)
+                    .await
+                    .map(|decided| decided.decision)
+                    .map_err(|err| err.to_string()),
+            };
+            explored.push(Explored {
+                scenario: scenario.id.clone(),
+                event: index,
+                decision,
+            });
+        }
+    }
+    explored
+}
+
 fn alert_result(report: &WorkflowReport) -> AlertResult {
     let mut rounds: Vec<RoundResult> = Vec::new();
     for action in &report.actions {

@@ -26,6 +26,26 @@ pub struct Scenario {
     pub path: PathBuf,
 }
 
+impl Scenario {
+    /// A scenario of one event, `input`, with no mocks or expectations.
+    pub fn of_input(id: &str, input: Value, env: BTreeMap<String, String>) -> Scenario {
+        Scenario {
+            id: id.to_string(),
+            title: String::new(),
+            env,
+            events: vec![ScenarioEvent {
+                input: Some(input),
+                input_file: None,
+                input_patch: None,
+                schema: None,
+            }],
+            actions: BTreeMap::new(),
+            expect: Expectations::default(),
+            path: PathBuf::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioEvent {

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -48,6 +49,8 @@ pub struct PolicySet {
     timeout: Duration,
     /// Bytes one evaluation may allocate (`POLICY_MEMORY_MB`).
     memory: NonZeroU64,
+    /// Lines the interpreter evaluated, by file, when collecting (`check`).
+    coverage: Option<Arc<Mutex<BTreeMap<String, BTreeSet<u32>>>>>,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -151,7 +154,23 @@ impl PolicySet {
             files: names,
             timeout,
             memory: DEFAULT_MEMORY,
+            coverage: None,
         })
+    }
+
+    /// Collects the lines interpreted evaluations cover (see
+    /// [`PolicySet::covered_lines`]); for `check`, with the interpreter.
+    pub fn with_coverage(mut self) -> PolicySet {
+        self.coverage = Some(Arc::default());
+        self
+    }
+
+    /// The lines covered so far, by file.
+    pub fn covered_lines(&self) -> BTreeMap<String, BTreeSet<u32>> {
+        self.coverage
+            .as_ref()
+            .and_then(|lines| lines.lock().ok().map(|lines| lines.clone()))
+            .unwrap_or_default()
     }
 
     /// Sets how many bytes one evaluation may allocate.
@@ -278,8 +297,12 @@ impl PolicySet {
                 // concurrent evaluation shares it).
                 let held = mimalloc::limits::global_allocation_stats_snapshot().allocated;
                 regorus::set_global_memory_limit(Some(held.saturating_add(self.memory.get())));
+                if self.coverage.is_some() {
+                    engine.set_enable_coverage(true);
+                }
                 let result = engine.eval_rule(rule.to_string());
                 regorus::set_global_memory_limit(None);
+                self.collect_coverage(&engine);
                 for line in engine.take_prints().unwrap_or_default() {
                     tracing::info!(rule, print = %line, "policy print");
                 }
@@ -290,6 +313,20 @@ impl PolicySet {
             rule: rule.to_string(),
             reason,
         })
+    }
+
+    fn collect_coverage(&self, engine: &regorus::Engine) {
+        let (Some(coverage), Ok(report)) = (&self.coverage, engine.get_coverage_report()) else {
+            return;
+        };
+        if let Ok(mut lines) = coverage.lock() {
+            for file in report.files {
+                lines
+                    .entry(file.path.clone())
+                    .or_default()
+                    .extend(file.covered.iter().copied());
+            }
+        }
     }
 
     /// Evaluates a partial set rule; undefined means empty. The evaluation is

@@ -94,16 +94,19 @@ run contains {"id": "typo", "uses": "http.fetch", "args": {"url": "u"}, "forse":
         3,
         &[
             "\"gh\"",
-            "argument `repo` must be a string (got a number)",
+            "argument `repo` must be a string (got the number 5)",
             "write it in quotes",
         ],
     );
-    has(3, &["argument `labels` must be an array of strings (got a string)"]);
+    has(
+        3,
+        &["argument `labels` must be an array of strings (got the string \"matano\")"],
+    );
     has(
         5,
         &[
             "argument `timeout_ms` must be a whole number",
-            "(got a string)",
+            "(got the string \"3000\")",
             "without quotes",
         ],
     );

@@ -1,11 +1,15 @@
-//! `check`: compile the policies (tests included), check literal `run`
-//! entries against the action catalog, and say what the policies handle.
+//! `check`: compile the policies (tests included), check every `run` entry
+//! as a run would — statically where its shape is in the source
+//! (`lint`), and by evaluating the policies over the scenarios and the
+//! sample change (`explore`) — and say what the policies handle.
 
+mod explore;
 mod lint;
 
-use super::args::PolicyArgs;
+use super::args::{PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
-use crate::config::Config;
+use crate::config::{Config, PolicySource};
+use crate::play::load_scenarios;
 use crate::policy::{read_source, PolicySet};
 use lint::check_run_entries;
 
@@ -15,8 +19,8 @@ pub struct CheckArgs {
     pub policies: PolicyArgs,
 }
 
-/// Exit codes: 0 the policies compile and their literal `run` entries name
-/// known actions with their required arguments; 1 otherwise.
+/// Exit codes: 0 the policies compile and every entry a run would take
+/// checks out; 1 otherwise.
 pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
@@ -27,19 +31,41 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let production = PolicySet::compile(production_files.clone(), config.policy_timeout)?;
     PolicySet::compile(files, config.policy_timeout)?;
     let registry = app::registry(&config, None);
-    let findings = check_run_entries(production_files, &registry)?;
+    let findings = check_run_entries(production_files.clone(), &registry)?;
+    let mut scenarios = match &config.policies {
+        PolicySource::Dir(dir) if dir.join("scenarios").is_dir() => load_scenarios(&dir.join("scenarios"))?,
+        _ => Vec::new(),
+    };
+    scenarios.push(explore::sample_scenario(SAMPLE_CHANGE, config.policy_env.clone()));
+    let explored = explore::explore_entries(
+        production_files,
+        &scenarios,
+        &registry,
+        &app::decide_settings(&config),
+        &config.default_schema,
+        config.policy_timeout,
+    )
+    .await?;
     for finding in &findings {
         eprintln!("error: {finding}");
     }
-    if !findings.is_empty() {
-        eprintln!("{} problem(s) in run entries", findings.len());
+    for problem in &explored.problems {
+        eprintln!("error: {problem}");
+    }
+    for finding in &explored.unreached {
+        eprintln!("note: {finding}");
+    }
+    let problems = findings.len() + explored.problems.len();
+    if problems > 0 {
+        eprintln!("{problems} problem(s) in run entries");
         return Ok(1);
     }
     println!(
-        "ok: {} policy file(s), {} test file(s); alert policies for schema(s): {}",
+        "ok: {} policy file(s), {} test file(s); alert policies for schema(s): {}; entries checked over {} input(s)",
         production.files().len(),
         tests,
-        production.schemas().iter().cloned().collect::<Vec<_>>().join(", ")
+        production.schemas().iter().cloned().collect::<Vec<_>>().join(", "),
+        explored.inputs
     );
     Ok(0)
 }
