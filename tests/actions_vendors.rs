@@ -324,7 +324,15 @@ async fn github_issue_and_comment_use_the_rest_api_headers() {
     let body = requests[0].json();
     assert_eq!(body["title"], "[high] AWS Root Credentials Change");
     assert_eq!(body["labels"], json!(["alert"]));
-    assert!(body["body"].as_str().unwrap().contains("source_ip: 5.205.62.253"));
+    // Markdown from alert data is literal: the punctuation is escaped.
+    assert!(
+        body["body"]
+            .as_str()
+            .unwrap()
+            .contains("source\\_ip\\: 5\\.205\\.62\\.253"),
+        "{}",
+        body["body"]
+    );
 }
 
 #[tokio::test]
@@ -462,9 +470,10 @@ async fn openai_chat_sends_prompt_and_alert() {
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(body["max_tokens"], 200);
     assert_eq!(body["messages"][0]["role"], "system");
-    let user = body["messages"][1]["content"].as_str().unwrap();
-    assert!(user.starts_with("Summarize the risk.\n\nAlert:\n"), "{user}");
-    assert!(user.contains("61d3ac78-cedd-434e-b407-ae0b330e1d4a"));
+    assert_eq!(body["messages"][1]["content"], "Summarize the risk.");
+    let alert = body["messages"][2]["content"].as_str().unwrap();
+    assert!(alert.starts_with("<untrusted_alert>\n"), "{alert}");
+    assert!(alert.contains("61d3ac78-cedd-434e-b407-ae0b330e1d4a"));
 }
 
 /// Minimal valid args for every HTTP action, aimed at `base`.

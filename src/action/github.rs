@@ -5,8 +5,21 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{alert_summary_text, base_url};
-use super::vendor::{headline, json_object, plain_name, secret, string_list, string_or, url_with, BASE_URL, TIMEOUT};
+use super::render::{clip, headline, line, summary, Markup};
+use super::vendor::base_url;
+use super::vendor::{json_object, plain_name, secret, string_list, url_with, BASE_URL, TIMEOUT};
+
+/// GitHub's limits: an issue's title, a body.
+const MAX_TITLE: usize = 256;
+const MAX_BODY: usize = 65_536;
+
+/// The policy's `body` as written, else the alert's summary as literal Markdown.
+fn body(call: &ActionCall<'_>) -> String {
+    match call.str_arg("body") {
+        Some(body) => clip(body, MAX_BODY),
+        None => clip(&summary(call.alert, Markup::Markdown), MAX_BODY),
+    }
+}
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -68,8 +81,8 @@ impl Action for CreateIssue {
         Box::pin(async move {
             let (owner, repo) = repo(&call)?;
             let mut body = json!({
-                "title": string_or(&call, "title", || headline(call.alert)),
-                "body": string_or(&call, "body", || alert_summary_text(call.alert)),
+                "title": clip(&line(call.str_arg("title").map_or_else(|| headline(call.alert), str::to_string).as_str()), MAX_TITLE),
+                "body": body(&call),
             });
             let labels = string_list(&call, "labels");
             if !labels.is_empty() {
@@ -128,7 +141,7 @@ impl Action for CreateComment {
                     arg: "issue_number".to_string(),
                     reason: "must be a positive whole number".to_string(),
                 })?;
-            let body = json!({"body": string_or(&call, "body", || alert_summary_text(call.alert))});
+            let body = json!({"body": body(&call)});
             let number = number.to_string();
             let url = url_with(
                 &base_url(&call, Some(&self.base))?,

@@ -7,8 +7,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{alert_summary_text, base_url};
-use super::vendor::{headline, json_object, plain_name, secret, string_list, string_or, url_with, TIMEOUT};
+use super::render::{clean, clip, headline, line, summary, Markup};
+use super::vendor::base_url;
+use super::vendor::{json_object, plain_name, secret, string_list, url_with, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -90,9 +91,9 @@ impl Action for CreateIssue {
             plain_name("project", project)?;
             let mut fields = json!({
                 "project": {"key": project},
-                "summary": super::vendor::clip(&string_or(&call, "summary", || headline(alert)), 255),
+                "summary": clip(&line(&call.str_arg("summary").map_or_else(|| headline(alert), str::to_string)), 255),
                 "issuetype": {"name": call.str_arg("issue_type").unwrap_or("Task")},
-                "description": adf(&string_or(&call, "description", || alert_summary_text(alert))),
+                "description": adf(&call.str_arg("description").map_or_else(|| summary(alert, Markup::Plain), clean)),
             });
             let labels = string_list(&call, "labels");
             if !labels.is_empty() {
@@ -152,7 +153,9 @@ impl Action for AddComment {
         Box::pin(async move {
             let issue = call.str_arg("issue").unwrap_or_default();
             plain_name("issue", issue)?;
-            let text = string_or(&call, "body", || alert_summary_text(call.alert));
+            let text = call
+                .str_arg("body")
+                .map_or_else(|| summary(call.alert, Markup::Plain), clean);
             let url = url_with(
                 &base_url(&call, self.base.as_deref())?,
                 &["rest", "api", "3", "issue", issue, "comment"],

@@ -16,6 +16,7 @@ mod opsgenie;
 mod otx;
 mod pagerduty;
 mod registry;
+pub mod render;
 mod slack;
 pub mod sns;
 mod vendor;

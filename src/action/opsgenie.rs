@@ -6,8 +6,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use super::vendor::{alert_summary_text, base_url};
-use super::vendor::{clip, json_object, matano_alert_id, secret, string_list, string_or, url_with, BASE_URL, TIMEOUT};
+use super::render::{clean, clip, line, summary, Markup};
+use super::vendor::base_url;
+use super::vendor::{json_object, matano_alert_id, secret, string_list, url_with, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -97,15 +98,15 @@ impl Action for CreateAlert {
                                 .as_str()
                                 .map(str::to_string)
                                 .unwrap_or_else(|| a.value.to_string());
-                            (a.key.clone(), Value::String(clip(&value, 8000)))
+                            (line(&a.key), Value::String(clip(&clean(&value), 8000)))
                         })
                         .collect::<Map<String, Value>>(),
                 ),
             };
             let body = json!({
-                "message": clip(call.str_arg("message").unwrap_or(&alert.title), 130),
+                "message": clip(&line(call.str_arg("message").unwrap_or(&alert.title)), 130),
                 "alias": clip(call.str_arg("alias").or(matano_alert_id(alert)).unwrap_or(&alert.id), 512),
-                "description": clip(&string_or(&call, "description", || alert_summary_text(alert)), 15000),
+                "description": clip(&call.str_arg("description").map_or_else(|| summary(alert, Markup::Plain), clean), 15000),
                 "priority": priority,
                 "tags": string_list(&call, "tags"),
                 "details": details,

@@ -7,8 +7,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use super::render::{clip, headline, line};
 use super::vendor::base_url;
-use super::vendor::{headline, json_object, matano_alert_id, secret, string_or, url_with, BASE_URL, TIMEOUT};
+use super::vendor::{json_object, matano_alert_id, secret, url_with, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -137,7 +138,7 @@ impl Action for Event {
                     Value::Object(alert.attrs.iter().map(|a| (a.key.clone(), a.value.clone())).collect())
                 });
                 body["payload"] = json!({
-                    "summary": super::vendor::clip(&string_or(&call, "summary", || headline(alert)), 1024),
+                    "summary": clip(&line(&call.str_arg("summary").map_or_else(|| headline(alert), str::to_string)), 1024),
                     "source": call.str_arg("source").filter(|s| !s.is_empty()).unwrap_or(if alert.source.is_empty() { "alert-responder" } else { &alert.source }),
                     "severity": severity,
                     "custom_details": details,

@@ -8,8 +8,9 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::vendor::{alert_summary_text, base_url};
-use super::vendor::{clip, headline, json_object, string_or, url_with, BASE_URL, TIMEOUT};
+use super::render::{clip, headline, line, slack, slack_field, slack_link, summary, Markup};
+use super::vendor::base_url;
+use super::vendor::{json_object, url_with, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgRule, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 use crate::model::Alert;
@@ -56,30 +57,27 @@ const RULES: &[ArgRule] = &[
     ArgRule::Requires("secret_token", "channel"),
 ];
 
-/// Title, severity and source, the attributes, the description, a link.
-pub fn blocks(alert: &Alert, text: &str) -> Value {
+/// Title, severity and source, the attributes, the text, a link. Every
+/// part from alert data is literal text (`render`); `text` is the policy's
+/// own markup when it wrote one, else the escaped summary.
+fn blocks(alert: &Alert, text: &str) -> Value {
     let mut fields = vec![
-        json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", alert.severity)}),
-        json!({"type": "mrkdwn", "text": format!("*Source*\n{}", alert.source)}),
+        json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", slack(&line(&alert.severity)))}),
+        json!({"type": "mrkdwn", "text": format!("*Source*\n{}", slack(&line(&alert.source)))}),
     ];
     for attr in alert.attrs.iter().take(8) {
-        let value = match &attr.value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        fields.push(json!({"type": "mrkdwn", "text": clip(&format!("*{}*\n{}", attr.key, value), 2000)}));
+        fields.push(json!({"type": "mrkdwn", "text": clip(&slack_field(&attr.key, &attr.value), 2000)}));
     }
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&alert.title, 150)}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&line(&alert.title), 150)}}),
         json!({"type": "section", "fields": fields.into_iter().take(10).collect::<Vec<_>>()}),
     ];
     if !text.is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}));
     }
     if let Some(link) = alert.refs.first() {
-        let title = if link.title.is_empty() { &link.url } else { &link.title };
         blocks.push(
-            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{}|{}>", link.url, title)}]}),
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_link(&link.url, &link.title)}]}),
         );
     }
     Value::Array(blocks)
@@ -114,8 +112,11 @@ impl Action for Post {
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let alert = call.alert;
-            let text = string_or(&call, "text", || alert_summary_text(alert));
-            let mut message = json!({"text": headline(alert), "blocks": blocks(alert, &text)});
+            let text = match call.str_arg("text") {
+                Some(text) => text.to_string(),
+                None => summary(alert, Markup::Slack),
+            };
+            let mut message = json!({"text": clip(&slack(&headline(alert)), 3000), "blocks": blocks(alert, &text)});
             let timeout = super::http::timeout_arg(&call);
             match (call.str_arg("secret_webhook_url"), call.str_arg("secret_token")) {
                 (Some(webhook), None) => {

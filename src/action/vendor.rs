@@ -31,25 +31,6 @@ pub fn base_url(call: &ActionCall<'_>, configured: Option<&str>) -> Result<Strin
         })
 }
 
-/// A short plain-text summary of an alert for messages and tickets.
-pub fn alert_summary_text(alert: &Alert) -> String {
-    let mut text = format!("[{}] {}", alert.severity, alert.title);
-    if !alert.description.is_empty() {
-        text.push_str(&format!("\n{}", alert.description));
-    }
-    for attr in &alert.attrs {
-        let value = match &attr.value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        text.push_str(&format!("\n{}: {}", attr.key, value));
-    }
-    if let Some(link) = alert.refs.first() {
-        text.push_str(&format!("\n{}", link.url));
-    }
-    text
-}
-
 /// A required secret argument, already resolved to its value.
 pub fn secret<'a>(call: &ActionCall<'a>, arg: &str) -> Result<&'a str, ActionError> {
     call.str_arg(arg)
@@ -104,25 +85,6 @@ pub fn string_list(call: &ActionCall<'_>, arg: &str) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
-}
-
-/// A string argument, else `default`.
-pub fn string_or(call: &ActionCall<'_>, arg: &str, default: impl FnOnce() -> String) -> String {
-    call.str_arg(arg).map(str::to_string).unwrap_or_else(default)
-}
-
-/// `[severity] title`.
-pub fn headline(alert: &Alert) -> String {
-    if alert.severity.is_empty() {
-        alert.title.clone()
-    } else {
-        format!("[{}] {}", alert.severity, alert.title)
-    }
-}
-
-/// Cuts a string to at most `max` characters.
-pub fn clip(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
 }
 
 /// What an IOC string is, for the lookup actions.

@@ -317,19 +317,44 @@ impl Receiver {
     }
 }
 
-/// The text a Slack message shows for an outcome.
+/// The text a Slack message shows for an outcome. Every value in it comes
+/// from alert data or an action's error, which an attacker can influence:
+/// each is made literal text (`&`, `<`, `>` escaped, so no `<!channel>`,
+/// `<@U…>` or `<url|label>` from data; control and bidirectional
+/// characters removed; one line; clipped).
 pub fn slack_text(outcome: &Value) -> String {
-    let status = outcome["status"].as_str().unwrap_or("?");
-    let title = outcome["alert"]["title"].as_str().unwrap_or("(no alert)");
-    let severity = outcome["alert"]["severity"].as_str().unwrap_or("");
-    let action = outcome["action"]["id"]
-        .as_str()
-        .unwrap_or(outcome["event_type"].as_str().unwrap_or(""));
+    let field = |value: &Value, default: &str| literal(value.as_str().unwrap_or(default), 300);
+    let status = field(&outcome["status"], "?");
+    let title = field(&outcome["alert"]["title"], "(no alert)");
+    let severity = field(&outcome["alert"]["severity"], "");
+    let action = field(&outcome["action"]["id"], outcome["event_type"].as_str().unwrap_or(""));
     let mut text = format!("*{status}*: `{action}` for [{severity}] {title}");
     if let Some(error) = outcome["error"].as_str() {
-        text.push_str(&format!("\n> {error}"));
+        text.push_str(&format!("\n> {}", literal(error, 1000)));
     }
     text
+}
+
+/// `text` as literal Slack mrkdwn on one line, at most `max` characters.
+fn literal(text: &str, max: usize) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
+    let one_line: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
+        .filter(|c| !hidden(*c))
+        .collect();
+    let mut clipped: String = one_line.chars().take(max).collect();
+    if one_line.chars().count() > max {
+        clipped.push('…');
+    }
+    clipped
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "'")
 }
 
 /// Certificates over HTTPS (only SNS hosts reach here: the URL is checked first).

@@ -262,3 +262,24 @@ fn the_http_server_forwards_to_a_slack_webhook() {
     );
     server.unblock();
 }
+
+/// Alert content forwarded to Slack is literal text: no broadcast, mention,
+/// channel or link from data, no hidden characters, one line per field.
+#[test]
+fn outcomes_forwarded_to_slack_render_alert_content_as_text() {
+    let outcome = serde_json::json!({
+        "status": "failed",
+        "event_type": "action_outcome",
+        "action": {"id": "page <!here>"},
+        "alert": {
+            "title": "Root login <!channel> <https://evil.example/mfa|Reset your MFA now> & <@U012AB3CD>\nsecond line \u{202E}rtl",
+            "severity": "high <#C0123>",
+        },
+        "error": "upstream said <!everyone>",
+    });
+    let text = webhook_receiver::slack_text(&outcome);
+    assert_eq!(
+        text,
+        "*failed*: `page &lt;!here&gt;` for [high &lt;#C0123&gt;] Root login &lt;!channel&gt; &lt;https://evil.example/mfa|Reset your MFA now&gt; &amp; &lt;@U012AB3CD&gt; second line rtl\n> upstream said &lt;!everyone&gt;"
+    );
+}
