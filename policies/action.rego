@@ -9,8 +9,14 @@
 #
 # Targets come from `input.env` (allow-listed with POLICY_ENV, or
 # `run --env KEY=VALUE`): INTEL_URL, WEBHOOK_URL, PAGE_TOPIC_ARN,
-# TRUSTED_ORGS (comma-separated org names as the intel API reports them).
+# SLACK_WEBHOOK_SECRET (a Secrets Manager secret holding a Slack incoming
+# webhook URL), TRUSTED_ORGS (comma-separated org names as the intel API
+# reports them).
 package action
+
+# escape.slack / escape.markdown: alert content made literal text (the
+# module is built in; OPA needs a copy of it).
+import data.escape
 
 intel_base := object.get(input.env, "INTEL_URL", "https://ipinfo.io")
 
@@ -94,4 +100,24 @@ run contains {
 	not benign
 	input.alert.severity == "critical"
 	input.env.PAGE_TOPIC_ARN
+}
+
+# Round 1, otherwise, to Slack too. The text is this policy's own mrkdwn;
+# what it takes from the alert is attacker-influenced (a title built from
+# log fields), so it goes through escape.slack: no <!channel> or link from
+# data reaches the channel.
+run contains {
+	"id": "notify_slack",
+	"uses": "slack.post",
+	"args": {
+		"secret_webhook_url": {"secret": input.env.SLACK_WEBHOOK_SECRET},
+		"text": sprintf("*New source IPs* on _%s_: %s", [
+			escape.slack(input.alert.title),
+			concat(", ", [escape.slack(ip) | some ip in new_source_ips]),
+		]),
+	},
+} if {
+	lookups_done
+	not benign
+	input.env.SLACK_WEBHOOK_SECRET
 }

@@ -70,3 +70,15 @@ test_nothing_is_sent_without_a_webhook if {
 	runs := action.run with input as {"alert": alert("high", [], []), "env": {}, "seq": 0, "called": []}
 	count(runs) == 0
 }
+
+test_slack_text_escapes_what_comes_from_the_alert if {
+	hostile := alert("high", ["203.0.113.9"], [])
+	runs := action.run with input as {
+		"alert": object.union(hostile, {"title": "Root login <!channel> <https://evil.example|Reset MFA>"}),
+		"env": object.union(env, {"SLACK_WEBHOOK_SECRET": "prod/slack"}), "seq": 1,
+		"called": [lookup_called("203.0.113.9")],
+	}
+	some r in runs
+	r.id == "notify_slack"
+	r.args.text == "*New source IPs* on _Root login &lt;!channel&gt; &lt;https://evil.example|Reset MFA&gt;_: 203.0.113.9"
+}

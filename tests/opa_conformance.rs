@@ -19,7 +19,7 @@ use alert_responder::app;
 use alert_responder::config::{Config, PolicyEngine, PolicySource};
 use alert_responder::decide::{Decider, Decision};
 use alert_responder::ingest::ingest_document;
-use alert_responder::policy::{read_source, PolicyFile, PolicySet};
+use alert_responder::policy::{read_source, with_escape_functions, PolicyFile, PolicySet};
 use opa::{Bridge, Evaluated};
 use proptest::prelude::*;
 use serde::Deserialize;
@@ -346,7 +346,12 @@ fn starter_kit_decider() -> Decider {
 
 fn starter_kit_engines(bridge: &Bridge) -> (opa::Engine<'_>, Vec<(&'static str, PolicySet)>) {
     let files = starter_kit();
-    let modules: Vec<(&str, &str)> = files.iter().map(|f| (f.name.as_str(), f.text.as_str())).collect();
+    // OPA gets the same `escape.*` helper modules the loader adds for us.
+    let with_helpers = with_escape_functions(files.clone());
+    let modules: Vec<(&str, &str)> = with_helpers
+        .iter()
+        .map(|f| (f.name.as_str(), f.text.as_str()))
+        .collect();
     let opa = bridge.engine(&modules).expect("OPA compiles the starter kit");
     let rules = vec!["data.alert.matano.alert".to_string(), "data.action.run".to_string()];
     // The production engine: the VM, with the interpreter for the rules the

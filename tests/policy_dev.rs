@@ -85,7 +85,7 @@ fn edit(path: &Path, from: &str, to: &str) {
 fn starter_kit_tests_pass() {
     let run = cli(&["test", "--policies", "policies"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.ends_with("12 passed, 0 failed\n"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("13 passed, 0 failed\n"), "{}", run.stdout);
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn a_failing_rego_test_fails_the_command_naming_file_and_line() {
         .find(|l| l.starts_with("FAIL  alert.matano_test.test_service_accounts_are_suppressed"))
         .unwrap_or_else(|| panic!("{}", run.stdout));
     assert!(line.contains("alert/matano_test.rego:44"), "{line}");
-    assert!(run.stdout.ends_with("11 passed, 1 failed\n"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("12 passed, 1 failed\n"), "{}", run.stdout);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn a_rego_runtime_error_in_a_test_is_an_error_and_its_prints_are_shown() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.ends_with("12 passed, 1 failed\n"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("13 passed, 1 failed\n"), "{}", run.stdout);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn starter_kit_scenarios_pass_and_results_are_deterministic() {
         first.to_str().unwrap(),
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.ends_with("6 passed, 0 failed\n"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("7 passed, 0 failed\n"), "{}", run.stdout);
     let again = cli(&[
         "play",
         "--scenarios",
@@ -221,7 +221,7 @@ fn scenarios_decide_the_same_on_the_vm_and_the_interpreter() {
             &[("POLICY_ENGINE", engine), ("LOG_LEVEL", "info")],
         );
         assert_eq!(run.code, 0, "{engine}: {}{}", run.stdout, run.stderr);
-        assert!(run.stdout.ends_with("6 passed, 0 failed\n"), "{engine}: {}", run.stdout);
+        assert!(run.stdout.ends_with("7 passed, 0 failed\n"), "{engine}: {}", run.stdout);
         // No rule may fall back to the interpreter, or this compares it with itself.
         assert!(
             !run.stderr.contains("runs on the interpreter") || engine == "interpreter",
@@ -260,7 +260,7 @@ fn a_failed_expectation_fails_play_naming_the_scenario() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.ends_with("5 passed, 1 failed\n"), "{}", run.stdout);
+    assert!(run.stdout.ends_with("6 passed, 1 failed\n"), "{}", run.stdout);
     let result: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("escalate-high/result.json")).unwrap()).unwrap();
     assert_eq!(result["passed"], false);

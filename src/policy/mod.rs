@@ -6,6 +6,7 @@
 mod analysis;
 mod engine;
 mod error;
+mod escape;
 mod guard;
 mod request;
 mod set;
@@ -16,6 +17,7 @@ mod vm;
 
 pub use engine::new_engine;
 pub use error::PolicyError;
+pub use escape::with_escape_functions;
 pub use request::{ActionRequest, CommitSpec, ACTION_RULE};
 pub use set::PolicySet;
 pub use source::{read_source, PolicyFile};

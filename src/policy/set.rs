@@ -27,6 +27,7 @@ use serde_json::Value;
 use super::analysis::{self, ConflictRisk};
 use super::engine::{new_engine, timer};
 use super::error::PolicyError;
+use super::escape::with_escape_functions;
 use super::request::{ActionRequest, ACTION_RULE};
 use super::source::{read_source, PolicyFile};
 use super::value::{to_policy_value, typed_element};
@@ -50,7 +51,7 @@ pub struct PolicySet {
     /// Bytes one evaluation may allocate (`POLICY_MEMORY_MB`).
     memory: NonZeroU64,
     /// Lines the interpreter evaluated, by file, when collecting (`check`).
-    coverage: Option<Arc<Mutex<BTreeMap<String, BTreeSet<u32>>>>>,
+    coverage: Option<Arc<Mutex<CoveredLines>>>,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -166,7 +167,7 @@ impl PolicySet {
     }
 
     /// The lines covered so far, by file.
-    pub fn covered_lines(&self) -> BTreeMap<String, BTreeSet<u32>> {
+    pub fn covered_lines(&self) -> CoveredLines {
         self.coverage
             .as_ref()
             .and_then(|lines| lines.lock().ok().map(|lines| lines.clone()))
@@ -358,18 +359,20 @@ impl PolicySet {
 /// reports unsafe variables and the like (at init), and clones start prepared.
 fn prepare(files: Vec<PolicyFile>, timeout: Duration) -> Result<(regorus::Engine, Vec<String>), PolicyError> {
     let mut engine = new_engine(timeout);
-    let mut names = Vec::new();
-    for file in files {
+    let names: Vec<String> = files.iter().map(|file| file.name.clone()).collect();
+    for file in with_escape_functions(files) {
         engine
-            .add_policy(file.name.clone(), file.text)
+            .add_policy(file.name, file.text)
             .map_err(|err| PolicyError::Compile(err.to_string()))?;
-        names.push(file.name);
     }
     engine
         .eval_query("true".to_string(), false)
         .map_err(|err| PolicyError::Compile(err.to_string()))?;
     Ok((engine, names))
 }
+
+/// Lines evaluated, by file.
+type CoveredLines = BTreeMap<String, BTreeSet<u32>>;
 
 /// Bytes one evaluation may allocate unless configured: 32 MiB (a typical
 /// decision allocates well under one).

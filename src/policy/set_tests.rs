@@ -483,3 +483,40 @@ fn arguments_that_would_panic_are_errors() {
         assert_eq!(alerts[0].title, "[1, 2, 3] [0, 5, 10] 00042", "{engine:?}");
     }
 }
+
+/// `escape.slack` and `escape.markdown` in a policy give exactly what the
+/// host's own rendering gives, on both engines, for hostile strings, once
+/// the package imports `data.escape`.
+#[test]
+fn escape_functions_match_the_hosts_rendering() {
+    let text = "package action\nimport data.escape\nrun contains {\"id\": \"e\", \"uses\": \"u\", \"args\": {\"slack\": [escape.slack(s) | some s in input.strings], \"markdown\": [escape.markdown(s) | some s in input.strings], \"number\": escape.slack(5)}} if true\n";
+    let set = PolicySet::compile(vec![file("a.rego", text)], Duration::from_secs(5)).unwrap();
+    assert!(set.interpreted_rules().is_empty(), "{:?}", set.interpreted_rules());
+    let strings = [
+        "<!channel> <https://evil.example/mfa|Reset your MFA now> & <@U012AB3CD>",
+        "@team ![x](https://t.example/p.png) [ok](https://evil) ```\n# h\n<img src=x> | a | \\ back",
+        "bidi \u{202E}evil\u{202C} zero\u{200B}width \u{0007}bell",
+        "plain text, ünïcödé ✓",
+    ];
+    for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
+        let requests = set
+            .clone()
+            .with_engine(engine)
+            .eval_actions(regorus::Value::from(json!({"strings": strings})), None, &HashSet::new())
+            .unwrap();
+        let args = &requests[0].args;
+        for (index, s) in strings.iter().enumerate() {
+            assert_eq!(
+                args["slack"][index],
+                json!(crate::action::render::slack(s)),
+                "{engine:?} slack {s:?}"
+            );
+            assert_eq!(
+                args["markdown"][index],
+                json!(crate::action::render::markdown(s)),
+                "{engine:?} markdown {s:?}"
+            );
+        }
+        assert_eq!(args["number"], json!("5"));
+    }
+}

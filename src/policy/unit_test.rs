@@ -61,7 +61,7 @@ impl TestSuite {
     /// Compiles every file (policies and tests together) and finds the tests.
     pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<TestSuite, PolicyError> {
         let mut engine = new_engine(timeout);
-        for file in files {
+        for file in super::with_escape_functions(files) {
             engine
                 .add_policy(file.name, file.text)
                 .map_err(|err| PolicyError::Compile(err.to_string()))?;

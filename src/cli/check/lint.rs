@@ -13,7 +13,7 @@ use regorus::unstable::{Expr, Literal, Ref, Rule, RuleHead, Span};
 use serde_json::{Map, Value};
 
 use crate::action::{Known, Registry};
-use crate::policy::{new_engine, PolicyError, PolicyFile};
+use crate::policy::{new_engine, with_escape_functions, PolicyError, PolicyFile};
 
 /// One problem, at a place in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ type Fields = [(Span, Ref<Expr>, Ref<Expr>)];
 /// Checks every `run` entry of `package action` whose shape is in the source.
 pub fn check_run_entries(files: Vec<PolicyFile>, registry: &Registry) -> Result<Vec<Finding>, PolicyError> {
     let mut engine = new_engine(Duration::from_secs(5));
-    for file in files {
+    for file in with_escape_functions(files) {
         engine
             .add_policy(file.name, file.text)
             .map_err(|err| PolicyError::Compile(err.to_string()))?;
