@@ -51,6 +51,9 @@ fn hint(name: &str) -> Option<String> {
                 .to_string(),
         );
     }
+    if ["escape.slack", "escape.markdown"].contains(&name) {
+        return Some("add `import data.escape` to the module: the escape functions come with it".to_string());
+    }
     if ["json.match_schema", "json.verify_schema"].contains(&name) && !cfg!(feature = "policy-jsonschema") {
         return Some("not in this build: rebuild with `--features policy-jsonschema`".to_string());
     }

@@ -109,6 +109,17 @@ fn unknown_functions_fail_the_compile_naming_where() {
     assert!(!message.contains("--features"), "{message}");
 }
 
+/// `escape.*` without its import is unknown, and the error says what to add.
+#[test]
+fn escape_functions_without_the_import_say_to_import_them() {
+    let policy = "package action\nrun contains {\"id\": \"x\", \"uses\": \"u\", \"args\": {\"t\": escape.slack(\"a\")}} if true\n";
+    let message = PolicySet::compile(vec![file("a.rego", policy)], Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("a.rego:2: unknown function escape.slack"), "{message}");
+    assert!(message.contains("import data.escape"), "{message}");
+}
+
 /// A call is resolved wherever it is: a rule body, a function, an `else`,
 /// a comprehension, `every`, `with`, a package nothing reaches, a test
 /// file. Each unknown one is named with its file and line.
