@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use alert_responder::action::{Action, ActionCall, ActionError, ArgKind, ArgSpec, Registry};
 use alert_responder::app;
 use alert_responder::config::Config;
@@ -318,8 +320,17 @@ run contains {"id": "count", "uses": "test.ok", "args": {"v": seen}, "commit": [
     let attrs = rig.state.load_attrs("ns").await.unwrap();
     assert_eq!(attrs.len(), 1);
     assert_eq!(attrs[0].value, json!(8));
+    // The outcomes carry the commit as written (`op: add`, the delta) and
+    // match the published schema.
+    let outcomes = rig.publisher.take();
+    assert_eq!(outcomes.len(), 8);
+    for outcome in &outcomes {
+        let outcome = serde_json::to_value(outcome).unwrap();
+        assert_eq!(outcome["commits"][0]["op"], json!("add"), "{outcome:#}");
+        assert_eq!(outcome["commits"][0]["value"], json!(1), "{outcome:#}");
+        common::assert_valid_outcome(&outcome);
+    }
     // The next alert sees the count as an attribute.
-    rig.publisher.take();
     handle(&rig, &change("c-last", 1)).await.unwrap();
     let outcome = rig.publisher.take().pop().unwrap();
     assert_eq!(outcome.action.unwrap().args["v"], json!([8]));
