@@ -62,7 +62,7 @@ pub fn decider() -> Decider {
 /// One decision: returns the number of actions decided.
 pub async fn decide(decider: &Decider, payload: &[u8]) -> usize {
     let mut actions = 0;
-    for envelope in ingest_document(payload, "matano").into_iter().flatten() {
+    for envelope in ingest_document(payload, &"matano".into()).into_iter().flatten() {
         if let Decision::Alerts(reports) = decider.decide(&envelope, None).await.unwrap().decision {
             actions += reports.iter().map(|r| r.actions.len()).sum::<usize>();
         }
@@ -83,9 +83,9 @@ fn decision(c: &mut Criterion) {
 
     // Where the typical decision's time goes.
     let payload = &samples()[1].1;
-    let envelope = ingest_document(payload, "matano").pop().unwrap().unwrap();
+    let envelope = ingest_document(payload, &"matano".into()).pop().unwrap().unwrap();
     let mut parts = c.benchmark_group("typical_parts");
-    parts.bench_function("ingest", |b| b.iter(|| ingest_document(payload, "matano")));
+    parts.bench_function("ingest", |b| b.iter(|| ingest_document(payload, &"matano".into())));
     parts.bench_function("alert_policy", |b| {
         b.iter(|| {
             decider

@@ -72,15 +72,44 @@ impl Default for Endpoints {
     }
 }
 
+/// How a message's schema — and so its alert policy, `package
+/// alert.<schema>` — is chosen: its `schema` message attribute, else the
+/// schema its topic is mapped to, else `matano` for a Matano alert change,
+/// else the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaRouting {
+    /// `DEFAULT_SCHEMA`.
+    pub default: String,
+    /// `TOPIC_SCHEMAS`: source topic ARN → schema.
+    pub by_topic: BTreeMap<String, String>,
+}
+
+impl SchemaRouting {
+    /// The schema mapped to `topic_arn`, if any.
+    pub fn of_topic(&self, topic_arn: Option<&str>) -> Option<&str> {
+        topic_arn.and_then(|arn| self.by_topic.get(arn)).map(String::as_str)
+    }
+}
+
+impl From<&str> for SchemaRouting {
+    /// A default schema and no topic mapping.
+    fn from(default: &str) -> SchemaRouting {
+        SchemaRouting {
+            default: default.to_string(),
+            by_topic: BTreeMap::new(),
+        }
+    }
+}
+
 /// Validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub policies: PolicySource,
     /// Topic that receives one message per action outcome (Lambda mode).
     pub outcome_topic_arn: Option<String>,
-    /// Schema for payloads without a `schema` message attribute that are not
-    /// recognisably Matano alert changes.
-    pub default_schema: String,
+    /// How messages are routed to alert policies (`DEFAULT_SCHEMA`,
+    /// `TOPIC_SCHEMAS`).
+    pub schemas: SchemaRouting,
     /// The allow-listed environment variables handed to policies as `input.env`,
     /// captured once. The process environment is never exposed wholesale.
     pub policy_env: BTreeMap<String, String>,
@@ -138,7 +167,7 @@ impl Default for Config {
         Config {
             policies: PolicySource::Bundled,
             outcome_topic_arn: None,
-            default_schema: DEFAULT_SCHEMA.to_string(),
+            schemas: SchemaRouting::from(DEFAULT_SCHEMA),
             policy_env: BTreeMap::new(),
             max_rounds: DEFAULT_MAX_ROUNDS,
             max_actions: DEFAULT_MAX_ACTIONS,
@@ -201,7 +230,11 @@ impl Config {
         }
         if let Some(schema) = get("DEFAULT_SCHEMA") {
             validate_schema_name(&schema).map_err(|reason| invalid("DEFAULT_SCHEMA", &schema, reason))?;
-            self.default_schema = schema;
+            self.schemas.default = schema;
+        }
+        if let Some(map) = get("TOPIC_SCHEMAS") {
+            self.schemas.by_topic =
+                parse_topic_schemas(&map).map_err(|reason| invalid("TOPIC_SCHEMAS", &map, reason))?;
         }
         if let Some(names) = get("POLICY_ENV") {
             for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -366,6 +399,27 @@ fn parse_positive(name: &'static str, value: &str) -> Result<u32, ConfigError> {
     }
 }
 
+/// `arn=schema` pairs separated by commas (an ARN holds no `=` or `,`).
+fn parse_topic_schemas(map: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut topics = BTreeMap::new();
+    for pair in map.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((arn, schema)) = pair.split_once('=') else {
+            return Err(format!("{pair:?} is not TOPIC_ARN=schema"));
+        };
+        let (arn, schema) = (arn.trim(), schema.trim());
+        if !arn.starts_with("arn:") || arn.split(':').count() != 6 {
+            return Err(format!(
+                "{arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+            ));
+        }
+        validate_schema_name(schema).map_err(|reason| format!("schema {schema:?} of {arn}: {reason}"))?;
+        if topics.insert(arn.to_string(), schema.to_string()).is_some() {
+            return Err(format!("{arn} is mapped twice"));
+        }
+    }
+    Ok(topics)
+}
+
 fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -388,7 +442,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.policies, PolicySource::Bundled);
         assert_eq!(c.max_rounds, 32);
-        assert_eq!(c.default_schema, "matano");
+        assert_eq!(c.schemas, SchemaRouting::from("matano"));
         assert!(c.policy_env.is_empty());
         assert!(!c.dry_run);
     }
@@ -436,6 +490,31 @@ mod tests {
             config(&[("POLICY_ENGINE", "interpreter")]).unwrap().policy_engine,
             PolicyEngine::Interpreter
         );
+        let c = config(&[(
+            "TOPIC_SCHEMAS",
+            "arn:aws:sns:us-east-1:123456789012:guardduty=guardduty, arn:aws:sns:us-east-1:123456789012:hub=security_hub",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.schemas.of_topic(Some("arn:aws:sns:us-east-1:123456789012:hub")),
+            Some("security_hub")
+        );
+        assert_eq!(
+            c.schemas.of_topic(Some("arn:aws:sns:us-east-1:123456789012:other")),
+            None
+        );
+        for (bad, says) in [
+            ("arn:aws:sns:us-east-1:1:t", "not TOPIC_ARN=schema"),
+            ("guardduty=guardduty", "not an SNS topic ARN"),
+            ("arn:aws:sns:us-east-1:1:t=9x", "schema \"9x\""),
+            (
+                "arn:aws:sns:us-east-1:1:t=a,arn:aws:sns:us-east-1:1:t=b",
+                "mapped twice",
+            ),
+        ] {
+            let err = config(&[("TOPIC_SCHEMAS", bad)]).unwrap_err().to_string();
+            assert!(err.contains("TOPIC_SCHEMAS") && err.contains(says), "{bad}: {err}");
+        }
         let err = config(&[("DEFAULT_SCHEMA", "9lives")]).unwrap_err();
         assert!(err.to_string().contains("DEFAULT_SCHEMA"), "{err}");
         let err = config(&[("POLICY_ENV", "A,B C")]).unwrap_err();

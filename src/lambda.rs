@@ -7,6 +7,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::app::InitError;
+use crate::config::SchemaRouting;
 use crate::ingest::ingest_lambda_event;
 use crate::pipeline::{HandleError, Responder, Summary};
 
@@ -14,13 +15,13 @@ use crate::pipeline::{HandleError, Responder, Summary};
 const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
 
 /// Serves invocations until the runtime stops.
-pub async fn serve(responder: Responder, default_schema: String) -> Result<(), lambda_runtime::Error> {
+pub async fn serve(responder: Responder, routing: SchemaRouting) -> Result<(), lambda_runtime::Error> {
     let responder = Arc::new(responder);
-    let default_schema = Arc::new(default_schema);
+    let routing = Arc::new(routing);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let responder = responder.clone();
-        let default_schema = default_schema.clone();
-        async move { handle(&responder, &default_schema, event).await }
+        let routing = routing.clone();
+        async move { handle(&responder, &routing, event).await }
     }))
     .await
 }
@@ -30,12 +31,12 @@ pub async fn serve(responder: Responder, default_schema: String) -> Result<(), l
 /// runtime's deserializer.
 pub async fn handle(
     responder: &Responder,
-    default_schema: &str,
+    routing: &SchemaRouting,
     event: LambdaEvent<Value>,
 ) -> Result<Summary, HandleError> {
     // lambda_runtime's "Lambda runtime invoke" span already carries requestId.
     let deadline = deadline_instant(event.context.deadline);
-    let records = ingest_lambda_event(&event.payload, default_schema);
+    let records = ingest_lambda_event(&event.payload, routing);
     let result = responder.handle(records, deadline).await;
     let function = event.context.env_config.function_name.as_str();
     let now_ms = SystemTime::now()

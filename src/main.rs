@@ -36,9 +36,9 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
     let init = || {
         let config = Config::from_env()?;
         let responder = app::lambda_responder(&config)?;
-        Ok::<_, app::InitError>((responder, config.default_schema))
+        Ok::<_, app::InitError>((responder, config.schemas))
     };
-    let (responder, default_schema) = match init() {
+    let (responder, routing) = match init() {
         Ok(ready) => ready,
         Err(err) => {
             tracing::error!(error = %err, "init failed");
@@ -46,7 +46,7 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match lambda::serve(responder, default_schema).await {
+    match lambda::serve(responder, routing).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "runtime stopped");
@@ -57,8 +57,11 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
 
 async fn cli_main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Colour only for a person at a terminal: a file or a pipe gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(log_filter(cli.log_level(), "warn"))
         .with_target(false)
         .init();

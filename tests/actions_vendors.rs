@@ -13,7 +13,7 @@ use common::{fixture, Recorded, Reply, TestServer};
 use serde_json::{json, Value};
 
 fn alert() -> Alert {
-    let envelope = ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), "matano")
+    let envelope = ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), &"matano".into())
         .pop()
         .unwrap()
         .unwrap();

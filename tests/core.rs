@@ -160,7 +160,9 @@ fn change(id: &str, update_count: u64) -> Vec<u8> {
 }
 
 async fn handle(rig: &Rig, payload: &[u8]) -> Result<Summary, HandleError> {
-    rig.responder.handle(ingest_document(payload, "matano"), None).await
+    rig.responder
+        .handle(ingest_document(payload, &"matano".into()), None)
+        .await
 }
 
 fn by_action(outcomes: &[Outcome]) -> BTreeMap<String, (Status, bool)> {
@@ -221,7 +223,7 @@ async fn a_claim_of_a_dead_invocation_is_taken_over_after_its_lease() {
     let deadline = Some(Instant::now() + Duration::from_millis(1200));
     let busy = crashed
         .responder
-        .handle(ingest_document(&change("a3", 1), "matano"), deadline)
+        .handle(ingest_document(&change("a3", 1), &"matano".into()), deadline)
         .await
         .unwrap_err();
     match busy {
@@ -404,7 +406,7 @@ async fn a_namespace_held_past_the_deadline_fails_the_invocation() {
     let deadline = Some(Instant::now() + Duration::from_millis(1500));
     let err = rig
         .responder
-        .handle(ingest_document(&change("n3", 1), "matano"), deadline)
+        .handle(ingest_document(&change("n3", 1), &"matano".into()), deadline)
         .await
         .unwrap_err();
     assert!(matches!(err, HandleError::NamespaceBusy(_)), "{err}");
@@ -436,7 +438,7 @@ async fn a_claim_outlives_a_short_lease_while_its_invocation_can_run() {
         let rig = rig.clone();
         async move {
             rig.responder
-                .handle(ingest_document(&change("l1", 1), "matano"), deadline)
+                .handle(ingest_document(&change("l1", 1), &"matano".into()), deadline)
                 .await
         }
     });
@@ -449,7 +451,7 @@ async fn a_claim_outlives_a_short_lease_while_its_invocation_can_run() {
         let rig = rig.clone();
         async move {
             rig.responder
-                .handle(ingest_document(&change("l1", 1), "matano"), deadline)
+                .handle(ingest_document(&change("l1", 1), &"matano".into()), deadline)
                 .await
         }
     });

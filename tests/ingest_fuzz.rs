@@ -63,7 +63,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
-        for result in ingest_document(&bytes, "matano") {
+        for result in ingest_document(&bytes, &"matano".into()) {
             if let Err(rejected) = result {
                 prop_assert_eq!(&rejected.original, &String::from_utf8_lossy(&bytes).to_string());
                 check_rejection_fits(&rejected);
@@ -78,7 +78,7 @@ proptest! {
     #[test]
     fn arbitrary_json_in_every_envelope_never_panics(payload in arbitrary_json(), attribute in prop::option::of("[a-z.]{0,10}")) {
         let text = payload.to_string();
-        for result in ingest_document(text.as_bytes(), "matano") {
+        for result in ingest_document(text.as_bytes(), &"matano".into()) {
             if let Err(rejected) = result {
                 check_rejection_fits(&rejected);
             }
@@ -88,7 +88,7 @@ proptest! {
             sns["MessageAttributes"] = json!({"schema": {"Type": "String", "Value": schema}});
         }
         let event = json!({"Records": [{"EventSource": "aws:sns", "Sns": sns}, {"Sns": payload.clone()}, payload]});
-        let results = ingest_lambda_event(&event, "matano");
+        let results = ingest_lambda_event(&event, &"matano".into());
         prop_assert_eq!(results.len(), 3);
         for result in results {
             if let Err(rejected) = result {
@@ -109,7 +109,7 @@ proptest! {
                 *slot = value;
             }
         }
-        for result in ingest_document(payload.to_string().as_bytes(), "matano") {
+        for result in ingest_document(payload.to_string().as_bytes(), &"matano".into()) {
             match result {
                 // A policy may fail on odd data; it must say so, not panic.
                 Ok(envelope) => { let _ = policies.eval_alerts(&envelope.schema, &envelope.payload, None); }
@@ -169,7 +169,7 @@ proptest! {
                 *slot = value;
             }
         }
-        for envelope in ingest_document(payload.to_string().as_bytes(), "matano").into_iter().flatten() {
+        for envelope in ingest_document(payload.to_string().as_bytes(), &"matano".into()).into_iter().flatten() {
             let Ok(expected) = interpreter.eval_alerts(&envelope.schema, &envelope.payload, None) else { continue };
             let got = vm.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap();
             prop_assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&expected).unwrap());

@@ -174,3 +174,178 @@ async fn bad_policy_dir_fails_init_naming_the_file() {
     let message = requests[0].json()["errorMessage"].as_str().unwrap().to_string();
     assert!(message.contains("action.rego:"), "{message}");
 }
+
+/// An SNS record as Lambda delivers it from `topic`, carrying `message`
+/// with no message attributes (EventBridge → SNS sets none).
+fn sns_record_event(topic: &str, message: &str, message_id: &str) -> Value {
+    let mut event: Value = serde_json::from_str(&common::fixture("sns_event_matano.json")).unwrap();
+    let sns = &mut event["Records"][0]["Sns"];
+    sns["TopicArn"] = json!(topic);
+    sns["MessageId"] = json!(message_id);
+    sns["Message"] = json!(message);
+    sns["MessageAttributes"] = json!({});
+    event["Records"][0]["EventSubscriptionArn"] = json!(format!("{topic}:0b5d4f6e-1111-2222-3333-444455556666"));
+    event
+}
+
+/// One deployment, two further source topics mapped to two schemas
+/// (TOPIC_SCHEMAS): a GuardDuty finding and a Security Hub finding, both
+/// from EventBridge through SNS with no `schema` attribute, each reach their
+/// own alert policy; the same finding from a topic nothing maps is rejected
+/// with how to route it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_topics_route_to_their_schemas() {
+    let sns = sns_client().await;
+    let outcomes = create_topic(&sns, "lambda-routing-outcomes").await;
+    let guardduty_topic = create_topic(&sns, "guardduty-findings").await;
+    let hub_topic = create_topic(&sns, "security-hub-findings").await;
+    let unmapped_topic = create_topic(&sns, "unmapped-findings").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
+    let webhook = TestServer::ok().await;
+
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(policies.path().join("alert")).unwrap();
+    std::fs::write(
+        policies.path().join("alert/guardduty.rego"),
+        r#"package alert.guardduty
+
+alert contains {
+	"title": input.detail.title,
+	"severity": "high",
+	"source": "guardduty",
+	"namespace": "guardduty",
+	"attrs": [{"key": "finding_type", "value": input.detail.type}],
+} if input.detail.severity >= 4
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        policies.path().join("alert/security_hub.rego"),
+        r#"package alert.security_hub
+
+alert contains {
+	"title": finding.Title,
+	"severity": lower(finding.Severity.Label),
+	"source": "security_hub",
+	"namespace": "security_hub",
+} if some finding in input.detail.findings
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        policies.path().join("action.rego"),
+        r#"package action
+
+run contains {
+	"id": "notify",
+	"uses": "webhook.post",
+	"args": {"url": input.env.WEBHOOK_URL, "data": {"source": input.alert.source, "title": input.alert.title}},
+} if input.seq == 0
+"#,
+    )
+    .unwrap();
+
+    let fixture = |name: &str| common::fixture(name);
+    let api = common::lambda::runtime_api_serving(vec![
+        sns_record_event(&guardduty_topic, &fixture("guardduty_finding_eventbridge.json"), "gd-1"),
+        sns_record_event(&hub_topic, &fixture("securityhub_findings_imported.json"), "hub-1"),
+        sns_record_event(
+            &unmapped_topic,
+            &fixture("guardduty_finding_eventbridge.json"),
+            "gd-unmapped",
+        ),
+    ])
+    .await;
+    let webhook_url = webhook.url("/hook");
+    let topic_schemas = format!("{guardduty_topic}=guardduty, {hub_topic}=security_hub");
+    let _child = lambda_process(
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", outcomes.as_str()),
+            ("POLICY_DIR", policies.path().to_str().unwrap()),
+            ("POLICY_ENV", "WEBHOOK_URL"),
+            ("WEBHOOK_URL", webhook_url.as_str()),
+            ("TOPIC_SCHEMAS", topic_schemas.as_str()),
+        ],
+    );
+
+    // Three invocations answered, then the next long poll.
+    let requests = api.wait_for(7, WAIT).await;
+    let responses: Vec<Value> = (0..3)
+        .map(|index| {
+            let path = format!(
+                "/2018-06-01/runtime/invocation/{}/response",
+                common::lambda::request_id(index)
+            );
+            requests
+                .iter()
+                .find(|r| r.path == path)
+                .unwrap_or_else(|| panic!("no response for invocation {index}: {requests:#?}"))
+                .json()
+        })
+        .collect();
+    assert_eq!(
+        (responses[0]["alerts"].as_u64(), responses[0]["rejected"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        (responses[1]["alerts"].as_u64(), responses[1]["rejected"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        (responses[2]["alerts"].as_u64(), responses[2]["rejected"].as_u64()),
+        (Some(0), Some(1))
+    );
+
+    let mut posted: Vec<(String, String)> = webhook
+        .wait_for(2, WAIT)
+        .await
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["data"]["source"].as_str().unwrap().to_string(),
+                body["data"]["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    posted.sort();
+    assert_eq!(
+        posted,
+        vec![
+            (
+                "guardduty".to_string(),
+                "198.51.100.23 is performing SSH brute force attacks against i-99999999.".to_string()
+            ),
+            (
+                "security_hub".to_string(),
+                "S3.8 S3 Block Public Access setting should be enabled at the bucket-level".to_string()
+            ),
+        ]
+    );
+    // Two action outcomes and the rejection, on the outcome topic.
+    let published: Vec<Value> = subscriber
+        .wait_for(3, WAIT)
+        .await
+        .iter()
+        .map(|r| r.sns_message())
+        .collect();
+    for outcome in &published {
+        assert_valid_outcome(outcome);
+    }
+    let rejected = published
+        .iter()
+        .find(|o| o["status"] == "rejected")
+        .unwrap_or_else(|| panic!("no rejection published: {published:#?}"));
+    let error = rejected["error"].as_str().unwrap();
+    assert!(
+        error.contains("TOPIC_SCHEMAS") && error.contains("not a Matano alert change"),
+        "{error}"
+    );
+    assert_eq!(
+        rejected["source_message"]["topic_arn"],
+        json!(unmapped_topic),
+        "{rejected:#}"
+    );
+}

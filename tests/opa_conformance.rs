@@ -284,7 +284,7 @@ fn compare_decision(
 ) {
     let known: &[Known] = &[];
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    for envelope in ingest_document(payload.to_string().as_bytes(), "matano")
+    for envelope in ingest_document(payload.to_string().as_bytes(), &"matano".into())
         .into_iter()
         .flatten()
     {

@@ -158,7 +158,7 @@ async fn handle_within(responder: &Responder, event: Value, time: Duration) -> R
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     context.deadline = (now + time).as_millis() as u64;
-    lambda::handle(responder, "matano", LambdaEvent::new(event, context)).await
+    lambda::handle(responder, &"matano".into(), LambdaEvent::new(event, context)).await
 }
 
 fn outcomes(subscriber: &TestServer) -> Vec<Value> {

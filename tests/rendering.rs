@@ -33,7 +33,7 @@ fn hidden(c: char) -> bool {
 }
 
 fn hostile_alert() -> Alert {
-    let envelope = ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), "matano")
+    let envelope = ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), &"matano".into())
         .pop()
         .unwrap()
         .unwrap();
@@ -381,7 +381,10 @@ fn invalid_surrogates_are_rejected_at_ingest() {
     let mut payload: Value = serde_json::from_str(&fixture("matano_alert_change_v1.json")).unwrap();
     payload["updated_alert"]["title"] = json!("PLACEHOLDER");
     let text = payload.to_string().replace("PLACEHOLDER", "\\ud800 lone");
-    let rejected = ingest_document(text.as_bytes(), "matano").pop().unwrap().unwrap_err();
+    let rejected = ingest_document(text.as_bytes(), &"matano".into())
+        .pop()
+        .unwrap()
+        .unwrap_err();
     assert!(
         matches!(rejected.error, IngestError::NotJson { .. }),
         "{}",

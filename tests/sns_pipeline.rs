@@ -72,7 +72,7 @@ async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
     let responder = app::lambda_responder(&config).expect("init");
     let summary = lambda::handle(
         &responder,
-        "matano",
+        &"matano".into(),
         invocation(sns_event_with_new_ips(&["5.205.62.253", "203.0.113.9"])),
     )
     .await
@@ -157,10 +157,12 @@ async fn redelivery_republishes_the_same_outcome_ids() {
     config.dry_run = true;
     let responder = app::lambda_responder(&config).unwrap();
     let event = sns_event_with_new_ips(&["198.51.100.7"]);
-    lambda::handle(&responder, "matano", invocation(event.clone()))
+    lambda::handle(&responder, &"matano".into(), invocation(event.clone()))
         .await
         .unwrap();
-    lambda::handle(&responder, "matano", invocation(event)).await.unwrap();
+    lambda::handle(&responder, &"matano".into(), invocation(event))
+        .await
+        .unwrap();
     let delivered = subscriber.wait_for(2, WAIT).await;
     let first = delivered[0].sns_message();
     let second = delivered[1].sns_message();
@@ -195,7 +197,7 @@ async fn bad_records_become_rejected_outcomes_and_good_ones_still_run() {
     unknown_schema["Sns"]["MessageAttributes"] = json!({"schema": {"Type": "String", "Value": "guardduty"}});
     let event = json!({"Records": [not_json, good["Records"][0].clone(), unknown_schema]});
 
-    let summary = lambda::handle(&responder, "matano", invocation(event))
+    let summary = lambda::handle(&responder, &"matano".into(), invocation(event))
         .await
         .expect("bad input does not fail the invocation");
     assert_eq!((summary.records, summary.rejected, summary.alerts), (3, 2, 1));
@@ -229,7 +231,7 @@ async fn publish_failure_fails_the_invocation_for_retry() {
     let responder = app::lambda_responder(&config).unwrap();
     let err = lambda::handle(
         &responder,
-        "matano",
+        &"matano".into(),
         invocation(sns_event_with_new_ips(&["198.51.100.9"])),
     )
     .await
@@ -258,7 +260,9 @@ async fn sns_publish_action_reaches_a_topic() {
     let mut payload: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
     payload["updated_alert"]["severity"] = json!("critical");
     event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
-    lambda::handle(&responder, "matano", invocation(event)).await.unwrap();
+    lambda::handle(&responder, &"matano".into(), invocation(event))
+        .await
+        .unwrap();
 
     let page = pager.wait_for(1, WAIT).await;
     let notification = page[0].json();
@@ -295,7 +299,7 @@ async fn more_than_ten_outcomes_are_published_in_batches() {
     config.dry_run = true;
     config.policies = alert_responder::config::PolicySource::Dir(dir.path().to_path_buf());
     let responder = app::lambda_responder(&config).unwrap();
-    let summary = lambda::handle(&responder, "matano", invocation(matano_sns_event("low", &[])))
+    let summary = lambda::handle(&responder, &"matano".into(), invocation(matano_sns_event("low", &[])))
         .await
         .unwrap();
     assert_eq!(summary.outcomes, 23);

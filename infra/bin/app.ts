@@ -3,6 +3,7 @@
 //   cargo lambda build --release --arm64          (from the repository root)
 //   cd infra && npm ci && npx cdk deploy -c alertingTopicArn=arn:aws:sns:REGION:ACCOUNT:TOPIC
 // Optional context: webhookUrl, webhookStatus (filter: comma-separated statuses),
+// sourceTopics (further source topics: comma-separated TOPIC_ARN=schema),
 // codeDir (default ../target/lambda/alert-responder), alarmEmail is not used: pass alarmTopicArn.
 
 import * as fs from "fs";
@@ -34,11 +35,24 @@ if (webhookUrl) {
   });
 }
 
+const sourceTopics = (context("sourceTopics") ?? "")
+  .split(",")
+  .map((pair) => pair.trim())
+  .filter((pair) => pair !== "")
+  .map((pair) => {
+    const [topicArn, schema] = pair.split("=");
+    if (!topicArn || !schema) {
+      throw new Error(`sourceTopics: ${JSON.stringify(pair)} is not TOPIC_ARN=schema`);
+    }
+    return { topicArn, schema };
+  });
+
 const stack = new Stack(app, context("stackName") ?? "AlertResponder");
 const responder = new AlertResponder(stack, "AlertResponder", {
   alertingTopicArn,
   code: lambda.Code.fromAsset(codeDir),
   webhooks,
+  sourceTopics,
   alarmTopic: context("alarmTopicArn") ? sns.Topic.fromTopicArn(stack, "AlarmTopic", context("alarmTopicArn")!) : undefined,
 });
 new CfnOutput(stack, "OutcomeTopicArn", { value: responder.outcomeTopic.topicArn });

@@ -23,6 +23,14 @@ export interface WebhookSubscription {
   readonly filterPolicy?: { [attribute: string]: sns.SubscriptionFilter };
 }
 
+/** Another topic whose messages the function decides, with the schema that routes them. */
+export interface SourceTopic {
+  /** e.g. the topic an EventBridge rule sends GuardDuty findings to. */
+  readonly topicArn: string;
+  /** The alert policy is `package alert.<schema>`: letters, digits and underscores. */
+  readonly schema: string;
+}
+
 export interface AlertResponderProps {
   /** Matano's alerting topic (the AlertingSnsTopicArn output of the Matano stack). */
   readonly alertingTopicArn: string;
@@ -44,6 +52,8 @@ export interface AlertResponderProps {
   /** Encrypt the outcome topic with this key. */
   readonly outcomeTopicKey?: kms.IKey;
   readonly webhooks?: WebhookSubscription[];
+  /** Further source topics (GuardDuty, Security Hub, any JSON), each routed to its schema (TOPIC_SCHEMAS). */
+  readonly sourceTopics?: SourceTopic[];
   /** Topic the alarms notify. */
   readonly alarmTopic?: sns.ITopic;
 }
@@ -100,6 +110,13 @@ export class AlertResponder extends Construct {
     if (props.policyLayer) {
       environment.POLICY_DIR = "/opt/policies";
     }
+    const sourceTopics = props.sourceTopics ?? [];
+    for (const source of sourceTopics) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(source.schema)) {
+        throw new Error(`sourceTopics: schema ${JSON.stringify(source.schema)} of ${source.topicArn}: use letters, digits and underscores, starting with a letter`);
+      }
+    }
+    environment.TOPIC_SCHEMAS = sourceTopics.map((source) => `${source.topicArn}=${source.schema}`).join(",");
 
     this.function = new lambda.Function(this, "Function", {
       runtime: lambda.Runtime.PROVIDED_AL2023,
@@ -120,6 +137,10 @@ export class AlertResponder extends Construct {
 
     const alerting = sns.Topic.fromTopicArn(this, "AlertingTopic", props.alertingTopicArn);
     alerting.addSubscription(new subscriptions.LambdaSubscription(this.function));
+    sourceTopics.forEach((source, index) => {
+      const topic = sns.Topic.fromTopicArn(this, `SourceTopic${index + 1}`, source.topicArn);
+      topic.addSubscription(new subscriptions.LambdaSubscription(this.function));
+    });
 
     // Least privilege: publish to the outcome topic only, read only the
     // secrets under the prefix, use only the state table.

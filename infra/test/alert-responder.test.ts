@@ -140,6 +140,20 @@ test("least privilege: publish to the outcome topic, secrets under the prefix, t
   }
 });
 
+test("further source topics are subscribed and routed to their schemas", () => {
+  const guardduty = "arn:aws:sns:us-east-1:123456789012:guardduty-findings";
+  const hub = "arn:aws:sns:us-east-1:123456789012:security-hub";
+  const template = synth({ sourceTopics: [{ topicArn: guardduty, schema: "guardduty" }, { topicArn: hub, schema: "security_hub" }] });
+  for (const topic of [ALERTING, guardduty, hub]) {
+    template.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "lambda", TopicArn: topic });
+    template.hasResourceProperties("AWS::Lambda::Permission", { Principal: "sns.amazonaws.com", SourceArn: topic });
+  }
+  template.hasResourceProperties("AWS::Lambda::Function", {
+    Environment: { Variables: Match.objectLike({ TOPIC_SCHEMAS: `${guardduty}=guardduty,${hub}=security_hub` }) },
+  });
+  assert.throws(() => synth({ sourceTopics: [{ topicArn: hub, schema: "security-hub" }] }), /letters, digits and underscores/);
+});
+
 test("the SAM template configures the same environment variables", () => {
   const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
   const block = sam.split("Variables:")[1].split("Events:")[0];

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::validate_schema_name;
+use crate::config::{validate_schema_name, SchemaRouting};
 pub use matano::{MatanoAlertChange, Severity};
 
 /// SNS's own limit for one message; anything larger is not from SNS.
@@ -97,6 +97,12 @@ pub enum IngestError {
         path: String,
         reason: String,
     },
+    #[error(
+        "payload is not a Matano alert change (it has no `updated_alert`), and nothing routes it to another \
+         schema: give its messages a `schema` message attribute, map its topic in TOPIC_SCHEMAS \
+         (TOPIC_ARN=schema), or set DEFAULT_SCHEMA; the schema's alert policy is `package alert.<schema>`"
+    )]
+    NotMatano,
     #[error("schema {schema:?} is not a valid schema name: {reason}")]
     BadSchemaName { schema: String, reason: &'static str },
     #[error("no alert policy for schema {schema:?} (expected `package alert.{schema}`)")]
@@ -108,12 +114,12 @@ pub type Ingested = Result<Envelope, Box<Rejected>>;
 
 /// Ingests a Lambda invocation payload: an `SnsEvent` with one or more
 /// records. Anything else is rejected whole.
-pub fn ingest_lambda_event(event: &Value, default_schema: &str) -> Vec<Ingested> {
+pub fn ingest_lambda_event(event: &Value, routing: &SchemaRouting) -> Vec<Ingested> {
     match event.get("Records").and_then(Value::as_array) {
         Some(records) => records
             .iter()
             .enumerate()
-            .map(|(index, record)| ingest_sns_record(index, record, default_schema))
+            .map(|(index, record)| ingest_sns_record(index, record, routing))
             .collect(),
         None => vec![Err(Rejected::boxed(
             None,
@@ -130,7 +136,7 @@ pub fn ingest_lambda_event(event: &Value, default_schema: &str) -> Vec<Ingested>
 /// Ingests a document given to the CLI: an `SnsEvent`, a bare SNS
 /// notification (`{"Type":"Notification","Message":...}`, as delivered to
 /// HTTP subscribers), or a bare payload.
-pub fn ingest_document(bytes: &[u8], default_schema: &str) -> Vec<Ingested> {
+pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     let text = String::from_utf8_lossy(bytes);
     let reject = |error| vec![Err(Rejected::boxed(None, None, text.to_string(), error))];
     if let Err(error) = check_size(bytes.len()) {
@@ -141,28 +147,28 @@ pub fn ingest_document(bytes: &[u8], default_schema: &str) -> Vec<Ingested> {
         Err(err) => return reject(not_json(&err)),
     };
     if document.get("Records").is_some() {
-        return ingest_lambda_event(&document, default_schema);
+        return ingest_lambda_event(&document, routing);
     }
     // A Lambda on-failure destination record: the failed event is inside.
     if let Some(event) = document.get("requestPayload").filter(|p| p.get("Records").is_some()) {
-        return ingest_lambda_event(event, default_schema);
+        return ingest_lambda_event(event, routing);
     }
     if document.get("Type").and_then(Value::as_str) == Some("Notification") {
         let message_id = str_field(&document, "MessageId");
         let topic_arn = str_field(&document, "TopicArn");
-        return vec![ingest_notification(&document, default_schema)
+        return vec![ingest_notification(&document, routing)
             .map_err(|error| Rejected::boxed(message_id, topic_arn, text.to_string(), error))];
     }
     // The bytes, not the re-serialized document: the same id for the same
     // file, without serializing the payload again.
     let message_id = format!("local-{}", &hex::encode(Sha256::digest(bytes))[..16]);
     vec![
-        envelope_from_payload(document, message_id, Default::default(), default_schema)
+        envelope_from_payload(document, message_id, Default::default(), None, routing)
             .map_err(|error| Rejected::boxed(None, None, text.to_string(), error)),
     ]
 }
 
-fn ingest_sns_record(index: usize, record: &Value, default_schema: &str) -> Ingested {
+fn ingest_sns_record(index: usize, record: &Value, routing: &SchemaRouting) -> Ingested {
     let sns = record.get("Sns").or_else(|| record.get("sns"));
     let Some(sns) = sns.filter(|s| s.is_object()) else {
         return Err(Rejected::boxed(
@@ -175,7 +181,7 @@ fn ingest_sns_record(index: usize, record: &Value, default_schema: &str) -> Inge
             },
         ));
     };
-    ingest_notification(sns, default_schema).map_err(|error| {
+    ingest_notification(sns, routing).map_err(|error| {
         let original = sns
             .get("Message")
             .and_then(Value::as_str)
@@ -187,7 +193,7 @@ fn ingest_sns_record(index: usize, record: &Value, default_schema: &str) -> Inge
 
 /// An SNS notification object (the `Sns` of a Lambda record, or an HTTP
 /// delivery body); both carry `Message` as a string.
-fn ingest_notification(sns: &Value, default_schema: &str) -> Result<Envelope, IngestError> {
+fn ingest_notification(sns: &Value, routing: &SchemaRouting) -> Result<Envelope, IngestError> {
     let message = match sns.get("Message") {
         Some(Value::String(message)) => message,
         _ => {
@@ -202,13 +208,15 @@ fn ingest_notification(sns: &Value, default_schema: &str) -> Result<Envelope, In
     }
     check_size(message.len())?;
     let payload: Value = serde_json::from_str(message).map_err(|err| not_json(&err))?;
+    let topic_arn = str_field(sns, "TopicArn");
     let mut envelope = envelope_from_payload(
         payload,
         str_field(sns, "MessageId").unwrap_or_default(),
         message_attributes(sns),
-        default_schema,
+        topic_arn.as_deref(),
+        routing,
     )?;
-    envelope.topic_arn = str_field(sns, "TopicArn");
+    envelope.topic_arn = topic_arn;
     envelope.subject = str_field(sns, "Subject");
     envelope.timestamp = str_field(sns, "Timestamp")
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -220,23 +228,32 @@ fn envelope_from_payload(
     mut payload: Value,
     message_id: String,
     attributes: BTreeMap<String, String>,
-    default_schema: &str,
+    topic_arn: Option<&str>,
+    routing: &SchemaRouting,
 ) -> Result<Envelope, IngestError> {
     if !payload.is_object() {
         return Err(IngestError::NotAnObject {
             found: json_type(&payload),
         });
     }
-    let schema = match attributes.get("schema") {
-        Some(schema) => schema.clone(),
+    let routed = attributes
+        .get("schema")
+        .map(String::as_str)
+        .or_else(|| routing.of_topic(topic_arn));
+    let schema = match routed {
+        Some(schema) => schema.to_string(),
         None if matano::looks_like_matano(&payload) => MATANO_SCHEMA.to_string(),
-        None => default_schema.to_string(),
+        None => routing.default.clone(),
     };
     validate_schema_name(&schema).map_err(|reason| IngestError::BadSchemaName {
         schema: schema.clone(),
         reason,
     })?;
     let matano = if schema == MATANO_SCHEMA {
+        // Not routed here on purpose, and not Matano's at all: say how to route it.
+        if routed.is_none() && payload.get("updated_alert").is_none() {
+            return Err(IngestError::NotMatano);
+        }
         let change: MatanoAlertChange = crate::typed::from_value(&payload).map_err(|err| IngestError::WrongShape {
             schema: schema.clone(),
             path: err.path,

@@ -1,6 +1,8 @@
 use super::*;
 use serde_json::json;
 
+use crate::config::SchemaRouting;
+
 const V1: &str = include_str!("../../tests/fixtures/matano_alert_change_v1.json");
 const V2: &str = include_str!("../../tests/fixtures/matano_alert_change_v2.json");
 const SNS_EVENT: &str = include_str!("../../tests/fixtures/sns_event_matano.json");
@@ -12,7 +14,7 @@ fn one(results: Vec<Ingested>) -> Ingested {
 
 #[test]
 fn bare_matano_v1_payload_is_typed_and_normalized() {
-    let envelope = one(ingest_document(V1.as_bytes(), "other")).unwrap();
+    let envelope = one(ingest_document(V1.as_bytes(), &"other".into())).unwrap();
     assert_eq!(envelope.schema, "matano");
     let change = envelope.matano.as_ref().unwrap();
     assert_eq!(change.updated_alert.severity, Severity::Medium);
@@ -28,7 +30,7 @@ fn bare_matano_v1_payload_is_typed_and_normalized() {
 
 #[test]
 fn newer_matano_shape_with_null_creation_time() {
-    let envelope = one(ingest_document(V2.as_bytes(), "matano")).unwrap();
+    let envelope = one(ingest_document(V2.as_bytes(), &"matano".into())).unwrap();
     let change = envelope.matano.unwrap();
     assert_eq!(change.updated_alert.creation_time, None);
     assert!(change.updated_alert.destination_to_alert_info.is_none());
@@ -41,7 +43,7 @@ fn newer_matano_shape_with_null_creation_time() {
 #[test]
 fn lambda_sns_event_carries_topic_and_attributes() {
     let event: Value = serde_json::from_str(SNS_EVENT).unwrap();
-    let envelope = one(ingest_lambda_event(&event, "matano")).unwrap();
+    let envelope = one(ingest_lambda_event(&event, &"matano".into())).unwrap();
     assert_eq!(envelope.message_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
     assert!(envelope.topic_arn.unwrap().ends_with(":matano-alerting"));
     assert!(envelope.timestamp.is_some());
@@ -60,7 +62,7 @@ fn http_notification_envelope_and_schema_attribute() {
         "Message": "{\"finding\": {\"id\": \"f-1\"}}",
         "MessageAttributes": {"schema": {"Type": "String", "Value": "guardduty"}}
     });
-    let envelope = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap();
+    let envelope = one(ingest_document(doc.to_string().as_bytes(), &"matano".into())).unwrap();
     assert_eq!(envelope.schema, "guardduty");
     assert_eq!(envelope.payload["finding"]["id"], "f-1");
     assert!(envelope.matano.is_none());
@@ -78,14 +80,78 @@ fn on_failure_destination_records_yield_their_event() {
         "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
         "responsePayload": {"errorType": "AlertResponder.PublishError", "errorMessage": "publishing failed"}
     });
-    let envelope = one(ingest_document(record.to_string().as_bytes(), "matano")).unwrap();
+    let envelope = one(ingest_document(record.to_string().as_bytes(), &"matano".into())).unwrap();
     assert_eq!(envelope.message_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
 }
 
 #[test]
 fn other_json_gets_the_default_schema() {
-    let envelope = one(ingest_document(br#"{"detail": 1}"#, "custom")).unwrap();
+    let envelope = one(ingest_document(br#"{"detail": 1}"#, &"custom".into())).unwrap();
     assert_eq!(envelope.schema, "custom");
+}
+
+/// A GuardDuty finding through EventBridge → SNS carries no `schema`
+/// attribute: its topic routes it. The attribute still wins, and a topic
+/// nothing maps falls back to Matano detection, then the default.
+#[test]
+fn a_mapped_topic_routes_its_messages() {
+    let guardduty = "arn:aws:sns:us-east-1:123456789012:guardduty-findings";
+    let routing = SchemaRouting {
+        default: "matano".to_string(),
+        by_topic: [(guardduty.to_string(), "guardduty".to_string())].into(),
+    };
+    let record = |topic: &str, message: &str, schema: Option<&str>| {
+        let mut sns = json!({"Type": "Notification", "MessageId": "m", "TopicArn": topic, "Message": message});
+        if let Some(schema) = schema {
+            sns["MessageAttributes"] = json!({"schema": {"Type": "String", "Value": schema}});
+        }
+        json!({"Records": [{"EventSource": "aws:sns", "Sns": sns}]})
+    };
+    let finding = r#"{"detail-type": "GuardDuty Finding", "detail": {"severity": 8}}"#;
+    let envelope = one(ingest_lambda_event(&record(guardduty, finding, None), &routing)).unwrap();
+    assert_eq!(envelope.schema, "guardduty");
+    assert_eq!(envelope.topic_arn.as_deref(), Some(guardduty));
+    let envelope = one(ingest_lambda_event(
+        &record(guardduty, finding, Some("custom")),
+        &routing,
+    ))
+    .unwrap();
+    assert_eq!(envelope.schema, "custom");
+    let other = "arn:aws:sns:us-east-1:123456789012:matano-alerts";
+    let envelope = one(ingest_lambda_event(&record(other, V1, None), &routing)).unwrap();
+    assert_eq!(envelope.schema, "matano");
+    // A Matano payload routed elsewhere is that schema's, untyped.
+    let envelope = one(ingest_lambda_event(&record(guardduty, V1, None), &routing)).unwrap();
+    assert_eq!(envelope.schema, "guardduty");
+    assert!(envelope.matano.is_none());
+}
+
+/// A payload that is not Matano's, reaching the Matano schema only because
+/// it is the default, is rejected with how to route it; one routed to
+/// Matano on purpose is checked field by field.
+#[test]
+fn a_payload_that_is_not_matanos_says_how_to_route_it() {
+    let finding = br#"{"detail-type": "GuardDuty Finding", "detail": {}}"#;
+    let rejected = one(ingest_document(finding, &"matano".into())).unwrap_err();
+    assert_eq!(rejected.error, IngestError::NotMatano);
+    let message = rejected.error.to_string();
+    for part in [
+        "no `updated_alert`",
+        "`schema` message attribute",
+        "TOPIC_SCHEMAS",
+        "DEFAULT_SCHEMA",
+        "package alert.<schema>",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    let doc = json!({"Type": "Notification", "Message": "{\"detail\": {}}",
+        "MessageAttributes": {"schema": {"Type": "String", "Value": "matano"}}});
+    let rejected = one(ingest_document(doc.to_string().as_bytes(), &"matano".into())).unwrap_err();
+    assert!(
+        matches!(rejected.error, IngestError::WrongShape { .. }),
+        "{}",
+        rejected.error
+    );
 }
 
 #[test]
@@ -95,7 +161,7 @@ fn every_record_is_handled_and_bad_ones_keep_the_original() {
     bad["Sns"]["Message"] = json!("{not json");
     bad["Sns"]["MessageId"] = json!("bad-1");
     let event = json!({"Records": [event["Records"][0].clone(), bad]});
-    let results = ingest_lambda_event(&event, "matano");
+    let results = ingest_lambda_event(&event, &"matano".into());
     assert_eq!(results.len(), 2);
     assert!(results[0].is_ok());
     let rejected = results[1].as_ref().unwrap_err();
@@ -108,14 +174,14 @@ fn every_record_is_handled_and_bad_ones_keep_the_original() {
 fn wrong_matano_shape_names_the_field() {
     let mut payload: Value = serde_json::from_str(V1).unwrap();
     payload["updated_alert"]["severity"] = json!("urgent");
-    let rejected = one(ingest_document(payload.to_string().as_bytes(), "matano")).unwrap_err();
+    let rejected = one(ingest_document(payload.to_string().as_bytes(), &"matano".into())).unwrap_err();
     let message = rejected.error.to_string();
     assert!(message.contains("updated_alert.severity"), "{message}");
     assert!(message.contains("urgent"), "{message}");
 
     payload["updated_alert"].as_object_mut().unwrap().remove("id");
     payload["updated_alert"]["severity"] = json!("low");
-    let rejected = one(ingest_document(payload.to_string().as_bytes(), "matano")).unwrap_err();
+    let rejected = one(ingest_document(payload.to_string().as_bytes(), &"matano".into())).unwrap_err();
     assert!(
         rejected.error.to_string().contains("missing field `id`"),
         "{}",
@@ -134,7 +200,7 @@ fn malformed_inputs_are_rejected_with_reasons() {
         ("[".repeat(10_000).into_bytes(), "recursion limit"),
     ];
     for (input, expected) in cases {
-        let rejected = one(ingest_document(&input, "matano")).unwrap_err();
+        let rejected = one(ingest_document(&input, &"matano".into())).unwrap_err();
         assert!(
             rejected.error.to_string().contains(expected),
             "{expected:?} not in {:?}",
@@ -142,9 +208,9 @@ fn malformed_inputs_are_rejected_with_reasons() {
         );
     }
     let doc = json!({"Type": "Notification", "MessageId": "x", "Message": ""});
-    let rejected = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap_err();
+    let rejected = one(ingest_document(doc.to_string().as_bytes(), &"matano".into())).unwrap_err();
     assert_eq!(rejected.error, IngestError::Empty);
-    let rejected = one(ingest_lambda_event(&json!({"detail": 1}), "matano")).unwrap_err();
+    let rejected = one(ingest_lambda_event(&json!({"detail": 1}), &"matano".into())).unwrap_err();
     assert!(rejected.error.to_string().contains("no `Records` array"));
 }
 
@@ -152,6 +218,6 @@ fn malformed_inputs_are_rejected_with_reasons() {
 fn bad_schema_attribute_is_rejected() {
     let doc = json!({"Type": "Notification", "Message": "{}",
         "MessageAttributes": {"schema": {"Type": "String", "Value": "a.b"}}});
-    let rejected = one(ingest_document(doc.to_string().as_bytes(), "matano")).unwrap_err();
+    let rejected = one(ingest_document(doc.to_string().as_bytes(), &"matano".into())).unwrap_err();
     assert!(matches!(rejected.error, IngestError::BadSchemaName { .. }));
 }

@@ -122,7 +122,7 @@ impl Harness {
     fn alert(&self) -> (Alert, Value) {
         let envelope = ingest_document(
             include_bytes!("../../tests/fixtures/matano_alert_change_v1.json"),
-            "matano",
+            &"matano".into(),
         )
         .pop()
         .unwrap()

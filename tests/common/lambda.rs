@@ -1,7 +1,7 @@
 //! Driving the real binary in Lambda mode: a loopback Runtime API.
 
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -13,12 +13,28 @@ pub const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 
 /// A Runtime API that hands out `event` once, then long-polls forever.
 pub async fn runtime_api(event: Value) -> TestServer {
-    let served = AtomicBool::new(false);
+    runtime_api_serving(vec![event]).await
+}
+
+/// The request id of the `index`th invocation of [`runtime_api_serving`]
+/// (the first is [`REQUEST_ID`]).
+pub fn request_id(index: usize) -> String {
+    match index {
+        0 => REQUEST_ID.to_string(),
+        n => format!("{}{n:012}", &REQUEST_ID[..REQUEST_ID.len() - 12]),
+    }
+}
+
+/// A Runtime API that hands out `events` one invocation each, in order,
+/// then long-polls forever.
+pub async fn runtime_api_serving(events: Vec<Value>) -> TestServer {
+    let next = AtomicUsize::new(0);
     TestServer::start(move |req: &Recorded| match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/2018-06-01/runtime/invocation/next") if !served.swap(true, Ordering::SeqCst) => {
+        ("GET", "/2018-06-01/runtime/invocation/next") if next.load(Ordering::SeqCst) < events.len() => {
+            let index = next.fetch_add(1, Ordering::SeqCst);
             let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 60_000;
-            Reply::json(200, event.clone())
-                .with_header("lambda-runtime-aws-request-id", REQUEST_ID)
+            Reply::json(200, events[index].clone())
+                .with_header("lambda-runtime-aws-request-id", &request_id(index))
                 .with_header("lambda-runtime-deadline-ms", &deadline.to_string())
                 .with_header(
                     "lambda-runtime-invoked-function-arn",
