@@ -74,7 +74,7 @@ fn main() {
 fn write_opa_inputs(dir: &std::path::Path, decider: &Decider, runtime: &tokio::runtime::Runtime) {
     std::fs::create_dir_all(dir).unwrap();
     let payload = &decision::samples()[1].1;
-    let envelope = ingest_document(payload, "matano").pop().unwrap().unwrap();
+    let envelope = ingest_document(payload, &"matano".into()).pop().unwrap().unwrap();
     let Decision::Alerts(mut reports) = runtime.block_on(decider.decide(&envelope, None)).unwrap().decision else {
         panic!("the typical sample decides alerts");
     };
@@ -96,13 +96,15 @@ fn write_opa_inputs(dir: &std::path::Path, decider: &Decider, runtime: &tokio::r
     for (i, round) in rounds.iter().enumerate() {
         std::fs::write(dir.join(format!("action_input_{i}.json")), round.to_string()).unwrap();
     }
-    for (name, text) in alert_responder::policy::read_source(&PolicySource::Bundled)
-        .unwrap()
-        .iter()
-        .filter(|f| !f.is_test())
-        .map(|f| (&f.name, &f.text))
-    {
-        let file = name.replace('/', "_");
-        std::fs::write(dir.join(file), text).unwrap();
+    // The policies as the engine loads them: with the `escape` module the
+    // loader adds for `import data.escape`.
+    let files = alert_responder::policy::read_source(&PolicySource::Bundled).unwrap();
+    let production: Vec<_> = files.into_iter().filter(|f| !f.is_test()).collect();
+    for file in alert_responder::policy::with_escape_functions(production) {
+        let name = match file.name.strip_prefix("<") {
+            Some(_) => "escape_functions.rego".to_string(),
+            None => file.name.replace('/', "_"),
+        };
+        std::fs::write(dir.join(name), &file.text).unwrap();
     }
 }

@@ -13,7 +13,9 @@ use crate::aws::{sdk_config, DynamoState, SecretsManager, SnsPublisher};
 use crate::config::{Config, ConfigError};
 use crate::decide::{DecideSettings, Decider};
 use crate::http::{HttpClient, HttpPolicy, HttpSettings};
+use crate::memory::MemoryState;
 use crate::pipeline::Responder;
+use crate::play::MockedActions;
 use crate::policy::{PolicyError, PolicySet};
 use crate::publish::Publisher;
 use crate::secrets::SecretResolver;
@@ -109,6 +111,26 @@ pub fn responder(
     Ok(Responder::new(decider, publisher))
 }
 
+/// The responder of `run --mocks`: actions answered from `mocks` (nothing
+/// is called, no secret resolved), state in memory so that no table is
+/// touched, the configured policies, limits and env.
+pub fn mocked_responder(
+    config: &Config,
+    publisher: Arc<dyn Publisher>,
+    mocks: &MockedActions,
+) -> Result<Responder, PolicyError> {
+    let mut settings = decide_settings(config);
+    settings.limits.dry_run = false;
+    let decider = Decider::new(
+        Arc::new(policies(config)?),
+        mocks.registry(),
+        settings,
+        SecretResolver::passthrough(),
+        Some(Arc::new(MemoryState::new())),
+    );
+    Ok(Responder::new(decider, publisher))
+}
+
 /// The responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`. Every SDK
 /// client shares one configuration (and so one TLS client).
 pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
@@ -118,6 +140,13 @@ pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
     let publisher = Arc::new(SnsPublisher::new(sns.clone(), topic));
     let responder = responder(config, publisher, Some(Arc::new(sns)), state(config, &sdk))?;
     let policies = responder.decider().policies();
-    tracing::info!(files = policies.files().len(), schemas = ?policies.schemas(), dry_run = config.dry_run, state_table = ?config.state_table, "initialized");
+    let schemas: Vec<&str> = policies.schemas().iter().map(String::as_str).collect();
+    tracing::info!(
+        files = policies.files().len(),
+        schemas = schemas.join(",").as_str(),
+        dry_run = config.dry_run,
+        state_table = config.state_table.as_deref().unwrap_or("-"),
+        "initialized"
+    );
     Ok(responder)
 }

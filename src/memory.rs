@@ -142,23 +142,15 @@ impl MemoryState {
             (alert_id.to_string(), record.id.clone()),
             ClaimState::Done(Box::new(record.clone())),
         );
-        for write in writes {
-            let attrs = tables.attrs.entry(write.namespace.clone()).or_default();
-            let expires_at = now + write.ttl.as_secs();
-            let stored = match &write.op {
-                PersistOp::Set(value) => Stored::Value(value.clone()),
-                PersistOp::Add(delta) => {
-                    // DynamoDB's ADD: an absent (or expired, or non-numeric) counter starts at 0.
-                    let current = match attrs.get(&write.key) {
-                        Some((Stored::Counter(n), expires)) if *expires > now => *n,
-                        _ => 0.0,
-                    };
-                    Stored::Counter(current + delta)
-                }
-            };
-            attrs.insert(write.key.clone(), (stored, expires_at));
-        }
+        apply_writes(&mut tables, writes, now);
         Ok(())
+    }
+
+    /// Persistent attribute writes on their own, as an earlier alert's
+    /// commits would have left them (`play` seeds a scenario's state so).
+    pub fn persist(&self, writes: &[PersistWrite]) {
+        let now = self.now();
+        apply_writes(&mut self.tables(), writes, now);
     }
 
     fn observe_now(&self, matano_alert_id: &str, update_count: u64) -> Result<ChangeOrder, StateError> {
@@ -197,6 +189,25 @@ impl MemoryState {
                 ttl: Some(expires_at - now),
             })
             .collect())
+    }
+}
+
+fn apply_writes(tables: &mut Tables, writes: &[PersistWrite], now: u64) {
+    for write in writes {
+        let attrs = tables.attrs.entry(write.namespace.clone()).or_default();
+        let expires_at = now + write.ttl.as_secs();
+        let stored = match &write.op {
+            PersistOp::Set(value) => Stored::Value(value.clone()),
+            PersistOp::Add(delta) => {
+                // DynamoDB's ADD: an absent (or expired, or non-numeric) counter starts at 0.
+                let current = match attrs.get(&write.key) {
+                    Some((Stored::Counter(n), expires)) if *expires > now => *n,
+                    _ => 0.0,
+                };
+                Stored::Counter(current + delta)
+            }
+        };
+        attrs.insert(write.key.clone(), (stored, expires_at));
     }
 }
 

@@ -171,7 +171,12 @@ impl Responder {
 }
 
 fn reject(rejected: Rejected, summary: &mut Summary) -> Vec<Outcome> {
-    tracing::error!(message_id = ?rejected.message_id, topic_arn = ?rejected.topic_arn, error = %rejected.error, "message rejected");
+    tracing::error!(
+        message_id = rejected.message_id.as_deref().unwrap_or("-"),
+        topic_arn = rejected.topic_arn.as_deref().unwrap_or("-"),
+        error = %rejected.error,
+        "message rejected"
+    );
     summary.rejected += 1;
     vec![rejected_outcome(&rejected)]
 }

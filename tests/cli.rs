@@ -19,7 +19,13 @@ struct Output {
 }
 
 async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
+    cli_in(env!("CARGO_MANIFEST_DIR"), args, stdin).await
+}
+
+/// The CLI run from `dir`.
+async fn cli_in(dir: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+        .current_dir(dir)
         .args(args)
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("POLICY_DIR")
@@ -201,8 +207,9 @@ async fn missing_input_file_is_a_clear_error() {
 async fn check_reports_policies_and_compile_errors_with_file_and_line() {
     let ok = cli(&["check"], None).await;
     assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let last = ok.stdout.lines().last().unwrap_or_default();
     assert!(
-        ok.stdout.starts_with("ok: 2 policy file(s)") && ok.stdout.contains("schema(s): matano"),
+        last.starts_with("ok: 2 policy file(s)") && last.contains("schema(s): matano"),
         "{}",
         ok.stdout
     );
@@ -312,4 +319,178 @@ run contains entry("page", "pager.page", {}) if {
         "{}",
         out.stderr
     );
+}
+
+/// Every command names the policies it runs on its first line: `./policies`
+/// by default where it exists, else the bundled starter kit (the same
+/// digest); `run` says it on stderr, its stdout being outcomes.
+#[tokio::test]
+async fn every_command_says_which_policies_it_runs() {
+    let here = cli(&["check"], None).await;
+    let first = here.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("policies: directory policies (2 file(s), 2 test file(s), sha256:"),
+        "{first}"
+    );
+    let digest = first
+        .rsplit("sha256:")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    assert_eq!(digest.len(), 12, "{first}");
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cwd = elsewhere.path().to_str().unwrap();
+    for command in [&["check"][..], &["test"][..]] {
+        let out = cli_in(cwd, command, None).await;
+        assert_eq!(out.code, 0, "{command:?}: {}{}", out.stdout, out.stderr);
+        let first = out.stdout.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!("policies: the starter kit bundled in this binary (2 file(s), 2 test file(s), sha256:{digest})"),
+            "{command:?}"
+        );
+    }
+    let run = cli_in(cwd, &["run", "--dry-run"], None).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("policies: the starter kit bundled in this binary"),
+        "{}",
+        run.stderr
+    );
+    // `play` there has no scenarios to find and says so.
+    let play = cli_in(cwd, &["play"], None).await;
+    assert_eq!(play.code, 1);
+    assert!(play.stderr.contains("give --scenarios DIR"), "{}", play.stderr);
+
+    let mine = tempfile::tempdir().unwrap();
+    std::fs::create_dir(mine.path().join("policies")).unwrap();
+    std::fs::write(
+        mine.path().join("policies/alert.rego"),
+        "package alert.matano\nalert contains {\"title\": \"t\"} if true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        mine.path().join("policies/action.rego"),
+        "package action\nrun contains {\"id\": \"n\", \"uses\": \"http.fetch\", \"args\": {\"url\": \"https://example.org\"}} if true\n",
+    )
+    .unwrap();
+    let out = cli_in(mine.path().to_str().unwrap(), &["check"], None).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("policies: directory policies (2 file(s), 0 test file(s), sha256:"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `run --mocks`: a dry run whose later rounds see the mocked results;
+/// nothing is called, and an action without a mock fails naming it.
+#[tokio::test]
+async fn run_with_mocks_shows_the_whole_chain_calling_nothing() {
+    let webhook = TestServer::ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mocks = dir.path().join("mocks.yaml");
+    std::fs::write(
+        &mocks,
+        "lookup_ip_185.220.101.4:\n  - result: {status: 200, body: {country: RU}}\nwebhook.post:\n  - result: {status: 200}\n",
+    )
+    .unwrap();
+    let webhook_env = format!("WEBHOOK_URL={}", webhook.url("/hook"));
+    let args = ["run", "--mocks", mocks.to_str().unwrap(), "--env", webhook_env.as_str()];
+    let out = cli(&args, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        brief(&out.outcomes),
+        vec![
+            (0, "lookup_ip_185.220.101.4".to_string(), "succeeded".to_string()),
+            (1, "notify_webhook".to_string(), "succeeded".to_string()),
+        ]
+    );
+    // Round 1 was decided on round 0's mocked result.
+    assert_eq!(
+        out.outcomes[1]["action"]["args"]["data"]["countries"],
+        json!({"country_185.220.101.4": "RU"})
+    );
+    assert!(out.stderr.contains("nothing was called"), "{}", out.stderr);
+    assert!(webhook.requests().is_empty());
+
+    std::fs::write(
+        &mocks,
+        "lookup_ip_185.220.101.4:\n  - result: {status: 200, body: {country: RU}}\n",
+    )
+    .unwrap();
+    let out = cli(&args, None).await;
+    assert_eq!(out.outcomes[1]["status"], "failed", "{:#?}", out.outcomes);
+    assert!(
+        out.stderr
+            .contains("mock missing: no mocked result for action \"notify_webhook\" (webhook.post)"),
+        "{}",
+        out.stderr
+    );
+
+    std::fs::write(&mocks, "webhook.post: {result: 1}\n").unwrap();
+    let out = cli(&args, None).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("mocks.yaml") && out.stderr.contains("webhook.post"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Logs written to a file or a pipe carry no colour codes and no Rust
+/// `Debug` text.
+#[tokio::test]
+async fn logs_to_a_pipe_are_plain_text() {
+    let out = cli(
+        &["run", "--dry-run", "--log-level", "info", "--input", "-"],
+        Some("{\"detail\": 1}"),
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("message rejected"), "{}", out.stderr);
+    assert!(!out.stderr.contains('\u{1b}'), "colour codes in: {:?}", out.stderr);
+    assert!(!out.stderr.contains("Some("), "Debug text in: {}", out.stderr);
+}
+
+/// `check --builtins` lists what policies may call in this build: the
+/// groups the README names, never a builtin that does I/O.
+#[tokio::test]
+async fn check_lists_the_builtins_of_this_build() {
+    let out = cli(&["check", "--builtins"], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let names: Vec<&str> = out.stdout.lines().collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+    for present in [
+        "count",
+        "sprintf",
+        "regex.match",
+        "glob.match",
+        "net.cidr_contains",
+        "json.patch",
+        "base64url.encode",
+        "time.now_ns",
+        "time.parse_rfc3339_ns",
+        "uuid.rfc4122",
+        "semver.compare",
+        "yaml.marshal",
+        "graph.reachable",
+        "units.parse_bytes",
+        "bits.and",
+        "print",
+        "escape.slack",
+        "escape.markdown",
+    ] {
+        assert!(names.contains(&present), "{present} missing from {names:?}");
+    }
+    for absent in ["http.send", "net.lookup_ip_addr", "opa.runtime", "io.jwt.decode"] {
+        assert!(!names.contains(&absent), "{absent} listed");
+    }
+    assert!(names.len() > 100, "only {} builtins", names.len());
 }

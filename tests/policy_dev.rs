@@ -347,3 +347,205 @@ fn a_malformed_scenario_is_a_clear_error() {
         run.stderr
     );
 }
+
+/// A policy directory with a "page once per namespace" action policy, the
+/// sample change beside it, and `scenarios`.
+fn page_once_kit(scenarios: &[(&str, &str)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    std::fs::create_dir_all(dir.join("alert")).unwrap();
+    std::fs::create_dir_all(dir.join("scenarios")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/matano_alert_change.json"),
+        dir.join("change.json"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("alert/matano.rego"),
+        r#"package alert.matano
+
+alert contains {
+	"title": input.updated_alert.title,
+	"severity": input.updated_alert.severity,
+	"source": "matano",
+	"namespace": "root-activity",
+} if true
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("action.rego"),
+        r#"package action
+
+paged if {
+	some a in input.alert.attrs
+	a.key == "paged"
+	a.value == true
+}
+
+run contains {
+	"id": "page",
+	"uses": "webhook.post",
+	"args": {"url": "https://hooks.example.org/page", "data": {"title": input.alert.title}},
+	"commit": [
+		{"key": "paged", "value": true, "persist": true, "ttl": 3600},
+		{"key": "pages", "value": 1, "op": "add", "persist": true, "ttl": 86400},
+	],
+} if {
+	input.seq == 0
+	not paged
+}
+"#,
+    )
+    .unwrap();
+    for (name, text) in scenarios {
+        std::fs::write(dir.join("scenarios").join(name), text).unwrap();
+    }
+    root
+}
+
+/// State in `play`: persisted attributes carry from one event to the next
+/// (one page for two alerts of a namespace), expire on the virtual clock
+/// (`advance`), can be seeded, and a stale change is not acted on; every
+/// expectation can be per event.
+#[test]
+fn play_carries_state_across_events_and_seeds_it() {
+    let kit = page_once_kit(&[
+        (
+            "page_once.yaml",
+            r#"id: page-once
+events:
+  - input_file: ../change.json
+    input_patch: {updated_alert: {id: alert-one}}
+    expect: {rounds: [[page]], attrs: {pages: 1}}
+  - input_file: ../change.json
+    input_patch: {updated_alert: {id: alert-two}}
+    expect: {rounds: [], not_run: [page], alerts: {attrs: {paged: true, pages: 1}}}
+  - input_file: ../change.json
+    input_patch: {updated_alert: {id: alert-two, update_count: 1}}
+    expect: {stale: true}
+  - input_file: ../change.json
+    input_patch: {updated_alert: {id: alert-three}}
+    advance: 2h
+    expect: {rounds: [[page]], attrs: {pages: 2}}
+actions:
+  webhook.post: [{result: {status: 200}}, {result: {status: 200}}]
+expect:
+  rounds: [[page, page]]
+"#,
+        ),
+        (
+            "seeded.yaml",
+            r#"id: seeded
+state: {root-activity: {paged: true, pages: 4}}
+events:
+  - input_file: ../change.json
+    expect: {not_run: [page], alerts: {attrs: {pages: 4}}}
+"#,
+        ),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let run = cli(&[
+        "play",
+        "--policies",
+        kit.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.ends_with("2 passed, 0 failed\n"), "{}", run.stdout);
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("page-once/result.json")).unwrap()).unwrap();
+    assert_eq!(result["events"][2]["stale"], true, "{result:#}");
+    assert!(result["events"][1]["alerts"][0]["rounds"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The same expectations fail when the state is not what they say.
+    let wrong = page_once_kit(&[(
+        "wrong.yaml",
+        r#"id: wrong
+state: {root-activity: {paged: true}}
+events:
+  - input_file: ../change.json
+    expect: {rounds: [[page]]}
+  - input_file: ../change.json
+    expect: {stale: true}
+"#,
+    )]);
+    let run = cli(&[
+        "play",
+        "--policies",
+        wrong.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("event 0: expected rounds [[\"page\"]], got []"),
+        "{}",
+        run.stdout
+    );
+    // The same change again is a duplicate, not a stale one: decided (and replayed).
+    assert!(
+        run.stdout
+            .contains("event 1: expected a stale change (not acted on), but it was decided"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// The README's "Writing your first policy" walkthrough, as it is written:
+/// `examples/first-policy` passes `check`, `test` and `play` (a stateful
+/// scenario and a seeded one), and `run --mocks` shows the page.
+#[test]
+fn the_first_policy_walkthrough_works_as_written() {
+    let dir = "examples/first-policy";
+    let check = cli(&["check", "--policies", dir]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(
+        check
+            .stdout
+            .starts_with("policies: directory examples/first-policy (2 file(s), 1 test file(s)"),
+        "{}",
+        check.stdout
+    );
+    let test = cli(&["test", "--policies", dir]);
+    assert_eq!(test.code, 0, "{}{}", test.stdout, test.stderr);
+    assert!(test.stdout.ends_with("3 passed, 0 failed\n"), "{}", test.stdout);
+    let out = tempfile::tempdir().unwrap();
+    let play = cli(&["play", "--policies", dir, "--out", out.path().to_str().unwrap()]);
+    assert_eq!(play.code, 0, "{}{}", play.stdout, play.stderr);
+    assert!(play.stdout.ends_with("2 passed, 0 failed\n"), "{}", play.stdout);
+    let run = cli(&["run", "--policies", dir, "--mocks", "examples/first-policy/mocks.yaml"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let outcome: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (outcome["action"]["id"].as_str(), outcome["status"].as_str()),
+        (Some("page"), Some("succeeded"))
+    );
+    assert_eq!(outcome["commits"][0]["key"], "paged:AWS Root Credentials Change");
+}
+
+/// `play`'s mocks check arguments exactly as the real actions do, rules
+/// between arguments included: a Slack post with neither a webhook URL nor
+/// a token fails the scenario naming both.
+#[test]
+fn play_mocks_check_the_rules_between_arguments() {
+    let (_root, policies) = starter_kit_copy();
+    edit(
+        &policies.join("action.rego"),
+        "\"secret_webhook_url\": {\"secret\": input.env.SLACK_WEBHOOK_SECRET},",
+        "",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let run = play_copy(&policies, out.path(), &["--id", "slack-hostile-title"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("arguments `secret_webhook_url` and `secret_token`: give exactly one of them (0 given)"),
+        "{}",
+        run.stdout
+    );
+}

@@ -1,18 +1,22 @@
 //! Arguments shared by commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{Config, PolicySource};
+use crate::policy::{describe_source, read_source, PolicyError};
 
 /// The sample Matano change `run` uses when no input is given, and `check`
 /// evaluates the policies on.
 pub const SAMPLE_CHANGE: &str = include_str!("../../examples/matano_alert_change.json");
 
-/// `--policies DIR`, shared by commands: absent means the bundled policies
-/// (or `POLICY_DIR`).
+/// Where the commands look for policies when neither `--policies` nor
+/// `POLICY_DIR` names a directory.
+const DEFAULT_POLICY_DIR: &str = "policies";
+
+/// `--policies DIR`, shared by every command alike.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
-    /// Directory of *.rego policies (recursively). Default: POLICY_DIR, else the policies bundled at build time.
+    /// Directory of *.rego policies (recursively). Default: POLICY_DIR, else ./policies when it exists, else the starter kit bundled in the binary.
     #[arg(long, value_name = "DIR")]
     pub policies: Option<PathBuf>,
 }
@@ -21,6 +25,14 @@ impl PolicyArgs {
     pub fn apply(&self, config: &mut Config) {
         if let Some(dir) = &self.policies {
             config.policies = PolicySource::Dir(dir.clone());
+        } else if config.policies == PolicySource::Bundled && Path::new(DEFAULT_POLICY_DIR).is_dir() {
+            config.policies = PolicySource::Dir(PathBuf::from(DEFAULT_POLICY_DIR));
         }
     }
+}
+
+/// The line every command starts with: which policies it runs.
+pub fn policy_source_line(config: &Config) -> Result<String, PolicyError> {
+    let files = read_source(&config.policies)?;
+    Ok(describe_source(&config.policies, &files))
 }

@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::args::PolicyArgs;
+use super::args::{policy_source_line, PolicyArgs};
 use crate::app;
-use crate::config::{Config, PolicyEngine};
+use crate::config::{Config, PolicyEngine, PolicySource};
 use crate::play::{load_scenarios, play};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlayArgs {
-    /// Directory of scenario files (*.yaml, *.yml, *.json), searched recursively.
-    #[arg(long, value_name = "DIR", default_value = "policies/scenarios")]
-    pub scenarios: PathBuf,
+    /// Directory of scenario files (*.yaml, *.yml, *.json), searched recursively. Default: `scenarios/` in the policies' directory.
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
     #[command(flatten)]
     pub policies: PolicyArgs,
     /// Where `<id>/result.json` is written for every scenario.
@@ -29,14 +29,23 @@ pub struct PlayArgs {
 pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
+    println!("{}", policy_source_line(&config)?);
+    let scenario_dir = match (&args.scenarios, &config.policies) {
+        (Some(dir), _) => dir.clone(),
+        (None, PolicySource::Dir(dir)) => dir.join("scenarios"),
+        (None, PolicySource::Bundled) => anyhow::bail!(
+            "no scenarios to play: the policies are the starter kit bundled in the binary, which has none beside \
+             it; give --scenarios DIR, or --policies DIR with a scenarios/ directory in it"
+        ),
+    };
     let policies = Arc::new(app::policies(&config)?);
-    let mut scenarios = load_scenarios(&args.scenarios)?;
+    let mut scenarios = load_scenarios(&scenario_dir)?;
     if let Some(id) = &args.id {
         scenarios.retain(|s| &s.id == id);
         anyhow::ensure!(
             !scenarios.is_empty(),
             "no scenario with id {id:?} in {}",
-            args.scenarios.display()
+            scenario_dir.display()
         );
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -51,7 +60,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
     // The real declarations (for argument checks); nothing of it executes.
     let declarations = app::registry(&config, None);
     let settings = app::decide_settings(&config);
-    let schema = config.default_schema.as_str();
+    let schema = &config.schemas;
     let interpreter = Arc::new(policies.as_ref().clone().with_engine(PolicyEngine::Interpreter));
     let mut passed = 0;
     let mut failed = 0;
@@ -72,6 +81,22 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
         println!("FAIL  {} ({})", scenario.id, scenario.path.display());
         for failure in &result.failures {
             println!("      {failure}");
+        }
+        // Why actions failed (a mocked error, or arguments a real run would
+        // reject): what the author needs to see next to the expectations.
+        for event in &result.events {
+            for alert in &event.alerts {
+                for round in &alert.rounds {
+                    for action in &round.actions {
+                        if let (Some("failed"), Some(error)) = (action["status"].as_str(), action["error"].as_str()) {
+                            println!(
+                                "      event {}, round {}: action {} failed: {error}",
+                                event.index, round.seq, action["id"]
+                            );
+                        }
+                    }
+                }
+            }
         }
         // The VM makes a rule body with a runtime error undefined (as OPA
         // does); the interpreter names the error, which is what a policy

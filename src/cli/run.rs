@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::args::{PolicyArgs, SAMPLE_CHANGE};
+use super::args::{policy_source_line, PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
 use crate::aws::{sdk_config, LazySnsClient, SnsPublisher};
 use crate::config::Config;
 use crate::ingest::ingest_document;
+use crate::play::{load_mocks, MockedActions};
 use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -34,6 +35,11 @@ pub struct RunArgs {
     /// table are leased for it.
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     pub timeout: u64,
+    /// Answer actions from this file instead of running them (the scenario
+    /// `actions:` map: action id or uses → results in order): a dry run whose
+    /// later rounds see the mocked results. No state table is touched.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["sns", "dry_run"])]
+    pub mocks: Option<PathBuf>,
     /// Set `input.env.KEY` for the policies (repeatable); adds to POLICY_ENV.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
@@ -52,6 +58,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     args.policies.apply(&mut config);
     config.dry_run |= args.dry_run;
     config.policy_env.extend(args.env.iter().cloned());
+    // stdout carries the outcomes: the source line goes to stderr.
+    eprintln!("{}", policy_source_line(&config)?);
 
     let input = match &args.input {
         None => SAMPLE_CHANGE.as_bytes().to_vec(),
@@ -75,11 +83,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         Arc::new(StdoutPublisher)
     };
-    // Secret references are resolved only if a policy uses one, and the
-    // state table only with STATE_TABLE: no AWS call otherwise.
-    let state = app::state(&config, &sdk_config());
-    let responder = app::responder(&config, publisher, Some(sns), state)?;
-    let records = ingest_document(&input, &config.default_schema);
+    let mocks = match &args.mocks {
+        Some(path) => Some(MockedActions::new(&app::registry(&config, None), &load_mocks(path)?)),
+        None => None,
+    };
+    let responder = match &mocks {
+        Some(mocks) => app::mocked_responder(&config, publisher, mocks)?,
+        None => {
+            // Secret references are resolved only if a policy uses one, and
+            // the state table only with STATE_TABLE: no AWS call otherwise.
+            let state = app::state(&config, &sdk_config());
+            app::responder(&config, publisher, Some(sns), state)?
+        }
+    };
+    let records = ingest_document(&input, &config.schemas);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
     let summary = responder.handle(records, Some(deadline)).await?;
     eprintln!(
@@ -92,6 +109,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         summary.policy_errors,
         summary.outcomes
     );
+    if let (Some(mocks), Some(path)) = (&mocks, &args.mocks) {
+        eprintln!("actions answered from {}: nothing was called", path.display());
+        for miss in mocks.take_misses() {
+            eprintln!("mock missing: {miss}");
+        }
+    }
     Ok(if summary.rejected > 0 || summary.policy_errors > 0 {
         2
     } else {

@@ -2,7 +2,7 @@
 
 use regex::Regex;
 
-use super::args::PolicyArgs;
+use super::args::{policy_source_line, PolicyArgs};
 use crate::config::Config;
 use crate::policy::read_source;
 use crate::policy::unit_test::{TestSuite, Verdict};
@@ -26,6 +26,7 @@ pub struct TestArgs {
 pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
+    println!("{}", policy_source_line(&config)?);
     let filter = args.run.as_deref().map(Regex::new).transpose()?;
     let suite = TestSuite::compile(read_source(&config.policies)?, config.policy_timeout)?;
     let (results, coverage) = suite.run(

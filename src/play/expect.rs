@@ -56,6 +56,23 @@ pub(super) fn check_expectations(expect: &Expectations, reports: &[(AlertResult,
     failures
 }
 
+/// One event's expectations, on that event's reports; `stale` says whether
+/// the event was a stale change.
+pub(super) fn check_event_expectations(
+    expect: &Expectations,
+    stale: bool,
+    reports: &[(AlertResult, WorkflowReport)],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    match expect.stale {
+        Some(true) if !stale => failures.push("expected a stale change (not acted on), but it was decided".to_string()),
+        Some(false) if stale => failures.push("expected the change to be decided, but it was stale".to_string()),
+        _ => {}
+    }
+    failures.extend(check_expectations(expect, reports));
+    failures
+}
+
 fn check_alerts(want: &AlertExpectation, reports: &[(AlertResult, WorkflowReport)], failures: &mut Vec<String>) {
     if let Some(count) = want.count {
         if reports.len() != count {

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::scenario::MockResult;
-use crate::action::{Action, ActionCall, ActionError, ArgSpec, Registry};
+use crate::action::{Action, ActionCall, ActionError, ArgRule, ArgSpec, Registry};
 
 #[derive(Default)]
 struct MockTable {
@@ -21,14 +21,15 @@ struct MockTable {
     lenient: bool,
 }
 
-/// The mocked registry of one scenario and what its runs missed.
-pub(super) struct MockedActions {
+/// The mocked registry of one scenario (or of `run --mocks`) and what its
+/// runs missed.
+pub struct MockedActions {
     table: Arc<Mutex<MockTable>>,
-    declarations: Vec<(&'static str, &'static [ArgSpec])>,
+    declarations: Vec<(&'static str, &'static [ArgSpec], &'static [ArgRule])>,
 }
 
 impl MockedActions {
-    pub(super) fn new(real: &Registry, mocks: &BTreeMap<String, Vec<MockResult>>) -> MockedActions {
+    pub fn new(real: &Registry, mocks: &BTreeMap<String, Vec<MockResult>>) -> MockedActions {
         let table = MockTable {
             remaining: mocks
                 .iter()
@@ -41,7 +42,7 @@ impl MockedActions {
             table: Arc::new(Mutex::new(table)),
             declarations: real
                 .names()
-                .filter_map(|uses| real.get(uses).map(|action| (uses, action.args())))
+                .filter_map(|uses| real.get(uses).map(|action| (uses, action.args(), action.rules())))
                 .collect(),
         }
     }
@@ -53,12 +54,13 @@ impl MockedActions {
     }
 
     /// The same action names and declarations as the real registry, all mocked.
-    pub(super) fn registry(&self) -> Registry {
+    pub fn registry(&self) -> Registry {
         let mut registry = Registry::default();
-        for (uses, args) in &self.declarations {
+        for (uses, args, rules) in &self.declarations {
             registry.register(MockAction {
                 uses,
                 args,
+                rules,
                 table: self.table.clone(),
             });
         }
@@ -66,15 +68,17 @@ impl MockedActions {
     }
 
     /// Runs that found no mocked result since the last call.
-    pub(super) fn take_misses(&self) -> Vec<String> {
+    pub fn take_misses(&self) -> Vec<String> {
         std::mem::take(&mut self.table.lock().expect("not poisoned").misses)
     }
 }
 
-/// Stands in for a real action: same name and declared arguments, mocked result.
+/// Stands in for a real action: same name, declared arguments and rules
+/// between them, mocked result.
 struct MockAction {
     uses: &'static str,
     args: &'static [ArgSpec],
+    rules: &'static [ArgRule],
     table: Arc<Mutex<MockTable>>,
 }
 
@@ -112,6 +116,9 @@ impl Action for MockAction {
     }
     fn args(&self) -> &'static [ArgSpec] {
         self.args
+    }
+    fn rules(&self) -> &'static [ArgRule] {
+        self.rules
     }
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         let mock = self.take(call.action_id);

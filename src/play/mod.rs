@@ -8,10 +8,13 @@
 //! id: escalate-high
 //! title: a high alert with a new IP is looked up, then notified
 //! env: {WEBHOOK_URL: "https://hooks.example.org/x"}
+//! state: {matano: {pages: 1}}    # persisted attributes before the first event
 //! events:
 //!   - input_file: ../../examples/matano_alert_change.json   # or `input:` inline
 //!     input_patch: {updated_alert: {severity: critical}}    # RFC 7396 merge patch
 //!     schema: matano                                        # optional
+//!     advance: 2h                # the virtual clock moves first (TTLs expire)
+//!     expect: {rounds: [[lookup_ip_185.220.101.4], [notify_webhook]]}  # this event only
 //! actions:                       # by action id, else by `uses`; used in order
 //!   lookup_ip_185.220.101.4: [{result: {status: 200, body: {country: RO}}}]
 //!   webhook.post: [{result: {status: 200}}]
@@ -24,6 +27,11 @@
 //!   stop: completed
 //! ```
 //!
+//! The events of a scenario share one in-memory state store, as the events
+//! of one deployment share the state table: persisted attributes, counters,
+//! change order (a stale change is not acted on: `expect: {stale: true}`)
+//! and claims (a repeated change replays what ran).
+//!
 //! `scenario` is the file format, `mock` the mocked actions, `run` one
 //! scenario through `decide`, `expect` the checks.
 
@@ -33,5 +41,6 @@ mod report;
 mod run;
 mod scenario;
 
+pub use mock::MockedActions;
 pub use run::{explore, play};
-pub use scenario::{load_scenarios, Scenario};
+pub use scenario::{load_mocks, load_scenarios, Scenario};

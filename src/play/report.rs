@@ -19,8 +19,8 @@ pub enum Failure {
     },
     /// An action ran without a mocked result to give.
     Mock { index: usize, message: String },
-    /// An expectation was not met.
-    Expectation(String),
+    /// An expectation was not met: of one event, or of the scenario.
+    Expectation { event: Option<usize>, text: String },
 }
 
 impl std::fmt::Display for Failure {
@@ -34,7 +34,11 @@ impl std::fmt::Display for Failure {
             } => write!(f, "event {index}: alert {title:?}: {error}"),
             Failure::Policy { index, error, .. } => write!(f, "event {index}: {error}"),
             Failure::Mock { index, message } => write!(f, "event {index}: {message}"),
-            Failure::Expectation(text) => f.write_str(text),
+            Failure::Expectation {
+                event: Some(index),
+                text,
+            } => write!(f, "event {index}: {text}"),
+            Failure::Expectation { event: None, text } => f.write_str(text),
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct EventResult {
     pub schema: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A stale change: nothing was decided.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
     pub alerts: Vec<AlertResult>,
 }
 

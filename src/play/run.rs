@@ -3,18 +3,21 @@
 //! its events in memory, and what happened checked against expectations.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
-use super::expect::check_expectations;
+use super::expect::{check_event_expectations, check_expectations};
 use super::mock::MockedActions;
 use super::report::{AlertResult, EventResult, Failure, RoundResult, ScenarioResult};
 use super::scenario::{event_envelope, Scenario};
 use crate::action::Registry;
+use crate::config::SchemaRouting;
 use crate::decide::{DecideSettings, Decider, Decision};
 use crate::memory::MemoryState;
 use crate::policy::PolicySet;
 use crate::secrets::SecretResolver;
+use crate::state::{PersistOp, PersistWrite, DEFAULT_PERSIST_TTL};
 use crate::workflow::{Stop, WorkflowReport};
 
 /// Where a scenario's virtual clock starts (2024-01-01T00:00:00Z): state
@@ -28,21 +31,27 @@ pub async fn play(
     policies: Arc<PolicySet>,
     declarations: &Registry,
     settings: &DecideSettings,
-    default_schema: &str,
+    routing: &SchemaRouting,
 ) -> ScenarioResult {
     let mocks = MockedActions::new(declarations, &scenario.actions);
-    let decider = scenario_decider(scenario, policies, &mocks, settings);
+    let state = scenario_state(scenario);
+    let decider = scenario_decider(scenario, policies, &mocks, settings, state.clone());
     let mut failures = Vec::new();
     let mut events = Vec::new();
     let mut reports: Vec<(AlertResult, WorkflowReport)> = Vec::new();
     for (index, event) in scenario.events.iter().enumerate() {
+        if let Some(advance) = event.advance {
+            state.advance(advance.0);
+        }
         let mut result = EventResult {
             index,
             schema: None,
             error: None,
+            stale: false,
             alerts: Vec::new(),
         };
-        let decision = match event_envelope(scenario, index, event, default_schema) {
+        let first_report = reports.len();
+        let decision = match event_envelope(scenario, index, event, routing) {
             Err(error) => Err(error),
             Ok(envelope) => {
                 result.schema = Some(envelope.schema.clone());
@@ -60,12 +69,22 @@ pub async fn play(
                 .into_iter()
                 .map(|message| Failure::Mock { index, message }),
         );
+        if let Some(expect) = &event.expect {
+            failures.extend(
+                check_event_expectations(expect, result.stale, &reports[first_report..])
+                    .into_iter()
+                    .map(|text| Failure::Expectation {
+                        event: Some(index),
+                        text,
+                    }),
+            );
+        }
         events.push(result);
     }
     failures.extend(
         check_expectations(&scenario.expect, &reports)
             .into_iter()
-            .map(Failure::Expectation),
+            .map(|text| Failure::Expectation { event: None, text }),
     );
     ScenarioResult {
         id: scenario.id.clone(),
@@ -76,19 +95,42 @@ pub async fn play(
     }
 }
 
-/// The decider of one scenario: mocked actions, its env, state in memory
-/// on a virtual clock. Mocks never see secret values: references stay
-/// unresolved.
+/// A scenario's state: in memory, on a virtual clock, seeded with its
+/// `state`.
+fn scenario_state(scenario: &Scenario) -> Arc<MemoryState> {
+    let state = MemoryState::with_virtual_clock(VIRTUAL_EPOCH);
+    let writes: Vec<PersistWrite> = scenario
+        .state
+        .iter()
+        .flat_map(|(namespace, attrs)| {
+            attrs.iter().map(move |(key, value)| PersistWrite {
+                namespace: namespace.clone(),
+                key: key.clone(),
+                // A number is a counter, as DynamoDB keeps one.
+                op: match value.as_f64() {
+                    Some(number) => PersistOp::Add(number),
+                    None => PersistOp::Set(value.clone()),
+                },
+                ttl: Duration::from_secs(DEFAULT_PERSIST_TTL),
+            })
+        })
+        .collect();
+    state.persist(&writes);
+    Arc::new(state)
+}
+
+/// The decider of one scenario: mocked actions, its env, its state. Mocks
+/// never see secret values: references stay unresolved.
 fn scenario_decider(
     scenario: &Scenario,
     policies: Arc<PolicySet>,
     mocks: &MockedActions,
     settings: &DecideSettings,
+    state: Arc<MemoryState>,
 ) -> Decider {
     let mut settings = settings.clone();
     settings.limits.dry_run = false;
     settings.env = serde_json::to_value(&scenario.env).expect("a string map serializes");
-    let state = Arc::new(MemoryState::with_virtual_clock(VIRTUAL_EPOCH));
     Decider::new(
         policies,
         mocks.registry(),
@@ -112,6 +154,7 @@ fn record_decision(
         Ok(Decision::NoAlertPolicy { schema }) => format!("no alert policy for schema {schema:?}"),
         Ok(Decision::Stale { latest }) => {
             // Production semantics, not a failure.
+            result.stale = true;
             result.error = Some(format!(
                 "stale change: update {latest} was processed already; not acted on"
             ));
@@ -165,14 +208,18 @@ pub async fn explore(
     policies: Arc<PolicySet>,
     declarations: &Registry,
     settings: &DecideSettings,
-    default_schema: &str,
+    routing: &SchemaRouting,
 ) -> Vec<Explored> {
     let mut explored = Vec::new();
     for scenario in scenarios {
         let mocks = MockedActions::new(declarations, &scenario.actions).lenient();
-        let decider = scenario_decider(scenario, policies.clone(), &mocks, settings);
+        let state = scenario_state(scenario);
+        let decider = scenario_decider(scenario, policies.clone(), &mocks, settings, state.clone());
         for (index, event) in scenario.events.iter().enumerate() {
-            let decision = match event_envelope(scenario, index, event, default_schema) {
+            if let Some(advance) = event.advance {
+                state.advance(advance.0);
+            }
+            let decision = match event_envelope(scenario, index, event, routing) {
                 Err(error) => Err(error),
                 Ok(envelope) => decider
                     .decide(&envelope, None)

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::config::SchemaRouting;
 use crate::ingest::{ingest_document, Envelope};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +22,11 @@ pub struct Scenario {
     pub actions: BTreeMap<String, Vec<MockResult>>,
     #[serde(default)]
     pub expect: Expectations,
+    /// Persisted attributes before the first event: namespace → key → value
+    /// (numbers are counters an `add` commit adds to). They expire as a
+    /// commit without `ttl` would.
+    #[serde(default)]
+    pub state: BTreeMap<String, BTreeMap<String, Value>>,
     /// Where the scenario was loaded from (for relative `input_file`s).
     #[serde(skip)]
     pub path: PathBuf,
@@ -38,9 +44,12 @@ impl Scenario {
                 input_file: None,
                 input_patch: None,
                 schema: None,
+                advance: None,
+                expect: None,
             }],
             actions: BTreeMap::new(),
             expect: Expectations::default(),
+            state: BTreeMap::new(),
             path: PathBuf::new(),
         }
     }
@@ -61,6 +70,54 @@ pub struct ScenarioEvent {
     /// Overrides schema detection (as the SNS `schema` attribute would).
     #[serde(default)]
     pub schema: Option<String>,
+    /// How far the scenario's clock moves before this event: seconds, or a
+    /// number with a unit (`90s`, `30m`, `2h`, `1d`). Persisted attributes
+    /// expire by this clock.
+    #[serde(default)]
+    pub advance: Option<ClockAdvance>,
+    /// Expectations on this event alone.
+    #[serde(default)]
+    pub expect: Option<Expectations>,
+}
+
+/// A span of virtual time, written as seconds or with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockAdvance(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for ClockAdvance {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Seconds(u64),
+            Text(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Seconds(seconds) => Ok(ClockAdvance(std::time::Duration::from_secs(seconds))),
+            Written::Text(text) => parse_span(&text).map(ClockAdvance).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `90`, `90s`, `30m`, `2h`, `1d`.
+fn parse_span(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration: write seconds, or a number with s, m, h or d (`30m`)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        other => return Err(format!("{text:?}: unknown unit {other:?}; use s, m, h or d (`30m`)")),
+    };
+    number
+        .checked_mul(scale)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
 /// One mocked run of an action: a result, or an error (with an optional result).
@@ -93,6 +150,10 @@ pub struct Expectations {
     /// How the workflow stopped: `completed`, `aborted`, `action_failed`, `max_rounds`.
     #[serde(default)]
     pub stop: Option<String>,
+    /// The event was a stale change (an older update of an alert than one
+    /// already processed): nothing decided. Per event only.
+    #[serde(default)]
+    pub stale: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -131,6 +192,35 @@ pub fn load_scenarios(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     paths.iter().map(|p| load_scenario(p)).collect()
 }
 
+/// Mocked action results for `run --mocks`: the scenario `actions:` map
+/// (action id or `uses` → results in order), in YAML or JSON.
+pub fn load_mocks(path: &Path) -> Result<BTreeMap<String, Vec<MockResult>>, ScenarioError> {
+    let fail = |reason: String| ScenarioError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mocks: BTreeMap<String, Vec<MockResult>> =
+        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(&text)).map_err(|e| {
+            fail(format!(
+                "at `{}`: {} (expected a map of action id or uses to a list of {{result, error}})",
+                e.path(),
+                e.inner()
+            ))
+        })?;
+    check_mocks(&mocks).map_err(fail)?;
+    Ok(mocks)
+}
+
+fn check_mocks(mocks: &BTreeMap<String, Vec<MockResult>>) -> Result<(), String> {
+    for (key, results) in mocks {
+        if let Some(i) = results.iter().position(|m| m.result.is_none() && m.error.is_none()) {
+            return Err(format!("{key}[{i}] needs `result` or `error`"));
+        }
+    }
+    Ok(())
+}
+
 fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
     let fail = |reason: String| ScenarioError::Load {
         path: path.display().to_string(),
@@ -147,11 +237,12 @@ fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
     if scenario.events.is_empty() {
         return Err(fail("`events` is empty".to_string()));
     }
-    for (key, mocks) in &scenario.actions {
-        if let Some(i) = mocks.iter().position(|m| m.result.is_none() && m.error.is_none()) {
-            return Err(fail(format!("actions.{key}[{i}] needs `result` or `error`")));
-        }
+    if scenario.expect.stale.is_some() {
+        return Err(fail(
+            "`expect.stale` is about one event: give it under `events[i].expect`".to_string(),
+        ));
     }
+    check_mocks(&scenario.actions).map_err(|reason| fail(format!("actions.{reason}")))?;
     scenario.path = path.to_path_buf();
     Ok(scenario)
 }
@@ -176,7 +267,7 @@ pub(super) fn event_envelope(
     scenario: &Scenario,
     index: usize,
     event: &ScenarioEvent,
-    default_schema: &str,
+    routing: &SchemaRouting,
 ) -> Result<Envelope, String> {
     let mut input = match (&event.input, &event.input_file) {
         (Some(input), None) => input.clone(),
@@ -208,7 +299,7 @@ pub(super) fn event_envelope(
         }
         notification
     };
-    let mut ingested = ingest_document(document.to_string().as_bytes(), default_schema);
+    let mut ingested = ingest_document(document.to_string().as_bytes(), routing);
     match ingested.len() {
         1 => ingested
             .pop()
@@ -240,6 +331,20 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_advances_are_seconds_or_a_number_with_a_unit() {
+        let parse = |text: &str| serde_norway::from_str::<ClockAdvance>(text).map(|a| a.0.as_secs());
+        assert_eq!(parse("90").unwrap(), 90);
+        assert_eq!(parse("\"90s\"").unwrap(), 90);
+        assert_eq!(parse("30m").unwrap(), 1_800);
+        assert_eq!(parse("2h").unwrap(), 7_200);
+        assert_eq!(parse("1d").unwrap(), 86_400);
+        let err = parse("1w").unwrap_err().to_string();
+        assert!(err.contains("unknown unit \"w\""), "{err}");
+        let err = parse("soon").unwrap_err().to_string();
+        assert!(err.contains("not a duration"), "{err}");
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7396() {

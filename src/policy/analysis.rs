@@ -29,6 +29,20 @@ impl std::fmt::Display for UnknownCall {
     }
 }
 
+/// Every builtin a policy may call in this build, sorted; `print` and the
+/// `escape.*` functions (which come with `import data.escape`) included.
+pub fn available_builtins() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = BUILTINS
+        .keys()
+        .copied()
+        .filter(|name| !name.starts_with("__"))
+        .collect();
+    names.extend(["print", "escape.slack", "escape.markdown"]);
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Why a name is not available, where something better than "unknown" can be said.
 fn hint(name: &str) -> Option<String> {
     const IO: &[&str] = &["http.send", "net.lookup_ip_addr", "opa.runtime", "trace", "test.sleep"];

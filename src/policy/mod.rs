@@ -4,6 +4,7 @@
 //! (`unit_test`).
 
 mod analysis;
+pub use analysis::available_builtins;
 mod engine;
 mod error;
 mod escape;
@@ -20,5 +21,5 @@ pub use error::PolicyError;
 pub use escape::with_escape_functions;
 pub use request::{ActionRequest, CommitSpec, ACTION_RULE};
 pub use set::PolicySet;
-pub use source::{read_source, PolicyFile};
+pub use source::{describe_source, read_source, source_digest, PolicyFile};
 pub use value::{to_policy_entries, to_policy_object, to_policy_value};

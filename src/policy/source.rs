@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use super::error::PolicyError;
 use crate::config::PolicySource;
 
@@ -59,6 +61,47 @@ pub fn read_source(source: &PolicySource) -> Result<Vec<PolicyFile>, PolicyError
     }
 }
 
+/// The production files' digest: SHA-256 over each file's name relative to
+/// the source's root and its text, in order. The same policies give the
+/// same digest bundled or from a directory, wherever it is.
+pub fn source_digest(source: &PolicySource, files: &[PolicyFile]) -> String {
+    let mut hasher = Sha256::new();
+    for file in files.iter().filter(|f| !f.is_test()) {
+        let name = relative_name(source, &file.name);
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((file.text.len() as u64).to_be_bytes());
+        hasher.update(file.text.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// Which policies a command runs, in one line: where they come from, how
+/// many files, and the digest's first 12 hex digits.
+pub fn describe_source(source: &PolicySource, files: &[PolicyFile]) -> String {
+    let tests = files.iter().filter(|f| f.is_test()).count();
+    let digest = source_digest(source, files);
+    let short = &digest[..digest.len().min("sha256:".len() + 12)];
+    let origin = match source {
+        PolicySource::Bundled => "the starter kit bundled in this binary".to_string(),
+        PolicySource::Dir(dir) => format!("directory {}", dir.display()),
+    };
+    format!(
+        "policies: {origin} ({} file(s), {tests} test file(s), {short})",
+        files.len() - tests
+    )
+}
+
+fn relative_name<'a>(source: &PolicySource, name: &'a str) -> &'a str {
+    let root = match source {
+        PolicySource::Bundled => "policies".to_string(),
+        PolicySource::Dir(dir) => dir.display().to_string(),
+    };
+    name.strip_prefix(root.as_str())
+        .map(|rest| rest.trim_start_matches(['/', '\\']))
+        .unwrap_or(name)
+}
+
 fn collect_rego(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
     let entries = std::fs::read_dir(dir).map_err(|err| PolicyError::Read {
         path: dir.to_path_buf(),
@@ -78,4 +121,45 @@ fn collect_rego(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_does_not_depend_on_where_the_policies_are() {
+        let bundled = read_source(&PolicySource::Bundled).unwrap();
+        let dir = PolicySource::Dir(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")));
+        let copied = read_source(&dir).unwrap();
+        assert_eq!(
+            source_digest(&PolicySource::Bundled, &bundled),
+            source_digest(&dir, &copied)
+        );
+        // A changed policy, or a renamed one, is another digest; tests are not part of it.
+        let mut changed = copied.clone();
+        let index = changed.iter().position(|f| !f.is_test()).unwrap();
+        changed[index].text.push('\n');
+        assert_ne!(source_digest(&dir, &changed), source_digest(&dir, &copied));
+        let mut renamed = copied.clone();
+        renamed[index].name.push('x');
+        assert_ne!(source_digest(&dir, &renamed), source_digest(&dir, &copied));
+        let without_tests: Vec<_> = copied.iter().filter(|f| !f.is_test()).cloned().collect();
+        assert_eq!(source_digest(&dir, &without_tests), source_digest(&dir, &copied));
+    }
+
+    #[test]
+    fn the_description_says_where_and_how_many() {
+        let bundled = read_source(&PolicySource::Bundled).unwrap();
+        let line = describe_source(&PolicySource::Bundled, &bundled);
+        assert!(
+            line.starts_with("policies: the starter kit bundled in this binary (2 file(s), 2 test file(s), sha256:"),
+            "{line}"
+        );
+        let line = describe_source(&PolicySource::Dir(PathBuf::from("my/policies")), &[]);
+        assert!(
+            line.starts_with("policies: directory my/policies (0 file(s), 0 test file(s), sha256:"),
+            "{line}"
+        );
+    }
 }

@@ -39,7 +39,7 @@ pub(super) fn commits(request: &ActionRequest, result: &Value, alert: &Alert) ->
         .filter_map(|spec| {
             let value = committed_value(spec, result);
             if value.is_none() {
-                tracing::warn!(alert_id = %alert.id, action_id = %request.id, key = %spec.key, path = ?spec.path, "commit path matched nothing; attribute not written");
+                tracing::warn!(alert_id = %alert.id, action_id = %request.id, key = %spec.key, path = spec.path.as_deref().unwrap_or("-"), "commit path matched nothing; attribute not written");
             }
             Some(Commit {
                 id: spec.id.clone(),

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::lint::Finding;
 use crate::action::{Known, Registry};
-use crate::config::PolicyEngine;
+use crate::config::{PolicyEngine, SchemaRouting};
 use crate::decide::{DecideSettings, Decision};
 use crate::model::ActionRecord;
 use crate::play::{explore, Scenario};
@@ -34,7 +34,7 @@ pub async fn explore_entries(
     scenarios: &[Scenario],
     registry: &Registry,
     settings: &DecideSettings,
-    default_schema: &str,
+    routing: &SchemaRouting,
     timeout: std::time::Duration,
 ) -> Result<Explored, PolicyError> {
     let policies = Arc::new(
@@ -42,7 +42,7 @@ pub async fn explore_entries(
             .with_engine(PolicyEngine::Interpreter)
             .with_coverage(),
     );
-    let explored = explore(scenarios, policies.clone(), registry, settings, default_schema).await;
+    let explored = explore(scenarios, policies.clone(), registry, settings, routing).await;
     let mut problems = Vec::new();
     for event in &explored {
         let place = format!("scenario {:?}, event {}", event.scenario, event.event);

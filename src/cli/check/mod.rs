@@ -6,24 +6,34 @@
 mod explore;
 mod lint;
 
-use super::args::{PolicyArgs, SAMPLE_CHANGE};
+use super::args::{policy_source_line, PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
 use crate::config::{Config, PolicySource};
 use crate::play::load_scenarios;
-use crate::policy::{read_source, PolicySet};
+use crate::policy::{available_builtins, read_source, PolicySet};
 use lint::check_run_entries;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Print every builtin function policies may call in this build, one per line, and exit.
+    #[arg(long)]
+    pub builtins: bool,
 }
 
 /// Exit codes: 0 the policies compile and every entry a run would take
 /// checks out; 1 otherwise.
 pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
+    if args.builtins {
+        for name in available_builtins() {
+            println!("{name}");
+        }
+        return Ok(0);
+    }
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
+    println!("{}", policy_source_line(&config)?);
     let files = read_source(&config.policies)?;
     let tests = files.iter().filter(|f| f.is_test()).count();
     // Production policies alone, then with their tests: both must compile.
@@ -42,7 +52,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
         &scenarios,
         &registry,
         &app::decide_settings(&config),
-        &config.default_schema,
+        &config.schemas,
         config.policy_timeout,
     )
     .await?;
