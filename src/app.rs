@@ -140,6 +140,9 @@ pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
     let publisher = Arc::new(SnsPublisher::new(sns.clone(), topic));
     let responder = responder(config, publisher, Some(Arc::new(sns)), state(config, &sdk))?;
     let policies = responder.decider().policies();
+    if !policies.has_action_policy() {
+        tracing::warn!("no action policy (`package action`): alerts are decided, and nothing runs");
+    }
     let schemas: Vec<&str> = policies.schemas().iter().map(String::as_str).collect();
     tracing::info!(
         files = policies.files().len(),

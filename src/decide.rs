@@ -220,8 +220,9 @@ impl Decider {
         }
     }
 
-    /// Attributes earlier alerts of the namespace persisted; the alert
-    /// policy's own win on the same key.
+    /// Attributes earlier alerts of the namespace persisted: one with the id
+    /// of an alert-policy attribute replaces it where it stands (AlertChain),
+    /// the others are added.
     async fn add_persisted_attrs(&self, alert: &mut Alert) -> Result<(), StateError> {
         let Some(state) = &self.state else {
             return Ok(());
@@ -230,9 +231,7 @@ impl Decider {
             return Ok(());
         }
         for attr in state.load_attrs(&alert.namespace).await? {
-            if !alert.attrs.iter().any(|a| a.key == attr.key) {
-                alert.attrs.push(attr);
-            }
+            alert.upsert_attr(attr);
         }
         Ok(())
     }

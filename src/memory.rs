@@ -36,12 +36,20 @@ enum Stored {
     Counter(f64),
 }
 
+#[derive(Debug, Clone)]
+struct StoredAttr {
+    key: String,
+    kind: Option<String>,
+    stored: Stored,
+    expires_at: u64,
+}
+
 #[derive(Debug, Default)]
 struct Tables {
     claims: HashMap<(String, String), ClaimState>,
     changes: HashMap<String, u64>,
-    /// namespace → key → (value, expires_at)
-    attrs: BTreeMap<String, BTreeMap<String, (Stored, u64)>>,
+    /// namespace → attribute id → the attribute
+    attrs: BTreeMap<String, BTreeMap<String, StoredAttr>>,
     /// namespace → (owner, lease_until)
     locks: HashMap<String, (String, u64)>,
 }
@@ -174,40 +182,53 @@ impl MemoryState {
         let Some(attrs) = tables.attrs.get(namespace) else {
             return Ok(Vec::new());
         };
-        Ok(attrs
+        let mut live: Vec<Attr> = attrs
             .iter()
-            .filter(|(_, (_, expires_at))| *expires_at > now)
-            .map(|(key, (stored, expires_at))| Attr {
-                id: None,
-                key: key.clone(),
-                value: match stored {
+            .filter(|(_, attr)| attr.expires_at > now)
+            .map(|(id, attr)| Attr {
+                id: Some(id.clone()),
+                key: attr.key.clone(),
+                value: match &attr.stored {
                     Stored::Value(value) => value.clone(),
                     Stored::Counter(counter) => counter_value(*counter),
                 },
-                kind: None,
+                kind: attr.kind.clone(),
                 persist: true,
-                ttl: Some(expires_at - now),
+                ttl: Some(attr.expires_at - now),
             })
-            .collect())
+            .collect();
+        live.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
+        Ok(live)
     }
 }
 
 fn apply_writes(tables: &mut Tables, writes: &[PersistWrite], now: u64) {
     for write in writes {
         let attrs = tables.attrs.entry(write.namespace.clone()).or_default();
-        let expires_at = now + write.ttl.as_secs();
         let stored = match &write.op {
             PersistOp::Set(value) => Stored::Value(value.clone()),
             PersistOp::Add(delta) => {
                 // DynamoDB's ADD: an absent (or expired, or non-numeric) counter starts at 0.
-                let current = match attrs.get(&write.key) {
-                    Some((Stored::Counter(n), expires)) if *expires > now => *n,
+                let current = match attrs.get(&write.id) {
+                    Some(StoredAttr {
+                        stored: Stored::Counter(n),
+                        expires_at,
+                        ..
+                    }) if *expires_at > now => *n,
                     _ => 0.0,
                 };
                 Stored::Counter(current + delta)
             }
         };
-        attrs.insert(write.key.clone(), (stored, expires_at));
+        attrs.insert(
+            write.id.clone(),
+            StoredAttr {
+                key: write.key.clone(),
+                kind: write.kind.clone(),
+                stored,
+                expires_at: now + write.ttl.as_secs(),
+            },
+        );
     }
 }
 

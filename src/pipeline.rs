@@ -181,26 +181,30 @@ fn reject(rejected: Rejected, summary: &mut Summary) -> Vec<Outcome> {
     vec![rejected_outcome(&rejected)]
 }
 
+/// Commit-only entries ran no action: they are not counted, nor published.
 fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
-    summary.actions += report.actions.len() + report.retries.len();
-    for action in &report.actions {
+    let actions = || report.actions.iter().filter(|a| !a.uses.is_empty());
+    summary.actions += actions().count() + report.retries.len();
+    for action in actions() {
         *summary
             .action_counts
             .entry((action.uses.clone(), action.status.as_str().to_string()))
             .or_default() += 1;
     }
-    summary.replayed += report.actions.iter().filter(|a| a.replay).count();
-    summary.failed_actions += report.actions.iter().filter(|a| a.status == Status::Failed).count();
+    summary.replayed += actions().filter(|a| a.replay).count();
+    summary.failed_actions += actions().filter(|a| a.status == Status::Failed).count();
 }
 
 /// One outcome per final action record of a workflow (an action to be
-/// retried gets its outcome with the retry).
+/// retried gets its outcome with the retry; a commit-only entry, which ran
+/// nothing, gets none).
 fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome> {
     let alert = AlertSummary::of(&report.alert);
     let source = SourceMessage::of(envelope);
     report
         .actions
         .iter()
+        .filter(|record| !record.uses.is_empty())
         .map(|record| Outcome {
             schema_version: SCHEMA_VERSION,
             event_type: EventType::ActionOutcome,

@@ -74,7 +74,11 @@ pub enum ChangeOrder {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PersistWrite {
     pub namespace: String,
+    /// The attribute's id: what identifies it in the namespace.
+    pub id: String,
     pub key: String,
+    /// The attribute's `type`.
+    pub kind: Option<String>,
     pub op: PersistOp,
     pub ttl: Duration,
 }

@@ -127,10 +127,13 @@ async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
         ]
     );
     assert_eq!(outcomes[0]["result"]["body"]["error"], "upstream down");
+    // The commit as written, with the id of the attribute it wrote.
+    let commit = &outcomes[1]["commits"][0];
     assert_eq!(
-        outcomes[1]["commits"],
-        json!([{"key": "country_5.205.62.253", "value": "NL", "persist": false}])
+        (&commit["key"], &commit["value"], &commit["persist"]),
+        (&json!("country_5.205.62.253"), &json!("NL"), &json!(false))
     );
+    assert!(commit["id"].as_str().is_some_and(|id| id.len() == 36), "{commit}");
     assert_eq!(
         outcomes[2]["alert"]["attrs"]
             .as_array()

@@ -5,7 +5,7 @@
 //! |---|---|---|---|
 //! | action claim | `action#<alert id>` | action id | `state` (running/done), `lease_until`, the finished `record` |
 //! | Matano change | `change#<matano alert id>` | `latest` | the highest `update_count` processed |
-//! | persistent attribute | `attrs#<namespace>` | attribute key | `value` (JSON) or `counter` (number) |
+//! | persistent attribute | `attrs#<namespace>` | attribute id | `attr_key`, `attr_type`, `value` (JSON) or `counter` (number); items written before ids existed have the key as sort key and no `attr_key` |
 //! | namespace lock | `lock#<namespace>` | `lock` | `owner`, `lease_until` |
 
 use std::collections::HashMap;
@@ -50,17 +50,23 @@ impl DynamoState {
     fn persist_update(&self, write: &PersistWrite, now: u64) -> TransactWriteItem {
         let key = HashMap::from([
             ("pk".to_string(), s(format!("attrs#{}", write.namespace))),
-            ("sk".to_string(), s(&write.key)),
+            ("sk".to_string(), s(&write.id)),
         ]);
         let update = match &write.op {
             PersistOp::Set(value) => Update::builder()
-                .update_expression("SET #value = :value, expires_at = :expires REMOVE #counter")
+                .update_expression(
+                    "SET #value = :value, expires_at = :expires, attr_key = :key, attr_type = :type REMOVE #counter",
+                )
                 .expression_attribute_values(":value", s(preview(value, MAX_STORED_FIELD).to_string())),
             PersistOp::Add(delta) => Update::builder()
-                .update_expression("ADD #counter :delta SET expires_at = :expires REMOVE #value")
+                .update_expression(
+                    "ADD #counter :delta SET expires_at = :expires, attr_key = :key, attr_type = :type REMOVE #value",
+                )
                 .expression_attribute_values(":delta", n(delta)),
         };
         let update = update
+            .expression_attribute_values(":key", s(&write.key))
+            .expression_attribute_values(":type", s(write.kind.as_deref().unwrap_or("")))
             .table_name(&self.table)
             .set_key(Some(key))
             .expression_attribute_names("#value", "value")
@@ -375,8 +381,16 @@ impl StateStore for DynamoState {
                     if expires_at <= now {
                         continue;
                     }
-                    let Some(AttributeValue::S(key)) = item.get("sk") else {
+                    let Some(AttributeValue::S(id)) = item.get("sk") else {
                         continue;
+                    };
+                    let key = match item.get("attr_key") {
+                        Some(AttributeValue::S(key)) => key,
+                        _ => id,
+                    };
+                    let kind = match item.get("attr_type") {
+                        Some(AttributeValue::S(kind)) if !kind.is_empty() => Some(kind.clone()),
+                        _ => None,
                     };
                     let value = match (item.get("value"), item.get("counter")) {
                         (_, Some(AttributeValue::N(counter))) => {
@@ -386,10 +400,10 @@ impl StateStore for DynamoState {
                         _ => continue,
                     };
                     attrs.push(Attr {
-                        id: None,
+                        id: Some(id.clone()),
                         key: key.clone(),
                         value,
-                        kind: None,
+                        kind,
                         persist: true,
                         ttl: Some(expires_at - now),
                     });
@@ -399,7 +413,7 @@ impl StateStore for DynamoState {
                     _ => break,
                 }
             }
-            attrs.sort_by(|a, b| a.key.cmp(&b.key));
+            attrs.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
             Ok(attrs)
         })
     }

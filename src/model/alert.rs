@@ -30,6 +30,10 @@ pub struct AlertDraft {
 }
 
 /// A named value attached to an alert, by the alert policy or by a commit.
+/// Its `id` identifies it (AlertChain's model): one key may appear several
+/// times, and a commit with an attribute's id replaces that attribute. The
+/// host gives every attribute without one an id derived from where it came
+/// from, so a retry or redelivery gives the same ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attr {
@@ -44,6 +48,21 @@ pub struct Attr {
     /// Seconds a persisted attribute lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
+}
+
+/// An attribute id derived from `seed`, in UUID form: stable for the same
+/// seed (a retry, a redelivery), distinct for distinct ones.
+pub fn derived_attr_id(seed: &str) -> String {
+    let digest = Sha256::digest(seed.as_bytes());
+    let hex = hex::encode(&digest[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 impl Attr {
@@ -90,7 +109,7 @@ impl Alert {
     pub fn from_draft(draft: AlertDraft, envelope: &Envelope) -> Alert {
         let draft_json = serde_json::to_string(&draft).unwrap_or_default();
         let digest = Sha256::digest(format!("{}\n{}", envelope.change_key(), draft_json));
-        Alert {
+        let mut alert = Alert {
             id: hex::encode(&digest[..16]),
             schema: envelope.schema.clone(),
             title: draft.title,
@@ -98,7 +117,7 @@ impl Alert {
             source: draft.source,
             severity: draft.severity,
             namespace: draft.namespace,
-            attrs: draft.attrs,
+            attrs: Vec::new(),
             refs: draft.refs,
             data: Arc::clone(&envelope.payload),
             // The change's own time keeps ids and replays deterministic.
@@ -108,12 +127,20 @@ impl Alert {
                 .and_then(|m| m.updated_alert.creation_time)
                 .or(envelope.timestamp)
                 .unwrap_or_else(Utc::now),
+        };
+        for (index, mut attr) in draft.attrs.into_iter().enumerate() {
+            if attr.id.as_deref().is_none_or(str::is_empty) {
+                attr.id = Some(derived_attr_id(&format!("{}/attr/{index}", alert.id)));
+            }
+            alert.upsert_attr(attr);
         }
+        alert
     }
 
-    /// Sets an attribute, replacing any earlier one with the same key.
-    pub fn set_attr(&mut self, attr: Attr) {
-        match self.attrs.iter_mut().find(|a| a.key == attr.key) {
+    /// Sets an attribute: the one with the same id is replaced where it
+    /// stands, else it is added at the end.
+    pub fn upsert_attr(&mut self, attr: Attr) {
+        match self.attrs.iter_mut().find(|a| a.id.is_some() && a.id == attr.id) {
             Some(existing) => *existing = attr,
             None => self.attrs.push(attr),
         }

@@ -4,6 +4,6 @@ pub mod alert;
 pub mod outcome;
 pub mod record;
 
-pub use alert::{Alert, AlertDraft, Attr, Reference};
+pub use alert::{derived_attr_id, Alert, AlertDraft, Attr, Reference};
 pub use outcome::Outcome;
 pub use record::{ActionRecord, Commit, CommitOp, Status};

@@ -85,7 +85,16 @@ impl Commit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActionRecord {
     pub id: String,
+    /// Empty for a commit-only entry (nothing ran; no outcome is published).
     pub uses: String,
+    /// The entry's label (AlertChain's `name`), its `force` and `abort`,
+    /// as `input.called` shows them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub abort: bool,
     /// Redacted copy of the args.
     pub args: Map<String, Value>,
     pub seq: u32,

@@ -133,7 +133,13 @@ fn check_final_attrs(expect: &Expectations, reports: &[(AlertResult, WorkflowRep
 }
 
 fn attr_value<'a>(attrs: &'a Value, key: &str) -> Option<&'a Value> {
-    attrs.as_array()?.iter().find(|a| a["key"] == key).map(|a| &a["value"])
+    // The latest attribute of the key: one key may be written several times.
+    attrs
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
 }
 
 fn show(value: Option<&Value>) -> String {

@@ -105,7 +105,11 @@ fn scenario_state(scenario: &Scenario) -> Arc<MemoryState> {
         .flat_map(|(namespace, attrs)| {
             attrs.iter().map(move |(key, value)| PersistWrite {
                 namespace: namespace.clone(),
+                // Named by its key, as a counter is: an `add` without an
+                // id adds to it.
+                id: key.clone(),
                 key: key.clone(),
+                kind: None,
                 // A number is a counter, as DynamoDB keeps one.
                 op: match value.as_f64() {
                     Some(number) => PersistOp::Add(number),

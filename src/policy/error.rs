@@ -15,8 +15,8 @@ pub enum PolicyError {
     /// define: one line each, `file:line: unknown function name (why)`.
     #[error("{} unknown function call(s):\n  {}", .0.len(), .0.join("\n  "))]
     UnknownFunctions(Vec<String>),
-    #[error("no action policy: expected a file with `package action` and a `run` rule")]
-    NoActionPolicy,
+    #[error("no alert or action policy: expected files with `package alert.<schema>` (an `alert` rule) or `package action` (a `run` rule)")]
+    NoPolicy,
     #[error("evaluating {rule} failed: {reason}")]
     Eval { rule: String, reason: String },
     #[error("{rule} returned an invalid value: {reason}")]

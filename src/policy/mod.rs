@@ -19,7 +19,7 @@ mod vm;
 pub use engine::new_engine;
 pub use error::PolicyError;
 pub use escape::with_escape_functions;
-pub use request::{ActionRequest, CommitSpec, ACTION_RULE};
+pub use request::{parse_commit_path, ActionRequest, CommitSpec, ACTION_RULE};
 pub use set::PolicySet;
 pub use source::{describe_source, read_source, source_digest, PolicyFile};
 pub use value::{to_policy_entries, to_policy_object, to_policy_value};

@@ -11,14 +11,24 @@ use crate::typed::TypedError;
 /// The action policy's rule, as a path.
 pub const ACTION_RULE: &str = "data.action.run";
 
-/// An action the policy asks for.
+/// An action the policy asks for. AlertChain's forms are accepted too: an
+/// entry without `id` (one is derived from its content; the workflow adds
+/// the round, so it runs again in a later round as AlertChain's does), and
+/// without `uses` — commit-only (its commits' values are written) or
+/// abort-only (nothing runs, the workflow stops after the round).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// Unique per alert: an id runs at most once.
+    #[serde(default)]
     pub id: String,
-    /// The executor, `<service>.<verb>`.
+    /// The executor, `<service>.<verb>`; empty for commit-only and
+    /// abort-only entries.
+    #[serde(default)]
     pub uses: String,
+    /// A label, shown in `input.called` (AlertChain's `name`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     #[serde(default)]
     pub args: Map<String, Value>,
     /// Continue the workflow even if this action fails.
@@ -30,6 +40,9 @@ pub struct ActionRequest {
     /// Attributes written from the result when the action succeeds.
     #[serde(default)]
     pub commit: Vec<CommitSpec>,
+    /// The policy gave no `id`: `id` was derived from the entry's content.
+    #[serde(skip)]
+    pub derived_id: bool,
 }
 
 /// Writes one alert attribute from an action's result.
@@ -37,10 +50,11 @@ pub struct ActionRequest {
 #[serde(deny_unknown_fields)]
 pub struct CommitSpec {
     pub key: String,
-    /// RFC 9535 JSONPath into the result, e.g. `$.body.country`.
+    /// RFC 9535 JSONPath into the result, e.g. `$.body.country`; a path
+    /// without the `$` (`body.country`, AlertChain's form) is from the root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// A literal value, used when `path` is absent.
+    /// A literal value: used when `path` is absent, or selects nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,11 +101,10 @@ impl ActionRequest {
             }
         };
         let mut request = parsed.map_err(|err| fail(format!("at `{}`: {}", err.path, err.reason)))?;
-        if request.id.trim().is_empty() {
-            return Err(fail("`id` is empty".to_string()));
-        }
-        if request.uses.trim().is_empty() {
-            return Err(fail("`uses` is empty".to_string()));
+        if request.uses.trim().is_empty() && request.commit.is_empty() && !request.abort {
+            return Err(fail(
+                "no `uses`, `commit` or `abort`: the entry does nothing (name the action in `uses`)".to_string(),
+            ));
         }
         for (i, commit) in request.commit.iter_mut().enumerate() {
             if commit.op == CommitOp::Add && commit.value.as_ref().is_some_and(|v| !v.is_number()) {
@@ -99,7 +112,7 @@ impl ActionRequest {
             }
             match (&commit.path, &commit.value) {
                 (Some(path), _) => {
-                    let parsed = serde_json_path::JsonPath::parse(path)
+                    let parsed = parse_commit_path(path)
                         .map_err(|err| fail(format!("commit[{i}].path {path:?} is not JSONPath: {err}")))?;
                     commit.parsed_path = Some(parsed);
                 }
@@ -107,8 +120,51 @@ impl ActionRequest {
                 (None, None) => return Err(fail(format!("commit[{i}] needs `path` or `value`"))),
             }
         }
+        if request.id.trim().is_empty() {
+            request.id = derived_entry_id(&request);
+            request.derived_id = true;
+        }
         Ok(request)
     }
+
+    /// Whether the entry names an action to run (not commit- or abort-only).
+    pub fn runs_an_action(&self) -> bool {
+        !self.uses.trim().is_empty()
+    }
+
+    /// The id of an entry without one in round `seq`: its content's, and the
+    /// round's, so the same entry in a later round is a new run (AlertChain
+    /// runs an id-less entry every round it appears) while a retried
+    /// invocation derives the same id and replays it.
+    pub fn with_round(mut self, seq: u32) -> ActionRequest {
+        if self.derived_id {
+            self.id = format!("{}-r{seq}", self.id);
+        }
+        self
+    }
+}
+
+/// A commit path: RFC 9535 JSONPath, or AlertChain's form without the
+/// leading `$` (`choices[0].message.content`), read from the root.
+pub fn parse_commit_path(path: &str) -> Result<serde_json_path::JsonPath, serde_json_path::ParseError> {
+    let trimmed = path.trim();
+    if trimmed.starts_with('$') {
+        return serde_json_path::JsonPath::parse(trimmed);
+    }
+    let rooted = if trimmed.starts_with('[') {
+        format!("${trimmed}")
+    } else {
+        format!("$.{trimmed}")
+    };
+    serde_json_path::JsonPath::parse(&rooted)
+}
+
+/// `entry-` and 12 hex digits of the SHA-256 of the entry's JSON.
+fn derived_entry_id(request: &ActionRequest) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_string(request).unwrap_or_default();
+    let digest = Sha256::digest(json.as_bytes());
+    format!("entry-{}", &hex::encode(digest)[..12])
 }
 
 #[cfg(test)]
@@ -122,17 +178,51 @@ mod tests {
     }
 
     #[test]
-    fn missing_fields_name_the_entry() {
+    fn an_entry_that_does_nothing_is_named() {
         let err = parse(3, &json!({"id": "x"})).unwrap_err();
         let message = err.to_string();
         assert!(
             message.contains("data.action.run") && message.contains("entry \"x\""),
             "{message}"
         );
-        assert!(message.contains("missing field `uses`"), "{message}");
-
-        let err = parse(3, &json!({"uses": "http.fetch"})).unwrap_err();
+        assert!(message.contains("no `uses`, `commit` or `abort`"), "{message}");
+        let err = parse(3, &json!({"force": true})).unwrap_err();
         assert!(err.to_string().contains("element 3"), "{err}");
+    }
+
+    /// AlertChain's forms: no id (derived from the content, then the round),
+    /// commit-only and abort-only entries, relative commit paths.
+    #[test]
+    fn alertchain_entry_forms_are_accepted() {
+        let entry = parse(0, &json!({"uses": "http.fetch", "args": {"url": "u"}})).unwrap();
+        assert!(entry.derived_id && entry.id.starts_with("entry-"), "{}", entry.id);
+        let again = parse(5, &json!({"uses": "http.fetch", "args": {"url": "u"}})).unwrap();
+        assert_eq!(entry.id, again.id, "the same content, the same id");
+        let other = parse(0, &json!({"uses": "http.fetch", "args": {"url": "v"}})).unwrap();
+        assert_ne!(entry.id, other.id);
+        assert_ne!(entry.clone().with_round(0).id, entry.clone().with_round(1).id);
+        let named = parse(0, &json!({"id": "n", "uses": "u"})).unwrap();
+        assert_eq!(named.with_round(3).id, "n", "a given id is kept");
+
+        let commit_only = parse(0, &json!({"commit": [{"key": "k", "value": 1}]})).unwrap();
+        assert!(!commit_only.runs_an_action());
+        let abort_only = parse(0, &json!({"abort": true})).unwrap();
+        assert!(abort_only.abort && !abort_only.runs_an_action());
+
+        let relative = parse(
+            0,
+            &json!({"id": "x", "uses": "u", "commit": [
+                {"key": "a", "path": "choices[0].message.content"},
+                {"key": "b", "path": "[0].x"},
+            ]}),
+        )
+        .unwrap();
+        let result = json!({"choices": [{"message": {"content": "hi"}}]});
+        let found = relative.commit[0].parsed_path.as_ref().unwrap().query(&result).all();
+        assert_eq!(found, vec![&json!("hi")]);
+        let result = json!([{"x": 1}]);
+        let found = relative.commit[1].parsed_path.as_ref().unwrap().query(&result).all();
+        assert_eq!(found, vec![&json!(1)]);
     }
 
     #[test]

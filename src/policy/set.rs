@@ -52,6 +52,14 @@ pub struct PolicySet {
     memory: NonZeroU64,
     /// Lines the interpreter evaluated, by file, when collecting (`check`).
     coverage: Option<Arc<Mutex<CoveredLines>>>,
+    /// `package action` exists (a directory of alert policies only decides
+    /// alerts and runs nothing).
+    has_action_policy: bool,
+    /// A policy mentions `raw`: `input.alert.raw` is built.
+    reads_raw: bool,
+    /// `data.action.sequential` is true: a round's actions run one after
+    /// another, in the set's order (AlertChain's), instead of concurrently.
+    sequential: bool,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -72,27 +80,52 @@ impl PolicySet {
     }
 
     /// Compiles `files`, failing on any syntax or analysis error (with the file
-    /// and line regorus reports) and when no action policy is present.
+    /// and line regorus reports) and when there is no policy at all.
     pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<PolicySet, PolicyError> {
+        // `input.alert.raw` costs a serialization of the payload per alert:
+        // made only for policies that may read it.
+        let reads_raw = files.iter().any(|file| file.text.contains("raw"));
         let (engine, names) = prepare(files, timeout)?;
         let packages = engine
             .get_packages()
             .map_err(|err| PolicyError::Compile(err.to_string()))?;
-        if !packages.iter().any(|p| p == "data.action") {
-            return Err(PolicyError::NoActionPolicy);
-        }
+        let has_action_policy = packages.iter().any(|p| p == "data.action");
         let schemas: BTreeSet<String> = packages
             .iter()
             .filter_map(|p| p.strip_prefix("data.alert."))
             .filter(|schema| !schema.contains('.'))
             .map(str::to_string)
             .collect();
+        if schemas.is_empty() && !has_action_policy {
+            return Err(PolicyError::NoPolicy);
+        }
         let entries: Vec<String> = schemas
             .iter()
             .map(|schema| alert_rule(schema))
-            .chain([ACTION_RULE.to_string()])
+            .chain(has_action_policy.then(|| ACTION_RULE.to_string()))
             .collect();
-        Self::with_entries(engine, names, schemas, &entries, timeout)
+        let mut set = Self::with_entries(engine, names, schemas, &entries, timeout)?;
+        set.has_action_policy = has_action_policy;
+        set.reads_raw = reads_raw;
+        set.sequential = has_action_policy && constant_true(&set.engine, "data.action.sequential");
+        Ok(set)
+    }
+
+    /// Whether there is an action policy (`package action`).
+    pub fn has_action_policy(&self) -> bool {
+        self.has_action_policy
+    }
+
+    /// Whether `input.alert.raw` (the payload as indented JSON text,
+    /// AlertChain's) is given to the action policy.
+    pub fn reads_raw(&self) -> bool {
+        self.reads_raw
+    }
+
+    /// Whether a round's actions run one after another (`sequential := true`
+    /// in `package action`).
+    pub fn sequential(&self) -> bool {
+        self.sequential
     }
 
     /// Compiles `files` for evaluating `rules` (full paths, `data.a.b`),
@@ -156,6 +189,9 @@ impl PolicySet {
             timeout,
             memory: DEFAULT_MEMORY,
             coverage: None,
+            has_action_policy: true,
+            reads_raw: true,
+            sequential: false,
         })
     }
 
@@ -259,6 +295,9 @@ impl PolicySet {
         deadline: Option<Instant>,
         seen: &HashSet<String>,
     ) -> Result<Vec<ActionRequest>, PolicyError> {
+        if !self.has_action_policy {
+            return Ok(Vec::new());
+        }
         let is_seen = |v: &regorus::Value| match &v["id"] {
             regorus::Value::String(id) => seen.contains(id.as_ref()),
             _ => false,
@@ -400,6 +439,14 @@ fn conflicts_reached(
 }
 
 /// The rule an alert policy for `schema` defines.
+/// Whether `rule` is `true` without any input: a switch a policy sets as a
+/// constant (`sequential := true`).
+fn constant_true(engine: &regorus::Engine, rule: &str) -> bool {
+    let mut engine = engine.clone();
+    engine.set_input(regorus::Value::new_object());
+    matches!(engine.eval_rule(rule.to_string()), Ok(regorus::Value::Bool(true)))
+}
+
 fn alert_rule(schema: &str) -> String {
     format!("data.alert.{schema}.alert")
 }

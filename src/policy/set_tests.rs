@@ -51,10 +51,29 @@ fn unsafe_variable_fails_at_init() {
     assert!(err.to_string().contains("u.rego"), "{err}");
 }
 
+/// Alert policies alone decide alerts and run nothing (AlertChain accepts
+/// such a directory); files with neither kind of policy are an error.
 #[test]
-fn missing_action_policy_is_an_error() {
-    let err = PolicySet::compile(vec![file("x.rego", "package alert.x\n")], Duration::from_secs(1)).unwrap_err();
-    assert!(matches!(err, PolicyError::NoActionPolicy));
+fn alert_policies_alone_compile_and_no_policy_is_an_error() {
+    let alerts = "package alert.x\nalert contains {\"title\": \"t\"} if true\n";
+    let set = PolicySet::compile(vec![file("x.rego", alerts)], Duration::from_secs(1)).unwrap();
+    assert!(!set.has_action_policy());
+    assert!(set
+        .eval_actions(regorus::Value::new_object(), None, &HashSet::new())
+        .unwrap()
+        .is_empty());
+    let err = PolicySet::compile(vec![file("y.rego", "package other\nx := 1\n")], Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(err, PolicyError::NoPolicy), "{err}");
+}
+
+/// `sequential := true` in the action policy is read once, at load.
+#[test]
+fn the_sequential_switch_is_read_at_load() {
+    let plain = PolicySet::compile(vec![file("a.rego", ACTION)], Duration::from_secs(1)).unwrap();
+    assert!(!plain.sequential());
+    let text = format!("{ACTION}\nsequential := true\n");
+    let set = PolicySet::compile(vec![file("a.rego", &text)], Duration::from_secs(1)).unwrap();
+    assert!(set.sequential());
 }
 
 #[test]

@@ -5,19 +5,20 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::model::{Alert, Commit, CommitOp};
+use crate::model::{derived_attr_id, Alert, Commit, CommitOp};
 use crate::policy::{ActionRequest, CommitSpec};
 use crate::state::{PersistOp, PersistWrite, DEFAULT_PERSIST_TTL};
 
-/// Writes a committed attribute into the alert; an `add` adds its value
-/// (the delta) to the current one.
+/// Writes a committed attribute into the alert: it replaces the attribute
+/// with its id, else it is added; an `add` adds its value (the delta) to
+/// the current one.
 pub(super) fn apply_commit(alert: &mut Alert, commit: &Commit) {
     let mut attr = commit.attr();
     if commit.op == CommitOp::Add {
         let current = alert
             .attrs
             .iter()
-            .find(|a| a.key == attr.key)
+            .find(|a| a.id == attr.id)
             .and_then(|a| a.value.as_f64())
             .unwrap_or(0.0);
         let total = current + attr.value.as_f64().unwrap_or(0.0);
@@ -27,22 +28,32 @@ pub(super) fn apply_commit(alert: &mut Alert, commit: &Commit) {
             json!(total)
         };
     }
-    alert.set_attr(attr);
+    alert.upsert_attr(attr);
 }
 
-/// The commits of a succeeded action. A path that selects nothing writes
-/// nothing (logged); several nodes are written as an array.
+/// The commits of an action, against its result. A path that selects
+/// nothing falls back to the commit's `value`, else writes nothing (logged);
+/// several nodes are written as an array. Each commit gets its attribute's
+/// id here, so a replayed record writes the same attributes: the one the
+/// policy named; for a counter (`add`), its key; else one derived from the
+/// alert, the action and the commit's place.
 pub(super) fn commits(request: &ActionRequest, result: &Value, alert: &Alert) -> Vec<Commit> {
     request
         .commit
         .iter()
-        .filter_map(|spec| {
+        .enumerate()
+        .filter_map(|(index, spec)| {
             let value = committed_value(spec, result);
             if value.is_none() {
-                tracing::warn!(alert_id = %alert.id, action_id = %request.id, key = %spec.key, path = spec.path.as_deref().unwrap_or("-"), "commit path matched nothing; attribute not written");
+                tracing::warn!(alert_id = %alert.id, action_id = %request.id, key = %spec.key, path = spec.path.as_deref().unwrap_or("-"), "commit path matched nothing and the commit has no value; attribute not written");
             }
+            let id = match (&spec.id, spec.op) {
+                (Some(id), _) if !id.is_empty() => id.clone(),
+                (_, CommitOp::Add) => spec.key.clone(),
+                _ => derived_attr_id(&format!("{}/{}/commit/{index}", alert.id, request.id)),
+            };
             Some(Commit {
-                id: spec.id.clone(),
+                id: Some(id),
                 key: spec.key.clone(),
                 value: value?,
                 kind: spec.kind.clone(),
@@ -64,7 +75,9 @@ pub(super) fn persist_writes(alert: &Alert, commits: &[Commit]) -> Vec<PersistWr
         .filter(|commit| commit.persist)
         .map(|commit| PersistWrite {
             namespace: alert.namespace.clone(),
+            id: commit.id.clone().unwrap_or_else(|| commit.key.clone()),
             key: commit.key.clone(),
+            kind: commit.kind.clone(),
             op: match commit.op {
                 CommitOp::Add => PersistOp::Add(commit.value.as_f64().unwrap_or(0.0)),
                 CommitOp::Set => PersistOp::Set(commit.value.clone()),
@@ -89,7 +102,7 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
     };
     let nodes = path.query(result).all();
     match nodes.len() {
-        0 => None,
+        0 => spec.value.clone(),
         1 => Some(nodes[0].clone()),
         _ => Some(Value::Array(nodes.into_iter().cloned().collect())),
     }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use serde_json::Value;
 
 use super::commit::{commits, persist_writes};
 use crate::action::{ActionCall, ActionError, Registry};
@@ -65,12 +66,17 @@ impl Executor<'_> {
     ) -> Executed {
         let clock = Instant::now();
         let mut record = new_record(alert, request, seq, Status::Failed);
-        let action = match self.registry.validate(&request.id, &request.uses, &request.args) {
-            Ok(action) => action,
-            Err(err) => {
-                record.error = Some(error_text(&err, &request.id));
-                return final_record(record, alert, clock);
-            }
+        // A commit-only entry (no `uses`) runs nothing: its commits are
+        // written from their values, with the same claim and record.
+        let action = match request.runs_an_action() {
+            false => None,
+            true => match self.registry.validate(&request.id, &request.uses, &request.args) {
+                Ok(action) => Some(action),
+                Err(err) => {
+                    record.error = Some(error_text(&err, &request.id));
+                    return final_record(record, alert, clock);
+                }
+            },
         };
         if self.dry_run {
             record.status = Status::DryRun;
@@ -99,7 +105,14 @@ impl Executor<'_> {
                 }
             }
         }
-        let transient = self.run(action.as_ref(), alert, request, deadline, &mut record).await;
+        let transient = match action {
+            Some(action) => self.run(action.as_ref(), alert, request, deadline, &mut record).await,
+            None => {
+                record.status = Status::Succeeded;
+                record.commits = commits(request, &Value::Null, alert);
+                false
+            }
+        };
         record = finish(record, alert, clock);
         let retry = match self.state {
             Some(state) => self.settle(state, alert, request, &record, transient).await,
@@ -146,6 +159,12 @@ impl Executor<'_> {
             Err(err) => {
                 record.result = err.result().map(|r| scrub_value(r, &secrets));
                 record.error = Some(scrub_text(&error_text(&err, &request.id), &secrets));
+                // "This failure must not hold the workflow back": what the
+                // commits say still holds — their values where a path
+                // finds nothing in the failure's result (as AlertChain).
+                if request.force {
+                    record.commits = commits(request, record.result.as_ref().unwrap_or(&Value::Null), alert);
+                }
             }
         }
         transient
@@ -221,6 +240,9 @@ pub(super) fn new_record(alert: &Alert, request: &ActionRequest, seq: u32, statu
     ActionRecord {
         id: request.id.clone(),
         uses: request.uses.clone(),
+        name: request.name.clone(),
+        force: request.force,
+        abort: request.abort,
         args: redact_args(&request.args),
         seq,
         status,

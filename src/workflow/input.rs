@@ -17,16 +17,19 @@ pub(super) struct RoundInput {
     /// The attributes as last converted, with their conversion.
     attrs: Option<(Vec<Attr>, regorus::Value)>,
     called: Vec<regorus::Value>,
+    /// Give `alert.raw`: the payload as indented JSON text (AlertChain's).
+    raw: bool,
 }
 
 impl RoundInput {
-    pub(super) fn new(data: regorus::Value, env: regorus::Value) -> RoundInput {
+    pub(super) fn new(data: regorus::Value, env: regorus::Value, raw: bool) -> RoundInput {
         RoundInput {
             data,
             env,
             alert_fields: None,
             attrs: None,
             called: Vec::new(),
+            raw,
         }
     }
 
@@ -76,17 +79,29 @@ impl RoundInput {
         let head = head.expect("an alert serializes");
         let mut fields = head.as_object().map(to_policy_entries).unwrap_or_default();
         fields.insert(regorus::Value::from("data"), self.data.clone());
+        if self.raw {
+            let mut raw = serde_json::to_string_pretty(&*alert.data).unwrap_or_default();
+            raw.push('\n');
+            fields.insert(regorus::Value::from("raw"), regorus::Value::from(raw));
+        }
         fields
     }
 }
 
-/// The entry of `input.called` for a run, built as a policy value.
+/// The entry of `input.called` for a run, built as a policy value: ours
+/// (`status`, `error`, `seq`) and AlertChain's (`name`, `force`, `abort`,
+/// `commit`: the commits as written).
 pub(super) fn called_value(record: &ActionRecord) -> regorus::Value {
     let optional = |value: Option<regorus::Value>| value.unwrap_or(regorus::Value::Null);
+    let commits = serde_json::to_value(&record.commits).expect("commits serialize");
     let entry: BTreeMap<regorus::Value, regorus::Value> = [
+        ("abort", regorus::Value::from(record.abort)),
         ("args", to_policy_object(&record.args)),
+        ("commit", to_policy_value(&commits)),
         ("error", optional(record.error.as_deref().map(regorus::Value::from))),
+        ("force", regorus::Value::from(record.force)),
         ("id", regorus::Value::from(record.id.as_str())),
+        ("name", regorus::Value::from(record.name.as_str())),
         ("result", optional(record.result.as_ref().map(to_policy_value))),
         ("seq", regorus::Value::from(record.seq)),
         ("status", regorus::Value::from(record.status.as_str())),

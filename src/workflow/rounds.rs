@@ -139,7 +139,7 @@ impl<'a> Workflow<'a> {
         // The payload and env are the bulk of the input and never change
         // between rounds: converted once per alert.
         let clock = Instant::now();
-        let mut input = RoundInput::new(payload, to_policy_value(self.env));
+        let mut input = RoundInput::new(payload, to_policy_value(self.env), self.policies.reads_raw());
         report.policy_time += clock.elapsed();
         let stop = loop {
             let seq = report.rounds;
@@ -147,6 +147,7 @@ impl<'a> Workflow<'a> {
             let evaluated = self
                 .policies
                 .eval_actions(input.input(&mut alert, seq, &report.actions), deadline, &seen)
+                .map(|requests| requests.into_iter().map(|r| r.with_round(seq)).collect())
                 .and_then(new_requests);
             report.policy_time += clock.elapsed();
             let fresh = match evaluated {
@@ -182,8 +183,10 @@ impl<'a> Workflow<'a> {
         }
     }
 
-    /// Runs a round's new requests (up to `max_actions` for the alert)
-    /// concurrently and applies their commits.
+    /// Runs a round's new requests (up to `max_actions` for the alert) —
+    /// concurrently, or one after another when the policy says
+    /// `sequential := true` — and applies their commits. Abort-only entries
+    /// run nothing and stop the workflow after the round.
     async fn round(
         &self,
         alert: &mut Alert,
@@ -192,17 +195,34 @@ impl<'a> Workflow<'a> {
         deadline: Option<Instant>,
         report: &mut Progress,
     ) -> Option<Stop> {
+        let abort_only = fresh
+            .iter()
+            .find(|r| r.abort && !r.runs_an_action())
+            .map(|r| Stop::Aborted {
+                action_id: r.id.clone(),
+            });
+        let mut stop = None;
+        let mut fresh: Vec<&ActionRequest> = fresh.iter().filter(|r| !r.abort || r.runs_an_action()).collect();
+        // One after another: in the order of the policy's set (AlertChain's,
+        // OPA's sorted order). Concurrently: records in id order.
+        if !self.policies.sequential() {
+            fresh.sort_by(|a, b| a.id.cmp(&b.id));
+        }
         let done = report.actions.len() + report.retries.len();
         let room = (self.limits.max_actions as usize).saturating_sub(done);
         let (to_run, over) = fresh.split_at(fresh.len().min(room));
         let current: &Alert = alert;
-        let executed: Vec<Executed> = futures::future::join_all(
-            to_run
-                .iter()
-                .map(|request| self.executor.execute(current, request, seq, deadline)),
-        )
-        .await;
-        let mut stop = None;
+        let executed: Vec<Executed> = if self.policies.sequential() {
+            self.one_after_another(current, to_run, seq, deadline).await
+        } else {
+            futures::future::join_all(
+                to_run
+                    .iter()
+                    .map(|request| self.executor.execute(current, request, seq, deadline)),
+            )
+            .await
+        };
+        let ran = executed.len();
         for (request, Executed { record, retry }) in to_run.iter().zip(executed) {
             if let Some(cause) = retry {
                 // Not final: no commit, no outcome; the retry decides again.
@@ -231,6 +251,12 @@ impl<'a> Workflow<'a> {
             }
             report.actions.push(record);
         }
+        if ran < to_run.len() {
+            let reason = "not run: an earlier action of the round failed (sequential)";
+            report
+                .actions
+                .extend(to_run[ran..].iter().map(|r| skipped(alert, r, seq, reason)));
+        }
         if !over.is_empty() {
             tracing::warn!(alert_id = %alert.id, max_actions = self.limits.max_actions, skipped = over.len(), "max actions reached");
             let reason = format!("not run: the alert reached MAX_ACTIONS ({})", self.limits.max_actions);
@@ -238,18 +264,41 @@ impl<'a> Workflow<'a> {
                 .actions
                 .extend(over.iter().map(|r| skipped(alert, r, seq, &reason)));
         }
-        stop
+        stop.or(abort_only)
+    }
+
+    /// Runs requests in order, each seeing nothing of the others' commits
+    /// (they apply after the round), stopping at the first that fails
+    /// without `force` or must be retried, as AlertChain does.
+    async fn one_after_another(
+        &self,
+        alert: &Alert,
+        requests: &[&ActionRequest],
+        seq: u32,
+        deadline: Option<Instant>,
+    ) -> Vec<Executed> {
+        let mut executed = Vec::new();
+        for request in requests {
+            let one = self.executor.execute(alert, request, seq, deadline).await;
+            let halt = one.retry.is_some() || (one.record.status == Status::Failed && !request.force);
+            executed.push(one);
+            if halt {
+                break;
+            }
+        }
+        executed
     }
 }
 
-/// The round's requests in id order (the policy already left out ids run in
-/// earlier rounds); two different entries with one id are a policy error.
-fn new_requests(mut fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyError> {
-    fresh.sort_by(|a, b| a.id.cmp(&b.id));
-    if let Some(pair) = fresh.windows(2).find(|w| w[0].id == w[1].id) {
+/// The round's requests in the order the policy's set holds them (the
+/// policy already left out ids run in earlier rounds); two different entries
+/// with one id are a policy error.
+fn new_requests(fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyError> {
+    let mut ids = HashSet::new();
+    if let Some(twice) = fresh.iter().find(|r| !ids.insert(r.id.as_str())) {
         return Err(PolicyError::Output {
             rule: ACTION_RULE.to_string(),
-            reason: format!("two different entries share id {:?}", pair[0].id),
+            reason: format!("two different entries share id {:?}", twice.id),
         });
     }
     Ok(fresh)

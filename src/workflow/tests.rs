@@ -148,6 +148,10 @@ fn called_entry(record: &ActionRecord) -> Value {
         "status": record.status.as_str(),
         "result": record.result,
         "error": record.error,
+        "name": record.name,
+        "force": record.force,
+        "abort": record.abort,
+        "commit": record.commits,
     })
 }
 
@@ -363,7 +367,7 @@ run contains {"id": "bad"} if count(input.called) > 0
     let report = h.run().await;
     assert_eq!(ids(&report), vec![(0, "first", Status::Succeeded)]);
     assert!(
-        matches!(report.stop, Stop::PolicyError { ref error } if error.to_string().contains("missing field `uses`"))
+        matches!(report.stop, Stop::PolicyError { ref error } if error.to_string().contains("no `uses`, `commit` or `abort`"))
     );
 }
 
@@ -394,16 +398,20 @@ async fn round_input_equals_the_whole_document_converted() {
         let called: Vec<Value> = called.iter().map(called_entry).collect();
         regorus::Value::from(json!({"alert": alert, "env": env, "seq": seq, "called": called}))
     };
-    let mut fixed = RoundInput::new(to_policy_value(&alert.data), to_policy_value(&env));
+    let mut fixed = RoundInput::new(to_policy_value(&alert.data), to_policy_value(&env), false);
     // Round 0 saw no calls; round 1 converts only the new entries and
     // sees the committed attribute.
     assert_eq!(fixed.input(&mut alert, 0, &[]), whole(&alert, 0, &[]));
-    alert.set_attr(Attr::new("c", json!("NL")));
+    let committed = |value: Value| Attr {
+        id: Some("c-id".to_string()),
+        ..Attr::new("c", value)
+    };
+    alert.upsert_attr(committed(json!("NL")));
     assert_eq!(
         fixed.input(&mut alert, 1, &report.actions),
         whole(&alert, 1, &report.actions)
     );
-    alert.set_attr(Attr::new("c", json!("BE")));
+    alert.upsert_attr(committed(json!("BE")));
     // A failed run: an error, no result.
     let mut records = report.actions.clone();
     records.push(ActionRecord {
@@ -424,13 +432,24 @@ fn called_entries_convert_like_their_json() {
     let record = ActionRecord {
         id: "a".into(),
         uses: "u".into(),
+        name: "lookup".into(),
+        force: true,
+        abort: false,
         args: serde_json::Map::new(),
         seq: 2,
         status: Status::Failed,
         result: Some(json!({"status": 500})),
         error: Some("HTTP 500".into()),
         outcome_id: "o".into(),
-        commits: Vec::new(),
+        commits: vec![crate::model::Commit {
+            id: Some("k-id".into()),
+            key: "k".into(),
+            value: json!(1),
+            kind: None,
+            persist: false,
+            ttl: None,
+            op: crate::model::CommitOp::Set,
+        }],
         started_at: chrono::DateTime::UNIX_EPOCH,
         duration_ms: 0,
         replay: false,
@@ -439,7 +458,9 @@ fn called_entries_convert_like_their_json() {
 }
 
 /// `type` is what a policy calls an attribute; only `op: add` adds. (A
-/// commit that declared `type: counter` used to be summed.)
+/// commit that declared `type: counter` used to be summed.) A set without
+/// an id adds an attribute (one key, several values: AlertChain's model);
+/// a counter without an id is the one named by its key.
 #[tokio::test]
 async fn only_op_add_adds_whatever_the_type() {
     let h = harness(
@@ -456,8 +477,170 @@ run contains {"id": "two", "uses": "test.echo", "commit": [
     );
     let report = h.run().await;
     assert_eq!(report.actions.len(), 2);
-    let attr = |key: &str| report.alert.attrs.iter().find(|a| a.key == key).unwrap().clone();
-    assert_eq!(attr("typed").value, json!(2), "a typed set replaces");
-    assert_eq!(attr("typed").kind.as_deref(), Some("counter"));
-    assert_eq!(attr("added").value, json!(7), "add sums");
+    let of = |key: &str| -> Vec<Attr> { report.alert.attrs.iter().filter(|a| a.key == key).cloned().collect() };
+    let typed: Vec<Value> = of("typed").into_iter().map(|a| a.value).collect();
+    assert_eq!(typed, vec![json!(5), json!(2)], "a set without an id adds");
+    assert!(of("typed").iter().all(|a| a.kind.as_deref() == Some("counter")));
+    let added = of("added");
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0].value, json!(7), "add sums");
+    assert_eq!(added[0].id.as_deref(), Some("added"));
+}
+
+/// AlertChain's entry forms in one workflow: an id-less entry runs again in
+/// every round its content appears (the counter idiom: it updates the
+/// attribute in place through its id), a commit-only entry writes its
+/// value, an abort-only entry stops the workflow after its round while the
+/// round's other entries still run.
+#[tokio::test]
+async fn alertchain_entry_forms_run_as_alertchain_runs_them() {
+    let h = harness(
+        r#"
+counter := [a | some a in input.alert.attrs; a.key == "c"]
+
+run contains {"commit": [{"key": "c", "value": 0}]} if count(counter) == 0
+
+run contains {"uses": "test.echo", "args": {"v": a.value}, "commit": [{"id": a.id, "key": "c", "value": a.value + 1}]} if {
+    some a in counter
+    a.value < 3
+}
+
+run contains {"id": "note", "name": "last", "uses": "test.echo"} if {
+    some a in counter
+    a.value == 3
+}
+
+run contains {"abort": true} if {
+    some a in counter
+    a.value == 3
+}
+
+run contains {"id": "never", "uses": "test.echo"} if count(input.called) > 10
+"#,
+    );
+    let report = h.run().await;
+    let c: Vec<&Attr> = report.alert.attrs.iter().filter(|a| a.key == "c").collect();
+    assert_eq!(c.len(), 1, "updated in place by id: {c:?}");
+    assert_eq!(c[0].value, json!(3));
+    // Round 0: the commit-only entry; rounds 1-3: the id-less counter
+    // entry, a new id each round; round 4: `note`, then the abort.
+    let seqs: Vec<(u32, &str)> = report.actions.iter().map(|a| (a.seq, a.uses.as_str())).collect();
+    assert_eq!(
+        seqs,
+        vec![
+            (0, ""),
+            (1, "test.echo"),
+            (2, "test.echo"),
+            (3, "test.echo"),
+            (4, "test.echo")
+        ]
+    );
+    assert!(report.actions[1].id.starts_with("entry-") && report.actions[1].id.ends_with("-r1"));
+    assert_ne!(report.actions[1].id, report.actions[2].id);
+    assert_eq!(report.actions[4].name, "last");
+    assert!(matches!(report.stop, Stop::Aborted { .. }), "{:?}", report.stop);
+    assert_eq!(
+        h.calls.load(Ordering::SeqCst),
+        4,
+        "the commit-only and abort-only entries ran nothing"
+    );
+}
+
+/// A failed action with `force` still writes what its commits say: a path
+/// into the failure's result, else the commit's value; a path that selects
+/// nothing falls back to the value; a path without `$` is from the root.
+#[tokio::test]
+async fn commits_fall_back_to_their_value_and_forced_failures_commit() {
+    let h = harness(
+        r#"
+run contains {"id": "forced", "uses": "test.fail", "force": true, "commit": [
+    {"key": "status", "path": "status"},
+    {"key": "missing", "path": "$.nope", "value": "fallback"},
+    {"key": "nothing", "path": "$.nope"},
+]}
+run contains {"id": "echo", "uses": "test.echo", "commit": [{"key": "country", "path": "nested.country"}]}
+"#,
+    );
+    let report = h.run().await;
+    let value = |key: &str| {
+        report
+            .alert
+            .attrs
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| a.value.clone())
+    };
+    assert_eq!(value("status"), Some(json!(500)));
+    assert_eq!(value("missing"), Some(json!("fallback")));
+    assert_eq!(value("nothing"), None);
+    assert_eq!(value("country"), Some(json!("NL")));
+    assert_eq!(report.stop.reason(), "completed");
+}
+
+/// `sequential := true`: a round's entries run one after another in the
+/// set's order, and the first failure without `force` ends the round (the
+/// rest is skipped, as AlertChain does); concurrently, every one runs.
+#[tokio::test]
+async fn sequential_rounds_stop_at_the_first_failure() {
+    let entries = r#"
+run contains {"id": "z-first", "uses": "test.echo", "args": {"v": 1}}
+run contains {"id": "b-second", "uses": "test.fail", "args": {"v": 2}}
+run contains {"id": "a-third", "uses": "test.echo", "args": {"v": 3}}
+"#;
+    let h = harness(&format!("sequential := true\n{entries}"));
+    assert!(h.policies.sequential());
+    let report = h.run().await;
+    let got: Vec<(&str, Status)> = report.actions.iter().map(|a| (a.id.as_str(), a.status)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("z-first", Status::Succeeded),
+            ("b-second", Status::Failed),
+            ("a-third", Status::Skipped)
+        ]
+    );
+    assert!(report.actions[2].error.as_deref().unwrap().contains("sequential"));
+    assert_eq!(h.calls.load(Ordering::SeqCst), 2);
+
+    let concurrent = harness(entries);
+    let report = concurrent.run().await;
+    assert_eq!(concurrent.calls.load(Ordering::SeqCst), 3);
+    assert!(report.actions.iter().all(|a| a.status != Status::Skipped));
+}
+
+/// Every attribute has an id; one key may hold several attributes; a commit
+/// carrying an id replaces that attribute where it stands; the commits in
+/// `input.called` carry the ids they were written with, with the entry's
+/// `name`, `force` and `abort`.
+#[tokio::test]
+async fn attributes_are_identified_by_id() {
+    let h = harness(
+        r#"
+run contains {"id": "two", "name": "twice", "uses": "test.echo", "force": true, "commit": [
+    {"key": "ioc", "value": "a"},
+    {"key": "ioc", "value": "b"},
+]}
+run contains {"id": "replace", "uses": "test.echo", "commit": [{"id": c.commit[0].id, "key": "ioc", "value": "A"}]} if {
+    some c in input.called
+    c.id == "two"
+    c.name == "twice"
+    c.force == true
+    c.abort == false
+}
+"#,
+    );
+    let report = h.run().await;
+    let iocs: Vec<&Value> = report
+        .alert
+        .attrs
+        .iter()
+        .filter(|a| a.key == "ioc")
+        .map(|a| &a.value)
+        .collect();
+    assert_eq!(iocs, vec![&json!("A"), &json!("b")]);
+    assert!(report.alert.attrs.iter().all(|a| a.id.is_some()));
+    // Derived ids are stable: the same workflow again gives the same ones.
+    let again = h.run().await;
+    let ids = |r: &WorkflowReport| -> Vec<Option<String>> { r.alert.attrs.iter().map(|a| a.id.clone()).collect() };
+    assert_eq!(ids(&report), ids(&again));
 }

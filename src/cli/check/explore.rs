@@ -73,8 +73,12 @@ pub async fn explore_entries(
     })
 }
 
-/// The problems a run finds in a produced entry: its action, its arguments.
+/// The problems a run finds in a produced entry: its action, its arguments
+/// (a commit-only entry runs no action).
 fn check_record(registry: &Registry, record: &ActionRecord) -> Option<String> {
+    if record.uses.is_empty() {
+        return None;
+    }
     // Secret arguments are redacted in records: a string, as a literal would be.
     let known: BTreeMap<&str, Known<'_>> = record.args.iter().map(|(k, v)| (k.as_str(), Known::Value(v))).collect();
     match registry.check(&record.id, &record.uses, &known) {

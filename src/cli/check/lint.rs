@@ -13,7 +13,7 @@ use regorus::unstable::{Expr, Literal, Ref, Rule, RuleHead, Span};
 use serde_json::{Map, Value};
 
 use crate::action::{Known, Registry};
-use crate::policy::{new_engine, with_escape_functions, PolicyError, PolicyFile};
+use crate::policy::{new_engine, parse_commit_path, with_escape_functions, PolicyError, PolicyFile};
 
 /// One problem, at a place in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl std::fmt::Display for Finding {
 }
 
 /// The fields of a `run` entry.
-const ENTRY_FIELDS: &[&str] = &["id", "uses", "args", "force", "abort", "commit"];
+const ENTRY_FIELDS: &[&str] = &["id", "name", "uses", "args", "force", "abort", "commit"];
 /// The fields of a commit spec.
 const COMMIT_FIELDS: &[&str] = &["key", "path", "value", "id", "type", "persist", "ttl", "op"];
 
@@ -136,11 +136,6 @@ fn check_entry(fields: &Fields, registry: &Registry) -> Vec<String> {
             }
         }
     }
-    if field(fields, "id").is_none() {
-        problems.push(format!(
-            "{label}: no `id`: give the entry an id, unique per alert, e.g. \"id\": \"notify\""
-        ));
-    }
     for flag in ["force", "abort"] {
         if let Some(value) = field(fields, flag).and_then(|v| literal(&v)) {
             if !value.is_boolean() {
@@ -152,9 +147,12 @@ fn check_entry(fields: &Fields, registry: &Registry) -> Vec<String> {
         problems.extend(check_commits(&commit).into_iter().map(|p| format!("{label}: {p}")));
     }
     let Some(uses) = field(fields, "uses") else {
-        problems.push(format!(
-            "{label}: no `uses`: name the action to run, e.g. \"uses\": \"http.fetch\""
-        ));
+        // Commit-only and abort-only entries (AlertChain's) run no action.
+        if field(fields, "commit").is_none() && field(fields, "abort").is_none() {
+            problems.push(format!(
+                "{label}: no `uses`, `commit` or `abort`: the entry does nothing; name the action to run, e.g. \"uses\": \"http.fetch\""
+            ));
+        }
         return problems;
     };
     let Some(uses) = literal(&uses).and_then(|v| v.as_str().map(str::to_string)) else {
@@ -229,9 +227,9 @@ fn check_commits(commit: &Expr) -> Vec<String> {
             problems.push(at("needs `path` (JSONPath into the result) or `value`".to_string()));
         }
         if let Some(Value::String(path)) = get("path").and_then(|p| literal(&p)) {
-            if let Err(err) = serde_json_path::JsonPath::parse(&path) {
+            if let Err(err) = parse_commit_path(&path) {
                 problems.push(at(format!(
-                    "`path` {path:?} is not JSONPath ({err}): start it with `$`, e.g. \"$.body.country\""
+                    "`path` {path:?} is not JSONPath ({err}): e.g. \"$.body.country\" (or \"body.country\", from the root)"
                 )));
             }
         }

@@ -70,7 +70,7 @@ run contains {"id": "slack", "uses": "slack.post", "args": {"text": "hi"}}
 run contains {"id": "bare"}
 
 run contains {"id": "commits", "uses": "http.fetch", "args": {"url": "u"}, "commit": [
-	{"key": "a", "path": "body.country"},
+	{"key": "a", "path": "body["},
 	{"key": "b", "value": 1, "op": "sum"},
 	{"key": "c", "value": 1, "ttl": "1h"},
 ]}
@@ -114,13 +114,13 @@ run contains {"id": "typo", "uses": "http.fetch", "args": {"url": "u"}, "forse":
         7,
         &["arguments `secret_webhook_url` and `secret_token`: give exactly one of them (0 given)"],
     );
-    has(9, &["run entry \"bare\": no `uses`", "name the action"]);
+    has(
+        9,
+        &["run entry \"bare\": no `uses`, `commit` or `abort`", "name the action"],
+    );
     has(
         11,
-        &[
-            "commit[0]: `path` \"body.country\" is not JSONPath",
-            "start it with `$`",
-        ],
+        &["commit[0]: `path` \"body[\" is not JSONPath", "\"$.body.country\""],
     );
     has(11, &["commit[1]: `op` \"sum\" is not set or add"]);
     has(11, &["commit[2]: `ttl` must be a whole number of seconds (got \"1h\")"]);
@@ -150,4 +150,21 @@ run contains res if {
         "{}",
         shown[0]
     );
+}
+
+/// AlertChain's entry forms pass `check` as they pass a run: no `id`, a
+/// `name`, commit-only and abort-only entries, paths without `$`.
+#[test]
+fn alertchain_entry_forms_pass() {
+    let shown = findings(
+        r#"package action
+
+run contains {"uses": "http.fetch", "name": "lookup", "args": {"url": "https://x"}, "commit": [{"key": "c", "path": "body.country"}]}
+
+run contains {"commit": [{"key": "seen", "value": true}]}
+
+run contains {"abort": true}
+"#,
+    );
+    assert!(shown.is_empty(), "{shown:#?}");
 }

@@ -65,6 +65,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     for finding in &explored.unreached {
         eprintln!("note: {finding}");
     }
+    if !production.has_action_policy() {
+        eprintln!("note: no action policy (`package action`): alerts are decided, and nothing runs");
+    }
     let problems = findings.len() + explored.problems.len();
     if problems > 0 {
         eprintln!("{problems} problem(s) in run entries");
