@@ -222,7 +222,8 @@ async fn jira_create_issue_and_comment_use_rest_v3_with_adf() {
     .unwrap();
     assert_eq!(
         created,
-        json!({"id": "10001", "key": "SEC-42", "url": format!("{base}/browse/SEC-42")})
+        json!({"id": "10001", "key": "SEC-42", "url": format!("{base}/browse/SEC-42"),
+            "self": "https://acme.atlassian.net/rest/api/3/issue/10001"})
     );
     let comment = run(
         "jira.add_comment",
@@ -299,7 +300,8 @@ async fn github_issue_and_comment_use_the_rest_api_headers() {
     .unwrap();
     assert_eq!(
         issue,
-        json!({"number": 7, "id": 99, "url": "https://github.com/acme/sec/issues/7"})
+        json!({"number": 7, "id": 99, "url": "https://github.com/acme/sec/issues/7",
+            "html_url": "https://github.com/acme/sec/issues/7", "state": null, "title": null})
     );
     let comment = run(
         "github.create_comment",
@@ -346,7 +348,8 @@ async fn opsgenie_create_alert_uses_genie_key_and_alias() {
     .unwrap();
     assert_eq!(
         result,
-        json!({"request_id": "43a29c5c-3dbf-4fa4-9c26-f4f71023e120", "result": "Request will be processed"})
+        json!({"request_id": "43a29c5c-3dbf-4fa4-9c26-f4f71023e120", "requestId": "43a29c5c-3dbf-4fa4-9c26-f4f71023e120",
+            "took": 0.302, "result": "Request will be processed"})
     );
     let request = only(&server);
     assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/v2/alerts"));
@@ -526,6 +529,15 @@ fn every_action(base: &str) -> Vec<(&'static str, Value)> {
             "openai.chat",
             json!({"prompt": "p", "secret_api_key": "k", "base_url": base}),
         ),
+        (
+            "jira.add_attachment",
+            json!({"issue": "SEC-1", "file_name": "a.json", "data": "{}", "secret_api_token": "t", "base_url": base}),
+        ),
+        ("chatgpt.query", json!({"secret_api_key": "k", "base_url": base})),
+        (
+            "github.add_comment",
+            json!({"owner": "o", "repo": "r", "issue_number": 1, "secret_token": "t", "base_url": base}),
+        ),
     ]
 }
 
@@ -589,6 +601,10 @@ async fn json_apis_reject_invalid_json() {
             "virustotal.lookup" => {
                 let err = outcome.expect_err(uses);
                 assert!(err.to_string().contains("without data.attributes"), "{err}");
+            }
+            "jira.add_attachment" => {
+                let err = outcome.expect_err(uses);
+                assert!(err.to_string().contains("not a list of attachments"), "{err}");
             }
             _ => {
                 let err = outcome.expect_err(uses);

@@ -97,5 +97,10 @@ pub trait Action: Send + Sync {
     fn rules(&self) -> &'static [ArgRule] {
         &[]
     }
+    /// Other names of arguments, `(other, declared)`: AlertChain's, so its
+    /// policies run unchanged. A run sees only the declared names.
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>>;
 }

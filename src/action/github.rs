@@ -1,5 +1,8 @@
-//! `github.create_issue` / `github.create_comment`: GitHub REST API with a
-//! bearer token and the documented media type and API version headers.
+//! `github.create_issue` / `github.create_comment` (also AlertChain's
+//! `github.add_comment`): GitHub REST API with the documented media type and
+//! API version headers, authenticated by a token (`secret_token`) or as a
+//! GitHub App installation (AlertChain's `app_id`, `install_id`,
+//! `secret_private_key`).
 
 use futures::future::BoxFuture;
 use reqwest::Method;
@@ -20,14 +23,44 @@ fn body(call: &ActionCall<'_>) -> String {
         None => clip(&summary(call.alert, Markup::Markdown), MAX_BODY),
     }
 }
-use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use super::github_app::{installation_token, AppCredentials};
+use super::{Action, ActionCall, ActionError, ArgKind, ArgRule, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
 const API_VERSION: &str = "2022-11-28";
 
-fn request(call: &ActionCall<'_>, url: String, body: Value) -> Result<HttpRequest, ActionError> {
+/// A token, or the three App credentials.
+const AUTH_RULES: &[ArgRule] = &[
+    ArgRule::ExactlyOne(&["secret_token", "secret_private_key"]),
+    ArgRule::Requires("secret_private_key", "app_id"),
+    ArgRule::Requires("secret_private_key", "install_id"),
+];
+
+/// The token to send: the policy's, or the App installation's.
+async fn token(client: &HttpClient, base: &str, call: &ActionCall<'_>) -> Result<String, ActionError> {
+    if call.str_arg("secret_token").is_some() {
+        return Ok(secret(call, "secret_token")?.to_string());
+    }
+    let whole = |arg: &str| {
+        call.args
+            .get(arg)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ActionError::BadArg {
+                arg: arg.to_string(),
+                reason: "must be a positive whole number".to_string(),
+            })
+    };
+    let credentials = AppCredentials {
+        app_id: whole("app_id")?,
+        install_id: whole("install_id")?,
+        private_key_pem: secret(call, "secret_private_key")?,
+    };
+    installation_token(client, base, &credentials, call.deadline).await
+}
+
+fn request(call: &ActionCall<'_>, token: &str, url: String, body: Value) -> Result<HttpRequest, ActionError> {
     Ok(HttpRequest::new(Method::POST, url)
-        .secret_header("authorization", &format!("Bearer {}", secret(call, "secret_token")?))
+        .secret_header("authorization", &format!("Bearer {token}"))
         .header("accept", "application/vnd.github+json")
         .header("x-github-api-version", API_VERSION)
         .json(body)
@@ -56,7 +89,18 @@ impl CreateIssue {
 const ISSUE_ARGS: &[ArgSpec] = &[
     ArgSpec::required("owner", ArgKind::String, "repository owner"),
     ArgSpec::required("repo", ArgKind::String, "repository name"),
-    ArgSpec::required("secret_token", ArgKind::Secret, "token with issues: write"),
+    ArgSpec::optional("secret_token", ArgKind::Secret, "token with issues: write"),
+    ArgSpec::optional(
+        "app_id",
+        ArgKind::Whole,
+        "GitHub App id (with install_id and secret_private_key)",
+    ),
+    ArgSpec::optional("install_id", ArgKind::Whole, "the App's installation id"),
+    ArgSpec::optional(
+        "secret_private_key",
+        ArgKind::Secret,
+        "the App's private key, PEM (PKCS#1 as GitHub gives it, or PKCS#8)",
+    ),
     ArgSpec::optional("title", ArgKind::String, "issue title (default `[severity] title`)"),
     ArgSpec::optional(
         "body",
@@ -64,6 +108,7 @@ const ISSUE_ARGS: &[ArgSpec] = &[
         "issue body, Markdown (default: a summary of the alert)",
     ),
     ArgSpec::optional("labels", ArgKind::StringList, "labels"),
+    ArgSpec::optional("assignee", ArgKind::String, "login of the assignee"),
     BASE_URL,
     TIMEOUT,
 ];
@@ -77,6 +122,10 @@ impl Action for CreateIssue {
         ISSUE_ARGS
     }
 
+    fn rules(&self) -> &'static [ArgRule] {
+        AUTH_RULES
+    }
+
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let (owner, repo) = repo(&call)?;
@@ -88,10 +137,26 @@ impl Action for CreateIssue {
             if !labels.is_empty() {
                 body["labels"] = json!(labels);
             }
-            let url = url_with(&base_url(&call, Some(&self.base))?, &["repos", owner, repo, "issues"])?;
-            let response = self.client.send(request(&call, url, body)?, call.deadline).await?;
+            if let Some(assignee) = call.str_arg("assignee") {
+                plain_name("assignee", assignee)?;
+                body["assignees"] = json!([assignee]);
+            }
+            let base = base_url(&call, Some(&self.base))?;
+            let token = token(&self.client, &base, &call).await?;
+            let url = url_with(&base, &["repos", owner, repo, "issues"])?;
+            let response = self
+                .client
+                .send(request(&call, &token, url, body)?, call.deadline)
+                .await?;
             let issue = json_object("GitHub", &response)?;
-            Ok(json!({"number": issue.get("number"), "id": issue.get("id"), "url": issue.get("html_url")}))
+            Ok(json!({
+                "number": issue.get("number"),
+                "id": issue.get("id"),
+                "url": issue.get("html_url"),
+                "html_url": issue.get("html_url"),
+                "state": issue.get("state"),
+                "title": issue.get("title"),
+            }))
         })
     }
 }
@@ -111,7 +176,18 @@ const COMMENT_ARGS: &[ArgSpec] = &[
     ArgSpec::required("owner", ArgKind::String, "repository owner"),
     ArgSpec::required("repo", ArgKind::String, "repository name"),
     ArgSpec::required("issue_number", ArgKind::Whole, "issue or pull request number"),
-    ArgSpec::required("secret_token", ArgKind::Secret, "token with issues: write"),
+    ArgSpec::optional("secret_token", ArgKind::Secret, "token with issues: write"),
+    ArgSpec::optional(
+        "app_id",
+        ArgKind::Whole,
+        "GitHub App id (with install_id and secret_private_key)",
+    ),
+    ArgSpec::optional("install_id", ArgKind::Whole, "the App's installation id"),
+    ArgSpec::optional(
+        "secret_private_key",
+        ArgKind::Secret,
+        "the App's private key, PEM (PKCS#1 as GitHub gives it, or PKCS#8)",
+    ),
     ArgSpec::optional(
         "body",
         ArgKind::String,
@@ -130,6 +206,10 @@ impl Action for CreateComment {
         COMMENT_ARGS
     }
 
+    fn rules(&self) -> &'static [ArgRule] {
+        AUTH_RULES
+    }
+
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let (owner, repo) = repo(&call)?;
@@ -143,13 +223,15 @@ impl Action for CreateComment {
                 })?;
             let body = json!({"body": body(&call)});
             let number = number.to_string();
-            let url = url_with(
-                &base_url(&call, Some(&self.base))?,
-                &["repos", owner, repo, "issues", &number, "comments"],
-            )?;
-            let response = self.client.send(request(&call, url, body)?, call.deadline).await?;
+            let base = base_url(&call, Some(&self.base))?;
+            let token = token(&self.client, &base, &call).await?;
+            let url = url_with(&base, &["repos", owner, repo, "issues", &number, "comments"])?;
+            let response = self
+                .client
+                .send(request(&call, &token, url, body)?, call.deadline)
+                .await?;
             let comment = json_object("GitHub", &response)?;
-            Ok(json!({"id": comment.get("id"), "url": comment.get("html_url")}))
+            Ok(json!({"id": comment.get("id"), "url": comment.get("html_url"), "html_url": comment.get("html_url")}))
         })
     }
 }

@@ -104,6 +104,10 @@ impl Action for Fetch {
         FETCH_ARGS
     }
 
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        &[("data", "body"), ("header", "headers")]
+    }
+
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let method_name = call.str_arg("method").unwrap_or("GET").to_ascii_uppercase();

@@ -1,6 +1,8 @@
-//! `jira.create_issue` / `jira.add_comment`: Jira REST API v3. Basic auth
-//! with `email` + API token (Jira Cloud), or a bearer personal access token
-//! (Data Center) when no email is given. Text goes in Atlassian Document Format.
+//! `jira.create_issue` / `jira.add_comment` / `jira.add_attachment`: Jira
+//! REST API v3. Basic auth with `email` + API token (Jira Cloud), or a
+//! bearer personal access token (Data Center) when no email is given. Text
+//! goes in Atlassian Document Format. AlertChain's argument names (`user`,
+//! `secret_token`, `issue_id`, `account_id`) are accepted.
 
 use data_encoding::BASE64;
 use futures::future::BoxFuture;
@@ -11,7 +13,7 @@ use super::render::{clean, clip, headline, line, summary, Markup};
 use super::vendor::base_url;
 use super::vendor::{json_object, plain_name, secret, string_list, url_with, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
-use crate::http::{HttpClient, HttpRequest};
+use crate::http::{HttpClient, HttpRequest, RequestBody};
 
 /// Plain text as an ADF document: one paragraph per line.
 fn adf(text: &str) -> Value {
@@ -38,6 +40,13 @@ fn authorized(call: &ActionCall<'_>, request: HttpRequest) -> Result<HttpRequest
         None => request.secret_header("authorization", &format!("Bearer {token}")),
     })
 }
+
+/// AlertChain's names of the shared arguments.
+const ALIASES: &[(&str, &str)] = &[
+    ("user", "email"),
+    ("secret_token", "secret_api_token"),
+    ("issue_id", "issue"),
+];
 
 pub struct CreateIssue {
     client: HttpClient,
@@ -71,6 +80,8 @@ const CREATE_ARGS: &[ArgSpec] = &[
         ArgKind::String,
         "site URL, e.g. https://acme.atlassian.net (or JIRA_BASE_URL)",
     ),
+    ACCOUNT_ID,
+    ArgSpec::optional("assignee", ArgKind::String, "assignee's account id"),
     TIMEOUT,
 ];
 
@@ -81,6 +92,10 @@ impl Action for CreateIssue {
 
     fn args(&self) -> &'static [ArgSpec] {
         CREATE_ARGS
+    }
+
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        ALIASES
     }
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
@@ -99,6 +114,12 @@ impl Action for CreateIssue {
             if !labels.is_empty() {
                 fields["labels"] = json!(labels);
             }
+            if let Some(reporter) = call.str_arg("account_id") {
+                fields["reporter"] = json!({"id": reporter});
+            }
+            if let Some(assignee) = call.str_arg("assignee") {
+                fields["assignee"] = json!({"id": assignee});
+            }
             let url = url_with(&base, &["rest", "api", "3", "issue"])?;
             let request = HttpRequest::new(Method::POST, url)
                 .header("accept", "application/json")
@@ -107,7 +128,9 @@ impl Action for CreateIssue {
             let response = self.client.send(authorized(&call, request)?, call.deadline).await?;
             let created = json_object("Jira", &response)?;
             let key = created.get("key").and_then(Value::as_str).unwrap_or_default();
-            Ok(json!({"id": created.get("id"), "key": key, "url": format!("{base}/browse/{key}")}))
+            Ok(
+                json!({"id": created.get("id"), "key": key, "self": created.get("self"), "url": format!("{base}/browse/{key}")}),
+            )
         })
     }
 }
@@ -137,8 +160,17 @@ const COMMENT_ARGS: &[ArgSpec] = &[
         "comment text (default: a summary of the alert)",
     ),
     ArgSpec::optional("base_url", ArgKind::String, "site URL (or JIRA_BASE_URL)"),
+    ACCOUNT_ID,
     TIMEOUT,
 ];
+
+/// AlertChain's `account_id`: the reporter of a new issue; elsewhere Jira
+/// takes the author from the credentials.
+const ACCOUNT_ID: ArgSpec = ArgSpec::optional(
+    "account_id",
+    ArgKind::String,
+    "account id: the reporter of a new issue (elsewhere the author is the token's)",
+);
 
 impl Action for AddComment {
     fn uses(&self) -> &'static str {
@@ -147,6 +179,10 @@ impl Action for AddComment {
 
     fn args(&self) -> &'static [ArgSpec] {
         COMMENT_ARGS
+    }
+
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        ALIASES
     }
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
@@ -167,6 +203,97 @@ impl Action for AddComment {
             let response = self.client.send(authorized(&call, request)?, call.deadline).await?;
             let created = json_object("Jira", &response)?;
             Ok(json!({"id": created.get("id"), "issue": issue}))
+        })
+    }
+}
+
+pub struct AddAttachment {
+    client: HttpClient,
+    base: Option<String>,
+}
+
+impl AddAttachment {
+    pub fn new(client: HttpClient, base: Option<String>) -> AddAttachment {
+        AddAttachment { client, base }
+    }
+}
+
+const ATTACHMENT_ARGS: &[ArgSpec] = &[
+    ArgSpec::required("issue", ArgKind::String, "issue key or id, e.g. SEC-42"),
+    ArgSpec::required("file_name", ArgKind::String, "the attachment's file name"),
+    ArgSpec::required(
+        "data",
+        ArgKind::String,
+        "the file's content (text, e.g. input.alert.raw)",
+    ),
+    ArgSpec::required(
+        "secret_api_token",
+        ArgKind::Secret,
+        "API token (with `email`) or personal access token",
+    ),
+    ArgSpec::optional("email", ArgKind::String, "account email for basic auth (Jira Cloud)"),
+    ArgSpec::optional("base_url", ArgKind::String, "site URL (or JIRA_BASE_URL)"),
+    ACCOUNT_ID,
+    TIMEOUT,
+];
+
+/// The multipart boundary: fixed, and checked absent from the content.
+const BOUNDARY: &str = "alert-responder-attachment-7f3a9c";
+
+impl Action for AddAttachment {
+    fn uses(&self) -> &'static str {
+        "jira.add_attachment"
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        ATTACHMENT_ARGS
+    }
+
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        ALIASES
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let issue = call.str_arg("issue").unwrap_or_default();
+            plain_name("issue", issue)?;
+            let file_name = call.str_arg("file_name").unwrap_or_default();
+            if file_name.is_empty() || file_name.contains(['"', '\r', '\n', '/', '\\']) {
+                return Err(ActionError::BadArg {
+                    arg: "file_name".to_string(),
+                    reason: "must be a plain file name (no quotes, slashes or line breaks)".to_string(),
+                });
+            }
+            let data = call.str_arg("data").unwrap_or_default();
+            if data.contains(BOUNDARY) {
+                return Err(ActionError::BadArg {
+                    arg: "data".to_string(),
+                    reason: "contains the multipart boundary".to_string(),
+                });
+            }
+            let body = format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{data}\r\n--{BOUNDARY}--\r\n"
+            );
+            let url = url_with(
+                &base_url(&call, self.base.as_deref())?,
+                &["rest", "api", "3", "issue", issue, "attachments"],
+            )?;
+            let mut request = HttpRequest::new(Method::POST, url)
+                .header("accept", "application/json")
+                .header("x-atlassian-token", "no-check")
+                .header("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))
+                .timeout(super::http::timeout_arg(&call));
+            request.body = Some(RequestBody::Bytes(body.into_bytes()));
+            let response = self.client.send(authorized(&call, request)?, call.deadline).await?;
+            // Jira answers with the list of attachments created.
+            match &response.body {
+                Value::Array(_) => Ok(response.body.clone()),
+                _ => Err(ActionError::Failed {
+                    transient: false,
+                    message: "Jira's answer is not a list of attachments".to_string(),
+                    result: Some(response.to_result()),
+                }),
+            }
         })
     }
 }

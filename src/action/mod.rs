@@ -9,6 +9,7 @@
 mod args;
 mod contract;
 mod github;
+mod github_app;
 mod http;
 mod jira;
 mod openai;

@@ -1,5 +1,7 @@
 //! `openai.chat`: an OpenAI-compatible chat completion
 //! (`POST {base}/chat/completions`, bearer key) over a prompt and the alert.
+//! `chatgpt.query`: AlertChain's action, the completion's whole answer as
+//! its result (policies read `choices[0].message.content`).
 
 use futures::future::BoxFuture;
 use reqwest::Method;
@@ -90,13 +92,8 @@ impl Action for Chat {
                     body[arg] = value.clone();
                 }
             }
-            let url = url_with(&base_url(&call, Some(&self.base))?, &["chat", "completions"])?;
-            let request = HttpRequest::new(Method::POST, url)
-                .secret_header("authorization", &format!("Bearer {}", secret(&call, "secret_api_key")?))
-                .json(body)
-                .timeout(super::http::timeout_arg(&call));
-            let response = self.client.send(request, call.deadline).await?;
-            let answer = json_object("The chat completions API", &response)?;
+            let (answer, response) = complete(&self.client, &self.base, &call, body).await?;
+            let answer = &answer;
             let choice = answer
                 .get("choices")
                 .and_then(|c| c.get(0))
@@ -111,6 +108,83 @@ impl Action for Chat {
                 "model": answer.get("model").cloned().unwrap_or(Value::Null),
                 "usage": answer.get("usage").cloned().unwrap_or(Value::Null),
             }))
+        })
+    }
+}
+
+/// One completion: the answer as an object, and the response it came in.
+async fn complete(
+    client: &HttpClient,
+    base: &str,
+    call: &ActionCall<'_>,
+    body: Value,
+) -> Result<(serde_json::Map<String, Value>, crate::http::HttpResponse), ActionError> {
+    let url = url_with(&base_url(call, Some(base))?, &["chat", "completions"])?;
+    let request = HttpRequest::new(Method::POST, url)
+        .secret_header("authorization", &format!("Bearer {}", secret(call, "secret_api_key")?))
+        .json(body)
+        .timeout(super::http::timeout_arg(call));
+    let response = client.send(request, call.deadline).await?;
+    let answer = json_object("The chat completions API", &response)?.clone();
+    Ok((answer, response))
+}
+
+/// AlertChain's `chatgpt.query`.
+pub struct Query {
+    client: HttpClient,
+    base: String,
+}
+
+impl Query {
+    pub fn new(client: HttpClient, base: String) -> Query {
+        Query { client, base }
+    }
+}
+
+/// AlertChain's model.
+const QUERY_MODEL: &str = "gpt-4o";
+
+/// AlertChain's question when the policy asks none.
+const QUERY_PROMPT: &str = "Please analyze and summarize the given JSON-formatted security alert data, and \
+    suggest appropriate actions for the security administrator to respond to the alert.";
+
+const QUERY_ARGS: &[ArgSpec] = &[
+    ArgSpec::required("secret_api_key", ArgKind::Secret, "API key"),
+    ArgSpec::optional(
+        "prompt",
+        ArgKind::String,
+        "the question, sent alone (default: a request to analyse the alert, which is sent as untrusted data)",
+    ),
+    ArgSpec::optional("model", ArgKind::String, "model (default gpt-4o)"),
+    BASE_URL,
+    TIMEOUT,
+];
+
+impl Action for Query {
+    fn uses(&self) -> &'static str {
+        "chatgpt.query"
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        QUERY_ARGS
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            // As AlertChain: a prompt of the policy's replaces the default
+            // and goes alone; the default one comes with the alert's data —
+            // here in its own message, labelled untrusted.
+            let messages = match call.str_arg("prompt") {
+                Some(prompt) => vec![json!({"role": "user", "content": prompt})],
+                None => vec![
+                    json!({"role": "system", "content": format!("{DEFAULT_SYSTEM}{UNTRUSTED_NOTICE}")}),
+                    json!({"role": "user", "content": QUERY_PROMPT}),
+                    json!({"role": "user", "content": untrusted_alert(call.alert)}),
+                ],
+            };
+            let body = json!({"model": call.str_arg("model").unwrap_or(QUERY_MODEL), "messages": messages});
+            let (answer, _) = complete(&self.client, &self.base, &call, body).await?;
+            Ok(Value::Object(answer))
         })
     }
 }

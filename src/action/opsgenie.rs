@@ -52,6 +52,11 @@ const ARGS: &[ArgSpec] = &[
         "key/value details (default: the alert's attrs)",
     ),
     ArgSpec::optional("source", ArgKind::String, "source (default: the alert's source)"),
+    ArgSpec::optional(
+        "responders",
+        ArgKind::Any,
+        "teams, users, escalations or schedules to notify: [{\"type\": \"team\", \"name\": \"SecOps\"}] (AlertChain: `responder_teams`)",
+    ),
     BASE_URL,
     TIMEOUT,
 ];
@@ -74,6 +79,10 @@ impl Action for CreateAlert {
 
     fn args(&self) -> &'static [ArgSpec] {
         ARGS
+    }
+
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        &[("responder_teams", "responders")]
     }
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
@@ -103,7 +112,7 @@ impl Action for CreateAlert {
                         .collect::<Map<String, Value>>(),
                 ),
             };
-            let body = json!({
+            let mut body = json!({
                 "message": clip(&line(call.str_arg("message").unwrap_or(&alert.title)), 130),
                 "alias": clip(call.str_arg("alias").or(matano_alert_id(alert)).unwrap_or(&alert.id), 512),
                 "description": clip(&call.str_arg("description").map_or_else(|| summary(alert, Markup::Plain), clean), 15000),
@@ -112,6 +121,18 @@ impl Action for CreateAlert {
                 "details": details,
                 "source": call.str_arg("source").unwrap_or(if alert.source.is_empty() { "alert-responder" } else { &alert.source }),
             });
+            match call.args.get("responders") {
+                None | Some(Value::Null) => {}
+                Some(responders @ Value::Array(items)) if items.iter().all(Value::is_object) => {
+                    body["responders"] = responders.clone();
+                }
+                Some(_) => {
+                    return Err(ActionError::BadArg {
+                        arg: "responders".to_string(),
+                        reason: "must be an array of objects ({type, id, name or username})".to_string(),
+                    })
+                }
+            }
             let url = url_with(&base_url(&call, Some(&self.base))?, &["v2", "alerts"])?;
             let mut request = HttpRequest::new(Method::POST, url)
                 .secret_header(
@@ -124,7 +145,12 @@ impl Action for CreateAlert {
             request.retry_unsafe = true;
             let response = self.client.send(request, call.deadline).await?;
             let answer = json_object("Opsgenie", &response)?;
-            Ok(json!({"request_id": answer.get("requestId"), "result": answer.get("result")}))
+            Ok(json!({
+                "request_id": answer.get("requestId"),
+                "requestId": answer.get("requestId"),
+                "took": answer.get("took"),
+                "result": answer.get("result"),
+            }))
         })
     }
 }

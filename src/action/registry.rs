@@ -33,12 +33,16 @@ impl Registry {
         registry.register(pagerduty::Event::resolve(http.clone(), endpoints.pagerduty.clone()));
         registry.register(jira::CreateIssue::new(http.clone(), endpoints.jira.clone()));
         registry.register(jira::AddComment::new(http.clone(), endpoints.jira.clone()));
+        registry.register(jira::AddAttachment::new(http.clone(), endpoints.jira.clone()));
         registry.register(github::CreateIssue::new(http.clone(), endpoints.github.clone()));
         registry.register(github::CreateComment::new(http.clone(), endpoints.github.clone()));
+        // AlertChain's templates name it so.
+        registry.alias("github.add_comment", "github.create_comment");
         registry.register(opsgenie::CreateAlert::new(http.clone(), endpoints.opsgenie.clone()));
         registry.register(virustotal::Lookup::new(http.clone(), endpoints.virustotal.clone()));
         registry.register(otx::Indicator::new(http.clone(), endpoints.otx.clone()));
-        registry.register(openai::Chat::new(http, endpoints.openai.clone()));
+        registry.register(openai::Chat::new(http.clone(), endpoints.openai.clone()));
+        registry.register(openai::Query::new(http, endpoints.openai.clone()));
         registry
     }
 
@@ -55,6 +59,14 @@ impl Registry {
 
     pub fn register(&mut self, action: impl Action + 'static) {
         self.actions.insert(action.uses(), Arc::new(action));
+    }
+
+    /// Makes `alias` another name of the action registered as `uses`
+    /// (AlertChain's names of our actions).
+    pub fn alias(&mut self, alias: &'static str, uses: &str) {
+        if let Some(action) = self.actions.get(uses).cloned() {
+            self.actions.insert(alias, action);
+        }
     }
 
     pub fn get(&self, uses: &str) -> Option<&Arc<dyn Action>> {
@@ -88,8 +100,44 @@ impl Registry {
             id: id.to_string(),
             uses: uses.to_string(),
         })?;
-        Ok((action, check_args(action.args(), action.rules(), args)))
+        let mut problems = Vec::new();
+        let mut declared = BTreeMap::new();
+        for (name, known) in args {
+            let canonical = canonical_name(action.aliases(), name);
+            if canonical != *name && args.contains_key(canonical) {
+                problems.push(ArgProblem {
+                    arg: format!("{name}/{canonical}"),
+                    problem: format!("`{name}` is AlertChain's name for `{canonical}`: give one of them"),
+                    fix: String::new(),
+                });
+            }
+            declared.insert(canonical, *known);
+        }
+        problems.extend(check_args(action.args(), action.rules(), &declared));
+        Ok((action, problems))
     }
+
+    /// `args` with every alias of the action renamed to its declared name.
+    pub fn canonical_args(&self, uses: &str, args: &Map<String, Value>) -> Map<String, Value> {
+        let Some(action) = self.get(uses) else {
+            return args.clone();
+        };
+        args.iter()
+            .map(|(name, value)| (canonical_name(action.aliases(), name).to_string(), value.clone()))
+            .collect()
+    }
+
+    /// Each name with the action it stands for (aliases included).
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &Arc<dyn Action>)> + '_ {
+        self.actions.iter().map(|(name, action)| (*name, action))
+    }
+}
+
+fn canonical_name<'a>(aliases: &'static [(&'static str, &'static str)], name: &'a str) -> &'a str {
+    aliases
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, declared)| declared)
 }
 
 #[cfg(test)]

@@ -37,7 +37,21 @@ const ARGS: &[ArgSpec] = &[
         ArgKind::Secret,
         "bot token (xoxb-…) for chat.postMessage",
     ),
-    ArgSpec::optional("channel", ArgKind::String, "channel id or name, with secret_token"),
+    ArgSpec::optional(
+        "channel",
+        ArgKind::String,
+        "channel id or name, with secret_token (legacy incoming webhooks honour it too)",
+    ),
+    ArgSpec::optional(
+        "body",
+        ArgKind::String,
+        "the message's section in the policy's own mrkdwn; with it, `text` is the notification text (AlertChain's)",
+    ),
+    ArgSpec::optional(
+        "color",
+        ArgKind::String,
+        "colour bar of the message, e.g. #2EB67D (sent as an attachment, AlertChain's)",
+    ),
     ArgSpec::optional(
         "text",
         ArgKind::String,
@@ -105,6 +119,10 @@ impl Action for Post {
         ARGS
     }
 
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        &[("secret_url", "secret_webhook_url")]
+    }
+
     fn rules(&self) -> &'static [ArgRule] {
         RULES
     }
@@ -112,14 +130,29 @@ impl Action for Post {
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
             let alert = call.alert;
-            let text = match call.str_arg("text") {
-                Some(text) => text.to_string(),
-                None => summary(alert, Markup::Slack),
+            // AlertChain's form: `body` is the section, `text` the
+            // notification text. Ours: `text` is the section.
+            let (section, notification) = match (call.str_arg("body"), call.str_arg("text")) {
+                (Some(body), text) => (
+                    body.to_string(),
+                    text.map_or_else(|| slack(&headline(alert)), str::to_string),
+                ),
+                (None, Some(text)) => (text.to_string(), slack(&headline(alert))),
+                (None, None) => (summary(alert, Markup::Slack), slack(&headline(alert))),
             };
-            let mut message = json!({"text": clip(&slack(&headline(alert)), 3000), "blocks": blocks(alert, &text)});
+            let blocks = blocks(alert, &section);
+            let mut message = match call.str_arg("color") {
+                Some(color) => {
+                    json!({"text": clip(&notification, 3000), "attachments": [{"color": color, "blocks": blocks}]})
+                }
+                None => json!({"text": clip(&notification, 3000), "blocks": blocks}),
+            };
             let timeout = super::http::timeout_arg(&call);
             match (call.str_arg("secret_webhook_url"), call.str_arg("secret_token")) {
                 (Some(webhook), None) => {
+                    if let Some(channel) = call.str_arg("channel") {
+                        message["channel"] = json!(channel);
+                    }
                     let request = HttpRequest::new(Method::POST, webhook).json(message).timeout(timeout);
                     let response = self.client.send(request, call.deadline).await?;
                     Ok(json!({"status": response.status, "body": response.body}))

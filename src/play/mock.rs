@@ -21,11 +21,19 @@ struct MockTable {
     lenient: bool,
 }
 
+/// What a mock takes from the real action it stands in for.
+struct Declaration {
+    uses: &'static str,
+    args: &'static [ArgSpec],
+    rules: &'static [ArgRule],
+    aliases: &'static [(&'static str, &'static str)],
+}
+
 /// The mocked registry of one scenario (or of `run --mocks`) and what its
 /// runs missed.
 pub struct MockedActions {
     table: Arc<Mutex<MockTable>>,
-    declarations: Vec<(&'static str, &'static [ArgSpec], &'static [ArgRule])>,
+    declarations: Vec<Declaration>,
 }
 
 impl MockedActions {
@@ -41,8 +49,13 @@ impl MockedActions {
         MockedActions {
             table: Arc::new(Mutex::new(table)),
             declarations: real
-                .names()
-                .filter_map(|uses| real.get(uses).map(|action| (uses, action.args(), action.rules())))
+                .entries()
+                .map(|(uses, action)| Declaration {
+                    uses,
+                    args: action.args(),
+                    rules: action.rules(),
+                    aliases: action.aliases(),
+                })
                 .collect(),
         }
     }
@@ -56,11 +69,12 @@ impl MockedActions {
     /// The same action names and declarations as the real registry, all mocked.
     pub fn registry(&self) -> Registry {
         let mut registry = Registry::default();
-        for (uses, args, rules) in &self.declarations {
+        for declaration in &self.declarations {
             registry.register(MockAction {
-                uses,
-                args,
-                rules,
+                uses: declaration.uses,
+                args: declaration.args,
+                rules: declaration.rules,
+                aliases: declaration.aliases,
                 table: self.table.clone(),
             });
         }
@@ -79,6 +93,7 @@ struct MockAction {
     uses: &'static str,
     args: &'static [ArgSpec],
     rules: &'static [ArgRule],
+    aliases: &'static [(&'static str, &'static str)],
     table: Arc<Mutex<MockTable>>,
 }
 
@@ -119,6 +134,9 @@ impl Action for MockAction {
     }
     fn rules(&self) -> &'static [ArgRule] {
         self.rules
+    }
+    fn aliases(&self) -> &'static [(&'static str, &'static str)] {
+        self.aliases
     }
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         let mock = self.take(call.action_id);

@@ -106,7 +106,15 @@ impl Executor<'_> {
             }
         }
         let transient = match action {
-            Some(action) => self.run(action.as_ref(), alert, request, deadline, &mut record).await,
+            Some(action) => {
+                // The action reads its declared argument names only.
+                let canonical = ActionRequest {
+                    args: self.registry.canonical_args(&request.uses, &request.args),
+                    ..request.clone()
+                };
+                self.run(action.as_ref(), alert, &canonical, deadline, &mut record)
+                    .await
+            }
             None => {
                 record.status = Status::Succeeded;
                 record.commits = commits(request, &Value::Null, alert);

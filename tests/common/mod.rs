@@ -310,6 +310,8 @@ pub async fn run_action(
     let registry = alert_responder::action::Registry::with_http(settings);
     let args: serde_json::Map<String, Value> = args.as_object().unwrap().clone();
     let action = registry.validate("test-action", uses, &args)?;
+    // As the workflow hands them: AlertChain's argument names renamed.
+    let args = registry.canonical_args(uses, &args);
     action
         .run(alert_responder::action::ActionCall {
             action_id: "test-action",
