@@ -36,6 +36,7 @@ pub enum InitError {
 /// The production policies of the configured source, on the configured engine.
 pub fn policies(config: &Config) -> Result<PolicySet, PolicyError> {
     Ok(PolicySet::load(&config.policies, config.policy_timeout)?
+        .with_prints(config.enable_print)
         .with_engine(config.policy_engine)
         .with_memory_budget(config.policy_memory))
 }

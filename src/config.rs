@@ -127,6 +127,9 @@ pub struct Config {
     pub http_timeout: Duration,
     /// Evaluate policies but execute no action.
     pub dry_run: bool,
+    /// Write the policies' `print()` output to stderr (`ENABLE_PRINT`,
+    /// `--enable-print`); otherwise it is logged at info.
+    pub enable_print: bool,
     /// Retries of a failed HTTP request (connect errors, 429, 5xx).
     pub http_max_retries: u32,
     /// Response bodies are cut at this size.
@@ -176,6 +179,7 @@ impl Default for Config {
             policy_engine: PolicyEngine::Vm,
             http_timeout: Duration::from_secs(10),
             dry_run: false,
+            enable_print: false,
             http_max_retries: 2,
             max_response_bytes: 1024 * 1024,
             http_allow_private: false,
@@ -282,6 +286,9 @@ impl Config {
         }
         if let Some(v) = get("DRY_RUN") {
             self.dry_run = parse_bool("DRY_RUN", &v)?;
+        }
+        if let Some(v) = get("ENABLE_PRINT") {
+            self.enable_print = parse_bool("ENABLE_PRINT", &v)?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ const DEFAULT_POLICY_DIR: &str = "policies";
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
     /// Directory of *.rego policies (recursively). Default: POLICY_DIR, else ./policies when it exists, else the starter kit bundled in the binary.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, short = 'd', value_name = "DIR")]
     pub policies: Option<PathBuf>,
 }
 

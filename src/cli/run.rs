@@ -21,9 +21,16 @@ pub struct RunArgs {
     pub input: Option<PathBuf>,
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Schema of an input that names none (an event, not a Matano alert
+    /// change); overrides DEFAULT_SCHEMA.
+    #[arg(long, short = 's', value_name = "SCHEMA")]
+    pub schema: Option<String>,
     /// Evaluate the policies but execute no action (outcomes say dry_run).
     #[arg(long)]
     pub dry_run: bool,
+    /// Write what the policies `print()` to stderr.
+    #[arg(long, short = 'p')]
+    pub enable_print: bool,
     /// Append outcomes to this file instead of printing them.
     #[arg(long, value_name = "FILE", conflicts_with = "sns")]
     pub out: Option<PathBuf>,
@@ -57,6 +64,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
     args.policies.apply(&mut config);
     config.dry_run |= args.dry_run;
+    config.enable_print |= args.enable_print;
+    if let Some(schema) = &args.schema {
+        config.schemas.default = schema.clone();
+    }
     config.policy_env.extend(args.env.iter().cloned());
     // stdout carries the outcomes: the source line goes to stderr.
     eprintln!("{}", policy_source_line(&config)?);

@@ -3,9 +3,9 @@
 use regex::Regex;
 
 use super::args::{policy_source_line, PolicyArgs};
-use crate::config::Config;
-use crate::policy::read_source;
+use crate::config::{Config, PolicySource};
 use crate::policy::unit_test::{TestSuite, Verdict};
+use crate::policy::{load_test_data, read_source};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestArgs {
@@ -28,7 +28,11 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
     args.policies.apply(&mut config);
     println!("{}", policy_source_line(&config)?);
     let filter = args.run.as_deref().map(Regex::new).transpose()?;
-    let suite = TestSuite::compile(read_source(&config.policies)?, config.policy_timeout)?;
+    let mut suite = TestSuite::compile(read_source(&config.policies)?, config.policy_timeout)?;
+    // Data files beside the policies, as `opa test` loads them.
+    if let PolicySource::Dir(dir) = &config.policies {
+        suite = suite.with_data(load_test_data(dir)?)?;
+    }
     let (results, coverage) = suite.run(
         |case| filter.as_ref().is_none_or(|re| re.is_match(case.name())),
         args.coverage,

@@ -39,6 +39,9 @@ pub struct Envelope {
     pub payload: Arc<Value>,
     /// The typed view of a Matano payload.
     pub matano: Option<MatanoAlertChange>,
+    /// Makes a payload seen again a new change rather than a redelivery
+    /// (`play` runs AlertChain's scenarios so: each event is a new alert).
+    pub occurrence: Option<String>,
 }
 
 impl Envelope {
@@ -47,7 +50,10 @@ impl Envelope {
     pub fn change_key(&self) -> String {
         match &self.matano {
             Some(change) => change.change_key(),
-            None => format!("{}/{}", self.schema, content_hash(&self.payload)),
+            None => match &self.occurrence {
+                Some(occurrence) => format!("{}/{}#{occurrence}", self.schema, content_hash(&self.payload)),
+                None => format!("{}/{}", self.schema, content_hash(&self.payload)),
+            },
         }
     }
 }
@@ -273,6 +279,7 @@ fn envelope_from_payload(
         attributes,
         payload: Arc::new(payload),
         matano,
+        occurrence: None,
     })
 }
 

@@ -17,8 +17,14 @@ struct MockTable {
     remaining: HashMap<String, VecDeque<MockResult>>,
     /// Runs that found no result, in words, until taken.
     misses: Vec<String>,
-    /// Answer `null` where no result is given (exploring, for `check`).
+    /// Answer `null` where no result is given (exploring, for `check`;
+    /// AlertChain's scenarios).
     lenient: bool,
+    /// Say so when answering `null` for want of a result (AlertChain's
+    /// scenarios: a warning, not a failure).
+    warn: bool,
+    /// Runs answered `null` for want of a result, in words, until taken.
+    warnings: Vec<String>,
 }
 
 /// What a mock takes from the real action it stands in for.
@@ -45,6 +51,8 @@ impl MockedActions {
                 .collect(),
             misses: Vec::new(),
             lenient: false,
+            warn: false,
+            warnings: Vec::new(),
         };
         MockedActions {
             table: Arc::new(Mutex::new(table)),
@@ -64,6 +72,29 @@ impl MockedActions {
     pub(super) fn lenient(self) -> MockedActions {
         self.table.lock().expect("not poisoned").lenient = true;
         self
+    }
+
+    /// As [`MockedActions::lenient`], noting each such run as a warning.
+    pub(super) fn lenient_with_warnings(self) -> MockedActions {
+        {
+            let mut table = self.table.lock().expect("not poisoned");
+            table.lenient = true;
+            table.warn = true;
+        }
+        self
+    }
+
+    /// Replaces the results still to give (AlertChain's per-event mocks).
+    pub(super) fn reset(&self, mocks: &BTreeMap<String, Vec<MockResult>>) {
+        self.table.lock().expect("not poisoned").remaining = mocks
+            .iter()
+            .map(|(key, results)| (key.clone(), results.iter().cloned().collect()))
+            .collect();
+    }
+
+    /// Runs answered `null` for want of a result since the last call.
+    pub(super) fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut self.table.lock().expect("not poisoned").warnings)
     }
 
     /// The same action names and declarations as the real registry, all mocked.
@@ -109,10 +140,17 @@ impl MockAction {
         let miss = match found {
             Some((_, Some(mock))) => return Ok(mock),
             _ if table.lenient => {
+                if table.warn {
+                    let note = format!(
+                        "no mocked result for action {action_id:?} ({}): it returned null",
+                        self.uses
+                    );
+                    table.warnings.push(note);
+                }
                 return Ok(MockResult {
                     result: None,
                     error: None,
-                })
+                });
             }
             Some((key, None)) => format!("the mocked results of {key:?} are used up (action {action_id:?})"),
             None => format!(

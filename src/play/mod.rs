@@ -32,15 +32,20 @@
 //! change order (a stale change is not acted on: `expect: {stale: true}`)
 //! and claims (a repeated change replays what ran).
 //!
-//! `scenario` is the file format, `mock` the mocked actions, `run` one
+//! `scenario` is the file format, `load` finds and reads the files
+//! (AlertChain's through `alertchain`), `mock` the mocked actions, `run` one
 //! scenario through `decide`, `expect` the checks.
 
+mod alertchain;
 mod expect;
+mod load;
 mod mock;
 mod report;
 mod run;
 mod scenario;
 
+pub use alertchain::alertchain_log;
+pub use load::{load_mocks, load_scenarios};
 pub use mock::MockedActions;
 pub use run::{explore, play};
-pub use scenario::{load_mocks, load_scenarios, Scenario};
+pub use scenario::Scenario;

@@ -70,6 +70,10 @@ pub struct ScenarioResult {
     pub passed: bool,
     /// Expectations not met and errors, in words.
     pub failures: Vec<Failure>,
+    /// What did not fail the scenario but should be known (an AlertChain
+    /// scenario's action that had no mocked result and returned null).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub events: Vec<EventResult>,
 }
 
@@ -89,10 +93,13 @@ pub struct EventResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertResult {
     pub id: String,
+    pub schema: String,
     pub title: String,
+    pub description: String,
     pub severity: String,
     pub source: String,
     pub namespace: String,
+    pub refs: Value,
     /// Attributes the first round saw (the alert policy's, and persisted ones).
     pub initial_attrs: Value,
     /// Attributes at the end, commits included.

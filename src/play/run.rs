@@ -33,7 +33,11 @@ pub async fn play(
     settings: &DecideSettings,
     routing: &SchemaRouting,
 ) -> ScenarioResult {
-    let mocks = MockedActions::new(declarations, &scenario.actions);
+    let mocks = match scenario.alertchain {
+        true => MockedActions::new(declarations, &scenario.actions).lenient_with_warnings(),
+        false => MockedActions::new(declarations, &scenario.actions),
+    };
+    let mut warnings = Vec::new();
     let state = scenario_state(scenario);
     let decider = scenario_decider(scenario, policies, &mocks, settings, state.clone());
     let mut failures = Vec::new();
@@ -42,6 +46,9 @@ pub async fn play(
     for (index, event) in scenario.events.iter().enumerate() {
         if let Some(advance) = event.advance {
             state.advance(advance.0);
+        }
+        if let Some(event_mocks) = &event.mocks {
+            mocks.reset(event_mocks);
         }
         let mut result = EventResult {
             index,
@@ -69,6 +76,7 @@ pub async fn play(
                 .into_iter()
                 .map(|message| Failure::Mock { index, message }),
         );
+        warnings.extend(mocks.take_warnings().into_iter().map(|w| format!("event {index}: {w}")));
         if let Some(expect) = &event.expect {
             failures.extend(
                 check_event_expectations(expect, result.stale, &reports[first_report..])
@@ -91,6 +99,7 @@ pub async fn play(
         title: scenario.title.clone(),
         passed: failures.is_empty(),
         failures,
+        warnings,
         events,
     }
 }
@@ -223,6 +232,9 @@ pub async fn explore(
             if let Some(advance) = event.advance {
                 state.advance(advance.0);
             }
+            if let Some(event_mocks) = &event.mocks {
+                mocks.reset(event_mocks);
+            }
             let decision = match event_envelope(scenario, index, event, routing) {
                 Err(error) => Err(error),
                 Ok(envelope) => decider
@@ -244,7 +256,7 @@ pub async fn explore(
 fn alert_result(report: &WorkflowReport) -> AlertResult {
     let mut rounds: Vec<RoundResult> = Vec::new();
     for action in &report.actions {
-        let entry = json!({
+        let mut entry = json!({
             "id": action.id,
             "uses": action.uses,
             "args": action.args,
@@ -253,6 +265,16 @@ fn alert_result(report: &WorkflowReport) -> AlertResult {
             "error": action.error,
             "commits": action.commits,
         });
+        // AlertChain's fields, where they say something.
+        if !action.name.is_empty() {
+            entry["name"] = json!(action.name);
+        }
+        if action.force {
+            entry["force"] = json!(true);
+        }
+        if action.abort {
+            entry["abort"] = json!(true);
+        }
         match rounds.last_mut() {
             Some(round) if round.seq == action.seq => round.actions.push(entry),
             _ => rounds.push(RoundResult {
@@ -263,10 +285,13 @@ fn alert_result(report: &WorkflowReport) -> AlertResult {
     }
     AlertResult {
         id: report.alert.id.clone(),
+        schema: report.alert.schema.clone(),
         title: report.alert.title.clone(),
+        description: report.alert.description.clone(),
         severity: report.alert.severity.clone(),
         source: report.alert.source.clone(),
         namespace: report.alert.namespace.clone(),
+        refs: serde_json::to_value(&report.alert.refs).expect("refs serialize"),
         initial_attrs: serde_json::to_value(&report.initial_attrs).expect("attrs serialize"),
         final_attrs: serde_json::to_value(&report.alert.attrs).expect("attrs serialize"),
         rounds,

@@ -30,6 +30,10 @@ pub struct Scenario {
     /// Where the scenario was loaded from (for relative `input_file`s).
     #[serde(skip)]
     pub path: PathBuf,
+    /// An AlertChain scenario: mocks per event, an action without a mocked
+    /// result returns null (with a warning), each event is a new alert.
+    #[serde(skip)]
+    pub alertchain: bool,
 }
 
 impl Scenario {
@@ -46,11 +50,13 @@ impl Scenario {
                 schema: None,
                 advance: None,
                 expect: None,
+                mocks: None,
             }],
             actions: BTreeMap::new(),
             expect: Expectations::default(),
             state: BTreeMap::new(),
             path: PathBuf::new(),
+            alertchain: false,
         }
     }
 }
@@ -78,6 +84,9 @@ pub struct ScenarioEvent {
     /// Expectations on this event alone.
     #[serde(default)]
     pub expect: Option<Expectations>,
+    /// Mocked results for this event alone (AlertChain's `actions`).
+    #[serde(skip)]
+    pub mocks: Option<BTreeMap<String, Vec<MockResult>>>,
 }
 
 /// A span of virtual time, written as seconds or with a unit.
@@ -175,93 +184,6 @@ pub enum ScenarioError {
     Load { path: String, reason: String },
 }
 
-/// Loads every `*.yaml`, `*.yml` and `*.json` below `dir`, sorted by path.
-pub fn load_scenarios(dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
-    let mut paths = Vec::new();
-    collect(dir, &mut paths).map_err(|err| ScenarioError::Load {
-        path: dir.display().to_string(),
-        reason: err.to_string(),
-    })?;
-    paths.sort();
-    if paths.is_empty() {
-        return Err(ScenarioError::Load {
-            path: dir.display().to_string(),
-            reason: "no scenario files (*.yaml, *.yml, *.json)".to_string(),
-        });
-    }
-    paths.iter().map(|p| load_scenario(p)).collect()
-}
-
-/// Mocked action results for `run --mocks`: the scenario `actions:` map
-/// (action id or `uses` → results in order), in YAML or JSON.
-pub fn load_mocks(path: &Path) -> Result<BTreeMap<String, Vec<MockResult>>, ScenarioError> {
-    let fail = |reason: String| ScenarioError::Load {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let mocks: BTreeMap<String, Vec<MockResult>> =
-        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(&text)).map_err(|e| {
-            fail(format!(
-                "at `{}`: {} (expected a map of action id or uses to a list of {{result, error}})",
-                e.path(),
-                e.inner()
-            ))
-        })?;
-    check_mocks(&mocks).map_err(fail)?;
-    Ok(mocks)
-}
-
-fn check_mocks(mocks: &BTreeMap<String, Vec<MockResult>>) -> Result<(), String> {
-    for (key, results) in mocks {
-        if let Some(i) = results.iter().position(|m| m.result.is_none() && m.error.is_none()) {
-            return Err(format!("{key}[{i}] needs `result` or `error`"));
-        }
-    }
-    Ok(())
-}
-
-fn load_scenario(path: &Path) -> Result<Scenario, ScenarioError> {
-    let fail = |reason: String| ScenarioError::Load {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let mut scenario: Scenario = if path.extension().is_some_and(|e| e == "json") {
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
-            .map_err(|e| fail(format!("at `{}`: {}", e.path(), e.inner())))?
-    } else {
-        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(&text))
-            .map_err(|e| fail(format!("at `{}`: {}", e.path(), e.inner())))?
-    };
-    if scenario.events.is_empty() {
-        return Err(fail("`events` is empty".to_string()));
-    }
-    if scenario.expect.stale.is_some() {
-        return Err(fail(
-            "`expect.stale` is about one event: give it under `events[i].expect`".to_string(),
-        ));
-    }
-    check_mocks(&scenario.actions).map_err(|reason| fail(format!("actions.{reason}")))?;
-    scenario.path = path.to_path_buf();
-    Ok(scenario)
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// The envelope of a scenario's event, ingested as production ingests it.
 pub(super) fn event_envelope(
     scenario: &Scenario,
@@ -304,6 +226,13 @@ pub(super) fn event_envelope(
         1 => ingested
             .pop()
             .expect("one")
+            .map(|mut envelope| {
+                // AlertChain: every event is a new alert, the same payload too.
+                if scenario.alertchain {
+                    envelope.occurrence = Some(index.to_string());
+                }
+                envelope
+            })
             .map_err(|rejected| rejected.error.to_string()),
         n => Err(format!("input holds {n} records; a scenario event is one message")),
     }

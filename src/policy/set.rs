@@ -55,6 +55,8 @@ pub struct PolicySet {
     /// `package action` exists (a directory of alert policies only decides
     /// alerts and runs nothing).
     has_action_policy: bool,
+    /// `print()` output to stderr (`--enable-print`) instead of the log.
+    show_prints: bool,
     /// A policy mentions `raw`: `input.alert.raw` is built.
     reads_raw: bool,
     /// `data.action.sequential` is true: a round's actions run one after
@@ -190,6 +192,7 @@ impl PolicySet {
             memory: DEFAULT_MEMORY,
             coverage: None,
             has_action_policy: true,
+            show_prints: false,
             reads_raw: true,
             sequential: false,
         })
@@ -208,6 +211,13 @@ impl PolicySet {
             .as_ref()
             .and_then(|lines| lines.lock().ok().map(|lines| lines.clone()))
             .unwrap_or_default()
+    }
+
+    /// Writes what `print()` prints to stderr (AlertChain's
+    /// `--enable-print`); otherwise it is logged at info.
+    pub fn with_prints(mut self, show: bool) -> PolicySet {
+        self.show_prints = show;
+        self
     }
 
     /// Sets how many bytes one evaluation may allocate.
@@ -344,7 +354,11 @@ impl PolicySet {
                 regorus::set_global_memory_limit(None);
                 self.collect_coverage(&engine);
                 for line in engine.take_prints().unwrap_or_default() {
-                    tracing::info!(rule, print = %line, "policy print");
+                    if self.show_prints {
+                        eprintln!("print: {line}");
+                    } else {
+                        tracing::info!(rule, print = %line, "policy print");
+                    }
                 }
                 result.map_err(|err| err.to_string())
             }

@@ -103,6 +103,16 @@ impl TestSuite {
         Ok(TestSuite { engine, cases })
     }
 
+    /// Adds `data` (the data files beside the policies) to every test.
+    pub fn with_data(mut self, data: serde_json::Value) -> Result<TestSuite, PolicyError> {
+        if data.as_object().is_some_and(|o| !o.is_empty()) {
+            self.engine
+                .add_data(regorus::Value::from(data))
+                .map_err(|err| PolicyError::Compile(format!("data files: {err}")))?;
+        }
+        Ok(self)
+    }
+
     pub fn cases(&self) -> &[TestCase] {
         &self.cases
     }

@@ -17,6 +17,10 @@ use lint::check_run_entries;
 pub struct CheckArgs {
     #[command(flatten)]
     pub policies: PolicyArgs,
+    /// Scenario file or directory to evaluate computed entries over (ours or
+    /// AlertChain's). Default: `scenarios/` in the policies' directory.
+    #[arg(long, short = 's', visible_alias = "scenario", value_name = "PATH")]
+    pub scenarios: Option<std::path::PathBuf>,
     /// Print every builtin function policies may call in this build, one per line, and exit.
     #[arg(long)]
     pub builtins: bool,
@@ -42,8 +46,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     PolicySet::compile(files, config.policy_timeout)?;
     let registry = app::registry(&config, None);
     let findings = check_run_entries(production_files.clone(), &registry)?;
-    let mut scenarios = match &config.policies {
-        PolicySource::Dir(dir) if dir.join("scenarios").is_dir() => load_scenarios(&dir.join("scenarios"))?,
+    let mut scenarios = match (&args.scenarios, &config.policies) {
+        (Some(path), _) => load_scenarios(path)?.scenarios,
+        (None, PolicySource::Dir(dir)) if dir.join("scenarios").is_dir() => {
+            load_scenarios(&dir.join("scenarios"))?.scenarios
+        }
         _ => Vec::new(),
     };
     scenarios.push(explore::sample_scenario(SAMPLE_CHANGE, config.policy_env.clone()));
