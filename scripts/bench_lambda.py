@@ -129,7 +129,7 @@ def peak_rss_kib(pid):
     return 0
 
 
-def run_once(binary, event, count, extra_env, timeout=600):
+def run_once(binary, event, count, extra_env, timeout=600, runner=None):
     api = RuntimeApi([event] * count)
     sns = FakeSns()
     for server in (api, sns):
@@ -150,7 +150,8 @@ def run_once(binary, event, count, extra_env, timeout=600):
         **extra_env,
     }
     started = time.perf_counter()
-    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [*runner.split(), binary] if runner else [binary]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         limit = time.perf_counter() + timeout
         # Wakes on the first poll; every 50 ms it checks the process is alive.
@@ -188,9 +189,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=31)
     parser.add_argument("--throughput", type=int, default=10_000)
     parser.add_argument("--rss-events", type=int, default=1_000)
+    # Another architecture's binaries under an emulator (`qemu-aarch64`):
+    # only the paired cold start, whose ratio is what means something there.
+    parser.add_argument("--runner")
+    parser.add_argument("--cold-start-only", action="store_true")
     args = parser.parse_args()
     event = open(args.event, "rb").read()
     ours_env = {"DRY_RUN": "true"}
+    runner_env = {"QEMU_LD_PREFIX": os.environ["QEMU_LD_PREFIX"]} if "QEMU_LD_PREFIX" in os.environ else {}
 
     def paired(count, key):
         """Ours and the bare binary started alternately, so that drift in
@@ -198,8 +204,8 @@ def main():
         median of the ratios of each pair."""
         ours, hello = [], []
         for _ in range(args.repeat):
-            ours.append(run_once(args.binary, event, count, ours_env)[key])
-            hello.append(run_once(args.hello, event, count, {})[key])
+            ours.append(run_once(args.binary, event, count, {**ours_env, **runner_env}, runner=args.runner)[key])
+            hello.append(run_once(args.hello, event, count, runner_env, runner=args.runner)[key])
         ratio = statistics.median(o / h for o, h in zip(ours, hello))
         return statistics.median(ours), statistics.median(hello), ratio
 
@@ -207,6 +213,10 @@ def main():
     figures["init_ms"], figures["hello_init_ms"], figures["init_ratio"] = paired(0, "first_poll_ms")
     (figures["first_event_ms"], figures["hello_first_event_ms"],
      figures["first_event_ratio"]) = paired(1, "done_ms")
+    if args.cold_start_only:
+        json.dump(figures, sys.stdout)
+        print()
+        return
     rss = run_once(args.binary, event, args.rss_events, ours_env)
     figures["peak_rss_mib_after_events"] = rss["peak_rss_kib"] / 1024
     figures["rss_events"] = args.rss_events

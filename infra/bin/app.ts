@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // Deploys AlertResponder next to Matano:
-//   cargo lambda build --release --arm64          (from the repository root)
+//   scripts/release                               (from the repository root: the tested zip)
 //   cd infra && npm ci && npx cdk deploy -c alertingTopicArn=arn:aws:sns:REGION:ACCOUNT:TOPIC
 // Optional context: webhookUrl, webhookStatus (filter: comma-separated statuses),
 // sourceTopics (further source topics: comma-separated TOPIC_ARN=schema),
-// codeDir (default ../target/lambda/alert-responder), alarmEmail is not used: pass alarmTopicArn.
+// code (a zip or a directory holding bootstrap; default: the release zip
+// target/release-artifacts/alert-responder-<version>-arm64.zip, else the
+// directory `cargo lambda build --release --arm64` writes, target/lambda/alert-responder),
+// alarmTopicArn.
 
 import * as fs from "fs";
 import * as path from "path";
@@ -12,6 +15,7 @@ import { App, CfnOutput, Stack } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { AlertResponder, WebhookSubscription } from "../lib/alert-responder";
+import { releaseZip } from "../lib/release-artifact";
 
 const app = new App();
 const context = (name: string): string | undefined => app.node.tryGetContext(name) ?? process.env[`ALERT_RESPONDER_${name.toUpperCase()}`];
@@ -20,9 +24,17 @@ const alertingTopicArn = context("alertingTopicArn");
 if (!alertingTopicArn) {
   throw new Error("set the Matano alerting topic: cdk deploy -c alertingTopicArn=arn:aws:sns:REGION:ACCOUNT:NAME");
 }
-const codeDir = path.resolve(__dirname, "../..", context("codeDir") ?? "../target/lambda/alert-responder");
-if (!fs.existsSync(path.join(codeDir, "bootstrap"))) {
-  throw new Error(`no bootstrap in ${codeDir}: run \`cargo lambda build --release --arm64\` first, or pass -c codeDir=DIR`);
+const repoRoot = path.resolve(__dirname, "../../..");
+const given = context("code") ?? context("codeDir");
+const code = given ? path.resolve(__dirname, "../..", given) : defaultCode();
+if (code.endsWith(".zip") ? !fs.existsSync(code) : !fs.existsSync(path.join(code, "bootstrap"))) {
+  throw new Error(`no function code at ${code}: run scripts/release (or \`cargo lambda build --release --arm64\`) first, or pass -c code=ZIP_OR_DIR`);
+}
+
+/** The release zip when scripts/release made one, else cargo lambda's output directory. */
+function defaultCode(): string {
+  const zip = releaseZip(repoRoot);
+  return fs.existsSync(zip) ? zip : path.join(repoRoot, "target", "lambda", "alert-responder");
 }
 
 const webhooks: WebhookSubscription[] = [];
@@ -50,7 +62,7 @@ const sourceTopics = (context("sourceTopics") ?? "")
 const stack = new Stack(app, context("stackName") ?? "AlertResponder");
 const responder = new AlertResponder(stack, "AlertResponder", {
   alertingTopicArn,
-  code: lambda.Code.fromAsset(codeDir),
+  code: lambda.Code.fromAsset(code),
   webhooks,
   sourceTopics,
   alarmTopic: context("alarmTopicArn") ? sns.Topic.fromTopicArn(stack, "AlarmTopic", context("alarmTopicArn")!) : undefined,

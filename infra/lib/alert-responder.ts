@@ -34,7 +34,7 @@ export interface SourceTopic {
 export interface AlertResponderProps {
   /** Matano's alerting topic (the AlertingSnsTopicArn output of the Matano stack). */
   readonly alertingTopicArn: string;
-  /** The function code: the directory `cargo lambda build --release --arm64` produced. */
+  /** The function code: the release zip `scripts/release` wrote (`lambda.Code.fromAsset(releaseZip(repoRoot))`), or the directory `cargo lambda build --release --arm64` produced. */
   readonly code: lambda.Code;
   readonly memorySize?: number;
   readonly timeout?: Duration;

@@ -51,8 +51,29 @@ pub async fn runtime_api_serving(events: Vec<Value>) -> TestServer {
     .await
 }
 
+/// The binary run in Lambda mode: this build's, or the one `LAMBDA_BINARY`
+/// names (the arm64 release artifact, `scripts/release --test`), started
+/// through `LAMBDA_BINARY_RUNNER` (e.g. `qemu-aarch64`) when that is set.
+pub fn lambda_command() -> Command {
+    let Some(binary) = std::env::var_os("LAMBDA_BINARY") else {
+        return Command::new(env!("CARGO_BIN_EXE_alert-responder"));
+    };
+    assert!(
+        std::path::Path::new(&binary).is_file(),
+        "LAMBDA_BINARY names no file: {binary:?}"
+    );
+    match std::env::var_os("LAMBDA_BINARY_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    }
+}
+
 pub fn lambda_process(api: &TestServer, env: &[(&str, &str)]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_alert-responder"));
+    let mut command = lambda_command();
     command
         .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "alert-responder")
