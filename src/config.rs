@@ -148,6 +148,8 @@ pub struct Config {
     pub claim_lease: Duration,
     /// Act on Matano changes older than one already processed.
     pub process_stale_changes: bool,
+    /// `BATCH_CONCURRENCY`: records of one SQS batch decided at a time.
+    pub batch_concurrency: usize,
 }
 
 /// A configuration value that could not be used.
@@ -164,6 +166,9 @@ pub enum ConfigError {
 const DEFAULT_MAX_ROUNDS: u32 = 32;
 const DEFAULT_MAX_ACTIONS: u32 = 64;
 const DEFAULT_SCHEMA: &str = "matano";
+/// Records of a batch are mostly waiting on vendors: a few at a time use
+/// the function's two vCPUs at most without piling on one namespace.
+const DEFAULT_BATCH_CONCURRENCY: usize = 4;
 
 impl Default for Config {
     fn default() -> Self {
@@ -190,6 +195,7 @@ impl Default for Config {
             state_table: None,
             claim_lease: Duration::from_secs(60),
             process_stale_changes: false,
+            batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
         }
     }
 }
@@ -289,6 +295,9 @@ impl Config {
         }
         if let Some(v) = get("ENABLE_PRINT") {
             self.enable_print = parse_bool("ENABLE_PRINT", &v)?;
+        }
+        if let Some(v) = get("BATCH_CONCURRENCY") {
+            self.batch_concurrency = parse_positive("BATCH_CONCURRENCY", &v)? as usize;
         }
         Ok(())
     }

@@ -8,20 +8,57 @@ use serde_json::Value;
 
 use crate::app::InitError;
 use crate::config::SchemaRouting;
-use crate::ingest::ingest_lambda_event;
-use crate::pipeline::{HandleError, Responder, Summary};
+use crate::ingest::{ingest_lambda_event, ingest_sqs_event, is_sqs_event};
+use crate::pipeline::{BatchResponse, HandleError, Responder, Summary};
 
 /// Time kept back from the invocation deadline to publish outcomes.
 const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
 
+/// What the handler needs besides the responder, read from `Config` at init.
+#[derive(Debug, Clone)]
+pub struct LambdaSettings {
+    pub routing: SchemaRouting,
+    /// Records of one SQS batch decided at a time.
+    pub batch_concurrency: usize,
+}
+
+/// What an invocation answers: SNS invocations their counts; SQS batches
+/// the records to deliver again (`ReportBatchItemFailures`).
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    Summary(Summary),
+    Batch(BatchResponse),
+}
+
+impl From<&str> for LambdaSettings {
+    /// A default schema, no topic mapping, the default batch concurrency.
+    fn from(default_schema: &str) -> LambdaSettings {
+        LambdaSettings {
+            routing: SchemaRouting::from(default_schema),
+            batch_concurrency: crate::config::Config::default().batch_concurrency,
+        }
+    }
+}
+
+impl Response {
+    /// The counts of an SNS invocation (a batch answers its failures instead).
+    pub fn summary(self) -> Option<Summary> {
+        match self {
+            Response::Summary(summary) => Some(summary),
+            Response::Batch(_) => None,
+        }
+    }
+}
+
 /// Serves invocations until the runtime stops.
-pub async fn serve(responder: Responder, routing: SchemaRouting) -> Result<(), lambda_runtime::Error> {
+pub async fn serve(responder: Responder, settings: LambdaSettings) -> Result<(), lambda_runtime::Error> {
     let responder = Arc::new(responder);
-    let routing = Arc::new(routing);
+    let settings = Arc::new(settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let responder = responder.clone();
-        let routing = routing.clone();
-        async move { handle(&responder, &routing, event).await }
+        let settings = settings.clone();
+        async move { handle(&responder, &settings, event).await }
     }))
     .await
 }
@@ -31,32 +68,46 @@ pub async fn serve(responder: Responder, routing: SchemaRouting) -> Result<(), l
 /// runtime's deserializer.
 pub async fn handle(
     responder: &Responder,
-    routing: &SchemaRouting,
+    settings: &LambdaSettings,
     event: LambdaEvent<Value>,
-) -> Result<Summary, HandleError> {
+) -> Result<Response, HandleError> {
     // lambda_runtime's "Lambda runtime invoke" span already carries requestId.
     let deadline = deadline_instant(event.context.deadline);
-    let records = ingest_lambda_event(&event.payload, routing);
-    let result = responder.handle(records, deadline).await;
     let function = event.context.env_config.function_name.as_str();
+    if is_sqs_event(&event.payload) {
+        let records = ingest_sqs_event(&event.payload, &settings.routing);
+        let handled = responder
+            .handle_batch(records, deadline, settings.batch_concurrency)
+            .await;
+        report(function, &Ok(&handled.summary), false);
+        for (item_id, cause) in &handled.causes {
+            tracing::warn!(item_id = %item_id, cause = %cause, "record left on the queue for a retry");
+        }
+        return Ok(Response::Batch(handled.response));
+    }
+    let records = ingest_lambda_event(&event.payload, &settings.routing);
+    let result = responder.handle(records, deadline).await;
+    let publish_failed = matches!(result, Err(HandleError::Publish(_)));
+    report(
+        function,
+        &result.as_ref().map_err(|e| e as &dyn std::fmt::Display),
+        publish_failed,
+    );
+    result.map(Response::Summary)
+}
+
+/// EMF metric lines and the invocation's log line.
+fn report(function: &str, result: &Result<&Summary, &dyn std::fmt::Display>, publish_failed: bool) {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let lines = match &result {
-        Ok(summary) => crate::metrics::emf_lines(function, summary, false, now_ms),
-        Err(err) => crate::metrics::emf_lines(
-            function,
-            &Summary::default(),
-            matches!(err, HandleError::Publish(_)),
-            now_ms,
-        ),
-    };
+    let summary = result.as_ref().copied().unwrap_or(&EMPTY);
     // EMF goes to stdout as whole lines, beside the JSON logs.
-    for line in lines {
+    for line in crate::metrics::emf_lines(function, summary, publish_failed, now_ms) {
         println!("{line}");
     }
-    match &result {
+    match result {
         Ok(summary) => tracing::info!(
             records = summary.records,
             rejected = summary.rejected,
@@ -67,8 +118,21 @@ pub async fn handle(
         ),
         Err(err) => tracing::error!(error = %err, "invocation failed; Lambda will retry the event"),
     }
-    result
 }
+
+static EMPTY: Summary = Summary {
+    records: 0,
+    rejected: 0,
+    alerts: 0,
+    actions: 0,
+    failed_actions: 0,
+    policy_errors: 0,
+    outcomes: 0,
+    replayed: 0,
+    stale: 0,
+    policy_micros: 0,
+    action_counts: std::collections::BTreeMap::new(),
+};
 
 /// The runtime's deadline (epoch milliseconds) as an `Instant`, less the
 /// margin kept for publishing.

@@ -36,9 +36,13 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
     let init = || {
         let config = Config::from_env()?;
         let responder = app::lambda_responder(&config)?;
-        Ok::<_, app::InitError>((responder, config.schemas))
+        let settings = lambda::LambdaSettings {
+            routing: config.schemas,
+            batch_concurrency: config.batch_concurrency,
+        };
+        Ok::<_, app::InitError>((responder, settings))
     };
-    let (responder, routing) = match init() {
+    let (responder, settings) = match init() {
         Ok(ready) => ready,
         Err(err) => {
             tracing::error!(error = %err, "init failed");
@@ -46,7 +50,7 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match lambda::serve(responder, routing).await {
+    match lambda::serve(responder, settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "runtime stopped");

@@ -315,9 +315,15 @@ impl StateStore for MemoryState {
 pub struct MemoryPublisher {
     outcomes: Mutex<Vec<Outcome>>,
     failing: AtomicBool,
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryPublisher {
+    /// How many times `publish` was called.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
     /// Takes what was published so far.
     pub fn take(&self) -> Vec<Outcome> {
         std::mem::take(&mut self.outcomes.lock().expect("not poisoned"))
@@ -331,6 +337,7 @@ impl MemoryPublisher {
 
 impl Publisher for MemoryPublisher {
     fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let result = if self.failing.load(Ordering::SeqCst) {
             Err(PublishError::Failed {
                 destination: "memory".to_string(),

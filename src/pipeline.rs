@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::decide::{DecideError, Decided, Decider, Decision};
-use crate::ingest::{Envelope, IngestError, Ingested, Rejected};
+use crate::ingest::{Envelope, IngestError, Ingested, QueuedRecord, Rejected};
 use crate::model::outcome::{
     policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, SourceMessage,
     SCHEMA_VERSION,
@@ -39,8 +39,58 @@ pub struct Summary {
     pub action_counts: BTreeMap<(String, String), usize>,
 }
 
+impl Summary {
+    /// Adds another summary's counts (a batch's records, decided apart).
+    fn absorb(&mut self, other: Summary) {
+        self.records += other.records;
+        self.rejected += other.rejected;
+        self.alerts += other.alerts;
+        self.actions += other.actions;
+        self.failed_actions += other.failed_actions;
+        self.policy_errors += other.policy_errors;
+        self.outcomes += other.outcomes;
+        self.replayed += other.replayed;
+        self.stale += other.stale;
+        self.policy_micros += other.policy_micros;
+        for (key, count) in other.action_counts {
+            *self.action_counts.entry(key).or_default() += count;
+        }
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// An SQS batch's answer to Lambda (`ReportBatchItemFailures`): the records
+/// to deliver again; the others are deleted from the queue.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// A batch handled: its counts, the records to retry and why.
+#[derive(Debug, Default)]
+pub struct BatchHandled {
+    pub summary: Summary,
+    pub response: BatchResponse,
+    /// Why each retried record is retried, in words (for the log).
+    pub causes: Vec<(String, String)>,
+}
+
+/// One record decided: its outcomes, what must be retried, and its counts.
+struct RecordDone {
+    outcomes: Vec<Outcome>,
+    retries: Vec<Retry>,
+    error: Option<DecideError>,
+    summary: Summary,
 }
 
 /// Why an invocation fails, so Lambda retries it (and, after its retries,
@@ -75,34 +125,114 @@ impl Responder {
         &self.decider
     }
 
+    /// Decides records of an SQS batch, up to `concurrency` at a time, and
+    /// publishes all their outcomes together (`PublishBatch` across
+    /// records). A record is retried — listed in `batchItemFailures` — when
+    /// actions failed transiently (with a state table), the state table
+    /// failed, its namespace stayed busy, or its outcomes could not be
+    /// published; a rejected or handled record is not.
+    pub async fn handle_batch(
+        &self,
+        records: Vec<QueuedRecord>,
+        deadline: Option<Instant>,
+        concurrency: usize,
+    ) -> BatchHandled {
+        use futures::StreamExt;
+        let done: Vec<(String, RecordDone)> = futures::stream::iter(records)
+            .map(|record| async move { (record.item_id, self.record(record.ingested, deadline).await) })
+            .buffered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut handled = BatchHandled::default();
+        let mut outcomes = Vec::new();
+        let mut published_by = Vec::new();
+        for (item_id, record) in done {
+            let cause = match (&record.error, record.retries.first()) {
+                (Some(err), _) => Some(err.to_string()),
+                (None, Some(first)) => Some(format!("{} action(s) must be retried: {first}", record.retries.len())),
+                (None, None) => None,
+            };
+            if !record.outcomes.is_empty() {
+                published_by.push(item_id.clone());
+            }
+            if let Some(cause) = cause {
+                handled.causes.push((item_id, cause));
+            }
+            outcomes.extend(record.outcomes);
+            handled.summary.absorb(record.summary);
+        }
+        let published = match outcomes.is_empty() {
+            true => Ok(()),
+            false => self.publisher.publish(&outcomes).await,
+        };
+        match published {
+            Ok(()) => handled.summary.outcomes += outcomes.len(),
+            Err(err) => {
+                let cause = err.to_string();
+                for item_id in published_by {
+                    if !handled.causes.iter().any(|(id, _)| id == &item_id) {
+                        handled.causes.push((item_id, cause.clone()));
+                    }
+                }
+            }
+        }
+        handled.response.batch_item_failures = handled
+            .causes
+            .iter()
+            .map(|(item_id, _)| BatchItemFailure {
+                item_identifier: item_id.clone(),
+            })
+            .collect();
+        handled
+    }
+
+    /// One record: rejected, or decided into outcomes (and retries).
+    async fn record(&self, record: Ingested, deadline: Option<Instant>) -> RecordDone {
+        let mut summary = Summary {
+            records: 1,
+            ..Summary::default()
+        };
+        let mut retries = Vec::new();
+        let mut error = None;
+        let outcomes = match record {
+            Err(rejected) => reject(*rejected, &mut summary),
+            Ok(envelope) => match self.decider.decide(&envelope, deadline).await {
+                Ok(decided) => self.outcomes(&envelope, decided, &mut summary, &mut retries),
+                Err(err) => {
+                    // Nothing of this record ran; the others still do.
+                    tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the record will be retried");
+                    error = Some(err);
+                    Vec::new()
+                }
+            },
+        };
+        RecordDone {
+            outcomes,
+            retries,
+            error,
+            summary,
+        }
+    }
+
     /// Handles every record; a bad record or a failing policy affects only
     /// itself. Fails when outcomes cannot be published, when the state table
     /// is unreachable, or when actions failed transiently and a state table
     /// makes a retry safe — so the event is retried (and lands in the
     /// on-failure destination) instead of lost.
     pub async fn handle(&self, records: Vec<Ingested>, deadline: Option<Instant>) -> Result<Summary, HandleError> {
-        let mut summary = Summary {
-            records: records.len(),
-            ..Summary::default()
-        };
+        let mut summary = Summary::default();
         let mut retries: Vec<Retry> = Vec::new();
         let mut state_error = None;
         for record in records {
-            let outcomes = match record {
-                Err(rejected) => reject(*rejected, &mut summary),
-                Ok(envelope) => match self.decider.decide(&envelope, deadline).await {
-                    Ok(decided) => self.outcomes(&envelope, decided, &mut summary, &mut retries),
-                    Err(err) => {
-                        // Nothing of this record ran; the others still do.
-                        tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the invocation will be retried");
-                        state_error.get_or_insert(err);
-                        Vec::new()
-                    }
-                },
-            };
-            if !outcomes.is_empty() {
-                self.publisher.publish(&outcomes).await?;
-                summary.outcomes += outcomes.len();
+            let done = self.record(record, deadline).await;
+            summary.absorb(done.summary);
+            retries.extend(done.retries);
+            if let Some(err) = done.error {
+                state_error.get_or_insert(err);
+            }
+            if !done.outcomes.is_empty() {
+                self.publisher.publish(&done.outcomes).await?;
+                summary.outcomes += done.outcomes.len();
             }
         }
         match state_error {

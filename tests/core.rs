@@ -110,11 +110,15 @@ fn rig_on(action_policy: &str, state: Arc<MemoryState>) -> Rig {
 }
 
 fn rig_with(action_policy: &str, state: Arc<MemoryState>, config: Config) -> Rig {
+    rig_of(ALERT_POLICY, action_policy, state, config)
+}
+
+fn rig_of(alert_policy: &str, action_policy: &str, state: Arc<MemoryState>, config: Config) -> Rig {
     let policies = PolicySet::compile(
         vec![
             PolicyFile {
                 name: "alert.rego".into(),
-                text: ALERT_POLICY.into(),
+                text: alert_policy.into(),
             },
             PolicyFile {
                 name: "action.rego".into(),
@@ -480,4 +484,146 @@ run contains {"id": "page", "uses": "test.ok", "args": {"v": target}}
         outcomes[0].error
     );
     assert_eq!(rig.calls.of("page"), 0);
+}
+
+/// An SqsEvent of `bodies`, message ids `m0`, `m1`, …
+fn sqs_batch(bodies: &[String]) -> Vec<alert_responder::ingest::QueuedRecord> {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            json!({
+                "messageId": format!("m{i}"),
+                "receiptHandle": "rh",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:alert-responder-ingest",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let event = json!({"Records": records});
+    assert!(alert_responder::ingest::is_sqs_event(&event));
+    alert_responder::ingest::ingest_sqs_event(&event, &"matano".into())
+}
+
+/// An SNS notification as SNS delivers it to an SQS queue (raw delivery off).
+fn via_sns(payload: &[u8], message_id: &str) -> String {
+    json!({
+        "Type": "Notification",
+        "MessageId": message_id,
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:matano-alerting",
+        "Message": String::from_utf8(payload.to_vec()).unwrap(),
+        "Timestamp": "2026-11-29T12:00:00.000Z",
+        "SignatureVersion": "1",
+        "MessageAttributes": {}
+    })
+    .to_string()
+}
+
+fn failures(handled: &alert_responder::pipeline::BatchHandled) -> Vec<&str> {
+    handled
+        .response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_retries_only_the_records_that_must_be() {
+    let rig = rig(r#"
+run contains {"id": "page", "uses": "test.ok"} if input.alert.title != "flaky"
+run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flaky"
+"#);
+    rig.calls.flaky_failures.store(1, Ordering::SeqCst);
+    let mut flaky: Value = serde_json::from_slice(&change("b2", 1)).unwrap();
+    flaky["updated_alert"]["title"] = json!("flaky");
+    let bodies = [
+        via_sns(&change("b1", 1), "sns-1"),
+        "{not json".to_string(),
+        flaky.to_string(),
+        via_sns(br#"{"updated_alert": {"id": 5}}"#, "sns-4"),
+    ];
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 4).await;
+    // The transient failure alone goes back to the queue; the bad records
+    // are rejected (with outcomes), not retried.
+    assert_eq!(failures(&handled), ["m2"], "{:?}", handled.causes);
+    assert!(handled.causes[0].1.contains("flaky"), "{:?}", handled.causes);
+    assert_eq!((handled.summary.records, handled.summary.rejected), (4, 2));
+    // Every record's outcomes in one publish.
+    assert_eq!(rig.publisher.calls(), 1);
+    let outcomes = rig.publisher.take();
+    let rejected: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.event_type.as_str() == "message_rejected")
+        .collect();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].source_message.message_id.as_deref(), Some("m1"));
+    assert_eq!(rejected[1].source_message.message_id.as_deref(), Some("sns-4"));
+    assert_eq!(by_action(&outcomes)["page"], (Status::Succeeded, false));
+
+    // Lambda delivers the failed record again: it runs only what failed.
+    let again = rig
+        .responder
+        .handle_batch(sqs_batch(&[flaky.to_string()]), None, 4)
+        .await;
+    assert!(failures(&again).is_empty(), "{:?}", again.causes);
+    assert_eq!(rig.calls.of("flaky"), 2);
+    assert_eq!(rig.calls.of("page"), 1);
+}
+
+#[tokio::test]
+async fn a_batch_whose_outcomes_cannot_be_published_is_retried_whole_and_runs_nothing_twice() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    let bodies = [via_sns(&change("b3", 1), "s1"), via_sns(&change("b4", 1), "s2")];
+    rig.publisher.set_failing(true);
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2).await;
+    assert_eq!(failures(&handled), ["m0", "m1"]);
+    rig.publisher.set_failing(false);
+    let again = rig.responder.handle_batch(sqs_batch(&bodies), None, 2).await;
+    assert!(failures(&again).is_empty());
+    assert_eq!(again.summary.replayed, 2);
+    assert_eq!(rig.calls.of("page"), 2, "once per alert, not again on the retry");
+    assert_eq!(rig.publisher.take().len(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_decides_its_records_concurrently() {
+    // Two alerts of different namespaces wait on one gate: decided one
+    // after another, the first would never finish and the batch would hang.
+    let rig = rig_of(
+        r#"package alert.matano
+alert contains {"title": input.updated_alert.title, "namespace": input.updated_alert.id} if true
+"#,
+        r#"run contains {"id": "wait", "uses": "test.gate"}"#,
+        Arc::new(MemoryState::with_virtual_clock(1_700_000_000)),
+        Config::default(),
+    );
+    let mut other: Value = serde_json::from_slice(&change("b6", 1)).unwrap();
+    other["updated_alert"]["title"] = json!("other");
+    let bodies = [
+        via_sns(&change("b5", 1), "s5"),
+        via_sns(other.to_string().as_bytes(), "s6"),
+    ];
+    let gate = rig.gate.clone();
+    let calls = rig.calls.clone();
+    let opener = tokio::spawn(async move {
+        // Opens only once both records are inside their action.
+        while calls.of("wait") < 2 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(2);
+    });
+    let handled = tokio::time::timeout(
+        Duration::from_secs(20),
+        rig.responder.handle_batch(sqs_batch(&bodies), None, 2),
+    )
+    .await
+    .expect("both records ran at once");
+    opener.await.unwrap();
+    assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
+    assert_eq!(handled.summary.actions, 2);
 }

@@ -349,3 +349,118 @@ run contains {
         "{rejected:#}"
     );
 }
+
+/// IngestMode=sqs as deployed: Matano publishes to SNS, SNS delivers to a
+/// queue (raw delivery off), Lambda polls it and hands the function an
+/// SqsEvent. The messages here go through moto's SNS and SQS for real; the
+/// batch's response names only the records to deliver again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
+    let sns = sns_client().await;
+    let sqs = common::sqs_client().await;
+    let alerting = create_topic(&sns, "sqs-alerting").await;
+    let outcomes = create_topic(&sns, "sqs-outcomes").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("ingest-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&alerting)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+    let change = matano_sns_event("high", &[])["Records"][0]["Sns"]["Message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for message in [change, "{not json".to_string()] {
+        sns.publish()
+            .topic_arn(&alerting)
+            .message(message)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        let batch = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(5)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        received.extend(batch.messages.unwrap_or_default());
+    }
+    // The event Lambda's SQS poller builds from those messages.
+    let records: Vec<Value> = received
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let api = runtime_api(json!({"Records": records})).await;
+    let webhook = TestServer::ok().await;
+    let webhook_url = webhook.url("/hook");
+    let _child = lambda_process(
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", outcomes.as_str()),
+            ("DRY_RUN", "true"),
+            ("POLICY_ENV", "WEBHOOK_URL"),
+            ("WEBHOOK_URL", webhook_url.as_str()),
+        ],
+    );
+    let requests = api.wait_for(3, WAIT).await;
+    let response = requests
+        .iter()
+        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
+        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
+    // A bad record is rejected (an outcome), not retried; the good one is handled.
+    assert_eq!(response.json(), json!({"batchItemFailures": []}));
+    let published: Vec<Value> = subscriber
+        .wait_for(2, WAIT)
+        .await
+        .iter()
+        .map(|r| r.sns_message())
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> = published.iter().map(|o| o["event_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["action_outcome", "message_rejected"].into_iter().collect());
+    for outcome in &published {
+        assert_valid_outcome(outcome);
+    }
+    let action = published.iter().find(|o| o["event_type"] == "action_outcome").unwrap();
+    assert_eq!(action["source_message"]["topic_arn"], alerting.as_str());
+    assert_eq!(action["status"], "dry_run", "{action}");
+    assert!(webhook.requests().is_empty(), "a dry run calls nothing");
+}

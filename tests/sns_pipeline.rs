@@ -76,7 +76,9 @@ async fn matano_change_flows_to_webhook_subscribers_with_filter_policy() {
         invocation(sns_event_with_new_ips(&["5.205.62.253", "203.0.113.9"])),
     )
     .await
-    .expect("invocation succeeds");
+    .expect("invocation succeeds")
+    .summary()
+    .expect("an SNS invocation answers its counts");
     assert_eq!(
         (
             summary.records,
@@ -202,7 +204,9 @@ async fn bad_records_become_rejected_outcomes_and_good_ones_still_run() {
 
     let summary = lambda::handle(&responder, &"matano".into(), invocation(event))
         .await
-        .expect("bad input does not fail the invocation");
+        .expect("bad input does not fail the invocation")
+        .summary()
+        .expect("an SNS invocation answers its counts");
     assert_eq!((summary.records, summary.rejected, summary.alerts), (3, 2, 1));
 
     let delivered = subscriber.wait_for(2, WAIT).await;
@@ -304,7 +308,9 @@ async fn more_than_ten_outcomes_are_published_in_batches() {
     let responder = app::lambda_responder(&config).unwrap();
     let summary = lambda::handle(&responder, &"matano".into(), invocation(matano_sns_event("low", &[])))
         .await
-        .unwrap();
+        .unwrap()
+        .summary()
+        .expect("an SNS invocation answers its counts");
     assert_eq!(summary.outcomes, 23);
 
     let delivered = subscriber.wait_for(23, WAIT).await;

@@ -97,6 +97,8 @@ pub enum IngestError {
     NotAnObject { found: &'static str },
     #[error("record {index} is not an SNS notification: {reason}")]
     NotSnsRecord { index: usize, reason: String },
+    #[error("record {index} is not an SQS message: {reason}")]
+    NotSqsRecord { index: usize, reason: String },
     #[error("payload does not match schema {schema:?} at `{path}`: {reason}")]
     WrongShape {
         schema: String,
@@ -139,6 +141,94 @@ pub fn ingest_lambda_event(event: &Value, routing: &SchemaRouting) -> Vec<Ingest
     }
 }
 
+/// One record of an `SqsEvent`: the SQS message id (what a partial batch
+/// failure names) and what the record carried.
+#[derive(Debug)]
+pub struct QueuedRecord {
+    pub item_id: String,
+    pub ingested: Ingested,
+}
+
+/// Whether a Lambda invocation payload is an `SqsEvent` (its records come
+/// from `aws:sqs`).
+pub fn is_sqs_event(event: &Value) -> bool {
+    event
+        .get("Records")
+        .and_then(Value::as_array)
+        .and_then(|records| records.first())
+        .and_then(|record| record.get("eventSource"))
+        .and_then(Value::as_str)
+        == Some("aws:sqs")
+}
+
+/// Ingests an `SqsEvent`: each body is an SNS notification (the queue
+/// subscribed with raw delivery off, so the topic and attributes come
+/// along) or a bare payload (raw delivery on: the schema from the SQS
+/// message attribute `schema`).
+pub fn ingest_sqs_event(event: &Value, routing: &SchemaRouting) -> Vec<QueuedRecord> {
+    let records = event
+        .get("Records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| QueuedRecord {
+            item_id: str_field(record, "messageId").unwrap_or_default(),
+            ingested: ingest_sqs_record(index, record, routing),
+        })
+        .collect()
+}
+
+fn ingest_sqs_record(index: usize, record: &Value, routing: &SchemaRouting) -> Ingested {
+    let item_id = str_field(record, "messageId");
+    let Some(body) = record.get("body").and_then(Value::as_str) else {
+        return Err(Rejected::boxed(
+            item_id,
+            None,
+            record.to_string(),
+            IngestError::NotSqsRecord {
+                index,
+                reason: "record has no `body` string".to_string(),
+            },
+        ));
+    };
+    let reject = |error| Rejected::boxed(item_id.clone(), None, body.to_string(), error);
+    check_size(body.len()).map_err(reject)?;
+    let document: Value = serde_json::from_str(body).map_err(|err| reject(not_json(&err)))?;
+    if document.get("Type").and_then(Value::as_str) == Some("Notification") && document.get("Message").is_some() {
+        let message_id = str_field(&document, "MessageId").or(item_id.clone());
+        let topic_arn = str_field(&document, "TopicArn");
+        return ingest_notification(&document, routing).map_err(|error| {
+            let original = str_field(&document, "Message").unwrap_or_else(|| body.to_string());
+            Rejected::boxed(message_id, topic_arn, original, error)
+        });
+    }
+    envelope_from_payload(
+        document,
+        item_id.clone().unwrap_or_default(),
+        sqs_attributes(record),
+        None,
+        routing,
+    )
+    .map_err(reject)
+}
+
+/// SQS `messageAttributes`: `{"name": {"stringValue": "v", "dataType": "String"}}`.
+fn sqs_attributes(record: &Value) -> BTreeMap<String, String> {
+    record
+        .get("messageAttributes")
+        .and_then(Value::as_object)
+        .map(|attrs| {
+            attrs
+                .iter()
+                .filter_map(|(name, attr)| Some((name.clone(), attr.get("stringValue")?.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Ingests a document given to the CLI: an `SnsEvent`, a bare SNS
 /// notification (`{"Type":"Notification","Message":...}`, as delivered to
 /// HTTP subscribers), or a bare payload.
@@ -152,6 +242,12 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
         Ok(document) => document,
         Err(err) => return reject(not_json(&err)),
     };
+    if is_sqs_event(&document) {
+        return ingest_sqs_event(&document, routing)
+            .into_iter()
+            .map(|r| r.ingested)
+            .collect();
+    }
     if document.get("Records").is_some() {
         return ingest_lambda_event(&document, routing);
     }

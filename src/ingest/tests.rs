@@ -221,3 +221,87 @@ fn bad_schema_attribute_is_rejected() {
     let rejected = one(ingest_document(doc.to_string().as_bytes(), &"matano".into())).unwrap_err();
     assert!(matches!(rejected.error, IngestError::BadSchemaName { .. }));
 }
+
+const SQS_EVENT: &str = include_str!("../../tests/fixtures/sqs_event_matano.json");
+
+#[test]
+fn sqs_records_carry_sns_notifications_or_raw_payloads() {
+    let event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    assert!(is_sqs_event(&event));
+    let sns_event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+    assert!(!is_sqs_event(&sns_event));
+    let records = ingest_sqs_event(&event, &"matano".into());
+    assert_eq!(records.len(), 2);
+    // Raw delivery off: SNS's envelope, its message id, topic and attributes.
+    assert_eq!(records[0].item_id, "059f36b4-87a3-44ab-83d2-661975830a7d");
+    let matano = records[0].ingested.as_ref().unwrap();
+    assert_eq!(matano.schema, "matano");
+    assert_eq!(matano.message_id, "5f8c3f0e-7b1a-5d2e-9c4d-1a2b3c4d5e6f");
+    assert_eq!(
+        matano.topic_arn.as_deref(),
+        Some("arn:aws:sns:us-east-1:123456789012:matano-alerting")
+    );
+    assert!(matano.matano.is_some());
+    // Raw delivery on: the schema from the SQS message attribute.
+    let finding = records[1].ingested.as_ref().unwrap();
+    assert_eq!(finding.schema, "aws_guardduty");
+    assert_eq!(finding.message_id, "2e1424d4-f796-459a-8184-9c92662be6da");
+    assert_eq!(
+        finding.payload["detail"]["type"],
+        "UnauthorizedAccess:EC2/SSHBruteForce"
+    );
+}
+
+#[test]
+fn sqs_topic_routing_works_through_the_envelope() {
+    let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    let mut body: Value = serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
+    body["MessageAttributes"] = json!({});
+    body["TopicArn"] = json!("arn:aws:sns:us-east-1:123456789012:guardduty");
+    body["Message"] = json!(include_str!("../../tests/fixtures/guardduty_finding_eventbridge.json"));
+    event["Records"][0]["body"] = json!(body.to_string());
+    let routing = SchemaRouting {
+        default: "matano".to_string(),
+        by_topic: [(
+            "arn:aws:sns:us-east-1:123456789012:guardduty".to_string(),
+            "aws_guardduty".to_string(),
+        )]
+        .into(),
+    };
+    let records = ingest_sqs_event(&event, &routing);
+    assert_eq!(records[0].ingested.as_ref().unwrap().schema, "aws_guardduty");
+}
+
+#[test]
+fn bad_sqs_records_are_rejected_with_their_message_id() {
+    let event = json!({"Records": [
+        {"messageId": "a", "body": "{not json", "eventSource": "aws:sqs"},
+        {"messageId": "b", "eventSource": "aws:sqs"},
+        {"messageId": "c", "body": "[1, 2]", "eventSource": "aws:sqs"},
+        {"messageId": "d", "body": "", "eventSource": "aws:sqs"},
+    ]});
+    let records = ingest_sqs_event(&event, &"matano".into());
+    let errors: Vec<(String, Option<String>, String)> = records
+        .into_iter()
+        .map(|r| {
+            let rejected = r.ingested.unwrap_err();
+            (r.item_id, rejected.message_id, rejected.error.to_string())
+        })
+        .collect();
+    assert_eq!(errors[0].0, "a");
+    assert_eq!(errors[0].1.as_deref(), Some("a"));
+    assert!(errors[0].2.starts_with("message is not JSON"), "{errors:?}");
+    assert_eq!(
+        errors[1].2,
+        "record 1 is not an SQS message: record has no `body` string"
+    );
+    assert_eq!(errors[2].2, "message is JSON but not an object (found an array)");
+    assert_eq!(errors[3].2, "message is empty");
+}
+
+#[test]
+fn the_cli_reads_an_sqs_event_too() {
+    let results = ingest_document(SQS_EVENT.as_bytes(), &"matano".into());
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(Result::is_ok));
+}

@@ -322,3 +322,11 @@ pub async fn run_action(
         })
         .await
 }
+
+pub async fn sqs_client() -> aws_sdk_sqs::Client {
+    let sdk = alert_responder::aws::sdk_config();
+    let config = aws_sdk_sqs::config::Builder::from(&sdk)
+        .endpoint_url(moto_endpoint())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
