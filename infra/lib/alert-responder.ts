@@ -1,5 +1,5 @@
 // AlertResponder: the alert-responder Lambda subscribed to Matano's alerting
-// topic, its outcome topic with HTTPS webhook subscriptions, the state table,
+// topic (directly, or through an SQS queue read in batches), its outcome topic with HTTPS webhook subscriptions, the state table,
 // the on-failure queue and the alarms — the same resources as template.yaml.
 
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
@@ -10,6 +10,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as destinations from "aws-cdk-lib/aws-lambda-destinations";
+import * as eventSources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
@@ -29,6 +30,24 @@ export interface SourceTopic {
   readonly topicArn: string;
   /** The alert policy is `package alert.<schema>`: letters, digits and underscores. */
   readonly schema: string;
+}
+
+/** How alert changes reach the function (README: "Choosing an ingest mode"). */
+export interface IngestOptions {
+  /** "sns" (default): one asynchronous invocation per change. "sqs": through a queue, in batches. */
+  readonly mode: "sns" | "sqs";
+  /** (sqs) records per invocation. Default 10. */
+  readonly batchSize?: number;
+  /** (sqs) how long Lambda gathers a batch. Default 1 second. */
+  readonly maxBatchingWindow?: Duration;
+  /** (sqs) concurrent invocations reading the queue. Default 10. */
+  readonly maxConcurrency?: number;
+  /** (sqs) deliveries of a record before the dead-letter queue. Default 5. */
+  readonly maxReceiveCount?: number;
+  /** (sqs) alarm when the oldest waiting record is older than this. Default 5 minutes. */
+  readonly oldestMessageAlarmAge?: Duration;
+  /** (sqs) records of one batch decided at a time (BATCH_CONCURRENCY). Default 4. */
+  readonly batchConcurrency?: number;
 }
 
 export interface AlertResponderProps {
@@ -56,6 +75,8 @@ export interface AlertResponderProps {
   readonly sourceTopics?: SourceTopic[];
   /** Topic the alarms notify. */
   readonly alarmTopic?: sns.ITopic;
+  /** SNS invocations (default) or an SQS queue read in batches. */
+  readonly ingest?: IngestOptions;
 }
 
 export class AlertResponder extends Construct {
@@ -64,6 +85,9 @@ export class AlertResponder extends Construct {
   public readonly failedEvents: sqs.Queue;
   public readonly stateTable?: dynamodb.Table;
   public readonly webhookDeadLetters?: sqs.Queue;
+  /** (ingest mode sqs) the queue the source topics deliver to, and its dead letters. */
+  public readonly ingestQueue?: sqs.Queue;
+  public readonly ingestDeadLetters?: sqs.Queue;
   public readonly alarms: cloudwatch.Alarm[] = [];
 
   constructor(scope: Construct, id: string, props: AlertResponderProps) {
@@ -117,6 +141,8 @@ export class AlertResponder extends Construct {
       }
     }
     environment.TOPIC_SCHEMAS = sourceTopics.map((source) => `${source.topicArn}=${source.schema}`).join(",");
+    const ingest = props.ingest ?? { mode: "sns" };
+    environment.BATCH_CONCURRENCY = String(ingest.batchConcurrency ?? 4);
 
     this.function = new lambda.Function(this, "Function", {
       runtime: lambda.Runtime.PROVIDED_AL2023,
@@ -135,12 +161,40 @@ export class AlertResponder extends Construct {
       onFailure: new destinations.SqsDestination(this.failedEvents),
     });
 
-    const alerting = sns.Topic.fromTopicArn(this, "AlertingTopic", props.alertingTopicArn);
-    alerting.addSubscription(new subscriptions.LambdaSubscription(this.function));
-    sourceTopics.forEach((source, index) => {
-      const topic = sns.Topic.fromTopicArn(this, `SourceTopic${index + 1}`, source.topicArn);
-      topic.addSubscription(new subscriptions.LambdaSubscription(this.function));
-    });
+    const topics = [
+      sns.Topic.fromTopicArn(this, "AlertingTopic", props.alertingTopicArn),
+      ...sourceTopics.map((source, index) => sns.Topic.fromTopicArn(this, `SourceTopic${index + 1}`, source.topicArn)),
+    ];
+    if (ingest.mode === "sqs") {
+      const timeout = props.timeout ?? Duration.seconds(60);
+      this.ingestDeadLetters = new sqs.Queue(this, "IngestDeadLetters", {
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+      });
+      this.ingestQueue = new sqs.Queue(this, "IngestQueue", {
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        // AWS's rule for Lambda event sources: at least six times the function's timeout.
+        visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
+        deadLetterQueue: { queue: this.ingestDeadLetters, maxReceiveCount: ingest.maxReceiveCount ?? 5 },
+      });
+      for (const topic of topics) {
+        // Raw delivery off: the topic ARN and message attributes travel with each record.
+        topic.addSubscription(new subscriptions.SqsSubscription(this.ingestQueue, { rawMessageDelivery: false }));
+      }
+      this.function.addEventSource(
+        new eventSources.SqsEventSource(this.ingestQueue, {
+          batchSize: ingest.batchSize ?? 10,
+          maxBatchingWindow: ingest.maxBatchingWindow ?? Duration.seconds(1),
+          maxConcurrency: ingest.maxConcurrency ?? 10,
+          reportBatchItemFailures: true,
+        }),
+      );
+    } else {
+      for (const topic of topics) {
+        topic.addSubscription(new subscriptions.LambdaSubscription(this.function));
+      }
+    }
 
     // Least privilege: publish to the outcome topic only, read only the
     // secrets under the prefix, use only the state table.
@@ -217,6 +271,25 @@ export class AlertResponder extends Construct {
     );
     alarm("ErrorsAlarm", "alert-responder invocations failed.", this.function.metricErrors({ period: fiveMinutes }));
     alarm("ThrottlesAlarm", "alert-responder invocations were throttled.", this.function.metricThrottles({ period: fiveMinutes }));
+    if (this.ingestQueue && this.ingestDeadLetters) {
+      const backlog = new cloudwatch.Alarm(this, "IngestBacklogAlarm", {
+        alarmDescription: "Alert changes are waiting in the ingest queue too long.",
+        metric: this.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: "Maximum" }),
+        threshold: (props.ingest?.oldestMessageAlarmAge ?? Duration.minutes(5)).toSeconds(),
+        evaluationPeriods: 5,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      if (props.alarmTopic) {
+        backlog.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
+      }
+      this.alarms.push(backlog);
+      alarm(
+        "IngestDeadLettersAlarm",
+        "Alert changes moved to the ingest dead-letter queue after their deliveries ran out.",
+        this.ingestDeadLetters.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: "Maximum" }),
+      );
+    }
     if (this.webhookDeadLetters) {
       alarm(
         "WebhookDeadLettersAlarm",

@@ -5,7 +5,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { App, Stack } from "aws-cdk-lib";
+import { App, Duration, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
@@ -156,9 +156,53 @@ test("further source topics are subscribed and routed to their schemas", () => {
 
 test("the SAM template configures the same environment variables", () => {
   const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
-  const block = sam.split("Variables:")[1].split("Events:")[0];
+  const block = sam.split("Variables:")[1].split("EventInvokeConfig:")[0];
   const samNames = [...block.matchAll(/^\s{10}([A-Z_]+):/gm)].map((m) => m[1]).sort();
   const fn = Object.values(synth({ policyLayer: lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1") }).findResources("AWS::Lambda::Function"))[0] as any;
   const cdkNames = Object.keys(fn.Properties.Environment.Variables).sort();
   assert.deepEqual(cdkNames, samNames);
+});
+
+test("ingest mode sqs: topics deliver to a queue read in batches, with partial failures, a dead-letter queue and alarms", () => {
+  const guardduty = "arn:aws:sns:us-east-1:123456789012:guardduty-findings";
+  const template = synth({
+    sourceTopics: [{ topicArn: guardduty, schema: "guardduty" }],
+    timeout: Duration.seconds(30),
+    ingest: { mode: "sqs", batchSize: 25, maxBatchingWindow: Duration.seconds(2), maxConcurrency: 5, maxReceiveCount: 3, batchConcurrency: 6 },
+  });
+  for (const topic of [ALERTING, guardduty]) {
+    template.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "sqs", TopicArn: topic, RawMessageDelivery: false });
+  }
+  assert.equal(Object.keys(template.findResources("AWS::SNS::Subscription", { Properties: { Protocol: "lambda" } })).length, 0);
+  template.resourceCountIs("AWS::Lambda::Permission", 0);
+  template.hasResourceProperties("AWS::SQS::Queue", {
+    VisibilityTimeout: 180,
+    RedrivePolicy: { deadLetterTargetArn: { "Fn::GetAtt": [Match.stringLikeRegexp("IngestDeadLetters"), "Arn"] }, maxReceiveCount: 3 },
+  });
+  template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+    BatchSize: 25,
+    MaximumBatchingWindowInSeconds: 2,
+    FunctionResponseTypes: ["ReportBatchItemFailures"],
+    ScalingConfig: { MaximumConcurrency: 5 },
+  });
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "ApproximateAgeOfOldestMessage", Threshold: 300 });
+  template.hasResourceProperties("AWS::Lambda::Function", {
+    Environment: { Variables: Match.objectLike({ BATCH_CONCURRENCY: "6" }) },
+  });
+  template.hasResourceProperties("AWS::IAM::Policy", {
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({ Action: Match.arrayWith(["sqs:ReceiveMessage", "sqs:DeleteMessage"]), Resource: { "Fn::GetAtt": [Match.stringLikeRegexp("IngestQueue"), "Arn"] } }),
+      ]),
+    },
+  });
+});
+
+test("the SAM template has the same ingest modes", () => {
+  const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
+  assert.match(sam, /IngestMode:\n\s+Type: String\n\s+Default: sns\n\s+AllowedValues: \[sns, sqs\]/);
+  for (const resource of ["IngestQueue", "IngestDeadLetterQueue", "IngestEventSource", "IngestBacklogAlarm", "IngestDeadLetterAlarm", "AlertingQueueSubscription"]) {
+    assert.match(sam, new RegExp(`\\n  ${resource}:\\n    Type: [^\\n]+\\n    Condition: IngestViaSqs`), resource);
+  }
+  assert.match(sam, /FunctionResponseTypes: \[ReportBatchItemFailures\]/);
 });
