@@ -78,6 +78,8 @@ pub fn decide_settings(config: &Config) -> DecideSettings {
         env: serde_json::to_value(&config.policy_env).expect("a string map serializes"),
         lease: config.claim_lease,
         process_stale_changes: config.process_stale_changes,
+        budgets: config.action_budgets.clone(),
+        switch_refresh: config.actions_switch_refresh,
     }
 }
 

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::budget_spec::{parse_action_budgets, ActionBudget, BudgetMatch};
+
 /// Where policies come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicySource {
@@ -150,6 +152,11 @@ pub struct Config {
     pub process_stale_changes: bool,
     /// `BATCH_CONCURRENCY`: records of one SQS batch decided at a time.
     pub batch_concurrency: usize,
+    /// `ACTION_BUDGETS`: limits on how often matching actions run.
+    pub action_budgets: Vec<ActionBudget>,
+    /// How long an instance trusts what it read of the actions switch
+    /// (`alert-responder actions pause|resume`).
+    pub actions_switch_refresh: Duration,
 }
 
 /// A configuration value that could not be used.
@@ -196,6 +203,8 @@ impl Default for Config {
             claim_lease: Duration::from_secs(60),
             process_stale_changes: false,
             batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
+            action_budgets: Vec::new(),
+            actions_switch_refresh: Duration::from_secs(10),
         }
     }
 }
@@ -298,6 +307,9 @@ impl Config {
         }
         if let Some(v) = get("BATCH_CONCURRENCY") {
             self.batch_concurrency = parse_positive("BATCH_CONCURRENCY", &v)? as usize;
+        }
+        if let Some(v) = get("ACTION_BUDGETS") {
+            self.action_budgets = parse_action_budgets(&v).map_err(|reason| invalid("ACTION_BUDGETS", &v, reason))?;
         }
         Ok(())
     }
@@ -461,6 +473,31 @@ mod tests {
         assert_eq!(c.schemas, SchemaRouting::from("matano"));
         assert!(c.policy_env.is_empty());
         assert!(!c.dry_run);
+    }
+
+    #[test]
+    fn budgets_and_batch_concurrency_are_read_and_checked() {
+        let c = config(&[
+            (
+                "ACTION_BUDGETS",
+                r#"[{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]"#,
+            ),
+            ("BATCH_CONCURRENCY", "8"),
+        ])
+        .unwrap();
+        assert_eq!(c.action_budgets.len(), 1);
+        assert_eq!(c.batch_concurrency, 8);
+        let err = config(&[(
+            "ACTION_BUDGETS",
+            r#"[{"uses": "a", "limit": 1, "per_seconds": 1}, {"id": "", "limit": 1, "per_seconds": 1}]"#,
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("ACTION_BUDGETS=") && err.contains("budget [1]"),
+            "{err}"
+        );
+        assert!(config(&[("BATCH_CONCURRENCY", "0")]).is_err());
     }
 
     #[test]

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::action::Registry;
+use crate::config::ActionBudget;
 use crate::ingest::Envelope;
 use crate::model::Alert;
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
 use crate::state::{lease_for, ChangeOrder, StateError, StateStore};
-use crate::workflow::{Limits, Workflow, WorkflowReport};
+use crate::workflow::{Acting, Guards, Limits, Workflow, WorkflowReport};
 
 /// Why a message could not be decided now; nothing of it ran, and the
 /// invocation must be retried.
@@ -59,6 +60,10 @@ pub struct DecideSettings {
     pub lease: Duration,
     /// Act on Matano changes older than one already processed.
     pub process_stale_changes: bool,
+    /// `ACTION_BUDGETS`.
+    pub budgets: Vec<ActionBudget>,
+    /// How long a reading of the actions switch is trusted.
+    pub switch_refresh: Duration,
 }
 
 /// The parts a decision needs; built once and shared by every decision.
@@ -69,6 +74,7 @@ pub struct Decider {
     secrets: SecretResolver,
     /// Exactly-once actions, change order and persistent attributes.
     state: Option<Arc<dyn StateStore>>,
+    guards: Guards,
 }
 
 impl Decider {
@@ -79,12 +85,14 @@ impl Decider {
         secrets: SecretResolver,
         state: Option<Arc<dyn StateStore>>,
     ) -> Decider {
+        let guards = Guards::new(settings.budgets.clone(), state.clone(), settings.switch_refresh);
         Decider {
             policies,
             registry,
             settings,
             secrets,
             state,
+            guards,
         }
     }
 
@@ -239,12 +247,15 @@ impl Decider {
     fn workflow(&self) -> Workflow<'_> {
         Workflow::new(
             &self.policies,
-            &self.registry,
             &self.settings.limits,
             &self.settings.env,
-            &self.secrets,
-            self.state.as_deref(),
-            self.settings.lease,
+            Acting {
+                registry: &self.registry,
+                secrets: &self.secrets,
+                state: self.state.as_deref(),
+                lease: self.settings.lease,
+                guards: &self.guards,
+            },
         )
     }
 }

@@ -31,6 +31,7 @@
 pub mod action;
 pub mod app;
 pub mod aws;
+mod budget_spec;
 pub mod cli;
 pub mod config;
 pub mod decide;

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::model::{ActionRecord, Attr, Outcome};
 use crate::publish::{PublishError, Publisher};
-use crate::state::{counter_value, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore};
+use crate::state::{counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore};
 
 /// Seconds since the epoch: the system's, or a virtual clock that only
 /// moves when told to.
@@ -52,6 +52,9 @@ struct Tables {
     attrs: BTreeMap<String, BTreeMap<String, StoredAttr>>,
     /// namespace → (owner, lease_until)
     locks: HashMap<String, (String, u64)>,
+    /// (budget, window start, window length) → runs counted
+    budgets: HashMap<(String, u64, u64), u32>,
+    switch: ActionsSwitch,
 }
 
 /// The state port in memory.
@@ -60,6 +63,7 @@ pub struct MemoryState {
     tables: Mutex<Tables>,
     clock: Clock,
     unavailable: AtomicBool,
+    budgets_unavailable: AtomicBool,
 }
 
 impl Default for MemoryState {
@@ -75,6 +79,7 @@ impl MemoryState {
             tables: Mutex::default(),
             clock: Clock::System,
             unavailable: AtomicBool::new(false),
+            budgets_unavailable: AtomicBool::new(false),
         }
     }
 
@@ -96,6 +101,11 @@ impl MemoryState {
     /// While set, every operation fails as an unreachable table would.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// While set, only budget counting fails (claims still work).
+    pub fn set_budgets_unavailable(&self, unavailable: bool) {
+        self.budgets_unavailable.store(unavailable, Ordering::SeqCst);
     }
 
     fn now(&self) -> u64 {
@@ -305,6 +315,51 @@ impl StateStore for MemoryState {
             if tables.locks.get(namespace).is_some_and(|(holder, _)| holder == owner) {
                 tables.locks.remove(namespace);
             }
+            Ok(())
+        })
+    }
+
+    fn take_budget<'a>(
+        &'a self,
+        budget: &'a str,
+        limit: u32,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            self.check("take budget")?;
+            if self.budgets_unavailable.load(Ordering::SeqCst) {
+                return Err(StateError {
+                    table: "memory".to_string(),
+                    operation: "take budget",
+                    reason: "budget counting is set unavailable".to_string(),
+                });
+            }
+            let now = self.now();
+            let window = window.as_secs().max(1);
+            let start = now - now % window;
+            let mut tables = self.tables();
+            // Past windows are of no use again.
+            tables.budgets.retain(|(_, from, length), _| from + length > now);
+            let used = tables.budgets.entry((budget.to_string(), start, window)).or_insert(0);
+            if *used >= limit {
+                return Ok(false);
+            }
+            *used += 1;
+            Ok(true)
+        })
+    }
+
+    fn actions_switch(&self) -> BoxFuture<'_, Result<ActionsSwitch, StateError>> {
+        Box::pin(async move {
+            self.check("read the actions switch")?;
+            Ok(self.tables().switch.clone())
+        })
+    }
+
+    fn set_actions_switch<'a>(&'a self, switch: &'a ActionsSwitch) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.check("set the actions switch")?;
+            self.tables().switch = switch.clone();
             Ok(())
         })
     }

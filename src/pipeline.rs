@@ -355,6 +355,7 @@ fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome>
             duration_ms: record.duration_ms,
             rejected: None,
             replay: record.replay,
+            skip_reason: record.skip_reason,
         })
         .collect()
 }

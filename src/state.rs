@@ -7,6 +7,9 @@
 //! | action claim, per (alert id, action id) | running (with a lease) or done (with the finished record) |
 //! | Matano change, per Matano alert id | the highest `update_count` processed |
 //! | persistent attribute, per (namespace, key) | a JSON value or a numeric counter, with an expiry |
+//! | namespace lock, per namespace | the alert deciding in it, with a lease |
+//! | action budget, per (budget, window) | the runs counted in that window, expiring after it |
+//! | the actions switch | paused or not, why, who, when |
 //!
 //! A side-effecting action runs only after its claim is won; its record is
 //! written when it finishes, so a duplicate delivery or a retry replays the
@@ -90,6 +93,22 @@ pub enum PersistOp {
     Add(f64),
 }
 
+/// The actions switch (`alert-responder actions pause|resume`): while
+/// paused, every action is skipped; decisions, records and outcomes flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActionsSwitch {
+    pub paused: bool,
+    /// Why, in the words of who changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who changed it (the CLI's user, or what they gave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
+    /// When (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<String>,
+}
+
 pub trait StateStore: Send + Sync {
     fn claim<'a>(
         &'a self,
@@ -123,6 +142,18 @@ pub trait StateStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, StateError>>;
     /// Gives the lock up, if `owner` still holds it.
     fn unlock_namespace<'a>(&'a self, namespace: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Counts one run against `budget` in its current fixed window of
+    /// `window` (by the store's clock), atomically; false, and nothing
+    /// counted, when the window already holds `limit`.
+    fn take_budget<'a>(
+        &'a self,
+        budget: &'a str,
+        limit: u32,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<bool, StateError>>;
+    /// The actions switch (not paused when never set).
+    fn actions_switch(&self) -> BoxFuture<'_, Result<ActionsSwitch, StateError>>;
+    fn set_actions_switch<'a>(&'a self, switch: &'a ActionsSwitch) -> BoxFuture<'a, Result<(), StateError>>;
 }
 
 /// A stored counter as the JSON number policies see: whole numbers as

@@ -627,3 +627,105 @@ alert contains {"title": input.updated_alert.title, "namespace": input.updated_a
     assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
     assert_eq!(handled.summary.actions, 2);
 }
+
+fn with_budgets(budgets: &str) -> Config {
+    Config {
+        action_budgets: alert_responder::config::parse_action_budgets(budgets).unwrap(),
+        actions_switch_refresh: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
+fn skip_reasons(outcomes: &[Outcome]) -> BTreeMap<String, Option<&'static str>> {
+    outcomes
+        .iter()
+        .filter_map(|o| Some((o.action.as_ref()?.id.clone(), o.skip_reason.map(|r| r.as_str()))))
+        .collect()
+}
+
+/// Two instances (two responders on one state table) share a budget; the
+/// alert over it has its lookup skipped, and its policy falls back.
+#[tokio::test]
+async fn a_budget_holds_across_instances_and_policies_see_it_spent() {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let policy = r#"
+run contains {"id": "lookup", "uses": "test.ok"}
+run contains {"id": "fallback", "uses": "test.ok"} if {
+    some called in input.called
+    called.id == "lookup"
+    called.skip_reason == "budget"
+}
+"#;
+    let budgets = r#"[{"id": "look*", "limit": 2, "per_seconds": 60}]"#;
+    let one = rig_of(ALERT_POLICY, policy, state.clone(), with_budgets(budgets));
+    let two = rig_of(ALERT_POLICY, policy, state.clone(), with_budgets(budgets));
+    handle(&one, &change("c1", 1)).await.unwrap();
+    handle(&two, &change("c2", 1)).await.unwrap();
+    let third = handle(&one, &change("c3", 1)).await.unwrap();
+    assert_eq!(one.calls.of("lookup") + two.calls.of("lookup"), 2);
+    let outcomes = one.publisher.take();
+    let reasons = skip_reasons(&outcomes);
+    assert_eq!(reasons["lookup"], Some("budget"), "{outcomes:#?}");
+    assert_eq!(reasons["fallback"], None);
+    let lookup = outcomes
+        .iter()
+        .find(|o| o.action.as_ref().unwrap().id == "lookup" && o.status == Status::Skipped)
+        .unwrap();
+    assert!(
+        lookup.error.as_deref().unwrap().contains("id=look* (2 per 60 s)"),
+        "{lookup:?}"
+    );
+    assert_eq!(third.actions, 2);
+    // A redelivery replays the skip; it counts nothing.
+    let again = handle(&one, &change("c3", 1)).await.unwrap();
+    assert_eq!(again.replayed, 2);
+    // The next window has room again.
+    state.advance(Duration::from_secs(60));
+    handle(&two, &change("c4", 1)).await.unwrap();
+    assert_eq!(one.calls.of("lookup") + two.calls.of("lookup"), 3);
+}
+
+#[tokio::test]
+async fn a_budget_that_cannot_be_counted_retries_rather_than_runs() {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_of(
+        ALERT_POLICY,
+        r#"run contains {"id": "lookup", "uses": "test.ok"}"#,
+        state.clone(),
+        with_budgets(r#"[{"uses": "test.*", "limit": 5, "per_seconds": 60}]"#),
+    );
+    state.set_budgets_unavailable(true);
+    let err = handle(&rig, &change("c5", 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Retry { .. }), "{err}");
+    assert_eq!(rig.calls.of("lookup"), 0);
+    state.set_budgets_unavailable(false);
+    handle(&rig, &change("c5", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("lookup"), 1);
+}
+
+/// The kill switch: while paused every action is skipped (not stored), the
+/// decisions and outcomes still flow; after resume a redelivery runs them.
+#[tokio::test]
+async fn paused_actions_are_skipped_and_run_after_resume() {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_of(
+        ALERT_POLICY,
+        r#"run contains {"id": "page", "uses": "test.ok"}"#,
+        state.clone(),
+        with_budgets("[]"),
+    );
+    let pause = alert_responder::state::ActionsSwitch {
+        paused: true,
+        reason: Some("vendor incident".into()),
+        ..Default::default()
+    };
+    state.set_actions_switch(&pause).await.unwrap();
+    let summary = handle(&rig, &change("c6", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("page"), 0);
+    assert_eq!(summary.outcomes, 1);
+    assert_eq!(skip_reasons(&rig.publisher.take())["page"], Some("paused"));
+    state.set_actions_switch(&Default::default()).await.unwrap();
+    handle(&rig, &change("c6", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("page"), 1);
+    assert_eq!(skip_reasons(&rig.publisher.take())["page"], None);
+}

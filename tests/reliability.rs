@@ -750,3 +750,116 @@ async fn a_slow_action_outlives_the_lease_floor_and_runs_once() {
     assert_eq!(hits(&hooks, "/slow"), 1, "the action ran once");
     assert_eq!(running.unwrap().replayed + duplicate.unwrap().replayed, 1);
 }
+
+/// `ACTION_BUDGETS` counted in the real state table (moto's DynamoDB,
+/// conditional updates through the SDK) by two instances: of four alerts'
+/// notifications, the budget's two run and two are skipped with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_budget_holds_across_two_instances_on_the_state_table() {
+    let hooks = TestServer::ok().await;
+    let mut rig = rig(
+        r#"run contains {"id": "notify", "uses": "webhook.post", "args": {"url": sprintf("%s/notify", [input.env.HOOKS])}}"#,
+        &[("HOOKS", hooks.url(""))],
+    )
+    .await;
+    rig.config.action_budgets =
+        alert_responder::config::parse_action_budgets(r#"[{"uses": "webhook.*", "limit": 2, "per_seconds": 3600}]"#)
+            .unwrap();
+    let one = app::lambda_responder(&rig.config).unwrap();
+    let two = app::lambda_responder(&rig.config).unwrap();
+    let ids: Vec<String> = (0..4).map(|_| unique("budget")).collect();
+    let (a, b) = tokio::join!(
+        async {
+            for id in &ids[..2] {
+                handle(&one, event(id, 1)).await.unwrap();
+            }
+        },
+        async {
+            for id in &ids[2..] {
+                handle(&two, event(id, 1)).await.unwrap();
+            }
+        }
+    );
+    let _ = (a, b);
+    assert_eq!(hits(&hooks, "/notify"), 2, "the budget's two runs, no more");
+    let published: Vec<Value> = rig
+        .subscriber
+        .wait_for(4, WAIT)
+        .await
+        .iter()
+        .map(Recorded::sns_message)
+        .collect();
+    let skipped: Vec<&Value> = published.iter().filter(|o| o["status"] == "skipped").collect();
+    assert_eq!(skipped.len(), 2, "{published:#?}");
+    for outcome in skipped {
+        common::assert_valid_outcome(outcome);
+        assert_eq!(outcome["skip_reason"], "budget");
+        assert!(
+            outcome["error"]
+                .as_str()
+                .unwrap()
+                .contains("uses=webhook.* (2 per 3600 s)"),
+            "{outcome}"
+        );
+    }
+}
+
+/// The kill switch as an operator uses it: `actions pause` on the
+/// deployment's table, every instance skips actions, `actions resume`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_actions_switch_pauses_and_resumes_a_deployment() {
+    let hooks = TestServer::ok().await;
+    let mut rig = rig(
+        r#"run contains {"id": "notify", "uses": "webhook.post", "args": {"url": sprintf("%s/notify", [input.env.HOOKS])}}"#,
+        &[("HOOKS", hooks.url(""))],
+    )
+    .await;
+    rig.config.actions_switch_refresh = Duration::ZERO;
+    let table = rig.config.state_table.clone().unwrap();
+    let actions = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+            .arg("actions")
+            .args(args)
+            .args(["--table", &table])
+            .env_remove("STATE_TABLE")
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (code, text) = actions(&["status"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("actions running"), "{text}");
+    let (code, text) = actions(&["pause", "--reason", "vendor incident", "--by", "oncall"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = actions(&["status"]);
+    assert_eq!(code, 3, "paused: {text}");
+    assert!(
+        text.contains("actions paused") && text.contains("by oncall: vendor incident"),
+        "{text}"
+    );
+
+    let responder = app::lambda_responder(&rig.config).unwrap();
+    let alert_id = unique("paused");
+    let summary = handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(summary.outcomes, 1);
+    assert_eq!(hits(&hooks, "/notify"), 0);
+    let outcome = rig.subscriber.wait_for(1, WAIT).await[0].sns_message();
+    assert_eq!(
+        (outcome["status"].as_str(), outcome["skip_reason"].as_str()),
+        (Some("skipped"), Some("paused"))
+    );
+
+    let (code, text) = actions(&["resume", "--by", "oncall"]);
+    assert_eq!(code, 0, "{text}");
+    handle(&responder, event(&alert_id, 1)).await.unwrap();
+    assert_eq!(
+        hits(&hooks, "/notify"),
+        1,
+        "a redelivery after resume runs what was paused"
+    );
+    let (code, _) = actions(&["status"]);
+    assert_eq!(code, 0);
+}

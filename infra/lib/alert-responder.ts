@@ -77,6 +77,16 @@ export interface AlertResponderProps {
   readonly alarmTopic?: sns.ITopic;
   /** SNS invocations (default) or an SQS queue read in batches. */
   readonly ingest?: IngestOptions;
+  /** ACTION_BUDGETS: limits on how often matching actions run (README "Budgets and the kill switch"). */
+  readonly actionBudgets?: ActionBudget[];
+}
+
+/** At most `limit` runs of the actions matched by `uses` or `id` (globs with `*`) per `perSeconds`. */
+export interface ActionBudget {
+  readonly uses?: string;
+  readonly id?: string;
+  readonly limit: number;
+  readonly perSeconds: number;
 }
 
 export class AlertResponder extends Construct {
@@ -143,6 +153,17 @@ export class AlertResponder extends Construct {
     environment.TOPIC_SCHEMAS = sourceTopics.map((source) => `${source.topicArn}=${source.schema}`).join(",");
     const ingest = props.ingest ?? { mode: "sns" };
     environment.BATCH_CONCURRENCY = String(ingest.batchConcurrency ?? 4);
+    environment.ACTION_BUDGETS = JSON.stringify(
+      (props.actionBudgets ?? []).map((budget, index) => {
+        if ((budget.uses === undefined) === (budget.id === undefined)) {
+          throw new Error(`actionBudgets[${index}]: give uses or id, not both or neither`);
+        }
+        if (!Number.isInteger(budget.limit) || budget.limit < 1 || !Number.isInteger(budget.perSeconds) || budget.perSeconds < 1) {
+          throw new Error(`actionBudgets[${index}]: limit and perSeconds are whole numbers of at least 1`);
+        }
+        return { ...(budget.uses !== undefined ? { uses: budget.uses } : { id: budget.id }), limit: budget.limit, per_seconds: budget.perSeconds };
+      }),
+    );
 
     this.function = new lambda.Function(this, "Function", {
       runtime: lambda.Runtime.PROVIDED_AL2023,

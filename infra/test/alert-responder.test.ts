@@ -206,3 +206,16 @@ test("the SAM template has the same ingest modes", () => {
   }
   assert.match(sam, /FunctionResponseTypes: \[ReportBatchItemFailures\]/);
 });
+
+test("action budgets reach the function as ACTION_BUDGETS; a bad one is refused", () => {
+  const template = synth({ actionBudgets: [{ uses: "virustotal.*", limit: 4, perSeconds: 60 }, { id: "page-*", limit: 10, perSeconds: 3600 }] });
+  template.hasResourceProperties("AWS::Lambda::Function", {
+    Environment: {
+      Variables: Match.objectLike({
+        ACTION_BUDGETS: JSON.stringify([{ uses: "virustotal.*", limit: 4, per_seconds: 60 }, { id: "page-*", limit: 10, per_seconds: 3600 }]),
+      }),
+    },
+  });
+  assert.throws(() => synth({ actionBudgets: [{ uses: "a", id: "b", limit: 1, perSeconds: 1 }] }), /not both or neither/);
+  assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 0, perSeconds: 1 }] }), /at least 1/);
+});

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::model::outcome::{preview, truncate_string};
 use crate::model::{ActionRecord, Attr};
 use crate::state::{
-    counter_value, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, RECORD_RETENTION,
+    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, RECORD_RETENTION,
 };
 
 pub struct DynamoState {
@@ -130,6 +130,20 @@ fn lock_key(namespace: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("pk".to_string(), s(format!("lock#{namespace}"))),
         ("sk".to_string(), s("lock")),
+    ])
+}
+
+fn budget_key(budget: &str, window_start: u64) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), s(format!("budget#{budget}"))),
+        ("sk".to_string(), s(window_start.to_string())),
+    ])
+}
+
+fn switch_key() -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), s("control#actions")),
+        ("sk".to_string(), s("switch")),
     ])
 }
 
@@ -352,6 +366,91 @@ impl StateStore for DynamoState {
                 Err(err) if is_condition_failure(err.code()) => Ok(()),
                 Err(err) => Err(self.error("unlock namespace", err)),
             }
+        })
+    }
+
+    fn take_budget<'a>(
+        &'a self,
+        budget: &'a str,
+        limit: u32,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            let now = now();
+            let window = window.as_secs().max(1);
+            let start = now - now % window;
+            // One conditional ADD: instances racing for the last run of a
+            // window cannot both win it.
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(budget_key(budget, start)))
+                .update_expression("ADD used :one SET expires_at = :expires")
+                .condition_expression("attribute_not_exists(used) OR used < :limit")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":limit", n(limit))
+                .expression_attribute_values(":expires", n(start + window + 3600))
+                .send()
+                .await;
+            match update {
+                Ok(_) => Ok(true),
+                Err(err) if is_condition_failure(err.code()) => Ok(false),
+                Err(err) => Err(self.error("take budget", err)),
+            }
+        })
+    }
+
+    fn actions_switch(&self) -> BoxFuture<'_, Result<ActionsSwitch, StateError>> {
+        Box::pin(async move {
+            let item = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(switch_key()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| self.error("read the actions switch", err))?
+                .item;
+            let Some(item) = item else {
+                return Ok(ActionsSwitch::default());
+            };
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            Ok(ActionsSwitch {
+                paused: item
+                    .get("paused")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                reason: text("reason"),
+                changed_by: text("changed_by"),
+                changed_at: text("changed_at"),
+            })
+        })
+    }
+
+    fn set_actions_switch<'a>(&'a self, switch: &'a ActionsSwitch) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            let mut item = switch_key();
+            item.insert("paused".into(), AttributeValue::Bool(switch.paused));
+            for (name, value) in [
+                ("reason", &switch.reason),
+                ("changed_by", &switch.changed_by),
+                ("changed_at", &switch.changed_at),
+            ] {
+                if let Some(value) = value {
+                    item.insert(name.into(), s(value.clone()));
+                }
+            }
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|err| self.error("set the actions switch", err))?;
+            Ok(())
         })
     }
 

@@ -1,5 +1,6 @@
 //! The local commands. Each returns an exit code; `main` only dispatches.
 
+mod actions;
 mod args;
 mod check;
 mod play;
@@ -43,6 +44,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Run scenarios with mocked action results and check their expectations.
     Play(play::PlayArgs),
+    /// Pause or resume every action of a deployment (the kill switch), or show whether they run.
+    Actions(actions::ActionsArgs),
 }
 
 impl Command {
@@ -53,6 +56,7 @@ impl Command {
             Command::Check(args) => check::run(args).await,
             Command::Test(args) => test::run(args).await,
             Command::Play(args) => play::run(args).await,
+            Command::Actions(args) => actions::run(args).await,
         }
     }
 }

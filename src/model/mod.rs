@@ -6,4 +6,4 @@ pub mod record;
 
 pub use alert::{derived_attr_id, Alert, AlertDraft, Attr, Reference};
 pub use outcome::Outcome;
-pub use record::{ActionRecord, Commit, CommitOp, Status};
+pub use record::{ActionRecord, Commit, CommitOp, SkipReason, Status};

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::alert::{Alert, Attr};
-use super::record::{Commit, Status};
+use super::record::{Commit, SkipReason, Status};
 use crate::ingest::{content_hash, Envelope, Rejected};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -111,6 +111,9 @@ pub struct Outcome {
     /// The action ran in an earlier invocation; this republishes its outcome.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replay: bool,
+    /// Why a `skipped` action was not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
 }
 
 impl Outcome {
@@ -122,6 +125,9 @@ impl Outcome {
         if let Some(action) = &self.action {
             attrs.insert("action_uses", action.uses.clone());
             attrs.insert("action_id", action.id.clone());
+        }
+        if let Some(reason) = self.skip_reason {
+            attrs.insert("skip_reason", reason.as_str().to_string());
         }
         if let Some(alert) = &self.alert {
             attrs.insert("severity", alert.severity.clone());
@@ -297,6 +303,7 @@ pub fn rejected_outcome(rejected: &Rejected) -> Outcome {
             truncated,
         }),
         replay: false,
+        skip_reason: None,
     }
 }
 
@@ -320,6 +327,7 @@ pub fn policy_error_outcome(envelope: &Envelope, alert: Option<&Alert>, error: &
         duration_ms: 0,
         rejected: None,
         replay: false,
+        skip_reason: None,
     }
 }
 

@@ -30,6 +30,33 @@ impl Status {
     }
 }
 
+/// Why an action was skipped, for subscribers' filters and for policies
+/// (`input.called[].skip_reason`) to fall back on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// An `ACTION_BUDGETS` limit was reached.
+    Budget,
+    /// Actions are paused (`alert-responder actions pause`).
+    Paused,
+    MaxRounds,
+    MaxActions,
+    /// An earlier action of a sequential round failed.
+    EarlierFailure,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Budget => "budget",
+            SkipReason::Paused => "paused",
+            SkipReason::MaxRounds => "max_rounds",
+            SkipReason::MaxActions => "max_actions",
+            SkipReason::EarlierFailure => "earlier_failure",
+        }
+    }
+}
+
 /// How a commit writes its attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,4 +135,7 @@ pub struct ActionRecord {
     /// Taken from the state table: the action ran in an earlier invocation.
     #[serde(default)]
     pub replay: bool,
+    /// Set when `status` is `skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<SkipReason>,
 }

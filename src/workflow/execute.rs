@@ -7,9 +7,10 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::commit::{commits, persist_writes};
+use super::guard::Guards;
 use crate::action::{ActionCall, ActionError, Registry};
 use crate::model::outcome::action_outcome_id;
-use crate::model::{ActionRecord, Alert, Status};
+use crate::model::{ActionRecord, Alert, SkipReason, Status};
 use crate::policy::ActionRequest;
 use crate::secrets::{redact_args, scrub_text, scrub_value, secret_values, SecretResolver};
 use crate::state::{lease_for, Claim, StateError, StateStore};
@@ -54,6 +55,8 @@ pub(super) struct Executor<'a> {
     /// as long as its invocation can run.
     pub(super) lease_floor: Duration,
     pub(super) dry_run: bool,
+    /// Budgets and the actions switch.
+    pub(super) guards: &'a Guards,
 }
 
 impl Executor<'_> {
@@ -82,6 +85,20 @@ impl Executor<'_> {
             record.status = Status::DryRun;
             return final_record(record, alert, clock);
         }
+        // Paused: nothing is claimed or stored, so a redelivery after
+        // `resume` may run it.
+        if action.is_some() {
+            match self.guards.paused().await {
+                Ok(false) => {}
+                Ok(true) => {
+                    record.status = Status::Skipped;
+                    record.skip_reason = Some(SkipReason::Paused);
+                    record.error = Some("not run: actions are paused (alert-responder actions resume)".to_string());
+                    return final_record(record, alert, clock);
+                }
+                Err(err) => return retry_record(record, alert, clock, RetryCause::State(err)),
+            }
+        }
         if let Some(state) = self.state {
             match self.claim(state, alert, request, deadline).await {
                 Ok(None) => {}
@@ -95,13 +112,33 @@ impl Executor<'_> {
                         retry: None,
                     };
                 }
-                Err(cause) => {
-                    record.error = Some(cause.to_string());
+                Err(cause) => return retry_record(record, alert, clock, cause),
+            }
+        }
+        // Budgets count once the run is this invocation's: a replay never
+        // counts, and an action over budget is final (stored, replayed).
+        if action.is_some() {
+            match self.guards.admit(&request.uses, &request.id).await {
+                Ok(None) => {}
+                Ok(Some(budget)) => {
+                    record.status = Status::Skipped;
+                    record.skip_reason = Some(SkipReason::Budget);
+                    record.error = Some(format!("not run: budget {budget} is spent for this window"));
                     record = finish(record, alert, clock);
-                    return Executed {
-                        record,
-                        retry: Some(cause),
+                    let retry = match self.state {
+                        Some(state) => self.settle(state, alert, request, &record, false).await,
+                        None => None,
                     };
+                    return Executed { record, retry };
+                }
+                Err(err) => {
+                    // Unknown whether the budget allows it: not run over budget, retried.
+                    if let Some(state) = self.state {
+                        if let Err(release) = state.release(&alert.id, &request.id).await {
+                            tracing::warn!(alert_id = %alert.id, action_id = %request.id, error = %release, "could not release the claim; it expires with its lease");
+                        }
+                    }
+                    return retry_record(record, alert, clock, RetryCause::State(err));
                 }
             }
         }
@@ -261,6 +298,16 @@ pub(super) fn new_record(alert: &Alert, request: &ActionRequest, seq: u32, statu
         started_at: Utc::now(),
         duration_ms: 0,
         replay: false,
+        skip_reason: None,
+    }
+}
+
+/// Not final: the invocation (or the batch's record) is retried.
+fn retry_record(mut record: ActionRecord, alert: &Alert, clock: Instant, cause: RetryCause) -> Executed {
+    record.error = Some(cause.to_string());
+    Executed {
+        record: finish(record, alert, clock),
+        retry: Some(cause),
     }
 }
 

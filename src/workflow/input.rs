@@ -104,6 +104,10 @@ pub(super) fn called_value(record: &ActionRecord) -> regorus::Value {
         ("name", regorus::Value::from(record.name.as_str())),
         ("result", optional(record.result.as_ref().map(to_policy_value))),
         ("seq", regorus::Value::from(record.seq)),
+        (
+            "skip_reason",
+            optional(record.skip_reason.map(|r| regorus::Value::from(r.as_str()))),
+        ),
         ("status", regorus::Value::from(record.status.as_str())),
         ("uses", regorus::Value::from(record.uses.as_str())),
     ]

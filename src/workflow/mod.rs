@@ -12,10 +12,13 @@
 
 mod commit;
 mod execute;
+mod guard;
 mod input;
 mod rounds;
 
 pub use execute::{Retry, RetryCause};
+pub use guard::Guards;
+pub(crate) use rounds::Acting;
 pub use rounds::{Limits, Stop, Workflow, WorkflowReport};
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use serde_json::Value;
 
 use super::commit::apply_commit;
 use super::execute::{new_record, Executed, Executor, Retry};
+use super::guard::Guards;
 use super::input::RoundInput;
 use crate::action::Registry;
-use crate::model::{ActionRecord, Alert, Attr, Status};
+use crate::model::{ActionRecord, Alert, Attr, SkipReason, Status};
 use crate::policy::{to_policy_value, ActionRequest, PolicyError, PolicySet, ACTION_RULE};
 use crate::secrets::SecretResolver;
 use crate::state::StateStore;
@@ -96,6 +97,16 @@ pub struct Workflow<'a> {
     executor: Executor<'a>,
 }
 
+/// What a workflow acts with: the actions, their secrets, the state that
+/// makes them exactly-once (and its claims' shortest lease), the guards.
+pub(crate) struct Acting<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) secrets: &'a SecretResolver,
+    pub(crate) state: Option<&'a dyn StateStore>,
+    pub(crate) lease: Duration,
+    pub(crate) guards: &'a Guards,
+}
+
 /// The report as the rounds build it (the alert is added at the end).
 #[derive(Default)]
 struct Progress {
@@ -107,25 +118,18 @@ struct Progress {
 
 impl<'a> Workflow<'a> {
     /// The one way a workflow is made (`decide` calls it).
-    pub(crate) fn new(
-        policies: &'a PolicySet,
-        registry: &'a Registry,
-        limits: &'a Limits,
-        env: &'a Value,
-        secrets: &'a SecretResolver,
-        state: Option<&'a dyn StateStore>,
-        lease: Duration,
-    ) -> Workflow<'a> {
+    pub(crate) fn new(policies: &'a PolicySet, limits: &'a Limits, env: &'a Value, acting: Acting<'a>) -> Workflow<'a> {
         Workflow {
             policies,
             limits,
             env,
             executor: Executor {
-                registry,
-                secrets,
-                state,
-                lease_floor: lease,
+                registry: acting.registry,
+                secrets: acting.secrets,
+                state: acting.state,
+                lease_floor: acting.lease,
                 dry_run: limits.dry_run,
+                guards: acting.guards,
             },
         }
     }
@@ -161,9 +165,11 @@ impl<'a> Workflow<'a> {
             if seq >= self.limits.max_rounds {
                 tracing::warn!(alert_id = %alert.id, max_rounds = self.limits.max_rounds, pending = fresh.len(), "max rounds reached; remaining actions skipped");
                 let reason = format!("not run: the workflow reached MAX_ROUNDS ({})", self.limits.max_rounds);
-                report
-                    .actions
-                    .extend(fresh.iter().map(|r| skipped(&alert, r, seq, &reason)));
+                report.actions.extend(
+                    fresh
+                        .iter()
+                        .map(|r| skipped(&alert, r, seq, SkipReason::MaxRounds, &reason)),
+                );
                 break Stop::MaxRounds { rounds: seq };
             }
             let stop = self.round(&mut alert, &fresh, seq, deadline, &mut report).await;
@@ -253,16 +259,19 @@ impl<'a> Workflow<'a> {
         }
         if ran < to_run.len() {
             let reason = "not run: an earlier action of the round failed (sequential)";
-            report
-                .actions
-                .extend(to_run[ran..].iter().map(|r| skipped(alert, r, seq, reason)));
+            report.actions.extend(
+                to_run[ran..]
+                    .iter()
+                    .map(|r| skipped(alert, r, seq, SkipReason::EarlierFailure, reason)),
+            );
         }
         if !over.is_empty() {
             tracing::warn!(alert_id = %alert.id, max_actions = self.limits.max_actions, skipped = over.len(), "max actions reached");
             let reason = format!("not run: the alert reached MAX_ACTIONS ({})", self.limits.max_actions);
-            report
-                .actions
-                .extend(over.iter().map(|r| skipped(alert, r, seq, &reason)));
+            report.actions.extend(
+                over.iter()
+                    .map(|r| skipped(alert, r, seq, SkipReason::MaxActions, &reason)),
+            );
         }
         stop.or(abort_only)
     }
@@ -304,8 +313,9 @@ fn new_requests(fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyE
     Ok(fresh)
 }
 
-fn skipped(alert: &Alert, request: &ActionRequest, seq: u32, reason: &str) -> ActionRecord {
+fn skipped(alert: &Alert, request: &ActionRequest, seq: u32, why: SkipReason, reason: &str) -> ActionRecord {
     let mut record = new_record(alert, request, seq, Status::Skipped);
     record.error = Some(reason.to_string());
+    record.skip_reason = Some(why);
     record
 }

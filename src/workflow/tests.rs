@@ -62,6 +62,7 @@ struct Harness {
     calls: Arc<AtomicUsize>,
     limits: Limits,
     env: Value,
+    guards: crate::workflow::Guards,
 }
 
 fn harness(action_policy: &str) -> Harness {
@@ -99,6 +100,7 @@ fn harness(action_policy: &str) -> Harness {
             dry_run: false,
         },
         env: json!({"TEAM": "secops"}),
+        guards: crate::workflow::Guards::new(Vec::new(), None, Duration::ZERO),
     }
 }
 
@@ -108,12 +110,15 @@ impl Harness {
         let secrets = SecretResolver::literals_only();
         let workflow = Workflow::new(
             &self.policies,
-            &self.registry,
             &self.limits,
             &workflow_env,
-            &secrets,
-            None,
-            Duration::from_secs(60),
+            crate::workflow::Acting {
+                registry: &self.registry,
+                secrets: &secrets,
+                state: None,
+                lease: Duration::from_secs(60),
+                guards: &self.guards,
+            },
         );
         let payload = to_policy_value(&alert.data);
         workflow.run(alert, payload, None).await
@@ -152,6 +157,7 @@ fn called_entry(record: &ActionRecord) -> Value {
         "force": record.force,
         "abort": record.abort,
         "commit": record.commits,
+        "skip_reason": record.skip_reason.map(|r| r.as_str()),
     })
 }
 
@@ -453,8 +459,11 @@ fn called_entries_convert_like_their_json() {
         started_at: chrono::DateTime::UNIX_EPOCH,
         duration_ms: 0,
         replay: false,
+        skip_reason: Some(crate::model::SkipReason::Budget),
     };
     assert_eq!(called_value(&record), to_policy_value(&called_entry(&record)));
+    let reason = regorus::Value::from("skip_reason");
+    assert_eq!(called_value(&record)[&reason], regorus::Value::from("budget"));
 }
 
 /// `type` is what a policy calls an attribute; only `op: add` adds. (A
