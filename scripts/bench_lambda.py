@@ -48,6 +48,9 @@ class RuntimeApi(QuietServer):
         self.done = threading.Event()
         self.done_at = None
         self.stopping = False
+        # Per invocation: handed out (perf_counter) and its latency (s).
+        self.handed_out = {}
+        self.latencies = []
 
 
 class RuntimeHandler(http.server.BaseHTTPRequestHandler):
@@ -73,6 +76,7 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
                 return self.reply(500)
             index = api.next_index
             api.next_index += 1
+            api.handed_out[index] = time.perf_counter()
         deadline = int(time.time() * 1000) + 60_000
         self.reply(200, api.events[index], [
             ("Lambda-Runtime-Aws-Request-Id", f"req-{index}"),
@@ -89,6 +93,11 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
         self.reply(202)
         if "/invocation/" in self.path:
             with api.lock:
+                request_id = self.path.split("/invocation/")[1].split("/")[0]
+                if request_id.startswith("req-"):
+                    started = api.handed_out.get(int(request_id[4:]))
+                    if started is not None:
+                        api.latencies.append(time.perf_counter() - started)
                 api.responses += 1
                 if api.responses == len(api.events):
                     api.done_at = time.perf_counter()
@@ -168,9 +177,78 @@ def run_once(binary, event, count, extra_env, timeout=600, runner=None):
                 raise SystemExit(f"{binary} reported errors: {api.errors[:3]}")
             result["done_ms"] = (api.done_at - started) * 1000
             result["per_event_us"] = (api.done_at - api.first_poll) * 1e6 / count
+        result["latencies"] = sorted(api.latencies)
         result["peak_rss_kib"] = peak_rss_kib(process.pid)
         result["published"] = sns.published
         return result
+    finally:
+        process.kill()
+        process.wait()
+        with api.lock:
+            api.stopping = True
+            api.lock.notify_all()
+        api.shutdown()
+        sns.shutdown()
+
+
+def burst_events(event_bytes, changes, batch):
+    """`changes` distinct Matano changes (alert ids differ): one SNS event
+    each (batch 1), or SQS events of `batch` records whose bodies are SNS
+    notifications (a queue subscribed with raw delivery off)."""
+    event = json.loads(event_bytes)
+    sns = event["Records"][0]["Sns"]
+    payload = json.loads(sns["Message"])
+    def message(i):
+        payload["updated_alert"]["id"] = f"burst-{i:06d}"
+        return json.dumps(payload)
+    if batch == 1:
+        events = []
+        for i in range(changes):
+            sns["Message"] = message(i)
+            sns["MessageId"] = f"burst-{i}"
+            events.append(json.dumps(event).encode())
+        return events
+    events = []
+    for start in range(0, changes, batch):
+        records = []
+        for i in range(start, min(start + batch, changes)):
+            body = {"Type": "Notification", "MessageId": f"burst-{i}", "TopicArn": sns["TopicArn"],
+                    "Message": message(i), "Timestamp": sns["Timestamp"], "MessageAttributes": {}}
+            records.append({"messageId": f"sqs-{i}", "receiptHandle": "rh", "body": json.dumps(body),
+                            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                            "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench-ingest"})
+        events.append(json.dumps({"Records": records}).encode())
+    return events
+
+
+def run_burst(binary, events, changes, env, timeout=900):
+    """Like run_once, with distinct events: changes/s and per-change latency
+    (a change is done when its invocation answers)."""
+    api = RuntimeApi(events)
+    sns = FakeSns()
+    for server in (api, sns):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_address[1]}",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{sns.server_address[1]}", "AWS_EC2_METADATA_DISABLED": "true",
+        "OUTCOME_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-outcomes", "LOG_LEVEL": "error",
+    }
+    process = subprocess.Popen([binary], env={**base, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if not api.done.wait(timeout):
+            raise SystemExit(f"{binary}: {api.responses}/{len(events)} responses; errors: {api.errors[:3]}")
+        if api.errors:
+            raise SystemExit(f"{binary} reported errors: {api.errors[:3]}")
+        seconds = api.done_at - api.first_poll
+        latencies = sorted(api.latencies)
+        pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e6
+        return {"changes_per_s": changes / seconds, "p50_us": pick(0.5), "p99_us": pick(0.99),
+                "outcomes": sns.published}
     finally:
         process.kill()
         process.wait()
@@ -193,6 +271,11 @@ def main():
     # only the paired cold start, whose ratio is what means something there.
     parser.add_argument("--runner")
     parser.add_argument("--cold-start-only", action="store_true")
+    # Distinct changes through the loop, one per SNS invocation and in SQS
+    # batches of --burst-batch, alternated --burst-runs times.
+    parser.add_argument("--burst", type=int, default=0)
+    parser.add_argument("--burst-batch", type=int, default=10)
+    parser.add_argument("--burst-runs", type=int, default=3)
     args = parser.parse_args()
     event = open(args.event, "rb").read()
     ours_env = {"DRY_RUN": "true"}
@@ -210,6 +293,18 @@ def main():
         return statistics.median(ours), statistics.median(hello), ratio
 
     figures = {}
+    if args.burst:
+        one = burst_events(event, args.burst, 1)
+        batched = burst_events(event, args.burst, args.burst_batch)
+        runs = []
+        for _ in range(args.burst_runs):
+            sns_run = run_burst(args.binary, one, args.burst, ours_env)
+            sqs_run = run_burst(args.binary, batched, args.burst, ours_env)
+            runs.append({"sns": sns_run, "sqs": sqs_run, "ratio": sqs_run["changes_per_s"] / sns_run["changes_per_s"]})
+        median_run = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
+        json.dump({"changes": args.burst, "batch": args.burst_batch, "runs": runs, "median": median_run}, sys.stdout)
+        print()
+        return
     figures["init_ms"], figures["hello_init_ms"], figures["init_ratio"] = paired(0, "first_poll_ms")
     (figures["first_event_ms"], figures["hello_first_event_ms"],
      figures["first_event_ratio"]) = paired(1, "done_ms")
