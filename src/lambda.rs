@@ -79,7 +79,7 @@ pub async fn handle(
         let handled = responder
             .handle_batch(records, deadline, settings.batch_concurrency)
             .await;
-        report(function, &Ok(&handled.summary), false);
+        report(function, &Ok(&handled.summary), handled.publish_failed);
         for (item_id, cause) in &handled.causes {
             tracing::warn!(item_id = %item_id, cause = %cause, "record left on the queue for a retry");
         }

@@ -83,6 +83,8 @@ pub struct BatchHandled {
     pub response: BatchResponse,
     /// Why each retried record is retried, in words (for the log).
     pub causes: Vec<(String, String)>,
+    /// The batch's outcomes could not be published.
+    pub publish_failed: bool,
 }
 
 /// One record decided: its outcomes, what must be retried, and its counts.
@@ -168,6 +170,7 @@ impl Responder {
         match published {
             Ok(()) => handled.summary.outcomes += outcomes.len(),
             Err(err) => {
+                handled.publish_failed = true;
                 let cause = err.to_string();
                 for item_id in published_by {
                     if !handled.causes.iter().any(|(id, _)| id == &item_id) {

@@ -728,4 +728,11 @@ async fn paused_actions_are_skipped_and_run_after_resume() {
     handle(&rig, &change("c6", 1)).await.unwrap();
     assert_eq!(rig.calls.of("page"), 1);
     assert_eq!(skip_reasons(&rig.publisher.take())["page"], None);
+    // What ran before a pause replays during it: a redelivery is not told "paused".
+    state.set_actions_switch(&pause).await.unwrap();
+    let replayed = handle(&rig, &change("c6", 1)).await.unwrap();
+    assert_eq!(replayed.replayed, 1);
+    let outcomes = rig.publisher.take();
+    assert_eq!(by_action(&outcomes)["page"], (Status::Succeeded, true));
+    assert_eq!(rig.calls.of("page"), 1);
 }

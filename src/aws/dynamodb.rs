@@ -133,9 +133,11 @@ fn lock_key(namespace: &str) -> HashMap<String, AttributeValue> {
     ])
 }
 
-fn budget_key(budget: &str, window_start: u64) -> HashMap<String, AttributeValue> {
+/// One item per budget, window length and window: two budgets on one
+/// pattern (4 a minute, 500 a day) never share a counter.
+fn budget_key(budget: &str, window: u64, window_start: u64) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_string(), s(format!("budget#{budget}"))),
+        ("pk".to_string(), s(format!("budget#{budget}#{window}s"))),
         ("sk".to_string(), s(window_start.to_string())),
     ])
 }
@@ -385,7 +387,7 @@ impl StateStore for DynamoState {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(budget_key(budget, start)))
+                .set_key(Some(budget_key(budget, window, start)))
                 .update_expression("ADD used :one SET expires_at = :expires")
                 .condition_expression("attribute_not_exists(used) OR used < :limit")
                 .expression_attribute_values(":one", n(1))

@@ -89,7 +89,7 @@ pub async fn run(args: PlayArgs) -> anyhow::Result<i32> {
             alertchain_index.push(serde_json::json!({
                 "id": scenario.id,
                 "output": path.display().to_string(),
-                "success": true,
+                "success": result.passed,
             }));
         } else {
             write_json(&dir.join("result.json"), &result)?;

@@ -19,6 +19,9 @@ pub use matano::{MatanoAlertChange, Severity};
 /// SNS's own limit for one message; anything larger is not from SNS.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// SQS's own limit for one message body.
+const MAX_SQS_BODY_BYTES: usize = 1024 * 1024;
+
 /// The schema name of Matano alert changes.
 const MATANO_SCHEMA: &str = "matano";
 
@@ -195,7 +198,18 @@ fn ingest_sqs_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
         ));
     };
     let reject = |error| Rejected::boxed(item_id.clone(), None, body.to_string(), error);
-    check_size(body.len()).map_err(reject)?;
+    // The body may be SNS's envelope around a message at SNS's limit: the
+    // message itself is checked against that below; the body against SQS's.
+    match body.len() {
+        0 => return Err(reject(IngestError::Empty)),
+        n if n > MAX_SQS_BODY_BYTES => {
+            return Err(reject(IngestError::Oversize {
+                bytes: n,
+                limit: MAX_SQS_BODY_BYTES,
+            }))
+        }
+        _ => {}
+    }
     let document: Value = serde_json::from_str(body).map_err(|err| reject(not_json(&err)))?;
     if document.get("Type").and_then(Value::as_str) == Some("Notification") && document.get("Message").is_some() {
         let message_id = str_field(&document, "MessageId").or(item_id.clone());

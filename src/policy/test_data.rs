@@ -56,8 +56,14 @@ fn read_error(path: &Path, reason: String) -> PolicyError {
     }
 }
 
+/// A scenario of ours or AlertChain's, or AlertChain's playbook of them.
 fn is_scenario(document: &Value) -> bool {
-    document.get("id").is_some() && document.get("events").is_some_and(Value::is_array)
+    let one = |doc: &Value| doc.get("id").is_some() && doc.get("events").is_some_and(Value::is_array);
+    one(document)
+        || document
+            .get("scenarios")
+            .and_then(Value::as_array)
+            .is_some_and(|all| !all.is_empty() && all.iter().all(one))
 }
 
 /// The object at `path` below `data`, made where missing.
@@ -134,6 +140,11 @@ mod tests {
         std::fs::write(dir.join("alert/testdata/aws_guardduty/more.yaml"), "extra: [1, 2]\n").unwrap();
         std::fs::write(dir.join("top.json"), r#"{"trusted": ["acme"]}"#).unwrap();
         std::fs::write(dir.join("scenarios/s.yaml"), "id: s\nevents: []\n").unwrap();
+        std::fs::write(
+            dir.join("scenarios/playbook.json"),
+            r#"{"scenarios": [{"id": "p", "events": []}]}"#,
+        )
+        .unwrap();
         let data = load_test_data(dir).unwrap();
         assert_eq!(
             data,

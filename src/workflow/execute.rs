@@ -85,20 +85,6 @@ impl Executor<'_> {
             record.status = Status::DryRun;
             return final_record(record, alert, clock);
         }
-        // Paused: nothing is claimed or stored, so a redelivery after
-        // `resume` may run it.
-        if action.is_some() {
-            match self.guards.paused().await {
-                Ok(false) => {}
-                Ok(true) => {
-                    record.status = Status::Skipped;
-                    record.skip_reason = Some(SkipReason::Paused);
-                    record.error = Some("not run: actions are paused (alert-responder actions resume)".to_string());
-                    return final_record(record, alert, clock);
-                }
-                Err(err) => return retry_record(record, alert, clock, RetryCause::State(err)),
-            }
-        }
         if let Some(state) = self.state {
             match self.claim(state, alert, request, deadline).await {
                 Ok(None) => {}
@@ -115,31 +101,9 @@ impl Executor<'_> {
                 Err(cause) => return retry_record(record, alert, clock, cause),
             }
         }
-        // Budgets count once the run is this invocation's: a replay never
-        // counts, and an action over budget is final (stored, replayed).
         if action.is_some() {
-            match self.guards.admit(&request.uses, &request.id).await {
-                Ok(None) => {}
-                Ok(Some(budget)) => {
-                    record.status = Status::Skipped;
-                    record.skip_reason = Some(SkipReason::Budget);
-                    record.error = Some(format!("not run: budget {budget} is spent for this window"));
-                    record = finish(record, alert, clock);
-                    let retry = match self.state {
-                        Some(state) => self.settle(state, alert, request, &record, false).await,
-                        None => None,
-                    };
-                    return Executed { record, retry };
-                }
-                Err(err) => {
-                    // Unknown whether the budget allows it: not run over budget, retried.
-                    if let Some(state) = self.state {
-                        if let Err(release) = state.release(&alert.id, &request.id).await {
-                            tracing::warn!(alert_id = %alert.id, action_id = %request.id, error = %release, "could not release the claim; it expires with its lease");
-                        }
-                    }
-                    return retry_record(record, alert, clock, RetryCause::State(err));
-                }
+            if let Some(stopped) = self.guarded(alert, request, record.clone(), clock).await {
+                return stopped;
             }
         }
         let transient = match action {
@@ -213,6 +177,63 @@ impl Executor<'_> {
             }
         }
         transient
+    }
+
+    /// What the guards say of a run that is this invocation's (claimed, or
+    /// with no state store): `None` to run it, else the record that stands
+    /// instead. Checked after the claim so that what ran before replays.
+    async fn guarded(
+        &self,
+        alert: &Alert,
+        request: &ActionRequest,
+        mut record: ActionRecord,
+        clock: Instant,
+    ) -> Option<Executed> {
+        // Paused: the claim is given back and nothing is stored.
+        let paused = self.guards.paused().await;
+        if !matches!(paused, Ok(false)) {
+            self.give_back(alert, request).await;
+        }
+        match paused {
+            Ok(false) => {}
+            Ok(true) => {
+                record.status = Status::Skipped;
+                record.skip_reason = Some(SkipReason::Paused);
+                record.error = Some("not run: actions are paused (alert-responder actions resume)".to_string());
+                return Some(final_record(record, alert, clock));
+            }
+            Err(err) => return Some(retry_record(record, alert, clock, RetryCause::State(err))),
+        }
+        // Budgets: a replay never counts, and an action over budget is a
+        // final record (stored, replayed).
+        match self.guards.admit(&request.uses, &request.id).await {
+            Ok(None) => None,
+            Ok(Some(budget)) => {
+                record.status = Status::Skipped;
+                record.skip_reason = Some(SkipReason::Budget);
+                record.error = Some(format!("not run: budget {budget} is spent for this window"));
+                let record = finish(record, alert, clock);
+                let retry = match self.state {
+                    Some(state) => self.settle(state, alert, request, &record, false).await,
+                    None => None,
+                };
+                Some(Executed { record, retry })
+            }
+            Err(err) => {
+                // Unknown whether the budget allows it: not run over budget, retried.
+                self.give_back(alert, request).await;
+                Some(retry_record(record, alert, clock, RetryCause::State(err)))
+            }
+        }
+    }
+
+    /// Gives a won claim back (with a state store) without a record.
+    async fn give_back(&self, alert: &Alert, request: &ActionRequest) {
+        if let Some(state) = self.state {
+            if let Err(err) = state.release(&alert.id, &request.id).await {
+                tracing::warn!(alert_id = %alert.id, action_id = %request.id, error = %err, "could not release the claim; it expires with its lease");
+            }
+        }
     }
 
     /// Stores a final record with its persistent writes, or gives the claim
