@@ -138,12 +138,18 @@ def peak_rss_kib(pid):
     return 0
 
 
-def run_once(binary, event, count, extra_env, timeout=600, runner=None):
-    api = RuntimeApi([event] * count)
+def start_servers(events):
+    """A Runtime API handing out `events`, and an SNS endpoint, serving."""
+    api = RuntimeApi(events)
     sns = FakeSns()
     for server in (api, sns):
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
+    return api, sns
+
+
+def lambda_env(api, sns, extra_env):
+    """The environment Lambda gives the function, pointed at the servers."""
+    return {
         "PATH": os.environ.get("PATH", ""),
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_address[1]}",
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
@@ -158,6 +164,19 @@ def run_once(binary, event, count, extra_env, timeout=600, runner=None):
         "LOG_LEVEL": "error",
         **extra_env,
     }
+
+
+def stop_servers(api, sns):
+    with api.lock:
+        api.stopping = True
+        api.lock.notify_all()
+    api.shutdown()
+    sns.shutdown()
+
+
+def run_once(binary, event, count, extra_env, timeout=600, runner=None):
+    api, sns = start_servers([event] * count)
+    env = lambda_env(api, sns, extra_env)
     started = time.perf_counter()
     command = [*runner.split(), binary] if runner else [binary]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -184,11 +203,7 @@ def run_once(binary, event, count, extra_env, timeout=600, runner=None):
     finally:
         process.kill()
         process.wait()
-        with api.lock:
-            api.stopping = True
-            api.lock.notify_all()
-        api.shutdown()
-        sns.shutdown()
+        stop_servers(api, sns)
 
 
 def burst_events(event_bytes, changes, batch):
@@ -225,20 +240,8 @@ def burst_events(event_bytes, changes, batch):
 def run_burst(binary, events, changes, env, timeout=900):
     """Like run_once, with distinct events: changes/s and per-change latency
     (a change is done when its invocation answers)."""
-    api = RuntimeApi(events)
-    sns = FakeSns()
-    for server in (api, sns):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = {
-        "PATH": os.environ.get("PATH", ""),
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_address[1]}",
-        "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{sns.server_address[1]}", "AWS_EC2_METADATA_DISABLED": "true",
-        "OUTCOME_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:bench-outcomes", "LOG_LEVEL": "error",
-    }
-    process = subprocess.Popen([binary], env={**base, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    api, sns = start_servers(events)
+    process = subprocess.Popen([binary], env=lambda_env(api, sns, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         if not api.done.wait(timeout):
             raise SystemExit(f"{binary}: {api.responses}/{len(events)} responses; errors: {api.errors[:3]}")
@@ -252,11 +255,7 @@ def run_burst(binary, events, changes, env, timeout=900):
     finally:
         process.kill()
         process.wait()
-        with api.lock:
-            api.stopping = True
-            api.lock.notify_all()
-        api.shutdown()
-        sns.shutdown()
+        stop_servers(api, sns)
 
 
 def main():

@@ -270,12 +270,12 @@ export class AlertResponder extends Construct {
       });
     }
 
-    const alarm = (id: string, description: string, metric: cloudwatch.IMetric) => {
+    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold = 0, evaluationPeriods = 1) => {
       const created = new cloudwatch.Alarm(this, id, {
         alarmDescription: description,
         metric,
-        threshold: 0,
-        evaluationPeriods: 1,
+        threshold,
+        evaluationPeriods,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
@@ -293,18 +293,13 @@ export class AlertResponder extends Construct {
     alarm("ErrorsAlarm", "alert-responder invocations failed.", this.function.metricErrors({ period: fiveMinutes }));
     alarm("ThrottlesAlarm", "alert-responder invocations were throttled.", this.function.metricThrottles({ period: fiveMinutes }));
     if (this.ingestQueue && this.ingestDeadLetters) {
-      const backlog = new cloudwatch.Alarm(this, "IngestBacklogAlarm", {
-        alarmDescription: "Alert changes are waiting in the ingest queue too long.",
-        metric: this.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: "Maximum" }),
-        threshold: (props.ingest?.oldestMessageAlarmAge ?? Duration.minutes(5)).toSeconds(),
-        evaluationPeriods: 5,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      if (props.alarmTopic) {
-        backlog.addAlarmAction(new cwActions.SnsAction(props.alarmTopic));
-      }
-      this.alarms.push(backlog);
+      alarm(
+        "IngestBacklogAlarm",
+        "Alert changes are waiting in the ingest queue too long.",
+        this.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: "Maximum" }),
+        (props.ingest?.oldestMessageAlarmAge ?? Duration.minutes(5)).toSeconds(),
+        5,
+      );
       alarm(
         "IngestDeadLettersAlarm",
         "Alert changes moved to the ingest dead-letter queue after their deliveries ran out.",
