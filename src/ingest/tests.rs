@@ -314,12 +314,21 @@ fn an_sqs_body_is_held_to_sqs_limit_and_its_message_to_sns() {
     payload["padding"] = json!("\"".repeat(MAX_MESSAGE_BYTES / 2 - 4096));
     let message = payload.to_string();
     assert!(message.len() < MAX_MESSAGE_BYTES);
-    let body = json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": message});
+    let body =
+        json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": message});
     let body = body.to_string();
     assert!(body.len() > MAX_MESSAGE_BYTES);
     let event = json!({"Records": [{"messageId": "a", "body": body, "eventSource": "aws:sqs"}]});
     assert!(ingest_sqs_event(&event, &"matano".into())[0].ingested.is_ok());
-    let huge = json!({"Records": [{"messageId": "b", "body": "x".repeat(MAX_SQS_BODY_BYTES + 1), "eventSource": "aws:sqs"}]});
-    let error = ingest_sqs_event(&huge, &"matano".into()).remove(0).ingested.unwrap_err().error;
-    assert!(matches!(error, IngestError::Oversize { limit, .. } if limit == MAX_SQS_BODY_BYTES), "{error}");
+    let huge =
+        json!({"Records": [{"messageId": "b", "body": "x".repeat(MAX_SQS_BODY_BYTES + 1), "eventSource": "aws:sqs"}]});
+    let error = ingest_sqs_event(&huge, &"matano".into())
+        .remove(0)
+        .ingested
+        .unwrap_err()
+        .error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if limit == MAX_SQS_BODY_BYTES),
+        "{error}"
+    );
 }
