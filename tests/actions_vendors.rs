@@ -7,29 +7,18 @@
 mod common;
 
 use alert_responder::action::ActionError;
-use alert_responder::ingest::ingest_document;
-use alert_responder::model::{Alert, AlertDraft, Attr, Reference};
-use common::{fixture, Recorded, Reply, TestServer};
+use alert_responder::model::{Alert, Attr, Reference};
+use common::{Recorded, Reply, TestServer};
 use serde_json::{json, Value};
 
 fn alert() -> Alert {
-    let envelope = ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), &"matano".into())
-        .pop()
-        .unwrap()
-        .unwrap();
-    let draft = AlertDraft {
-        title: "AWS Root Credentials Change".into(),
-        description: "Check the AWS root account activity".into(),
-        source: "matano".into(),
-        severity: "high".into(),
-        namespace: "matano".into(),
-        attrs: vec![Attr::new("source_ip", json!("5.205.62.253"))],
-        refs: vec![Reference {
+    common::sample_alert(
+        vec![Attr::new("source_ip", json!("5.205.62.253"))],
+        vec![Reference {
             url: "https://runbooks.example.org/root".into(),
             title: "Runbook".into(),
         }],
-    };
-    Alert::from_draft(draft, &envelope)
+    )
 }
 
 async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {

@@ -4,26 +4,12 @@
 mod common;
 
 use alert_responder::action::{ActionError, Registry};
-use alert_responder::ingest::ingest_document;
-use alert_responder::model::{Alert, AlertDraft};
+use alert_responder::model::Alert;
 use common::{fixture, Reply, TestServer};
 use serde_json::{json, Value};
 
 fn alert() -> Alert {
-    let envelope = ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), &"matano".into())
-        .pop()
-        .unwrap()
-        .unwrap();
-    let draft = AlertDraft {
-        title: "AWS Root Credentials Change".into(),
-        description: "Check the AWS root account activity".into(),
-        source: "matano".into(),
-        severity: "high".into(),
-        namespace: "matano".into(),
-        attrs: Vec::new(),
-        refs: Vec::new(),
-    };
-    Alert::from_draft(draft, &envelope)
+    common::sample_alert(Vec::new(), Vec::new())
 }
 
 async fn run(uses: &str, args: Value) -> Result<Value, ActionError> {

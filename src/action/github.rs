@@ -86,21 +86,28 @@ impl CreateIssue {
     }
 }
 
+/// Authentication, shared by both actions: a token, or a GitHub App
+/// installation (AlertChain's arguments).
+const TOKEN: ArgSpec = ArgSpec::optional("secret_token", ArgKind::Secret, "token with issues: write");
+const APP_ID: ArgSpec = ArgSpec::optional(
+    "app_id",
+    ArgKind::Whole,
+    "GitHub App id (with install_id and secret_private_key)",
+);
+const INSTALL_ID: ArgSpec = ArgSpec::optional("install_id", ArgKind::Whole, "the App's installation id");
+const PRIVATE_KEY: ArgSpec = ArgSpec::optional(
+    "secret_private_key",
+    ArgKind::Secret,
+    "the App's private key, PEM (PKCS#1 as GitHub gives it, or PKCS#8)",
+);
+
 const ISSUE_ARGS: &[ArgSpec] = &[
     ArgSpec::required("owner", ArgKind::String, "repository owner"),
     ArgSpec::required("repo", ArgKind::String, "repository name"),
-    ArgSpec::optional("secret_token", ArgKind::Secret, "token with issues: write"),
-    ArgSpec::optional(
-        "app_id",
-        ArgKind::Whole,
-        "GitHub App id (with install_id and secret_private_key)",
-    ),
-    ArgSpec::optional("install_id", ArgKind::Whole, "the App's installation id"),
-    ArgSpec::optional(
-        "secret_private_key",
-        ArgKind::Secret,
-        "the App's private key, PEM (PKCS#1 as GitHub gives it, or PKCS#8)",
-    ),
+    TOKEN,
+    APP_ID,
+    INSTALL_ID,
+    PRIVATE_KEY,
     ArgSpec::optional("title", ArgKind::String, "issue title (default `[severity] title`)"),
     ArgSpec::optional(
         "body",
@@ -176,18 +183,10 @@ const COMMENT_ARGS: &[ArgSpec] = &[
     ArgSpec::required("owner", ArgKind::String, "repository owner"),
     ArgSpec::required("repo", ArgKind::String, "repository name"),
     ArgSpec::required("issue_number", ArgKind::Whole, "issue or pull request number"),
-    ArgSpec::optional("secret_token", ArgKind::Secret, "token with issues: write"),
-    ArgSpec::optional(
-        "app_id",
-        ArgKind::Whole,
-        "GitHub App id (with install_id and secret_private_key)",
-    ),
-    ArgSpec::optional("install_id", ArgKind::Whole, "the App's installation id"),
-    ArgSpec::optional(
-        "secret_private_key",
-        ArgKind::Secret,
-        "the App's private key, PEM (PKCS#1 as GitHub gives it, or PKCS#8)",
-    ),
+    TOKEN,
+    APP_ID,
+    INSTALL_ID,
+    PRIVATE_KEY,
     ArgSpec::optional(
         "body",
         ArgKind::String,

@@ -102,9 +102,10 @@ impl Executor<'_> {
             }
         }
         if action.is_some() {
-            if let Some(stopped) = self.guarded(alert, request, record.clone(), clock).await {
-                return stopped;
-            }
+            record = match self.guarded(alert, request, record, clock).await {
+                Ok(record) => record,
+                Err(stopped) => return stopped,
+            };
         }
         let transient = match action {
             Some(action) => {
@@ -180,7 +181,7 @@ impl Executor<'_> {
     }
 
     /// What the guards say of a run that is this invocation's (claimed, or
-    /// with no state store): `None` to run it, else the record that stands
+    /// with no state store): the record back to run it, else what stands
     /// instead. Checked after the claim so that what ran before replays.
     async fn guarded(
         &self,
@@ -188,7 +189,7 @@ impl Executor<'_> {
         request: &ActionRequest,
         mut record: ActionRecord,
         clock: Instant,
-    ) -> Option<Executed> {
+    ) -> Result<ActionRecord, Executed> {
         // Paused: the claim is given back and nothing is stored.
         let paused = self.guards.paused().await;
         if !matches!(paused, Ok(false)) {
@@ -200,14 +201,14 @@ impl Executor<'_> {
                 record.status = Status::Skipped;
                 record.skip_reason = Some(SkipReason::Paused);
                 record.error = Some("not run: actions are paused (alert-responder actions resume)".to_string());
-                return Some(final_record(record, alert, clock));
+                return Err(final_record(record, alert, clock));
             }
-            Err(err) => return Some(retry_record(record, alert, clock, RetryCause::State(err))),
+            Err(err) => return Err(retry_record(record, alert, clock, RetryCause::State(err))),
         }
         // Budgets: a replay never counts, and an action over budget is a
         // final record (stored, replayed).
         match self.guards.admit(&request.uses, &request.id).await {
-            Ok(None) => None,
+            Ok(None) => Ok(record),
             Ok(Some(budget)) => {
                 record.status = Status::Skipped;
                 record.skip_reason = Some(SkipReason::Budget);
@@ -217,12 +218,12 @@ impl Executor<'_> {
                     Some(state) => self.settle(state, alert, request, &record, false).await,
                     None => None,
                 };
-                Some(Executed { record, retry })
+                Err(Executed { record, retry })
             }
             Err(err) => {
                 // Unknown whether the budget allows it: not run over budget, retried.
                 self.give_back(alert, request).await;
-                Some(retry_record(record, alert, clock, RetryCause::State(err)))
+                Err(retry_record(record, alert, clock, RetryCause::State(err)))
             }
         }
     }

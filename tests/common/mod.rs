@@ -330,3 +330,26 @@ pub async fn sqs_client() -> aws_sdk_sqs::Client {
         .build();
     aws_sdk_sqs::Client::from_conf(config)
 }
+
+/// The Matano sample change's alert, as the starter kit's alert policy makes
+/// it, with the given attributes and references.
+pub fn sample_alert(
+    attrs: Vec<alert_responder::model::Attr>,
+    refs: Vec<alert_responder::model::Reference>,
+) -> alert_responder::model::Alert {
+    let envelope =
+        alert_responder::ingest::ingest_document(fixture("matano_alert_change_v1.json").as_bytes(), &"matano".into())
+            .pop()
+            .unwrap()
+            .unwrap();
+    let draft = alert_responder::model::AlertDraft {
+        title: "AWS Root Credentials Change".into(),
+        description: "Check the AWS root account activity".into(),
+        source: "matano".into(),
+        severity: "high".into(),
+        namespace: "matano".into(),
+        attrs,
+        refs,
+    };
+    alert_responder::model::Alert::from_draft(draft, &envelope)
+}
