@@ -9,8 +9,8 @@ use crate::action::sns::TopicPublisher;
 use crate::action::Registry;
 use aws_types::SdkConfig;
 
-use crate::aws::{sdk_config, DynamoState, SecretsManager, SnsPublisher};
-use crate::config::{Config, ConfigError};
+use crate::aws::{sdk_config, DynamoState, S3Records, SecretsManager, SnsPublisher, S3};
+use crate::config::{Config, ConfigError, Location};
 use crate::decide::{DecideSettings, Decider};
 use crate::http::{HttpClient, HttpPolicy, HttpSettings};
 use crate::memory::MemoryState;
@@ -18,6 +18,7 @@ use crate::pipeline::Responder;
 use crate::play::MockedActions;
 use crate::policy::{PolicyError, PolicySet};
 use crate::publish::Publisher;
+use crate::records::{DirRecords, RecordSink};
 use crate::secrets::SecretResolver;
 use crate::state::StateStore;
 use crate::workflow::Limits;
@@ -96,6 +97,14 @@ pub fn state(config: &Config, sdk: &SdkConfig) -> Option<Arc<dyn StateStore>> {
     Some(Arc::new(DynamoState::new(client, table)))
 }
 
+/// Where decision records go (`DECISION_RECORDS`), if anywhere.
+pub fn records(config: &Config, sdk: &SdkConfig) -> Option<Arc<dyn RecordSink>> {
+    Some(match config.decision_records.as_ref()? {
+        Location::Local(dir) => Arc::new(DirRecords::new(dir)),
+        Location::S3(uri) => Arc::new(S3Records::new(S3::new(sdk), uri.clone())),
+    })
+}
+
 /// The responder of the configured deployment, publishing to `publisher`;
 /// `topics` serves `sns.publish`.
 pub fn responder(
@@ -141,7 +150,10 @@ pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
     let sdk = sdk_config();
     let sns = aws_sdk_sns::Client::new(&sdk);
     let publisher = Arc::new(SnsPublisher::new(sns.clone(), topic));
-    let responder = responder(config, publisher, Some(Arc::new(sns)), state(config, &sdk))?;
+    let mut responder = responder(config, publisher, Some(Arc::new(sns)), state(config, &sdk))?;
+    if let Some(sink) = records(config, &sdk) {
+        responder = responder.with_records(sink);
+    }
     let policies = responder.decider().policies();
     if !policies.has_action_policy() {
         tracing::warn!("no action policy (`package action`): alerts are decided, and nothing runs");
@@ -152,6 +164,13 @@ pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
         schemas = schemas.join(",").as_str(),
         dry_run = config.dry_run,
         state_table = config.state_table.as_deref().unwrap_or("-"),
+        decision_records = config
+            .decision_records
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "-".to_string())
+            .as_str(),
+        bundle_digest = policies.digest(),
         "initialized"
     );
     Ok(responder)

@@ -23,6 +23,79 @@ pub enum PolicySource {
     Dir(PathBuf),
 }
 
+/// An S3 object or prefix, `s3://bucket/key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Uri {
+    /// `s3://bucket/key` (the key may be empty: the whole bucket).
+    pub fn parse(text: &str) -> Result<S3Uri, String> {
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| "expected s3://BUCKET/KEY".to_string())?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid_bucket {
+            return Err(format!(
+                "{bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, '-' or '.')"
+            ));
+        }
+        Ok(S3Uri {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// This prefix with `suffix` after it (one `/` between).
+    pub fn join(&self, suffix: &str) -> S3Uri {
+        let key = match self.key.trim_end_matches('/') {
+            "" => suffix.to_string(),
+            prefix => format!("{prefix}/{suffix}"),
+        };
+        S3Uri {
+            bucket: self.bucket.clone(),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// A file or directory here, or an S3 object or prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+    S3(S3Uri),
+}
+
+impl Location {
+    pub fn parse(text: &str) -> Result<Location, String> {
+        match text.starts_with("s3://") {
+            true => S3Uri::parse(text).map(Location::S3),
+            false => Ok(Location::Local(PathBuf::from(text))),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::S3(uri) => uri.fmt(f),
+        }
+    }
+}
+
 /// Which evaluator runs the policies' entry rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PolicyEngine {
@@ -32,6 +105,15 @@ pub enum PolicyEngine {
     /// The tree-walking interpreter only: runtime errors in a rule body fail
     /// the evaluation instead of making the body undefined.
     Interpreter,
+}
+
+impl PolicyEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyEngine::Vm => "vm",
+            PolicyEngine::Interpreter => "interpreter",
+        }
+    }
 }
 
 impl std::str::FromStr for PolicyEngine {
@@ -157,6 +239,14 @@ pub struct Config {
     /// How long an instance trusts what it read of the actions switch
     /// (`alert-responder actions pause|resume`).
     pub actions_switch_refresh: Duration,
+    /// `DECISION_RECORDS`: where every invocation's decision records go.
+    pub decision_records: Option<Location>,
+    /// `POLICY_BUNDLE`: a bundle served instead of `policies`.
+    pub policy_bundle: Option<Location>,
+    /// `SHADOW_POLICY_BUNDLE`: a candidate decided next to the live policies, never acting.
+    pub shadow_bundle: Option<Location>,
+    /// `POLICY_REFRESH_SECONDS`: how often the bundles are checked for a new version.
+    pub policy_refresh: Duration,
 }
 
 /// A configuration value that could not be used.
@@ -205,6 +295,10 @@ impl Default for Config {
             batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
             action_budgets: Vec::new(),
             actions_switch_refresh: Duration::from_secs(10),
+            decision_records: None,
+            policy_bundle: None,
+            shadow_bundle: None,
+            policy_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -288,6 +382,21 @@ impl Config {
         }
         if let Some(v) = get("POLICY_ENGINE") {
             self.policy_engine = v.parse().map_err(|reason| invalid("POLICY_ENGINE", &v, reason))?;
+        }
+        if let Some(v) = get("DECISION_RECORDS") {
+            self.decision_records =
+                Some(Location::parse(v.trim()).map_err(|reason| invalid("DECISION_RECORDS", &v, reason))?);
+        }
+        if let Some(v) = get("POLICY_BUNDLE") {
+            self.policy_bundle =
+                Some(Location::parse(v.trim()).map_err(|reason| invalid("POLICY_BUNDLE", &v, reason))?);
+        }
+        if let Some(v) = get("SHADOW_POLICY_BUNDLE") {
+            self.shadow_bundle =
+                Some(Location::parse(v.trim()).map_err(|reason| invalid("SHADOW_POLICY_BUNDLE", &v, reason))?);
+        }
+        if let Some(v) = get("POLICY_REFRESH_SECONDS") {
+            self.policy_refresh = Duration::from_secs(parse_positive("POLICY_REFRESH_SECONDS", &v)?.into());
         }
         Ok(())
     }

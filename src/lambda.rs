@@ -77,7 +77,12 @@ pub async fn handle(
     if is_sqs_event(&event.payload) {
         let records = ingest_sqs_event(&event.payload, &settings.routing);
         let handled = responder
-            .handle_batch(records, deadline, settings.batch_concurrency)
+            .handle_batch(
+                records,
+                deadline,
+                settings.batch_concurrency,
+                Some(&event.context.request_id),
+            )
             .await;
         report(function, &Ok(&handled.summary), handled.publish_failed);
         for (item_id, cause) in &handled.causes {
@@ -86,7 +91,9 @@ pub async fn handle(
         return Ok(Response::Batch(handled.response));
     }
     let records = ingest_lambda_event(&event.payload, &settings.routing);
-    let result = responder.handle(records, deadline).await;
+    let result = responder
+        .handle_invocation(records, deadline, Some(&event.context.request_id))
+        .await;
     let publish_failed = matches!(result, Err(HandleError::Publish(_)));
     report(
         function,
@@ -167,6 +174,7 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
         let error_type = match &err {
             HandleError::Publish(_) => "AlertResponder.PublishError",
             HandleError::State(_) => "AlertResponder.StateError",
+            HandleError::Records(_) => "AlertResponder.DecisionRecordsError",
             HandleError::NamespaceBusy(_) => "AlertResponder.NamespaceBusy",
             HandleError::Retry { .. } => "AlertResponder.RetryableActions",
         };

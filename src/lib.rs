@@ -46,6 +46,7 @@ mod play;
 pub mod policy;
 pub mod process;
 pub mod publish;
+pub mod records;
 pub mod secrets;
 pub mod state;
 pub mod tls;

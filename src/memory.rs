@@ -407,3 +407,52 @@ impl Publisher for MemoryPublisher {
         Box::pin(async move { result })
     }
 }
+
+/// Decision records kept in memory, by key, as a bucket would keep them.
+#[derive(Default)]
+pub struct MemoryRecords {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    failing: AtomicBool,
+}
+
+impl MemoryRecords {
+    /// The objects written, by key.
+    pub fn objects(&self) -> BTreeMap<String, Vec<u8>> {
+        self.objects.lock().expect("not poisoned").clone()
+    }
+
+    /// Every record of every object, in key order.
+    pub fn records(&self) -> Vec<crate::model::decision::DecisionRecord> {
+        self.objects()
+            .values()
+            .flat_map(|body| crate::records::decode(body).expect("objects written here decode"))
+            .collect()
+    }
+
+    /// While set, every write fails, as S3 down would.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+impl crate::records::RecordSink for MemoryRecords {
+    fn write<'a>(
+        &'a self,
+        object: &'a crate::records::RecordObject,
+    ) -> BoxFuture<'a, Result<(), crate::records::RecordError>> {
+        let result = if self.failing.load(Ordering::SeqCst) {
+            Err(crate::records::RecordError::Write {
+                destination: "memory".to_string(),
+                count: object.count,
+                reason: "the in-memory record sink is set failing".to_string(),
+            })
+        } else {
+            self.objects
+                .lock()
+                .expect("not poisoned")
+                .insert(object.key.clone(), object.body.clone());
+            Ok(())
+        };
+        Box::pin(async move { result })
+    }
+}

@@ -8,12 +8,14 @@ use serde::Serialize;
 
 use crate::decide::{DecideError, Decided, Decider, Decision};
 use crate::ingest::{Envelope, IngestError, Ingested, QueuedRecord, Rejected};
+use crate::model::decision::{AlertEntry, DecisionRecord, DecisionResult, RecordContext, RetryEntry, StopRecord};
 use crate::model::outcome::{
     policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, SourceMessage,
     SCHEMA_VERSION,
 };
 use crate::model::{Outcome, Status};
 use crate::publish::{PublishError, Publisher};
+use crate::records::{RecordError, RecordObject, RecordSink};
 use crate::workflow::{Retry, Stop, WorkflowReport};
 
 /// Counts of one invocation; the Lambda returns it as its response.
@@ -85,11 +87,15 @@ pub struct BatchHandled {
     pub causes: Vec<(String, String)>,
     /// The batch's outcomes could not be published.
     pub publish_failed: bool,
+    /// The batch's decision records could not be written.
+    pub records_failed: bool,
 }
 
 /// One record decided: its outcomes, what must be retried, and its counts.
 struct RecordDone {
     outcomes: Vec<Outcome>,
+    /// The decision record, when records are kept.
+    record: Option<DecisionRecord>,
     retries: Vec<Retry>,
     error: Option<DecideError>,
     summary: Summary,
@@ -103,6 +109,9 @@ pub enum HandleError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The invocation's decision records could not be written.
+    #[error(transparent)]
+    Records(#[from] RecordError),
     /// A namespace stayed held by another alert's workflow.
     #[error(transparent)]
     NamespaceBusy(DecideError),
@@ -116,11 +125,24 @@ pub enum HandleError {
 pub struct Responder {
     decider: Decider,
     publisher: Arc<dyn Publisher>,
+    /// Where decision records go; none are built without it.
+    records: Option<Arc<dyn RecordSink>>,
 }
 
 impl Responder {
     pub fn new(decider: Decider, publisher: Arc<dyn Publisher>) -> Responder {
-        Responder { decider, publisher }
+        Responder {
+            decider,
+            publisher,
+            records: None,
+        }
+    }
+
+    /// Keeps a decision record of every message in `sink`, written before
+    /// an invocation succeeds.
+    pub fn with_records(mut self, sink: Arc<dyn RecordSink>) -> Responder {
+        self.records = Some(sink);
+        self
     }
 
     pub fn decider(&self) -> &Decider {
@@ -138,17 +160,22 @@ impl Responder {
         records: Vec<QueuedRecord>,
         deadline: Option<Instant>,
         concurrency: usize,
+        request_id: Option<&str>,
     ) -> BatchHandled {
         use futures::StreamExt;
         let done: Vec<(String, RecordDone)> = futures::stream::iter(records)
-            .map(|record| async move { (record.item_id, self.record(record.ingested, deadline).await) })
+            .map(|record| async move { (record.item_id, self.record(record.ingested, deadline, request_id).await) })
             .buffered(concurrency.max(1))
             .collect()
             .await;
         let mut handled = BatchHandled::default();
         let mut outcomes = Vec::new();
         let mut published_by = Vec::new();
-        for (item_id, record) in done {
+        let mut decision_records = Vec::new();
+        let mut item_ids = Vec::new();
+        for (item_id, mut record) in done {
+            item_ids.push(item_id.clone());
+            decision_records.extend(record.record.take());
             let cause = match (&record.error, record.retries.first()) {
                 (Some(err), _) => Some(err.to_string()),
                 (None, Some(first)) => Some(format!("{} action(s) must be retried: {first}", record.retries.len())),
@@ -179,6 +206,16 @@ impl Responder {
                 }
             }
         }
+        if let Err(err) = self.keep_records(&decision_records).await {
+            // Every record of the batch is retried: its record is not kept.
+            handled.records_failed = true;
+            let cause = err.to_string();
+            for item_id in item_ids {
+                if !handled.causes.iter().any(|(id, _)| id == &item_id) {
+                    handled.causes.push((item_id, cause.clone()));
+                }
+            }
+        }
         handled.response.batch_item_failures = handled
             .causes
             .iter()
@@ -189,21 +226,49 @@ impl Responder {
         handled
     }
 
-    /// One record: rejected, or decided into outcomes (and retries).
-    async fn record(&self, record: Ingested, deadline: Option<Instant>) -> RecordDone {
+    /// One record: rejected, or decided into outcomes (and retries), and
+    /// its decision record when records are kept.
+    async fn record(&self, record: Ingested, deadline: Option<Instant>, request_id: Option<&str>) -> RecordDone {
+        let started = Instant::now();
         let mut summary = Summary {
             records: 1,
             ..Summary::default()
         };
         let mut retries = Vec::new();
         let mut error = None;
+        let policies = self.decider.policies();
+        let context = RecordContext {
+            request_id,
+            bundle_digest: policies.digest(),
+            engine: policies.engine().as_str(),
+        };
+        let keep = self.records.is_some();
+        let mut decision_record = None;
         let outcomes = match record {
-            Err(rejected) => reject(*rejected, &mut summary),
+            Err(rejected) => {
+                decision_record = keep.then(|| DecisionRecord::of_rejected(&context, &rejected));
+                reject(*rejected, &mut summary)
+            }
             Ok(envelope) => match self.decider.decide(&envelope, deadline).await {
-                Ok(decided) => self.outcomes(&envelope, decided, &mut summary, &mut retries),
+                Ok(decided) => {
+                    if keep {
+                        let mut record = decision_record_of(&context, &envelope, &decided);
+                        record.timings.total_ms = started.elapsed().as_millis() as u64;
+                        decision_record = Some(record);
+                    }
+                    let mut outcomes = self.outcomes(&envelope, decided, &mut summary, &mut retries);
+                    for outcome in &mut outcomes {
+                        outcome.bundle_digest = Some(context.bundle_digest.to_string());
+                    }
+                    outcomes
+                }
                 Err(err) => {
                     // Nothing of this record ran; the others still do.
                     tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the record will be retried");
+                    decision_record = keep.then(|| {
+                        DecisionRecord::of_envelope(&context, &envelope, DecisionResult::NotDecided)
+                            .with_error(&err.to_string())
+                    });
                     error = Some(err);
                     Vec::new()
                 }
@@ -211,10 +276,26 @@ impl Responder {
         };
         RecordDone {
             outcomes,
+            record: decision_record,
             retries,
             error,
             summary,
         }
+    }
+
+    /// Writes an invocation's decision records as one object (nothing when
+    /// records are off or there are none).
+    async fn keep_records(&self, records: &[DecisionRecord]) -> Result<(), RecordError> {
+        let Some(sink) = &self.records else {
+            return Ok(());
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        let object = RecordObject::encode(records, chrono::Utc::now());
+        sink.write(&object).await.inspect_err(|err| {
+            tracing::error!(error = %err, "decision records not written; the invocation will be retried");
+        })
     }
 
     /// Handles every record; a bad record or a failing policy affects only
@@ -223,11 +304,24 @@ impl Responder {
     /// makes a retry safe — so the event is retried (and lands in the
     /// on-failure destination) instead of lost.
     pub async fn handle(&self, records: Vec<Ingested>, deadline: Option<Instant>) -> Result<Summary, HandleError> {
+        self.handle_invocation(records, deadline, None).await
+    }
+
+    /// [`Responder::handle`] for the invocation `request_id`, which its
+    /// decision records name.
+    pub async fn handle_invocation(
+        &self,
+        records: Vec<Ingested>,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+    ) -> Result<Summary, HandleError> {
         let mut summary = Summary::default();
         let mut retries: Vec<Retry> = Vec::new();
         let mut state_error = None;
+        let mut decision_records = Vec::new();
         for record in records {
-            let done = self.record(record, deadline).await;
+            let mut done = self.record(record, deadline, request_id).await;
+            decision_records.extend(done.record.take());
             summary.absorb(done.summary);
             retries.extend(done.retries);
             if let Some(err) = done.error {
@@ -238,6 +332,7 @@ impl Responder {
                 summary.outcomes += done.outcomes.len();
             }
         }
+        self.keep_records(&decision_records).await?;
         match state_error {
             Some(DecideError::State(err)) => return Err(HandleError::State(err)),
             Some(busy @ DecideError::NamespaceBusy { .. }) => return Err(HandleError::NamespaceBusy(busy)),
@@ -303,6 +398,48 @@ impl Responder {
     }
 }
 
+/// The record of a decision: what the policies made and what became of it.
+fn decision_record_of(context: &RecordContext<'_>, envelope: &Envelope, decided: &Decided) -> DecisionRecord {
+    let result = match &decided.decision {
+        Decision::NoAlertPolicy { .. } => DecisionResult::NoAlertPolicy,
+        Decision::Stale { .. } => DecisionResult::Stale,
+        Decision::AlertPolicyFailed(_) => DecisionResult::PolicyError,
+        Decision::Alerts(_) => DecisionResult::Decided,
+    };
+    let mut record = DecisionRecord::of_envelope(context, envelope, result);
+    record.timings.decision_us = decided.policy_time.as_micros() as u64;
+    match &decided.decision {
+        Decision::NoAlertPolicy { schema } => {
+            record = record.with_error(&format!("no alert policy for schema {schema:?}"));
+        }
+        Decision::Stale { latest } => {
+            record = record.with_error(&format!("stale change: a newer one ({latest}) was already processed"));
+        }
+        Decision::AlertPolicyFailed(err) => record = record.with_error(&err.to_string()),
+        Decision::Alerts(reports) => record.alerts = reports.iter().map(alert_entry).collect(),
+    }
+    record
+}
+
+fn alert_entry(report: &WorkflowReport) -> AlertEntry {
+    let stop = serde_json::to_value(&report.stop).expect("a stop serializes");
+    let text = |name: &str| stop.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+    let stop = StopRecord {
+        reason: report.stop.reason().to_string(),
+        action_id: text("action_id"),
+        error: text("error").or_else(|| text("cause")),
+    };
+    let retries = report
+        .retries
+        .iter()
+        .map(|retry| RetryEntry {
+            action_id: retry.action_id.clone(),
+            cause: retry.cause.to_string(),
+        })
+        .collect();
+    AlertEntry::new(&report.alert, report.rounds, stop, &report.actions, retries)
+}
+
 fn reject(rejected: Rejected, summary: &mut Summary) -> Vec<Outcome> {
     tracing::error!(
         message_id = rejected.message_id.as_deref().unwrap_or("-"),
@@ -359,6 +496,7 @@ fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome>
             rejected: None,
             replay: record.replay,
             skip_reason: record.skip_reason,
+            bundle_digest: None,
         })
         .collect()
 }

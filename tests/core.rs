@@ -17,7 +17,8 @@ use alert_responder::app;
 use alert_responder::config::Config;
 use alert_responder::decide::Decider;
 use alert_responder::ingest::ingest_document;
-use alert_responder::memory::{MemoryPublisher, MemoryState};
+use alert_responder::memory::{MemoryPublisher, MemoryRecords, MemoryState};
+use alert_responder::model::decision::DecisionResult;
 use alert_responder::model::{Outcome, Status};
 use alert_responder::pipeline::{HandleError, Responder, Summary};
 use alert_responder::policy::{PolicyFile, PolicySet};
@@ -547,7 +548,7 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
         flaky.to_string(),
         via_sns(br#"{"updated_alert": {"id": 5}}"#, "sns-4"),
     ];
-    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 4).await;
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 4, None).await;
     // The transient failure alone goes back to the queue; the bad records
     // are rejected (with outcomes), not retried.
     assert_eq!(failures(&handled), ["m2"], "{:?}", handled.causes);
@@ -568,7 +569,7 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     // Lambda delivers the failed record again: it runs only what failed.
     let again = rig
         .responder
-        .handle_batch(sqs_batch(&[flaky.to_string()]), None, 4)
+        .handle_batch(sqs_batch(&[flaky.to_string()]), None, 4, None)
         .await;
     assert!(failures(&again).is_empty(), "{:?}", again.causes);
     assert_eq!(rig.calls.of("flaky"), 2);
@@ -580,10 +581,10 @@ async fn a_batch_whose_outcomes_cannot_be_published_is_retried_whole_and_runs_no
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
     let bodies = [via_sns(&change("b3", 1), "s1"), via_sns(&change("b4", 1), "s2")];
     rig.publisher.set_failing(true);
-    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2).await;
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
     assert_eq!(failures(&handled), ["m0", "m1"]);
     rig.publisher.set_failing(false);
-    let again = rig.responder.handle_batch(sqs_batch(&bodies), None, 2).await;
+    let again = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
     assert!(failures(&again).is_empty());
     assert_eq!(again.summary.replayed, 2);
     assert_eq!(rig.calls.of("page"), 2, "once per alert, not again on the retry");
@@ -619,7 +620,7 @@ alert contains {"title": input.updated_alert.title, "namespace": input.updated_a
     });
     let handled = tokio::time::timeout(
         Duration::from_secs(20),
-        rig.responder.handle_batch(sqs_batch(&bodies), None, 2),
+        rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None),
     )
     .await
     .expect("both records ran at once");
@@ -735,4 +736,125 @@ async fn paused_actions_are_skipped_and_run_after_resume() {
     let outcomes = rig.publisher.take();
     assert_eq!(by_action(&outcomes)["page"], (Status::Succeeded, true));
     assert_eq!(rig.calls.of("page"), 1);
+}
+
+fn with_records(rig: Rig) -> (Rig, Arc<MemoryRecords>) {
+    let records = Arc::new(MemoryRecords::default());
+    let Rig {
+        responder,
+        state,
+        publisher,
+        calls,
+        gate,
+    } = rig;
+    let rig = Rig {
+        responder: responder.with_records(records.clone()),
+        state,
+        publisher,
+        calls,
+        gate,
+    };
+    (rig, records)
+}
+
+#[tokio::test]
+async fn every_decision_is_recorded_with_what_became_of_each_action() {
+    let (rig, records) = with_records(rig(r#"
+run contains {"id": "look", "uses": "test.ok", "args": {"v": 1}}
+run contains {"id": "page", "uses": "test.ok", "args": {"v": input.called[0].result.n}} if count(input.called) == 1
+"#));
+    let summary = handle(&rig, &change("r1", 3)).await.unwrap();
+    assert_eq!(summary.actions, 2);
+    handle(&rig, b"{not json").await.unwrap();
+    let outcomes = rig.publisher.take();
+
+    let objects = records.objects();
+    assert_eq!(objects.len(), 2, "one object per invocation: {:?}", objects.keys());
+    let all = records.records();
+    let decided = all.iter().find(|r| r.result == DecisionResult::Decided).unwrap();
+    let value = serde_json::to_value(decided).unwrap();
+    common::assert_valid_record(&value);
+    assert_eq!(value["source"]["change_key"], "matano/r1/3");
+    assert_eq!(
+        value["payload"]["updated_alert"]["id"], "r1",
+        "the payload is kept to decide it again"
+    );
+    let digest = rig.responder.decider().policies().digest().to_string();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+    assert_eq!(decided.bundle_digest, digest);
+    assert_eq!(decided.engine, "vm");
+    let alert = &decided.alerts[0];
+    assert_eq!(alert.stop.reason, "completed");
+    assert_eq!(alert.rounds, 2);
+    let rounds: Vec<(&str, u32, Status)> = alert.actions.iter().map(|a| (a.id.as_str(), a.seq, a.status)).collect();
+    assert_eq!(rounds, [("look", 0, Status::Succeeded), ("page", 1, Status::Succeeded)]);
+    assert_eq!(alert.actions[1].args["v"], json!(1), "args as the round computed them");
+    assert_eq!(alert.actions[0].result, Some(json!({"n": 1, "v": 1})));
+    // Outcomes name the policies that decided them.
+    for outcome in outcomes.iter().filter(|o| o.action.is_some()) {
+        assert_eq!(outcome.bundle_digest.as_deref(), Some(digest.as_str()));
+    }
+
+    let rejected = all.iter().find(|r| r.result == DecisionResult::Rejected).unwrap();
+    common::assert_valid_record(&serde_json::to_value(rejected).unwrap());
+    assert_eq!(rejected.original.as_deref(), Some("{not json"));
+    assert!(
+        rejected.error.as_deref().unwrap().contains("not JSON"),
+        "{:?}",
+        rejected.error
+    );
+}
+
+#[tokio::test]
+async fn records_that_cannot_be_written_fail_the_invocation_and_its_retry_overwrites() {
+    let (rig, records) = with_records(rig(r#"run contains {"id": "page", "uses": "test.ok"}"#));
+    let payload = change("r2", 1);
+    records.set_failing(true);
+    let err = handle(&rig, &payload).await.unwrap_err();
+    assert!(matches!(err, HandleError::Records(_)), "{err}");
+    assert!(err.to_string().contains("decision record"), "{err}");
+    records.set_failing(false);
+    // Lambda's retry: the action replays from the state table, the record is written.
+    let again = handle(&rig, &payload).await.unwrap();
+    assert_eq!((again.actions, again.replayed), (1, 1));
+    assert_eq!(rig.calls.of("page"), 1);
+    handle(&rig, &payload).await.unwrap();
+    let objects = records.objects();
+    assert_eq!(
+        objects.len(),
+        1,
+        "a retry of the same event overwrites its object: {:?}",
+        objects.keys()
+    );
+    let record = &records.records()[0];
+    assert!(record.alerts[0].actions[0].replay);
+}
+
+#[tokio::test]
+async fn a_batch_whose_records_cannot_be_written_is_retried_whole() {
+    let (rig, records) = with_records(rig(r#"run contains {"id": "page", "uses": "test.ok"}"#));
+    records.set_failing(true);
+    let bodies = [
+        via_sns(&change("r3", 1), "sns-1"),
+        via_sns(&change("r4", 1), "sns-2"),
+        "{not json".to_string(),
+    ];
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
+    assert!(handled.records_failed);
+    assert_eq!(failures(&handled), ["m0", "m1", "m2"], "{:?}", handled.causes);
+    records.set_failing(false);
+    let handled = rig
+        .responder
+        .handle_batch(sqs_batch(&bodies), None, 2, Some("req-2"))
+        .await;
+    assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
+    assert_eq!(rig.calls.of("page"), 2, "each alert's action ran once");
+    let kept = records.records();
+    assert_eq!(kept.len(), 3);
+    assert!(kept.iter().all(|r| r.request_id.as_deref() == Some("req-2")));
+    let keys: Vec<String> = records.objects().keys().cloned().collect();
+    assert!(
+        keys[0].starts_with("dt=2026-11-29/hour=12/"),
+        "dated by the SNS timestamp: {keys:?}"
+    );
 }

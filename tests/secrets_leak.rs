@@ -8,7 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::lambda::{lambda_process, runtime_api, REQUEST_ID};
-use common::{create_topic, matano_sns_event, sns_client, subscribe_http, Reply, TestServer};
+use common::{
+    assert_valid_record, create_bucket, create_topic, matano_sns_event, s3_client, s3_records, sns_client,
+    subscribe_http, Reply, TestServer,
+};
 use serde_json::{json, Value};
 
 const ROUTING_KEY: &str = "PD-ROUTING-KEY-7f3a9c";
@@ -108,6 +111,9 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
     let subscriber = TestServer::ok().await;
     subscribe_http(&sns, &topic, &subscriber.url("/"), None).await;
 
+    let s3 = s3_client().await;
+    let bucket = create_bucket(&s3, "records").await;
+    let records_uri = format!("s3://{bucket}/decisions");
     let api = runtime_api(matano_sns_event("high", &[])).await;
     let child = lambda_process(
         &api,
@@ -115,6 +121,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
             ("OUTCOME_TOPIC_ARN", topic.as_str()),
             ("POLICY_DIR", policies.path().to_str().unwrap()),
             ("LOG_LEVEL", "trace"),
+            ("DECISION_RECORDS", records_uri.as_str()),
         ],
     );
     let requests = api.wait_for(3, WAIT).await;
@@ -186,6 +193,24 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
         "input.called, as the next round saw it",
         &String::from_utf8_lossy(&report[0].body),
     );
+    // The decision record (written before the invocation succeeded): every
+    // action with its redacted args and scrubbed results, in moto's S3.
+    let records = s3_records(&s3, &bucket, "decisions/").await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let (key, record) = &records[0];
+    assert!(
+        key.starts_with("decisions/dt=") && key.contains("/hour=") && key.ends_with(".jsonl.gz"),
+        "{key}"
+    );
+    assert_valid_record(record);
+    assert_eq!(record["request_id"], REQUEST_ID);
+    let actions = record["alerts"][0]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 4, "{record:#}");
+    let page = actions.iter().find(|a| a["id"] == "page").unwrap();
+    assert_eq!(page["args"]["secret_routing_key"], "[REDACTED]");
+    assert_eq!(page["result"]["message"], "accepted key [REDACTED]");
+    assert_eq!(record["bundle_digest"], by_id("page")["bundle_digest"]);
+    assert_no_secret("the decision record", &record.to_string());
     assert_no_secret(
         "SNS deliveries",
         &subscriber
@@ -213,6 +238,7 @@ async fn literal_secrets_never_reach_run_or_play_output() {
         ),
     )
     .unwrap();
+    let records = tempfile::tempdir().unwrap();
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_alert-responder"))
         .args([
             "run",
@@ -220,6 +246,8 @@ async fn literal_secrets_never_reach_run_or_play_output() {
             "trace",
             "--policies",
             policies.path().to_str().unwrap(),
+            "--records",
+            records.path().to_str().unwrap(),
         ])
         .env("HTTP_ALLOW_PRIVATE", "true")
         .env_remove("AWS_LAMBDA_RUNTIME_API")
@@ -234,6 +262,22 @@ async fn literal_secrets_never_reach_run_or_play_output() {
     assert_no_secret("run stdout", &stdout);
     assert_no_secret("run stderr", &String::from_utf8_lossy(&run.stderr));
     assert_eq!(echo.requests()[0].headers["authorization"], format!("Bearer {BEARER}"));
+    let mut record_text = String::new();
+    for hour in std::fs::read_dir(records.path()).unwrap() {
+        for dir in std::fs::read_dir(hour.unwrap().path()).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                let body = std::fs::read(file.unwrap().path()).unwrap();
+                for record in alert_responder::records::decode(&body).unwrap() {
+                    record_text.push_str(&serde_json::to_string(&record).unwrap());
+                }
+            }
+        }
+    }
+    assert!(
+        record_text.contains("Bearer [REDACTED]"),
+        "the run's record: {record_text}"
+    );
+    assert_no_secret("run --records", &record_text);
 
     let scenarios = tempfile::tempdir().unwrap();
     std::fs::write(

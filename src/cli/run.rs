@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::args::{policy_source_line, PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
 use crate::aws::{sdk_config, LazySnsClient, SnsPublisher};
-use crate::config::Config;
+use crate::config::{Config, Location};
 use crate::ingest::ingest_document;
 use crate::play::{load_mocks, MockedActions};
 use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// later rounds see the mocked results. No state table is touched.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["sns", "dry_run"])]
     pub mocks: Option<PathBuf>,
+    /// Write the run's decision records (gzip JSON lines, the layout of
+    /// DECISION_RECORDS in S3) under this directory.
+    #[arg(long, value_name = "DIR")]
+    pub records: Option<PathBuf>,
     /// Set `input.env.KEY` for the policies (repeatable); adds to POLICY_ENV.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
@@ -98,7 +102,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         Some(path) => Some(MockedActions::new(&app::registry(&config, None), &load_mocks(path)?)),
         None => None,
     };
-    let responder = match &mocks {
+    if let Some(dir) = &args.records {
+        config.decision_records = Some(Location::Local(dir.clone()));
+    }
+    let mut responder = match &mocks {
         Some(mocks) => app::mocked_responder(&config, publisher, mocks)?,
         None => {
             // Secret references are resolved only if a policy uses one, and
@@ -107,6 +114,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             app::responder(&config, publisher, Some(sns), state)?
         }
     };
+    if let Some(sink) = app::records(&config, &sdk_config()) {
+        responder = responder.with_records(sink);
+    }
     let records = ingest_document(&input, &config.schemas);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
     let summary = responder.handle(records, Some(deadline)).await?;
@@ -120,6 +130,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         summary.policy_errors,
         summary.outcomes
     );
+    if let Some(dir) = &args.records {
+        eprintln!("decision records written under {}", dir.display());
+    }
     if let (Some(mocks), Some(path)) = (&mocks, &args.mocks) {
         eprintln!("actions answered from {}: nothing was called", path.display());
         for miss in mocks.take_misses() {

@@ -1,6 +1,7 @@
 //! Plain data: the alert, what became of each action, the outcome message.
 
 pub mod alert;
+pub mod decision;
 pub mod outcome;
 pub mod record;
 

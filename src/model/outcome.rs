@@ -114,6 +114,9 @@ pub struct Outcome {
     /// Why a `skipped` action was not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
+    /// The digest of the policies that decided it (`sha256:<hex>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_digest: Option<String>,
 }
 
 impl Outcome {
@@ -304,6 +307,7 @@ pub fn rejected_outcome(rejected: &Rejected) -> Outcome {
         }),
         replay: false,
         skip_reason: None,
+        bundle_digest: None,
     }
 }
 
@@ -328,6 +332,7 @@ pub fn policy_error_outcome(envelope: &Envelope, alert: Option<&Alert>, error: &
         rejected: None,
         replay: false,
         skip_reason: None,
+        bundle_digest: None,
     }
 }
 

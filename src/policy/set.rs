@@ -29,7 +29,7 @@ use super::engine::{new_engine, timer};
 use super::error::PolicyError;
 use super::escape::with_escape_functions;
 use super::request::{ActionRequest, ACTION_RULE};
-use super::source::{read_source, PolicyFile};
+use super::source::{read_source, source_digest, PolicyFile};
 use super::value::{to_policy_value, typed_element};
 use super::vm::{compile_program, NoProgram, VmRule};
 use crate::config::{PolicyEngine, PolicySource};
@@ -62,6 +62,9 @@ pub struct PolicySet {
     /// `data.action.sequential` is true: a round's actions run one after
     /// another, in the set's order (AlertChain's), instead of concurrently.
     sequential: bool,
+    /// `sha256:<hex>` of the production files, names relative to their root
+    /// (`source_digest`): what outcomes and decision records name.
+    digest: String,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -78,7 +81,10 @@ impl PolicySet {
     /// Loads the production policies (tests excluded) from `source`.
     pub fn load(source: &PolicySource, timeout: Duration) -> Result<PolicySet, PolicyError> {
         let files = read_source(source)?;
-        Self::compile(files.into_iter().filter(|f| !f.is_test()).collect(), timeout)
+        let digest = source_digest(source, &files);
+        let mut set = Self::compile(files.into_iter().filter(|f| !f.is_test()).collect(), timeout)?;
+        set.digest = digest;
+        Ok(set)
     }
 
     /// Compiles `files`, failing on any syntax or analysis error (with the file
@@ -87,6 +93,8 @@ impl PolicySet {
         // `input.alert.raw` costs a serialization of the payload per alert:
         // made only for policies that may read it.
         let reads_raw = files.iter().any(|file| file.text.contains("raw"));
+        // Names as given; `load` and bundles name files relative to their root.
+        let digest = source_digest(&PolicySource::Dir(std::path::PathBuf::new()), &files);
         let (engine, names) = prepare(files, timeout)?;
         let packages = engine
             .get_packages()
@@ -110,7 +118,13 @@ impl PolicySet {
         set.has_action_policy = has_action_policy;
         set.reads_raw = reads_raw;
         set.sequential = has_action_policy && constant_true(&set.engine, "data.action.sequential");
+        set.digest = digest;
         Ok(set)
+    }
+
+    /// `sha256:<hex>` of the production policies.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Whether there is an action policy (`package action`).
@@ -195,6 +209,7 @@ impl PolicySet {
             show_prints: false,
             reads_raw: true,
             sequential: false,
+            digest: String::new(),
         })
     }
 

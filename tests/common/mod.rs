@@ -227,6 +227,63 @@ pub async fn sns_client() -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::from_conf(config)
 }
 
+/// An S3 client for test setup, pointed at moto (path-style addressing).
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let sdk = alert_responder::aws::sdk_config();
+    let config = aws_sdk_s3::config::Builder::from(&sdk)
+        .endpoint_url(moto_endpoint())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A bucket with a name no other test uses.
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("{prefix}-{}-{n}", std::process::id());
+    s3.create_bucket().bucket(&name).send().await.expect("create bucket");
+    name
+}
+
+/// Every decision record under `s3://bucket/prefix`, with the keys they were in.
+pub async fn s3_records(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<(String, Value)> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list");
+    let mut records = Vec::new();
+    for object in listed.contents() {
+        let key = object.key().unwrap().to_string();
+        let body = s3.get_object().bucket(bucket).key(&key).send().await.expect("get");
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        for record in alert_responder::records::decode(&bytes).expect("records decode") {
+            records.push((key.clone(), serde_json::to_value(record).unwrap()));
+        }
+    }
+    records
+}
+
+/// Validates a decision record against the committed JSON Schema.
+pub fn assert_valid_record(record: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let schema: Value = serde_json::from_str(include_str!("../../schemas/decision.v1.json")).unwrap();
+        jsonschema::validator_for(&schema).expect("decision schema compiles")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(record)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "record does not match schemas/decision.v1.json: {errors:#?}\n{record:#}"
+    );
+}
+
 /// A topic with a name no other test uses.
 pub async fn create_topic(sns: &aws_sdk_sns::Client, prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
