@@ -7,7 +7,9 @@
 // code (a zip or a directory holding bootstrap; default: the release zip
 // target/release-artifacts/alert-responder-<version>-arm64.zip, else the
 // directory `cargo lambda build --release --arm64` writes, target/lambda/alert-responder),
-// alarmTopicArn.
+// alarmTopicArn, decisionRecords (`disabled` turns the decision records off),
+// decisionRecordsExpirationDays, policyBundleKey and shadowPolicyBundleKey (keys
+// under bundles/ in the policy bundle bucket), policyRefreshSeconds.
 
 import * as fs from "fs";
 import * as path from "path";
@@ -59,6 +61,23 @@ const sourceTopics = (context("sourceTopics") ?? "")
     return { topicArn, schema };
   });
 
+/** A whole-number context value, or undefined when not given. */
+function numberContext(name: string): number | undefined {
+  const value = context(name);
+  if (value === undefined || value === "") {
+    return undefined;
+  }
+  if (!/^[0-9]+$/.test(value)) {
+    throw new Error(`${name}: ${JSON.stringify(value)} is not a whole number`);
+  }
+  return Number(value);
+}
+
+const decisionRecords = context("decisionRecords") ?? "enabled";
+if (decisionRecords !== "enabled" && decisionRecords !== "disabled") {
+  throw new Error(`decisionRecords: enabled or disabled, not ${JSON.stringify(decisionRecords)}`);
+}
+
 const stack = new Stack(app, context("stackName") ?? "AlertResponder");
 const responder = new AlertResponder(stack, "AlertResponder", {
   alertingTopicArn,
@@ -66,6 +85,17 @@ const responder = new AlertResponder(stack, "AlertResponder", {
   webhooks,
   sourceTopics,
   alarmTopic: context("alarmTopicArn") ? sns.Topic.fromTopicArn(stack, "AlarmTopic", context("alarmTopicArn")!) : undefined,
+  decisionRecords: { enabled: decisionRecords === "enabled", expirationDays: numberContext("decisionRecordsExpirationDays") },
+  policyBundleKey: context("policyBundleKey") || undefined,
+  shadowPolicyBundleKey: context("shadowPolicyBundleKey") || undefined,
+  policyRefreshSeconds: numberContext("policyRefreshSeconds"),
 });
 new CfnOutput(stack, "OutcomeTopicArn", { value: responder.outcomeTopic.topicArn });
 new CfnOutput(stack, "FailedEventsQueueUrl", { value: responder.failedEvents.queueUrl });
+new CfnOutput(stack, "PolicyBundleBucketName", { value: responder.policyBundleBucket.bucketName });
+if (responder.decisionRecordsBucket && responder.decisionRecordsDatabase && responder.decisionRecordsTable) {
+  new CfnOutput(stack, "DecisionRecordsBucketName", { value: responder.decisionRecordsBucket.bucketName });
+  new CfnOutput(stack, "DecisionRecordsTableName", {
+    value: `${responder.decisionRecordsDatabase.ref}.${responder.decisionRecordsTable.ref}`,
+  });
+}

@@ -1,17 +1,20 @@
 // AlertResponder: the alert-responder Lambda subscribed to Matano's alerting
 // topic (directly, or through an SQS queue read in batches), its outcome topic with HTTPS webhook subscriptions, the state table,
-// the on-failure queue and the alarms — the same resources as template.yaml.
+// the on-failure queue, the decision records bucket with its Glue table, the
+// policy bundle bucket and the alarms — the same resources as template.yaml.
 
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as glue from "aws-cdk-lib/aws-glue";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as destinations from "aws-cdk-lib/aws-lambda-destinations";
 import * as eventSources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as logs from "aws-cdk-lib/aws-logs";
+import * as s3 from "aws-cdk-lib/aws-s3";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
@@ -50,6 +53,16 @@ export interface IngestOptions {
   readonly batchConcurrency?: number;
 }
 
+/** Decision records (README "Decision records"): one gzip JSON-lines object per invocation. */
+export interface DecisionRecordsOptions {
+  /** Write them (DECISION_RECORDS). Default true. */
+  readonly enabled?: boolean;
+  /** Days a record is kept (lifecycle expiration of records/). Default 400. */
+  readonly expirationDays?: number;
+  /** Glue database of the `decision_records` table: lowercase letters, digits, underscores. Default "alert_responder". */
+  readonly databaseName?: string;
+}
+
 export interface AlertResponderProps {
   /** Matano's alerting topic (the AlertingSnsTopicArn output of the Matano stack). */
   readonly alertingTopicArn: string;
@@ -79,7 +92,46 @@ export interface AlertResponderProps {
   readonly ingest?: IngestOptions;
   /** ACTION_BUDGETS: limits on how often matching actions run (README "Budgets and the kill switch"). */
   readonly actionBudgets?: ActionBudget[];
+  /** Decision records to S3, queryable in Athena. Default: on, kept 400 days. */
+  readonly decisionRecords?: DecisionRecordsOptions;
+  /**
+   * POLICY_BUNDLE: key of a policy bundle (tar.gz) under `bundles/` in the policy bundle
+   * bucket, e.g. "bundles/prod.tar.gz", loaded instead of the built-in policies. Default: none.
+   */
+  readonly policyBundleKey?: string;
+  /** SHADOW_POLICY_BUNDLE: key of a candidate bundle under `bundles/`, evaluated next to the live policies. */
+  readonly shadowPolicyBundleKey?: string;
+  /** POLICY_REFRESH_SECONDS: how often the bundles' ETags are re-checked. Default 60. */
+  readonly policyRefreshSeconds?: number;
 }
+
+/** The Glue columns of a decision record (schema_version 1), as template.yaml declares them; the payload is left out. */
+export const DECISION_RECORD_COLUMNS: glue.CfnTable.ColumnProperty[] = [
+  { name: "record_type", type: "string" },
+  { name: "schema_version", type: "int" },
+  { name: "record_id", type: "string" },
+  { name: "decided_at", type: "string" },
+  { name: "request_id", type: "string" },
+  { name: "source", type: "struct<message_id:string,topic_arn:string,change_key:string,schema:string>" },
+  { name: "bundle_digest", type: "string" },
+  { name: "engine", type: "string" },
+  { name: "result", type: "string" },
+  { name: "error", type: "string" },
+  {
+    name: "alerts",
+    type:
+      "array<struct<id:string,title:string,severity:string,namespace:string," +
+      "attrs:array<struct<id:string,key:string,value:string,type:string,persist:boolean,ttl:bigint>>," +
+      "rounds:int,stop:struct<reason:string,action_id:string,error:string>," +
+      "actions:array<struct<id:string,uses:string,seq:int,status:string,skip_reason:string,replay:boolean," +
+      "duration_ms:bigint,error:string,outcome_id:string,args:string,result:string," +
+      "commits:array<struct<id:string,key:string,value:string,type:string,persist:boolean,ttl:bigint,op:string>>>>>>",
+  },
+  { name: "timings", type: "struct<decision_us:bigint,total_ms:bigint>" },
+  { name: "shadow", type: "struct<bundle_digest:string,diverged:boolean>" },
+];
+
+const BUNDLE_KEY = /^bundles\/[A-Za-z0-9/_.=+@-]+$/;
 
 /** At most `limit` runs of the actions matched by `uses` or `id` (globs with `*`) per `perSeconds`. */
 export interface ActionBudget {
@@ -98,6 +150,12 @@ export class AlertResponder extends Construct {
   /** (ingest mode sqs) the queue the source topics deliver to, and its dead letters. */
   public readonly ingestQueue?: sqs.Queue;
   public readonly ingestDeadLetters?: sqs.Queue;
+  /** Decision records (unless disabled): objects under records/, and the Glue database and table over them. */
+  public readonly decisionRecordsBucket?: s3.Bucket;
+  public readonly decisionRecordsDatabase?: glue.CfnDatabase;
+  public readonly decisionRecordsTable?: glue.CfnTable;
+  /** Policy bundles go under bundles/ (versioned); always created, so the first bundle can be uploaded before it is named. */
+  public readonly policyBundleBucket: s3.Bucket;
   public readonly alarms: cloudwatch.Alarm[] = [];
 
   constructor(scope: Construct, id: string, props: AlertResponderProps) {
@@ -126,6 +184,95 @@ export class AlertResponder extends Construct {
     this.failedEvents = new sqs.Queue(this, "FailedEvents", {
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
+    });
+
+    const records = props.decisionRecords ?? {};
+    const expirationDays = records.expirationDays ?? 400;
+    const databaseName = records.databaseName ?? "alert_responder";
+    if (!Number.isInteger(expirationDays) || expirationDays < 1) {
+      throw new Error("decisionRecords.expirationDays: a whole number of at least 1");
+    }
+    if (!/^[a-z][a-z0-9_]{0,254}$/.test(databaseName)) {
+      throw new Error(`decisionRecords.databaseName ${JSON.stringify(databaseName)}: lowercase letters, digits and underscores, starting with a letter`);
+    }
+    for (const [name, key] of [["policyBundleKey", props.policyBundleKey], ["shadowPolicyBundleKey", props.shadowPolicyBundleKey]]) {
+      if (key !== undefined && !BUNDLE_KEY.test(key)) {
+        throw new Error(`${name} ${JSON.stringify(key)}: a key under bundles/ (the function may read nothing else), e.g. bundles/prod.tar.gz`);
+      }
+    }
+    if (props.policyBundleKey !== undefined && props.policyLayer) {
+      throw new Error("policyBundleKey and policyLayer both replace the built-in policies; give one of them");
+    }
+    const refreshSeconds = props.policyRefreshSeconds ?? 60;
+    if (!Number.isInteger(refreshSeconds) || refreshSeconds < 1 || refreshSeconds > 86400) {
+      throw new Error("policyRefreshSeconds: a whole number from 1 to 86400");
+    }
+
+    // Private, TLS-only, owner-enforced buckets; kept when the stack goes.
+    const privateBucket = {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    };
+    if (records.enabled ?? true) {
+      // The records hold what the outcomes hold: the outcome topic's key encrypts them when there is one.
+      this.decisionRecordsBucket = new s3.Bucket(this, "DecisionRecords", {
+        ...privateBucket,
+        encryption: props.outcomeTopicKey ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
+        encryptionKey: props.outcomeTopicKey,
+        bucketKeyEnabled: props.outcomeTopicKey ? true : undefined,
+        lifecycleRules: [{ id: "ExpireDecisionRecords", prefix: "records/", expiration: Duration.days(expirationDays) }],
+      });
+      const bucketName = this.decisionRecordsBucket.bucketName;
+      this.decisionRecordsDatabase = new glue.CfnDatabase(this, "DecisionRecordsDatabase", {
+        catalogId: stack.account,
+        databaseInput: { name: databaseName, description: "alert-responder decision records" },
+      });
+      // Athena reads the gzip JSON lines where they are, partitions projected from the keys.
+      this.decisionRecordsTable = new glue.CfnTable(this, "DecisionRecordsTable", {
+        catalogId: stack.account,
+        databaseName: this.decisionRecordsDatabase.ref,
+        tableInput: {
+          name: "decision_records",
+          description: "One line per decision (record_type decision, schema_version 1); see the README.",
+          tableType: "EXTERNAL_TABLE",
+          parameters: {
+            EXTERNAL: "TRUE",
+            classification: "json",
+            compressionType: "gzip",
+            "projection.enabled": "true",
+            "projection.dt.type": "date",
+            "projection.dt.format": "yyyy-MM-dd",
+            "projection.dt.range": "2026-01-01,NOW",
+            "projection.dt.interval": "1",
+            "projection.dt.interval.unit": "DAYS",
+            "projection.hour.type": "integer",
+            "projection.hour.range": "0,23",
+            "projection.hour.digits": "2",
+            "storage.location.template": `s3://${bucketName}/records/dt=\${dt}/hour=\${hour}/`,
+          },
+          partitionKeys: [
+            { name: "dt", type: "string" },
+            { name: "hour", type: "string" },
+          ],
+          storageDescriptor: {
+            location: `s3://${bucketName}/records/`,
+            inputFormat: "org.apache.hadoop.mapred.TextInputFormat",
+            outputFormat: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+            serdeInfo: {
+              serializationLibrary: "org.openx.data.jsonserde.JsonSerDe",
+              parameters: { "ignore.malformed.json": "true" },
+            },
+            columns: DECISION_RECORD_COLUMNS,
+          },
+        },
+      });
+    }
+    this.policyBundleBucket = new s3.Bucket(this, "PolicyBundles", {
+      ...privateBucket,
+      versioned: true,
+      encryption: s3.BucketEncryption.S3_MANAGED,
     });
 
     const logGroup = new logs.LogGroup(this, "Logs", {
@@ -164,6 +311,16 @@ export class AlertResponder extends Construct {
         return { ...(budget.uses !== undefined ? { uses: budget.uses } : { id: budget.id }), limit: budget.limit, per_seconds: budget.perSeconds };
       }),
     );
+    if (this.decisionRecordsBucket) {
+      environment.DECISION_RECORDS = `s3://${this.decisionRecordsBucket.bucketName}/records`;
+    }
+    if (props.policyBundleKey !== undefined) {
+      environment.POLICY_BUNDLE = `s3://${this.policyBundleBucket.bucketName}/${props.policyBundleKey}`;
+    }
+    if (props.shadowPolicyBundleKey !== undefined) {
+      environment.SHADOW_POLICY_BUNDLE = `s3://${this.policyBundleBucket.bucketName}/${props.shadowPolicyBundleKey}`;
+    }
+    environment.POLICY_REFRESH_SECONDS = String(refreshSeconds);
 
     this.function = new lambda.Function(this, "Function", {
       runtime: lambda.Runtime.PROVIDED_AL2023,
@@ -227,6 +384,31 @@ export class AlertResponder extends Construct {
         resources: [`arn:${stack.partition}:secretsmanager:${stack.region}:${stack.account}:secret:${secretPrefix}*`],
       }),
     );
+    // Decision records: put objects under records/, nothing else (no read, list or delete).
+    if (this.decisionRecordsBucket) {
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "WriteDecisionRecords",
+          actions: ["s3:PutObject"],
+          resources: [this.decisionRecordsBucket.arnForObjects("records/*")],
+        }),
+      );
+      if (props.outcomeTopicKey) {
+        this.function.addToRolePolicy(
+          new iam.PolicyStatement({ sid: "EncryptDecisionRecords", actions: ["kms:GenerateDataKey"], resources: [props.outcomeTopicKey.keyArn] }),
+        );
+      }
+    }
+    // Policy bundles: read objects (and their versions) under bundles/, only when one is named.
+    if (props.policyBundleKey !== undefined || props.shadowPolicyBundleKey !== undefined) {
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "ReadPolicyBundles",
+          actions: ["s3:GetObject", "s3:GetObjectVersion"],
+          resources: [this.policyBundleBucket.arnForObjects("bundles/*")],
+        }),
+      );
+    }
     if (this.stateTable) {
       this.stateTable.grant(
         this.function,
@@ -305,6 +487,21 @@ export class AlertResponder extends Construct {
         "Alert changes moved to the ingest dead-letter queue after their deliveries ran out.",
         this.ingestDeadLetters.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: "Maximum" }),
       );
+    }
+    // The function's own metrics (EMF, namespace AlertResponder, dimension FunctionName).
+    const own = (metricName: string) =>
+      new cloudwatch.Metric({
+        namespace: "AlertResponder",
+        metricName,
+        dimensionsMap: { FunctionName: this.function.functionName },
+        statistic: "Sum",
+        period: fiveMinutes,
+      });
+    if (this.decisionRecordsBucket) {
+      alarm("DecisionRecordFailuresAlarm", "alert-responder could not write decision records (metric DecisionRecordFailures).", own("DecisionRecordFailures"));
+    }
+    if (props.policyBundleKey !== undefined || props.shadowPolicyBundleKey !== undefined) {
+      alarm("PolicyBundleRefusedAlarm", "alert-responder refused a policy bundle (metric PolicyBundleRefused); see its log for why.", own("PolicyBundleRefused"));
     }
     if (this.webhookDeadLetters) {
       alarm(

@@ -7,9 +7,10 @@ import * as os from "os";
 import * as path from "path";
 import { App, Duration, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
-import { AlertResponder, AlertResponderProps } from "../lib/alert-responder";
+import { AlertResponder, AlertResponderProps, DECISION_RECORD_COLUMNS } from "../lib/alert-responder";
 
 const ALERTING = "arn:aws:sns:us-east-1:123456789012:matano-alerting";
 
@@ -83,7 +84,7 @@ test("webhooks are HTTPS subscriptions with filter policy, delivery policy and a
   assert.throws(() => synth({ webhooks: [{ url: "http://insecure.example.org" }] }), /must be https/);
 });
 
-test("failed events go to an SQS queue after 2 retries; alarms watch it, errors and throttles", () => {
+test("failed events go to an SQS queue after 2 retries; alarms watch it, errors, throttles and decision record failures", () => {
   const template = withWebhooks();
   template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
     MaximumRetryAttempts: 2,
@@ -91,10 +92,17 @@ test("failed events go to an SQS queue after 2 retries; alarms watch it, errors 
     DestinationConfig: { OnFailure: { Destination: { "Fn::GetAtt": [Match.stringLikeRegexp("FailedEvents"), "Arn"] } } },
   });
   template.resourceCountIs("AWS::SQS::Queue", 2);
-  template.resourceCountIs("AWS::CloudWatch::Alarm", 4);
+  template.resourceCountIs("AWS::CloudWatch::Alarm", 5);
   template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "Errors", Namespace: "AWS/Lambda", Threshold: 0 });
   template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "Throttles", Namespace: "AWS/Lambda" });
   template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "ApproximateNumberOfMessagesVisible", Namespace: "AWS/SQS" });
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+    MetricName: "DecisionRecordFailures",
+    Namespace: "AlertResponder",
+    Dimensions: [{ Name: "FunctionName", Value: { Ref: Match.stringLikeRegexp("Function") } }],
+    Statistic: "Sum",
+    Threshold: 0,
+  });
 });
 
 test("the state table: string pk/sk, TTL on expires_at", () => {
@@ -158,8 +166,11 @@ test("the SAM template configures the same environment variables", () => {
   const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
   const block = sam.split("Variables:")[1].split("EventInvokeConfig:")[0];
   const samNames = [...block.matchAll(/^\s{10}([A-Z_]+):/gm)].map((m) => m[1]).sort();
-  const fn = Object.values(synth({ policyLayer: lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1") }).findResources("AWS::Lambda::Function"))[0] as any;
-  const cdkNames = Object.keys(fn.Properties.Environment.Variables).sort();
+  // A policy layer and a policy bundle exclude each other: the union of both deployments.
+  const names = (template: Template) => Object.keys((Object.values(template.findResources("AWS::Lambda::Function"))[0] as any).Properties.Environment.Variables);
+  const withLayer = synth({ policyLayer: lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1") });
+  const withBundles = synth({ policyBundleKey: "bundles/prod.tar.gz", shadowPolicyBundleKey: "bundles/candidate.tar.gz" });
+  const cdkNames = [...new Set([...names(withLayer), ...names(withBundles)])].sort();
   assert.deepEqual(cdkNames, samNames);
 });
 
@@ -218,4 +229,192 @@ test("action budgets reach the function as ACTION_BUDGETS; a bad one is refused"
   });
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", id: "b", limit: 1, perSeconds: 1 }] }), /not both or neither/);
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 0, perSeconds: 1 }] }), /at least 1/);
+});
+
+/** The function's IAM statements, flattened. */
+function statementsOf(template: Template): any[] {
+  return Object.values(template.findResources("AWS::IAM::Policy")).flatMap((p: any) => p.Properties.PolicyDocument.Statement);
+}
+
+function bucketId(template: Template, fragment: string): string {
+  const ids = Object.keys(template.findResources("AWS::S3::Bucket")).filter((id) => id.includes(fragment));
+  assert.equal(ids.length, 1, `one ${fragment} bucket: ${ids}`);
+  return ids[0];
+}
+
+test("decision records: a private, encrypted, TLS-only bucket whose records/ expire; the function's DECISION_RECORDS names it", () => {
+  const template = synth();
+  const records = bucketId(template, "DecisionRecords");
+  template.hasResource("AWS::S3::Bucket", {
+    DeletionPolicy: "Retain",
+    Properties: {
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      OwnershipControls: { Rules: [{ ObjectOwnership: "BucketOwnerEnforced" }] },
+      LifecycleConfiguration: { Rules: [{ Id: "ExpireDecisionRecords", Status: "Enabled", Prefix: "records/", ExpirationInDays: 400 }] },
+    },
+  });
+  template.hasResourceProperties("AWS::S3::BucketPolicy", {
+    Bucket: { Ref: records },
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({ Effect: "Deny", Action: "s3:*", Principal: { AWS: "*" }, Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+      ]),
+    },
+  });
+  template.hasResourceProperties("AWS::Lambda::Function", {
+    Environment: { Variables: Match.objectLike({ DECISION_RECORDS: { "Fn::Join": ["", ["s3://", { Ref: records }, "/records"]] } }) },
+  });
+
+  const shorter = synth({ decisionRecords: { expirationDays: 30 } });
+  shorter.hasResourceProperties("AWS::S3::Bucket", {
+    LifecycleConfiguration: { Rules: [Match.objectLike({ Prefix: "records/", ExpirationInDays: 30 })] },
+  });
+  assert.throws(() => synth({ decisionRecords: { expirationDays: 0 } }), /at least 1/);
+});
+
+test("decision records are encrypted with the outcome topic's key when there is one", () => {
+  const keyArn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+  const template = synth({ outcomeTopicKey: kms.Key.fromKeyArn(new Stack(new App(), "K"), "K", keyArn) });
+  template.hasResourceProperties("AWS::S3::Bucket", {
+    BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "aws:kms", KMSMasterKeyID: keyArn }, BucketKeyEnabled: true }] },
+    LifecycleConfiguration: Match.anyValue(),
+  });
+  const generate = statementsOf(template).filter((s: any) => [s.Action].flat().includes("kms:GenerateDataKey"));
+  assert.ok(generate.some((s: any) => JSON.stringify(s.Resource) === JSON.stringify(keyArn)), JSON.stringify(generate));
+});
+
+test("the Glue table reads records/ with the OpenX JSON SerDe and projects the dt and hour partitions", () => {
+  const template = synth();
+  const records = bucketId(template, "DecisionRecords");
+  template.resourceCountIs("AWS::Glue::Database", 1);
+  template.hasResourceProperties("AWS::Glue::Database", { DatabaseInput: { Name: "alert_responder" } });
+  template.hasResourceProperties("AWS::Glue::Table", {
+    DatabaseName: { Ref: Match.stringLikeRegexp("DecisionRecordsDatabase") },
+    TableInput: {
+      Name: "decision_records",
+      TableType: "EXTERNAL_TABLE",
+      PartitionKeys: [
+        { Name: "dt", Type: "string" },
+        { Name: "hour", Type: "string" },
+      ],
+      Parameters: {
+        "projection.enabled": "true",
+        "projection.dt.type": "date",
+        "projection.dt.format": "yyyy-MM-dd",
+        "projection.dt.range": "2026-01-01,NOW",
+        "projection.dt.interval": "1",
+        "projection.dt.interval.unit": "DAYS",
+        "projection.hour.type": "integer",
+        "projection.hour.range": "0,23",
+        "projection.hour.digits": "2",
+        "storage.location.template": { "Fn::Join": ["", ["s3://", { Ref: records }, "/records/dt=${dt}/hour=${hour}/"]] },
+      },
+      StorageDescriptor: {
+        Location: { "Fn::Join": ["", ["s3://", { Ref: records }, "/records/"]] },
+        SerdeInfo: { SerializationLibrary: "org.openx.data.jsonserde.JsonSerDe" },
+        Columns: Match.arrayWith([
+          { Name: "source", Type: Match.stringLikeRegexp("^struct<.*change_key:string") },
+          { Name: "alerts", Type: Match.stringLikeRegexp("^array<struct<.*stop:struct<reason:string.*actions:array<struct<") },
+          { Name: "shadow", Type: "struct<bundle_digest:string,diverged:boolean>" },
+        ]),
+      },
+    },
+  });
+  const columns = (Object.values(template.findResources("AWS::Glue::Table"))[0] as any).Properties.TableInput.StorageDescriptor.Columns;
+  assert.ok(!columns.some((c: any) => c.Name === "payload"), "the payload is left out");
+});
+
+test("decision records can be turned off: no records bucket, table or DECISION_RECORDS", () => {
+  const template = synth({ decisionRecords: { enabled: false } });
+  template.resourceCountIs("AWS::S3::Bucket", 1);
+  bucketId(template, "PolicyBundles");
+  template.resourceCountIs("AWS::Glue::Database", 0);
+  template.resourceCountIs("AWS::Glue::Table", 0);
+  const fn = Object.values(template.findResources("AWS::Lambda::Function"))[0] as any;
+  assert.equal(fn.Properties.Environment.Variables.DECISION_RECORDS, undefined);
+  assert.equal(statementsOf(template).filter((s: any) => [s.Action].flat().includes("s3:PutObject")).length, 0);
+  assert.equal(Object.keys(template.findResources("AWS::CloudWatch::Alarm", { Properties: { MetricName: "DecisionRecordFailures" } })).length, 0);
+});
+
+test("policy bundles: a versioned private bucket; POLICY_BUNDLE, SHADOW_POLICY_BUNDLE and POLICY_REFRESH_SECONDS", () => {
+  const template = synth({ policyBundleKey: "bundles/prod.tar.gz", shadowPolicyBundleKey: "bundles/candidate.tar.gz", policyRefreshSeconds: 30 });
+  const bundles = bucketId(template, "PolicyBundles");
+  template.hasResource("AWS::S3::Bucket", {
+    DeletionPolicy: "Retain",
+    Properties: {
+      VersioningConfiguration: { Status: "Enabled" },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      OwnershipControls: { Rules: [{ ObjectOwnership: "BucketOwnerEnforced" }] },
+    },
+  });
+  template.hasResourceProperties("AWS::S3::BucketPolicy", {
+    Bucket: { Ref: bundles },
+    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } })]) },
+  });
+  template.hasResourceProperties("AWS::Lambda::Function", {
+    Environment: {
+      Variables: Match.objectLike({
+        POLICY_BUNDLE: { "Fn::Join": ["", ["s3://", { Ref: bundles }, "/bundles/prod.tar.gz"]] },
+        SHADOW_POLICY_BUNDLE: { "Fn::Join": ["", ["s3://", { Ref: bundles }, "/bundles/candidate.tar.gz"]] },
+        POLICY_REFRESH_SECONDS: "30",
+      }),
+    },
+  });
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "PolicyBundleRefused", Namespace: "AlertResponder" });
+
+  // Without a bundle: the bucket (for the first upload), the built-in policies, the default refresh.
+  const builtIn = synth();
+  bucketId(builtIn, "PolicyBundles");
+  const variables = (Object.values(builtIn.findResources("AWS::Lambda::Function"))[0] as any).Properties.Environment.Variables;
+  assert.equal(variables.POLICY_BUNDLE, undefined);
+  assert.equal(variables.SHADOW_POLICY_BUNDLE, undefined);
+  assert.equal(variables.POLICY_REFRESH_SECONDS, "60");
+  assert.equal(Object.keys(builtIn.findResources("AWS::CloudWatch::Alarm", { Properties: { MetricName: "PolicyBundleRefused" } })).length, 0);
+
+  assert.throws(() => synth({ policyBundleKey: "prod.tar.gz" }), /under bundles\//);
+  assert.throws(() => synth({ shadowPolicyBundleKey: "other/candidate.tar.gz" }), /under bundles\//);
+  assert.throws(() => synth({ policyRefreshSeconds: 0 }), /1 to 86400/);
+  const layer = lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1");
+  assert.throws(() => synth({ policyBundleKey: "bundles/prod.tar.gz", policyLayer: layer }), /give one of them/);
+});
+
+test("least privilege on S3: only s3:PutObject under records/, only s3:GetObject(Version) under bundles/", () => {
+  const template = synth({ policyBundleKey: "bundles/prod.tar.gz", shadowPolicyBundleKey: "bundles/candidate.tar.gz" });
+  const records = bucketId(template, "DecisionRecords");
+  const bundles = bucketId(template, "PolicyBundles");
+  const s3Statements = statementsOf(template).filter((s: any) => [s.Action].flat().some((a: string) => a.startsWith("s3:")));
+  assert.equal(s3Statements.length, 2, JSON.stringify(s3Statements));
+  for (const statement of s3Statements) {
+    assert.equal(statement.Effect, "Allow");
+    assert.equal(statement.Condition, undefined);
+  }
+  const put = s3Statements.find((s: any) => [s.Action].flat().includes("s3:PutObject"));
+  assert.deepEqual([put.Action].flat(), ["s3:PutObject"]);
+  assert.deepEqual(put.Resource, { "Fn::Join": ["", [{ "Fn::GetAtt": [records, "Arn"] }, "/records/*"]] });
+  const get = s3Statements.find((s: any) => [s.Action].flat().includes("s3:GetObject"));
+  assert.deepEqual([get.Action].flat().sort(), ["s3:GetObject", "s3:GetObjectVersion"]);
+  assert.deepEqual(get.Resource, { "Fn::Join": ["", [{ "Fn::GetAtt": [bundles, "Arn"] }, "/bundles/*"]] });
+
+  // No bundle named: no read at all.
+  const noBundle = statementsOf(synth()).filter((s: any) => [s.Action].flat().some((a: string) => a.startsWith("s3:Get")));
+  assert.equal(noBundle.length, 0);
+});
+
+test("the SAM template declares the same Glue table: columns and partition projection", () => {
+  const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
+  const table = sam.split("\n  DecisionRecordsTable:\n")[1].split("\n\n")[0];
+  const samColumns = [...table.split("Columns:")[1].matchAll(/- Name: (\w+)\n\s+Type: (\S+)\n?/g)].map((m) => ({ name: m[1], type: m[2] }));
+  assert.deepEqual(samColumns, DECISION_RECORD_COLUMNS);
+  const samProjection = Object.fromEntries(
+    [...table.matchAll(/^\s+(projection\.[\w.]+): "?([^"\n]+)"?$/gm)].map((m) => [m[1], m[2]]),
+  );
+  const cdkParameters = (Object.values(synth().findResources("AWS::Glue::Table"))[0] as any).Properties.TableInput.Parameters;
+  const cdkProjection = Object.fromEntries(Object.entries(cdkParameters).filter(([key]) => key.startsWith("projection.")));
+  assert.deepEqual(samProjection, cdkProjection);
+  assert.match(table, /storage\.location\.template: !Sub "s3:\/\/\$\{DecisionRecordsBucket\}\/records\/dt=\$\{!dt\}\/hour=\$\{!hour\}\/"/);
+  assert.match(table, /SerializationLibrary: org\.openx\.data\.jsonserde\.JsonSerDe/);
+  assert.match(sam, /WriteDecisionRecords\n\s+Effect: Allow\n\s+Action: s3:PutObject\n\s+Resource: !Sub "\$\{DecisionRecordsBucket\.Arn\}\/records\/\*"/);
+  assert.match(sam, /ReadPolicyBundles\n\s+Effect: Allow\n\s+Action: \[s3:GetObject, s3:GetObjectVersion\]\n\s+Resource: !Sub "\$\{PolicyBundleBucket\.Arn\}\/bundles\/\*"/);
 });
