@@ -10,6 +10,7 @@ use crate::action::Registry;
 use aws_types::SdkConfig;
 
 use crate::aws::{sdk_config, DynamoState, S3Records, SecretsManager, SnsPublisher, S3};
+use crate::bundle::{BundleSource, CompileOptions, LoadError, Refresher, Watched};
 use crate::config::{Config, ConfigError, Location};
 use crate::decide::{DecideSettings, Decider};
 use crate::http::{HttpClient, HttpPolicy, HttpSettings};
@@ -32,14 +33,34 @@ pub enum InitError {
     Policy(#[from] PolicyError),
     #[error("OUTCOME_TOPIC_ARN is required in Lambda mode")]
     NoOutcomeTopic,
+    #[error("POLICY_BUNDLE: {0}")]
+    Bundle(#[from] LoadError),
+}
+
+/// How policies are compiled and run: the configured engine, budget, prints.
+pub fn compile_options(config: &Config) -> CompileOptions {
+    CompileOptions {
+        timeout: config.policy_timeout,
+        engine: config.policy_engine,
+        memory: config.policy_memory,
+        show_prints: config.enable_print,
+    }
 }
 
 /// The production policies of the configured source, on the configured engine.
 pub fn policies(config: &Config) -> Result<PolicySet, PolicyError> {
-    Ok(PolicySet::load(&config.policies, config.policy_timeout)?
-        .with_prints(config.enable_print)
-        .with_engine(config.policy_engine)
-        .with_memory_budget(config.policy_memory))
+    Ok(compile_options(config).apply(PolicySet::load(&config.policies, config.policy_timeout)?))
+}
+
+/// Where a bundle is read from.
+pub fn bundle_source(location: &Location, sdk: &SdkConfig) -> BundleSource {
+    match location {
+        Location::Local(path) => BundleSource::File(path.clone()),
+        Location::S3(uri) => BundleSource::S3 {
+            s3: S3::new(sdk),
+            uri: uri.clone(),
+        },
+    }
 }
 
 /// The shared HTTP client's settings.
@@ -143,15 +164,69 @@ pub fn mocked_responder(
     Ok(Responder::new(decider, publisher))
 }
 
+/// The responder for Lambda and what refreshes its bundles: the policies of
+/// `POLICY_BUNDLE` when set (init fails without a good one), the shadow of
+/// `SHADOW_POLICY_BUNDLE` (a bad one is logged and left out: it never
+/// stops the live path).
+pub async fn lambda_init(config: &Config) -> Result<(Responder, Option<Refresher>), InitError> {
+    let sdk = sdk_config();
+    let options = compile_options(config);
+    let live = config
+        .policy_bundle
+        .as_ref()
+        .map(|l| Watched::new(bundle_source(l, &sdk)));
+    let shadow = config
+        .shadow_bundle
+        .as_ref()
+        .map(|l| Watched::new(bundle_source(l, &sdk)));
+    let policies = match &live {
+        Some(bundle) => {
+            let set = bundle
+                .load_if_changed(&options)
+                .await?
+                .expect("a first load reads the bundle");
+            tracing::info!(bundle = %bundle.origin(), bundle_digest = set.digest(), "policy bundle loaded");
+            set
+        }
+        None => policies(config)?,
+    };
+    let responder = lambda_responder_of(config, &sdk, Arc::new(policies))?;
+    if let Some(bundle) = &shadow {
+        match bundle.load_if_changed(&options).await {
+            Ok(set) => {
+                let set = set.expect("a first load reads the bundle");
+                tracing::info!(bundle = %bundle.origin(), bundle_digest = set.digest(), "shadow bundle loaded");
+                responder.decider().swap_shadow(Some(Arc::new(set)));
+            }
+            Err(err) => {
+                tracing::error!(bundle = %bundle.origin(), error = %err, "shadow bundle refused; no shadow until a good one")
+            }
+        }
+    }
+    let refresher =
+        (live.is_some() || shadow.is_some()).then(|| Refresher::new(live, shadow, config.policy_refresh, options));
+    Ok((responder, refresher))
+}
+
 /// The responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`. Every SDK
 /// client shares one configuration (and so one TLS client).
 pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
+    lambda_responder_of(config, &sdk_config(), Arc::new(policies(config)?))
+}
+
+fn lambda_responder_of(config: &Config, sdk: &SdkConfig, policies: Arc<PolicySet>) -> Result<Responder, InitError> {
     let topic = config.outcome_topic_arn.clone().ok_or(InitError::NoOutcomeTopic)?;
-    let sdk = sdk_config();
-    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
     let publisher = Arc::new(SnsPublisher::new(sns.clone(), topic));
-    let mut responder = responder(config, publisher, Some(Arc::new(sns)), state(config, &sdk))?;
-    if let Some(sink) = records(config, &sdk) {
+    let decider = Decider::new(
+        policies,
+        registry(config, Some(Arc::new(sns))),
+        decide_settings(config),
+        secrets(config),
+        state(config, sdk),
+    );
+    let mut responder = Responder::new(decider, publisher);
+    if let Some(sink) = records(config, sdk) {
         responder = responder.with_records(sink);
     }
     let policies = responder.decider().policies();

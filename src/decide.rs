@@ -7,16 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
 
 use crate::action::Registry;
 use crate::config::ActionBudget;
 use crate::ingest::Envelope;
-use crate::model::Alert;
+use crate::model::{Alert, Attr};
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
 use crate::state::{lease_for, ChangeOrder, StateError, StateStore};
-use crate::workflow::{Acting, Guards, Limits, Workflow, WorkflowReport};
+use crate::workflow::{Acting, Guards, Limits, Recorded, Workflow, WorkflowReport};
 
 /// Why a message could not be decided now; nothing of it ran, and the
 /// invocation must be retried.
@@ -68,7 +69,10 @@ pub struct DecideSettings {
 
 /// The parts a decision needs; built once and shared by every decision.
 pub struct Decider {
-    policies: Arc<PolicySet>,
+    /// The live policies; a new bundle replaces them whole between decisions.
+    policies: ArcSwap<PolicySet>,
+    /// A candidate decided next to the live policies, never acting.
+    shadow: ArcSwapOption<PolicySet>,
     registry: Registry,
     settings: DecideSettings,
     secrets: SecretResolver,
@@ -87,7 +91,8 @@ impl Decider {
     ) -> Decider {
         let guards = Guards::new(settings.budgets.clone(), state.clone(), settings.switch_refresh);
         Decider {
-            policies,
+            policies: ArcSwap::new(policies),
+            shadow: ArcSwapOption::empty(),
             registry,
             settings,
             secrets,
@@ -96,8 +101,23 @@ impl Decider {
         }
     }
 
-    pub fn policies(&self) -> &PolicySet {
-        &self.policies
+    /// The live policies (a decision holds on to the ones it started with).
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies.load_full()
+    }
+
+    /// Serves `policies` from the next decision on.
+    pub fn swap_policies(&self, policies: Arc<PolicySet>) {
+        self.policies.store(policies);
+    }
+
+    /// The shadow policies, if any.
+    pub fn shadow(&self) -> Option<Arc<PolicySet>> {
+        self.shadow.load_full()
+    }
+
+    pub fn swap_shadow(&self, shadow: Option<Arc<PolicySet>>) {
+        self.shadow.store(shadow);
     }
 
     pub fn has_state(&self) -> bool {
@@ -108,11 +128,12 @@ impl Decider {
     /// reached or a namespace stays held: nothing of the message ran then,
     /// and it must be retried.
     pub async fn decide(&self, envelope: &Envelope, deadline: Option<Instant>) -> Result<Decided, DecideError> {
+        let policies = self.policies.load_full();
         let mut decided = Decided {
             decision: Decision::Alerts(Vec::new()),
             policy_time: Duration::ZERO,
         };
-        if !self.policies.has_schema(&envelope.schema) {
+        if !policies.has_schema(&envelope.schema) {
             decided.decision = Decision::NoAlertPolicy {
                 schema: envelope.schema.clone(),
             };
@@ -125,7 +146,7 @@ impl Decider {
         let clock = Instant::now();
         // Converted once: the alert policy's input, then every alert's `input.alert.data`.
         let payload = to_policy_value(&envelope.payload);
-        let evaluated = self.policies.eval_alerts_on(&envelope.schema, &payload, deadline);
+        let evaluated = policies.eval_alerts_on(&envelope.schema, &payload, deadline);
         decided.policy_time += clock.elapsed();
         let drafts = match evaluated {
             Ok(drafts) => drafts,
@@ -136,7 +157,7 @@ impl Decider {
             }
         };
         tracing::info!(message_id = %envelope.message_id, schema = %envelope.schema, change = %envelope.change_key(), alerts = drafts.len(), "alert policy evaluated");
-        let workflow = self.workflow();
+        let workflow = self.workflow(&policies, &self.settings.limits, None);
         let mut reports = Vec::with_capacity(drafts.len());
         for draft in drafts {
             let alert = Alert::from_draft(draft, envelope);
@@ -244,19 +265,144 @@ impl Decider {
         Ok(())
     }
 
-    fn workflow(&self) -> Workflow<'_> {
+    fn workflow<'a>(
+        &'a self,
+        policies: &'a PolicySet,
+        limits: &'a Limits,
+        recorded: Option<&'a Recorded>,
+    ) -> Workflow<'a> {
         Workflow::new(
-            &self.policies,
-            &self.settings.limits,
+            policies,
+            limits,
             &self.settings.env,
             Acting {
                 registry: &self.registry,
                 secrets: &self.secrets,
-                state: self.state.as_deref(),
+                // A rehearsal touches no state: no claim, budget or commit.
+                state: self.state.as_deref().filter(|_| recorded.is_none()),
                 lease: self.settings.lease,
                 guards: &self.guards,
+                recorded,
             },
         )
+    }
+
+    /// Decides `envelope` with `policies` without acting: a dry run in which
+    /// an action id that ran (in `rehearsal`) shows its recorded result.
+    /// Nothing is claimed, counted or persisted. Shadow policies and
+    /// `replay` decide so.
+    pub async fn rehearse(
+        &self,
+        policies: &PolicySet,
+        envelope: &Envelope,
+        rehearsal: &Rehearsal,
+        deadline: Option<Instant>,
+    ) -> Decided {
+        let mut decided = Decided {
+            decision: Decision::Alerts(Vec::new()),
+            policy_time: Duration::ZERO,
+        };
+        if !policies.has_schema(&envelope.schema) {
+            decided.decision = Decision::NoAlertPolicy {
+                schema: envelope.schema.clone(),
+            };
+            return decided;
+        }
+        let clock = Instant::now();
+        let payload = to_policy_value(&envelope.payload);
+        let evaluated = policies.eval_alerts_on(&envelope.schema, &payload, deadline);
+        decided.policy_time += clock.elapsed();
+        let drafts = match evaluated {
+            Ok(drafts) => drafts,
+            Err(err) => {
+                decided.decision = Decision::AlertPolicyFailed(err);
+                return decided;
+            }
+        };
+        let limits = Limits {
+            dry_run: true,
+            ..self.settings.limits.clone()
+        };
+        let mut reports = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let mut alert = Alert::from_draft(draft, envelope);
+            let (recorded, persisted) = rehearsal.for_alert(&alert);
+            for attr in persisted {
+                alert.upsert_attr(attr.clone());
+            }
+            let workflow = self.workflow(policies, &limits, Some(recorded));
+            let report = workflow.run(alert, payload.clone(), deadline).await;
+            decided.policy_time += report.policy_time;
+            reports.push(report);
+        }
+        decided.decision = Decision::Alerts(reports);
+        decided
+    }
+}
+
+/// What a rehearsal sees of what happened: per alert, the action records
+/// of its workflow and the attributes its namespace had persisted.
+#[derive(Debug, Default, Clone)]
+pub struct Rehearsal {
+    alerts: Vec<RehearsedAlert>,
+    empty: Recorded,
+}
+
+#[derive(Debug, Clone)]
+struct RehearsedAlert {
+    id: String,
+    title: String,
+    actions: Recorded,
+    persisted: Vec<Attr>,
+}
+
+impl Rehearsal {
+    /// An alert's actions and the persisted attributes its first round saw.
+    pub fn add_alert(
+        &mut self,
+        id: &str,
+        title: &str,
+        actions: impl IntoIterator<Item = crate::model::ActionRecord>,
+        persisted: Vec<Attr>,
+    ) {
+        self.alerts.push(RehearsedAlert {
+            id: id.to_string(),
+            title: title.to_string(),
+            actions: actions.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            persisted,
+        });
+    }
+
+    /// What the live workflow of the live decision did.
+    pub fn of_reports(reports: &[WorkflowReport]) -> Rehearsal {
+        let mut rehearsal = Rehearsal::default();
+        for report in reports {
+            let persisted = report.initial_attrs.iter().filter(|a| a.persist).cloned().collect();
+            rehearsal.add_alert(
+                &report.alert.id,
+                &report.alert.title,
+                report.actions.iter().cloned(),
+                persisted,
+            );
+        }
+        rehearsal
+    }
+
+    /// The recorded alert this one is: the same id, else the only one with
+    /// its title (a changed alert policy changes ids).
+    fn for_alert(&self, alert: &Alert) -> (&Recorded, &[Attr]) {
+        let same_id = self.alerts.iter().find(|a| a.id == alert.id);
+        let same_title = || {
+            let mut titled = self.alerts.iter().filter(|a| a.title == alert.title);
+            match (titled.next(), titled.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        };
+        match same_id.or_else(same_title) {
+            Some(found) => (&found.actions, &found.persisted),
+            None => (&self.empty, &[]),
+        }
     }
 }
 

@@ -7,8 +7,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::app::InitError;
+use crate::bundle::Refresher;
 use crate::config::SchemaRouting;
 use crate::ingest::{ingest_lambda_event, ingest_sqs_event, is_sqs_event};
+use crate::metrics::Faults;
 use crate::pipeline::{BatchResponse, HandleError, Responder, Summary};
 
 /// Time kept back from the invocation deadline to publish outcomes.
@@ -51,14 +53,27 @@ impl Response {
     }
 }
 
-/// Serves invocations until the runtime stops.
-pub async fn serve(responder: Responder, settings: LambdaSettings) -> Result<(), lambda_runtime::Error> {
+/// Serves invocations until the runtime stops; `refresher` re-checks the
+/// policy bundles between them.
+pub async fn serve(
+    responder: Responder,
+    settings: LambdaSettings,
+    refresher: Option<Refresher>,
+) -> Result<(), lambda_runtime::Error> {
     let responder = Arc::new(responder);
     let settings = Arc::new(settings);
+    let refresher = Arc::new(refresher);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let responder = responder.clone();
         let settings = settings.clone();
-        async move { handle(&responder, &settings, event).await }
+        let refresher = refresher.clone();
+        async move {
+            let refused = match refresher.as_ref() {
+                Some(refresher) => refresher.refresh_if_due(responder.decider()).await,
+                None => 0,
+            };
+            handle_with(&responder, &settings, event, refused).await
+        }
     }))
     .await
 }
@@ -70,6 +85,17 @@ pub async fn handle(
     responder: &Responder,
     settings: &LambdaSettings,
     event: LambdaEvent<Value>,
+) -> Result<Response, HandleError> {
+    handle_with(responder, settings, event, 0).await
+}
+
+/// [`handle`], `bundles_refused` bundle versions having been refused just
+/// before (a metric).
+async fn handle_with(
+    responder: &Responder,
+    settings: &LambdaSettings,
+    event: LambdaEvent<Value>,
+    bundles_refused: usize,
 ) -> Result<Response, HandleError> {
     // lambda_runtime's "Lambda runtime invoke" span already carries requestId.
     let deadline = deadline_instant(event.context.deadline);
@@ -84,7 +110,12 @@ pub async fn handle(
                 Some(&event.context.request_id),
             )
             .await;
-        report(function, &Ok(&handled.summary), handled.publish_failed);
+        let faults = Faults {
+            publish_failed: handled.publish_failed,
+            records_failed: handled.records_failed,
+            bundles_refused,
+        };
+        report(function, &Ok(&handled.summary), faults);
         for (item_id, cause) in &handled.causes {
             tracing::warn!(item_id = %item_id, cause = %cause, "record left on the queue for a retry");
         }
@@ -94,24 +125,28 @@ pub async fn handle(
     let result = responder
         .handle_invocation(records, deadline, Some(&event.context.request_id))
         .await;
-    let publish_failed = matches!(result, Err(HandleError::Publish(_)));
+    let faults = Faults {
+        publish_failed: matches!(result, Err(HandleError::Publish(_))),
+        records_failed: matches!(result, Err(HandleError::Records(_))),
+        bundles_refused,
+    };
     report(
         function,
         &result.as_ref().map_err(|e| e as &dyn std::fmt::Display),
-        publish_failed,
+        faults,
     );
     result.map(Response::Summary)
 }
 
 /// EMF metric lines and the invocation's log line.
-fn report(function: &str, result: &Result<&Summary, &dyn std::fmt::Display>, publish_failed: bool) {
+fn report(function: &str, result: &Result<&Summary, &dyn std::fmt::Display>, faults: Faults) {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let summary = result.as_ref().copied().unwrap_or(&EMPTY);
     // EMF goes to stdout as whole lines, beside the JSON logs.
-    for line in crate::metrics::emf_lines(function, summary, publish_failed, now_ms) {
+    for line in crate::metrics::emf_lines(function, summary, faults, now_ms) {
         println!("{line}");
     }
     match result {
@@ -137,6 +172,7 @@ static EMPTY: Summary = Summary {
     outcomes: 0,
     replayed: 0,
     stale: 0,
+    shadow_divergences: 0,
     policy_micros: 0,
     action_counts: std::collections::BTreeMap::new(),
 };

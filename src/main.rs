@@ -33,16 +33,16 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
         .without_time()
         .with_target(false)
         .init();
-    let init = || {
+    let init = async {
         let config = Config::from_env()?;
-        let responder = app::lambda_responder(&config)?;
+        let (responder, refresher) = app::lambda_init(&config).await?;
         let settings = lambda::LambdaSettings {
             routing: config.schemas,
             batch_concurrency: config.batch_concurrency,
         };
-        Ok::<_, app::InitError>((responder, settings))
+        Ok::<_, app::InitError>((responder, settings, refresher))
     };
-    let (responder, settings) = match init() {
+    let (responder, settings, refresher) = match init.await {
         Ok(ready) => ready,
         Err(err) => {
             tracing::error!(error = %err, "init failed");
@@ -50,7 +50,7 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match lambda::serve(responder, settings).await {
+    match lambda::serve(responder, settings, refresher).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "runtime stopped");

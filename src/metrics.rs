@@ -7,9 +7,19 @@ use crate::pipeline::Summary;
 
 const NAMESPACE: &str = "AlertResponder";
 
-/// The EMF lines for one invocation. `publish_failed` marks an invocation
-/// whose outcomes could not be published.
-pub fn emf_lines(function_name: &str, summary: &Summary, publish_failed: bool, timestamp_ms: u64) -> Vec<String> {
+/// What went wrong around an invocation's decisions, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Its outcomes could not be published.
+    pub publish_failed: bool,
+    /// Its decision records could not be written.
+    pub records_failed: bool,
+    /// Policy bundle versions refused before it (`POLICY_BUNDLE`, `SHADOW_POLICY_BUNDLE`).
+    pub bundles_refused: usize,
+}
+
+/// The EMF lines for one invocation.
+pub fn emf_lines(function_name: &str, summary: &Summary, faults: Faults, timestamp_ms: u64) -> Vec<String> {
     let counts = [
         ("AlertsReceived", "Count", summary.records as f64),
         ("AlertsMatched", "Count", summary.alerts as f64),
@@ -23,8 +33,15 @@ pub fn emf_lines(function_name: &str, summary: &Summary, publish_failed: bool, t
         (
             "OutcomePublishFailures",
             "Count",
-            if publish_failed { 1.0 } else { 0.0 },
+            if faults.publish_failed { 1.0 } else { 0.0 },
         ),
+        (
+            "DecisionRecordFailures",
+            "Count",
+            if faults.records_failed { 1.0 } else { 0.0 },
+        ),
+        ("PolicyBundleRefused", "Count", faults.bundles_refused as f64),
+        ("ShadowDivergences", "Count", summary.shadow_divergences as f64),
         ("PolicyEvaluationTime", "Microseconds", summary.policy_micros as f64),
     ];
     let mut invocation = Map::new();
@@ -79,6 +96,7 @@ mod tests {
             failed_actions: 1,
             outcomes: 3,
             policy_micros: 1234,
+            shadow_divergences: 1,
             ..Summary::default()
         };
         summary
@@ -87,10 +105,19 @@ mod tests {
         summary
             .action_counts
             .insert(("webhook.post".into(), "failed".into()), 1);
-        let lines: Vec<Value> = emf_lines("responder", &summary, false, 1_700_000_000_000)
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<Value> = emf_lines(
+            "responder",
+            &summary,
+            Faults {
+                publish_failed: false,
+                records_failed: true,
+                bundles_refused: 2,
+            },
+            1_700_000_000_000,
+        )
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
         assert_eq!(lines.len(), 3);
         let first = &lines[0];
         let directive = &first["_aws"]["CloudWatchMetrics"][0];
@@ -102,6 +129,15 @@ mod tests {
         }
         assert_eq!(first["AlertsReceived"], 2.0);
         assert_eq!(first["PolicyEvaluationTime"], 1234.0);
+        assert_eq!(first["DecisionRecordFailures"], 1.0);
+        assert_eq!(first["OutcomePublishFailures"], 0.0);
+        assert_eq!(first["PolicyBundleRefused"], 2.0);
+        assert_eq!(first["ShadowDivergences"], 1.0);
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["FunctionName"]]),
+            "what the templates' alarms watch"
+        );
         assert_eq!(lines[1]["Uses"], "http.fetch");
         assert_eq!(lines[1]["Actions"], 2);
         assert_eq!(lines[2]["Status"], "failed");

@@ -6,14 +6,17 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::decide::{DecideError, Decided, Decider, Decision};
+use crate::decide::{DecideError, Decided, Decider, Decision, Rehearsal};
 use crate::ingest::{Envelope, IngestError, Ingested, QueuedRecord, Rejected};
-use crate::model::decision::{AlertEntry, DecisionRecord, DecisionResult, RecordContext, RetryEntry, StopRecord};
+use crate::model::decision::{
+    AlertEntry, DecisionRecord, DecisionResult, RecordContext, RetryEntry, ShadowRecord, StopRecord,
+};
 use crate::model::outcome::{
     policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, SourceMessage,
     SCHEMA_VERSION,
 };
 use crate::model::{Outcome, Status};
+use crate::policy::PolicySet;
 use crate::publish::{PublishError, Publisher};
 use crate::records::{RecordError, RecordObject, RecordSink};
 use crate::workflow::{Retry, Stop, WorkflowReport};
@@ -33,6 +36,9 @@ pub struct Summary {
     pub replayed: usize,
     #[serde(skip_serializing_if = "is_zero")]
     pub stale: usize,
+    /// Messages the shadow policies decided differently.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shadow_divergences: usize,
     /// Time spent evaluating policies (for metrics).
     #[serde(skip)]
     pub policy_micros: u64,
@@ -53,6 +59,7 @@ impl Summary {
         self.outcomes += other.outcomes;
         self.replayed += other.replayed;
         self.stale += other.stale;
+        self.shadow_divergences += other.shadow_divergences;
         self.policy_micros += other.policy_micros;
         for (key, count) in other.action_counts {
             *self.action_counts.entry(key).or_default() += count;
@@ -251,9 +258,17 @@ impl Responder {
             }
             Ok(envelope) => match self.decider.decide(&envelope, deadline).await {
                 Ok(decided) => {
+                    let shadow = match self.decider.shadow() {
+                        Some(shadow) => self.shadow(&shadow, &envelope, &decided, deadline).await,
+                        None => None,
+                    };
+                    if shadow.as_ref().is_some_and(|s| s.diverged) {
+                        summary.shadow_divergences += 1;
+                    }
                     if keep {
                         let mut record = decision_record_of(&context, &envelope, &decided);
                         record.timings.total_ms = started.elapsed().as_millis() as u64;
+                        record.shadow = shadow;
                         decision_record = Some(record);
                     }
                     let mut outcomes = self.outcomes(&envelope, decided, &mut summary, &mut retries);
@@ -281,6 +296,49 @@ impl Responder {
             error,
             summary,
         }
+    }
+
+    /// The shadow policies' decision of a message the live ones decided:
+    /// rehearsed (nothing runs; live results where the live workflow ran
+    /// the same action id) and compared. Nothing of it reaches the live path.
+    async fn shadow(
+        &self,
+        shadow: &PolicySet,
+        envelope: &Envelope,
+        live: &Decided,
+        deadline: Option<Instant>,
+    ) -> Option<ShadowRecord> {
+        let (live_alerts, live_error) = match &live.decision {
+            Decision::Alerts(reports) => (reports.iter().map(alert_entry).collect::<Vec<_>>(), None),
+            Decision::AlertPolicyFailed(err) => (Vec::new(), Some(err.to_string())),
+            Decision::NoAlertPolicy { .. } => (Vec::new(), None),
+            // Not decided live: nothing to compare with.
+            Decision::Stale { .. } => return None,
+        };
+        let rehearsal = match &live.decision {
+            Decision::Alerts(reports) => Rehearsal::of_reports(reports),
+            _ => Rehearsal::default(),
+        };
+        let decided = self.decider.rehearse(shadow, envelope, &rehearsal, deadline).await;
+        let (alerts, error) = match &decided.decision {
+            Decision::Alerts(reports) => (reports.iter().map(alert_entry).collect::<Vec<_>>(), None),
+            Decision::AlertPolicyFailed(err) => (Vec::new(), Some(err.to_string())),
+            Decision::NoAlertPolicy { schema } => (Vec::new(), Some(format!("no alert policy for schema {schema:?}"))),
+            Decision::Stale { .. } => (Vec::new(), None),
+        };
+        let divergence = crate::compare::diverge(&live_alerts, &alerts);
+        let diverged = !divergence.is_empty() || error.is_some() != live_error.is_some();
+        if diverged {
+            tracing::info!(message_id = %envelope.message_id, shadow = shadow.digest(), "the shadow policies decided differently");
+        }
+        Some(ShadowRecord {
+            bundle_digest: shadow.digest().to_string(),
+            diverged,
+            error,
+            alerts,
+            divergence,
+            decision_us: decided.policy_time.as_micros() as u64,
+        })
     }
 
     /// Writes an invocation's decision records as one object (nothing when

@@ -2,6 +2,7 @@
 
 mod actions;
 mod args;
+mod bundle;
 mod check;
 mod play;
 mod run;
@@ -28,7 +29,7 @@ impl Cli {
     pub fn log_level(&self) -> &str {
         match (&self.log_level, &self.command) {
             (Some(level), _) => level,
-            (None, Command::Test(_) | Command::Play(_) | Command::Check(_)) => "error",
+            (None, Command::Test(_) | Command::Play(_) | Command::Check(_) | Command::Bundle(_)) => "error",
             (None, _) => "warn",
         }
     }
@@ -46,6 +47,8 @@ pub enum Command {
     Play(play::PlayArgs),
     /// Pause or resume every action of a deployment (the kill switch), or show whether they run.
     Actions(actions::ActionsArgs),
+    /// Check, test and play a policy directory, then write it as a bundle for POLICY_BUNDLE; prints its digest.
+    Bundle(bundle::BundleArgs),
 }
 
 impl Command {
@@ -57,6 +60,7 @@ impl Command {
             Command::Test(args) => test::run(args).await,
             Command::Play(args) => play::run(args).await,
             Command::Actions(args) => actions::run(args).await,
+            Command::Bundle(args) => bundle::run(args).await,
         }
     }
 }

@@ -150,7 +150,24 @@ pub struct DecisionRecord {
     pub timings: Timings,
     /// What a shadow bundle would have decided (`SHADOW_POLICY_BUNDLE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<Value>,
+    pub shadow: Option<ShadowRecord>,
+}
+
+/// A shadow bundle's decision of the same message: never acted on; where
+/// it asked for an action id the live workflow ran it saw the live result,
+/// otherwise a dry run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowRecord {
+    pub bundle_digest: String,
+    /// The shadow decided differently (`divergence` says how).
+    pub diverged: bool,
+    /// The shadow's alert policy failed, or it has none for the schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub alerts: Vec<AlertEntry>,
+    /// Against the live decision: `*_removed` only live, `*_added` only shadow.
+    pub divergence: super::divergence::Divergence,
+    pub decision_us: u64,
 }
 
 /// What is the same for every record of one responder.

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod decision;
+pub mod divergence;
 pub mod outcome;
 pub mod record;
 

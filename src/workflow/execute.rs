@@ -57,6 +57,9 @@ pub(super) struct Executor<'a> {
     pub(super) dry_run: bool,
     /// Budgets and the actions switch.
     pub(super) guards: &'a Guards,
+    /// In a dry run (a shadow, a replay): results recorded by action id,
+    /// seen instead of `dry_run` where the id ran before.
+    pub(super) recorded: Option<&'a super::Recorded>,
 }
 
 impl Executor<'_> {
@@ -82,6 +85,18 @@ impl Executor<'_> {
             },
         };
         if self.dry_run {
+            if let Some(done) = self.recorded.and_then(|r| r.get(&request.id)) {
+                // What the action did when it ran, with the args asked for now.
+                let mut seen = done.clone();
+                seen.seq = seq;
+                seen.args = record.args;
+                seen.force = request.force;
+                seen.abort = request.abort;
+                return Executed {
+                    record: seen,
+                    retry: None,
+                };
+            }
             record.status = Status::DryRun;
             return final_record(record, alert, clock);
         }

@@ -21,5 +21,9 @@ pub use guard::Guards;
 pub(crate) use rounds::Acting;
 pub use rounds::{Limits, Stop, Workflow, WorkflowReport};
 
+/// Action records by action id: what a dry run sees where an id ran
+/// before (a shadow sees the live workflow's, a replay the recorded ones).
+pub type Recorded = std::collections::HashMap<String, crate::model::ActionRecord>;
+
 #[cfg(test)]
 mod tests;

@@ -105,6 +105,8 @@ pub(crate) struct Acting<'a> {
     pub(crate) state: Option<&'a dyn StateStore>,
     pub(crate) lease: Duration,
     pub(crate) guards: &'a Guards,
+    /// Results a dry run sees for action ids that ran (`decide::rehearse`).
+    pub(crate) recorded: Option<&'a super::Recorded>,
 }
 
 /// The report as the rounds build it (the alert is added at the end).
@@ -130,6 +132,7 @@ impl<'a> Workflow<'a> {
                 lease_floor: acting.lease,
                 dry_run: limits.dry_run,
                 guards: acting.guards,
+                recorded: acting.recorded,
             },
         }
     }

@@ -118,6 +118,7 @@ impl Harness {
                 state: None,
                 lease: Duration::from_secs(60),
                 guards: &self.guards,
+                recorded: None,
             },
         );
         let payload = to_policy_value(&alert.data);
