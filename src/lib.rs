@@ -49,6 +49,7 @@ pub mod policy;
 pub mod process;
 pub mod publish;
 pub mod records;
+pub mod replay;
 pub mod secrets;
 pub mod state;
 pub mod tls;

@@ -5,6 +5,7 @@ mod args;
 mod bundle;
 mod check;
 mod play;
+mod replay;
 mod run;
 mod test;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Actions(actions::ActionsArgs),
     /// Check, test and play a policy directory, then write it as a bundle for POLICY_BUNDLE; prints its digest.
     Bundle(bundle::BundleArgs),
+    /// Re-decide recorded changes with candidate policies (never acting) and report what would differ.
+    Replay(replay::ReplayArgs),
 }
 
 impl Command {
@@ -61,6 +64,7 @@ impl Command {
             Command::Play(args) => play::run(args).await,
             Command::Actions(args) => actions::run(args).await,
             Command::Bundle(args) => bundle::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
         }
     }
 }

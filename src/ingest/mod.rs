@@ -284,6 +284,29 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     ]
 }
 
+/// The envelope of a payload a decision record kept: its recorded schema
+/// (whatever routed it then), message id, topic and time.
+pub fn envelope_from_recorded(
+    payload: Value,
+    schema: &str,
+    message_id: Option<&str>,
+    topic_arn: Option<&str>,
+    timestamp: Option<DateTime<Utc>>,
+) -> Result<Envelope, IngestError> {
+    let routed = BTreeMap::from([("schema".to_string(), schema.to_string())]);
+    let mut envelope = envelope_from_payload(
+        payload,
+        message_id.unwrap_or_default().to_string(),
+        routed,
+        topic_arn,
+        &SchemaRouting::from(schema),
+    )?;
+    envelope.attributes.clear();
+    envelope.topic_arn = topic_arn.map(str::to_string);
+    envelope.timestamp = timestamp;
+    Ok(envelope)
+}
+
 fn ingest_sns_record(index: usize, record: &Value, routing: &SchemaRouting) -> Ingested {
     let sns = record.get("Sns").or_else(|| record.get("sns"));
     let Some(sns) = sns.filter(|s| s.is_object()) else {
