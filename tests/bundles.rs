@@ -222,3 +222,73 @@ async fn a_lambda_without_a_good_bundle_fails_init_naming_it() {
     let body = String::from_utf8_lossy(&init.body).to_string();
     assert!(body.contains(&uri) && body.contains("gzip"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reads_records_from_an_s3_prefix_and_names_what_it_cannot_read() {
+    let s3 = s3_client().await;
+    let bucket = create_bucket(&s3, "replay-records").await;
+    let root = tempfile::tempdir().unwrap();
+    let policies = root.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("alert.rego"), ALERT).unwrap();
+    std::fs::write(
+        policies.join("action.rego"),
+        webhook_policy("https://hooks.example.com/a", "notify"),
+    )
+    .unwrap();
+    let records = root.path().join("records");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+        .args([
+            "run",
+            "--dry-run",
+            "--policies",
+            policies.to_str().unwrap(),
+            "--records",
+            records.to_str().unwrap(),
+        ])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for file in common::files_under(&records) {
+        let key = format!("records/{}", file.strip_prefix(&records).unwrap().display());
+        put(&s3, &bucket, &key, std::fs::read(&file).unwrap()).await;
+    }
+    std::fs::write(
+        policies.join("action.rego"),
+        webhook_policy("https://hooks.example.com/b", "notify"),
+    )
+    .unwrap();
+    let replay = |from: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+            .args([
+                "replay",
+                "--json",
+                "--from",
+                &from,
+                "--policies",
+                policies.to_str().unwrap(),
+            ])
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .output()
+            .unwrap()
+    };
+    let output = replay(format!("s3://{bucket}/records/"));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (report["changes"].as_u64(), report["differing"].as_u64()),
+        (Some(1), Some(1)),
+        "{report:#}"
+    );
+    assert!(report["differences"][0]["at"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("s3://{bucket}/records/dt=")));
+
+    let output = replay("s3://no-such-bucket-here/records/".to_string());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(said.contains("s3://no-such-bucket-here/records/: listing:"), "{said}");
+    assert!(!said.contains("testing"), "no credentials: {said}");
+}
