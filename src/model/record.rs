@@ -139,3 +139,7 @@ pub struct ActionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
 }
+
+/// Action records by action id: what a dry run sees where an id ran
+/// before (a shadow sees the live workflow's, a replay the recorded ones).
+pub type Recorded = std::collections::HashMap<String, ActionRecord>;

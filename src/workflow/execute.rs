@@ -59,7 +59,7 @@ pub(super) struct Executor<'a> {
     pub(super) guards: &'a Guards,
     /// In a dry run (a shadow, a replay): results recorded by action id,
     /// seen instead of `dry_run` where the id ran before.
-    pub(super) recorded: Option<&'a super::Recorded>,
+    pub(super) recorded: Option<&'a crate::model::record::Recorded>,
 }
 
 impl Executor<'_> {

@@ -21,9 +21,7 @@ pub use guard::Guards;
 pub(crate) use rounds::Acting;
 pub use rounds::{Limits, Stop, Workflow, WorkflowReport};
 
-/// Action records by action id: what a dry run sees where an id ran
-/// before (a shadow sees the live workflow's, a replay the recorded ones).
-pub type Recorded = std::collections::HashMap<String, crate::model::ActionRecord>;
+pub use crate::model::record::Recorded;
 
 #[cfg(test)]
 mod tests;

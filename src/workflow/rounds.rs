@@ -106,7 +106,7 @@ pub(crate) struct Acting<'a> {
     pub(crate) lease: Duration,
     pub(crate) guards: &'a Guards,
     /// Results a dry run sees for action ids that ran (`decide::rehearse`).
-    pub(crate) recorded: Option<&'a super::Recorded>,
+    pub(crate) recorded: Option<&'a crate::model::record::Recorded>,
 }
 
 /// The report as the rounds build it (the alert is added at the end).
