@@ -258,6 +258,42 @@ def run_burst(binary, events, changes, env, timeout=900):
         stop_servers(api, sns)
 
 
+class Webhook(QuietServer):
+    """A webhook receiver that answers 200 at once."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), WebhookHandler)
+
+
+class WebhookHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        send(self, 200, "application/json", b"{}", ())
+
+
+def run_shadow(binary, events, policies, bundle, runs):
+    """Per-change latency of invocations that run an HTTP action (a webhook
+    on loopback), without and with a shadow bundle, alternated `runs` times."""
+    hook = Webhook()
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    env = {"POLICY_DIR": policies, "POLICY_ENV": "WEBHOOK_URL", "HTTP_ALLOW_PRIVATE": "true",
+           "WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/hook"}
+    pairs = []
+    try:
+        for _ in range(runs):
+            live = run_burst(binary, events, len(events), env)
+            shadowed = run_burst(binary, events, len(events), {**env, "SHADOW_POLICY_BUNDLE": bundle})
+            pairs.append({"live": live, "shadow": shadowed, "ratio": shadowed["p50_us"] / live["p50_us"]})
+    finally:
+        hook.shutdown()
+    return sorted(pairs, key=lambda p: p["ratio"])[len(pairs) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -275,6 +311,11 @@ def main():
     parser.add_argument("--burst", type=int, default=0)
     parser.add_argument("--burst-batch", type=int, default=10)
     parser.add_argument("--burst-runs", type=int, default=3)
+    # Invocations running an HTTP action with the policies of
+    # --shadow-policies, without and with --shadow-bundle as the shadow.
+    parser.add_argument("--shadow-policies")
+    parser.add_argument("--shadow-bundle")
+    parser.add_argument("--shadow-events", type=int, default=2000)
     args = parser.parse_args()
     event = open(args.event, "rb").read()
     ours_env = {"DRY_RUN": "true"}
@@ -292,6 +333,11 @@ def main():
         return statistics.median(ours), statistics.median(hello), ratio
 
     figures = {}
+    if args.shadow_bundle:
+        events = burst_events(event, args.shadow_events, 1)
+        json.dump(run_shadow(args.binary, events, args.shadow_policies, args.shadow_bundle, args.burst_runs), sys.stdout)
+        print()
+        return
     if args.burst:
         one = burst_events(event, args.burst, 1)
         batched = burst_events(event, args.burst, args.burst_batch)
