@@ -575,6 +575,38 @@ mod tests {
     }
 
     #[test]
+    fn records_and_bundles_are_s3_uris_or_local_paths() {
+        let read = config(&[
+            ("DECISION_RECORDS", "s3://my-records/records"),
+            ("POLICY_BUNDLE", "s3://bundles.example/bundles/prod.tar.gz"),
+            ("SHADOW_POLICY_BUNDLE", "/opt/bundles/candidate.tar.gz"),
+            ("POLICY_REFRESH_SECONDS", "30"),
+        ])
+        .unwrap();
+        let records = S3Uri::parse("s3://my-records/records").unwrap();
+        assert_eq!(read.decision_records, Some(Location::S3(records.clone())));
+        assert_eq!(records.join("dt=x/y.gz").key, "records/dt=x/y.gz");
+        assert_eq!(S3Uri::parse("s3://my-records").unwrap().join("a").key, "a");
+        assert_eq!(
+            read.shadow_bundle,
+            Some(Location::Local(PathBuf::from("/opt/bundles/candidate.tar.gz")))
+        );
+        assert_eq!(read.policy_refresh, Duration::from_secs(30));
+        assert_eq!(config(&[]).unwrap().policy_refresh, Duration::from_secs(60));
+        assert!(config(&[]).unwrap().decision_records.is_none());
+
+        let err = config(&[("POLICY_BUNDLE", "s3://Bad_Bucket/k")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("POLICY_BUNDLE=\"s3://Bad_Bucket/k\" is not valid: \"Bad_Bucket\" is not a bucket name"),
+            "{err}"
+        );
+        let err = config(&[("POLICY_REFRESH_SECONDS", "0")]).unwrap_err().to_string();
+        assert!(err.starts_with("POLICY_REFRESH_SECONDS="), "{err}");
+    }
+
+    #[test]
     fn defaults_need_no_environment() {
         let c = config(&[]).unwrap();
         assert_eq!(c.policies, PolicySource::Bundled);
