@@ -3,6 +3,7 @@
 //! configuration they share.
 
 mod dynamodb;
+mod http;
 mod s3;
 mod sdk;
 mod secrets_manager;

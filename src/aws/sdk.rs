@@ -1,5 +1,5 @@
-//! AWS SDK configuration from the environment, on the TLS stack reqwest
-//! shares (rustls with the `ring` provider).
+//! AWS SDK configuration from the environment, on the HTTP client the
+//! actions share (`reqwest`, rustls with the `ring` provider).
 //!
 //! The configuration is read from the environment by hand rather than by
 //! `aws-config`: Lambda gives a function its region and credentials as
@@ -17,10 +17,7 @@ use std::time::Duration;
 
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
-use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
@@ -35,11 +32,7 @@ pub fn sdk_config() -> SdkConfig {
 pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
     crate::tls::install_crypto_provider();
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    let http_client = SharedHttpClient::new(ConnectOnFirstRequest(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https(),
-    ));
+    let http_client = SharedHttpClient::new(super::http::ReqwestHttpClient::default());
     let credentials = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
         (Some(key), Some(secret)) => SharedCredentialsProvider::new(Credentials::new(
             key,
@@ -69,26 +62,6 @@ pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
         builder = builder.endpoint_url(url);
     }
     builder.build()
-}
-
-/// The SDK's HTTPS client, minus its warm-up. When an SDK client is
-/// constructed, smithy's client builds a TLS connector (root certificates
-/// read and parsed) only to throw it away; the connector requests use is
-/// built again on the first request, for the request's timeout settings.
-/// Skipping the warm-up builds it once, on the first request, for every SDK
-/// client sharing this configuration: ~1 ms less init, and one parse of
-/// the roots less per SDK client.
-#[derive(Debug)]
-struct ConnectOnFirstRequest(SharedHttpClient);
-
-impl HttpClient for ConnectOnFirstRequest {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
-        self.0.http_connector(settings, components)
-    }
-
-    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
-        self.0.connector_metadata()
-    }
 }
 
 /// Stands in when the environment has no credentials, so a call fails
@@ -131,53 +104,19 @@ mod tests {
 
     use super::*;
 
-    /// Counts how often the SDK asks it to validate (smithy's HTTPS client
-    /// loads and parses the root certificates there).
-    #[derive(Debug, Default)]
-    struct CountingClient {
-        validations: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    impl HttpClient for CountingClient {
-        fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
-            unreachable!("no request is sent")
-        }
-
-        fn validate_base_client_config(
-            &self,
-            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder,
-            _: &aws_smithy_types::config_bag::ConfigBag,
-        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-            self.validations.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(())
-        }
-    }
-
     #[test]
-    fn constructing_sdk_clients_builds_no_tls_connector() {
-        let constructed_with = |wrap: bool| {
-            let counting = CountingClient::default();
-            let validations = counting.validations.clone();
-            let inner = SharedHttpClient::new(counting);
-            let http_client = if wrap {
-                SharedHttpClient::new(ConnectOnFirstRequest(inner))
-            } else {
-                inner
-            };
-            let config = aws_sdk_sns::Config::builder()
-                .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .http_client(http_client)
-                .build();
-            let _client = aws_sdk_sns::Client::from_conf(config);
-            validations.load(std::sync::atomic::Ordering::SeqCst)
-        };
-        assert_eq!(
-            constructed_with(false),
-            1,
-            "the SDK validates its HTTP client at construction"
+    fn constructing_sdk_clients_builds_no_http_client() {
+        let http = super::super::http::ReqwestHttpClient::default();
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .http_client(SharedHttpClient::new(http.clone()))
+            .build();
+        let _client = aws_sdk_sns::Client::from_conf(config);
+        assert!(
+            !http.is_built(),
+            "root certificates are read on the first request, not before"
         );
-        assert_eq!(constructed_with(true), 0, "the warm-up is not passed on");
     }
 
     fn config(vars: &[(&str, &str)]) -> SdkConfig {
