@@ -388,12 +388,11 @@ impl Config {
                 Some(Location::parse(v.trim()).map_err(|reason| invalid("DECISION_RECORDS", &v, reason))?);
         }
         if let Some(v) = get("POLICY_BUNDLE") {
-            self.policy_bundle =
-                Some(Location::parse(v.trim()).map_err(|reason| invalid("POLICY_BUNDLE", &v, reason))?);
+            self.policy_bundle = Some(bundle_location(&v).map_err(|reason| invalid("POLICY_BUNDLE", &v, reason))?);
         }
         if let Some(v) = get("SHADOW_POLICY_BUNDLE") {
             self.shadow_bundle =
-                Some(Location::parse(v.trim()).map_err(|reason| invalid("SHADOW_POLICY_BUNDLE", &v, reason))?);
+                Some(bundle_location(&v).map_err(|reason| invalid("SHADOW_POLICY_BUNDLE", &v, reason))?);
         }
         if let Some(v) = get("POLICY_REFRESH_SECONDS") {
             self.policy_refresh = Duration::from_secs(parse_positive("POLICY_REFRESH_SECONDS", &v)?.into());
@@ -557,6 +556,16 @@ fn parse_topic_schemas(map: &str) -> Result<BTreeMap<String, String>, String> {
     Ok(topics)
 }
 
+/// A bundle is one object: an `s3://` location needs a key.
+fn bundle_location(text: &str) -> Result<Location, String> {
+    match Location::parse(text.trim())? {
+        Location::S3(uri) if uri.key.is_empty() || uri.key.ends_with('/') => {
+            Err("expected s3://BUCKET/KEY naming the bundle object".to_string())
+        }
+        location => Ok(location),
+    }
+}
+
 fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -600,6 +609,13 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("POLICY_BUNDLE=\"s3://Bad_Bucket/k\" is not valid: \"Bad_Bucket\" is not a bucket name"),
+            "{err}"
+        );
+        let err = config(&[("SHADOW_POLICY_BUNDLE", "s3://bundles/")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("expected s3://BUCKET/KEY naming the bundle object"),
             "{err}"
         );
         let err = config(&[("POLICY_REFRESH_SECONDS", "0")]).unwrap_err().to_string();

@@ -44,11 +44,13 @@ pub enum Decision {
     Alerts(Vec<WorkflowReport>),
 }
 
-/// A decision and the time its policies took.
+/// A decision, the time its policies took, and which policies they were.
 #[derive(Debug)]
 pub struct Decided {
     pub decision: Decision,
     pub policy_time: Duration,
+    /// The digest of the policies that decided (a swap mid-way cannot mislabel it).
+    pub bundle_digest: String,
 }
 
 /// The plain settings of a decision, from the configuration.
@@ -132,6 +134,7 @@ impl Decider {
         let mut decided = Decided {
             decision: Decision::Alerts(Vec::new()),
             policy_time: Duration::ZERO,
+            bundle_digest: policies.digest().to_string(),
         };
         if !policies.has_schema(&envelope.schema) {
             decided.decision = Decision::NoAlertPolicy {
@@ -301,6 +304,7 @@ impl Decider {
         let mut decided = Decided {
             decision: Decision::Alerts(Vec::new()),
             policy_time: Duration::ZERO,
+            bundle_digest: policies.digest().to_string(),
         };
         if !policies.has_schema(&envelope.schema) {
             decided.decision = Decision::NoAlertPolicy {

@@ -34,7 +34,7 @@ pub mod aws;
 mod budget_spec;
 pub mod bundle;
 pub mod cli;
-pub mod compare;
+pub(crate) mod compare;
 pub mod config;
 pub mod decide;
 pub mod http;

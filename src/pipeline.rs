@@ -258,6 +258,10 @@ impl Responder {
             }
             Ok(envelope) => match self.decider.decide(&envelope, deadline).await {
                 Ok(decided) => {
+                    let context = RecordContext {
+                        bundle_digest: &decided.bundle_digest,
+                        ..context
+                    };
                     let shadow = match self.decider.shadow() {
                         Some(shadow) => self.shadow(&shadow, &envelope, &decided, deadline).await,
                         None => None,
@@ -271,9 +275,10 @@ impl Responder {
                         record.shadow = shadow;
                         decision_record = Some(record);
                     }
+                    let digest = decided.bundle_digest.clone();
                     let mut outcomes = self.outcomes(&envelope, decided, &mut summary, &mut retries);
                     for outcome in &mut outcomes {
-                        outcome.bundle_digest = Some(context.bundle_digest.to_string());
+                        outcome.bundle_digest = Some(digest.clone());
                     }
                     outcomes
                 }
@@ -308,10 +313,9 @@ impl Responder {
         live: &Decided,
         deadline: Option<Instant>,
     ) -> Option<ShadowRecord> {
-        let (live_alerts, live_error) = match &live.decision {
-            Decision::Alerts(reports) => (reports.iter().map(alert_entry).collect::<Vec<_>>(), None),
-            Decision::AlertPolicyFailed(err) => (Vec::new(), Some(err.to_string())),
-            Decision::NoAlertPolicy { .. } => (Vec::new(), None),
+        let live_alerts = match &live.decision {
+            Decision::Alerts(reports) => reports.iter().map(alert_entry).collect::<Vec<_>>(),
+            Decision::AlertPolicyFailed(_) | Decision::NoAlertPolicy { .. } => Vec::new(),
             // Not decided live: nothing to compare with.
             Decision::Stale { .. } => return None,
         };
@@ -327,7 +331,7 @@ impl Responder {
             Decision::Stale { .. } => (Vec::new(), None),
         };
         let divergence = crate::compare::diverge(&live_alerts, &alerts);
-        let diverged = !divergence.is_empty() || error.is_some() != live_error.is_some();
+        let diverged = !divergence.is_empty() || result_of(&decided.decision) != result_of(&live.decision);
         if diverged {
             tracing::info!(message_id = %envelope.message_id, shadow = shadow.digest(), "the shadow policies decided differently");
         }
@@ -386,7 +390,12 @@ impl Responder {
                 state_error.get_or_insert(err);
             }
             if !done.outcomes.is_empty() {
-                self.publisher.publish(&done.outcomes).await?;
+                if let Err(err) = self.publisher.publish(&done.outcomes).await {
+                    // What was decided is on record all the same; the retry
+                    // republishes (and overwrites the records' object).
+                    let _ = self.keep_records(&decision_records).await;
+                    return Err(err.into());
+                }
                 summary.outcomes += done.outcomes.len();
             }
         }
@@ -456,15 +465,18 @@ impl Responder {
     }
 }
 
-/// The record of a decision: what the policies made and what became of it.
-fn decision_record_of(context: &RecordContext<'_>, envelope: &Envelope, decided: &Decided) -> DecisionRecord {
-    let result = match &decided.decision {
+fn result_of(decision: &Decision) -> DecisionResult {
+    match decision {
         Decision::NoAlertPolicy { .. } => DecisionResult::NoAlertPolicy,
         Decision::Stale { .. } => DecisionResult::Stale,
         Decision::AlertPolicyFailed(_) => DecisionResult::PolicyError,
         Decision::Alerts(_) => DecisionResult::Decided,
-    };
-    let mut record = DecisionRecord::of_envelope(context, envelope, result);
+    }
+}
+
+/// The record of a decision: what the policies made and what became of it.
+fn decision_record_of(context: &RecordContext<'_>, envelope: &Envelope, decided: &Decided) -> DecisionRecord {
+    let mut record = DecisionRecord::of_envelope(context, envelope, result_of(&decided.decision));
     record.timings.decision_us = decided.policy_time.as_micros() as u64;
     match &decided.decision {
         Decision::NoAlertPolicy { schema } => {
@@ -482,10 +494,16 @@ fn decision_record_of(context: &RecordContext<'_>, envelope: &Envelope, decided:
 fn alert_entry(report: &WorkflowReport) -> AlertEntry {
     let stop = serde_json::to_value(&report.stop).expect("a stop serializes");
     let text = |name: &str| stop.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+    let action_id = text("action_id");
+    // A failed action's own error says why its workflow stopped.
+    let failed_action = || {
+        let id = action_id.as_deref()?;
+        report.actions.iter().find(|a| a.id == id)?.error.clone()
+    };
     let stop = StopRecord {
         reason: report.stop.reason().to_string(),
-        action_id: text("action_id"),
-        error: text("error").or_else(|| text("cause")),
+        error: text("error").or_else(|| text("cause")).or_else(failed_action),
+        action_id: action_id.clone(),
     };
     let retries = report
         .retries

@@ -1,6 +1,6 @@
 //! The port decision records leave through: one gzip JSON-lines object per
 //! invocation, `dt=YYYY-MM-DD/hour=HH/<name>.jsonl.gz`, named from the
-//! records' own ids so that a retry of the same event overwrites its object
+//! records' own ids so that a Lambda retry of the same event overwrites its object
 //! rather than adding a second one. S3 is in `aws::s3`, the in-memory sink
 //! in `memory`; the local directory one (`run --records DIR`) is here.
 

@@ -118,6 +118,11 @@ async fn a_new_version_is_served_after_a_refresh_and_a_bad_one_is_refused() {
     put(&s3, &bucket, key, b"not a tarball".to_vec()).await;
     assert_eq!(refresher.refresh_if_due(responder.decider()).await, 1);
     assert_eq!(responder.decider().policies().digest(), digest2);
+    // An object that cannot be read (deleted here; access denied, S3 down)
+    // is not a refused version: nothing counted, the current one serves.
+    s3.delete_object().bucket(&bucket).key(key).send().await.unwrap();
+    assert_eq!(refresher.refresh_if_due(responder.decider()).await, 0);
+    assert_eq!(responder.decider().policies().digest(), digest2);
 
     // A missing object names the bucket and key.
     let missing = Watched::new(BundleSource::S3 {
@@ -221,6 +226,75 @@ async fn a_lambda_without_a_good_bundle_fails_init_naming_it() {
         .expect("init error reported");
     let body = String::from_utf8_lossy(&init.body).to_string();
     assert!(body.contains(&uri) && body.contains("gzip"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_calls_retry_what_s3_asks_to_retry_and_no_more() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    // 503 SlowDown twice, then success; a 403 on another key at once.
+    let server = TestServer::start(move |req| {
+        if req.path.contains("denied") {
+            return common::Reply::text(
+                403,
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>",
+            );
+        }
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => common::Reply::text(
+                503,
+                "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>",
+            ),
+            _ => common::Reply::text(200, ""),
+        }
+    })
+    .await;
+    let sdk = alert_responder::aws::sdk_config_from(|name| match name {
+        "AWS_ENDPOINT_URL" => Some(server.url("")),
+        "AWS_REGION" => Some("us-east-1".into()),
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".into()),
+        "AWS_SECRET_ACCESS_KEY" => Some("not-a-real-secret-value".into()),
+        _ => None,
+    });
+    let records = alert_responder::aws::S3Records::new(
+        alert_responder::aws::S3::new(&sdk),
+        S3Uri::parse("s3://records-bucket/records").unwrap(),
+    );
+    let object = alert_responder::records::RecordObject {
+        key: "dt=2026-11-29/hour=07/x.jsonl.gz".into(),
+        body: b"gz".to_vec(),
+        count: 1,
+    };
+    use alert_responder::records::RecordSink;
+    records.write(&object).await.expect("the third try succeeds");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let put = server.requests().into_iter().last().unwrap();
+    assert_eq!(put.method, "PUT");
+    assert_eq!(put.path, "/records-bucket/records/dt%3D2026-11-29/hour%3D07/x.jsonl.gz");
+    assert!(
+        put.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{:?}",
+        put.headers
+    );
+    assert!(put.headers.contains_key("x-amz-content-sha256"));
+
+    let denied = alert_responder::aws::S3Records::new(
+        alert_responder::aws::S3::new(&sdk),
+        S3Uri::parse("s3://records-bucket/denied").unwrap(),
+    );
+    let before = server.requests().len();
+    let err = denied.write(&object).await.unwrap_err().to_string();
+    assert_eq!(server.requests().len(), before + 1, "a 403 is not retried");
+    assert!(
+        err.contains("s3://records-bucket/denied/dt=2026-11-29/hour=07/x.jsonl.gz")
+            && err.contains("HTTP 403 AccessDenied: Access Denied"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-a-real-secret-value") && !err.contains("AKIDEXAMPLE"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

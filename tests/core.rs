@@ -808,7 +808,8 @@ run contains {"id": "page", "uses": "test.ok", "args": {"v": input.called[0].res
 #[tokio::test]
 async fn records_that_cannot_be_written_fail_the_invocation_and_its_retry_overwrites() {
     let (rig, records) = with_records(rig(r#"run contains {"id": "page", "uses": "test.ok"}"#));
-    let payload = change("r2", 1);
+    // Through SNS: its timestamp dates the object, whatever the hour now.
+    let payload = via_sns(&change("r2", 1), "sns-r2").into_bytes();
     records.set_failing(true);
     let err = handle(&rig, &payload).await.unwrap_err();
     assert!(matches!(err, HandleError::Records(_)), "{err}");
@@ -857,4 +858,140 @@ async fn a_batch_whose_records_cannot_be_written_is_retried_whole() {
         keys[0].starts_with("dt=2026-11-29/hour=12/"),
         "dated by the SNS timestamp: {keys:?}"
     );
+}
+
+#[tokio::test]
+async fn a_publish_failure_still_leaves_the_decision_on_record() {
+    let (rig, records) = with_records(rig(r#"run contains {"id": "page", "uses": "test.ok"}"#));
+    rig.publisher.set_failing(true);
+    let err = handle(&rig, via_sns(&change("r5", 1), "sns-5").as_bytes())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandleError::Publish(_)), "{err}");
+    let kept = records.records();
+    assert_eq!(kept.len(), 1, "the action ran: its decision is on record");
+    assert_eq!(kept[0].alerts[0].actions[0].status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn the_shadow_diverges_only_where_it_decides_otherwise() {
+    let (rig, records) = with_records(rig(r#"run contains {"id": "page", "uses": "test.ok"}"#));
+    let shadow = |actions: &str| {
+        PolicySet::compile(
+            vec![
+                PolicyFile {
+                    name: "alert.rego".into(),
+                    text: ALERT_POLICY.into(),
+                },
+                PolicyFile {
+                    name: "action.rego".into(),
+                    text: format!("package action\n{actions}\n"),
+                },
+            ],
+            Duration::from_secs(2),
+        )
+        .unwrap()
+    };
+    // The same policies: no divergence; the shadow sees the live result.
+    rig.responder.decider().swap_shadow(Some(Arc::new(shadow(
+        r#"run contains {"id": "page", "uses": "test.ok"}"#,
+    ))));
+    let summary = handle(&rig, via_sns(&change("s1", 1), "sns-s1").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(summary.shadow_divergences, 0);
+    // A payload no alert policy of either side handles: not a divergence either.
+    let other = rig
+        .responder
+        .handle(ingest_document(br#"{"finding": 1}"#, &"other".into()), None)
+        .await
+        .unwrap();
+    assert_eq!(other.shadow_divergences, 0);
+    // Another action: a divergence, and nothing of the shadow ran.
+    rig.responder.decider().swap_shadow(Some(Arc::new(shadow(
+        r#"run contains {"id": "page", "uses": "test.ok"}
+run contains {"id": "escalate", "uses": "test.ok"} if input.called[_].result.n == 1"#,
+    ))));
+    let summary = handle(&rig, via_sns(&change("s2", 1), "sns-s2").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(summary.shadow_divergences, 1);
+    assert_eq!(rig.calls.of("escalate"), 0, "a shadow never acts");
+    let record = records
+        .records()
+        .into_iter()
+        .find(|r| r.source.change_key.as_deref() == Some("matano/s2/1"))
+        .unwrap();
+    let shadow = record.shadow.unwrap();
+    assert!(shadow.diverged);
+    let ids: Vec<&str> = shadow.divergence.actions_added.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["escalate"],
+        "it saw page's live result (n == 1) in its next round"
+    );
+    let page = shadow.alerts[0].actions.iter().find(|a| a.id == "page").unwrap();
+    assert_eq!(page.status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn a_replay_sees_recorded_results_and_commits_what_the_candidate_says() {
+    let (rig, records) = with_records(rig(
+        r#"run contains {"id": "look", "uses": "test.ok", "args": {"v": 7}}"#,
+    ));
+    handle(&rig, via_sns(&change("p1", 1), "sns-p1").as_bytes())
+        .await
+        .unwrap();
+    let line = serde_json::to_string(&records.records()[0]).unwrap();
+    let chunk = alert_responder::replay::input::Chunk {
+        origin: "records.jsonl".into(),
+        line: 1,
+        text: line,
+    };
+    let alert_responder::replay::input::Decoded::Changes(changes) =
+        alert_responder::replay::input::decode(&chunk, &"matano".into()).unwrap()
+    else {
+        panic!("a change");
+    };
+    // The candidate commits the recorded result's `v` and, seeing it, asks for more.
+    let candidate = PolicySet::compile(
+        vec![
+            PolicyFile {
+                name: "alert.rego".into(),
+                text: ALERT_POLICY.into(),
+            },
+            PolicyFile {
+                name: "action.rego".into(),
+                text: r#"package action
+run contains {"id": "look", "uses": "test.ok", "args": {"v": 7}, "commit": [{"key": "seen", "path": "v"}]}
+run contains {"id": "follow", "uses": "test.ok"} if input.alert.attrs[_].key == "seen"
+"#
+                .into(),
+            },
+        ],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let replayer = alert_responder::replay::Replayer {
+        decider: rig.responder.decider(),
+        candidate: &candidate,
+        baseline: None,
+    };
+    let compared = replayer.replay(1, &changes[0], None).await.unwrap();
+    let look = &compared.candidate.alerts[0].actions[0];
+    assert_eq!(
+        (look.id.as_str(), look.status),
+        ("look", Status::Succeeded),
+        "the recorded result"
+    );
+    assert_eq!(look.commits[0].value, json!(7), "committed by the candidate's rule");
+    let added: Vec<&str> = compared
+        .divergence
+        .actions_added
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect();
+    assert_eq!(added, ["follow"]);
+    assert_eq!(rig.calls.of("look"), 1, "a replay runs nothing");
+    assert_eq!(rig.calls.of("follow"), 0);
 }

@@ -178,7 +178,9 @@ run contains {"id": "page", "uses": "pagerduty.trigger", "args": {"secret_routin
         summary.contains("+ action page (pagerduty.trigger) on \"Root login\""),
         "{summary}"
     );
+    assert!(!summary.contains("rk-123"), "no secret in the summary");
     let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("rk-123"), "no secret in the HTML report");
     assert!(
         page.contains("Console login &lt;script&gt;alert(1)&lt;/script&gt;"),
         "alert text is escaped"

@@ -30,7 +30,30 @@ pub struct S3Error {
     pub bucket: String,
     pub key: String,
     pub reason: String,
+    /// Another try may work (a 5xx, a timeout, a dropped connection); it
+    /// was tried [`ATTEMPTS`] times already.
+    pub transient: bool,
 }
+
+/// Why one request failed, and whether another try may work.
+struct Failure {
+    reason: String,
+    transient: bool,
+}
+
+impl Failure {
+    fn permanent(reason: impl Into<String>) -> Failure {
+        Failure {
+            reason: reason.into(),
+            transient: false,
+        }
+    }
+}
+
+/// Tries of one call: S3 asks clients to retry 500, 503 (SlowDown) and
+/// dropped connections; backoff 100 ms, then 400 ms.
+const ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// An object read, with its ETag.
 #[derive(Debug, Clone)]
@@ -83,7 +106,8 @@ impl S3 {
                 crate::tls::install_crypto_provider();
                 reqwest::Client::builder()
                     .connect_timeout(Duration::from_millis(3100))
-                    .timeout(Duration::from_secs(60))
+                    .timeout(Duration::from_secs(20))
+                    .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .map_err(|err| super::error_chain(&err))
@@ -111,21 +135,68 @@ impl S3 {
             Some(endpoint) => format!("{}/{}/{key}{query}", endpoint.trim_end_matches('/'), uri.bucket),
             // A bucket name with dots does not match S3's wildcard certificate.
             None if uri.bucket.contains('.') => {
-                format!("https://s3.{}.amazonaws.com/{}/{key}{query}", self.region(), uri.bucket)
+                format!(
+                    "https://s3.{}.{}/{}/{key}{query}",
+                    self.region(),
+                    domain(&self.region()),
+                    uri.bucket
+                )
             }
-            None => format!("https://{}.s3.{}.amazonaws.com/{key}{query}", uri.bucket, self.region()),
+            None => format!(
+                "https://{}.s3.{}.{}/{key}{query}",
+                uri.bucket,
+                self.region(),
+                domain(&self.region())
+            ),
         }
     }
 
-    async fn send(&self, call: Call<'_>) -> Result<reqwest::Response, String> {
+    /// Sends `call` until it succeeds, fails for good, or [`ATTEMPTS`] tries
+    /// failed transiently; the final response (any status) or why none came.
+    async fn call(&self, call: &Call<'_>) -> Result<(reqwest::StatusCode, Option<String>, Vec<u8>), Failure> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let tried = match self.send(call).await {
+                Ok(response) => {
+                    let status = response.status();
+                    let etag = response
+                        .headers()
+                        .get("etag")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    read_body(response).await.map(|body| (status, etag, body))
+                }
+                Err(failure) => Err(failure),
+            };
+            let retry = match &tried {
+                Ok((status, _, _)) => status.is_server_error(),
+                Err(failure) => failure.transient,
+            };
+            if !retry || attempt >= ATTEMPTS {
+                return match tried {
+                    Ok((status, _, body)) if status.is_server_error() => Err(Failure {
+                        reason: error_text(status, &body),
+                        transient: true,
+                    }),
+                    other => other,
+                };
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 4;
+            attempt += 1;
+        }
+    }
+
+    async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response, Failure> {
         let provider = self
             .sdk
             .credentials_provider()
-            .ok_or_else(|| "no AWS credentials configured".to_string())?;
+            .ok_or_else(|| Failure::permanent("no AWS credentials configured"))?;
         let credentials = provider
             .provide_credentials()
             .await
-            .map_err(|err| super::error_chain(&err))?;
+            .map_err(|err| Failure::permanent(super::error_chain(&err)))?;
         let identity: Identity = credentials.into();
         let url = self.url(call.uri, call.query);
         let signed = signature_headers(
@@ -138,64 +209,57 @@ impl S3 {
             &identity,
             &self.region(),
             SystemTime::now(),
-        )?;
+        )
+        .map_err(Failure::permanent)?;
         let method = reqwest::Method::from_bytes(call.method.as_bytes()).expect("a valid method");
-        let mut request = self.client()?.request(method, &url);
+        let mut request = self.client().map_err(Failure::permanent)?.request(method, &url);
         for (name, value) in &call.headers {
             request = request.header(*name, value);
         }
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        request
-            .body(call.body.to_vec())
-            .send()
-            .await
-            .map_err(|err| super::error_chain(&err))
+        request.body(call.body.to_vec()).send().await.map_err(|err| Failure {
+            transient: err.is_timeout() || err.is_connect() || err.is_request(),
+            reason: super::error_chain(&err),
+        })
     }
 
     /// The object, or `None` when its ETag is still `if_none_match`.
     pub async fn get(&self, uri: &S3Uri, if_none_match: Option<&str>) -> Result<Option<Fetched>, S3Error> {
-        let failed = |reason: String| S3Error {
+        let failed = |failure: Failure| S3Error {
             bucket: uri.bucket.clone(),
             key: uri.key.clone(),
-            reason,
+            reason: failure.reason,
+            transient: failure.transient,
         };
         let headers = if_none_match
             .map(|etag| vec![("if-none-match", etag.to_string())])
             .unwrap_or_default();
-        let response = self
-            .send(Call {
-                method: "GET",
-                uri,
-                query: "",
-                headers,
-                body: &[],
-            })
-            .await
-            .map_err(failed)?;
-        if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+        let call = Call {
+            method: "GET",
+            uri,
+            query: "",
+            headers,
+            body: &[],
+        };
+        let (status, etag, body) = self.call(&call).await.map_err(failed)?;
+        if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(None);
         }
-        let status = response.status();
-        let etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = read_body(response).await.map_err(failed)?;
         if !status.is_success() {
-            return Err(failed(error_text(status, &body)));
+            return Err(failed(Failure::permanent(error_text(status, &body))));
         }
         Ok(Some(Fetched { body, etag }))
     }
 
     /// Every key under `uri`'s key as a prefix, in S3's (lexical) order.
     pub async fn list(&self, uri: &S3Uri) -> Result<Vec<String>, S3Error> {
-        let failed = |reason: String| S3Error {
+        let failed = |failure: Failure| S3Error {
             bucket: uri.bucket.clone(),
             key: uri.key.clone(),
-            reason: format!("listing: {reason}"),
+            reason: format!("listing: {}", failure.reason),
+            transient: failure.transient,
         };
         let bucket = S3Uri {
             bucket: uri.bucket.clone(),
@@ -208,20 +272,16 @@ impl S3 {
             if let Some(token) = &token {
                 query = format!("continuation-token={}&{query}", encode(token));
             }
-            let response = self
-                .send(Call {
-                    method: "GET",
-                    uri: &bucket,
-                    query: &query,
-                    headers: Vec::new(),
-                    body: &[],
-                })
-                .await
-                .map_err(failed)?;
-            let status = response.status();
-            let body = read_body(response).await.map_err(failed)?;
+            let call = Call {
+                method: "GET",
+                uri: &bucket,
+                query: &query,
+                headers: Vec::new(),
+                body: &[],
+            };
+            let (status, _, body) = self.call(&call).await.map_err(failed)?;
             if !status.is_success() {
-                return Err(failed(error_text(status, &body)));
+                return Err(failed(Failure::permanent(error_text(status, &body))));
             }
             let text = String::from_utf8_lossy(&body);
             keys.extend(xml_values(&text, "Key"));
@@ -234,27 +294,24 @@ impl S3 {
     }
 
     async fn put(&self, uri: &S3Uri, body: &[u8], content_type: &str) -> Result<(), S3Error> {
-        let failed = |reason: String| S3Error {
+        let failed = |failure: Failure| S3Error {
             bucket: uri.bucket.clone(),
             key: uri.key.clone(),
-            reason,
+            reason: failure.reason,
+            transient: failure.transient,
         };
-        let response = self
-            .send(Call {
-                method: "PUT",
-                uri,
-                query: "",
-                headers: vec![("content-type", content_type.to_string())],
-                body,
-            })
-            .await
-            .map_err(failed)?;
-        let status = response.status();
+        let call = Call {
+            method: "PUT",
+            uri,
+            query: "",
+            headers: vec![("content-type", content_type.to_string())],
+            body,
+        };
+        let (status, _, body) = self.call(&call).await.map_err(failed)?;
         if status.is_success() {
             return Ok(());
         }
-        let body = read_body(response).await.map_err(failed)?;
-        Err(failed(error_text(status, &body)))
+        Err(failed(Failure::permanent(error_text(status, &body))))
     }
 }
 
@@ -299,11 +356,23 @@ fn signature_headers(
         .collect())
 }
 
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+/// AWS's domain for a region's partition.
+fn domain(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    }
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|err| super::error_chain(&err))? {
+    while let Some(chunk) = response.chunk().await.map_err(|err| Failure {
+        reason: super::error_chain(&err),
+        transient: true,
+    })? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(format!("the object is over {MAX_BODY_BYTES} bytes"));
+            return Err(Failure::permanent(format!("the object is over {MAX_BODY_BYTES} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -343,6 +412,8 @@ fn unescape(text: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&apos;", "'")
         .replace("&#39;", "'")
+        .replace("&#13;", "\r")
+        .replace("&#10;", "\n")
         .replace("&amp;", "&")
 }
 

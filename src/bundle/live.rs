@@ -163,6 +163,10 @@ impl Refresher {
                     tracing::info!(bundle = %live.origin(), bundle_digest = set.digest(), "new policy bundle loaded; serving it");
                     decider.swap_policies(Arc::new(set));
                 }
+                // Not read (S3 unreachable, access denied): tried again next time.
+                Err(LoadError::Bundle(err @ BundleError::Fetch { .. })) => {
+                    tracing::warn!(bundle = %live.origin(), error = %err, serving = decider.policies().digest(), "policy bundle not read; the current one keeps serving");
+                }
                 Err(err) => {
                     refused += 1;
                     tracing::error!(bundle = %live.origin(), error = %err, serving = decider.policies().digest(), "policy bundle refused; the last good one keeps serving");
@@ -175,6 +179,9 @@ impl Refresher {
                 Ok(Some(set)) => {
                     tracing::info!(bundle = %shadow.origin(), bundle_digest = set.digest(), "new shadow bundle loaded");
                     decider.swap_shadow(Some(Arc::new(set)));
+                }
+                Err(LoadError::Bundle(err @ BundleError::Fetch { .. })) => {
+                    tracing::warn!(bundle = %shadow.origin(), error = %err, "shadow bundle not read; the current one keeps shadowing");
                 }
                 Err(err) => {
                     refused += 1;

@@ -152,7 +152,8 @@ async fn read_sources(from: &str) -> anyhow::Result<Vec<Source>> {
         let prefix = S3Uri::parse(from).map_err(|reason| anyhow::anyhow!("{from}: {reason}"))?;
         let s3 = S3::new(&sdk_config());
         let mut sources = Vec::new();
-        for key in s3.list(&prefix).await? {
+        // "Folder" markers are not inputs.
+        for key in s3.list(&prefix).await?.into_iter().filter(|k| !k.ends_with('/')) {
             let uri = S3Uri {
                 bucket: prefix.bucket.clone(),
                 key,
@@ -292,16 +293,17 @@ fn run_workers(
             .collect();
         // The workers hold the receiver now: when they all stop, the reader's sends fail.
         drop(receive);
-        let reports = workers
-            .into_iter()
-            .map(|w| w.join().expect("a replay worker panicked"))
-            .collect();
+        let joined: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+        // Stopped before any panic is passed on, or the progress line would spin.
         stop.store(true, Ordering::SeqCst);
         if let Some(progress) = progress {
             progress.thread().unpark();
             let _ = progress.join();
         }
-        reports
+        joined
+            .into_iter()
+            .map(|report| report.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
     });
     if let Some((_, err)) = failed.into_inner().expect("not poisoned") {
         return Err(err);

@@ -171,7 +171,7 @@ pub struct ShadowRecord {
 }
 
 /// What is the same for every record of one responder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct RecordContext<'a> {
     pub request_id: Option<&'a str>,
     pub bundle_digest: &'a str,

@@ -84,7 +84,11 @@ pub fn local_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
             let path = entry.map_err(|err| read_error(&dir, err))?.path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            } else if !path.file_name().is_some_and(|n| {
+                let name = n.to_string_lossy();
+                // Hidden files, and what a crashed `run --records` left half written.
+                name.starts_with('.') || name.ends_with(".partial")
+            }) {
                 files.push(path);
             }
         }
@@ -117,6 +121,9 @@ pub fn text_of(source: &Source) -> Result<String, InputError> {
 pub fn chunks(source: &Source) -> Result<Vec<Chunk>, InputError> {
     let text = text_of(source)?;
     let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
     let one_document = !trimmed.contains('\n') || serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
     if one_document {
         return Ok(vec![Chunk {
@@ -223,6 +230,50 @@ mod tests {
         let pretty = "{\n  \"Records\": []\n}\n";
         let read = chunks(&source("event.json", pretty.as_bytes())).unwrap();
         assert_eq!((read.len(), read[0].at()), (1, "event.json".to_string()));
+    }
+
+    #[test]
+    fn events_on_failure_records_and_payloads_are_changes_without_a_record() {
+        let event: Value = serde_json::from_str(include_str!("../../tests/fixtures/sns_event_matano.json")).unwrap();
+        let on_failure = serde_json::json!({
+            "version": "1.0",
+            "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": event,
+            "responsePayload": {"errorType": "AlertResponder.PublishError"}
+        });
+        let payload = include_str!("../../tests/fixtures/matano_alert_change_v1.json");
+        let sqs = include_str!("../../tests/fixtures/sqs_event_matano.json");
+        for (name, text) in [
+            ("event", event.to_string()),
+            ("on-failure", on_failure.to_string()),
+            ("payload", payload.to_string()),
+            ("sqs", sqs.to_string()),
+        ] {
+            let source = source(name, text.as_bytes());
+            let chunk = chunks(&source).unwrap().remove(0);
+            let Decoded::Changes(changes) = decode(&chunk, &"matano".into()).unwrap() else {
+                panic!("{name}: no change");
+            };
+            assert!(!changes.is_empty(), "{name}");
+            assert!(
+                changes
+                    .iter()
+                    .all(|c| c.recorded.is_none() && c.envelope.schema == "matano"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_inputs_and_partial_objects_are_not_inputs() {
+        assert!(chunks(&source("empty", b"")).unwrap().is_empty());
+        assert!(chunks(&source("blank.gz", &gzip("\n\n"))).unwrap().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jsonl.gz"), gzip("{}")).unwrap();
+        std::fs::write(dir.path().join("b.jsonl.gz.partial"), b"half").unwrap();
+        std::fs::write(dir.path().join(".hidden"), b"x").unwrap();
+        let files = local_files(dir.path()).unwrap();
+        assert_eq!(files, [dir.path().join("a.jsonl.gz")]);
     }
 
     #[test]

@@ -189,13 +189,17 @@ impl Report {
             for (uses, counts) in &self.by_uses {
                 let _ = writeln!(
                     out,
-                    "  {uses}: {} change(s): actions +{} -{} ~{}",
-                    counts.changes, counts.actions_added, counts.actions_removed, counts.actions_changed
+                    "  {}: {} change(s): actions +{} -{} ~{}",
+                    plain(uses),
+                    counts.changes,
+                    counts.actions_added,
+                    counts.actions_removed,
+                    counts.actions_changed
                 );
             }
         }
         for compared in self.differences.iter().take(detail) {
-            let _ = writeln!(out, "\n{} ({})", compared.at, compared.change_key);
+            let _ = writeln!(out, "\n{} ({})", plain(&compared.at), plain(&compared.change_key));
             for line in difference_lines(compared) {
                 let _ = writeln!(out, "  {line}");
             }
@@ -209,6 +213,13 @@ impl Report {
         }
         out
     }
+}
+
+/// Text from a payload as a terminal shows it: no control characters.
+fn plain(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 fn args_text(args: &Map<String, Value>) -> String {
@@ -244,21 +255,25 @@ pub fn difference_lines(compared: &Compared) -> Vec<String> {
             a.title, a.baseline_severity, a.candidate_severity
         )
     }));
-    lines.extend(
-        d.actions_added
-            .iter()
-            .map(|a| format!("+ action {} ({}) on {:?} {}", a.id, a.uses, a.alert, args_text(&a.args))),
-    );
+    lines.extend(d.actions_added.iter().map(|a| {
+        format!(
+            "+ action {} ({}) on {:?} {}",
+            plain(&a.id),
+            plain(&a.uses),
+            a.alert,
+            args_text(&a.args)
+        )
+    }));
     lines.extend(
         d.actions_removed
             .iter()
-            .map(|a| format!("- action {} ({}) on {:?}", a.id, a.uses, a.alert)),
+            .map(|a| format!("- action {} ({}) on {:?}", plain(&a.id), plain(&a.uses), a.alert)),
     );
     lines.extend(d.actions_changed.iter().map(|a| {
         format!(
             "~ action {} ({}) on {:?}: {} -> {}",
-            a.id,
-            a.candidate_uses,
+            plain(&a.id),
+            plain(&a.candidate_uses),
             a.alert,
             args_text(&a.baseline_args),
             args_text(&a.candidate_args)
@@ -387,6 +402,7 @@ pub fn html(report: &Report) -> String {
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
          <title>alert-responder replay</title><style>{STYLE}</style></head><body>\
          <h1>Replay: {} of {} change(s) differ</h1><table class=\"summary\">\
          <tr><td>candidate</td><td>{}</td></tr><tr><td>baseline</td><td>{}</td></tr>\

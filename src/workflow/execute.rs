@@ -86,12 +86,19 @@ impl Executor<'_> {
         };
         if self.dry_run {
             if let Some(done) = self.recorded.and_then(|r| r.get(&request.id)) {
-                // What the action did when it ran, with the args asked for now.
+                // What the action did when it ran, with the args asked for
+                // now and what these policies commit of its result.
                 let mut seen = done.clone();
                 seen.seq = seq;
                 seen.args = record.args;
                 seen.force = request.force;
                 seen.abort = request.abort;
+                let result = seen.result.clone().unwrap_or(Value::Null);
+                seen.commits = match seen.status {
+                    Status::Succeeded => commits(request, &result, alert),
+                    Status::Failed if request.force => commits(request, &result, alert),
+                    _ => Vec::new(),
+                };
                 return Executed {
                     record: seen,
                     retry: None,
