@@ -57,7 +57,7 @@ impl Connector {
                     .connect_timeout(CONNECT_TIMEOUT)
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
-                    .map_err(|err| super::error_chain(&err))
+                    .map_err(|err| err.to_string())
             })
             .clone()
             .map_err(|reason| ConnectorError::other(reason.into(), None))
