@@ -70,14 +70,19 @@ const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// local servers have no per-bucket host names).
 #[derive(Clone)]
 pub struct S3 {
+    /// Shared: the configuration is large, and the client's pool is one.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     sdk: SdkConfig,
-    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl std::fmt::Debug for S3 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3")
-            .field("endpoint", &self.sdk.endpoint_url())
+            .field("endpoint", &self.inner.sdk.endpoint_url())
             .finish()
     }
 }
@@ -95,13 +100,16 @@ struct Call<'a> {
 impl S3 {
     pub fn new(sdk: &SdkConfig) -> S3 {
         S3 {
-            sdk: sdk.clone(),
-            http: Arc::new(OnceLock::new()),
+            inner: Arc::new(Inner {
+                sdk: sdk.clone(),
+                http: OnceLock::new(),
+            }),
         }
     }
 
     fn client(&self) -> Result<&reqwest::Client, String> {
-        self.http
+        self.inner
+            .http
             .get_or_init(|| {
                 crate::tls::install_crypto_provider();
                 reqwest::Client::builder()
@@ -117,7 +125,8 @@ impl S3 {
     }
 
     fn region(&self) -> String {
-        self.sdk
+        self.inner
+            .sdk
             .region()
             .map(|r| r.as_ref().to_string())
             .unwrap_or_else(|| "us-east-1".to_string())
@@ -131,7 +140,7 @@ impl S3 {
         } else {
             format!("?{query}")
         };
-        match self.sdk.endpoint_url() {
+        match self.inner.sdk.endpoint_url() {
             Some(endpoint) => format!("{}/{}/{key}{query}", endpoint.trim_end_matches('/'), uri.bucket),
             // A bucket name with dots does not match S3's wildcard certificate.
             None if uri.bucket.contains('.') => {
@@ -190,6 +199,7 @@ impl S3 {
 
     async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response, Failure> {
         let provider = self
+            .inner
             .sdk
             .credentials_provider()
             .ok_or_else(|| Failure::permanent("no AWS credentials configured"))?;
