@@ -53,6 +53,33 @@ pub struct Decided {
     pub bundle_digest: String,
 }
 
+impl Decided {
+    /// Nothing decided yet, by `policies`.
+    fn by(policies: &PolicySet) -> Decided {
+        Decided {
+            decision: Decision::Alerts(Vec::new()),
+            policy_time: Duration::ZERO,
+            bundle_digest: policies.digest().to_string(),
+        }
+    }
+}
+
+/// The alert policy's drafts for `envelope`, and its payload converted once
+/// (the alert policy's input, then every alert's `input.alert.data`); the
+/// time taken is added to `policy_time`.
+fn draft_alerts(
+    policies: &PolicySet,
+    envelope: &Envelope,
+    deadline: Option<Instant>,
+    policy_time: &mut Duration,
+) -> Result<(regorus::Value, Vec<crate::model::AlertDraft>), PolicyError> {
+    let clock = Instant::now();
+    let payload = to_policy_value(&envelope.payload);
+    let evaluated = policies.eval_alerts_on(&envelope.schema, &payload, deadline);
+    *policy_time += clock.elapsed();
+    evaluated.map(|drafts| (payload, drafts))
+}
+
 /// The plain settings of a decision, from the configuration.
 #[derive(Debug, Clone)]
 pub struct DecideSettings {
@@ -131,11 +158,7 @@ impl Decider {
     /// and it must be retried.
     pub async fn decide(&self, envelope: &Envelope, deadline: Option<Instant>) -> Result<Decided, DecideError> {
         let policies = self.policies.load_full();
-        let mut decided = Decided {
-            decision: Decision::Alerts(Vec::new()),
-            policy_time: Duration::ZERO,
-            bundle_digest: policies.digest().to_string(),
-        };
+        let mut decided = Decided::by(&policies);
         if !policies.has_schema(&envelope.schema) {
             decided.decision = Decision::NoAlertPolicy {
                 schema: envelope.schema.clone(),
@@ -146,13 +169,8 @@ impl Decider {
             decided.decision = Decision::Stale { latest };
             return Ok(decided);
         }
-        let clock = Instant::now();
-        // Converted once: the alert policy's input, then every alert's `input.alert.data`.
-        let payload = to_policy_value(&envelope.payload);
-        let evaluated = policies.eval_alerts_on(&envelope.schema, &payload, deadline);
-        decided.policy_time += clock.elapsed();
-        let drafts = match evaluated {
-            Ok(drafts) => drafts,
+        let (payload, drafts) = match draft_alerts(&policies, envelope, deadline, &mut decided.policy_time) {
+            Ok(drafted) => drafted,
             Err(err) => {
                 tracing::error!(message_id = %envelope.message_id, schema = %envelope.schema, error = %err, "alert policy failed");
                 decided.decision = Decision::AlertPolicyFailed(err);
@@ -301,23 +319,15 @@ impl Decider {
         rehearsal: &Rehearsal,
         deadline: Option<Instant>,
     ) -> Decided {
-        let mut decided = Decided {
-            decision: Decision::Alerts(Vec::new()),
-            policy_time: Duration::ZERO,
-            bundle_digest: policies.digest().to_string(),
-        };
+        let mut decided = Decided::by(policies);
         if !policies.has_schema(&envelope.schema) {
             decided.decision = Decision::NoAlertPolicy {
                 schema: envelope.schema.clone(),
             };
             return decided;
         }
-        let clock = Instant::now();
-        let payload = to_policy_value(&envelope.payload);
-        let evaluated = policies.eval_alerts_on(&envelope.schema, &payload, deadline);
-        decided.policy_time += clock.elapsed();
-        let drafts = match evaluated {
-            Ok(drafts) => drafts,
+        let (payload, drafts) = match draft_alerts(policies, envelope, deadline, &mut decided.policy_time) {
+            Ok(drafted) => drafted,
             Err(err) => {
                 decided.decision = Decision::AlertPolicyFailed(err);
                 return decided;

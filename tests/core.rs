@@ -114,8 +114,9 @@ fn rig_with(action_policy: &str, state: Arc<MemoryState>, config: Config) -> Rig
     rig_of(ALERT_POLICY, action_policy, state, config)
 }
 
-fn rig_of(alert_policy: &str, action_policy: &str, state: Arc<MemoryState>, config: Config) -> Rig {
-    let policies = PolicySet::compile(
+/// An alert policy and the rules of `package action`, compiled.
+fn policy_set(alert_policy: &str, action_rules: &str) -> PolicySet {
+    PolicySet::compile(
         vec![
             PolicyFile {
                 name: "alert.rego".into(),
@@ -123,12 +124,16 @@ fn rig_of(alert_policy: &str, action_policy: &str, state: Arc<MemoryState>, conf
             },
             PolicyFile {
                 name: "action.rego".into(),
-                text: format!("package action\n{action_policy}\n"),
+                text: format!("package action\n{action_rules}\n"),
             },
         ],
         Duration::from_secs(2),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn rig_of(alert_policy: &str, action_policy: &str, state: Arc<MemoryState>, config: Config) -> Rig {
+    let policies = policy_set(alert_policy, action_policy);
     let calls = Arc::new(Calls::default());
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let mut registry = Registry::default();
@@ -876,22 +881,7 @@ async fn a_publish_failure_still_leaves_the_decision_on_record() {
 #[tokio::test]
 async fn the_shadow_diverges_only_where_it_decides_otherwise() {
     let (rig, records) = with_records(rig(r#"run contains {"id": "page", "uses": "test.ok"}"#));
-    let shadow = |actions: &str| {
-        PolicySet::compile(
-            vec![
-                PolicyFile {
-                    name: "alert.rego".into(),
-                    text: ALERT_POLICY.into(),
-                },
-                PolicyFile {
-                    name: "action.rego".into(),
-                    text: format!("package action\n{actions}\n"),
-                },
-            ],
-            Duration::from_secs(2),
-        )
-        .unwrap()
-    };
+    let shadow = |actions: &str| policy_set(ALERT_POLICY, actions);
     // The same policies: no divergence; the shadow sees the live result.
     rig.responder.decider().swap_shadow(Some(Arc::new(shadow(
         r#"run contains {"id": "page", "uses": "test.ok"}"#,
@@ -954,24 +944,12 @@ async fn a_replay_sees_recorded_results_and_commits_what_the_candidate_says() {
         panic!("a change");
     };
     // The candidate commits the recorded result's `v` and, seeing it, asks for more.
-    let candidate = PolicySet::compile(
-        vec![
-            PolicyFile {
-                name: "alert.rego".into(),
-                text: ALERT_POLICY.into(),
-            },
-            PolicyFile {
-                name: "action.rego".into(),
-                text: r#"package action
-run contains {"id": "look", "uses": "test.ok", "args": {"v": 7}, "commit": [{"key": "seen", "path": "v"}]}
+    let candidate = policy_set(
+        ALERT_POLICY,
+        r#"run contains {"id": "look", "uses": "test.ok", "args": {"v": 7}, "commit": [{"key": "seen", "path": "v"}]}
 run contains {"id": "follow", "uses": "test.ok"} if input.alert.attrs[_].key == "seen"
-"#
-                .into(),
-            },
-        ],
-        Duration::from_secs(2),
-    )
-    .unwrap();
+"#,
+    );
     let replayer = alert_responder::replay::Replayer {
         decider: rig.responder.decider(),
         candidate: &candidate,

@@ -60,6 +60,17 @@ fn record_changes(dir: &Path, records: &Path, titles: &[&str]) {
     }
 }
 
+/// `replay --from FROM --policies POLICIES` and its output.
+fn replay_from(from: &Path, policies: &Path) -> Output {
+    bin(&[
+        "replay",
+        "--from",
+        from.to_str().unwrap(),
+        "--policies",
+        policies.to_str().unwrap(),
+    ])
+}
+
 fn replay_json(args: &[&str]) -> (Value, Output) {
     let mut all = vec!["replay", "--json"];
     all.extend_from_slice(args);
@@ -221,39 +232,21 @@ fn events_and_payloads_need_a_baseline_and_bad_inputs_are_named() {
     let bytes = std::fs::read(&object).unwrap();
     let truncated = root.path().join("truncated.jsonl.gz");
     std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
-    let output = bin(&[
-        "replay",
-        "--from",
-        truncated.to_str().unwrap(),
-        "--policies",
-        live.to_str().unwrap(),
-    ]);
+    let output = replay_from(&truncated, &live);
     let said = text(&output);
     assert!(!output.status.success());
     assert!(said.contains(&format!("{}: gzip:", truncated.display())), "{said}");
 
     let future = root.path().join("future.jsonl");
     std::fs::write(&future, "{\"record_type\": \"decision\", \"schema_version\": 1, \"x\": 1}\n{\"record_type\": \"decision\", \"schema_version\": 9}\n").unwrap();
-    let output = bin(&[
-        "replay",
-        "--from",
-        future.to_str().unwrap(),
-        "--policies",
-        live.to_str().unwrap(),
-    ]);
+    let output = replay_from(&future, &live);
     assert!(
         text(&output).contains(&format!("{}:1: not a decision record", future.display())),
         "{}",
         text(&output)
     );
     std::fs::write(&future, "{\"record_type\": \"decision\", \"schema_version\": 9}\n").unwrap();
-    let output = bin(&[
-        "replay",
-        "--from",
-        future.to_str().unwrap(),
-        "--policies",
-        live.to_str().unwrap(),
-    ]);
+    let output = replay_from(&future, &live);
     assert!(
         text(&output).contains(&format!(
             "{}:1: a decision record of schema_version 9, this build reads 1",

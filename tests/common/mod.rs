@@ -267,20 +267,14 @@ pub async fn s3_records(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> 
     records
 }
 
-/// Validates a decision record against the committed JSON Schema.
+/// Validates a decision record against `schemas/decision.v1.json`.
 pub fn assert_valid_record(record: &Value) {
     static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| {
-        let schema: Value = serde_json::from_str(include_str!("../../schemas/decision.v1.json")).unwrap();
-        jsonschema::validator_for(&schema).expect("decision schema compiles")
-    });
-    let errors: Vec<String> = validator
-        .iter_errors(record)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "record does not match schemas/decision.v1.json: {errors:#?}\n{record:#}"
+    assert_valid(
+        &SCHEMA,
+        "schemas/decision.v1.json",
+        include_str!("../../schemas/decision.v1.json"),
+        record,
     );
 }
 
@@ -307,20 +301,27 @@ pub async fn subscribe_http(sns: &aws_sdk_sns::Client, topic_arn: &str, url: &st
     request.send().await.expect("subscribe");
 }
 
-/// Validates an outcome against the committed JSON Schema.
-pub fn assert_valid_outcome(outcome: &Value) {
-    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| {
-        let schema: Value = serde_json::from_str(include_str!("../../schemas/outcome.v1.json")).unwrap();
-        jsonschema::validator_for(&schema).expect("outcome schema compiles")
+/// Validates `value` against a committed JSON Schema.
+fn assert_valid(schema: &'static std::sync::OnceLock<jsonschema::Validator>, file: &str, text: &str, value: &Value) {
+    let validator = schema.get_or_init(|| {
+        let schema: Value = serde_json::from_str(text).unwrap();
+        jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{file} compiles: {e}"))
     });
     let errors: Vec<String> = validator
-        .iter_errors(outcome)
+        .iter_errors(value)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
-    assert!(
-        errors.is_empty(),
-        "outcome does not match schemas/outcome.v1.json: {errors:#?}\n{outcome:#}"
+    assert!(errors.is_empty(), "does not match {file}: {errors:#?}\n{value:#}");
+}
+
+/// Validates an outcome against `schemas/outcome.v1.json`.
+pub fn assert_valid_outcome(outcome: &Value) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    assert_valid(
+        &SCHEMA,
+        "schemas/outcome.v1.json",
+        include_str!("../../schemas/outcome.v1.json"),
+        outcome,
     );
 }
 
