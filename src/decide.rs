@@ -11,7 +11,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
 
 use crate::action::Registry;
-use crate::config::ActionBudget;
+use crate::config::{ActionBudget, PolicyEngine};
 use crate::ingest::Envelope;
 use crate::model::{Alert, Attr};
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
@@ -50,7 +50,8 @@ pub struct Decided {
     pub decision: Decision,
     pub policy_time: Duration,
     /// The digest of the policies that decided (a swap mid-way cannot mislabel it).
-    pub bundle_digest: String,
+    pub bundle_digest: Arc<str>,
+    pub engine: PolicyEngine,
 }
 
 impl Decided {
@@ -59,7 +60,8 @@ impl Decided {
         Decided {
             decision: Decision::Alerts(Vec::new()),
             policy_time: Duration::ZERO,
-            bundle_digest: policies.digest().to_string(),
+            bundle_digest: policies.shared_digest(),
+            engine: policies.engine(),
         }
     }
 }

@@ -8,9 +8,7 @@ use serde::Serialize;
 
 use crate::decide::{DecideError, Decided, Decider, Decision, Rehearsal};
 use crate::ingest::{Envelope, IngestError, Ingested, QueuedRecord, Rejected};
-use crate::model::decision::{
-    AlertEntry, DecisionRecord, DecisionResult, RecordContext, RetryEntry, ShadowRecord, StopRecord,
-};
+use crate::model::decision::{DecisionRecord, DecisionResult, RecordContext, ShadowRecord};
 use crate::model::outcome::{
     policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, SourceMessage,
     SCHEMA_VERSION,
@@ -243,24 +241,29 @@ impl Responder {
         };
         let mut retries = Vec::new();
         let mut error = None;
-        let policies = self.decider.policies();
-        let context = RecordContext {
-            request_id,
-            bundle_digest: policies.digest(),
-            engine: policies.engine().as_str(),
-        };
         let keep = self.records.is_some();
+        // Read only for a record nothing decided (a decision names its own).
+        let current = || self.decider.policies();
         let mut decision_record = None;
         let outcomes = match record {
             Err(rejected) => {
-                decision_record = keep.then(|| DecisionRecord::of_rejected(&context, &rejected));
+                decision_record = keep.then(|| {
+                    let policies = current();
+                    let context = RecordContext {
+                        request_id,
+                        bundle_digest: policies.digest(),
+                        engine: policies.engine().as_str(),
+                    };
+                    DecisionRecord::of_rejected(&context, &rejected)
+                });
                 reject(*rejected, &mut summary)
             }
             Ok(envelope) => match self.decider.decide(&envelope, deadline).await {
                 Ok(decided) => {
                     let context = RecordContext {
+                        request_id,
                         bundle_digest: &decided.bundle_digest,
-                        ..context
+                        engine: decided.engine.as_str(),
                     };
                     let shadow = match self.decider.shadow() {
                         Some(shadow) => self.shadow(&shadow, &envelope, &decided, deadline).await,
@@ -275,10 +278,10 @@ impl Responder {
                         record.shadow = shadow;
                         decision_record = Some(record);
                     }
-                    let digest = decided.bundle_digest.clone();
+                    let digest = Arc::clone(&decided.bundle_digest);
                     let mut outcomes = self.outcomes(&envelope, decided, &mut summary, &mut retries);
                     for outcome in &mut outcomes {
-                        outcome.bundle_digest = Some(digest.clone());
+                        outcome.bundle_digest = Some(Arc::clone(&digest));
                     }
                     outcomes
                 }
@@ -286,6 +289,12 @@ impl Responder {
                     // Nothing of this record ran; the others still do.
                     tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the record will be retried");
                     decision_record = keep.then(|| {
+                        let policies = current();
+                        let context = RecordContext {
+                            request_id,
+                            bundle_digest: policies.digest(),
+                            engine: policies.engine().as_str(),
+                        };
                         DecisionRecord::of_envelope(&context, &envelope, DecisionResult::NotDecided)
                             .with_error(&err.to_string())
                     });
@@ -314,7 +323,7 @@ impl Responder {
         deadline: Option<Instant>,
     ) -> Option<ShadowRecord> {
         let live_alerts = match &live.decision {
-            Decision::Alerts(reports) => reports.iter().map(alert_entry).collect::<Vec<_>>(),
+            Decision::Alerts(reports) => reports.iter().map(WorkflowReport::entry).collect::<Vec<_>>(),
             Decision::AlertPolicyFailed(_) | Decision::NoAlertPolicy { .. } => Vec::new(),
             // Not decided live: nothing to compare with.
             Decision::Stale { .. } => return None,
@@ -325,7 +334,7 @@ impl Responder {
         };
         let decided = self.decider.rehearse(shadow, envelope, &rehearsal, deadline).await;
         let (alerts, error) = match &decided.decision {
-            Decision::Alerts(reports) => (reports.iter().map(alert_entry).collect::<Vec<_>>(), None),
+            Decision::Alerts(reports) => (reports.iter().map(WorkflowReport::entry).collect::<Vec<_>>(), None),
             Decision::AlertPolicyFailed(err) => (Vec::new(), Some(err.to_string())),
             Decision::NoAlertPolicy { schema } => (Vec::new(), Some(format!("no alert policy for schema {schema:?}"))),
             Decision::Stale { .. } => (Vec::new(), None),
@@ -486,34 +495,9 @@ fn decision_record_of(context: &RecordContext<'_>, envelope: &Envelope, decided:
             record = record.with_error(&format!("stale change: a newer one ({latest}) was already processed"));
         }
         Decision::AlertPolicyFailed(err) => record = record.with_error(&err.to_string()),
-        Decision::Alerts(reports) => record.alerts = reports.iter().map(alert_entry).collect(),
+        Decision::Alerts(reports) => record.alerts = reports.iter().map(WorkflowReport::entry).collect(),
     }
     record
-}
-
-fn alert_entry(report: &WorkflowReport) -> AlertEntry {
-    let stop = serde_json::to_value(&report.stop).expect("a stop serializes");
-    let text = |name: &str| stop.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
-    let action_id = text("action_id");
-    // A failed action's own error says why its workflow stopped.
-    let failed_action = || {
-        let id = action_id.as_deref()?;
-        report.actions.iter().find(|a| a.id == id)?.error.clone()
-    };
-    let stop = StopRecord {
-        reason: report.stop.reason().to_string(),
-        error: text("error").or_else(|| text("cause")).or_else(failed_action),
-        action_id: action_id.clone(),
-    };
-    let retries = report
-        .retries
-        .iter()
-        .map(|retry| RetryEntry {
-            action_id: retry.action_id.clone(),
-            cause: retry.cause.to_string(),
-        })
-        .collect();
-    AlertEntry::new(&report.alert, report.rounds, stop, &report.actions, retries)
 }
 
 fn reject(rejected: Rejected, summary: &mut Summary) -> Vec<Outcome> {

@@ -973,3 +973,17 @@ run contains {"id": "follow", "uses": "test.ok"} if input.alert.attrs[_].key == 
     assert_eq!(rig.calls.of("look"), 1, "a replay runs nothing");
     assert_eq!(rig.calls.of("follow"), 0);
 }
+
+#[tokio::test]
+async fn a_record_says_which_action_stopped_the_workflow_and_why() {
+    let (rig, records) = with_records(rig(r#"run contains {"id": "flaky", "uses": "test.flaky"}"#));
+    rig.calls.flaky_failures.store(1, Ordering::SeqCst);
+    let err = handle(&rig, via_sns(&change("w1", 1), "sns-w1").as_bytes())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandleError::Retry { .. }), "{err}");
+    let stop = records.records()[0].alerts[0].stop.clone();
+    assert_eq!(stop.reason, "retry");
+    assert_eq!(stop.action_id.as_deref(), Some("flaky"));
+    assert!(stop.error.as_deref().is_some_and(|e| e.contains("503")), "{stop:?}");
+}

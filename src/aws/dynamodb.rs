@@ -42,6 +42,18 @@ impl DynamoState {
             reason: super::error_chain(&err),
         }
     }
+
+    /// Writes `item` whatever was there (`operation` names it in an error).
+    async fn put(&self, item: HashMap<String, AttributeValue>, operation: &'static str) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| self.error(operation, err))
+    }
 }
 
 impl DynamoState {
@@ -227,14 +239,7 @@ impl StateStore for DynamoState {
             item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
             if writes.is_empty() {
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .send()
-                    .await
-                    .map_err(|err| self.error("complete", err))?;
-                return Ok(());
+                return self.put(item, "complete").await;
             }
             let mut items = vec![TransactWriteItem::builder()
                 .put(
@@ -445,14 +450,7 @@ impl StateStore for DynamoState {
                     item.insert(name.into(), s(value.clone()));
                 }
             }
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|err| self.error("set the actions switch", err))?;
-            Ok(())
+            self.put(item, "set the actions switch").await
         })
     }
 

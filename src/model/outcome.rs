@@ -116,7 +116,7 @@ pub struct Outcome {
     pub skip_reason: Option<SkipReason>,
     /// The digest of the policies that decided it (`sha256:<hex>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bundle_digest: Option<String>,
+    pub bundle_digest: Option<std::sync::Arc<str>>,
 }
 
 impl Outcome {

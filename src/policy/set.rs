@@ -64,7 +64,7 @@ pub struct PolicySet {
     sequential: bool,
     /// `sha256:<hex>` of the production files, names relative to their root
     /// (`source_digest`): what outcomes and decision records name.
-    digest: String,
+    digest: Arc<str>,
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -83,7 +83,7 @@ impl PolicySet {
         let files = read_source(source)?;
         let digest = source_digest(source, &files);
         let mut set = Self::compile(files.into_iter().filter(|f| !f.is_test()).collect(), timeout)?;
-        set.digest = digest;
+        set.digest = digest.into();
         Ok(set)
     }
 
@@ -118,13 +118,18 @@ impl PolicySet {
         set.has_action_policy = has_action_policy;
         set.reads_raw = reads_raw;
         set.sequential = has_action_policy && constant_true(&set.engine, "data.action.sequential");
-        set.digest = digest;
+        set.digest = digest.into();
         Ok(set)
     }
 
     /// `sha256:<hex>` of the production policies.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The digest, shared: every outcome of a decision carries it.
+    pub fn shared_digest(&self) -> Arc<str> {
+        Arc::clone(&self.digest)
     }
 
     /// Whether there is an action policy (`package action`).
@@ -209,7 +214,7 @@ impl PolicySet {
             show_prints: false,
             reads_raw: true,
             sequential: false,
-            digest: String::new(),
+            digest: Arc::from(""),
         })
     }
 

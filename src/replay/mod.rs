@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::decide::{Decided, Decider, Decision, Rehearsal};
-use crate::model::decision::{ActionEntry, AlertEntry, DecisionRecord, DecisionResult, StopRecord};
+use crate::model::decision::{ActionEntry, AlertEntry, DecisionRecord, DecisionResult};
 use crate::model::divergence::Divergence;
 use crate::policy::PolicySet;
 use crate::workflow::WorkflowReport;
@@ -123,7 +123,7 @@ fn side_of(decided: Decided) -> Side {
         Decision::Alerts(reports) => Side {
             result: DecisionResult::Decided,
             error: None,
-            alerts: reports.iter().map(entry_of).collect(),
+            alerts: reports.iter().map(WorkflowReport::entry).collect(),
         },
         Decision::AlertPolicyFailed(err) => Side {
             result: DecisionResult::PolicyError,
@@ -141,13 +141,4 @@ fn side_of(decided: Decided) -> Side {
             alerts: Vec::new(),
         },
     }
-}
-
-fn entry_of(report: &WorkflowReport) -> AlertEntry {
-    let stop = StopRecord {
-        reason: report.stop.reason().to_string(),
-        action_id: None,
-        error: None,
-    };
-    AlertEntry::new(&report.alert, report.rounds, stop, &report.actions, Vec::new())
 }

@@ -12,6 +12,7 @@ use super::execute::{new_record, Executed, Executor, Retry};
 use super::guard::Guards;
 use super::input::RoundInput;
 use crate::action::Registry;
+use crate::model::decision::{AlertEntry, RetryEntry, StopRecord};
 use crate::model::{ActionRecord, Alert, Attr, SkipReason, Status};
 use crate::policy::{to_policy_value, ActionRequest, PolicyError, PolicySet, ACTION_RULE};
 use crate::secrets::SecretResolver;
@@ -52,7 +53,52 @@ pub enum Stop {
     },
 }
 
+impl WorkflowReport {
+    /// The alert and its workflow as a decision record keeps them.
+    pub fn entry(&self) -> AlertEntry {
+        let action_id = self.stop.action_id();
+        // A failed action's own error says why its workflow stopped.
+        let failed_action = || {
+            let id = action_id?;
+            self.actions.iter().find(|a| a.id == id)?.error.clone()
+        };
+        let stop = StopRecord {
+            reason: self.stop.reason().to_string(),
+            action_id: action_id.map(str::to_string),
+            error: self.stop.error_text().or_else(failed_action),
+        };
+        let retries = self
+            .retries
+            .iter()
+            .map(|retry| RetryEntry {
+                action_id: retry.action_id.clone(),
+                cause: retry.cause.to_string(),
+            })
+            .collect();
+        AlertEntry::new(&self.alert, self.rounds, stop, &self.actions, retries)
+    }
+}
+
 impl Stop {
+    /// The action the workflow stopped at, if one.
+    pub fn action_id(&self) -> Option<&str> {
+        match self {
+            Stop::Aborted { action_id } | Stop::ActionFailed { action_id } | Stop::Retry { action_id, .. } => {
+                Some(action_id)
+            }
+            Stop::Completed | Stop::MaxRounds { .. } | Stop::PolicyError { .. } => None,
+        }
+    }
+
+    /// The error that stopped it: a policy error, or why an action must be retried.
+    pub fn error_text(&self) -> Option<String> {
+        match self {
+            Stop::PolicyError { error } => Some(error.to_string()),
+            Stop::Retry { cause, .. } => Some(cause.to_string()),
+            _ => None,
+        }
+    }
+
     /// The reason as it is serialized (`completed`, `aborted`, ...).
     pub fn reason(&self) -> &'static str {
         match self {
