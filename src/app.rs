@@ -9,11 +9,12 @@ use crate::action::sns::TopicPublisher;
 use crate::action::Registry;
 use aws_types::SdkConfig;
 
-use crate::aws::{sdk_config, DynamoState, S3Records, SecretsManager, SnsPublisher, S3};
+use crate::aws::{sdk_config, DynamoState, LambdaWakeups, S3Records, SecretsManager, SnsPublisher, WakeupSettings, S3};
 use crate::bundle::{BundleSource, CompileOptions, LoadError, Refresher, Watched};
 use crate::config::{Config, ConfigError, Location};
 use crate::decide::{DecideSettings, Decider};
 use crate::http::{HttpClient, HttpPolicy, HttpSettings};
+use crate::interaction::{FunctionUrl, InteractionSettings, Interactions};
 use crate::memory::MemoryState;
 use crate::pipeline::Responder;
 use crate::play::MockedActions;
@@ -134,13 +135,19 @@ pub fn responder(
     topics: Option<Arc<dyn TopicPublisher>>,
     state: Option<Arc<dyn StateStore>>,
 ) -> Result<Responder, PolicyError> {
-    let decider = Decider::new(
+    let sdk = sdk_config();
+    let wakeups = wakeups(config, &sdk);
+    let interactions = interactions(config, None);
+    let mut decider = Decider::new(
         Arc::new(policies(config)?),
-        registry(config, topics),
+        answerable(config, registry(config, topics), interactions.as_ref()),
         decide_settings(config),
         secrets(config),
         state,
     );
+    if let Some(wakeups) = wakeups {
+        decider = decider.with_wakeups(wakeups);
+    }
     Ok(Responder::new(decider, publisher))
 }
 
@@ -164,11 +171,56 @@ pub fn mocked_responder(
     Ok(Responder::new(decider, publisher))
 }
 
+/// What wakes suspended workflows: EventBridge Scheduler and the function
+/// itself, when `SCHEDULE_GROUP` names a schedule group.
+pub fn wakeups(config: &Config, sdk: &SdkConfig) -> Option<Arc<LambdaWakeups>> {
+    let group = config.schedule_group.clone()?;
+    Some(Arc::new(LambdaWakeups::new(
+        sdk,
+        WakeupSettings {
+            schedule_group: group,
+            scheduler_role_arn: config.scheduler_role_arn.clone().unwrap_or_default(),
+            scheduler_endpoint: config.scheduler_endpoint.clone(),
+            lambda_endpoint: config.lambda_endpoint.clone(),
+        },
+    )))
+}
+
+/// What verifies answers and signs callback tokens, when a key is configured.
+pub fn interactions(config: &Config, url_lookup: Option<Arc<dyn FunctionUrl>>) -> Option<Arc<Interactions>> {
+    let settings = InteractionSettings {
+        slack_signing_secret: config.slack_signing_secret.clone(),
+        callback_secret: config.callback_secret.clone(),
+        public_url: config.interactions_url.clone(),
+    };
+    settings.is_configured().then(|| {
+        Arc::new(Interactions::new(
+            settings,
+            secrets(config),
+            url_lookup,
+            HttpClient::new(http_settings(config)),
+            config.endpoints.slack.clone(),
+        ))
+    })
+}
+
+/// The registry with `approval.request` signing answers through `interactions`.
+fn answerable(config: &Config, registry: Registry, interactions: Option<&Arc<Interactions>>) -> Registry {
+    match interactions {
+        Some(interactions) => registry.with_callbacks(
+            HttpClient::new(http_settings(config)),
+            &config.endpoints.slack,
+            interactions.clone(),
+        ),
+        None => registry,
+    }
+}
+
 /// The responder for Lambda and what refreshes its bundles: the policies of
 /// `POLICY_BUNDLE` when set (init fails without a good one), the shadow of
 /// `SHADOW_POLICY_BUNDLE` (a bad one is logged and left out: it never
 /// stops the live path).
-pub async fn lambda_init(config: &Config) -> Result<(Responder, Option<Refresher>), InitError> {
+pub async fn lambda_init(config: &Config) -> Result<LambdaParts, InitError> {
     let sdk = sdk_config();
     let options = compile_options(config);
     let live = config
@@ -190,7 +242,7 @@ pub async fn lambda_init(config: &Config) -> Result<(Responder, Option<Refresher
         }
         None => policies(config)?,
     };
-    let responder = lambda_responder_of(config, &sdk, Arc::new(policies))?;
+    let (responder, interactions) = lambda_parts(config, &sdk, Arc::new(policies))?;
     if let Some(bundle) = &shadow {
         match bundle.load_if_changed(&options).await {
             Ok(set) => {
@@ -205,26 +257,48 @@ pub async fn lambda_init(config: &Config) -> Result<(Responder, Option<Refresher
     }
     let refresher =
         (live.is_some() || shadow.is_some()).then(|| Refresher::new(live, shadow, config.policy_refresh, options));
-    Ok((responder, refresher))
+    Ok(LambdaParts {
+        responder,
+        refresher,
+        interactions,
+    })
+}
+
+/// What Lambda mode serves with.
+pub struct LambdaParts {
+    pub responder: Responder,
+    /// Re-checks the policy bundles between invocations.
+    pub refresher: Option<Refresher>,
+    /// Serves the function URL's answers.
+    pub interactions: Option<Arc<Interactions>>,
 }
 
 /// The responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`. Every SDK
 /// client shares one configuration (and so one TLS client).
 pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
-    lambda_responder_of(config, &sdk_config(), Arc::new(policies(config)?))
+    lambda_parts(config, &sdk_config(), Arc::new(policies(config)?)).map(|(responder, _)| responder)
 }
 
-fn lambda_responder_of(config: &Config, sdk: &SdkConfig, policies: Arc<PolicySet>) -> Result<Responder, InitError> {
+fn lambda_parts(
+    config: &Config,
+    sdk: &SdkConfig,
+    policies: Arc<PolicySet>,
+) -> Result<(Responder, Option<Arc<Interactions>>), InitError> {
     let topic = config.outcome_topic_arn.clone().ok_or(InitError::NoOutcomeTopic)?;
     let sns = aws_sdk_sns::Client::new(sdk);
     let publisher = Arc::new(SnsPublisher::new(sns.clone(), topic));
-    let decider = Decider::new(
+    let wakeups = wakeups(config, sdk);
+    let interactions = interactions(config, wakeups.clone().map(|w| w as Arc<dyn FunctionUrl>));
+    let mut decider = Decider::new(
         policies,
-        registry(config, Some(Arc::new(sns))),
+        answerable(config, registry(config, Some(Arc::new(sns))), interactions.as_ref()),
         decide_settings(config),
         secrets(config),
         state(config, sdk),
     );
+    if let Some(wakeups) = wakeups {
+        decider = decider.with_wakeups(wakeups);
+    }
     let mut responder = Responder::new(decider, publisher);
     if let Some(sink) = records(config, sdk) {
         responder = responder.with_records(sink);
@@ -246,7 +320,9 @@ fn lambda_responder_of(config: &Config, sdk: &SdkConfig, policies: Arc<PolicySet
             .unwrap_or_else(|| "-".to_string())
             .as_str(),
         bundle_digest = policies.digest(),
+        interactions = interactions.is_some(),
+        schedules = config.schedule_group.as_deref().unwrap_or("-"),
         "initialized"
     );
-    Ok(responder)
+    Ok((responder, interactions))
 }

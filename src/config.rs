@@ -247,6 +247,21 @@ pub struct Config {
     pub shadow_bundle: Option<Location>,
     /// `POLICY_REFRESH_SECONDS`: how often the bundles are checked for a new version.
     pub policy_refresh: Duration,
+    /// `SLACK_SIGNING_SECRET` (literal) or `SLACK_SIGNING_SECRET_ID` (a
+    /// Secrets Manager reference `{"secret": id}`): verifies Slack's answers.
+    pub slack_signing_secret: Option<serde_json::Value>,
+    /// `CALLBACK_SECRET` / `CALLBACK_SECRET_ID`: signs callback tokens.
+    pub callback_secret: Option<serde_json::Value>,
+    /// `INTERACTIONS_URL`: the function's public URL (else its Function URL).
+    pub interactions_url: Option<String>,
+    /// `SCHEDULE_GROUP` and `SCHEDULER_ROLE_ARN`: where pending actions'
+    /// due times are scheduled, and the role Scheduler invokes the function as.
+    pub schedule_group: Option<String>,
+    pub scheduler_role_arn: Option<String>,
+    /// `AWS_ENDPOINT_URL_SCHEDULER`, `AWS_ENDPOINT_URL_LAMBDA`: the AWS
+    /// SDKs' per-service endpoint variables.
+    pub scheduler_endpoint: Option<String>,
+    pub lambda_endpoint: Option<String>,
 }
 
 /// A configuration value that could not be used.
@@ -299,6 +314,13 @@ impl Default for Config {
             policy_bundle: None,
             shadow_bundle: None,
             policy_refresh: Duration::from_secs(60),
+            slack_signing_secret: None,
+            callback_secret: None,
+            interactions_url: None,
+            schedule_group: None,
+            scheduler_role_arn: None,
+            scheduler_endpoint: None,
+            lambda_endpoint: None,
         }
     }
 }
@@ -319,6 +341,7 @@ impl Config {
         config.read_http_settings(&get)?;
         config.read_vendor_endpoints(&get)?;
         config.read_state_settings(&get)?;
+        config.read_interaction_settings(&get)?;
         Ok(config)
     }
 
@@ -495,6 +518,52 @@ impl Config {
             };
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Answers to pending actions and what wakes suspended workflows.
+    fn read_interaction_settings(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        self.slack_signing_secret = secret_setting(get, "SLACK_SIGNING_SECRET")?;
+        self.callback_secret = secret_setting(get, "CALLBACK_SECRET")?;
+        if let Some(url) = get("INTERACTIONS_URL") {
+            self.interactions_url = Some(validate_url("INTERACTIONS_URL", url)?);
+        }
+        self.schedule_group = get("SCHEDULE_GROUP");
+        self.scheduler_role_arn = get("SCHEDULER_ROLE_ARN");
+        if let (Some(group), None) = (&self.schedule_group, &self.scheduler_role_arn) {
+            return Err(invalid(
+                "SCHEDULE_GROUP",
+                group,
+                "needs SCHEDULER_ROLE_ARN: the role EventBridge Scheduler invokes the function as",
+            ));
+        }
+        if let Some(url) = get("AWS_ENDPOINT_URL_SCHEDULER") {
+            self.scheduler_endpoint = Some(validate_url("AWS_ENDPOINT_URL_SCHEDULER", url)?);
+        }
+        if let Some(url) = get("AWS_ENDPOINT_URL_LAMBDA") {
+            self.lambda_endpoint = Some(validate_url("AWS_ENDPOINT_URL_LAMBDA", url)?);
+        }
+        Ok(())
+    }
+}
+
+/// `<NAME>` (a literal) or `<NAME>_ID` (a Secrets Manager secret, as a
+/// reference `{"secret": id}`); not both.
+fn secret_setting(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<serde_json::Value>, ConfigError> {
+    let id_name = format!("{name}_ID");
+    match (get(name), get(&id_name)) {
+        (Some(_), Some(id)) => Err(invalid(
+            name,
+            "(hidden)",
+            format!("give {name} or {id_name} ({id}), not both"),
+        )),
+        (Some(literal), None) => Ok(Some(serde_json::Value::String(literal))),
+        (None, Some(id)) => Ok(Some(serde_json::json!({ "secret": id }))),
+        (None, None) => Ok(None),
     }
 }
 

@@ -13,11 +13,13 @@ use serde_json::Value;
 use crate::action::Registry;
 use crate::config::{ActionBudget, PolicyEngine};
 use crate::ingest::Envelope;
+use crate::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
 use crate::model::{Alert, Attr};
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
 use crate::state::{lease_for, ChangeOrder, StateError, StateStore};
-use crate::workflow::{Acting, Guards, Limits, Recorded, Workflow, WorkflowReport};
+use crate::wakeup::{schedule_name, Wakeup, WakeupError, Wakeups};
+use crate::workflow::{Acting, Guards, Limits, Recorded, Stop, Workflow, WorkflowReport};
 
 /// Why a message could not be decided now; nothing of it ran, and the
 /// invocation must be retried.
@@ -29,6 +31,9 @@ pub enum DecideError {
     /// invocation can wait: deciding now would read attributes it may change.
     #[error("namespace {namespace:?} is held by another alert's workflow longer than this invocation can wait")]
     NamespaceBusy { namespace: String },
+    /// A suspended workflow's wakeup could not be scheduled.
+    #[error(transparent)]
+    Wakeup(#[from] WakeupError),
 }
 
 /// What was decided for one message.
@@ -110,7 +115,22 @@ pub struct Decider {
     /// Exactly-once actions, change order and persistent attributes.
     state: Option<Arc<dyn StateStore>>,
     guards: Guards,
+    /// What brings suspended workflows back (schedules, resumes).
+    wakeups: Option<Arc<dyn Wakeups>>,
 }
+
+/// A suspended workflow run on: its message, and its decision (one alert).
+#[derive(Debug)]
+pub struct Resumed {
+    pub envelope: Envelope,
+    pub decided: Decided,
+    /// The workflow as it was suspended (its records up to then were published).
+    pub suspended: SuspendedWorkflow,
+}
+
+/// A pending action's due time is scheduled no sooner than this ahead:
+/// Scheduler's one-time schedules fire to the minute.
+const MIN_SCHEDULE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 impl Decider {
     pub fn new(
@@ -129,7 +149,23 @@ impl Decider {
             secrets,
             state,
             guards,
+            wakeups: None,
         }
+    }
+
+    /// Suspended workflows are brought back by `wakeups`.
+    pub fn with_wakeups(mut self, wakeups: Arc<dyn Wakeups>) -> Decider {
+        self.wakeups = Some(wakeups);
+        self
+    }
+
+    pub fn wakeups(&self) -> Option<&Arc<dyn Wakeups>> {
+        self.wakeups.as_ref()
+    }
+
+    /// The state store, when there is one.
+    pub fn state(&self) -> Option<&Arc<dyn StateStore>> {
+        self.state.as_ref()
     }
 
     /// The live policies (a decision holds on to the ones it started with).
@@ -186,7 +222,13 @@ impl Decider {
             let alert = Alert::from_draft(draft, envelope);
             let namespace = alert.namespace.clone();
             let lock = self.lock_namespace(&namespace, deadline).await?;
-            let report = self.run_alert(&workflow, alert, &payload, deadline).await;
+            let report = match self.run_alert(&workflow, alert, &payload, deadline).await {
+                Ok(report) => self
+                    .suspend_if_asked(&report, envelope, policies.digest(), false)
+                    .await
+                    .map(|()| report),
+                Err(err) => Err(err.into()),
+            };
             if let Some((state, owner)) = lock {
                 // Best effort: an unreleased lock lapses with its lease.
                 if let Err(err) = state.unlock_namespace(&namespace, &owner).await {
@@ -200,6 +242,142 @@ impl Decider {
         }
         decided.decision = Decision::Alerts(reports);
         Ok(decided)
+    }
+
+    /// A workflow that stopped `Suspended` is stored with its pending
+    /// actions, and each one's due time scheduled. `holder`: this
+    /// invocation resumed it (else a stored workflow being resumed wins).
+    async fn suspend_if_asked(
+        &self,
+        report: &WorkflowReport,
+        envelope: &Envelope,
+        digest: &str,
+        holder: bool,
+    ) -> Result<(), DecideError> {
+        let (Some(state), Stop::Suspended { pending }) = (&self.state, &report.stop) else {
+            return Ok(());
+        };
+        let workflow = SuspendedWorkflow {
+            alert: report.alert.clone(),
+            source: SourceEnvelope {
+                schema: envelope.schema.clone(),
+                message_id: envelope.message_id.clone(),
+                topic_arn: envelope.topic_arn.clone(),
+                timestamp: envelope.timestamp,
+            },
+            actions: report.actions.clone(),
+            rounds: report.rounds,
+            pending: pending.clone(),
+            bundle_digest: digest.to_string(),
+            suspended_at: chrono::Utc::now(),
+            phase: Phase::Suspended,
+        };
+        if !state.save_workflow(&workflow, holder).await? {
+            tracing::info!(alert_id = %workflow.id(), "workflow is being resumed elsewhere; not suspended again");
+            return Ok(());
+        }
+        tracing::info!(alert_id = %workflow.id(), pending = pending.len(), rounds = report.rounds, "workflow suspended");
+        let Some(wakeups) = &self.wakeups else {
+            tracing::warn!(alert_id = %workflow.id(), "no schedules (SCHEDULE_GROUP unset): pending actions time out only with `alert-responder workflows resume`");
+            return Ok(());
+        };
+        let soonest = chrono::Utc::now() + MIN_SCHEDULE_AHEAD;
+        for action in pending {
+            let wakeup = Wakeup::Due {
+                workflow: workflow.id().to_string(),
+                action: action.id.clone(),
+            };
+            let name = schedule_name(workflow.id(), &action.id);
+            wakeups.schedule(&name, action.due_at.max(soonest), &wakeup).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a suspended workflow on from its next round, when every
+    /// pending action has its result; `None` when there is nothing to do
+    /// now (another invocation holds it, it ended, an answer is missing).
+    pub async fn resume(&self, workflow_id: &str, deadline: Option<Instant>) -> Result<Option<Resumed>, DecideError> {
+        let Some(state) = self.state.clone() else {
+            return Ok(None);
+        };
+        let lease = lease_for(deadline, self.settings.lease);
+        let Some(suspended) = state.take_workflow(workflow_id, lease).await? else {
+            tracing::info!(
+                workflow = workflow_id,
+                "no suspended workflow to resume (ended, or resumed elsewhere)"
+            );
+            return Ok(None);
+        };
+        let mut resolved = Vec::new();
+        for pending in &suspended.pending {
+            match state.action_record(workflow_id, &pending.id).await? {
+                Some(record) if record.status != crate::model::Status::Pending => resolved.push(record),
+                _ => {
+                    tracing::info!(workflow = workflow_id, action_id = %pending.id, "still waiting for an action's result");
+                    state.release_workflow(workflow_id).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        let source = &suspended.source;
+        let envelope = crate::ingest::envelope_from_recorded(
+            (*suspended.alert.data).clone(),
+            &source.schema,
+            Some(&source.message_id),
+            source.topic_arn.as_deref(),
+            source.timestamp,
+        )
+        .map_err(|err| StateError {
+            table: "workflow".to_string(),
+            operation: "resume",
+            reason: format!("the stored message of workflow {workflow_id} no longer ingests: {err}"),
+        })?;
+        let policies = self.policies.load_full();
+        let mut decided = Decided::by(&policies);
+        let namespace = suspended.alert.namespace.clone();
+        let lock = match self.lock_namespace(&namespace, deadline).await {
+            Ok(lock) => lock,
+            Err(err) => {
+                state.release_workflow(workflow_id).await?;
+                return Err(err);
+            }
+        };
+        let clock = Instant::now();
+        let payload = to_policy_value(&suspended.alert.data);
+        decided.policy_time += clock.elapsed();
+        let workflow = self.workflow(&policies, &self.settings.limits, None);
+        let report = workflow
+            .resume(
+                suspended.alert.clone(),
+                payload,
+                suspended.actions.clone(),
+                resolved,
+                suspended.rounds,
+                deadline,
+            )
+            .await;
+        if let Some((state, owner)) = lock {
+            if let Err(err) = state.unlock_namespace(&namespace, &owner).await {
+                tracing::warn!(namespace = %namespace, error = %err, "could not release the namespace lock");
+            }
+        }
+        tracing::info!(alert_id = %report.alert.id, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow resumed");
+        match &report.stop {
+            Stop::Suspended { .. } => {
+                self.suspend_if_asked(&report, &envelope, policies.digest(), true)
+                    .await?
+            }
+            // Its retry resumes it again.
+            Stop::Retry { .. } => state.release_workflow(workflow_id).await?,
+            _ => state.end_workflow(workflow_id).await?,
+        }
+        decided.policy_time += report.policy_time;
+        decided.decision = Decision::Alerts(vec![report]);
+        Ok(Some(Resumed {
+            envelope,
+            decided,
+            suspended,
+        }))
     }
 
     /// The alert's persisted attributes, then its workflow.

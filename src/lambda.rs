@@ -10,8 +10,10 @@ use crate::app::InitError;
 use crate::bundle::Refresher;
 use crate::config::SchemaRouting;
 use crate::ingest::{ingest_lambda_event, ingest_sqs_event, is_sqs_event};
+use crate::interaction::{is_http_event, HttpAnswer, Interactions};
 use crate::metrics::Faults;
 use crate::pipeline::{BatchResponse, HandleError, Responder, Summary};
+use crate::wakeup::Wakeup;
 
 /// Time kept back from the invocation deadline to publish outcomes.
 const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
@@ -22,6 +24,8 @@ pub struct LambdaSettings {
     pub routing: SchemaRouting,
     /// Records of one SQS batch decided at a time.
     pub batch_concurrency: usize,
+    /// Serves the function URL (answers to pending actions), when configured.
+    pub interactions: Option<Arc<Interactions>>,
 }
 
 /// What an invocation answers: SNS invocations their counts; SQS batches
@@ -31,6 +35,8 @@ pub struct LambdaSettings {
 pub enum Response {
     Summary(Summary),
     Batch(BatchResponse),
+    /// A function URL's HTTP response.
+    Http(Value),
 }
 
 impl From<&str> for LambdaSettings {
@@ -39,6 +45,7 @@ impl From<&str> for LambdaSettings {
         LambdaSettings {
             routing: SchemaRouting::from(default_schema),
             batch_concurrency: crate::config::Config::default().batch_concurrency,
+            interactions: None,
         }
     }
 }
@@ -48,7 +55,7 @@ impl Response {
     pub fn summary(self) -> Option<Summary> {
         match self {
             Response::Summary(summary) => Some(summary),
-            Response::Batch(_) => None,
+            Response::Batch(_) | Response::Http(_) => None,
         }
     }
 }
@@ -100,6 +107,38 @@ async fn handle_with(
     // lambda_runtime's "Lambda runtime invoke" span already carries requestId.
     let deadline = deadline_instant(event.context.deadline);
     let function = event.context.env_config.function_name.as_str();
+    if let Some(wakeups) = responder.decider().wakeups() {
+        wakeups.learn_function(&event.context.invoked_function_arn);
+    }
+    if is_http_event(&event.payload) {
+        let answer = match &settings.interactions {
+            Some(interactions) => interactions.serve(responder, &event.payload).await,
+            None => HttpAnswer::not_configured(),
+        };
+        return Ok(Response::Http(answer.to_event()));
+    }
+    if let Some(wakeup) = Wakeup::of_event(&event.payload) {
+        let wakeup = match wakeup {
+            Ok(wakeup) => wakeup,
+            Err(reason) => {
+                // Not retried: a malformed self-event will not heal.
+                tracing::error!(reason = %reason, "ignored an alert_responder event");
+                return Ok(Response::Summary(Summary::default()));
+            }
+        };
+        let result = responder.wake(&wakeup, deadline, Some(&event.context.request_id)).await;
+        let faults = Faults {
+            publish_failed: matches!(result, Err(HandleError::Publish(_))),
+            records_failed: matches!(result, Err(HandleError::Records(_))),
+            bundles_refused,
+        };
+        report(
+            function,
+            &result.as_ref().map_err(|e| e as &dyn std::fmt::Display),
+            faults,
+        );
+        return result.map(Response::Summary);
+    }
     if is_sqs_event(&event.payload) {
         let records = ingest_sqs_event(&event.payload, &settings.routing);
         let handled = responder
@@ -213,6 +252,7 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
             HandleError::Records(_) => "AlertResponder.DecisionRecordsError",
             HandleError::NamespaceBusy(_) => "AlertResponder.NamespaceBusy",
             HandleError::Retry { .. } => "AlertResponder.RetryableActions",
+            HandleError::Wakeup(_) => "AlertResponder.WakeupError",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),

@@ -35,12 +35,13 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
         .init();
     let init = async {
         let config = Config::from_env()?;
-        let (responder, refresher) = app::lambda_init(&config).await?;
+        let parts = app::lambda_init(&config).await?;
         let settings = lambda::LambdaSettings {
             routing: config.schemas,
             batch_concurrency: config.batch_concurrency,
+            interactions: parts.interactions,
         };
-        Ok::<_, app::InitError>((responder, settings, refresher))
+        Ok::<_, app::InitError>((parts.responder, settings, parts.refresher))
     };
     let (responder, settings, refresher) = match init.await {
         Ok(ready) => ready,

@@ -12,9 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use crate::model::{ActionRecord, Attr, Outcome};
+use crate::model::suspended::{Phase, SuspendedWorkflow};
+use crate::model::{ActionRecord, Attr, Outcome, Status};
 use crate::publish::{PublishError, Publisher};
-use crate::state::{counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore};
+use crate::state::{
+    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, WorkflowStore,
+};
 
 /// Seconds since the epoch: the system's, or a virtual clock that only
 /// moves when told to.
@@ -55,6 +58,8 @@ struct Tables {
     /// (budget, window start, window length) → runs counted
     budgets: HashMap<(String, u64, u64), u32>,
     switch: ActionsSwitch,
+    /// alert id → (workflow, lease_until of its resume)
+    workflows: BTreeMap<String, (SuspendedWorkflow, u64)>,
 }
 
 /// The state port in memory.
@@ -239,6 +244,118 @@ fn apply_writes(tables: &mut Tables, writes: &[PersistWrite], now: u64) {
                 expires_at: now + write.ttl.as_secs(),
             },
         );
+    }
+}
+
+impl WorkflowStore for MemoryState {
+    fn save_workflow<'a>(
+        &'a self,
+        workflow: &'a SuspendedWorkflow,
+        holder: bool,
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            self.check("save workflow")?;
+            let mut tables = self.tables();
+            let stored = tables.workflows.get(workflow.id());
+            if !holder && stored.is_some_and(|(w, _)| w.phase != Phase::Suspended) {
+                return Ok(false);
+            }
+            let mut workflow = workflow.clone();
+            workflow.phase = Phase::Suspended;
+            tables.workflows.insert(workflow.id().to_string(), (workflow, 0));
+            Ok(true)
+        })
+    }
+
+    fn workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>> {
+        Box::pin(async move {
+            self.check("read workflow")?;
+            Ok(self.tables().workflows.get(alert_id).map(|(w, _)| w.clone()))
+        })
+    }
+
+    fn workflows(&self) -> BoxFuture<'_, Result<Vec<SuspendedWorkflow>, StateError>> {
+        Box::pin(async move {
+            self.check("list workflows")?;
+            let mut all: Vec<SuspendedWorkflow> = self.tables().workflows.values().map(|(w, _)| w.clone()).collect();
+            all.sort_by_key(|w| w.suspended_at);
+            Ok(all)
+        })
+    }
+
+    fn take_workflow<'a>(
+        &'a self,
+        alert_id: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>> {
+        Box::pin(async move {
+            self.check("take workflow")?;
+            let now = self.now();
+            let mut tables = self.tables();
+            let Some((workflow, lease_until)) = tables.workflows.get_mut(alert_id) else {
+                return Ok(None);
+            };
+            if workflow.phase == Phase::Resuming && *lease_until >= now {
+                return Ok(None);
+            }
+            workflow.phase = Phase::Resuming;
+            *lease_until = now + lease.as_secs().max(1);
+            Ok(Some(workflow.clone()))
+        })
+    }
+
+    fn release_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.check("release workflow")?;
+            if let Some((workflow, _)) = self.tables().workflows.get_mut(alert_id) {
+                workflow.phase = Phase::Suspended;
+            }
+            Ok(())
+        })
+    }
+
+    fn end_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.check("end workflow")?;
+            self.tables().workflows.remove(alert_id);
+            Ok(())
+        })
+    }
+
+    fn action_record<'a>(
+        &'a self,
+        alert_id: &'a str,
+        action_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ActionRecord>, StateError>> {
+        Box::pin(async move {
+            self.check("read action")?;
+            let key = (alert_id.to_string(), action_id.to_string());
+            Ok(match self.tables().claims.get(&key) {
+                Some(ClaimState::Done(record)) => Some((**record).clone()),
+                _ => None,
+            })
+        })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        alert_id: &'a str,
+        record: &'a ActionRecord,
+        writes: &'a [PersistWrite],
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            self.check("resolve")?;
+            let now = self.now();
+            let mut tables = self.tables();
+            let key = (alert_id.to_string(), record.id.clone());
+            match tables.claims.get(&key) {
+                Some(ClaimState::Done(stored)) if stored.status == Status::Pending => {}
+                _ => return Ok(false),
+            }
+            tables.claims.insert(key, ClaimState::Done(Box::new(record.clone())));
+            apply_writes(&mut tables, writes, now);
+            Ok(true)
+        })
     }
 }
 

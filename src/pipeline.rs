@@ -120,6 +120,9 @@ pub enum HandleError {
     /// A namespace stayed held by another alert's workflow.
     #[error(transparent)]
     NamespaceBusy(DecideError),
+    /// A suspended workflow's wakeup could not be scheduled or sent.
+    #[error(transparent)]
+    Wakeup(#[from] crate::wakeup::WakeupError),
     /// Actions failed transiently; with the state table, the retry runs only them.
     #[error("{count} action(s) must be retried: {first}")]
     Retry { count: usize, first: Retry },
@@ -152,6 +155,10 @@ impl Responder {
 
     pub fn decider(&self) -> &Decider {
         &self.decider
+    }
+
+    pub(crate) fn publisher(&self) -> &Arc<dyn Publisher> {
+        &self.publisher
     }
 
     /// Decides records of an SQS batch, up to `concurrency` at a time, and
@@ -356,7 +363,7 @@ impl Responder {
 
     /// Writes an invocation's decision records as one object (nothing when
     /// records are off or there are none).
-    async fn keep_records(&self, records: &[DecisionRecord]) -> Result<(), RecordError> {
+    pub(crate) async fn keep_records(&self, records: &[DecisionRecord]) -> Result<(), RecordError> {
         let Some(sink) = &self.records else {
             return Ok(());
         };
@@ -412,6 +419,7 @@ impl Responder {
         match state_error {
             Some(DecideError::State(err)) => return Err(HandleError::State(err)),
             Some(busy @ DecideError::NamespaceBusy { .. }) => return Err(HandleError::NamespaceBusy(busy)),
+            Some(DecideError::Wakeup(err)) => return Err(HandleError::Wakeup(err)),
             None => {}
         }
         match retries.first() {
@@ -484,7 +492,11 @@ fn result_of(decision: &Decision) -> DecisionResult {
 }
 
 /// The record of a decision: what the policies made and what became of it.
-fn decision_record_of(context: &RecordContext<'_>, envelope: &Envelope, decided: &Decided) -> DecisionRecord {
+pub(crate) fn decision_record_of(
+    context: &RecordContext<'_>,
+    envelope: &Envelope,
+    decided: &Decided,
+) -> DecisionRecord {
     let mut record = DecisionRecord::of_envelope(context, envelope, result_of(&decided.decision));
     record.timings.decision_us = decided.policy_time.as_micros() as u64;
     match &decided.decision {
@@ -512,7 +524,7 @@ fn reject(rejected: Rejected, summary: &mut Summary) -> Vec<Outcome> {
 }
 
 /// Commit-only entries ran no action: they are not counted, nor published.
-fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
+pub(crate) fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
     let actions = || report.actions.iter().filter(|a| !a.uses.is_empty());
     summary.actions += actions().count() + report.retries.len();
     for action in actions() {
@@ -525,10 +537,16 @@ fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
     summary.failed_actions += actions().filter(|a| a.status == Status::Failed).count();
 }
 
+/// The outcome id of a pending action's `pending` outcome: its final
+/// outcome keeps the action's own id.
+fn pending_outcome_id(outcome_id: &str) -> String {
+    format!("{outcome_id}-pending")
+}
+
 /// One outcome per final action record of a workflow (an action to be
 /// retried gets its outcome with the retry; a commit-only entry, which ran
 /// nothing, gets none).
-fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome> {
+pub(crate) fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome> {
     let alert = AlertSummary::of(&report.alert);
     let source = SourceMessage::of(envelope);
     report
@@ -538,7 +556,11 @@ fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> Vec<Outcome>
         .map(|record| Outcome {
             schema_version: SCHEMA_VERSION,
             event_type: EventType::ActionOutcome,
-            outcome_id: record.outcome_id.clone(),
+            // A pending action has two outcomes: pending, then its final one.
+            outcome_id: match record.status {
+                Status::Pending => pending_outcome_id(&record.outcome_id),
+                _ => record.outcome_id.clone(),
+            },
             status: record.status,
             source_message: source.clone(),
             alert: Some(alert.clone()),

@@ -10,6 +10,7 @@
 //! | namespace lock, per namespace | the alert deciding in it, with a lease |
 //! | action budget, per (budget, window) | the runs counted in that window, expiring after it |
 //! | the actions switch | paused or not, why, who, when |
+//! | suspended workflow, per alert id | the alert, `called`, round, pending actions; suspended or being resumed (with a lease) |
 //!
 //! A side-effecting action runs only after its claim is won; its record is
 //! written when it finishes, so a duplicate delivery or a retry replays the
@@ -21,6 +22,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use crate::model::suspended::SuspendedWorkflow;
 use crate::model::{ActionRecord, Attr};
 
 /// A lease outlives the invocation's deadline by this much: the outcomes
@@ -109,7 +111,49 @@ pub struct ActionsSwitch {
     pub changed_at: Option<String>,
 }
 
-pub trait StateStore: Send + Sync {
+/// Suspended workflows and their pending actions (`approval.request`,
+/// `wait`), next to the claims they hold.
+pub trait WorkflowStore: Send + Sync {
+    /// Stores `workflow` as suspended. Unless `holder` (the resume that
+    /// took it), only where none is stored or the stored one is suspended
+    /// too; false when nothing was written.
+    fn save_workflow<'a>(
+        &'a self,
+        workflow: &'a SuspendedWorkflow,
+        holder: bool,
+    ) -> BoxFuture<'a, Result<bool, StateError>>;
+    fn workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>>;
+    /// Every stored workflow, oldest first.
+    fn workflows(&self) -> BoxFuture<'_, Result<Vec<SuspendedWorkflow>, StateError>>;
+    /// Takes a suspended workflow to resume it (or one whose resume's lease
+    /// ran out), for `lease`; `None` when another holds it or none is stored.
+    fn take_workflow<'a>(
+        &'a self,
+        alert_id: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>>;
+    /// Gives a taken workflow back, suspended (its resume must be retried).
+    fn release_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
+    /// Forgets a workflow that finished or was cancelled.
+    fn end_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
+    /// The stored record of an action, if it finished or is pending.
+    fn action_record<'a>(
+        &'a self,
+        alert_id: &'a str,
+        action_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ActionRecord>, StateError>>;
+    /// Replaces a pending action's record by its final one (with its
+    /// persistent writes), atomically; false when it was not pending any
+    /// more (answered first elsewhere): nothing is written then.
+    fn resolve<'a>(
+        &'a self,
+        alert_id: &'a str,
+        record: &'a ActionRecord,
+        writes: &'a [PersistWrite],
+    ) -> BoxFuture<'a, Result<bool, StateError>>;
+}
+
+pub trait StateStore: WorkflowStore + Send + Sync {
     fn claim<'a>(
         &'a self,
         alert_id: &'a str,

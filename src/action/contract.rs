@@ -102,5 +102,10 @@ pub trait Action: Send + Sync {
     fn aliases(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
+    /// Its success is not its final result: the workflow suspends until
+    /// a human or a timer gives one (`approval.request`, `wait`).
+    fn suspends(&self) -> bool {
+        false
+    }
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>>;
 }

@@ -6,6 +6,7 @@
 //! declarations and their checks, `registry` the catalog; one file per
 //! service, with `vendor` holding what the vendor actions share.
 
+pub mod approval;
 mod args;
 mod contract;
 mod github;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::args::{check_args, ArgProblem, Known};
 use super::contract::{Action, ActionError};
-use super::{github, http, jira, openai, opsgenie, otx, pagerduty, slack, sns, virustotal, webhook};
+use super::{approval, github, http, jira, openai, opsgenie, otx, pagerduty, slack, sns, virustotal, webhook};
 use crate::config::Endpoints;
 
 /// `uses` → executor.
@@ -42,8 +42,22 @@ impl Registry {
         registry.register(virustotal::Lookup::new(http.clone(), endpoints.virustotal.clone()));
         registry.register(otx::Indicator::new(http.clone(), endpoints.otx.clone()));
         registry.register(openai::Chat::new(http.clone(), endpoints.openai.clone()));
-        registry.register(openai::Query::new(http, endpoints.openai.clone()));
+        registry.register(openai::Query::new(http.clone(), endpoints.openai.clone()));
+        // Answerable once the function's answer keys are known (`with_callbacks`).
+        registry.register(approval::Request::new(http, endpoints.slack.clone(), None));
+        registry.register(approval::Wait);
         registry
+    }
+
+    /// `approval.request` signing its answers with `callbacks`.
+    pub fn with_callbacks(
+        mut self,
+        http: crate::http::HttpClient,
+        slack: &str,
+        callbacks: Arc<dyn approval::Callbacks>,
+    ) -> Registry {
+        self.register(approval::Request::new(http, slack.to_string(), Some(callbacks)));
+        self
     }
 
     /// The built-in actions on an HTTP client with `settings`, public vendor

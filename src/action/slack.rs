@@ -74,7 +74,7 @@ const RULES: &[ArgRule] = &[
 /// Title, severity and source, the attributes, the text, a link. Every
 /// part from alert data is literal text (`render`); `text` is the policy's
 /// own markup when it wrote one, else the escaped summary.
-fn blocks(alert: &Alert, text: &str) -> Value {
+pub(super) fn blocks(alert: &Alert, text: &str) -> Value {
     let mut fields = vec![
         json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", slack(&line(&alert.severity)))}),
         json!({"type": "mrkdwn", "text": format!("*Source*\n{}", slack(&line(&alert.source)))}),

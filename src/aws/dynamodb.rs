@@ -7,6 +7,9 @@
 //! | Matano change | `change#<matano alert id>` | `latest` | the highest `update_count` processed |
 //! | persistent attribute | `attrs#<namespace>` | attribute id | `attr_key`, `attr_type`, `value` (JSON) or `counter` (number); items written before ids existed have the key as sort key and no `attr_key` |
 //! | namespace lock | `lock#<namespace>` | `lock` | `owner`, `lease_until` |
+//! | suspended workflow | `workflow#<alert id>` | `workflow` | `phase` (suspended/resuming), `lease_until`, the `workflow` (JSON) |
+//!
+//! A pending action's claim is `done` with `pending: true` until it is resolved.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,9 +20,11 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::model::outcome::{preview, truncate_string};
-use crate::model::{ActionRecord, Attr};
+use crate::model::suspended::{Phase, SuspendedWorkflow};
+use crate::model::{ActionRecord, Attr, Status};
 use crate::state::{
-    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, RECORD_RETENTION,
+    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, WorkflowStore,
+    RECORD_RETENTION,
 };
 
 pub struct DynamoState {
@@ -165,6 +170,263 @@ fn is_condition_failure(code: Option<&str>) -> bool {
     code == Some("ConditionalCheckFailedException")
 }
 
+fn workflow_key(alert_id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), s(format!("workflow#{alert_id}"))),
+        ("sk".to_string(), s("workflow")),
+    ])
+}
+
+/// A suspended workflow's item must fit DynamoDB's 400 KB.
+const MAX_STORED_WORKFLOW: usize = 380 * 1024;
+
+impl DynamoState {
+    fn workflow_of(&self, item: &HashMap<String, AttributeValue>) -> Result<SuspendedWorkflow, StateError> {
+        let text = match item.get("workflow") {
+            Some(AttributeValue::S(text)) => text,
+            _ => "",
+        };
+        let mut workflow: SuspendedWorkflow = serde_json::from_str(text).map_err(|err| StateError {
+            table: self.table.clone(),
+            operation: "read workflow",
+            reason: format!("stored workflow is unreadable: {err}"),
+        })?;
+        workflow.phase = match item.get("phase") {
+            Some(AttributeValue::S(phase)) if phase == "resuming" => Phase::Resuming,
+            _ => Phase::Suspended,
+        };
+        Ok(workflow)
+    }
+}
+
+impl WorkflowStore for DynamoState {
+    fn save_workflow<'a>(
+        &'a self,
+        workflow: &'a SuspendedWorkflow,
+        holder: bool,
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(workflow).expect("workflows serialize");
+            if text.len() > MAX_STORED_WORKFLOW {
+                return Err(StateError {
+                    table: self.table.clone(),
+                    operation: "save workflow",
+                    reason: format!(
+                        "the suspended workflow of alert {} is {} bytes; an item holds at most {MAX_STORED_WORKFLOW}",
+                        workflow.id(),
+                        text.len()
+                    ),
+                });
+            }
+            let latest_due = workflow
+                .pending
+                .iter()
+                .map(|p| p.due_at.timestamp().max(0) as u64)
+                .max();
+            let mut item = workflow_key(workflow.id());
+            item.insert("phase".into(), s("suspended"));
+            item.insert("lease_until".into(), n(0));
+            item.insert("workflow".into(), s(text));
+            item.insert("suspended_at".into(), s(workflow.suspended_at.to_rfc3339()));
+            item.insert(
+                "expires_at".into(),
+                n(latest_due.unwrap_or_else(now).max(now()) + RECORD_RETENTION.as_secs()),
+            );
+            let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            if !holder {
+                put = put
+                    .condition_expression("attribute_not_exists(pk) OR #phase = :suspended")
+                    .expression_attribute_names("#phase", "phase")
+                    .expression_attribute_values(":suspended", s("suspended"));
+            }
+            match put.send().await {
+                Ok(_) => Ok(true),
+                Err(err) if is_condition_failure(err.code()) => Ok(false),
+                Err(err) => Err(self.error("save workflow", err)),
+            }
+        })
+    }
+
+    fn workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>> {
+        Box::pin(async move {
+            let got = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(workflow_key(alert_id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| self.error("read workflow", err))?;
+            got.item.map(|item| self.workflow_of(&item)).transpose()
+        })
+    }
+
+    fn workflows(&self) -> BoxFuture<'_, Result<Vec<SuspendedWorkflow>, StateError>> {
+        Box::pin(async move {
+            let mut all = Vec::new();
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("begins_with(pk, :workflow) AND sk = :workflow_sk")
+                    .expression_attribute_values(":workflow", s("workflow#"))
+                    .expression_attribute_values(":workflow_sk", s("workflow"))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|err| self.error("list workflows", err))?;
+                for item in page.items() {
+                    all.push(self.workflow_of(item)?);
+                }
+                match page.last_evaluated_key {
+                    Some(key) if !key.is_empty() => start = Some(key),
+                    _ => break,
+                }
+            }
+            all.sort_by_key(|w| w.suspended_at);
+            Ok(all)
+        })
+    }
+
+    fn take_workflow<'a>(
+        &'a self,
+        alert_id: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>> {
+        Box::pin(async move {
+            let now = now();
+            let taken = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(workflow_key(alert_id)))
+                .update_expression("SET #phase = :resuming, lease_until = :lease")
+                .condition_expression("attribute_exists(pk) AND (#phase = :suspended OR lease_until < :now)")
+                .expression_attribute_names("#phase", "phase")
+                .expression_attribute_values(":resuming", s("resuming"))
+                .expression_attribute_values(":suspended", s("suspended"))
+                .expression_attribute_values(":lease", n(now + lease.as_secs().max(1)))
+                .expression_attribute_values(":now", n(now))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await;
+            match taken {
+                Ok(output) => output.attributes.map(|item| self.workflow_of(&item)).transpose(),
+                Err(err) if is_condition_failure(err.code()) => Ok(None),
+                Err(err) => Err(self.error("take workflow", err)),
+            }
+        })
+    }
+
+    fn release_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            let released = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(workflow_key(alert_id)))
+                .update_expression("SET #phase = :suspended, lease_until = :zero")
+                .expression_attribute_names("#phase", "phase")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":suspended", s("suspended"))
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            match released {
+                Ok(_) => Ok(()),
+                Err(err) if is_condition_failure(err.code()) => Ok(()),
+                Err(err) => Err(self.error("release workflow", err)),
+            }
+        })
+    }
+
+    fn end_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(workflow_key(alert_id)))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| self.error("end workflow", err))
+        })
+    }
+
+    fn action_record<'a>(
+        &'a self,
+        alert_id: &'a str,
+        action_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ActionRecord>, StateError>> {
+        Box::pin(async move {
+            let got = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(action_key(alert_id, action_id)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| self.error("read action", err))?;
+            match got.item.as_ref().and_then(|item| item.get("record")) {
+                Some(AttributeValue::S(record)) => serde_json::from_str(record).map(Some).map_err(|err| StateError {
+                    table: self.table.clone(),
+                    operation: "read action",
+                    reason: format!("stored record of {action_id} is unreadable: {err}"),
+                }),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        alert_id: &'a str,
+        record: &'a ActionRecord,
+        writes: &'a [PersistWrite],
+    ) -> BoxFuture<'a, Result<bool, StateError>> {
+        Box::pin(async move {
+            let now = now();
+            let mut item = action_key(alert_id, &record.id);
+            item.insert("state".into(), s("done"));
+            item.insert("record".into(), s(bounded_record_json(record)));
+            item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("#pending = :yes")
+                .expression_attribute_names("#pending", "pending")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .build()
+                .expect("table and item");
+            let mut items = vec![TransactWriteItem::builder().put(put).build()];
+            items.extend(writes.iter().map(|write| self.persist_update(write, now)));
+            let written = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await;
+            match written {
+                Ok(_) => Ok(true),
+                // Cancelled: the condition failed (another answer came
+                // first) unless the record is still pending.
+                Err(err) if err.code() == Some("TransactionCanceledException") => {
+                    let stored = self.action_record(alert_id, &record.id).await?;
+                    match stored {
+                        Some(stored) if stored.status == Status::Pending => Err(self.error("resolve", err)),
+                        _ => Ok(false),
+                    }
+                }
+                Err(err) => Err(self.error("resolve", err)),
+            }
+        })
+    }
+}
+
 impl StateStore for DynamoState {
     fn claim<'a>(
         &'a self,
@@ -238,6 +500,10 @@ impl StateStore for DynamoState {
             item.insert("state".into(), s("done"));
             item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
+            if record.status == Status::Pending {
+                // Resolved once, conditionally (`resolve`).
+                item.insert("pending".into(), AttributeValue::Bool(true));
+            }
             if writes.is_empty() {
                 return self.put(item, "complete").await;
             }

@@ -8,9 +8,11 @@ mod s3;
 mod sdk;
 mod secrets_manager;
 mod sns;
+mod wakeups;
 
 pub use dynamodb::DynamoState;
 pub use s3::{Fetched, S3Error, S3Records, S3};
 pub use sdk::{error_chain, sdk_config, sdk_config_from};
 pub use secrets_manager::SecretsManager;
 pub use sns::{LazySnsClient, SnsPublisher};
+pub use wakeups::{LambdaWakeups, WakeupSettings};

@@ -20,6 +20,10 @@ pub struct BundleArgs {
     /// Where to write the bundle (`.tar.gz`).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: PathBuf,
+    /// The deployment has this state table (default: STATE_TABLE), as
+    /// approvals and waits need: `check` passes them only with one.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
 }
 
 /// Exit codes: 0 the bundle was written (its digest on the last line of
@@ -37,6 +41,7 @@ pub async fn run(args: BundleArgs) -> anyhow::Result<i32> {
         policies: args.policies.clone(),
         scenarios: None,
         builtins: false,
+        table: args.table.clone(),
     })
     .await?;
     if checked != 0 {

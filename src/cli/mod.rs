@@ -8,6 +8,7 @@ mod play;
 mod replay;
 mod run;
 mod test;
+mod workflows;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +49,8 @@ pub enum Command {
     Play(play::PlayArgs),
     /// Pause or resume every action of a deployment (the kill switch), or show whether they run.
     Actions(actions::ActionsArgs),
+    /// Suspended workflows (approvals, waits): list, show, resume or cancel them.
+    Workflows(workflows::WorkflowsArgs),
     /// Check, test and play a policy directory, then write it as a bundle for POLICY_BUNDLE; prints its digest.
     Bundle(bundle::BundleArgs),
     /// Re-decide recorded changes with candidate policies (never acting) and report what would differ.
@@ -63,6 +66,7 @@ impl Command {
             Command::Test(args) => test::run(args).await,
             Command::Play(args) => play::run(args).await,
             Command::Actions(args) => actions::run(args).await,
+            Command::Workflows(args) => workflows::run(args).await,
             Command::Bundle(args) => bundle::run(args).await,
             Command::Replay(args) => replay::run(args).await,
         }

@@ -151,6 +151,10 @@ pub struct DecisionRecord {
     /// What a shadow bundle would have decided (`SHADOW_POLICY_BUNDLE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowRecord>,
+    /// A suspended workflow run on from this round (an answer, a timeout):
+    /// the record continues its message's first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at_round: Option<u32>,
 }
 
 /// A shadow bundle's decision of the same message: never acted on; where
@@ -201,7 +205,17 @@ impl DecisionRecord {
             alerts: Vec::new(),
             timings: Timings::default(),
             shadow: None,
+            resumed_at_round: None,
         }
+    }
+
+    /// The record of a resumed workflow's rounds from `round` on: its own
+    /// id (the message's first record keeps the message's).
+    pub fn resumed_at(mut self, round: u32) -> DecisionRecord {
+        let identity = format!("{}/resumed/{round}", self.record_id);
+        self.record_id = hex::encode(&Sha256::digest(identity.as_bytes())[..16]);
+        self.resumed_at_round = Some(round);
+        self
     }
 
     /// A decided message (or one that could not be decided now).

@@ -5,6 +5,7 @@ pub mod decision;
 pub mod divergence;
 pub mod outcome;
 pub mod record;
+pub mod suspended;
 
 pub use alert::{derived_attr_id, Alert, AlertDraft, Attr, Reference};
 pub use outcome::Outcome;

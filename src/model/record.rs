@@ -16,6 +16,9 @@ pub enum Status {
     Skipped,
     DryRun,
     Rejected,
+    /// Waiting on a human or a timer (`approval.request`, `wait`): the
+    /// workflow is suspended until its result comes.
+    Pending,
 }
 
 impl Status {
@@ -26,6 +29,7 @@ impl Status {
             Status::Skipped => "skipped",
             Status::DryRun => "dry_run",
             Status::Rejected => "rejected",
+            Status::Pending => "pending",
         }
     }
 }
@@ -43,6 +47,8 @@ pub enum SkipReason {
     MaxActions,
     /// An earlier action of a sequential round failed.
     EarlierFailure,
+    /// Its suspended workflow was cancelled (`alert-responder workflows cancel`).
+    Cancelled,
 }
 
 impl SkipReason {
@@ -53,6 +59,7 @@ impl SkipReason {
             SkipReason::MaxRounds => "max_rounds",
             SkipReason::MaxActions => "max_actions",
             SkipReason::EarlierFailure => "earlier_failure",
+            SkipReason::Cancelled => "cancelled",
         }
     }
 }

@@ -84,6 +84,16 @@ impl Executor<'_> {
                 }
             },
         };
+        // A suspended workflow is resumed from the state table: without
+        // one, an action that suspends cannot run.
+        let suspends = action.as_ref().is_some_and(|a| a.suspends());
+        if suspends && self.state.is_none() && !self.dry_run {
+            record.error = Some(format!(
+                "{} suspends the workflow until its result comes: it needs a state table (STATE_TABLE)",
+                request.uses
+            ));
+            return final_record(record, alert, clock);
+        }
         if self.dry_run {
             if let Some(done) = self.recorded.and_then(|r| r.get(&request.id)) {
                 // What the action did when it ran, with the args asked for
@@ -182,6 +192,11 @@ impl Executor<'_> {
         };
         let transient = matches!(&outcome, Err(err) if err.is_transient());
         match outcome {
+            // Not final: its result comes with the answer or the timer.
+            Ok(result) if action.suspends() => {
+                record.status = Status::Pending;
+                record.result = Some(scrub_value(&result, &secrets));
+            }
             Ok(result) => {
                 let result = scrub_value(&result, &secrets);
                 record.status = Status::Succeeded;

@@ -15,11 +15,13 @@ mod execute;
 mod guard;
 mod input;
 mod rounds;
+mod suspend;
 
 pub use execute::{Retry, RetryCause};
 pub use guard::Guards;
 pub(crate) use rounds::Acting;
 pub use rounds::{Limits, Stop, Workflow, WorkflowReport};
+pub use suspend::{resolve, ResolveError};
 
 pub use crate::model::record::Recorded;
 

@@ -11,8 +11,10 @@ use super::commit::apply_commit;
 use super::execute::{new_record, Executed, Executor, Retry};
 use super::guard::Guards;
 use super::input::RoundInput;
+use super::suspend::pending_action;
 use crate::action::Registry;
 use crate::model::decision::{AlertEntry, RetryEntry, StopRecord};
+use crate::model::suspended::PendingAction;
 use crate::model::{ActionRecord, Alert, Attr, SkipReason, Status};
 use crate::policy::{to_policy_value, ActionRequest, PolicyError, PolicySet, ACTION_RULE};
 use crate::secrets::SecretResolver;
@@ -44,6 +46,11 @@ pub enum Stop {
     PolicyError {
         #[serde(serialize_with = "as_text")]
         error: PolicyError,
+    },
+    /// Actions wait for a human or a timer: the workflow resumes with its
+    /// next round when every one has its result.
+    Suspended {
+        pending: Vec<PendingAction>,
     },
     /// An action must be retried in a later invocation.
     Retry {
@@ -86,7 +93,7 @@ impl Stop {
             Stop::Aborted { action_id } | Stop::ActionFailed { action_id } | Stop::Retry { action_id, .. } => {
                 Some(action_id)
             }
-            Stop::Completed | Stop::MaxRounds { .. } | Stop::PolicyError { .. } => None,
+            Stop::Completed | Stop::MaxRounds { .. } | Stop::PolicyError { .. } | Stop::Suspended { .. } => None,
         }
     }
 
@@ -108,6 +115,7 @@ impl Stop {
             Stop::MaxRounds { .. } => "max_rounds",
             Stop::PolicyError { .. } => "policy_error",
             Stop::Retry { .. } => "retry",
+            Stop::Suspended { .. } => "suspended",
         }
     }
 }
@@ -185,10 +193,49 @@ impl<'a> Workflow<'a> {
 
     /// Runs the rounds for `alert`; `payload` is `alert.data` as the alert
     /// policy saw it (converted once, reused as `input.alert.data`).
-    pub async fn run(&self, mut alert: Alert, payload: regorus::Value, deadline: Option<Instant>) -> WorkflowReport {
-        let mut report = Progress::default();
+    pub async fn run(&self, alert: Alert, payload: regorus::Value, deadline: Option<Instant>) -> WorkflowReport {
+        self.run_from(alert, payload, Progress::default(), deadline).await
+    }
+
+    /// Continues a suspended workflow with round `rounds`, as if it had
+    /// never stopped: `called` is every record so far, and each pending
+    /// one is replaced by its final record in `resolved` (whose commits
+    /// are applied now).
+    pub async fn resume(
+        &self,
+        mut alert: Alert,
+        payload: regorus::Value,
+        mut called: Vec<ActionRecord>,
+        resolved: Vec<ActionRecord>,
+        rounds: u32,
+        deadline: Option<Instant>,
+    ) -> WorkflowReport {
+        for record in resolved {
+            for commit in &record.commits {
+                apply_commit(&mut alert, commit);
+            }
+            match called.iter_mut().find(|c| c.id == record.id) {
+                Some(slot) => *slot = record,
+                None => called.push(record),
+            }
+        }
+        let progress = Progress {
+            actions: called,
+            rounds,
+            ..Progress::default()
+        };
+        self.run_from(alert, payload, progress, deadline).await
+    }
+
+    async fn run_from(
+        &self,
+        mut alert: Alert,
+        payload: regorus::Value,
+        mut report: Progress,
+        deadline: Option<Instant>,
+    ) -> WorkflowReport {
         let initial_attrs = alert.attrs.clone();
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<String> = report.actions.iter().map(|a| a.id.clone()).collect();
         // The payload and env are the bulk of the input and never change
         // between rounds: converted once per alert.
         let clock = Instant::now();
@@ -278,6 +325,7 @@ impl<'a> Workflow<'a> {
             .await
         };
         let ran = executed.len();
+        let mut pending = Vec::new();
         for (request, Executed { record, retry }) in to_run.iter().zip(executed) {
             if let Some(cause) = retry {
                 // Not final: no commit, no outcome; the retry decides again.
@@ -290,6 +338,9 @@ impl<'a> Workflow<'a> {
                     cause,
                 });
                 continue;
+            }
+            if record.status == Status::Pending {
+                pending.push(pending_action(request, &record));
             }
             for commit in &record.commits {
                 apply_commit(alert, commit);
@@ -322,7 +373,10 @@ impl<'a> Workflow<'a> {
                     .map(|r| skipped(alert, r, seq, SkipReason::MaxActions, &reason)),
             );
         }
-        stop.or(abort_only)
+        // A stop of the round wins over a suspension: its pending actions
+        // still take an answer, and nothing resumes.
+        let suspended = (!pending.is_empty()).then_some(Stop::Suspended { pending });
+        stop.or(abort_only).or(suspended)
     }
 
     /// Runs requests in order, each seeing nothing of the others' commits

@@ -37,7 +37,13 @@ const COMMIT_FIELDS: &[&str] = &["key", "path", "value", "id", "type", "persist"
 type Fields = [(Span, Ref<Expr>, Ref<Expr>)];
 
 /// Checks every `run` entry of `package action` whose shape is in the source.
-pub fn check_run_entries(files: Vec<PolicyFile>, registry: &Registry) -> Result<Vec<Finding>, PolicyError> {
+/// `has_state`: the deployment has a state table, which actions that
+/// suspend the workflow (`approval.request`, `wait`) need.
+pub fn check_run_entries(
+    files: Vec<PolicyFile>,
+    registry: &Registry,
+    has_state: bool,
+) -> Result<Vec<Finding>, PolicyError> {
     let mut engine = new_engine(Duration::from_secs(5));
     for file in with_escape_functions(files) {
         engine
@@ -67,7 +73,7 @@ pub fn check_run_entries(files: Vec<PolicyFile>, registry: &Registry) -> Result<
                         span.text().split_whitespace().collect::<Vec<_>>().join(" "),
                     ));
                 }
-                findings.extend(check_entry(fields, registry).into_iter().map(place));
+                findings.extend(check_entry(fields, registry, has_state).into_iter().map(place));
             }
         }
     }
@@ -117,7 +123,7 @@ fn entry_literals(rule: &Rule) -> Vec<(&Span, &Fields)> {
 }
 
 /// The problems of one entry literal, in words.
-fn check_entry(fields: &Fields, registry: &Registry) -> Vec<String> {
+fn check_entry(fields: &Fields, registry: &Registry, has_state: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let id = field(fields, "id")
         .and_then(|v| literal(&v))
@@ -158,6 +164,11 @@ fn check_entry(fields: &Fields, registry: &Registry) -> Vec<String> {
     let Some(uses) = literal(&uses).and_then(|v| v.as_str().map(str::to_string)) else {
         return problems; // computed: checked when `check` evaluates the policy
     };
+    if !has_state && registry.get(&uses).is_some_and(|action| action.suspends()) {
+        problems.push(format!(
+            "{label}: {uses} suspends the workflow until its result comes, which needs a state table: set STATE_TABLE (or pass --table) as the deployment does"
+        ));
+    }
     let args = field(fields, "args");
     let arg_fields = match args.as_deref() {
         None => Some(Vec::new()),

@@ -11,6 +11,7 @@ fn findings(policy: &str) -> Vec<String> {
             text: policy.into(),
         }],
         &registry(),
+        true,
     )
     .unwrap()
     .iter()
@@ -167,4 +168,30 @@ run contains {"abort": true}
 "#,
     );
     assert!(shown.is_empty(), "{shown:#?}");
+}
+
+#[test]
+fn actions_that_suspend_need_a_state_table() {
+    let policy = r#"package action
+run contains {"id": "ask", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1"}}
+run contains {"id": "later", "uses": "wait", "args": {"seconds": 60}}
+"#;
+    let file = || {
+        vec![PolicyFile {
+            name: "policies/action.rego".into(),
+            text: policy.into(),
+        }]
+    };
+    let without: Vec<String> = check_run_entries(file(), &registry(), false)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(without.len(), 2, "{without:?}");
+    assert!(
+        without[0].contains("approval.request suspends the workflow") && without[0].contains("STATE_TABLE"),
+        "{without:?}"
+    );
+    assert!(without[1].contains("wait suspends the workflow"), "{without:?}");
+    assert!(check_run_entries(file(), &registry(), true).unwrap().is_empty());
 }

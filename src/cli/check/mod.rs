@@ -24,6 +24,10 @@ pub struct CheckArgs {
     /// Print every builtin function policies may call in this build, one per line, and exit.
     #[arg(long)]
     pub builtins: bool,
+    /// The deployment's state table (default: STATE_TABLE): actions that
+    /// suspend a workflow (`approval.request`, `wait`) need one.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
 }
 
 /// Exit codes: 0 the policies compile and every entry a run would take
@@ -45,7 +49,8 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let production = PolicySet::compile(production_files.clone(), config.policy_timeout)?;
     PolicySet::compile(files, config.policy_timeout)?;
     let registry = app::registry(&config, None);
-    let findings = check_run_entries(production_files.clone(), &registry)?;
+    let has_state = args.table.is_some() || config.state_table.is_some();
+    let findings = check_run_entries(production_files.clone(), &registry, has_state)?;
     let mut scenarios = match (&args.scenarios, &config.policies) {
         (Some(path), _) => load_scenarios(path)?.scenarios,
         (None, PolicySource::Dir(dir)) if dir.join("scenarios").is_dir() => {

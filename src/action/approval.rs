@@ -1,0 +1,266 @@
+//! The actions that suspend a workflow: `approval.request` asks a human in
+//! Slack (and at a signed callback URL), `wait` lets time pass. Both return
+//! `pending`; the final result comes later (`interaction`, `resume`):
+//! `{answer, user, answered_at}`, `{answer: "timeout"}`, `{waited_seconds}`.
+
+use std::sync::Arc;
+
+use chrono::{Duration as Span, Utc};
+use futures::future::BoxFuture;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::render::{clip, headline, line, slack, summary, Markup};
+use super::vendor::{base_url, json_object, secret, string_list, url_with, BASE_URL, TIMEOUT};
+use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
+use crate::http::{HttpClient, HttpRequest};
+use crate::model::suspended::{APPROVAL_REQUEST, WAIT};
+
+/// The longest a workflow waits: EventBridge Scheduler's one-time
+/// schedules have no such bound, but a suspended workflow holds its
+/// alert's state; a week covers a weekend and a holiday.
+pub const MAX_WAIT_SECONDS: u64 = 7 * 24 * 3600;
+const DEFAULT_APPROVAL_TIMEOUT: u64 = 3600;
+const DEFAULT_CHOICES: [&str; 2] = ["approve", "deny"];
+/// Slack's limits: five buttons in a row is readable, 75 characters a button.
+const MAX_CHOICES: usize = 5;
+const MAX_CHOICE_CHARS: usize = 75;
+
+/// A pending action's signed token and where it can be answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Callback {
+    pub token: String,
+    /// `<function URL>/callbacks/<token>`, when the URL is known.
+    pub url: Option<String>,
+}
+
+/// Signs answer tokens (`interaction::Interactions` in the function).
+pub trait Callbacks: Send + Sync {
+    fn callback<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<Callback, String>>;
+}
+
+pub struct Request {
+    client: HttpClient,
+    slack: String,
+    callbacks: Option<Arc<dyn Callbacks>>,
+}
+
+impl Request {
+    pub fn new(client: HttpClient, slack: String, callbacks: Option<Arc<dyn Callbacks>>) -> Request {
+        Request {
+            client,
+            slack,
+            callbacks,
+        }
+    }
+}
+
+const REQUEST_ARGS: &[ArgSpec] = &[
+    ArgSpec::required(
+        "secret_token",
+        ArgKind::Secret,
+        "Slack bot token (xoxb-…) with chat:write",
+    ),
+    ArgSpec::required("channel", ArgKind::String, "channel id to ask in"),
+    ArgSpec::optional(
+        "text",
+        ArgKind::String,
+        "the question, in the policy's own mrkdwn (default: a summary of the alert)",
+    ),
+    ArgSpec::optional(
+        "choices",
+        ArgKind::StringList,
+        "the answers offered as buttons (default [\"approve\", \"deny\"], at most 5)",
+    ),
+    ArgSpec::optional(
+        "approvers",
+        ArgKind::StringList,
+        "Slack user ids allowed to answer (default: anyone who can see the message)",
+    ),
+    ArgSpec::optional(
+        "timeout_seconds",
+        ArgKind::Whole,
+        "how long to wait for an answer before the result is {\"answer\": \"timeout\"} (default 3600, at most 7 days)",
+    ),
+    BASE_URL,
+    TIMEOUT,
+];
+
+/// The offered answers: given or the default, checked against Slack's limits.
+pub fn choices_of(call: &ActionCall<'_>) -> Result<Vec<String>, ActionError> {
+    let given = string_list(call, "choices");
+    let choices: Vec<String> = match given.is_empty() {
+        true => DEFAULT_CHOICES.iter().map(|c| c.to_string()).collect(),
+        false => given,
+    };
+    let bad = |reason: String| ActionError::BadArg {
+        arg: "choices".to_string(),
+        reason,
+    };
+    if choices.len() > MAX_CHOICES {
+        return Err(bad(format!("offers {} answers; at most {MAX_CHOICES}", choices.len())));
+    }
+    if let Some(choice) = choices
+        .iter()
+        .find(|c| c.trim().is_empty() || c.chars().count() > MAX_CHOICE_CHARS || c.contains('|'))
+    {
+        return Err(bad(format!(
+            "answer {choice:?} must be 1 to {MAX_CHOICE_CHARS} characters without '|'"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(twice) = choices.iter().find(|c| !seen.insert(c.as_str())) {
+        return Err(bad(format!("offers {twice:?} twice")));
+    }
+    Ok(choices)
+}
+
+/// `timeout_seconds` / `seconds`: 1 s to 7 days.
+fn seconds_arg(call: &ActionCall<'_>, arg: &str, default: Option<u64>) -> Result<u64, ActionError> {
+    let seconds = match call.args.get(arg).and_then(Value::as_f64) {
+        Some(seconds) => seconds as u64,
+        None => default.ok_or_else(|| ActionError::BadArg {
+            arg: arg.to_string(),
+            reason: "is required".to_string(),
+        })?,
+    };
+    if !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
+        return Err(ActionError::BadArg {
+            arg: arg.to_string(),
+            reason: format!("is {seconds}: it must be 1 to {MAX_WAIT_SECONDS} (7 days)"),
+        });
+    }
+    Ok(seconds)
+}
+
+/// The message asking: the alert's blocks, the question, one button per
+/// answer carrying the token (the interaction handler checks it).
+pub fn approval_blocks(call: &ActionCall<'_>, question: &str, choices: &[String], token: &str) -> Value {
+    let mut blocks = match super::slack::blocks(call.alert, question) {
+        Value::Array(blocks) => blocks,
+        _ => Vec::new(),
+    };
+    let buttons: Vec<Value> = choices
+        .iter()
+        .enumerate()
+        .map(|(index, choice)| {
+            let mut button = json!({
+                "type": "button",
+                "action_id": format!("alert_responder_answer_{index}"),
+                "text": {"type": "plain_text", "text": clip(&line(choice), MAX_CHOICE_CHARS)},
+                "value": format!("{token}|{choice}"),
+            });
+            match choice.as_str() {
+                "approve" | "approved" | "yes" => button["style"] = json!("primary"),
+                "deny" | "denied" | "no" | "reject" => button["style"] = json!("danger"),
+                _ => {}
+            }
+            button
+        })
+        .collect();
+    blocks.push(json!({"type": "actions", "block_id": "alert_responder_answer", "elements": buttons}));
+    Value::Array(blocks)
+}
+
+impl Action for Request {
+    fn uses(&self) -> &'static str {
+        APPROVAL_REQUEST
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        REQUEST_ARGS
+    }
+
+    fn suspends(&self) -> bool {
+        true
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let choices = choices_of(&call)?;
+            let timeout = seconds_arg(&call, "timeout_seconds", Some(DEFAULT_APPROVAL_TIMEOUT))?;
+            let approvers = string_list(&call, "approvers");
+            let token = secret(&call, "secret_token")?;
+            let channel = call.str_arg("channel").unwrap_or_default();
+            let callbacks = self.callbacks.as_ref().ok_or_else(|| {
+                ActionError::NotConfigured(
+                    "approval.request needs SLACK_SIGNING_SECRET (or _ID) or CALLBACK_SECRET (or _ID) to verify its answers"
+                        .to_string(),
+                )
+            })?;
+            let callback = callbacks
+                .callback(&call.alert.id, call.action_id)
+                .await
+                .map_err(ActionError::NotConfigured)?;
+            let question = match call.str_arg("text") {
+                Some(text) => text.to_string(),
+                None => summary(call.alert, Markup::Slack),
+            };
+            let notification = format!("Approval requested: {}", slack(&headline(call.alert)));
+            let message = json!({
+                "channel": channel,
+                "text": clip(&notification, 3000),
+                "blocks": approval_blocks(&call, &question, &choices, &callback.token),
+            });
+            let url = url_with(&base_url(&call, Some(&self.slack))?, &["chat.postMessage"])?;
+            let request = HttpRequest::new(Method::POST, url)
+                .secret_header("authorization", &format!("Bearer {token}"))
+                .json(message)
+                .timeout(super::http::timeout_arg(&call));
+            let response = self.client.send(request, call.deadline).await?;
+            let answer = json_object("Slack", &response)?;
+            if answer.get("ok") != Some(&Value::Bool(true)) {
+                return Err(ActionError::Failed {
+                    transient: false,
+                    message: format!(
+                        "Slack error: {}",
+                        answer.get("error").and_then(Value::as_str).unwrap_or("unknown")
+                    ),
+                    result: Some(response.to_result()),
+                });
+            }
+            let due_at = Utc::now() + Span::seconds(timeout as i64);
+            Ok(json!({
+                "status": "pending",
+                "channel": answer.get("channel"),
+                "ts": answer.get("ts"),
+                "choices": choices,
+                "approvers": approvers,
+                "timeout_seconds": timeout,
+                "due_at": due_at.to_rfc3339(),
+                "callback_url": callback.url,
+            }))
+        })
+    }
+}
+
+/// `wait`: the workflow's next round comes after `seconds`.
+pub struct Wait;
+
+const WAIT_ARGS: &[ArgSpec] = &[ArgSpec::required(
+    "seconds",
+    ArgKind::Whole,
+    "how long to wait (1 s to 7 days); the result is {\"waited_seconds\": N}",
+)];
+
+impl Action for Wait {
+    fn uses(&self) -> &'static str {
+        WAIT
+    }
+
+    fn args(&self) -> &'static [ArgSpec] {
+        WAIT_ARGS
+    }
+
+    fn suspends(&self) -> bool {
+        true
+    }
+
+    fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
+        Box::pin(async move {
+            let seconds = seconds_arg(&call, "seconds", None)?;
+            let due_at = Utc::now() + Span::seconds(seconds as i64);
+            Ok(json!({"status": "pending", "seconds": seconds, "due_at": due_at.to_rfc3339()}))
+        })
+    }
+}

@@ -1,0 +1,288 @@
+//! The wakeup port on AWS: EventBridge Scheduler's one-time schedules
+//! (CreateSchedule, DeleteSchedule) and the function invoking itself
+//! asynchronously (Invoke with `InvocationType: Event`); also the lookup
+//! of the function's own URL (GetFunctionUrlConfig). Each is one REST-JSON
+//! request signed with SigV4 on the shared SDK configuration, as `s3` does:
+//! two more SDK crates would cost the binary a model's worth each.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_smithy_runtime_api::client::identity::Identity;
+use aws_types::SdkConfig;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::interaction::FunctionUrl;
+use crate::wakeup::{Wakeup, WakeupError, Wakeups};
+
+/// Where and as whom schedules are made (`SCHEDULE_GROUP`,
+/// `SCHEDULER_ROLE_ARN`), and the services' endpoints when not AWS's
+/// (`AWS_ENDPOINT_URL_SCHEDULER`, `AWS_ENDPOINT_URL_LAMBDA`).
+#[derive(Debug, Clone, Default)]
+pub struct WakeupSettings {
+    pub schedule_group: String,
+    pub scheduler_role_arn: String,
+    pub scheduler_endpoint: Option<String>,
+    pub lambda_endpoint: Option<String>,
+}
+
+/// Scheduler and Lambda for one function, whose ARN is learnt from its
+/// first invocation (Lambda's context carries it).
+pub struct LambdaWakeups {
+    sdk: SdkConfig,
+    settings: WakeupSettings,
+    function_arn: OnceLock<String>,
+    http: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl LambdaWakeups {
+    pub fn new(sdk: &SdkConfig, settings: WakeupSettings) -> LambdaWakeups {
+        LambdaWakeups {
+            sdk: sdk.clone(),
+            settings,
+            function_arn: OnceLock::new(),
+            http: OnceLock::new(),
+        }
+    }
+
+    fn function_arn(&self, operation: &'static str) -> Result<&str, WakeupError> {
+        self.function_arn.get().map(String::as_str).ok_or(WakeupError {
+            operation,
+            reason: "the function's ARN is not known yet (no invocation seen)".to_string(),
+        })
+    }
+
+    fn region(&self) -> String {
+        self.sdk
+            .region()
+            .map(|r| r.as_ref().to_string())
+            .unwrap_or_else(|| "us-east-1".to_string())
+    }
+
+    fn endpoint(&self, service: &str) -> String {
+        let configured = match service {
+            "scheduler" => self.settings.scheduler_endpoint.as_deref(),
+            _ => self.settings.lambda_endpoint.as_deref(),
+        };
+        match configured.or(self.sdk.endpoint_url()) {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("https://{service}.{}.amazonaws.com", self.region()),
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.http
+            .get_or_init(|| {
+                crate::tls::install_crypto_provider();
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_millis(3100))
+                    .timeout(Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|err| super::error_chain(&err))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// One signed request; the status and the body.
+    async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&'static str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
+        let provider = self.sdk.credentials_provider().ok_or("no AWS credentials configured")?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|err| super::error_chain(&err))?;
+        let identity: Identity = credentials.into();
+        let url = format!("{}{path_and_query}", self.endpoint(service));
+        let mut all: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        all.extend(headers.iter().copied());
+        let region = self.region();
+        let params: aws_sigv4::http_request::SigningParams<'_> =
+            aws_sigv4::sign::v4::SigningParams::<SigningSettings>::builder()
+                .identity(&identity)
+                .region(&region)
+                .name(service)
+                .time(SystemTime::now())
+                .settings(SigningSettings::default())
+                .build()
+                .map_err(|err| err.to_string())?
+                .into();
+        let signable = SignableRequest::new(method, &url, all.iter().copied(), SignableBody::Bytes(body))
+            .map_err(|err| err.to_string())?;
+        let (instructions, _) = sign(signable, &params).map_err(|err| err.to_string())?.into_parts();
+        let (signed, _) = instructions.into_parts();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|err| err.to_string())?;
+        let mut request = self.client()?.request(method, &url);
+        for (name, value) in &all {
+            request = request.header(*name, *value);
+        }
+        for header in signed {
+            request = request.header(header.name(), header.value());
+        }
+        let response = request
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|err| super::error_chain(&err))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|err| super::error_chain(&err))?;
+        Ok((status, body.to_vec()))
+    }
+}
+
+/// `at(...)`: Scheduler's one-time expression, to the second, in UTC.
+fn at_expression(at: DateTime<Utc>) -> String {
+    format!("at({})", at.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+fn failed(operation: &'static str, status: u16, body: &[u8]) -> WakeupError {
+    WakeupError {
+        operation,
+        reason: format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(500)])
+        ),
+    }
+}
+
+/// Percent-encodes one path segment.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Wakeups for LambdaWakeups {
+    fn schedule<'a>(
+        &'a self,
+        name: &'a str,
+        at: DateTime<Utc>,
+        wakeup: &'a Wakeup,
+    ) -> BoxFuture<'a, Result<(), WakeupError>> {
+        Box::pin(async move {
+            let operation = "CreateSchedule";
+            let body = json!({
+                "GroupName": self.settings.schedule_group,
+                "ScheduleExpression": at_expression(at),
+                "ScheduleExpressionTimezone": "UTC",
+                "FlexibleTimeWindow": {"Mode": "OFF"},
+                "ActionAfterCompletion": "DELETE",
+                "ClientToken": name,
+                "Target": {
+                    "Arn": self.function_arn(operation)?,
+                    "RoleArn": self.settings.scheduler_role_arn,
+                    "Input": wakeup.event().to_string(),
+                },
+            });
+            let path = format!("/schedules/{}", segment(name));
+            let (status, answer) = self
+                .call("scheduler", "POST", &path, &[], body.to_string().as_bytes())
+                .await
+                .map_err(|reason| WakeupError { operation, reason })?;
+            match status {
+                200..=299 => Ok(()),
+                // Made by an earlier try of the same suspension.
+                409 => Ok(()),
+                _ => Err(failed(operation, status, &answer)),
+            }
+        })
+    }
+
+    fn cancel<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), WakeupError>> {
+        Box::pin(async move {
+            let operation = "DeleteSchedule";
+            let path = format!(
+                "/schedules/{}?groupName={}",
+                segment(name),
+                segment(&self.settings.schedule_group)
+            );
+            let (status, answer) = self
+                .call("scheduler", "DELETE", &path, &[], b"")
+                .await
+                .map_err(|reason| WakeupError { operation, reason })?;
+            match status {
+                200..=299 | 404 => Ok(()),
+                _ => Err(failed(operation, status, &answer)),
+            }
+        })
+    }
+
+    fn send<'a>(&'a self, wakeup: &'a Wakeup) -> BoxFuture<'a, Result<(), WakeupError>> {
+        Box::pin(async move {
+            let operation = "Invoke";
+            let path = format!(
+                "/2015-03-31/functions/{}/invocations",
+                segment(self.function_arn(operation)?)
+            );
+            let body = wakeup.event().to_string();
+            let (status, answer) = self
+                .call(
+                    "lambda",
+                    "POST",
+                    &path,
+                    &[("x-amz-invocation-type", "Event")],
+                    body.as_bytes(),
+                )
+                .await
+                .map_err(|reason| WakeupError { operation, reason })?;
+            match status {
+                200..=299 => Ok(()),
+                _ => Err(failed(operation, status, &answer)),
+            }
+        })
+    }
+
+    fn learn_function(&self, arn: &str) {
+        if !arn.is_empty() {
+            let _ = self.function_arn.set(arn.to_string());
+        }
+    }
+}
+
+impl FunctionUrl for LambdaWakeups {
+    fn function_url(&self) -> BoxFuture<'_, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let arn = self.function_arn("GetFunctionUrlConfig").map_err(|e| e.to_string())?;
+            let path = format!("/2021-10-31/functions/{}/url", segment(arn));
+            let (status, body) = self.call("lambda", "GET", &path, &[], b"").await?;
+            match status {
+                200 => {
+                    let config: Value = serde_json::from_slice(&body).map_err(|err| err.to_string())?;
+                    Ok(config.get("FunctionUrl").and_then(Value::as_str).map(str::to_string))
+                }
+                404 => Ok(None),
+                _ => Err(failed("GetFunctionUrlConfig", status, &body).to_string()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_time_expressions_are_to_the_second_in_utc() {
+        let at = DateTime::parse_from_rfc3339("2026-11-29T22:05:09.750+01:00").unwrap();
+        assert_eq!(at_expression(at.with_timezone(&Utc)), "at(2026-11-29T21:05:09)");
+        assert_eq!(
+            segment("arn:aws:lambda:us-east-1:1:function:f"),
+            "arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af"
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! `workflows list|show|resume|cancel`: the suspended workflows of a
+//! deployment's state table — what waits for whom, one in full, a manual
+//! resume (answering or timing out what is pending) or a cancel, with the
+//! outcomes it publishes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::args::PolicyArgs;
+use crate::app;
+use crate::aws::{sdk_config, LazySnsClient, SnsPublisher};
+use crate::config::Config;
+use crate::model::suspended::{Resolution, SuspendedWorkflow};
+use crate::model::Status;
+use crate::pipeline::Summary;
+use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
+use crate::resume::Answered;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkflowsArgs {
+    #[command(subcommand)]
+    pub command: WorkflowsCommand,
+    /// The deployment's state table (default: STATE_TABLE).
+    #[arg(long, global = true, value_name = "TABLE")]
+    pub table: Option<String>,
+    /// Publish outcomes to OUTCOME_TOPIC_ARN instead of printing them (resume, cancel).
+    #[arg(long, global = true, conflicts_with = "out")]
+    pub sns: bool,
+    /// Append outcomes to this file instead of printing them (resume, cancel).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub policies: PolicyArgs,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum WorkflowsCommand {
+    /// One line per suspended workflow: id, alert, what it waits for, until when.
+    List {
+        /// One JSON object per line instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A suspended workflow in full (JSON): the alert, `called`, the pending actions.
+    Show { workflow: String },
+    /// Resume now: answer a pending action (--answer), or resolve every
+    /// action still pending as its due time would (an approval times out, a
+    /// wait ends), then run the next rounds.
+    Resume {
+        workflow: String,
+        /// The answer to record (one of the approval's choices).
+        #[arg(long)]
+        answer: Option<String>,
+        /// The pending action answered (default: the only one pending).
+        #[arg(long, value_name = "ACTION_ID", requires = "answer")]
+        action: Option<String>,
+        /// Who answered or resumed (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Cancel: every pending action becomes skipped (reason cancelled) and no round runs again.
+    Cancel {
+        workflow: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+/// Exit codes: 0 done; 4 no such suspended workflow.
+pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
+    let mut config = Config::from_env()?;
+    args.policies.apply(&mut config);
+    if let Some(table) = &args.table {
+        config.state_table = Some(table.clone());
+    }
+    anyhow::ensure!(
+        config.state_table.is_some(),
+        "no state table: give --table TABLE (the StateTableName output of the stack) or set STATE_TABLE"
+    );
+    let state = app::state(&config, &sdk_config()).context("the state table")?;
+    let by = |by: Option<String>| {
+        by.or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "cli".to_string())
+    };
+    match args.command.clone() {
+        WorkflowsCommand::List { json } => {
+            let workflows = state.workflows().await?;
+            for workflow in &workflows {
+                match json {
+                    true => println!("{}", serde_json::to_string(&listing(workflow))?),
+                    false => println!("{}", line_of(workflow)),
+                }
+            }
+            if !json {
+                eprintln!("{} suspended workflow(s)", workflows.len());
+            }
+            Ok(0)
+        }
+        WorkflowsCommand::Show { workflow } => match state.workflow(&workflow).await? {
+            Some(found) => {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+                Ok(0)
+            }
+            None => {
+                eprintln!("no suspended workflow {workflow:?}");
+                Ok(4)
+            }
+        },
+        WorkflowsCommand::Resume {
+            workflow,
+            answer,
+            action,
+            by: who,
+        } => {
+            let Some(found) = state.workflow(&workflow).await? else {
+                eprintln!("no suspended workflow {workflow:?}");
+                return Ok(4);
+            };
+            let responder = responder(&config, &args).await?;
+            let who = by(who);
+            let still_pending = pending_ids(&responder, &found).await?;
+            match answer {
+                Some(answer) => {
+                    let action = match (action, still_pending.as_slice()) {
+                        (Some(action), _) => action,
+                        (None, [only]) => only.clone(),
+                        (None, many) => anyhow::bail!(
+                            "{} actions are pending ({}): say which with --action",
+                            many.len(),
+                            many.join(", ")
+                        ),
+                    };
+                    let resolution = Resolution::Answered {
+                        answer,
+                        user: who,
+                        answered_at: chrono::Utc::now(),
+                    };
+                    report_answer(&action, responder.answer(&workflow, &action, &resolution, None).await?);
+                }
+                None => {
+                    for action in &still_pending {
+                        let due = Resolution::DueTime {
+                            now: chrono::Utc::now(),
+                        };
+                        report_answer(action, responder.answer(&workflow, action, &due, None).await?);
+                    }
+                }
+            }
+            let summary = responder.resume(&workflow, None, None).await?;
+            eprintln!("{}", describe("resumed", &summary));
+            Ok(0)
+        }
+        WorkflowsCommand::Cancel { workflow, by: who } => {
+            if state.workflow(&workflow).await?.is_none() {
+                eprintln!("no suspended workflow {workflow:?}");
+                return Ok(4);
+            }
+            let responder = responder(&config, &args).await?;
+            let summary = responder.cancel(&workflow, &by(who)).await?;
+            eprintln!("{}", describe("cancelled", &summary));
+            Ok(0)
+        }
+    }
+}
+
+/// The responder that resumes: the configured policies and actions, the
+/// state table, outcomes printed, appended to a file or published.
+async fn responder(config: &Config, args: &WorkflowsArgs) -> anyhow::Result<crate::pipeline::Responder> {
+    let sns = Arc::new(LazySnsClient::default());
+    let publisher: Arc<dyn Publisher> = if args.sns {
+        let topic = config
+            .outcome_topic_arn
+            .clone()
+            .context("--sns needs OUTCOME_TOPIC_ARN")?;
+        Arc::new(SnsPublisher::new(sns.get().await.clone(), topic))
+    } else if let Some(path) = &args.out {
+        Arc::new(FilePublisher::new(path))
+    } else {
+        Arc::new(StdoutPublisher)
+    };
+    let state = app::state(config, &sdk_config());
+    let mut responder = app::responder(config, publisher, Some(sns), state)?;
+    if let Some(sink) = app::records(config, &sdk_config()) {
+        responder = responder.with_records(sink);
+    }
+    Ok(responder)
+}
+
+/// The workflow's actions still waiting, by the state table.
+async fn pending_ids(
+    responder: &crate::pipeline::Responder,
+    workflow: &SuspendedWorkflow,
+) -> anyhow::Result<Vec<String>> {
+    let state = responder.decider().state().context("the state table")?;
+    let mut ids = Vec::new();
+    for pending in &workflow.pending {
+        let record = state.action_record(workflow.id(), &pending.id).await?;
+        if record.is_none_or(|r| r.status == Status::Pending) {
+            ids.push(pending.id.clone());
+        }
+    }
+    Ok(ids)
+}
+
+fn report_answer(action: &str, answered: Answered) {
+    match answered {
+        Answered::Recorded { record, .. } => eprintln!(
+            "{action}: recorded {}",
+            record.result.map(|r| r.to_string()).unwrap_or_default()
+        ),
+        Answered::Already { record } => eprintln!(
+            "{action}: already answered {}; this changes nothing",
+            record.and_then(|r| r.result).map(|r| r.to_string()).unwrap_or_default()
+        ),
+    }
+}
+
+fn describe(what: &str, summary: &Summary) -> String {
+    format!(
+        "{what}: {} action(s) ({} failed), {} policy error(s), {} outcome(s)",
+        summary.actions, summary.failed_actions, summary.policy_errors, summary.outcomes
+    )
+}
+
+fn listing(workflow: &SuspendedWorkflow) -> serde_json::Value {
+    serde_json::json!({
+        "workflow": workflow.id(),
+        "title": workflow.alert.title,
+        "severity": workflow.alert.severity,
+        "phase": workflow.phase,
+        "rounds": workflow.rounds,
+        "suspended_at": workflow.suspended_at,
+        "pending": workflow.pending.iter().map(|p| serde_json::json!({
+            "id": p.id, "uses": p.uses, "due_at": p.due_at, "channel": p.channel, "approvers": p.approvers,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn line_of(workflow: &SuspendedWorkflow) -> String {
+    let pending: Vec<String> = workflow
+        .pending
+        .iter()
+        .map(|p| format!("{} ({}, due {})", p.id, p.uses, p.due_at.format("%Y-%m-%d %H:%M UTC")))
+        .collect();
+    format!(
+        "{}  {:?}  {}  round {}  waiting: {}",
+        workflow.id(),
+        workflow.phase,
+        workflow.alert.title,
+        workflow.rounds,
+        pending.join(", ")
+    )
+}

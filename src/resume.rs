@@ -1,0 +1,276 @@
+//! Suspended workflows from the outside: a pending action answered (Slack,
+//! a callback, the CLI) or due (its schedule fired), a workflow resumed
+//! with its next rounds, or cancelled. Answers are first-wins conditional
+//! writes; a resume runs through the decider (active policies, claims,
+//! budgets) and publishes the outcomes its rounds made, with records.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use crate::decide::{DecideError, Decision};
+use crate::model::decision::RecordContext;
+use crate::model::outcome::policy_error_outcome;
+use crate::model::suspended::{Resolution, SuspendedWorkflow};
+use crate::model::{ActionRecord, Status};
+use crate::pipeline::{action_outcomes, count_actions, decision_record_of, HandleError, Responder, Summary};
+use crate::state::StateError;
+use crate::wakeup::{schedule_name, Wakeup};
+use crate::workflow::{resolve, ResolveError, Stop};
+
+/// Why an answer was not taken. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("suspended workflows need a state table (STATE_TABLE)")]
+    NoState,
+    #[error("no suspended workflow {workflow:?} waits for action {action_id:?}")]
+    Unknown { workflow: String, action_id: String },
+    #[error("{user} is not one of the approvers of action {action_id:?}")]
+    NotAnApprover { user: String, action_id: String },
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What became of an answer.
+#[derive(Debug)]
+pub enum Answered {
+    /// It was the first: recorded. `ready` when no pending action of the
+    /// workflow is left, so it can resume.
+    Recorded {
+        workflow: Box<SuspendedWorkflow>,
+        record: ActionRecord,
+        ready: bool,
+    },
+    /// Another answer (or the timeout) came first: its record.
+    Already { record: Option<ActionRecord> },
+}
+
+impl Responder {
+    /// Records the result of a pending action, first wins. `slack_user`:
+    /// the Slack user answering, checked against the action's approvers.
+    pub async fn answer(
+        &self,
+        workflow_id: &str,
+        action_id: &str,
+        resolution: &Resolution,
+        slack_user: Option<&str>,
+    ) -> Result<Answered, AnswerError> {
+        let state = self.decider().state().ok_or(AnswerError::NoState)?;
+        let unknown = || AnswerError::Unknown {
+            workflow: workflow_id.to_string(),
+            action_id: action_id.to_string(),
+        };
+        let workflow = state.workflow(workflow_id).await?.ok_or_else(unknown)?;
+        let pending = workflow.pending_action(action_id).ok_or_else(unknown)?;
+        if let Some(user) = slack_user {
+            if !pending.approvers.is_empty() && !pending.approvers.iter().any(|a| a == user) {
+                return Err(AnswerError::NotAnApprover {
+                    user: user.to_string(),
+                    action_id: action_id.to_string(),
+                });
+            }
+        }
+        let (record, writes) = resolve(&workflow, action_id, resolution)?;
+        if !state.resolve(workflow_id, &record, &writes).await? {
+            let record = state.action_record(workflow_id, action_id).await?;
+            tracing::info!(
+                workflow = workflow_id,
+                action_id,
+                "already answered; this answer changes nothing"
+            );
+            return Ok(Answered::Already { record });
+        }
+        tracing::info!(workflow = workflow_id, action_id, result = %record.result.clone().unwrap_or_default(), "pending action resolved");
+        if let Some(wakeups) = self.decider().wakeups() {
+            if !matches!(resolution, Resolution::DueTime { .. }) {
+                // Best effort: a schedule that fires later finds nothing pending.
+                if let Err(err) = wakeups.cancel(&schedule_name(workflow_id, action_id)).await {
+                    tracing::warn!(workflow = workflow_id, action_id, error = %err, "could not delete the schedule; it will find the action answered");
+                }
+            }
+        }
+        let mut ready = true;
+        for other in workflow.pending.iter().filter(|p| p.id != action_id) {
+            let stored = state.action_record(workflow_id, &other.id).await?;
+            if stored.is_none_or(|r| r.status == Status::Pending) {
+                ready = false;
+            }
+        }
+        Ok(Answered::Recorded {
+            workflow: Box::new(workflow),
+            record,
+            ready,
+        })
+    }
+
+    /// A wakeup delivered to this invocation: a due time resolves its
+    /// action, then the workflow resumes here when nothing else is pending.
+    pub async fn wake(
+        &self,
+        wakeup: &Wakeup,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+    ) -> Result<Summary, HandleError> {
+        let workflow = match wakeup {
+            Wakeup::Resume { workflow } => workflow,
+            Wakeup::Due { workflow, action } => {
+                let due = Resolution::DueTime {
+                    now: chrono::Utc::now(),
+                };
+                match self.answer(workflow, action, &due, None).await {
+                    Ok(Answered::Recorded { ready: true, .. }) => {}
+                    Ok(_) => return Ok(Summary::default()),
+                    Err(AnswerError::State(err)) => return Err(HandleError::State(err)),
+                    Err(err) => {
+                        // A workflow that moved on or ended: nothing to do.
+                        tracing::info!(workflow = %workflow, action_id = %action, reason = %err, "due time of an action no longer pending");
+                        return Ok(Summary::default());
+                    }
+                }
+                workflow
+            }
+        };
+        self.resume(workflow, deadline, request_id).await
+    }
+
+    /// Runs a workflow on whose pending actions all have their results,
+    /// publishing the outcomes of the resolved actions and of every action
+    /// its next rounds ran (earlier outcomes were published before).
+    pub async fn resume(
+        &self,
+        workflow_id: &str,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+    ) -> Result<Summary, HandleError> {
+        let resumed = match self.decider().resume(workflow_id, deadline).await {
+            Ok(Some(resumed)) => resumed,
+            Ok(None) => return Ok(Summary::default()),
+            Err(DecideError::State(err)) => return Err(HandleError::State(err)),
+            Err(DecideError::Wakeup(err)) => return Err(HandleError::Wakeup(err)),
+            Err(busy @ DecideError::NamespaceBusy { .. }) => return Err(HandleError::NamespaceBusy(busy)),
+        };
+        let mut summary = Summary {
+            records: 1,
+            ..Summary::default()
+        };
+        summary.policy_micros += resumed.decided.policy_time.as_micros() as u64;
+        let published: HashSet<&str> = resumed
+            .suspended
+            .actions
+            .iter()
+            .filter(|a| a.status != Status::Pending)
+            .map(|a| a.id.as_str())
+            .collect();
+        let mut outcomes = Vec::new();
+        let mut retries = Vec::new();
+        if let Decision::Alerts(reports) = &resumed.decided.decision {
+            for report in reports {
+                summary.alerts += 1;
+                if let Stop::PolicyError { error } = &report.stop {
+                    summary.policy_errors += 1;
+                    outcomes.push(policy_error_outcome(
+                        &resumed.envelope,
+                        Some(&report.alert),
+                        &error.to_string(),
+                    ));
+                }
+                let mut new_only = report.clone();
+                new_only.actions.retain(|a| !published.contains(a.id.as_str()));
+                count_actions(&new_only, &mut summary);
+                outcomes.extend(action_outcomes(&resumed.envelope, &new_only));
+                retries.extend(report.retries.iter().cloned());
+            }
+        }
+        for outcome in &mut outcomes {
+            outcome.bundle_digest = Some(resumed.decided.bundle_digest.clone());
+        }
+        let context = RecordContext {
+            request_id,
+            bundle_digest: &resumed.decided.bundle_digest,
+            engine: resumed.decided.engine.as_str(),
+        };
+        let record =
+            decision_record_of(&context, &resumed.envelope, &resumed.decided).resumed_at(resumed.suspended.rounds);
+        if !outcomes.is_empty() {
+            if let Err(err) = self.publisher().publish(&outcomes).await {
+                let _ = self.keep_records(std::slice::from_ref(&record)).await;
+                return Err(err.into());
+            }
+            summary.outcomes += outcomes.len();
+        }
+        self.keep_records(std::slice::from_ref(&record)).await?;
+        match retries.first() {
+            Some(first) => Err(HandleError::Retry {
+                count: retries.len(),
+                first: first.clone(),
+            }),
+            None => Ok(summary),
+        }
+    }
+
+    /// Cancels a suspended workflow: every action still pending becomes
+    /// `skipped` (reason `cancelled`), their outcomes are published, and no
+    /// round runs again.
+    pub async fn cancel(&self, workflow_id: &str, by: &str) -> Result<Summary, HandleError> {
+        let Some(state) = self.decider().state() else {
+            return Ok(Summary::default());
+        };
+        let lease = std::time::Duration::from_secs(60);
+        let Some(workflow) = state.take_workflow(workflow_id, lease).await? else {
+            return Ok(Summary::default());
+        };
+        let cancelled = Resolution::Cancelled { by: by.to_string() };
+        let mut records = Vec::new();
+        for pending in &workflow.pending {
+            let Ok((record, writes)) = resolve(&workflow, &pending.id, &cancelled) else {
+                continue;
+            };
+            if state.resolve(workflow_id, &record, &writes).await? {
+                records.push(record);
+            }
+            if let Some(wakeups) = self.decider().wakeups() {
+                if let Err(err) = wakeups.cancel(&schedule_name(workflow_id, &pending.id)).await {
+                    tracing::warn!(workflow = workflow_id, action_id = %pending.id, error = %err, "could not delete the schedule");
+                }
+            }
+        }
+        state.end_workflow(workflow_id).await?;
+        let source = &workflow.source;
+        let envelope = crate::ingest::envelope_from_recorded(
+            (*workflow.alert.data).clone(),
+            &source.schema,
+            Some(&source.message_id),
+            source.topic_arn.as_deref(),
+            source.timestamp,
+        )
+        .map_err(|err| StateError {
+            table: "workflow".to_string(),
+            operation: "cancel",
+            reason: format!("the stored message of workflow {workflow_id} no longer ingests: {err}"),
+        })?;
+        let report = crate::workflow::WorkflowReport {
+            alert: workflow.alert.clone(),
+            initial_attrs: Vec::new(),
+            actions: records,
+            retries: Vec::new(),
+            rounds: workflow.rounds,
+            stop: Stop::Completed,
+            policy_time: std::time::Duration::ZERO,
+        };
+        let mut summary = Summary::default();
+        count_actions(&report, &mut summary);
+        let outcomes = action_outcomes(&envelope, &report);
+        if !outcomes.is_empty() {
+            self.publisher().publish(&outcomes).await?;
+            summary.outcomes += outcomes.len();
+        }
+        tracing::info!(
+            workflow = workflow_id,
+            by,
+            cancelled = summary.actions,
+            "workflow cancelled"
+        );
+        Ok(summary)
+    }
+}
