@@ -61,7 +61,13 @@ impl Responder {
             workflow: workflow_id.to_string(),
             action_id: action_id.to_string(),
         };
-        let workflow = state.workflow(workflow_id).await?.ok_or_else(unknown)?;
+        let Some(workflow) = state.workflow(workflow_id).await? else {
+            // Its workflow moved on: an action it resolved says so.
+            return match state.action_record(workflow_id, action_id).await? {
+                Some(record) if record.status != Status::Pending => Ok(Answered::Already { record: Some(record) }),
+                _ => Err(unknown()),
+            };
+        };
         let pending = workflow.pending_action(action_id).ok_or_else(unknown)?;
         if let Some(user) = slack_user {
             if !pending.approvers.is_empty() && !pending.approvers.iter().any(|a| a == user) {

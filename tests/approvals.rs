@@ -1,0 +1,592 @@
+//! Human in the loop, in process: the real `approval.request` and `wait`
+//! actions against a loopback Slack API, the in-memory state and wakeups,
+//! the function URL's handler fed API Gateway v2 events signed as Slack
+//! signs them. The moto-backed and Lambda-mode halves are in
+//! `approvals_aws.rs`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alert_responder::action::Registry;
+use alert_responder::config::{Config, Endpoints};
+use alert_responder::decide::Decider;
+use alert_responder::http::HttpClient;
+use alert_responder::ingest::ingest_document;
+use alert_responder::interaction::{slack_signature, CallbackKey, InteractionSettings, Interactions};
+use alert_responder::memory::{MemoryPublisher, MemoryState};
+use alert_responder::model::{Outcome, Status};
+use alert_responder::pipeline::Responder;
+use alert_responder::policy::{PolicyFile, PolicySet};
+use alert_responder::secrets::SecretResolver;
+use alert_responder::state::{StateStore, WorkflowStore};
+use alert_responder::wakeup::{MemoryWakeups, Wakeup};
+use common::{fixture, loopback_allowed, Recorded, Reply, TestServer};
+use serde_json::{json, Value};
+
+const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const APPROVER: &str = "U0LEAD";
+
+const ALERT_POLICY: &str = r#"package alert.matano
+alert contains {"title": input.updated_alert.title, "severity": input.updated_alert.severity, "namespace": "hosts"} if true
+"#;
+
+/// The README's worked example: isolate on approval, escalate when nobody
+/// answered in 30 minutes; the isolation and the page are webhooks here.
+fn example_policy(hooks: &str) -> String {
+    format!(
+        r#"package action
+
+run contains {{"id": "ask-isolate", "uses": "approval.request", "args": {{
+    "secret_token": "xoxb-test", "channel": "C0SECOPS",
+    "text": "Isolate the host?", "approvers": ["{APPROVER}"], "timeout_seconds": 1800,
+}}}}
+
+answer := a if {{
+    some c in input.called
+    c.id == "ask-isolate"
+    c.status == "succeeded"
+    a := c.result.answer
+}}
+
+run contains {{"id": "isolate", "uses": "webhook.post", "args": {{"url": "{hooks}/isolate", "data": {{"by": by}}}}}} if {{
+    answer == "approve"
+    some c in input.called
+    c.id == "ask-isolate"
+    by := c.result.user
+}}
+
+run contains {{"id": "escalate", "uses": "webhook.post", "args": {{"url": "{hooks}/page"}}}} if answer == "timeout"
+"#
+    )
+}
+
+/// Slack's API (chat.postMessage, chat.update) and a response_url, on loopback.
+async fn slack_api() -> TestServer {
+    TestServer::start(|req: &Recorded| match req.path.as_str() {
+        "/chat.postMessage" => Reply::json(
+            200,
+            json!({"ok": true, "channel": "C0SECOPS", "ts": "1700000000.000100"}),
+        ),
+        "/chat.update" => Reply::json(200, json!({"ok": true})),
+        _ => Reply::json(200, json!({})),
+    })
+    .await
+}
+
+struct Rig {
+    responder: Responder,
+    interactions: Arc<Interactions>,
+    state: Arc<MemoryState>,
+    wakeups: Arc<MemoryWakeups>,
+    publisher: Arc<MemoryPublisher>,
+    slack: TestServer,
+    hooks: TestServer,
+}
+
+async fn rig(action_policy: impl Fn(&str) -> String) -> Rig {
+    rig_with(action_policy, true).await
+}
+
+async fn rig_with(action_policy: impl Fn(&str) -> String, with_state: bool) -> Rig {
+    let slack = slack_api().await;
+    let hooks = TestServer::ok().await;
+    let policies = PolicySet::compile(
+        vec![
+            PolicyFile {
+                name: "alert.rego".into(),
+                text: ALERT_POLICY.into(),
+            },
+            PolicyFile {
+                name: "action.rego".into(),
+                text: action_policy(&hooks.url("")),
+            },
+        ],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let slack_base = slack.url("");
+    let interactions = Arc::new(Interactions::new(
+        InteractionSettings {
+            slack_signing_secret: Some(json!(SIGNING_SECRET)),
+            callback_secret: None,
+            public_url: Some("https://abc.lambda-url.us-east-1.on.aws/".into()),
+        },
+        SecretResolver::literals_only(),
+        None,
+        HttpClient::new(loopback_allowed()),
+        slack_base.clone(),
+    ));
+    let endpoints = Endpoints {
+        slack: slack_base.clone(),
+        ..Endpoints::default()
+    };
+    let http = HttpClient::new(loopback_allowed());
+    let registry =
+        Registry::builtin(http.clone(), &endpoints, None, None).with_callbacks(http, &slack_base, interactions.clone());
+    let state = Arc::new(MemoryState::new());
+    let wakeups = Arc::new(MemoryWakeups::default());
+    let store: Option<Arc<dyn StateStore>> = match with_state {
+        true => Some(state.clone()),
+        false => None,
+    };
+    let decider = Decider::new(
+        Arc::new(policies),
+        registry,
+        alert_responder::app::decide_settings(&Config::default()),
+        SecretResolver::literals_only(),
+        store,
+    )
+    .with_wakeups(wakeups.clone());
+    let publisher = Arc::new(MemoryPublisher::default());
+    Rig {
+        responder: Responder::new(decider, publisher.clone()),
+        interactions,
+        state,
+        wakeups,
+        publisher,
+        slack,
+        hooks,
+    }
+}
+
+fn change() -> Vec<u8> {
+    fixture("matano_alert_change_v2.json").into_bytes()
+}
+
+impl Rig {
+    async fn deliver_change(&self) -> Vec<Outcome> {
+        let records = ingest_document(&change(), &"matano".into());
+        self.responder.handle(records, None).await.unwrap();
+        self.publisher.take()
+    }
+
+    /// The one suspended workflow's id.
+    async fn workflow_id(&self) -> String {
+        let workflows = self.state.workflows().await.unwrap();
+        assert_eq!(workflows.len(), 1, "{workflows:?}");
+        workflows[0].id().to_string()
+    }
+
+    /// The button values of the approval message Slack was asked to post.
+    fn buttons(&self) -> Vec<String> {
+        let posted: Vec<Value> = self
+            .slack
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/chat.postMessage")
+            .map(Recorded::json)
+            .collect();
+        assert_eq!(posted.len(), 1, "one approval message: {posted:#?}");
+        let blocks = posted[0]["blocks"].as_array().unwrap();
+        let actions = blocks.last().unwrap();
+        assert_eq!(actions["type"], "actions");
+        actions["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["value"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Slack's interaction for a click on the button with `value` by `user`.
+    fn click(&self, value: &str, user: &str) -> Value {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user, "username": "lead"},
+            "channel": {"id": "C0SECOPS"},
+            "message": {"ts": "1700000000.000100"},
+            "response_url": self.slack.url("/response"),
+            "actions": [{"action_id": "alert_responder_answer_0", "block_id": "alert_responder_answer", "value": value, "type": "button"}],
+        });
+        let now = chrono::Utc::now().timestamp().to_string();
+        slack_event(&form_encode(&payload.to_string()), &now, SIGNING_SECRET)
+    }
+
+    async fn serve(&self, event: &Value) -> (u16, Value) {
+        let answer = self.interactions.serve(&self.responder, event).await;
+        (answer.status, answer.body)
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hooks.requests().iter().filter(|r| r.path == path).count()
+    }
+}
+
+fn form_encode(text: &str) -> String {
+    let encoded: String = text
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("payload={encoded}")
+}
+
+/// A Function URL event of Slack's interaction request, signed with `secret`.
+fn slack_event(body: &str, timestamp: &str, secret: &str) -> Value {
+    let signature = slack_signature(secret.as_bytes(), timestamp, body.as_bytes());
+    json!({
+        "version": "2.0",
+        "rawPath": "/slack/interactions",
+        "headers": {
+            "content-type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+        },
+        "requestContext": {"http": {"method": "POST", "path": "/slack/interactions"}},
+        "body": body,
+        "isBase64Encoded": false,
+    })
+}
+
+fn callback_event(token: &str, body: Value) -> Value {
+    json!({
+        "version": "2.0",
+        "rawPath": format!("/callbacks/{token}"),
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST", "path": format!("/callbacks/{token}")}},
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    })
+}
+
+fn by_action<'a>(outcomes: &'a [Outcome], id: &str) -> Vec<&'a Outcome> {
+    outcomes
+        .iter()
+        .filter(|o| o.action.as_ref().is_some_and(|a| a.id == id))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_approval_suspends_the_workflow_and_the_answer_resumes_it_once() {
+    let rig = rig(example_policy).await;
+    let outcomes = rig.deliver_change().await;
+    // The question is posted once, the workflow suspended with its pending outcome.
+    let asked = by_action(&outcomes, "ask-isolate");
+    assert_eq!(asked.len(), 1, "{outcomes:#?}");
+    assert_eq!(asked[0].status, Status::Pending);
+    assert!(asked[0].outcome_id.ends_with("-pending"));
+    let pending_result = asked[0].result.clone().unwrap();
+    assert_eq!(pending_result["status"], "pending");
+    assert_eq!(pending_result["approvers"], json!([APPROVER]));
+    assert!(pending_result["callback_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://abc.lambda-url.us-east-1.on.aws/callbacks/"));
+    assert_eq!(outcomes.len(), 1, "nothing else ran: {outcomes:#?}");
+    let workflow = rig.workflow_id().await;
+    let scheduled = rig.wakeups.scheduled();
+    assert_eq!(scheduled.len(), 1, "one timeout schedule: {scheduled:?}");
+    assert_eq!(
+        scheduled[0].2,
+        Wakeup::Due {
+            workflow: workflow.clone(),
+            action: "ask-isolate".into()
+        }
+    );
+    let due_in = scheduled[0].1 - chrono::Utc::now();
+    assert!(
+        (1790..=1800).contains(&due_in.num_seconds()),
+        "timeout_seconds 1800: {due_in:?}"
+    );
+    let buttons = rig.buttons();
+    assert_eq!(buttons.len(), 2);
+    assert!(
+        buttons[0].ends_with("|approve") && buttons[1].ends_with("|deny"),
+        "{buttons:?}"
+    );
+    // The Slack message is the alert's, with the question.
+    let posted = rig.slack.requests()[0].json();
+    assert_eq!(posted["channel"], "C0SECOPS");
+    assert_eq!(rig.slack.requests()[0].headers["authorization"], "Bearer xoxb-test");
+    assert!(posted["blocks"].to_string().contains("Isolate the host?"));
+
+    // A redelivery of the change posts nothing again: the pending record replays.
+    let again = rig.deliver_change().await;
+    assert_eq!(by_action(&again, "ask-isolate")[0].status, Status::Pending);
+    assert!(by_action(&again, "ask-isolate")[0].replay);
+    assert_eq!(rig.slack.requests().len(), 1, "asked once");
+
+    // The approver clicks Approve: recorded, Slack's message replaced, the
+    // resume sent to another invocation, the timeout schedule deleted.
+    let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    assert_eq!((status, &body["status"]), (200, &json!("recorded")), "{body}");
+    let replaced: Vec<Value> = rig
+        .slack
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/response")
+        .map(Recorded::json)
+        .collect();
+    assert_eq!(
+        replaced.len(),
+        1,
+        "the message is updated through response_url (a literal token is not kept)"
+    );
+    assert_eq!(replaced[0]["replace_original"], true);
+    assert!(
+        replaced[0]["text"].as_str().unwrap().contains("*approve* by <@U0LEAD>"),
+        "{replaced:?}"
+    );
+    assert!(rig.wakeups.scheduled().is_empty(), "the timeout schedule is deleted");
+    let sent = rig.wakeups.take_sent();
+    assert_eq!(
+        sent,
+        vec![Wakeup::Resume {
+            workflow: workflow.clone()
+        }]
+    );
+    assert_eq!(rig.hits("/isolate"), 0, "nothing ran yet: Slack is answered first");
+
+    // The resume invocation: the approved action runs, once.
+    let summary = rig.responder.wake(&sent[0], None, None).await.unwrap();
+    let resumed = rig.publisher.take();
+    assert_eq!(rig.hits("/isolate"), 1);
+    assert_eq!(rig.hooks.requests()[0].json()["data"]["by"], APPROVER);
+    let final_ask = by_action(&resumed, "ask-isolate");
+    assert_eq!(final_ask.len(), 1, "{resumed:#?}");
+    assert_eq!(final_ask[0].status, Status::Succeeded);
+    assert!(!final_ask[0].outcome_id.ends_with("-pending"));
+    assert_eq!(final_ask[0].result.as_ref().unwrap()["answer"], "approve");
+    assert_eq!(final_ask[0].result.as_ref().unwrap()["user"], APPROVER);
+    assert_eq!(by_action(&resumed, "isolate")[0].status, Status::Succeeded);
+    assert!(by_action(&resumed, "escalate").is_empty());
+    assert_eq!(summary.outcomes, 2);
+    assert!(rig.state.workflows().await.unwrap().is_empty(), "the workflow ended");
+
+    // A double click, a second resume, a late timeout: nothing changes.
+    let (status, body) = rig.serve(&rig.click(&buttons[1], APPROVER)).await;
+    assert_eq!((status, &body["status"]), (200, &json!("already_answered")), "{body}");
+    let noted = rig.slack.requests().last().unwrap().json();
+    assert_eq!(noted["response_type"], "ephemeral");
+    assert!(noted["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Already answered: *approve*"));
+    let late = Wakeup::Due {
+        workflow: workflow.clone(),
+        action: "ask-isolate".into(),
+    };
+    assert_eq!(rig.responder.wake(&late, None, None).await.unwrap().outcomes, 0);
+    let again = Wakeup::Resume { workflow };
+    assert_eq!(rig.responder.wake(&again, None, None).await.unwrap().outcomes, 0);
+    assert_eq!(rig.hits("/isolate"), 1, "isolated once");
+    assert!(rig.publisher.take().is_empty());
+}
+
+#[tokio::test]
+async fn without_an_answer_the_timeout_escalates_and_a_late_click_changes_nothing() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
+    // The schedule fires: its invocation resolves the approval and resumes.
+    let summary = rig.responder.wake(&due, None, None).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(
+        by_action(&outcomes, "ask-isolate")[0].result.as_ref().unwrap(),
+        &json!({"answer": "timeout"})
+    );
+    assert_eq!(by_action(&outcomes, "escalate")[0].status, Status::Succeeded);
+    assert_eq!((rig.hits("/page"), rig.hits("/isolate")), (1, 0));
+    assert_eq!(summary.outcomes, 2);
+    // The approver clicks after the timeout: said so, nothing runs.
+    let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("already_answered")));
+    assert!(rig.slack.requests().last().unwrap().json()["text"]
+        .as_str()
+        .unwrap()
+        .contains("timed out"));
+    assert!(rig.wakeups.take_sent().len() <= 1);
+    assert_eq!(rig.hits("/isolate"), 0);
+}
+
+#[tokio::test]
+async fn requests_that_are_not_proven_or_not_allowed_touch_nothing() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    let workflow = rig.workflow_id().await;
+    let good = rig.click(&buttons[0], APPROVER);
+    let now = chrono::Utc::now().timestamp();
+    let body = good["body"].as_str().unwrap().to_string();
+
+    let mut unsigned = good.clone();
+    unsigned["headers"].as_object_mut().unwrap().remove("X-Slack-Signature");
+    let badly_signed = slack_event(&body, &now.to_string(), "not-the-secret");
+    let stale = slack_event(&body, &(now - 301).to_string(), SIGNING_SECRET);
+    let wrong_approver = rig.click(&buttons[0], "U0INTERN");
+    let key = CallbackKey::derive(SIGNING_SECRET.as_bytes());
+    let unknown = rig.click(&format!("{}|approve", key.token("0000", "ask-isolate")), APPROVER);
+    let forged = rig.click(
+        &format!(
+            "{}|approve",
+            CallbackKey::derive(b"other").token(&workflow, "ask-isolate")
+        ),
+        APPROVER,
+    );
+    let not_a_choice = rig.click(&format!("{}|maybe", buttons[0].split_once('|').unwrap().0), APPROVER);
+    let mut oversized = slack_event(&"x".repeat(70 * 1024), &now.to_string(), SIGNING_SECRET);
+    oversized["body"] = json!("x".repeat(70 * 1024));
+    let mut get = good.clone();
+    get["requestContext"]["http"]["method"] = json!("GET");
+    let mut elsewhere = good.clone();
+    elsewhere["rawPath"] = json!("/admin");
+    for (name, event, expected) in [
+        ("unsigned", &unsigned, 401),
+        ("badly signed", &badly_signed, 401),
+        ("stale", &stale, 401),
+        ("wrong approver", &wrong_approver, 403),
+        ("unknown workflow", &unknown, 404),
+        ("forged token", &forged, 400),
+        ("not a choice", &not_a_choice, 400),
+        ("oversized", &oversized, 400),
+        ("not a POST", &get, 405),
+        ("unknown route", &elsewhere, 404),
+    ] {
+        let (status, body) = rig.serve(event).await;
+        assert_eq!(status, expected, "{name}: {body}");
+        assert!(body["error"].is_string(), "{name}: says why: {body}");
+    }
+    // Still pending: nothing was recorded, nothing resumed.
+    let stored = rig
+        .state
+        .action_record(&workflow, "ask-isolate")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, Status::Pending);
+    assert!(rig.wakeups.take_sent().is_empty());
+    assert_eq!(rig.wakeups.scheduled().len(), 1);
+    // The approver's own click still works afterwards.
+    assert_eq!(rig.serve(&good).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_signed_callback_answers_without_slack() {
+    let rig = rig(example_policy).await;
+    let outcomes = rig.deliver_change().await;
+    let url = by_action(&outcomes, "ask-isolate")[0].result.as_ref().unwrap()["callback_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = url.rsplit_once("/callbacks/").unwrap().1.to_string();
+    let (status, body) = rig
+        .serve(&callback_event(&token, json!({"answer": "deny", "user": "soar"})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["answer"], "deny");
+    assert_eq!(body["result"]["user"], "soar");
+    let (status, body) = rig.serve(&callback_event(&token, json!({"answer": "approve"}))).await;
+    assert_eq!((status, &body["status"]), (409, &json!("already_answered")), "{body}");
+    assert_eq!(body["result"]["answer"], "deny");
+    for (name, event, expected) in [
+        (
+            "bad token",
+            callback_event("abc.def.ghi", json!({"answer": "approve"})),
+            401,
+        ),
+        ("no answer", callback_event(&token, json!({"user": "x"})), 400),
+        (
+            "not JSON",
+            {
+                let mut e = callback_event(&token, json!({}));
+                e["body"] = json!("answer=approve");
+                e
+            },
+            400,
+        ),
+    ] {
+        assert_eq!(rig.serve(&event).await.0, expected, "{name}");
+    }
+    let sent = rig.wakeups.take_sent();
+    assert_eq!(sent.len(), 1);
+    rig.responder.wake(&sent[0], None, None).await.unwrap();
+    assert_eq!(
+        (rig.hits("/isolate"), rig.hits("/page")),
+        (0, 0),
+        "denied: nothing runs"
+    );
+    assert!(rig.state.workflows().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_wait_resumes_when_its_time_comes_with_the_time_waited() {
+    let rig = rig(|hooks| {
+        format!(
+            r#"package action
+run contains {{"id": "cool-down", "uses": "wait", "args": {{"seconds": 90}}}}
+run contains {{"id": "recheck", "uses": "webhook.post", "args": {{"url": "{hooks}/recheck", "data": {{"waited": c.result.waited_seconds}}}}}} if {{
+    some c in input.called
+    c.id == "cool-down"
+    c.status == "succeeded"
+}}
+"#
+        )
+    })
+    .await;
+    let outcomes = rig.deliver_change().await;
+    assert_eq!(by_action(&outcomes, "cool-down")[0].status, Status::Pending);
+    let (_, at, due) = rig.wakeups.scheduled().pop().unwrap();
+    assert!(
+        (at - chrono::Utc::now()).num_seconds() >= 59,
+        "scheduled a minute ahead at least"
+    );
+    // Early resumes do nothing: the wait has no result yet.
+    let workflow = rig.workflow_id().await;
+    let early = Wakeup::Resume { workflow };
+    assert_eq!(rig.responder.wake(&early, None, None).await.unwrap().outcomes, 0);
+    assert_eq!(rig.hits("/recheck"), 0);
+    rig.responder.wake(&due, None, None).await.unwrap();
+    let resumed = rig.publisher.take();
+    let waited = by_action(&resumed, "cool-down")[0].result.clone().unwrap();
+    assert!(waited["waited_seconds"].as_i64().is_some(), "{waited}");
+    assert_eq!(rig.hits("/recheck"), 1);
+    assert_eq!(
+        rig.hooks.requests()[0].json()["data"]["waited"],
+        waited["waited_seconds"]
+    );
+}
+
+#[tokio::test]
+async fn without_a_state_table_an_approval_fails_saying_what_it_needs() {
+    let rig = rig_with(example_policy, false).await;
+    let outcomes = rig.deliver_change().await;
+    let asked = by_action(&outcomes, "ask-isolate");
+    assert_eq!(asked[0].status, Status::Failed);
+    assert!(
+        asked[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("needs a state table (STATE_TABLE)"),
+        "{asked:?}"
+    );
+    assert!(rig.slack.requests().is_empty(), "nothing posted");
+}
+
+#[tokio::test]
+async fn a_cancelled_workflow_publishes_its_pending_actions_skipped_and_runs_no_more() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    let workflow = rig.workflow_id().await;
+    let summary = rig.responder.cancel(&workflow, "oncall").await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(summary.outcomes, 1);
+    let cancelled = by_action(&outcomes, "ask-isolate");
+    assert_eq!(cancelled[0].status, Status::Skipped);
+    assert_eq!(
+        cancelled[0].skip_reason,
+        Some(alert_responder::model::SkipReason::Cancelled)
+    );
+    assert!(rig.state.workflows().await.unwrap().is_empty());
+    assert!(rig.wakeups.scheduled().is_empty());
+    // A click afterwards: said so, nothing runs.
+    let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("already_answered")));
+    assert_eq!(rig.hits("/isolate"), 0);
+}
