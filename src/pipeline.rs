@@ -10,8 +10,8 @@ use crate::decide::{DecideError, Decided, Decider, Decision, Rehearsal};
 use crate::ingest::{Envelope, IngestError, Ingested, QueuedRecord, Rejected};
 use crate::model::decision::{DecisionRecord, DecisionResult, RecordContext, ShadowRecord};
 use crate::model::outcome::{
-    policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType, SourceMessage,
-    SCHEMA_VERSION,
+    pending_outcome_id, policy_error_outcome, rejected_outcome, stale_outcome, ActionSummary, AlertSummary, EventType,
+    SourceMessage, SCHEMA_VERSION,
 };
 use crate::model::{Outcome, Status};
 use crate::policy::PolicySet;
@@ -537,12 +537,6 @@ pub(crate) fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
     summary.failed_actions += actions().filter(|a| a.status == Status::Failed).count();
 }
 
-/// The outcome id of a pending action's `pending` outcome: its final
-/// outcome keeps the action's own id.
-fn pending_outcome_id(outcome_id: &str) -> String {
-    format!("{outcome_id}-pending")
-}
-
 /// One outcome per final action record of a workflow (an action to be
 /// retried gets its outcome with the retry; a commit-only entry, which ran
 /// nothing, gets none).
@@ -558,7 +552,7 @@ pub(crate) fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> V
             event_type: EventType::ActionOutcome,
             // A pending action has two outcomes: pending, then its final one.
             outcome_id: match record.status {
-                Status::Pending => pending_outcome_id(&record.outcome_id),
+                Status::Pending => pending_outcome_id(&report.alert.id, &record.id),
                 _ => record.outcome_id.clone(),
             },
             status: record.status,

@@ -268,7 +268,8 @@ async fn an_approval_suspends_the_workflow_and_the_answer_resumes_it_once() {
     let asked = by_action(&outcomes, "ask-isolate");
     assert_eq!(asked.len(), 1, "{outcomes:#?}");
     assert_eq!(asked[0].status, Status::Pending);
-    assert!(asked[0].outcome_id.ends_with("-pending"));
+    let ids = alert_responder::model::outcome::pending_outcome_id(&asked[0].alert.as_ref().unwrap().id, "ask-isolate");
+    assert_eq!(asked[0].outcome_id, ids, "the pending outcome has its own id");
     let pending_result = asked[0].result.clone().unwrap();
     assert_eq!(pending_result["status"], "pending");
     assert_eq!(pending_result["approvers"], json!([APPROVER]));
@@ -349,7 +350,7 @@ async fn an_approval_suspends_the_workflow_and_the_answer_resumes_it_once() {
     let final_ask = by_action(&resumed, "ask-isolate");
     assert_eq!(final_ask.len(), 1, "{resumed:#?}");
     assert_eq!(final_ask[0].status, Status::Succeeded);
-    assert!(!final_ask[0].outcome_id.ends_with("-pending"));
+    assert_ne!(final_ask[0].outcome_id, ids, "the final outcome has the action's id");
     assert_eq!(final_ask[0].result.as_ref().unwrap()["answer"], "approve");
     assert_eq!(final_ask[0].result.as_ref().unwrap()["user"], APPROVER);
     assert_eq!(by_action(&resumed, "isolate")[0].status, Status::Succeeded);

@@ -22,78 +22,14 @@ use alert_responder::publish::Publisher;
 use alert_responder::secrets::SecretResolver;
 use alert_responder::state::StateStore;
 use common::proxy::{Mode, OneAtATime, Proxy};
-use common::{create_topic, fixture, sns_client, subscribe_http, Recorded, Reply, TestServer};
+use common::{
+    create_state_table, create_topic, dynamodb, fixture, sns_client, subscribe_http, unique, Recorded, Reply,
+    TestServer,
+};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn unique(name: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
-}
-
-async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&alert_responder::aws::sdk_config())
-}
-
-/// A state table laid out as the templates create it.
-async fn create_state_table() -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
-    };
-    let table = unique("alert-responder-state");
-    let client = dynamodb().await;
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
-        .update_time_to_live()
-        .table_name(&table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    table
-}
 
 /// Policies: one alert per change (in `namespace`), then the given action rules.
 fn policies(dir: &Path, namespace: &str, action_rules: &str) {

@@ -394,6 +394,23 @@ impl WorkflowStore for DynamoState {
             item.insert("state".into(), s("done"));
             item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
+            if writes.is_empty() {
+                let put = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("#pending = :yes")
+                    .expression_attribute_names("#pending", "pending")
+                    .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                    .send()
+                    .await;
+                return match put {
+                    Ok(_) => Ok(true),
+                    Err(err) if is_condition_failure(err.code()) => Ok(false),
+                    Err(err) => Err(self.error("resolve", err)),
+                };
+            }
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))

@@ -239,6 +239,12 @@ fn short_hash(parts: &[&str]) -> String {
     hex::encode(&Sha256::digest(parts.join("\n").as_bytes())[..16])
 }
 
+/// `outcome_id` of a pending action's `pending` outcome (its final outcome
+/// has the action's own id): the same alert and action give the same id.
+pub fn pending_outcome_id(alert_id: &str, action_id: &str) -> String {
+    short_hash(&["pending", alert_id, action_id])
+}
+
 /// `outcome_id` of an action run: the same alert and action give the same id.
 pub fn action_outcome_id(alert_id: &str, action_id: &str) -> String {
     short_hash(&["action", alert_id, action_id])
