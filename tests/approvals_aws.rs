@@ -528,3 +528,157 @@ fn approve_button_literal(slack: &TestServer) -> String {
         .unwrap()
         .to_string()
 }
+
+struct Cli {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Cli {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+        .args(args)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("POLICY_DIR")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Cli {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// `run` suspends on an approval (local run, state table in moto); the
+/// operator lists the suspended workflows, shows one, answers and resumes
+/// it (its outcomes printed), and cancels another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
+    let slack = slack_api().await;
+    let hooks = TestServer::ok().await;
+    let table = create_state_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alert.rego"), ALERT_POLICY).unwrap();
+    std::fs::write(
+        dir.path().join("action.rego"),
+        format!(
+            r#"package action
+run contains {{"id": "ask-isolate", "uses": "approval.request", "args": {{"secret_token": "xoxb-literal", "channel": "C0SECOPS", "approvers": ["{APPROVER}"]}}}}
+run contains {{"id": "isolate", "uses": "webhook.post", "args": {{"url": "{}"}}}} if {{
+    some c in input.called
+    c.id == "ask-isolate"
+    c.result.answer == "approve"
+}}
+"#,
+            hooks.url("/isolate")
+        ),
+    )
+    .unwrap();
+    let slack_url = slack.url("");
+    let policies = dir.path().to_str().unwrap().to_string();
+    let env = [
+        ("STATE_TABLE", table.as_str()),
+        ("SLACK_BASE_URL", slack_url.as_str()),
+        ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+        ("HTTP_ALLOW_PRIVATE", "true"),
+    ];
+    let changes = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let mut payload: Value = serde_json::from_str(&fixture("matano_alert_change_v2.json")).unwrap();
+        payload["updated_alert"]["id"] = json!(unique("cli-alert"));
+        let path = changes.path().join(format!("change{n}.json"));
+        std::fs::write(&path, payload.to_string()).unwrap();
+        let run = cli(
+            &["run", "--policies", &policies, "--input", path.to_str().unwrap()],
+            &env,
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let outcome: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+        assert_eq!(outcome["status"], "pending", "{}", run.stdout);
+        assert!(
+            run.stderr.contains("no schedules (SCHEDULE_GROUP unset)"),
+            "{}",
+            run.stderr
+        );
+        ids.push(outcome["alert"]["id"].as_str().unwrap().to_string());
+    }
+    let list = cli(&["workflows", "list", "--table", &table], &[]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    for id in &ids {
+        let line = list
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(id.as_str()))
+            .unwrap_or_else(|| panic!("{}", list.stdout));
+        assert!(
+            line.contains("Suspended") && line.contains("waiting: ask-isolate (approval.request, due "),
+            "{line}"
+        );
+    }
+    assert!(list.stderr.contains("2 suspended workflow(s)"));
+    let show = cli(&["workflows", "show", &ids[0], "--table", &table], &[]);
+    let shown: Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(shown["pending"][0]["approvers"], json!([APPROVER]));
+    assert_eq!(shown["rounds"], 1);
+    assert!(
+        !show.stdout.contains("xoxb-literal"),
+        "a literal secret is never stored"
+    );
+    assert_eq!(cli(&["workflows", "show", "nope", "--table", &table], &[]).code, 4);
+
+    let resume = cli(
+        &[
+            "workflows",
+            "resume",
+            &ids[0],
+            "--answer",
+            "approve",
+            "--by",
+            "alice",
+            "--table",
+            &table,
+            "--policies",
+            &policies,
+        ],
+        &env,
+    );
+    assert_eq!(resume.code, 0, "{}", resume.stderr);
+    let outcomes: Vec<Value> = resume
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: &str| {
+        outcomes
+            .iter()
+            .find(|o| o["action"]["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{outcomes:#?}"))
+    };
+    assert_eq!(by_id("ask-isolate")["result"]["answer"], "approve");
+    assert_eq!(by_id("ask-isolate")["result"]["user"], "alice");
+    assert_eq!(by_id("isolate")["status"], "succeeded");
+    assert_eq!(hooks.requests().len(), 1);
+    assert!(resume.stderr.contains("resumed: 2 action(s)"), "{}", resume.stderr);
+
+    let cancel = cli(
+        &["workflows", "cancel", &ids[1], "--by", "bob", "--table", &table],
+        &env,
+    );
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    let cancelled: Value = serde_json::from_str(cancel.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (cancelled["status"].as_str(), cancelled["skip_reason"].as_str()),
+        (Some("skipped"), Some("cancelled"))
+    );
+    let list = cli(&["workflows", "list", "--table", &table], &[]);
+    assert!(
+        list.stdout.is_empty() && list.stderr.contains("0 suspended workflow(s)"),
+        "{}{}",
+        list.stdout,
+        list.stderr
+    );
+    assert_eq!(hooks.requests().len(), 1, "the cancelled one never isolated");
+}

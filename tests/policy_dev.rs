@@ -21,6 +21,7 @@ fn cli_with(args: &[&str], env: &[(&str, &str)]) -> Run {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("POLICY_DIR")
+        .env_remove("STATE_TABLE")
         .env_remove("POLICY_ENGINE")
         .envs(env.iter().copied())
         .output()
@@ -547,5 +548,40 @@ fn play_mocks_check_the_rules_between_arguments() {
             .contains("arguments `secret_webhook_url` and `secret_token`: give exactly one of them (0 given)"),
         "{}",
         run.stdout
+    );
+}
+
+/// The README's approvals example (`examples/approvals`): `check` says an
+/// approval needs a state table until it has one, the unit tests pass, and
+/// `play` answers the approval from its mocks (approved, timed out).
+#[test]
+fn the_approvals_example_checks_tests_and_plays_its_answers() {
+    let dir = "examples/approvals";
+    let without = cli(&["check", "--policies", dir]);
+    assert_eq!(without.code, 1, "{}{}", without.stdout, without.stderr);
+    assert!(
+        without
+            .stderr
+            .contains("action.rego:12: run entry \"ask-isolate\": approval.request suspends the workflow")
+            && without.stderr.contains("STATE_TABLE"),
+        "{}",
+        without.stderr
+    );
+    let check = cli(&["check", "--policies", dir, "--table", "alert-responder-state"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    let test = cli(&["test", "--policies", dir]);
+    assert!(
+        test.stdout.ends_with("4 passed, 0 failed\n"),
+        "{}{}",
+        test.stdout,
+        test.stderr
+    );
+    let out = tempfile::tempdir().unwrap();
+    let play = cli(&["play", "--policies", dir, "--out", out.path().to_str().unwrap()]);
+    assert_eq!(play.code, 0, "{}{}", play.stdout, play.stderr);
+    assert!(
+        play.stdout.contains("PASS  approved") && play.stdout.contains("PASS  timeout"),
+        "{}",
+        play.stdout
     );
 }

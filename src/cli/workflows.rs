@@ -31,8 +31,10 @@ pub struct WorkflowsArgs {
     /// Append outcomes to this file instead of printing them (resume, cancel).
     #[arg(long, global = true, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub policies: PolicyArgs,
+    /// The policies a resume decides with (default: POLICY_DIR, else
+    /// ./policies, else the bundled starter kit), as `run` reads them.
+    #[arg(long, short = 'd', global = true, value_name = "DIR")]
+    pub policies: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -71,7 +73,10 @@ pub enum WorkflowsCommand {
 /// Exit codes: 0 done; 4 no such suspended workflow.
 pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
-    args.policies.apply(&mut config);
+    PolicyArgs {
+        policies: args.policies.clone(),
+    }
+    .apply(&mut config);
     if let Some(table) = &args.table {
         config.state_table = Some(table.clone());
     }
