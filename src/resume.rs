@@ -43,7 +43,12 @@ pub enum Answered {
         ready: bool,
     },
     /// Another answer (or the timeout) came first: its record.
-    Already { record: Option<ActionRecord> },
+    /// `suspended`: the workflow is still stored (its resume may not have
+    /// started: sending it again is harmless).
+    Already {
+        record: Option<ActionRecord>,
+        suspended: bool,
+    },
 }
 
 impl Responder {
@@ -64,7 +69,10 @@ impl Responder {
         let Some(workflow) = state.workflow(workflow_id).await? else {
             // Its workflow moved on: an action it resolved says so.
             return match state.action_record(workflow_id, action_id).await? {
-                Some(record) if record.status != Status::Pending => Ok(Answered::Already { record: Some(record) }),
+                Some(record) if record.status != Status::Pending => Ok(Answered::Already {
+                    record: Some(record),
+                    suspended: false,
+                }),
                 _ => Err(unknown()),
             };
         };
@@ -85,7 +93,10 @@ impl Responder {
                 action_id,
                 "already answered; this answer changes nothing"
             );
-            return Ok(Answered::Already { record });
+            return Ok(Answered::Already {
+                record,
+                suspended: true,
+            });
         }
         tracing::info!(workflow = workflow_id, action_id, result = %record.result.clone().unwrap_or_default(), "pending action resolved");
         if let Some(wakeups) = self.decider().wakeups() {

@@ -78,12 +78,19 @@ pub struct MemoryWakeups {
 struct MemoryInner {
     scheduled: Vec<(String, DateTime<Utc>, Wakeup)>,
     sent: Vec<Wakeup>,
+    /// Sends fail, as an unreachable Lambda API would.
+    failing: bool,
 }
 
 impl MemoryWakeups {
     /// Schedules not cancelled: name, time, wakeup.
     pub fn scheduled(&self) -> Vec<(String, DateTime<Utc>, Wakeup)> {
         self.inner.lock().expect("not poisoned").scheduled.clone()
+    }
+
+    /// While set, `send` fails.
+    pub fn set_failing(&self, failing: bool) {
+        self.inner.lock().expect("not poisoned").failing = failing;
     }
 
     /// Wakeups sent, taken.
@@ -121,7 +128,14 @@ impl Wakeups for MemoryWakeups {
 
     fn send<'a>(&'a self, wakeup: &'a Wakeup) -> BoxFuture<'a, Result<(), WakeupError>> {
         Box::pin(async move {
-            self.inner.lock().expect("not poisoned").sent.push(wakeup.clone());
+            let mut inner = self.inner.lock().expect("not poisoned");
+            if inner.failing {
+                return Err(WakeupError {
+                    operation: "Invoke",
+                    reason: "the in-memory wakeups are set failing".to_string(),
+                });
+            }
+            inner.sent.push(wakeup.clone());
             Ok(())
         })
     }

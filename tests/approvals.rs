@@ -503,9 +503,11 @@ async fn a_signed_callback_answers_without_slack() {
     ] {
         assert_eq!(rig.serve(&event).await.0, expected, "{name}");
     }
+    // The second answer sent the resume again: harmless, it finds nothing to do.
     let sent = rig.wakeups.take_sent();
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 2);
     rig.responder.wake(&sent[0], None, None).await.unwrap();
+    assert_eq!(rig.responder.wake(&sent[1], None, None).await.unwrap().outcomes, 0);
     assert_eq!(
         (rig.hits("/isolate"), rig.hits("/page")),
         (0, 0),
@@ -590,4 +592,26 @@ async fn a_cancelled_workflow_publishes_its_pending_actions_skipped_and_runs_no_
     let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("already_answered")));
     assert_eq!(rig.hits("/isolate"), 0);
+}
+
+#[tokio::test]
+async fn an_answer_whose_resume_cannot_start_asks_for_a_retry_which_starts_it() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    rig.wakeups.set_failing(true);
+    let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("the answer is recorded"),
+        "{body}"
+    );
+    // Slack retries (or the approver clicks again): the resume starts.
+    rig.wakeups.set_failing(false);
+    let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("already_answered")));
+    let sent = rig.wakeups.take_sent();
+    assert_eq!(sent.len(), 1);
+    rig.responder.wake(&sent[0], None, None).await.unwrap();
+    assert_eq!(rig.hits("/isolate"), 1);
 }

@@ -215,7 +215,7 @@ fn report_answer(action: &str, answered: Answered) {
             "{action}: recorded {}",
             record.result.map(|r| r.to_string()).unwrap_or_default()
         ),
-        Answered::Already { record } => eprintln!(
+        Answered::Already { record, .. } => eprintln!(
             "{action}: already answered {}; this changes nothing",
             record.and_then(|r| r.result).map(|r| r.to_string()).unwrap_or_default()
         ),

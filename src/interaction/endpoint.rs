@@ -191,13 +191,19 @@ impl Interactions {
                 ready,
             }) => {
                 self.show_answer(&workflow, &record, response_url).await;
-                self.start_resume(responder, &claims.workflow, ready).await;
-                HttpAnswer::new(200, json!({"status": "recorded"}))
+                match self.start_resume(responder, &claims.workflow, ready).await {
+                    true => HttpAnswer::new(200, json!({"status": "recorded"})),
+                    false => not_resumed(),
+                }
             }
-            Ok(Answered::Already { record }) => {
+            Ok(Answered::Already { record, suspended }) => {
                 let note = format!("Already answered: {}", answer_text(record.as_ref()));
                 self.ephemeral(response_url, &note).await;
-                HttpAnswer::new(200, json!({"status": "already_answered"}))
+                // A first answer whose resume could not start: start it now.
+                match self.start_resume(responder, &claims.workflow, suspended).await {
+                    true => HttpAnswer::new(200, json!({"status": "already_answered"})),
+                    false => not_resumed(),
+                }
             }
             Err(err) => {
                 let answer = error_answer(&err);
@@ -239,37 +245,50 @@ impl Interactions {
                 ready,
             }) => {
                 self.show_answer(&workflow, &record, None).await;
-                self.start_resume(responder, &claims.workflow, ready).await;
-                HttpAnswer::new(200, json!({"status": "recorded", "result": record.result}))
+                match self.start_resume(responder, &claims.workflow, ready).await {
+                    true => HttpAnswer::new(200, json!({"status": "recorded", "result": record.result})),
+                    false => not_resumed(),
+                }
             }
-            Ok(Answered::Already { record }) => HttpAnswer::new(
-                409,
-                json!({"status": "already_answered", "result": record.and_then(|r| r.result)}),
-            ),
+            Ok(Answered::Already { record, suspended }) => {
+                match self.start_resume(responder, &claims.workflow, suspended).await {
+                    true => HttpAnswer::new(
+                        409,
+                        json!({"status": "already_answered", "result": record.and_then(|r| r.result)}),
+                    ),
+                    false => not_resumed(),
+                }
+            }
             Err(err) => error_answer(&err),
         }
     }
 
     /// Starts the workflow's next rounds without making the caller wait: in
     /// another invocation; in this one when there is no other (local runs).
-    async fn start_resume(&self, responder: &Responder, workflow: &str, ready: bool) {
+    /// False when it could not be started: the caller is told to retry (the
+    /// answer is kept; its retry starts the resume).
+    async fn start_resume(&self, responder: &Responder, workflow: &str, ready: bool) -> bool {
         if !ready {
-            return;
+            return true;
         }
         let wakeup = Wakeup::Resume {
             workflow: workflow.to_string(),
         };
         match responder.decider().wakeups() {
-            Some(wakeups) => {
-                if let Err(err) = wakeups.send(&wakeup).await {
-                    tracing::error!(workflow, error = %err, "could not start the resume; `alert-responder workflows resume` runs it");
+            Some(wakeups) => match wakeups.send(&wakeup).await {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::error!(workflow, error = %err, "could not start the resume; a retried answer or `alert-responder workflows resume` starts it");
+                    false
                 }
-            }
-            None => {
-                if let Err(err) = responder.resume(workflow, None, None).await {
+            },
+            None => match responder.resume(workflow, None, None).await {
+                Ok(_) => true,
+                Err(err) => {
                     tracing::error!(workflow, error = %err, "resume failed");
+                    false
                 }
-            }
+            },
         }
     }
 
@@ -351,6 +370,15 @@ fn answer_text(record: Option<&ActionRecord>) -> String {
             format!("*{}* by {by} at {}", slack(&line(answer)), slack(field("answered_at")))
         }
     }
+}
+
+/// The answer is recorded but its workflow could not be resumed: a retry
+/// of the same request starts the resume.
+fn not_resumed() -> HttpAnswer {
+    HttpAnswer::error(
+        500,
+        "the answer is recorded; the workflow could not be resumed now: retry",
+    )
 }
 
 fn error_answer(err: &AnswerError) -> HttpAnswer {
