@@ -15,7 +15,7 @@ use alert_responder::decide::Decider;
 use alert_responder::http::HttpClient;
 use alert_responder::ingest::ingest_document;
 use alert_responder::interaction::{slack_signature, CallbackKey, InteractionSettings, Interactions};
-use alert_responder::memory::{MemoryPublisher, MemoryState};
+use alert_responder::memory::{MemoryPublisher, MemoryRecords, MemoryState};
 use alert_responder::model::{Outcome, Status};
 use alert_responder::pipeline::Responder;
 use alert_responder::policy::{PolicyFile, PolicySet};
@@ -81,6 +81,7 @@ struct Rig {
     state: Arc<MemoryState>,
     wakeups: Arc<MemoryWakeups>,
     publisher: Arc<MemoryPublisher>,
+    records: Arc<MemoryRecords>,
     slack: TestServer,
     hooks: TestServer,
 }
@@ -140,8 +141,10 @@ async fn rig_with(action_policy: impl Fn(&str) -> String, with_state: bool) -> R
     )
     .with_wakeups(wakeups.clone());
     let publisher = Arc::new(MemoryPublisher::default());
+    let records = Arc::new(MemoryRecords::default());
     Rig {
-        responder: Responder::new(decider, publisher.clone()),
+        responder: Responder::new(decider, publisher.clone()).with_records(records.clone()),
+        records,
         interactions,
         state,
         wakeups,
@@ -614,4 +617,62 @@ async fn an_answer_whose_resume_cannot_start_asks_for_a_retry_which_starts_it() 
     assert_eq!(sent.len(), 1);
     rig.responder.wake(&sent[0], None, None).await.unwrap();
     assert_eq!(rig.hits("/isolate"), 1);
+}
+
+/// The suspension and the resume are both on record: the first record's
+/// workflow stops `suspended` with the pending action; the resume's record
+/// has its own id and round, and `replay` leaves it to the first one.
+#[tokio::test]
+async fn a_suspended_and_resumed_workflow_is_on_record_twice_and_replays_once() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    let sent = rig.wakeups.take_sent();
+    rig.responder.wake(&sent[0], None, None).await.unwrap();
+    let mut records = rig.records.records();
+    records.sort_by_key(|r| r.resumed_at_round);
+    assert_eq!(records.len(), 2, "{records:#?}");
+    for record in &records {
+        common::assert_valid_record(&serde_json::to_value(record).unwrap());
+    }
+    let (first, resumed) = (&records[0], &records[1]);
+    assert_eq!(first.resumed_at_round, None);
+    assert_eq!(first.alerts[0].stop.reason, "suspended");
+    assert_ne!(first.record_id, resumed.record_id);
+    assert_eq!(resumed.resumed_at_round, Some(1));
+    assert_eq!(resumed.alerts[0].stop.reason, "completed");
+    let statuses: Vec<(String, String)> = resumed.alerts[0]
+        .actions
+        .iter()
+        .map(|a| {
+            (
+                a.id.clone(),
+                serde_json::to_value(a.status).unwrap().as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("ask-isolate".to_string(), "succeeded".to_string()),
+            ("isolate".to_string(), "succeeded".to_string())
+        ]
+    );
+    let chunk = |record: &alert_responder::model::decision::DecisionRecord| alert_responder::replay::input::Chunk {
+        origin: "records.jsonl".into(),
+        line: 1,
+        text: serde_json::to_string(record).unwrap(),
+    };
+    let routing = "matano".into();
+    let decoded = alert_responder::replay::input::decode(&chunk(resumed), &routing).unwrap();
+    assert!(
+        matches!(decoded, alert_responder::replay::input::Decoded::Skipped(_)),
+        "{decoded:?}"
+    );
+    let decoded = alert_responder::replay::input::decode(&chunk(first), &routing).unwrap();
+    assert!(
+        matches!(decoded, alert_responder::replay::input::Decoded::Changes(_)),
+        "{decoded:?}"
+    );
 }

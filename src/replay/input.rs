@@ -163,6 +163,13 @@ pub fn decode(chunk: &Chunk, routing: &SchemaRouting) -> Result<Decoded, InputEr
         }
         let record: DecisionRecord =
             serde_json::from_value(value).map_err(|err| line_error(format!("not a decision record: {err}")))?;
+        if record.resumed_at_round.is_some() {
+            // Its message is replayed from its first record, which stops
+            // where the workflow was suspended.
+            return Ok(Decoded::Skipped(
+                "a resumed workflow's later rounds (its message's first record is replayed)",
+            ));
+        }
         let (Some(payload), Some(schema)) = (record.payload.as_deref(), record.source.schema.as_deref()) else {
             return Ok(Decoded::Skipped("a rejected message: nothing was decided"));
         };
