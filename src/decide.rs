@@ -308,30 +308,17 @@ impl Decider {
             );
             return Ok(None);
         };
-        let mut resolved = Vec::new();
-        for pending in &suspended.pending {
-            match state.action_record(workflow_id, &pending.id).await? {
-                Some(record) if record.status != crate::model::Status::Pending => resolved.push(record),
-                _ => {
-                    tracing::info!(workflow = workflow_id, action_id = %pending.id, "still waiting for an action's result");
-                    state.release_workflow(workflow_id).await?;
-                    return Ok(None);
-                }
+        let Some(resolved) = resolved_records(state.as_ref(), &suspended).await? else {
+            state.release_workflow(workflow_id).await?;
+            return Ok(None);
+        };
+        let envelope = match envelope_of(&suspended) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                state.release_workflow(workflow_id).await?;
+                return Err(err.into());
             }
-        }
-        let source = &suspended.source;
-        let envelope = crate::ingest::envelope_from_recorded(
-            (*suspended.alert.data).clone(),
-            &source.schema,
-            Some(&source.message_id),
-            source.topic_arn.as_deref(),
-            source.timestamp,
-        )
-        .map_err(|err| StateError {
-            table: "workflow".to_string(),
-            operation: "resume",
-            reason: format!("the stored message of workflow {workflow_id} no longer ingests: {err}"),
-        })?;
+        };
         let policies = self.policies.load_full();
         let mut decided = Decided::by(&policies);
         let namespace = suspended.alert.namespace.clone();
@@ -532,6 +519,45 @@ impl Decider {
         decided.decision = Decision::Alerts(reports);
         decided
     }
+}
+
+/// The final records of a suspended workflow's pending actions, `None`
+/// while one is still pending.
+async fn resolved_records(
+    state: &dyn StateStore,
+    suspended: &SuspendedWorkflow,
+) -> Result<Option<Vec<crate::model::ActionRecord>>, StateError> {
+    let mut resolved = Vec::new();
+    for pending in &suspended.pending {
+        match state.action_record(suspended.id(), &pending.id).await? {
+            Some(record) if record.status != crate::model::Status::Pending => resolved.push(record),
+            _ => {
+                tracing::info!(workflow = %suspended.id(), action_id = %pending.id, "still waiting for an action's result");
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(resolved))
+}
+
+/// The envelope of the message a suspended workflow's alert came from.
+pub fn envelope_of(suspended: &SuspendedWorkflow) -> Result<Envelope, StateError> {
+    let source = &suspended.source;
+    crate::ingest::envelope_from_recorded(
+        (*suspended.alert.data).clone(),
+        &source.schema,
+        Some(&source.message_id),
+        source.topic_arn.as_deref(),
+        source.timestamp,
+    )
+    .map_err(|err| StateError {
+        table: "workflow".to_string(),
+        operation: "resume",
+        reason: format!(
+            "the stored message of workflow {} no longer ingests: {err}",
+            suspended.id()
+        ),
+    })
 }
 
 /// What a rehearsal sees of what happened: per alert, the action records

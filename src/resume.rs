@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crate::decide::{DecideError, Decision};
+use crate::decide::{envelope_of, DecideError, Decision};
 use crate::model::decision::RecordContext;
 use crate::model::outcome::policy_error_outcome;
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
@@ -253,19 +253,7 @@ impl Responder {
             }
         }
         state.end_workflow(workflow_id).await?;
-        let source = &workflow.source;
-        let envelope = crate::ingest::envelope_from_recorded(
-            (*workflow.alert.data).clone(),
-            &source.schema,
-            Some(&source.message_id),
-            source.topic_arn.as_deref(),
-            source.timestamp,
-        )
-        .map_err(|err| StateError {
-            table: "workflow".to_string(),
-            operation: "cancel",
-            reason: format!("the stored message of workflow {workflow_id} no longer ingests: {err}"),
-        })?;
+        let envelope = envelope_of(&workflow)?;
         let report = crate::workflow::WorkflowReport {
             alert: workflow.alert.clone(),
             initial_attrs: Vec::new(),
