@@ -9,7 +9,10 @@
 // directory `cargo lambda build --release --arm64` writes, target/lambda/alert-responder),
 // alarmTopicArn, decisionRecords (`disabled` turns the decision records off),
 // decisionRecordsExpirationDays, policyBundleKey and shadowPolicyBundleKey (keys
-// under bundles/ in the policy bundle bucket), policyRefreshSeconds.
+// under bundles/ in the policy bundle bucket), policyRefreshSeconds,
+// enableInteractions (`true`: approvals and waits, answered at the function URL;
+// outputs InteractionsUrl, CallbackBaseUrl, ScheduleGroupName) and
+// slackSigningSecretName (the Secrets Manager secret holding the Slack app's signing secret).
 
 import * as fs from "fs";
 import * as path from "path";
@@ -78,6 +81,11 @@ if (decisionRecords !== "enabled" && decisionRecords !== "disabled") {
   throw new Error(`decisionRecords: enabled or disabled, not ${JSON.stringify(decisionRecords)}`);
 }
 
+const enableInteractions = context("enableInteractions") || "false";
+if (enableInteractions !== "true" && enableInteractions !== "false") {
+  throw new Error(`enableInteractions: true or false, not ${JSON.stringify(enableInteractions)}`);
+}
+
 const stack = new Stack(app, context("stackName") ?? "AlertResponder");
 const responder = new AlertResponder(stack, "AlertResponder", {
   alertingTopicArn,
@@ -89,6 +97,7 @@ const responder = new AlertResponder(stack, "AlertResponder", {
   policyBundleKey: context("policyBundleKey") || undefined,
   shadowPolicyBundleKey: context("shadowPolicyBundleKey") || undefined,
   policyRefreshSeconds: numberContext("policyRefreshSeconds"),
+  interactions: { enabled: enableInteractions === "true", slackSigningSecretName: context("slackSigningSecretName") || undefined },
 });
 new CfnOutput(stack, "OutcomeTopicArn", { value: responder.outcomeTopic.topicArn });
 new CfnOutput(stack, "FailedEventsQueueUrl", { value: responder.failedEvents.queueUrl });
@@ -97,5 +106,20 @@ if (responder.decisionRecordsBucket && responder.decisionRecordsDatabase && resp
   new CfnOutput(stack, "DecisionRecordsBucketName", { value: responder.decisionRecordsBucket.bucketName });
   new CfnOutput(stack, "DecisionRecordsTableName", {
     value: `${responder.decisionRecordsDatabase.ref}.${responder.decisionRecordsTable.ref}`,
+  });
+}
+if (responder.functionUrl && responder.scheduleGroup) {
+  // The function URL ends with a slash.
+  new CfnOutput(stack, "InteractionsUrl", {
+    description: "Paste into the Slack app's Interactivity Request URL (Interactivity & Shortcuts).",
+    value: `${responder.functionUrl.url}slack/interactions`,
+  });
+  new CfnOutput(stack, "CallbackBaseUrl", {
+    description: "Callback URLs are this followed by a signed token (POST /callbacks/<token>, for systems other than Slack).",
+    value: `${responder.functionUrl.url}callbacks/`,
+  });
+  new CfnOutput(stack, "ScheduleGroupName", {
+    description: "EventBridge Scheduler group of the pending actions' one-time schedules (timeouts, waits).",
+    value: responder.scheduleGroup.ref,
   });
 }

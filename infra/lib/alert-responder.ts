@@ -1,7 +1,8 @@
 // AlertResponder: the alert-responder Lambda subscribed to Matano's alerting
 // topic (directly, or through an SQS queue read in batches), its outcome topic with HTTPS webhook subscriptions, the state table,
 // the on-failure queue, the decision records bucket with its Glue table, the
-// policy bundle bucket and the alarms — the same resources as template.yaml.
+// policy bundle bucket, the alarms and (interactions) the function URL, the
+// callback secret and the Scheduler group and role — the same resources as template.yaml.
 
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
@@ -15,6 +16,8 @@ import * as destinations from "aws-cdk-lib/aws-lambda-destinations";
 import * as eventSources from "aws-cdk-lib/aws-lambda-event-sources";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as s3 from "aws-cdk-lib/aws-s3";
+import * as scheduler from "aws-cdk-lib/aws-scheduler";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
@@ -63,6 +66,26 @@ export interface DecisionRecordsOptions {
   readonly databaseName?: string;
 }
 
+/**
+ * Human in the loop (README "Human in the loop"): approval.request and wait suspend a workflow
+ * in the state table until it is answered at the function URL or due.
+ */
+export interface InteractionsOptions {
+  /**
+   * Create the public function URL (POST /slack/interactions, POST /callbacks/<token>; the
+   * function verifies every request), the secret signing callback tokens (CALLBACK_SECRET_ID),
+   * and the EventBridge Scheduler group and role for due times (SCHEDULE_GROUP,
+   * SCHEDULER_ROLE_ARN). Needs the state table. Default false.
+   */
+  readonly enabled?: boolean;
+  /**
+   * Name of the Secrets Manager secret holding the Slack app's signing secret as its plain
+   * SecretString (SLACK_SIGNING_SECRET_ID). Default: none (Slack's requests are refused, only
+   * callbacks are answered).
+   */
+  readonly slackSigningSecretName?: string;
+}
+
 export interface AlertResponderProps {
   /** Matano's alerting topic (the AlertingSnsTopicArn output of the Matano stack). */
   readonly alertingTopicArn: string;
@@ -103,6 +126,8 @@ export interface AlertResponderProps {
   readonly shadowPolicyBundleKey?: string;
   /** POLICY_REFRESH_SECONDS: how often the bundles' ETags are re-checked. Default 60. */
   readonly policyRefreshSeconds?: number;
+  /** Approvals and waits answered at the function URL. Default: off. */
+  readonly interactions?: InteractionsOptions;
 }
 
 /** The Glue columns of a decision record (schema_version 1), as template.yaml declares them; the payload is left out. */
@@ -157,6 +182,14 @@ export class AlertResponder extends Construct {
   /** Policy bundles go under bundles/ (versioned); always created, so the first bundle can be uploaded before it is named. */
   public readonly policyBundleBucket: s3.Bucket;
   public readonly alarms: cloudwatch.Alarm[] = [];
+  /** (interactions) the public function URL; its `url` ends with `/`. */
+  public readonly functionUrl?: lambda.FunctionUrl;
+  /** (interactions) signs callback tokens (CALLBACK_SECRET_ID). */
+  public readonly callbackSecret?: secretsmanager.Secret;
+  /** (interactions) the group of the pending actions' one-time schedules; `ref` is its name. */
+  public readonly scheduleGroup?: scheduler.CfnScheduleGroup;
+  /** (interactions) the role EventBridge Scheduler invokes the function as. */
+  public readonly schedulerRole?: iam.Role;
 
   constructor(scope: Construct, id: string, props: AlertResponderProps) {
     super(scope, id);
@@ -202,6 +235,19 @@ export class AlertResponder extends Construct {
     }
     if (props.policyBundleKey !== undefined && props.policyLayer) {
       throw new Error("policyBundleKey and policyLayer both replace the built-in policies; give one of them");
+    }
+    const interactions = props.interactions ?? {};
+    if (interactions.enabled && !this.stateTable) {
+      throw new Error("interactions need the state table (stateTable: true): suspended workflows are kept in it");
+    }
+    const slackSecretName = interactions.slackSigningSecretName;
+    if (slackSecretName !== undefined) {
+      if (!interactions.enabled) {
+        throw new Error("interactions.slackSigningSecretName is used only with interactions.enabled");
+      }
+      if (!/^[A-Za-z0-9/_+=.@-]+$/.test(slackSecretName)) {
+        throw new Error(`interactions.slackSigningSecretName ${JSON.stringify(slackSecretName)}: a secret's name (letters, digits and /_+=.@-), not its ARN`);
+      }
     }
     const refreshSeconds = props.policyRefreshSeconds ?? 60;
     if (!Number.isInteger(refreshSeconds) || refreshSeconds < 1 || refreshSeconds > 86400) {
@@ -321,6 +367,28 @@ export class AlertResponder extends Construct {
       environment.SHADOW_POLICY_BUNDLE = `s3://${this.policyBundleBucket.bucketName}/${props.shadowPolicyBundleKey}`;
     }
     environment.POLICY_REFRESH_SECONDS = String(refreshSeconds);
+    if (interactions.enabled) {
+      // Signs the tokens of callback URLs and answer buttons; deleted with the stack.
+      this.callbackSecret = new secretsmanager.Secret(this, "CallbackSecret", {
+        description: "alert-responder signs callback tokens (callback URLs, answer buttons) with this.",
+        generateSecretString: { passwordLength: 48, excludePunctuation: true },
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      // Pending actions' due times: one-time schedules in this group, invoking the function as this role.
+      this.scheduleGroup = new scheduler.CfnScheduleGroup(this, "ScheduleGroup", {});
+      this.schedulerRole = new iam.Role(this, "SchedulerRole", {
+        description: "EventBridge Scheduler invokes alert-responder as this role when a pending action is due.",
+        assumedBy: new iam.ServicePrincipal("scheduler.amazonaws.com", {
+          conditions: { StringEquals: { "aws:SourceAccount": stack.account } },
+        }),
+      });
+      if (slackSecretName !== undefined) {
+        environment.SLACK_SIGNING_SECRET_ID = slackSecretName;
+      }
+      environment.CALLBACK_SECRET_ID = this.callbackSecret.secretArn;
+      environment.SCHEDULE_GROUP = this.scheduleGroup.ref;
+      environment.SCHEDULER_ROLE_ARN = this.schedulerRole.roleArn;
+    }
 
     this.function = new lambda.Function(this, "Function", {
       runtime: lambda.Runtime.PROVIDED_AL2023,
@@ -408,6 +476,58 @@ export class AlertResponder extends Construct {
           resources: [this.policyBundleBucket.arnForObjects("bundles/*")],
         }),
       );
+    }
+    if (this.callbackSecret && this.scheduleGroup && this.schedulerRole) {
+      // One-time schedules in the stack's group only, passing only the scheduler role.
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "ManageSchedules",
+          actions: ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+          resources: [`arn:${stack.partition}:scheduler:${stack.region}:${stack.account}:schedule/${this.scheduleGroup.ref}/*`],
+        }),
+      );
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "PassSchedulerRole",
+          actions: ["iam:PassRole"],
+          resources: [this.schedulerRole.roleArn],
+          conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
+        }),
+      );
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({ sid: "ReadCallbackSecret", actions: ["secretsmanager:GetSecretValue"], resources: [this.callbackSecret.secretArn] }),
+      );
+      if (slackSecretName !== undefined) {
+        this.function.addToRolePolicy(
+          new iam.PolicyStatement({
+            sid: "ReadSlackSigningSecret",
+            actions: ["secretsmanager:GetSecretValue"],
+            resources: [`arn:${stack.partition}:secretsmanager:${stack.region}:${stack.account}:secret:${slackSecretName}-??????`],
+          }),
+        );
+      }
+      // Scheduler invokes the function, nothing else (in the role's own policy, apart from the role
+      // the function's environment names).
+      this.schedulerRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({ sid: "InvokeFunction", actions: ["lambda:InvokeFunction"], resources: [this.function.functionArn] }),
+      );
+      // The function resumes workflows by invoking itself asynchronously and looks up its own URL.
+      // A policy of its own attached to the function's role: in the role's default policy, which the
+      // function depends on, its own ARN would be a circular dependency.
+      new iam.Policy(this, "SelfPolicy", {
+        roles: [this.function.role!],
+        statements: [
+          new iam.PolicyStatement({
+            sid: "InvokeItself",
+            actions: ["lambda:InvokeFunction", "lambda:GetFunctionUrlConfig"],
+            resources: [this.function.functionArn],
+          }),
+        ],
+      });
+      // Public (AuthType NONE): the function verifies every request (Slack signatures, signed
+      // tokens) before it reads any state. CDK adds both permissions a public URL needs:
+      // lambda:InvokeFunctionUrl, and lambda:InvokeFunction limited to URL calls.
+      this.functionUrl = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
     }
     if (this.stateTable) {
       this.stateTable.grant(

@@ -169,7 +169,11 @@ test("the SAM template configures the same environment variables", () => {
   // A policy layer and a policy bundle exclude each other: the union of both deployments.
   const names = (template: Template) => Object.keys((Object.values(template.findResources("AWS::Lambda::Function"))[0] as any).Properties.Environment.Variables);
   const withLayer = synth({ policyLayer: lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1") });
-  const withBundles = synth({ policyBundleKey: "bundles/prod.tar.gz", shadowPolicyBundleKey: "bundles/candidate.tar.gz" });
+  const withBundles = synth({
+    policyBundleKey: "bundles/prod.tar.gz",
+    shadowPolicyBundleKey: "bundles/candidate.tar.gz",
+    interactions: { enabled: true, slackSigningSecretName: "alert-responder/slack-signing" },
+  });
   const cdkNames = [...new Set([...names(withLayer), ...names(withBundles)])].sort();
   assert.deepEqual(cdkNames, samNames);
 });
@@ -417,4 +421,182 @@ test("the SAM template declares the same Glue table: columns and partition proje
   assert.match(table, /SerializationLibrary: org\.openx\.data\.jsonserde\.JsonSerDe/);
   assert.match(sam, /WriteDecisionRecords\n\s+Effect: Allow\n\s+Action: s3:PutObject\n\s+Resource: !Sub "\$\{DecisionRecordsBucket\.Arn\}\/records\/\*"/);
   assert.match(sam, /ReadPolicyBundles\n\s+Effect: Allow\n\s+Action: \[s3:GetObject, s3:GetObjectVersion\]\n\s+Resource: !Sub "\$\{PolicyBundleBucket\.Arn\}\/bundles\/\*"/);
+});
+
+/** The logical id of the only resource of a type whose id contains `fragment`. */
+function resourceId(template: Template, type: string, fragment = ""): string {
+  const ids = Object.keys(template.findResources(type)).filter((id) => id.includes(fragment));
+  assert.equal(ids.length, 1, `one ${type} ${fragment}: ${ids}`);
+  return ids[0];
+}
+
+const withInteractions = (slackSigningSecretName?: string) => synth({ interactions: { enabled: true, slackSigningSecretName } });
+
+test("interactions are off by default: no function URL, schedule group, scheduler role, callback secret or their variables", () => {
+  const template = synth();
+  for (const type of ["AWS::Lambda::Url", "AWS::Scheduler::ScheduleGroup", "AWS::SecretsManager::Secret"]) {
+    template.resourceCountIs(type, 0);
+  }
+  template.resourceCountIs("AWS::IAM::Role", 1);
+  template.resourceCountIs("AWS::Lambda::Permission", 1);
+  assert.equal(Object.keys(template.findResources("AWS::Lambda::Permission", { Properties: { Principal: "*" } })).length, 0);
+  const variables = (Object.values(template.findResources("AWS::Lambda::Function"))[0] as any).Properties.Environment.Variables;
+  for (const name of ["SLACK_SIGNING_SECRET_ID", "CALLBACK_SECRET_ID", "SCHEDULE_GROUP", "SCHEDULER_ROLE_ARN"]) {
+    assert.equal(variables[name], undefined, name);
+  }
+  const actions = statementsOf(template).flatMap((s: any) => [s.Action].flat());
+  for (const action of ["scheduler:CreateSchedule", "iam:PassRole", "lambda:InvokeFunction", "lambda:GetFunctionUrlConfig"]) {
+    assert.ok(!actions.includes(action), action);
+  }
+});
+
+test("interactions: a public function URL (AuthType NONE) with both public permissions", () => {
+  const template = withInteractions();
+  const fn = resourceId(template, "AWS::Lambda::Function");
+  template.resourceCountIs("AWS::Lambda::Url", 1);
+  template.hasResourceProperties("AWS::Lambda::Url", { AuthType: "NONE", TargetFunctionArn: { "Fn::GetAtt": [fn, "Arn"] } });
+  template.hasResourceProperties("AWS::Lambda::Permission", {
+    Action: "lambda:InvokeFunctionUrl",
+    FunctionName: { "Fn::GetAtt": [fn, "Arn"] },
+    FunctionUrlAuthType: "NONE",
+    Principal: "*",
+  });
+  template.hasResourceProperties("AWS::Lambda::Permission", {
+    Action: "lambda:InvokeFunction",
+    FunctionName: { "Fn::GetAtt": [fn, "Arn"] },
+    InvokedViaFunctionUrl: true,
+    Principal: "*",
+  });
+  // No other public permission: InvokeFunction for anyone only through the URL.
+  const everyone = Object.values(template.findResources("AWS::Lambda::Permission", { Properties: { Principal: "*" } })) as any[];
+  assert.equal(everyone.length, 2);
+  assert.ok(everyone.every((p) => p.Properties.FunctionUrlAuthType === "NONE" || p.Properties.InvokedViaFunctionUrl === true));
+});
+
+test("interactions: a schedule group, a scheduler role trusted by scheduler.amazonaws.com invoking only the function, and the function's variables", () => {
+  const template = withInteractions("alert-responder/slack-signing");
+  const fn = resourceId(template, "AWS::Lambda::Function");
+  const group = resourceId(template, "AWS::Scheduler::ScheduleGroup");
+  const role = resourceId(template, "AWS::IAM::Role", "SchedulerRole");
+  const secret = resourceId(template, "AWS::SecretsManager::Secret", "CallbackSecret");
+  template.hasResourceProperties("AWS::IAM::Role", {
+    AssumeRolePolicyDocument: {
+      Statement: [
+        {
+          Effect: "Allow",
+          Action: "sts:AssumeRole",
+          Principal: { Service: "scheduler.amazonaws.com" },
+          Condition: { StringEquals: { "aws:SourceAccount": "123456789012" } },
+        },
+      ],
+    },
+  });
+  const rolePolicies = Object.values(template.findResources("AWS::IAM::Policy", { Properties: { Roles: [{ Ref: role }] } })) as any[];
+  assert.equal(rolePolicies.length, 1);
+  assert.deepEqual(rolePolicies[0].Properties.PolicyDocument.Statement, [
+    { Sid: "InvokeFunction", Effect: "Allow", Action: "lambda:InvokeFunction", Resource: { "Fn::GetAtt": [fn, "Arn"] } },
+  ]);
+  template.hasResource("AWS::SecretsManager::Secret", {
+    DeletionPolicy: "Delete",
+    Properties: { GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true } },
+  });
+  template.hasResourceProperties("AWS::Lambda::Function", {
+    Environment: {
+      Variables: Match.objectLike({
+        STATE_TABLE: { Ref: Match.stringLikeRegexp("StateTable") },
+        SLACK_SIGNING_SECRET_ID: "alert-responder/slack-signing",
+        CALLBACK_SECRET_ID: { Ref: secret },
+        SCHEDULE_GROUP: { Ref: group },
+        SCHEDULER_ROLE_ARN: { "Fn::GetAtt": [role, "Arn"] },
+      }),
+    },
+  });
+  const withoutSlack = (Object.values(withInteractions().findResources("AWS::Lambda::Function"))[0] as any).Properties.Environment.Variables;
+  assert.equal(withoutSlack.SLACK_SIGNING_SECRET_ID, undefined);
+  assert.ok(withoutSlack.CALLBACK_SECRET_ID);
+});
+
+test("interactions: schedules in the stack's group only, PassRole only to Scheduler, its own ARN in a policy of its own, no cycle", () => {
+  const template = withInteractions("alert-responder/slack-signing");
+  const fn = resourceId(template, "AWS::Lambda::Function");
+  const group = resourceId(template, "AWS::Scheduler::ScheduleGroup");
+  const role = resourceId(template, "AWS::IAM::Role", "SchedulerRole");
+  const secret = resourceId(template, "AWS::SecretsManager::Secret", "CallbackSecret");
+  const statements = statementsOf(template);
+  const allowing = (action: string) => statements.filter((s: any) => [s.Action].flat().includes(action));
+
+  const schedules = allowing("scheduler:CreateSchedule");
+  assert.equal(schedules.length, 1);
+  assert.deepEqual([schedules[0].Action].flat().sort(), ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]);
+  assert.deepEqual(schedules[0].Resource, {
+    "Fn::Join": ["", ["arn:", { Ref: "AWS::Partition" }, ":scheduler:us-east-1:123456789012:schedule/", { Ref: group }, "/*"]],
+  });
+  const pass = allowing("iam:PassRole");
+  assert.equal(pass.length, 1);
+  assert.deepEqual(pass[0].Resource, { "Fn::GetAtt": [role, "Arn"] });
+  assert.deepEqual(pass[0].Condition, { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } });
+
+  const secrets = allowing("secretsmanager:GetSecretValue").map((s: any) => JSON.stringify(s.Resource));
+  assert.ok(secrets.includes(JSON.stringify({ Ref: secret })), secrets.join());
+  assert.ok(secrets.some((r) => /:secret:alert-responder\/slack-signing-\?{6}"/.test(r)), secrets.join());
+  assert.ok(!allowing("secretsmanager:DescribeSecret").length);
+
+  // Invoking itself and reading its URL: on its own ARN only, in a policy the function does not depend on.
+  const self = Object.entries(template.findResources("AWS::IAM::Policy")).filter(([, p]: [string, any]) =>
+    p.Properties.PolicyDocument.Statement.some((s: any) => [s.Action].flat().includes("lambda:GetFunctionUrlConfig")),
+  );
+  assert.equal(self.length, 1);
+  const [selfId, selfPolicy] = self[0] as [string, any];
+  assert.deepEqual(selfPolicy.Properties.PolicyDocument.Statement, [
+    {
+      Sid: "InvokeItself",
+      Effect: "Allow",
+      Action: ["lambda:InvokeFunction", "lambda:GetFunctionUrlConfig"],
+      Resource: { "Fn::GetAtt": [fn, "Arn"] },
+    },
+  ]);
+  // (Template.fromStack refuses a template with a dependency cycle.)
+  const fnResource = template.toJSON().Resources[fn];
+  assert.ok(![fnResource.DependsOn ?? []].flat().includes(selfId));
+  assert.equal(allowing("lambda:InvokeFunction").length, 2, "the function itself and the scheduler role");
+  for (const statement of statements) {
+    assert.notEqual(statement.Resource, "*", `no statement on every resource: ${JSON.stringify(statement)}`);
+  }
+});
+
+test("interactions need the state table; the Slack signing secret is a name, used only with interactions", () => {
+  assert.throws(() => synth({ stateTable: false, interactions: { enabled: true } }), /need the state table/);
+  assert.throws(() => synth({ interactions: { slackSigningSecretName: "alert-responder/slack-signing" } }), /only with interactions\.enabled/);
+  assert.throws(
+    () => withInteractions("arn:aws:secretsmanager:us-east-1:123456789012:secret:slack-AbCdEf"),
+    /a secret's name/,
+  );
+  synth({ stateTable: false, interactions: { enabled: false } });
+});
+
+test("the SAM template has the same interactions", () => {
+  const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
+  assert.match(sam, /\n  EnableInteractions:\n\s+Type: String\n\s+Default: "false"\n\s+AllowedValues: \["true", "false"\]/);
+  assert.match(sam, /\n  SlackSigningSecretName:\n\s+Type: String\n\s+Default: ""/);
+  assert.match(sam, /InteractionsNeedStateTable:\n\s+RuleCondition: !Equals \[!Ref EnableInteractions, "true"\]\n\s+Assertions:\n\s+- Assert: !Equals \[!Ref CreateStateTable, "true"\]/);
+  for (const resource of [
+    "FunctionUrl",
+    "FunctionUrlPublicAccess",
+    "FunctionUrlPublicInvoke",
+    "CallbackSecret",
+    "ScheduleGroup",
+    "SchedulerRole",
+    "SchedulerRolePolicy",
+    "FunctionInteractionsPolicy",
+  ]) {
+    assert.match(sam, new RegExp(`\\n  ${resource}:\\n    Type: [^\\n]+\\n    Condition: HasInteractions`), resource);
+  }
+  assert.match(sam, /\n  FunctionUrl:\n(    .*\n)*?      AuthType: NONE\n/);
+  assert.match(sam, /\n  FunctionUrlPublicInvoke:\n(    .*\n)*?      InvokedViaFunctionUrl: true\n/);
+  assert.match(sam, /Roles: \[!Ref FunctionRole\]/);
+  assert.match(sam, /schedule\/\$\{ScheduleGroup\}\/\*/);
+  assert.match(sam, /iam:PassedToService: scheduler\.amazonaws\.com/);
+  for (const output of ["InteractionsUrl", "CallbackBaseUrl", "ScheduleGroupName"]) {
+    assert.match(sam, new RegExp(`\\n  ${output}:\\n    Condition: HasInteractions\\n`), output);
+  }
 });
