@@ -127,17 +127,7 @@ async fn handle_with(
             }
         };
         let result = responder.wake(&wakeup, deadline, Some(&event.context.request_id)).await;
-        let faults = Faults {
-            publish_failed: matches!(result, Err(HandleError::Publish(_))),
-            records_failed: matches!(result, Err(HandleError::Records(_))),
-            bundles_refused,
-        };
-        report(
-            function,
-            &result.as_ref().map_err(|e| e as &dyn std::fmt::Display),
-            faults,
-        );
-        return result.map(Response::Summary);
+        return reported(function, result, bundles_refused).map(Response::Summary);
     }
     if is_sqs_event(&event.payload) {
         let records = ingest_sqs_event(&event.payload, &settings.routing);
@@ -164,6 +154,15 @@ async fn handle_with(
     let result = responder
         .handle_invocation(records, deadline, Some(&event.context.request_id))
         .await;
+    reported(function, result, bundles_refused).map(Response::Summary)
+}
+
+/// An invocation's result, its metrics and log line written.
+fn reported(
+    function: &str,
+    result: Result<Summary, HandleError>,
+    bundles_refused: usize,
+) -> Result<Summary, HandleError> {
     let faults = Faults {
         publish_failed: matches!(result, Err(HandleError::Publish(_))),
         records_failed: matches!(result, Err(HandleError::Records(_))),
@@ -174,7 +173,7 @@ async fn handle_with(
         &result.as_ref().map_err(|e| e as &dyn std::fmt::Display),
         faults,
     );
-    result.map(Response::Summary)
+    result
 }
 
 /// EMF metric lines and the invocation's log line.

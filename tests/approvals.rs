@@ -14,7 +14,7 @@ use alert_responder::config::{Config, Endpoints};
 use alert_responder::decide::Decider;
 use alert_responder::http::HttpClient;
 use alert_responder::ingest::ingest_document;
-use alert_responder::interaction::{slack_signature, CallbackKey, InteractionSettings, Interactions};
+use alert_responder::interaction::{CallbackKey, InteractionSettings, Interactions};
 use alert_responder::memory::{MemoryPublisher, MemoryRecords, MemoryState};
 use alert_responder::model::{Outcome, Status};
 use alert_responder::pipeline::Responder;
@@ -22,15 +22,9 @@ use alert_responder::policy::{PolicyFile, PolicySet};
 use alert_responder::secrets::SecretResolver;
 use alert_responder::state::{StateStore, WorkflowStore};
 use alert_responder::wakeup::{MemoryWakeups, Wakeup};
-use common::{fixture, loopback_allowed, Recorded, Reply, TestServer};
+use common::slack::{buttons, click_event, signed_event, slack_api, ALERT_POLICY, APPROVER, SIGNING_SECRET};
+use common::{fixture, loopback_allowed, Recorded, TestServer};
 use serde_json::{json, Value};
-
-const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-const APPROVER: &str = "U0LEAD";
-
-const ALERT_POLICY: &str = r#"package alert.matano
-alert contains {"title": input.updated_alert.title, "severity": input.updated_alert.severity, "namespace": "hosts"} if true
-"#;
 
 /// The README's worked example: isolate on approval, escalate when nobody
 /// answered in 30 minutes; the isolation and the page are webhooks here.
@@ -60,19 +54,6 @@ run contains {{"id": "isolate", "uses": "webhook.post", "args": {{"url": "{hooks
 run contains {{"id": "escalate", "uses": "webhook.post", "args": {{"url": "{hooks}/page"}}}} if answer == "timeout"
 "#
     )
-}
-
-/// Slack's API (chat.postMessage, chat.update) and a response_url, on loopback.
-async fn slack_api() -> TestServer {
-    TestServer::start(|req: &Recorded| match req.path.as_str() {
-        "/chat.postMessage" => Reply::json(
-            200,
-            json!({"ok": true, "channel": "C0SECOPS", "ts": "1700000000.000100"}),
-        ),
-        "/chat.update" => Reply::json(200, json!({"ok": true})),
-        _ => Reply::json(200, json!({})),
-    })
-    .await
 }
 
 struct Rig {
@@ -172,39 +153,21 @@ impl Rig {
         workflows[0].id().to_string()
     }
 
-    /// The button values of the approval message Slack was asked to post.
+    /// The button values of the approval message Slack was asked to post (once).
     fn buttons(&self) -> Vec<String> {
-        let posted: Vec<Value> = self
+        let posted = self
             .slack
             .requests()
             .iter()
             .filter(|r| r.path == "/chat.postMessage")
-            .map(Recorded::json)
-            .collect();
-        assert_eq!(posted.len(), 1, "one approval message: {posted:#?}");
-        let blocks = posted[0]["blocks"].as_array().unwrap();
-        let actions = blocks.last().unwrap();
-        assert_eq!(actions["type"], "actions");
-        actions["elements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["value"].as_str().unwrap().to_string())
-            .collect()
+            .count();
+        assert_eq!(posted, 1, "one approval message");
+        buttons(&self.slack)
     }
 
     /// Slack's interaction for a click on the button with `value` by `user`.
     fn click(&self, value: &str, user: &str) -> Value {
-        let payload = json!({
-            "type": "block_actions",
-            "user": {"id": user, "username": "lead"},
-            "channel": {"id": "C0SECOPS"},
-            "message": {"ts": "1700000000.000100"},
-            "response_url": self.slack.url("/response"),
-            "actions": [{"action_id": "alert_responder_answer_0", "block_id": "alert_responder_answer", "value": value, "type": "button"}],
-        });
-        let now = chrono::Utc::now().timestamp().to_string();
-        slack_event(&form_encode(&payload.to_string()), &now, SIGNING_SECRET)
+        click_event(value, user, Some(self.slack.url("/response")))
     }
 
     async fn serve(&self, event: &Value) -> (u16, Value) {
@@ -215,34 +178,6 @@ impl Rig {
     fn hits(&self, path: &str) -> usize {
         self.hooks.requests().iter().filter(|r| r.path == path).count()
     }
-}
-
-fn form_encode(text: &str) -> String {
-    let encoded: String = text
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("payload={encoded}")
-}
-
-/// A Function URL event of Slack's interaction request, signed with `secret`.
-fn slack_event(body: &str, timestamp: &str, secret: &str) -> Value {
-    let signature = slack_signature(secret.as_bytes(), timestamp, body.as_bytes());
-    json!({
-        "version": "2.0",
-        "rawPath": "/slack/interactions",
-        "headers": {
-            "content-type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": signature,
-        },
-        "requestContext": {"http": {"method": "POST", "path": "/slack/interactions"}},
-        "body": body,
-        "isBase64Encoded": false,
-    })
 }
 
 fn callback_event(token: &str, body: Value) -> Value {
@@ -420,8 +355,8 @@ async fn requests_that_are_not_proven_or_not_allowed_touch_nothing() {
 
     let mut unsigned = good.clone();
     unsigned["headers"].as_object_mut().unwrap().remove("X-Slack-Signature");
-    let badly_signed = slack_event(&body, &now.to_string(), "not-the-secret");
-    let stale = slack_event(&body, &(now - 301).to_string(), SIGNING_SECRET);
+    let badly_signed = signed_event(&body, &now.to_string(), "not-the-secret");
+    let stale = signed_event(&body, &(now - 301).to_string(), SIGNING_SECRET);
     let wrong_approver = rig.click(&buttons[0], "U0INTERN");
     let key = CallbackKey::derive(SIGNING_SECRET.as_bytes());
     let unknown = rig.click(&format!("{}|approve", key.token("0000", "ask-isolate")), APPROVER);
@@ -433,7 +368,7 @@ async fn requests_that_are_not_proven_or_not_allowed_touch_nothing() {
         APPROVER,
     );
     let not_a_choice = rig.click(&format!("{}|maybe", buttons[0].split_once('|').unwrap().0), APPROVER);
-    let mut oversized = slack_event(&"x".repeat(70 * 1024), &now.to_string(), SIGNING_SECRET);
+    let mut oversized = signed_event(&"x".repeat(70 * 1024), &now.to_string(), SIGNING_SECRET);
     oversized["body"] = json!("x".repeat(70 * 1024));
     let mut get = good.clone();
     get["requestContext"]["http"]["method"] = json!("GET");

@@ -16,7 +16,7 @@ use alert_responder::config::{Config, Endpoints};
 use alert_responder::decide::Decider;
 use alert_responder::http::HttpClient;
 use alert_responder::ingest::ingest_document;
-use alert_responder::interaction::{slack_signature, InteractionSettings, Interactions};
+use alert_responder::interaction::{InteractionSettings, Interactions};
 use alert_responder::memory::MemoryPublisher;
 use alert_responder::pipeline::Responder;
 use alert_responder::policy::{PolicyFile, PolicySet};
@@ -24,6 +24,7 @@ use alert_responder::secrets::SecretResolver;
 use alert_responder::wakeup::{schedule_name, MemoryWakeups, Wakeup};
 use common::lambda::{lambda_process, runtime_api, REQUEST_ID};
 use common::proxy::OneAtATime;
+use common::slack::{ask_then_isolate, buttons, click_event, slack_api, ALERT_POLICY, APPROVER, SIGNING_SECRET};
 use common::{
     create_state_table, create_topic, fixture, loopback_allowed, sns_client, subscribe_http, unique, Recorded, Reply,
     TestServer,
@@ -32,14 +33,8 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:alert-responder";
-const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const BOT_TOKEN: &str = "xoxb-from-secrets-manager";
-const APPROVER: &str = "U0LEAD";
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/alert-responder-scheduler";
-
-const ALERT_POLICY: &str = r#"package alert.matano
-alert contains {"title": input.updated_alert.title, "severity": input.updated_alert.severity, "namespace": "hosts"} if true
-"#;
 
 /// The README's example, the bot token a Secrets Manager reference.
 fn action_policy(bot_secret: &str) -> String {
@@ -71,18 +66,6 @@ async fn secrets() -> aws_sdk_secretsmanager::Client {
 
 async fn scheduler() -> aws_sdk_scheduler::Client {
     aws_sdk_scheduler::Client::new(&alert_responder::aws::sdk_config())
-}
-
-async fn slack_api() -> TestServer {
-    TestServer::start(|req: &Recorded| match req.path.as_str() {
-        "/chat.postMessage" => Reply::json(
-            200,
-            json!({"ok": true, "channel": "C0SECOPS", "ts": "1700000000.000100"}),
-        ),
-        "/chat.update" => Reply::json(200, json!({"ok": true})),
-        _ => Reply::json(200, json!({})),
-    })
-    .await
 }
 
 /// A deployment: moto resources, loopback Slack, hooks and Lambda API, and
@@ -196,35 +179,8 @@ fn change_event(alert_id: &str) -> Value {
 }
 
 /// Slack's signed interaction request for a click on `value` by `user`.
-fn click_event(value: &str, user: &str) -> Value {
-    let payload = json!({
-        "type": "block_actions",
-        "user": {"id": user},
-        "channel": {"id": "C0SECOPS"},
-        "actions": [{"action_id": "alert_responder_answer_0", "value": value, "type": "button"}],
-    });
-    let encoded: String = payload
-        .to_string()
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let body = format!("payload={encoded}");
-    let timestamp = chrono::Utc::now().timestamp().to_string();
-    json!({
-        "version": "2.0",
-        "rawPath": "/slack/interactions",
-        "headers": {
-            "content-type": "application/x-www-form-urlencoded",
-            "x-slack-request-timestamp": timestamp,
-            "x-slack-signature": slack_signature(SIGNING_SECRET.as_bytes(), &timestamp, body.as_bytes()),
-        },
-        "requestContext": {"http": {"method": "POST", "path": "/slack/interactions"}, "domainName": "abc.lambda-url.us-east-1.on.aws"},
-        "body": body,
-        "isBase64Encoded": false,
-    })
+fn click(value: &str, user: &str) -> Value {
+    click_event(value, user, None)
 }
 
 /// The approve button of the last approval message Slack was asked to post.
@@ -292,7 +248,7 @@ async fn in_lambda_a_change_asks_slack_the_click_is_acknowledged_in_3_s_and_the_
 
     // The click: answered within Slack's 3 s, the message updated with the
     // bot token from Secrets Manager, the resume sent to another invocation.
-    let (answer, took) = invoke(&deployment, click_event(&approve_button(&deployment.slack), APPROVER)).await;
+    let (answer, took) = invoke(&deployment, click(&approve_button(&deployment.slack), APPROVER)).await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert!(took < Duration::from_secs(3), "acknowledged in {took:?}");
     let update = deployment
@@ -378,7 +334,7 @@ async fn in_lambda_an_unanswered_approval_times_out_through_its_schedule() {
         .unwrap();
     assert_eq!(timed_out["result"], json!({"answer": "timeout"}));
     // The approver clicks afterwards: acknowledged, nothing runs.
-    let (answer, _) = invoke(&deployment, click_event(&approve_button(&deployment.slack), APPROVER)).await;
+    let (answer, _) = invoke(&deployment, click(&approve_button(&deployment.slack), APPROVER)).await;
     assert_eq!(answer["statusCode"], 200);
     assert_eq!(
         serde_json::from_str::<Value>(answer["body"].as_str().unwrap()).unwrap()["status"],
@@ -392,7 +348,7 @@ async fn in_lambda_an_unanswered_approval_times_out_through_its_schedule() {
 async fn in_lambda_a_badly_signed_interaction_is_refused_without_touching_state() {
     let deployment = deployment().await;
     invoke(&deployment, change_event(&unique("matano-alert"))).await;
-    let mut forged = click_event(&approve_button(&deployment.slack), APPROVER);
+    let mut forged = click(&approve_button(&deployment.slack), APPROVER);
     forged["headers"]["x-slack-signature"] = json!("v0=00");
     let (answer, _) = invoke(&deployment, forged).await;
     assert_eq!(answer["statusCode"], 401, "{answer}");
@@ -429,17 +385,7 @@ async fn a_double_click_on_two_instances_records_one_answer_and_resumes_once() {
             .endpoint_url(serialized.url())
             .build(),
     );
-    let policy = format!(
-        r#"package action
-run contains {{"id": "ask-isolate", "uses": "approval.request", "args": {{"secret_token": "xoxb-literal", "channel": "C0SECOPS"}}}}
-run contains {{"id": "isolate", "uses": "webhook.post", "args": {{"url": "{}"}}}} if {{
-    some c in input.called
-    c.id == "ask-isolate"
-    c.result.answer == "approve"
-}}
-"#,
-        hooks.url("/isolate")
-    );
+    let policy = ask_then_isolate(&hooks.url("/isolate"), &[]);
     let instance = || {
         let policies = PolicySet::compile(
             vec![
@@ -494,7 +440,7 @@ run contains {{"id": "isolate", "uses": "webhook.post", "args": {{"url": "{}"}}}
     let (second, second_url, second_wakeups) = instance();
     let change = ingest_document(fixture("matano_alert_change_v2.json").as_bytes(), &"matano".into());
     first.handle(change, None).await.unwrap();
-    let click = click_event(&approve_button_literal(&slack), APPROVER);
+    let click = click(&buttons(&slack)[0], APPROVER);
     let (a, b) = tokio::join!(first_url.serve(&first, &click), second_url.serve(&second, &click));
     let mut statuses = vec![a.body["status"].clone(), b.body["status"].clone()];
     statuses.sort_by_key(ToString::to_string);
@@ -518,19 +464,6 @@ run contains {{"id": "isolate", "uses": "webhook.post", "args": {{"url": "{}"}}}
         assert_eq!(first.wake(again, None, None).await.unwrap().outcomes, 0);
     }
     assert_eq!(hooks.requests().len(), 1, "isolated once");
-}
-
-fn approve_button_literal(slack: &TestServer) -> String {
-    let posted = slack
-        .requests()
-        .into_iter()
-        .rfind(|r| r.path == "/chat.postMessage")
-        .expect("an approval message")
-        .json();
-    posted["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["value"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 struct Cli {
@@ -566,17 +499,7 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
     std::fs::write(dir.path().join("alert.rego"), ALERT_POLICY).unwrap();
     std::fs::write(
         dir.path().join("action.rego"),
-        format!(
-            r#"package action
-run contains {{"id": "ask-isolate", "uses": "approval.request", "args": {{"secret_token": "xoxb-literal", "channel": "C0SECOPS", "approvers": ["{APPROVER}"]}}}}
-run contains {{"id": "isolate", "uses": "webhook.post", "args": {{"url": "{}"}}}} if {{
-    some c in input.called
-    c.id == "ask-isolate"
-    c.result.answer == "approve"
-}}
-"#,
-            hooks.url("/isolate")
-        ),
+        ask_then_isolate(&hooks.url("/isolate"), &[APPROVER]),
     )
     .unwrap();
     let slack_url = slack.url("");

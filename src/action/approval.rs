@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use chrono::{Duration as Span, Utc};
 use futures::future::BoxFuture;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::render::{clip, headline, line, slack, summary, Markup};
-use super::vendor::{base_url, json_object, secret, string_list, url_with, BASE_URL, TIMEOUT};
+use super::vendor::{secret, string_list, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
-use crate::http::{HttpClient, HttpRequest};
+use crate::http::HttpClient;
 use crate::model::suspended::{APPROVAL_REQUEST, WAIT};
 
 /// The longest a workflow waits: EventBridge Scheduler's one-time
@@ -202,23 +201,7 @@ impl Action for Request {
                 "text": clip(&notification, 3000),
                 "blocks": approval_blocks(&call, &question, &choices, &callback.token),
             });
-            let url = url_with(&base_url(&call, Some(&self.slack))?, &["chat.postMessage"])?;
-            let request = HttpRequest::new(Method::POST, url)
-                .secret_header("authorization", &format!("Bearer {token}"))
-                .json(message)
-                .timeout(super::http::timeout_arg(&call));
-            let response = self.client.send(request, call.deadline).await?;
-            let answer = json_object("Slack", &response)?;
-            if answer.get("ok") != Some(&Value::Bool(true)) {
-                return Err(ActionError::Failed {
-                    transient: false,
-                    message: format!(
-                        "Slack error: {}",
-                        answer.get("error").and_then(Value::as_str).unwrap_or("unknown")
-                    ),
-                    result: Some(response.to_result()),
-                });
-            }
+            let answer = super::slack::post_message(&self.client, &self.slack, &call, token, message).await?;
             let due_at = Utc::now() + Span::seconds(timeout as i64);
             Ok(json!({
                 "status": "pending",

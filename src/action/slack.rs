@@ -97,6 +97,35 @@ pub(super) fn blocks(alert: &Alert, text: &str) -> Value {
     Value::Array(blocks)
 }
 
+/// `chat.postMessage` with a bot token: Slack's answer, or a failure
+/// (Slack reports errors in the body of a 200) keeping the response.
+pub(super) async fn post_message(
+    client: &HttpClient,
+    base: &str,
+    call: &ActionCall<'_>,
+    token: &str,
+    message: Value,
+) -> Result<serde_json::Map<String, Value>, ActionError> {
+    let url = url_with(&base_url(call, Some(base))?, &["chat.postMessage"])?;
+    let request = HttpRequest::new(Method::POST, url)
+        .secret_header("authorization", &format!("Bearer {token}"))
+        .json(message)
+        .timeout(super::http::timeout_arg(call));
+    let response = client.send(request, call.deadline).await?;
+    let answer = json_object("Slack", &response)?;
+    if answer.get("ok") != Some(&Value::Bool(true)) {
+        return Err(ActionError::Failed {
+            transient: false,
+            message: format!(
+                "Slack error: {}",
+                answer.get("error").and_then(Value::as_str).unwrap_or("unknown")
+            ),
+            result: Some(response.to_result()),
+        });
+    }
+    Ok(answer.clone())
+}
+
 /// The `ts` of the Slack message a Matano destination posted for this alert.
 pub fn thread_ts(alert: &Alert, destination: Option<&str>) -> Option<String> {
     let info = alert.data.get("destination_to_alert_info")?.as_object()?;
@@ -167,24 +196,7 @@ impl Action for Post {
                     if let Some(ts) = &thread {
                         message["thread_ts"] = json!(ts);
                     }
-                    let url = url_with(&base_url(&call, Some(&self.base))?, &["chat.postMessage"])?;
-                    let request = HttpRequest::new(Method::POST, url)
-                        .secret_header("authorization", &format!("Bearer {token}"))
-                        .json(message)
-                        .timeout(timeout);
-                    let response = self.client.send(request, call.deadline).await?;
-                    let answer = json_object("Slack", &response)?;
-                    // Slack reports errors in the body of a 200.
-                    if answer.get("ok") != Some(&Value::Bool(true)) {
-                        return Err(ActionError::Failed {
-                            transient: false,
-                            message: format!(
-                                "Slack error: {}",
-                                answer.get("error").and_then(Value::as_str).unwrap_or("unknown")
-                            ),
-                            result: Some(response.to_result()),
-                        });
-                    }
+                    let answer = post_message(&self.client, &self.base, &call, token, message).await?;
                     Ok(
                         json!({"ok": true, "channel": answer.get("channel"), "ts": answer.get("ts"), "thread_ts": thread}),
                     )

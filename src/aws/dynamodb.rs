@@ -48,6 +48,23 @@ impl DynamoState {
         }
     }
 
+    /// The item at `key`, read consistently (`operation` names it in an error).
+    async fn get(
+        &self,
+        key: HashMap<String, AttributeValue>,
+        operation: &'static str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|got| got.item)
+            .map_err(|err| self.error(operation, err))
+    }
+
     /// Writes `item` whatever was there (`operation` names it in an error).
     async fn put(&self, item: HashMap<String, AttributeValue>, operation: &'static str) -> Result<(), StateError> {
         self.client
@@ -249,16 +266,8 @@ impl WorkflowStore for DynamoState {
 
     fn workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>> {
         Box::pin(async move {
-            let got = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(workflow_key(alert_id)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|err| self.error("read workflow", err))?;
-            got.item.map(|item| self.workflow_of(&item)).transpose()
+            let item = self.get(workflow_key(alert_id), "read workflow").await?;
+            item.map(|item| self.workflow_of(&item)).transpose()
         })
     }
 
@@ -362,16 +371,8 @@ impl WorkflowStore for DynamoState {
         action_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<ActionRecord>, StateError>> {
         Box::pin(async move {
-            let got = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(action_key(alert_id, action_id)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|err| self.error("read action", err))?;
-            match got.item.as_ref().and_then(|item| item.get("record")) {
+            let item = self.get(action_key(alert_id, action_id), "read action").await?;
+            match item.as_ref().and_then(|item| item.get("record")) {
                 Some(AttributeValue::S(record)) => serde_json::from_str(record).map(Some).map_err(|err| StateError {
                     table: self.table.clone(),
                     operation: "read action",
@@ -473,16 +474,10 @@ impl StateStore for DynamoState {
                 Err(err) if is_condition_failure(err.code()) => {}
                 Err(err) => return Err(self.error("claim", err)),
             }
-            let current = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(action_key(alert_id, action_id)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|err| self.error("claim", err))?;
-            let item = current.item.unwrap_or_default();
+            let item = self
+                .get(action_key(alert_id, action_id), "claim")
+                .await?
+                .unwrap_or_default();
             if let (Some(AttributeValue::S(state)), Some(AttributeValue::S(record))) =
                 (item.get("state"), item.get("record"))
             {
@@ -588,16 +583,8 @@ impl StateStore for DynamoState {
             match result {
                 Ok(_) => Ok(ChangeOrder::Current),
                 Err(err) if is_condition_failure(err.code()) => {
-                    let current = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(|err| self.error("observe change", err))?;
-                    let latest = match current.item.as_ref().and_then(|i| i.get("update_count")) {
+                    let current = self.get(key, "observe change").await?;
+                    let latest = match current.as_ref().and_then(|i| i.get("update_count")) {
                         Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
                         _ => 0,
                     };
@@ -693,16 +680,7 @@ impl StateStore for DynamoState {
 
     fn actions_switch(&self) -> BoxFuture<'_, Result<ActionsSwitch, StateError>> {
         Box::pin(async move {
-            let item = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(switch_key()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|err| self.error("read the actions switch", err))?
-                .item;
+            let item = self.get(switch_key(), "read the actions switch").await?;
             let Some(item) = item else {
                 return Ok(ActionsSwitch::default());
             };

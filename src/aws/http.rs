@@ -111,3 +111,17 @@ fn connector_error(err: reqwest::Error) -> ConnectorError {
         ConnectorError::other(err.into(), None)
     }
 }
+
+/// The `reqwest` client of the hand-signed REST calls (`s3`, `wakeups`):
+/// no redirects (a signature is for one URL), the SDK's connect timeout,
+/// `timeout` per request.
+pub(super) fn signed_calls_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    crate::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| format!("the HTTP client could not be built: {err}"))
+}

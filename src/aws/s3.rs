@@ -110,16 +110,7 @@ impl S3 {
     fn client(&self) -> Result<&reqwest::Client, String> {
         self.inner
             .http
-            .get_or_init(|| {
-                crate::tls::install_crypto_provider();
-                reqwest::Client::builder()
-                    .connect_timeout(Duration::from_millis(3100))
-                    .timeout(Duration::from_secs(20))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|err| super::error_chain(&err))
-            })
+            .get_or_init(|| super::http::signed_calls_client(Duration::from_secs(20)))
             .as_ref()
             .map_err(Clone::clone)
     }

@@ -76,16 +76,7 @@ impl LambdaWakeups {
 
     fn client(&self) -> Result<&reqwest::Client, String> {
         self.http
-            .get_or_init(|| {
-                crate::tls::install_crypto_provider();
-                reqwest::Client::builder()
-                    .connect_timeout(Duration::from_millis(3100))
-                    .timeout(Duration::from_secs(10))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|err| super::error_chain(&err))
-            })
+            .get_or_init(|| super::http::signed_calls_client(Duration::from_secs(10)))
             .as_ref()
             .map_err(Clone::clone)
     }

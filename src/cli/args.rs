@@ -1,9 +1,14 @@
 //! Arguments shared by commands.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use anyhow::Context;
+
+use crate::aws::{LazySnsClient, SnsPublisher};
 use crate::config::{Config, PolicySource};
 use crate::policy::{describe_source, read_source, PolicyError};
+use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
 
 /// The sample Matano change `run` uses when no input is given, and `check`
 /// evaluates the policies on.
@@ -35,4 +40,25 @@ impl PolicyArgs {
 pub fn policy_source_line(config: &Config) -> Result<String, PolicyError> {
     let files = read_source(&config.policies)?;
     Ok(describe_source(&config.policies, &files))
+}
+
+/// Where a command's outcomes go: `--sns` publishes to OUTCOME_TOPIC_ARN,
+/// `--out FILE` appends to a file, else they are printed.
+pub async fn outcome_publisher(
+    config: &Config,
+    sns: bool,
+    out: Option<&Path>,
+    client: &LazySnsClient,
+) -> anyhow::Result<Arc<dyn Publisher>> {
+    Ok(if sns {
+        let topic = config
+            .outcome_topic_arn
+            .clone()
+            .context("--sns needs OUTCOME_TOPIC_ARN")?;
+        Arc::new(SnsPublisher::new(client.get().await.clone(), topic))
+    } else if let Some(path) = out {
+        Arc::new(FilePublisher::new(path))
+    } else {
+        Arc::new(StdoutPublisher)
+    })
 }

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::args::{policy_source_line, PolicyArgs, SAMPLE_CHANGE};
+use super::args::{outcome_publisher, policy_source_line, PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
-use crate::aws::{sdk_config, LazySnsClient, SnsPublisher};
+use crate::aws::{sdk_config, LazySnsClient};
 use crate::config::{Config, Location};
 use crate::ingest::ingest_document;
 use crate::play::{load_mocks, MockedActions};
-use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -87,17 +86,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
 
     let sns = Arc::new(LazySnsClient::default());
-    let publisher: Arc<dyn Publisher> = if args.sns {
-        let topic = config
-            .outcome_topic_arn
-            .clone()
-            .context("--sns needs OUTCOME_TOPIC_ARN")?;
-        Arc::new(SnsPublisher::new(sns.get().await.clone(), topic))
-    } else if let Some(path) = &args.out {
-        Arc::new(FilePublisher::new(path))
-    } else {
-        Arc::new(StdoutPublisher)
-    };
+    let publisher = outcome_publisher(&config, args.sns, args.out.as_deref(), &sns).await?;
     let mocks = match &args.mocks {
         Some(path) => Some(MockedActions::new(&app::registry(&config, None), &load_mocks(path)?)),
         None => None,

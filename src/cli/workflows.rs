@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::args::PolicyArgs;
+use super::args::{outcome_publisher, PolicyArgs};
 use crate::app;
-use crate::aws::{sdk_config, LazySnsClient, SnsPublisher};
+use crate::aws::{sdk_config, LazySnsClient};
 use crate::config::Config;
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
 use crate::model::Status;
 use crate::pipeline::Summary;
-use crate::publish::{FilePublisher, Publisher, StdoutPublisher};
 use crate::resume::Answered;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -174,17 +173,7 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
 /// state table, outcomes printed, appended to a file or published.
 async fn responder(config: &Config, args: &WorkflowsArgs) -> anyhow::Result<crate::pipeline::Responder> {
     let sns = Arc::new(LazySnsClient::default());
-    let publisher: Arc<dyn Publisher> = if args.sns {
-        let topic = config
-            .outcome_topic_arn
-            .clone()
-            .context("--sns needs OUTCOME_TOPIC_ARN")?;
-        Arc::new(SnsPublisher::new(sns.get().await.clone(), topic))
-    } else if let Some(path) = &args.out {
-        Arc::new(FilePublisher::new(path))
-    } else {
-        Arc::new(StdoutPublisher)
-    };
+    let publisher = outcome_publisher(config, args.sns, args.out.as_deref(), &sns).await?;
     let state = app::state(config, &sdk_config());
     let mut responder = app::responder(config, publisher, Some(sns), state)?;
     if let Some(sink) = app::records(config, &sdk_config()) {

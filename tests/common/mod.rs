@@ -4,6 +4,7 @@
 
 pub mod lambda;
 pub mod proxy;
+pub mod slack;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
