@@ -17,7 +17,7 @@ use crate::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
 use crate::model::{Alert, Attr};
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
-use crate::state::{lease_for, ChangeOrder, StateError, StateStore};
+use crate::state::{lease_for, ChangeOrder, StateError, StateStore, Taken};
 use crate::wakeup::{schedule_name, Wakeup, WakeupError, Wakeups};
 use crate::workflow::{Acting, Guards, Limits, Recorded, Stop, Workflow, WorkflowReport};
 
@@ -34,6 +34,9 @@ pub enum DecideError {
     /// A suspended workflow's wakeup could not be scheduled.
     #[error(transparent)]
     Wakeup(#[from] WakeupError),
+    /// Another invocation is resuming the workflow.
+    #[error("workflow {workflow:?} is being resumed by another invocation")]
+    WorkflowBusy { workflow: String },
 }
 
 /// What was decided for one message.
@@ -229,12 +232,7 @@ impl Decider {
                     .map(|()| report),
                 Err(err) => Err(err.into()),
             };
-            if let Some((state, owner)) = lock {
-                // Best effort: an unreleased lock lapses with its lease.
-                if let Err(err) = state.unlock_namespace(&namespace, &owner).await {
-                    tracing::warn!(namespace = %namespace, error = %err, "could not release the namespace lock");
-                }
-            }
+            self.unlock(lock, &namespace).await;
             let report = report?;
             tracing::info!(alert_id = %report.alert.id, title = %report.alert.title, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow finished");
             decided.policy_time += report.policy_time;
@@ -272,24 +270,35 @@ impl Decider {
             suspended_at: chrono::Utc::now(),
             phase: Phase::Suspended,
         };
+        let Some(workflow) = within_item_size(workflow) else {
+            // Retrying would fail the same way: the pending outcome stands,
+            // and the workflow is not resumed.
+            tracing::error!(alert_id = %report.alert.id, "the suspended workflow is too large to store even with its results cut to previews; it will not be resumed");
+            return Ok(());
+        };
+        // Schedules first: a save that follows is what a retry finds, and a
+        // schedule made twice is one (its name is the action's).
+        match &self.wakeups {
+            Some(wakeups) => {
+                let soonest = chrono::Utc::now() + MIN_SCHEDULE_AHEAD;
+                for action in pending {
+                    let wakeup = Wakeup::Due {
+                        workflow: workflow.id().to_string(),
+                        action: action.id.clone(),
+                    };
+                    let name = schedule_name(workflow.id(), &action.id);
+                    wakeups.schedule(&name, action.due_at.max(soonest), &wakeup).await?;
+                }
+            }
+            None => {
+                tracing::warn!(alert_id = %workflow.id(), "no schedules (SCHEDULE_GROUP unset): pending actions time out only with `alert-responder workflows resume`")
+            }
+        }
         if !state.save_workflow(&workflow, holder).await? {
-            tracing::info!(alert_id = %workflow.id(), "workflow is being resumed elsewhere; not suspended again");
+            tracing::info!(alert_id = %workflow.id(), "a newer state of the workflow is stored (or being resumed); not suspended again");
             return Ok(());
         }
         tracing::info!(alert_id = %workflow.id(), pending = pending.len(), rounds = report.rounds, "workflow suspended");
-        let Some(wakeups) = &self.wakeups else {
-            tracing::warn!(alert_id = %workflow.id(), "no schedules (SCHEDULE_GROUP unset): pending actions time out only with `alert-responder workflows resume`");
-            return Ok(());
-        };
-        let soonest = chrono::Utc::now() + MIN_SCHEDULE_AHEAD;
-        for action in pending {
-            let wakeup = Wakeup::Due {
-                workflow: workflow.id().to_string(),
-                action: action.id.clone(),
-            };
-            let name = schedule_name(workflow.id(), &action.id);
-            wakeups.schedule(&name, action.due_at.max(soonest), &wakeup).await?;
-        }
         Ok(())
     }
 
@@ -301,12 +310,18 @@ impl Decider {
             return Ok(None);
         };
         let lease = lease_for(deadline, self.settings.lease);
-        let Some(suspended) = state.take_workflow(workflow_id, lease).await? else {
-            tracing::info!(
-                workflow = workflow_id,
-                "no suspended workflow to resume (ended, or resumed elsewhere)"
-            );
-            return Ok(None);
+        let suspended = match state.take_workflow(workflow_id, lease).await? {
+            Taken::Workflow(suspended) => *suspended,
+            // Retried later: the holder may have died (its lease then ends).
+            Taken::Held => {
+                return Err(DecideError::WorkflowBusy {
+                    workflow: workflow_id.to_string(),
+                })
+            }
+            Taken::Absent => {
+                tracing::info!(workflow = workflow_id, "no suspended workflow to resume (it ended)");
+                return Ok(None);
+            }
         };
         let Some(resolved) = resolved_records(state.as_ref(), &suspended).await? else {
             state.release_workflow(workflow_id).await?;
@@ -329,13 +344,20 @@ impl Decider {
                 return Err(err);
             }
         };
+        // Attributes other alerts of the namespace persisted meanwhile.
+        let mut alert = suspended.alert.clone();
+        if let Err(err) = self.add_persisted_attrs(&mut alert).await {
+            self.unlock(lock, &namespace).await;
+            state.release_workflow(workflow_id).await?;
+            return Err(err.into());
+        }
         let clock = Instant::now();
         let payload = to_policy_value(&suspended.alert.data);
         decided.policy_time += clock.elapsed();
         let workflow = self.workflow(&policies, &self.settings.limits, None);
         let report = workflow
             .resume(
-                suspended.alert.clone(),
+                alert,
                 payload,
                 suspended.actions.clone(),
                 resolved,
@@ -343,21 +365,8 @@ impl Decider {
                 deadline,
             )
             .await;
-        if let Some((state, owner)) = lock {
-            if let Err(err) = state.unlock_namespace(&namespace, &owner).await {
-                tracing::warn!(namespace = %namespace, error = %err, "could not release the namespace lock");
-            }
-        }
+        self.unlock(lock, &namespace).await;
         tracing::info!(alert_id = %report.alert.id, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow resumed");
-        match &report.stop {
-            Stop::Suspended { .. } => {
-                self.suspend_if_asked(&report, &envelope, policies.digest(), true)
-                    .await?
-            }
-            // Its retry resumes it again.
-            Stop::Retry { .. } => state.release_workflow(workflow_id).await?,
-            _ => state.end_workflow(workflow_id).await?,
-        }
         decided.policy_time += report.policy_time;
         decided.decision = Decision::Alerts(vec![report]);
         Ok(Some(Resumed {
@@ -365,6 +374,48 @@ impl Decider {
             decided,
             suspended,
         }))
+    }
+
+    /// After a resume's outcomes and record are out: the workflow ends, is
+    /// stored with its new pending actions, or — when actions must be
+    /// retried — is given back for the retry to take.
+    pub async fn settle_resume(&self, resumed: &Resumed) -> Result<(), DecideError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        let Decision::Alerts(reports) = &resumed.decided.decision else {
+            return Ok(());
+        };
+        let id = resumed.suspended.id();
+        for report in reports {
+            match &report.stop {
+                Stop::Suspended { .. } => {
+                    self.suspend_if_asked(report, &resumed.envelope, &resumed.decided.bundle_digest, true)
+                        .await?
+                }
+                Stop::Retry { .. } => state.release_workflow(id).await?,
+                _ => state.end_workflow(id).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives a taken workflow back, suspended: its resume must be retried.
+    pub async fn give_back(&self, workflow_id: &str) {
+        if let Some(state) = &self.state {
+            if let Err(err) = state.release_workflow(workflow_id).await {
+                tracing::warn!(workflow = workflow_id, error = %err, "could not give the workflow back; it can be taken again when its lease ends");
+            }
+        }
+    }
+
+    /// Releases a namespace lock (best effort: it lapses with its lease).
+    async fn unlock(&self, lock: Option<(Arc<dyn StateStore>, String)>, namespace: &str) {
+        if let Some((state, owner)) = lock {
+            if let Err(err) = state.unlock_namespace(namespace, &owner).await {
+                tracing::warn!(namespace = %namespace, error = %err, "could not release the namespace lock");
+            }
+        }
     }
 
     /// The alert's persisted attributes, then its workflow.
@@ -519,6 +570,26 @@ impl Decider {
         decided.decision = Decision::Alerts(reports);
         decided
     }
+}
+
+/// A suspended workflow's item must fit DynamoDB's 400 KB with room for
+/// its other attributes.
+const MAX_SUSPENDED_BYTES: usize = 370 * 1024;
+
+/// `workflow` as it can be stored: whole, else with every action's result
+/// cut to a marked preview; `None` when even that is too large.
+fn within_item_size(mut workflow: SuspendedWorkflow) -> Option<SuspendedWorkflow> {
+    let size = |w: &SuspendedWorkflow| serde_json::to_vec(w).map_or(usize::MAX, |b| b.len());
+    if size(&workflow) <= MAX_SUSPENDED_BYTES {
+        return Some(workflow);
+    }
+    for action in &mut workflow.actions {
+        action.result = action
+            .result
+            .take()
+            .map(|r| crate::model::outcome::preview(&r, 4 * 1024));
+    }
+    (size(&workflow) <= MAX_SUSPENDED_BYTES).then_some(workflow)
 }
 
 /// The final records of a suspended workflow's pending actions, `None`

@@ -250,6 +250,7 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
             HandleError::State(_) => "AlertResponder.StateError",
             HandleError::Records(_) => "AlertResponder.DecisionRecordsError",
             HandleError::NamespaceBusy(_) => "AlertResponder.NamespaceBusy",
+            HandleError::WorkflowBusy(_) => "AlertResponder.WorkflowBusy",
             HandleError::Retry { .. } => "AlertResponder.RetryableActions",
             HandleError::Wakeup(_) => "AlertResponder.WakeupError",
         };

@@ -16,7 +16,8 @@ use crate::model::suspended::{Phase, SuspendedWorkflow};
 use crate::model::{ActionRecord, Attr, Outcome, Status};
 use crate::publish::{PublishError, Publisher};
 use crate::state::{
-    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, WorkflowStore,
+    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, Taken,
+    WorkflowStore,
 };
 
 /// Seconds since the epoch: the system's, or a virtual clock that only
@@ -257,7 +258,7 @@ impl WorkflowStore for MemoryState {
             self.check("save workflow")?;
             let mut tables = self.tables();
             let stored = tables.workflows.get(workflow.id());
-            if !holder && stored.is_some_and(|(w, _)| w.phase != Phase::Suspended) {
+            if !holder && stored.is_some_and(|(w, _)| w.phase != Phase::Suspended || w.rounds > workflow.rounds) {
                 return Ok(false);
             }
             let mut workflow = workflow.clone();
@@ -283,24 +284,20 @@ impl WorkflowStore for MemoryState {
         })
     }
 
-    fn take_workflow<'a>(
-        &'a self,
-        alert_id: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>> {
+    fn take_workflow<'a>(&'a self, alert_id: &'a str, lease: Duration) -> BoxFuture<'a, Result<Taken, StateError>> {
         Box::pin(async move {
             self.check("take workflow")?;
             let now = self.now();
             let mut tables = self.tables();
             let Some((workflow, lease_until)) = tables.workflows.get_mut(alert_id) else {
-                return Ok(None);
+                return Ok(Taken::Absent);
             };
             if workflow.phase == Phase::Resuming && *lease_until >= now {
-                return Ok(None);
+                return Ok(Taken::Held);
             }
             workflow.phase = Phase::Resuming;
             *lease_until = now + lease.as_secs().max(1);
-            Ok(Some(workflow.clone()))
+            Ok(Taken::Workflow(Box::new(workflow.clone())))
         })
     }
 

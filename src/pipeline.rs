@@ -120,12 +120,27 @@ pub enum HandleError {
     /// A namespace stayed held by another alert's workflow.
     #[error(transparent)]
     NamespaceBusy(DecideError),
+    /// Another invocation is resuming the workflow (retried: its holder may
+    /// have died, and then its lease ends).
+    #[error(transparent)]
+    WorkflowBusy(DecideError),
     /// A suspended workflow's wakeup could not be scheduled or sent.
     #[error(transparent)]
     Wakeup(#[from] crate::wakeup::WakeupError),
     /// Actions failed transiently; with the state table, the retry runs only them.
     #[error("{count} action(s) must be retried: {first}")]
     Retry { count: usize, first: Retry },
+}
+
+impl From<DecideError> for HandleError {
+    fn from(err: DecideError) -> HandleError {
+        match err {
+            DecideError::State(err) => HandleError::State(err),
+            DecideError::Wakeup(err) => HandleError::Wakeup(err),
+            busy @ DecideError::NamespaceBusy { .. } => HandleError::NamespaceBusy(busy),
+            busy @ DecideError::WorkflowBusy { .. } => HandleError::WorkflowBusy(busy),
+        }
+    }
 }
 
 /// Everything that lives across invocations: the decider (compiled
@@ -418,8 +433,7 @@ impl Responder {
         self.keep_records(&decision_records).await?;
         match state_error {
             Some(DecideError::State(err)) => return Err(HandleError::State(err)),
-            Some(busy @ DecideError::NamespaceBusy { .. }) => return Err(HandleError::NamespaceBusy(busy)),
-            Some(DecideError::Wakeup(err)) => return Err(HandleError::Wakeup(err)),
+            Some(err) => return Err(err.into()),
             None => {}
         }
         match retries.first() {

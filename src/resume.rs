@@ -13,7 +13,7 @@ use crate::model::outcome::policy_error_outcome;
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
 use crate::model::{ActionRecord, Status};
 use crate::pipeline::{action_outcomes, count_actions, decision_record_of, HandleError, Responder, Summary};
-use crate::state::StateError;
+use crate::state::{StateError, Taken};
 use crate::wakeup::{schedule_name, Wakeup};
 use crate::workflow::{resolve, ResolveError, Stop};
 
@@ -136,7 +136,9 @@ impl Responder {
                     now: chrono::Utc::now(),
                 };
                 match self.answer(workflow, action, &due, None).await {
-                    Ok(Answered::Recorded { ready: true, .. }) => {}
+                    // Resolved before (an earlier try of this event whose
+                    // resume failed): the resume is tried again.
+                    Ok(Answered::Recorded { ready: true, .. } | Answered::Already { suspended: true, .. }) => {}
                     Ok(_) => return Ok(Summary::default()),
                     Err(AnswerError::State(err)) => return Err(HandleError::State(err)),
                     Err(err) => {
@@ -163,9 +165,7 @@ impl Responder {
         let resumed = match self.decider().resume(workflow_id, deadline).await {
             Ok(Some(resumed)) => resumed,
             Ok(None) => return Ok(Summary::default()),
-            Err(DecideError::State(err)) => return Err(HandleError::State(err)),
-            Err(DecideError::Wakeup(err)) => return Err(HandleError::Wakeup(err)),
-            Err(busy @ DecideError::NamespaceBusy { .. }) => return Err(HandleError::NamespaceBusy(busy)),
+            Err(err) => return Err(err.into()),
         };
         let mut summary = Summary {
             records: 1,
@@ -209,14 +209,28 @@ impl Responder {
         };
         let record =
             decision_record_of(&context, &resumed.envelope, &resumed.decided).resumed_at(resumed.suspended.rounds);
-        if !outcomes.is_empty() {
-            if let Err(err) = self.publisher().publish(&outcomes).await {
-                let _ = self.keep_records(std::slice::from_ref(&record)).await;
-                return Err(err.into());
-            }
-            summary.outcomes += outcomes.len();
+        // Outcomes and the record first: the workflow ends (or suspends
+        // again) only once they are out, so a retry resumes it again and
+        // republishes them (what ran replays).
+        let published = match outcomes.is_empty() {
+            true => Ok(()),
+            false => self.publisher().publish(&outcomes).await,
+        };
+        let kept = self.keep_records(std::slice::from_ref(&record)).await;
+        if let Err(err) = published {
+            self.decider().give_back(workflow_id).await;
+            return Err(err.into());
         }
-        self.keep_records(std::slice::from_ref(&record)).await?;
+        summary.outcomes += outcomes.len();
+        if let Err(err) = kept {
+            self.decider().give_back(workflow_id).await;
+            return Err(err.into());
+        }
+        if let Err(err) = self.decider().settle_resume(&resumed).await {
+            // Nothing of the new state is stored: the retry takes it again.
+            self.decider().give_back(workflow_id).await;
+            return Err(err.into());
+        }
         match retries.first() {
             Some(first) => Err(HandleError::Retry {
                 count: retries.len(),
@@ -234,8 +248,14 @@ impl Responder {
             return Ok(Summary::default());
         };
         let lease = std::time::Duration::from_secs(60);
-        let Some(workflow) = state.take_workflow(workflow_id, lease).await? else {
-            return Ok(Summary::default());
+        let workflow = match state.take_workflow(workflow_id, lease).await? {
+            Taken::Workflow(workflow) => *workflow,
+            Taken::Held => {
+                return Err(HandleError::WorkflowBusy(DecideError::WorkflowBusy {
+                    workflow: workflow_id.to_string(),
+                }))
+            }
+            Taken::Absent => return Ok(Summary::default()),
         };
         let cancelled = Resolution::Cancelled { by: by.to_string() };
         let mut records = Vec::new();

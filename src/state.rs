@@ -111,12 +111,23 @@ pub struct ActionsSwitch {
     pub changed_at: Option<String>,
 }
 
+/// The answer to taking a suspended workflow.
+#[derive(Debug)]
+pub enum Taken {
+    /// This invocation holds it now.
+    Workflow(Box<SuspendedWorkflow>),
+    /// Another invocation is resuming it (its lease runs).
+    Held,
+    /// None is stored: it ended, or never was.
+    Absent,
+}
+
 /// Suspended workflows and their pending actions (`approval.request`,
 /// `wait`), next to the claims they hold.
 pub trait WorkflowStore: Send + Sync {
     /// Stores `workflow` as suspended. Unless `holder` (the resume that
     /// took it), only where none is stored or the stored one is suspended
-    /// too; false when nothing was written.
+    /// at the same round or an earlier one; false when nothing was written.
     fn save_workflow<'a>(
         &'a self,
         workflow: &'a SuspendedWorkflow,
@@ -126,12 +137,8 @@ pub trait WorkflowStore: Send + Sync {
     /// Every stored workflow, oldest first.
     fn workflows(&self) -> BoxFuture<'_, Result<Vec<SuspendedWorkflow>, StateError>>;
     /// Takes a suspended workflow to resume it (or one whose resume's lease
-    /// ran out), for `lease`; `None` when another holds it or none is stored.
-    fn take_workflow<'a>(
-        &'a self,
-        alert_id: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>>;
+    /// ran out), for `lease`.
+    fn take_workflow<'a>(&'a self, alert_id: &'a str, lease: Duration) -> BoxFuture<'a, Result<Taken, StateError>>;
     /// Gives a taken workflow back, suspended (its resume must be retried).
     fn release_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
     /// Forgets a workflow that finished or was cancelled.

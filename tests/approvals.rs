@@ -14,7 +14,7 @@ use alert_responder::config::{Config, Endpoints};
 use alert_responder::decide::Decider;
 use alert_responder::http::HttpClient;
 use alert_responder::ingest::ingest_document;
-use alert_responder::interaction::{CallbackKey, InteractionSettings, Interactions};
+use alert_responder::interaction::{CallbackKey, InteractionSettings, Interactions, Purpose};
 use alert_responder::memory::{MemoryPublisher, MemoryRecords, MemoryState};
 use alert_responder::model::{Outcome, Status};
 use alert_responder::pipeline::Responder;
@@ -72,8 +72,49 @@ async fn rig(action_policy: impl Fn(&str) -> String) -> Rig {
 }
 
 async fn rig_with(action_policy: impl Fn(&str) -> String, with_state: bool) -> Rig {
+    rig_on(action_policy, with_state, TestServer::ok().await).await
+}
+
+/// A responder like `rig`'s (its state, wakeups, publisher and Slack) whose
+/// webhooks go to `hooks`.
+async fn rig_responder_with_hooks(rig: &Rig, hooks: &TestServer) -> Responder {
+    let policies = PolicySet::compile(
+        vec![
+            PolicyFile {
+                name: "alert.rego".into(),
+                text: ALERT_POLICY.into(),
+            },
+            PolicyFile {
+                name: "action.rego".into(),
+                text: example_policy(&hooks.url("")),
+            },
+        ],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let endpoints = Endpoints {
+        slack: rig.slack.url(""),
+        ..Endpoints::default()
+    };
+    let http = HttpClient::new(loopback_allowed());
+    let registry = Registry::builtin(http.clone(), &endpoints, None, None).with_callbacks(
+        http,
+        &rig.slack.url(""),
+        rig.interactions.clone(),
+    );
+    let decider = Decider::new(
+        Arc::new(policies),
+        registry,
+        alert_responder::app::decide_settings(&Config::default()),
+        SecretResolver::literals_only(),
+        Some(rig.state.clone()),
+    )
+    .with_wakeups(rig.wakeups.clone());
+    Responder::new(decider, rig.publisher.clone()).with_records(rig.records.clone())
+}
+
+async fn rig_on(action_policy: impl Fn(&str) -> String, with_state: bool, hooks: TestServer) -> Rig {
     let slack = slack_api().await;
-    let hooks = TestServer::ok().await;
     let policies = PolicySet::compile(
         vec![
             PolicyFile {
@@ -211,10 +252,9 @@ async fn an_approval_suspends_the_workflow_and_the_answer_resumes_it_once() {
     let pending_result = asked[0].result.clone().unwrap();
     assert_eq!(pending_result["status"], "pending");
     assert_eq!(pending_result["approvers"], json!([APPROVER]));
-    assert!(pending_result["callback_url"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://abc.lambda-url.us-east-1.on.aws/callbacks/"));
+    // With approvers, no callback URL unless the policy asks for one:
+    // whoever holds it could answer.
+    assert_eq!(pending_result["callback_url"], Value::Null);
     assert_eq!(outcomes.len(), 1, "nothing else ran: {outcomes:#?}");
     let workflow = rig.workflow_id().await;
     let scheduled = rig.wakeups.scheduled();
@@ -359,11 +399,14 @@ async fn requests_that_are_not_proven_or_not_allowed_touch_nothing() {
     let stale = signed_event(&body, &(now - 301).to_string(), SIGNING_SECRET);
     let wrong_approver = rig.click(&buttons[0], "U0INTERN");
     let key = CallbackKey::derive(SIGNING_SECRET.as_bytes());
-    let unknown = rig.click(&format!("{}|approve", key.token("0000", "ask-isolate")), APPROVER);
+    let unknown = rig.click(
+        &format!("{}|approve", key.token(Purpose::Slack, "0000", "ask-isolate")),
+        APPROVER,
+    );
     let forged = rig.click(
         &format!(
             "{}|approve",
-            CallbackKey::derive(b"other").token(&workflow, "ask-isolate")
+            CallbackKey::derive(b"other").token(Purpose::Slack, &workflow, "ask-isolate")
         ),
         APPROVER,
     );
@@ -411,19 +454,41 @@ async fn requests_that_are_not_proven_or_not_allowed_touch_nothing() {
 
 #[tokio::test]
 async fn a_signed_callback_answers_without_slack() {
-    let rig = rig(example_policy).await;
+    let rig = rig(|hooks| {
+        example_policy(hooks).replace(
+            "\"timeout_seconds\": 1800,",
+            "\"timeout_seconds\": 1800, \"callback\": true,",
+        )
+    })
+    .await;
     let outcomes = rig.deliver_change().await;
     let url = by_action(&outcomes, "ask-isolate")[0].result.as_ref().unwrap()["callback_url"]
         .as_str()
         .unwrap()
         .to_string();
     let token = url.rsplit_once("/callbacks/").unwrap().1.to_string();
+    assert!(
+        url.starts_with("https://abc.lambda-url.us-east-1.on.aws/callbacks/"),
+        "{url}"
+    );
+    // A Slack button's token is no callback token: someone who can read
+    // the channel cannot answer past `approvers` this way.
+    let button = rig.buttons()[0].split_once('|').unwrap().0.to_string();
+    assert_ne!(button, token);
+    let (status, _) = rig.serve(&callback_event(&button, json!({"answer": "approve"}))).await;
+    assert_eq!(status, 401);
+    // Nor is a callback token a button's.
+    let (status, _) = rig.serve(&rig.click(&format!("{token}|approve"), APPROVER)).await;
+    assert_eq!(status, 400);
     let (status, body) = rig
         .serve(&callback_event(&token, json!({"answer": "deny", "user": "soar"})))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["answer"], "deny");
-    assert_eq!(body["result"]["user"], "soar");
+    assert_eq!(
+        body["result"]["user"], "callback:soar",
+        "a callback names no Slack user"
+    );
     let (status, body) = rig.serve(&callback_event(&token, json!({"answer": "approve"}))).await;
     assert_eq!((status, &body["status"]), (409, &json!("already_answered")), "{body}");
     assert_eq!(body["result"]["answer"], "deny");
@@ -615,4 +680,86 @@ async fn a_suspended_and_resumed_workflow_is_on_record_twice_and_replays_once() 
         matches!(decoded, alert_responder::replay::input::Decoded::Changes(_)),
         "{decoded:?}"
     );
+}
+
+/// A timeout whose resume fails (the escalation's vendor answers 503) is
+/// resumed by the retry of the same schedule event, which finds the
+/// approval already timed out.
+#[tokio::test]
+async fn a_due_time_whose_resume_fails_is_resumed_by_the_events_retry() {
+    let rig = rig(example_policy).await;
+    let pages = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = pages.clone();
+    let flaky = TestServer::start(
+        move |_| match counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0..=2 => common::Reply::json(503, json!({})),
+            _ => common::Reply::json(200, json!({"ok": true})),
+        },
+    )
+    .await;
+    let rig = Rig {
+        responder: rig_responder_with_hooks(&rig, &flaky).await,
+        ..rig
+    };
+    rig.deliver_change().await;
+    let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
+    let err = rig.responder.wake(&due, None, None).await.unwrap_err();
+    assert!(
+        matches!(err, alert_responder::pipeline::HandleError::Retry { .. }),
+        "{err}"
+    );
+    // Lambda retries the schedule's event.
+    rig.responder.wake(&due, None, None).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(
+        by_action(&outcomes, "escalate").last().unwrap().status,
+        Status::Succeeded
+    );
+    assert!(rig.state.workflows().await.unwrap().is_empty());
+}
+
+/// A resume whose outcomes cannot be published keeps the workflow: the
+/// retry publishes them (the action that ran replays, it does not run again).
+#[tokio::test]
+async fn a_resume_whose_publish_fails_is_published_by_its_retry() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    let sent = rig.wakeups.take_sent();
+    rig.publisher.set_failing(true);
+    let err = rig.responder.wake(&sent[0], None, None).await.unwrap_err();
+    assert!(
+        matches!(err, alert_responder::pipeline::HandleError::Publish(_)),
+        "{err}"
+    );
+    assert_eq!(
+        rig.state.workflows().await.unwrap().len(),
+        1,
+        "still stored for the retry"
+    );
+    rig.publisher.set_failing(false);
+    rig.responder.wake(&sent[0], None, None).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(by_action(&outcomes, "ask-isolate")[0].status, Status::Succeeded);
+    let isolated = by_action(&outcomes, "isolate");
+    assert_eq!((isolated[0].status, isolated[0].replay), (Status::Succeeded, true));
+    assert_eq!(rig.hits("/isolate"), 1, "isolated once");
+    assert!(rig.state.workflows().await.unwrap().is_empty());
+}
+
+/// A run that saw fewer rounds (a redelivery racing a resume) never
+/// overwrites the newer state of its workflow.
+#[tokio::test]
+async fn an_older_suspension_never_overwrites_a_newer_one() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let stored = rig.state.workflows().await.unwrap().pop().unwrap();
+    let mut newer = stored.clone();
+    newer.rounds = stored.rounds + 1;
+    assert!(rig.state.save_workflow(&newer, true).await.unwrap());
+    assert!(!rig.state.save_workflow(&stored, false).await.unwrap());
+    assert_eq!(rig.state.workflows().await.unwrap()[0].rounds, stored.rounds + 1);
+    // The same round again (a redelivery) may be written.
+    assert!(rig.state.save_workflow(&newer, false).await.unwrap());
 }

@@ -147,15 +147,15 @@ async fn deployment() -> Deployment {
 }
 
 /// One invocation in a fresh instance of the binary: its response, and
-/// how long the handler took (next → response).
+/// how long it took from the process's start (a cold start) to the response.
 async fn invoke(deployment: &Deployment, event: Value) -> (Value, Duration) {
     let api = runtime_api(event).await;
     let env: Vec<(&str, &str)> = deployment.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // From the start of a cold instance: init counts against Slack's 3 s too.
+    let started = Instant::now();
     let mut child = lambda_process(&api, &env);
-    api.wait_for(1, WAIT).await;
-    let handed = Instant::now();
     let requests = api.wait_for(2, WAIT).await;
-    let took = handed.elapsed();
+    let took = started.elapsed();
     child.kill().await.unwrap();
     let output = child.wait_with_output().await.unwrap();
     let logs = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
@@ -454,12 +454,18 @@ async fn a_double_click_on_two_instances_records_one_answer_and_resumes_once() {
     let mut sent = first_wakeups.take_sent();
     sent.extend(second_wakeups.take_sent());
     assert!(!sent.is_empty() && sent.iter().all(|w| *w == sent[0]), "{sent:?}");
+    // One takes it; the other finds it held, or already ended (a held one
+    // fails for Lambda to retry later: its holder may have died).
     let (x, y) = tokio::join!(first.wake(&sent[0], None, None), second.wake(&sent[0], None, None));
-    assert_eq!(
-        x.unwrap().outcomes + y.unwrap().outcomes,
-        2,
-        "the approval's and the isolation's outcomes"
-    );
+    let mut published = 0;
+    for result in [x, y] {
+        match result {
+            Ok(summary) => published += summary.outcomes,
+            Err(alert_responder::pipeline::HandleError::WorkflowBusy(_)) => {}
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(published, 2, "the approval's and the isolation's outcomes, once");
     for again in &sent[1..] {
         assert_eq!(first.wake(again, None, None).await.unwrap().outcomes, 0);
     }

@@ -25,17 +25,24 @@ const DEFAULT_CHOICES: [&str; 2] = ["approve", "deny"];
 const MAX_CHOICES: usize = 5;
 const MAX_CHOICE_CHARS: usize = 75;
 
-/// A pending action's signed token and where it can be answered.
+/// How a pending action can be answered: the token its Slack buttons
+/// carry (accepted only with Slack's signature, from an approver) and, when
+/// asked for, a callback URL (a bearer capability of its own).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Callback {
-    pub token: String,
-    /// `<function URL>/callbacks/<token>`, when the URL is known.
+    pub button_token: String,
+    /// `<function URL>/callbacks/<token>`, when asked for and the URL is known.
     pub url: Option<String>,
 }
 
 /// Signs answer tokens (`interaction::Interactions` in the function).
 pub trait Callbacks: Send + Sync {
-    fn callback<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<Callback, String>>;
+    fn callback<'a>(
+        &'a self,
+        alert_id: &'a str,
+        action_id: &'a str,
+        with_url: bool,
+    ) -> BoxFuture<'a, Result<Callback, String>>;
 }
 
 pub struct Request {
@@ -75,6 +82,11 @@ const REQUEST_ARGS: &[ArgSpec] = &[
         "approvers",
         ArgKind::StringList,
         "Slack user ids allowed to answer (default: anyone who can see the message)",
+    ),
+    ArgSpec::optional(
+        "callback",
+        ArgKind::Bool,
+        "issue a callback URL other systems can answer at (default: only when there are no approvers: whoever holds the URL can answer)",
     ),
     ArgSpec::optional(
         "timeout_seconds",
@@ -187,10 +199,20 @@ impl Action for Request {
                         .to_string(),
                 )
             })?;
+            let with_url = call
+                .args
+                .get("callback")
+                .and_then(Value::as_bool)
+                .unwrap_or(approvers.is_empty());
+            // The key is a secret read from Secrets Manager: another try may work.
             let callback = callbacks
-                .callback(&call.alert.id, call.action_id)
+                .callback(&call.alert.id, call.action_id, with_url)
                 .await
-                .map_err(ActionError::NotConfigured)?;
+                .map_err(|reason| ActionError::Failed {
+                    message: format!("approval.request: {reason}"),
+                    result: None,
+                    transient: true,
+                })?;
             let question = match call.str_arg("text") {
                 Some(text) => text.to_string(),
                 None => summary(call.alert, Markup::Slack),
@@ -199,7 +221,7 @@ impl Action for Request {
             let message = json!({
                 "channel": channel,
                 "text": clip(&notification, 3000),
-                "blocks": approval_blocks(&call, &question, &choices, &callback.token),
+                "blocks": approval_blocks(&call, &question, &choices, &callback.button_token),
             });
             let answer = super::slack::post_message(&self.client, &self.slack, &call, token, message).await?;
             let due_at = Utc::now() + Span::seconds(timeout as i64);

@@ -7,7 +7,7 @@
 //! | Matano change | `change#<matano alert id>` | `latest` | the highest `update_count` processed |
 //! | persistent attribute | `attrs#<namespace>` | attribute id | `attr_key`, `attr_type`, `value` (JSON) or `counter` (number); items written before ids existed have the key as sort key and no `attr_key` |
 //! | namespace lock | `lock#<namespace>` | `lock` | `owner`, `lease_until` |
-//! | suspended workflow | `workflow#<alert id>` | `workflow` | `phase` (suspended/resuming), `lease_until`, the `workflow` (JSON) |
+//! | suspended workflow | `workflows` | alert id | `phase` (suspended/resuming), `lease_until`, the `workflow` (JSON) |
 //!
 //! A pending action's claim is `done` with `pending: true` until it is resolved.
 
@@ -23,8 +23,8 @@ use crate::model::outcome::{preview, truncate_string};
 use crate::model::suspended::{Phase, SuspendedWorkflow};
 use crate::model::{ActionRecord, Attr, Status};
 use crate::state::{
-    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, WorkflowStore,
-    RECORD_RETENTION,
+    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, Taken,
+    WorkflowStore, RECORD_RETENTION,
 };
 
 pub struct DynamoState {
@@ -187,10 +187,14 @@ fn is_condition_failure(code: Option<&str>) -> bool {
     code == Some("ConditionalCheckFailedException")
 }
 
+/// Suspended workflows share one partition: they are few (each waits on a
+/// person or a timer), and listing them is then a query, not a scan.
+const WORKFLOWS_PARTITION: &str = "workflows";
+
 fn workflow_key(alert_id: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_string(), s(format!("workflow#{alert_id}"))),
-        ("sk".to_string(), s("workflow")),
+        ("pk".to_string(), s(WORKFLOWS_PARTITION)),
+        ("sk".to_string(), s(alert_id)),
     ])
 }
 
@@ -243,6 +247,7 @@ impl WorkflowStore for DynamoState {
             let mut item = workflow_key(workflow.id());
             item.insert("phase".into(), s("suspended"));
             item.insert("lease_until".into(), n(0));
+            item.insert("rounds".into(), n(workflow.rounds));
             item.insert("workflow".into(), s(text));
             item.insert("suspended_at".into(), s(workflow.suspended_at.to_rfc3339()));
             item.insert(
@@ -252,9 +257,15 @@ impl WorkflowStore for DynamoState {
             let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
             if !holder {
                 put = put
-                    .condition_expression("attribute_not_exists(pk) OR #phase = :suspended")
+                    // Never back: a run that saw fewer rounds (a redelivery
+                    // racing a resume) leaves the newer state.
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR (#phase = :suspended AND (attribute_not_exists(#rounds) OR #rounds <= :rounds))",
+                    )
                     .expression_attribute_names("#phase", "phase")
-                    .expression_attribute_values(":suspended", s("suspended"));
+                    .expression_attribute_names("#rounds", "rounds")
+                    .expression_attribute_values(":suspended", s("suspended"))
+                    .expression_attribute_values(":rounds", n(workflow.rounds));
             }
             match put.send().await {
                 Ok(_) => Ok(true),
@@ -278,11 +289,11 @@ impl WorkflowStore for DynamoState {
             loop {
                 let page = self
                     .client
-                    .scan()
+                    .query()
                     .table_name(&self.table)
-                    .filter_expression("begins_with(pk, :workflow) AND sk = :workflow_sk")
-                    .expression_attribute_values(":workflow", s("workflow#"))
-                    .expression_attribute_values(":workflow_sk", s("workflow"))
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(WORKFLOWS_PARTITION))
+                    .consistent_read(true)
                     .set_exclusive_start_key(start)
                     .send()
                     .await
@@ -300,11 +311,7 @@ impl WorkflowStore for DynamoState {
         })
     }
 
-    fn take_workflow<'a>(
-        &'a self,
-        alert_id: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, Result<Option<SuspendedWorkflow>, StateError>> {
+    fn take_workflow<'a>(&'a self, alert_id: &'a str, lease: Duration) -> BoxFuture<'a, Result<Taken, StateError>> {
         Box::pin(async move {
             let now = now();
             let taken = self
@@ -323,8 +330,16 @@ impl WorkflowStore for DynamoState {
                 .send()
                 .await;
             match taken {
-                Ok(output) => output.attributes.map(|item| self.workflow_of(&item)).transpose(),
-                Err(err) if is_condition_failure(err.code()) => Ok(None),
+                Ok(output) => match output.attributes {
+                    Some(item) => Ok(Taken::Workflow(Box::new(self.workflow_of(&item)?))),
+                    None => Ok(Taken::Absent),
+                },
+                Err(err) if is_condition_failure(err.code()) => {
+                    match self.get(workflow_key(alert_id), "take workflow").await? {
+                        Some(_) => Ok(Taken::Held),
+                        None => Ok(Taken::Absent),
+                    }
+                }
                 Err(err) => Err(self.error("take workflow", err)),
             }
         })

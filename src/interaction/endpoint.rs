@@ -12,7 +12,7 @@ use data_encoding::BASE64;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::Interactions;
+use super::{Interactions, Purpose};
 use crate::action::render::{clip, line, slack};
 use crate::http::HttpRequest;
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
@@ -170,10 +170,10 @@ impl Interactions {
         let Some(user) = payload.pointer("/user/id").and_then(Value::as_str) else {
             return HttpAnswer::error(400, "the payload names no user");
         };
-        let claims = match self.callback_key().await.map(|key| key.verify(token)) {
+        let claims = match self.callback_key().await.map(|key| key.verify(Purpose::Slack, token)) {
             Ok(Some(claims)) => claims,
             Ok(None) => return HttpAnswer::error(400, "the answer's token is not this function's"),
-            Err(err) => return HttpAnswer::error(500, err),
+            Err(err) => return key_unavailable(&err),
         };
         let resolution = Resolution::Answered {
             answer: choice.to_string(),
@@ -217,10 +217,14 @@ impl Interactions {
     }
 
     async fn callback(&self, responder: &Responder, token: &str, request: &Request) -> HttpAnswer {
-        let claims = match self.callback_key().await.map(|key| key.verify(token)) {
+        let claims = match self
+            .callback_key()
+            .await
+            .map(|key| key.verify(Purpose::Callback, token))
+        {
             Ok(Some(claims)) => claims,
             Ok(None) => return HttpAnswer::error(401, "the callback token is not valid"),
-            Err(err) => return HttpAnswer::error(404, err),
+            Err(err) => return key_unavailable(&err),
         };
         let body: Value = match serde_json::from_slice(&request.body) {
             Ok(body) => body,
@@ -229,10 +233,14 @@ impl Interactions {
         let Some(answer) = body.get("answer").and_then(Value::as_str).filter(|a| !a.is_empty()) else {
             return HttpAnswer::error(400, "the body needs `answer`, a string");
         };
-        let user = body.get("user").and_then(Value::as_str).unwrap_or("callback");
+        // Not a Slack user: whoever holds the URL names themselves.
+        let user = match body.get("user").and_then(Value::as_str) {
+            Some(name) => format!("callback:{}", clip(&line(name), 200)),
+            None => "callback".to_string(),
+        };
         let resolution = Resolution::Answered {
             answer: answer.to_string(),
-            user: clip(&line(user), 200),
+            user,
             answered_at: Utc::now(),
         };
         match responder
@@ -314,7 +322,7 @@ impl Interactions {
                     .secret_header("authorization", &format!("Bearer {token}"))
                     .json(json!({"channel": channel, "ts": ts, "text": text, "blocks": blocks}))
             }
-            (_, _, _, Some(url)) => HttpRequest::new(Method::POST, url)
+            (_, _, _, Some(url)) if self.is_slack_url(url) => HttpRequest::new(Method::POST, url)
                 .json(json!({"replace_original": true, "text": text, "blocks": blocks})),
             _ => return,
         };
@@ -333,9 +341,21 @@ impl Interactions {
         }
     }
 
+    /// Slack's `response_url`s are on hooks.slack.com (or, configured
+    /// elsewhere, on SLACK_BASE_URL's host); no other URL is called.
+    fn is_slack_url(&self, url: &str) -> bool {
+        let origin = |u: &str| {
+            let rest = u
+                .split_once("://")
+                .map(|(scheme, rest)| (scheme.to_string(), rest.to_string()));
+            rest.map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or_default()))
+        };
+        url.starts_with("https://hooks.slack.com/") || origin(url).is_some_and(|o| Some(o) == origin(&self.slack_base))
+    }
+
     /// A note only the clicking user sees (Slack's `response_url`).
     async fn ephemeral(&self, response_url: Option<&str>, text: &str) {
-        let Some(url) = response_url else {
+        let Some(url) = response_url.filter(|u| self.is_slack_url(u)) else {
             return;
         };
         let request = HttpRequest::new(Method::POST, url)
@@ -370,6 +390,13 @@ fn answer_text(record: Option<&ActionRecord>) -> String {
             format!("*{}* by {by} at {}", slack(&line(answer)), slack(field("answered_at")))
         }
     }
+}
+
+/// The key that verifies tokens could not be read: said in the log, not
+/// to an unauthenticated caller.
+fn key_unavailable(reason: &str) -> HttpAnswer {
+    tracing::error!(reason, "the answer key is unavailable");
+    HttpAnswer::error(500, "the answer key is unavailable")
 }
 
 /// The answer is recorded but its workflow could not be resumed: a retry

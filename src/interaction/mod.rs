@@ -18,7 +18,7 @@ use crate::action::approval::{Callback, Callbacks};
 use crate::http::HttpClient;
 use crate::secrets::SecretResolver;
 pub use endpoint::{is_http_event, HttpAnswer, MAX_BODY_BYTES};
-pub use verify::{slack_signature, verify_slack, CallbackKey, SignatureError, TokenClaims};
+pub use verify::{slack_signature, verify_slack, CallbackKey, Purpose, SignatureError, TokenClaims};
 
 /// Finds the function's own public URL (its Function URL) when none is configured.
 pub trait FunctionUrl: Send + Sync {
@@ -48,7 +48,7 @@ pub struct Interactions {
     settings: InteractionSettings,
     secrets: SecretResolver,
     lookup: Option<Arc<dyn FunctionUrl>>,
-    url: OnceCell<Option<String>>,
+    url: OnceCell<String>,
     http: HttpClient,
     slack_base: String,
 }
@@ -124,27 +124,46 @@ impl Interactions {
             return Some(url.trim_end_matches('/').to_string());
         }
         let lookup = self.lookup.as_ref()?;
-        self.url
-            .get_or_init(|| async {
-                match lookup.function_url().await {
-                    Ok(url) => url.map(|u| u.trim_end_matches('/').to_string()),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not look up the function URL; approvals carry no callback URL (set INTERACTIONS_URL)");
-                        None
-                    }
-                }
-            })
-            .await
-            .clone()
+        if let Some(url) = self.url.get() {
+            return Some(url.clone());
+        }
+        // Only a URL found is kept: a failed lookup is tried again next time.
+        match lookup.function_url().await {
+            Ok(Some(url)) => Some(
+                self.url
+                    .get_or_init(|| async { url.trim_end_matches('/').to_string() })
+                    .await
+                    .clone(),
+            ),
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look up the function URL; this approval carries no callback URL (set INTERACTIONS_URL)");
+                None
+            }
+        }
     }
 }
 
 impl Callbacks for Interactions {
-    fn callback<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<Callback, String>> {
+    fn callback<'a>(
+        &'a self,
+        alert_id: &'a str,
+        action_id: &'a str,
+        with_url: bool,
+    ) -> BoxFuture<'a, Result<Callback, String>> {
         Box::pin(async move {
-            let token = self.callback_key().await?.token(alert_id, action_id);
-            let url = self.public_url().await.map(|base| format!("{base}/callbacks/{token}"));
-            Ok(Callback { token, url })
+            let key = self.callback_key().await?;
+            let url = match with_url {
+                true => self
+                    .public_url()
+                    .await
+                    .map(|base| format!("{base}/callbacks/{}", key.token(Purpose::Callback, alert_id, action_id))),
+                false => None,
+            };
+            Ok(Callback {
+                button_token: key.token(Purpose::Slack, alert_id, action_id),
+                url,
+            })
         })
     }
 }

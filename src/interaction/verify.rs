@@ -80,6 +80,24 @@ impl std::fmt::Debug for CallbackKey {
     }
 }
 
+/// Where a token is accepted: a Slack button's token only with Slack's
+/// signature (and `approvers`), a callback URL's only at `/callbacks/`.
+/// One cannot stand for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Slack,
+    Callback,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Purpose::Slack => b"slack",
+            Purpose::Callback => b"callback",
+        }
+    }
+}
+
 impl CallbackKey {
     pub fn derive(secret: &[u8]) -> CallbackKey {
         let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
@@ -87,18 +105,21 @@ impl CallbackKey {
         CallbackKey(mac.finalize().into_bytes().to_vec())
     }
 
-    fn mac(&self, workflow: &str, action_id: &str) -> HmacSha256 {
+    /// Over the purpose and both ids, each length-prefixed (no separator
+    /// an id could contain).
+    fn mac(&self, purpose: Purpose, workflow: &str, action_id: &str) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(workflow.as_bytes());
-        mac.update(b"\n");
-        mac.update(action_id.as_bytes());
+        for part in [purpose.tag(), workflow.as_bytes(), action_id.as_bytes()] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
         mac
     }
 
     /// `<workflow>.<action id, base64url>.<MAC, base64url>`: URL- and
     /// Slack-button-safe, no `|`.
-    pub fn token(&self, workflow: &str, action_id: &str) -> String {
-        let tag = self.mac(workflow, action_id).finalize().into_bytes();
+    pub fn token(&self, purpose: Purpose, workflow: &str, action_id: &str) -> String {
+        let tag = self.mac(purpose, workflow, action_id).finalize().into_bytes();
         format!(
             "{}.{}.{}",
             BASE64URL_NOPAD.encode(workflow.as_bytes()),
@@ -107,8 +128,8 @@ impl CallbackKey {
         )
     }
 
-    /// What `token` names, if this key made it.
-    pub fn verify(&self, token: &str) -> Option<TokenClaims> {
+    /// What `token` names, if this key made it for `purpose`.
+    pub fn verify(&self, purpose: Purpose, token: &str) -> Option<TokenClaims> {
         let mut parts = token.split('.');
         let (workflow, action, tag) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() {
@@ -117,7 +138,9 @@ impl CallbackKey {
         let workflow = String::from_utf8(BASE64URL_NOPAD.decode(workflow.as_bytes()).ok()?).ok()?;
         let action_id = String::from_utf8(BASE64URL_NOPAD.decode(action.as_bytes()).ok()?).ok()?;
         let tag = BASE64URL_NOPAD.decode(tag.as_bytes()).ok()?;
-        self.mac(&workflow, &action_id).verify_truncated_left(&tag).ok()?;
+        self.mac(purpose, &workflow, &action_id)
+            .verify_truncated_left(&tag)
+            .ok()?;
         (tag.len() == 20).then_some(TokenClaims { workflow, action_id })
     }
 }
@@ -174,24 +197,29 @@ mod tests {
     #[test]
     fn callback_tokens_name_their_action_and_resist_tampering() {
         let key = CallbackKey::derive(b"s3cret");
-        let token = key.token("0123abcd", "isolate host");
+        let token = key.token(Purpose::Callback, "0123abcd", "isolate host");
         assert!(!token.contains('|') && !token.contains('/'), "{token}");
         assert_eq!(
-            key.verify(&token),
+            key.verify(Purpose::Callback, &token),
             Some(TokenClaims {
                 workflow: "0123abcd".to_string(),
                 action_id: "isolate host".to_string()
             })
         );
-        assert_eq!(CallbackKey::derive(b"other").verify(&token), None);
-        let other_action = key.token("0123abcd", "page");
+        assert_eq!(CallbackKey::derive(b"other").verify(Purpose::Callback, &token), None);
+        // A Slack button's token is no callback token, and the reverse.
+        assert_eq!(key.verify(Purpose::Slack, &token), None);
+        let button = key.token(Purpose::Slack, "0123abcd", "isolate host");
+        assert_eq!(key.verify(Purpose::Callback, &button), None);
+        assert!(key.verify(Purpose::Slack, &button).is_some());
+        let other_action = key.token(Purpose::Callback, "0123abcd", "page");
         let forged = format!(
             "{}.{}",
             token.rsplit_once('.').unwrap().0,
             other_action.rsplit_once('.').unwrap().1
         );
-        assert_eq!(key.verify(&forged), None);
-        assert_eq!(key.verify("not-a-token"), None);
-        assert_eq!(key.verify(&format!("{token}.x")), None);
+        assert_eq!(key.verify(Purpose::Callback, &forged), None);
+        assert_eq!(key.verify(Purpose::Callback, "not-a-token"), None);
+        assert_eq!(key.verify(Purpose::Callback, &format!("{token}.x")), None);
     }
 }
