@@ -216,6 +216,16 @@ fn answerable(config: &Config, registry: Registry, interactions: Option<&Arc<Int
     }
 }
 
+/// `POLICY_BUNDLE`'s policies, when it names one (the CLI loads it as the
+/// function does).
+pub async fn load_bundle(config: &Config) -> Result<Option<PolicySet>, InitError> {
+    let Some(location) = &config.policy_bundle else {
+        return Ok(None);
+    };
+    let bundle = Watched::new(bundle_source(location, &sdk_config()));
+    Ok(bundle.load_if_changed(&compile_options(config)).await?)
+}
+
 /// The responder for Lambda and what refreshes its bundles: the policies of
 /// `POLICY_BUNDLE` when set (init fails without a good one), the shadow of
 /// `SHADOW_POLICY_BUNDLE` (a bad one is logged and left out: it never

@@ -561,6 +561,17 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
     );
     assert_eq!(cli(&["workflows", "show", "nope", "--table", &table], &[]).code, 4);
 
+    // Not with whatever policies happen to be here: the ones that suspended it.
+    let unchosen = cli(
+        &["workflows", "resume", &ids[0], "--answer", "approve", "--table", &table],
+        &env,
+    );
+    assert_eq!(unchosen.code, 2, "{}", unchosen.stderr);
+    assert!(
+        unchosen.stderr.contains("give --policies DIR or POLICY_BUNDLE"),
+        "{}",
+        unchosen.stderr
+    );
     let resume = cli(
         &[
             "workflows",

@@ -528,8 +528,10 @@ impl StateStore for DynamoState {
             item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
             if record.status == Status::Pending {
-                // Resolved once, conditionally (`resolve`).
+                // Resolved once, conditionally (`resolve`); kept past the
+                // longest wait (7 days) for as long as any finished record.
                 item.insert("pending".into(), AttributeValue::Bool(true));
+                item.insert("expires_at".into(), n(now + 2 * RECORD_RETENTION.as_secs()));
             }
             if writes.is_empty() {
                 return self.put(item, "complete").await;

@@ -358,7 +358,7 @@ fn signature_headers(
 }
 
 /// AWS's domain for a region's partition.
-fn domain(region: &str) -> &'static str {
+pub(super) fn domain(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "amazonaws.com.cn"
     } else {

@@ -70,7 +70,11 @@ impl LambdaWakeups {
         };
         match configured.or(self.sdk.endpoint_url()) {
             Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("https://{service}.{}.amazonaws.com", self.region()),
+            None => format!(
+                "https://{service}.{}.{}",
+                self.region(),
+                super::s3::domain(&self.region())
+            ),
         }
     }
 
@@ -138,11 +142,12 @@ fn at_expression(at: DateTime<Utc>) -> String {
     format!("at({})", at.format("%Y-%m-%dT%H:%M:%S"))
 }
 
-fn failed(operation: &'static str, status: u16, body: &[u8]) -> WakeupError {
+/// A call answered with an error: `what` names the schedule or function.
+fn failed(operation: &'static str, what: &str, status: u16, body: &[u8]) -> WakeupError {
     WakeupError {
         operation,
         reason: format!(
-            "HTTP {status}: {}",
+            "{what}: HTTP {status}: {}",
             String::from_utf8_lossy(&body[..body.len().min(500)])
         ),
     }
@@ -184,12 +189,15 @@ impl Wakeups for LambdaWakeups {
             let (status, answer) = self
                 .call("scheduler", "POST", &path, &[], body.to_string().as_bytes())
                 .await
-                .map_err(|reason| WakeupError { operation, reason })?;
+                .map_err(|reason| WakeupError {
+                    operation,
+                    reason: format!("{name}: {reason}"),
+                })?;
             match status {
                 200..=299 => Ok(()),
                 // Made by an earlier try of the same suspension.
                 409 => Ok(()),
-                _ => Err(failed(operation, status, &answer)),
+                _ => Err(failed(operation, name, status, &answer)),
             }
         })
     }
@@ -205,10 +213,13 @@ impl Wakeups for LambdaWakeups {
             let (status, answer) = self
                 .call("scheduler", "DELETE", &path, &[], b"")
                 .await
-                .map_err(|reason| WakeupError { operation, reason })?;
+                .map_err(|reason| WakeupError {
+                    operation,
+                    reason: format!("{name}: {reason}"),
+                })?;
             match status {
                 200..=299 | 404 => Ok(()),
-                _ => Err(failed(operation, status, &answer)),
+                _ => Err(failed(operation, name, status, &answer)),
             }
         })
     }
@@ -230,10 +241,13 @@ impl Wakeups for LambdaWakeups {
                     body.as_bytes(),
                 )
                 .await
-                .map_err(|reason| WakeupError { operation, reason })?;
+                .map_err(|reason| WakeupError {
+                    operation,
+                    reason: format!("{path}: {reason}"),
+                })?;
             match status {
                 200..=299 => Ok(()),
-                _ => Err(failed(operation, status, &answer)),
+                _ => Err(failed(operation, &path, status, &answer)),
             }
         })
     }
@@ -257,7 +271,7 @@ impl FunctionUrl for LambdaWakeups {
                     Ok(config.get("FunctionUrl").and_then(Value::as_str).map(str::to_string))
                 }
                 404 => Ok(None),
-                _ => Err(failed("GetFunctionUrlConfig", status, &body).to_string()),
+                _ => Err(failed("GetFunctionUrlConfig", arn, status, &body).to_string()),
             }
         })
     }

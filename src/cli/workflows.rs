@@ -11,10 +11,10 @@ use anyhow::Context;
 use super::args::{outcome_publisher, PolicyArgs};
 use crate::app;
 use crate::aws::{sdk_config, LazySnsClient};
-use crate::config::Config;
+use crate::config::{Config, PolicySource};
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
 use crate::model::Status;
-use crate::pipeline::Summary;
+use crate::pipeline::{HandleError, Summary};
 use crate::resume::Answered;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -30,10 +30,16 @@ pub struct WorkflowsArgs {
     /// Append outcomes to this file instead of printing them (resume, cancel).
     #[arg(long, global = true, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// The policies a resume decides with (default: POLICY_DIR, else
-    /// ./policies, else the bundled starter kit), as `run` reads them.
+    /// The policies a resume decides with: POLICY_BUNDLE (as the function
+    /// loads it), else this directory or POLICY_DIR. Without any of them,
+    /// a resume runs only if ./policies or the bundled starter kit are the
+    /// very policies that suspended the workflow (same digest).
     #[arg(long, short = 'd', global = true, value_name = "DIR")]
     pub policies: Option<PathBuf>,
+    /// The deployment's function (name or ARN): what a workflow suspended
+    /// again is scheduled to invoke. Needed with SCHEDULE_GROUP.
+    #[arg(long, global = true, value_name = "ARN")]
+    pub function: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -69,9 +75,12 @@ pub enum WorkflowsCommand {
     },
 }
 
-/// Exit codes: 0 done; 4 no such suspended workflow.
+/// Exit codes: 0 done; 2 the policies are not the ones that suspended the
+/// workflow and none were given; 4 no such suspended workflow; 5 nothing
+/// done now (an action still waits, or another invocation holds it).
 pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
+    let chosen = args.policies.is_some() || config.policies != PolicySource::Bundled || config.policy_bundle.is_some();
     PolicyArgs {
         policies: args.policies.clone(),
     }
@@ -123,6 +132,20 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                 return Ok(4);
             };
             let responder = responder(&config, &args).await?;
+            let digest = responder.decider().policies().digest().to_string();
+            if digest != found.bundle_digest {
+                if !chosen {
+                    eprintln!(
+                        "workflow {workflow} was suspended by policies {}; these ({digest}) are only the default: give --policies DIR or POLICY_BUNDLE with the deployment's policies",
+                        found.bundle_digest
+                    );
+                    return Ok(2);
+                }
+                eprintln!(
+                    "note: workflow {workflow} was suspended by policies {}; it resumes with {digest}",
+                    found.bundle_digest
+                );
+            }
             let who = by(who);
             let still_pending = pending_ids(&responder, &found).await?;
             match answer {
@@ -153,6 +176,10 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                 }
             }
             let summary = responder.resume(&workflow, None, None).await?;
+            if summary.records == 0 {
+                eprintln!("not resumed: an action of workflow {workflow} still waits for its result");
+                return Ok(5);
+            }
             eprintln!("{}", describe("resumed", &summary));
             Ok(0)
         }
@@ -162,9 +189,17 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                 return Ok(4);
             }
             let responder = responder(&config, &args).await?;
-            let summary = responder.cancel(&workflow, &by(who)).await?;
-            eprintln!("{}", describe("cancelled", &summary));
-            Ok(0)
+            match responder.cancel(&workflow, &by(who)).await {
+                Ok(summary) => {
+                    eprintln!("{}", describe("cancelled", &summary));
+                    Ok(0)
+                }
+                Err(HandleError::WorkflowBusy(_)) => {
+                    eprintln!("not cancelled: workflow {workflow} is being resumed right now; look again with `workflows show`");
+                    Ok(5)
+                }
+                Err(err) => Err(err.into()),
+            }
         }
     }
 }
@@ -176,6 +211,15 @@ async fn responder(config: &Config, args: &WorkflowsArgs) -> anyhow::Result<crat
     let publisher = outcome_publisher(config, args.sns, args.out.as_deref(), &sns).await?;
     let state = app::state(config, &sdk_config());
     let mut responder = app::responder(config, publisher, Some(sns), state)?;
+    if let Some(bundle) = app::load_bundle(config).await? {
+        responder.decider().swap_policies(Arc::new(bundle));
+    }
+    if let Some(wakeups) = responder.decider().wakeups() {
+        let function = args.function.as_deref().context(
+            "SCHEDULE_GROUP is set: give --function with the deployment's function, which a workflow suspended again is scheduled to invoke",
+        )?;
+        wakeups.learn_function(function);
+    }
     if let Some(sink) = app::records(config, &sdk_config()) {
         responder = responder.with_records(sink);
     }

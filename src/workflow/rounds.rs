@@ -373,8 +373,9 @@ impl<'a> Workflow<'a> {
                     .map(|r| skipped(alert, r, seq, SkipReason::MaxActions, &reason)),
             );
         }
-        // A stop of the round wins over a suspension: its pending actions
-        // still take an answer, and nothing resumes.
+        // A stop of the round wins over a suspension: the workflow ends,
+        // nothing is stored, and an answer to its pending actions finds no
+        // workflow to resume.
         let suspended = (!pending.is_empty()).then_some(Stop::Suspended { pending });
         stop.or(abort_only).or(suspended)
     }
