@@ -153,7 +153,7 @@ fn package_of(policy: &str) -> String {
 
 fn known_differences() -> Vec<Known> {
     let text = std::fs::read_to_string("tests/conformance/known-differences.yaml").unwrap();
-    serde_norway::from_str(&text).unwrap()
+    yaml_serde::from_str(&text).unwrap()
 }
 
 /// Both our engines on one compiled set: production (the VM with its
@@ -173,7 +173,7 @@ fn corpus(bridge: &Bridge, known: &[Known], tally: &mut Tally) -> usize {
     for path in &paths {
         let file = path.file_name().unwrap().to_string_lossy().to_string();
         let case: CaseFile =
-            serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap_or_else(|e| panic!("{file}: {e}"));
+            yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap_or_else(|e| panic!("{file}: {e}"));
         let package = package_of(&case.policy);
         let rules: Vec<String> = case.rules.iter().map(|r| format!("{package}.{r}")).collect();
         let opa = bridge.engine(&[(&file, &case.policy)]);
@@ -236,7 +236,7 @@ fn scenario_payloads() -> Vec<Value> {
         .collect();
     paths.sort();
     for path in paths {
-        let scenario: Value = serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let scenario: Value = yaml_serde::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for event in scenario["events"].as_array().unwrap() {
             let mut payload = match (&event["input"], event["input_file"].as_str()) {
                 (Value::Null, Some(file)) => {

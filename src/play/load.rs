@@ -66,7 +66,7 @@ pub fn load_mocks(path: &Path) -> Result<BTreeMap<String, Vec<MockResult>>, Scen
     };
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let mocks: BTreeMap<String, Vec<MockResult>> =
-        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(&text)).map_err(|e| {
+        serde_path_to_error::deserialize(yaml_serde::Deserializer::from_str(&text)).map_err(|e| {
             fail(format!(
                 "at `{}`: {} (expected a map of action id or uses to a list of {{result, error}})",
                 e.path(),
@@ -102,7 +102,7 @@ fn load_scenario(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     let document: Value = if extension == "json" {
         serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?
     } else {
-        serde_norway::from_str(&text).map_err(|e| fail(format!("not YAML: {e}")))?
+        yaml_serde::from_str(&text).map_err(|e| fail(format!("not YAML: {e}")))?
     };
     if alertchain::is_playbook(&document) {
         return alertchain::playbook_scenarios(document, path).map_err(fail);

@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn clock_advances_are_seconds_or_a_number_with_a_unit() {
-        let parse = |text: &str| serde_norway::from_str::<ClockAdvance>(text).map(|a| a.0.as_secs());
+        let parse = |text: &str| yaml_serde::from_str::<ClockAdvance>(text).map(|a| a.0.as_secs());
         assert_eq!(parse("90").unwrap(), 90);
         assert_eq!(parse("\"90s\"").unwrap(), 90);
         assert_eq!(parse("30m").unwrap(), 1_800);

@@ -22,7 +22,7 @@ pub fn load_test_data(root: &Path) -> Result<Value, PolicyError> {
         let document: Value = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).map_err(|err| read_error(&path, format!("not JSON: {err}")))?
         } else {
-            serde_norway::from_str(&text).map_err(|err| read_error(&path, format!("not YAML: {err}")))?
+            yaml_serde::from_str(&text).map_err(|err| read_error(&path, format!("not YAML: {err}")))?
         };
         if is_scenario(&document) {
             continue;
