@@ -8,6 +8,7 @@ Prints one JSON object."""
 import argparse
 import http.server
 import json
+import re
 import os
 import statistics
 import subprocess
@@ -104,6 +105,9 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
                     api.done.set()
 
 
+ENTRY_ID = re.compile(r"(?:^|&)PublishBatchRequestEntries\.member\.\d+\.Id=([^&]*)")
+
+
 class FakeSns(QuietServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), SnsHandler)
@@ -117,9 +121,12 @@ class SnsHandler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_POST(self):
+        # Only the entries' ids are read: parsing the whole form in Python
+        # cost ~130 µs per entry (1.3 ms per batch of ten), a per-byte cost
+        # that stood in the function's loop and that SNS does not have.
         length = int(self.headers.get("Content-Length") or 0)
-        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
-        ids = [v[0] for k, v in sorted(form.items()) if k.startswith("PublishBatchRequestEntries.member.") and k.endswith(".Id")]
+        body = self.rfile.read(length).decode()
+        ids = [urllib.parse.unquote_plus(v) for v in ENTRY_ID.findall(body)]
         self.server.published += len(ids)
         members = "".join(f"<member><Id>{i}</Id><MessageId>m-{i}</MessageId></member>" for i in ids)
         body = (
