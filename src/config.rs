@@ -820,4 +820,45 @@ mod tests {
         assert_eq!(c.endpoints.openai, "http://127.0.0.1:8000/v1");
         assert_eq!(c.endpoints.pagerduty, "https://events.pagerduty.com");
     }
+
+    #[test]
+    fn interaction_secrets_are_literals_or_references_and_schedules_need_their_role() {
+        let read = config(&[
+            ("SLACK_SIGNING_SECRET_ID", "prod/slack-signing"),
+            ("CALLBACK_SECRET", "l1teral"),
+            ("INTERACTIONS_URL", "https://abc.lambda-url.us-east-1.on.aws/"),
+            ("SCHEDULE_GROUP", "alert-responder"),
+            ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9"),
+        ])
+        .unwrap();
+        assert_eq!(
+            read.slack_signing_secret,
+            Some(serde_json::json!({"secret": "prod/slack-signing"}))
+        );
+        assert_eq!(read.callback_secret, Some(serde_json::json!("l1teral")));
+        assert_eq!(
+            read.interactions_url.as_deref(),
+            Some("https://abc.lambda-url.us-east-1.on.aws")
+        );
+        assert_eq!(read.lambda_endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        let both = config(&[
+            ("SLACK_SIGNING_SECRET", "s3cr3t"),
+            ("SLACK_SIGNING_SECRET_ID", "prod/x"),
+        ])
+        .unwrap_err();
+        assert!(
+            both.to_string()
+                .contains("give SLACK_SIGNING_SECRET or SLACK_SIGNING_SECRET_ID"),
+            "{both}"
+        );
+        assert!(
+            !both.to_string().contains("s3cr3t"),
+            "the secret is never shown: {both}"
+        );
+        let no_role = config(&[("SCHEDULE_GROUP", "g")]).unwrap_err();
+        assert!(no_role.to_string().contains("needs SCHEDULER_ROLE_ARN"), "{no_role}");
+        let bad_url = config(&[("INTERACTIONS_URL", "abc.example")]).unwrap_err();
+        assert!(bad_url.to_string().starts_with("INTERACTIONS_URL="), "{bad_url}");
+    }
 }

@@ -447,7 +447,7 @@ impl Responder {
 
     /// The outcomes of a decision, counted into `summary`; retries (only
     /// with a state table, which makes them safe) collected.
-    fn outcomes(
+    pub(crate) fn outcomes(
         &self,
         envelope: &Envelope,
         decided: Decided,

@@ -7,9 +7,8 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crate::decide::{envelope_of, DecideError, Decision};
+use crate::decide::{envelope_of, DecideError, Decided, Decision};
 use crate::model::decision::RecordContext;
-use crate::model::outcome::policy_error_outcome;
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
 use crate::model::{ActionRecord, Status};
 use crate::pipeline::{action_outcomes, count_actions, decision_record_of, HandleError, Responder, Summary};
@@ -171,7 +170,8 @@ impl Responder {
             records: 1,
             ..Summary::default()
         };
-        summary.policy_micros += resumed.decided.policy_time.as_micros() as u64;
+        // The outcomes of what is new since the suspension: the resolved
+        // records and the rounds run now (earlier ones were published).
         let published: HashSet<&str> = resumed
             .suspended
             .actions
@@ -179,26 +179,25 @@ impl Responder {
             .filter(|a| a.status != Status::Pending)
             .map(|a| a.id.as_str())
             .collect();
-        let mut outcomes = Vec::new();
+        let reports = match &resumed.decided.decision {
+            Decision::Alerts(reports) => reports
+                .iter()
+                .map(|report| {
+                    let mut new_only = report.clone();
+                    new_only.actions.retain(|a| !published.contains(a.id.as_str()));
+                    new_only
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let new_only = Decided {
+            decision: Decision::Alerts(reports),
+            policy_time: resumed.decided.policy_time,
+            bundle_digest: resumed.decided.bundle_digest.clone(),
+            engine: resumed.decided.engine,
+        };
         let mut retries = Vec::new();
-        if let Decision::Alerts(reports) = &resumed.decided.decision {
-            for report in reports {
-                summary.alerts += 1;
-                if let Stop::PolicyError { error } = &report.stop {
-                    summary.policy_errors += 1;
-                    outcomes.push(policy_error_outcome(
-                        &resumed.envelope,
-                        Some(&report.alert),
-                        &error.to_string(),
-                    ));
-                }
-                let mut new_only = report.clone();
-                new_only.actions.retain(|a| !published.contains(a.id.as_str()));
-                count_actions(&new_only, &mut summary);
-                outcomes.extend(action_outcomes(&resumed.envelope, &new_only));
-                retries.extend(report.retries.iter().cloned());
-            }
-        }
+        let mut outcomes = self.outcomes(&resumed.envelope, new_only, &mut summary, &mut retries);
         for outcome in &mut outcomes {
             outcome.bundle_digest = Some(resumed.decided.bundle_digest.clone());
         }

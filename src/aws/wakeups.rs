@@ -86,14 +86,14 @@ impl LambdaWakeups {
     }
 
     /// One signed request; the status and the body.
-    async fn call(
-        &self,
-        service: &str,
-        method: &str,
-        path_and_query: &str,
-        headers: &[(&'static str, &str)],
-        body: &[u8],
-    ) -> Result<(u16, Vec<u8>), String> {
+    async fn call(&self, call: &Call<'_>) -> Result<(u16, Vec<u8>), String> {
+        let Call {
+            service,
+            method,
+            path: path_and_query,
+            headers,
+            body,
+        } = *call;
         let provider = self.sdk.credentials_provider().ok_or("no AWS credentials configured")?;
         let credentials = provider
             .provide_credentials()
@@ -134,6 +134,38 @@ impl LambdaWakeups {
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|err| super::error_chain(&err))?;
         Ok((status, body.to_vec()))
+    }
+}
+
+/// One REST request to a service.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    service: &'static str,
+    method: &'static str,
+    /// Path and query, encoded.
+    path: &'a str,
+    headers: &'a [(&'static str, &'a str)],
+    body: &'a [u8],
+}
+
+impl LambdaWakeups {
+    /// `call`, a success being a 2xx or one of `also_fine`; errors name
+    /// `operation` and `what` (the schedule or function).
+    async fn checked(
+        &self,
+        operation: &'static str,
+        what: &str,
+        call: Call<'_>,
+        also_fine: &[u16],
+    ) -> Result<(), WakeupError> {
+        let (status, answer) = self.call(&call).await.map_err(|reason| WakeupError {
+            operation,
+            reason: format!("{what}: {reason}"),
+        })?;
+        match (200..300).contains(&status) || also_fine.contains(&status) {
+            true => Ok(()),
+            false => Err(failed(operation, what, status, &answer)),
+        }
     }
 }
 
@@ -186,19 +218,16 @@ impl Wakeups for LambdaWakeups {
                 },
             });
             let path = format!("/schedules/{}", segment(name));
-            let (status, answer) = self
-                .call("scheduler", "POST", &path, &[], body.to_string().as_bytes())
-                .await
-                .map_err(|reason| WakeupError {
-                    operation,
-                    reason: format!("{name}: {reason}"),
-                })?;
-            match status {
-                200..=299 => Ok(()),
-                // Made by an earlier try of the same suspension.
-                409 => Ok(()),
-                _ => Err(failed(operation, name, status, &answer)),
-            }
+            let body = body.to_string();
+            let call = Call {
+                service: "scheduler",
+                method: "POST",
+                path: &path,
+                headers: &[],
+                body: body.as_bytes(),
+            };
+            // 409: made by an earlier try of the same suspension.
+            self.checked(operation, name, call, &[409]).await
         })
     }
 
@@ -210,17 +239,15 @@ impl Wakeups for LambdaWakeups {
                 segment(name),
                 segment(&self.settings.schedule_group)
             );
-            let (status, answer) = self
-                .call("scheduler", "DELETE", &path, &[], b"")
-                .await
-                .map_err(|reason| WakeupError {
-                    operation,
-                    reason: format!("{name}: {reason}"),
-                })?;
-            match status {
-                200..=299 | 404 => Ok(()),
-                _ => Err(failed(operation, name, status, &answer)),
-            }
+            let call = Call {
+                service: "scheduler",
+                method: "DELETE",
+                path: &path,
+                headers: &[],
+                body: b"",
+            };
+            // 404: gone already (fired, or deleted by another answer).
+            self.checked(operation, name, call, &[404]).await
         })
     }
 
@@ -232,23 +259,14 @@ impl Wakeups for LambdaWakeups {
                 segment(self.function_arn(operation)?)
             );
             let body = wakeup.event().to_string();
-            let (status, answer) = self
-                .call(
-                    "lambda",
-                    "POST",
-                    &path,
-                    &[("x-amz-invocation-type", "Event")],
-                    body.as_bytes(),
-                )
-                .await
-                .map_err(|reason| WakeupError {
-                    operation,
-                    reason: format!("{path}: {reason}"),
-                })?;
-            match status {
-                200..=299 => Ok(()),
-                _ => Err(failed(operation, &path, status, &answer)),
-            }
+            let call = Call {
+                service: "lambda",
+                method: "POST",
+                path: &path,
+                headers: &[("x-amz-invocation-type", "Event")],
+                body: body.as_bytes(),
+            };
+            self.checked(operation, &path, call, &[]).await
         })
     }
 
@@ -264,7 +282,14 @@ impl FunctionUrl for LambdaWakeups {
         Box::pin(async move {
             let arn = self.function_arn("GetFunctionUrlConfig").map_err(|e| e.to_string())?;
             let path = format!("/2021-10-31/functions/{}/url", segment(arn));
-            let (status, body) = self.call("lambda", "GET", &path, &[], b"").await?;
+            let call = Call {
+                service: "lambda",
+                method: "GET",
+                path: &path,
+                headers: &[],
+                body: b"",
+            };
+            let (status, body) = self.call(&call).await?;
             match status {
                 200 => {
                     let config: Value = serde_json::from_slice(&body).map_err(|err| err.to_string())?;
