@@ -65,6 +65,34 @@ impl DynamoState {
             .map_err(|err| self.error(operation, err))
     }
 
+    /// Every item of partition `pk`, read consistently, page after page.
+    async fn partition(
+        &self,
+        pk: &str,
+        operation: &'static str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| self.error(operation, err))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// Writes `item` whatever was there (`operation` names it in an error).
     async fn put(&self, item: HashMap<String, AttributeValue>, operation: &'static str) -> Result<(), StateError> {
         self.client
@@ -285,26 +313,8 @@ impl WorkflowStore for DynamoState {
     fn workflows(&self) -> BoxFuture<'_, Result<Vec<SuspendedWorkflow>, StateError>> {
         Box::pin(async move {
             let mut all = Vec::new();
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(WORKFLOWS_PARTITION))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|err| self.error("list workflows", err))?;
-                for item in page.items() {
-                    all.push(self.workflow_of(item)?);
-                }
-                match page.last_evaluated_key {
-                    Some(key) if !key.is_empty() => start = Some(key),
-                    _ => break,
-                }
+            for item in self.partition(WORKFLOWS_PARTITION, "list workflows").await? {
+                all.push(self.workflow_of(&item)?);
             }
             all.sort_by_key(|w| w.suspended_at);
             Ok(all)
@@ -736,59 +746,39 @@ impl StateStore for DynamoState {
         Box::pin(async move {
             let now = now();
             let mut attrs = Vec::new();
-            let mut start = None;
-            loop {
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(format!("attrs#{namespace}")))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|err| self.error("load attributes", err))?;
-                for item in page.items() {
-                    let expires_at: u64 = match item.get("expires_at") {
-                        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                        _ => 0,
-                    };
-                    // DynamoDB deletes expired items lazily: skip them here.
-                    if expires_at <= now {
-                        continue;
-                    }
-                    let Some(AttributeValue::S(id)) = item.get("sk") else {
-                        continue;
-                    };
-                    let key = match item.get("attr_key") {
-                        Some(AttributeValue::S(key)) => key,
-                        _ => id,
-                    };
-                    let kind = match item.get("attr_type") {
-                        Some(AttributeValue::S(kind)) if !kind.is_empty() => Some(kind.clone()),
-                        _ => None,
-                    };
-                    let value = match (item.get("value"), item.get("counter")) {
-                        (_, Some(AttributeValue::N(counter))) => {
-                            counter.parse::<f64>().map_or(Value::Null, counter_value)
-                        }
-                        (Some(AttributeValue::S(json)), _) => serde_json::from_str(json).unwrap_or(Value::Null),
-                        _ => continue,
-                    };
-                    attrs.push(Attr {
-                        id: Some(id.clone()),
-                        key: key.clone(),
-                        value,
-                        kind,
-                        persist: true,
-                        ttl: Some(expires_at - now),
-                    });
+            for item in self.partition(&format!("attrs#{namespace}"), "load attributes").await? {
+                let expires_at: u64 = match item.get("expires_at") {
+                    Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+                    _ => 0,
+                };
+                // DynamoDB deletes expired items lazily: skip them here.
+                if expires_at <= now {
+                    continue;
                 }
-                match page.last_evaluated_key {
-                    Some(key) if !key.is_empty() => start = Some(key),
-                    _ => break,
-                }
+                let Some(AttributeValue::S(id)) = item.get("sk") else {
+                    continue;
+                };
+                let key = match item.get("attr_key") {
+                    Some(AttributeValue::S(key)) => key,
+                    _ => id,
+                };
+                let kind = match item.get("attr_type") {
+                    Some(AttributeValue::S(kind)) if !kind.is_empty() => Some(kind.clone()),
+                    _ => None,
+                };
+                let value = match (item.get("value"), item.get("counter")) {
+                    (_, Some(AttributeValue::N(counter))) => counter.parse::<f64>().map_or(Value::Null, counter_value),
+                    (Some(AttributeValue::S(json)), _) => serde_json::from_str(json).unwrap_or(Value::Null),
+                    _ => continue,
+                };
+                attrs.push(Attr {
+                    id: Some(id.clone()),
+                    key: key.clone(),
+                    value,
+                    kind,
+                    persist: true,
+                    ttl: Some(expires_at - now),
+                });
             }
             attrs.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
             Ok(attrs)
