@@ -8,11 +8,13 @@ Prints one JSON object."""
 import argparse
 import http.server
 import json
-import re
 import os
+import re
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -105,7 +107,11 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
                     api.done.set()
 
 
-ENTRY_ID = re.compile(r"(?:^|&)PublishBatchRequestEntries\.member\.\d+\.Id=([^&]*)")
+# No `(?:^|&)` anchor: it kept the regex engine from scanning for the
+# literal prefix (~0.8 ms per batch of ten instead of ~40 µs). It is not
+# needed: in a form body `=` and `&` inside values are percent-encoded, so
+# `...member.N.Id=` occurs only as a key.
+ENTRY_ID = re.compile(r"PublishBatchRequestEntries\.member\.\d+\.Id=([^&]*)")
 
 
 class FakeSns(QuietServer):
@@ -265,6 +271,40 @@ def run_burst(binary, events, changes, env, timeout=900):
         stop_servers(api, sns)
 
 
+def instructions(binary, events, env, timeout=900):
+    """Instructions the function executed (valgrind's callgrind), from exec
+    until it is stopped after the last response."""
+    api, sns = start_servers(events)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = os.path.join(scratch, "callgrind.out")
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary]
+        process = subprocess.Popen(command, env=lambda_env(api, sns, env),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            if not api.done.wait(timeout):
+                raise SystemExit(f"{binary} under callgrind: {api.responses}/{len(events)} responses")
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout)
+        finally:
+            process.kill()
+            stop_servers(api, sns)
+        with open(out) as profile:
+            for line in profile:
+                if line.startswith(("summary:", "totals:")):
+                    return int(line.split()[1])
+    raise SystemExit(f"{binary}: callgrind wrote no totals")
+
+
+def instructions_per_change(binary, event, batch, low=100, high=600):
+    """Instructions per change through the loop: two runs of `low` and
+    `high` distinct changes, so that init cancels out. Counted, not timed:
+    the same binary and events give the same figure however busy the
+    machine is (valgrind's CPU has no SHA extensions, so SigV4's hashing
+    weighs more than on the real CPU)."""
+    runs = [instructions(binary, burst_events(event, n, batch), {"DRY_RUN": "true"}) for n in (low, high)]
+    return (runs[1] - runs[0]) / (high - low)
+
+
 class Webhook(QuietServer):
     """A webhook receiver that answers 200 at once."""
 
@@ -318,6 +358,9 @@ def main():
     parser.add_argument("--burst", type=int, default=0)
     parser.add_argument("--burst-batch", type=int, default=10)
     parser.add_argument("--burst-runs", type=int, default=3)
+    # Instructions per change (callgrind), one per SNS invocation and in
+    # SQS batches of --burst-batch: the noise-free view of the burst.
+    parser.add_argument("--instructions", action="store_true")
     # Invocations running an HTTP action with the policies of
     # --shadow-policies, without and with --shadow-bundle as the shadow.
     parser.add_argument("--shadow-policies")
@@ -343,6 +386,12 @@ def main():
     if args.shadow_bundle:
         events = burst_events(event, args.shadow_events, 1)
         json.dump(run_shadow(args.binary, events, args.shadow_policies, args.shadow_bundle, args.burst_runs), sys.stdout)
+        print()
+        return
+    if args.instructions:
+        sns = instructions_per_change(args.binary, event, 1)
+        sqs = instructions_per_change(args.binary, event, args.burst_batch)
+        json.dump({"sns_per_change": sns, "sqs_per_change": sqs, "ratio": sns / sqs}, sys.stdout)
         print()
         return
     if args.burst:
