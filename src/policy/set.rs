@@ -363,15 +363,14 @@ impl PolicySet {
                 }
                 engine.set_input(input);
                 // The interpreter has no budget of its own: the process may
-                // grow by the budget while it runs (process-wide, so a
-                // concurrent evaluation shares it).
-                let held = mimalloc::limits::global_allocation_stats_snapshot().allocated;
-                regorus::set_global_memory_limit(Some(held.saturating_add(self.memory.get())));
+                // grow by the budget while it runs (process-wide, so
+                // concurrent evaluations share it until the last ends).
+                let budget = InterpreterBudget::enter(self.memory);
                 if self.coverage.is_some() {
                     engine.set_enable_coverage(true);
                 }
                 let result = engine.eval_rule(rule.to_string());
-                regorus::set_global_memory_limit(None);
+                drop(budget);
                 self.collect_coverage(&engine);
                 for line in engine.take_prints().unwrap_or_default() {
                     if self.show_prints {
@@ -449,6 +448,37 @@ type CoveredLines = BTreeMap<String, BTreeSet<u32>>;
 
 /// Bytes one evaluation may allocate unless configured: 32 MiB (a typical
 /// decision allocates well under one).
+/// The process-wide allocation limit while interpreted evaluations run:
+/// set by the first to start (what the process held, plus its budget),
+/// cleared when the last ends, so that one finishing never lifts the limit
+/// from under another (a batch's records and `replay` evaluate on several
+/// threads).
+struct InterpreterBudget;
+
+static INTERPRETING: Mutex<usize> = Mutex::new(0);
+
+impl InterpreterBudget {
+    fn enter(memory: NonZeroU64) -> InterpreterBudget {
+        let mut running = INTERPRETING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *running == 0 {
+            let held = mimalloc::limits::global_allocation_stats_snapshot().allocated;
+            regorus::set_global_memory_limit(Some(held.saturating_add(memory.get())));
+        }
+        *running += 1;
+        InterpreterBudget
+    }
+}
+
+impl Drop for InterpreterBudget {
+    fn drop(&mut self) {
+        let mut running = INTERPRETING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *running = running.saturating_sub(1);
+        if *running == 0 {
+            regorus::set_global_memory_limit(None);
+        }
+    }
+}
+
 const DEFAULT_MEMORY: NonZeroU64 = NonZeroU64::new(32 * 1024 * 1024).expect("non-zero");
 
 /// Functions the host adds to the builtins (none yet).
