@@ -550,3 +550,23 @@ fn escape_functions_match_the_hosts_rendering() {
         assert_eq!(args["number"], json!("5"));
     }
 }
+
+/// Two interpreted evaluations overlapping on two threads: the first to
+/// end leaves the limit on for the other. (Other tests of this binary may
+/// interpret at the same time, so whether it is lifted after the last is
+/// not checked here: only that nothing lifts it while one runs.)
+#[test]
+fn the_interpreters_memory_limit_stays_while_another_evaluation_runs() {
+    let memory = NonZeroU64::new(1 << 20).expect("non-zero");
+    let first = InterpreterBudget::enter(memory);
+    let second = std::thread::spawn(move || InterpreterBudget::enter(memory))
+        .join()
+        .expect("entered on another thread");
+    assert!(regorus::global_memory_limit().is_some());
+    drop(first);
+    assert!(
+        regorus::global_memory_limit().is_some(),
+        "the first evaluation to end lifted the limit from the one still running"
+    );
+    drop(second);
+}
