@@ -2,12 +2,15 @@
 //!
 //! Lambda mode runs on one thread: an SNS invocation holds one change, and
 //! a cold start should not pay for threads. A batch holds up to ten, each
-//! decided mostly on the CPU (policy evaluation), so on a function with more
-//! than one vCPU its records are spread over this pool's threads. The pool
-//! starts at the first batch: SNS invocations never start it.
+//! decided mostly on the CPU (policy evaluation), so on a function with two
+//! full vCPUs or more its records are spread over this pool's threads. The
+//! pool starts at the first batch: SNS invocations never start it.
 
 use std::future::Future;
 use std::sync::OnceLock;
+
+/// Lambda's memory per full vCPU.
+const MB_PER_VCPU: u64 = 1769;
 
 /// A multi-threaded runtime for batch records, built on first use.
 #[derive(Debug)]
@@ -29,15 +32,24 @@ impl BatchPool {
         })
     }
 
-    /// One thread per vCPU the process may use, at most `concurrency` (the
-    /// records of a batch decided at a time).
-    pub fn for_batches(concurrency: usize) -> Option<BatchPool> {
-        let vcpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_threads(vcpus.min(concurrency))
+    /// One thread per full vCPU the function has, at most `concurrency`
+    /// (the records of a batch decided at a time). Lambda shows two vCPUs
+    /// at every size but shares the CPU by memory — a full vCPU per 1,769 MB
+    /// — so the pool starts only from 3,538 MB; below, a second thread
+    /// would only contend for the same share.
+    pub fn for_batches(concurrency: usize, memory_mb: Option<u64>) -> Option<BatchPool> {
+        let visible = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let full = match memory_mb {
+            Some(mb) => usize::try_from(mb / MB_PER_VCPU).unwrap_or(usize::MAX),
+            None => visible,
+        };
+        Self::with_threads(visible.min(full).min(concurrency))
     }
 
     /// Runs `future` on the pool (on the caller's task if the pool could not
     /// start). A panic in it resumes on the caller, as if it had run there.
+    /// Dropping the returned future does not stop `future`: it runs to its
+    /// end on the pool (nothing in Lambda mode drops a batch half-way).
     pub(crate) async fn run<F>(&self, future: F) -> F::Output
     where
         F: Future + Send + 'static,
@@ -91,9 +103,14 @@ mod tests {
         assert!(BatchPool::with_threads(1).is_none());
         assert!(BatchPool::with_threads(0).is_none());
         assert!(
-            BatchPool::for_batches(1).is_none(),
+            BatchPool::for_batches(1, None).is_none(),
             "BATCH_CONCURRENCY=1 keeps records on one thread"
         );
+        assert!(
+            BatchPool::for_batches(4, Some(3537)).is_none(),
+            "less than two full vCPUs: no second thread"
+        );
+        assert!(BatchPool::for_batches(4, Some(256)).is_none());
     }
 
     /// Work goes to the pool's threads, and the pool can be dropped inside

@@ -42,7 +42,8 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
         let settings = lambda::LambdaSettings {
             routing: config.schemas,
             batch_concurrency: config.batch_concurrency,
-            batch_pool: BatchPool::for_batches(config.batch_concurrency).map(std::sync::Arc::new),
+            batch_pool: BatchPool::for_batches(config.batch_concurrency, config.function_memory_mb)
+                .map(std::sync::Arc::new),
             interactions: parts.interactions,
         };
         Ok::<_, app::InitError>((parts.responder, settings, parts.refresher))

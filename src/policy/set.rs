@@ -446,13 +446,11 @@ fn prepare(files: Vec<PolicyFile>, timeout: Duration) -> Result<(regorus::Engine
 /// Lines evaluated, by file.
 type CoveredLines = BTreeMap<String, BTreeSet<u32>>;
 
-/// Bytes one evaluation may allocate unless configured: 32 MiB (a typical
-/// decision allocates well under one).
 /// The process-wide allocation limit while interpreted evaluations run:
-/// set by the first to start (what the process held, plus its budget),
-/// cleared when the last ends, so that one finishing never lifts the limit
-/// from under another (a batch's records and `replay` evaluate on several
-/// threads).
+/// what the process holds when one starts, plus its budget — raised, never
+/// lowered, by each that starts while others run — and cleared when the
+/// last ends, so that one finishing never lifts the limit from under
+/// another (a batch's records and `replay` evaluate on several threads).
 struct InterpreterBudget;
 
 static INTERPRETING: Mutex<usize> = Mutex::new(0);
@@ -460,10 +458,13 @@ static INTERPRETING: Mutex<usize> = Mutex::new(0);
 impl InterpreterBudget {
     fn enter(memory: NonZeroU64) -> InterpreterBudget {
         let mut running = INTERPRETING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *running == 0 {
-            let held = mimalloc::limits::global_allocation_stats_snapshot().allocated;
-            regorus::set_global_memory_limit(Some(held.saturating_add(memory.get())));
-        }
+        let held = mimalloc::limits::global_allocation_stats_snapshot().allocated;
+        let wanted = held.saturating_add(memory.get());
+        let limit = match *running {
+            0 => wanted,
+            _ => regorus::global_memory_limit().map_or(wanted, |current| current.max(wanted)),
+        };
+        regorus::set_global_memory_limit(Some(limit));
         *running += 1;
         InterpreterBudget
     }
@@ -479,6 +480,8 @@ impl Drop for InterpreterBudget {
     }
 }
 
+/// Bytes one evaluation may allocate unless configured: 32 MiB (a typical
+/// decision allocates well under one).
 const DEFAULT_MEMORY: NonZeroU64 = NonZeroU64::new(32 * 1024 * 1024).expect("non-zero");
 
 /// Functions the host adds to the builtins (none yet).

@@ -557,7 +557,9 @@ fn escape_functions_match_the_hosts_rendering() {
 /// not checked here: only that nothing lifts it while one runs.)
 #[test]
 fn the_interpreters_memory_limit_stays_while_another_evaluation_runs() {
-    let memory = NonZeroU64::new(1 << 20).expect("non-zero");
+    // Far above anything the tests allocate: the limit is process-wide, and
+    // other tests evaluate while this one holds it.
+    let memory = NonZeroU64::new(1 << 40).expect("non-zero");
     let first = InterpreterBudget::enter(memory);
     let second = std::thread::spawn(move || InterpreterBudget::enter(memory))
         .join()
