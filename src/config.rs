@@ -234,9 +234,6 @@ pub struct Config {
     pub process_stale_changes: bool,
     /// `BATCH_CONCURRENCY`: records of one SQS batch decided at a time.
     pub batch_concurrency: usize,
-    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda): the function's
-    /// memory, which sets its share of the CPU.
-    pub function_memory_mb: Option<u64>,
     /// `ACTION_BUDGETS`: limits on how often matching actions run.
     pub action_budgets: Vec<ActionBudget>,
     /// How long an instance trusts what it read of the actions switch
@@ -311,7 +308,6 @@ impl Default for Config {
             claim_lease: Duration::from_secs(60),
             process_stale_changes: false,
             batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
-            function_memory_mb: None,
             action_budgets: Vec::new(),
             actions_switch_refresh: Duration::from_secs(10),
             decision_records: None,
@@ -443,8 +439,6 @@ impl Config {
         if let Some(v) = get("BATCH_CONCURRENCY") {
             self.batch_concurrency = parse_positive("BATCH_CONCURRENCY", &v)? as usize;
         }
-        // Lambda's own variable: a value it never sets is taken as unknown.
-        self.function_memory_mb = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.trim().parse().ok());
         if let Some(v) = get("ACTION_BUDGETS") {
             self.action_budgets = parse_action_budgets(&v).map_err(|reason| invalid("ACTION_BUDGETS", &v, reason))?;
         }
@@ -719,9 +713,6 @@ mod tests {
         .unwrap();
         assert_eq!(c.action_budgets.len(), 1);
         assert_eq!(c.batch_concurrency, 8);
-        assert_eq!(c.function_memory_mb, None);
-        let sized = config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3538")]).unwrap();
-        assert_eq!(sized.function_memory_mb, Some(3538));
         let err = config(&[(
             "ACTION_BUDGETS",
             r#"[{"uses": "a", "limit": 1, "per_seconds": 1}, {"id": "", "limit": 1, "per_seconds": 1}]"#,

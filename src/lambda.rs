@@ -7,7 +7,6 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::app::InitError;
-use crate::batch_pool::BatchPool;
 use crate::bundle::Refresher;
 use crate::config::SchemaRouting;
 use crate::ingest::{ingest_lambda_event, ingest_sqs_event, is_sqs_event};
@@ -25,8 +24,6 @@ pub struct LambdaSettings {
     pub routing: SchemaRouting,
     /// Records of one SQS batch decided at a time.
     pub batch_concurrency: usize,
-    /// Threads a batch's records are decided on (none: the invocation's).
-    pub batch_pool: Option<Arc<BatchPool>>,
     /// Serves the function URL (answers to pending actions), when configured.
     pub interactions: Option<Arc<Interactions>>,
 }
@@ -48,7 +45,6 @@ impl From<&str> for LambdaSettings {
         LambdaSettings {
             routing: SchemaRouting::from(default_schema),
             batch_concurrency: crate::config::Config::default().batch_concurrency,
-            batch_pool: None,
             interactions: None,
         }
     }
@@ -141,7 +137,6 @@ async fn handle_with(
                 deadline,
                 settings.batch_concurrency,
                 Some(&event.context.request_id),
-                settings.batch_pool.as_deref(),
             )
             .await;
         let faults = Faults {

@@ -31,7 +31,6 @@
 pub mod action;
 pub mod app;
 pub mod aws;
-pub mod batch_pool;
 mod budget_spec;
 pub mod bundle;
 pub mod cli;

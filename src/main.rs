@@ -2,7 +2,6 @@
 
 use clap::Parser;
 
-use alert_responder::batch_pool::BatchPool;
 use alert_responder::cli::Cli;
 use alert_responder::config::Config;
 use alert_responder::{app, lambda};
@@ -14,9 +13,7 @@ fn main() -> std::process::ExitCode {
     match std::env::var("AWS_LAMBDA_RUNTIME_API") {
         // Lambda hands a sandbox one event at a time, and the actions of a
         // round run concurrently on one thread: worker threads would only add
-        // start-up time and per-thread allocator heaps. (An SQS batch's
-        // records are spread over `BatchPool`'s threads, started at the
-        // first batch.)
+        // start-up time and per-thread allocator heaps.
         Ok(api) => runtime(tokio::runtime::Builder::new_current_thread()).block_on(lambda_main(api)),
         Err(_) => runtime(tokio::runtime::Builder::new_multi_thread()).block_on(cli_main()),
     }
@@ -42,8 +39,6 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
         let settings = lambda::LambdaSettings {
             routing: config.schemas,
             batch_concurrency: config.batch_concurrency,
-            batch_pool: BatchPool::for_batches(config.batch_concurrency, config.function_memory_mb)
-                .map(std::sync::Arc::new),
             interactions: parts.interactions,
         };
         Ok::<_, app::InitError>((parts.responder, settings, parts.refresher))

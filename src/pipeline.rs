@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::batch_pool::BatchPool;
 use crate::decide::{DecideError, Decided, Decider, Decision, Rehearsal};
 use crate::ingest::{Envelope, IngestError, Ingested, QueuedRecord, Rejected};
 use crate::model::decision::{DecisionRecord, DecisionResult, RecordContext, ShadowRecord};
@@ -145,11 +144,9 @@ impl From<DecideError> for HandleError {
 }
 
 /// Everything that lives across invocations: the decider (compiled
-/// policies, actions, secrets, state) and the publisher. A clone shares
-/// them (a batch's records are decided on clones, on other threads).
-#[derive(Clone)]
+/// policies, actions, secrets, state) and the publisher.
 pub struct Responder {
-    decider: Arc<Decider>,
+    decider: Decider,
     publisher: Arc<dyn Publisher>,
     /// Where decision records go; none are built without it.
     records: Option<Arc<dyn RecordSink>>,
@@ -158,7 +155,7 @@ pub struct Responder {
 impl Responder {
     pub fn new(decider: Decider, publisher: Arc<dyn Publisher>) -> Responder {
         Responder {
-            decider: Arc::new(decider),
+            decider,
             publisher,
             records: None,
         }
@@ -179,8 +176,8 @@ impl Responder {
         &self.publisher
     }
 
-    /// Decides records of an SQS batch, up to `concurrency` at a time (on
-    /// `pool`'s threads when given), and publishes all their outcomes together (`PublishBatch` across
+    /// Decides records of an SQS batch, up to `concurrency` at a time, and
+    /// publishes all their outcomes together (`PublishBatch` across
     /// records). A record is retried — listed in `batchItemFailures` — when
     /// actions failed transiently (with a state table), the state table
     /// failed, its namespace stayed busy, or its outcomes could not be
@@ -191,24 +188,10 @@ impl Responder {
         deadline: Option<Instant>,
         concurrency: usize,
         request_id: Option<&str>,
-        pool: Option<&BatchPool>,
     ) -> BatchHandled {
         use futures::StreamExt;
-        use tracing::Instrument;
         let done: Vec<(String, RecordDone)> = futures::stream::iter(records)
-            .map(|QueuedRecord { item_id, ingested }| {
-                let responder = self.clone();
-                let request_id = request_id.map(str::to_string);
-                let decided =
-                    async move { responder.record(ingested, deadline, request_id.as_deref()).await }.in_current_span();
-                async move {
-                    let done = match pool {
-                        Some(pool) => pool.run(decided).await,
-                        None => decided.await,
-                    };
-                    (item_id, done)
-                }
-            })
+            .map(|record| async move { (record.item_id, self.record(record.ingested, deadline, request_id).await) })
             .buffered(concurrency.max(1))
             .collect()
             .await;

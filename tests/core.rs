@@ -540,18 +540,6 @@ fn failures(handled: &alert_responder::pipeline::BatchHandled) -> Vec<&str> {
 
 #[tokio::test]
 async fn a_batch_retries_only_the_records_that_must_be() {
-    batch_retries_only_the_records_that_must_be(None).await;
-}
-
-/// The same batch with its records decided on two other threads (a
-/// function with more than one vCPU): the same answer, outcomes and calls.
-#[tokio::test]
-async fn a_batch_on_batch_threads_is_handled_as_on_one() {
-    let pool = alert_responder::batch_pool::BatchPool::with_threads(2).expect("two threads");
-    batch_retries_only_the_records_that_must_be(Some(&pool)).await;
-}
-
-async fn batch_retries_only_the_records_that_must_be(pool: Option<&alert_responder::batch_pool::BatchPool>) {
     let rig = rig(r#"
 run contains {"id": "page", "uses": "test.ok"} if input.alert.title != "flaky"
 run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flaky"
@@ -565,10 +553,7 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
         flaky.to_string(),
         via_sns(br#"{"updated_alert": {"id": 5}}"#, "sns-4"),
     ];
-    let handled = rig
-        .responder
-        .handle_batch(sqs_batch(&bodies), None, 4, None, pool)
-        .await;
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 4, None).await;
     // The transient failure alone goes back to the queue; the bad records
     // are rejected (with outcomes), not retried.
     assert_eq!(failures(&handled), ["m2"], "{:?}", handled.causes);
@@ -589,7 +574,7 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     // Lambda delivers the failed record again: it runs only what failed.
     let again = rig
         .responder
-        .handle_batch(sqs_batch(&[flaky.to_string()]), None, 4, None, pool)
+        .handle_batch(sqs_batch(&[flaky.to_string()]), None, 4, None)
         .await;
     assert!(failures(&again).is_empty(), "{:?}", again.causes);
     assert_eq!(rig.calls.of("flaky"), 2);
@@ -601,16 +586,10 @@ async fn a_batch_whose_outcomes_cannot_be_published_is_retried_whole_and_runs_no
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
     let bodies = [via_sns(&change("b3", 1), "s1"), via_sns(&change("b4", 1), "s2")];
     rig.publisher.set_failing(true);
-    let handled = rig
-        .responder
-        .handle_batch(sqs_batch(&bodies), None, 2, None, None)
-        .await;
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
     assert_eq!(failures(&handled), ["m0", "m1"]);
     rig.publisher.set_failing(false);
-    let again = rig
-        .responder
-        .handle_batch(sqs_batch(&bodies), None, 2, None, None)
-        .await;
+    let again = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
     assert!(failures(&again).is_empty());
     assert_eq!(again.summary.replayed, 2);
     assert_eq!(rig.calls.of("page"), 2, "once per alert, not again on the retry");
@@ -646,7 +625,7 @@ alert contains {"title": input.updated_alert.title, "namespace": input.updated_a
     });
     let handled = tokio::time::timeout(
         Duration::from_secs(20),
-        rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None, None),
+        rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None),
     )
     .await
     .expect("both records ran at once");
@@ -866,16 +845,13 @@ async fn a_batch_whose_records_cannot_be_written_is_retried_whole() {
         via_sns(&change("r4", 1), "sns-2"),
         "{not json".to_string(),
     ];
-    let handled = rig
-        .responder
-        .handle_batch(sqs_batch(&bodies), None, 2, None, None)
-        .await;
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
     assert!(handled.records_failed);
     assert_eq!(failures(&handled), ["m0", "m1", "m2"], "{:?}", handled.causes);
     records.set_failing(false);
     let handled = rig
         .responder
-        .handle_batch(sqs_batch(&bodies), None, 2, Some("req-2"), None)
+        .handle_batch(sqs_batch(&bodies), None, 2, Some("req-2"))
         .await;
     assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
     assert_eq!(rig.calls.of("page"), 2, "each alert's action ran once");

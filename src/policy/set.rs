@@ -450,7 +450,7 @@ type CoveredLines = BTreeMap<String, BTreeSet<u32>>;
 /// what the process holds when one starts, plus its budget — raised, never
 /// lowered, by each that starts while others run — and cleared when the
 /// last ends, so that one finishing never lifts the limit from under
-/// another (a batch's records and `replay` evaluate on several threads).
+/// another (`replay` evaluates on every core).
 struct InterpreterBudget;
 
 static INTERPRETING: Mutex<usize> = Mutex::new(0);
