@@ -287,7 +287,8 @@ def instructions(binary, events, env, timeout=900):
             # the process is alive.
             while not api.done.wait(1):
                 if process.poll() is not None or time.perf_counter() > limit:
-                    tail = open(log).read()[-2000:]
+                    with open(log) as logged:
+                        tail = logged.read()[-2000:]
                     raise SystemExit(f"{binary} under callgrind: {api.responses}/{len(events)} responses\n{tail}")
             if api.errors:
                 raise SystemExit(f"{binary} reported errors: {api.errors[:3]}")
