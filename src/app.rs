@@ -9,7 +9,9 @@ use crate::action::sns::TopicPublisher;
 use crate::action::Registry;
 use aws_types::SdkConfig;
 
-use crate::aws::{sdk_config, DynamoState, LambdaWakeups, S3Records, SecretsManager, SnsPublisher, WakeupSettings, S3};
+use crate::aws::{
+    sdk_config, DynamoState, LambdaWakeups, S3Records, SecretsManager, Sns, SnsPublisher, WakeupSettings, S3,
+};
 use crate::bundle::{BundleSource, CompileOptions, LoadError, Refresher, Watched};
 use crate::config::{Config, ConfigError, Location};
 use crate::decide::{DecideSettings, Decider};
@@ -295,13 +297,13 @@ fn lambda_parts(
     policies: Arc<PolicySet>,
 ) -> Result<(Responder, Option<Arc<Interactions>>), InitError> {
     let topic = config.outcome_topic_arn.clone().ok_or(InitError::NoOutcomeTopic)?;
-    let sns = aws_sdk_sns::Client::new(sdk);
+    let sns = Arc::new(Sns::new(sdk));
     let publisher = Arc::new(SnsPublisher::new(sns.clone(), topic));
     let wakeups = wakeups(config, sdk);
     let interactions = interactions(config, wakeups.clone().map(|w| w as Arc<dyn FunctionUrl>));
     let mut decider = Decider::new(
         policies,
-        answerable(config, registry(config, Some(Arc::new(sns))), interactions.as_ref()),
+        answerable(config, registry(config, Some(sns)), interactions.as_ref()),
         decide_settings(config),
         secrets(config),
         state(config, sdk),

@@ -84,7 +84,7 @@ async fn cli_main() -> std::process::ExitCode {
 /// (a Secrets Manager response is a secret).
 fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
     const CAPPED: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,\
-        aws_smithy_http=info,aws_runtime=info,aws_sdk_sns=info,aws_sdk_secretsmanager=info,\
+        aws_smithy_http=info,aws_runtime=info,aws_sdk_secretsmanager=info,\
         aws_sdk_dynamodb=info,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
     let verbose = level.contains("debug") || level.contains("trace");
     let directives = if verbose {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alert_responder::app;
-use alert_responder::aws::{DynamoState, SecretsManager, SnsPublisher};
+use alert_responder::aws::{DynamoState, SecretsManager, Sns, SnsPublisher};
 use alert_responder::config::{Config, PolicySource};
 use alert_responder::decide::Decider;
 use alert_responder::lambda;
@@ -359,11 +359,7 @@ async fn responder_with(
     secrets_endpoint: &str,
 ) -> Responder {
     let sdk = alert_responder::aws::sdk_config();
-    let sns = aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::config::Builder::from(&sdk)
-            .endpoint_url(sns_endpoint)
-            .build(),
-    );
+    let sns = Arc::new(Sns::new(&sdk.to_builder().endpoint_url(sns_endpoint).build()));
     let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns, config.outcome_topic_arn.clone().unwrap()));
     let secrets = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::config::Builder::from(&sdk)

@@ -21,7 +21,7 @@ pub trait TopicPublisher: Send + Sync {
     ) -> BoxFuture<'a, Result<String, TopicPublishError>>;
 }
 
-/// Why a message could not be published (the SDK's error chain, in words).
+/// Why a message could not be published (SNS's answer, or why none came, in words).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct TopicPublishError(pub String);

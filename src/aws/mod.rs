@@ -7,12 +7,14 @@ mod http;
 mod s3;
 mod sdk;
 mod secrets_manager;
+mod signed;
 mod sns;
 mod wakeups;
+mod xml;
 
 pub use dynamodb::DynamoState;
 pub use s3::{Fetched, S3Error, S3Records, S3};
 pub use sdk::{error_chain, sdk_config, sdk_config_from};
 pub use secrets_manager::SecretsManager;
-pub use sns::{LazySnsClient, SnsPublisher};
+pub use sns::{LazySnsClient, Sns, SnsPublisher};
 pub use wakeups::{LambdaWakeups, WakeupSettings};

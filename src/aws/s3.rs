@@ -20,6 +20,7 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use aws_types::SdkConfig;
 use futures::future::BoxFuture;
 
+use super::xml;
 use crate::config::S3Uri;
 use crate::records::{RecordError, RecordObject, RecordSink};
 
@@ -285,9 +286,9 @@ impl S3 {
                 return Err(failed(Failure::permanent(error_text(status, &body))));
             }
             let text = String::from_utf8_lossy(&body);
-            keys.extend(xml_values(&text, "Key"));
-            let truncated = xml_values(&text, "IsTruncated").first().is_some_and(|t| t == "true");
-            match xml_values(&text, "NextContinuationToken").pop() {
+            keys.extend(xml::values(&text, "Key"));
+            let truncated = xml::values(&text, "IsTruncated").first().is_some_and(|t| t == "true");
+            match xml::values(&text, "NextContinuationToken").pop() {
                 Some(next) if truncated => token = Some(next),
                 _ => return Ok(keys),
             }
@@ -383,39 +384,13 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> 
 /// S3's error document in a line: `HTTP 404 NoSuchKey: The specified key does not exist.`
 fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let code = xml_values(&text, "Code").pop();
-    let message = xml_values(&text, "Message").pop();
+    let code = xml::values(&text, "Code").pop();
+    let message = xml::values(&text, "Message").pop();
     match (code, message) {
         (Some(code), Some(message)) => format!("HTTP {} {code}: {message}", status.as_u16()),
         (Some(code), None) => format!("HTTP {} {code}", status.as_u16()),
         _ => format!("HTTP {}", status.as_u16()),
     }
-}
-
-/// The texts of every `<name>…</name>` element, unescaped (S3's XML is flat
-/// enough for this: no CDATA, no attributes on these elements).
-fn xml_values(xml: &str, name: &str) -> Vec<String> {
-    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
-    let mut values = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find(&open) {
-        let after = &rest[start + open.len()..];
-        let Some(end) = after.find(&close) else { break };
-        values.push(unescape(&after[..end]));
-        rest = &after[end + close.len()..];
-    }
-    values
-}
-
-fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#39;", "'")
-        .replace("&#13;", "\r")
-        .replace("&#10;", "\n")
-        .replace("&amp;", "&")
 }
 
 /// Percent-encodes everything but S3's unreserved characters.
@@ -528,8 +503,8 @@ mod tests {
     fn list_results_and_errors_are_read_from_s3s_xml() {
         let page = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a&amp;b</Key></Contents>\
                     <Contents><Key>c</Key></Contents><NextContinuationToken>t1</NextContinuationToken></ListBucketResult>";
-        assert_eq!(xml_values(page, "Key"), ["a&b", "c"]);
-        assert_eq!(xml_values(page, "NextContinuationToken"), ["t1"]);
+        assert_eq!(xml::values(page, "Key"), ["a&b", "c"]);
+        assert_eq!(xml::values(page, "NextContinuationToken"), ["t1"]);
         let error = b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
         assert_eq!(
             error_text(reqwest::StatusCode::NOT_FOUND, error),

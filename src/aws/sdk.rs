@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -44,7 +45,7 @@ pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
         _ => SharedCredentialsProvider::new(NoCredentials),
     };
     let mut builder = SdkConfig::builder()
-        .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+        .behavior_version(BehaviorVersion::latest())
         .http_client(http_client)
         .credentials_provider(credentials)
         .region(get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).map(Region::new))
@@ -107,12 +108,12 @@ mod tests {
     #[test]
     fn constructing_sdk_clients_builds_no_http_client() {
         let http = super::super::http::ReqwestHttpClient::default();
-        let config = aws_sdk_sns::Config::builder()
-            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .http_client(SharedHttpClient::new(http.clone()))
             .build();
-        let _client = aws_sdk_sns::Client::from_conf(config);
+        let _client = aws_sdk_dynamodb::Client::from_conf(config);
         assert!(
             !http.is_built(),
             "root certificates are read on the first request, not before"

@@ -1,82 +1,317 @@
 //! SNS: the outcome publisher (`PublishBatch`, ≤ 10 per call, every entry
 //! checked and the ones SNS failed on its side retried) and the topic
 //! publisher `sns.publish` uses.
+//!
+//! Two calls of SNS's query API, signed on the shared configuration
+//! (`signed`) rather than made through `aws-sdk-sns`: a batched change
+//! spent ~15% of its time in the SDK's publish (its orchestration, and a
+//! serializer that encodes every entry field by field), and the crate with
+//! its query and XML codecs was binary size (BENCHMARKS.md). The form is
+//! written in one pass; the answer is read for the entries that failed.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use aws_types::SdkConfig;
 use futures::future::BoxFuture;
 
+use super::signed::{Request, SendError, SignedCalls};
+use super::xml;
 use crate::action::sns::{TopicPublishError, TopicPublisher};
 use crate::model::Outcome;
 use crate::publish::{PublishError, Publisher};
 
 /// SNS's limit of entries per `PublishBatch`.
 const BATCH_SIZE: usize = 10;
-/// Our retries of entries SNS failed; the SDK retries whole calls itself.
-/// Worst case 0.7 s of backoff, well inside any sensible Lambda timeout.
+/// Tries of a call (and of entries SNS failed): a throttled call, a 5xx,
+/// a timeout or a dropped connection is tried again after 100, 200, 400 ms
+/// — worst case 0.7 s of backoff, well inside any sensible Lambda timeout.
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Bounds one call, answer included (the SDK's default has none; a hung
+/// endpoint would otherwise hold the invocation to its timeout).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The query API's version, sent with every action.
+const API_VERSION: &str = "2010-03-31";
+
+/// SNS's query API on one configuration.
+pub struct Sns {
+    calls: SignedCalls,
+    /// The endpoint's base URL (`AWS_ENDPOINT_URL`, else AWS's regional one).
+    url: String,
+}
+
+/// Why a call failed, and whether another try may work.
+#[derive(Debug)]
+struct CallError {
+    reason: String,
+    transient: bool,
+}
+
+impl From<SendError> for CallError {
+    fn from(err: SendError) -> CallError {
+        CallError {
+            reason: err.reason,
+            transient: err.transient,
+        }
+    }
+}
+
+/// An entry of a `PublishBatch` that SNS did not publish.
+#[derive(Debug, PartialEq)]
+struct FailedEntry {
+    id: String,
+    code: String,
+    message: String,
+    /// The request was wrong (a retry will not help), not SNS.
+    sender_fault: bool,
+}
+
+impl Sns {
+    pub fn new(sdk: &SdkConfig) -> Sns {
+        let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
+        let url = format!("{}/", calls.endpoint("sns", None));
+        Sns { calls, url }
+    }
+
+    /// One try of an action: the answer's XML on a 2xx.
+    async fn call(&self, form: &str) -> Result<String, CallError> {
+        let request = Request {
+            service: "sns",
+            method: "POST",
+            url: &self.url,
+            headers: &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+            body: form.as_bytes(),
+        };
+        let (status, body) = self.calls.send(&request).await?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        match status {
+            200..=299 => Ok(text),
+            _ => Err(answered_error(status, &text)),
+        }
+    }
+
+    /// `call`, tried again while it fails transiently.
+    async fn call_with_retries(&self, form: &str) -> Result<String, CallError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.call(form).await {
+                Err(err) if err.transient && attempt < ATTEMPTS => {
+                    tracing::warn!(attempt, reason = %err.reason, "SNS call failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// An error answer in a line: `HTTP 404 NotFound: Topic does not exist`;
+/// transient when SNS was at fault or throttled the call.
+fn answered_error(status: u16, text: &str) -> CallError {
+    let code = xml::values(text, "Code").pop();
+    let message = xml::values(text, "Message").pop();
+    let throttled = code.as_deref().is_some_and(is_throttling);
+    let reason = match (code, message) {
+        (Some(code), Some(message)) => format!("HTTP {status} {code}: {message}"),
+        (Some(code), None) => format!("HTTP {status} {code}"),
+        _ => format!("HTTP {status}"),
+    };
+    CallError {
+        reason,
+        transient: status >= 500 || status == 429 || throttled,
+    }
+}
+
+/// The codes AWS's SDKs retry as throttling.
+fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "Throttled"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "ProvisionedThroughputExceededException"
+            | "TransactionInProgressException"
+            | "RequestLimitExceeded"
+            | "BandwidthLimitExceeded"
+            | "LimitExceededException"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+            | "EC2ThrottledException"
+            | "KMSThrottlingException"
+    )
+}
+
+/// An `application/x-www-form-urlencoded` body of the query API, written
+/// in one pass.
+struct Form(String);
+
+impl Form {
+    fn new(action: &str, capacity: usize) -> Form {
+        let mut body = String::with_capacity(capacity + 64);
+        body.push_str("Action=");
+        body.push_str(action);
+        body.push_str("&Version=");
+        body.push_str(API_VERSION);
+        Form(body)
+    }
+
+    /// `&name=value`, the value percent-encoded; `name` is written as given
+    /// (ours: letters, digits and dots).
+    fn field(&mut self, name: std::fmt::Arguments<'_>, value: &str) {
+        self.0.push('&');
+        self.0.write_fmt(name).expect("writing to a String");
+        self.0.push('=');
+        encode_into(&mut self.0, value);
+    }
+
+    /// String message attributes under `prefix` (`MessageAttributes`, or an
+    /// entry's), numbered from 1 as the query API's maps are.
+    fn attributes<'a>(
+        &mut self,
+        prefix: std::fmt::Arguments<'_>,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        for (n, (name, value)) in attributes.into_iter().enumerate() {
+            let n = n + 1;
+            self.field(format_args!("{prefix}.entry.{n}.Name"), name);
+            self.field(format_args!("{prefix}.entry.{n}.Value.DataType"), "String");
+            self.field(format_args!("{prefix}.entry.{n}.Value.StringValue"), value);
+        }
+    }
+}
+
+/// Percent-encodes all but the unreserved characters (`A-Za-z0-9-_.~`),
+/// as the SDKs encode query values; runs of unreserved bytes are copied
+/// at once.
+fn encode_into(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    let mut run_start = 0;
+    for (i, &byte) in text.as_bytes().iter().enumerate() {
+        if unreserved(byte) {
+            continue;
+        }
+        // A non-empty run is unreserved ASCII: both ends are char boundaries.
+        if i > run_start {
+            out.push_str(&text[run_start..i]);
+        }
+        out.push('%');
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xF)]));
+        run_start = i + 1;
+    }
+    if text.len() > run_start {
+        out.push_str(&text[run_start..]);
+    }
+}
+
+/// One outcome as a batch entry: made once, whatever the retries.
+struct Entry {
+    message: String,
+    attributes: BTreeMap<&'static str, String>,
+}
+
+/// The `PublishBatch` form of the `pending` entries; an entry's `Id` is its
+/// index in `entries`.
+fn publish_batch_form(topic_arn: &str, entries: &[Entry], pending: &[usize]) -> Form {
+    let size: usize = pending.iter().map(|&i| entries[i].message.len() * 2 + 300).sum();
+    let mut form = Form::new("PublishBatch", size);
+    form.field(format_args!("TopicArn"), topic_arn);
+    for (n, &index) in pending.iter().enumerate() {
+        let n = n + 1;
+        let entry = &entries[index];
+        form.field(
+            format_args!("PublishBatchRequestEntries.member.{n}.Id"),
+            &index.to_string(),
+        );
+        form.field(
+            format_args!("PublishBatchRequestEntries.member.{n}.Message"),
+            &entry.message,
+        );
+        form.attributes(
+            format_args!("PublishBatchRequestEntries.member.{n}.MessageAttributes"),
+            entry.attributes.iter().map(|(name, value)| (*name, value.as_str())),
+        );
+    }
+    form
+}
+
+/// The entries a `PublishBatch` answer lists as failed.
+fn failed_entries(answer: &str) -> Vec<FailedEntry> {
+    let Some(failed) = xml::element(answer, "Failed") else {
+        return Vec::new();
+    };
+    let first = |member: &str, name: &str| xml::values(member, name).into_iter().next().unwrap_or_default();
+    xml::elements(failed, "member")
+        .into_iter()
+        .map(|member| FailedEntry {
+            id: first(member, "Id"),
+            code: first(member, "Code"),
+            message: first(member, "Message"),
+            sender_fault: first(member, "SenderFault") == "true",
+        })
+        .collect()
+}
 
 pub struct SnsPublisher {
-    client: aws_sdk_sns::Client,
+    sns: Arc<Sns>,
     topic_arn: String,
 }
 
 impl SnsPublisher {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> SnsPublisher {
+    pub fn new(sns: Arc<Sns>, topic_arn: impl Into<String>) -> SnsPublisher {
         SnsPublisher {
-            client,
+            sns,
             topic_arn: topic_arn.into(),
         }
     }
 
-    fn entry(index: usize, outcome: &Outcome) -> PublishBatchRequestEntry {
-        let mut entry = PublishBatchRequestEntry::builder()
-            .id(index.to_string())
-            .message(outcome.to_message());
-        for (name, value) in outcome.attributes() {
-            entry = entry.message_attributes(name, string_attribute(&value));
-        }
-        entry.build().expect("id and message are set")
-    }
-
     async fn publish_chunk(&self, chunk: &[Outcome]) -> Result<(), PublishError> {
+        let entries: Vec<Entry> = chunk
+            .iter()
+            .map(|outcome| Entry {
+                message: outcome.to_message(),
+                attributes: outcome.attributes(),
+            })
+            .collect();
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
         let mut backoff = FIRST_BACKOFF;
         let mut last_reason = String::new();
         for attempt in 1..=ATTEMPTS {
-            let entries = pending.iter().map(|&i| Self::entry(i, &chunk[i])).collect();
-            match self
-                .client
-                .publish_batch()
-                .topic_arn(&self.topic_arn)
-                .set_publish_batch_request_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(output) => {
-                    let failed = output.failed();
+            let form = publish_batch_form(&self.topic_arn, &entries, &pending);
+            match self.sns.call(&form.0).await {
+                Ok(answer) => {
+                    let failed = failed_entries(&answer);
                     if failed.is_empty() {
                         return Ok(());
                     }
                     // A sender fault (bad request) will not succeed on retry.
-                    if let Some(fault) = failed.iter().find(|f| f.sender_fault()) {
+                    if let Some(fault) = failed.iter().find(|f| f.sender_fault) {
                         return Err(self.error(
                             failed.len(),
                             chunk.len(),
-                            format!("{}: {}", fault.code(), fault.message().unwrap_or_default()),
+                            format!("{}: {}", fault.code, fault.message),
                         ));
                     }
                     last_reason = failed
                         .iter()
-                        .map(|f| format!("{}: {}", f.code(), f.message().unwrap_or_default()))
+                        .map(|f| format!("{}: {}", f.code, f.message))
                         .collect::<Vec<_>>()
                         .join("; ");
-                    pending = failed.iter().filter_map(|f| f.id().parse().ok()).collect();
+                    pending = failed.iter().filter_map(|f| f.id.parse().ok()).collect();
                 }
-                Err(err) => last_reason = super::error_chain(&err),
+                Err(err) if err.transient => last_reason = err.reason,
+                Err(err) => return Err(self.error(pending.len(), chunk.len(), err.reason)),
             }
             tracing::warn!(topic_arn = %self.topic_arn, attempt, pending = pending.len(), reason = %last_reason, "outcome publish failed; retrying");
             if attempt == ATTEMPTS {
@@ -109,16 +344,7 @@ impl Publisher for SnsPublisher {
     }
 }
 
-/// A `String` message attribute.
-fn string_attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .expect("data type is set")
-}
-
-impl TopicPublisher for aws_sdk_sns::Client {
+impl TopicPublisher for Sns {
     fn publish<'a>(
         &'a self,
         topic_arn: &'a str,
@@ -127,18 +353,21 @@ impl TopicPublisher for aws_sdk_sns::Client {
         attributes: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<String, TopicPublishError>> {
         Box::pin(async move {
-            let mut request = aws_sdk_sns::Client::publish(self)
-                .topic_arn(topic_arn)
-                .message(message)
-                .set_subject(subject.map(str::to_string));
-            for (name, value) in attributes {
-                request = request.message_attributes(name, string_attribute(value));
+            let mut form = Form::new("Publish", message.len() * 2);
+            form.field(format_args!("TopicArn"), topic_arn);
+            form.field(format_args!("Message"), message);
+            if let Some(subject) = subject {
+                form.field(format_args!("Subject"), subject);
             }
-            let output = request
-                .send()
+            form.attributes(
+                format_args!("MessageAttributes"),
+                attributes.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+            );
+            let answer = self
+                .call_with_retries(&form.0)
                 .await
-                .map_err(|err| TopicPublishError(super::error_chain(&err)))?;
-            Ok(output.message_id.unwrap_or_default())
+                .map_err(|err| TopicPublishError(err.reason))?;
+            Ok(xml::values(&answer, "MessageId").pop().unwrap_or_default())
         })
     }
 }
@@ -147,13 +376,13 @@ impl TopicPublisher for aws_sdk_sns::Client {
 /// look for a region or credentials.
 #[derive(Default)]
 pub struct LazySnsClient {
-    client: tokio::sync::OnceCell<aws_sdk_sns::Client>,
+    client: tokio::sync::OnceCell<Arc<Sns>>,
 }
 
 impl LazySnsClient {
-    pub async fn get(&self) -> &aws_sdk_sns::Client {
+    pub async fn get(&self) -> &Arc<Sns> {
         self.client
-            .get_or_init(|| async { aws_sdk_sns::Client::new(&super::sdk_config()) })
+            .get_or_init(|| async { Arc::new(Sns::new(&super::sdk_config())) })
             .await
     }
 }
@@ -168,7 +397,117 @@ impl TopicPublisher for LazySnsClient {
     ) -> BoxFuture<'a, Result<String, TopicPublishError>> {
         Box::pin(async move {
             let client = self.get().await;
-            TopicPublisher::publish(client, topic_arn, subject, message, attributes).await
+            TopicPublisher::publish(client.as_ref(), topic_arn, subject, message, attributes).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(text: &str) -> String {
+        let mut out = String::new();
+        encode_into(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn values_are_percent_encoded_but_for_unreserved_characters() {
+        assert_eq!(encoded("aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(encoded("a b&c=d+e/f"), "a%20b%26c%3Dd%2Be%2Ff");
+        assert_eq!(encoded("{\"k\":1}"), "%7B%22k%22%3A1%7D");
+        // Multi-byte characters, at the end and in the middle.
+        assert_eq!(encoded("é"), "%C3%A9");
+        assert_eq!(encoded("x€y"), "x%E2%82%ACy");
+        assert_eq!(encoded("🚨"), "%F0%9F%9A%A8");
+        assert_eq!(encoded(""), "");
+        // As the SDKs encode (the `urlencoding` crate's set), every byte.
+        let all: String = (1u8..=127).map(char::from).chain("éß€😀".chars()).collect();
+        let expected: String = all
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        assert_eq!(encoded(&all), expected);
+    }
+
+    #[test]
+    fn a_batch_form_numbers_entries_and_their_attributes_from_one() {
+        let entry = |message: &str, attributes: &[(&'static str, &str)]| Entry {
+            message: message.to_string(),
+            attributes: attributes.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        };
+        let entries = [
+            entry("m one", &[("status", "ok")]),
+            entry("skipped", &[]),
+            entry("failed", &[]),
+            entry("m&two", &[("b", "x y"), ("a", "1")]),
+        ];
+        // Entries 0 and 3 pending: numbered 1 and 2, their ids their indexes.
+        let form = publish_batch_form("arn:aws:sns:us-east-1:1:t", &entries, &[0, 3]);
+        assert_eq!(
+            form.0,
+            "Action=PublishBatch&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At\
+             &PublishBatchRequestEntries.member.1.Id=0\
+             &PublishBatchRequestEntries.member.1.Message=m%20one\
+             &PublishBatchRequestEntries.member.1.MessageAttributes.entry.1.Name=status\
+             &PublishBatchRequestEntries.member.1.MessageAttributes.entry.1.Value.DataType=String\
+             &PublishBatchRequestEntries.member.1.MessageAttributes.entry.1.Value.StringValue=ok\
+             &PublishBatchRequestEntries.member.2.Id=3\
+             &PublishBatchRequestEntries.member.2.Message=m%26two\
+             &PublishBatchRequestEntries.member.2.MessageAttributes.entry.1.Name=a\
+             &PublishBatchRequestEntries.member.2.MessageAttributes.entry.1.Value.DataType=String\
+             &PublishBatchRequestEntries.member.2.MessageAttributes.entry.1.Value.StringValue=1\
+             &PublishBatchRequestEntries.member.2.MessageAttributes.entry.2.Name=b\
+             &PublishBatchRequestEntries.member.2.MessageAttributes.entry.2.Value.DataType=String\
+             &PublishBatchRequestEntries.member.2.MessageAttributes.entry.2.Value.StringValue=x%20y"
+        );
+    }
+
+    #[test]
+    fn failed_entries_are_read_from_the_answer() {
+        let answer = r#"<PublishBatchResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishBatchResult>
+            <Successful><member><Id>0</Id><MessageId>m-0</MessageId></member></Successful>
+            <Failed><member><Id>1</Id><Code>InternalError</Code><Message>try &amp; again</Message><SenderFault>false</SenderFault></member>
+            <member><Id>2</Id><Code>InvalidParameter</Code><Message>too long</Message><SenderFault>true</SenderFault></member></Failed>
+            </PublishBatchResult></PublishBatchResponse>"#;
+        assert_eq!(
+            failed_entries(answer),
+            [
+                FailedEntry {
+                    id: "1".into(),
+                    code: "InternalError".into(),
+                    message: "try & again".into(),
+                    sender_fault: false
+                },
+                FailedEntry {
+                    id: "2".into(),
+                    code: "InvalidParameter".into(),
+                    message: "too long".into(),
+                    sender_fault: true
+                },
+            ]
+        );
+        let all_published =
+            "<PublishBatchResult><Successful><member><Id>0</Id></member></Successful><Failed/></PublishBatchResult>";
+        assert!(failed_entries(all_published).is_empty());
+    }
+
+    #[test]
+    fn error_answers_name_the_code_and_say_whether_to_retry() {
+        let answer = |code: &str| {
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>it said so</Message></Error></ErrorResponse>")
+        };
+        let not_found = answered_error(404, &answer("NotFound"));
+        assert_eq!(not_found.reason, "HTTP 404 NotFound: it said so");
+        assert!(!not_found.transient);
+        assert!(answered_error(400, &answer("Throttling")).transient);
+        assert!(answered_error(500, &answer("InternalFailure")).transient);
+        assert!(answered_error(503, "").transient);
+        assert_eq!(answered_error(503, "").reason, "HTTP 503");
+        assert!(!answered_error(403, &answer("AuthorizationError")).transient);
     }
 }

@@ -2,20 +2,18 @@
 //! (CreateSchedule, DeleteSchedule) and the function invoking itself
 //! asynchronously (Invoke with `InvocationType: Event`); also the lookup
 //! of the function's own URL (GetFunctionUrlConfig). Each is one REST-JSON
-//! request signed with SigV4 on the shared SDK configuration, as `s3` does:
+//! request signed with SigV4 on the shared SDK configuration (`signed`):
 //! two more SDK crates would cost the binary a model's worth each.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_smithy_runtime_api::client::identity::Identity;
 use aws_types::SdkConfig;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::signed::{Request, SignedCalls};
 use crate::interaction::FunctionUrl;
 use crate::wakeup::{Wakeup, WakeupError, Wakeups};
 
@@ -33,19 +31,17 @@ pub struct WakeupSettings {
 /// Scheduler and Lambda for one function, whose ARN is learnt from its
 /// first invocation (Lambda's context carries it).
 pub struct LambdaWakeups {
-    sdk: SdkConfig,
+    calls: SignedCalls,
     settings: WakeupSettings,
     function_arn: OnceLock<String>,
-    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl LambdaWakeups {
     pub fn new(sdk: &SdkConfig, settings: WakeupSettings) -> LambdaWakeups {
         LambdaWakeups {
-            sdk: sdk.clone(),
+            calls: SignedCalls::new(sdk, Duration::from_secs(10)),
             settings,
             function_arn: OnceLock::new(),
-            http: OnceLock::new(),
         }
     }
 
@@ -56,84 +52,27 @@ impl LambdaWakeups {
         })
     }
 
-    fn region(&self) -> String {
-        self.sdk
-            .region()
-            .map(|r| r.as_ref().to_string())
-            .unwrap_or_else(|| "us-east-1".to_string())
-    }
-
     fn endpoint(&self, service: &str) -> String {
         let configured = match service {
             "scheduler" => self.settings.scheduler_endpoint.as_deref(),
             _ => self.settings.lambda_endpoint.as_deref(),
         };
-        match configured.or(self.sdk.endpoint_url()) {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!(
-                "https://{service}.{}.{}",
-                self.region(),
-                super::s3::domain(&self.region())
-            ),
-        }
-    }
-
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        self.http
-            .get_or_init(|| super::http::signed_calls_client(Duration::from_secs(10)))
-            .as_ref()
-            .map_err(Clone::clone)
+        self.calls.endpoint(service, configured)
     }
 
     /// One signed request; the status and the body.
     async fn call(&self, call: &Call<'_>) -> Result<(u16, Vec<u8>), String> {
-        let Call {
-            service,
-            method,
-            path: path_and_query,
-            headers,
-            body,
-        } = *call;
-        let provider = self.sdk.credentials_provider().ok_or("no AWS credentials configured")?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|err| super::error_chain(&err))?;
-        let identity: Identity = credentials.into();
-        let url = format!("{}{path_and_query}", self.endpoint(service));
-        let mut all: Vec<(&str, &str)> = vec![("content-type", "application/json")];
-        all.extend(headers.iter().copied());
-        let region = self.region();
-        let params: aws_sigv4::http_request::SigningParams<'_> =
-            aws_sigv4::sign::v4::SigningParams::<SigningSettings>::builder()
-                .identity(&identity)
-                .region(&region)
-                .name(service)
-                .time(SystemTime::now())
-                .settings(SigningSettings::default())
-                .build()
-                .map_err(|err| err.to_string())?
-                .into();
-        let signable = SignableRequest::new(method, &url, all.iter().copied(), SignableBody::Bytes(body))
-            .map_err(|err| err.to_string())?;
-        let (instructions, _) = sign(signable, &params).map_err(|err| err.to_string())?.into_parts();
-        let (signed, _) = instructions.into_parts();
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|err| err.to_string())?;
-        let mut request = self.client()?.request(method, &url);
-        for (name, value) in &all {
-            request = request.header(*name, *value);
-        }
-        for header in signed {
-            request = request.header(header.name(), header.value());
-        }
-        let response = request
-            .body(body.to_vec())
-            .send()
-            .await
-            .map_err(|err| super::error_chain(&err))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|err| super::error_chain(&err))?;
-        Ok((status, body.to_vec()))
+        let url = format!("{}{}", self.endpoint(call.service), call.path);
+        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        headers.extend(call.headers.iter().copied());
+        let request = Request {
+            service: call.service,
+            method: call.method,
+            url: &url,
+            headers: &headers,
+            body: call.body,
+        };
+        self.calls.send(&request).await.map_err(|err| err.reason)
     }
 }
 

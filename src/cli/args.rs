@@ -55,7 +55,7 @@ pub async fn outcome_publisher(
             .outcome_topic_arn
             .clone()
             .context("--sns needs OUTCOME_TOPIC_ARN")?;
-        Arc::new(SnsPublisher::new(client.get().await.clone(), topic))
+        Arc::new(SnsPublisher::new(Arc::clone(client.get().await), topic))
     } else if let Some(path) = out {
         Arc::new(FilePublisher::new(path))
     } else {

@@ -1,0 +1,295 @@
+//! The outcome publisher and `sns.publish`'s topic publisher against an
+//! SNS endpoint on loopback that answers as SNS does when it fails: entries
+//! failed on SNS's side (retried alone), a sender fault (not retried), a
+//! 5xx and throttling (the call retried), an unknown topic (not retried).
+//! The happy paths run against moto (`sns_pipeline`, `reliability`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use alert_responder::action::sns::TopicPublisher;
+use alert_responder::aws::{sdk_config_from, Sns, SnsPublisher};
+use alert_responder::model::Outcome;
+use alert_responder::publish::{PublishError, Publisher};
+use common::{Recorded, Reply, TestServer};
+use serde_json::json;
+
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:outcomes";
+
+fn sns_at(server: &TestServer) -> Arc<Sns> {
+    let endpoint = server.url("");
+    Arc::new(Sns::new(&sdk_config_from(|name| match name {
+        "AWS_REGION" => Some("us-east-1".to_string()),
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("secret".to_string()),
+        "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
+        _ => None,
+    })))
+}
+
+fn outcomes(n: usize) -> Vec<Outcome> {
+    (0..n)
+        .map(|i| {
+            serde_json::from_value(json!({
+                "schema_version": 1,
+                "event_type": "action_outcome",
+                "outcome_id": format!("outcome-{i}"),
+                "status": "succeeded",
+                "source_message": {"message_id": format!("m-{i}"), "topic_arn": null, "change_key": null},
+                "alert": null,
+                "action": {"id": format!("notify & page {i}"), "uses": "webhook.post", "args": {}},
+                "result": null,
+                "error": null,
+                "seq": 0,
+                "started_at": "2026-12-05T12:00:00Z",
+                "duration_ms": 1,
+            }))
+            .expect("an outcome")
+        })
+        .collect()
+}
+
+/// The form fields of a request, decoded.
+fn form(request: &Recorded) -> BTreeMap<String, String> {
+    url_decoded(std::str::from_utf8(&request.body).unwrap())
+}
+
+fn url_decoded(body: &str) -> BTreeMap<String, String> {
+    body.split('&')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The entries' ids a PublishBatch request carries.
+fn entry_ids(request: &Recorded) -> Vec<String> {
+    form(request)
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("PublishBatchRequestEntries.member.") && key.ends_with(".Id"))
+        .map(|(_, value)| value)
+        .collect()
+}
+
+fn xml(body: String) -> Reply {
+    Reply::Respond {
+        status: 200,
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: body.into_bytes(),
+    }
+}
+
+fn error(status: u16, code: &str) -> Reply {
+    Reply::Respond {
+        status,
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{code} happened</Message></Error>\
+             <RequestId>r</RequestId></ErrorResponse>"
+        )
+        .into_bytes(),
+    }
+}
+
+/// A PublishBatch answer: every entry of `request` published but `failed`
+/// (id, sender fault).
+fn batch_answer(request: &Recorded, failed: &[(&str, bool)]) -> Reply {
+    let mut successful = String::new();
+    let mut failures = String::new();
+    for id in entry_ids(request) {
+        match failed.iter().find(|(f, _)| *f == id) {
+            Some((_, sender)) => failures.push_str(&format!(
+                "<member><Id>{id}</Id><Code>InternalError</Code><Message>entry {id} failed</Message>\
+                 <SenderFault>{sender}</SenderFault></member>"
+            )),
+            None => successful.push_str(&format!(
+                "<member><Id>{id}</Id><MessageId>msg-{id}</MessageId></member>"
+            )),
+        }
+    }
+    xml(format!(
+        "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult>\
+         <Successful>{successful}</Successful><Failed>{failures}</Failed></PublishBatchResult>\
+         <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishBatchResponse>"
+    ))
+}
+
+/// A server answering its `n`th request (from 0) with `answer(n, request)`.
+async fn sns_answering(answer: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static) -> TestServer {
+    let calls = AtomicUsize::new(0);
+    TestServer::start(move |request| answer(calls.fetch_add(1, Ordering::SeqCst), request)).await
+}
+
+#[tokio::test]
+async fn a_batch_is_one_signed_form_with_every_entry_and_its_attributes() {
+    let sns = sns_answering(|_, request| batch_answer(request, &[])).await;
+    let publisher = SnsPublisher::new(sns_at(&sns), TOPIC);
+    publisher.publish(&outcomes(12)).await.expect("published");
+    let requests = sns.requests();
+    assert_eq!(requests.len(), 2, "12 outcomes: batches of 10 and 2");
+    assert_eq!(entry_ids(&requests[0]).len(), 10);
+    assert_eq!(entry_ids(&requests[1]), ["0", "1"]);
+    let first = &requests[0];
+    assert_eq!(first.method, "POST");
+    assert_eq!(first.path, "/");
+    assert!(
+        first.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{:?}",
+        first.headers
+    );
+    assert!(first.headers["authorization"].contains("/us-east-1/sns/aws4_request"));
+    assert!(first.headers["content-type"].starts_with("application/x-www-form-urlencoded"));
+    let fields = form(first);
+    assert_eq!(fields["Action"], "PublishBatch");
+    assert_eq!(fields["Version"], "2010-03-31");
+    assert_eq!(fields["TopicArn"], TOPIC);
+    let expected = outcomes(1).remove(0);
+    let message: serde_json::Value =
+        serde_json::from_str(&fields["PublishBatchRequestEntries.member.1.Message"]).unwrap();
+    assert_eq!(message, serde_json::to_value(&expected).unwrap());
+    // The attributes subscribers filter on, each a String.
+    let attributes: BTreeMap<String, String> = (1..=10)
+        .map_while(|n| {
+            let key = format!("PublishBatchRequestEntries.member.1.MessageAttributes.entry.{n}");
+            let name = fields.get(&format!("{key}.Name"))?;
+            assert_eq!(fields[&format!("{key}.Value.DataType")], "String");
+            Some((name.clone(), fields[&format!("{key}.Value.StringValue")].clone()))
+        })
+        .collect();
+    let want: BTreeMap<String, String> = expected
+        .attributes()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    assert_eq!(attributes, want);
+    assert_eq!(attributes["action_id"], "notify & page 0");
+}
+
+#[tokio::test]
+async fn entries_sns_failed_are_retried_alone() {
+    let sns = sns_answering(|n, request| match n {
+        0 => batch_answer(request, &[("1", false), ("3", false)]),
+        _ => batch_answer(request, &[]),
+    })
+    .await;
+    let publisher = SnsPublisher::new(sns_at(&sns), TOPIC);
+    publisher.publish(&outcomes(5)).await.expect("published on the retry");
+    let requests = sns.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(entry_ids(&requests[0]), ["0", "1", "2", "3", "4"]);
+    assert_eq!(entry_ids(&requests[1]), ["1", "3"], "only the failed entries again");
+    let retried = form(&requests[1]);
+    let message: serde_json::Value =
+        serde_json::from_str(&retried["PublishBatchRequestEntries.member.2.Message"]).unwrap();
+    assert_eq!(message["outcome_id"], "outcome-3", "the entry with id 3 is outcome 3");
+}
+
+#[tokio::test]
+async fn a_sender_fault_fails_the_publish_without_a_retry() {
+    let sns = sns_answering(|_, request| batch_answer(request, &[("2", true)])).await;
+    let publisher = SnsPublisher::new(sns_at(&sns), TOPIC);
+    let err = publisher.publish(&outcomes(3)).await.unwrap_err();
+    let PublishError::Failed {
+        destination,
+        failed,
+        total,
+        reason,
+    } = &err;
+    assert_eq!((destination.as_str(), *failed, *total), (TOPIC, 1, 3));
+    assert_eq!(reason, "InternalError: entry 2 failed");
+    assert_eq!(sns.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_error_or_throttling_is_retried_and_a_missing_topic_is_not() {
+    let flaky = sns_answering(|n, request| match n {
+        0 => error(500, "InternalFailure"),
+        1 => error(400, "Throttling"),
+        _ => batch_answer(request, &[]),
+    })
+    .await;
+    SnsPublisher::new(sns_at(&flaky), TOPIC)
+        .publish(&outcomes(2))
+        .await
+        .expect("published on the third try");
+    assert_eq!(flaky.requests().len(), 3);
+
+    let missing = sns_answering(|_, _| error(404, "NotFound")).await;
+    let err = SnsPublisher::new(sns_at(&missing), TOPIC)
+        .publish(&outcomes(2))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HTTP 404 NotFound: NotFound happened"),
+        "{err}"
+    );
+    assert!(err.to_string().contains(TOPIC), "{err}");
+    assert_eq!(missing.requests().len(), 1);
+
+    let down = sns_answering(|_, _| error(503, "ServiceUnavailable")).await;
+    let err = SnsPublisher::new(sns_at(&down), TOPIC)
+        .publish(&outcomes(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("HTTP 503 ServiceUnavailable"), "{err}");
+    assert_eq!(down.requests().len(), 4, "every try used");
+}
+
+#[tokio::test]
+async fn a_topic_publish_sends_subject_and_attributes_and_returns_the_message_id() {
+    let sns = sns_answering(|n, _| match n {
+        0 => error(502, "BadGateway"),
+        _ => xml(
+            "<PublishResponse><PublishResult><MessageId>94f20ce6-13c5</MessageId></PublishResult></PublishResponse>"
+                .to_string(),
+        ),
+    })
+    .await;
+    let attributes = BTreeMap::from([("severity".to_string(), "high".to_string())]);
+    let id = TopicPublisher::publish(
+        sns_at(&sns).as_ref(),
+        TOPIC,
+        Some("[high] Root login"),
+        "{\"a\": 1}",
+        &attributes,
+    )
+    .await
+    .expect("published on the retry");
+    assert_eq!(id, "94f20ce6-13c5");
+    let requests = sns.requests();
+    assert_eq!(requests.len(), 2);
+    let fields = form(&requests[1]);
+    assert_eq!(fields["Action"], "Publish");
+    assert_eq!(fields["TopicArn"], TOPIC);
+    assert_eq!(fields["Subject"], "[high] Root login");
+    assert_eq!(fields["Message"], "{\"a\": 1}");
+    assert_eq!(fields["MessageAttributes.entry.1.Name"], "severity");
+    assert_eq!(fields["MessageAttributes.entry.1.Value.StringValue"], "high");
+
+    let gone = sns_answering(|_, _| error(403, "AuthorizationError")).await;
+    let err = TopicPublisher::publish(sns_at(&gone).as_ref(), TOPIC, None, "m", &BTreeMap::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AuthorizationError"), "{err}");
+    assert_eq!(gone.requests().len(), 1);
+}
