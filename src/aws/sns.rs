@@ -10,7 +10,6 @@
 //! written in one pass; the answer is read for the entries that failed.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,13 +76,13 @@ impl Sns {
     }
 
     /// One try of an action: the answer's XML on a 2xx.
-    async fn call(&self, form: &str) -> Result<String, CallError> {
+    async fn call(&self, form: &[u8]) -> Result<String, CallError> {
         let request = Request {
             service: "sns",
             method: "POST",
             url: &self.url,
             headers: &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
-            body: form.as_bytes(),
+            body: form,
         };
         let (status, body) = self.calls.send(&request).await?;
         let text = String::from_utf8_lossy(&body).into_owned();
@@ -94,7 +93,7 @@ impl Sns {
     }
 
     /// `call`, tried again while it fails transiently.
-    async fn call_with_retries(&self, form: &str) -> Result<String, CallError> {
+    async fn call_with_retries(&self, form: &[u8]) -> Result<String, CallError> {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
@@ -153,24 +152,24 @@ fn is_throttling(code: &str) -> bool {
 
 /// An `application/x-www-form-urlencoded` body of the query API, written
 /// in one pass.
-struct Form(String);
+struct Form(Vec<u8>);
 
 impl Form {
     fn new(action: &str, capacity: usize) -> Form {
-        let mut body = String::with_capacity(capacity + 64);
-        body.push_str("Action=");
-        body.push_str(action);
-        body.push_str("&Version=");
-        body.push_str(API_VERSION);
+        let mut body = Vec::with_capacity(capacity + 64);
+        body.extend_from_slice(b"Action=");
+        body.extend_from_slice(action.as_bytes());
+        body.extend_from_slice(b"&Version=");
+        body.extend_from_slice(API_VERSION.as_bytes());
         Form(body)
     }
 
     /// `&name=value`, the value percent-encoded; `name` is written as given
     /// (ours: letters, digits and dots).
     fn field(&mut self, name: std::fmt::Arguments<'_>, value: &str) {
-        self.0.push('&');
-        self.0.write_fmt(name).expect("writing to a String");
-        self.0.push('=');
+        self.0.push(b'&');
+        std::io::Write::write_fmt(&mut self.0, name).expect("writing to a Vec");
+        self.0.push(b'=');
         encode_into(&mut self.0, value);
     }
 
@@ -193,25 +192,24 @@ impl Form {
 /// Percent-encodes all but the unreserved characters (`A-Za-z0-9-_.~`),
 /// as the SDKs encode query values; runs of unreserved bytes are copied
 /// at once.
-fn encode_into(out: &mut String, text: &str) {
+fn encode_into(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    let bytes = text.as_bytes();
     let mut run_start = 0;
-    for (i, &byte) in text.as_bytes().iter().enumerate() {
-        if unreserved(byte) {
+    for (i, &byte) in bytes.iter().enumerate() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
             continue;
         }
-        // A non-empty run is unreserved ASCII: both ends are char boundaries.
         if i > run_start {
-            out.push_str(&text[run_start..i]);
+            out.extend_from_slice(&bytes[run_start..i]);
         }
-        out.push('%');
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xF)]));
+        out.push(b'%');
+        out.push(HEX[usize::from(byte >> 4)]);
+        out.push(HEX[usize::from(byte & 0xF)]);
         run_start = i + 1;
     }
-    if text.len() > run_start {
-        out.push_str(&text[run_start..]);
+    if bytes.len() > run_start {
+        out.extend_from_slice(&bytes[run_start..]);
     }
 }
 
@@ -224,7 +222,7 @@ struct Entry {
 /// The `PublishBatch` form of the `pending` entries; an entry's `Id` is its
 /// index in `entries`.
 fn publish_batch_form(topic_arn: &str, entries: &[Entry], pending: &[usize]) -> Form {
-    let size: usize = pending.iter().map(|&i| entries[i].message.len() * 2 + 300).sum();
+    let size: usize = pending.iter().map(|&i| entries[i].message.len() * 3 + 300).sum();
     let mut form = Form::new("PublishBatch", size);
     form.field(format_args!("TopicArn"), topic_arn);
     for (n, &index) in pending.iter().enumerate() {
@@ -353,7 +351,7 @@ impl TopicPublisher for Sns {
         attributes: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<String, TopicPublishError>> {
         Box::pin(async move {
-            let mut form = Form::new("Publish", message.len() * 2);
+            let mut form = Form::new("Publish", message.len() * 3);
             form.field(format_args!("TopicArn"), topic_arn);
             form.field(format_args!("Message"), message);
             if let Some(subject) = subject {
@@ -407,9 +405,9 @@ mod tests {
     use super::*;
 
     fn encoded(text: &str) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         encode_into(&mut out, text);
-        out
+        String::from_utf8(out).expect("ASCII")
     }
 
     #[test]
@@ -449,7 +447,7 @@ mod tests {
         // Entries 0 and 3 pending: numbered 1 and 2, their ids their indexes.
         let form = publish_batch_form("arn:aws:sns:us-east-1:1:t", &entries, &[0, 3]);
         assert_eq!(
-            form.0,
+            String::from_utf8(form.0).unwrap(),
             "Action=PublishBatch&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At\
              &PublishBatchRequestEntries.member.1.Id=0\
              &PublishBatchRequestEntries.member.1.Message=m%20one\
