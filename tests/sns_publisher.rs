@@ -82,13 +82,44 @@ fn decode(text: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// The entries' ids a PublishBatch request carries.
+/// The entries' ids a PublishBatch request carries, in member order.
 fn entry_ids(request: &Recorded) -> Vec<String> {
-    form(request)
+    let mut members: Vec<(usize, String)> = form(request)
         .into_iter()
-        .filter(|(key, _)| key.starts_with("PublishBatchRequestEntries.member.") && key.ends_with(".Id"))
-        .map(|(_, value)| value)
-        .collect()
+        .filter_map(|(key, value)| {
+            let n = key
+                .strip_prefix("PublishBatchRequestEntries.member.")?
+                .strip_suffix(".Id")?;
+            Some((n.parse().ok()?, value))
+        })
+        .collect();
+    members.sort();
+    members.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Signs the recorded request again as AWS would check it (the same
+/// credentials, region, service and `x-amz-date`): the signature must match.
+fn assert_signed_as_sent(request: &Recorded) {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let credentials = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+    let identity = credentials.into();
+    let at = chrono::NaiveDateTime::parse_from_str(&request.headers["x-amz-date"], "%Y%m%dT%H%M%SZ").unwrap();
+    let params = aws_sigv4::sign::v4::SigningParams::<SigningSettings>::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("sns")
+        .time(at.and_utc().into())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://{}{}", request.headers["host"], request.path);
+    let headers = [("content-type", request.headers["content-type"].as_str())];
+    let signable = SignableRequest::new("POST", &url, headers.into_iter(), SignableBody::Bytes(&request.body)).unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let (expected, _) = instructions.into_parts();
+    let authorization = expected.iter().find(|h| h.name() == "authorization").unwrap();
+    assert_eq!(request.headers["authorization"], authorization.value());
 }
 
 fn xml(body: String) -> Reply {
@@ -152,12 +183,8 @@ async fn a_batch_is_one_signed_form_with_every_entry_and_its_attributes() {
     let first = &requests[0];
     assert_eq!(first.method, "POST");
     assert_eq!(first.path, "/");
-    assert!(
-        first.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
-        "{:?}",
-        first.headers
-    );
     assert!(first.headers["authorization"].contains("/us-east-1/sns/aws4_request"));
+    assert_signed_as_sent(first);
     assert!(first.headers["content-type"].starts_with("application/x-www-form-urlencoded"));
     let fields = form(first);
     assert_eq!(fields["Action"], "PublishBatch");
@@ -205,6 +232,39 @@ async fn entries_sns_failed_are_retried_alone() {
 }
 
 #[tokio::test]
+async fn an_entry_the_answer_does_not_list_is_tried_again_and_an_answer_without_a_result_is_not_success() {
+    // The first answer lists entry 1 nowhere; the second is not SNS's.
+    let sns = sns_answering(|n, request| match n {
+        0 => {
+            let Reply::Respond { body, .. } = batch_answer(request, &[]) else {
+                unreachable!()
+            };
+            let body = String::from_utf8(body).unwrap();
+            xml(body.replace("<member><Id>1</Id><MessageId>msg-1</MessageId></member>", ""))
+        }
+        1 => xml("<html>a proxy's page</html>".to_string()),
+        _ => batch_answer(request, &[]),
+    })
+    .await;
+    SnsPublisher::new(sns_at(&sns), TOPIC)
+        .publish(&outcomes(3))
+        .await
+        .expect("published on the third try");
+    let requests = sns.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(entry_ids(&requests[1]), ["1"]);
+    assert_eq!(entry_ids(&requests[2]), ["1"]);
+
+    let garbage = sns_answering(|_, _| xml(String::new())).await;
+    let err = SnsPublisher::new(sns_at(&garbage), TOPIC)
+        .publish(&outcomes(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("PublishBatchResult"), "{err}");
+    assert_eq!(garbage.requests().len(), 4);
+}
+
+#[tokio::test]
 async fn a_sender_fault_fails_the_publish_without_a_retry() {
     let sns = sns_answering(|_, request| batch_answer(request, &[("2", true)])).await;
     let publisher = SnsPublisher::new(sns_at(&sns), TOPIC);
@@ -225,14 +285,15 @@ async fn a_server_error_or_throttling_is_retried_and_a_missing_topic_is_not() {
     let flaky = sns_answering(|n, request| match n {
         0 => error(500, "InternalFailure"),
         1 => error(400, "Throttling"),
+        2 => error(429, "TooManyRequests"),
         _ => batch_answer(request, &[]),
     })
     .await;
     SnsPublisher::new(sns_at(&flaky), TOPIC)
         .publish(&outcomes(2))
         .await
-        .expect("published on the third try");
-    assert_eq!(flaky.requests().len(), 3);
+        .expect("published on the fourth try");
+    assert_eq!(flaky.requests().len(), 4);
 
     let missing = sns_answering(|_, _| error(404, "NotFound")).await;
     let err = SnsPublisher::new(sns_at(&missing), TOPIC)
@@ -280,11 +341,21 @@ async fn a_topic_publish_sends_subject_and_attributes_and_returns_the_message_id
     assert_eq!(requests.len(), 2);
     let fields = form(&requests[1]);
     assert_eq!(fields["Action"], "Publish");
+    assert_eq!(fields["Version"], "2010-03-31");
     assert_eq!(fields["TopicArn"], TOPIC);
     assert_eq!(fields["Subject"], "[high] Root login");
     assert_eq!(fields["Message"], "{\"a\": 1}");
     assert_eq!(fields["MessageAttributes.entry.1.Name"], "severity");
+    assert_eq!(fields["MessageAttributes.entry.1.Value.DataType"], "String");
     assert_eq!(fields["MessageAttributes.entry.1.Value.StringValue"], "high");
+    assert_signed_as_sent(&requests[1]);
+
+    let silent = sns_answering(|_, _| xml("<PublishResponse><PublishResult/></PublishResponse>".to_string())).await;
+    let err = TopicPublisher::publish(sns_at(&silent).as_ref(), TOPIC, None, "m", &BTreeMap::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("MessageId"), "{err}");
+    assert_eq!(silent.requests().len(), 1, "it may have published: not sent again");
 
     let gone = sns_answering(|_, _| error(403, "AuthorizationError")).await;
     let err = TopicPublisher::publish(sns_at(&gone).as_ref(), TOPIC, None, "m", &BTreeMap::new())

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 
-/// The one SNS call actions need; `aws::sns` implements it on the SDK.
+/// The one SNS call actions need; `aws::Sns` implements it (a signed `Publish`).
 pub trait TopicPublisher: Send + Sync {
     /// Returns the SNS message id.
     fn publish<'a>(

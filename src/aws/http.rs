@@ -1,9 +1,12 @@
-//! The SDK's HTTP client: requests sent by the same `reqwest` (rustls on
-//! `ring`, HTTP/1.1) the actions and S3 use, instead of smithy's hyper
+//! The AWS calls' HTTP client: one `reqwest` client (rustls on `ring`,
+//! HTTP/1.1) for the SDK's requests (DynamoDB, Secrets Manager) and the
+//! signed calls (S3, SNS, Scheduler, Lambda), instead of smithy's hyper
 //! client, which brought a second HTTP stack and HTTP/2 into the binary
-//! (BENCHMARKS.md). Built on the first request, not when an SDK client is
-//! constructed: root certificates are read once, only when needed.
+//! (BENCHMARKS.md). Built on the first request, not when a client is
+//! constructed: root certificates are read once, only when needed, and one
+//! connection pool serves every AWS endpoint.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -19,24 +22,43 @@ use aws_smithy_types::body::SdkBody;
 /// How long to wait for a connection, as the SDK's standard configuration.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
-/// One `reqwest` client for every SDK client sharing a configuration.
+/// The process's client for AWS calls: no redirects (a signature is for
+/// one URL), the SDK's connect timeout; timeouts are set per request.
+pub(super) fn aws_client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            crate::tls::install_crypto_provider();
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|err| format!("the HTTP client could not be built: {err}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The SDK clients' connector onto [`aws_client`].
 #[derive(Debug, Clone, Default)]
 pub struct ReqwestHttpClient {
-    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    /// Set when a request first asked for the client.
+    used: Arc<AtomicBool>,
 }
 
 #[cfg(test)]
 impl ReqwestHttpClient {
-    /// Whether the underlying client was built (a request was sent).
-    pub fn is_built(&self) -> bool {
-        self.client.get().is_some()
+    /// Whether a request was sent through this connector.
+    pub fn was_used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
     }
 }
 
 impl HttpClient for ReqwestHttpClient {
     fn http_connector(&self, settings: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
         SharedHttpConnector::new(Connector {
-            client: self.client.clone(),
+            used: self.used.clone(),
             read_timeout: settings.read_timeout(),
         })
     }
@@ -44,22 +66,15 @@ impl HttpClient for ReqwestHttpClient {
 
 #[derive(Debug)]
 struct Connector {
-    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    used: Arc<AtomicBool>,
     read_timeout: Option<Duration>,
 }
 
 impl Connector {
     fn client(&self) -> Result<reqwest::Client, ConnectorError> {
-        self.client
-            .get_or_init(|| {
-                crate::tls::install_crypto_provider();
-                reqwest::Client::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|err| err.to_string())
-            })
-            .clone()
+        self.used.store(true, Ordering::Relaxed);
+        aws_client()
+            .cloned()
             .map_err(|reason| ConnectorError::other(reason.into(), None))
     }
 }
@@ -110,18 +125,4 @@ fn connector_error(err: reqwest::Error) -> ConnectorError {
     } else {
         ConnectorError::other(err.into(), None)
     }
-}
-
-/// The `reqwest` client of the hand-signed REST calls (`s3`, `wakeups`):
-/// no redirects (a signature is for one URL), the SDK's connect timeout,
-/// `timeout` per request.
-pub(super) fn signed_calls_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    crate::tls::install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| format!("the HTTP client could not be built: {err}"))
 }

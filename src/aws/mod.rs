@@ -1,6 +1,7 @@
 //! The AWS adapters of the ports: DynamoDB (state), SNS (outcomes and the
-//! `sns.publish` action), Secrets Manager (secrets), and the SDK
-//! configuration they share.
+//! `sns.publish` action), Secrets Manager (secrets), S3 (records, bundles),
+//! Scheduler and Lambda (wakeups); the SDK configuration and HTTP client
+//! they share, and the SigV4-signed calls of the ones without an SDK crate.
 
 mod dynamodb;
 mod http;

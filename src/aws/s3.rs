@@ -8,7 +8,7 @@
 //! were 1.9 MiB of a binary budgeted at 12 (BENCHMARKS.md). The tests run
 //! these calls against moto's S3, and check them with the real SDK.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
@@ -63,6 +63,9 @@ pub struct Fetched {
     pub etag: Option<String>,
 }
 
+/// Bounds one request, body included.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Bodies are records and bundles: a bound on what a bad object costs.
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
@@ -71,13 +74,12 @@ const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// local servers have no per-bucket host names).
 #[derive(Clone)]
 pub struct S3 {
-    /// Shared: the configuration is large, and the client's pool is one.
+    /// Shared: the configuration is large.
     inner: Arc<Inner>,
 }
 
 struct Inner {
     sdk: SdkConfig,
-    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl std::fmt::Debug for S3 {
@@ -101,19 +103,8 @@ struct Call<'a> {
 impl S3 {
     pub fn new(sdk: &SdkConfig) -> S3 {
         S3 {
-            inner: Arc::new(Inner {
-                sdk: sdk.clone(),
-                http: OnceLock::new(),
-            }),
+            inner: Arc::new(Inner { sdk: sdk.clone() }),
         }
-    }
-
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        self.inner
-            .http
-            .get_or_init(|| super::http::signed_calls_client(Duration::from_secs(20)))
-            .as_ref()
-            .map_err(Clone::clone)
     }
 
     fn region(&self) -> String {
@@ -139,7 +130,7 @@ impl S3 {
                 format!(
                     "https://s3.{}.{}/{}/{key}{query}",
                     self.region(),
-                    domain(&self.region()),
+                    super::signed::domain(&self.region()),
                     uri.bucket
                 )
             }
@@ -147,7 +138,7 @@ impl S3 {
                 "https://{}.s3.{}.{}/{key}{query}",
                 uri.bucket,
                 self.region(),
-                domain(&self.region())
+                super::signed::domain(&self.region())
             ),
         }
     }
@@ -214,7 +205,10 @@ impl S3 {
         )
         .map_err(Failure::permanent)?;
         let method = reqwest::Method::from_bytes(call.method.as_bytes()).expect("a valid method");
-        let mut request = self.client().map_err(Failure::permanent)?.request(method, &url);
+        let mut request = super::http::aws_client()
+            .map_err(Failure::permanent)?
+            .request(method, &url)
+            .timeout(CALL_TIMEOUT);
         for (name, value) in &call.headers {
             request = request.header(*name, value);
         }
@@ -356,15 +350,6 @@ fn signature_headers(
         .into_iter()
         .map(|header| (header.name(), header.value().to_string()))
         .collect())
-}
-
-/// AWS's domain for a region's partition.
-pub(super) fn domain(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    }
 }
 
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {

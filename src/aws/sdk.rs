@@ -115,7 +115,7 @@ mod tests {
             .build();
         let _client = aws_sdk_dynamodb::Client::from_conf(config);
         assert!(
-            !http.is_built(),
+            !http.was_used(),
             "root certificates are read on the first request, not before"
         );
     }

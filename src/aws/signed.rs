@@ -5,7 +5,6 @@
 //! resolution, interceptors, serializers) to every call. S3 signs its own
 //! way (unnormalized paths, signed payload hash) in `s3`.
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
@@ -14,7 +13,6 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use aws_types::SdkConfig;
 
 /// One request to a service. `url` is complete and encoded.
-#[derive(Clone, Copy)]
 pub(super) struct Request<'a> {
     /// The signing name (`sns`, `scheduler`, `lambda`).
     pub service: &'static str,
@@ -34,7 +32,7 @@ pub(super) struct SendError {
 }
 
 impl SendError {
-    fn permanent(reason: impl Into<String>) -> SendError {
+    pub fn permanent(reason: impl Into<String>) -> SendError {
         SendError {
             reason: reason.into(),
             transient: false,
@@ -42,12 +40,11 @@ impl SendError {
     }
 }
 
-/// Signed calls on one configuration, through one `reqwest` client built
-/// on the first call.
+/// Signed calls on one configuration, through the process's AWS client
+/// (`http::aws_client`).
 pub(super) struct SignedCalls {
     sdk: SdkConfig,
     timeout: Duration,
-    http: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl SignedCalls {
@@ -56,34 +53,28 @@ impl SignedCalls {
         SignedCalls {
             sdk: sdk.clone(),
             timeout,
-            http: OnceLock::new(),
         }
     }
 
-    pub fn region(&self) -> String {
+    /// The configured region: calls are signed for it and, without an
+    /// endpoint, sent to it. Lambda sets `AWS_REGION`; a local run may not.
+    fn region(&self) -> Result<&str, SendError> {
         self.sdk
             .region()
-            .map(|r| r.as_ref().to_string())
-            .unwrap_or_else(|| "us-east-1".to_string())
+            .map(|r| r.as_ref())
+            .ok_or_else(|| SendError::permanent("no AWS region configured: set AWS_REGION"))
     }
 
     /// The service's base URL, without a trailing slash: `configured`, else
     /// the configuration's `AWS_ENDPOINT_URL`, else AWS's regional endpoint.
-    pub fn endpoint(&self, service: &str, configured: Option<&str>) -> String {
-        match configured.or(self.sdk.endpoint_url()) {
+    pub fn endpoint(&self, service: &str, configured: Option<&str>) -> Result<String, SendError> {
+        Ok(match configured.or(self.sdk.endpoint_url()) {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => {
-                let region = self.region();
-                format!("https://{service}.{region}.{}", super::s3::domain(&region))
+                let region = self.region()?;
+                format!("https://{service}.{region}.{}", domain(region))
             }
-        }
-    }
-
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        self.http
-            .get_or_init(|| super::http::signed_calls_client(self.timeout))
-            .as_ref()
-            .map_err(Clone::clone)
+        })
     }
 
     /// Signs and sends `request`: the status and the body, whatever the
@@ -98,11 +89,11 @@ impl SignedCalls {
             .await
             .map_err(|err| SendError::permanent(super::error_chain(&err)))?;
         let identity: Identity = credentials.into();
-        let region = self.region();
+        let region = self.region()?;
         let params: aws_sigv4::http_request::SigningParams<'_> =
             aws_sigv4::sign::v4::SigningParams::<SigningSettings>::builder()
                 .identity(&identity)
-                .region(&region)
+                .region(region)
                 .name(request.service)
                 .time(SystemTime::now())
                 .settings(SigningSettings::default())
@@ -122,10 +113,10 @@ impl SignedCalls {
         let (signed, _) = instructions.into_parts();
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|err| SendError::permanent(err.to_string()))?;
-        let mut builder = self
-            .client()
+        let mut builder = super::http::aws_client()
             .map_err(SendError::permanent)?
-            .request(method, request.url);
+            .request(method, request.url)
+            .timeout(self.timeout);
         for (name, value) in request.headers {
             builder = builder.header(*name, *value);
         }
@@ -148,5 +139,68 @@ impl SignedCalls {
             reason: super::error_chain(&err),
         })?;
         Ok((status, body.to_vec()))
+    }
+}
+
+/// AWS's domain for a region's partition.
+pub(super) fn domain(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calls(vars: &[(&str, &str)]) -> SignedCalls {
+        let vars: std::collections::HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        SignedCalls::new(
+            &super::super::sdk_config_from(|name| vars.get(name).cloned()),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn endpoints_are_configured_else_regional_and_a_missing_region_is_named() {
+        let regional = calls(&[("AWS_REGION", "eu-west-1")]);
+        assert_eq!(
+            regional.endpoint("sns", None).unwrap(),
+            "https://sns.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            regional.endpoint("lambda", Some("http://127.0.0.1:9/")).unwrap(),
+            "http://127.0.0.1:9",
+            "a service's own endpoint wins, without its trailing slash"
+        );
+        let china = calls(&[("AWS_REGION", "cn-north-1")]);
+        assert_eq!(
+            china.endpoint("sns", None).unwrap(),
+            "https://sns.cn-north-1.amazonaws.com.cn"
+        );
+        let local = calls(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/")]);
+        assert_eq!(local.endpoint("sns", None).unwrap(), "http://127.0.0.1:5000");
+        let err = calls(&[]).endpoint("sns", None).unwrap_err();
+        assert!(err.reason.contains("AWS_REGION") && !err.transient, "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn without_credentials_nothing_is_sent_and_the_error_names_what_to_set() {
+        // Port 9 (discard) on loopback: a request would fail to connect,
+        // with another message.
+        let calls = calls(&[("AWS_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]);
+        let request = Request {
+            service: "sns",
+            method: "POST",
+            url: "http://127.0.0.1:9/",
+            headers: &[],
+            body: b"",
+        };
+        let err = calls.send(&request).await.unwrap_err();
+        assert!(err.reason.contains("AWS_ACCESS_KEY_ID"), "{err:?}");
+        assert!(!err.transient);
     }
 }

@@ -24,13 +24,17 @@ use crate::publish::{PublishError, Publisher};
 
 /// SNS's limit of entries per `PublishBatch`.
 const BATCH_SIZE: usize = 10;
-/// Tries of a call (and of entries SNS failed): a throttled call, a 5xx,
-/// a timeout or a dropped connection is tried again after 100, 200, 400 ms
-/// — worst case 0.7 s of backoff, well inside any sensible Lambda timeout.
+/// Tries of a call (and of entries SNS failed). A 5xx, a timeout or a
+/// dropped connection is tried again after ~100, ~200, ~400 ms; throttling
+/// after ~0.5, ~1, ~2 s (each with jitter, so that instances throttled
+/// together do not come back together). A publish of one batch is bounded by
+/// 4 calls of at most [`CALL_TIMEOUT`] and 3.5 s of backoff; the function's
+/// timeout (60 s by default) bounds the whole invocation.
 const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// Bounds one call, answer included (the SDK's default has none; a hung
-/// endpoint would otherwise hold the invocation to its timeout).
+const FIRST_THROTTLED_BACKOFF: Duration = Duration::from_millis(500);
+/// Bounds one call, answer included: a hung endpoint would otherwise hold
+/// the invocation to its timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The query API's version, sent with every action.
 const API_VERSION: &str = "2010-03-31";
@@ -38,8 +42,6 @@ const API_VERSION: &str = "2010-03-31";
 /// SNS's query API on one configuration.
 pub struct Sns {
     calls: SignedCalls,
-    /// The endpoint's base URL (`AWS_ENDPOINT_URL`, else AWS's regional one).
-    url: String,
 }
 
 /// Why a call failed, and whether another try may work.
@@ -47,6 +49,8 @@ pub struct Sns {
 struct CallError {
     reason: String,
     transient: bool,
+    /// SNS asked to slow down: the next try waits longer.
+    throttled: bool,
 }
 
 impl From<SendError> for CallError {
@@ -54,6 +58,7 @@ impl From<SendError> for CallError {
         CallError {
             reason: err.reason,
             transient: err.transient,
+            throttled: false,
         }
     }
 }
@@ -61,7 +66,8 @@ impl From<SendError> for CallError {
 /// An entry of a `PublishBatch` that SNS did not publish.
 #[derive(Debug, PartialEq)]
 struct FailedEntry {
-    id: String,
+    /// The entry's index in the chunk.
+    index: usize,
     code: String,
     message: String,
     /// The request was wrong (a retry will not help), not SNS.
@@ -70,19 +76,20 @@ struct FailedEntry {
 
 impl Sns {
     pub fn new(sdk: &SdkConfig) -> Sns {
-        let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
-        let url = format!("{}/", calls.endpoint("sns", None));
-        Sns { calls, url }
+        Sns {
+            calls: SignedCalls::new(sdk, CALL_TIMEOUT),
+        }
     }
 
     /// One try of an action: the answer's XML on a 2xx.
-    async fn call(&self, form: &[u8]) -> Result<String, CallError> {
+    async fn call(&self, form: &Form) -> Result<String, CallError> {
+        let url = format!("{}/", self.calls.endpoint("sns", None)?);
         let request = Request {
             service: "sns",
             method: "POST",
-            url: &self.url,
+            url: &url,
             headers: &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
-            body: form,
+            body: &form.0,
         };
         let (status, body) = self.calls.send(&request).await?;
         let text = String::from_utf8_lossy(&body).into_owned();
@@ -92,16 +99,15 @@ impl Sns {
         }
     }
 
-    /// `call`, tried again while it fails transiently.
-    async fn call_with_retries(&self, form: &[u8]) -> Result<String, CallError> {
-        let mut backoff = FIRST_BACKOFF;
+    /// `call`, tried again while it fails transiently; `topic_arn` names the
+    /// call in logs.
+    async fn call_with_retries(&self, form: &Form, topic_arn: &str) -> Result<String, CallError> {
         let mut attempt = 1;
         loop {
             match self.call(form).await {
                 Err(err) if err.transient && attempt < ATTEMPTS => {
-                    tracing::warn!(attempt, reason = %err.reason, "SNS call failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    tracing::warn!(topic_arn, attempt, reason = %err.reason, "SNS publish failed; retrying");
+                    tokio::time::sleep(backoff(attempt, err.throttled)).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -110,32 +116,53 @@ impl Sns {
     }
 }
 
-/// An error answer in a line: `HTTP 404 NotFound: Topic does not exist`;
-/// transient when SNS was at fault or throttled the call.
+/// The wait after failed try `attempt` (from 1): the base doubled each
+/// try, half of it fixed and half random.
+fn backoff(attempt: u32, throttled: bool) -> Duration {
+    use std::hash::BuildHasher;
+    let base = if throttled {
+        FIRST_THROTTLED_BACKOFF
+    } else {
+        FIRST_BACKOFF
+    };
+    let full = base * 2u32.pow(attempt.saturating_sub(1).min(8));
+    // A fresh `RandomState` is randomly keyed: enough to spread retries.
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    full / 2 + (full / 2).mul_f64((random % 1024) as f64 / 1024.0)
+}
+
+/// An error answer in a line, `HTTP 404 NotFound: Topic does not exist
+/// (request id …)`; transient when SNS was at fault or throttled the call.
 fn answered_error(status: u16, text: &str) -> CallError {
     let code = xml::values(text, "Code").pop();
     let message = xml::values(text, "Message").pop();
-    let throttled = code.as_deref().is_some_and(is_throttling);
-    let reason = match (code, message) {
+    let throttled = status == 429 || code.as_deref().is_some_and(is_throttling);
+    let mut reason = match (&code, message) {
         (Some(code), Some(message)) => format!("HTTP {status} {code}: {message}"),
         (Some(code), None) => format!("HTTP {status} {code}"),
         _ => format!("HTTP {status}"),
     };
+    if let Some(id) = xml::values(text, "RequestId").pop() {
+        reason.push_str(&format!(" (request id {id})"));
+    }
+    let timed_out = code
+        .as_deref()
+        .is_some_and(|c| matches!(c, "RequestTimeout" | "RequestTimeoutException"));
     CallError {
         reason,
-        transient: status >= 500 || status == 429 || throttled,
+        transient: status >= 500 || throttled || timed_out,
+        throttled,
     }
 }
 
-/// The codes AWS's SDKs retry as throttling.
+/// The codes AWS's SDKs retry as throttling, and SNS's `KMSThrottling`
+/// (the topic's KMS key throttled the call).
 fn is_throttling(code: &str) -> bool {
     matches!(
         code,
         "Throttling"
             | "ThrottlingException"
             | "ThrottledException"
-            | "Throttled"
-            | "RequestThrottled"
             | "RequestThrottledException"
             | "TooManyRequestsException"
             | "ProvisionedThroughputExceededException"
@@ -143,10 +170,11 @@ fn is_throttling(code: &str) -> bool {
             | "RequestLimitExceeded"
             | "BandwidthLimitExceeded"
             | "LimitExceededException"
+            | "RequestThrottled"
             | "SlowDown"
             | "PriorRequestNotComplete"
             | "EC2ThrottledException"
-            | "KMSThrottlingException"
+            | "KMSThrottling"
     )
 }
 
@@ -222,7 +250,20 @@ struct Entry {
 /// The `PublishBatch` form of the `pending` entries; an entry's `Id` is its
 /// index in `entries`.
 fn publish_batch_form(topic_arn: &str, entries: &[Entry], pending: &[usize]) -> Form {
-    let size: usize = pending.iter().map(|&i| entries[i].message.len() * 3 + 300).sum();
+    // Every byte encoded at worst, and the field names (~240 bytes per
+    // attribute): room made once.
+    let size: usize = pending
+        .iter()
+        .map(|&i| {
+            let entry = &entries[i];
+            let attributes: usize = entry
+                .attributes
+                .iter()
+                .map(|(n, v)| 240 + 3 * (n.len() + v.len()))
+                .sum();
+            entry.message.len() * 3 + 120 + attributes
+        })
+        .sum();
     let mut form = Form::new("PublishBatch", size);
     form.field(format_args!("TopicArn"), topic_arn);
     for (n, &index) in pending.iter().enumerate() {
@@ -244,21 +285,55 @@ fn publish_batch_form(topic_arn: &str, entries: &[Entry], pending: &[usize]) -> 
     form
 }
 
-/// The entries a `PublishBatch` answer lists as failed.
-fn failed_entries(answer: &str) -> Vec<FailedEntry> {
-    let Some(failed) = xml::element(answer, "Failed") else {
-        return Vec::new();
+/// What a `PublishBatch` answer says of the `pending` entries: the ones
+/// SNS did not publish. An entry the answer lists neither as published nor
+/// as failed counts as failed (transient): only a listed success is one.
+/// An answer without a result is an error, tried again.
+fn batch_failures(answer: &str, pending: &[usize]) -> Result<Vec<FailedEntry>, CallError> {
+    let Some(result) = xml::element(answer, "PublishBatchResult") else {
+        let start: String = answer.chars().take(200).collect();
+        return Err(CallError {
+            reason: format!("an answer without a PublishBatchResult: {start:?}"),
+            transient: true,
+            throttled: false,
+        });
+    };
+    let ids = |list: &str| -> Vec<&str> {
+        xml::element(result, list)
+            .map(|members| xml::elements(members, "member"))
+            .unwrap_or_default()
     };
     let first = |member: &str, name: &str| xml::values(member, name).into_iter().next().unwrap_or_default();
-    xml::elements(failed, "member")
+    let published: Vec<usize> = ids("Successful")
         .into_iter()
-        .map(|member| FailedEntry {
-            id: first(member, "Id"),
-            code: first(member, "Code"),
-            message: first(member, "Message"),
-            sender_fault: first(member, "SenderFault") == "true",
-        })
-        .collect()
+        .filter_map(|member| first(member, "Id").parse().ok())
+        .collect();
+    let mut failed: Vec<FailedEntry> = Vec::new();
+    for member in ids("Failed") {
+        // Only ids of this call count, each once.
+        let Ok(index) = first(member, "Id").parse::<usize>() else {
+            continue;
+        };
+        if pending.contains(&index) && !failed.iter().any(|f| f.index == index) {
+            failed.push(FailedEntry {
+                index,
+                code: first(member, "Code"),
+                message: first(member, "Message"),
+                sender_fault: first(member, "SenderFault") == "true",
+            });
+        }
+    }
+    for &index in pending {
+        if !published.contains(&index) && !failed.iter().any(|f| f.index == index) {
+            failed.push(FailedEntry {
+                index,
+                code: "NoResult".to_string(),
+                message: format!("the answer lists entry {index} neither as published nor as failed"),
+                sender_fault: false,
+            });
+        }
+    }
+    Ok(failed)
 }
 
 pub struct SnsPublisher {
@@ -283,16 +358,14 @@ impl SnsPublisher {
             })
             .collect();
         let mut pending: Vec<usize> = (0..chunk.len()).collect();
-        let mut backoff = FIRST_BACKOFF;
         let mut last_reason = String::new();
         for attempt in 1..=ATTEMPTS {
             let form = publish_batch_form(&self.topic_arn, &entries, &pending);
-            match self.sns.call(&form.0).await {
-                Ok(answer) => {
-                    let failed = failed_entries(&answer);
-                    if failed.is_empty() {
-                        return Ok(());
-                    }
+            let mut throttled = false;
+            let answer = self.sns.call(&form).await;
+            match answer.and_then(|answer| batch_failures(&answer, &pending)) {
+                Ok(failed) if failed.is_empty() => return Ok(()),
+                Ok(failed) => {
                     // A sender fault (bad request) will not succeed on retry.
                     if let Some(fault) = failed.iter().find(|f| f.sender_fault) {
                         return Err(self.error(
@@ -306,17 +379,19 @@ impl SnsPublisher {
                         .map(|f| format!("{}: {}", f.code, f.message))
                         .collect::<Vec<_>>()
                         .join("; ");
-                    pending = failed.iter().filter_map(|f| f.id.parse().ok()).collect();
+                    pending = failed.iter().map(|f| f.index).collect();
                 }
-                Err(err) if err.transient => last_reason = err.reason,
+                Err(err) if err.transient => {
+                    throttled = err.throttled;
+                    last_reason = err.reason;
+                }
                 Err(err) => return Err(self.error(pending.len(), chunk.len(), err.reason)),
             }
-            tracing::warn!(topic_arn = %self.topic_arn, attempt, pending = pending.len(), reason = %last_reason, "outcome publish failed; retrying");
             if attempt == ATTEMPTS {
                 break;
             }
-            tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            tracing::warn!(topic_arn = %self.topic_arn, attempt, pending = pending.len(), reason = %last_reason, "outcome publish failed; retrying");
+            tokio::time::sleep(backoff(attempt, throttled)).await;
         }
         Err(self.error(pending.len(), chunk.len(), last_reason))
     }
@@ -362,10 +437,14 @@ impl TopicPublisher for Sns {
                 attributes.iter().map(|(name, value)| (name.as_str(), value.as_str())),
             );
             let answer = self
-                .call_with_retries(&form.0)
+                .call_with_retries(&form, topic_arn)
                 .await
                 .map_err(|err| TopicPublishError(err.reason))?;
-            Ok(xml::values(&answer, "MessageId").pop().unwrap_or_default())
+            // Without a message id SNS did not say it published: not retried
+            // (it may have), reported.
+            xml::values(&answer, "MessageId")
+                .pop()
+                .ok_or_else(|| TopicPublishError("SNS answered without a MessageId".to_string()))
         })
     }
 }
@@ -466,46 +545,84 @@ mod tests {
     }
 
     #[test]
-    fn failed_entries_are_read_from_the_answer() {
+    fn failures_are_read_from_the_answer_and_an_unlisted_entry_is_one() {
         let answer = r#"<PublishBatchResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishBatchResult>
             <Successful><member><Id>0</Id><MessageId>m-0</MessageId></member></Successful>
             <Failed><member><Id>1</Id><Code>InternalError</Code><Message>try &amp; again</Message><SenderFault>false</SenderFault></member>
-            <member><Id>2</Id><Code>InvalidParameter</Code><Message>too long</Message><SenderFault>true</SenderFault></member></Failed>
+            <member><Id>2</Id><Code>InvalidParameter</Code><Message>too long</Message><SenderFault>true</SenderFault></member>
+            <member><Id>2</Id><Code>Again</Code><Message>listed twice</Message><SenderFault>false</SenderFault></member>
+            <member><Id>7</Id><Code>Other</Code><Message>not sent</Message><SenderFault>true</SenderFault></member></Failed>
             </PublishBatchResult></PublishBatchResponse>"#;
+        let entry = |index, code: &str, message: &str, sender_fault| FailedEntry {
+            index,
+            code: code.into(),
+            message: message.into(),
+            sender_fault,
+        };
         assert_eq!(
-            failed_entries(answer),
+            batch_failures(answer, &[0, 1, 2, 3]).unwrap(),
             [
-                FailedEntry {
-                    id: "1".into(),
-                    code: "InternalError".into(),
-                    message: "try & again".into(),
-                    sender_fault: false
-                },
-                FailedEntry {
-                    id: "2".into(),
-                    code: "InvalidParameter".into(),
-                    message: "too long".into(),
-                    sender_fault: true
-                },
-            ]
+                entry(1, "InternalError", "try & again", false),
+                entry(2, "InvalidParameter", "too long", true),
+                entry(
+                    3,
+                    "NoResult",
+                    "the answer lists entry 3 neither as published nor as failed",
+                    false
+                ),
+            ],
+            "an id listed twice counts once; an id not sent is ignored; entry 3 was not listed"
         );
         let all_published =
-            "<PublishBatchResult><Successful><member><Id>0</Id></member></Successful><Failed/></PublishBatchResult>";
-        assert!(failed_entries(all_published).is_empty());
+            "<PublishBatchResult><Successful><member><Id>0</Id></member><member><Id>4</Id></member></Successful><Failed/></PublishBatchResult>";
+        assert!(batch_failures(all_published, &[0, 4]).unwrap().is_empty());
+        for not_an_answer in ["", "<html>gateway</html>", "<PublishResponse/>"] {
+            let err = batch_failures(not_an_answer, &[0]).unwrap_err();
+            assert!(err.transient && err.reason.contains("PublishBatchResult"), "{err:?}");
+        }
     }
 
     #[test]
     fn error_answers_name_the_code_and_say_whether_to_retry() {
         let answer = |code: &str| {
-            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>it said so</Message></Error></ErrorResponse>")
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>it said so</Message></Error>\
+                 <RequestId>req-1</RequestId></ErrorResponse>"
+            )
         };
         let not_found = answered_error(404, &answer("NotFound"));
-        assert_eq!(not_found.reason, "HTTP 404 NotFound: it said so");
-        assert!(!not_found.transient);
-        assert!(answered_error(400, &answer("Throttling")).transient);
+        assert_eq!(not_found.reason, "HTTP 404 NotFound: it said so (request id req-1)");
+        assert!(!not_found.transient && !not_found.throttled);
+        let throttled = answered_error(400, &answer("Throttling"));
+        assert!(throttled.transient && throttled.throttled);
+        assert!(answered_error(400, &answer("KMSThrottling")).throttled);
+        assert!(answered_error(429, "").throttled);
+        let timed_out = answered_error(400, &answer("RequestTimeout"));
+        assert!(timed_out.transient && !timed_out.throttled);
         assert!(answered_error(500, &answer("InternalFailure")).transient);
         assert!(answered_error(503, "").transient);
         assert_eq!(answered_error(503, "").reason, "HTTP 503");
         assert!(!answered_error(403, &answer("AuthorizationError")).transient);
+        assert!(!answered_error(400, &answer("InvalidParameter")).transient);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_throttling_waits_longer() {
+        let mut seen = std::collections::BTreeSet::new();
+        for attempt in 1..=3 {
+            let full = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            let throttled_full = FIRST_THROTTLED_BACKOFF * 2u32.pow(attempt - 1);
+            for _ in 0..50 {
+                let wait = backoff(attempt, false);
+                assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+                seen.insert(wait);
+                let wait = backoff(attempt, true);
+                assert!(
+                    wait >= throttled_full / 2 && wait <= throttled_full,
+                    "{attempt}: {wait:?}"
+                );
+            }
+        }
+        assert!(seen.len() > 10, "jittered: {} distinct waits of 150", seen.len());
     }
 }

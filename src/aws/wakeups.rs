@@ -52,17 +52,17 @@ impl LambdaWakeups {
         })
     }
 
-    fn endpoint(&self, service: &str) -> String {
+    fn endpoint(&self, service: &str) -> Result<String, String> {
         let configured = match service {
             "scheduler" => self.settings.scheduler_endpoint.as_deref(),
             _ => self.settings.lambda_endpoint.as_deref(),
         };
-        self.calls.endpoint(service, configured)
+        self.calls.endpoint(service, configured).map_err(|err| err.reason)
     }
 
     /// One signed request; the status and the body.
     async fn call(&self, call: &Call<'_>) -> Result<(u16, Vec<u8>), String> {
-        let url = format!("{}{}", self.endpoint(call.service), call.path);
+        let url = format!("{}{}", self.endpoint(call.service)?, call.path);
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
         headers.extend(call.headers.iter().copied());
         let request = Request {
