@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode,
@@ -181,16 +180,9 @@ impl S3 {
     }
 
     async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response, Failure> {
-        let provider = self
-            .inner
-            .sdk
-            .credentials_provider()
-            .ok_or_else(|| Failure::permanent("no AWS credentials configured"))?;
-        let credentials = provider
-            .provide_credentials()
+        let identity = super::signed::identity(&self.inner.sdk)
             .await
-            .map_err(|err| Failure::permanent(super::error_chain(&err)))?;
-        let identity: Identity = credentials.into();
+            .map_err(Failure::permanent)?;
         let url = self.url(call.uri, call.query);
         let signed = signature_headers(
             &Signing {

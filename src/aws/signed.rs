@@ -80,15 +80,7 @@ impl SignedCalls {
     /// Signs and sends `request`: the status and the body, whatever the
     /// status.
     pub async fn send(&self, request: &Request<'_>) -> Result<(u16, Vec<u8>), SendError> {
-        let provider = self
-            .sdk
-            .credentials_provider()
-            .ok_or_else(|| SendError::permanent("no AWS credentials configured"))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|err| SendError::permanent(super::error_chain(&err)))?;
-        let identity: Identity = credentials.into();
+        let identity = identity(&self.sdk).await.map_err(SendError::permanent)?;
         let region = self.region()?;
         let params: aws_sigv4::http_request::SigningParams<'_> =
             aws_sigv4::sign::v4::SigningParams::<SigningSettings>::builder()
@@ -140,6 +132,17 @@ impl SignedCalls {
         })?;
         Ok((status, body.to_vec()))
     }
+}
+
+/// The configuration's credentials, as the signer takes them; why not, in
+/// words (naming the variables to set when there are none).
+pub(super) async fn identity(sdk: &SdkConfig) -> Result<Identity, String> {
+    let provider = sdk.credentials_provider().ok_or("no AWS credentials configured")?;
+    let credentials = provider
+        .provide_credentials()
+        .await
+        .map_err(|err| super::error_chain(&err))?;
+    Ok(credentials.into())
 }
 
 /// AWS's domain for a region's partition.

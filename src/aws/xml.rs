@@ -5,16 +5,7 @@
 /// The texts of every `<name>…</name>` element, unescaped. An empty
 /// element (`<name/>`) has no text and is not listed.
 pub(super) fn values(xml: &str, name: &str) -> Vec<String> {
-    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
-    let mut values = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find(&open) {
-        let after = &rest[start + open.len()..];
-        let Some(end) = after.find(&close) else { break };
-        values.push(unescape(&after[..end]));
-        rest = &after[end + close.len()..];
-    }
-    values
+    elements(xml, name).into_iter().map(unescape).collect()
 }
 
 /// The first `<name>…</name>` element's content, raw (for a caller that
