@@ -265,6 +265,22 @@ async fn an_entry_the_answer_does_not_list_is_tried_again_and_an_answer_without_
 }
 
 #[tokio::test]
+async fn a_dropped_connection_is_tried_again() {
+    let sns = sns_answering(|n, request| match n {
+        0 => Reply::Drop,
+        _ => batch_answer(request, &[]),
+    })
+    .await;
+    SnsPublisher::new(sns_at(&sns), TOPIC)
+        .publish(&outcomes(2))
+        .await
+        .expect("published on the second try");
+    let requests = sns.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(entry_ids(&requests[1]), ["0", "1"], "the whole call again");
+}
+
+#[tokio::test]
 async fn a_sender_fault_fails_the_publish_without_a_retry() {
     let sns = sns_answering(|_, request| batch_answer(request, &[("2", true)])).await;
     let publisher = SnsPublisher::new(sns_at(&sns), TOPIC);

@@ -49,6 +49,8 @@ pub enum Reply {
     },
     /// Never answer (until the server is dropped): a hung upstream.
     Hang,
+    /// Close the connection without answering: a dropped connection.
+    Drop,
     /// Answer once the test adds a permit to the semaphore: a slow upstream
     /// whose pace the test sets.
     Gated(Arc<tokio::sync::Semaphore>, Box<Reply>),
@@ -198,6 +200,7 @@ async fn serve_connection(
         };
         match reply {
             Reply::Hang | Reply::Gated(..) => std::future::pending::<()>().await,
+            Reply::Drop => return Ok(()),
             Reply::Respond { status, headers, body } => {
                 let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
                 for (name, value) in headers {
