@@ -171,6 +171,11 @@ async fn sns_answering(answer: impl Fn(usize, &Recorded) -> Reply + Send + Sync 
     TestServer::start(move |request| answer(calls.fetch_add(1, Ordering::SeqCst), request)).await
 }
 
+/// `n` outcomes published to `server` as the function publishes them.
+async fn publish_to(server: &TestServer, n: usize) -> Result<(), PublishError> {
+    SnsPublisher::new(sns_at(server), TOPIC).publish(&outcomes(n)).await
+}
+
 #[tokio::test]
 async fn a_batch_is_one_signed_form_with_every_entry_and_its_attributes() {
     let sns = sns_answering(|_, request| batch_answer(request, &[])).await;
@@ -246,20 +251,14 @@ async fn an_entry_the_answer_does_not_list_is_tried_again_and_an_answer_without_
         _ => batch_answer(request, &[]),
     })
     .await;
-    SnsPublisher::new(sns_at(&sns), TOPIC)
-        .publish(&outcomes(3))
-        .await
-        .expect("published on the third try");
+    publish_to(&sns, 3).await.expect("published on the third try");
     let requests = sns.requests();
     assert_eq!(requests.len(), 3);
     assert_eq!(entry_ids(&requests[1]), ["1"]);
     assert_eq!(entry_ids(&requests[2]), ["1"]);
 
     let garbage = sns_answering(|_, _| xml(String::new())).await;
-    let err = SnsPublisher::new(sns_at(&garbage), TOPIC)
-        .publish(&outcomes(1))
-        .await
-        .unwrap_err();
+    let err = publish_to(&garbage, 1).await.unwrap_err();
     assert!(err.to_string().contains("PublishBatchResult"), "{err}");
     assert_eq!(garbage.requests().len(), 4);
 }
@@ -271,10 +270,7 @@ async fn a_dropped_connection_is_tried_again() {
         _ => batch_answer(request, &[]),
     })
     .await;
-    SnsPublisher::new(sns_at(&sns), TOPIC)
-        .publish(&outcomes(2))
-        .await
-        .expect("published on the second try");
+    publish_to(&sns, 2).await.expect("published on the second try");
     let requests = sns.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(entry_ids(&requests[1]), ["0", "1"], "the whole call again");
@@ -305,17 +301,11 @@ async fn a_server_error_or_throttling_is_retried_and_a_missing_topic_is_not() {
         _ => batch_answer(request, &[]),
     })
     .await;
-    SnsPublisher::new(sns_at(&flaky), TOPIC)
-        .publish(&outcomes(2))
-        .await
-        .expect("published on the fourth try");
+    publish_to(&flaky, 2).await.expect("published on the fourth try");
     assert_eq!(flaky.requests().len(), 4);
 
     let missing = sns_answering(|_, _| error(404, "NotFound")).await;
-    let err = SnsPublisher::new(sns_at(&missing), TOPIC)
-        .publish(&outcomes(2))
-        .await
-        .unwrap_err();
+    let err = publish_to(&missing, 2).await.unwrap_err();
     assert!(
         err.to_string().contains("HTTP 404 NotFound: NotFound happened"),
         "{err}"
@@ -324,10 +314,7 @@ async fn a_server_error_or_throttling_is_retried_and_a_missing_topic_is_not() {
     assert_eq!(missing.requests().len(), 1);
 
     let down = sns_answering(|_, _| error(503, "ServiceUnavailable")).await;
-    let err = SnsPublisher::new(sns_at(&down), TOPIC)
-        .publish(&outcomes(1))
-        .await
-        .unwrap_err();
+    let err = publish_to(&down, 1).await.unwrap_err();
     assert!(err.to_string().contains("HTTP 503 ServiceUnavailable"), "{err}");
     assert_eq!(down.requests().len(), 4, "every try used");
 }

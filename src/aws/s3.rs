@@ -360,14 +360,7 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> 
 
 /// S3's error document in a line: `HTTP 404 NoSuchKey: The specified key does not exist.`
 fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let code = xml::values(&text, "Code").pop();
-    let message = xml::values(&text, "Message").pop();
-    match (code, message) {
-        (Some(code), Some(message)) => format!("HTTP {} {code}: {message}", status.as_u16()),
-        (Some(code), None) => format!("HTTP {} {code}", status.as_u16()),
-        _ => format!("HTTP {}", status.as_u16()),
-    }
+    xml::error_line(status.as_u16(), &String::from_utf8_lossy(body)).0
 }
 
 /// Percent-encodes everything but S3's unreserved characters.

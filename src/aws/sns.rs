@@ -42,6 +42,9 @@ const API_VERSION: &str = "2010-03-31";
 /// SNS's query API on one configuration.
 pub struct Sns {
     calls: SignedCalls,
+    /// Where calls go (`AWS_ENDPOINT_URL`, else the region's endpoint), or
+    /// why there is nowhere (no region): reported by each call.
+    url: Result<String, String>,
 }
 
 /// Why a call failed, and whether another try may work.
@@ -76,18 +79,21 @@ struct FailedEntry {
 
 impl Sns {
     pub fn new(sdk: &SdkConfig) -> Sns {
-        Sns {
-            calls: SignedCalls::new(sdk, CALL_TIMEOUT),
-        }
+        let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
+        let url = calls
+            .endpoint("sns", None)
+            .map(|base| format!("{base}/"))
+            .map_err(|err| err.reason);
+        Sns { calls, url }
     }
 
     /// One try of an action: the answer's XML on a 2xx.
     async fn call(&self, form: &Form) -> Result<String, CallError> {
-        let url = format!("{}/", self.calls.endpoint("sns", None)?);
+        let url = self.url.as_deref().map_err(SendError::permanent)?;
         let request = Request {
             service: "sns",
             method: "POST",
-            url: &url,
+            url,
             headers: &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
             body: &form.0,
         };
@@ -134,14 +140,8 @@ fn backoff(attempt: u32, throttled: bool) -> Duration {
 /// An error answer in a line, `HTTP 404 NotFound: Topic does not exist
 /// (request id …)`; transient when SNS was at fault or throttled the call.
 fn answered_error(status: u16, text: &str) -> CallError {
-    let code = xml::values(text, "Code").pop();
-    let message = xml::values(text, "Message").pop();
+    let (mut reason, code) = xml::error_line(status, text);
     let throttled = status == 429 || code.as_deref().is_some_and(is_throttling);
-    let mut reason = match (&code, message) {
-        (Some(code), Some(message)) => format!("HTTP {status} {code}: {message}"),
-        (Some(code), None) => format!("HTTP {status} {code}"),
-        _ => format!("HTTP {status}"),
-    };
     if let Some(id) = xml::values(text, "RequestId").pop() {
         reason.push_str(&format!(" (request id {id})"));
     }
@@ -624,5 +624,16 @@ mod tests {
             }
         }
         assert!(seen.len() > 10, "jittered: {} distinct waits of 150", seen.len());
+    }
+
+    #[tokio::test]
+    async fn without_a_region_or_endpoint_a_call_says_to_set_aws_region() {
+        let sdk = super::super::sdk_config_from(|name| match name {
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("x".to_string()),
+            _ => None,
+        });
+        let form = Form::new("Publish", 0);
+        let err = Sns::new(&sdk).call(&form).await.unwrap_err();
+        assert!(err.reason.contains("AWS_REGION") && !err.transient, "{err:?}");
     }
 }

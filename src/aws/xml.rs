@@ -31,6 +31,19 @@ pub(super) fn elements<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
     found
 }
 
+/// An AWS error answer in a line, `HTTP 404 NotFound: Topic does not
+/// exist`, and its code.
+pub(super) fn error_line(status: u16, text: &str) -> (String, Option<String>) {
+    let code = values(text, "Code").pop();
+    let message = values(text, "Message").pop();
+    let line = match (&code, message) {
+        (Some(code), Some(message)) => format!("HTTP {status} {code}: {message}"),
+        (Some(code), None) => format!("HTTP {status} {code}"),
+        _ => format!("HTTP {status}"),
+    };
+    (line, code)
+}
+
 fn unescape(text: &str) -> String {
     if !text.contains('&') {
         return text.to_string();
