@@ -1,7 +1,8 @@
-//! Actions over HTTPS, as production calls vendors: rustls on `ring`, the
-//! platform verifier, and the CA bundle named by `SSL_CERT_FILE`. Every
-//! other test endpoint is plain HTTP on loopback; here a loopback server
-//! speaks TLS with a certificate from a test CA (tests/fixtures/tls).
+//! Actions and AWS calls over HTTPS, as production makes them: rustls on
+//! `ring`, the one platform verifier both clients share, and the CA bundle
+//! named by `SSL_CERT_FILE`. Every other test endpoint is plain HTTP on
+//! loopback; here a loopback server speaks TLS with a certificate from a
+//! test CA (tests/fixtures/tls).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -20,8 +21,10 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// An HTTPS server on loopback answering every request 200 with an intel
-/// answer; the request lines it completed (after a handshake).
+/// An HTTPS server on loopback answering every request 200: SNS's answer to
+/// a `PublishBatch` (every entry published), an intel answer to anything
+/// else; the request lines it completed (after a handshake), with the SNS
+/// action.
 struct HttpsServer {
     port: u16,
     requests: Arc<Mutex<Vec<String>>>,
@@ -73,15 +76,27 @@ async fn https_server() -> HttpsServer {
                 }
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body).await;
-                seen.lock().unwrap().push(line.trim_end().to_string());
-                let answer = br#"{"country": "RO", "org": "AS0 Test"}"#;
+                let form = String::from_utf8_lossy(&body);
+                let (seen_as, content_type, answer) = match form.contains("Action=PublishBatch") {
+                    true => (
+                        format!("{} PublishBatch", line.trim_end()),
+                        "text/xml",
+                        publish_batch_answer(&form),
+                    ),
+                    false => (
+                        line.trim_end().to_string(),
+                        "application/json",
+                        r#"{"country": "RO", "org": "AS0 Test"}"#.to_string(),
+                    ),
+                };
+                seen.lock().unwrap().push(seen_as);
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                     answer.len()
                 );
                 let mut tls = reader.into_inner();
                 let _ = tls.write_all(head.as_bytes()).await;
-                let _ = tls.write_all(answer).await;
+                let _ = tls.write_all(answer.as_bytes()).await;
                 let _ = tls.shutdown().await;
             });
         }
@@ -89,9 +104,24 @@ async fn https_server() -> HttpsServer {
     HttpsServer { port, requests }
 }
 
+/// SNS's answer to a `PublishBatch` form: every entry published.
+fn publish_batch_answer(form: &str) -> String {
+    let successful: String = form
+        .split('&')
+        .filter_map(|field| field.split_once('='))
+        .filter(|(key, _)| key.starts_with("PublishBatchRequestEntries.member.") && key.ends_with(".Id"))
+        .map(|(_, id)| format!("<member><Id>{id}</Id><MessageId>msg-{id}</MessageId></member>"))
+        .collect();
+    format!(
+        "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult>\
+         <Successful>{successful}</Successful><Failed/></PublishBatchResult>\
+         <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishBatchResponse>"
+    )
+}
+
 /// `run` on the bundled sample, its intel lookup and webhook on `server`,
 /// with `SSL_CERT_FILE` as given (unset: the system's bundle).
-async fn run_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> Vec<Value> {
+fn run_command(server: &HttpsServer, cert_file: Option<PathBuf>) -> Command {
     let base = format!("https://localhost:{}", server.port);
     let mut command = Command::new(env!("CARGO_BIN_EXE_alert-responder"));
     command
@@ -109,12 +139,32 @@ async fn run_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> Vec<Va
     if let Some(path) = cert_file {
         command.env("SSL_CERT_FILE", path);
     }
-    let output = command.output().await.unwrap();
+    command
+}
+
+/// [`run_command`]'s outcomes, printed.
+async fn run_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> Vec<Value> {
+    let output = run_command(server, cert_file).output().await.unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect()
+}
+
+/// [`run_command`] publishing its outcomes to SNS, whose endpoint is `server` too.
+async fn run_publishing_to(server: &HttpsServer, cert_file: Option<PathBuf>) -> std::process::Output {
+    let mut command = run_command(server, cert_file);
+    command
+        .arg("--sns")
+        .env("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes")
+        .env("AWS_ENDPOINT_URL", format!("https://localhost:{}", server.port))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE");
+    command.output().await.unwrap()
 }
 
 fn statuses(outcomes: &[Value]) -> Vec<(String, String)> {
@@ -157,6 +207,43 @@ async fn a_certificate_no_trusted_ca_signed_is_refused() {
     assert_eq!(lookup["status"], "failed", "{lookup}");
     let error = lookup["error"].as_str().unwrap();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(
+        server.requests.lock().unwrap().is_empty(),
+        "no request got past the handshake"
+    );
+}
+
+#[tokio::test]
+async fn outcomes_reach_sns_over_https() {
+    let server = https_server().await;
+    let output = run_publishing_to(&server, Some(fixture("ca.pem"))).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests[..2],
+        ["GET /185.220.101.4/json HTTP/1.1", "POST /hook HTTP/1.1"]
+    );
+    assert!(
+        requests[2..].iter().all(|r| r == "POST / HTTP/1.1 PublishBatch") && requests.len() > 2,
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn sns_behind_a_certificate_no_trusted_ca_signed_is_not_published_to() {
+    let server = https_server().await;
+    let output = run_publishing_to(&server, None).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "published without trusting the certificate: {stderr}"
+    );
+    let failure = stderr
+        .lines()
+        .find(|l| l.starts_with("error: publishing"))
+        .unwrap_or_default();
+    assert!(failure.contains("invalid peer certificate"), "{stderr}");
     assert!(
         server.requests.lock().unwrap().is_empty(),
         "no request got past the handshake"

@@ -28,8 +28,8 @@ pub(super) fn aws_client() -> Result<&'static reqwest::Client, String> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            crate::tls::install_crypto_provider();
             reqwest::Client::builder()
+                .tls_backend_preconfigured(crate::tls::client_config()?)
                 .connect_timeout(CONNECT_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))

@@ -61,8 +61,8 @@ impl HttpClient {
     fn client(&self) -> Result<&reqwest::Client, HttpError> {
         self.client
             .get_or_init(|| {
-                crate::tls::install_crypto_provider();
                 reqwest::Client::builder()
+                    .tls_backend_preconfigured(crate::tls::client_config()?)
                     .connect_timeout(self.settings.connect_timeout)
                     .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
                     // Redirects are followed here, hop by hop, so each is checked.
