@@ -9,8 +9,10 @@ use alert_responder::{app, lambda};
 fn main() -> std::process::ExitCode {
     // Before the runtime starts its threads: this sets an environment variable.
     alert_responder::process::disable_transparent_huge_pages();
+    let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API");
+    alert_responder::tls::trust(alert_responder::process::trusted_roots(runtime_api.is_ok()));
     alert_responder::process::prefer_single_ca_bundle();
-    match std::env::var("AWS_LAMBDA_RUNTIME_API") {
+    match runtime_api {
         // Lambda hands a sandbox one event at a time, and the actions of a
         // round run concurrently on one thread: worker threads would only add
         // start-up time and per-thread allocator heaps.

@@ -25,6 +25,24 @@ pub fn prefer_single_ca_bundle() {
     }
 }
 
+/// The roots to trust: in Lambda mode, where the machine's bundle is the
+/// runtime's stock copy of Mozilla's, the same roots compiled in (nothing
+/// to read and parse on a cold start, ~1 ms); the machine's otherwise, and
+/// whenever `SSL_CERT_FILE` or `SSL_CERT_DIR` names them. Call before
+/// [`prefer_single_ca_bundle`], which sets `SSL_CERT_FILE`.
+pub fn trusted_roots(lambda_mode: bool) -> crate::tls::TrustedRoots {
+    let named = std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
+    roots_for(lambda_mode, named)
+}
+
+fn roots_for(lambda_mode: bool, named: bool) -> crate::tls::TrustedRoots {
+    if lambda_mode && !named {
+        crate::tls::TrustedRoots::Builtin
+    } else {
+        crate::tls::TrustedRoots::System
+    }
+}
+
 /// Turns transparent huge pages off for this process: with them the kernel
 /// zeroes 2 MiB on the first touch of the allocator's arenas, a fifth of
 /// the cold start in `perf` (mimalloc's own switch is a build option the
@@ -47,5 +65,19 @@ pub fn disable_transparent_huge_pages() {
                 0 as std::ffi::c_ulong,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TrustedRoots;
+
+    #[test]
+    fn lambda_mode_trusts_the_built_in_roots_unless_roots_are_named() {
+        assert_eq!(roots_for(true, false), TrustedRoots::Builtin);
+        assert_eq!(roots_for(true, true), TrustedRoots::System);
+        assert_eq!(roots_for(false, false), TrustedRoots::System);
+        assert_eq!(roots_for(false, true), TrustedRoots::System);
     }
 }

@@ -4,10 +4,17 @@
 //! loopback; here a loopback server speaks TLS with a certificate from a
 //! test CA (tests/fixtures/tls).
 
+mod common;
+
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use common::lambda::{lambda_command, runtime_api, REQUEST_ID};
+use common::{matano_sns_event, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::Command;
@@ -248,4 +255,80 @@ async fn sns_behind_a_certificate_no_trusted_ca_signed_is_not_published_to() {
         server.requests.lock().unwrap().is_empty(),
         "no request got past the handshake"
     );
+}
+
+/// One Lambda invocation of the sample change (a webhook, no lookups),
+/// its webhook and its outcomes' SNS both on `server`; what the Runtime API
+/// was sent for it: `("response" | "error", body)`.
+async fn lambda_invocation_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> (String, Value) {
+    let api: TestServer = runtime_api(matano_sns_event("high", &[])).await;
+    let base = format!("https://localhost:{}", server.port);
+    let mut command = lambda_command();
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "alert-responder")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes")
+        .env("AWS_ENDPOINT_URL", &base)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("POLICY_ENV", "WEBHOOK_URL")
+        .env("WEBHOOK_URL", format!("{base}/hook"))
+        .env("HTTP_ALLOW_HOSTS", "localhost")
+        .env("HTTP_MAX_RETRIES", "0")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("POLICY_DIR")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(path) = cert_file {
+        command.env("SSL_CERT_FILE", path);
+    }
+    let _child = command.spawn().unwrap();
+    // next, the response or error, then the next long poll.
+    let requests = api.wait_for(3, Duration::from_secs(30)).await;
+    let path = format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/");
+    let answer = requests
+        .iter()
+        .find(|r| r.path.starts_with(&path))
+        .unwrap_or_else(|| panic!("nothing posted for the invocation: {requests:#?}"));
+    (answer.path[path.len()..].to_string(), answer.json())
+}
+
+#[tokio::test]
+async fn lambda_mode_trusts_the_roots_ssl_cert_file_names() {
+    let server = https_server().await;
+    let (posted, body) = lambda_invocation_against(&server, Some(fixture("ca.pem"))).await;
+    assert_eq!(posted, "response", "{body}");
+    assert_eq!(body["actions"], 1);
+    assert_eq!(body["failed_actions"], 0, "{body}");
+    assert_eq!(
+        *server.requests.lock().unwrap(),
+        ["POST /hook HTTP/1.1", "POST / HTTP/1.1 PublishBatch"]
+    );
+}
+
+#[tokio::test]
+async fn lambda_mode_without_named_roots_trusts_only_the_built_in_ones() {
+    let server = https_server().await;
+    // Mozilla's roots (compiled in) do not include the test CA: neither the
+    // action nor the publish gets past the handshake, and the invocation
+    // fails so that Lambda retries it.
+    let (posted, body) = lambda_invocation_against(&server, None).await;
+    assert_eq!(posted, "error", "{body}");
+    assert_eq!(body["errorType"], "AlertResponder.PublishError", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("invalid peer certificate"),
+        "{body}"
+    );
+    assert!(server.requests.lock().unwrap().is_empty());
 }
