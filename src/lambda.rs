@@ -75,11 +75,6 @@ pub async fn serve(
         let settings = settings.clone();
         let refresher = refresher.clone();
         async move {
-            // Every invocation publishes its outcomes: the first one has the
-            // AWS client (and the root certificates it reads) built beside
-            // its decisions rather than after them. Not at init, which would
-            // delay the first poll.
-            crate::aws::build_client_in_background();
             let refused = match refresher.as_ref() {
                 Some(refresher) => refresher.refresh_if_due(responder.decider()).await,
                 None => 0,

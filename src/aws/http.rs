@@ -40,20 +40,6 @@ pub(super) fn aws_client() -> Result<&'static reqwest::Client, String> {
         .map_err(Clone::clone)
 }
 
-/// Builds [`aws_client`] on a thread of its own, once per process, for a
-/// caller that will need it soon and has other work first; a request
-/// meanwhile waits for the build instead of doing it again.
-pub fn build_client_in_background() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let spawned = std::thread::Builder::new().name("aws-client".to_string()).spawn(|| {
-            let _ = aws_client();
-        });
-        // Without a thread the first request builds the client, as it would.
-        drop(spawned);
-    });
-}
-
 /// The SDK clients' connector onto [`aws_client`].
 #[derive(Debug, Clone, Default)]
 pub struct ReqwestHttpClient {

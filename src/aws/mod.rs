@@ -14,7 +14,6 @@ mod wakeups;
 mod xml;
 
 pub use dynamodb::DynamoState;
-pub use http::build_client_in_background;
 pub use s3::{Fetched, S3Error, S3Records, S3};
 pub use sdk::{error_chain, sdk_config, sdk_config_from};
 pub use secrets_manager::SecretsManager;
