@@ -230,8 +230,16 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
 pub async fn report_init_error(runtime_api: &str, error: &InitError) {
     let url = format!("http://{runtime_api}/2018-06-01/runtime/init/error");
     let body = serde_json::json!({"errorType": "Runtime.InitError", "errorMessage": error.to_string()});
-    crate::tls::install_crypto_provider();
-    let client = reqwest::Client::new();
+    // Plain HTTP, but a reqwest client builds TLS anyway: the process's
+    // configuration, not a second load of roots (nor a panic without any).
+    let built = crate::tls::client_builder().and_then(|builder| builder.build().map_err(|err| err.to_string()));
+    let client = match built {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!(error = %err, "could not report the init error to the Runtime API: no HTTP client");
+            return;
+        }
+    };
     if let Err(err) = client
         .post(url)
         .header("Lambda-Runtime-Function-Error-Type", "Runtime.InitError")

@@ -4,14 +4,18 @@ use clap::Parser;
 
 use alert_responder::cli::Cli;
 use alert_responder::config::Config;
+use alert_responder::tls::TrustedRoots;
 use alert_responder::{app, lambda};
 
 fn main() -> std::process::ExitCode {
     // Before the runtime starts its threads: this sets an environment variable.
     alert_responder::process::disable_transparent_huge_pages();
     let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API");
-    alert_responder::tls::trust(alert_responder::process::trusted_roots(runtime_api.is_ok()));
-    alert_responder::process::prefer_single_ca_bundle();
+    let roots = TrustedRoots::for_process(runtime_api.is_ok(), alert_responder::process::ca_roots_named());
+    alert_responder::tls::trust(roots);
+    if roots == TrustedRoots::System {
+        alert_responder::process::prefer_single_ca_bundle();
+    }
     match runtime_api {
         // Lambda hands a sandbox one event at a time, and the actions of a
         // round run concurrently on one thread: worker threads would only add

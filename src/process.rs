@@ -9,15 +9,14 @@ const CA_BUNDLES: [&str; 3] = [
 ];
 
 /// Points `SSL_CERT_FILE` at the system's CA bundle when neither it nor
-/// `SSL_CERT_DIR` is set. Both TLS clients (the SDK's and reqwest's) load
-/// native roots through `rustls-native-certs`, which otherwise reads the
-/// bundle *and* every file of the certificate directory (about 150 opens, the
-/// bulk of the SDK client's construction at cold start).
+/// `SSL_CERT_DIR` is set, for a process that trusts the system's roots: the
+/// loader (`rustls-native-certs`) otherwise reads the bundle *and* every
+/// file of the certificate directory (about 150 opens).
 ///
 /// Call first thing in `main`, before any thread exists: it sets a process
 /// environment variable.
 pub fn prefer_single_ca_bundle() {
-    if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some() {
+    if ca_roots_named() {
         return;
     }
     if let Some(bundle) = CA_BUNDLES.iter().find(|p| std::path::Path::new(p).is_file()) {
@@ -25,22 +24,10 @@ pub fn prefer_single_ca_bundle() {
     }
 }
 
-/// The roots to trust: in Lambda mode, where the machine's bundle is the
-/// runtime's stock copy of Mozilla's, the same roots compiled in (nothing
-/// to read and parse on a cold start, ~1 ms); the machine's otherwise, and
-/// whenever `SSL_CERT_FILE` or `SSL_CERT_DIR` names them. Call before
-/// [`prefer_single_ca_bundle`], which sets `SSL_CERT_FILE`.
-pub fn trusted_roots(lambda_mode: bool) -> crate::tls::TrustedRoots {
-    let named = std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some();
-    roots_for(lambda_mode, named)
-}
-
-fn roots_for(lambda_mode: bool, named: bool) -> crate::tls::TrustedRoots {
-    if lambda_mode && !named {
-        crate::tls::TrustedRoots::Builtin
-    } else {
-        crate::tls::TrustedRoots::System
-    }
+/// Whether `SSL_CERT_FILE` or `SSL_CERT_DIR` names the roots to trust.
+/// Read before [`prefer_single_ca_bundle`] sets the first.
+pub fn ca_roots_named() -> bool {
+    std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some()
 }
 
 /// Turns transparent huge pages off for this process: with them the kernel
@@ -65,19 +52,5 @@ pub fn disable_transparent_huge_pages() {
                 0 as std::ffi::c_ulong,
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tls::TrustedRoots;
-
-    #[test]
-    fn lambda_mode_trusts_the_built_in_roots_unless_roots_are_named() {
-        assert_eq!(roots_for(true, false), TrustedRoots::Builtin);
-        assert_eq!(roots_for(true, true), TrustedRoots::System);
-        assert_eq!(roots_for(false, false), TrustedRoots::System);
-        assert_eq!(roots_for(false, true), TrustedRoots::System);
     }
 }

@@ -15,6 +15,19 @@ pub enum TrustedRoots {
     Builtin,
 }
 
+impl TrustedRoots {
+    /// In Lambda mode, where the machine's bundle is the runtime's copy of
+    /// Mozilla's set, the built-in roots, unless `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` names others (`roots_named`); the machine's otherwise.
+    pub fn for_process(lambda_mode: bool, roots_named: bool) -> TrustedRoots {
+        if lambda_mode && !roots_named {
+            TrustedRoots::Builtin
+        } else {
+            TrustedRoots::System
+        }
+    }
+}
+
 static ROOTS: OnceLock<TrustedRoots> = OnceLock::new();
 
 /// Chooses the process's roots; call before the first client is built (the
@@ -23,28 +36,35 @@ pub fn trust(roots: TrustedRoots) {
     let _ = ROOTS.set(roots);
 }
 
-/// The roots [`client_config`] trusts.
-pub fn trusted_roots() -> TrustedRoots {
-    ROOTS.get().copied().unwrap_or(TrustedRoots::System)
-}
-
 /// Makes `ring` the process-wide rustls provider (reqwest uses it). Idempotent.
-pub fn install_crypto_provider() {
+fn install_crypto_provider() {
     // Err means a provider is already installed, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A `reqwest` client builder on [`client_config`]: where every HTTP client
+/// of the process starts.
+pub fn client_builder() -> Result<reqwest::ClientBuilder, String> {
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(client_config()?))
+}
+
 /// The TLS configuration of every HTTP client (the actions' and the AWS
-/// calls'): HTTP/1.1, one verifier over the [`trusted_roots`]. Built once per
-/// process: the system's roots are read and parsed once (~1 ms for the ~150
-/// of a CA bundle), not once per client.
-pub fn client_config() -> Result<rustls::ClientConfig, String> {
+/// calls'): HTTP/1.1, TLS 1.3 and 1.2, SNI, one verifier over the chosen
+/// roots — what reqwest builds for itself, but once per process: the
+/// system's roots are read and parsed once (~1 ms for the ~150 of a CA
+/// bundle), not once per client. A client given it ignores reqwest's own
+/// TLS options (versions, SNI, key log): set them here. A failure is kept
+/// too: loading the same roots again would fail the same way.
+fn client_config() -> Result<rustls::ClientConfig, String> {
     static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
             install_crypto_provider();
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let verifier = verifier(trusted_roots(), provider.clone())?;
+            let provider = rustls::crypto::CryptoProvider::get_default()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+            let roots = ROOTS.get().copied().unwrap_or(TrustedRoots::System);
+            let verifier = verifier(roots, provider.clone())?;
             let mut config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map_err(|err| format!("TLS could not be configured: {err}"))?
@@ -64,12 +84,16 @@ fn verifier(
     provider: Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>, String> {
     Ok(match roots {
-        TrustedRoots::System => Arc::new(
-            rustls_platform_verifier::Verifier::new(provider)
-                .map_err(|err| format!("the system's root certificates could not be loaded: {err}"))?,
-        ),
+        TrustedRoots::System => {
+            tracing::debug!(roots = "system", "TLS roots loaded");
+            Arc::new(
+                rustls_platform_verifier::Verifier::new(provider)
+                    .map_err(|err| format!("the system's root certificates could not be loaded: {err}"))?,
+            )
+        }
         TrustedRoots::Builtin => {
             let store = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            tracing::debug!(roots = "built-in", anchors = store.len(), "TLS roots loaded");
             rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
                 .build()
                 .map_err(|err| format!("the built-in root certificates could not be used: {err}"))?
@@ -82,12 +106,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_client_gets_the_one_configuration_built() {
-        let first = client_config().unwrap();
-        let second = client_config().unwrap();
-        // Built once: the clones share what the one build made.
-        assert!(Arc::ptr_eq(first.crypto_provider(), second.crypto_provider()));
-        assert_eq!(first.alpn_protocols, [b"http/1.1".to_vec()]);
+    fn lambda_mode_trusts_the_built_in_roots_unless_roots_are_named() {
+        assert_eq!(TrustedRoots::for_process(true, false), TrustedRoots::Builtin);
+        assert_eq!(TrustedRoots::for_process(true, true), TrustedRoots::System);
+        assert_eq!(TrustedRoots::for_process(false, false), TrustedRoots::System);
+        assert_eq!(TrustedRoots::for_process(false, true), TrustedRoots::System);
+    }
+
+    #[test]
+    fn clients_speak_http_1_1() {
+        assert_eq!(client_config().unwrap().alpn_protocols, [b"http/1.1".to_vec()]);
     }
 
     #[test]

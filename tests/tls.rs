@@ -1,6 +1,6 @@
 //! Actions and AWS calls over HTTPS, as production makes them: rustls on
-//! `ring`, the one platform verifier both clients share, and the CA bundle
-//! named by `SSL_CERT_FILE`. Every other test endpoint is plain HTTP on
+//! `ring`, the one TLS configuration both clients share, over the roots
+//! `SSL_CERT_FILE` names (or, in Lambda mode without it, the built-in ones). Every other test endpoint is plain HTTP on
 //! loopback; here a loopback server speaks TLS with a certificate from a
 //! test CA (tests/fixtures/tls).
 
@@ -163,7 +163,7 @@ async fn run_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> Vec<Va
 async fn run_publishing_to(server: &HttpsServer, cert_file: Option<PathBuf>) -> std::process::Output {
     let mut command = run_command(server, cert_file);
     command
-        .arg("--sns")
+        .args(["--sns", "--log-level", "debug"])
         .env("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes")
         .env("AWS_ENDPOINT_URL", format!("https://localhost:{}", server.port))
         .env("AWS_REGION", "us-east-1")
@@ -232,7 +232,7 @@ async fn outcomes_reach_sns_over_https() {
         ["GET /185.220.101.4/json HTTP/1.1", "POST /hook HTTP/1.1"]
     );
     assert!(
-        requests[2..].iter().all(|r| r == "POST / HTTP/1.1 PublishBatch") && requests.len() > 2,
+        requests[2..].iter().all(|r| r == "POST / HTTP/1.1 PublishBatch"),
         "{requests:?}"
     );
 }
@@ -257,10 +257,33 @@ async fn sns_behind_a_certificate_no_trusted_ca_signed_is_not_published_to() {
     );
 }
 
+/// What one Lambda invocation posted and logged.
+struct Invocation {
+    /// `"response"` or `"error"`.
+    posted: String,
+    body: Value,
+    /// Which roots the process loaded, from its "TLS roots loaded" lines.
+    roots_loaded: Vec<String>,
+}
+
+/// The `roots` field of every "TLS roots loaded" log line in `logs`
+/// (the CLI's `roots="…"`, Lambda's JSON `"roots":"…"`).
+fn roots_loaded(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|line| line.contains("TLS roots loaded"))
+        .map(|line| {
+            let (_, value) = line
+                .split_once("roots=\"")
+                .or_else(|| line.split_once("\"roots\":\""))
+                .unwrap_or_else(|| panic!("no roots field: {line}"));
+            value.split('"').next().unwrap().to_string()
+        })
+        .collect()
+}
+
 /// One Lambda invocation of the sample change (a webhook, no lookups),
-/// its webhook and its outcomes' SNS both on `server`; what the Runtime API
-/// was sent for it: `("response" | "error", body)`.
-async fn lambda_invocation_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> (String, Value) {
+/// its webhook and its outcomes' SNS both on `server`.
+async fn lambda_invocation_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> Invocation {
     let api: TestServer = runtime_api(matano_sns_event("high", &[])).await;
     let base = format!("https://localhost:{}", server.port);
     let mut command = lambda_command();
@@ -278,19 +301,20 @@ async fn lambda_invocation_against(server: &HttpsServer, cert_file: Option<PathB
         .env("WEBHOOK_URL", format!("{base}/hook"))
         .env("HTTP_ALLOW_HOSTS", "localhost")
         .env("HTTP_MAX_RETRIES", "0")
+        .env("LOG_LEVEL", "debug")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         .env_remove("POLICY_DIR")
         .env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
     if let Some(path) = cert_file {
         command.env("SSL_CERT_FILE", path);
     }
-    let _child = command.spawn().unwrap();
+    let mut child = command.spawn().unwrap();
     // next, the response or error, then the next long poll.
     let requests = api.wait_for(3, Duration::from_secs(30)).await;
     let path = format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/");
@@ -298,16 +322,26 @@ async fn lambda_invocation_against(server: &HttpsServer, cert_file: Option<PathB
         .iter()
         .find(|r| r.path.starts_with(&path))
         .unwrap_or_else(|| panic!("nothing posted for the invocation: {requests:#?}"));
-    (answer.path[path.len()..].to_string(), answer.json())
+    child.kill().await.unwrap();
+    let mut logs = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut logs).await.unwrap();
+    Invocation {
+        posted: answer.path[path.len()..].to_string(),
+        body: answer.json(),
+        roots_loaded: roots_loaded(&logs),
+    }
 }
 
 #[tokio::test]
 async fn lambda_mode_trusts_the_roots_ssl_cert_file_names() {
     let server = https_server().await;
-    let (posted, body) = lambda_invocation_against(&server, Some(fixture("ca.pem"))).await;
-    assert_eq!(posted, "response", "{body}");
+    let invocation = lambda_invocation_against(&server, Some(fixture("ca.pem"))).await;
+    let body = &invocation.body;
+    assert_eq!(invocation.posted, "response", "{body}");
     assert_eq!(body["actions"], 1);
     assert_eq!(body["failed_actions"], 0, "{body}");
+    // Loaded once for the action's client and the AWS client both.
+    assert_eq!(invocation.roots_loaded, ["system"]);
     assert_eq!(
         *server.requests.lock().unwrap(),
         ["POST /hook HTTP/1.1", "POST / HTTP/1.1 PublishBatch"]
@@ -320,8 +354,10 @@ async fn lambda_mode_without_named_roots_trusts_only_the_built_in_ones() {
     // Mozilla's roots (compiled in) do not include the test CA: neither the
     // action nor the publish gets past the handshake, and the invocation
     // fails so that Lambda retries it.
-    let (posted, body) = lambda_invocation_against(&server, None).await;
-    assert_eq!(posted, "error", "{body}");
+    let invocation = lambda_invocation_against(&server, None).await;
+    let body = &invocation.body;
+    assert_eq!(invocation.posted, "error", "{body}");
+    assert_eq!(invocation.roots_loaded, ["built-in"]);
     assert_eq!(body["errorType"], "AlertResponder.PublishError", "{body}");
     assert!(
         body["errorMessage"]

@@ -96,6 +96,8 @@ export interface AlertResponderProps {
   readonly reservedConcurrency?: number;
   readonly logRetention?: logs.RetentionDays;
   readonly logLevel?: "error" | "warn" | "info" | "debug";
+  /** Absolute path of a PEM bundle of root certificates for HTTPS (actions and AWS calls), e.g. "/opt/certs/ca.pem" shipped in the policy layer: a private CA or a TLS-inspecting proxy. Default: Mozilla's roots, built into the binary. */
+  readonly caBundleFile?: string;
   /** Secrets Manager names the actions may read. Default "alert-responder/". */
   readonly secretNamePrefix?: string;
   /** Create the DynamoDB state table (exactly-once actions). Default true. */
@@ -336,6 +338,12 @@ export class AlertResponder extends Construct {
     }
     if (props.policyLayer) {
       environment.POLICY_DIR = "/opt/policies";
+    }
+    if (props.caBundleFile !== undefined) {
+      if (!/^\/\S*$/.test(props.caBundleFile)) {
+        throw new Error(`caBundleFile must be an absolute path, not ${JSON.stringify(props.caBundleFile)}`);
+      }
+      environment.SSL_CERT_FILE = props.caBundleFile;
     }
     const sourceTopics = props.sourceTopics ?? [];
     for (const source of sourceTopics) {

@@ -168,7 +168,10 @@ test("the SAM template configures the same environment variables", () => {
   const samNames = [...block.matchAll(/^\s{10}([A-Z_]+):/gm)].map((m) => m[1]).sort();
   // A policy layer and a policy bundle exclude each other: the union of both deployments.
   const names = (template: Template) => Object.keys((Object.values(template.findResources("AWS::Lambda::Function"))[0] as any).Properties.Environment.Variables);
-  const withLayer = synth({ policyLayer: lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1") });
+  const withLayer = synth({
+    policyLayer: lambda.LayerVersion.fromLayerVersionArn(new Stack(new App(), "L"), "L", "arn:aws:lambda:us-east-1:123456789012:layer:policies:1"),
+    caBundleFile: "/opt/certs/ca.pem",
+  });
   const withBundles = synth({
     policyBundleKey: "bundles/prod.tar.gz",
     shadowPolicyBundleKey: "bundles/candidate.tar.gz",
@@ -599,4 +602,13 @@ test("the SAM template has the same interactions", () => {
   for (const output of ["InteractionsUrl", "CallbackBaseUrl", "ScheduleGroupName"]) {
     assert.match(sam, new RegExp(`\\n  ${output}:\\n    Condition: HasInteractions\\n`), output);
   }
+});
+
+test("a CA bundle reaches the function as SSL_CERT_FILE; without one it trusts the built-in roots; a relative path is refused", () => {
+  synth({ caBundleFile: "/opt/certs/ca.pem" }).hasResourceProperties("AWS::Lambda::Function", {
+    Environment: { Variables: Match.objectLike({ SSL_CERT_FILE: "/opt/certs/ca.pem" }) },
+  });
+  const fn = Object.values(synth().findResources("AWS::Lambda::Function"))[0] as any;
+  assert.equal(fn.Properties.Environment.Variables.SSL_CERT_FILE, undefined);
+  assert.throws(() => synth({ caBundleFile: "certs/ca.pem" }), /caBundleFile must be an absolute path/);
 });

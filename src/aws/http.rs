@@ -3,8 +3,8 @@
 //! signed calls (S3, SNS, Scheduler, Lambda), instead of smithy's hyper
 //! client, which brought a second HTTP stack and HTTP/2 into the binary
 //! (BENCHMARKS.md). Built on the first request, not when a client is
-//! constructed: root certificates are read once, only when needed, and one
-//! connection pool serves every AWS endpoint.
+//! constructed, on the process's TLS configuration (`tls::client_builder`);
+//! one connection pool serves every AWS endpoint.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -28,8 +28,7 @@ pub(super) fn aws_client() -> Result<&'static reqwest::Client, String> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            reqwest::Client::builder()
-                .tls_backend_preconfigured(crate::tls::client_config()?)
+            crate::tls::client_builder()?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))

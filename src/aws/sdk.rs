@@ -31,7 +31,6 @@ pub fn sdk_config() -> SdkConfig {
 
 /// The shared SDK configuration, reading variables through `lookup`.
 pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
-    crate::tls::install_crypto_provider();
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
     let http_client = SharedHttpClient::new(super::http::ReqwestHttpClient::default());
     let credentials = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {

@@ -41,8 +41,8 @@ impl Default for HttpSettings {
 
 #[derive(Clone)]
 pub struct HttpClient {
-    /// Built on first use: loading root certificates costs milliseconds of
-    /// cold start that invocations without HTTP actions never need.
+    /// Built on first use: invocations without HTTP actions never need it
+    /// (its TLS configuration is the process's, `tls::client_builder`).
     client: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
     settings: Arc<HttpSettings>,
     /// Shared with the resolver, which checks every DNS answer.
@@ -61,8 +61,7 @@ impl HttpClient {
     fn client(&self) -> Result<&reqwest::Client, HttpError> {
         self.client
             .get_or_init(|| {
-                reqwest::Client::builder()
-                    .tls_backend_preconfigured(crate::tls::client_config()?)
+                crate::tls::client_builder()?
                     .connect_timeout(self.settings.connect_timeout)
                     .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
                     // Redirects are followed here, hop by hop, so each is checked.
