@@ -7,13 +7,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use common::lambda::{lambda_command, runtime_api, REQUEST_ID};
+use common::lambda::{lambda_process, runtime_api, REQUEST_ID};
 use common::{matano_sns_event, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -286,35 +285,24 @@ fn roots_loaded(logs: &str) -> Vec<String> {
 async fn lambda_invocation_against(server: &HttpsServer, cert_file: Option<PathBuf>) -> Invocation {
     let api: TestServer = runtime_api(matano_sns_event("high", &[])).await;
     let base = format!("https://localhost:{}", server.port);
-    let mut command = lambda_command();
-    command
-        .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "alert-responder")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes")
-        .env("AWS_ENDPOINT_URL", &base)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("POLICY_ENV", "WEBHOOK_URL")
-        .env("WEBHOOK_URL", format!("{base}/hook"))
-        .env("HTTP_ALLOW_HOSTS", "localhost")
-        .env("HTTP_MAX_RETRIES", "0")
-        .env("LOG_LEVEL", "debug")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env_remove("POLICY_DIR")
-        .env_remove("SSL_CERT_FILE")
-        .env_remove("SSL_CERT_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    if let Some(path) = cert_file {
-        command.env("SSL_CERT_FILE", path);
+    let webhook = format!("{base}/hook");
+    let cert_file = cert_file.map(|path| path.to_string_lossy().into_owned());
+    let mut env = vec![
+        ("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes"),
+        ("AWS_ENDPOINT_URL", base.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("POLICY_ENV", "WEBHOOK_URL"),
+        ("WEBHOOK_URL", webhook.as_str()),
+        ("HTTP_ALLOW_HOSTS", "localhost"),
+        ("HTTP_MAX_RETRIES", "0"),
+        ("LOG_LEVEL", "debug"),
+    ];
+    if let Some(path) = &cert_file {
+        env.push(("SSL_CERT_FILE", path.as_str()));
     }
-    let mut child = command.spawn().unwrap();
+    let mut child = lambda_process(&api, &env);
     // next, the response or error, then the next long poll.
     let requests = api.wait_for(3, Duration::from_secs(30)).await;
     let path = format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/");

@@ -82,6 +82,9 @@ pub fn lambda_process(api: &TestServer, env: &[(&str, &str)]) -> Child {
         .env("HTTP_ALLOW_PRIVATE", "true")
         .env_remove("OUTCOME_TOPIC_ARN")
         .env_remove("POLICY_DIR")
+        // The built-in roots, as deployed, unless a test names others.
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
