@@ -38,6 +38,8 @@ pub enum InitError {
     NoOutcomeTopic,
     #[error("POLICY_BUNDLE: {0}")]
     Bundle(#[from] LoadError),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// How policies are compiled and run: the configured engine, budget, prints.
@@ -233,6 +235,10 @@ pub async fn load_bundle(config: &Config) -> Result<Option<PolicySet>, InitError
 /// `SHADOW_POLICY_BUNDLE` (a bad one is logged and left out: it never
 /// stops the live path).
 pub async fn lambda_init(config: &Config) -> Result<LambdaParts, InitError> {
+    // Every invocation publishes over HTTPS: roots that cannot be loaded
+    // (a wrong `CaBundleFile`) fail here, named, not each call. With the
+    // built-in roots this costs microseconds.
+    crate::tls::prepare().map_err(InitError::Tls)?;
     let sdk = sdk_config();
     let options = compile_options(config);
     let live = config

@@ -230,9 +230,11 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
 pub async fn report_init_error(runtime_api: &str, error: &InitError) {
     let url = format!("http://{runtime_api}/2018-06-01/runtime/init/error");
     let body = serde_json::json!({"errorType": "Runtime.InitError", "errorMessage": error.to_string()});
-    // Plain HTTP, but a reqwest client builds TLS anyway: the process's
-    // configuration, not a second load of roots (nor a panic without any).
-    let built = crate::tls::client_builder().and_then(|builder| builder.build().map_err(|err| err.to_string()));
+    // Plain HTTP, but a reqwest client builds TLS anyway: on the built-in
+    // roots, so that roots that failed init do not silence its report (and
+    // no panic without any, as `Client::new` would).
+    let built =
+        crate::tls::plain_http_client_builder().and_then(|builder| builder.build().map_err(|err| err.to_string()));
     let client = match built {
         Ok(client) => client,
         Err(err) => {

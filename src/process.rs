@@ -27,7 +27,9 @@ pub fn prefer_single_ca_bundle() {
 /// Whether `SSL_CERT_FILE` or `SSL_CERT_DIR` names the roots to trust.
 /// Read before [`prefer_single_ca_bundle`] sets the first.
 pub fn ca_roots_named() -> bool {
-    std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some()
+    // Empty is unset, as the loader takes it.
+    let named = |name| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    named("SSL_CERT_FILE") || named("SSL_CERT_DIR")
 }
 
 /// Turns transparent huge pages off for this process: with them the kernel

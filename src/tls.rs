@@ -42,6 +42,12 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Builds the process's TLS configuration now, so that roots that cannot
+/// be loaded fail init rather than every HTTPS call later.
+pub fn prepare() -> Result<(), String> {
+    client_config().map(drop)
+}
+
 /// A `reqwest` client builder on [`client_config`]: where every HTTP client
 /// of the process starts.
 pub fn client_builder() -> Result<reqwest::ClientBuilder, String> {
@@ -58,24 +64,32 @@ pub fn client_builder() -> Result<reqwest::ClientBuilder, String> {
 fn client_config() -> Result<rustls::ClientConfig, String> {
     static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
     CONFIG
-        .get_or_init(|| {
-            install_crypto_provider();
-            let provider = rustls::crypto::CryptoProvider::get_default()
-                .cloned()
-                .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-            let roots = ROOTS.get().copied().unwrap_or(TrustedRoots::System);
-            let verifier = verifier(roots, provider.clone())?;
-            let mut config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|err| format!("TLS could not be configured: {err}"))?
-                .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth();
-            // As reqwest sets it for an HTTP/1.1-only client.
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Ok(config)
-        })
+        .get_or_init(|| config_over(ROOTS.get().copied().unwrap_or(TrustedRoots::System)))
         .clone()
+}
+
+/// A `reqwest` client builder for plain-HTTP calls that must work whatever
+/// the roots (reporting an init error, which may be theirs, to the Runtime
+/// API): the built-in roots, which load without fail.
+pub fn plain_http_client_builder() -> Result<reqwest::ClientBuilder, String> {
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config_over(TrustedRoots::Builtin)?))
+}
+
+fn config_over(roots: TrustedRoots) -> Result<rustls::ClientConfig, String> {
+    install_crypto_provider();
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let verifier = verifier(roots, provider.clone())?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| format!("TLS could not be configured: {err}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    // As reqwest sets it for an HTTP/1.1-only client.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// The certificate verifier over `roots`.
@@ -85,11 +99,11 @@ fn verifier(
 ) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>, String> {
     Ok(match roots {
         TrustedRoots::System => {
+            let verifier = rustls_platform_verifier::Verifier::new(provider).map_err(|err| {
+                format!("no root certificates could be loaded from SSL_CERT_FILE, SSL_CERT_DIR or the system: {err}")
+            })?;
             tracing::debug!(roots = "system", "TLS roots loaded");
-            Arc::new(
-                rustls_platform_verifier::Verifier::new(provider)
-                    .map_err(|err| format!("the system's root certificates could not be loaded: {err}"))?,
-            )
+            Arc::new(verifier)
         }
         TrustedRoots::Builtin => {
             let store = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

@@ -356,3 +356,23 @@ async fn lambda_mode_without_named_roots_trusts_only_the_built_in_ones() {
     );
     assert!(server.requests.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn lambda_init_fails_naming_roots_that_cannot_be_loaded() {
+    let api: TestServer = runtime_api(matano_sns_event("high", &[])).await;
+    let _child = lambda_process(
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes"),
+            ("AWS_REGION", "us-east-1"),
+            ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
+        ],
+    );
+    let requests = api.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(requests[0].path, "/2018-06-01/runtime/init/error", "{requests:#?}");
+    let message = requests[0].json()["errorMessage"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("TLS: no root certificates could be loaded from SSL_CERT_FILE"),
+        "{message}"
+    );
+}
