@@ -21,6 +21,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() {
+    // As the binary runs: `RUST_BACKTRACE` in the shell would double `compile_ms`.
+    alert_responder::process::keep_backtraces_for_panics();
     let decider = decision::decider();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let iterations: usize = std::env::var("BENCH_ITERATIONS")

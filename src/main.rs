@@ -9,6 +9,7 @@ use alert_responder::{app, lambda};
 
 fn main() -> std::process::ExitCode {
     // Before the runtime starts its threads: this sets an environment variable.
+    alert_responder::process::keep_backtraces_for_panics();
     alert_responder::process::disable_transparent_huge_pages();
     let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API");
     let roots = TrustedRoots::for_process(runtime_api.is_ok(), alert_responder::process::ca_roots_named());

@@ -32,6 +32,22 @@ pub fn ca_roots_named() -> bool {
     named("SSL_CERT_FILE") || named("SSL_CERT_DIR")
 }
 
+/// Keeps `RUST_BACKTRACE` to panics: unless `RUST_LIB_BACKTRACE` says
+/// otherwise, errors capture no stack trace. regorus's parser builds and
+/// drops an `anyhow` error for every alternative it tries, and with
+/// `RUST_BACKTRACE=1` (often set on Rust functions to debug panics) each of
+/// them walked the stack: compiling the bundled policies took 3.1 ms instead
+/// of 1.5 (BENCHMARKS.md). Nothing prints an error's backtrace: errors are
+/// shown by their messages.
+///
+/// Call first thing in `main`, before any thread exists: it sets a process
+/// environment variable.
+pub fn keep_backtraces_for_panics() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+}
+
 /// Turns transparent huge pages off for this process: with them the kernel
 /// zeroes 2 MiB on the first touch of the allocator's arenas, a fifth of
 /// the cold start in `perf` (mimalloc's own switch is a build option the
