@@ -92,6 +92,25 @@ fn config_over(roots: TrustedRoots) -> Result<rustls::ClientConfig, String> {
     Ok(config)
 }
 
+/// Whether `err` (or an error it wraps) is the verifier refusing the
+/// server's certificate: an unknown issuer, an expired certificate, a name
+/// it does not cover. Trying again cannot help, unlike a connection that
+/// failed: callers fail at once instead of retrying. rustls's error reaches
+/// reqwest inside an `io::Error`, whose `source` skips it, so each link's
+/// payload is looked at too.
+pub fn refused_certificate(err: &(dyn std::error::Error + 'static)) -> bool {
+    let refusal = matches!(
+        err.downcast_ref::<rustls::Error>(),
+        Some(rustls::Error::InvalidCertificate(_))
+    );
+    // hyper wraps rustls's `io::Error` in another; `source` skips both payloads.
+    let payload = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| refused_certificate(inner));
+    refusal || payload || err.source().is_some_and(refused_certificate)
+}
+
 /// The certificate verifier over `roots`.
 fn verifier(
     roots: TrustedRoots,
@@ -118,6 +137,28 @@ fn verifier(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_certificate_is_found_inside_the_errors_wrapping_it() {
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let in_io = std::io::Error::new(std::io::ErrorKind::InvalidData, refused.clone());
+        assert!(refused_certificate(&refused));
+        assert!(refused_certificate(&in_io));
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect")]
+        struct Outer(#[source] std::io::Error);
+        let twice = std::io::Error::other(in_io);
+        assert!(refused_certificate(&Outer(twice)));
+        // A handshake that failed otherwise, or a connection that did, may heal.
+        let other = rustls::Error::General("handshake".into());
+        assert!(!refused_certificate(&std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            other
+        )));
+        assert!(!refused_certificate(&std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        )));
+    }
 
     #[test]
     fn lambda_mode_trusts_the_built_in_roots_unless_roots_are_named() {

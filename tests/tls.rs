@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,10 +31,17 @@ fn fixture(name: &str) -> PathBuf {
 /// An HTTPS server on loopback answering every request 200: SNS's answer to
 /// a `PublishBatch` (every entry published), an intel answer to anything
 /// else; the request lines it completed (after a handshake), with the SNS
-/// action.
+/// action, and how many connections it accepted (handshakes tried).
 struct HttpsServer {
     port: u16,
     requests: Arc<Mutex<Vec<String>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl HttpsServer {
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
 }
 
 async fn https_server() -> HttpsServer {
@@ -53,11 +61,14 @@ async fn https_server() -> HttpsServer {
     let port = listener.local_addr().unwrap().port();
     let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = requests.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             let seen = seen.clone();
             tokio::spawn(async move {
@@ -107,7 +118,11 @@ async fn https_server() -> HttpsServer {
             });
         }
     });
-    HttpsServer { port, requests }
+    HttpsServer {
+        port,
+        requests,
+        connections,
+    }
 }
 
 /// SNS's answer to a `PublishBatch` form: every entry published.
@@ -141,7 +156,8 @@ fn run_command(server: &HttpsServer, cert_file: Option<PathBuf>) -> Command {
         .env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
         .env("HTTP_ALLOW_HOSTS", "localhost")
-        .env("HTTP_MAX_RETRIES", "0");
+        // Retries allowed: a refused certificate must not use them.
+        .env("HTTP_MAX_RETRIES", "2");
     if let Some(path) = cert_file {
         command.env("SSL_CERT_FILE", path);
     }
@@ -212,11 +228,17 @@ async fn a_certificate_no_trusted_ca_signed_is_refused() {
     let lookup = &outcomes[0];
     assert_eq!(lookup["status"], "failed", "{lookup}");
     let error = lookup["error"].as_str().unwrap();
-    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(
+        error.contains("the server's certificate was refused: invalid peer certificate"),
+        "{error}"
+    );
     assert!(
         server.requests.lock().unwrap().is_empty(),
         "no request got past the handshake"
     );
+    // Each action tried once: trying again cannot help.
+    let failed = outcomes.iter().filter(|o| o["status"] == "failed").count();
+    assert_eq!(server.connections(), failed, "{outcomes:#?}");
 }
 
 #[tokio::test]
@@ -254,6 +276,8 @@ async fn sns_behind_a_certificate_no_trusted_ca_signed_is_not_published_to() {
         server.requests.lock().unwrap().is_empty(),
         "no request got past the handshake"
     );
+    // The publish tried once (not four times), beside the two actions' one each.
+    assert_eq!(server.connections(), 3, "{stderr}");
 }
 
 /// What one Lambda invocation posted and logged.
@@ -355,6 +379,8 @@ async fn lambda_mode_without_named_roots_trusts_only_the_built_in_ones() {
         "{body}"
     );
     assert!(server.requests.lock().unwrap().is_empty());
+    // The webhook and the publish tried once each.
+    assert_eq!(server.connections(), 2, "{body}");
 }
 
 #[tokio::test]

@@ -22,6 +22,8 @@ impl From<HttpError> for ActionError {
                 message: err.to_string(),
                 transient: status == 429 || status >= 500,
             },
+            // A refused certificate stays refused: not retried.
+            HttpError::Certificate { .. } => ActionError::failed(err.to_string()),
             HttpError::Connect { .. }
             | HttpError::Timeout { .. }
             | HttpError::Transport { .. }
@@ -129,5 +131,30 @@ impl Action for Fetch {
             let response = self.client.send(request, call.deadline).await?;
             Ok(response.to_result())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_certificate_fails_for_good_and_a_failed_connection_for_now() {
+        let at = |reason: &str| {
+            (
+                Method::POST,
+                "https://hooks.example.com/x".to_string(),
+                reason.to_string(),
+            )
+        };
+        let (method, url, reason) = at("invalid peer certificate: UnknownIssuer");
+        let refused = ActionError::from(HttpError::Certificate { method, url, reason });
+        assert!(!refused.is_transient());
+        assert!(
+            refused.to_string().contains("the server's certificate was refused"),
+            "{refused}"
+        );
+        let (method, url, reason) = at("connection refused");
+        assert!(ActionError::from(HttpError::Connect { method, url, reason }).is_transient());
     }
 }

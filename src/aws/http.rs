@@ -115,9 +115,11 @@ impl HttpConnector for Connector {
 }
 
 /// Timeouts and failures to connect or send are what the SDK's retry
-/// strategy retries.
+/// strategy retries; a refused certificate is not.
 fn connector_error(err: reqwest::Error) -> ConnectorError {
-    if err.is_timeout() {
+    if crate::tls::refused_certificate(&err) {
+        ConnectorError::other(err.into(), None)
+    } else if err.is_timeout() {
         ConnectorError::timeout(err.into())
     } else if err.is_connect() || err.is_request() || err.is_body() {
         ConnectorError::io(err.into())

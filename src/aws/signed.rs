@@ -115,8 +115,10 @@ impl SignedCalls {
         for header in signed {
             builder = builder.header(header.name(), header.value());
         }
-        let transient =
-            |err: &reqwest::Error| err.is_timeout() || err.is_connect() || err.is_request() || err.is_body();
+        let transient = |err: &reqwest::Error| {
+            (err.is_timeout() || err.is_connect() || err.is_request() || err.is_body())
+                && !crate::tls::refused_certificate(err)
+        };
         let response = builder
             .body(request.body.to_vec())
             .send()

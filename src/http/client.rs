@@ -303,6 +303,13 @@ fn classify(err: reqwest::Error, method: &Method, url: &str, timeout: Duration) 
             ms: timeout.as_millis(),
         };
     }
+    if crate::tls::refused_certificate(&err) {
+        return HttpError::Certificate {
+            method: method.clone(),
+            url: url.to_string(),
+            reason: root_cause(&err),
+        };
+    }
     if err.is_connect() {
         return HttpError::Connect {
             method: method.clone(),

@@ -22,6 +22,14 @@ pub enum HttpError {
         url: String,
         reason: String,
     },
+    /// The server's certificate was refused: not retried, trying again
+    /// cannot help.
+    #[error("{method} {url}: the server's certificate was refused: {reason}")]
+    Certificate {
+        method: Method,
+        url: String,
+        reason: String,
+    },
     #[error("{method} {url}: {reason}")]
     Transport {
         method: Method,
