@@ -37,6 +37,11 @@ pub enum DecideError {
     /// Another invocation is resuming the workflow.
     #[error("workflow {workflow:?} is being resumed by another invocation")]
     WorkflowBusy { workflow: String },
+    /// A policy evaluation ran into the invocation's deadline: decided
+    /// again by a later invocation (with the state table, the actions that
+    /// ran are replayed, not run again).
+    #[error("{0}; the message is decided again by a retry")]
+    Deadline(PolicyError),
 }
 
 /// What was decided for one message.
@@ -212,6 +217,8 @@ impl Decider {
         }
         let (payload, drafts) = match draft_alerts(&policies, envelope, deadline, &mut decided.policy_time) {
             Ok(drafted) => drafted,
+            // Nothing ran yet: always safe to decide again.
+            Err(err @ PolicyError::Deadline { .. }) => return Err(DecideError::Deadline(err)),
             Err(err) => {
                 tracing::error!(message_id = %envelope.message_id, schema = %envelope.schema, error = %err, "alert policy failed");
                 decided.decision = Decision::AlertPolicyFailed(err);
@@ -234,6 +241,9 @@ impl Decider {
             };
             self.unlock(lock, &namespace).await;
             let report = report?;
+            if let Some(err) = self.stopped_by_deadline(&report) {
+                return Err(DecideError::Deadline(err));
+            }
             tracing::info!(alert_id = %report.alert.id, title = %report.alert.title, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow finished");
             decided.policy_time += report.policy_time;
             reports.push(report);
@@ -366,6 +376,10 @@ impl Decider {
             )
             .await;
         self.unlock(lock, &namespace).await;
+        if let Some(err) = self.stopped_by_deadline(&report) {
+            state.release_workflow(workflow_id).await?;
+            return Err(DecideError::Deadline(err));
+        }
         tracing::info!(alert_id = %report.alert.id, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow resumed");
         decided.policy_time += report.policy_time;
         decided.decision = Decision::Alerts(vec![report]);
@@ -406,6 +420,19 @@ impl Decider {
             if let Err(err) = state.release_workflow(workflow_id).await {
                 tracing::warn!(workflow = workflow_id, error = %err, "could not give the workflow back; it can be taken again when its lease ends");
             }
+        }
+    }
+
+    /// The deadline error an action round stopped at, when deciding again
+    /// is safe: with the state table the retry replays the actions that
+    /// ran. Without it they would run twice, so the workflow's
+    /// `policy_error` stands, as a transient action failure's does.
+    fn stopped_by_deadline(&self, report: &WorkflowReport) -> Option<PolicyError> {
+        match &report.stop {
+            Stop::PolicyError {
+                error: error @ PolicyError::Deadline { .. },
+            } if self.state.is_some() => Some(error.clone()),
+            _ => None,
         }
     }
 

@@ -261,6 +261,7 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
             HandleError::Records(_) => "AlertResponder.DecisionRecordsError",
             HandleError::NamespaceBusy(_) => "AlertResponder.NamespaceBusy",
             HandleError::WorkflowBusy(_) => "AlertResponder.WorkflowBusy",
+            HandleError::Deadline(_) => "AlertResponder.Deadline",
             HandleError::Retry { .. } => "AlertResponder.RetryableActions",
             HandleError::Wakeup(_) => "AlertResponder.WakeupError",
         };

@@ -110,6 +110,9 @@ struct RecordDone {
 /// sends it to the on-failure destination) rather than dropping it.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
+    /// A policy evaluation ran into the invocation's deadline.
+    #[error(transparent)]
+    Deadline(DecideError),
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error(transparent)]
@@ -139,6 +142,7 @@ impl From<DecideError> for HandleError {
             DecideError::Wakeup(err) => HandleError::Wakeup(err),
             busy @ DecideError::NamespaceBusy { .. } => HandleError::NamespaceBusy(busy),
             busy @ DecideError::WorkflowBusy { .. } => HandleError::WorkflowBusy(busy),
+            late @ DecideError::Deadline(_) => HandleError::Deadline(late),
         }
     }
 }
@@ -308,7 +312,8 @@ impl Responder {
                     outcomes
                 }
                 Err(err) => {
-                    // Nothing of this record ran; the others still do.
+                    // Not decided now: retried (actions that ran, with the
+                    // state table, are replayed); the other records go on.
                     tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the record will be retried");
                     decision_record = keep.then(|| {
                         let policies = current();

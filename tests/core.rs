@@ -987,3 +987,99 @@ async fn a_record_says_which_action_stopped_the_workflow_and_why() {
     assert_eq!(stop.action_id.as_deref(), Some("flaky"));
     assert!(stop.error.as_deref().is_some_and(|e| e.contains("503")), "{stop:?}");
 }
+
+/// True only after ~10^8 steps: an evaluation no invocation deadline of a
+/// test lets finish (and past the 2 s policy timeout were it let run).
+const SLOW: &str = r#"slow if {
+    some i in numbers.range(1, 10000)
+    some j in numbers.range(1, 10000)
+    i * j < 0
+}"#;
+
+/// An alert policy that runs into the deadline for the change titled "slow".
+fn slow_alert_policy() -> String {
+    format!(
+        r#"package alert.matano
+{SLOW}
+alert contains {{"title": input.updated_alert.title, "severity": "high", "namespace": "ns"}} if {{
+    input.updated_alert.title != "slow"
+}}
+alert contains {{"title": "slow", "severity": "high", "namespace": "ns"}} if {{
+    input.updated_alert.title == "slow"
+    not slow
+}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_record_whose_policy_runs_into_the_deadline_is_retried_not_lost() {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_of(
+        &slow_alert_policy(),
+        r#"run contains {"id": "page", "uses": "test.ok"}"#,
+        state,
+        Config::default(),
+    );
+    let mut slow: Value = serde_json::from_slice(&change("d2", 1)).unwrap();
+    slow["updated_alert"]["title"] = json!("slow");
+    let bodies = [
+        via_sns(&change("d1", 1), "s1"),
+        via_sns(slow.to_string().as_bytes(), "s2"),
+    ];
+    let deadline = Some(Instant::now() + Duration::from_millis(300));
+    // One at a time: the fast record is decided before the deadline.
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), deadline, 1, None).await;
+    assert_eq!(failures(&handled), ["m1"], "{:?}", handled.causes);
+    assert!(
+        handled.causes[0].1.contains("stopped by the invocation's deadline"),
+        "{:?}",
+        handled.causes
+    );
+    // No policy_error outcome stands for the slow change: it is decided again.
+    let outcomes = rig.publisher.take();
+    assert!(
+        outcomes.iter().all(|o| o.event_type.as_str() != "policy_error"),
+        "{outcomes:#?}"
+    );
+    assert_eq!(by_action(&outcomes)["page"], (Status::Succeeded, false));
+
+    // The same through an SNS invocation: it fails, so Lambda retries it.
+    let err = rig
+        .responder
+        .handle(
+            ingest_document(&slow.to_string().into_bytes(), &"matano".into()),
+            Some(Instant::now() + Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HandleError::Deadline(_)), "{err}");
+    assert!(rig.publisher.take().is_empty());
+}
+
+#[tokio::test]
+async fn an_action_round_stopped_by_the_deadline_is_retried_and_replays_what_ran() {
+    let rig = rig(&format!(
+        r#"{SLOW}
+run contains {{"id": "first", "uses": "test.ok"}}
+run contains {{"id": "second", "uses": "test.ok"}} if {{
+    some called in input.called
+    called.id == "first"
+    not slow
+}}"#
+    ));
+    for _ in 0..2 {
+        let deadline = Some(Instant::now() + Duration::from_millis(300));
+        let err = rig
+            .responder
+            .handle(ingest_document(&change("d3", 1), &"matano".into()), deadline)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HandleError::Deadline(_)), "{err}");
+        assert!(err.to_string().contains("data.action.run"), "{err}");
+    }
+    // The retry replayed the first round's action rather than running it again.
+    assert_eq!(rig.calls.of("first"), 1);
+    assert_eq!(rig.calls.of("second"), 0);
+    assert!(rig.publisher.take().is_empty());
+}

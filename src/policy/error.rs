@@ -19,6 +19,10 @@ pub enum PolicyError {
     NoPolicy,
     #[error("evaluating {rule} failed: {reason}")]
     Eval { rule: String, reason: String },
+    /// The evaluation ran into the invocation's deadline (not the policy's
+    /// own timeout): deciding again in a later invocation may finish.
+    #[error("evaluating {rule} was stopped by the invocation's deadline")]
+    Deadline { rule: String },
     #[error("{rule} returned an invalid value: {reason}")]
     Output { rule: String, reason: String },
 }

@@ -382,9 +382,14 @@ impl PolicySet {
                 result.map_err(|err| err.to_string())
             }
         };
-        result.map_err(|reason| PolicyError::Eval {
-            rule: rule.to_string(),
-            reason,
+        result.map_err(|reason| match deadline {
+            // Whatever stopped it, the invocation had no time left: a later
+            // one decides again rather than recording a policy error.
+            Some(deadline) if Instant::now() >= deadline => PolicyError::Deadline { rule: rule.to_string() },
+            _ => PolicyError::Eval {
+                rule: rule.to_string(),
+                reason,
+            },
         })
     }
 

@@ -572,3 +572,32 @@ fn the_interpreters_memory_limit_stays_while_another_evaluation_runs() {
     );
     drop(second);
 }
+
+/// Stopped by the invocation's deadline is a retry; by the policy's own
+/// timeout, a policy error — on both engines.
+#[test]
+fn the_deadline_and_the_policy_timeout_stop_an_evaluation_differently() {
+    let text = "package alert.x\nslow if {\n  some i in numbers.range(1, 10000)\n  some j in numbers.range(1, 10000)\n  i * j < 0\n}\nalert contains {\"title\": \"t\"} if not slow\n";
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", text)],
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
+        let set = set.clone().with_engine(engine);
+        let soon = Some(Instant::now() + Duration::from_millis(20));
+        let late = set.eval_alerts("x", &json!({}), soon);
+        assert!(
+            matches!(&late, Err(PolicyError::Deadline { rule }) if rule == "data.alert.x.alert"),
+            "{engine:?}: {late:?}"
+        );
+        let far = Some(Instant::now() + Duration::from_secs(60));
+        for deadline in [None, far] {
+            let timed_out = set.eval_alerts("x", &json!({}), deadline);
+            assert!(
+                matches!(timed_out, Err(PolicyError::Eval { .. })),
+                "{engine:?}: {timed_out:?}"
+            );
+        }
+    }
+}
