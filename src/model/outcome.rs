@@ -245,6 +245,13 @@ pub fn pending_outcome_id(alert_id: &str, action_id: &str) -> String {
     short_hash(&["pending", alert_id, action_id])
 }
 
+/// `outcome_id` of an action skipped while actions are paused: its own, as
+/// nothing is stored and the run after `resume` publishes the action's id
+/// (a receiver deduplicating on it would drop the real result otherwise).
+pub fn paused_outcome_id(alert_id: &str, action_id: &str) -> String {
+    short_hash(&["paused", alert_id, action_id])
+}
+
 /// `outcome_id` of an action run: the same alert and action give the same id.
 pub fn action_outcome_id(alert_id: &str, action_id: &str) -> String {
     short_hash(&["action", alert_id, action_id])

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::commit::{commits, persist_writes};
 use super::guard::Guards;
 use crate::action::{ActionCall, ActionError, Registry};
-use crate::model::outcome::action_outcome_id;
+use crate::model::outcome::{action_outcome_id, paused_outcome_id};
 use crate::model::{ActionRecord, Alert, SkipReason, Status};
 use crate::policy::ActionRequest;
 use crate::secrets::{redact_args, scrub_text, scrub_value, secret_values, SecretResolver};
@@ -237,6 +237,7 @@ impl Executor<'_> {
             Ok(true) => {
                 record.status = Status::Skipped;
                 record.skip_reason = Some(SkipReason::Paused);
+                record.outcome_id = paused_outcome_id(&alert.id, &request.id);
                 record.error = Some("not run: actions are paused (alert-responder actions resume)".to_string());
                 return Err(final_record(record, alert, clock));
             }
