@@ -60,7 +60,7 @@ struct Written {
 pub fn parse_action_budgets(text: &str) -> Result<Vec<ActionBudget>, String> {
     let entries: Vec<serde_json::Value> =
         serde_json::from_str(text).map_err(|err| format!("expected a JSON list of budgets: {err}"))?;
-    entries
+    let budgets = entries
         .into_iter()
         .enumerate()
         .map(|(index, entry)| {
@@ -91,7 +91,22 @@ pub fn parse_action_budgets(text: &str) -> Result<Vec<ActionBudget>, String> {
                 per: Duration::from_secs(written.per_seconds),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    // Counters are named by pattern and window: two such budgets would share
+    // one, and every run would count twice.
+    for (index, budget) in budgets.iter().enumerate() {
+        if let Some(first) = budgets[..index]
+            .iter()
+            .position(|earlier| earlier.matches == budget.matches && earlier.per == budget.per)
+        {
+            return Err(format!(
+                "budget [{index}]: counts the same actions over the same window as budget [{first}] ({} per {} s); keep one",
+                budget.name(),
+                budget.per.as_secs()
+            ));
+        }
+    }
+    Ok(budgets)
 }
 
 /// `*` matches any run of characters (none included); everything else
@@ -177,6 +192,11 @@ mod tests {
                 "unknown field `window`",
             ),
             (r#"[{"uses": "a", "limit": -1, "per_seconds": 1}]"#, "budget [0]"),
+            (
+                r#"[{"uses": "vt.*", "limit": 4, "per_seconds": 60}, {"id": "vt.*", "limit": 1, "per_seconds": 60},
+                    {"uses": "vt.*", "limit": 100, "per_seconds": 3600}, {"uses": "vt.*", "limit": 2, "per_seconds": 60}]"#,
+                "budget [3]: counts the same actions over the same window as budget [0] (uses=vt.* per 60 s)",
+            ),
         ] {
             let error = parse_action_budgets(text).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");

@@ -12,14 +12,17 @@
 // under bundles/ in the policy bundle bucket), policyRefreshSeconds,
 // enableInteractions (`true`: approvals and waits, answered at the function URL;
 // outputs InteractionsUrl, CallbackBaseUrl, ScheduleGroupName) and
-// slackSigningSecretName (the Secrets Manager secret holding the Slack app's signing secret).
+// slackSigningSecretName (the Secrets Manager secret holding the Slack app's signing secret),
+// ingestMode (`sns`, the default, or `sqs`: README "Choosing an ingest mode") with ingestBatchSize,
+// ingestMaxConcurrency, ingestMaxReceiveCount and batchConcurrency, and actionBudgets (the JSON of
+// ACTION_BUDGETS: [{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]).
 
 import * as fs from "fs";
 import * as path from "path";
 import { App, CfnOutput, Stack } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
-import { AlertResponder, WebhookSubscription } from "../lib/alert-responder";
+import { ActionBudget, AlertResponder, WebhookSubscription } from "../lib/alert-responder";
 import { releaseZip } from "../lib/release-artifact";
 
 const app = new App();
@@ -86,6 +89,35 @@ if (enableInteractions !== "true" && enableInteractions !== "false") {
   throw new Error(`enableInteractions: true or false, not ${JSON.stringify(enableInteractions)}`);
 }
 
+const ingestMode = context("ingestMode") || "sns";
+if (ingestMode !== "sns" && ingestMode !== "sqs") {
+  throw new Error(`ingestMode: sns or sqs, not ${JSON.stringify(ingestMode)}`);
+}
+
+/** `actionBudgets` as ACTION_BUDGETS writes it (snake case), for the construct; the construct checks the values. */
+function budgetsContext(): ActionBudget[] | undefined {
+  const text = context("actionBudgets");
+  if (text === undefined || text.trim() === "") {
+    return undefined;
+  }
+  let entries: unknown;
+  try {
+    entries = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`actionBudgets: not JSON (${(err as Error).message}); expected [{"uses" or "id": glob, "limit": n, "per_seconds": s}]`);
+  }
+  if (!Array.isArray(entries)) {
+    throw new Error("actionBudgets: expected a JSON list of budgets");
+  }
+  return entries.map((entry, index) => {
+    const unknown = Object.keys(entry ?? {}).filter((key) => !["uses", "id", "limit", "per_seconds"].includes(key));
+    if (typeof entry !== "object" || entry === null || unknown.length > 0) {
+      throw new Error(`actionBudgets[${index}]: expected {"uses" or "id": glob, "limit": n, "per_seconds": s}${unknown.length ? `, not ${unknown.join(", ")}` : ""}`);
+    }
+    return { uses: entry.uses, id: entry.id, limit: entry.limit, perSeconds: entry.per_seconds };
+  });
+}
+
 const stack = new Stack(app, context("stackName") ?? "AlertResponder");
 const responder = new AlertResponder(stack, "AlertResponder", {
   alertingTopicArn,
@@ -98,7 +130,18 @@ const responder = new AlertResponder(stack, "AlertResponder", {
   shadowPolicyBundleKey: context("shadowPolicyBundleKey") || undefined,
   policyRefreshSeconds: numberContext("policyRefreshSeconds"),
   interactions: { enabled: enableInteractions === "true", slackSigningSecretName: context("slackSigningSecretName") || undefined },
+  ingest: {
+    mode: ingestMode,
+    batchSize: numberContext("ingestBatchSize"),
+    maxConcurrency: numberContext("ingestMaxConcurrency"),
+    maxReceiveCount: numberContext("ingestMaxReceiveCount"),
+    batchConcurrency: numberContext("batchConcurrency"),
+  },
+  actionBudgets: budgetsContext(),
 });
+if (responder.ingestQueue) {
+  new CfnOutput(stack, "IngestQueueUrl", { value: responder.ingestQueue.queueUrl });
+}
 new CfnOutput(stack, "OutcomeTopicArn", { value: responder.outcomeTopic.topicArn });
 new CfnOutput(stack, "FailedEventsQueueUrl", { value: responder.failedEvents.queueUrl });
 new CfnOutput(stack, "PolicyBundleBucketName", { value: responder.policyBundleBucket.bucketName });

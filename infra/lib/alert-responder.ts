@@ -355,12 +355,23 @@ export class AlertResponder extends Construct {
     const ingest = props.ingest ?? { mode: "sns" };
     environment.BATCH_CONCURRENCY = String(ingest.batchConcurrency ?? 4);
     environment.ACTION_BUDGETS = JSON.stringify(
-      (props.actionBudgets ?? []).map((budget, index) => {
+      (props.actionBudgets ?? []).map((budget, index, budgets) => {
         if ((budget.uses === undefined) === (budget.id === undefined)) {
           throw new Error(`actionBudgets[${index}]: give uses or id, not both or neither`);
         }
+        if ((budget.uses ?? budget.id ?? "").trim() === "") {
+          throw new Error(`actionBudgets[${index}]: the uses or id pattern is empty`);
+        }
         if (!Number.isInteger(budget.limit) || budget.limit < 1 || !Number.isInteger(budget.perSeconds) || budget.perSeconds < 1) {
           throw new Error(`actionBudgets[${index}]: limit and perSeconds are whole numbers of at least 1`);
+        }
+        if (budget.perSeconds > 31 * 86400) {
+          throw new Error(`actionBudgets[${index}]: perSeconds is at most 2678400 (31 days)`);
+        }
+        // The function names a budget's counter by pattern and window: a second such budget would share it.
+        const first = budgets.findIndex((other) => other.uses === budget.uses && other.id === budget.id && other.perSeconds === budget.perSeconds);
+        if (first < index) {
+          throw new Error(`actionBudgets[${index}]: counts the same actions over the same window as actionBudgets[${first}]; keep one`);
         }
         return { ...(budget.uses !== undefined ? { uses: budget.uses } : { id: budget.id }), limit: budget.limit, per_seconds: budget.perSeconds };
       }),
