@@ -327,6 +327,13 @@ impl Default for Config {
 
 impl Config {
     /// Reads the process environment.
+    /// `STATE_TABLE` alone, for the kill switch: `actions pause` must work
+    /// whatever else the operator's environment holds (an `ACTION_BUDGETS`
+    /// that does not parse must not keep actions running in an incident).
+    pub fn state_table_from_env() -> Option<String> {
+        std::env::var("STATE_TABLE").ok().filter(|v| !v.trim().is_empty())
+    }
+
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

@@ -43,15 +43,15 @@ pub enum SwitchCommand {
 
 /// Exit codes: 0 done (`status`: running); 3 `status`: paused.
 pub async fn run(args: ActionsArgs) -> anyhow::Result<i32> {
-    let mut config = Config::from_env()?;
-    if let Some(table) = args.table {
-        config.state_table = Some(table);
-    }
-    anyhow::ensure!(
-        config.state_table.is_some(),
-        "no state table: give --table TABLE (the StateTableName output of the stack) or set STATE_TABLE"
-    );
-    let table = config.state_table.clone().unwrap_or_default();
+    // Only the table: nothing else configured may stand in the way of the switch.
+    let table = args
+        .table
+        .or_else(Config::state_table_from_env)
+        .context("no state table: give --table TABLE (the StateTableName output of the stack) or set STATE_TABLE")?;
+    let config = Config {
+        state_table: Some(table.clone()),
+        ..Config::default()
+    };
     let state = app::state(&config, &sdk_config()).context("the state table")?;
     let change = |paused: bool, reason: Option<String>, by: Option<String>| ActionsSwitch {
         paused,
@@ -74,6 +74,9 @@ pub async fn run(args: ActionsArgs) -> anyhow::Result<i32> {
         SwitchCommand::Status => state.actions_switch().await?,
     };
     println!("{}", describe(&table, &switch));
+    if !asked_status {
+        println!("every instance reads the switch at most every 10 s: it holds everywhere within 10 s");
+    }
     Ok(if asked_status && switch.paused { 3 } else { 0 })
 }
 
