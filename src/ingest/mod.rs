@@ -152,16 +152,16 @@ pub struct QueuedRecord {
     pub ingested: Ingested,
 }
 
-/// Whether a Lambda invocation payload is an `SqsEvent` (its records come
-/// from `aws:sqs`).
+/// Whether a Lambda invocation payload is an `SqsEvent`: a record of it
+/// comes from `aws:sqs`. Any record, not the first: one malformed record
+/// must not send the whole batch down the SNS path, where every record is
+/// rejected and none retried.
 pub fn is_sqs_event(event: &Value) -> bool {
-    event
-        .get("Records")
-        .and_then(Value::as_array)
-        .and_then(|records| records.first())
-        .and_then(|record| record.get("eventSource"))
-        .and_then(Value::as_str)
-        == Some("aws:sqs")
+    event.get("Records").and_then(Value::as_array).is_some_and(|records| {
+        records
+            .iter()
+            .any(|record| record.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+    })
 }
 
 /// Ingests an `SqsEvent`: each body is an SNS notification (the queue

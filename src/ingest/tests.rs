@@ -332,3 +332,18 @@ fn an_sqs_body_is_held_to_sqs_limit_and_its_message_to_sns() {
         "{error}"
     );
 }
+
+#[test]
+fn a_batch_whose_first_record_is_malformed_is_still_an_sqs_batch() {
+    let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    event["Records"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!("not a record"));
+    assert!(is_sqs_event(&event));
+    let records = ingest_sqs_event(&event, &"matano".into());
+    assert_eq!(records.len(), 3);
+    // The malformed one is rejected; the others go through.
+    assert!(records[0].ingested.is_err());
+    assert!(records[1].ingested.is_ok() && records[2].ingested.is_ok());
+}
