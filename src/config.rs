@@ -326,7 +326,6 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the process environment.
     /// `STATE_TABLE` alone, for the kill switch: `actions pause` must work
     /// whatever else the operator's environment holds (an `ACTION_BUDGETS`
     /// that does not parse must not keep actions running in an incident).
@@ -334,6 +333,7 @@ impl Config {
         std::env::var("STATE_TABLE").ok().filter(|v| !v.trim().is_empty())
     }
 
+    /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

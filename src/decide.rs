@@ -21,8 +21,8 @@ use crate::state::{lease_for, ChangeOrder, StateError, StateStore, Taken};
 use crate::wakeup::{schedule_name, Wakeup, WakeupError, Wakeups};
 use crate::workflow::{Acting, Guards, Limits, Recorded, Stop, Workflow, WorkflowReport};
 
-/// Why a message could not be decided now; nothing of it ran, and the
-/// invocation must be retried.
+/// Why a message could not be decided now: the invocation must be retried
+/// (what ran of it, with the state table, is replayed).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DecideError {
     #[error(transparent)]
@@ -38,8 +38,9 @@ pub enum DecideError {
     #[error("workflow {workflow:?} is being resumed by another invocation")]
     WorkflowBusy { workflow: String },
     /// A policy evaluation ran into the invocation's deadline: decided
-    /// again by a later invocation (with the state table, the actions that
-    /// ran are replayed, not run again).
+    /// again by a later invocation. From `decide`, the alert policy's
+    /// (nothing ran); an action round's is a `Stop::Deadline`, turned into
+    /// this once the outcomes of what ran are out.
     #[error("{0}; the message is decided again by a retry")]
     Deadline(PolicyError),
 }
@@ -200,8 +201,8 @@ impl Decider {
     }
 
     /// Decides `envelope`. Fails only when the state store cannot be
-    /// reached or a namespace stays held: nothing of the message ran then,
-    /// and it must be retried.
+    /// reached, a namespace stays held or the alert policy ran into the
+    /// deadline: nothing of the message ran then, and it must be retried.
     pub async fn decide(&self, envelope: &Envelope, deadline: Option<Instant>) -> Result<Decided, DecideError> {
         let policies = self.policies.load_full();
         let mut decided = Decided::by(&policies);
@@ -241,9 +242,6 @@ impl Decider {
             };
             self.unlock(lock, &namespace).await;
             let report = report?;
-            if let Some(err) = self.stopped_by_deadline(&report) {
-                return Err(DecideError::Deadline(err));
-            }
             tracing::info!(alert_id = %report.alert.id, title = %report.alert.title, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow finished");
             decided.policy_time += report.policy_time;
             reports.push(report);
@@ -376,10 +374,6 @@ impl Decider {
             )
             .await;
         self.unlock(lock, &namespace).await;
-        if let Some(err) = self.stopped_by_deadline(&report) {
-            state.release_workflow(workflow_id).await?;
-            return Err(DecideError::Deadline(err));
-        }
         tracing::info!(alert_id = %report.alert.id, rounds = report.rounds, actions = report.actions.len(), stop = report.stop.reason(), "workflow resumed");
         decided.policy_time += report.policy_time;
         decided.decision = Decision::Alerts(vec![report]);
@@ -407,7 +401,7 @@ impl Decider {
                     self.suspend_if_asked(report, &resumed.envelope, &resumed.decided.bundle_digest, true)
                         .await?
                 }
-                Stop::Retry { .. } => state.release_workflow(id).await?,
+                Stop::Retry { .. } | Stop::Deadline { .. } => state.release_workflow(id).await?,
                 _ => state.end_workflow(id).await?,
             }
         }
@@ -420,19 +414,6 @@ impl Decider {
             if let Err(err) = state.release_workflow(workflow_id).await {
                 tracing::warn!(workflow = workflow_id, error = %err, "could not give the workflow back; it can be taken again when its lease ends");
             }
-        }
-    }
-
-    /// The deadline error an action round stopped at, when deciding again
-    /// is safe: with the state table the retry replays the actions that
-    /// ran. Without it they would run twice, so the workflow's
-    /// `policy_error` stands, as a transient action failure's does.
-    fn stopped_by_deadline(&self, report: &WorkflowReport) -> Option<PolicyError> {
-        match &report.stop {
-            Stop::PolicyError {
-                error: error @ PolicyError::Deadline { .. },
-            } if self.state.is_some() => Some(error.clone()),
-            _ => None,
         }
     }
 

@@ -208,6 +208,7 @@ static EMPTY: Summary = Summary {
     failed_actions: 0,
     policy_errors: 0,
     outcomes: 0,
+    deadline_retries: 0,
     replayed: 0,
     stale: 0,
     shadow_divergences: 0,

@@ -28,6 +28,7 @@ pub fn emf_lines(function_name: &str, summary: &Summary, faults: Faults, timesta
         ("ActionsFailed", "Count", summary.failed_actions as f64),
         ("ActionsReplayed", "Count", summary.replayed as f64),
         ("PolicyErrors", "Count", summary.policy_errors as f64),
+        ("DeadlineRetries", "Count", summary.deadline_retries as f64),
         ("StaleChanges", "Count", summary.stale as f64),
         ("OutcomesPublished", "Count", summary.outcomes as f64),
         (
@@ -97,6 +98,7 @@ mod tests {
             outcomes: 3,
             policy_micros: 1234,
             shadow_divergences: 1,
+            deadline_retries: 1,
             ..Summary::default()
         };
         summary
@@ -133,6 +135,7 @@ mod tests {
         assert_eq!(first["OutcomePublishFailures"], 0.0);
         assert_eq!(first["PolicyBundleRefused"], 2.0);
         assert_eq!(first["ShadowDivergences"], 1.0);
+        assert_eq!(first["DeadlineRetries"], 1.0);
         assert_eq!(
             directive["Dimensions"],
             serde_json::json!([["FunctionName"]]),

@@ -14,7 +14,7 @@ use crate::model::outcome::{
     SourceMessage, SCHEMA_VERSION,
 };
 use crate::model::{Outcome, Status};
-use crate::policy::PolicySet;
+use crate::policy::{PolicyError, PolicySet};
 use crate::publish::{PublishError, Publisher};
 use crate::records::{RecordError, RecordObject, RecordSink};
 use crate::workflow::{Retry, Stop, WorkflowReport};
@@ -29,6 +29,10 @@ pub struct Summary {
     pub failed_actions: usize,
     pub policy_errors: usize,
     pub outcomes: usize,
+    /// Messages a policy evaluation stopped at the invocation's deadline,
+    /// left to a retry.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deadline_retries: usize,
     /// Actions replayed from the state table instead of run again.
     #[serde(skip_serializing_if = "is_zero")]
     pub replayed: usize,
@@ -54,6 +58,7 @@ impl Summary {
         self.actions += other.actions;
         self.failed_actions += other.failed_actions;
         self.policy_errors += other.policy_errors;
+        self.deadline_retries += other.deadline_retries;
         self.outcomes += other.outcomes;
         self.replayed += other.replayed;
         self.stale += other.stale;
@@ -184,8 +189,9 @@ impl Responder {
     /// publishes all their outcomes together (`PublishBatch` across
     /// records). A record is retried — listed in `batchItemFailures` — when
     /// actions failed transiently (with a state table), the state table
-    /// failed, its namespace stayed busy, or its outcomes could not be
-    /// published; a rejected or handled record is not.
+    /// failed, its namespace stayed busy, a policy evaluation ran into the
+    /// deadline, or its outcomes could not be published; a rejected or
+    /// handled record is not.
     pub async fn handle_batch(
         &self,
         records: Vec<QueuedRecord>,
@@ -305,15 +311,24 @@ impl Responder {
                         decision_record = Some(record);
                     }
                     let digest = Arc::clone(&decided.bundle_digest);
-                    let mut outcomes = self.outcomes(&envelope, decided, &mut summary, &mut retries);
+                    let mut late = None;
+                    let mut outcomes = self.outcomes(&envelope, decided, &mut summary, &mut retries, &mut late);
                     for outcome in &mut outcomes {
                         outcome.bundle_digest = Some(Arc::clone(&digest));
+                    }
+                    if let Some(err) = late {
+                        // The outcomes of what ran go out; the rest is decided again.
+                        summary.deadline_retries += 1;
+                        error = Some(DecideError::Deadline(err));
                     }
                     outcomes
                 }
                 Err(err) => {
                     // Not decided now: retried (actions that ran, with the
                     // state table, are replayed); the other records go on.
+                    if matches!(err, DecideError::Deadline(_)) {
+                        summary.deadline_retries += 1;
+                    }
                     tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the record will be retried");
                     decision_record = keep.then(|| {
                         let policies = current();
@@ -398,9 +413,10 @@ impl Responder {
 
     /// Handles every record; a bad record or a failing policy affects only
     /// itself. Fails when outcomes cannot be published, when the state table
-    /// is unreachable, or when actions failed transiently and a state table
-    /// makes a retry safe — so the event is retried (and lands in the
-    /// on-failure destination) instead of lost.
+    /// is unreachable, when a policy evaluation ran into the deadline, or
+    /// when actions failed transiently and a state table makes a retry safe
+    /// — so the event is retried (and lands in the on-failure destination)
+    /// instead of lost.
     pub async fn handle(&self, records: Vec<Ingested>, deadline: Option<Instant>) -> Result<Summary, HandleError> {
         self.handle_invocation(records, deadline, None).await
     }
@@ -452,12 +468,15 @@ impl Responder {
 
     /// The outcomes of a decision, counted into `summary`; retries (only
     /// with a state table, which makes them safe) collected.
+    /// `late`: the deadline error a workflow stopped at, when one did (the
+    /// outcomes of what ran are returned all the same; the message is retried).
     pub(crate) fn outcomes(
         &self,
         envelope: &Envelope,
         decided: Decided,
         summary: &mut Summary,
         retries: &mut Vec<Retry>,
+        late: &mut Option<PolicyError>,
     ) -> Vec<Outcome> {
         summary.policy_micros += decided.policy_time.as_micros() as u64;
         let reports = match decided.decision {
@@ -484,10 +503,17 @@ impl Responder {
         for report in reports {
             summary.alerts += 1;
             count_actions(&report, summary);
-            if let Stop::PolicyError { error } = &report.stop {
-                tracing::error!(alert_id = %report.alert.id, error = %error, "action policy failed");
-                summary.policy_errors += 1;
-                outcomes.push(policy_error_outcome(envelope, Some(&report.alert), &error.to_string()));
+            match &report.stop {
+                Stop::PolicyError { error } => {
+                    tracing::error!(alert_id = %report.alert.id, error = %error, "action policy failed");
+                    summary.policy_errors += 1;
+                    outcomes.push(policy_error_outcome(envelope, Some(&report.alert), &error.to_string()));
+                }
+                Stop::Deadline { error } => {
+                    tracing::warn!(alert_id = %report.alert.id, error = %error, "the deadline stopped the workflow; the message will be decided again");
+                    late.get_or_insert_with(|| error.clone());
+                }
+                _ => {}
             }
             if self.decider.has_state() {
                 for retry in &report.retries {

@@ -197,7 +197,8 @@ impl Responder {
             engine: resumed.decided.engine,
         };
         let mut retries = Vec::new();
-        let mut outcomes = self.outcomes(&resumed.envelope, new_only, &mut summary, &mut retries);
+        let mut late = None;
+        let mut outcomes = self.outcomes(&resumed.envelope, new_only, &mut summary, &mut retries, &mut late);
         for outcome in &mut outcomes {
             outcome.bundle_digest = Some(resumed.decided.bundle_digest.clone());
         }
@@ -229,6 +230,10 @@ impl Responder {
             // Nothing of the new state is stored: the retry takes it again.
             self.decider().give_back(workflow_id).await;
             return Err(err.into());
+        }
+        // Given back by `settle_resume` for the retry to resume again.
+        if let Some(err) = late {
+            return Err(HandleError::Deadline(DecideError::Deadline(err)));
         }
         match retries.first() {
             Some(first) => Err(HandleError::Retry {

@@ -1035,6 +1035,7 @@ async fn a_record_whose_policy_runs_into_the_deadline_is_retried_not_lost() {
     // One at a time: the fast record is decided before the deadline.
     let handled = rig.responder.handle_batch(sqs_batch(&bodies), deadline, 1, None).await;
     assert_eq!(failures(&handled), ["m1"], "{:?}", handled.causes);
+    assert_eq!(handled.summary.deadline_retries, 1);
     assert!(
         handled.causes[0].1.contains("stopped by the invocation's deadline"),
         "{:?}",
@@ -1061,9 +1062,9 @@ async fn a_record_whose_policy_runs_into_the_deadline_is_retried_not_lost() {
     assert!(rig.publisher.take().is_empty());
 }
 
-#[tokio::test]
-async fn an_action_round_stopped_by_the_deadline_is_retried_and_replays_what_ran() {
-    let rig = rig(&format!(
+/// Runs `first`, then, seeing it, evaluates a round the deadline stops.
+fn first_then_slow() -> String {
+    format!(
         r#"{SLOW}
 run contains {{"id": "first", "uses": "test.ok"}}
 run contains {{"id": "second", "uses": "test.ok"}} if {{
@@ -1071,8 +1072,13 @@ run contains {{"id": "second", "uses": "test.ok"}} if {{
     called.id == "first"
     not slow
 }}"#
-    ));
-    for _ in 0..2 {
+    )
+}
+
+#[tokio::test]
+async fn an_action_round_stopped_by_the_deadline_publishes_what_ran_and_is_retried() {
+    let rig = rig(&first_then_slow());
+    for attempt in 0..2 {
         let deadline = Some(Instant::now() + Duration::from_millis(300));
         let err = rig
             .responder
@@ -1081,9 +1087,48 @@ run contains {{"id": "second", "uses": "test.ok"}} if {{
             .unwrap_err();
         assert!(matches!(err, HandleError::Deadline(_)), "{err}");
         assert!(err.to_string().contains("data.action.run"), "{err}");
+        // What ran is published (replayed on the retry); no policy_error stands.
+        let outcomes = rig.publisher.take();
+        assert_eq!(outcomes.len(), 1, "{outcomes:#?}");
+        assert_eq!(by_action(&outcomes)["first"], (Status::Succeeded, attempt == 1));
     }
-    // The retry replayed the first round's action rather than running it again.
-    assert_eq!(rig.calls.of("first"), 1);
+    assert_eq!(rig.calls.of("first"), 1, "replayed, not run again");
     assert_eq!(rig.calls.of("second"), 0);
-    assert!(rig.publisher.take().is_empty());
+}
+
+#[tokio::test]
+async fn without_a_state_table_an_action_round_stopped_by_the_deadline_is_final() {
+    // A retry would run `first` again: the policy error stands, as a
+    // transient action failure's does without the state table.
+    let calls = Arc::new(Calls::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut registry = Registry::default();
+    registry.register(Fake {
+        uses: "test.ok",
+        calls: calls.clone(),
+        gate,
+    });
+    let publisher = Arc::new(MemoryPublisher::default());
+    let decider = Decider::new(
+        Arc::new(policy_set(ALERT_POLICY, &first_then_slow())),
+        registry,
+        app::decide_settings(&Config::default()),
+        SecretResolver::literals_only(),
+        None,
+    );
+    let responder = Responder::new(decider, publisher.clone());
+    let deadline = Some(Instant::now() + Duration::from_millis(300));
+    let summary = responder
+        .handle(ingest_document(&change("d4", 1), &"matano".into()), deadline)
+        .await
+        .unwrap();
+    assert_eq!((summary.policy_errors, summary.deadline_retries), (1, 0));
+    let outcomes = publisher.take();
+    let error = outcomes
+        .iter()
+        .find(|o| o.event_type.as_str() == "policy_error")
+        .and_then(|o| o.error.clone())
+        .unwrap_or_default();
+    assert!(error.contains("stopped by the invocation's deadline"), "{outcomes:#?}");
+    assert_eq!(calls.of("first"), 1);
 }

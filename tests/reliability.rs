@@ -768,7 +768,7 @@ async fn the_actions_switch_pauses_and_resumes_a_deployment() {
     assert!(text.starts_with("actions running"), "{text}");
     let (code, text) = actions(&["pause", "--reason", "vendor incident", "--by", "oncall"]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("within 10 s"), "{text}");
+    assert!(text.contains("at most every 10 s"), "{text}");
     let (code, text) = actions(&["status"]);
     assert_eq!(code, 3, "paused: {text}");
     assert!(

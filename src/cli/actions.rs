@@ -75,7 +75,8 @@ pub async fn run(args: ActionsArgs) -> anyhow::Result<i32> {
     };
     println!("{}", describe(&table, &switch));
     if !asked_status {
-        println!("every instance reads the switch at most every 10 s: it holds everywhere within 10 s");
+        let refresh = Config::default().actions_switch_refresh.as_secs();
+        println!("every instance reads the switch at most every {refresh} s: actions that start later follow it (one already running finishes)");
     }
     Ok(if asked_status && switch.paused { 3 } else { 0 })
 }

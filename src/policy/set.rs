@@ -384,7 +384,9 @@ impl PolicySet {
         };
         result.map_err(|reason| match deadline {
             // Whatever stopped it, the invocation had no time left: a later
-            // one decides again rather than recording a policy error.
+            // one decides again rather than recording a policy error. (A
+            // real error that happens past the deadline is retried once, and
+            // named on the retry.)
             Some(deadline) if Instant::now() >= deadline => PolicyError::Deadline { rule: rule.to_string() },
             _ => PolicyError::Eval {
                 rule: rule.to_string(),

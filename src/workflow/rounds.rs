@@ -52,6 +52,14 @@ pub enum Stop {
     Suspended {
         pending: Vec<PendingAction>,
     },
+    /// An action round's policy evaluation ran into the invocation's
+    /// deadline: the outcomes of what ran are published and the message
+    /// is decided again by a retry (with a state table, which replays
+    /// what ran; without one the stop is a `PolicyError`).
+    Deadline {
+        #[serde(serialize_with = "as_text")]
+        error: PolicyError,
+    },
     /// An action must be retried in a later invocation.
     Retry {
         action_id: String,
@@ -93,14 +101,18 @@ impl Stop {
             Stop::Aborted { action_id } | Stop::ActionFailed { action_id } | Stop::Retry { action_id, .. } => {
                 Some(action_id)
             }
-            Stop::Completed | Stop::MaxRounds { .. } | Stop::PolicyError { .. } | Stop::Suspended { .. } => None,
+            Stop::Completed
+            | Stop::MaxRounds { .. }
+            | Stop::PolicyError { .. }
+            | Stop::Deadline { .. }
+            | Stop::Suspended { .. } => None,
         }
     }
 
     /// The error that stopped it: a policy error, or why an action must be retried.
     pub fn error_text(&self) -> Option<String> {
         match self {
-            Stop::PolicyError { error } => Some(error.to_string()),
+            Stop::PolicyError { error } | Stop::Deadline { error } => Some(error.to_string()),
             Stop::Retry { cause, .. } => Some(cause.to_string()),
             _ => None,
         }
@@ -114,6 +126,7 @@ impl Stop {
             Stop::ActionFailed { .. } => "action_failed",
             Stop::MaxRounds { .. } => "max_rounds",
             Stop::PolicyError { .. } => "policy_error",
+            Stop::Deadline { .. } => "deadline",
             Stop::Retry { .. } => "retry",
             Stop::Suspended { .. } => "suspended",
         }
@@ -252,6 +265,9 @@ impl<'a> Workflow<'a> {
             report.policy_time += clock.elapsed();
             let fresh = match evaluated {
                 Ok(fresh) => fresh,
+                Err(error @ PolicyError::Deadline { .. }) if self.executor.state.is_some() => {
+                    break Stop::Deadline { error }
+                }
                 Err(error) => break Stop::PolicyError { error },
             };
             if fresh.is_empty() {
