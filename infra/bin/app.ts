@@ -96,25 +96,45 @@ if (ingestMode !== "sns" && ingestMode !== "sqs") {
 
 /** `actionBudgets` as ACTION_BUDGETS writes it (snake case), for the construct; the construct checks the values. */
 function budgetsContext(): ActionBudget[] | undefined {
-  const text = context("actionBudgets");
-  if (text === undefined || text.trim() === "") {
+  // From -c or the environment a string; from cdk.json the list itself.
+  const given: unknown = app.node.tryGetContext("actionBudgets") ?? process.env.ALERT_RESPONDER_ACTIONBUDGETS;
+  if (given === undefined || (typeof given === "string" && given.trim() === "")) {
     return undefined;
   }
-  let entries: unknown;
-  try {
-    entries = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`actionBudgets: not JSON (${(err as Error).message}); expected [{"uses" or "id": glob, "limit": n, "per_seconds": s}]`);
+  let entries: unknown = given;
+  if (typeof given === "string") {
+    try {
+      entries = JSON.parse(given);
+    } catch (err) {
+      throw new Error(`actionBudgets: not JSON (${(err as Error).message}); expected [{"uses" or "id": glob, "limit": n, "per_seconds": s}]`);
+    }
   }
   if (!Array.isArray(entries)) {
     throw new Error("actionBudgets: expected a JSON list of budgets");
   }
-  return entries.map((entry, index) => {
-    const unknown = Object.keys(entry ?? {}).filter((key) => !["uses", "id", "limit", "per_seconds"].includes(key));
-    if (typeof entry !== "object" || entry === null || unknown.length > 0) {
-      throw new Error(`actionBudgets[${index}]: expected {"uses" or "id": glob, "limit": n, "per_seconds": s}${unknown.length ? `, not ${unknown.join(", ")}` : ""}`);
+  const shape = `{"uses" or "id": glob, "limit": n, "per_seconds": s}`;
+  return entries.map((entry: unknown, index) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      throw new Error(`actionBudgets[${index}]: expected ${shape}`);
     }
-    return { uses: entry.uses, id: entry.id, limit: entry.limit, perSeconds: entry.per_seconds };
+    const fields = entry as Record<string, unknown>;
+    const unknown = Object.keys(fields).filter((key) => !["uses", "id", "limit", "per_seconds"].includes(key));
+    if (unknown.length > 0) {
+      throw new Error(`actionBudgets[${index}]: expected ${shape}, not ${unknown.join(", ")}`);
+    }
+    const pattern = (key: string) => {
+      if (fields[key] !== undefined && typeof fields[key] !== "string") {
+        throw new Error(`actionBudgets[${index}]: ${key} is a string (a glob)`);
+      }
+      return fields[key] as string | undefined;
+    };
+    const whole = (key: string) => {
+      if (typeof fields[key] !== "number") {
+        throw new Error(`actionBudgets[${index}]: ${key} is a whole number`);
+      }
+      return fields[key] as number;
+    };
+    return { uses: pattern("uses"), id: pattern("id"), limit: whole("limit"), perSeconds: whole("per_seconds") };
   });
 }
 
