@@ -43,6 +43,10 @@ pub enum DecideError {
     /// this once the outcomes of what ran are out.
     #[error("{0}; the message is decided again by a retry")]
     Deadline(PolicyError),
+    /// Too little of the invocation was left to start deciding the message
+    /// (a batch's later records after slow earlier ones).
+    #[error("too little time left before the invocation's deadline to start; the message is decided by a retry")]
+    NoTimeLeft,
 }
 
 /// What was decided for one message.

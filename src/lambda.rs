@@ -217,13 +217,24 @@ static EMPTY: Summary = Summary {
 };
 
 /// The runtime's deadline (epoch milliseconds) as an `Instant`, less the
-/// margin kept for publishing.
+/// margin kept for publishing. None when there is none, or when it had
+/// passed before the invocation began: Lambda never sends that, so the
+/// clocks disagree (or the Runtime API is not Lambda's), and deciding
+/// nothing for want of time would fail every invocation; the policy
+/// timeout and the action timeouts still bound the work.
 fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
-    if deadline_ms == 0 {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    if deadline_ms <= now_ms {
+        if deadline_ms != 0 {
+            tracing::warn!(
+                deadline_ms,
+                now_ms,
+                "the invocation's deadline had passed when it arrived; deciding without one"
+            );
+        }
         return None;
     }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let remaining = Duration::from_millis(deadline_ms - now_ms);
     Some(Instant::now() + remaining.saturating_sub(PUBLISH_MARGIN))
 }
 
@@ -270,5 +281,29 @@ impl From<HandleError> for lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),
             error_message: err.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_ms(offset: Duration, later: bool) -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        (if later { now + offset } else { now - offset }).as_millis() as u64
+    }
+
+    #[test]
+    fn a_deadline_keeps_the_publish_margin_and_one_already_past_is_none() {
+        let soon = deadline_instant(epoch_ms(Duration::from_secs(10), true)).unwrap();
+        let left = soon.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(8) && left <= Duration::from_millis(8500),
+            "{left:?}"
+        );
+        assert_eq!(deadline_instant(0), None);
+        // AWS's documentation example, long past.
+        assert_eq!(deadline_instant(1_542_409_706_888), None);
+        assert_eq!(deadline_instant(epoch_ms(Duration::from_secs(1), false)), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -111,6 +111,9 @@ struct RecordDone {
     summary: Summary,
 }
 
+/// A record is not started with less of the invocation left than this.
+const START_MARGIN: Duration = Duration::from_millis(250);
+
 /// Why an invocation fails, so Lambda retries it (and, after its retries,
 /// sends it to the on-failure destination) rather than dropping it.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +150,7 @@ impl From<DecideError> for HandleError {
             DecideError::Wakeup(err) => HandleError::Wakeup(err),
             busy @ DecideError::NamespaceBusy { .. } => HandleError::NamespaceBusy(busy),
             busy @ DecideError::WorkflowBusy { .. } => HandleError::WorkflowBusy(busy),
-            late @ DecideError::Deadline(_) => HandleError::Deadline(late),
+            late @ (DecideError::Deadline(_) | DecideError::NoTimeLeft) => HandleError::Deadline(late),
         }
     }
 }
@@ -263,6 +266,15 @@ impl Responder {
         handled
     }
 
+    /// [`Decider::decide`], unless the invocation is about to end: a record
+    /// started then would run actions with no time to finish them.
+    async fn decide_in_time(&self, envelope: &Envelope, deadline: Option<Instant>) -> Result<Decided, DecideError> {
+        if deadline.is_some_and(|deadline| Instant::now() + START_MARGIN >= deadline) {
+            return Err(DecideError::NoTimeLeft);
+        }
+        self.decider.decide(envelope, deadline).await
+    }
+
     /// One record: rejected, or decided into outcomes (and retries), and
     /// its decision record when records are kept.
     async fn record(&self, record: Ingested, deadline: Option<Instant>, request_id: Option<&str>) -> RecordDone {
@@ -290,7 +302,7 @@ impl Responder {
                 });
                 reject(*rejected, &mut summary)
             }
-            Ok(envelope) => match self.decider.decide(&envelope, deadline).await {
+            Ok(envelope) => match self.decide_in_time(&envelope, deadline).await {
                 Ok(decided) => {
                     let context = RecordContext {
                         request_id,
@@ -326,7 +338,7 @@ impl Responder {
                 Err(err) => {
                     // Not decided now: retried (actions that ran, with the
                     // state table, are replayed); the other records go on.
-                    if matches!(err, DecideError::Deadline(_)) {
+                    if matches!(err, DecideError::Deadline(_) | DecideError::NoTimeLeft) {
                         summary.deadline_retries += 1;
                     }
                     tracing::error!(message_id = %envelope.message_id, error = %err, "not decided now; the record will be retried");

@@ -1031,7 +1031,7 @@ async fn a_record_whose_policy_runs_into_the_deadline_is_retried_not_lost() {
         via_sns(&change("d1", 1), "s1"),
         via_sns(slow.to_string().as_bytes(), "s2"),
     ];
-    let deadline = Some(Instant::now() + Duration::from_millis(300));
+    let deadline = Some(Instant::now() + Duration::from_millis(800));
     // One at a time: the fast record is decided before the deadline.
     let handled = rig.responder.handle_batch(sqs_batch(&bodies), deadline, 1, None).await;
     assert_eq!(failures(&handled), ["m1"], "{:?}", handled.causes);
@@ -1054,11 +1054,12 @@ async fn a_record_whose_policy_runs_into_the_deadline_is_retried_not_lost() {
         .responder
         .handle(
             ingest_document(&slow.to_string().into_bytes(), &"matano".into()),
-            Some(Instant::now() + Duration::from_millis(100)),
+            Some(Instant::now() + Duration::from_millis(400)),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, HandleError::Deadline(_)), "{err}");
+    assert!(err.to_string().contains("data.alert.matano.alert"), "{err}");
     assert!(rig.publisher.take().is_empty());
 }
 
@@ -1079,7 +1080,7 @@ run contains {{"id": "second", "uses": "test.ok"}} if {{
 async fn an_action_round_stopped_by_the_deadline_publishes_what_ran_and_is_retried() {
     let rig = rig(&first_then_slow());
     for attempt in 0..2 {
-        let deadline = Some(Instant::now() + Duration::from_millis(300));
+        let deadline = Some(Instant::now() + Duration::from_millis(800));
         let err = rig
             .responder
             .handle(ingest_document(&change("d3", 1), &"matano".into()), deadline)
@@ -1117,7 +1118,7 @@ async fn without_a_state_table_an_action_round_stopped_by_the_deadline_is_final(
         None,
     );
     let responder = Responder::new(decider, publisher.clone());
-    let deadline = Some(Instant::now() + Duration::from_millis(300));
+    let deadline = Some(Instant::now() + Duration::from_millis(800));
     let summary = responder
         .handle(ingest_document(&change("d4", 1), &"matano".into()), deadline)
         .await
@@ -1131,4 +1132,25 @@ async fn without_a_state_table_an_action_round_stopped_by_the_deadline_is_final(
         .unwrap_or_default();
     assert!(error.contains("stopped by the invocation's deadline"), "{outcomes:#?}");
     assert_eq!(calls.of("first"), 1);
+}
+
+#[tokio::test]
+async fn records_are_not_started_when_the_invocation_is_about_to_end() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    let bodies = [via_sns(&change("t1", 1), "s1"), via_sns(&change("t2", 1), "s2")];
+    let deadline = Some(Instant::now() + Duration::from_millis(100));
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), deadline, 2, None).await;
+    assert_eq!(failures(&handled), ["m0", "m1"], "{:?}", handled.causes);
+    assert!(
+        handled.causes[0].1.contains("too little time left"),
+        "{:?}",
+        handled.causes
+    );
+    assert_eq!(handled.summary.deadline_retries, 2);
+    assert_eq!(rig.calls.of("page"), 0);
+    assert!(rig.publisher.take().is_empty());
+    // With time, the retry decides them.
+    let again = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
+    assert!(failures(&again).is_empty(), "{:?}", again.causes);
+    assert_eq!(rig.calls.of("page"), 2);
 }
