@@ -135,6 +135,7 @@ mod tests {
             seq: 0,
             status: Status::DryRun,
             skip_reason: None,
+            budget: None,
             replay: false,
             force: false,
             abort: false,

@@ -629,6 +629,7 @@ pub(crate) fn action_outcomes(envelope: &Envelope, report: &WorkflowReport) -> V
             rejected: None,
             replay: record.replay,
             skip_reason: record.skip_reason,
+            budget: record.budget.clone(),
             bundle_digest: None,
         })
         .collect()

@@ -660,6 +660,7 @@ run contains {"id": "fallback", "uses": "test.ok"} if {
     some called in input.called
     called.id == "lookup"
     called.skip_reason == "budget"
+    called.budget == "id=look* (2 per 60 s)"
 }
 "#;
     let budgets = r#"[{"id": "look*", "limit": 2, "per_seconds": 60}]"#;
@@ -681,6 +682,8 @@ run contains {"id": "fallback", "uses": "test.ok"} if {
         lookup.error.as_deref().unwrap().contains("id=look* (2 per 60 s)"),
         "{lookup:?}"
     );
+    assert_eq!(lookup.budget.as_deref(), Some("id=look* (2 per 60 s)"));
+    assert_eq!(lookup.attributes()["budget"], "id=look* (2 per 60 s)");
     assert_eq!(third.actions, 2);
     // A redelivery replays the skip; it counts nothing.
     let again = handle(&one, &change("c3", 1)).await.unwrap();

@@ -76,6 +76,9 @@ pub struct ActionEntry {
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
+    /// The budget spent, when `skip_reason` is `budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
     /// Taken from the state table: it ran in an earlier invocation.
     #[serde(default)]
     pub replay: bool,
@@ -290,6 +293,7 @@ impl ActionEntry {
             seq: record.seq,
             status: record.status,
             skip_reason: record.skip_reason,
+            budget: record.budget.clone(),
             replay: record.replay,
             force: record.force,
             abort: record.abort,
@@ -325,6 +329,7 @@ impl ActionEntry {
             duration_ms: self.duration_ms,
             replay: self.replay,
             skip_reason: self.skip_reason,
+            budget: self.budget.clone(),
         }
     }
 }

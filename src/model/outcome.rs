@@ -114,6 +114,9 @@ pub struct Outcome {
     /// Why a `skipped` action was not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
+    /// The budget spent, when `skip_reason` is `budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
     /// The digest of the policies that decided it (`sha256:<hex>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_digest: Option<std::sync::Arc<str>>,
@@ -131,6 +134,9 @@ impl Outcome {
         }
         if let Some(reason) = self.skip_reason {
             attrs.insert("skip_reason", reason.as_str().to_string());
+        }
+        if let Some(budget) = &self.budget {
+            attrs.insert("budget", budget.clone());
         }
         if let Some(alert) = &self.alert {
             attrs.insert("severity", alert.severity.clone());
@@ -320,6 +326,7 @@ pub fn rejected_outcome(rejected: &Rejected) -> Outcome {
         }),
         replay: false,
         skip_reason: None,
+        budget: None,
         bundle_digest: None,
     }
 }
@@ -345,6 +352,7 @@ pub fn policy_error_outcome(envelope: &Envelope, alert: Option<&Alert>, error: &
         rejected: None,
         replay: false,
         skip_reason: None,
+        budget: None,
         bundle_digest: None,
     }
 }

@@ -145,6 +145,10 @@ pub struct ActionRecord {
     /// Set when `status` is `skipped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_reason: Option<SkipReason>,
+    /// The budget that was spent, when `skip_reason` is `budget`:
+    /// `uses=virustotal.* (4 per 60 s)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
 }
 
 /// Action records by action id: what a dry run sees where an id ran

@@ -251,6 +251,7 @@ impl Executor<'_> {
                 record.status = Status::Skipped;
                 record.skip_reason = Some(SkipReason::Budget);
                 record.error = Some(format!("not run: budget {budget} is spent for this window"));
+                record.budget = Some(budget);
                 let record = finish(record, alert, clock);
                 let retry = match self.state {
                     Some(state) => self.settle(state, alert, request, &record, false).await,
@@ -359,6 +360,7 @@ pub(super) fn new_record(alert: &Alert, request: &ActionRequest, seq: u32, statu
         duration_ms: 0,
         replay: false,
         skip_reason: None,
+        budget: None,
     }
 }
 

@@ -96,6 +96,7 @@ pub(super) fn called_value(record: &ActionRecord) -> regorus::Value {
     let commits = serde_json::to_value(&record.commits).expect("commits serialize");
     let entry: BTreeMap<regorus::Value, regorus::Value> = [
         ("abort", regorus::Value::from(record.abort)),
+        ("budget", optional(record.budget.as_deref().map(regorus::Value::from))),
         ("args", to_policy_object(&record.args)),
         ("commit", to_policy_value(&commits)),
         ("error", optional(record.error.as_deref().map(regorus::Value::from))),

@@ -159,6 +159,7 @@ fn called_entry(record: &ActionRecord) -> Value {
         "abort": record.abort,
         "commit": record.commits,
         "skip_reason": record.skip_reason.map(|r| r.as_str()),
+        "budget": record.budget,
     })
 }
 
@@ -461,10 +462,16 @@ fn called_entries_convert_like_their_json() {
         duration_ms: 0,
         replay: false,
         skip_reason: Some(crate::model::SkipReason::Budget),
+        budget: Some("uses=vt.* (4 per 60 s)".into()),
     };
     assert_eq!(called_value(&record), to_policy_value(&called_entry(&record)));
     let reason = regorus::Value::from("skip_reason");
     assert_eq!(called_value(&record)[&reason], regorus::Value::from("budget"));
+    let budget = regorus::Value::from("budget");
+    assert_eq!(
+        called_value(&record)[&budget],
+        regorus::Value::from("uses=vt.* (4 per 60 s)")
+    );
 }
 
 /// `type` is what a policy calls an attribute; only `op: add` adds. (A
