@@ -484,6 +484,7 @@ impl StateStore for MemoryState {
 pub struct MemoryPublisher {
     outcomes: Mutex<Vec<Outcome>>,
     failing: AtomicBool,
+    refused_action: Mutex<Option<String>>,
     calls: std::sync::atomic::AtomicUsize,
 }
 
@@ -502,21 +503,39 @@ impl MemoryPublisher {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
+
+    /// While set, outcomes of this action id are refused (and the others
+    /// kept), as SNS refuses single entries of a batch.
+    pub fn refuse_action(&self, action_id: Option<&str>) {
+        *self.refused_action.lock().expect("not poisoned") = action_id.map(str::to_string);
+    }
 }
 
 impl Publisher for MemoryPublisher {
     fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let result = if self.failing.load(Ordering::SeqCst) {
-            Err(PublishError::Failed {
+        let refused = self.refused_action.lock().expect("not poisoned").clone();
+        let unpublished: Vec<usize> = match self.failing.load(Ordering::SeqCst) {
+            true => (0..outcomes.len()).collect(),
+            false => (0..outcomes.len())
+                .filter(|&i| refused.is_some() && outcomes[i].action.as_ref().map(|a| &a.id) == refused.as_ref())
+                .collect(),
+        };
+        let mut kept = self.outcomes.lock().expect("not poisoned");
+        kept.extend(
+            (0..outcomes.len())
+                .filter(|i| !unpublished.contains(i))
+                .map(|i| outcomes[i].clone()),
+        );
+        let result = match unpublished.is_empty() {
+            true => Ok(()),
+            false => Err(PublishError::Failed {
                 destination: "memory".to_string(),
-                failed: outcomes.len(),
+                failed: unpublished.len(),
                 total: outcomes.len(),
                 reason: "the in-memory publisher is set failing".to_string(),
-            })
-        } else {
-            self.outcomes.lock().expect("not poisoned").extend_from_slice(outcomes);
-            Ok(())
+                unpublished,
+            }),
         };
         Box::pin(async move { result })
     }

@@ -210,7 +210,8 @@ impl Responder {
             .await;
         let mut handled = BatchHandled::default();
         let mut outcomes = Vec::new();
-        let mut published_by = Vec::new();
+        // The record each outcome is of, by position.
+        let mut owners = Vec::new();
         let mut decision_records = Vec::new();
         let mut item_ids = Vec::new();
         for (item_id, mut record) in done {
@@ -221,9 +222,7 @@ impl Responder {
                 (None, Some(first)) => Some(format!("{} action(s) must be retried: {first}", record.retries.len())),
                 (None, None) => None,
             };
-            if !record.outcomes.is_empty() {
-                published_by.push(item_id.clone());
-            }
+            owners.extend(std::iter::repeat_n(item_id.clone(), record.outcomes.len()));
             if let Some(cause) = cause {
                 handled.causes.push((item_id, cause));
             }
@@ -237,11 +236,15 @@ impl Responder {
         match published {
             Ok(()) => handled.summary.outcomes += outcomes.len(),
             Err(err) => {
+                // Only the records whose outcomes did not go out are retried
+                // (an entry SNS refuses for good holds back no other record).
                 handled.publish_failed = true;
+                handled.summary.outcomes += outcomes.len() - err.unpublished().len();
                 let cause = err.to_string();
-                for item_id in published_by {
-                    if !handled.causes.iter().any(|(id, _)| id == &item_id) {
-                        handled.causes.push((item_id, cause.clone()));
+                for &index in err.unpublished() {
+                    let Some(item_id) = owners.get(index) else { continue };
+                    if !handled.causes.iter().any(|(id, _)| id == item_id) {
+                        handled.causes.push((item_id.clone(), cause.clone()));
                     }
                 }
             }

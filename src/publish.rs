@@ -18,7 +18,19 @@ pub enum PublishError {
         failed: usize,
         total: usize,
         reason: String,
+        /// Which outcomes (indices into the slice given) were not
+        /// published: an SQS batch retries only their records.
+        unpublished: Vec<usize>,
     },
+}
+
+impl PublishError {
+    /// The outcomes (indices into the slice given) that were not published.
+    pub fn unpublished(&self) -> &[usize] {
+        match self {
+            PublishError::Failed { unpublished, .. } => unpublished,
+        }
+    }
 }
 
 /// Delivers outcomes somewhere: SNS, stdout, a file, memory.
@@ -77,5 +89,6 @@ fn failed(destination: &str, total: usize, err: std::io::Error) -> PublishError 
         failed: total,
         total,
         reason: err.to_string(),
+        unpublished: (0..total).collect(),
     }
 }

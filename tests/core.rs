@@ -1157,3 +1157,33 @@ async fn records_are_not_started_when_the_invocation_is_about_to_end() {
     assert!(failures(&again).is_empty(), "{:?}", again.causes);
     assert_eq!(rig.calls.of("page"), 2);
 }
+
+#[tokio::test]
+async fn an_outcome_refused_for_good_retries_only_its_own_record() {
+    let rig = rig(r#"run contains {"id": sprintf("page-%s", [input.alert.title]), "uses": "test.ok"}"#);
+    let titled = |id: &str, title: &str| {
+        let mut change: Value = serde_json::from_slice(&change(id, 1)).unwrap();
+        change["updated_alert"]["title"] = json!(title);
+        via_sns(change.to_string().as_bytes(), id)
+    };
+    let bodies = [titled("p1", "a"), titled("p2", "b"), titled("p3", "c")];
+    rig.publisher.refuse_action(Some("page-b"));
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 3, None).await;
+    assert_eq!(failures(&handled), ["m1"], "{:?}", handled.causes);
+    assert_eq!(handled.summary.outcomes, 2);
+    let published: Vec<String> = rig
+        .publisher
+        .take()
+        .iter()
+        .map(|o| o.action.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(published, ["page-a", "page-c"]);
+    // The retry of that record replays its action and publishes it.
+    rig.publisher.refuse_action(None);
+    let again = rig
+        .responder
+        .handle_batch(sqs_batch(&bodies[1..2]), None, 3, None)
+        .await;
+    assert!(failures(&again).is_empty(), "{:?}", again.causes);
+    assert_eq!(rig.calls.of("page-b"), 1);
+}

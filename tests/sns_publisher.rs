@@ -286,10 +286,28 @@ async fn a_sender_fault_fails_the_publish_without_a_retry() {
         failed,
         total,
         reason,
+        unpublished,
     } = &err;
     assert_eq!((destination.as_str(), *failed, *total), (TOPIC, 1, 3));
     assert_eq!(reason, "InternalError: entry 2 failed");
+    assert_eq!(unpublished, &[2]);
     assert_eq!(sns.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_entry_refused_for_good_does_not_hold_back_the_next_batch() {
+    // 12 outcomes: two calls of 10 and 2; the first refuses its entry 3.
+    let sns = sns_answering(|n, request| match n {
+        0 => batch_answer(request, &[("3", true)]),
+        _ => batch_answer(request, &[]),
+    })
+    .await;
+    let publisher = SnsPublisher::new(sns_at(&sns), TOPIC);
+    let err = publisher.publish(&outcomes(12)).await.unwrap_err();
+    assert_eq!(err.unpublished(), [3]);
+    let requests = sns.requests();
+    assert_eq!(requests.len(), 2, "the second batch is still sent");
+    assert_eq!(entry_ids(&requests[1]), ["0", "1"]);
 }
 
 #[tokio::test]

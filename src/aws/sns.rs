@@ -349,7 +349,8 @@ impl SnsPublisher {
         }
     }
 
-    async fn publish_chunk(&self, chunk: &[Outcome]) -> Result<(), PublishError> {
+    /// One `PublishBatch` of `chunk`, its failed entries tried again.
+    async fn publish_chunk(&self, chunk: &[Outcome]) -> Result<(), ChunkFailure> {
         let entries: Vec<Entry> = chunk
             .iter()
             .map(|outcome| Entry {
@@ -368,11 +369,11 @@ impl SnsPublisher {
                 Ok(failed) => {
                     // A sender fault (bad request) will not succeed on retry.
                     if let Some(fault) = failed.iter().find(|f| f.sender_fault) {
-                        return Err(self.error(
-                            failed.len(),
-                            chunk.len(),
-                            format!("{}: {}", fault.code, fault.message),
-                        ));
+                        return Err(ChunkFailure {
+                            unpublished: failed.iter().map(|f| f.index).collect(),
+                            reason: format!("{}: {}", fault.code, fault.message),
+                            entries_only: true,
+                        });
                     }
                     last_reason = failed
                         .iter()
@@ -385,7 +386,13 @@ impl SnsPublisher {
                     throttled = err.throttled;
                     last_reason = err.reason;
                 }
-                Err(err) => return Err(self.error(pending.len(), chunk.len(), err.reason)),
+                Err(err) => {
+                    return Err(ChunkFailure {
+                        unpublished: pending,
+                        reason: err.reason,
+                        entries_only: false,
+                    })
+                }
             }
             if attempt == ATTEMPTS {
                 break;
@@ -393,26 +400,54 @@ impl SnsPublisher {
             tracing::warn!(topic_arn = %self.topic_arn, attempt, pending = pending.len(), reason = %last_reason, "outcome publish failed; retrying");
             tokio::time::sleep(backoff(attempt, throttled)).await;
         }
-        Err(self.error(pending.len(), chunk.len(), last_reason))
+        // Entries SNS kept failing, or calls that kept failing (then none of
+        // the pending entries is known to be out).
+        Err(ChunkFailure {
+            unpublished: pending,
+            reason: last_reason,
+            entries_only: false,
+        })
     }
+}
 
-    fn error(&self, failed: usize, total: usize, reason: String) -> PublishError {
-        PublishError::Failed {
-            destination: self.topic_arn.clone(),
-            failed,
-            total,
-            reason,
-        }
-    }
+/// What of a chunk was not published, and why.
+struct ChunkFailure {
+    /// Indices into the chunk.
+    unpublished: Vec<usize>,
+    reason: String,
+    /// SNS answered and refused single entries (a sender fault): the other
+    /// chunks are still worth sending. Otherwise the calls themselves
+    /// failed, and the rest is not tried.
+    entries_only: bool,
 }
 
 impl Publisher for SnsPublisher {
     fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
-            for chunk in outcomes.chunks(BATCH_SIZE) {
-                self.publish_chunk(chunk).await?;
+            let mut unpublished = Vec::new();
+            let mut first_reason = None;
+            for (n, chunk) in outcomes.chunks(BATCH_SIZE).enumerate() {
+                let offset = n * BATCH_SIZE;
+                let Err(failure) = self.publish_chunk(chunk).await else {
+                    continue;
+                };
+                unpublished.extend(failure.unpublished.iter().map(|i| offset + i));
+                first_reason.get_or_insert(failure.reason);
+                if !failure.entries_only {
+                    unpublished.extend(offset + chunk.len()..outcomes.len());
+                    break;
+                }
             }
-            Ok(())
+            match first_reason {
+                None => Ok(()),
+                Some(reason) => Err(PublishError::Failed {
+                    destination: self.topic_arn.clone(),
+                    failed: unpublished.len(),
+                    total: outcomes.len(),
+                    reason,
+                    unpublished,
+                }),
+            }
         })
     }
 }
