@@ -239,9 +239,14 @@ impl Responder {
                 // Only the records whose outcomes did not go out are retried
                 // (an entry SNS refuses for good holds back no other record).
                 handled.publish_failed = true;
-                handled.summary.outcomes += outcomes.len() - err.unpublished().len();
+                // A failure that names nothing unpublished counts as all of it.
+                let unpublished: Vec<usize> = match err.unpublished() {
+                    [] => (0..outcomes.len()).collect(),
+                    named => named.to_vec(),
+                };
+                handled.summary.outcomes += outcomes.len().saturating_sub(unpublished.len());
                 let cause = err.to_string();
-                for &index in err.unpublished() {
+                for index in unpublished {
                     let Some(item_id) = owners.get(index) else { continue };
                     if !handled.causes.iter().any(|(id, _)| id == item_id) {
                         handled.causes.push((item_id.clone(), cause.clone()));

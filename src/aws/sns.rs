@@ -24,6 +24,9 @@ use crate::publish::{PublishError, Publisher};
 
 /// SNS's limit of entries per `PublishBatch`.
 const BATCH_SIZE: usize = 10;
+/// SNS's limit of a `PublishBatch`'s messages together (bodies and
+/// attributes): 256 KiB. One outcome fits alone (`MAX_OUTCOME_BYTES`).
+const BATCH_BYTES: usize = 256 * 1024;
 /// Tries of a call (and of entries SNS failed). A 5xx, a timeout or a
 /// dropped connection is tried again after ~100, ~200, ~400 ms; throttling
 /// after ~0.5, ~1, ~2 s (each with jitter, so that instances throttled
@@ -247,6 +250,19 @@ struct Entry {
     attributes: BTreeMap<&'static str, String>,
 }
 
+impl Entry {
+    /// What SNS counts of it against a batch's size: the body, and each
+    /// attribute's name, type and value.
+    fn size(&self) -> usize {
+        let attributes: usize = self
+            .attributes
+            .iter()
+            .map(|(name, value)| name.len() + "String".len() + value.len())
+            .sum();
+        self.message.len() + attributes
+    }
+}
+
 /// The `PublishBatch` form of the `pending` entries; an entry's `Id` is its
 /// index in `entries`.
 fn publish_batch_form(topic_arn: &str, entries: &[Entry], pending: &[usize]) -> Form {
@@ -350,18 +366,11 @@ impl SnsPublisher {
     }
 
     /// One `PublishBatch` of `chunk`, its failed entries tried again.
-    async fn publish_chunk(&self, chunk: &[Outcome]) -> Result<(), ChunkFailure> {
-        let entries: Vec<Entry> = chunk
-            .iter()
-            .map(|outcome| Entry {
-                message: outcome.to_message(),
-                attributes: outcome.attributes(),
-            })
-            .collect();
-        let mut pending: Vec<usize> = (0..chunk.len()).collect();
+    async fn publish_chunk(&self, entries: &[Entry]) -> Result<(), ChunkFailure> {
+        let mut pending: Vec<usize> = (0..entries.len()).collect();
         let mut last_reason = String::new();
         for attempt in 1..=ATTEMPTS {
-            let form = publish_batch_form(&self.topic_arn, &entries, &pending);
+            let form = publish_batch_form(&self.topic_arn, entries, &pending);
             let mut throttled = false;
             let answer = self.sns.call(&form).await;
             match answer.and_then(|answer| batch_failures(&answer, &pending)) {
@@ -410,6 +419,25 @@ impl SnsPublisher {
     }
 }
 
+/// `entries` cut into `PublishBatch` calls, in order: at most
+/// [`BATCH_SIZE`] entries and [`BATCH_BYTES`] of messages each.
+fn batches(entries: &[Entry]) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, entry) in entries.iter().enumerate() {
+        let size = entry.size();
+        if index > start && (index - start == BATCH_SIZE || bytes + size > BATCH_BYTES) {
+            batches.push(start..index);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < entries.len() {
+        batches.push(start..entries.len());
+    }
+    batches
+}
+
 /// What of a chunk was not published, and why.
 struct ChunkFailure {
     /// Indices into the chunk.
@@ -424,17 +452,23 @@ struct ChunkFailure {
 impl Publisher for SnsPublisher {
     fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
+            let entries: Vec<Entry> = outcomes
+                .iter()
+                .map(|outcome| Entry {
+                    message: outcome.to_message(),
+                    attributes: outcome.attributes(),
+                })
+                .collect();
             let mut unpublished = Vec::new();
             let mut first_reason = None;
-            for (n, chunk) in outcomes.chunks(BATCH_SIZE).enumerate() {
-                let offset = n * BATCH_SIZE;
-                let Err(failure) = self.publish_chunk(chunk).await else {
+            for batch in batches(&entries) {
+                let Err(failure) = self.publish_chunk(&entries[batch.clone()]).await else {
                     continue;
                 };
-                unpublished.extend(failure.unpublished.iter().map(|i| offset + i));
+                unpublished.extend(failure.unpublished.iter().map(|i| batch.start + i));
                 first_reason.get_or_insert(failure.reason);
                 if !failure.entries_only {
-                    unpublished.extend(offset + chunk.len()..outcomes.len());
+                    unpublished.extend(batch.end..outcomes.len());
                     break;
                 }
             }
@@ -517,6 +551,29 @@ impl TopicPublisher for LazySnsClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(bytes: usize) -> Entry {
+        Entry {
+            message: "x".repeat(bytes),
+            attributes: BTreeMap::from([("status", "failed".to_string())]),
+        }
+    }
+
+    #[test]
+    fn batches_hold_ten_entries_and_256_kib_at_most() {
+        let small: Vec<Entry> = (0..23).map(|_| entry(100)).collect();
+        assert_eq!(batches(&small), [0..10, 10..20, 20..23]);
+        // Outcomes near their own cap (240 KiB) go one a call; small ones share.
+        let sizes = [240 * 1024, 100, 240 * 1024, 100_000, 100_000, 100_000, 10];
+        let mixed: Vec<Entry> = sizes.iter().map(|&n| entry(n)).collect();
+        let cut = batches(&mixed);
+        assert_eq!(cut, [0..2, 2..3, 3..5, 5..7]);
+        for batch in cut {
+            let bytes: usize = mixed[batch].iter().map(Entry::size).sum();
+            assert!(bytes <= BATCH_BYTES, "{bytes}");
+        }
+        assert!(batches(&[]).is_empty());
+    }
 
     fn encoded(text: &str) -> String {
         let mut out = Vec::new();
