@@ -150,7 +150,7 @@ export const DECISION_RECORD_COLUMNS: glue.CfnTable.ColumnProperty[] = [
       "array<struct<id:string,title:string,severity:string,namespace:string," +
       "attrs:array<struct<id:string,key:string,value:string,type:string,persist:boolean,ttl:bigint>>," +
       "rounds:int,stop:struct<reason:string,action_id:string,error:string>," +
-      "actions:array<struct<id:string,uses:string,seq:int,status:string,skip_reason:string,replay:boolean," +
+      "actions:array<struct<id:string,uses:string,seq:int,status:string,skip_reason:string,budget:string,replay:boolean," +
       "duration_ms:bigint,error:string,outcome_id:string,args:string,result:string," +
       "commits:array<struct<id:string,key:string,value:string,type:string,persist:boolean,ttl:bigint,op:string>>>>>>",
   },
