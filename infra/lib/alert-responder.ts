@@ -92,6 +92,7 @@ export interface AlertResponderProps {
   /** The function code: the release zip `scripts/release` wrote (`lambda.Code.fromAsset(releaseZip(repoRoot))`), or the directory `cargo lambda build --release --arm64` produced. */
   readonly code: lambda.Code;
   readonly memorySize?: number;
+  /** The function's timeout, 5 to 900 s. Default 60 s. */
   readonly timeout?: Duration;
   readonly reservedConcurrency?: number;
   readonly logRetention?: logs.RetentionDays;
@@ -166,6 +167,15 @@ export interface ActionBudget {
   readonly id?: string;
   readonly limit: number;
   readonly perSeconds: number;
+}
+
+/** The function's timeout: 60 s by default; at least 5 s, as the SAM template allows (a record is not started in the last 1.75 s). */
+function functionTimeout(timeout: Duration | undefined): Duration {
+  const chosen = timeout ?? Duration.seconds(60);
+  if (chosen.toSeconds() < 5 || chosen.toSeconds() > 900) {
+    throw new Error(`timeout: from 5 to 900 seconds, not ${chosen.toSeconds()}`);
+  }
+  return chosen;
 }
 
 export class AlertResponder extends Construct {
@@ -415,7 +425,7 @@ export class AlertResponder extends Construct {
       handler: "bootstrap",
       code: props.code,
       memorySize: props.memorySize ?? 256,
-      timeout: props.timeout ?? Duration.seconds(60),
+      timeout: functionTimeout(props.timeout),
       reservedConcurrentExecutions: props.reservedConcurrency,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,

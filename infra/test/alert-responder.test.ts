@@ -237,6 +237,7 @@ test("action budgets reach the function as ACTION_BUDGETS; a bad one is refused"
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", id: "b", limit: 1, perSeconds: 1 }] }), /not both or neither/);
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 0, perSeconds: 1 }] }), /at least 1/);
   assert.throws(() => synth({ actionBudgets: [{ uses: " ", limit: 1, perSeconds: 1 }] }), /pattern is empty/);
+  assert.throws(() => synth({ timeout: Duration.seconds(2) }), /timeout: from 5 to 900 seconds, not 2/);
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 1, perSeconds: 31 * 86400 + 1 }] }), /at most 2678400/);
   assert.throws(
     () => synth({ actionBudgets: [{ uses: "a", limit: 1, perSeconds: 60 }, { id: "a", limit: 1, perSeconds: 60 }, { uses: "a", limit: 5, perSeconds: 60 }] }),

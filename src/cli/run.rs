@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Seconds the run may take, as a Lambda timeout would bound it: policy
     /// evaluations, actions and waits stop before it, and claims in a state
     /// table are leased for it.
-    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Answer actions from this file instead of running them (the scenario
     /// `actions:` map: action id or uses → results in order): a dry run whose
