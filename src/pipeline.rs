@@ -118,7 +118,8 @@ const START_MARGIN: Duration = Duration::from_millis(250);
 /// sends it to the on-failure destination) rather than dropping it.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// A policy evaluation ran into the invocation's deadline.
+    /// A policy evaluation ran into the invocation's deadline, or a record
+    /// could not start in time.
     #[error(transparent)]
     Deadline(DecideError),
     #[error(transparent)]

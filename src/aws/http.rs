@@ -39,6 +39,12 @@ pub(super) fn aws_client() -> Result<&'static reqwest::Client, String> {
         .map_err(Clone::clone)
 }
 
+/// Whether a signed call that failed with `err` is worth another try: a
+/// timeout, or a failure to connect or send — not a refused certificate.
+pub(super) fn worth_retrying(err: &reqwest::Error) -> bool {
+    (err.is_timeout() || err.is_connect() || err.is_request() || err.is_body()) && !crate::tls::refused_certificate(err)
+}
+
 /// The SDK clients' connector onto [`aws_client`].
 #[derive(Debug, Clone, Default)]
 pub struct ReqwestHttpClient {

@@ -208,8 +208,7 @@ impl S3 {
             request = request.header(name, value);
         }
         request.body(call.body.to_vec()).send().await.map_err(|err| Failure {
-            transient: (err.is_timeout() || err.is_connect() || err.is_request())
-                && !crate::tls::refused_certificate(&err),
+            transient: super::http::worth_retrying(&err),
             reason: super::error_chain(&err),
         })
     }

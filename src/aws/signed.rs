@@ -115,21 +115,17 @@ impl SignedCalls {
         for header in signed {
             builder = builder.header(header.name(), header.value());
         }
-        let transient = |err: &reqwest::Error| {
-            (err.is_timeout() || err.is_connect() || err.is_request() || err.is_body())
-                && !crate::tls::refused_certificate(err)
-        };
         let response = builder
             .body(request.body.to_vec())
             .send()
             .await
             .map_err(|err| SendError {
-                transient: transient(&err),
+                transient: super::http::worth_retrying(&err),
                 reason: super::error_chain(&err),
             })?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|err| SendError {
-            transient: transient(&err),
+            transient: super::http::worth_retrying(&err),
             reason: super::error_chain(&err),
         })?;
         Ok((status, body.to_vec()))
