@@ -144,51 +144,54 @@ async fn handle_with(
             records_failed: handled.records_failed,
             bundles_refused,
         };
-        report(function, &Ok(&handled.summary), faults);
+        report(function, &handled.summary, None, faults);
         for (item_id, cause) in &handled.causes {
             tracing::warn!(item_id = %item_id, cause = %cause, "record left on the queue for a retry");
         }
         return Ok(Response::Batch(handled.response));
     }
     let records = ingest_lambda_event(&event.payload, &settings.routing);
-    let result = responder
-        .handle_invocation(records, deadline, Some(&event.context.request_id))
+    let (summary, result) = responder
+        .handle_invocation_counted(records, deadline, Some(&event.context.request_id))
         .await;
-    reported(function, result, bundles_refused).map(Response::Summary)
+    let faults = faults_of(&result, bundles_refused);
+    report(function, &summary, result.as_ref().err(), faults);
+    result.map(|()| Response::Summary(summary))
 }
 
-/// An invocation's result, its metrics and log line written.
+/// A wakeup's result, its metrics and log line written.
 fn reported(
     function: &str,
     result: Result<Summary, HandleError>,
     bundles_refused: usize,
 ) -> Result<Summary, HandleError> {
-    let faults = Faults {
-        publish_failed: matches!(result, Err(HandleError::Publish(_))),
-        records_failed: matches!(result, Err(HandleError::Records(_))),
-        bundles_refused,
-    };
-    report(
-        function,
-        &result.as_ref().map_err(|e| e as &dyn std::fmt::Display),
-        faults,
-    );
+    let faults = faults_of(&result, bundles_refused);
+    let summary = result.as_ref().unwrap_or(&EMPTY);
+    report(function, summary, result.as_ref().err(), faults);
     result
 }
 
-/// EMF metric lines and the invocation's log line.
-fn report(function: &str, result: &Result<&Summary, &dyn std::fmt::Display>, faults: Faults) {
+fn faults_of<T>(result: &Result<T, HandleError>, bundles_refused: usize) -> Faults {
+    Faults {
+        publish_failed: matches!(result, Err(HandleError::Publish(_))),
+        records_failed: matches!(result, Err(HandleError::Records(_))),
+        bundles_refused,
+    }
+}
+
+/// EMF metric lines and the invocation's log line. `summary` is what the
+/// invocation did, up to `error` when it failed.
+fn report(function: &str, summary: &Summary, error: Option<&HandleError>, faults: Faults) {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let summary = result.as_ref().copied().unwrap_or(&EMPTY);
     // EMF goes to stdout as whole lines, beside the JSON logs.
     for line in crate::metrics::emf_lines(function, summary, faults, now_ms) {
         println!("{line}");
     }
-    match result {
-        Ok(summary) => tracing::info!(
+    match error {
+        None => tracing::info!(
             records = summary.records,
             rejected = summary.rejected,
             alerts = summary.alerts,
@@ -196,7 +199,7 @@ fn report(function: &str, result: &Result<&Summary, &dyn std::fmt::Display>, fau
             outcomes = summary.outcomes,
             "invocation done"
         ),
-        Err(err) => tracing::error!(error = %err, "invocation failed; Lambda will retry the event"),
+        Some(err) => tracing::error!(error = %err, "invocation failed; Lambda will retry the event"),
     }
 }
 

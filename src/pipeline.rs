@@ -450,7 +450,31 @@ impl Responder {
         deadline: Option<Instant>,
         request_id: Option<&str>,
     ) -> Result<Summary, HandleError> {
+        let (summary, result) = self.handle_invocation_counted(records, deadline, request_id).await;
+        result.map(|()| summary)
+    }
+
+    /// [`Responder::handle_invocation`], its counts kept when it fails: a
+    /// failed invocation's metrics still say what it did (actions run,
+    /// outcomes published, a deadline retry) before Lambda retries it.
+    pub async fn handle_invocation_counted(
+        &self,
+        records: Vec<Ingested>,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+    ) -> (Summary, Result<(), HandleError>) {
         let mut summary = Summary::default();
+        let result = self.handle_records(records, deadline, request_id, &mut summary).await;
+        (summary, result)
+    }
+
+    async fn handle_records(
+        &self,
+        records: Vec<Ingested>,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+        summary: &mut Summary,
+    ) -> Result<(), HandleError> {
         let mut retries: Vec<Retry> = Vec::new();
         let mut state_error = None;
         let mut decision_records = Vec::new();
@@ -483,7 +507,7 @@ impl Responder {
                 count: retries.len(),
                 first: first.clone(),
             }),
-            None => Ok(summary),
+            None => Ok(()),
         }
     }
 

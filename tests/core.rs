@@ -1084,13 +1084,24 @@ async fn an_action_round_stopped_by_the_deadline_publishes_what_ran_and_is_retri
     let rig = rig(&first_then_slow());
     for attempt in 0..2 {
         let deadline = Some(Instant::now() + Duration::from_millis(800));
-        let err = rig
+        let (summary, result) = rig
             .responder
-            .handle(ingest_document(&change("d3", 1), &"matano".into()), deadline)
-            .await
-            .unwrap_err();
+            .handle_invocation_counted(ingest_document(&change("d3", 1), &"matano".into()), deadline, None)
+            .await;
+        let err = result.unwrap_err();
         assert!(matches!(err, HandleError::Deadline(_)), "{err}");
         assert!(err.to_string().contains("data.action.run"), "{err}");
+        // The failed invocation's metrics still count what it did.
+        assert_eq!(
+            (
+                summary.deadline_retries,
+                summary.outcomes,
+                summary.actions,
+                summary.replayed
+            ),
+            (1, 1, 1, attempt),
+            "{summary:?}"
+        );
         // What ran is published (replayed on the retry); no policy_error stands.
         let outcomes = rig.publisher.take();
         assert_eq!(outcomes.len(), 1, "{outcomes:#?}");

@@ -109,7 +109,7 @@ async fn publish_failure_is_reported_as_an_invocation_error() {
     let topic = create_topic(&sns, "lambda-gone").await;
     sns.delete_topic().topic_arn(&topic).send().await.unwrap();
     let api = runtime_api(matano_sns_event("high", &[])).await;
-    let _child = lambda_process(
+    let mut child = lambda_process(
         &api,
         &[
             ("OUTCOME_TOPIC_ARN", topic.as_str()),
@@ -127,6 +127,26 @@ async fn publish_failure_is_reported_as_an_invocation_error() {
     let body = error.json();
     assert_eq!(body["errorType"], "AlertResponder.PublishError");
     assert!(body["errorMessage"].as_str().unwrap().contains(&topic), "{body}");
+
+    // The failed invocation's metrics still count what it decided.
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let emf = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l.get("AlertsReceived").is_some())
+        .unwrap_or_else(|| panic!("no EMF line in:\n{stdout}"));
+    assert_eq!(
+        (
+            emf["AlertsReceived"].as_f64(),
+            emf["AlertsMatched"].as_f64(),
+            emf["OutcomePublishFailures"].as_f64(),
+            emf["OutcomesPublished"].as_f64()
+        ),
+        (Some(1.0), Some(1.0), Some(1.0), Some(0.0)),
+        "{emf}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
