@@ -525,6 +525,59 @@ run contains {{"id": "recheck", "uses": "webhook.post", "args": {{"url": "{hooks
     );
 }
 
+/// A resumed workflow whose next round runs into the invocation's
+/// deadline publishes what ran and is given back: the event's retry
+/// resumes it again (what ran replays) instead of finding it held.
+#[tokio::test]
+async fn a_resume_stopped_by_the_deadline_is_given_back_for_the_retry() {
+    let rig = rig(|hooks| {
+        format!(
+            r#"package action
+slow if {{
+    some i in numbers.range(1, 10000)
+    some j in numbers.range(1, 10000)
+    i * j < 0
+}}
+run contains {{"id": "cool-down", "uses": "wait", "args": {{"seconds": 90}}}}
+run contains {{"id": "recheck", "uses": "webhook.post", "args": {{"url": "{hooks}/recheck", "data": {{}}}}}} if {{
+    some c in input.called
+    c.id == "cool-down"
+    c.status == "succeeded"
+}}
+run contains {{"id": "after", "uses": "webhook.post", "args": {{"url": "{hooks}/after", "data": {{}}}}}} if {{
+    some c in input.called
+    c.id == "recheck"
+    not slow
+}}
+"#
+        )
+    })
+    .await;
+    rig.deliver_change().await;
+    let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
+    for attempt in 0..2 {
+        let deadline = Some(std::time::Instant::now() + Duration::from_millis(600));
+        let err = rig.responder.wake(&due, deadline, None).await.unwrap_err();
+        assert!(
+            matches!(err, alert_responder::pipeline::HandleError::Deadline(_)),
+            "attempt {attempt}: {err}"
+        );
+        let outcomes = rig.publisher.take();
+        let recheck = by_action(&outcomes, "recheck");
+        assert_eq!(
+            (recheck[0].status, recheck[0].replay),
+            (Status::Succeeded, attempt == 1),
+            "attempt {attempt}"
+        );
+        assert_eq!(
+            rig.state.workflows().await.unwrap().len(),
+            1,
+            "still stored for the retry"
+        );
+    }
+    assert_eq!((rig.hits("/recheck"), rig.hits("/after")), (1, 0));
+}
+
 #[tokio::test]
 async fn without_a_state_table_an_approval_fails_saying_what_it_needs() {
     let rig = rig_with(example_policy, false).await;
