@@ -311,6 +311,22 @@ async fn an_entry_refused_for_good_does_not_hold_back_the_next_batch() {
 }
 
 #[tokio::test]
+async fn entries_failed_beside_a_sender_fault_are_still_tried_again() {
+    // Entry 1 is refused for good; entry 3 fails transiently beside it.
+    let sns = sns_answering(|n, request| match n {
+        0 => batch_answer(request, &[("1", true), ("3", false)]),
+        _ => batch_answer(request, &[]),
+    })
+    .await;
+    let err = publish_to(&sns, 5).await.unwrap_err();
+    assert_eq!(err.unpublished(), [1], "only the refused entry is left out");
+    assert!(err.to_string().contains("entry 1 failed"), "{err}");
+    let requests = sns.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(entry_ids(&requests[1]), ["3"], "the transient one alone, again");
+}
+
+#[tokio::test]
 async fn a_server_error_or_throttling_is_retried_and_a_missing_topic_is_not() {
     let flaky = sns_answering(|n, request| match n {
         0 => error(500, "InternalFailure"),

@@ -365,42 +365,54 @@ impl SnsPublisher {
         }
     }
 
-    /// One `PublishBatch` of `chunk`, its failed entries tried again.
+    /// One `PublishBatch` of `chunk`, its failed entries tried again. An
+    /// entry SNS refuses as a sender fault (a bad request) is given up at
+    /// once; the entries failed beside it are still tried again.
     async fn publish_chunk(&self, entries: &[Entry]) -> Result<(), ChunkFailure> {
         let mut pending: Vec<usize> = (0..entries.len()).collect();
+        let mut refused: Vec<usize> = Vec::new();
+        let mut refusal: Option<String> = None;
         let mut last_reason = String::new();
         for attempt in 1..=ATTEMPTS {
             let form = publish_batch_form(&self.topic_arn, entries, &pending);
             let mut throttled = false;
             let answer = self.sns.call(&form).await;
             match answer.and_then(|answer| batch_failures(&answer, &pending)) {
-                Ok(failed) if failed.is_empty() => return Ok(()),
                 Ok(failed) => {
-                    // A sender fault (bad request) will not succeed on retry.
-                    if let Some(fault) = failed.iter().find(|f| f.sender_fault) {
-                        return Err(ChunkFailure {
-                            unpublished: failed.iter().map(|f| f.index).collect(),
-                            reason: format!("{}: {}", fault.code, fault.message),
-                            entries_only: true,
-                        });
+                    let (faults, transient): (Vec<_>, Vec<_>) = failed.into_iter().partition(|f| f.sender_fault);
+                    if let Some(fault) = faults.first() {
+                        refusal.get_or_insert_with(|| format!("{}: {}", fault.code, fault.message));
                     }
-                    last_reason = failed
+                    refused.extend(faults.iter().map(|f| f.index));
+                    if transient.is_empty() {
+                        return match refusal {
+                            None => Ok(()),
+                            Some(reason) => Err(ChunkFailure {
+                                unpublished: refused,
+                                reason,
+                                entries_only: true,
+                            }),
+                        };
+                    }
+                    last_reason = transient
                         .iter()
                         .map(|f| format!("{}: {}", f.code, f.message))
                         .collect::<Vec<_>>()
                         .join("; ");
-                    pending = failed.iter().map(|f| f.index).collect();
+                    pending = transient.iter().map(|f| f.index).collect();
                 }
                 Err(err) if err.transient => {
                     throttled = err.throttled;
                     last_reason = err.reason;
                 }
                 Err(err) => {
+                    refused.extend(pending);
+                    refused.sort_unstable();
                     return Err(ChunkFailure {
-                        unpublished: pending,
-                        reason: err.reason,
+                        unpublished: refused,
+                        reason: refusal.unwrap_or(err.reason),
                         entries_only: false,
-                    })
+                    });
                 }
             }
             if attempt == ATTEMPTS {
@@ -411,9 +423,11 @@ impl SnsPublisher {
         }
         // Entries SNS kept failing, or calls that kept failing (then none of
         // the pending entries is known to be out).
+        refused.extend(pending);
+        refused.sort_unstable();
         Err(ChunkFailure {
-            unpublished: pending,
-            reason: last_reason,
+            unpublished: refused,
+            reason: refusal.unwrap_or(last_reason),
             entries_only: false,
         })
     }
