@@ -250,20 +250,34 @@ def burst_events(event_bytes, changes, batch):
     return events
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_burst(binary, events, changes, env, timeout=900):
     """Like run_once, with distinct events: changes/s and per-change latency
-    (a change is done when its invocation answers)."""
+    (a change is done when its invocation answers), and the function's own
+    CPU time per change (the rest of a change's time is spent waiting on
+    the harness's Runtime API and SNS)."""
     api, sns = start_servers(events)
     process = subprocess.Popen([binary], env=lambda_env(api, sns, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        if not api.polled.wait(60):
+            raise SystemExit(f"{binary} never polled")
+        cpu_at_first_poll = cpu_seconds(process.pid)
         if not api.done.wait(timeout):
             raise SystemExit(f"{binary}: {api.responses}/{len(events)} responses; errors: {api.errors[:3]}")
+        cpu = cpu_seconds(process.pid) - cpu_at_first_poll
         if api.errors:
             raise SystemExit(f"{binary} reported errors: {api.errors[:3]}")
         seconds = api.done_at - api.first_poll
         latencies = sorted(api.latencies)
         pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e6
         return {"changes_per_s": changes / seconds, "p50_us": pick(0.5), "p99_us": pick(0.99),
+                "cpu_us_per_change": cpu * 1e6 / changes, "wall_us_per_change": seconds * 1e6 / changes,
                 "outcomes": sns.published}
     finally:
         process.kill()
