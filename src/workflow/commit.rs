@@ -91,12 +91,14 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
     let Some(path) = &spec.path else {
         return spec.value.clone();
     };
-    // Paths were validated (and parsed) when the request was parsed.
+    // Paths were validated (and parsed) when the request was parsed; a
+    // request read back from the state table (a resumed workflow) parses
+    // its path again, by the same rule (`$` optional).
     let parsed;
     let path = match &spec.parsed_path {
         Some(path) => path,
         None => {
-            parsed = serde_json_path::JsonPath::parse(path).ok()?;
+            parsed = crate::policy::parse_commit_path(path).ok()?;
             &parsed
         }
     };
@@ -105,5 +107,36 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
         0 => spec.value.clone(),
         1 => Some(nodes[0].clone()),
         _ => Some(Value::Array(nodes.into_iter().cloned().collect())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit as a resumed workflow reads it back from the state table:
+    /// serialized, so without its parsed path.
+    fn stored(spec: Value) -> CommitSpec {
+        let spec: CommitSpec = serde_json::from_value(spec).unwrap();
+        assert!(spec.parsed_path.is_none());
+        spec
+    }
+
+    #[test]
+    fn a_stored_commit_path_reads_with_or_without_its_dollar() {
+        let result = json!({"answer": "approve", "body": {"org": "ACME"}, "ips": ["a", "b"]});
+        let cases = [
+            ("answer", json!("approve")),
+            ("body.org", json!("ACME")),
+            ("$.body.org", json!("ACME")),
+            ("['answer']", json!("approve")),
+            ("ips[*]", json!(["a", "b"])),
+        ];
+        for (path, want) in cases {
+            let spec = stored(json!({"key": "k", "path": path}));
+            assert_eq!(committed_value(&spec, &result), Some(want), "path {path:?}");
+        }
+        let fallback = stored(json!({"key": "k", "path": "missing", "value": 1}));
+        assert_eq!(committed_value(&fallback, &result), Some(json!(1)));
     }
 }
