@@ -17,7 +17,7 @@ use crate::model::{Outcome, Status};
 use crate::policy::{PolicyError, PolicySet};
 use crate::publish::{PublishError, Publisher};
 use crate::records::{RecordError, RecordObject, RecordSink};
-use crate::workflow::{Retry, Stop, WorkflowReport};
+use crate::workflow::{Retry, RetryCause, Stop, WorkflowReport};
 
 /// Counts of one invocation; the Lambda returns it as its response.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -154,6 +154,25 @@ impl From<DecideError> for HandleError {
             late @ (DecideError::Deadline(_) | DecideError::NoTimeLeft) => HandleError::Deadline(late),
         }
     }
+}
+
+/// The invocation's error for actions left to a retry: the state table's
+/// when one of them could not be claimed or counted (the table is down:
+/// `AlertResponder.StateError`, as when it fails before any action), else
+/// the first transient failure's.
+pub(crate) fn retry_error(retries: &[Retry]) -> Option<HandleError> {
+    let state = retries.iter().find_map(|retry| match &retry.cause {
+        RetryCause::State(err) => Some(err.clone()),
+        _ => None,
+    });
+    if let Some(err) = state {
+        return Some(HandleError::State(err));
+    }
+    let first = retries.first()?;
+    Some(HandleError::Retry {
+        count: retries.len(),
+        first: first.clone(),
+    })
 }
 
 /// Everything that lives across invocations: the decider (compiled
@@ -502,11 +521,8 @@ impl Responder {
             Some(err) => return Err(err.into()),
             None => {}
         }
-        match retries.first() {
-            Some(first) => Err(HandleError::Retry {
-                count: retries.len(),
-                first: first.clone(),
-            }),
+        match retry_error(&retries) {
+            Some(err) => Err(err),
             None => Ok(()),
         }
     }

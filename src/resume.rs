@@ -235,11 +235,8 @@ impl Responder {
         if let Some(err) = late {
             return Err(HandleError::Deadline(DecideError::Deadline(err)));
         }
-        match retries.first() {
-            Some(first) => Err(HandleError::Retry {
-                count: retries.len(),
-                first: first.clone(),
-            }),
+        match crate::pipeline::retry_error(&retries) {
+            Some(err) => Err(err),
             None => Ok(summary),
         }
     }
