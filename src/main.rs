@@ -68,7 +68,18 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
 }
 
 async fn cli_main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1 (as a setup error does; the README's contract):
+    // clap's own code, 2, is `run`'s "a message was rejected".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return match err.use_stderr() {
+                true => std::process::ExitCode::FAILURE,
+                false => std::process::ExitCode::SUCCESS, // --help, --version
+            };
+        }
+    };
     // Colour only for a person at a terminal: a file or a pipe gets plain text.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

@@ -21,6 +21,7 @@ use alert_responder::memory::MemoryPublisher;
 use alert_responder::pipeline::Responder;
 use alert_responder::policy::{PolicyFile, PolicySet};
 use alert_responder::secrets::SecretResolver;
+use alert_responder::state::WorkflowStore;
 use alert_responder::wakeup::{schedule_name, MemoryWakeups, Wakeup};
 use common::lambda::{lambda_process, runtime_api, REQUEST_ID};
 use common::proxy::OneAtATime;
@@ -572,22 +573,41 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
         "{}",
         unchosen.stderr
     );
-    let resume = cli(
-        &[
-            "workflows",
-            "resume",
-            &ids[0],
-            "--answer",
-            "approve",
-            "--by",
-            "alice",
-            "--table",
-            &table,
-            "--policies",
-            &policies,
-        ],
-        &env,
+    let resume_args = [
+        "workflows",
+        "resume",
+        &ids[0],
+        "--answer",
+        "approve",
+        "--by",
+        "alice",
+        "--table",
+        &table,
+        "--policies",
+        &policies,
+    ];
+    // Another invocation is resuming it: the answer is recorded, nothing
+    // else is done now (5), and the message says so.
+    let store = DynamoState::new(common::dynamodb().await, &table);
+    store.take_workflow(&ids[0], Duration::from_secs(60)).await.unwrap();
+    let busy = cli(&resume_args, &env);
+    assert_eq!(busy.code, 5, "{}", busy.stderr);
+    assert!(
+        busy.stderr
+            .contains("is being resumed right now (the answer is recorded)"),
+        "{}",
+        busy.stderr
     );
+    assert_eq!(hooks.requests().len(), 0);
+    // That invocation gave it back (it died, its lease ran out): resumed
+    // with the recorded answer.
+    store.release_workflow(&ids[0]).await.unwrap();
+    let without_answer: Vec<&str> = resume_args
+        .iter()
+        .copied()
+        .filter(|a| !["--answer", "approve", "--by", "alice"].contains(a))
+        .collect();
+    let resume = cli(&without_answer, &env);
     assert_eq!(resume.code, 0, "{}", resume.stderr);
     let outcomes: Vec<Value> = resume
         .stdout

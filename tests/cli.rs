@@ -196,6 +196,25 @@ async fn bad_input_is_rejected_with_an_outcome_and_exit_2() {
     assert!(out.stderr.contains("message rejected"), "{}", out.stderr);
 }
 
+/// A usage error exits 1, as the README says (2 is a rejected message);
+/// `--help` is no error.
+#[tokio::test]
+async fn a_usage_error_exits_1_and_help_0() {
+    for args in [
+        &["run", "--no-such-flag"][..],
+        &["run", "--timeout", "0"],
+        &["run", "--env", "NO_EQUALS_SIGN"],
+        &["no-such-command"],
+    ] {
+        let out = cli(args, None).await;
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("error"), "{args:?}: {}", out.stderr);
+    }
+    let help = cli(&["help", "run"], None).await;
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    assert!(help.stdout.contains("--dry-run"), "{}", help.stdout);
+}
+
 #[tokio::test]
 async fn missing_input_file_is_a_clear_error() {
     let out = cli(&["run", "--input", "/nonexistent/alert.json"], None).await;

@@ -175,7 +175,16 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                     }
                 }
             }
-            let summary = responder.resume(&workflow, None, None).await?;
+            let summary = match responder.resume(&workflow, None, None).await {
+                Ok(summary) => summary,
+                Err(HandleError::WorkflowBusy(_)) => {
+                    eprintln!(
+                        "not resumed: workflow {workflow} is being resumed right now (the answer is recorded); look again with `workflows show`, and run `workflows resume {workflow}` without --answer if it stays suspended"
+                    );
+                    return Ok(5);
+                }
+                Err(err) => return Err(err.into()),
+            };
             if summary.records == 0 {
                 eprintln!("not resumed: an action of workflow {workflow} still waits for its result");
                 return Ok(5);
