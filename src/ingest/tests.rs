@@ -189,6 +189,22 @@ fn wrong_matano_shape_names_the_field() {
     );
 }
 
+/// The README's bound: JSON nested 128 levels deep or more is rejected,
+/// 127 levels are read (the top-level object is the first level).
+#[test]
+fn nesting_is_read_to_127_levels_and_rejected_from_128() {
+    let nested = |levels: usize| format!("{}{{}}{}", "{\"a\":".repeat(levels - 1), "}".repeat(levels - 1));
+    let not_json = |levels: usize| {
+        let error = match one(ingest_document(nested(levels).as_bytes(), &"other".into())) {
+            Ok(_) => return false,
+            Err(rejected) => rejected.error,
+        };
+        matches!(error, IngestError::NotJson { .. })
+    };
+    assert!(!not_json(127), "127 levels are JSON");
+    assert!(not_json(128), "128 levels are not");
+}
+
 #[test]
 fn malformed_inputs_are_rejected_with_reasons() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
