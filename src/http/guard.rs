@@ -133,8 +133,21 @@ pub fn is_public(ip: IpAddr) -> bool {
                     s[7] as u8,
                 ));
             }
+            // 6to4 (2002::/16) embeds an IPv4 address too.
+            if s[0] == 0x2002 {
+                return is_public_v4(Ipv4Addr::new(
+                    (s[1] >> 8) as u8,
+                    s[1] as u8,
+                    (s[2] >> 8) as u8,
+                    s[2] as u8,
+                ));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32: a tunnel to an address it hides
+                || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation 2001:db8::/32
+                || (s[0] & 0xfff0) == 0x3ff0 // documentation 3fff::/20
+                || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) // discard-only 100::/64
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7, incl. fd00:ec2::254
                 || (s[0] & 0xffc0) == 0xfe80 // link local
@@ -155,6 +168,11 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_link_local() // 169.254/16, incl. 169.254.169.254
         || (o[0] == 100 && (o[1] & 0xc0) == 64) // CGNAT 100.64/10
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 192 && o[1] == 0 && o[2] == 2) // documentation (TEST-NET-1)
+        || (o[0] == 198 && o[1] == 51 && o[2] == 100) // documentation (TEST-NET-2)
+        || (o[0] == 203 && o[1] == 0 && o[2] == 113) // documentation (TEST-NET-3)
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 6to4 relay anycast (deprecated)
         || ip.is_broadcast()
         || ip.is_multicast()
         || o[0] >= 240)
@@ -188,6 +206,18 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
             "::127.0.0.1",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.88.99.1",
+            "2001:db8::1",
+            "3fff::1",
+            "100::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} must not be public");
         }
@@ -198,6 +228,10 @@ mod tests {
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1",
+            "198.17.255.1",
+            "198.20.0.1",
+            "203.0.114.1",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} must be public");
         }
