@@ -22,6 +22,11 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// SQS's own limit for one message body.
 const MAX_SQS_BODY_BYTES: usize = 1024 * 1024;
 
+/// The largest document the CLI reads: Lambda's limit for a synchronous
+/// event, the largest a record given to `run` (an event, an on-failure
+/// record) wraps. Each message inside is held to [`MAX_MESSAGE_BYTES`].
+const MAX_DOCUMENT_BYTES: usize = 6 * 1024 * 1024;
+
 /// The schema name of Matano alert changes.
 const MATANO_SCHEMA: &str = "matano";
 
@@ -219,6 +224,9 @@ fn ingest_sqs_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
             Rejected::boxed(message_id, topic_arn, original, error)
         });
     }
+    // A bare payload (raw delivery, or sent to the queue directly) is a
+    // message: held to the same limit as one SNS delivers.
+    check_size(body.len()).map_err(reject)?;
     envelope_from_payload(
         document,
         item_id.clone().unwrap_or_default(),
@@ -249,12 +257,16 @@ fn sqs_attributes(record: &Value) -> BTreeMap<String, String> {
 pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     let text = String::from_utf8_lossy(bytes);
     let reject = |error| vec![Err(Rejected::boxed(None, None, text.to_string(), error))];
-    if let Err(error) = check_size(bytes.len()) {
-        return reject(error);
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return reject(IngestError::Oversize {
+            bytes: bytes.len(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
     }
     let document: Value = match serde_json::from_slice(bytes) {
         Ok(document) => document,
-        Err(err) => return reject(not_json(&err)),
+        // Too large to be a message anyway: said first.
+        Err(err) => return reject(check_size(bytes.len()).err().unwrap_or_else(|| not_json(&err))),
     };
     if is_sqs_event(&document) {
         return ingest_sqs_event(&document, routing)
@@ -274,6 +286,11 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
         let topic_arn = str_field(&document, "TopicArn");
         return vec![ingest_notification(&document, routing)
             .map_err(|error| Rejected::boxed(message_id, topic_arn, text.to_string(), error))];
+    }
+    // A bare payload is one message; an event or a record wrapping
+    // messages has each of them checked on its own, above.
+    if let Err(error) = check_size(bytes.len()) {
+        return reject(error);
     }
     // The bytes, not the re-serialized document: the same id for the same
     // file, without serializing the payload again.

@@ -349,6 +349,69 @@ fn an_sqs_body_is_held_to_sqs_limit_and_its_message_to_sns() {
     );
 }
 
+/// A payload of `bytes` bytes (a Matano change with padding).
+fn padded_payload(bytes: usize) -> String {
+    let mut payload: Value = serde_json::from_str(V1).unwrap();
+    payload["padding"] = json!("");
+    let base = payload.to_string().len();
+    payload["padding"] = json!("p".repeat(bytes - base));
+    let text = payload.to_string();
+    assert_eq!(text.len(), bytes);
+    text
+}
+
+#[test]
+fn a_raw_sqs_payload_is_held_to_the_message_limit() {
+    for (bytes, taken) in [(MAX_MESSAGE_BYTES, true), (MAX_MESSAGE_BYTES + 1, false)] {
+        let event = json!({"Records": [{"messageId": "r", "body": padded_payload(bytes), "eventSource": "aws:sqs"}]});
+        let ingested = ingest_sqs_event(&event, &"matano".into()).remove(0).ingested;
+        match taken {
+            true => assert!(ingested.is_ok(), "{bytes} bytes"),
+            false => assert!(
+                matches!(ingested.unwrap_err().error, IngestError::Oversize { limit, .. } if limit == MAX_MESSAGE_BYTES),
+                "{bytes} bytes"
+            ),
+        }
+    }
+}
+
+/// The CLI holds each message of an event to the limit, not the event.
+#[test]
+fn a_document_wrapping_messages_checks_each_of_them() {
+    let record = |message: String, id: &str| json!({"Sns": {"MessageId": id, "Message": message}});
+    let event = json!({"Records": [
+        record(padded_payload(200 * 1024), "a"),
+        record(padded_payload(200 * 1024), "b"),
+        record(padded_payload(MAX_MESSAGE_BYTES + 1), "c"),
+    ]});
+    let text = event.to_string();
+    assert!(text.len() > 2 * MAX_MESSAGE_BYTES);
+    let results = ingest_document(text.as_bytes(), &"matano".into());
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[1].is_ok(), "two messages under the limit");
+    let error = &results[2].as_ref().unwrap_err().error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if *limit == MAX_MESSAGE_BYTES),
+        "{error}"
+    );
+    // A bare payload is one message.
+    let bare = padded_payload(MAX_MESSAGE_BYTES + 1);
+    let error = one(ingest_document(bare.as_bytes(), &"matano".into()))
+        .unwrap_err()
+        .error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if limit == MAX_MESSAGE_BYTES),
+        "{error}"
+    );
+    // And a document is read up to Lambda's event limit.
+    let huge = vec![b' '; MAX_DOCUMENT_BYTES + 1];
+    let error = one(ingest_document(&huge, &"matano".into())).unwrap_err().error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if limit == MAX_DOCUMENT_BYTES),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_batch_whose_first_record_is_malformed_is_still_an_sqs_batch() {
     let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
