@@ -263,6 +263,41 @@ async fn response_bodies_are_capped() {
 
 // ---- SSRF guard ----
 
+/// A connect that times out (a listener whose backlog is full drops the
+/// SYN) reached no server: a connect error, retried, not the request's
+/// timeout.
+#[tokio::test]
+async fn a_connect_timeout_is_a_connect_error_and_retried() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    // Fills the backlog (never accepted): later connects hang.
+    let _queued = tokio::net::TcpStream::connect(address).await.unwrap();
+    let settings = HttpSettings {
+        connect_timeout: Duration::from_millis(200),
+        default_timeout: Duration::from_secs(20),
+        max_retries: 1,
+        ..loopback_allowed()
+    };
+    let started = std::time::Instant::now();
+    let err = run_with(settings, "http.fetch", json!({"url": format!("http://{address}/x")}))
+        .await
+        .unwrap_err();
+    let ActionError::Failed { message, transient, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("could not connect"), "{message}");
+    assert!(*transient);
+    // Two attempts of 200 ms (and a backoff), far from the 20 s timeout.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    drop(listener);
+}
+
 fn guarded() -> HttpSettings {
     HttpSettings::default()
 }

@@ -22,7 +22,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log verbosity for stderr (error, warn, info, debug, trace). Default:
-    /// warn; error for `test`, `play` and `check`, whose findings are reported anyway.
+    /// warn; error for `test`, `play`, `check` and `bundle`, whose findings are reported anyway.
     #[arg(long, global = true, env = "LOG_LEVEL")]
     pub log_level: Option<String>,
 }

@@ -296,13 +296,6 @@ fn classify(err: reqwest::Error, method: &Method, url: &str, timeout: Duration) 
             reason: refused.0.clone(),
         };
     }
-    if err.is_timeout() {
-        return HttpError::Timeout {
-            method: method.clone(),
-            url: url.to_string(),
-            ms: timeout.as_millis(),
-        };
-    }
     if crate::tls::refused_certificate(&err) {
         return HttpError::Certificate {
             method: method.clone(),
@@ -310,11 +303,20 @@ fn classify(err: reqwest::Error, method: &Method, url: &str, timeout: Duration) 
             reason: root_cause(&err),
         };
     }
+    // Before the timeout: a connect that timed out reached no server, so it
+    // is retried as any connect error (and is not the request's timeout).
     if err.is_connect() {
         return HttpError::Connect {
             method: method.clone(),
             url: url.to_string(),
             reason: root_cause(&err),
+        };
+    }
+    if err.is_timeout() {
+        return HttpError::Timeout {
+            method: method.clone(),
+            url: url.to_string(),
+            ms: timeout.as_millis(),
         };
     }
     HttpError::Transport {
