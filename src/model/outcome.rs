@@ -19,7 +19,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// SNS's message limit is 256 KiB including attributes; outcome bodies stay
 /// under this, leaving room for the attributes.
 pub const MAX_OUTCOME_BYTES: usize = 240 * 1024;
-/// A result, args or original message larger than this is replaced by a preview.
+/// The unit of the previews an outcome over [`MAX_OUTCOME_BYTES`] is cut to:
+/// results and args are shown up to a quarter of it, a rejected original up to all of it.
 const MAX_FIELD_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
