@@ -286,7 +286,12 @@ impl Responder {
         };
         let mut summary = Summary::default();
         count_actions(&report, &mut summary);
-        let outcomes = action_outcomes(&envelope, &report);
+        let mut outcomes = action_outcomes(&envelope, &report);
+        // Named by the bundle that decided the workflow, as its other outcomes are.
+        let digest: std::sync::Arc<str> = workflow.bundle_digest.as_str().into();
+        for outcome in &mut outcomes {
+            outcome.bundle_digest = Some(digest.clone());
+        }
         if !outcomes.is_empty() {
             self.publisher().publish(&outcomes).await?;
             summary.outcomes += outcomes.len();

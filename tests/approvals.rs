@@ -598,7 +598,9 @@ async fn without_a_state_table_an_approval_fails_saying_what_it_needs() {
 #[tokio::test]
 async fn a_cancelled_workflow_publishes_its_pending_actions_skipped_and_runs_no_more() {
     let rig = rig(example_policy).await;
-    rig.deliver_change().await;
+    let asked = rig.deliver_change().await;
+    let digest = asked[0].bundle_digest.clone();
+    assert!(digest.is_some());
     let buttons = rig.buttons();
     let workflow = rig.workflow_id().await;
     let summary = rig.responder.cancel(&workflow, "oncall").await.unwrap();
@@ -609,6 +611,10 @@ async fn a_cancelled_workflow_publishes_its_pending_actions_skipped_and_runs_no_
     assert_eq!(
         cancelled[0].skip_reason,
         Some(alert_responder::model::SkipReason::Cancelled)
+    );
+    assert_eq!(
+        cancelled[0].bundle_digest, digest,
+        "named by the bundle that decided it"
     );
     assert!(rig.state.workflows().await.unwrap().is_empty());
     assert!(rig.wakeups.scheduled().is_empty());
