@@ -169,6 +169,29 @@ pub fn is_sqs_event(event: &Value) -> bool {
     })
 }
 
+/// Whether a document is a Lambda `SnsEvent`: a record of it comes from SNS.
+/// Other documents with `Records` (a CloudTrail log file) are payloads.
+pub fn is_sns_event(document: &Value) -> bool {
+    document
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|records| {
+            records.iter().any(|record| {
+                record
+                    .get("Sns")
+                    .or_else(|| record.get("sns"))
+                    .is_some_and(Value::is_object)
+                    || record.get("EventSource").and_then(Value::as_str) == Some("aws:sns")
+            })
+        })
+}
+
+/// Whether a document is an SNS notification as HTTP subscribers receive it.
+pub fn is_notification(document: &Value) -> bool {
+    document.get("Type").and_then(Value::as_str) == Some("Notification")
+        && document.get("Message").is_some_and(Value::is_string)
+}
+
 /// Ingests an `SqsEvent`: each body is an SNS notification (the queue
 /// subscribed with raw delivery off, so the topic and attributes come
 /// along) or a bare payload (raw delivery on: the schema from the SQS
@@ -255,8 +278,9 @@ fn sqs_attributes(record: &Value) -> BTreeMap<String, String> {
 /// notification (`{"Type":"Notification","Message":...}`, as delivered to
 /// HTTP subscribers), or a bare payload.
 pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
-    let text = String::from_utf8_lossy(bytes);
-    let reject = |error| vec![Err(Rejected::boxed(None, None, text.to_string(), error))];
+    // The text only for a rejection: a document read well is not scanned for it.
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    let reject = |error| vec![Err(Rejected::boxed(None, None, text(), error))];
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return reject(IngestError::Oversize {
             bytes: bytes.len(),
@@ -274,18 +298,18 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
             .map(|r| r.ingested)
             .collect();
     }
-    if document.get("Records").is_some() {
+    if is_sns_event(&document) {
         return ingest_lambda_event(&document, routing);
     }
     // A Lambda on-failure destination record: the failed event is inside.
-    if let Some(event) = document.get("requestPayload").filter(|p| p.get("Records").is_some()) {
+    if let Some(event) = document.get("requestPayload").filter(|p| is_sns_event(p)) {
         return ingest_lambda_event(event, routing);
     }
-    if document.get("Type").and_then(Value::as_str) == Some("Notification") {
+    if is_notification(&document) {
         let message_id = str_field(&document, "MessageId");
         let topic_arn = str_field(&document, "TopicArn");
         return vec![ingest_notification(&document, routing)
-            .map_err(|error| Rejected::boxed(message_id, topic_arn, text.to_string(), error))];
+            .map_err(|error| Rejected::boxed(message_id, topic_arn, text(), error))];
     }
     // A bare payload is one message; an event or a record wrapping
     // messages has each of them checked on its own, above.
@@ -297,7 +321,7 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     let message_id = format!("local-{}", &hex::encode(Sha256::digest(bytes))[..16]);
     vec![
         envelope_from_payload(document, message_id, Default::default(), None, routing)
-            .map_err(|error| Rejected::boxed(None, None, text.to_string(), error)),
+            .map_err(|error| Rejected::boxed(None, None, text(), error)),
     ]
 }
 

@@ -170,6 +170,27 @@ fn every_record_is_handled_and_bad_ones_keep_the_original() {
     assert!(matches!(rejected.error, IngestError::NotJson { .. }));
 }
 
+/// A CloudTrail log file has `Records` too: none from SNS, so it is a
+/// payload for its schema's policy (as AlertChain reads it), not an event.
+#[test]
+fn records_not_from_sns_are_a_payload() {
+    let trail = json!({"Records": [{"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances"}]});
+    let envelope = one(ingest_document(trail.to_string().as_bytes(), &"cloudtrail".into())).unwrap();
+    assert_eq!(envelope.schema, "cloudtrail");
+    assert_eq!(envelope.payload["Records"][0]["eventName"], "RunInstances");
+    // Nor is a failed event's record that wraps no SNS records.
+    let wrapped = json!({"requestPayload": trail, "responseContext": {}});
+    let envelope = one(ingest_document(wrapped.to_string().as_bytes(), &"cloudtrail".into())).unwrap();
+    assert!(envelope.payload.get("requestPayload").is_some());
+    // An SNS event with a malformed record is still an event.
+    let event = json!({"Records": [{"EventSource": "aws:sns"}]});
+    let results = ingest_document(event.to_string().as_bytes(), &"cloudtrail".into());
+    assert!(matches!(
+        results[0].as_ref().unwrap_err().error,
+        IngestError::NotSnsRecord { .. }
+    ));
+}
+
 #[test]
 fn wrong_matano_shape_names_the_field() {
     let mut payload: Value = serde_json::from_str(V1).unwrap();

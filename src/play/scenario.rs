@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::SchemaRouting;
-use crate::ingest::{ingest_document, Envelope};
+use crate::ingest::{ingest_document, is_notification, is_sns_event, Envelope};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,7 +206,7 @@ pub(super) fn event_envelope(
     // A bare payload travels as it would in production: in an SNS
     // notification (a schema override as its `schema` attribute), with a
     // fixed time so alerts without one of their own are deterministic.
-    let is_sns = input.get("Records").is_some() || input.get("Type").is_some_and(|t| t == "Notification");
+    let is_sns = is_sns_event(&input) || is_notification(&input);
     let document = if is_sns {
         input
     } else {
