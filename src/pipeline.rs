@@ -237,10 +237,9 @@ impl Responder {
         for (item_id, mut record) in done {
             item_ids.push(item_id.clone());
             decision_records.extend(record.record.take());
-            let cause = match (&record.error, record.retries.first()) {
-                (Some(err), _) => Some(err.to_string()),
-                (None, Some(first)) => Some(format!("{} action(s) must be retried: {first}", record.retries.len())),
-                (None, None) => None,
+            let cause = match &record.error {
+                Some(err) => Some(err.to_string()),
+                None => retry_error(&record.retries).map(|err| err.to_string()),
             };
             owners.extend(std::iter::repeat_n(item_id.clone(), record.outcomes.len()));
             if let Some(cause) = cause {
@@ -507,6 +506,7 @@ impl Responder {
             }
             if !done.outcomes.is_empty() {
                 if let Err(err) = self.publisher.publish(&done.outcomes).await {
+                    summary.outcomes += err.published_of(done.outcomes.len());
                     // What was decided is on record all the same; the retry
                     // republishes (and overwrites the records' object).
                     let _ = self.keep_records(&decision_records).await;

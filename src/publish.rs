@@ -31,6 +31,15 @@ impl PublishError {
             PublishError::Failed { unpublished, .. } => unpublished,
         }
     }
+
+    /// How many of `total` outcomes went out all the same (a failure that
+    /// names no outcome counts as all of them failed).
+    pub fn published_of(&self, total: usize) -> usize {
+        match self.unpublished().len() {
+            0 => 0,
+            failed => total.saturating_sub(failed),
+        }
+    }
 }
 
 /// Delivers outcomes somewhere: SNS, stdout, a file, memory.

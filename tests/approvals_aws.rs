@@ -594,7 +594,7 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
     assert_eq!(busy.code, 5, "{}", busy.stderr);
     assert!(
         busy.stderr
-            .contains("is being resumed right now (the answer is recorded)"),
+            .contains("is being resumed right now (your answer is recorded)"),
         "{}",
         busy.stderr
     );

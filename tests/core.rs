@@ -300,6 +300,21 @@ async fn a_publish_failure_fails_the_invocation_and_the_retry_republishes_withou
     assert_eq!(by_action(&rig.publisher.take())["page"], (Status::Succeeded, true));
 }
 
+/// A failed publish's invocation counts the outcomes that went out all the
+/// same (its metrics), not none.
+#[tokio::test]
+async fn a_partly_published_invocation_counts_what_went_out() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}
+run contains {"id": "ticket", "uses": "test.ok"}"#);
+    rig.publisher.refuse_action(Some("ticket"));
+    let (summary, result) = rig
+        .responder
+        .handle_invocation_counted(ingest_document(&change("a8", 1), &"matano".into()), None, None)
+        .await;
+    assert!(matches!(result, Err(HandleError::Publish(_))), "{result:?}");
+    assert_eq!((summary.actions, summary.outcomes), (2, 1), "{summary:?}");
+}
+
 #[tokio::test]
 async fn an_unreachable_state_store_fails_the_invocation_before_any_action() {
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);

@@ -324,6 +324,21 @@ async fn entries_failed_beside_a_sender_fault_are_still_tried_again() {
     let requests = sns.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(entry_ids(&requests[1]), ["3"], "the transient one alone, again");
+
+    // When the call retrying the others then fails for good, that is the
+    // reason given (it stops the later batches), the refusal beside it.
+    let gone = sns_answering(|n, request| match n {
+        0 => batch_answer(request, &[("1", true), ("3", false)]),
+        _ => error(404, "NotFound"),
+    })
+    .await;
+    let err = publish_to(&gone, 5).await.unwrap_err();
+    assert_eq!(err.unpublished(), [1, 3]);
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 404 NotFound") && text.contains("an entry was also refused: InternalError: entry 1 failed"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -410,7 +410,7 @@ impl SnsPublisher {
                     refused.sort_unstable();
                     return Err(ChunkFailure {
                         unpublished: refused,
-                        reason: refusal.unwrap_or(err.reason),
+                        reason: with_refusal(err.reason, refusal),
                         entries_only: false,
                     });
                 }
@@ -427,9 +427,17 @@ impl SnsPublisher {
         refused.sort_unstable();
         Err(ChunkFailure {
             unpublished: refused,
-            reason: refusal.unwrap_or(last_reason),
+            reason: with_refusal(last_reason, refusal),
             entries_only: false,
         })
+    }
+}
+
+/// Why calls failed, and the entry SNS refused before them, if one was.
+fn with_refusal(reason: String, refusal: Option<String>) -> String {
+    match refusal {
+        Some(refused) => format!("{reason} (an entry was also refused: {refused})"),
+        None => reason,
     }
 }
 

@@ -148,6 +148,10 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
             }
             let who = by(who);
             let still_pending = pending_ids(&responder, &found).await?;
+            let recorded = match answer {
+                Some(_) => "your answer is recorded",
+                None => "the pending actions are recorded as timed out",
+            };
             match answer {
                 Some(answer) => {
                     let action = match (action, still_pending.as_slice()) {
@@ -179,7 +183,7 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                 Ok(summary) => summary,
                 Err(HandleError::WorkflowBusy(_)) => {
                     eprintln!(
-                        "not resumed: workflow {workflow} is being resumed right now (the answer is recorded); look again with `workflows show`, and run `workflows resume {workflow}` without --answer if it stays suspended"
+                        "not resumed: workflow {workflow} is being resumed right now ({recorded}); look again with `workflows show`: if it stays suspended with no action pending, `workflows resume {workflow}` resumes it"
                     );
                     return Ok(5);
                 }

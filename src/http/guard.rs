@@ -144,9 +144,10 @@ pub fn is_public(ip: IpAddr) -> bool {
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48: its mapping is the network's own
                 || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32: a tunnel to an address it hides
                 || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation 2001:db8::/32
-                || (s[0] & 0xfff0) == 0x3ff0 // documentation 3fff::/20
+                || (s[0] == 0x3fff && (s[1] & 0xf000) == 0) // documentation 3fff::/20
                 || (s[0] == 0x100 && s[1..4] == [0, 0, 0]) // discard-only 100::/64
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7, incl. fd00:ec2::254
@@ -214,6 +215,8 @@ mod tests {
             "192.88.99.1",
             "2001:db8::1",
             "3fff::1",
+            "3fff:fff::1",
+            "64:ff9b:1::a9fe:a9fe",
             "100::1",
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "2002:a9fe:a9fe::1",
@@ -229,6 +232,9 @@ mod tests {
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::1",
+            "3fff:1000::1",
+            "3ffe::1",
+            "64:ff9b:2::1",
             "198.17.255.1",
             "198.20.0.1",
             "203.0.114.1",

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::config::SchemaRouting;
-use crate::ingest::{ingest_document, is_notification, is_sns_event, Envelope};
+use crate::ingest::{ingest_document, is_notification, is_sns_event, is_sqs_event, Envelope};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,7 +206,7 @@ pub(super) fn event_envelope(
     // A bare payload travels as it would in production: in an SNS
     // notification (a schema override as its `schema` attribute), with a
     // fixed time so alerts without one of their own are deterministic.
-    let is_sns = is_sns_event(&input) || is_notification(&input);
+    let is_sns = is_sns_event(&input) || is_sqs_event(&input) || is_notification(&input);
     let document = if is_sns {
         input
     } else {
@@ -273,6 +273,30 @@ mod tests {
         assert!(err.contains("unknown unit \"w\""), "{err}");
         let err = parse("soon").unwrap_err().to_string();
         assert!(err.contains("not a duration"), "{err}");
+    }
+
+    #[test]
+    fn events_sns_sqs_and_other_records_are_read_as_production_reads_them() {
+        let envelope = |input: Value, schema: Option<&str>| {
+            let scenario: Scenario =
+                serde_json::from_value(json!({"id": "s", "events": [{"input": input, "schema": schema}]})).unwrap();
+            event_envelope(&scenario, 0, &scenario.events[0], &"matano".into())
+        };
+        let payload = json!({"finding": "x"});
+        let notification = json!({"Type": "Notification", "MessageId": "n", "Message": payload.to_string(),
+            "MessageAttributes": {"schema": {"Type": "String", "Value": "other"}}});
+        let sqs = json!({"Records": [{"messageId": "q", "eventSource": "aws:sqs", "body": notification.to_string()}]});
+        let from_sqs = envelope(sqs, None).unwrap();
+        assert_eq!((from_sqs.schema.as_str(), &*from_sqs.payload), ("other", &payload));
+        let sns = json!({"Records": [{"EventSource": "aws:sns", "Sns": notification}]});
+        assert_eq!(envelope(sns, None).unwrap().schema, "other");
+        // A CloudTrail log file is a payload for the scenario's schema.
+        let trail = json!({"Records": [{"eventSource": "ec2.amazonaws.com"}]});
+        let from_trail = envelope(trail.clone(), Some("cloudtrail")).unwrap();
+        assert_eq!(
+            (from_trail.schema.as_str(), &*from_trail.payload),
+            ("cloudtrail", &trail)
+        );
     }
 
     #[test]
