@@ -15,7 +15,9 @@
 // slackSigningSecretName (the Secrets Manager secret holding the Slack app's signing secret),
 // ingestMode (`sns`, the default, or `sqs`: README "Choosing an ingest mode") with ingestBatchSize,
 // ingestMaxConcurrency, ingestMaxReceiveCount and batchConcurrency, and actionBudgets (the JSON of
-// ACTION_BUDGETS: [{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]).
+// ACTION_BUDGETS: [{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]), policyEnv (a JSON
+// object of strings handed to policies as input.env: {"WEBHOOK_URL": "https://..."}) and
+// actionTopicArns (comma-separated SNS topics the sns.publish action may publish to).
 
 import * as fs from "fs";
 import * as path from "path";
@@ -138,6 +140,36 @@ function budgetsContext(): ActionBudget[] | undefined {
   });
 }
 
+/** `policyEnv`: a JSON object of strings (from cdk.json, the object itself). */
+function policyEnvContext(): { [name: string]: string } | undefined {
+  const given: unknown = app.node.tryGetContext("policyEnv") ?? process.env.ALERT_RESPONDER_POLICYENV;
+  if (given === undefined || (typeof given === "string" && given.trim() === "")) {
+    return undefined;
+  }
+  let values: unknown = given;
+  if (typeof given === "string") {
+    try {
+      values = JSON.parse(given);
+    } catch (err) {
+      throw new Error(`policyEnv: not JSON (${(err as Error).message}); expected {"NAME": "value"}`);
+    }
+  }
+  if (typeof values !== "object" || values === null || Array.isArray(values)) {
+    throw new Error('policyEnv: expected a JSON object of strings, {"NAME": "value"}');
+  }
+  for (const [name, value] of Object.entries(values)) {
+    if (typeof value !== "string") {
+      throw new Error(`policyEnv.${name}: a string, not ${JSON.stringify(value)}`);
+    }
+  }
+  return values as { [name: string]: string };
+}
+
+const actionTopicArns = (context("actionTopicArns") ?? "")
+  .split(",")
+  .map((arn) => arn.trim())
+  .filter((arn) => arn !== "");
+
 const stack = new Stack(app, context("stackName") ?? "AlertResponder");
 const responder = new AlertResponder(stack, "AlertResponder", {
   alertingTopicArn,
@@ -158,7 +190,20 @@ const responder = new AlertResponder(stack, "AlertResponder", {
     batchConcurrency: numberContext("batchConcurrency"),
   },
   actionBudgets: budgetsContext(),
+  policyEnv: policyEnvContext(),
+  actionTopicArns,
 });
+new CfnOutput(stack, "FunctionArn", { value: responder.function.functionArn });
+if (responder.stateTable) {
+  new CfnOutput(stack, "StateTableName", { value: responder.stateTable.tableName });
+}
+if (responder.ingestDeadLetters) {
+  new CfnOutput(stack, "IngestDeadLetterQueueUrl", { value: responder.ingestDeadLetters.queueUrl });
+  new CfnOutput(stack, "IngestDeadLetterQueueArn", { value: responder.ingestDeadLetters.queueArn });
+}
+if (responder.webhookDeadLetters) {
+  new CfnOutput(stack, "WebhookDeadLetterQueueUrl", { value: responder.webhookDeadLetters.queueUrl });
+}
 if (responder.ingestQueue) {
   new CfnOutput(stack, "IngestQueueUrl", { value: responder.ingestQueue.queueUrl });
 }

@@ -4,7 +4,7 @@
 // policy bundle bucket, the alarms and (interactions) the function URL, the
 // callback secret and the Scheduler group and role — the same resources as template.yaml.
 
-import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
@@ -105,6 +105,8 @@ export interface AlertResponderProps {
   readonly stateTable?: boolean;
   /** Values handed to policies as input.env. */
   readonly policyEnv?: { [name: string]: string };
+  /** SNS topics the sns.publish action may publish to (ARNs), e.g. the on-call topic of PAGE_TOPIC_ARN. Default: none. */
+  readonly actionTopicArns?: string[];
   /** A layer with policies under /opt/policies; default: the policies bundled in the binary. */
   readonly policyLayer?: lambda.ILayerVersion;
   /** Encrypt the outcome topic with this key. */
@@ -156,7 +158,8 @@ export const DECISION_RECORD_COLUMNS: glue.CfnTable.ColumnProperty[] = [
       "commits:array<struct<id:string,key:string,value:string,type:string,persist:boolean,ttl:bigint,op:string>>>>>>",
   },
   { name: "timings", type: "struct<decision_us:bigint,total_ms:bigint>" },
-  { name: "shadow", type: "struct<bundle_digest:string,diverged:boolean>" },
+  { name: "shadow", type: "struct<bundle_digest:string,diverged:boolean,error:string>" },
+  { name: "resumed_at_round", type: "int" },
 ];
 
 const BUNDLE_KEY = /^bundles\/[A-Za-z0-9/_.=+@-]+$/;
@@ -474,6 +477,16 @@ export class AlertResponder extends Construct {
     // Least privilege: publish to the outcome topic only, read only the
     // secrets under the prefix, use only the state table.
     this.outcomeTopic.grantPublish(this.function);
+    if (props.actionTopicArns && props.actionTopicArns.length > 0) {
+      for (const arn of props.actionTopicArns) {
+        if (!Token.isUnresolved(arn) && !/^arn:[^:]+:sns:[^:]+:[0-9]{12}:[A-Za-z0-9_-]+(\.fifo)?$/.test(arn)) {
+          throw new Error(`actionTopicArns: ${JSON.stringify(arn)} is not an SNS topic ARN`);
+        }
+      }
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({ sid: "PublishActionTopics", actions: ["sns:Publish"], resources: props.actionTopicArns }),
+      );
+    }
     this.function.addToRolePolicy(
       new iam.PolicyStatement({
         sid: "ReadActionSecrets",
@@ -566,7 +579,6 @@ export class AlertResponder extends Construct {
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
         "dynamodb:Query",
-        "dynamodb:ConditionCheckItem",
       );
     }
 
@@ -621,8 +633,8 @@ export class AlertResponder extends Construct {
       "Events alert-responder could not handle after Lambda's retries (see the runbook in the README).",
       this.failedEvents.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: "Maximum" }),
     );
-    alarm("ErrorsAlarm", "alert-responder invocations failed.", this.function.metricErrors({ period: fiveMinutes }));
-    alarm("ThrottlesAlarm", "alert-responder invocations were throttled.", this.function.metricThrottles({ period: fiveMinutes }));
+    alarm("FunctionErrorsAlarm", "alert-responder invocations failed.", this.function.metricErrors({ period: fiveMinutes }));
+    alarm("FunctionThrottlesAlarm", "alert-responder invocations were throttled.", this.function.metricThrottles({ period: fiveMinutes }));
     if (this.ingestQueue && this.ingestDeadLetters) {
       alarm(
         "IngestBacklogAlarm",
@@ -632,7 +644,7 @@ export class AlertResponder extends Construct {
         5,
       );
       alarm(
-        "IngestDeadLettersAlarm",
+        "IngestDeadLetterAlarm",
         "Alert changes moved to the ingest dead-letter queue after their deliveries ran out.",
         this.ingestDeadLetters.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: "Maximum" }),
       );
@@ -654,7 +666,7 @@ export class AlertResponder extends Construct {
     }
     if (this.webhookDeadLetters) {
       alarm(
-        "WebhookDeadLettersAlarm",
+        "WebhookDeadLetterAlarm",
         "Outcomes SNS could not deliver to a webhook subscriber.",
         this.webhookDeadLetters.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: "Maximum" }),
       );

@@ -143,9 +143,32 @@ test("least privilege: publish to the outcome topic, secrets under the prefix, t
   const dynamo = allowing("dynamodb:PutItem");
   assert.equal(dynamo.length, 1);
   assert.match(JSON.stringify(dynamo[0].Resource), /StateTable/);
+  // Only the operations the function makes (src/aws/dynamodb.rs).
+  assert.deepEqual([dynamo[0].Action].flat().sort(), [
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+  ]);
   for (const statement of statements) {
     assert.notEqual(statement.Resource, "*", `no statement on every resource: ${JSON.stringify(statement)}`);
   }
+});
+
+test("the sns.publish action may publish to the topics named in actionTopicArns only; a bad ARN is refused", () => {
+  const oncall = "arn:aws:sns:us-east-1:123456789012:oncall";
+  const template = synth({ actionTopicArns: [oncall] });
+  const statements = Object.values(template.findResources("AWS::IAM::Policy")).flatMap((p: any) => p.Properties.PolicyDocument.Statement);
+  const publish = statements.filter((s: any) => [s.Action].flat().includes("sns:Publish"));
+  assert.equal(publish.length, 2);
+  assert.deepEqual(
+    publish.filter((s: any) => s.Sid === "PublishActionTopics").map((s: any) => s.Resource),
+    [oncall],
+  );
+  assert.throws(() => synth({ actionTopicArns: ["oncall"] }), /actionTopicArns: "oncall" is not an SNS topic ARN/);
+  const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
+  assert.match(sam, /Sid: PublishActionTopics\n\s+Effect: Allow\n\s+Action: sns:Publish\n\s+Resource: !Ref ActionTopicArns/);
 });
 
 test("further source topics are subscribed and routed to their schemas", () => {
@@ -330,7 +353,8 @@ test("the Glue table reads records/ with the OpenX JSON SerDe and projects the d
         Columns: Match.arrayWith([
           { Name: "source", Type: Match.stringLikeRegexp("^struct<.*change_key:string") },
           { Name: "alerts", Type: Match.stringLikeRegexp("^array<struct<.*stop:struct<reason:string.*actions:array<struct<") },
-          { Name: "shadow", Type: "struct<bundle_digest:string,diverged:boolean>" },
+          { Name: "shadow", Type: "struct<bundle_digest:string,diverged:boolean,error:string>" },
+          { Name: "resumed_at_round", Type: "int" },
         ]),
       },
     },
