@@ -96,20 +96,27 @@ if (ingestMode !== "sns" && ingestMode !== "sqs") {
   throw new Error(`ingestMode: sns or sqs, not ${JSON.stringify(ingestMode)}`);
 }
 
-/** `actionBudgets` as ACTION_BUDGETS writes it (snake case), for the construct; the construct checks the values. */
-function budgetsContext(): ActionBudget[] | undefined {
-  // From -c or the environment a string; from cdk.json the list itself.
-  const given: unknown = app.node.tryGetContext("actionBudgets") ?? process.env.ALERT_RESPONDER_ACTIONBUDGETS;
+/** A JSON context value: from -c or the environment a string, from cdk.json the value itself; undefined when not given. */
+function jsonContext(name: string, expected: string): unknown {
+  const given: unknown = app.node.tryGetContext(name) ?? process.env[`ALERT_RESPONDER_${name.toUpperCase()}`];
   if (given === undefined || (typeof given === "string" && given.trim() === "")) {
     return undefined;
   }
-  let entries: unknown = given;
-  if (typeof given === "string") {
-    try {
-      entries = JSON.parse(given);
-    } catch (err) {
-      throw new Error(`actionBudgets: not JSON (${(err as Error).message}); expected [{"uses" or "id": glob, "limit": n, "per_seconds": s}]`);
-    }
+  if (typeof given !== "string") {
+    return given;
+  }
+  try {
+    return JSON.parse(given);
+  } catch (err) {
+    throw new Error(`${name}: not JSON (${(err as Error).message}); expected ${expected}`);
+  }
+}
+
+/** `actionBudgets` as ACTION_BUDGETS writes it (snake case), for the construct; the construct checks the values. */
+function budgetsContext(): ActionBudget[] | undefined {
+  const entries = jsonContext("actionBudgets", `[{"uses" or "id": glob, "limit": n, "per_seconds": s}]`);
+  if (entries === undefined) {
+    return undefined;
   }
   if (!Array.isArray(entries)) {
     throw new Error("actionBudgets: expected a JSON list of budgets");
@@ -142,17 +149,9 @@ function budgetsContext(): ActionBudget[] | undefined {
 
 /** `policyEnv`: a JSON object of strings (from cdk.json, the object itself). */
 function policyEnvContext(): { [name: string]: string } | undefined {
-  const given: unknown = app.node.tryGetContext("policyEnv") ?? process.env.ALERT_RESPONDER_POLICYENV;
-  if (given === undefined || (typeof given === "string" && given.trim() === "")) {
+  const values = jsonContext("policyEnv", `{"NAME": "value"}`);
+  if (values === undefined) {
     return undefined;
-  }
-  let values: unknown = given;
-  if (typeof given === "string") {
-    try {
-      values = JSON.parse(given);
-    } catch (err) {
-      throw new Error(`policyEnv: not JSON (${(err as Error).message}); expected {"NAME": "value"}`);
-    }
   }
   if (typeof values !== "object" || values === null || Array.isArray(values)) {
     throw new Error('policyEnv: expected a JSON object of strings, {"NAME": "value"}');
