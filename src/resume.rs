@@ -84,6 +84,20 @@ impl Responder {
                 });
             }
         }
+        // An answer after the action's due time comes too late, whether or
+        // not its schedule has fired yet: the timeout is recorded, as the
+        // schedule would record it, and the answer is told so.
+        let late = matches!(resolution, Resolution::Answered { .. }) && chrono::Utc::now() >= pending.due_at;
+        let timed_out;
+        let resolution = match late {
+            true => {
+                timed_out = Resolution::DueTime {
+                    now: chrono::Utc::now(),
+                };
+                &timed_out
+            }
+            false => resolution,
+        };
         let (record, writes) = resolve(&workflow, action_id, resolution)?;
         if !state.resolve(workflow_id, &record, &writes).await? {
             let record = state.action_record(workflow_id, action_id).await?;
@@ -112,6 +126,17 @@ impl Responder {
             if stored.is_none_or(|r| r.status == Status::Pending) {
                 ready = false;
             }
+        }
+        if late {
+            tracing::info!(
+                workflow = workflow_id,
+                action_id,
+                "an answer after the due time; the timeout is recorded instead"
+            );
+            return Ok(Answered::Already {
+                record: Some(record),
+                suspended: ready,
+            });
         }
         Ok(Answered::Recorded {
             workflow: Box::new(workflow),

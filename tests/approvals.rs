@@ -386,7 +386,7 @@ async fn requests_that_are_not_proven_or_not_allowed_touch_nothing() {
         ("stale", &stale, 401),
         ("wrong approver", &wrong_approver, 403),
         ("unknown workflow", &unknown, 404),
-        ("forged token", &forged, 400),
+        ("forged token", &forged, 401),
         ("not a choice", &not_a_choice, 400),
         ("oversized", &oversized, 400),
         ("not a POST", &get, 405),
@@ -442,7 +442,7 @@ async fn a_signed_callback_answers_without_slack() {
     assert_eq!(status, 401);
     // Nor is a callback token a button's.
     let (status, _) = rig.serve(&rig.click(&format!("{token}|approve"), APPROVER)).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 401);
     let (status, body) = rig
         .serve(&callback_event(&token, json!({"answer": "deny", "user": "soar"})))
         .await;
@@ -576,6 +576,36 @@ run contains {{"id": "after", "uses": "webhook.post", "args": {{"url": "{hooks}/
         );
     }
     assert_eq!((rig.hits("/recheck"), rig.hits("/after")), (1, 0));
+}
+
+/// A click after the due time, before the timeout's schedule fired, is
+/// too late: the timeout is recorded (and acted on), the click told so.
+#[tokio::test]
+async fn a_click_after_the_due_time_records_the_timeout_not_the_answer() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    let mut stored = rig.state.workflows().await.unwrap().pop().unwrap();
+    stored.pending[0].due_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert!(rig.state.save_workflow(&stored, true).await.unwrap());
+    let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("already_answered")),
+        "{body}"
+    );
+    let sent = rig.wakeups.take_sent();
+    rig.responder.wake(&sent[0], None, None).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(
+        by_action(&outcomes, "ask-isolate")[0].result.as_ref().unwrap()["answer"],
+        "timeout"
+    );
+    assert_eq!(
+        (rig.hits("/isolate"), rig.hits("/page")),
+        (0, 1),
+        "the timeout's branch ran"
+    );
 }
 
 #[tokio::test]

@@ -170,6 +170,24 @@ run contains {"id": "page", "uses": "pagerduty.trigger", "args": {"secret_routin
         (Some(3), Some(3))
     );
     assert_eq!(report["differences"].as_array().unwrap().len(), 1, "--limit");
+    // The same with a page: the page keeps more, the JSON still `--limit`.
+    let page_too = root.path().join("broken.html");
+    let (report, _) = replay_json(&[
+        "--from",
+        records.to_str().unwrap(),
+        "--policies",
+        broken.to_str().unwrap(),
+        "--limit",
+        "1",
+        "--report",
+        page_too.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        report["differences"].as_array().unwrap().len(),
+        1,
+        "--limit with --report"
+    );
+    assert!(page_too.exists());
 
     // The human summary and the HTML report.
     let html = root.path().join("report.html");

@@ -240,6 +240,8 @@ mod tests {
             ),
             file("action.rego", "package action\n"),
             file("action_test.rego", "package action_test\n"),
+            // Sorts before `matano/alert.rego` as text, after it as a path.
+            file("matano.rego", "package helpers\n"),
         ]
     }
 
@@ -270,10 +272,10 @@ mod tests {
         let (two, _) = build(&reordered);
         assert_eq!(one, two, "deterministic");
         assert!(manifest.digest.starts_with("sha256:"));
-        assert_eq!(manifest.files.len(), 2, "tests are not shipped");
+        assert_eq!(manifest.files.len(), 3, "tests are not shipped");
         let bundle = open(&one, "b.tar.gz").unwrap();
         assert_eq!(bundle.manifest, manifest);
-        assert_eq!(bundle.files.len(), 2);
+        assert_eq!(bundle.files.len(), 3);
         // The digest is the one a run of the directory names.
         let dir = tempfile::tempdir().unwrap();
         for f in sample() {

@@ -123,14 +123,16 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         elapsed.as_secs_f64(),
         report.changes as f64 / elapsed.as_secs_f64().max(1e-9)
     );
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.text(args.limit));
-    }
+    // The page first: it keeps more differences than `--limit` shows.
     if let Some(path) = &args.report {
         std::fs::write(path, html(&report)).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("report written to {}", path.display());
+    }
+    if args.json {
+        report.differences.truncate(args.limit);
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text(args.limit));
     }
     Ok(if args.fail_on_divergence && report.differing > 0 {
         1

@@ -172,7 +172,8 @@ impl Interactions {
         };
         let claims = match self.callback_key().await.map(|key| key.verify(Purpose::Slack, token)) {
             Ok(Some(claims)) => claims,
-            Ok(None) => return HttpAnswer::error(400, "the answer's token is not this function's"),
+            // As on the callback route: a token this function did not issue.
+            Ok(None) => return HttpAnswer::error(401, "the answer's token is not this function's"),
             Err(err) => return key_unavailable(&err),
         };
         let resolution = Resolution::Answered {

@@ -65,9 +65,16 @@ pub fn read_source(source: &PolicySource) -> Result<Vec<PolicyFile>, PolicyError
 /// the source's root and its text, in order. The same policies give the
 /// same digest bundled or from a directory, wherever it is.
 pub fn source_digest(source: &PolicySource, files: &[PolicyFile]) -> String {
+    // In the order of the names as text, as a bundle lists them (a path's
+    // order differs: `a/x.rego` sorts before `a.rego` as a path, after it as text).
+    let mut named: Vec<(&str, &PolicyFile)> = files
+        .iter()
+        .filter(|f| !f.is_test())
+        .map(|file| (relative_name(source, &file.name), file))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
     let mut hasher = Sha256::new();
-    for file in files.iter().filter(|f| !f.is_test()) {
-        let name = relative_name(source, &file.name);
+    for (name, file) in named {
         hasher.update((name.len() as u64).to_be_bytes());
         hasher.update(name.as_bytes());
         hasher.update((file.text.len() as u64).to_be_bytes());
