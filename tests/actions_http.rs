@@ -365,18 +365,23 @@ async fn allowed_redirects_are_followed_and_drop_credentials_across_hosts() {
     let url = format!("http://localhost:{}/start", redirector.addr.port());
     let result = run(
         "http.fetch",
-        json!({"url": url, "method": "POST", "json": {"a": 1}, "secret_bearer_token": "tok"}),
+        json!({"url": url, "method": "POST", "json": {"a": 1}, "secret_bearer_token": "tok",
+               "headers": {"x-apikey": "vt-key", "accept": "application/json"}}),
     )
     .await
     .unwrap();
     assert_eq!(result["body"], json!({"landed": true}));
     assert_eq!(redirector.requests()[0].headers["authorization"], "Bearer tok");
+    assert_eq!(redirector.requests()[0].headers["x-apikey"], "vt-key");
     let landed = &target.requests()[0];
     assert_eq!(landed.method, "GET", "303 turns a POST into a GET");
-    assert!(
-        !landed.headers.contains_key("authorization"),
-        "credentials stay with their host"
-    );
+    for credential in ["authorization", "x-apikey"] {
+        assert!(
+            !landed.headers.contains_key(credential),
+            "{credential}: credentials stay with their host, whatever header they are in"
+        );
+    }
+    assert_eq!(landed.headers["accept"], "application/json", "harmless headers go on");
 }
 
 #[tokio::test]

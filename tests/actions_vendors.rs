@@ -394,6 +394,11 @@ async fn virustotal_lookups_by_kind_and_unknown_indicators() {
     .await
     .unwrap();
     assert_eq!(file["found"], false);
+    assert_eq!(
+        (file["malicious"].as_u64(), &file["reputation"]),
+        (Some(0), &Value::Null),
+        "{file}"
+    );
 
     let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(

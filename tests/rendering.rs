@@ -328,6 +328,23 @@ async fn opsgenie_and_pagerduty_get_clean_bounded_text() {
         !summary.contains('\n') && !summary.chars().any(hidden) && summary.chars().count() <= 1024,
         "{summary:?}"
     );
+
+    // A link's text is the alert's too: cleaned to one line.
+    let linked = TestServer::start(|_| Reply::json(202, json!({"status": "success", "dedup_key": "d"}))).await;
+    let mut alert = hostile_alert();
+    alert.refs[0].title = "run\u{202E}book\u{200B}\nnow".into();
+    common::run_action(
+        common::loopback_allowed(),
+        &alert,
+        "pagerduty.trigger",
+        json!({"secret_routing_key": "R", "base_url": linked.url("")}),
+        "5f2b0c1d9e8a7b6c5f2b0c1d9e8a7b6c",
+    )
+    .await
+    .unwrap();
+    let text = only(&linked).json()["links"][0]["text"].as_str().unwrap().to_string();
+    assert!(!text.contains('\n') && !text.chars().any(hidden), "{text:?}");
+    assert!(text.starts_with("runbook"), "{text:?}");
 }
 
 /// The model gets the alert as JSON in its own message, delimited and

@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 const ROUTING_KEY: &str = "PD-ROUTING-KEY-7f3a9c";
 const SIGNING_KEY: &str = "whsec-SIGNING-KEY-5be1";
 const BEARER: &str = "BEARER-TOKEN-91c2d0";
+/// The secret part of a Slack incoming webhook: its URL's path.
+const SLACK_PATH: &str = "T0SECOPS/B0ALERTS/SLACK-PATH-4e8d21";
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn secrets_client() -> aws_sdk_secretsmanager::Client {
@@ -29,7 +31,7 @@ fn unique(name: &str) -> String {
 }
 
 fn assert_no_secret(channel: &str, text: &str) {
-    for secret in [ROUTING_KEY, SIGNING_KEY, BEARER] {
+    for secret in [ROUTING_KEY, SIGNING_KEY, BEARER, SLACK_PATH] {
         assert!(!text.contains(secret), "{channel} contains a secret value:\n{text}");
     }
 }
@@ -40,6 +42,7 @@ async fn secrets_resolve_from_secrets_manager_and_never_leak() {
     let pagerduty_secret = unique("prod/pagerduty");
     let signing_secret = unique("prod/webhook-signing");
     let bearer_secret = unique("prod/intel");
+    let slack_secret = unique("prod/slack-webhook");
     secrets
         .create_secret()
         .name(&pagerduty_secret)
@@ -76,6 +79,22 @@ async fn secrets_resolve_from_secrets_manager_and_never_leak() {
     })
     .await;
     let webhook = TestServer::ok().await;
+    // Slack throttles the first post: the client retries (and logs it).
+    let slack_calls = std::sync::atomic::AtomicUsize::new(0);
+    let slack = TestServer::start(
+        move |_| match slack_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::text(429, "rate_limited").with_header("retry-after", "0"),
+            _ => Reply::text(200, "ok"),
+        },
+    )
+    .await;
+    secrets
+        .create_secret()
+        .name(&slack_secret)
+        .secret_string(slack.url(&format!("/services/{SLACK_PATH}")))
+        .send()
+        .await
+        .unwrap();
 
     let policies = tempfile::tempdir().unwrap();
     std::fs::write(policies.path().join("alert.rego"), "package alert.matano\nalert contains {\"title\": input.updated_alert.title, \"severity\": input.updated_alert.severity} if true\n").unwrap();
@@ -94,10 +113,13 @@ run contains {{"id": "intel", "uses": "http.fetch", "force": true, "args": {{
 run contains {{"id": "missing", "uses": "pagerduty.trigger", "force": true, "args": {{
     "secret_routing_key": {{"secret": "prod/does-not-exist"}}, "base_url": "{pd}"}}}}
 
+run contains {{"id": "chat", "uses": "slack.post", "force": true, "args": {{
+    "secret_webhook_url": {{"secret": "{slack_secret}"}}, "text": "new alert"}}}}
+
 # Round 1: everything the policy can see of round 0 goes to the webhook.
 run contains {{"id": "report", "uses": "webhook.post", "args": {{
     "url": "{hook}", "data": {{"called": input.called}},
-    "secret_signing_key": {{"secret": "{signing_secret}"}}}}}} if count(input.called) == 3
+    "secret_signing_key": {{"secret": "{signing_secret}"}}}}}} if count(input.called) == 4
 "#,
             pd = pagerduty.url(""),
             intel = intel.url(""),
@@ -130,7 +152,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
         .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
         .unwrap_or_else(|| panic!("no response: {requests:#?}"));
     let outcomes: Vec<Value> = subscriber
-        .wait_for(4, WAIT)
+        .wait_for(5, WAIT)
         .await
         .iter()
         .map(|r| r.sns_message())
@@ -174,6 +196,9 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
         "action \"missing\": argument `secret_routing_key`: secret \"prod/does-not-exist\" was not found"
     );
     assert_eq!(by_id("report")["status"], "succeeded");
+    assert_eq!(by_id("chat")["status"], "succeeded");
+    assert_eq!(slack.requests().len(), 2, "retried after the 429");
+    assert!(slack.requests()[1].path.ends_with(SLACK_PATH));
 
     // Every channel, every byte.
     let mut child = child;
@@ -184,6 +209,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
         logs.contains("\"level\":\"TRACE\"") || logs.contains("\"level\":\"DEBUG\""),
         "trace logging was on:\n{logs}"
     );
+    assert!(logs.contains("retrying HTTP request"), "the retry was logged:\n{logs}");
     assert_no_secret("the function's logs", &logs);
     assert_no_secret("the invocation response", &String::from_utf8_lossy(&response.body));
     for outcome in &outcomes {
@@ -205,7 +231,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
     assert_valid_record(record);
     assert_eq!(record["request_id"], REQUEST_ID);
     let actions = record["alerts"][0]["actions"].as_array().unwrap();
-    assert_eq!(actions.len(), 4, "{record:#}");
+    assert_eq!(actions.len(), 5, "{record:#}");
     let page = actions.iter().find(|a| a["id"] == "page").unwrap();
     assert_eq!(page["args"]["secret_routing_key"], "[REDACTED]");
     assert_eq!(page["result"]["message"], "accepted key [REDACTED]");

@@ -55,7 +55,14 @@ async fn token(client: &HttpClient, base: &str, call: &ActionCall<'_>) -> Result
         install_id: whole("install_id")?,
         private_key_pem: secret(call, "secret_private_key")?,
     };
-    installation_token(client, base, &credentials, call.deadline).await
+    installation_token(
+        client,
+        base,
+        &credentials,
+        super::http::timeout_arg(call),
+        call.deadline,
+    )
+    .await
 }
 
 fn request(call: &ActionCall<'_>, token: &str, url: String, body: Value) -> Result<HttpRequest, ActionError> {

@@ -25,6 +25,7 @@ pub async fn installation_token(
     client: &HttpClient,
     base: &str,
     credentials: &AppCredentials<'_>,
+    timeout: Option<std::time::Duration>,
     deadline: Option<Instant>,
 ) -> Result<String, ActionError> {
     let now = SystemTime::now()
@@ -37,7 +38,8 @@ pub async fn installation_token(
     let request = HttpRequest::new(Method::POST, url)
         .secret_header("authorization", &format!("Bearer {jwt}"))
         .header("accept", "application/vnd.github+json")
-        .json(json!({}));
+        .json(json!({}))
+        .timeout(timeout);
     let response = client.send(request, deadline).await?;
     let answer = json_object("GitHub", &response)?;
     answer

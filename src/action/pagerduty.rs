@@ -147,7 +147,8 @@ impl Action for Event {
                     alert
                         .refs
                         .iter()
-                        .map(|r| json!({"href": r.url, "text": r.title}))
+                        // Shown to people: the alert's text, cleaned as elsewhere.
+                        .map(|r| json!({"href": r.url, "text": clip(&line(&r.title), 1024)}))
                         .collect(),
                 );
                 body["client"] = json!("alert-responder");

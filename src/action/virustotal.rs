@@ -85,7 +85,19 @@ impl Action for Lookup {
             let response = match self.client.send(request, call.deadline).await {
                 Ok(response) => response,
                 Err(HttpError::Status { status: 404, .. }) => {
-                    return Ok(json!({"indicator": indicator, "type": kind, "found": false, "link": link}));
+                    // The same fields as a found one: a commit on `malicious`
+                    // reads 0, not nothing.
+                    return Ok(json!({
+                        "indicator": indicator,
+                        "type": kind,
+                        "found": false,
+                        "malicious": 0,
+                        "suspicious": 0,
+                        "harmless": 0,
+                        "undetected": 0,
+                        "reputation": Value::Null,
+                        "link": link,
+                    }));
                 }
                 Err(err) => return Err(err.into()),
             };

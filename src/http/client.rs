@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
 
@@ -130,7 +130,13 @@ impl HttpClient {
                     return Err(with_attempts(err, attempt));
                 }
             }
-            tracing::info!(url = %display_url(&url), attempt, wait_ms = wait.as_millis() as u64, "retrying HTTP request");
+            // The host only: a path can be a secret (a Slack webhook's is).
+            tracing::info!(
+                host = url.host_str().unwrap_or_default(),
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying HTTP request"
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -171,9 +177,11 @@ impl HttpClient {
             let location = response.headers().get(LOCATION).and_then(|l| l.to_str().ok());
             if let (true, Some(location)) = (status.is_redirection(), location) {
                 let next = redirect_target(&url, location)?;
-                // Credentials stay with the host they were meant for.
+                // Credentials stay with the host they were meant for, in
+                // whatever header they travel (`Authorization`, `x-apikey`, a
+                // signature): another host gets only headers known to be none.
                 if next.host_str() != url.host_str() || next.port_or_known_default() != url.port_or_known_default() {
-                    headers.remove(AUTHORIZATION);
+                    headers = cross_host_headers(&headers);
                 }
                 if status == StatusCode::SEE_OTHER
                     || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
@@ -277,6 +285,17 @@ async fn read_capped(response: &mut reqwest::Response, limit: usize) -> Result<(
         bytes.extend_from_slice(&chunk);
     }
     Ok((bytes, false))
+}
+
+/// The headers a redirect to another host keeps: those that carry no
+/// credential.
+fn cross_host_headers(headers: &HeaderMap) -> HeaderMap {
+    const KEPT: [&str; 4] = ["accept", "content-type", "user-agent", "idempotency-key"];
+    headers
+        .iter()
+        .filter(|(name, _)| KEPT.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// Records in a status error's result how many attempts were made.
