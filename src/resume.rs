@@ -41,9 +41,10 @@ pub enum Answered {
         record: ActionRecord,
         ready: bool,
     },
-    /// Another answer (or the timeout) came first: its record.
-    /// `suspended`: the workflow is still stored (its resume may not have
-    /// started: sending it again is harmless).
+    /// Another answer (or the timeout) came first, or this one came after
+    /// the due time and the timeout was recorded instead: that record.
+    /// `suspended`: the workflow's resume is worth starting (it may not
+    /// have started: sending it again is harmless).
     Already {
         record: Option<ActionRecord>,
         suspended: bool,
@@ -51,14 +52,42 @@ pub enum Answered {
 }
 
 impl Responder {
-    /// Records the result of a pending action, first wins. `slack_user`:
-    /// the Slack user answering, checked against the action's approvers.
+    /// Records the result of a pending action, first wins, as an operator
+    /// gives it (`workflows resume`): an answer counts even after the due
+    /// time, until the timeout is recorded. `slack_user`: the Slack user
+    /// answering, checked against the action's approvers.
     pub async fn answer(
         &self,
         workflow_id: &str,
         action_id: &str,
         resolution: &Resolution,
         slack_user: Option<&str>,
+    ) -> Result<Answered, AnswerError> {
+        self.answer_with(workflow_id, action_id, resolution, slack_user, false)
+            .await
+    }
+
+    /// [`Responder::answer`] for a click or a callback: an answer after the
+    /// action's due time comes too late, whether or not its schedule has
+    /// fired yet; the timeout is recorded instead, as the schedule would.
+    pub async fn answer_in_time(
+        &self,
+        workflow_id: &str,
+        action_id: &str,
+        resolution: &Resolution,
+        slack_user: Option<&str>,
+    ) -> Result<Answered, AnswerError> {
+        self.answer_with(workflow_id, action_id, resolution, slack_user, true)
+            .await
+    }
+
+    async fn answer_with(
+        &self,
+        workflow_id: &str,
+        action_id: &str,
+        resolution: &Resolution,
+        slack_user: Option<&str>,
+        in_time: bool,
     ) -> Result<Answered, AnswerError> {
         let state = self.decider().state().ok_or(AnswerError::NoState)?;
         let unknown = || AnswerError::Unknown {
@@ -84,21 +113,16 @@ impl Responder {
                 });
             }
         }
-        // An answer after the action's due time comes too late, whether or
-        // not its schedule has fired yet: the timeout is recorded, as the
-        // schedule would record it, and the answer is told so.
-        let late = matches!(resolution, Resolution::Answered { .. }) && chrono::Utc::now() >= pending.due_at;
-        let timed_out;
-        let resolution = match late {
-            true => {
-                timed_out = Resolution::DueTime {
-                    now: chrono::Utc::now(),
-                };
-                &timed_out
-            }
-            false => resolution,
-        };
-        let (record, writes) = resolve(&workflow, action_id, resolution)?;
+        // Checked as given first: a choice not offered is refused, late or not.
+        let (mut record, mut writes) = resolve(&workflow, action_id, resolution)?;
+        let answered = matches!(resolution, Resolution::Answered { .. });
+        let late = in_time && answered && chrono::Utc::now() >= pending.due_at;
+        if late {
+            let timed_out = Resolution::DueTime {
+                now: chrono::Utc::now(),
+            };
+            (record, writes) = resolve(&workflow, action_id, &timed_out)?;
+        }
         if !state.resolve(workflow_id, &record, &writes).await? {
             let record = state.action_record(workflow_id, action_id).await?;
             tracing::info!(
@@ -113,7 +137,9 @@ impl Responder {
         }
         tracing::info!(workflow = workflow_id, action_id, result = %record.result.clone().unwrap_or_default(), "pending action resolved");
         if let Some(wakeups) = self.decider().wakeups() {
-            if !matches!(resolution, Resolution::DueTime { .. }) {
+            // Its schedule is not needed any more (after a late answer it
+            // would fire while this resume may hold the workflow).
+            if answered {
                 // Best effort: a schedule that fires later finds nothing pending.
                 if let Err(err) = wakeups.cancel(&schedule_name(workflow_id, action_id)).await {
                     tracing::warn!(workflow = workflow_id, action_id, error = %err, "could not delete the schedule; it will find the action answered");

@@ -594,6 +594,10 @@ async fn a_click_after_the_due_time_records_the_timeout_not_the_answer() {
         (200, Some("already_answered")),
         "{body}"
     );
+    assert!(
+        rig.wakeups.scheduled().is_empty(),
+        "its schedule is not needed any more"
+    );
     let sent = rig.wakeups.take_sent();
     rig.responder.wake(&sent[0], None, None).await.unwrap();
     let outcomes = rig.publisher.take();
@@ -605,6 +609,35 @@ async fn a_click_after_the_due_time_records_the_timeout_not_the_answer() {
         (rig.hits("/isolate"), rig.hits("/page")),
         (0, 1),
         "the timeout's branch ran"
+    );
+}
+
+/// An operator's answer (`workflows resume --answer`) counts after the due
+/// time, until the timeout is recorded: without schedules it is how a
+/// late answer is given.
+#[tokio::test]
+async fn an_operators_answer_after_the_due_time_still_counts() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let mut stored = rig.state.workflows().await.unwrap().pop().unwrap();
+    stored.pending[0].due_at = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert!(rig.state.save_workflow(&stored, true).await.unwrap());
+    let approve = alert_responder::model::suspended::Resolution::Answered {
+        answer: "approve".into(),
+        user: "oncall".into(),
+        answered_at: chrono::Utc::now(),
+    };
+    let answered = rig
+        .responder
+        .answer(stored.id(), "ask-isolate", &approve, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            answered,
+            alert_responder::resume::Answered::Recorded { ready: true, .. }
+        ),
+        "{answered:?}"
     );
 }
 

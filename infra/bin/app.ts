@@ -164,10 +164,13 @@ function policyEnvContext(): { [name: string]: string } | undefined {
   return values as { [name: string]: string };
 }
 
-const actionTopicArns = (context("actionTopicArns") ?? "")
-  .split(",")
-  .map((arn) => arn.trim())
-  .filter((arn) => arn !== "");
+/** `actionTopicArns`: comma-separated, or a list in cdk.json. */
+function actionTopicArnsContext(): string[] {
+  const given: unknown = app.node.tryGetContext("actionTopicArns") ?? process.env.ALERT_RESPONDER_ACTIONTOPICARNS ?? "";
+  const arns = Array.isArray(given) ? given : String(given).split(",");
+  return arns.map((arn) => String(arn).trim()).filter((arn) => arn !== "");
+}
+const actionTopicArns = actionTopicArnsContext();
 
 const stack = new Stack(app, context("stackName") ?? "AlertResponder");
 const responder = new AlertResponder(stack, "AlertResponder", {

@@ -177,10 +177,14 @@ impl HttpClient {
             let location = response.headers().get(LOCATION).and_then(|l| l.to_str().ok());
             if let (true, Some(location)) = (status.is_redirection(), location) {
                 let next = redirect_target(&url, location)?;
-                // Credentials stay with the host they were meant for, in
+                // Credentials stay with the origin they were meant for, in
                 // whatever header they travel (`Authorization`, `x-apikey`, a
-                // signature): another host gets only headers known to be none.
-                if next.host_str() != url.host_str() || next.port_or_known_default() != url.port_or_known_default() {
+                // signature): another host, port or scheme gets only headers
+                // known to carry none.
+                if next.scheme() != url.scheme()
+                    || next.host_str() != url.host_str()
+                    || next.port_or_known_default() != url.port_or_known_default()
+                {
                     headers = cross_host_headers(&headers);
                 }
                 if status == StatusCode::SEE_OTHER

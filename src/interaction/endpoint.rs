@@ -183,7 +183,7 @@ impl Interactions {
         };
         let response_url = payload.get("response_url").and_then(Value::as_str);
         match responder
-            .answer(&claims.workflow, &claims.action_id, &resolution, Some(user))
+            .answer_in_time(&claims.workflow, &claims.action_id, &resolution, Some(user))
             .await
         {
             Ok(Answered::Recorded {
@@ -245,7 +245,7 @@ impl Interactions {
             answered_at: Utc::now(),
         };
         match responder
-            .answer(&claims.workflow, &claims.action_id, &resolution, None)
+            .answer_in_time(&claims.workflow, &claims.action_id, &resolution, None)
             .await
         {
             Ok(Answered::Recorded {
