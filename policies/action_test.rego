@@ -75,7 +75,7 @@ test_slack_text_escapes_what_comes_from_the_alert if {
 	hostile := alert("high", ["203.0.113.9"], [])
 	runs := action.run with input as {
 		"alert": object.union(hostile, {"title": "Root login <!channel> <https://evil.example|Reset MFA>"}),
-		"env": object.union(env, {"SLACK_WEBHOOK_SECRET": "prod/slack"}), "seq": 1,
+		"env": object.union(env, {"SLACK_WEBHOOK_SECRET": "alert-responder/slack"}), "seq": 1,
 		"called": [lookup_called("203.0.113.9")],
 	}
 	some r in runs

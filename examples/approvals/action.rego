@@ -13,7 +13,7 @@ run contains {
 	"id": "ask-isolate",
 	"uses": "approval.request",
 	"args": {
-		"secret_token": {"secret": "prod/slack", "key": "bot_token"},
+		"secret_token": {"secret": "alert-responder/slack", "key": "bot_token"},
 		"channel": "C0SECOPS",
 		"text": "Isolate the host of this alert?",
 		"approvers": [lead],
@@ -45,5 +45,5 @@ run contains {
 run contains {
 	"id": "escalate",
 	"uses": "pagerduty.trigger",
-	"args": {"secret_routing_key": {"secret": "prod/pagerduty", "key": "routing_key"}},
+	"args": {"secret_routing_key": {"secret": "alert-responder/pagerduty", "key": "routing_key"}},
 } if answer == "timeout"

@@ -13,7 +13,7 @@ paged_recently if {
 run contains {
 	"id": "page",
 	"uses": "pagerduty.trigger",
-	"args": {"secret_routing_key": {"secret": "prod/pagerduty", "key": "routing_key"}},
+	"args": {"secret_routing_key": {"secret": "alert-responder/pagerduty", "key": "routing_key"}},
 	"commit": [{"key": page_key, "value": true, "persist": true, "ttl": 3600}],
 } if {
 	input.seq == 0
