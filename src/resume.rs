@@ -51,43 +51,33 @@ pub enum Answered {
     },
 }
 
+/// Who gives an answer: what it is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnsweredBy<'a> {
+    /// A Slack user clicking a button: checked against the approvers, and
+    /// too late after the due time.
+    Slack(&'a str),
+    /// The holder of a callback URL: too late after the due time.
+    Callback,
+    /// An operator (`workflows resume`): counts after the due time too,
+    /// until the timeout is recorded (without schedules, how a late answer
+    /// is given).
+    Operator,
+    /// The action's schedule, at its due time.
+    Schedule,
+}
+
 impl Responder {
-    /// Records the result of a pending action, first wins, as an operator
-    /// gives it (`workflows resume`): an answer counts even after the due
-    /// time, until the timeout is recorded. `slack_user`: the Slack user
-    /// answering, checked against the action's approvers.
+    /// Records the result of a pending action, first wins. An answer from
+    /// Slack or a callback after the action's due time comes too late,
+    /// whether or not its schedule has fired yet: the timeout is recorded
+    /// instead, as the schedule would.
     pub async fn answer(
         &self,
         workflow_id: &str,
         action_id: &str,
         resolution: &Resolution,
-        slack_user: Option<&str>,
-    ) -> Result<Answered, AnswerError> {
-        self.answer_with(workflow_id, action_id, resolution, slack_user, false)
-            .await
-    }
-
-    /// [`Responder::answer`] for a click or a callback: an answer after the
-    /// action's due time comes too late, whether or not its schedule has
-    /// fired yet; the timeout is recorded instead, as the schedule would.
-    pub async fn answer_in_time(
-        &self,
-        workflow_id: &str,
-        action_id: &str,
-        resolution: &Resolution,
-        slack_user: Option<&str>,
-    ) -> Result<Answered, AnswerError> {
-        self.answer_with(workflow_id, action_id, resolution, slack_user, true)
-            .await
-    }
-
-    async fn answer_with(
-        &self,
-        workflow_id: &str,
-        action_id: &str,
-        resolution: &Resolution,
-        slack_user: Option<&str>,
-        in_time: bool,
+        by: AnsweredBy<'_>,
     ) -> Result<Answered, AnswerError> {
         let state = self.decider().state().ok_or(AnswerError::NoState)?;
         let unknown = || AnswerError::Unknown {
@@ -105,7 +95,7 @@ impl Responder {
             };
         };
         let pending = workflow.pending_action(action_id).ok_or_else(unknown)?;
-        if let Some(user) = slack_user {
+        if let AnsweredBy::Slack(user) = by {
             if !pending.approvers.is_empty() && !pending.approvers.iter().any(|a| a == user) {
                 return Err(AnswerError::NotAnApprover {
                     user: user.to_string(),
@@ -116,7 +106,8 @@ impl Responder {
         // Checked as given first: a choice not offered is refused, late or not.
         let (mut record, mut writes) = resolve(&workflow, action_id, resolution)?;
         let answered = matches!(resolution, Resolution::Answered { .. });
-        let late = in_time && answered && chrono::Utc::now() >= pending.due_at;
+        let held_to_due_time = matches!(by, AnsweredBy::Slack(_) | AnsweredBy::Callback);
+        let late = held_to_due_time && answered && chrono::Utc::now() >= pending.due_at;
         if late {
             let timed_out = Resolution::DueTime {
                 now: chrono::Utc::now(),
@@ -185,7 +176,7 @@ impl Responder {
                 let due = Resolution::DueTime {
                     now: chrono::Utc::now(),
                 };
-                match self.answer(workflow, action, &due, None).await {
+                match self.answer(workflow, action, &due, AnsweredBy::Schedule).await {
                     // Resolved before (an earlier try of this event whose
                     // resume failed): the resume is tried again.
                     Ok(Answered::Recorded { ready: true, .. } | Answered::Already { suspended: true, .. }) => {}

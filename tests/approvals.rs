@@ -629,7 +629,12 @@ async fn an_operators_answer_after_the_due_time_still_counts() {
     };
     let answered = rig
         .responder
-        .answer(stored.id(), "ask-isolate", &approve, None)
+        .answer(
+            stored.id(),
+            "ask-isolate",
+            &approve,
+            alert_responder::resume::AnsweredBy::Operator,
+        )
         .await
         .unwrap();
     assert!(

@@ -153,40 +153,34 @@ run contains {"id": "page", "uses": "pagerduty.trigger", "args": {"secret_routin
         "package alert.matano\nlevel := \"a\" if true\nlevel := \"b\" if true\nalert contains {\"title\": level} if true\n",
     )
     .unwrap();
-    let (report, _) = replay_json(&[
-        "--from",
-        records.to_str().unwrap(),
-        "--policies",
-        broken.to_str().unwrap(),
-        "--limit",
-        "1",
-    ]);
-    assert_eq!(report["differing"], 3, "{report:#}");
-    assert_eq!(
-        (
-            report["candidate_policy_errors"].as_u64(),
-            report["results_changed"].as_u64()
-        ),
-        (Some(3), Some(3))
-    );
-    assert_eq!(report["differences"].as_array().unwrap().len(), 1, "--limit");
-    // The same with a page: the page keeps more, the JSON still `--limit`.
+    // `--limit` differences in the JSON, also when a page (which keeps more) is written.
     let page_too = root.path().join("broken.html");
-    let (report, _) = replay_json(&[
+    let limited = [
         "--from",
         records.to_str().unwrap(),
         "--policies",
         broken.to_str().unwrap(),
         "--limit",
         "1",
-        "--report",
-        page_too.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        report["differences"].as_array().unwrap().len(),
-        1,
-        "--limit with --report"
-    );
+    ];
+    for page in [None, Some(page_too.to_str().unwrap())] {
+        let mut args = limited.to_vec();
+        args.extend(page.map(|page| ["--report", page]).into_iter().flatten());
+        let (report, _) = replay_json(&args);
+        assert_eq!(report["differing"], 3, "{report:#}");
+        assert_eq!(
+            (
+                report["candidate_policy_errors"].as_u64(),
+                report["results_changed"].as_u64()
+            ),
+            (Some(3), Some(3))
+        );
+        assert_eq!(
+            report["differences"].as_array().unwrap().len(),
+            1,
+            "--limit, page {page:?}"
+        );
+    }
     assert!(page_too.exists());
 
     // The human summary and the HTML report.

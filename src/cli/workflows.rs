@@ -15,7 +15,7 @@ use crate::config::{Config, PolicySource};
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
 use crate::model::Status;
 use crate::pipeline::{HandleError, Summary};
-use crate::resume::Answered;
+use crate::resume::{Answered, AnsweredBy};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkflowsArgs {
@@ -168,14 +168,22 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                         user: who,
                         answered_at: chrono::Utc::now(),
                     };
-                    report_answer(&action, responder.answer(&workflow, &action, &resolution, None).await?);
+                    report_answer(
+                        &action,
+                        responder
+                            .answer(&workflow, &action, &resolution, AnsweredBy::Operator)
+                            .await?,
+                    );
                 }
                 None => {
                     for action in &still_pending {
                         let due = Resolution::DueTime {
                             now: chrono::Utc::now(),
                         };
-                        report_answer(action, responder.answer(&workflow, action, &due, None).await?);
+                        report_answer(
+                            action,
+                            responder.answer(&workflow, action, &due, AnsweredBy::Operator).await?,
+                        );
                     }
                 }
             }

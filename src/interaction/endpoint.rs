@@ -18,7 +18,7 @@ use crate::http::HttpRequest;
 use crate::model::suspended::{Resolution, SuspendedWorkflow};
 use crate::model::ActionRecord;
 use crate::pipeline::Responder;
-use crate::resume::{AnswerError, Answered};
+use crate::resume::{AnswerError, Answered, AnsweredBy};
 use crate::wakeup::Wakeup;
 
 /// Slack's payloads are a few KiB; a callback's answer is smaller.
@@ -183,7 +183,12 @@ impl Interactions {
         };
         let response_url = payload.get("response_url").and_then(Value::as_str);
         match responder
-            .answer_in_time(&claims.workflow, &claims.action_id, &resolution, Some(user))
+            .answer(
+                &claims.workflow,
+                &claims.action_id,
+                &resolution,
+                AnsweredBy::Slack(user),
+            )
             .await
         {
             Ok(Answered::Recorded {
@@ -245,7 +250,7 @@ impl Interactions {
             answered_at: Utc::now(),
         };
         match responder
-            .answer_in_time(&claims.workflow, &claims.action_id, &resolution, None)
+            .answer(&claims.workflow, &claims.action_id, &resolution, AnsweredBy::Callback)
             .await
         {
             Ok(Answered::Recorded {
