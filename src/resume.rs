@@ -128,9 +128,10 @@ impl Responder {
         }
         tracing::info!(workflow = workflow_id, action_id, result = %record.result.clone().unwrap_or_default(), "pending action resolved");
         if let Some(wakeups) = self.decider().wakeups() {
-            // Its schedule is not needed any more (after a late answer it
-            // would fire while this resume may hold the workflow).
-            if answered {
+            // Its schedule is not needed any more unless it is what
+            // resolved it (after a late answer it would fire while this
+            // resume may hold the workflow).
+            if by != AnsweredBy::Schedule {
                 // Best effort: a schedule that fires later finds nothing pending.
                 if let Err(err) = wakeups.cancel(&schedule_name(workflow_id, action_id)).await {
                     tracing::warn!(workflow = workflow_id, action_id, error = %err, "could not delete the schedule; it will find the action answered");

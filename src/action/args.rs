@@ -71,7 +71,8 @@ impl ArgKind {
             ArgKind::OneOf(choices) => format!("use one of {}", choices.join(", ")),
             ArgKind::Any => String::new(),
             ArgKind::Secret => {
-                "write a Secrets Manager reference, e.g. {\"secret\": \"prod/x\", \"key\": \"token\"}".to_string()
+                "write a Secrets Manager reference, e.g. {\"secret\": \"alert-responder/x\", \"key\": \"token\"}"
+                    .to_string()
             }
         }
     }
