@@ -28,7 +28,9 @@ import { ActionBudget, AlertResponder, WebhookSubscription } from "../lib/alert-
 import { releaseZip } from "../lib/release-artifact";
 
 const app = new App();
-const context = (name: string): string | undefined => app.node.tryGetContext(name) ?? process.env[`ALERT_RESPONDER_${name.toUpperCase()}`];
+/** A context value as given: -c or ALERT_RESPONDER_<NAME> a string, cdk.json any JSON value. */
+const rawContext = (name: string): unknown => app.node.tryGetContext(name) ?? process.env[`ALERT_RESPONDER_${name.toUpperCase()}`];
+const context = (name: string): string | undefined => rawContext(name) as string | undefined;
 
 const alertingTopicArn = context("alertingTopicArn");
 if (!alertingTopicArn) {
@@ -98,7 +100,7 @@ if (ingestMode !== "sns" && ingestMode !== "sqs") {
 
 /** A JSON context value: from -c or the environment a string, from cdk.json the value itself; undefined when not given. */
 function jsonContext(name: string, expected: string): unknown {
-  const given: unknown = app.node.tryGetContext(name) ?? process.env[`ALERT_RESPONDER_${name.toUpperCase()}`];
+  const given = rawContext(name);
   if (given === undefined || (typeof given === "string" && given.trim() === "")) {
     return undefined;
   }
@@ -166,7 +168,7 @@ function policyEnvContext(): { [name: string]: string } | undefined {
 
 /** `actionTopicArns`: comma-separated, or a list in cdk.json. */
 function actionTopicArnsContext(): string[] {
-  const given: unknown = app.node.tryGetContext("actionTopicArns") ?? process.env.ALERT_RESPONDER_ACTIONTOPICARNS ?? "";
+  const given = rawContext("actionTopicArns") ?? "";
   const arns = Array.isArray(given) ? given : String(given).split(",");
   return arns.map((arn) => String(arn).trim()).filter((arn) => arn !== "");
 }

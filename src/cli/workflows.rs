@@ -148,11 +148,8 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
             }
             let who = by(who);
             let still_pending = pending_ids(&responder, &found).await?;
+            // What was recorded, for a resume that cannot start now.
             let recorded = match answer {
-                Some(_) => "your answer is recorded",
-                None => "the pending actions are recorded as timed out",
-            };
-            match answer {
                 Some(answer) => {
                     let action = match (action, still_pending.as_slice()) {
                         (Some(action), _) => action,
@@ -174,6 +171,7 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                             .answer(&workflow, &action, &resolution, AnsweredBy::Operator)
                             .await?,
                     );
+                    "your answer is recorded"
                 }
                 None => {
                     for action in &still_pending {
@@ -185,8 +183,9 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                             responder.answer(&workflow, action, &due, AnsweredBy::Operator).await?,
                         );
                     }
+                    "the pending actions are recorded as timed out"
                 }
-            }
+            };
             let summary = match responder.resume(&workflow, None, None).await {
                 Ok(summary) => summary,
                 Err(HandleError::WorkflowBusy(_)) => {
