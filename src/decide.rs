@@ -17,7 +17,9 @@ use crate::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
 use crate::model::{Alert, Attr};
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
-use crate::state::{lease_for, ChangeOrder, StateError, StateStore, Taken};
+use crate::state::{
+    lease_for, ChangeOrder, PersistOp, PersistWrite, StateError, StateStore, Taken, DEFAULT_PERSIST_TTL,
+};
 use crate::wakeup::{schedule_name, Wakeup, WakeupError, Wakeups};
 use crate::workflow::{Acting, Guards, Limits, Recorded, Stop, Workflow, WorkflowReport};
 
@@ -430,7 +432,8 @@ impl Decider {
         }
     }
 
-    /// The alert's persisted attributes, then its workflow.
+    /// The alert policy's attributes to persist stored, the namespace's
+    /// persisted ones added, then the workflow.
     async fn run_alert(
         &self,
         workflow: &Workflow<'_>,
@@ -438,8 +441,43 @@ impl Decider {
         payload: &regorus::Value,
         deadline: Option<Instant>,
     ) -> Result<WorkflowReport, StateError> {
-        self.add_persisted_attrs(&mut alert).await?;
+        let stored = self.stored_attrs(&alert.namespace).await?;
+        self.save_policy_attrs(&alert, &stored).await?;
+        for attr in stored {
+            alert.upsert_attr(attr);
+        }
         Ok(workflow.run(alert, payload.clone(), deadline).await)
+    }
+
+    /// Stores the alert policy's `persist: true` attributes that the
+    /// namespace does not hold yet, before the first round, so later alerts
+    /// of the namespace see them (AlertChain stores them when the workflow
+    /// ends). One the namespace holds keeps its stored value: that one
+    /// replaces the alert policy's for this alert, as in AlertChain.
+    async fn save_policy_attrs(&self, alert: &Alert, stored: &[Attr]) -> Result<(), StateError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        if alert.namespace.is_empty() {
+            return Ok(());
+        }
+        let writes: Vec<PersistWrite> = alert
+            .attrs
+            .iter()
+            .filter(|attr| attr.persist && !stored.iter().any(|held| held.id == attr.id))
+            .map(|attr| PersistWrite {
+                namespace: alert.namespace.clone(),
+                id: attr.id.clone().unwrap_or_else(|| attr.key.clone()),
+                key: attr.key.clone(),
+                kind: attr.kind.clone(),
+                op: PersistOp::Set(attr.value.clone()),
+                ttl: Duration::from_secs(attr.ttl.unwrap_or(DEFAULT_PERSIST_TTL)),
+            })
+            .collect();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        state.save_attrs(&writes).await
     }
 
     /// With a state store, an alert with a namespace is decided alone: the
@@ -504,16 +542,19 @@ impl Decider {
     /// of an alert-policy attribute replaces it where it stands (AlertChain),
     /// the others are added.
     async fn add_persisted_attrs(&self, alert: &mut Alert) -> Result<(), StateError> {
-        let Some(state) = &self.state else {
-            return Ok(());
-        };
-        if alert.namespace.is_empty() {
-            return Ok(());
-        }
-        for attr in state.load_attrs(&alert.namespace).await? {
+        for attr in self.stored_attrs(&alert.namespace).await? {
             alert.upsert_attr(attr);
         }
         Ok(())
+    }
+
+    /// The namespace's persisted attributes (none without a state store or
+    /// a namespace).
+    async fn stored_attrs(&self, namespace: &str) -> Result<Vec<Attr>, StateError> {
+        match &self.state {
+            Some(state) if !namespace.is_empty() => state.load_attrs(namespace).await,
+            _ => Ok(Vec::new()),
+        }
     }
 
     fn workflow<'a>(

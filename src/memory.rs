@@ -395,6 +395,14 @@ impl StateStore for MemoryState {
         Box::pin(async move { self.observe_now(matano_alert_id, update_count) })
     }
 
+    fn save_attrs<'a>(&'a self, writes: &'a [PersistWrite]) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.check("save attributes")?;
+            self.persist(writes);
+            Ok(())
+        })
+    }
+
     fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>> {
         Box::pin(async move { self.attrs_now(namespace) })
     }

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | action claim, per (alert id, action id) | running (with a lease) or done (with the finished record) |
 //! | Matano change, per Matano alert id | the highest `update_count` processed |
-//! | persistent attribute, per (namespace, key) | a JSON value or a numeric counter, with an expiry |
+//! | persistent attribute, per (namespace, attribute id) | a JSON value or a numeric counter, with an expiry |
 //! | namespace lock, per namespace | the alert deciding in it, with a lease |
 //! | action budget, per (budget, window) | the runs counted in that window, expiring after it |
 //! | the actions switch | paused or not, why, who, when |
@@ -181,6 +181,9 @@ pub trait StateStore: WorkflowStore + Send + Sync {
         matano_alert_id: &'a str,
         update_count: u64,
     ) -> BoxFuture<'a, Result<ChangeOrder, StateError>>;
+    /// Persistent attribute writes that belong to no action record (an
+    /// alert policy's `persist: true` attributes); not atomic together.
+    fn save_attrs<'a>(&'a self, writes: &'a [PersistWrite]) -> BoxFuture<'a, Result<(), StateError>>;
     /// The namespace's live persistent attributes, sorted by key.
     fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>>;
     /// Takes (or renews) the lock of a namespace for `owner`, for `lease`;

@@ -366,6 +366,60 @@ run contains {"id": "count", "uses": "test.ok", "args": {"v": seen}, "commit": [
     assert!(rig.state.load_attrs("ns").await.unwrap().is_empty());
 }
 
+/// An alert policy's `persist: true` attributes are stored (AlertChain):
+/// later alerts of the namespace see them; one whose id the namespace
+/// already holds keeps the stored value; one without `persist` is not
+/// stored; each lives its `ttl` (a day without one).
+#[tokio::test]
+async fn alert_policy_attributes_with_persist_are_seen_by_later_alerts() {
+    let alert_policy = r#"package alert.matano
+alert contains {"title": "t", "namespace": "ns", "attrs": [
+    {"key": "first", "id": "first", "value": input.updated_alert.id, "persist": true, "ttl": 600},
+    {"key": "seen", "value": input.updated_alert.id, "persist": true},
+    {"key": "local", "value": input.updated_alert.id}
+]} if true
+"#;
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_of(
+        alert_policy,
+        r#"run contains {"id": "look", "uses": "test.ok", "args": {"v": [[a.key, a.value] | some a in input.alert.attrs]}}"#,
+        state,
+        Config::default(),
+    );
+    let seen = |rig: &Rig| rig.publisher.take().pop().unwrap().action.unwrap().args["v"].clone();
+    handle(&rig, &change("p1", 1)).await.unwrap();
+    assert_eq!(seen(&rig), json!([["first", "p1"], ["seen", "p1"], ["local", "p1"]]));
+    handle(&rig, &change("p2", 1)).await.unwrap();
+    assert_eq!(
+        seen(&rig),
+        json!([["first", "p1"], ["seen", "p2"], ["local", "p2"], ["seen", "p1"]]),
+        "the stored `first` replaces this alert's own; the first alert's `seen` is added"
+    );
+    let stored = |rig: &Rig| {
+        futures::executor::block_on(rig.state.load_attrs("ns"))
+            .unwrap()
+            .into_iter()
+            .map(|attr| (attr.key, attr.value.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        stored(&rig),
+        [("first", "p1"), ("seen", "p1"), ("seen", "p2")]
+            .map(|(key, value)| (key.to_string(), json!(value).to_string()))
+            .into()
+    );
+    // A redelivery writes nothing new.
+    handle(&rig, &change("p2", 1)).await.unwrap();
+    assert_eq!(stored(&rig).len(), 3);
+    rig.state.advance(Duration::from_secs(601));
+    assert_eq!(
+        stored(&rig).iter().filter(|(key, _)| key == "first").count(),
+        0,
+        "expired with its ttl"
+    );
+    assert_eq!(stored(&rig).len(), 2);
+}
+
 /// `force` means "this failure must not hold the workflow back": a forced
 /// enrichment failing transiently every time is final after the client's
 /// own retries, and the page of the next round is sent, once, in the same

@@ -20,7 +20,7 @@ use alert_responder::lambda;
 use alert_responder::pipeline::{HandleError, Responder, Summary};
 use alert_responder::publish::Publisher;
 use alert_responder::secrets::SecretResolver;
-use alert_responder::state::StateStore;
+use alert_responder::state::{PersistOp, PersistWrite, StateStore};
 use common::proxy::{Mode, OneAtATime, Proxy};
 use common::{
     create_state_table, create_topic, dynamodb, fixture, sns_client, subscribe_http, unique, Recorded, Reply,
@@ -349,6 +349,70 @@ run contains {"id": "seen", "uses": "http.fetch", "args": {"url": sprintf("%s?pa
         "{:?}",
         hooks.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
     );
+}
+
+/// An alert policy's `persist: true` attribute goes through the table: the
+/// next alert of the namespace sees the first one's value, not its own.
+#[tokio::test]
+async fn an_alert_policys_persisted_attribute_reaches_the_next_alert_through_the_table() {
+    let hooks = TestServer::ok().await;
+    let rules = r#"run contains {"id": "seen", "uses": "http.fetch", "args": {"url": sprintf("%s?first=%v", [input.env.HOOK, a.value])}} if {
+    some a in input.alert.attrs
+    a.key == "first"
+}"#;
+    let rig = rig(rules, &[("HOOK", hooks.url("/seen"))]).await;
+    let PolicySource::Dir(dir) = &rig.config.policies else {
+        unreachable!("the rig writes its policies to a directory")
+    };
+    std::fs::write(
+        dir.join("alert.rego"),
+        format!(
+            r#"package alert.matano
+alert contains {{"title": "t", "namespace": "{}", "attrs": [
+    {{"key": "first", "id": "first", "value": input.updated_alert.id, "persist": true, "ttl": 600}}
+]}} if true
+"#,
+            unique("ns")
+        ),
+    )
+    .unwrap();
+    let responder = app::lambda_responder(&rig.config).unwrap();
+    let (first, second) = (unique("alert"), unique("alert"));
+    handle(&responder, event(&first, 1)).await.unwrap();
+    handle(&responder, event(&second, 1)).await.unwrap();
+    let wanted = format!("/seen?first={first}");
+    assert_eq!(
+        hits(&hooks, &wanted),
+        2,
+        "{:?}",
+        hooks.requests().iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+}
+
+/// Attribute writes outside an action record all land, more than one
+/// transaction's 100 items too.
+#[tokio::test]
+async fn attribute_writes_beyond_one_transaction_all_land() {
+    let state = DynamoState::new(dynamodb().await, create_state_table().await);
+    let namespace = unique("ns");
+    let writes: Vec<PersistWrite> = (0..120)
+        .map(|i| PersistWrite {
+            namespace: namespace.clone(),
+            id: format!("a{i}"),
+            key: "k".into(),
+            kind: Some("number".into()),
+            op: PersistOp::Set(json!(i)),
+            ttl: Duration::from_secs(60),
+        })
+        .collect();
+    state.save_attrs(&writes).await.unwrap();
+    let attrs = state.load_attrs(&namespace).await.unwrap();
+    assert_eq!(attrs.len(), 120);
+    let total: i64 = attrs.iter().map(|attr| attr.value.as_i64().unwrap()).sum();
+    assert_eq!(total, (0..120).sum::<i64>());
+    assert!(attrs
+        .iter()
+        .all(|attr| attr.kind.as_deref() == Some("number") && attr.ttl.unwrap() <= 60));
 }
 
 /// A responder like `app::lambda_responder` builds, with chosen AWS endpoints.

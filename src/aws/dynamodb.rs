@@ -742,6 +742,25 @@ impl StateStore for DynamoState {
         })
     }
 
+    fn save_attrs<'a>(&'a self, writes: &'a [PersistWrite]) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            let now = now();
+            // A transaction takes at most 100 items; these writes need not
+            // land together, only each as a whole.
+            for chunk in writes.chunks(100) {
+                self.client
+                    .transact_write_items()
+                    .set_transact_items(Some(
+                        chunk.iter().map(|write| self.persist_update(write, now)).collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|err| self.error("save attributes", err))?;
+            }
+            Ok(())
+        })
+    }
+
     fn load_attrs<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Attr>, StateError>> {
         Box::pin(async move {
             let now = now();
