@@ -126,8 +126,10 @@ async fn handle_with(
                 return Ok(Response::Summary(Summary::default()));
             }
         };
-        let result = responder.wake(&wakeup, deadline, Some(&event.context.request_id)).await;
-        return reported(function, result, bundles_refused).map(Response::Summary);
+        let (summary, result) = responder
+            .wake_counted(&wakeup, deadline, Some(&event.context.request_id))
+            .await;
+        return reported(function, summary, result, bundles_refused);
     }
     if is_sqs_event(&event.payload) {
         let records = ingest_sqs_event(&event.payload, &settings.routing);
@@ -154,21 +156,20 @@ async fn handle_with(
     let (summary, result) = responder
         .handle_invocation_counted(records, deadline, Some(&event.context.request_id))
         .await;
+    reported(function, summary, result, bundles_refused)
+}
+
+/// An invocation's metrics and log line written: `summary` is what it did,
+/// up to its error when it failed.
+fn reported(
+    function: &str,
+    summary: Summary,
+    result: Result<(), HandleError>,
+    bundles_refused: usize,
+) -> Result<Response, HandleError> {
     let faults = faults_of(&result, bundles_refused);
     report(function, &summary, result.as_ref().err(), faults);
     result.map(|()| Response::Summary(summary))
-}
-
-/// A wakeup's result, its metrics and log line written.
-fn reported(
-    function: &str,
-    result: Result<Summary, HandleError>,
-    bundles_refused: usize,
-) -> Result<Summary, HandleError> {
-    let faults = faults_of(&result, bundles_refused);
-    let summary = result.as_ref().unwrap_or(&EMPTY);
-    report(function, summary, result.as_ref().err(), faults);
-    result
 }
 
 fn faults_of<T>(result: &Result<T, HandleError>, bundles_refused: usize) -> Faults {
@@ -202,22 +203,6 @@ fn report(function: &str, summary: &Summary, error: Option<&HandleError>, faults
         Some(err) => tracing::error!(error = %err, "invocation failed; Lambda will retry the event"),
     }
 }
-
-static EMPTY: Summary = Summary {
-    records: 0,
-    rejected: 0,
-    alerts: 0,
-    actions: 0,
-    failed_actions: 0,
-    policy_errors: 0,
-    outcomes: 0,
-    deadline_retries: 0,
-    replayed: 0,
-    stale: 0,
-    shadow_divergences: 0,
-    policy_micros: 0,
-    action_counts: std::collections::BTreeMap::new(),
-};
 
 /// The runtime's deadline (epoch milliseconds) as an `Instant`, less the
 /// margin kept for publishing. None when there is none, or when it had

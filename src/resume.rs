@@ -171,6 +171,30 @@ impl Responder {
         deadline: Option<Instant>,
         request_id: Option<&str>,
     ) -> Result<Summary, HandleError> {
+        let (summary, result) = self.wake_counted(wakeup, deadline, request_id).await;
+        result.map(|()| summary)
+    }
+
+    /// [`Responder::wake`], its counts kept when it fails: a failed
+    /// wakeup's metrics still say what its resume did before the retry.
+    pub async fn wake_counted(
+        &self,
+        wakeup: &Wakeup,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+    ) -> (Summary, Result<(), HandleError>) {
+        let mut summary = Summary::default();
+        let result = self.wake_into(wakeup, deadline, request_id, &mut summary).await;
+        (summary, result)
+    }
+
+    async fn wake_into(
+        &self,
+        wakeup: &Wakeup,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+        summary: &mut Summary,
+    ) -> Result<(), HandleError> {
         let workflow = match wakeup {
             Wakeup::Resume { workflow } => workflow,
             Wakeup::Due { workflow, action } => {
@@ -181,18 +205,18 @@ impl Responder {
                     // Resolved before (an earlier try of this event whose
                     // resume failed): the resume is tried again.
                     Ok(Answered::Recorded { ready: true, .. } | Answered::Already { suspended: true, .. }) => {}
-                    Ok(_) => return Ok(Summary::default()),
+                    Ok(_) => return Ok(()),
                     Err(AnswerError::State(err)) => return Err(HandleError::State(err)),
                     Err(err) => {
                         // A workflow that moved on or ended: nothing to do.
                         tracing::info!(workflow = %workflow, action_id = %action, reason = %err, "due time of an action no longer pending");
-                        return Ok(Summary::default());
+                        return Ok(());
                     }
                 }
                 workflow
             }
         };
-        self.resume(workflow, deadline, request_id).await
+        self.resume_into(workflow, deadline, request_id, summary).await
     }
 
     /// Runs a workflow on whose pending actions all have their results,
@@ -204,15 +228,26 @@ impl Responder {
         deadline: Option<Instant>,
         request_id: Option<&str>,
     ) -> Result<Summary, HandleError> {
+        let mut summary = Summary::default();
+        self.resume_into(workflow_id, deadline, request_id, &mut summary)
+            .await
+            .map(|()| summary)
+    }
+
+    /// [`Responder::resume`], counting into `summary` as it goes.
+    async fn resume_into(
+        &self,
+        workflow_id: &str,
+        deadline: Option<Instant>,
+        request_id: Option<&str>,
+        summary: &mut Summary,
+    ) -> Result<(), HandleError> {
         let resumed = match self.decider().resume(workflow_id, deadline).await {
             Ok(Some(resumed)) => resumed,
-            Ok(None) => return Ok(Summary::default()),
+            Ok(None) => return Ok(()),
             Err(err) => return Err(err.into()),
         };
-        let mut summary = Summary {
-            records: 1,
-            ..Summary::default()
-        };
+        summary.records += 1;
         // The outcomes of what is new since the suspension: the resolved
         // records and the rounds run now (earlier ones were published).
         let published: HashSet<&str> = resumed
@@ -241,7 +276,7 @@ impl Responder {
         };
         let mut retries = Vec::new();
         let mut late = None;
-        let mut outcomes = self.outcomes(&resumed.envelope, new_only, &mut summary, &mut retries, &mut late);
+        let mut outcomes = self.outcomes(&resumed.envelope, new_only, summary, &mut retries, &mut late);
         for outcome in &mut outcomes {
             outcome.bundle_digest = Some(resumed.decided.bundle_digest.clone());
         }
@@ -261,6 +296,7 @@ impl Responder {
         };
         let kept = self.keep_records(std::slice::from_ref(&record)).await;
         if let Err(err) = published {
+            summary.outcomes += err.published_of(outcomes.len());
             self.decider().give_back(workflow_id).await;
             return Err(err.into());
         }
@@ -280,7 +316,7 @@ impl Responder {
         }
         match crate::pipeline::retry_error(&retries) {
             Some(err) => Err(err),
-            None => Ok(summary),
+            None => Ok(()),
         }
     }
 

@@ -346,6 +346,31 @@ async fn without_an_answer_the_timeout_escalates_and_a_late_click_changes_nothin
     assert_eq!(rig.hits("/isolate"), 0);
 }
 
+/// A wakeup whose resume fails counts what it did (its metrics), and its
+/// retry republishes without running the escalation again.
+#[tokio::test]
+async fn a_failed_wakeup_counts_what_its_resume_did_and_the_retry_replays() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
+    rig.publisher.set_failing(true);
+    let (summary, result) = rig.responder.wake_counted(&due, None, None).await;
+    assert!(
+        matches!(result, Err(alert_responder::pipeline::HandleError::Publish(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        (summary.records, summary.actions, summary.outcomes),
+        (1, 2, 0),
+        "{summary:?}"
+    );
+    assert_eq!(rig.hits("/page"), 1);
+    rig.publisher.set_failing(false);
+    let retried = rig.responder.wake(&due, None, None).await.unwrap();
+    assert_eq!((retried.outcomes, retried.replayed), (2, 1), "{retried:?}");
+    assert_eq!(rig.hits("/page"), 1, "escalated once");
+}
+
 #[tokio::test]
 async fn requests_that_are_not_proven_or_not_allowed_touch_nothing() {
     let rig = rig(example_policy).await;
