@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use alert_responder::app;
 use alert_responder::bundle::{build, BundleSource, CompileOptions, Refresher, Watched};
-use alert_responder::config::{Config, PolicyEngine, S3Uri};
+use alert_responder::config::{Config, Location, PolicyEngine, S3Uri};
 use alert_responder::policy::PolicyFile;
 use common::lambda::{lambda_process, runtime_api, runtime_api_serving, REQUEST_ID};
 use common::{
@@ -201,6 +201,39 @@ async fn the_lambda_serves_its_bundle_and_records_what_the_shadow_would_do() {
     assert_eq!(notify["status"], "succeeded");
     let page = shadow_actions.iter().find(|a| a["id"] == "page").unwrap();
     assert_eq!(page["status"], "dry_run");
+}
+
+/// A shadow bundle refused at init leaves the live path serving and is
+/// counted by the first invocation's `PolicyBundleRefused` (init writes no
+/// metrics); one that cannot be read is not a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_bundle_refused_at_init_is_counted_once_by_the_first_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("shadow.tar.gz");
+    std::fs::write(&broken, bundle_of("package action\nrun contains {\"id\": x} if {\n").0).unwrap();
+    let s3 = s3_client().await;
+    let bucket = create_bucket(&s3, "shadow-init").await;
+    let unreadable = format!("s3://{bucket}/bundles/none.tar.gz");
+    for (shadow, refused) in [(Location::Local(broken), 1), (Location::parse(&unreadable).unwrap(), 0)] {
+        let config = Config {
+            outcome_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:x".into()),
+            shadow_bundle: Some(shadow.clone()),
+            ..Config::default()
+        };
+        let parts = app::lambda_init(&config).await.unwrap();
+        assert!(parts.responder.decider().shadow().is_none(), "{shadow}");
+        let refresher = parts.refresher.expect("the shadow bundle is watched");
+        assert_eq!(
+            refresher.refresh_if_due(parts.responder.decider()).await,
+            refused,
+            "{shadow}"
+        );
+        assert_eq!(
+            refresher.refresh_if_due(parts.responder.decider()).await,
+            0,
+            "{shadow}: counted once"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

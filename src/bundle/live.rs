@@ -2,6 +2,7 @@
 //! shadow ones when their object changes.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -131,6 +132,8 @@ pub struct Refresher {
     every: Duration,
     options: CompileOptions,
     next: Mutex<Instant>,
+    /// Versions refused at init, reported with the first invocation.
+    refused_at_init: AtomicUsize,
 }
 
 impl Refresher {
@@ -142,20 +145,28 @@ impl Refresher {
             every,
             options,
             next: Mutex::new(Instant::now() + every),
+            refused_at_init: AtomicUsize::new(0),
         }
+    }
+
+    /// `refused` versions were refused at init: the first invocation's
+    /// `PolicyBundleRefused` counts them (init writes no metrics).
+    pub fn with_refused_at_init(self, refused: usize) -> Refresher {
+        self.refused_at_init.store(refused, Ordering::Relaxed);
+        self
     }
 
     /// Checks the bundles when due; the number of versions refused (for the
     /// `PolicyBundleRefused` metric).
     pub async fn refresh_if_due(&self, decider: &Decider) -> usize {
+        let mut refused = self.refused_at_init.swap(0, Ordering::Relaxed);
         {
             let mut next = self.next.lock().expect("not poisoned");
             if Instant::now() < *next {
-                return 0;
+                return refused;
             }
             *next = Instant::now() + self.every;
         }
-        let mut refused = 0;
         if let Some(live) = &self.live {
             match live.load_if_changed(&self.options).await {
                 Ok(None) => {}
