@@ -2,7 +2,7 @@
 //! signed when a signing key is given.
 
 use futures::future::BoxFuture;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Sha256;

@@ -38,6 +38,7 @@ pub fn available_builtins() -> Vec<&'static str> {
         .filter(|name| !name.starts_with("__"))
         .collect();
     names.extend(["print", "escape.slack", "escape.markdown"]);
+    names.extend(super::crypto::FUNCTIONS.iter().map(|(name, _)| *name));
     names.sort_unstable();
     names.dedup();
     names
@@ -126,6 +127,31 @@ pub(super) fn unknown_calls(modules: &[Ref<Module>], extensions: &[&str]) -> Vec
     unknown.sort_by(|a, b| (&a.file, a.line, &a.name).cmp(&(&b.file, b.line, &b.name)));
     unknown.dedup();
     unknown
+}
+
+/// Calls of the host's functions (`extensions`), by package path: the VM
+/// compiler takes none, so the entry rules reaching one run on the
+/// interpreter.
+pub(super) fn extension_calls(modules: &[Ref<Module>], extensions: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let mut calls: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for module in modules {
+        let package = package_path(module);
+        for rule in &module.policy {
+            walk_rule(rule, &mut |expr| {
+                let Expr::Call { fcn, span, .. } = expr else {
+                    return;
+                };
+                match get_path_string(fcn, None) {
+                    Ok(name) if extensions.contains(&name.as_str()) => calls
+                        .entry(package.clone())
+                        .or_default()
+                        .push(format!("{name} ({}:{})", span.source.file(), span.line)),
+                    _ => {}
+                }
+            });
+        }
+    }
+    calls
 }
 
 /// Rules that could produce conflicting values, by package path

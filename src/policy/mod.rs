@@ -4,6 +4,7 @@
 //! (`unit_test`).
 
 mod analysis;
+mod crypto;
 pub use analysis::available_builtins;
 mod engine;
 mod error;

@@ -170,18 +170,19 @@ impl PolicySet {
         timeout: Duration,
     ) -> Result<PolicySet, PolicyError> {
         let modules = engine.get_modules().clone();
-        let unknown = analysis::unknown_calls(&modules, EXTENSIONS);
+        let unknown = analysis::unknown_calls(&modules, &extensions());
         if !unknown.is_empty() {
             return Err(PolicyError::UnknownFunctions(
                 unknown.iter().map(ToString::to_string).collect(),
             ));
         }
         let risks = analysis::conflict_risks(&modules);
+        let host_calls = analysis::extension_calls(&modules, &extensions());
         let mut programs = HashMap::new();
         let mut interpreted = Vec::new();
         for rule in entries {
-            if let Some(reason) = conflicts_reached(&modules, &risks, rule) {
-                tracing::info!(rule, reason, "rule runs on the interpreter, which reports conflicts");
+            if let Some(reason) = interpreter_needed(&modules, &risks, &host_calls, rule) {
+                tracing::info!(rule, reason, "rule runs on the interpreter");
                 interpreted.push((rule.clone(), reason));
                 continue;
             }
@@ -491,25 +492,46 @@ impl Drop for InterpreterBudget {
 /// decision allocates well under one).
 const DEFAULT_MEMORY: NonZeroU64 = NonZeroU64::new(32 * 1024 * 1024).expect("non-zero");
 
-/// Functions the host adds to the builtins (none yet).
-const EXTENSIONS: &[&str] = &[];
+/// Functions the host adds to the builtins (OPA's `crypto.*` hashes and
+/// HMACs).
+fn extensions() -> Vec<&'static str> {
+    super::crypto::FUNCTIONS.iter().map(|(name, _)| *name).collect()
+}
+
+/// What of `by_package` the entry `rule` may read: the packages it reaches.
+fn reached<T: std::fmt::Display>(
+    modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
+    by_package: &BTreeMap<String, Vec<T>>,
+    rule: &str,
+) -> Vec<String> {
+    let package = rule.rsplit_once('.').map_or(rule, |(package, _)| package);
+    analysis::reachable_packages(modules, package)
+        .iter()
+        .filter_map(|package| by_package.get(package))
+        .flatten()
+        .map(ToString::to_string)
+        .collect()
+}
 
 /// Why `rule` must run on the interpreter: the rules it may read that could
 /// produce conflicting values (regorus's VM makes a conflict undefined, the
-/// interpreter reports it, as OPA does).
-fn conflicts_reached(
+/// interpreter reports it, as OPA does), or the host functions it may call
+/// (the VM compiler takes none).
+fn interpreter_needed(
     modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
     risks: &BTreeMap<String, Vec<ConflictRisk>>,
+    host_calls: &BTreeMap<String, Vec<String>>,
     rule: &str,
 ) -> Option<String> {
-    let package = rule.rsplit_once('.').map_or(rule, |(package, _)| package);
-    let reached: Vec<String> = analysis::reachable_packages(modules, package)
-        .iter()
-        .filter_map(|package| risks.get(package))
-        .flatten()
-        .map(ToString::to_string)
-        .collect();
-    (!reached.is_empty()).then(|| format!("conflicts are checked on the interpreter: {}", reached.join("; ")))
+    let conflicts = reached(modules, risks, rule);
+    if !conflicts.is_empty() {
+        return Some(format!(
+            "conflicts are checked on the interpreter: {}",
+            conflicts.join("; ")
+        ));
+    }
+    let calls = reached(modules, host_calls, rule);
+    (!calls.is_empty()).then(|| format!("host functions run on the interpreter: {}", calls.join("; ")))
 }
 
 /// The rule an alert policy for `schema` defines.
