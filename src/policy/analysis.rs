@@ -38,7 +38,7 @@ pub fn available_builtins() -> Vec<&'static str> {
         .filter(|name| !name.starts_with("__"))
         .collect();
     names.extend(["print", "escape.slack", "escape.markdown"]);
-    names.extend(super::crypto::FUNCTIONS.iter().map(|(name, _)| *name));
+    names.extend(super::host::names());
     names.sort_unstable();
     names.dedup();
     names
@@ -54,7 +54,6 @@ fn hint(name: &str) -> Option<String> {
         "providers.",
         "rego.",
         "net.cidr_merge",
-        "net.cidr_intersects",
         "net.cidr_overlap",
         "strings.render_template",
         "regex.globs_match",
@@ -73,7 +72,7 @@ fn hint(name: &str) -> Option<String> {
         return Some("not in this build: rebuild with `--features policy-jsonschema`".to_string());
     }
     if NOT_IN_ENGINE.iter().any(|prefix| name.starts_with(prefix)) {
-        return Some("an OPA builtin the policy engine (regorus) does not implement".to_string());
+        return Some("an OPA builtin neither the policy engine (regorus) nor this host implements".to_string());
     }
     None
 }

@@ -13,7 +13,7 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
     engine.set_gather_prints(true);
     engine.set_execution_timer_config(timer(timeout));
     super::guard::guard_engine(&mut engine);
-    super::crypto::add_to(&mut engine);
+    super::host::add_to(&mut engine);
     engine
 }
 

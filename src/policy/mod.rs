@@ -4,12 +4,12 @@
 //! (`unit_test`).
 
 mod analysis;
-mod crypto;
 pub use analysis::available_builtins;
 mod engine;
 mod error;
 mod escape;
 mod guard;
+mod host;
 mod request;
 mod set;
 mod source;

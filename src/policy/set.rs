@@ -492,10 +492,9 @@ impl Drop for InterpreterBudget {
 /// decision allocates well under one).
 const DEFAULT_MEMORY: NonZeroU64 = NonZeroU64::new(32 * 1024 * 1024).expect("non-zero");
 
-/// Functions the host adds to the builtins (OPA's `crypto.*` hashes and
-/// HMACs).
+/// Functions the host adds to the builtins (`policy::host`).
 fn extensions() -> Vec<&'static str> {
-    super::crypto::FUNCTIONS.iter().map(|(name, _)| *name).collect()
+    super::host::names()
 }
 
 /// What of `by_package` the entry `rule` may read: the packages it reaches.

@@ -91,7 +91,9 @@ pub(super) fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Resul
             _ => NoProgram::Unsupported(located),
         }
     })?;
-    Ok(Arc::new(guard_program(Arc::unwrap_or_clone(program))))
+    Ok(Arc::new(super::host::replace_in(guard_program(Arc::unwrap_or_clone(
+        program,
+    )))))
 }
 
 /// The cargo feature that adds builtin `name`, when this build lacks it.

@@ -1,0 +1,102 @@
+//! Functions the host adds to regorus's builtins: OPA builtins regorus does
+//! not implement, with OPA's names and results (held to OPA by the
+//! conformance suite). They are extensions of the interpreter; the VM
+//! compiler takes no host function, so an entry rule that can reach one
+//! runs on the interpreter (`policy::set`).
+//!
+//! A call whose arguments OPA would fail on is undefined: OPA's default
+//! for a builtin error, which `opa eval` and AlertChain use.
+//!
+//! Where a regorus builtin answers otherwise than OPA, the host's takes its
+//! place on both engines ([`REPLACEMENTS`]): in the VM's compiled program,
+//! and as the interpreter's extension of the same name. Those keep regorus's
+//! contract (an error, which the VM makes undefined) and keep the rule on
+//! the VM.
+
+mod crypto;
+mod jwt;
+mod net;
+mod operand;
+
+use regorus::rvm::program::Program;
+use regorus::unstable::{Expr, Ref, Span};
+use regorus::Value;
+
+/// A host function: its value, None where OPA's builtin fails.
+type HostFunction = fn(&[Value]) -> Option<Value>;
+
+/// Every function, with its number of arguments.
+const FUNCTIONS: &[(&str, u8, HostFunction)] = &[
+    ("crypto.md5", 1, crypto::md5),
+    ("crypto.sha1", 1, crypto::sha1),
+    ("crypto.sha256", 1, crypto::sha256),
+    ("crypto.hmac.md5", 2, crypto::hmac_md5),
+    ("crypto.hmac.sha1", 2, crypto::hmac_sha1),
+    ("crypto.hmac.sha256", 2, crypto::hmac_sha256),
+    ("crypto.hmac.sha512", 2, crypto::hmac_sha512),
+    ("crypto.hmac.equal", 2, crypto::hmac_equal),
+    ("io.jwt.decode", 1, jwt::decode),
+    ("io.jwt.verify_hs256", 2, jwt::verify_hs256),
+    ("io.jwt.verify_hs384", 2, jwt::verify_hs384),
+    ("io.jwt.verify_hs512", 2, jwt::verify_hs512),
+    ("net.cidr_intersects", 2, net::cidr_intersects),
+    ("net.cidr_contains_matches", 2, net::cidr_contains_matches),
+];
+
+/// regorus builtins the host replaces: `net.cidr_contains` reads an
+/// IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) as IPv4, as OPA does.
+/// Each with its arity, its function, and that function as the VM calls a
+/// builtin.
+const REPLACEMENTS: &[(&str, u8, HostFunction, BuiltinFn)] =
+    &[("net.cidr_contains", 2, net::cidr_contains, cidr_contains)];
+
+type BuiltinFn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
+
+fn cidr_contains(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow::Result<Value> {
+    replaced("net.cidr_contains", net::cidr_contains, args)
+}
+
+/// A replacement's value, or regorus's kind of error.
+fn replaced(name: &str, function: HostFunction, args: &[Value]) -> anyhow::Result<Value> {
+    function(args).ok_or_else(|| anyhow::anyhow!("{name}: an argument is not a CIDR or an address"))
+}
+
+/// `program` with the builtins the host replaces pointing to the host's.
+pub(super) fn replace_in(mut program: Program) -> Program {
+    for (index, info) in program.builtin_info_table.iter().enumerate() {
+        let replacement = REPLACEMENTS.iter().find(|(name, ..)| *name == info.name);
+        if let (Some(&(.., builtin)), Some(slot)) = (replacement, program.resolved_builtins.get_mut(index)) {
+            slot.0 = builtin;
+        }
+    }
+    program
+}
+
+/// The names of the host's functions.
+pub(super) fn names() -> Vec<&'static str> {
+    FUNCTIONS.iter().map(|(name, _, _)| *name).collect()
+}
+
+/// Adds the functions to an interpreter.
+pub(super) fn add_to(engine: &mut regorus::Engine) {
+    for &(name, arity, function) in FUNCTIONS {
+        let added = engine.add_extension(
+            name.to_string(),
+            arity,
+            Box::new(move |args: Vec<Value>| Ok(function(&args).unwrap_or(Value::Undefined))),
+        );
+        if let Err(err) = added {
+            tracing::warn!(builtin = name, error = %err, "could not add the host function to the interpreter");
+        }
+    }
+    for &(name, arity, function, _) in REPLACEMENTS {
+        let added = engine.add_extension(
+            name.to_string(),
+            arity,
+            Box::new(move |args: Vec<Value>| replaced(name, function, &args)),
+        );
+        if let Err(err) = added {
+            tracing::warn!(builtin = name, error = %err, "could not replace the builtin on the interpreter");
+        }
+    }
+}

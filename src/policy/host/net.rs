@@ -1,0 +1,198 @@
+//! OPA's `net.cidr_intersects` and `net.cidr_contains_matches`, and
+//! `net.cidr_contains` in place of regorus's (which reads IPv4-mapped
+//! addresses as IPv6).
+//!
+//! Addresses are read as Go's `net` package reads them: an IPv4-mapped
+//! IPv6 address (`::ffff:1.2.3.4`) is the IPv4 address, and so is a mapped
+//! network of prefix 96 or more; a network holds only addresses of its own
+//! family.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use regorus::Value;
+
+use super::operand::text;
+
+/// A network: its family's width in bits, its masked address, its prefix.
+#[derive(Debug, PartialEq)]
+struct Network {
+    bits: u8,
+    address: u128,
+    prefix: u8,
+}
+
+impl Network {
+    /// `address/prefix` as Go's `net.ParseCIDR` takes it.
+    fn parse(cidr: &str) -> Option<Network> {
+        let (address, prefix) = cidr.split_once('/')?;
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let prefix: u8 = prefix.parse().ok()?;
+        if let Ok(v4) = address.parse::<Ipv4Addr>() {
+            return (prefix <= 32).then(|| Network::of(32, u128::from(u32::from(v4)), prefix));
+        }
+        let v6 = address.parse::<Ipv6Addr>().ok()?;
+        if prefix > 128 {
+            return None;
+        }
+        let network = Network::of(128, u128::from(v6), prefix);
+        match Ipv6Addr::from(network.address).to_ipv4_mapped() {
+            Some(v4) if prefix >= 96 => Some(Network::of(32, u128::from(u32::from(v4)), prefix - 96)),
+            _ => Some(network),
+        }
+    }
+
+    fn of(bits: u8, address: u128, prefix: u8) -> Network {
+        Network {
+            bits,
+            address: address & mask(bits, prefix),
+            prefix,
+        }
+    }
+
+    /// An address as Go's `net.ParseIP` reads it: a network of one.
+    fn address(text: &str) -> Option<Network> {
+        if let Ok(v4) = text.parse::<Ipv4Addr>() {
+            return Some(Network::of(32, u128::from(u32::from(v4)), 32));
+        }
+        let v6 = text.parse::<Ipv6Addr>().ok()?;
+        Some(match v6.to_ipv4_mapped() {
+            Some(v4) => Network::of(32, u128::from(u32::from(v4)), 32),
+            None => Network::of(128, u128::from(v6), 128),
+        })
+    }
+
+    /// Whether the network holds `other`'s first address.
+    fn holds_start_of(&self, other: &Network) -> bool {
+        self.bits == other.bits && other.address & mask(self.bits, self.prefix) == self.address
+    }
+
+    /// Whether the network holds every address of `other`.
+    fn holds(&self, other: &Network) -> bool {
+        self.holds_start_of(other) && other.prefix >= self.prefix
+    }
+}
+
+/// The mask of `prefix` bits in a `bits`-wide address.
+fn mask(bits: u8, prefix: u8) -> u128 {
+    let host_bits = u32::from(bits - prefix);
+    let all = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+    all.checked_shr(host_bits).map_or(0, |m| m << host_bits) & all
+}
+
+/// Whether the two networks share an address.
+pub(super) fn cidr_intersects(args: &[Value]) -> Option<Value> {
+    let a = Network::parse(text(args, 0)?)?;
+    let b = Network::parse(text(args, 1)?)?;
+    Some(Value::from(a.holds_start_of(&b) || b.holds_start_of(&a)))
+}
+
+/// Whether CIDR `a` contains `b`, an address or a CIDR; None when either
+/// is neither.
+fn contains(a: &str, b: &str) -> Option<bool> {
+    let network = Network::parse(a)?;
+    let other = Network::address(b).or_else(|| Network::parse(b))?;
+    Some(network.holds(&other))
+}
+
+pub(super) fn cidr_contains(args: &[Value]) -> Option<Value> {
+    contains(text(args, 0)?, text(args, 1)?).map(Value::from)
+}
+
+/// The CIDRs or addresses of an operand, each with what names it in the
+/// result: a string names itself; an array's elements (a string, or an
+/// array whose first element is one) their index; a set's its element; an
+/// object's values their key. Any other value has none.
+fn candidates(operand: &Value) -> Option<Vec<(Value, Value)>> {
+    let first = |element: &Value| match element {
+        Value::String(_) => Some(element.clone()),
+        Value::Array(items) => items.iter().next().cloned(),
+        _ => None,
+    };
+    Some(match operand {
+        Value::String(_) => vec![(operand.clone(), operand.clone())],
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| Some((first(item)?, Value::from(index as u64))))
+            .collect::<Option<_>>()?,
+        Value::Set(items) => items
+            .iter()
+            .map(|item| Some((first(item)?, item.clone())))
+            .collect::<Option<_>>()?,
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(key, value)| Some((first(value)?, key.clone())))
+            .collect::<Option<_>>()?,
+        _ => Vec::new(),
+    })
+}
+
+/// The pairs `[a's name, b's name]` where a CIDR of `a` contains an
+/// address or CIDR of `b` (as `net.cidr_contains`).
+pub(super) fn cidr_contains_matches(args: &[Value]) -> Option<Value> {
+    let outer = candidates(args.first()?)?;
+    let inner = candidates(args.get(1)?)?;
+    let mut matches = BTreeSet::new();
+    for (cidr, name) in &outer {
+        for (other, other_name) in &inner {
+            if contains(cidr.as_string().ok()?, other.as_string().ok()?)? {
+                matches.insert(Value::from(vec![name.clone(), other_name.clone()]));
+            }
+        }
+    }
+    Some(Value::from(matches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intersects(a: &str, b: &str) -> Option<bool> {
+        cidr_intersects(&[Value::from(a), Value::from(b)]).map(|v| v == Value::from(true))
+    }
+
+    #[test]
+    fn networks_intersect_when_one_holds_the_others_start() {
+        assert_eq!(intersects("192.168.0.0/16", "192.168.1.0/24"), Some(true));
+        assert_eq!(intersects("192.168.1.0/24", "192.168.0.0/16"), Some(true));
+        assert_eq!(intersects("192.168.1.0/24", "192.168.2.0/24"), Some(false));
+        assert_eq!(
+            intersects("10.0.0.1/8", "10.255.0.0/16"),
+            Some(true),
+            "host bits are masked"
+        );
+        assert_eq!(intersects("0.0.0.0/0", "8.8.8.8/32"), Some(true));
+        assert_eq!(intersects("fd00::/8", "fd12::/16"), Some(true));
+        assert_eq!(intersects("::/0", "10.0.0.0/8"), Some(false), "families differ");
+        assert_eq!(intersects("::ffff:10.0.0.0/104", "10.1.0.0/16"), Some(true), "mapped");
+        assert_eq!(intersects("10.0.0.0/33", "10.0.0.0/8"), None);
+        assert_eq!(intersects("10.0.0.0", "10.0.0.0/8"), None);
+        assert_eq!(intersects("10.0.0.0/+8", "10.0.0.0/8"), None);
+    }
+
+    #[test]
+    fn containment_reads_mapped_addresses_as_ipv4() {
+        assert_eq!(contains("10.0.0.0/8", "10.1.2.3"), Some(true));
+        assert_eq!(contains("10.0.0.0/8", "10.1.0.0/16"), Some(true));
+        assert_eq!(contains("10.1.0.0/16", "10.0.0.0/8"), Some(false), "wider");
+        assert_eq!(contains("10.0.0.0/8", "::ffff:10.1.2.3"), Some(true));
+        assert_eq!(contains("::/0", "::ffff:10.1.2.3"), Some(false));
+        assert_eq!(contains("::ffff:10.0.0.0/104", "10.9.9.9"), Some(true));
+        assert_eq!(contains("fd00::/8", "fd00::1"), Some(true));
+        assert_eq!(contains("10.0.0.0/8", "not an address"), None);
+        assert_eq!(contains("10.0.0.0", "10.0.0.1"), None);
+    }
+
+    #[test]
+    fn masks_cover_every_prefix() {
+        assert_eq!(mask(32, 0), 0);
+        assert_eq!(mask(32, 24), 0xffff_ff00);
+        assert_eq!(mask(32, 32), 0xffff_ffff);
+        assert_eq!(mask(128, 0), 0);
+        assert_eq!(mask(128, 128), u128::MAX);
+        assert_eq!(mask(128, 1), 1u128 << 127);
+    }
+}
