@@ -671,6 +671,44 @@ async fn an_operators_answer_after_the_due_time_still_counts() {
     );
 }
 
+/// An operator's forced timeout (`workflows resume` without `--answer`)
+/// cancels the due time's schedule like any answer but the schedule's own,
+/// so the schedule does not fire on a workflow that moved on.
+#[tokio::test]
+async fn an_operators_forced_timeout_cancels_the_schedule() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    assert_eq!(rig.wakeups.scheduled().len(), 1);
+    let workflow = rig.workflow_id().await;
+    let due = alert_responder::model::suspended::Resolution::DueTime {
+        now: chrono::Utc::now(),
+    };
+    let answered = rig
+        .responder
+        .answer(
+            &workflow,
+            "ask-isolate",
+            &due,
+            alert_responder::resume::AnsweredBy::Operator,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            answered,
+            alert_responder::resume::Answered::Recorded { ready: true, .. }
+        ),
+        "{answered:?}"
+    );
+    assert!(rig.wakeups.scheduled().is_empty(), "{:?}", rig.wakeups.scheduled());
+    rig.responder.resume(&workflow, None, None).await.unwrap();
+    assert_eq!(
+        (rig.hits("/page"), rig.hits("/isolate")),
+        (1, 0),
+        "the timeout's branch ran"
+    );
+}
+
 #[tokio::test]
 async fn without_a_state_table_an_approval_fails_saying_what_it_needs() {
     let rig = rig_with(example_policy, false).await;
