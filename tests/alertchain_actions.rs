@@ -178,6 +178,25 @@ async fn github_authenticates_as_an_app_installation() {
     );
 }
 
+/// The installation token's request honours the action's `timeout_ms`:
+/// a token endpoint that never answers fails the action at that bound
+/// (retried as transient), instead of holding it to the client's default.
+#[tokio::test]
+async fn a_hung_token_endpoint_fails_at_the_actions_timeout() {
+    let server = TestServer::start(|req| match req.path.as_str() {
+        "/app/installations/4242/access_tokens" => Reply::Hang,
+        _ => Reply::json(201, json!({"number": 1})),
+    })
+    .await;
+    let key = fixture("github_app_test_key.pem");
+    let args = json!({"app_id": 1234, "install_id": 4242, "secret_private_key": key, "owner": "acme",
+        "repo": "security", "base_url": server.url(""), "title": "t", "timeout_ms": 300});
+    let err = run("github.create_issue", args).await.unwrap_err();
+    assert!(err.to_string().contains("timed out after 300 ms"), "{err}");
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(server.requests().len(), 1, "no issue without a token");
+}
+
 /// The public key of a PKCS#1 PEM, as ring's verifier takes it.
 fn public_key_der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
