@@ -200,30 +200,19 @@ pub(super) fn reachable_packages(modules: &[Ref<Module>], package: &str) -> BTre
     let mut pending = vec![package.to_string()];
     while let Some(current) = pending.pop() {
         for module in modules.iter().filter(|m| package_path(m) == current) {
-            let mut named = BTreeSet::new();
-            for import in &module.imports {
-                if let Ok(path) = get_path_string(&import.refr, None) {
-                    named.insert(path);
-                }
-            }
+            let imports = import_aliases(module);
+            let mut named: BTreeSet<String> = imports.values().cloned().collect();
             for rule in &module.policy {
                 walk_rule(rule, &mut |expr| {
                     if matches!(expr, Expr::RefDot { .. } | Expr::Var { .. }) {
                         if let Ok(path) = get_path_string(expr, None) {
-                            if path.starts_with("data.") {
-                                named.insert(path);
-                            }
+                            named.extend(data_path(&path, &imports));
                         }
                     }
                 });
             }
             for path in named {
-                // The longest known package that is a prefix of the path.
-                let found = known
-                    .iter()
-                    .filter(|p| path == **p || path.starts_with(&format!("{p}.")))
-                    .max_by_key(|p| p.len());
-                if let Some(found) = found {
+                for found in packages_named(&known, &path) {
                     if reached.insert(found.clone()) {
                         pending.push(found.clone());
                     }
@@ -232,6 +221,32 @@ pub(super) fn reachable_packages(modules: &[Ref<Module>], package: &str) -> BTre
         }
     }
     reached
+}
+
+/// The `data.` path a reference names: itself, or through an import's
+/// alias (`lib.util.f` after `import data.lib`).
+fn data_path(path: &str, imports: &BTreeMap<String, String>) -> Option<String> {
+    if path.starts_with("data.") || path == "data" {
+        return Some(path.to_string());
+    }
+    let (first, rest) = path.split_once('.').unwrap_or((path, ""));
+    let imported = imports.get(first)?;
+    Some(match rest {
+        "" => imported.clone(),
+        rest => format!("{imported}.{rest}"),
+    })
+}
+
+/// The packages a `data.` path may read: the longest known package it lies
+/// in, and every package under it (`data.checks[name].deny` reads each
+/// package of `data.checks`).
+fn packages_named<'a>(known: &'a BTreeSet<String>, path: &str) -> Vec<&'a String> {
+    let enclosing = known
+        .iter()
+        .filter(|p| path == p.as_str() || path.starts_with(&format!("{p}.")))
+        .max_by_key(|p| p.len());
+    let under = known.iter().filter(|p| p.starts_with(&format!("{path}.")));
+    enclosing.into_iter().chain(under).collect()
 }
 
 /// Why a rule's definitions could disagree, or `None` when they cannot.

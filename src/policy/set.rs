@@ -31,7 +31,7 @@ use super::escape::with_escape_functions;
 use super::request::{ActionRequest, ACTION_RULE};
 use super::source::{read_source, source_digest, PolicyFile};
 use super::value::{to_policy_value, typed_element};
-use super::vm::{compile_program, NoProgram, VmRule};
+use super::vm::{compile_program, VmRule};
 use crate::config::{PolicyEngine, PolicySource};
 use crate::model::AlertDraft;
 
@@ -190,8 +190,7 @@ impl PolicySet {
                 Ok(program) => {
                     programs.insert(rule.clone(), VmRule::new(program));
                 }
-                Err(NoProgram::UnknownFunction(reason)) => return Err(PolicyError::Compile(reason)),
-                Err(NoProgram::Unsupported(reason)) => {
+                Err(reason) => {
                     tracing::info!(
                         rule,
                         reason,

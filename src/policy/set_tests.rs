@@ -427,6 +427,46 @@ fn crypto_builtins_are_served_by_the_host_on_the_interpreter() {
     );
 }
 
+/// A host function reached through an import's alias, or through a
+/// reference that names a parent of its package (`data.checks[name]`),
+/// sends the entry rule to the interpreter too.
+#[test]
+fn host_functions_reached_through_imports_and_parent_packages_run_on_the_interpreter() {
+    let set = PolicySet::compile(
+        vec![
+            file("a.rego", ACTION),
+            file("lib/util.rego", "package lib.util\nh(x) := crypto.sha256(x)\n"),
+            file("checks/a.rego", "package checks.a\nverdict := crypto.md5(\"a\")\n"),
+            file(
+                "x.rego",
+                "package alert.x\nimport data.lib\nalert contains {\"title\": lib.util.h(input.t)} if true\n",
+            ),
+            file(
+                "y.rego",
+                "package alert.y\nalert contains {\"title\": v} if { some name; v := data.checks[name].verdict }\n",
+            ),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let interpreted: Vec<&str> = set.interpreted_rules().iter().map(|(rule, _)| rule.as_str()).collect();
+    assert_eq!(interpreted, ["data.alert.x.alert", "data.alert.y.alert"]);
+    // Found by the analysis, not by the VM compiler failing.
+    for (rule, reason) in set.interpreted_rules() {
+        assert!(
+            reason.starts_with("host functions run on the interpreter"),
+            "{rule}: {reason}"
+        );
+    }
+    let x = set.eval_alerts("x", &json!({"t": "abc"}), None).unwrap();
+    assert_eq!(
+        x[0].title,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    let y = set.eval_alerts("y", &json!({}), None).unwrap();
+    assert_eq!(y[0].title, "0cc175b9c0f1b6a831c399e269772661");
+}
+
 #[test]
 fn large_inputs_are_not_cut_by_an_instruction_cap() {
     // regorus's VM stops at 25,000 instructions by default; only the

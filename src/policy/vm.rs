@@ -67,37 +67,21 @@ impl Clone for VmRule {
     }
 }
 
-/// Why an entry rule has no VM program.
-pub(super) enum NoProgram {
-    /// The VM compiler does not take the rule; the interpreter runs it.
-    Unsupported(String),
-    /// The rule calls a function neither the policies nor this build define:
-    /// a compile error, as in OPA, not a failure of every evaluation.
-    UnknownFunction(String),
-}
-
-/// Compiles one entry rule of the prepared `engine` into a VM program.
-pub(super) fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Result<Arc<Program>, NoProgram> {
+/// Compiles one entry rule of the prepared `engine` into a VM program; the
+/// error is why the VM compiler does not take the rule (the interpreter
+/// runs it then). Every call was resolved before (`analysis`), so a
+/// function the VM compiler does not know is a host function.
+pub(super) fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Result<Arc<Program>, String> {
     let compiled = engine
         .compile_with_entrypoint(&Arc::<str>::from(rule))
-        .map_err(|err| NoProgram::Unsupported(err.to_string()))?;
-    let program = Compiler::compile_from_policy(&compiled, &[rule]).map_err(|err| {
-        let located = first_line(&err.to_string());
-        match &err.error {
-            CompilerError::UnknownFunction { name } => NoProgram::UnknownFunction(match missing_feature(name) {
-                Some(feature) => format!("{located} (not in this build: rebuild with `--features {feature}`)"),
-                None => located,
-            }),
-            _ => NoProgram::Unsupported(located),
+        .map_err(|err| err.to_string())?;
+    let program = Compiler::compile_from_policy(&compiled, &[rule]).map_err(|err| match &err.error {
+        CompilerError::UnknownFunction { name } => {
+            format!("{name} is a host function ({})", first_line(&err.to_string()))
         }
+        _ => first_line(&err.to_string()),
     })?;
     Ok(Arc::new(super::host::replace_in(guard_program(Arc::unwrap_or_clone(
         program,
     )))))
-}
-
-/// The cargo feature that adds builtin `name`, when this build lacks it.
-fn missing_feature(name: &str) -> Option<&'static str> {
-    (name.starts_with("json.") && name.ends_with("_schema") && !cfg!(feature = "policy-jsonschema"))
-        .then_some("policy-jsonschema")
 }
