@@ -458,20 +458,24 @@ impl Decider {
         let Some(state) = &self.state else {
             return Ok(());
         };
-        if alert.namespace.is_empty() {
+        // A dry run writes nothing, as it runs nothing.
+        if alert.namespace.is_empty() || self.settings.limits.dry_run {
             return Ok(());
         }
         let writes: Vec<PersistWrite> = alert
             .attrs
             .iter()
             .filter(|attr| attr.persist && !stored.iter().any(|held| held.id == attr.id))
-            .map(|attr| PersistWrite {
-                namespace: alert.namespace.clone(),
-                id: attr.id.clone().unwrap_or_else(|| attr.key.clone()),
-                key: attr.key.clone(),
-                kind: attr.kind.clone(),
-                op: PersistOp::Set(attr.value.clone()),
-                ttl: Duration::from_secs(attr.ttl.unwrap_or(DEFAULT_PERSIST_TTL)),
+            .filter_map(|attr| {
+                Some(PersistWrite {
+                    namespace: alert.namespace.clone(),
+                    // Every alert-policy attribute has one (`Alert::from_draft`).
+                    id: attr.id.clone()?,
+                    key: attr.key.clone(),
+                    kind: attr.kind.clone(),
+                    op: PersistOp::Set(attr.value.clone()),
+                    ttl: Duration::from_secs(attr.ttl.unwrap_or(DEFAULT_PERSIST_TTL)),
+                })
             })
             .collect();
         if writes.is_empty() {

@@ -398,7 +398,21 @@ impl StateStore for MemoryState {
     fn save_attrs<'a>(&'a self, writes: &'a [PersistWrite]) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             self.check("save attributes")?;
-            self.persist(writes);
+            let now = self.now();
+            let mut tables = self.tables();
+            // As DynamoDB's conditional write: a live attribute stands.
+            let absent: Vec<PersistWrite> = writes
+                .iter()
+                .filter(|write| {
+                    tables
+                        .attrs
+                        .get(&write.namespace)
+                        .and_then(|attrs| attrs.get(&write.id))
+                        .is_none_or(|held| held.expires_at <= now)
+                })
+                .cloned()
+                .collect();
+            apply_writes(&mut tables, &absent, now);
             Ok(())
         })
     }

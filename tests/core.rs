@@ -408,9 +408,10 @@ alert contains {"title": "t", "namespace": "ns", "attrs": [
             .map(|(key, value)| (key.to_string(), json!(value).to_string()))
             .into()
     );
-    // A redelivery writes nothing new.
+    // A redelivery writes nothing new, and changes nothing.
+    let before = stored(&rig);
     handle(&rig, &change("p2", 1)).await.unwrap();
-    assert_eq!(stored(&rig).len(), 3);
+    assert_eq!(stored(&rig), before);
     rig.state.advance(Duration::from_secs(601));
     assert_eq!(
         stored(&rig).iter().filter(|(key, _)| key == "first").count(),
@@ -418,6 +419,48 @@ alert contains {"title": "t", "namespace": "ns", "attrs": [
         "expired with its ttl"
     );
     assert_eq!(stored(&rig).len(), 2);
+    // Expired, it is stored again by the next alert.
+    handle(&rig, &change("p4", 1)).await.unwrap();
+    assert!(stored(&rig).contains(&("first".to_string(), json!("p4").to_string())));
+
+    // A dry run stores nothing, as it runs nothing.
+    let dry = rig_of(
+        alert_policy,
+        r#"run contains {"id": "look", "uses": "test.ok"}"#,
+        Arc::new(MemoryState::with_virtual_clock(1_700_000_000)),
+        Config {
+            dry_run: true,
+            ..Config::default()
+        },
+    );
+    handle(&dry, &change("p3", 1)).await.unwrap();
+    assert!(stored(&dry).is_empty(), "{:?}", stored(&dry));
+}
+
+/// The alert policy's attributes are stored before the first round: an
+/// alert whose workflow fails for a retry has stored them already, and its
+/// retry finds them stored.
+#[tokio::test]
+async fn alert_policy_attributes_are_stored_even_when_the_workflow_fails() {
+    let alert_policy = r#"package alert.matano
+alert contains {"title": "t", "namespace": "ns", "attrs": [
+    {"key": "seen", "id": "seen", "value": input.updated_alert.id, "persist": true}
+]} if true
+"#;
+    let rig = rig_of(
+        alert_policy,
+        r#"run contains {"id": "flaky", "uses": "test.flaky"}"#,
+        Arc::new(MemoryState::with_virtual_clock(1_700_000_000)),
+        Config::default(),
+    );
+    rig.calls.flaky_failures.store(1, Ordering::SeqCst);
+    let err = handle(&rig, &change("f1", 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Retry { .. }), "{err}");
+    let attrs = rig.state.load_attrs("ns").await.unwrap();
+    assert_eq!(attrs.len(), 1);
+    assert_eq!(attrs[0].value, json!("f1"));
+    handle(&rig, &change("f1", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("flaky"), 2);
 }
 
 /// `force` means "this failure must not hold the workflow back": a forced

@@ -107,9 +107,16 @@ impl DynamoState {
 }
 
 impl DynamoState {
-    /// A persistent attribute write as a transaction item: a set replaces
-    /// the value, an add is DynamoDB's atomic `ADD` on the counter.
-    fn persist_update(&self, write: &PersistWrite, now: u64) -> TransactWriteItem {
+    /// A persistent attribute write as a transaction item.
+    fn persist_item(&self, write: &PersistWrite, now: u64) -> TransactWriteItem {
+        TransactWriteItem::builder()
+            .update(self.persist_update(write, now))
+            .build()
+    }
+
+    /// A persistent attribute write: a set replaces the value, an add is
+    /// DynamoDB's atomic `ADD` on the counter.
+    fn persist_update(&self, write: &PersistWrite, now: u64) -> Update {
         let key = HashMap::from([
             ("pk".to_string(), s(format!("attrs#{}", write.namespace))),
             ("sk".to_string(), s(&write.id)),
@@ -126,7 +133,7 @@ impl DynamoState {
                 )
                 .expression_attribute_values(":delta", n(delta)),
         };
-        let update = update
+        update
             .expression_attribute_values(":key", s(&write.key))
             .expression_attribute_values(":type", s(write.kind.as_deref().unwrap_or("")))
             .table_name(&self.table)
@@ -135,8 +142,7 @@ impl DynamoState {
             .expression_attribute_names("#counter", "counter")
             .expression_attribute_values(":expires", n(now + write.ttl.as_secs()))
             .build()
-            .expect("table, key and expression");
-        TransactWriteItem::builder().update(update).build()
+            .expect("table, key and expression")
     }
 }
 
@@ -446,7 +452,7 @@ impl WorkflowStore for DynamoState {
                 .build()
                 .expect("table and item");
             let mut items = vec![TransactWriteItem::builder().put(put).build()];
-            items.extend(writes.iter().map(|write| self.persist_update(write, now)));
+            items.extend(writes.iter().map(|write| self.persist_item(write, now)));
             let written = self
                 .client
                 .transact_write_items()
@@ -555,7 +561,7 @@ impl StateStore for DynamoState {
                         .expect("table and item"),
                 )
                 .build()];
-            items.extend(writes.iter().map(|write| self.persist_update(write, now)));
+            items.extend(writes.iter().map(|write| self.persist_item(write, now)));
             self.client
                 .transact_write_items()
                 .set_transact_items(Some(items))
@@ -745,17 +751,30 @@ impl StateStore for DynamoState {
     fn save_attrs<'a>(&'a self, writes: &'a [PersistWrite]) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let now = now();
-            // A transaction takes at most 100 items; these writes need not
-            // land together, only each as a whole.
-            for chunk in writes.chunks(100) {
-                self.client
-                    .transact_write_items()
-                    .set_transact_items(Some(
-                        chunk.iter().map(|write| self.persist_update(write, now)).collect(),
-                    ))
+            // One conditional write each (they need not land together): an
+            // attribute the namespace stored meanwhile (its lock lapsed)
+            // keeps its value, as one stored before does.
+            for write in writes {
+                let update = self.persist_update(write, now);
+                let mut values = update.expression_attribute_values().cloned().unwrap_or_default();
+                values.insert(":now".to_string(), n(now));
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(update.key().clone()))
+                    .update_expression(update.update_expression())
+                    .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                    .set_expression_attribute_values(Some(values))
+                    // DynamoDB deletes expired items lazily: one is not held.
+                    .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
                     .send()
-                    .await
-                    .map_err(|err| self.error("save attributes", err))?;
+                    .await;
+                match result {
+                    Ok(_) => {}
+                    Err(err) if is_condition_failure(err.code()) => {}
+                    Err(err) => return Err(self.error("save attributes", err)),
+                }
             }
             Ok(())
         })
