@@ -115,6 +115,7 @@ async fn handle_with(
             Some(interactions) => interactions.serve(responder, &event.payload).await,
             None => HttpAnswer::not_configured(),
         };
+        count_refused(function, bundles_refused);
         return Ok(Response::Http(answer.to_event()));
     }
     if let Some(wakeup) = Wakeup::of_event(&event.payload) {
@@ -123,6 +124,7 @@ async fn handle_with(
             Err(reason) => {
                 // Not retried: a malformed self-event will not heal.
                 tracing::error!(reason = %reason, "ignored an alert_responder event");
+                count_refused(function, bundles_refused);
                 return Ok(Response::Summary(Summary::default()));
             }
         };
@@ -182,15 +184,21 @@ fn faults_of<T>(result: &Result<T, HandleError>, bundles_refused: usize) -> Faul
 
 /// EMF metric lines and the invocation's log line. `summary` is what the
 /// invocation did, up to `error` when it failed.
-fn report(function: &str, summary: &Summary, error: Option<&HandleError>, faults: Faults) {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    // EMF goes to stdout as whole lines, beside the JSON logs.
-    for line in crate::metrics::emf_lines(function, summary, faults, now_ms) {
-        println!("{line}");
+/// The metrics of an invocation that decided nothing (a button click, an
+/// ignored event), written only when bundles were refused before it: the
+/// refusal is counted once, by the invocation that follows it.
+fn count_refused(function: &str, bundles_refused: usize) {
+    if bundles_refused > 0 {
+        let faults = Faults {
+            bundles_refused,
+            ..Faults::default()
+        };
+        write_metrics(function, &Summary::default(), faults);
     }
+}
+
+fn report(function: &str, summary: &Summary, error: Option<&HandleError>, faults: Faults) {
+    write_metrics(function, summary, faults);
     match error {
         None => tracing::info!(
             records = summary.records,
@@ -201,6 +209,17 @@ fn report(function: &str, summary: &Summary, error: Option<&HandleError>, faults
             "invocation done"
         ),
         Some(err) => tracing::error!(error = %err, "invocation failed; Lambda will retry the event"),
+    }
+}
+
+/// EMF lines for one invocation, to stdout as whole lines beside the JSON logs.
+fn write_metrics(function: &str, summary: &Summary, faults: Faults) {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for line in crate::metrics::emf_lines(function, summary, faults, now_ms) {
+        println!("{line}");
     }
 }
 

@@ -236,6 +236,40 @@ async fn a_shadow_bundle_refused_at_init_is_counted_once_by_the_first_invocation
     }
 }
 
+/// In Lambda mode, the refusal is counted even when the first invocation
+/// decides nothing (a function URL request): its one EMF line says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_invocation_counts_a_shadow_refused_at_init_even_a_click() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("shadow.tar.gz");
+    std::fs::write(&broken, bundle_of("package action\nrun contains {\"id\": x} if {\n").0).unwrap();
+    let click = serde_json::json!({"version": "2.0", "rawPath": "/slack/actions", "headers": {},
+        "requestContext": {"http": {"method": "POST", "path": "/slack/actions"}}, "body": "", "isBase64Encoded": false});
+    let api = runtime_api(click).await;
+    let mut child = lambda_process(
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:x"),
+            ("SHADOW_POLICY_BUNDLE", broken.to_str().unwrap()),
+        ],
+    );
+    let requests = api.wait_for(3, WAIT).await;
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response")),
+        "{requests:#?}"
+    );
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let refused: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| line["PolicyBundleRefused"].as_f64())
+        .collect();
+    assert_eq!(refused, [1.0]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lambda_without_a_good_bundle_fails_init_naming_it() {
     let s3 = s3_client().await;
