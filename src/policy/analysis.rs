@@ -153,6 +153,39 @@ pub(super) fn extension_calls(modules: &[Ref<Module>], extensions: &[&str]) -> B
     calls
 }
 
+/// Calls of the host's functions with another number of arguments than
+/// theirs (`functions`: name and arity), each named with its file and line.
+/// The interpreter would fail every evaluation of them.
+pub(super) fn extension_arity_errors(modules: &[Ref<Module>], functions: &[(&str, u8)]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for module in modules {
+        for rule in &module.policy {
+            walk_rule(rule, &mut |expr| {
+                let Expr::Call { fcn, span, params, .. } = expr else {
+                    return;
+                };
+                let Ok(name) = get_path_string(fcn, None) else {
+                    return;
+                };
+                let Some(&(_, arity)) = functions.iter().find(|(function, _)| *function == name) else {
+                    return;
+                };
+                if params.len() != usize::from(arity) {
+                    errors.push(format!(
+                        "{}:{}: {name} takes {arity} argument(s), given {} (for its value, write `v := {name}(...)`)",
+                        span.source.file(),
+                        span.line,
+                        params.len()
+                    ));
+                }
+            });
+        }
+    }
+    errors.sort();
+    errors.dedup();
+    errors
+}
+
 /// Rules that could produce conflicting values, by package path
 /// (`data.<package>`).
 pub(super) fn conflict_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<ConflictRisk>> {

@@ -239,6 +239,12 @@ fn call_site(arity: usize) -> &'static (Span, Vec<Ref<Expr>>) {
     site
 }
 
+/// The limit error of a call of `name` that would build `elements` (for
+/// host functions bounded the same way).
+pub(super) fn too_large(name: &str, elements: u64) -> anyhow::Error {
+    Refusal::TooLarge(elements, MAX_ELEMENTS).into_error(name)
+}
+
 /// Adds the guards to an interpreter as extensions of the builtins' names.
 pub(super) fn guard_engine(engine: &mut regorus::Engine) {
     for (name, _) in GUARDS {

@@ -176,6 +176,10 @@ impl PolicySet {
                 unknown.iter().map(ToString::to_string).collect(),
             ));
         }
+        let miscounted = analysis::extension_arity_errors(&modules, &super::host::arities());
+        if !miscounted.is_empty() {
+            return Err(PolicyError::Compile(miscounted.join("; ")));
+        }
         let risks = analysis::conflict_risks(&modules);
         let host_calls = analysis::extension_calls(&modules, &extensions());
         let mut programs = HashMap::new();

@@ -427,6 +427,28 @@ fn crypto_builtins_are_served_by_the_host_on_the_interpreter() {
     );
 }
 
+/// A host function called with another number of arguments fails the
+/// load, naming the file, the line and what it takes.
+#[test]
+fn host_functions_with_the_wrong_number_of_arguments_fail_the_load() {
+    let err = PolicySet::compile(
+        vec![
+            file("a.rego", ACTION),
+            file(
+                "x.rego",
+                "package alert.x\nalert contains {\"title\": crypto.sha256(input.t, \"salt\")} if true\n",
+            ),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("x.rego:2: crypto.sha256 takes 1 argument(s), given 2"),
+        "{err}"
+    );
+}
+
 /// A host function reached through an import's alias, or through a
 /// reference that names a parent of its package (`data.checks[name]`),
 /// sends the entry rule to the interpreter too.
@@ -523,6 +545,7 @@ fn unbounded_builtin_calls_are_refused_before_they_allocate() {
         "count(net.cidr_expand(\"::/0\"))",
         "bits.lsh(1, 4294967295)",
         "sprintf(\"%4000000000d\", [1])",
+        "count(net.cidr_contains_matches(numbers.range(1, 1001), numbers.range(1, 1001)))",
     ];
     for expression in cases {
         let text = format!("package alert.x\nalert contains {{\"title\": sprintf(\"%v\", [{expression}])}} if true\n");

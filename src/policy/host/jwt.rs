@@ -40,6 +40,10 @@ fn base64url(segment: &str) -> Option<Vec<u8>> {
         spec.ignore.push_str("\r\n");
         spec.encoding().expect("a valid base64url specification")
     });
+    // Go stops at the padding: nothing may follow it.
+    if segment.trim_end_matches('=').contains('=') {
+        return None;
+    }
     let padding = match (segment.ends_with('='), segment.len() % 4) {
         (true, _) | (false, 0) => "",
         (false, 2) => "==",
@@ -147,6 +151,7 @@ mod tests {
             "e30.%%%.",
             "eyJlbmMiOiJBMjU2R0NNIn0.e30.",
             "e30.W10.",
+            "eyI=YSI6MX0=.e30.",
         ] {
             assert_eq!(decode(&[Value::from(token)]), None, "{token}");
         }

@@ -22,8 +22,15 @@ use regorus::rvm::program::Program;
 use regorus::unstable::{Expr, Ref, Span};
 use regorus::Value;
 
+use super::guard::{too_large, MAX_ELEMENTS};
+
 /// A host function: its value, None where OPA's builtin fails.
 type HostFunction = fn(&[Value]) -> Option<Value>;
+
+/// How many elements a call would build or compare, for those that can
+/// grow without bound: over `guard::MAX_ELEMENTS`, it is a limit error
+/// (a `policy_error` naming the rule), as for the guarded builtins.
+type Size = fn(&[Value]) -> u64;
 
 /// Every function, with its number of arguments.
 const FUNCTIONS: &[(&str, u8, HostFunction)] = &[
@@ -72,9 +79,28 @@ pub(super) fn replace_in(mut program: Program) -> Program {
     program
 }
 
+/// The functions bounded by their size.
+const SIZED: &[(&str, Size)] = &[("net.cidr_contains_matches", net::pairs)];
+
+/// The function's value, or a limit error when its size is over the limit.
+fn call(name: &str, function: HostFunction, args: &[Value]) -> anyhow::Result<Value> {
+    if let Some((_, size)) = SIZED.iter().find(|(sized, _)| *sized == name) {
+        let elements = size(args);
+        if elements > MAX_ELEMENTS {
+            return Err(too_large(name, elements));
+        }
+    }
+    Ok(function(args).unwrap_or(Value::Undefined))
+}
+
 /// The names of the host's functions.
 pub(super) fn names() -> Vec<&'static str> {
     FUNCTIONS.iter().map(|(name, _, _)| *name).collect()
+}
+
+/// The host's functions with their number of arguments.
+pub(super) fn arities() -> Vec<(&'static str, u8)> {
+    FUNCTIONS.iter().map(|(name, arity, _)| (*name, *arity)).collect()
 }
 
 /// Adds the functions to an interpreter.
@@ -83,7 +109,7 @@ pub(super) fn add_to(engine: &mut regorus::Engine) {
         let added = engine.add_extension(
             name.to_string(),
             arity,
-            Box::new(move |args: Vec<Value>| Ok(function(&args).unwrap_or(Value::Undefined))),
+            Box::new(move |args: Vec<Value>| call(name, function, &args)),
         );
         if let Err(err) = added {
             tracing::warn!(builtin = name, error = %err, "could not add the host function to the interpreter");

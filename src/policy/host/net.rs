@@ -92,9 +92,11 @@ pub(super) fn cidr_intersects(args: &[Value]) -> Option<Value> {
 /// Whether CIDR `a` contains `b`, an address or a CIDR; None when either
 /// is neither.
 fn contains(a: &str, b: &str) -> Option<bool> {
-    let network = Network::parse(a)?;
-    let other = Network::address(b).or_else(|| Network::parse(b))?;
-    Some(network.holds(&other))
+    Some(Network::parse(a)?.holds(&address_or_network(b)?))
+}
+
+fn address_or_network(text: &str) -> Option<Network> {
+    Network::address(text).or_else(|| Network::parse(text))
 }
 
 pub(super) fn cidr_contains(args: &[Value]) -> Option<Value> {
@@ -130,15 +132,35 @@ fn candidates(operand: &Value) -> Option<Vec<(Value, Value)>> {
     })
 }
 
+/// How many pairs `net.cidr_contains_matches` would compare: what bounds
+/// its time (the interpreter's timer cannot stop one call).
+pub(super) fn pairs(args: &[Value]) -> u64 {
+    let size = |value: Option<&Value>| -> u64 {
+        match value {
+            Some(Value::Array(items)) => items.len() as u64,
+            Some(Value::Set(items)) => items.len() as u64,
+            Some(Value::Object(fields)) => fields.len() as u64,
+            _ => 1,
+        }
+    };
+    size(args.first()).saturating_mul(size(args.get(1)))
+}
+
 /// The pairs `[a's name, b's name]` where a CIDR of `a` contains an
 /// address or CIDR of `b` (as `net.cidr_contains`).
 pub(super) fn cidr_contains_matches(args: &[Value]) -> Option<Value> {
-    let outer = candidates(args.first()?)?;
-    let inner = candidates(args.get(1)?)?;
+    let parsed = |operand: &Value, parse: fn(&str) -> Option<Network>| -> Option<Vec<(Network, Value)>> {
+        candidates(operand)?
+            .into_iter()
+            .map(|(cidr, name)| Some((parse(cidr.as_string().ok()?)?, name)))
+            .collect()
+    };
+    let outer = parsed(args.first()?, Network::parse)?;
+    let inner = parsed(args.get(1)?, address_or_network)?;
     let mut matches = BTreeSet::new();
-    for (cidr, name) in &outer {
+    for (network, name) in &outer {
         for (other, other_name) in &inner {
-            if contains(cidr.as_string().ok()?, other.as_string().ok()?)? {
+            if network.holds(other) {
                 matches.insert(Value::from(vec![name.clone(), other_name.clone()]));
             }
         }
