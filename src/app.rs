@@ -12,7 +12,7 @@ use aws_types::SdkConfig;
 use crate::aws::{
     sdk_config, DynamoState, LambdaWakeups, S3Records, SecretsManager, Sns, SnsPublisher, WakeupSettings, S3,
 };
-use crate::bundle::{BundleError, BundleSource, CompileOptions, LoadError, Refresher, Watched};
+use crate::bundle::{BundleSource, CompileOptions, LoadError, Refresher, Watched};
 use crate::config::{Config, ConfigError, Location};
 use crate::decide::{DecideSettings, Decider};
 use crate::http::{HttpClient, HttpPolicy, HttpSettings};
@@ -263,19 +263,9 @@ pub async fn lambda_init(config: &Config) -> Result<LambdaParts, InitError> {
     let (responder, interactions) = lambda_parts(config, &sdk, Arc::new(policies))?;
     let mut refused = 0;
     if let Some(bundle) = &shadow {
-        match bundle.load_if_changed(&options).await {
-            Ok(set) => {
-                let set = set.expect("a first load reads the bundle");
-                tracing::info!(bundle = %bundle.origin(), bundle_digest = set.digest(), "shadow bundle loaded");
-                responder.decider().swap_shadow(Some(Arc::new(set)));
-            }
-            Err(LoadError::Bundle(err @ BundleError::Fetch { .. })) => {
-                tracing::warn!(bundle = %bundle.origin(), error = %err, "shadow bundle not read; no shadow until it is")
-            }
-            Err(err) => {
-                refused += 1;
-                tracing::error!(bundle = %bundle.origin(), error = %err, "shadow bundle refused; no shadow until a good one")
-            }
+        let kept = "no shadow until a good version is read";
+        if let Some(set) = bundle.load_new(&options, "shadow bundle", kept, &mut refused).await {
+            responder.decider().swap_shadow(Some(Arc::new(set)));
         }
     }
     let refresher = (live.is_some() || shadow.is_some())

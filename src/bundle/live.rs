@@ -122,6 +122,36 @@ impl Watched {
     pub fn origin(&self) -> String {
         self.source.origin()
     }
+
+    /// The bundle's version when it is new and good, logged as `what`
+    /// ("policy bundle", "shadow bundle"). None when unchanged, not read
+    /// (tried again next time) or refused (counted in `refused`); the log
+    /// says what happens instead (`kept`).
+    pub async fn load_new(
+        &self,
+        options: &CompileOptions,
+        what: &str,
+        kept: &str,
+        refused: &mut usize,
+    ) -> Option<PolicySet> {
+        match self.load_if_changed(options).await {
+            Ok(None) => None,
+            Ok(Some(set)) => {
+                tracing::info!(bundle = %self.origin(), bundle_digest = set.digest(), "{what} loaded");
+                Some(set)
+            }
+            // S3 unreachable, access denied: not a refusal.
+            Err(LoadError::Bundle(err @ BundleError::Fetch { .. })) => {
+                tracing::warn!(bundle = %self.origin(), error = %err, "{what} not read; {kept}");
+                None
+            }
+            Err(err) => {
+                *refused += 1;
+                tracing::error!(bundle = %self.origin(), error = %err, "{what} refused; {kept}");
+                None
+            }
+        }
+    }
 }
 
 /// Re-checks the live and shadow bundles at most every `every`, between
@@ -168,36 +198,19 @@ impl Refresher {
             *next = Instant::now() + self.every;
         }
         if let Some(live) = &self.live {
-            match live.load_if_changed(&self.options).await {
-                Ok(None) => {}
-                Ok(Some(set)) => {
-                    tracing::info!(bundle = %live.origin(), bundle_digest = set.digest(), "new policy bundle loaded; serving it");
-                    decider.swap_policies(Arc::new(set));
-                }
-                // Not read (S3 unreachable, access denied): tried again next time.
-                Err(LoadError::Bundle(err @ BundleError::Fetch { .. })) => {
-                    tracing::warn!(bundle = %live.origin(), error = %err, serving = decider.policies().digest(), "policy bundle not read; the current one keeps serving");
-                }
-                Err(err) => {
-                    refused += 1;
-                    tracing::error!(bundle = %live.origin(), error = %err, serving = decider.policies().digest(), "policy bundle refused; the last good one keeps serving");
-                }
+            let serving = decider.policies().digest().to_string();
+            let kept = format!("the policies serving ({serving}) keep serving");
+            if let Some(set) = live.load_new(&self.options, "policy bundle", &kept, &mut refused).await {
+                decider.swap_policies(Arc::new(set));
             }
         }
         if let Some(shadow) = &self.shadow {
-            match shadow.load_if_changed(&self.options).await {
-                Ok(None) => {}
-                Ok(Some(set)) => {
-                    tracing::info!(bundle = %shadow.origin(), bundle_digest = set.digest(), "new shadow bundle loaded");
-                    decider.swap_shadow(Some(Arc::new(set)));
-                }
-                Err(LoadError::Bundle(err @ BundleError::Fetch { .. })) => {
-                    tracing::warn!(bundle = %shadow.origin(), error = %err, "shadow bundle not read; the current one keeps shadowing");
-                }
-                Err(err) => {
-                    refused += 1;
-                    tracing::error!(bundle = %shadow.origin(), error = %err, "shadow bundle refused; the last good one keeps shadowing");
-                }
+            let kept = "the current shadow keeps shadowing";
+            if let Some(set) = shadow
+                .load_new(&self.options, "shadow bundle", kept, &mut refused)
+                .await
+            {
+                decider.swap_shadow(Some(Arc::new(set)));
             }
         }
         refused
