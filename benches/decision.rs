@@ -96,6 +96,25 @@ fn decision(c: &mut Criterion) {
     });
     parts.bench_function("payload_to_regorus", |b| b.iter(|| to_policy_value(&envelope.payload)));
     parts.finish();
+
+    // What a host function costs: its entry rule runs on the interpreter.
+    // The same alert policy with a builtin the VM runs, and with a host one.
+    let mut host = c.benchmark_group("host_function");
+    for (name, call) in [("vm_lower", "lower"), ("interpreter_sha256", "crypto.sha256")] {
+        let text = format!(
+            "package alert.matano\nalert contains {{\"title\": {call}(input.updated_alert.title), \"severity\": input.updated_alert.severity}} if true\n"
+        );
+        let files = vec![alert_responder::policy::PolicyFile {
+            name: "alert.rego".into(),
+            text,
+        }];
+        let set = alert_responder::policy::PolicySet::compile(files, Duration::from_secs(5)).unwrap();
+        assert_eq!(set.interpreted_rules().is_empty(), call == "lower");
+        host.bench_function(name, |b| {
+            b.iter(|| set.eval_alerts(&envelope.schema, &envelope.payload, None).unwrap())
+        });
+    }
+    host.finish();
 }
 
 criterion_group! {
