@@ -652,12 +652,18 @@ async fn an_operators_answer_after_the_due_time_still_counts() {
         user: "oncall".into(),
         answered_at: chrono::Utc::now(),
     };
+    answer_as_operator(&rig, stored.id(), &approve).await;
+}
+
+/// An operator's answer to the approval (`workflows resume`), which must be
+/// recorded with nothing else pending.
+async fn answer_as_operator(rig: &Rig, workflow: &str, resolution: &alert_responder::model::suspended::Resolution) {
     let answered = rig
         .responder
         .answer(
-            stored.id(),
+            workflow,
             "ask-isolate",
-            &approve,
+            resolution,
             alert_responder::resume::AnsweredBy::Operator,
         )
         .await
@@ -683,23 +689,7 @@ async fn an_operators_forced_timeout_cancels_the_schedule() {
     let due = alert_responder::model::suspended::Resolution::DueTime {
         now: chrono::Utc::now(),
     };
-    let answered = rig
-        .responder
-        .answer(
-            &workflow,
-            "ask-isolate",
-            &due,
-            alert_responder::resume::AnsweredBy::Operator,
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            answered,
-            alert_responder::resume::Answered::Recorded { ready: true, .. }
-        ),
-        "{answered:?}"
-    );
+    answer_as_operator(&rig, &workflow, &due).await;
     assert!(rig.wakeups.scheduled().is_empty(), "{:?}", rig.wakeups.scheduled());
     rig.responder.resume(&workflow, None, None).await.unwrap();
     assert_eq!(

@@ -166,13 +166,7 @@ async fn the_lambda_serves_its_bundle_and_records_what_the_shadow_would_do() {
             ("DECISION_RECORDS", records_uri.as_str()),
         ],
     );
-    let requests = api.wait_for(3, WAIT).await;
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response")),
-        "{requests:#?}"
-    );
+    answered(&api).await;
     let outcome: Value = subscriber.wait_for(1, WAIT).await[0].sns_message();
     assert_eq!(outcome["bundle_digest"], live_digest.as_str());
     // The live action ran once; the shadow ran nothing.
@@ -253,13 +247,7 @@ async fn the_first_invocation_counts_a_shadow_refused_at_init_even_a_click() {
             ("SHADOW_POLICY_BUNDLE", broken.to_str().unwrap()),
         ],
     );
-    let requests = api.wait_for(3, WAIT).await;
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response")),
-        "{requests:#?}"
-    );
+    answered(&api).await;
     child.kill().await.unwrap();
     let output = child.wait_with_output().await.unwrap();
     let refused: Vec<f64> = String::from_utf8_lossy(&output.stdout)
@@ -268,6 +256,17 @@ async fn the_first_invocation_counts_a_shadow_refused_at_init_even_a_click() {
         .filter_map(|line| line["PolicyBundleRefused"].as_f64())
         .collect();
     assert_eq!(refused, [1.0]);
+}
+
+/// Waits until the function answered its first invocation.
+async fn answered(api: &TestServer) {
+    let requests = api.wait_for(3, WAIT).await;
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response")),
+        "{requests:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
