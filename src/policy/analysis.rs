@@ -153,32 +153,52 @@ pub(super) fn extension_calls(modules: &[Ref<Module>], extensions: &[&str]) -> B
     calls
 }
 
-/// Calls of the host's functions with another number of arguments than
-/// theirs (`functions`: name and arity), each named with its file and line.
-/// The interpreter would fail every evaluation of them.
-pub(super) fn extension_arity_errors(modules: &[Ref<Module>], functions: &[(&str, u8)]) -> Vec<String> {
+/// Misuses of the host's functions (`functions`: name and arity), each
+/// named with its file and line: a call with another number of arguments
+/// (the interpreter would fail every evaluation of it), and a `with` that
+/// replaces one (regorus's interpreter cannot; OPA's builtins it can).
+/// Any mention that is not a call is in a `with`: regorus refuses one in
+/// its value itself.
+pub(super) fn extension_misuses(modules: &[Ref<Module>], functions: &[(&str, u8)]) -> Vec<String> {
     let mut errors = Vec::new();
     for module in modules {
+        // Where each call's function name stands, and every mention of a name.
+        let mut called = BTreeSet::new();
+        let mut mentioned = Vec::new();
         for rule in &module.policy {
-            walk_rule(rule, &mut |expr| {
-                let Expr::Call { fcn, span, params, .. } = expr else {
-                    return;
-                };
-                let Ok(name) = get_path_string(fcn, None) else {
-                    return;
-                };
-                let Some(&(_, arity)) = functions.iter().find(|(function, _)| *function == name) else {
-                    return;
-                };
-                if params.len() != usize::from(arity) {
-                    errors.push(format!(
-                        "{}:{}: {name} takes {arity} argument(s), given {} (for its value, write `v := {name}(...)`)",
-                        span.source.file(),
-                        span.line,
-                        params.len()
-                    ));
+            walk_rule(rule, &mut |expr| match expr {
+                Expr::Call { fcn, span, params, .. } => {
+                    called.insert(fcn.span().start);
+                    let Ok(name) = get_path_string(fcn, None) else {
+                        return;
+                    };
+                    let Some(&(_, arity)) = functions.iter().find(|(function, _)| *function == name) else {
+                        return;
+                    };
+                    if params.len() != usize::from(arity) {
+                        errors.push(format!(
+                            "{}:{}: {name} takes {arity} argument(s), given {} (for its value, write `v := {name}(...)`)",
+                            span.source.file(),
+                            span.line,
+                            params.len()
+                        ));
+                    }
                 }
+                Expr::Var { span, .. } | Expr::RefDot { span, .. } => match get_path_string(expr, None) {
+                    Ok(name) if functions.iter().any(|(function, _)| *function == name) => {
+                        mentioned.push((span.start, span.source.file().to_string(), span.line, name));
+                    }
+                    _ => {}
+                },
+                _ => {}
             });
+        }
+        for (start, file, line, name) in mentioned {
+            if !called.contains(&start) {
+                errors.push(format!(
+                    "{file}:{line}: `with` cannot replace {name}: it is a function of this host, not of the policy engine"
+                ));
+            }
         }
     }
     errors.sort();

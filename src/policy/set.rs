@@ -176,9 +176,9 @@ impl PolicySet {
                 unknown.iter().map(ToString::to_string).collect(),
             ));
         }
-        let miscounted = analysis::extension_arity_errors(&modules, &super::host::arities());
-        if !miscounted.is_empty() {
-            return Err(PolicyError::Compile(miscounted.join("; ")));
+        let misused = analysis::extension_misuses(&modules, &super::host::arities());
+        if !misused.is_empty() {
+            return Err(PolicyError::Compile(misused.join("; ")));
         }
         let risks = analysis::conflict_risks(&modules);
         let host_calls = analysis::extension_calls(&modules, &extensions());

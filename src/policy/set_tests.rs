@@ -447,6 +447,24 @@ fn host_functions_with_the_wrong_number_of_arguments_fail_the_load() {
         err.contains("x.rego:2: crypto.sha256 takes 1 argument(s), given 2"),
         "{err}"
     );
+    // `with` cannot replace a host function (regorus refuses `with f as
+    // crypto.md5` itself: `crypto` is an unsafe variable to it).
+    let mocked = "package action_test\nimport data.action\n\
+        test_a if { action.run with crypto.sha256 as \"x\" }\n\
+        test_b if { action.run with crypto.md5 as \"y\" }\n\
+        test_c if { crypto.sha1(\"a\") == \"x\" }\n";
+    let err = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("a_test.rego", mocked)],
+        Duration::from_secs(1),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("a_test.rego:3: `with` cannot replace crypto.sha256"),
+        "{err}"
+    );
+    assert!(err.contains("a_test.rego:4: `with` cannot replace crypto.md5"), "{err}");
+    assert!(!err.contains(":5:"), "a call is no misuse: {err}");
 }
 
 /// A host function reached through an import's alias, or through a
