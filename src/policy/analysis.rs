@@ -53,7 +53,6 @@ fn hint(name: &str) -> Option<String> {
         "graphql.",
         "providers.",
         "rego.",
-        "net.cidr_merge",
         "net.cidr_overlap",
         "strings.render_template",
         "regex.globs_match",

@@ -48,6 +48,7 @@ const FUNCTIONS: &[(&str, u8, HostFunction)] = &[
     ("io.jwt.verify_hs512", 2, jwt::verify_hs512),
     ("net.cidr_intersects", 2, net::cidr_intersects),
     ("net.cidr_contains_matches", 2, net::cidr_contains_matches),
+    ("net.cidr_merge", 1, net::cidr_merge),
 ];
 
 /// regorus builtins the host replaces: `net.cidr_contains` reads an

@@ -1,6 +1,6 @@
-//! OPA's `net.cidr_intersects` and `net.cidr_contains_matches`, and
-//! `net.cidr_contains` in place of regorus's (which reads IPv4-mapped
-//! addresses as IPv6).
+//! OPA's `net.cidr_intersects`, `net.cidr_contains_matches` and
+//! `net.cidr_merge`, and `net.cidr_contains` in place of regorus's (which
+//! reads IPv4-mapped addresses as IPv6).
 //!
 //! Addresses are read as Go's `net` package reads them: an IPv4-mapped
 //! IPv6 address (`::ffff:1.2.3.4`) is the IPv4 address, and so is a mapped
@@ -78,8 +78,146 @@ impl Network {
 /// The mask of `prefix` bits in a `bits`-wide address.
 fn mask(bits: u8, prefix: u8) -> u128 {
     let host_bits = u32::from(bits - prefix);
-    let all = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+    let all = every_bit(bits);
     all.checked_shr(host_bits).map_or(0, |m| m << host_bits) & all
+}
+
+/// Every bit of a `bits`-wide address.
+fn every_bit(bits: u8) -> u128 {
+    1u128.checked_shl(u32::from(bits)).map_or(u128::MAX, |size| size - 1)
+}
+
+/// An address range of `net.cidr_merge`, in the IPv6 space (an IPv4
+/// address as its mapped IPv6 one, as Go compares them), and how it is
+/// written while nothing is merged into it.
+struct Range {
+    first: u128,
+    last: u128,
+    written: Option<String>,
+}
+
+/// The IPv4-mapped IPv6 address of an IPv4 one.
+fn mapped(v4: u128) -> u128 {
+    0xffff_u128 << 32 | v4
+}
+
+impl Range {
+    /// A CIDR, or an IPv4 address with its class's mask, as Go's `net`
+    /// gives OPA: the address is written unmasked (`10.1.2.3/8`).
+    fn of(text: &str) -> Option<Range> {
+        if let Some(address) = Network::address(text) {
+            if address.bits != 32 {
+                return None; // an IPv6 address needs a prefix length
+            }
+            let prefix = match address.address >> 24 {
+                0..=127 => 8,
+                128..=191 => 16,
+                _ => 24,
+            };
+            let network = Network::of(32, address.address, prefix);
+            let (first, last) = network.bounds();
+            let written = format!("{}/{prefix}", Ipv4Addr::from(address.address as u32));
+            return Some(Range {
+                first,
+                last,
+                written: Some(written),
+            });
+        }
+        let network = Network::parse(text)?;
+        let (first, last) = network.bounds();
+        Some(Range {
+            first,
+            last,
+            written: Some(network.to_string()),
+        })
+    }
+}
+
+impl Network {
+    /// First and last address, in the IPv6 space.
+    fn bounds(&self) -> (u128, u128) {
+        let last = self.address | (!mask(self.bits, self.prefix) & every_bit(self.bits));
+        match self.bits {
+            32 => (mapped(self.address), mapped(last)),
+            _ => (self.address, last),
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.bits {
+            32 => write!(f, "{}/{}", Ipv4Addr::from(self.address as u32), self.prefix),
+            _ => write!(f, "{}/{}", Ipv6Addr::from(self.address), self.prefix),
+        }
+    }
+}
+
+/// The fewest aligned networks covering `first..=last`, written as Go
+/// writes them (one inside the IPv4-mapped space as IPv4).
+fn cover(mut first: u128, last: u128, out: &mut BTreeSet<Value>) {
+    loop {
+        let mut host_bits = first.trailing_zeros().min(128);
+        let end = |host_bits: u32| first | 1u128.checked_shl(host_bits).map_or(u128::MAX, |size| size - 1);
+        while end(host_bits) > last {
+            host_bits -= 1;
+        }
+        let prefix = (128 - host_bits) as u8;
+        let network = match Ipv6Addr::from(first).to_ipv4_mapped() {
+            Some(v4) if prefix >= 96 => Network::of(32, u128::from(u32::from(v4)), prefix - 96),
+            _ => Network::of(128, first, prefix),
+        };
+        out.insert(Value::from(network.to_string()));
+        if end(host_bits) >= last {
+            return;
+        }
+        first = end(host_bits) + 1;
+    }
+}
+
+/// OPA's `net.cidr_merge`: the CIDRs and IPv4 addresses of an array or a
+/// set merged where they overlap or touch, as Go's `net` and OPA's merge
+/// compute it (an IPv4 address stands for its class's network).
+pub(super) fn cidr_merge(args: &[Value]) -> Option<Value> {
+    let elements: Vec<&Value> = match args.first()? {
+        Value::Array(items) => items.iter().collect(),
+        Value::Set(items) => items.iter().collect(),
+        _ => return None,
+    };
+    let mut ranges: Vec<Range> = elements
+        .into_iter()
+        .map(|element| Range::of(element.as_string().ok()?))
+        .collect::<Option<_>>()?;
+    ranges.sort_by_key(|range| (range.last, range.first));
+    // From the end, each range into the one before it when it starts at
+    // most one address after that one's end.
+    let mut index = ranges.len();
+    while index > 1 {
+        index -= 1;
+        let first = ranges[index].first;
+        let previous = if first == 0 || first == mapped(0) {
+            first
+        } else {
+            first - 1
+        };
+        if previous <= ranges[index - 1].last {
+            let merged = ranges.remove(index);
+            let into = &mut ranges[index - 1];
+            into.first = into.first.min(merged.first);
+            into.last = merged.last;
+            into.written = None;
+        }
+    }
+    let mut out = BTreeSet::new();
+    for range in ranges {
+        match range.written {
+            Some(written) => {
+                out.insert(Value::from(written));
+            }
+            None => cover(range.first, range.last, &mut out),
+        }
+    }
+    Some(Value::from(out))
 }
 
 /// Whether the two networks share an address.
@@ -206,6 +344,43 @@ mod tests {
         assert_eq!(contains("fd00::/8", "fd00::1"), Some(true));
         assert_eq!(contains("10.0.0.0/8", "not an address"), None);
         assert_eq!(contains("10.0.0.0", "10.0.0.1"), None);
+    }
+
+    fn merged(elements: &[&str]) -> Option<Vec<String>> {
+        let array = Value::from(elements.iter().map(|e| Value::from(*e)).collect::<Vec<_>>());
+        let merged = cidr_merge(&[array])?;
+        Some(
+            merged
+                .as_set()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_string().unwrap().to_string())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn merging_joins_what_touches_and_keeps_gos_quirks() {
+        assert_eq!(merged(&["0.0.0.0/1", "128.0.0.0/1"]).unwrap(), ["0.0.0.0/0"]);
+        assert_eq!(
+            merged(&["203.0.113.0/25", "203.0.113.128/26", "203.0.113.192/26"]).unwrap(),
+            ["203.0.113.0/24"]
+        );
+        assert_eq!(
+            merged(&["198.51.100.7/32", "198.51.100.8/31"]).unwrap(),
+            ["198.51.100.7/32", "198.51.100.8/31"]
+        );
+        assert_eq!(merged(&["::/1", "8000::/1"]).unwrap(), ["::/0"]);
+        assert_eq!(
+            merged(&["2001:db8::/48", "2001:db8:0:1::/64"]).unwrap(),
+            ["2001:db8::/48"]
+        );
+        // An IPv4 address stands for its class's network, written unmasked
+        // while nothing merges into it (what OPA answers).
+        assert_eq!(merged(&["10.0.0.1"]).unwrap(), ["10.0.0.1/8"]);
+        assert_eq!(merged(&["192.168.1.1", "192.168.1.2"]).unwrap(), ["192.168.1.0/24"]);
+        assert_eq!(merged(&["fd00::1"]), None, "an IPv6 address needs a prefix");
+        assert_eq!(merged(&["10.0.0.0/33"]), None);
     }
 
     #[test]
