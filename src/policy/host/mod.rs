@@ -17,6 +17,7 @@ mod crypto;
 mod jwt;
 mod net;
 mod operand;
+mod panics;
 
 use regorus::rvm::program::Program;
 use regorus::unstable::{Expr, Ref, Span};
@@ -51,22 +52,39 @@ const FUNCTIONS: &[(&str, u8, HostFunction)] = &[
     ("net.cidr_merge", 1, net::cidr_merge),
 ];
 
-/// regorus builtins the host replaces: `net.cidr_contains` reads an
-/// IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) as IPv4, as OPA does.
-/// Each with its arity, its function, and that function as the VM calls a
-/// builtin.
-const REPLACEMENTS: &[(&str, u8, HostFunction, BuiltinFn)] =
-    &[("net.cidr_contains", 2, net::cidr_contains, cidr_contains)];
+/// A replacement of a regorus builtin: its value, or an error as regorus's
+/// builtins give (which the VM makes undefined).
+type Replacement = fn(&[Value]) -> anyhow::Result<Value>;
 
 type BuiltinFn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
 
-fn cidr_contains(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow::Result<Value> {
-    replaced("net.cidr_contains", net::cidr_contains, args)
+/// A host function's value, or an error naming the builtin.
+fn defined(name: &str, value: Option<Value>) -> anyhow::Result<Value> {
+    value.ok_or_else(|| anyhow::anyhow!("{name}: an argument it cannot take"))
 }
 
-/// A replacement's value, or regorus's kind of error.
-fn replaced(name: &str, function: HostFunction, args: &[Value]) -> anyhow::Result<Value> {
-    function(args).ok_or_else(|| anyhow::anyhow!("{name}: an argument is not a CIDR or an address"))
+macro_rules! replacements {
+    ($($builtin:ident => $name:literal, $arity:literal, $replacement:expr;)*) => {
+        $(
+            fn $builtin(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow::Result<Value> {
+                let replacement: Replacement = $replacement;
+                replacement(args)
+            }
+        )*
+        /// Each with its arity, its function, and that function as the VM
+        /// calls a builtin.
+        const REPLACEMENTS: &[(&str, u8, Replacement, BuiltinFn)] = &[$(($name, $arity, $replacement, $builtin)),*];
+    };
+}
+
+// regorus builtins the host replaces: `net.cidr_contains` reads an
+// IPv4-mapped address (`::ffff:10.1.2.3`) as IPv4, as OPA does; the others
+// panic on some arguments (`panics`).
+replacements! {
+    cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
+    strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
+    parse_duration_ns => "time.parse_duration_ns", 1, |args| defined("time.parse_duration_ns", panics::parse_duration_ns(args));
+    template_match => "regex.template_match", 4, panics::template_match;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.
@@ -116,11 +134,11 @@ pub(super) fn add_to(engine: &mut regorus::Engine) {
             tracing::warn!(builtin = name, error = %err, "could not add the host function to the interpreter");
         }
     }
-    for &(name, arity, function, _) in REPLACEMENTS {
+    for &(name, arity, replacement, _) in REPLACEMENTS {
         let added = engine.add_extension(
             name.to_string(),
             arity,
-            Box::new(move |args: Vec<Value>| replaced(name, function, &args)),
+            Box::new(move |args: Vec<Value>| replacement(&args)),
         );
         if let Err(err) = added {
             tracing::warn!(builtin = name, error = %err, "could not replace the builtin on the interpreter");
