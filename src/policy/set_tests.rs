@@ -368,6 +368,29 @@ fn runtime_error_makes_only_its_body_undefined_on_the_vm() {
     }
 }
 
+/// A builtin error inside a comprehension skips that element (OPA's
+/// default), instead of leaving the VM's undefined in the collection,
+/// where it reached attributes and action arguments as "<undefined>".
+#[test]
+fn a_builtin_error_in_a_comprehension_skips_its_element_on_the_vm() {
+    let text = "package alert.x\n\
+        alert contains {\"title\": \"t\", \"attrs\": [\n\
+          {\"key\": \"ports\", \"value\": [to_number(p) | some p in input.ports]},\n\
+          {\"key\": \"by\", \"value\": {k: to_number(v) | some k, v in input.named}},\n\
+          {\"key\": \"set\", \"value\": {to_number(p) | some p in input.ports}}\n\
+        ]} if true\n";
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", text)],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(set.interpreted_rules().is_empty());
+    let input = json!({"ports": ["80", "http", "443"], "named": {"a": "1", "b": "x"}});
+    let alerts = set.eval_alerts("x", &input, None).unwrap();
+    let values: Vec<Value> = alerts[0].attrs.iter().map(|attr| attr.value.clone()).collect();
+    assert_eq!(values, [json!([80, 443]), json!({"a": 1}), json!([80, 443])]);
+}
+
 #[test]
 fn rules_the_vm_does_not_take_run_on_the_interpreter() {
     let set = PolicySet::compile(

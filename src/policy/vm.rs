@@ -49,7 +49,7 @@ impl VmRule {
         vm.set_execution_timer_config(Some(timer(limit)));
         vm.set_memory_budget_config(Some(MemoryBudgetConfig { limit: memory }));
         vm.set_input(input);
-        let result = vm.execute().map_err(|err| err.to_string());
+        let result = vm.execute().map(without_undefined).map_err(|err| err.to_string());
         // Only a VM that finished is kept, without the input it held.
         if result.is_ok() {
             vm.set_input(regorus::Value::Undefined);
@@ -58,6 +58,56 @@ impl VmRule {
             }
         }
         result
+    }
+}
+
+/// `value` without the undefined elements the VM leaves in a collection
+/// whose comprehension hit a builtin error (`[to_number(p) | some p in
+/// ["80", "http"]]` is `[80, <undefined>]` on the VM): OPA's default skips
+/// such an element, and an undefined one must not reach an action's
+/// arguments as text. Values without any (nearly all) are returned as
+/// they are, after one scan.
+fn without_undefined(value: regorus::Value) -> regorus::Value {
+    if has_undefined(&value) {
+        strip_undefined(&value)
+    } else {
+        value
+    }
+}
+
+fn has_undefined(value: &regorus::Value) -> bool {
+    use regorus::Value;
+    match value {
+        Value::Undefined => true,
+        Value::Array(items) => items.iter().any(has_undefined),
+        Value::Set(items) => items.iter().any(has_undefined),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| has_undefined(key) || has_undefined(value)),
+        _ => false,
+    }
+}
+
+fn strip_undefined(value: &regorus::Value) -> regorus::Value {
+    use regorus::Value;
+    let kept = |item: &&Value| !matches!(item, Value::Undefined);
+    match value {
+        Value::Array(items) => Value::from(items.iter().filter(kept).map(strip_undefined).collect::<Vec<_>>()),
+        Value::Set(items) => Value::from(
+            items
+                .iter()
+                .filter(kept)
+                .map(strip_undefined)
+                .collect::<std::collections::BTreeSet<_>>(),
+        ),
+        Value::Object(fields) => Value::from(
+            fields
+                .iter()
+                .filter(|(key, value)| kept(key) && kept(value))
+                .map(|(key, value)| (strip_undefined(key), strip_undefined(value)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+        other => other.clone(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! the VM.
 
 mod crypto;
+mod glob;
 mod jwt;
 mod net;
 mod operand;
@@ -78,13 +79,16 @@ macro_rules! replacements {
 }
 
 // regorus builtins the host replaces: `net.cidr_contains` reads an
-// IPv4-mapped address (`::ffff:10.1.2.3`) as IPv4, as OPA does; the others
-// panic on some arguments (`panics`).
+// IPv4-mapped address (`::ffff:10.1.2.3`) as IPv4, as OPA does; `glob.*`
+// follow OPA's delimiters and syntax (`glob`); the others panic on some
+// arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
     parse_duration_ns => "time.parse_duration_ns", 1, |args| defined("time.parse_duration_ns", panics::parse_duration_ns(args));
     template_match => "regex.template_match", 4, panics::template_match;
+    glob_match => "glob.match", 3, glob::glob_match;
+    glob_quote_meta => "glob.quote_meta", 1, glob::quote_meta;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.
