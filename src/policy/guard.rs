@@ -7,7 +7,8 @@
 //!
 //! On the VM the guard replaces the builtin in the compiled program; on the
 //! interpreter it is an extension of the same name, which the interpreter
-//! calls before its builtins.
+//! calls before its builtins. `sprintf`'s check is run by the host's
+//! `sprintf` (`policy::host`), which replaces regorus's.
 
 use std::sync::OnceLock;
 
@@ -160,7 +161,6 @@ const GUARDS: &[(&str, Check)] = &[
     ("numbers.range_step", range_step),
     ("net.cidr_expand", cidr_expand),
     ("bits.lsh", lsh),
-    ("sprintf", sprintf),
 ];
 
 type BuiltinFn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
@@ -198,7 +198,6 @@ guarded! {
     guarded_range_step => "numbers.range_step",
     guarded_cidr_expand => "net.cidr_expand",
     guarded_lsh => "bits.lsh",
-    guarded_sprintf => "sprintf",
 }
 
 /// `program` with its guarded builtins replaced by their stand-ins.
@@ -237,6 +236,12 @@ fn call_site(arity: usize) -> &'static (Span, Vec<Ref<Expr>>) {
     });
     debug_assert!(arity <= site.1.len());
     site
+}
+
+/// Refuses a `sprintf` format with a field wider than the limit, or one
+/// written in other digits than ASCII (the host's `sprintf` checks first).
+pub(super) fn check_sprintf(args: &[Value]) -> anyhow::Result<()> {
+    sprintf(args).map_err(|refusal| refusal.into_error("sprintf"))
 }
 
 /// The limit error of a call of `name` that would build `elements` (for

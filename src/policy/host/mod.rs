@@ -19,6 +19,7 @@ mod jwt;
 mod net;
 mod operand;
 mod panics;
+mod sprintf;
 
 use regorus::rvm::program::Program;
 use regorus::unstable::{Expr, Ref, Span};
@@ -89,6 +90,7 @@ replacements! {
     template_match => "regex.template_match", 4, panics::template_match;
     glob_match => "glob.match", 3, glob::glob_match;
     glob_quote_meta => "glob.quote_meta", 1, glob::quote_meta;
+    sprintf_builtin => "sprintf", 2, sprintf::sprintf;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.

@@ -1,0 +1,548 @@
+//! OPA's `sprintf`: Go's `fmt.Sprintf` over the arguments as OPA hands
+//! them over (an integer as `int64`, or `*big.Int` past it; another number
+//! as `float64`; a string as itself; any other value as its Rego text).
+//! regorus's made `%-6s`, `%+d`, `% d` and `%8.3f` undefined (the entry
+//! holding it vanished), ignored widths on strings and formatted `%e`, `%g`
+//! and `%o` its own way.
+
+use regorus::Value;
+
+use super::operand::text;
+use crate::policy::guard::check_sprintf;
+
+/// One argument, as Go's `fmt` sees it.
+enum Arg {
+    Int(i64),
+    Big(i128),
+    Float(f64),
+    Str(String),
+}
+
+impl Arg {
+    fn of(value: &Value) -> Arg {
+        match value {
+            Value::Number(number) => {
+                if let Some(int) = number.as_i64() {
+                    Arg::Int(int)
+                } else if let Some(big) = number.as_big() {
+                    // An integer past int64 (a float that large is no
+                    // `BigInt` to regorus: it gives none).
+                    match big.to_string().parse::<i128>() {
+                        Ok(big) => Arg::Big(big),
+                        Err(_) => Arg::Float(float_of(value)),
+                    }
+                } else {
+                    Arg::Float(float_of(value))
+                }
+            }
+            Value::String(text) => Arg::Str(text.to_string()),
+            other => Arg::Str(rego_text(other)),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Arg::Int(_) => "int64",
+            Arg::Big(_) => "big.Int",
+            Arg::Float(_) => "float64",
+            Arg::Str(_) => "string",
+        }
+    }
+
+    /// `%v` without flags: what an error message shows.
+    fn plain(&self) -> String {
+        match self {
+            Arg::Int(int) => int.to_string(),
+            Arg::Big(big) => big.to_string(),
+            Arg::Float(float) => general(*float, None, false),
+            Arg::Str(text) => text.clone(),
+        }
+    }
+}
+
+/// A number as a float (regorus gives none for a float past int64).
+fn float_of(value: &Value) -> f64 {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|json| json.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+/// A verb's flags, width and precision.
+#[derive(Default)]
+struct Spec {
+    plus: bool,
+    minus: bool,
+    sharp: bool,
+    space: bool,
+    zero: bool,
+    width: Option<usize>,
+    precision: Option<usize>,
+}
+
+/// Widest field or precision taken: `policy::guard` refuses a wider one
+/// written in the format; one given by `*` is held to it.
+const MAX_FIELD: usize = 100_000;
+
+pub(super) fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
+    check_sprintf(args)?;
+    let format = text(args, 0).ok_or_else(|| anyhow::anyhow!("sprintf: operand 1 must be a string"))?;
+    let Some(Value::Array(values)) = args.get(1) else {
+        anyhow::bail!("sprintf: operand 2 must be an array");
+    };
+    let values: Vec<Arg> = values.iter().map(Arg::of).collect();
+    Ok(Value::from(format_all(format, &values)))
+}
+
+fn format_all(format: &str, args: &[Arg]) -> String {
+    let chars: Vec<char> = format.chars().collect();
+    let mut out = String::with_capacity(format.len() + 16);
+    let (mut at, mut next_arg, mut reordered) = (0, 0, false);
+    while at < chars.len() {
+        if chars[at] != '%' {
+            out.push(chars[at]);
+            at += 1;
+            continue;
+        }
+        at += 1;
+        let mut spec = Spec::default();
+        while let Some(flag) = chars.get(at).filter(|c| "+-# 0".contains(**c)) {
+            match flag {
+                '+' => spec.plus = true,
+                '-' => spec.minus = true,
+                '#' => spec.sharp = true,
+                ' ' => spec.space = true,
+                _ => spec.zero = true,
+            }
+            at += 1;
+        }
+        let mut index = |at: &mut usize, next_arg: &mut usize| {
+            if chars.get(*at) == Some(&'[') {
+                let close = chars[*at..].iter().position(|c| *c == ']').map(|p| *at + p);
+                if let Some(close) = close {
+                    if let Ok(n) = chars[*at + 1..close].iter().collect::<String>().parse::<usize>() {
+                        *next_arg = n.saturating_sub(1);
+                        reordered = true;
+                    }
+                    *at = close + 1;
+                }
+            }
+        };
+        index(&mut at, &mut next_arg);
+        spec.width = field(&chars, &mut at, args, &mut next_arg, &mut spec.minus);
+        if chars.get(at) == Some(&'.') {
+            at += 1;
+            index(&mut at, &mut next_arg);
+            let mut ignored = false;
+            spec.precision = Some(field(&chars, &mut at, args, &mut next_arg, &mut ignored).unwrap_or(0));
+        }
+        index(&mut at, &mut next_arg);
+        let Some(&verb) = chars.get(at) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        at += 1;
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        match args.get(next_arg) {
+            Some(arg) => out.push_str(&format_one(verb, &spec, arg)),
+            None => out.push_str(&format!("%!{verb}(MISSING)")),
+        }
+        next_arg += 1;
+    }
+    if !reordered && next_arg < args.len() {
+        let extra: Vec<String> = args[next_arg..]
+            .iter()
+            .map(|arg| format!("{}={}", arg.type_name(), arg.plain()))
+            .collect();
+        out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
+    }
+    out
+}
+
+/// A width or precision: digits, or `*` taking an integer argument (a
+/// negative width left-aligns).
+fn field(chars: &[char], at: &mut usize, args: &[Arg], next_arg: &mut usize, minus: &mut bool) -> Option<usize> {
+    if chars.get(*at) == Some(&'*') {
+        *at += 1;
+        let arg = args.get(*next_arg);
+        *next_arg += 1;
+        return match arg {
+            Some(Arg::Int(n)) => {
+                *minus |= *n < 0;
+                Some((n.unsigned_abs() as usize).min(MAX_FIELD))
+            }
+            _ => None,
+        };
+    }
+    let digits: String = chars[*at..].iter().take_while(|c| c.is_ascii_digit()).collect();
+    *at += digits.len();
+    digits.parse::<usize>().ok().map(|n| n.min(MAX_FIELD))
+}
+
+fn format_one(verb: char, spec: &Spec, arg: &Arg) -> String {
+    let formatted = match arg {
+        Arg::Int(int) => integer(verb, spec, i128::from(*int), false),
+        Arg::Big(big) => integer(verb, spec, *big, true),
+        Arg::Float(float) => floating(verb, spec, *float),
+        Arg::Str(text) => string(verb, spec, text),
+    };
+    formatted.unwrap_or_else(|| {
+        // Go writes the value with `%v` and the verb's precision.
+        let precision_only = Spec {
+            precision: spec.precision,
+            ..Spec::default()
+        };
+        let value = match arg {
+            Arg::Int(int) => integer('v', &precision_only, i128::from(*int), false),
+            _ => None,
+        };
+        format!("%!{verb}({}={})", arg.type_name(), value.unwrap_or_else(|| arg.plain()))
+    })
+}
+
+/// Pads `body` to the width: spaces on the left, or the right with `-`.
+fn pad(body: String, spec: &Spec) -> String {
+    let length = body.chars().count();
+    match spec.width {
+        Some(width) if width > length => {
+            let fill = " ".repeat(width - length);
+            if spec.minus {
+                body + &fill
+            } else {
+                fill + &body
+            }
+        }
+        _ => body,
+    }
+}
+
+/// A number's sign, prefix and digits, zero-padded to the width with `0`.
+fn number(negative: bool, prefix: &str, mut digits: String, spec: &Spec, zero_pad: bool) -> String {
+    let sign = if negative {
+        "-"
+    } else if spec.plus {
+        "+"
+    } else if spec.space {
+        " "
+    } else {
+        ""
+    };
+    if zero_pad && spec.zero && !spec.minus {
+        if let Some(width) = spec.width {
+            let used = sign.len() + prefix.len() + digits.chars().count();
+            if width > used {
+                digits = "0".repeat(width - used) + &digits;
+            }
+        }
+    }
+    pad(format!("{sign}{prefix}{digits}"), spec)
+}
+
+fn integer(verb: char, spec: &Spec, value: i128, big: bool) -> Option<String> {
+    let magnitude = value.unsigned_abs();
+    let (digits, prefix) = match verb {
+        'd' | 'v' => (magnitude.to_string(), ""),
+        's' if big => (magnitude.to_string(), ""),
+        'b' => (format!("{magnitude:b}"), ""),
+        'o' => (
+            format!("{magnitude:o}"),
+            if spec.sharp && magnitude != 0 { "0" } else { "" },
+        ),
+        'O' => (format!("{magnitude:o}"), "0o"),
+        'x' => (format!("{magnitude:x}"), if spec.sharp { "0x" } else { "" }),
+        'X' => (format!("{magnitude:X}"), if spec.sharp { "0X" } else { "" }),
+        'c' if !big => return Some(pad(rune(value).to_string(), spec)),
+        'q' if !big => return Some(pad(quote_rune(rune(value)), spec)),
+        'U' if !big => {
+            let code = if value < 0 {
+                u128::from(value as i64 as u64)
+            } else {
+                value as u128
+            };
+            return Some(pad(format!("U+{code:04X}"), spec));
+        }
+        _ => return None,
+    };
+    let digits = match spec.precision {
+        Some(0) if magnitude == 0 => String::new(),
+        Some(precision) if precision > digits.len() => "0".repeat(precision - digits.len()) + &digits,
+        _ => digits,
+    };
+    Some(number(value < 0, prefix, digits, spec, spec.precision.is_none()))
+}
+
+/// The character of a code point; U+FFFD where there is none.
+fn rune(value: i128) -> char {
+    u32::try_from(value).ok().and_then(char::from_u32).unwrap_or('\u{fffd}')
+}
+
+fn floating(verb: char, spec: &Spec, value: f64) -> Option<String> {
+    let magnitude = value.abs();
+    let body = match verb {
+        'v' | 'g' => general(magnitude, spec.precision, false),
+        'G' => general(magnitude, spec.precision, true),
+        'e' => exponent(magnitude, spec.precision.unwrap_or(6), false),
+        'E' => exponent(magnitude, spec.precision.unwrap_or(6), true),
+        'f' | 'F' => format!("{magnitude:.*}", spec.precision.unwrap_or(6)),
+        'x' if spec.precision.is_none() => hex_float(magnitude),
+        _ => return None,
+    };
+    Some(number(value.is_sign_negative() && value != 0.0, "", body, spec, true))
+}
+
+/// `%x` of a float, shortest: `0x1.cp+01` for 3.5.
+fn hex_float(value: f64) -> String {
+    if value == 0.0 {
+        return "0x0p+00".to_string();
+    }
+    let bits = value.to_bits();
+    let (mut mantissa, mut exponent) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i64 - 1023);
+    if exponent == -1023 {
+        // Subnormal: normalise, as Go writes it.
+        let shift = mantissa.leading_zeros() - 11;
+        mantissa = (mantissa << shift) & ((1 << 52) - 1);
+        exponent = -1022 - i64::from(shift);
+    }
+    let digits = format!("{mantissa:013x}");
+    let digits = digits.trim_end_matches('0');
+    let sign = if exponent < 0 { '-' } else { '+' };
+    match digits.is_empty() {
+        true => format!("0x1p{sign}{:02}", exponent.unsigned_abs()),
+        false => format!("0x1.{digits}p{sign}{:02}", exponent.unsigned_abs()),
+    }
+}
+
+/// `%e`: one digit, the fraction to `precision`, `e±dd`.
+fn exponent(value: f64, precision: usize, upper: bool) -> String {
+    let rust = format!("{value:.precision$e}");
+    go_exponent(&rust, upper)
+}
+
+/// Rust's `1.5e3` written as Go writes it: `1.5e+03`.
+fn go_exponent(rust: &str, upper: bool) -> String {
+    let (mantissa, exp) = rust.split_once('e').unwrap_or((rust, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    let e = if upper { 'E' } else { 'e' };
+    format!("{mantissa}{e}{sign}{:02}", exp.unsigned_abs())
+}
+
+/// `%g` (and `%v` of a float): the shortest digits, or `precision`
+/// significant ones, in `%e` form when the exponent is below -4 or at
+/// least the precision (6 for the shortest).
+fn general(value: f64, precision: Option<usize>, upper: bool) -> String {
+    if value == 0.0 {
+        return "0".to_string();
+    }
+    let (scientific, limit) = match precision {
+        None => (format!("{value:e}"), 6),
+        Some(precision) => {
+            let digits = precision.max(1);
+            (format!("{value:.*e}", digits - 1), digits as i32)
+        }
+    };
+    let (mantissa, exp) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    // Trailing zeros go, as Go drops them without `#`.
+    let mantissa = match mantissa.contains('.') {
+        true => mantissa.trim_end_matches('0').trim_end_matches('.'),
+        false => mantissa,
+    };
+    if exp < -4 || exp >= limit {
+        return go_exponent(&format!("{mantissa}e{exp}"), upper);
+    }
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let point = exp + 1;
+    if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+    } else if point as usize >= digits.len() {
+        digits.clone() + &"0".repeat(point as usize - digits.len())
+    } else {
+        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+    }
+}
+
+fn string(verb: char, spec: &Spec, text: &str) -> Option<String> {
+    let truncated: String = match spec.precision {
+        Some(precision) => text.chars().take(precision).collect(),
+        None => text.to_string(),
+    };
+    match verb {
+        's' | 'v' => Some(pad_string(truncated, spec)),
+        'q' => Some(pad_string(quote(&truncated), spec)),
+        'x' | 'X' if truncated.is_empty() => Some(pad(String::new(), spec)),
+        'x' | 'X' => {
+            let separator = if spec.space { " " } else { "" };
+            let prefix = match (spec.sharp, verb) {
+                (false, _) => "",
+                (true, 'x') => "0x",
+                (true, _) => "0X",
+            };
+            let bytes: Vec<String> = truncated
+                .bytes()
+                .map(|b| match verb {
+                    'x' => format!("{b:02x}"),
+                    _ => format!("{b:02X}"),
+                })
+                .collect();
+            let body = match (spec.space, spec.sharp) {
+                (true, true) => bytes
+                    .iter()
+                    .map(|b| format!("{prefix}{b}"))
+                    .collect::<Vec<_>>()
+                    .join(separator),
+                _ => format!("{prefix}{}", bytes.join(separator)),
+            };
+            Some(pad(body, spec))
+        }
+        _ => None,
+    }
+}
+
+/// A string padded to the width, with zeros when `0` is given.
+fn pad_string(body: String, spec: &Spec) -> String {
+    match (spec.zero && !spec.minus, spec.width) {
+        (true, Some(width)) if width > body.chars().count() => "0".repeat(width - body.chars().count()) + &body,
+        _ => pad(body, spec),
+    }
+}
+
+/// Go's `strconv.Quote` (printable characters as they are).
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        escape_into(&mut out, c, '"');
+    }
+    out.push('"');
+    out
+}
+
+fn quote_rune(c: char) -> String {
+    let mut out = String::from('\'');
+    escape_into(&mut out, c, '\'');
+    out.push('\'');
+    out
+}
+
+fn escape_into(out: &mut String, c: char, quote: char) {
+    match c {
+        c if c == quote || c == '\\' => {
+            out.push('\\');
+            out.push(c);
+        }
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if !printable(c) => match c as u32 {
+            code if code <= 0xffff => out.push_str(&format!("\\u{code:04x}")),
+            code => out.push_str(&format!("\\U{code:08x}")),
+        },
+        c => out.push(c),
+    }
+}
+
+/// Whether Go prints the character as it is: not a control, format or
+/// separator character other than the space (the common ones).
+fn printable(c: char) -> bool {
+    !(c.is_control()
+        || matches!(c as u32, 0xad | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2064 | 0xfeff | 0xfff9..=0xfffb)
+        || (c.is_whitespace() && c != ' '))
+}
+
+/// A value's Rego text, as OPA writes a collection given to `sprintf`.
+fn rego_text(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(_) => match Arg::of(value) {
+            Arg::Float(float) => float.to_string(),
+            integer => integer.plain(),
+        },
+        Value::String(text) => quote(text),
+        Value::Array(items) => format!("[{}]", items.iter().map(rego_text).collect::<Vec<_>>().join(", ")),
+        Value::Set(items) if items.is_empty() => "set()".to_string(),
+        Value::Set(items) => format!("{{{}}}", items.iter().map(rego_text).collect::<Vec<_>>().join(", ")),
+        Value::Object(fields) => format!(
+            "{{{}}}",
+            fields
+                .iter()
+                .map(|(key, value)| format!("{}: {}", rego_text(key), rego_text(value)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Undefined => "undefined".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(format: &str, args: Vec<Value>) -> String {
+        match sprintf(&[Value::from(format), Value::from(args)]).unwrap() {
+            Value::String(text) => text.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What OPA (Go's fmt) answers for each, read off OPA v1.20.
+    #[test]
+    fn verbs_flags_and_widths_format_as_go_does() {
+        let i = || Value::from(42i64);
+        assert_eq!(
+            formatted("[%5d][%-5d][%05d][%+d][% d]", vec![i(), i(), i(), i(), i()]),
+            "[   42][42   ][00042][+42][ 42]"
+        );
+        assert_eq!(
+            formatted("%x|%X|%o|%O|%b|%#x|%#o|%c|%q|%U|%.3d", vec![i(); 11]),
+            "2a|2A|52|0o52|101010|0x2a|052|*|'*'|U+002A|042"
+        );
+        let f = || Value::from(3.14158);
+        assert_eq!(
+            formatted("%f|%.1f|%8.3f|%-8.2f|%08.3f|%+.1f", vec![f(); 6]),
+            "3.141580|3.1|   3.142|3.14    |0003.142|+3.1"
+        );
+        assert_eq!(
+            formatted(
+                "%.2f|%e|%v",
+                vec![Value::from(0.125), Value::from(0.000123), Value::from(0.00001)]
+            ),
+            "0.12|1.230000e-04|1e-05"
+        );
+        let s = || Value::from("hé");
+        assert_eq!(
+            formatted("%10s|%-10s|%.1s|%q|%x|% x", vec![s(); 6]),
+            "        hé|hé        |h|\"hé\"|68c3a9|68 c3 a9"
+        );
+        assert_eq!(formatted("%d %d", vec![Value::from(1i64)]), "1 %!d(MISSING)");
+        assert_eq!(
+            formatted("%d", vec![Value::from(1i64), Value::from(2i64)]),
+            "1%!(EXTRA int64=2)"
+        );
+        assert_eq!(
+            formatted("%s|%d", vec![Value::from(42i64), Value::from("x")]),
+            "%!s(int64=42)|%!d(string=x)"
+        );
+        assert_eq!(
+            formatted("%*d|%[2]d %[1]d", vec![Value::from(5i64), Value::from(1i64)]),
+            "    1|1 5"
+        );
+        assert_eq!(formatted("100%%|%", vec![]), "100%|%!(NOVERB)");
+        let collection = Value::from(vec![
+            Value::from(1i64),
+            Value::from("a\u{1}"),
+            Value::Null,
+            Value::new_set(),
+        ]);
+        assert_eq!(formatted("%v", vec![collection]), "[1, \"a\\x01\", null, set()]");
+    }
+}
