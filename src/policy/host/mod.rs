@@ -20,6 +20,7 @@ mod net;
 mod operand;
 mod panics;
 mod sprintf;
+mod subset;
 
 use regorus::rvm::program::Program;
 use regorus::unstable::{Expr, Ref, Span};
@@ -91,6 +92,7 @@ replacements! {
     glob_match => "glob.match", 3, glob::glob_match;
     glob_quote_meta => "glob.quote_meta", 1, glob::quote_meta;
     sprintf_builtin => "sprintf", 2, sprintf::sprintf;
+    object_subset => "object.subset", 2, subset::object_subset;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.
