@@ -611,6 +611,50 @@ fn unbounded_builtin_calls_are_refused_before_they_allocate() {
     }
 }
 
+/// A number whose text asks regorus for an exact power of ten beyond
+/// reach (`1e2000000000`: minutes and gigabytes no timer stops) is
+/// refused at once, on both engines, wherever its text is read.
+#[test]
+fn numbers_with_unbounded_exponents_are_refused_at_once() {
+    let cases = [
+        "to_number(\"1e2000000000\")",
+        "units.parse(\"1e2000000000\")",
+        "units.parse_bytes(\"1E+2000000000\")",
+        "json.unmarshal(\"{\\\"$serde_json::private::Number\\\": \\\"1e2000000000\\\"}\")",
+        "yaml.unmarshal(\"{\\\"$serde_json::private::Number\\\": \\\"1e2000000000\\\"}\")",
+        "json.is_valid(\"{\\\"$serde_json::private::Number\\\": \\\"1e2000000000\\\"}\")",
+    ];
+    for expression in cases {
+        let text = format!("package alert.x\nalert contains {{\"title\": sprintf(\"%v\", [{expression}])}} if true\n");
+        let set = PolicySet::compile(
+            vec![file("a.rego", ACTION), file("x.rego", &text)],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
+            let started = Instant::now();
+            let result = set.clone().with_engine(engine).eval_alerts("x", &json!({}), None);
+            assert!(
+                result.as_ref().map_or(true, |alerts| alerts.is_empty()),
+                "{expression} on {engine:?}: {result:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{expression} on {engine:?} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    // An exponent within the limit is read as before.
+    let text = "package alert.x\nalert contains {\"title\": sprintf(\"%v\", [to_number(\"1e3\")])} if true\n";
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", text)],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(set.eval_alerts("x", &json!({}), None).unwrap()[0].title, "1000");
+}
+
 /// Arguments a guarded builtin would panic on are its ordinary error (on the
 /// VM, as for any builtin error, the expression is undefined).
 #[test]
