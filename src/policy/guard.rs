@@ -199,6 +199,106 @@ fn document_text(args: &[Value]) -> Result<(), Refusal> {
     }
 }
 
+/// Longest path `json.filter` / `json.remove` take, in segments: each one
+/// nests a level regorus builds and drops recursively (a path of 200,000
+/// slashes overflowed the stack).
+const MAX_PATH_SEGMENTS: u64 = 1_000;
+
+fn json_paths(args: &[Value]) -> Result<(), Refusal> {
+    let paths: Vec<&Value> = match args.get(1) {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(Value::Set(items)) => items.iter().collect(),
+        _ => return Ok(()),
+    };
+    for path in paths {
+        let segments = match path {
+            Value::String(text) => text.matches('/').count() as u64 + 1,
+            Value::Array(items) => items.len() as u64,
+            _ => 0,
+        };
+        limit(i128::from(segments), MAX_PATH_SEGMENTS)?;
+    }
+    Ok(())
+}
+
+/// Most nodes `graph.reachable_paths` walks: it recurses once per node of
+/// a path (a chain of 50,000 overflowed the stack).
+const MAX_GRAPH_NODES: u64 = 2_000;
+
+fn graph_nodes(args: &[Value]) -> Result<(), Refusal> {
+    match args.first() {
+        Some(Value::Object(nodes)) => limit(nodes.len() as i128, MAX_GRAPH_NODES),
+        _ => Ok(()),
+    }
+}
+
+/// Largest string `replace` / `strings.replace_n` may build, in bytes:
+/// `replace(s, "", t)` builds |s|·|t| at once.
+const MAX_BUILT_BYTES: u64 = 64 << 20;
+
+/// The most a replacement of `old` by `new` in `text` can build.
+fn replaced_size(text: &str, old: &str, new: &str) -> u64 {
+    let matches = match old.len() {
+        0 => text.chars().count() as u64 + 1,
+        length => (text.len() / length) as u64,
+    };
+    (text.len() as u64).saturating_add(matches.saturating_mul(new.len() as u64))
+}
+
+fn replace(args: &[Value]) -> Result<(), Refusal> {
+    let string = |index: usize| args.get(index).and_then(|v| v.as_string().ok());
+    match (string(0), string(1), string(2)) {
+        (Some(text), Some(old), Some(new)) => built(replaced_size(text, old, new)),
+        _ => Ok(()),
+    }
+}
+
+fn replace_n(args: &[Value]) -> Result<(), Refusal> {
+    let (Some(Value::Object(patterns)), Some(text)) = (args.first(), args.get(1).and_then(|v| v.as_string().ok()))
+    else {
+        return Ok(());
+    };
+    let size = patterns.iter().fold(text.len() as u64, |size, (old, new)| {
+        match (old.as_string().ok(), new.as_string().ok()) {
+            (Some(old), Some(new)) => size.saturating_add(replaced_size(text, old, new)),
+            _ => size,
+        }
+    });
+    built(size)
+}
+
+fn built(bytes: u64) -> Result<(), Refusal> {
+    match bytes > MAX_BUILT_BYTES {
+        true => Err(Refusal::TooLarge(
+            bytes / ELEMENT_BYTES,
+            MAX_BUILT_BYTES / ELEMENT_BYTES,
+        )),
+        false => Ok(()),
+    }
+}
+
+/// A time layout of ASCII only: regorus's layout reader slices a
+/// multi-byte character apart (a panic) where Go reads it as text.
+fn ascii_layout(layout: Option<&Value>) -> Result<(), Refusal> {
+    match layout.and_then(|v| v.as_string().ok()) {
+        Some(layout) if !layout.is_ascii() => Err(Refusal::Invalid(
+            "a layout with characters other than ASCII is not taken here".to_string(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_layout(args: &[Value]) -> Result<(), Refusal> {
+    ascii_layout(args.first())
+}
+
+fn format_layout(args: &[Value]) -> Result<(), Refusal> {
+    match args.first() {
+        Some(Value::Array(parts)) => ascii_layout(parts.iter().nth(2)),
+        _ => Ok(()),
+    }
+}
+
 /// The key serde's values use for a number kept as text.
 pub(super) const PRIVATE_NUMBER: &str = "$serde_json::private::Number";
 
@@ -215,6 +315,13 @@ const GUARDS: &[(&str, Check)] = &[
     ("json.is_valid", document_text),
     ("yaml.unmarshal", document_text),
     ("yaml.is_valid", document_text),
+    ("json.filter", json_paths),
+    ("json.remove", json_paths),
+    ("graph.reachable_paths", graph_nodes),
+    ("replace", replace),
+    ("strings.replace_n", replace_n),
+    ("time.parse_ns", parse_layout),
+    ("time.format", format_layout),
 ];
 
 type BuiltinFn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
@@ -259,6 +366,13 @@ guarded! {
     guarded_json_is_valid => "json.is_valid",
     guarded_yaml_unmarshal => "yaml.unmarshal",
     guarded_yaml_is_valid => "yaml.is_valid",
+    guarded_json_filter => "json.filter",
+    guarded_json_remove => "json.remove",
+    guarded_reachable_paths => "graph.reachable_paths",
+    guarded_replace => "replace",
+    guarded_replace_n => "strings.replace_n",
+    guarded_parse_ns => "time.parse_ns",
+    guarded_time_format => "time.format",
 }
 
 /// `program` with its guarded builtins replaced by their stand-ins.

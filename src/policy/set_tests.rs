@@ -611,6 +611,44 @@ fn unbounded_builtin_calls_are_refused_before_they_allocate() {
     }
 }
 
+/// Calls that made regorus panic, overflow the stack or build one string
+/// past any budget are refused at once, on both engines: a non-ASCII time
+/// layout, a path of thousands of segments, a chain of thousands of graph
+/// nodes, `replace` with an empty needle and a long replacement.
+#[test]
+fn calls_that_crashed_the_engine_are_refused_at_once() {
+    let cases = [
+        "time.format([0, \"UTC\", \"2006年01月02日\"])",
+        "time.parse_ns(\"2006年\", \"2024年\")",
+        "json.filter({}, [concat(\"\", [\"/\" | some _ in numbers.range(1, 5000)])])",
+        "graph.reachable_paths({sprintf(\"%d\", [i]): [sprintf(\"%d\", [i + 1])] | some i in numbers.range(1, 3000)}, [\"1\"])",
+        "replace(concat(\"\", [\"a\" | some _ in numbers.range(1, 100000)]), \"\", concat(\"\", [\"b\" | some _ in numbers.range(1, 1000)]))",
+        "strings.replace_n({\"\": concat(\"\", [\"b\" | some _ in numbers.range(1, 1000)])}, concat(\"\", [\"a\" | some _ in numbers.range(1, 100000)]))",
+    ];
+    for expression in cases {
+        let text =
+            format!("package alert.x\nalert contains {{\"title\": sprintf(\"%v\", [count({expression})])}} if true\n");
+        let set = PolicySet::compile(
+            vec![file("a.rego", ACTION), file("x.rego", &text)],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
+            let started = Instant::now();
+            let result = set.clone().with_engine(engine).eval_alerts("x", &json!({}), None);
+            assert!(
+                result.as_ref().map_or(true, |alerts| alerts.is_empty()),
+                "{expression} on {engine:?}: {result:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{expression} on {engine:?} took {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
+
 /// A number whose text asks regorus for an exact power of ten beyond
 /// reach (`1e2000000000`: minutes and gigabytes no timer stops) is
 /// refused at once, on both engines, wherever its text is read.
