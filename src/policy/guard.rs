@@ -19,7 +19,7 @@ use regorus::{LimitError, Source, Value};
 /// Most elements a range, or hosts a CIDR expansion, may produce.
 pub(crate) const MAX_ELEMENTS: u64 = 1_000_000;
 /// Widest `sprintf` field.
-const MAX_FORMAT_WIDTH: u64 = 100_000;
+pub(super) const MAX_FORMAT_WIDTH: u64 = 100_000;
 /// Widest shift of `bits.lsh`, in bits.
 const MAX_SHIFT_BITS: u64 = 4096;
 /// What one element of a built collection is counted as, for the error.
@@ -234,7 +234,7 @@ fn graph_nodes(args: &[Value]) -> Result<(), Refusal> {
 
 /// Largest string `replace` / `strings.replace_n` may build, in bytes:
 /// `replace(s, "", t)` builds |s|·|t| at once.
-const MAX_BUILT_BYTES: u64 = 64 << 20;
+pub(super) const MAX_BUILT_BYTES: u64 = 64 << 20;
 
 /// The most a replacement of `old` by `new` in `text` can build.
 fn replaced_size(text: &str, old: &str, new: &str) -> u64 {
@@ -258,9 +258,17 @@ fn replace_n(args: &[Value]) -> Result<(), Refusal> {
     else {
         return Ok(());
     };
+    // regorus applies the patterns one after another, each to what the
+    // ones before built: the bound grows with them.
     let size = patterns.iter().fold(text.len() as u64, |size, (old, new)| {
         match (old.as_string().ok(), new.as_string().ok()) {
-            (Some(old), Some(new)) => size.saturating_add(replaced_size(text, old, new)),
+            (Some(old), Some(new)) => {
+                let matches = match old.len() as u64 {
+                    0 => size.saturating_add(1),
+                    length => size / length,
+                };
+                size.saturating_add(matches.saturating_mul(new.len() as u64))
+            }
             _ => size,
         }
     });

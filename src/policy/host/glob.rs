@@ -75,26 +75,25 @@ impl Parser<'_> {
         Ok(if in_braces { None } else { Some(nodes) })
     }
 
+    /// `[abc]` a list, `[a-z]` one range (gobwas takes no more than one,
+    /// and reads `-` elsewhere in a list as itself); `!` first negates.
     fn class(&mut self) -> Result<Node, PatternError> {
         let negated = self.chars.next_if_eq(&'!').is_some();
-        let mut ranges = Vec::new();
+        let mut members = Vec::new();
         loop {
-            let low = match self.chars.next().ok_or(PatternError::UnexpectedEnd)? {
-                ']' if ranges.is_empty() => return Err(PatternError::BadRange),
-                ']' => return Ok(Node::Class { negated, ranges }),
-                '\\' => self.chars.next().ok_or(PatternError::UnexpectedEnd)?,
-                c => c,
-            };
-            if self.chars.next_if_eq(&'-').is_some() {
-                let high = self.chars.next().ok_or(PatternError::UnexpectedEnd)?;
-                if high == ']' || high < low {
-                    return Err(PatternError::BadRange);
-                }
-                ranges.push((low, high));
-            } else {
-                ranges.push((low, low));
+            match self.chars.next().ok_or(PatternError::UnexpectedEnd)? {
+                ']' => break,
+                '\\' => members.push(self.chars.next().ok_or(PatternError::UnexpectedEnd)?),
+                c => members.push(c),
             }
         }
+        let ranges = match members.as_slice() {
+            [] => return Err(PatternError::BadRange),
+            [low, '-', high] if low <= high => vec![(*low, *high)],
+            [_, '-', ..] => return Err(PatternError::BadRange),
+            list => list.iter().map(|c| (*c, *c)).collect(),
+        };
+        Ok(Node::Class { negated, ranges })
     }
 
     fn alternatives(&mut self) -> Result<Option<Node>, PatternError> {
@@ -111,6 +110,31 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// Longest pattern and deepest braces compiled: the parser recurses per
+/// brace and the matcher per node, and a stack has an end.
+const MAX_PATTERN_CHARS: usize = 4_096;
+const MAX_BRACE_DEPTH: usize = 64;
+
+/// Whether a pattern is beyond the limits above.
+fn too_deep(pattern: &str) -> Option<u64> {
+    let length = pattern.chars().count();
+    if length > MAX_PATTERN_CHARS {
+        return Some(length as u64);
+    }
+    let mut depth: usize = 0;
+    for c in pattern.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_BRACE_DEPTH {
+            return Some(depth as u64);
+        }
+    }
+    None
 }
 
 /// A compiled pattern; None for braces never closed (which match nothing,
@@ -202,6 +226,9 @@ pub(super) fn glob_match(args: &[Value]) -> anyhow::Result<Value> {
             .collect::<anyhow::Result<_>>()?,
         _ => anyhow::bail!("glob.match: operand 2 must be an array or null"),
     };
+    if let Some(size) = too_deep(pattern) {
+        return Err(too_large("glob.match", size));
+    }
     let nodes = match compile(pattern) {
         Ok(Some(nodes)) => nodes,
         Ok(None) => return Ok(Value::from(false)),
@@ -276,6 +303,13 @@ mod tests {
             "an unclosed brace matches nothing"
         );
         assert!(glob_match(&[Value::from("[ab"), Value::Null, Value::from("a")]).is_err());
+        // gobwas: one range per class, `-` elsewhere in a list is itself.
+        assert!(glob_match(&[Value::from("[a-z0-9]"), Value::Null, Value::from("a")]).is_err());
+        assert_eq!(matched("[ab-d]", Value::Null, "-"), Value::from(true));
+        assert_eq!(matched("[ab-d]", Value::Null, "c"), Value::from(false));
+        // A pattern past the limits is refused, not recursed into.
+        let deep = "{".repeat(100) + "a" + &"}".repeat(100);
+        assert!(glob_match(&[Value::from(deep.as_str()), Value::Null, Value::from("a")]).is_err());
     }
 
     #[test]

@@ -142,10 +142,18 @@ pub(super) fn template_match(args: &[Value]) -> anyhow::Result<Value> {
     };
     let (mut template, mut value) = (operand(0)?, operand(1)?);
     let (open, close) = (operand(2)?, operand(3)?);
-    while let (Some(start), Some(end)) = (template.find(open), template.find(close)) {
-        if start >= end {
-            return Ok(Value::Undefined);
-        }
+    if open.chars().count() != 1 || close.chars().count() != 1 {
+        anyhow::bail!("regex.template_match: start and end delimiters are expected to be single characters");
+    }
+    while let Some(start) = template.find(open) {
+        // The close delimiter after the open one (regorus took the first
+        // anywhere, and sliced backwards when it came first).
+        let Some(end) = template[start + open.len()..]
+            .find(close)
+            .map(|at| start + open.len() + at)
+        else {
+            break;
+        };
         if value.get(..start) != Some(&template[..start]) {
             return Ok(Value::from(false));
         }
@@ -223,5 +231,17 @@ mod tests {
             Value::from("}")
         ])
         .is_err());
+        let delimiters = |open: &str, close: &str| {
+            template_match(&[
+                Value::from("xab.b"),
+                Value::from("xa"),
+                Value::from(open),
+                Value::from(close),
+            ])
+        };
+        assert!(
+            delimiters("ab", "b").is_err(),
+            "delimiters are single characters, as in OPA"
+        );
     }
 }

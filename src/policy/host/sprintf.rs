@@ -8,7 +8,7 @@
 use regorus::Value;
 
 use super::operand::text;
-use crate::policy::guard::check_sprintf;
+use crate::policy::guard::{check_sprintf, too_large, MAX_BUILT_BYTES, MAX_FORMAT_WIDTH};
 
 /// One argument, as Go's `fmt` sees it.
 enum Arg {
@@ -54,7 +54,7 @@ impl Arg {
         match self {
             Arg::Int(int) => int.to_string(),
             Arg::Big(big) => big.to_string(),
-            Arg::Float(float) => general(*float, None, false),
+            Arg::Float(float) => floating('v', &Spec::default(), *float).unwrap_or_default(),
             Arg::Str(text) => text.clone(),
         }
     }
@@ -82,7 +82,7 @@ struct Spec {
 
 /// Widest field or precision taken: `policy::guard` refuses a wider one
 /// written in the format; one given by `*` is held to it.
-const MAX_FIELD: usize = 100_000;
+const MAX_FIELD: usize = MAX_FORMAT_WIDTH as usize;
 
 pub(super) fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
     check_sprintf(args)?;
@@ -90,23 +90,53 @@ pub(super) fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
     let Some(Value::Array(values)) = args.get(1) else {
         anyhow::bail!("sprintf: operand 2 must be an array");
     };
-    let values: Vec<Arg> = values.iter().map(Arg::of).collect();
-    Ok(Value::from(format_all(format, &values)))
+    let values: Vec<Arg> = values
+        .iter()
+        .filter(|value| !matches!(value, Value::Undefined))
+        .map(Arg::of)
+        .collect();
+    let formatted = format_all(format, &values);
+    if formatted.len() as u64 > MAX_BUILT_BYTES {
+        return Err(too_large("sprintf", formatted.len() as u64 / 32));
+    }
+    Ok(Value::from(formatted))
 }
 
-fn format_all(format: &str, args: &[Arg]) -> String {
-    let chars: Vec<char> = format.chars().collect();
-    let mut out = String::with_capacity(format.len() + 16);
-    let (mut at, mut next_arg, mut reordered) = (0, 0, false);
-    while at < chars.len() {
-        if chars[at] != '%' {
-            out.push(chars[at]);
-            at += 1;
-            continue;
+/// Where formatting stands in the format and the arguments.
+struct Cursor<'a> {
+    chars: Vec<char>,
+    at: usize,
+    args: &'a [Arg],
+    next_arg: usize,
+    /// An explicit argument index (`%[2]d`) was used: no EXTRA report.
+    reordered: bool,
+}
+
+impl Cursor<'_> {
+    /// An explicit argument index, `[n]`, if one stands here.
+    fn index(&mut self) {
+        if self.chars.get(self.at) != Some(&'[') {
+            return;
         }
-        at += 1;
+        let Some(close) = self.chars[self.at..]
+            .iter()
+            .position(|c| *c == ']')
+            .map(|p| self.at + p)
+        else {
+            return;
+        };
+        let digits: String = self.chars[self.at + 1..close].iter().collect();
+        if let Ok(n) = digits.parse::<usize>() {
+            self.next_arg = n.saturating_sub(1);
+            self.reordered = true;
+        }
+        self.at = close + 1;
+    }
+
+    /// The flags, width and precision after a `%`.
+    fn spec(&mut self) -> Spec {
         let mut spec = Spec::default();
-        while let Some(flag) = chars.get(at).filter(|c| "+-# 0".contains(**c)) {
+        while let Some(flag) = self.chars.get(self.at).filter(|c| "+-# 0".contains(**c)) {
             match flag {
                 '+' => spec.plus = true,
                 '-' => spec.minus = true,
@@ -114,46 +144,65 @@ fn format_all(format: &str, args: &[Arg]) -> String {
                 ' ' => spec.space = true,
                 _ => spec.zero = true,
             }
-            at += 1;
+            self.at += 1;
         }
-        let mut index = |at: &mut usize, next_arg: &mut usize| {
-            if chars.get(*at) == Some(&'[') {
-                let close = chars[*at..].iter().position(|c| *c == ']').map(|p| *at + p);
-                if let Some(close) = close {
-                    if let Ok(n) = chars[*at + 1..close].iter().collect::<String>().parse::<usize>() {
-                        *next_arg = n.saturating_sub(1);
-                        reordered = true;
-                    }
-                    *at = close + 1;
-                }
-            }
-        };
-        index(&mut at, &mut next_arg);
-        spec.width = field(&chars, &mut at, args, &mut next_arg, &mut spec.minus);
-        if chars.get(at) == Some(&'.') {
-            at += 1;
-            index(&mut at, &mut next_arg);
+        self.index();
+        spec.width = field(
+            &self.chars,
+            &mut self.at,
+            self.args,
+            &mut self.next_arg,
+            &mut spec.minus,
+        );
+        if self.chars.get(self.at) == Some(&'.') {
+            self.at += 1;
+            self.index();
             let mut ignored = false;
-            spec.precision = Some(field(&chars, &mut at, args, &mut next_arg, &mut ignored).unwrap_or(0));
+            spec.precision =
+                Some(field(&self.chars, &mut self.at, self.args, &mut self.next_arg, &mut ignored).unwrap_or(0));
         }
-        index(&mut at, &mut next_arg);
-        let Some(&verb) = chars.get(at) else {
+        self.index();
+        spec
+    }
+}
+
+fn format_all(format: &str, args: &[Arg]) -> String {
+    let mut cursor = Cursor {
+        chars: format.chars().collect(),
+        at: 0,
+        args,
+        next_arg: 0,
+        reordered: false,
+    };
+    let mut out = String::with_capacity(format.len() + 16);
+    while let Some(&c) = cursor.chars.get(cursor.at) {
+        // Past the limit the caller refuses it: stop building.
+        if out.len() as u64 > MAX_BUILT_BYTES {
+            return out;
+        }
+        cursor.at += 1;
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let spec = cursor.spec();
+        let Some(&verb) = cursor.chars.get(cursor.at) else {
             out.push_str("%!(NOVERB)");
             break;
         };
-        at += 1;
+        cursor.at += 1;
         if verb == '%' {
             out.push('%');
             continue;
         }
-        match args.get(next_arg) {
+        match args.get(cursor.next_arg) {
             Some(arg) => out.push_str(&format_one(verb, &spec, arg)),
             None => out.push_str(&format!("%!{verb}(MISSING)")),
         }
-        next_arg += 1;
+        cursor.next_arg += 1;
     }
-    if !reordered && next_arg < args.len() {
-        let extra: Vec<String> = args[next_arg..]
+    if !cursor.reordered && cursor.next_arg < args.len() {
+        let extra: Vec<String> = args[cursor.next_arg..]
             .iter()
             .map(|arg| format!("{}={}", arg.type_name(), arg.plain()))
             .collect();
@@ -280,6 +329,14 @@ fn rune(value: i128) -> char {
 }
 
 fn floating(verb: char, spec: &Spec, value: f64) -> Option<String> {
+    if !value.is_finite() {
+        let text = match (value.is_nan(), value < 0.0) {
+            (true, _) => "NaN",
+            (false, true) => "-Inf",
+            (false, false) => "+Inf",
+        };
+        return Some(pad(text.to_string(), spec));
+    }
     let magnitude = value.abs();
     let body = match verb {
         'v' | 'g' => general(magnitude, spec.precision, false),
@@ -454,8 +511,30 @@ fn escape_into(out: &mut String, c: char, quote: char) {
 /// separator character other than the space (the common ones).
 fn printable(c: char) -> bool {
     !(c.is_control()
-        || matches!(c as u32, 0xad | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2064 | 0xfeff | 0xfff9..=0xfffb)
+        || matches!(
+            c as u32,
+            0xad | 0x61c
+                | 0x180e
+                | 0x200b..=0x200f
+                | 0x2028..=0x202e
+                | 0x2060..=0x2069
+                | 0xfeff
+                | 0xfff9..=0xfffb
+                | 0xe000..=0xf8ff
+                | 0xe0000..=0xe007f
+                | 0xf0000..
+        )
         || (c.is_whitespace() && c != ' '))
+}
+
+/// Elements' Rego text, `, `-separated; the undefined ones the VM may leave
+/// in a collection are no elements.
+fn joined<'a>(items: impl Iterator<Item = &'a Value>) -> String {
+    items
+        .filter(|item| !matches!(item, Value::Undefined))
+        .map(rego_text)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A value's Rego text, as OPA writes a collection given to `sprintf`.
@@ -468,9 +547,9 @@ fn rego_text(value: &Value) -> String {
             integer => integer.plain(),
         },
         Value::String(text) => quote(text),
-        Value::Array(items) => format!("[{}]", items.iter().map(rego_text).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!("[{}]", joined(items.iter())),
         Value::Set(items) if items.is_empty() => "set()".to_string(),
-        Value::Set(items) => format!("{{{}}}", items.iter().map(rego_text).collect::<Vec<_>>().join(", ")),
+        Value::Set(items) => format!("{{{}}}", joined(items.iter())),
         Value::Object(fields) => format!(
             "{{{}}}",
             fields
@@ -537,6 +616,8 @@ mod tests {
             "    1|1 5"
         );
         assert_eq!(formatted("100%%|%", vec![]), "100%|%!(NOVERB)");
+        assert_eq!(formatted("%d", vec![Value::from(-3.5)]), "%!d(float64=-3.5)");
+        assert_eq!(formatted("%q", vec![Value::from("\u{2066}x")]), "\"\\u2066x\"");
         let collection = Value::from(vec![
             Value::from(1i64),
             Value::from("a\u{1}"),
