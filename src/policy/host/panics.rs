@@ -5,8 +5,8 @@
 //! - `strings.count(s, "")`: Go's answer, the number of runes plus one.
 //! - `time.parse_duration_ns`: Go's `time.ParseDuration` (regorus sliced
 //!   past a trailing `.` or into a multi-byte unit).
-//! - `regex.template_match`: regorus's matching, with a literal that does
-//!   not fit the value a non-match instead of a slice past its end.
+//! - `regex.template_match`: OPA's, one anchored regex of the template
+//!   (regorus sliced past the end of a short value).
 
 use regex::RegexBuilder;
 use regorus::Value;
@@ -133,43 +133,60 @@ fn leading_fraction(text: &str) -> (u64, f64, &str) {
     (value, scale, &text[digits..])
 }
 
-/// `regex.template_match(template, value, start, end)`: each `start…end`
-/// part of the template a pattern the value must match there, the rest
-/// literal. An invalid pattern is an error, as in regorus.
+/// `regex.template_match(template, value, start, end)` as OPA compiles it:
+/// the template one anchored regex, each `start…end` part (delimiters may
+/// nest: `{[0-9]{12}}`) a group, the rest literal text.
 pub(super) fn template_match(args: &[Value]) -> anyhow::Result<Value> {
     let operand = |index: usize| {
         text(args, index).ok_or_else(|| anyhow::anyhow!("regex.template_match: operand {} must be a string", index + 1))
     };
-    let (mut template, mut value) = (operand(0)?, operand(1)?);
-    let (open, close) = (operand(2)?, operand(3)?);
-    if open.chars().count() != 1 || close.chars().count() != 1 {
-        anyhow::bail!("regex.template_match: start and end delimiters are expected to be single characters");
+    let (template, value) = (operand(0)?, operand(1)?);
+    let (open, close) = match (operand(2)?.as_bytes(), operand(3)?.as_bytes()) {
+        ([open], [close]) => (*open, *close),
+        _ => anyhow::bail!("regex.template_match: start and end delimiters are expected to be single characters"),
+    };
+    let mut pattern = String::from("^");
+    let mut literal_from = 0;
+    for (start, end) in delimited(template, open, close)? {
+        pattern.push_str(&regex::escape(&template[literal_from..start]));
+        pattern.push('(');
+        pattern.push_str(&template[start + 1..end - 1]);
+        pattern.push(')');
+        literal_from = end;
     }
-    while let Some(start) = template.find(open) {
-        // The close delimiter after the open one (regorus took the first
-        // anywhere, and sliced backwards when it came first).
-        let Some(end) = template[start + open.len()..]
-            .find(close)
-            .map(|at| start + open.len() + at)
-        else {
-            break;
-        };
-        if value.get(..start) != Some(&template[..start]) {
-            return Ok(Value::from(false));
+    pattern.push_str(&regex::escape(&template[literal_from..]));
+    pattern.push('$');
+    let regex = RegexBuilder::new(&pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|err| anyhow::anyhow!("regex.template_match: invalid template: {err}"))?;
+    Ok(Value::from(regex.is_match(value)))
+}
+
+/// The outermost `open…close` spans of `template` (byte offsets, the
+/// close included); unbalanced delimiters are an error. Both delimiters
+/// are ASCII bytes, so the offsets fall between characters.
+fn delimited(template: &str, open: u8, close: u8) -> anyhow::Result<Vec<(usize, usize)>> {
+    let (mut level, mut start, mut spans) = (0usize, 0, Vec::new());
+    for (at, byte) in template.bytes().enumerate() {
+        if byte == open {
+            level += 1;
+            if level == 1 {
+                start = at;
+            }
+        } else if byte == close {
+            level = level
+                .checked_sub(1)
+                .ok_or_else(|| anyhow::anyhow!("regex.template_match: unbalanced braces in {template:?}"))?;
+            if level == 0 {
+                spans.push((start, at + 1));
+            }
         }
-        let pattern = &template[start + open.len()..end];
-        let regex = RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .build()
-            .map_err(|err| anyhow::anyhow!("regex.template_match: invalid pattern {pattern:?}: {err}"))?;
-        value = &value[start..];
-        let Some(found) = regex.find(value).filter(|found| found.start() == 0) else {
-            return Ok(Value::from(false));
-        };
-        value = &value[found.end()..];
-        template = &template[end + close.len()..];
     }
-    Ok(Value::from(template == value))
+    match level {
+        0 => Ok(spans),
+        _ => anyhow::bail!("regex.template_match: unbalanced braces in {template:?}"),
+    }
 }
 
 #[cfg(test)]
