@@ -232,7 +232,8 @@ fn graph_nodes(args: &[Value]) -> Result<(), Refusal> {
     }
 }
 
-/// Largest string `replace` / `strings.replace_n` may build, in bytes:
+/// Largest string `replace` may build, in bytes (the host's
+/// `strings.replace_n` stops at it too):
 /// `replace(s, "", t)` builds |s|·|t| at once.
 pub(super) const MAX_BUILT_BYTES: u64 = 64 << 20;
 
@@ -251,28 +252,6 @@ fn replace(args: &[Value]) -> Result<(), Refusal> {
         (Some(text), Some(old), Some(new)) => built(replaced_size(text, old, new)),
         _ => Ok(()),
     }
-}
-
-fn replace_n(args: &[Value]) -> Result<(), Refusal> {
-    let (Some(Value::Object(patterns)), Some(text)) = (args.first(), args.get(1).and_then(|v| v.as_string().ok()))
-    else {
-        return Ok(());
-    };
-    // regorus applies the patterns one after another, each to what the
-    // ones before built: the bound grows with them.
-    let size = patterns.iter().fold(text.len() as u64, |size, (old, new)| {
-        match (old.as_string().ok(), new.as_string().ok()) {
-            (Some(old), Some(new)) => {
-                let matches = match old.len() as u64 {
-                    0 => size.saturating_add(1),
-                    length => size / length,
-                };
-                size.saturating_add(matches.saturating_mul(new.len() as u64))
-            }
-            _ => size,
-        }
-    });
-    built(size)
 }
 
 fn built(bytes: u64) -> Result<(), Refusal> {
@@ -327,7 +306,6 @@ const GUARDS: &[(&str, Check)] = &[
     ("json.remove", json_paths),
     ("graph.reachable_paths", graph_nodes),
     ("replace", replace),
-    ("strings.replace_n", replace_n),
     ("time.parse_ns", parse_layout),
     ("time.format", format_layout),
 ];
@@ -378,7 +356,6 @@ guarded! {
     guarded_json_remove => "json.remove",
     guarded_reachable_paths => "graph.reachable_paths",
     guarded_replace => "replace",
-    guarded_replace_n => "strings.replace_n",
     guarded_parse_ns => "time.parse_ns",
     guarded_time_format => "time.format",
 }

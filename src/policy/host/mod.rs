@@ -19,6 +19,7 @@ mod jwt;
 mod net;
 mod operand;
 mod panics;
+mod replacer;
 mod sprintf;
 mod subset;
 
@@ -93,6 +94,7 @@ replacements! {
     glob_quote_meta => "glob.quote_meta", 1, glob::quote_meta;
     sprintf_builtin => "sprintf", 2, sprintf::sprintf;
     object_subset => "object.subset", 2, subset::object_subset;
+    replace_n => "strings.replace_n", 2, replacer::replace_n;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.
