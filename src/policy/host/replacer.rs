@@ -24,39 +24,39 @@ pub(super) fn replace_n(args: &[Value]) -> anyhow::Result<Value> {
             )),
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut out = String::with_capacity(subject.len());
-    let mut at = 0;
-    loop {
-        if out.len() as u64 > MAX_BUILT_BYTES {
-            return Err(too_large("strings.replace_n", out.len() as u64 / 32));
-        }
-        let rest = &subject[at..];
-        match pairs.iter().find(|(old, _)| rest.starts_with(old)) {
-            // An empty pattern inserts and lets the next character through.
-            Some((old, new)) if !old.is_empty() => {
-                out.push_str(new);
-                at += old.len();
-            }
-            Some((_, new)) => {
-                out.push_str(new);
-                match rest.chars().next() {
-                    Some(c) => {
-                        out.push(c);
-                        at += c.len_utf8();
-                    }
-                    None => break,
-                }
-            }
-            None => match rest.chars().next() {
-                Some(c) => {
-                    out.push(c);
-                    at += c.len_utf8();
-                }
-                None => break,
-            },
-        }
+    // Measured first, so a call past the limit allocates nothing.
+    let mut size: u64 = 0;
+    scan(&pairs, subject, &mut |piece| size += piece.len() as u64);
+    if size > MAX_BUILT_BYTES {
+        return Err(too_large("strings.replace_n", size / 32));
     }
+    let mut out = String::with_capacity(size as usize);
+    scan(&pairs, subject, &mut |piece| out.push_str(piece));
     Ok(Value::from(out))
+}
+
+/// The pieces of the result, in order, to `emit`.
+fn scan(pairs: &[(&str, &str)], subject: &str, emit: &mut dyn FnMut(&str)) {
+    let mut at = 0;
+    while at <= subject.len() {
+        let rest = &subject[at..];
+        let next = rest.chars().next().map_or(0, char::len_utf8);
+        match pairs.iter().find(|(old, _)| rest.starts_with(old)) {
+            Some((old, new)) if !old.is_empty() => {
+                emit(new);
+                at += old.len();
+                continue;
+            }
+            // An empty pattern inserts and lets the next character through.
+            Some((_, new)) => emit(new),
+            None => {}
+        }
+        if next == 0 {
+            break;
+        }
+        emit(&rest[..next]);
+        at += next;
+    }
 }
 
 #[cfg(test)]
