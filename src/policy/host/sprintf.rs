@@ -5,21 +5,24 @@
 //! holding it vanished), ignored widths on strings and formatted `%e`, `%g`
 //! and `%o` its own way.
 
+use std::borrow::Cow;
+
 use regorus::Value;
 
 use super::operand::text;
 use crate::policy::guard::{check_sprintf, too_large, MAX_BUILT_BYTES, MAX_FORMAT_WIDTH};
 
 /// One argument, as Go's `fmt` sees it.
-enum Arg {
+enum Arg<'a> {
     Int(i64),
     Big(i128),
     Float(f64),
-    Str(String),
+    /// A string argument borrowed; another value's Rego text.
+    Str(Cow<'a, str>),
 }
 
-impl Arg {
-    fn of(value: &Value) -> Arg {
+impl<'a> Arg<'a> {
+    fn of(value: &'a Value) -> Arg<'a> {
         match value {
             Value::Number(number) => {
                 if let Some(int) = number.as_i64() {
@@ -35,8 +38,8 @@ impl Arg {
                     Arg::Float(float_of(value))
                 }
             }
-            Value::String(text) => Arg::Str(text.to_string()),
-            other => Arg::Str(rego_text(other)),
+            Value::String(text) => Arg::Str(Cow::Borrowed(text)),
+            other => Arg::Str(Cow::Owned(rego_text(other))),
         }
     }
 
@@ -55,7 +58,7 @@ impl Arg {
             Arg::Int(int) => int.to_string(),
             Arg::Big(big) => big.to_string(),
             Arg::Float(float) => floating('v', &Spec::default(), *float).unwrap_or_default(),
-            Arg::Str(text) => text.clone(),
+            Arg::Str(text) => text.to_string(),
         }
     }
 }
@@ -106,7 +109,7 @@ pub(super) fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
 struct Cursor<'a> {
     chars: Vec<char>,
     at: usize,
-    args: &'a [Arg],
+    args: &'a [Arg<'a>],
     next_arg: usize,
     /// An explicit argument index (`%[2]d`) was used: no EXTRA report.
     reordered: bool,
