@@ -19,6 +19,7 @@ mod jwt;
 mod net;
 mod operand;
 mod panics;
+mod re2;
 mod replacer;
 mod sprintf;
 mod subset;
@@ -83,8 +84,8 @@ macro_rules! replacements {
 
 // regorus builtins the host replaces: `net.cidr_contains` reads an
 // IPv4-mapped address (`::ffff:10.1.2.3`) as IPv4, as OPA does; `glob.*`
-// follow OPA's delimiters and syntax (`glob`); the others panic on some
-// arguments (`panics`).
+// follow OPA's delimiters and syntax (`glob`); `regex.*` read patterns as
+// RE2 does (`re2`); the others panic on some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -95,6 +96,12 @@ replacements! {
     sprintf_builtin => "sprintf", 2, sprintf::sprintf;
     object_subset => "object.subset", 2, subset::object_subset;
     replace_n => "strings.replace_n", 2, replacer::replace_n;
+    regex_match => "regex.match", 2, re2::regex_match;
+    regex_is_valid => "regex.is_valid", 1, re2::is_valid;
+    regex_find_n => "regex.find_n", 3, re2::find_n;
+    regex_find_all_string_submatch_n => "regex.find_all_string_submatch_n", 3, re2::find_all_string_submatch_n;
+    regex_split => "regex.split", 2, re2::split;
+    regex_replace => "regex.replace", 3, re2::replace;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.

@@ -8,13 +8,10 @@
 //! - `regex.template_match`: OPA's, one anchored regex of the template
 //!   (regorus sliced past the end of a short value).
 
-use regex::RegexBuilder;
 use regorus::Value;
 
 use super::operand::text;
-
-/// As regorus bounds a compiled pattern.
-const REGEX_SIZE_LIMIT: usize = 100 * 1024;
+use super::re2;
 
 pub(super) fn strings_count(args: &[Value]) -> Option<Value> {
     let (haystack, needle) = (text(args, 0)?, text(args, 1)?);
@@ -156,10 +153,9 @@ pub(super) fn template_match(args: &[Value]) -> anyhow::Result<Value> {
     }
     pattern.push_str(&regex::escape(&template[literal_from..]));
     pattern.push('$');
-    let regex = RegexBuilder::new(&pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|err| anyhow::anyhow!("regex.template_match: invalid template: {err}"))?;
+    // The parts between delimiters are RE2, as the literals escaped here.
+    let regex =
+        re2::compile(&pattern).map_err(|err| anyhow::anyhow!("regex.template_match: invalid template: {err}"))?;
     Ok(Value::from(regex.is_match(value)))
 }
 
