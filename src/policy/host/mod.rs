@@ -22,6 +22,7 @@ mod panics;
 mod re2;
 mod replacer;
 mod sprintf;
+mod strings;
 mod subset;
 
 use regorus::rvm::program::Program;
@@ -85,7 +86,9 @@ macro_rules! replacements {
 // regorus builtins the host replaces: `net.cidr_contains` reads an
 // IPv4-mapped address (`::ffff:10.1.2.3`) as IPv4, as OPA does; `glob.*`
 // follow OPA's delimiters and syntax (`glob`); `regex.*` read patterns as
-// RE2 does (`re2`); the others panic on some arguments (`panics`).
+// RE2 does (`re2`); `upper`, `lower`, `indexof`, `indexof_n` and
+// `substring` map case and count as Go (`strings`); the others panic on
+// some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -102,6 +105,11 @@ replacements! {
     regex_find_all_string_submatch_n => "regex.find_all_string_submatch_n", 3, re2::find_all_string_submatch_n;
     regex_split => "regex.split", 2, re2::split;
     regex_replace => "regex.replace", 3, re2::replace;
+    upper => "upper", 1, strings::upper;
+    lower => "lower", 1, strings::lower;
+    indexof => "indexof", 2, strings::indexof;
+    indexof_n => "indexof_n", 2, strings::indexof_n;
+    substring => "substring", 3, strings::substring;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.
