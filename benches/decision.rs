@@ -100,9 +100,14 @@ fn decision(c: &mut Criterion) {
     // What a host function costs: its entry rule runs on the interpreter.
     // The same alert policy with a builtin the VM runs, and with a host one.
     let mut host = c.benchmark_group("host_function");
-    for (name, call) in [("vm_lower", "lower"), ("interpreter_sha256", "crypto.sha256")] {
+    // `regex.match` is the host's RE2 reading, on the VM (a condition).
+    for (name, call, condition) in [
+        ("vm_lower", "lower", "true"),
+        ("interpreter_sha256", "crypto.sha256", "true"),
+        ("vm_lower_regex_match", "lower", r"regex.match(`^[\w .-]+$`, input.updated_alert.title)"),
+    ] {
         let text = format!(
-            "package alert.matano\nalert contains {{\"title\": {call}(input.updated_alert.title), \"severity\": input.updated_alert.severity}} if true\n"
+            "package alert.matano\nalert contains {{\"title\": {call}(input.updated_alert.title), \"severity\": input.updated_alert.severity}} if {condition}\n"
         );
         let files = vec![alert_responder::policy::PolicyFile {
             name: "alert.rego".into(),
