@@ -104,7 +104,11 @@ fn decision(c: &mut Criterion) {
     for (name, call, condition) in [
         ("vm_lower", "lower", "true"),
         ("interpreter_sha256", "crypto.sha256", "true"),
-        ("vm_lower_regex_match", "lower", r"regex.match(`^[\w .-]+$`, input.updated_alert.title)"),
+        (
+            "vm_lower_regex_match",
+            "lower",
+            r"regex.match(`^[\w .-]+$`, input.updated_alert.title)",
+        ),
     ] {
         let text = format!(
             "package alert.matano\nalert contains {{\"title\": {call}(input.updated_alert.title), \"severity\": input.updated_alert.severity}} if {condition}\n"

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::sync::Mutex;
 
 use regex::{Captures, Regex, RegexBuilder};
@@ -30,9 +31,12 @@ use crate::policy::guard::{too_large, MAX_BUILT_BYTES};
 const SIZE_LIMIT: usize = 100 * 1024;
 
 /// A pattern RE2 takes can compile larger in Rust (`.{1000}`: Unicode's
-/// `.` is a small automaton of UTF-8 bytes, repeated): up to this, it is
-/// compiled again at every call and not kept.
+/// `.` is a small automaton of UTF-8 bytes, repeated): up to this; fewer
+/// of them are kept.
 const LARGE_SIZE_LIMIT: usize = 8 << 20;
+
+/// Large compiled patterns kept (`^.{1,1000}$` is a common length check).
+const CACHED_LARGE: usize = 4;
 
 /// RE2's largest repetition count, and largest product of nested counts.
 const MAX_REPEAT: u32 = 1000;
@@ -48,31 +52,47 @@ const DIGITS: &str = "0-9";
 const SPACES: &str = r"\t\n\x0C\r ";
 const WORD: &str = "0-9A-Za-z_";
 
-/// `pattern` compiled with RE2's meaning, or why RE2 refuses it.
+/// `pattern` compiled with RE2's meaning, or why RE2 refuses it. Kept:
+/// up to `CACHED` small ones and `CACHED_LARGE` large ones.
 pub(super) fn compile(pattern: &str) -> Result<Regex, String> {
-    static CACHE: Mutex<Option<HashMap<String, Result<Regex, String>>>> = Mutex::new(None);
+    static SMALL: Cache = Mutex::new(None);
+    static LARGE: Cache = Mutex::new(None);
     if pattern.len() > MAX_CACHED_PATTERN {
         return build(pattern, LARGE_SIZE_LIMIT).map_err(Refused::into_reason);
     }
-    if let Some(found) = CACHE
-        .lock()
-        .ok()
-        .and_then(|cache| cache.as_ref().and_then(|cache| cache.get(pattern).cloned()))
-    {
+    if let Some(found) = cached(&SMALL, pattern).or_else(|| cached(&LARGE, pattern)) {
         return found;
     }
-    let built = match build(pattern, SIZE_LIMIT) {
-        Err(Refused::TooBig(_)) => return build(pattern, LARGE_SIZE_LIMIT).map_err(Refused::into_reason),
-        built => built.map_err(Refused::into_reason),
-    };
-    if let Ok(mut cache) = CACHE.lock() {
+    match build(pattern, SIZE_LIMIT) {
+        Err(Refused::TooBig(_)) => {
+            let built = build(pattern, LARGE_SIZE_LIMIT).map_err(Refused::into_reason);
+            keep(&LARGE, CACHED_LARGE, pattern, &built);
+            built
+        }
+        built => {
+            let built = built.map_err(Refused::into_reason);
+            keep(&SMALL, CACHED, pattern, &built);
+            built
+        }
+    }
+}
+
+type Cache = Mutex<Option<HashMap<String, Result<Regex, String>>>>;
+
+fn cached(cache: &Cache, pattern: &str) -> Option<Result<Regex, String>> {
+    let cache = cache.lock().ok()?;
+    cache.as_ref()?.get(pattern).cloned()
+}
+
+/// Keeps `built`; a full cache is emptied first.
+fn keep(cache: &Cache, capacity: usize, pattern: &str, built: &Result<Regex, String>) {
+    if let Ok(mut cache) = cache.lock() {
         let cache = cache.get_or_insert_with(HashMap::new);
-        if cache.len() >= CACHED {
+        if cache.len() >= capacity {
             cache.clear();
         }
         cache.insert(pattern.to_string(), built.clone());
     }
-    built
 }
 
 /// Why a pattern did not compile.
@@ -128,10 +148,12 @@ pub(super) fn find_n(args: &[Value]) -> anyhow::Result<Value> {
         string_operand(name, args, 1)?,
         count_operand(name, args, 2)?,
     );
-    let found = go_matches(&regex, value, limit)
-        .into_iter()
-        .map(|captures| Value::from(captures.get(0).map_or("", |m| m.as_str())))
-        .collect::<Vec<_>>();
+    let found = go_matches(value, limit, |at| {
+        regex.find_at(value, at).map(|m| (m.range(), m.as_str()))
+    })
+    .into_iter()
+    .map(Value::from)
+    .collect::<Vec<_>>();
     Ok(Value::from(found))
 }
 
@@ -144,17 +166,20 @@ pub(super) fn find_all_string_submatch_n(args: &[Value]) -> anyhow::Result<Value
         string_operand(name, args, 1)?,
         count_operand(name, args, 2)?,
     );
-    let found = go_matches(&regex, value, limit)
-        .into_iter()
-        .map(|captures| {
-            Value::from(
-                captures
-                    .iter()
-                    .map(|group| Value::from(group.map_or("", |m| m.as_str())))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .collect::<Vec<_>>();
+    let found = go_matches(value, limit, |at| {
+        let captures = regex.captures_at(value, at)?;
+        Some((captures.get(0)?.range(), captures))
+    })
+    .into_iter()
+    .map(|captures| {
+        Value::from(
+            captures
+                .iter()
+                .map(|group| Value::from(group.map_or("", |m| m.as_str())))
+                .collect::<Vec<_>>(),
+        )
+    })
+    .collect::<Vec<_>>();
     Ok(Value::from(found))
 }
 
@@ -166,13 +191,14 @@ pub(super) fn split(args: &[Value]) -> anyhow::Result<Value> {
         return Ok(Value::from(vec![Value::from("")]));
     }
     let (mut pieces, mut begin, mut end) = (Vec::new(), 0, 0);
-    for captures in go_matches(&regex, value, usize::MAX) {
-        let Some(found) = captures.get(0) else { continue };
-        end = found.start();
-        if found.end() != 0 {
+    for found in go_matches(value, usize::MAX, |at| {
+        regex.find_at(value, at).map(|m| (m.range(), m.range()))
+    }) {
+        end = found.start;
+        if found.end != 0 {
             pieces.push(Value::from(&value[begin..end]));
         }
-        begin = found.end();
+        begin = found.end;
     }
     if end != value.len() {
         pieces.push(Value::from(&value[begin..]));
@@ -218,26 +244,27 @@ pub(super) fn replace(args: &[Value]) -> anyhow::Result<Value> {
 }
 
 /// Go's `FindAll…`: successive matches from the left, an empty match
-/// right after the previous match skipped; at most `limit`.
-fn go_matches<'h>(regex: &Regex, value: &'h str, limit: usize) -> Vec<Captures<'h>> {
+/// right after the previous match skipped; at most `limit`. `search_at`
+/// finds the next match from a position: its range and what to keep of it
+/// (only the text where groups are not wanted).
+fn go_matches<T>(value: &str, limit: usize, search_at: impl Fn(usize) -> Option<(Range<usize>, T)>) -> Vec<T> {
     let (mut found, mut position, mut previous_end) = (Vec::new(), 0, None);
     while found.len() < limit && position <= value.len() {
-        let Some(captures) = regex.captures_at(value, position) else {
+        let Some((whole, kept)) = search_at(position) else {
             break;
         };
-        let Some(whole) = captures.get(0) else { break };
         let mut accept = true;
-        if whole.end() == position {
-            if Some(whole.start()) == previous_end {
+        if whole.end == position {
+            if Some(whole.start) == previous_end {
                 accept = false;
             }
             position += value[position..].chars().next().map_or(1, char::len_utf8);
         } else {
-            position = whole.end();
+            position = whole.end;
         }
-        previous_end = Some(whole.end());
+        previous_end = Some(whole.end);
         if accept {
-            found.push(captures);
+            found.push(kept);
         }
     }
     found
@@ -263,8 +290,9 @@ fn expand(regex: &Regex, captures: &Captures, template: &str, emit: &mut dyn FnM
             Some(number) => captures.get(number),
             None => regex
                 .capture_names()
-                .position(|group| group == Some(name))
-                .and_then(|index| captures.get(index)),
+                .enumerate()
+                .filter(|(_, group)| group.is_some_and(|group| go_name(group) == name))
+                .find_map(|(index, _)| captures.get(index)),
         };
         if let Some(group) = group {
             emit(group.as_str());
@@ -291,6 +319,15 @@ fn reference(text: &str) -> Option<(&str, &str)> {
     match braced {
         true => after.strip_prefix('}').map(|after| (name, after)),
         false => Some((name, after)),
+    }
+}
+
+/// The name a group has in the pattern as written: `n[2]` is the second
+/// group named `n`.
+fn go_name(group: &str) -> &str {
+    match group.strip_suffix(']').and_then(|rest| rest.rsplit_once('[')) {
+        Some((name, _)) => name,
+        None => group,
     }
 }
 
@@ -322,10 +359,11 @@ fn count_operand(name: &str, args: &[Value], index: usize) -> anyhow::Result<usi
     if !number.is_integer() {
         anyhow::bail!("{name}: operand {} must be an integer", index + 1);
     }
-    Ok(match number.as_i64() {
-        Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
-        _ => usize::MAX,
-    })
+    match number.as_i64() {
+        Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        Some(_) => Ok(usize::MAX),
+        None => anyhow::bail!("{name}: operand {} is out of range", index + 1),
+    }
 }
 
 /// What came last in the current group or alternative, for RE2's rules on
@@ -423,8 +461,12 @@ pub(super) fn translate(pattern: &str) -> Result<String, String> {
                 operand(group, 1);
             }
             '\\' => {
+                let before = out.len();
                 at = escape(&chars, at, &mut out)?;
-                operand(group, 1);
+                // An empty `\Q\E` writes nothing: no operand.
+                if out.len() > before {
+                    operand(group, 1);
+                }
             }
             '.' | '^' | '$' => {
                 out.push(c);
@@ -543,18 +585,20 @@ fn group_open(chars: &[char], at: usize, names: &mut Vec<String>) -> Result<(Ope
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid named capture: {name:?}"));
         }
-        // Go takes a name twice (`$name` is the first group of that name);
-        // Rust does not, so a repeated name is left off its later groups.
-        let text = match names.contains(&name) {
-            true => "(".to_string(),
-            false => format!("(?P<{name}>"),
+        // Go takes a name twice (`$name` is the first group of that name
+        // that matched); Rust does not, so a later group carries it as
+        // `name[n]`, a name Go cannot write.
+        let text = match names.iter().filter(|taken| **taken == name).count() {
+            0 => format!("(?P<{name}>"),
+            n => format!("(?P<{name}[{n}]>"),
         };
         names.push(name);
         return Ok((Opened::Group(text), start + length + 1));
     }
     // Flags: `(?flags)` or `(?flags:`, flags of `imsU`, one `-` before
-    // at least one flag.
-    let (mut text, mut negated, mut flag_after_minus) = (String::from("(?"), false, false);
+    // at least one flag. Go takes a flag twice (`(?ii)`, `(?i-i)`: the
+    // last wins); Rust does not, so each is written once.
+    let (mut set, mut cleared, mut negated, mut flag_after_minus) = (String::new(), String::new(), false, false);
     let mut position = at + 1;
     loop {
         let Some(&c) = chars.get(position) else {
@@ -562,27 +606,30 @@ fn group_open(chars: &[char], at: usize, names: &mut Vec<String>) -> Result<(Ope
         };
         position += 1;
         match c {
+            'i' | 'm' | 's' | 'U' if negated => {
+                flag_after_minus = true;
+                set.retain(|flag| flag != c);
+                if !cleared.contains(c) {
+                    cleared.push(c);
+                }
+            }
             'i' | 'm' | 's' | 'U' => {
-                flag_after_minus |= negated;
-                text.push(c);
+                if !set.contains(c) {
+                    set.push(c);
+                }
             }
-            '-' if !negated => {
-                negated = true;
-                text.push('-');
-            }
+            '-' if !negated => negated = true,
             ':' | ')' if negated && !flag_after_minus => break,
-            ':' => {
-                text.push(':');
-                return Ok((Opened::Group(text), position));
-            }
-            ')' => {
-                return match text.len() {
-                    2 => Ok((Opened::Flags(String::new()), position)),
-                    _ => {
-                        text.push(')');
-                        Ok((Opened::Flags(text), position))
-                    }
+            ':' | ')' => {
+                let flags = match cleared.is_empty() {
+                    true => set,
+                    false => format!("{set}-{cleared}"),
                 };
+                return Ok(match (c, flags.is_empty()) {
+                    (':', _) => (Opened::Group(format!("(?{flags}:")), position),
+                    (_, true) => (Opened::Flags(String::new()), position),
+                    (_, false) => (Opened::Flags(format!("(?{flags})")), position),
+                });
             }
             _ => break,
         }
@@ -757,11 +804,8 @@ fn class(chars: &[char], at: usize, out: &mut String) -> Result<usize, String> {
         if c == '[' && chars.get(position + 1) == Some(&':') {
             if let Some(length) = posix_class(&chars[position..]) {
                 let text = collect(&chars[position..position + length]);
-                let name = text
-                    .trim_start_matches("[:")
-                    .trim_start_matches('^')
-                    .trim_end_matches(":]");
-                if !POSIX_CLASSES.contains(&name) {
+                let name = &text[2..text.len() - 2];
+                if !POSIX_CLASSES.contains(&name.strip_prefix('^').unwrap_or(name)) {
                     return Err(format!("invalid character class range: {text}"));
                 }
                 out.push_str(&text);
@@ -889,6 +933,10 @@ mod tests {
         assert!(matches(r"^[[:^digit:][:alpha:]]+$", "a_"));
         assert!(matches(r"(?U)^a+", "aaa"));
         assert!(matches(r"(?)^a$", "a"));
+        assert!(matches(r"(?ii)^A$", "a"), "a flag given twice");
+        assert!(!matches(r"(?i-i)^A$", "a"), "set, then cleared");
+        assert!(!matches(r"(?s-is:A.)", "A\n"), "s set, then cleared");
+        assert!(!matches(r"(?i)(?s-is:A.)", "ax"), "i cleared in the group");
         assert!(matches(r"^(?P<x>a)(?<y>b)$", "ab"));
         assert!(matches("^a{2}?$", "aa"));
     }
@@ -922,6 +970,9 @@ mod tests {
             "[z-a]",
             "a{0}{2}",
             "[[:foo:]]",
+            "[[:^^alpha:]]",
+            "[[:[:alpha:]]",
+            r"a{1000}\Q\E{2}",
             r"[\b]",
             r"a\",
             r"\x{110000}",
@@ -975,6 +1026,8 @@ mod tests {
         assert_eq!(kv("$vé"), json!(""), "Unicode letters continue a name in Go");
         let twice = call(replace, json!(["ab", "(?P<n>a)(?P<n>b)", "$n|$2"]));
         assert_eq!(twice, json!("a|b"), "a name given twice is its first group");
+        let matched = call(replace, json!(["b", "(?P<n>a)|(?P<n>b)", "<$n>"]));
+        assert_eq!(matched, json!("<b>"), "…that matched");
     }
 
     #[test]
@@ -1005,5 +1058,6 @@ mod tests {
         assert_eq!(call(is_valid, json!([1])), json!(false));
         assert_eq!(call(is_valid, json!(["a{1000}"])), json!(true));
         assert!(find_n(&[Value::from("a"), Value::from("a"), Value::from(1.5)]).is_err());
+        assert!(find_n(&[Value::from("a"), Value::from("a"), Value::from(1e19)]).is_err());
     }
 }
