@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use regex::{Captures, Regex, RegexBuilder};
 use regorus::Value;
 
-use super::operand::text;
+use super::operand::{integer_operand, string_operand, text};
 use crate::policy::guard::{too_large, MAX_BUILT_BYTES};
 
 /// As regorus bounds a compiled pattern: the patterns kept are this small.
@@ -346,24 +346,10 @@ fn pattern_operand(name: &str, args: &[Value], index: usize) -> anyhow::Result<R
     compile(pattern).map_err(|reason| anyhow::anyhow!("{name}: invalid pattern: {reason}"))
 }
 
-fn string_operand<'a>(name: &str, args: &'a [Value], index: usize) -> anyhow::Result<&'a str> {
-    text(args, index).ok_or_else(|| anyhow::anyhow!("{name}: operand {} must be a string", index + 1))
-}
-
 /// A count operand: an integer; negative means no limit.
 fn count_operand(name: &str, args: &[Value], index: usize) -> anyhow::Result<usize> {
-    let number = args
-        .get(index)
-        .and_then(|value| value.as_number().ok())
-        .ok_or_else(|| anyhow::anyhow!("{name}: operand {} must be a number", index + 1))?;
-    if !number.is_integer() {
-        anyhow::bail!("{name}: operand {} must be an integer", index + 1);
-    }
-    match number.as_i64() {
-        Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        Some(_) => Ok(usize::MAX),
-        None => anyhow::bail!("{name}: operand {} is out of range", index + 1),
-    }
+    let count = integer_operand(name, args, index)?;
+    Ok(usize::try_from(count).unwrap_or(usize::MAX))
 }
 
 /// What came last in the current group or alternative, for RE2's rules on

@@ -11,7 +11,7 @@
 
 use regorus::Value;
 
-use super::operand::text;
+use super::operand::{integer_operand, string_operand};
 
 pub(super) fn upper(args: &[Value]) -> anyhow::Result<Value> {
     let value = string_operand("upper", args, 0)?;
@@ -110,21 +110,6 @@ pub(super) fn substring(args: &[Value]) -> anyhow::Result<Value> {
         Err(_) => rest.collect(),
     };
     Ok(Value::from(taken))
-}
-
-fn string_operand<'a>(name: &str, args: &'a [Value], index: usize) -> anyhow::Result<&'a str> {
-    text(args, index).ok_or_else(|| anyhow::anyhow!("{name}: operand {} must be a string", index + 1))
-}
-
-fn integer_operand(name: &str, args: &[Value], index: usize) -> anyhow::Result<i64> {
-    let number = args
-        .get(index)
-        .and_then(|value| value.as_number().ok())
-        .ok_or_else(|| anyhow::anyhow!("{name}: operand {} must be a number", index + 1))?;
-    match (number.is_integer(), number.as_i64()) {
-        (true, Some(n)) => Ok(n),
-        _ => anyhow::bail!("{name}: operand {} must be an integer", index + 1),
-    }
 }
 
 #[cfg(test)]
