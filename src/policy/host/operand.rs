@@ -23,7 +23,8 @@ pub(super) fn integer_operand(name: &str, args: &[Value], index: usize) -> anyho
         .ok_or_else(|| anyhow::anyhow!("{name}: operand {} must be a number", index + 1))?;
     match (number.is_integer(), number.as_i64()) {
         (true, Some(n)) => Ok(n),
-        _ => anyhow::bail!("{name}: operand {} must be an integer of 64 bits", index + 1),
+        (true, None) => anyhow::bail!("{name}: operand {} is out of range (64-bit integers)", index + 1),
+        (false, _) => anyhow::bail!("{name}: operand {} must be an integer", index + 1),
     }
 }
 

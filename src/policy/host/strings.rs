@@ -153,5 +153,9 @@ mod tests {
         assert_eq!(call(Value::from(9u64), Value::from(2u64)).unwrap(), Value::from(""));
         assert!(call(Value::from(2.5), Value::from(1u64)).is_err());
         assert!(call(Value::from(-1i64), Value::from(1u64)).is_err());
+        let fractional = call(Value::from(2.5), Value::from(1u64)).unwrap_err().to_string();
+        assert_eq!(fractional, "substring: operand 2 must be an integer");
+        let huge = call(Value::from(1u64), Value::from(1e19)).unwrap_err().to_string();
+        assert_eq!(huge, "substring: operand 3 is out of range (64-bit integers)");
     }
 }
