@@ -92,24 +92,6 @@ fn range_step(args: &[Value]) -> Result<(), Refusal> {
     }
 }
 
-fn cidr_expand(args: &[Value]) -> Result<(), Refusal> {
-    let Some(cidr) = args.first().and_then(|v| v.as_string().ok()) else {
-        return Ok(());
-    };
-    let Some((address, prefix)) = cidr.split_once('/') else {
-        return Ok(());
-    };
-    let bits: u32 = if address.contains(':') { 128 } else { 32 };
-    match prefix.parse::<u32>() {
-        Ok(prefix) if prefix <= bits => {
-            let host_bits = bits - prefix;
-            let hosts = if host_bits >= 64 { u64::MAX } else { 1u64 << host_bits };
-            limit(i128::from(hosts), MAX_ELEMENTS)
-        }
-        _ => Ok(()),
-    }
-}
-
 fn lsh(args: &[Value]) -> Result<(), Refusal> {
     match args.get(1).and_then(integer) {
         Some(shift) if shift > i128::from(MAX_SHIFT_BITS) => Err(Refusal::TooLarge(
@@ -293,7 +275,6 @@ pub(super) const PRIVATE_NUMBER: &str = "$serde_json::private::Number";
 const GUARDS: &[(&str, Check)] = &[
     ("numbers.range", range),
     ("numbers.range_step", range_step),
-    ("net.cidr_expand", cidr_expand),
     ("bits.lsh", lsh),
     ("to_number", number_text),
     ("units.parse", number_text),
@@ -343,7 +324,6 @@ macro_rules! guarded {
 guarded! {
     guarded_range => "numbers.range",
     guarded_range_step => "numbers.range_step",
-    guarded_cidr_expand => "net.cidr_expand",
     guarded_lsh => "bits.lsh",
     guarded_to_number => "to_number",
     guarded_units_parse => "units.parse",

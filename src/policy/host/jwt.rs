@@ -2,13 +2,11 @@
 //! `_hs384`, `_hs512`: JWS compact serialization, nothing else (a JWE, a
 //! header with `enc`, is refused as in OPA).
 
-use std::sync::LazyLock;
-
-use data_encoding::{Encoding, Specification};
 use regorus::Value;
 use sha2::{Sha256, Sha384, Sha512};
 
 use super::crypto::mac;
+use super::encoding::go_base64url;
 use super::operand::{constant_time_eq, text};
 use crate::policy::guard::PRIVATE_NUMBER;
 
@@ -29,31 +27,6 @@ fn segments(token: &str) -> Option<Segments<'_>> {
     parts.next().is_none().then_some(segments)
 }
 
-/// base64url as OPA reads it: padding optional, trailing bits and line
-/// breaks ignored.
-fn base64url(segment: &str) -> Option<Vec<u8>> {
-    static LENIENT: LazyLock<Encoding> = LazyLock::new(|| {
-        let mut spec = Specification::new();
-        spec.symbols
-            .push_str("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
-        spec.padding = Some('=');
-        spec.check_trailing_bits = false;
-        spec.ignore.push_str("\r\n");
-        spec.encoding().expect("a valid base64url specification")
-    });
-    // Go stops at the padding: nothing may follow it.
-    if segment.trim_end_matches('=').contains('=') {
-        return None;
-    }
-    let padding = match (segment.ends_with('='), segment.len() % 4) {
-        (true, _) | (false, 0) => "",
-        (false, 2) => "==",
-        (false, 3) => "=",
-        (false, _) => return None,
-    };
-    LENIENT.decode(format!("{segment}{padding}").as_bytes()).ok()
-}
-
 /// A JSON object from decoded bytes (the last of duplicate keys wins).
 fn json_object(bytes: &[u8]) -> Option<Value> {
     let text = String::from_utf8_lossy(bytes);
@@ -71,11 +44,11 @@ pub(super) fn decode(args: &[Value]) -> Option<Value> {
     let mut token = text(args, 0)?.to_string();
     loop {
         let parts = segments(&token)?;
-        let header = json_object(&base64url(parts.header)?)?;
+        let header = json_object(&go_base64url(parts.header)?)?;
         if header["enc"] != Value::Undefined {
             return None;
         }
-        let payload = base64url(parts.payload)?;
+        let payload = go_base64url(parts.payload)?;
         match &header["cty"] {
             Value::Undefined => {}
             Value::String(cty) if cty.as_ref() == "JWT" => {
@@ -87,7 +60,7 @@ pub(super) fn decode(args: &[Value]) -> Option<Value> {
             _ => return None,
         }
         let payload = json_object(&payload)?;
-        let signature = hex::encode(base64url(parts.signature)?);
+        let signature = hex::encode(go_base64url(parts.signature)?);
         return Some(Value::from(vec![header, payload, Value::from(signature)]));
     }
 }
@@ -97,7 +70,7 @@ pub(super) fn decode(args: &[Value]) -> Option<Value> {
 fn verify(args: &[Value], sign: fn(&[u8], &[u8]) -> Vec<u8>) -> Option<Value> {
     let parts = segments(text(args, 0)?)?;
     let secret = text(args, 1)?;
-    let signature = base64url(parts.signature)?;
+    let signature = go_base64url(parts.signature)?;
     let signed = format!("{}.{}", parts.header, parts.payload);
     Some(Value::from(constant_time_eq(
         &signature,

@@ -14,13 +14,16 @@
 //! the VM.
 
 mod crypto;
+mod encoding;
 mod glob;
 mod jwt;
+mod marshal;
 mod net;
 mod operand;
 mod panics;
 mod re2;
 mod replacer;
+mod semver;
 mod sprintf;
 mod strings;
 mod subset;
@@ -87,8 +90,11 @@ macro_rules! replacements {
 // IPv4-mapped address (`::ffff:10.1.2.3`) as IPv4, as OPA does; `glob.*`
 // follow OPA's delimiters and syntax (`glob`); `regex.*` read patterns as
 // RE2 does (`re2`); `upper`, `lower`, `indexof`, `indexof_n` and
-// `substring` map case and count as Go (`strings`); the others panic on
-// some arguments (`panics`).
+// `substring` map case and count as Go (`strings`); `base64.*` and
+// `urlquery.*` decode and escape as Go (`encoding`); `net.cidr_is_valid`
+// and `net.cidr_expand` read CIDRs as Go (`net`); `semver.*` parse as OPA
+// (`semver`); `json.marshal*` write text as Go (`marshal`); the others
+// panic on some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -110,6 +116,19 @@ replacements! {
     indexof => "indexof", 2, strings::indexof;
     indexof_n => "indexof_n", 2, strings::indexof_n;
     substring => "substring", 3, strings::substring;
+    base64_decode => "base64.decode", 1, encoding::base64_decode;
+    base64_is_valid => "base64.is_valid", 1, encoding::base64_is_valid;
+    base64url_decode => "base64url.decode", 1, encoding::base64url_decode;
+    urlquery_encode => "urlquery.encode", 1, encoding::urlquery_encode;
+    urlquery_decode => "urlquery.decode", 1, encoding::urlquery_decode;
+    urlquery_encode_object => "urlquery.encode_object", 1, encoding::urlquery_encode_object;
+    urlquery_decode_object => "urlquery.decode_object", 1, encoding::urlquery_decode_object;
+    cidr_is_valid => "net.cidr_is_valid", 1, net::cidr_is_valid;
+    cidr_expand => "net.cidr_expand", 1, net::cidr_expand;
+    semver_is_valid => "semver.is_valid", 1, semver::is_valid;
+    semver_compare => "semver.compare", 2, semver::compare;
+    json_marshal => "json.marshal", 1, marshal::json_marshal;
+    json_marshal_with_options => "json.marshal_with_options", 2, marshal::json_marshal_with_options;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.

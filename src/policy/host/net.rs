@@ -12,7 +12,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use regorus::Value;
 
-use super::operand::text;
+use super::operand::{string_operand, text};
+use crate::policy::guard::{too_large, MAX_ELEMENTS};
 
 /// A network: its family's width in bits, its masked address, its prefix.
 #[derive(Debug, PartialEq)]
@@ -220,6 +221,43 @@ pub(super) fn cidr_merge(args: &[Value]) -> Option<Value> {
     Some(Value::from(out))
 }
 
+/// Whether the operand is a CIDR as Go's `net.ParseCIDR` reads one; false
+/// for a non-string (OPA's).
+pub(super) fn cidr_is_valid(args: &[Value]) -> anyhow::Result<Value> {
+    Ok(Value::from(text(args, 0).and_then(Network::parse).is_some()))
+}
+
+/// How many addresses `net.cidr_expand` would list (the largest count
+/// when the network does not parse: the call fails on it anyway).
+fn addresses(network: &Network) -> u64 {
+    1u64.checked_shl(u32::from(network.bits - network.prefix))
+        .unwrap_or(u64::MAX)
+}
+
+/// OPA's `net.cidr_expand`: the set of the network's addresses, written as
+/// Go writes each (an IPv4-mapped one in dotted IPv4 form). Over
+/// `guard::MAX_ELEMENTS` addresses it is a limit error.
+pub(super) fn cidr_expand(args: &[Value]) -> anyhow::Result<Value> {
+    const NAME: &str = "net.cidr_expand";
+    let cidr = string_operand(NAME, args, 0)?;
+    let network = Network::parse(cidr).ok_or_else(|| anyhow::anyhow!("{NAME}: invalid CIDR address: {cidr}"))?;
+    let count = addresses(&network);
+    if count > MAX_ELEMENTS {
+        return Err(too_large(NAME, count));
+    }
+    let written = (0..u128::from(count)).map(|offset| {
+        let address = network.address | offset;
+        Value::from(match network.bits {
+            32 => Ipv4Addr::from(address as u32).to_string(),
+            _ => match Ipv6Addr::from(address).to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => Ipv6Addr::from(address).to_string(),
+            },
+        })
+    });
+    Ok(Value::from(written.collect::<BTreeSet<Value>>()))
+}
+
 /// Whether the two networks share an address.
 pub(super) fn cidr_intersects(args: &[Value]) -> Option<Value> {
     let a = Network::parse(text(args, 0)?)?;
@@ -309,6 +347,33 @@ pub(super) fn cidr_contains_matches(args: &[Value]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidrs_expand_as_go_writes_them() {
+        let expand = |cidr: &str| cidr_expand(&[Value::from(cidr)]).map(|v| serde_json::to_string(&v).unwrap());
+        assert_eq!(
+            expand("10.1.2.3/30").unwrap(),
+            r#"["10.1.2.0","10.1.2.1","10.1.2.2","10.1.2.3"]"#
+        );
+        assert_eq!(expand("::ffff:10.0.0.5/127").unwrap(), r#"["10.0.0.4","10.0.0.5"]"#);
+        assert_eq!(
+            expand("2001:db8::ff/127").unwrap(),
+            r#"["2001:db8::fe","2001:db8::ff"]"#
+        );
+        assert!(expand("10.0.0.0/33").is_err());
+        // Over the element limit: a limit error, nothing built.
+        let limited = |cidr: &str| {
+            cidr_expand(&[Value::from(cidr)]).is_err_and(|err| err.downcast_ref::<regorus::LimitError>().is_some())
+        };
+        assert!(limited("::/0"));
+        assert!(limited("10.0.0.0/12"));
+        assert!(expand("10.0.0.0/16").is_ok());
+        assert!(!limited("10.0.0.0/33"));
+        let valid = |cidr: Value| cidr_is_valid(&[cidr]).unwrap();
+        assert_eq!(valid(Value::from("10.0.0.0/08")), Value::from(true));
+        assert_eq!(valid(Value::from("10.0.0.0/+8")), Value::from(false));
+        assert_eq!(valid(Value::from(8)), Value::from(false));
+    }
 
     fn intersects(a: &str, b: &str) -> Option<bool> {
         cidr_intersects(&[Value::from(a), Value::from(b)]).map(|v| v == Value::from(true))
