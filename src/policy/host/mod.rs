@@ -14,6 +14,7 @@
 //! the VM.
 
 mod crypto;
+mod dates;
 mod encoding;
 mod glob;
 mod jwt;
@@ -93,8 +94,9 @@ macro_rules! replacements {
 // `substring` map case and count as Go (`strings`); `base64.*` and
 // `urlquery.*` decode and escape as Go (`encoding`); `net.cidr_is_valid`
 // and `net.cidr_expand` read CIDRs as Go (`net`); `semver.*` parse as OPA
-// (`semver`); `json.marshal*` write text as Go (`marshal`); the others
-// panic on some arguments (`panics`).
+// (`semver`); `json.marshal*` write text as Go (`marshal`);
+// `time.parse_rfc3339_ns` and `time.add_date` read and normalise dates as
+// Go (`dates`); the others panic on some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -129,6 +131,8 @@ replacements! {
     semver_compare => "semver.compare", 2, semver::compare;
     json_marshal => "json.marshal", 1, marshal::json_marshal;
     json_marshal_with_options => "json.marshal_with_options", 2, marshal::json_marshal_with_options;
+    parse_rfc3339_ns => "time.parse_rfc3339_ns", 1, dates::parse_rfc3339_ns;
+    add_date => "time.add_date", 4, dates::add_date;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.

@@ -1,0 +1,205 @@
+//! OPA's `time.parse_rfc3339_ns` and `time.add_date`, in place of
+//! regorus's, as Go's `time` package computes them:
+//!
+//! - `time.Parse(time.RFC3339, s)` takes `T` and `Z` in upper case only, no
+//!   space for `T`, no leap second (`:60`), and a fraction after `.` or `,`
+//!   (regorus's RFC 3339 reader took `t`, `z`, a space and `:60`, and
+//!   refused `,`).
+//! - `AddDate` normalises the date it computes: January 31 plus a month is
+//!   March 2 (or 3), February 29 plus a year March 1. regorus clamped to the
+//!   month's last day, and made the leap-day case undefined.
+
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use regorus::Value;
+
+use super::operand::{integer_operand, string_operand};
+
+const NANOS: i64 = 1_000_000_000;
+
+/// Nanoseconds since the epoch of a UTC date-time; None outside 64 bits
+/// (OPA: "time outside of valid range").
+fn unix_nanos(at: NaiveDateTime) -> Option<i64> {
+    at.and_utc()
+        .timestamp()
+        .checked_mul(NANOS)?
+        .checked_add(i64::from(at.nanosecond()))
+}
+
+/// `count` ASCII digits from the front of `rest`, or (`loose`) one where
+/// two are asked, as Go's `getnum`.
+fn digits(rest: &mut &[u8], count: usize, loose: bool) -> Option<u32> {
+    let available = rest.iter().take(count).take_while(|b| b.is_ascii_digit()).count();
+    let taken = match (available, loose) {
+        (n, _) if n == count => n,
+        (1, true) => 1,
+        _ => return None,
+    };
+    let value = rest[..taken]
+        .iter()
+        .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'));
+    *rest = &rest[taken..];
+    Some(value)
+}
+
+/// `byte` at the front of `rest`.
+fn literal(rest: &mut &[u8], byte: u8) -> Option<()> {
+    let (&first, tail) = rest.split_first()?;
+    (first == byte).then(|| *rest = tail)
+}
+
+/// Go's `time.Parse(time.RFC3339, text)` in UTC, as nanoseconds.
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let mut rest = text.as_bytes();
+    let year = digits(&mut rest, 4, false)?;
+    literal(&mut rest, b'-')?;
+    let month = digits(&mut rest, 2, false)?;
+    literal(&mut rest, b'-')?;
+    let day = digits(&mut rest, 2, false)?;
+    literal(&mut rest, b'T')?;
+    // Go's layout reads the hour's `15` as one or two digits.
+    let hour = digits(&mut rest, 2, true)?;
+    literal(&mut rest, b':')?;
+    let minute = digits(&mut rest, 2, false)?;
+    literal(&mut rest, b':')?;
+    let second = digits(&mut rest, 2, false)?;
+    // A fraction the layout does not name: every digit after `.` or `,`,
+    // the first nine kept.
+    let mut nanos = 0u32;
+    if rest.len() >= 2 && matches!(rest[0], b'.' | b',') && rest[1].is_ascii_digit() {
+        let count = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let kept = &rest[1..1 + count.min(9)];
+        nanos = kept
+            .iter()
+            .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'))
+            * 10u32.pow(9 - kept.len() as u32);
+        rest = &rest[1 + count..];
+    }
+    let offset_seconds: i64 = match rest {
+        [b'Z', tail @ ..] => {
+            rest = tail;
+            0
+        }
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2, tail @ ..] => {
+            let two = |a: u8, b: u8| {
+                (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from((a - b'0') * 10 + (b - b'0')))
+            };
+            let (hours, minutes) = (two(*h1, *h2)?, two(*m1, *m2)?);
+            if hours > 24 || minutes > 60 {
+                return None;
+            }
+            rest = tail;
+            let offset = (hours * 60 + minutes) * 60;
+            if *sign == b'-' {
+                -offset
+            } else {
+                offset
+            }
+        }
+        _ => return None,
+    };
+    if !rest.is_empty() || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
+    unix_nanos(date.and_time(time))?.checked_sub(offset_seconds.checked_mul(NANOS)?)
+}
+
+pub(super) fn parse_rfc3339_ns(args: &[Value]) -> anyhow::Result<Value> {
+    let text = string_operand("time.parse_rfc3339_ns", args, 0)?;
+    parse_rfc3339(text)
+        .map(Value::from)
+        .ok_or_else(|| anyhow::anyhow!("time.parse_rfc3339_ns: {text:?} is not an RFC 3339 time Go reads"))
+}
+
+/// Go's `Time.AddDate` in UTC: the fields added, then the date normalised
+/// (month 13 is January of the next year, February 30 is March 1 or 2).
+fn go_add_date(nanos: i64, years: i64, months: i64, days: i64) -> Option<i64> {
+    let at = DateTime::from_timestamp(nanos.div_euclid(NANOS), nanos.rem_euclid(NANOS) as u32)?.naive_utc();
+    let month_index = i64::from(at.year())
+        .checked_add(years)?
+        .checked_mul(12)?
+        .checked_add(i64::from(at.month0()))?
+        .checked_add(months)?;
+    let first = NaiveDate::from_ymd_opt(
+        i32::try_from(month_index.div_euclid(12)).ok()?,
+        month_index.rem_euclid(12) as u32 + 1,
+        1,
+    )?;
+    let offset = i64::from(at.day()).checked_sub(1)?.checked_add(days)?;
+    let date = match offset >= 0 {
+        true => first.checked_add_days(Days::new(offset as u64))?,
+        false => first.checked_sub_days(Days::new(offset.unsigned_abs()))?,
+    };
+    unix_nanos(date.and_time(at.time()))
+}
+
+/// OPA's `time.add_date(ns, years, months, days)`: `ns` a number (OPA's
+/// type check takes no `[ns, zone]` here), so the date is UTC's.
+pub(super) fn add_date(args: &[Value]) -> anyhow::Result<Value> {
+    const NAME: &str = "time.add_date";
+    let (nanos, years, months, days) = (
+        integer_operand(NAME, args, 0)?,
+        integer_operand(NAME, args, 1)?,
+        integer_operand(NAME, args, 2)?,
+        integer_operand(NAME, args, 3)?,
+    );
+    go_add_date(nanos, years, months, days)
+        .map(Value::from)
+        .ok_or_else(|| anyhow::anyhow!("{NAME}: time outside of valid range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_as_go() {
+        let at = |text: &str| parse_rfc3339(text);
+        assert_eq!(at("2024-03-10T06:30:00Z"), Some(1_710_052_200 * NANOS));
+        assert_eq!(at("2024-03-10T06:30:00,5Z"), Some(1_710_052_200 * NANOS + 500_000_000));
+        assert_eq!(
+            at("2024-03-10T06:30:00.123456789012Z"),
+            Some(1_710_052_200 * NANOS + 123_456_789)
+        );
+        assert_eq!(at("2024-03-10T6:30:00Z"), Some(1_710_052_200 * NANOS));
+        assert_eq!(at("2024-03-10T08:30:00+02:00"), Some(1_710_052_200 * NANOS));
+        for refused in [
+            "2024-03-10t06:30:00z",
+            "2024-03-10 06:30:00Z",
+            "2016-12-31T23:59:60Z",
+            "2024-02-30T00:00:00Z",
+            "2024-3-09T00:00:00Z",
+            "2024-03-10T06:30Z",
+            "2024-03-10T06:30:00",
+            "2024-03-10T06:30:00Zx",
+            "2024-03-10T06:30:00+0200",
+            "9999-12-31T23:59:59Z",
+        ] {
+            assert_eq!(at(refused), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn adds_dates_as_go() {
+        let day =
+            |y, m, d| unix_nanos(NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap()).unwrap();
+        assert_eq!(go_add_date(day(2024, 1, 31), 0, 1, 0), Some(day(2024, 3, 2)));
+        assert_eq!(go_add_date(day(2023, 3, 31), 0, -1, 0), Some(day(2023, 3, 3)));
+        assert_eq!(go_add_date(day(2024, 2, 29), 1, 0, 0), Some(day(2025, 3, 1)));
+        assert_eq!(go_add_date(day(2024, 12, 31), 0, 1, 1), Some(day(2025, 2, 1)));
+        assert_eq!(go_add_date(day(2024, 1, 1), 0, -13, -1), Some(day(2022, 11, 30)));
+        assert_eq!(go_add_date(-1, 0, 0, 1), Some(86_400 * NANOS - 1));
+        assert_eq!(go_add_date(day(2024, 1, 1), 300, 0, 0), None);
+        assert_eq!(
+            add_date_call(Value::from(day(2024, 1, 31))).unwrap(),
+            Value::from(day(2024, 3, 2))
+        );
+        assert!(add_date_call(Value::from("x")).is_err());
+        assert!(add_date_call(Value::from(vec![Value::from(0)])).is_err());
+    }
+
+    fn add_date_call(time: Value) -> anyhow::Result<Value> {
+        super::add_date(&[time, Value::from(0), Value::from(1), Value::from(0)])
+    }
+}
