@@ -11,75 +11,11 @@
 //! Numbers are written as regorus holds them: it keeps no number's written
 //! form (`1.0` is `1`), a known difference.
 
-use std::cmp::Ordering;
 use std::fmt::Write;
 
 use regorus::Value;
 
-/// OPA's rank of a value's kind: null, booleans, numbers, strings, arrays,
-/// objects, sets.
-fn rank(value: &Value) -> u8 {
-    match value {
-        Value::Null => 0,
-        Value::Bool(_) => 1,
-        Value::Number(_) => 2,
-        Value::String(_) => 3,
-        Value::Array(_) => 4,
-        Value::Object(_) => 5,
-        Value::Set(_) => 6,
-        Value::Undefined => 7,
-    }
-}
-
-/// OPA's order of values (`ast.Compare`): by kind, then by value; arrays,
-/// objects (sorted entries) and sets (sorted elements) element by element,
-/// then by length. Within a kind it is regorus's, but for what they hold.
-pub(super) fn opa_order(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Array(x), Value::Array(y)) => elementwise(x.iter(), y.iter()),
-        (Value::Set(x), Value::Set(y)) => elementwise(sorted(x.iter()).into_iter(), sorted(y.iter()).into_iter()),
-        (Value::Object(x), Value::Object(y)) => {
-            let (x, y) = (entries(x), entries(y));
-            for ((xk, xv), (yk, yv)) in x.iter().zip(&y) {
-                let order = opa_order(xk, yk).then_with(|| opa_order(xv, yv));
-                if order != Ordering::Equal {
-                    return order;
-                }
-            }
-            x.len().cmp(&y.len())
-        }
-        _ if rank(a) != rank(b) => rank(a).cmp(&rank(b)),
-        _ => a.cmp(b),
-    }
-}
-
-/// An object's entries in OPA's order of their keys.
-fn entries(fields: &regorus::value::Object) -> Vec<(&Value, &Value)> {
-    let mut entries: Vec<(&Value, &Value)> = fields.iter().collect();
-    entries.sort_by(|a, b| opa_order(a.0, b.0));
-    entries
-}
-
-fn elementwise<'a>(mut x: impl Iterator<Item = &'a Value>, mut y: impl Iterator<Item = &'a Value>) -> Ordering {
-    loop {
-        match (x.next(), y.next()) {
-            (Some(a), Some(b)) => match opa_order(a, b) {
-                Ordering::Equal => continue,
-                order => return order,
-            },
-            (Some(_), None) => return Ordering::Greater,
-            (None, Some(_)) => return Ordering::Less,
-            (None, None) => return Ordering::Equal,
-        }
-    }
-}
-
-/// A collection's elements in OPA's order.
-fn sorted<'a>(elements: impl Iterator<Item = &'a Value>) -> Vec<&'a Value> {
-    let mut elements: Vec<&Value> = elements.collect();
-    elements.sort_by(|a, b| opa_order(a, b));
-    elements
-}
+use super::order::sorted;
 
 /// How pretty text is laid out: Go's `MarshalIndent` prefix and indent.
 struct Layout<'a> {

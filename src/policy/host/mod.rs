@@ -21,6 +21,7 @@ mod jwt;
 mod marshal;
 mod net;
 mod operand;
+mod order;
 mod panics;
 mod re2;
 mod replacer;
@@ -96,7 +97,8 @@ macro_rules! replacements {
 // and `net.cidr_expand` read CIDRs as Go (`net`); `semver.*` parse as OPA
 // (`semver`); `json.marshal*` write text as Go (`marshal`);
 // `time.parse_rfc3339_ns` and `time.add_date` read and normalise dates as
-// Go (`dates`); the others panic on some arguments (`panics`).
+// Go (`dates`); `sort`, `max` and `min` rank objects before sets, as OPA
+// (`order`); the others panic on some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -133,6 +135,9 @@ replacements! {
     json_marshal_with_options => "json.marshal_with_options", 2, marshal::json_marshal_with_options;
     parse_rfc3339_ns => "time.parse_rfc3339_ns", 1, dates::parse_rfc3339_ns;
     add_date => "time.add_date", 4, dates::add_date;
+    sort => "sort", 1, order::sort;
+    max => "max", 1, order::max;
+    min => "min", 1, order::min;
 }
 
 /// `program` with the builtins the host replaces pointing to the host's.
