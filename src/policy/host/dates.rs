@@ -9,7 +9,7 @@
 //!   March 2 (or 3), February 29 plus a year March 1. regorus clamped to the
 //!   month's last day, and made the leap-day case undefined.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use regorus::Value;
 
 use super::operand::{integer_operand, string_operand};
@@ -19,10 +19,7 @@ const NANOS: i64 = 1_000_000_000;
 /// Nanoseconds since the epoch of a UTC date-time; None outside 64 bits
 /// (OPA: "time outside of valid range").
 fn unix_nanos(at: NaiveDateTime) -> Option<i64> {
-    at.and_utc()
-        .timestamp()
-        .checked_mul(NANOS)?
-        .checked_add(i64::from(at.nanosecond()))
+    at.and_utc().timestamp_nanos_opt()
 }
 
 /// `count` ASCII digits from the front of `rest`, or (`loose`) one where
@@ -102,7 +99,12 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
     }
     let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
-    unix_nanos(date.and_time(time))?.checked_sub(offset_seconds.checked_mul(NANOS)?)
+    // The offset applies before the range check: only the UTC instant must
+    // fit 64 bits of nanoseconds.
+    unix_nanos(
+        date.and_time(time)
+            .checked_sub_signed(TimeDelta::seconds(offset_seconds))?,
+    )
 }
 
 pub(super) fn parse_rfc3339_ns(args: &[Value]) -> anyhow::Result<Value> {
@@ -164,6 +166,9 @@ mod tests {
         );
         assert_eq!(at("2024-03-10T6:30:00Z"), Some(1_710_052_200 * NANOS));
         assert_eq!(at("2024-03-10T08:30:00+02:00"), Some(1_710_052_200 * NANOS));
+        // Near the ends of the range: the UTC instant decides.
+        assert_eq!(at("2262-04-12T00:30:00+01:00"), Some(9_223_371_000_000_000_000));
+        assert_eq!(at("1677-09-21T00:12:43.5Z"), Some(-9_223_372_036_500_000_000));
         for refused in [
             "2024-03-10t06:30:00z",
             "2024-03-10 06:30:00Z",
@@ -190,6 +195,8 @@ mod tests {
         assert_eq!(go_add_date(day(2024, 12, 31), 0, 1, 1), Some(day(2025, 2, 1)));
         assert_eq!(go_add_date(day(2024, 1, 1), 0, -13, -1), Some(day(2022, 11, 30)));
         assert_eq!(go_add_date(-1, 0, 0, 1), Some(86_400 * NANOS - 1));
+        assert_eq!(go_add_date(i64::MIN, 0, 0, 0), Some(i64::MIN));
+        assert_eq!(go_add_date(i64::MAX, 0, 0, 0), Some(i64::MAX));
         assert_eq!(go_add_date(day(2024, 1, 1), 300, 0, 0), None);
         assert_eq!(
             add_date_call(Value::from(day(2024, 1, 31))).unwrap(),

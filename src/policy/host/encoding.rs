@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use regorus::Value;
 
+use super::marshal::json_fields;
 use super::operand::{string_operand, text};
+use super::order::sorted;
 
 /// Go's `StdEncoding` and `URLEncoding` alphabets.
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -64,12 +66,17 @@ pub(super) fn go_base64url(text: &str) -> Option<Vec<u8>> {
     go_base64(&format!("{text}{padding}"), URL_SAFE)
 }
 
-/// Decoded bytes as a policy string.
-fn decoded(bytes: Vec<u8>) -> Value {
-    Value::from(match String::from_utf8(bytes) {
+/// Decoded bytes as text: a sequence that is not UTF-8 becomes U+FFFD.
+fn text_of(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    })
+    }
+}
+
+/// Decoded bytes as a policy string.
+fn decoded(bytes: Vec<u8>) -> Value {
+    Value::from(text_of(bytes))
 }
 
 pub(super) fn base64_decode(args: &[Value]) -> anyhow::Result<Value> {
@@ -135,10 +142,7 @@ fn query_unescape(text: &str) -> Option<String> {
             }
         }
     }
-    Some(match String::from_utf8(out) {
-        Ok(text) => text,
-        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
-    })
+    Some(text_of(out))
 }
 
 pub(super) fn urlquery_encode(args: &[Value]) -> anyhow::Result<Value> {
@@ -152,10 +156,17 @@ pub(super) fn urlquery_decode(args: &[Value]) -> anyhow::Result<Value> {
         .ok_or_else(|| anyhow::anyhow!("urlquery.decode: invalid URL escape"))
 }
 
+/// How many parameters Go's `url.ParseQuery` takes (`urlmaxqueryparams`).
+const MAX_QUERY_PARAMS: usize = 10_000;
+
 /// Go's `url.ParseQuery`: `&`-separated pairs, each key's values in
 /// order; an error for a `;` or a bad escape anywhere.
 pub(super) fn urlquery_decode_object(args: &[Value]) -> anyhow::Result<Value> {
     let query = string_operand("urlquery.decode_object", args, 0)?;
+    // Go's `url.ParseQuery` refuses more than 10,000 parameters.
+    if query.bytes().filter(|&b| b == b'&').count() >= MAX_QUERY_PARAMS {
+        anyhow::bail!("urlquery.decode_object: number of URL query parameters exceeded limit");
+    }
     let mut params: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for pair in query.split('&') {
         if pair.contains(';') {
@@ -180,43 +191,30 @@ pub(super) fn urlquery_decode_object(args: &[Value]) -> anyhow::Result<Value> {
 }
 
 /// Go's `url.Values.Encode` of an object whose values are strings, or
-/// arrays or sets of strings: keys sorted, a key once per value.
+/// arrays or sets of strings: keys sorted, a key once per value. Keys are
+/// text as OPA's `ast.JSON` makes them (`1` is `"1"`).
 pub(super) fn urlquery_encode_object(args: &[Value]) -> anyhow::Result<Value> {
     let fields = args
         .first()
         .and_then(|value| value.as_object().ok())
         .ok_or_else(|| anyhow::anyhow!("urlquery.encode_object: operand 1 must be an object"))?;
     let invalid = || anyhow::anyhow!("urlquery.encode_object: values must be string, array[string], or set[string]");
-    let mut params: Vec<(&str, Vec<&str>)> = Vec::with_capacity(fields.len());
-    for (key, value) in fields.iter() {
-        let key = key
-            .as_string()
-            .map_err(|_| anyhow::anyhow!("urlquery.encode_object: keys must be strings"))?;
+    let strings = |items: &mut dyn Iterator<Item = &Value>| -> anyhow::Result<Vec<String>> {
+        items
+            .map(|item| item.as_string().map(|s| query_escape(s)).map_err(|_| invalid()))
+            .collect()
+    };
+    let mut encoded = Vec::new();
+    for (key, value) in json_fields(fields)? {
         let values = match value {
-            Value::String(single) => vec![single.as_ref()],
-            Value::Array(items) => items
-                .iter()
-                .map(|item| item.as_string().map(|s| s.as_ref()))
-                .collect::<Result<_, _>>()
-                .map_err(|_| invalid())?,
-            Value::Set(items) => items
-                .iter()
-                .map(|item| item.as_string().map(|s| s.as_ref()))
-                .collect::<Result<_, _>>()
-                .map_err(|_| invalid())?,
+            Value::String(single) => vec![query_escape(single)],
+            Value::Array(items) => strings(&mut items.iter())?,
+            Value::Set(items) => strings(&mut sorted(items.iter()).into_iter())?,
             _ => return Err(invalid()),
         };
-        params.push((key.as_ref(), values));
+        let key = query_escape(&key);
+        encoded.extend(values.into_iter().map(|value| format!("{key}={value}")));
     }
-    // Go sorts the keys as bytes, as regorus orders string keys.
-    params.sort_by(|a, b| a.0.cmp(b.0));
-    let encoded: Vec<String> = params
-        .iter()
-        .flat_map(|(key, values)| {
-            let key = query_escape(key);
-            values.iter().map(move |value| format!("{key}={}", query_escape(value)))
-        })
-        .collect();
     Ok(Value::from(encoded.join("&")))
 }
 
@@ -283,6 +281,11 @@ mod tests {
         let object: Value = serde_json::from_str(r#"{"b": ["2", "1"], "a": "x y", "~k": "v*", "e": []}"#).unwrap();
         let encoded = urlquery_encode_object(&[object]).unwrap();
         assert_eq!(encoded, Value::from("a=x+y&b=2&b=1&~k=v%2A"));
+        let numbered = Value::from(std::collections::BTreeMap::from([(Value::from(1), Value::from("a"))]));
+        assert_eq!(urlquery_encode_object(&[numbered]).unwrap(), Value::from("1=a"));
+        let many = "&".repeat(MAX_QUERY_PARAMS - 1);
+        assert!(urlquery_decode_object(&[Value::from(many.as_str())]).is_ok());
+        assert!(urlquery_decode_object(&[Value::from(format!("{many}&"))]).is_err());
         let nested: Value = serde_json::from_str(r#"{"a": [1]}"#).unwrap();
         assert!(urlquery_encode_object(&[nested]).is_err());
     }

@@ -11,11 +11,12 @@
 //! Numbers are written as regorus holds them: it keeps no number's written
 //! form (`1.0` is `1`), a known difference.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use regorus::Value;
 
-use super::order::sorted;
+use super::order::{sorted, sorted_entries};
 
 /// How pretty text is laid out: Go's `MarshalIndent` prefix and indent.
 struct Layout<'a> {
@@ -47,17 +48,7 @@ impl Writer<'_> {
             Value::Array(items) => self.sequence(items.iter().collect(), depth)?,
             Value::Set(items) => self.sequence(sorted(items.iter()), depth)?,
             Value::Object(fields) => {
-                // Go sorts a map's keys as text; a key that is not a string
-                // is written as its JSON text first.
-                let mut entries = Vec::with_capacity(fields.len());
-                for (key, value) in fields.iter() {
-                    let key = match key {
-                        Value::String(text) => text.to_string(),
-                        other => compact(other)?,
-                    };
-                    entries.push((key, value));
-                }
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let entries = json_fields(fields)?;
                 if entries.is_empty() {
                     self.out.push_str("{}");
                     return Ok(());
@@ -99,6 +90,22 @@ impl Writer<'_> {
     }
 }
 
+/// An object's fields as OPA's `ast.JSON` gives them to Go: each key as
+/// text (a string as it is, another value as its JSON text), taken in OPA's
+/// order so that a later key written the same replaces an earlier one (`1`
+/// and `"1"`), then sorted as Go sorts a map's keys.
+pub(super) fn json_fields(fields: &regorus::value::Object) -> anyhow::Result<BTreeMap<String, &Value>> {
+    let mut keyed = BTreeMap::new();
+    for (key, value) in sorted_entries(fields) {
+        let key = match key {
+            Value::String(text) => text.to_string(),
+            other => compact(other)?,
+        };
+        keyed.insert(key, value);
+    }
+    Ok(keyed)
+}
+
 /// A JSON string as Go's encoder writes it (HTML-safe).
 fn write_string(out: &mut String, text: &str) {
     out.push('"');
@@ -120,7 +127,7 @@ fn write_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-fn compact(value: &Value) -> anyhow::Result<String> {
+pub(super) fn compact(value: &Value) -> anyhow::Result<String> {
     let mut writer = Writer {
         out: String::new(),
         layout: None,
@@ -215,6 +222,13 @@ mod tests {
             r#"{"a":{"c":{},"d":[]},"b":1}"#
         );
         assert!(json_marshal(&[Value::Undefined]).is_err());
+        // A number key is written as text; "1" after 1 in OPA's order wins.
+        let keys = Value::from(std::collections::BTreeMap::from([
+            (Value::from(1), Value::from("n")),
+            (Value::from("1"), Value::from("s")),
+            (value("[1]"), Value::from("a")),
+        ]));
+        assert_eq!(marshal(keys), r#"{"1":"s","[1]":"a"}"#);
     }
 
     #[test]

@@ -28,11 +28,21 @@ fn rank(value: &Value) -> u8 {
 /// objects (sorted entries) and sets (sorted elements) element by element,
 /// then by length. Within a kind it is regorus's, but for what they hold.
 fn opa_order(a: &Value, b: &Value) -> Ordering {
+    if !holds_set(a) || !holds_set(b) {
+        // No object against a set inside: regorus's order is OPA's, but
+        // for the two values' own kinds.
+        if rank(a) != rank(b) {
+            return rank(a).cmp(&rank(b));
+        }
+        if !holds_set(a) && !holds_set(b) {
+            return a.cmp(b);
+        }
+    }
     match (a, b) {
         (Value::Array(x), Value::Array(y)) => elementwise(x.iter(), y.iter()),
         (Value::Set(x), Value::Set(y)) => elementwise(sorted(x.iter()).into_iter(), sorted(y.iter()).into_iter()),
         (Value::Object(x), Value::Object(y)) => {
-            let (x, y) = (entries(x), entries(y));
+            let (x, y) = (sorted_entries(x), sorted_entries(y));
             for ((xk, xv), (yk, yv)) in x.iter().zip(&y) {
                 let order = opa_order(xk, yk).then_with(|| opa_order(xv, yv));
                 if order != Ordering::Equal {
@@ -47,10 +57,23 @@ fn opa_order(a: &Value, b: &Value) -> Ordering {
 }
 
 /// An object's entries in OPA's order of their keys.
-fn entries(fields: &regorus::value::Object) -> Vec<(&Value, &Value)> {
+pub(super) fn sorted_entries(fields: &regorus::value::Object) -> Vec<(&Value, &Value)> {
     let mut entries: Vec<(&Value, &Value)> = fields.iter().collect();
-    entries.sort_by(|a, b| opa_order(a.0, b.0));
+    if entries.iter().any(|(key, _)| holds_set(key)) {
+        entries.sort_by(|a, b| opa_order(a.0, b.0));
+    }
     entries
+}
+
+/// Whether a set is in `value`: where none is, regorus's order is OPA's
+/// (the two part only on objects against sets), and already holds.
+fn holds_set(value: &Value) -> bool {
+    match value {
+        Value::Set(_) => true,
+        Value::Array(items) => items.iter().any(holds_set),
+        Value::Object(fields) => fields.iter().any(|(key, value)| holds_set(key) || holds_set(value)),
+        _ => false,
+    }
 }
 
 fn elementwise<'a>(mut x: impl Iterator<Item = &'a Value>, mut y: impl Iterator<Item = &'a Value>) -> Ordering {
@@ -70,7 +93,10 @@ fn elementwise<'a>(mut x: impl Iterator<Item = &'a Value>, mut y: impl Iterator<
 /// A collection's elements in OPA's order.
 pub(super) fn sorted<'a>(elements: impl Iterator<Item = &'a Value>) -> Vec<&'a Value> {
     let mut elements: Vec<&Value> = elements.collect();
-    elements.sort_by(|a, b| opa_order(a, b));
+    match elements.iter().any(|element| holds_set(element)) {
+        true => elements.sort_by(|a, b| opa_order(a, b)),
+        false => elements.sort(),
+    }
     elements
 }
 
