@@ -261,13 +261,6 @@ fn parse_layout(args: &[Value]) -> Result<(), Refusal> {
     ascii_layout(args.first())
 }
 
-fn format_layout(args: &[Value]) -> Result<(), Refusal> {
-    match args.first() {
-        Some(Value::Array(parts)) => ascii_layout(parts.iter().nth(2)),
-        _ => Ok(()),
-    }
-}
-
 /// The key serde's values use for a number kept as text.
 pub(super) const PRIVATE_NUMBER: &str = "$serde_json::private::Number";
 
@@ -288,7 +281,6 @@ const GUARDS: &[(&str, Check)] = &[
     ("graph.reachable_paths", graph_nodes),
     ("replace", replace),
     ("time.parse_ns", parse_layout),
-    ("time.format", format_layout),
 ];
 
 type BuiltinFn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
@@ -337,7 +329,6 @@ guarded! {
     guarded_reachable_paths => "graph.reachable_paths",
     guarded_replace => "replace",
     guarded_parse_ns => "time.parse_ns",
-    guarded_time_format => "time.format",
 }
 
 /// `program` with its guarded builtins replaced by their stand-ins.

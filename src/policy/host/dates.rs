@@ -1,4 +1,4 @@
-//! OPA's `time.parse_rfc3339_ns` and `time.add_date`, in place of
+//! OPA's `time.parse_rfc3339_ns`, `time.add_date` and `time.format`, in place of
 //! regorus's, as Go's `time` package computes them:
 //!
 //! - `time.Parse(time.RFC3339, s)` takes `T` and `Z` in upper case only, no
@@ -8,10 +8,16 @@
 //! - `AddDate` normalises the date it computes: January 31 plus a month is
 //!   March 2 (or 3), February 29 plus a year March 1. regorus clamped to the
 //!   month's last day, and made the leap-day case undefined.
+//! - `Time.Format` writes Go's layouts (`policy::host::layout`): RFC 3339
+//!   with its fraction's trailing zeros dropped by default, `.999` and
+//!   `,000` fractions, `MST` as the zone's abbreviation, `Z` in `05Z` as
+//!   text. regorus wrote `.500Z`, dropped that `Z` and named no zone.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta};
+use chrono_tz::OffsetName;
 use regorus::Value;
 
+use super::layout::Moment;
 use super::operand::{integer_operand, string_operand};
 
 const NANOS: i64 = 1_000_000_000;
@@ -149,6 +155,93 @@ pub(super) fn add_date(args: &[Value]) -> anyhow::Result<Value> {
     go_add_date(nanos, years, months, days)
         .map(Value::from)
         .ok_or_else(|| anyhow::anyhow!("{NAME}: time outside of valid range"))
+}
+
+/// Go's `time.RFC3339Nano`, `time.format`'s layout when none is given.
+const RFC3339_NANO: &str = "2006-01-02T15:04:05.999999999Z07:00";
+
+/// The local date-time, offset and zone abbreviation of `nanos` in zone
+/// `name` as OPA reads it: `""` and `"UTC"` are UTC, `"Local"` the
+/// process's zone (`TZ`), any other an IANA name.
+fn in_zone(nanos: i64, name: &str) -> anyhow::Result<(NaiveDateTime, i32, String)> {
+    let utc = DateTime::from_timestamp_nanos(nanos);
+    let named = match name {
+        "" | "UTC" => None,
+        "Local" => std::env::var("TZ")
+            .ok()
+            .map(|tz| tz.trim_start_matches(':').to_string())
+            .filter(|tz| !tz.is_empty() && tz != "UTC"),
+        other => Some(other.to_string()),
+    };
+    let Some(named) = named else {
+        return Ok((utc.naive_utc(), 0, "UTC".to_string()));
+    };
+    let zone: chrono_tz::Tz = named
+        .parse()
+        .map_err(|_| anyhow::anyhow!("time.format: unknown time zone {named}"))?;
+    let local = utc.with_timezone(&zone);
+    let seconds = local.offset().fix().local_minus_utc();
+    // The zone database writes some abbreviations as offsets (`-03`,
+    // `+0545`); chrono-tz gives those as none.
+    let abbreviation = local.offset().abbreviation().map_or_else(
+        || {
+            let minutes = seconds.abs() / 60;
+            let sign = if seconds < 0 { '-' } else { '+' };
+            match minutes % 60 {
+                0 => format!("{sign}{:02}", minutes / 60),
+                rest => format!("{sign}{:02}{rest:02}", minutes / 60),
+            }
+        },
+        str::to_string,
+    );
+    Ok((local.naive_local(), seconds, abbreviation))
+}
+
+/// The layouts OPA takes by their Go names.
+fn named_layout(layout: &str) -> &str {
+    match layout {
+        "" | "RFC3339Nano" => RFC3339_NANO,
+        "ANSIC" => "Mon Jan _2 15:04:05 2006",
+        "UnixDate" => "Mon Jan _2 15:04:05 MST 2006",
+        "RubyDate" => "Mon Jan 02 15:04:05 -0700 2006",
+        "RFC822" => "02 Jan 06 15:04 MST",
+        "RFC822Z" => "02 Jan 06 15:04 -0700",
+        "RFC850" => "Monday, 02-Jan-06 15:04:05 MST",
+        "RFC1123" => "Mon, 02 Jan 2006 15:04:05 MST",
+        "RFC1123Z" => "Mon, 02 Jan 2006 15:04:05 -0700",
+        "RFC3339" => "2006-01-02T15:04:05Z07:00",
+        other => other,
+    }
+}
+
+/// OPA's `time.format`: `ns`, or `[ns]`, `[ns, zone]`, `[ns, zone,
+/// layout]`, written with Go's layout or one OPA names (`RFC3339`,
+/// `ANSIC`, ...; RFC 3339 with nanoseconds, trailing zeros dropped, when
+/// there is none). `ns` must be an integer.
+pub(super) fn format(args: &[Value]) -> anyhow::Result<Value> {
+    const NAME: &str = "time.format";
+    let operand = args.first().ok_or_else(|| anyhow::anyhow!("{NAME}: one operand"))?;
+    let parts: &[Value] = match operand {
+        Value::Array(items) if !items.is_empty() => items.as_slice(),
+        Value::Number(_) => std::slice::from_ref(operand),
+        _ => anyhow::bail!("{NAME}: operand 1 must be a number (ns) or [number (ns), string (tz), string (layout)]"),
+    };
+    let nanos = integer_operand(NAME, parts, 0)?;
+    let zone = match parts.get(1) {
+        Some(_) => string_operand(NAME, parts, 1)?,
+        None => "",
+    };
+    let layout = match parts.get(2) {
+        Some(_) => string_operand(NAME, parts, 2)?,
+        None => "",
+    };
+    let (local, offset, zone) = in_zone(nanos, zone)?;
+    let moment = Moment {
+        local,
+        offset,
+        zone: &zone,
+    };
+    Ok(Value::from(super::layout::format(&moment, named_layout(layout))))
 }
 
 #[cfg(test)]
