@@ -246,21 +246,6 @@ fn built(bytes: u64) -> Result<(), Refusal> {
     }
 }
 
-/// A time layout of ASCII only: regorus's layout reader slices a
-/// multi-byte character apart (a panic) where Go reads it as text.
-fn ascii_layout(layout: Option<&Value>) -> Result<(), Refusal> {
-    match layout.and_then(|v| v.as_string().ok()) {
-        Some(layout) if !layout.is_ascii() => Err(Refusal::Invalid(
-            "a layout with characters other than ASCII is not taken here".to_string(),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn parse_layout(args: &[Value]) -> Result<(), Refusal> {
-    ascii_layout(args.first())
-}
-
 /// The key serde's values use for a number kept as text.
 pub(super) const PRIVATE_NUMBER: &str = "$serde_json::private::Number";
 
@@ -280,7 +265,6 @@ const GUARDS: &[(&str, Check)] = &[
     ("json.remove", json_paths),
     ("graph.reachable_paths", graph_nodes),
     ("replace", replace),
-    ("time.parse_ns", parse_layout),
 ];
 
 type BuiltinFn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
@@ -328,7 +312,6 @@ guarded! {
     guarded_json_remove => "json.remove",
     guarded_reachable_paths => "graph.reachable_paths",
     guarded_replace => "replace",
-    guarded_parse_ns => "time.parse_ns",
 }
 
 /// `program` with its guarded builtins replaced by their stand-ins.

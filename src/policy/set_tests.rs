@@ -625,13 +625,12 @@ fn assert_answered_at_once(expression: &str, expected: fn(&Answer) -> bool) {
 }
 
 /// Calls that made regorus panic, overflow the stack or build one string
-/// past any budget are refused at once, on both engines: a non-ASCII time
-/// layout, a path of thousands of segments, a chain of thousands of graph
+/// past any budget are refused at once, on both engines: a path of
+/// thousands of segments, a chain of thousands of graph
 /// nodes, `replace` with an empty needle and a long replacement.
 #[test]
 fn calls_that_crashed_the_engine_are_refused_at_once() {
     let cases = [
-        "time.parse_ns(\"2006年\", \"2024年\")",
         "json.filter({}, [concat(\"\", [\"/\" | some _ in numbers.range(1, 5000)])])",
         "graph.reachable_paths({sprintf(\"%d\", [i]): [sprintf(\"%d\", [i + 1])] | some i in numbers.range(1, 3000)}, [\"1\"])",
         "replace(concat(\"\", [\"a\" | some _ in numbers.range(1, 100000)]), \"\", concat(\"\", [\"b\" | some _ in numbers.range(1, 1000)]))",

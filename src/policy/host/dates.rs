@@ -244,6 +244,16 @@ pub(super) fn format(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(super::layout::format(&moment, named_layout(layout))))
 }
 
+/// OPA's `time.parse_ns(layout, value)`: Go's `time.Parse` in UTC, the
+/// layout Go's or one OPA names.
+pub(super) fn parse_ns(args: &[Value]) -> anyhow::Result<Value> {
+    const NAME: &str = "time.parse_ns";
+    let (layout, value) = (string_operand(NAME, args, 0)?, string_operand(NAME, args, 1)?);
+    super::layout::parse(named_layout(layout), value)
+        .map(Value::from)
+        .ok_or_else(|| anyhow::anyhow!("{NAME}: {value:?} does not read as {layout:?}, or is outside the valid range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

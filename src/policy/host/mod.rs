@@ -97,8 +97,8 @@ macro_rules! replacements {
 // `urlquery.*` decode and escape as Go (`encoding`); `net.cidr_is_valid`
 // and `net.cidr_expand` read CIDRs as Go (`net`); `semver.*` parse as OPA
 // (`semver`); `json.marshal*` write text as Go (`marshal`);
-// `time.parse_rfc3339_ns`, `time.add_date` and `time.format` read,
-// normalise and write dates as Go (`dates`, `layout`); `sort`, `max` and `min` rank objects before sets, as OPA
+// `time.parse_rfc3339_ns`, `time.parse_ns`, `time.add_date` and
+// `time.format` read, normalise and write dates as Go (`dates`, `layout`); `sort`, `max` and `min` rank objects before sets, as OPA
 // (`order`); the others panic on some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
@@ -137,6 +137,7 @@ replacements! {
     parse_rfc3339_ns => "time.parse_rfc3339_ns", 1, dates::parse_rfc3339_ns;
     add_date => "time.add_date", 4, dates::add_date;
     time_format => "time.format", 1, dates::format;
+    parse_ns => "time.parse_ns", 2, dates::parse_ns;
     sort => "sort", 1, order::sort;
     max => "max", 1, order::max;
     min => "min", 1, order::min;
