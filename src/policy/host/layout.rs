@@ -662,4 +662,102 @@ mod tests {
             assert_eq!(parse(layout, value), expected, "{layout} / {value}");
         }
     }
+
+    /// Layout and value pieces: Go's fields, their neighbours, text beyond
+    /// ASCII.
+    const PIECES: &[&str] = &[
+        "2006",
+        "06",
+        "01",
+        "1",
+        "Jan",
+        "January",
+        "02",
+        "2",
+        "_2",
+        "__2",
+        "002",
+        "15",
+        "03",
+        "3",
+        "04",
+        "4",
+        "05",
+        "5",
+        ".000",
+        ".999",
+        ",9",
+        ".0",
+        "PM",
+        "pm",
+        "AM",
+        "MST",
+        "GMT",
+        "GMT+",
+        "Z07:00",
+        "Z0700",
+        "-07:00:00",
+        "-0700",
+        "-07",
+        "Z",
+        "Mon",
+        "Monday",
+        " ",
+        "  ",
+        "年",
+        "é",
+        "x",
+        ":",
+        "-",
+        "+",
+        "0",
+        "9",
+        "99",
+        "T",
+        "ChST",
+        "CEST",
+        "WITA",
+    ];
+
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(proptest::sample::select(PIECES), 0..12).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever a policy writes as a layout or a value, reading and
+        /// writing answer (a panic would abort the function); and a time
+        /// written with a layout that holds all of it reads back the same.
+        #[test]
+        fn layouts_answer_and_round_trip(
+            layout in text(),
+            value in text(),
+            seconds in -2_000_000_000i64..4_000_000_000,
+            nanos in 0u32..1_000_000_000,
+            minutes in -1_439i32..1_440,
+            extra_seconds in 0i32..60,
+        ) {
+            // Offsets of whole minutes, and seconds past them (a zone's
+            // local mean time), as zones have them.
+            let offset = minutes * 60 + minutes.signum() * extra_seconds;
+            let _ = parse(&layout, &value);
+            let _ = parse(&layout, &layout);
+            let _ = format(&moment(offset, ""), &layout);
+
+            let utc = chrono::DateTime::from_timestamp(seconds, nanos).unwrap().naive_utc();
+            // Offsets in whole seconds east of UTC, as a zone has them.
+            let local = utc + chrono::TimeDelta::seconds(i64::from(offset));
+            let written = Moment { local, offset, zone: "" };
+            let expected = utc.and_utc().timestamp_nanos_opt();
+            for full in [
+                "2006-01-02T15:04:05.999999999Z07:00:00",
+                "Jan _2 2006 3:04:05.000000000PM -070000",
+                "002 2006 15:04:05,999999999 -07:00:00",
+            ] {
+                let text = format(&written, full);
+                proptest::prop_assert_eq!(parse(full, &text), expected, "{} / {}", full, text);
+            }
+        }
+    }
 }
