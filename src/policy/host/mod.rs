@@ -121,6 +121,7 @@ replacements! {
     indexof => "indexof", 2, strings::indexof;
     indexof_n => "indexof_n", 2, strings::indexof_n;
     substring => "substring", 3, strings::substring;
+    format_int => "format_int", 2, strings::format_int;
     base64_decode => "base64.decode", 1, encoding::base64_decode;
     base64_is_valid => "base64.is_valid", 1, encoding::base64_is_valid;
     base64url_decode => "base64url.decode", 1, encoding::base64url_decode;

@@ -112,6 +112,27 @@ pub(super) fn substring(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(taken))
 }
 
+/// OPA's `format_int`: the number truncated toward zero (`big.Float.Int`),
+/// written in base 2, 8, 10 or 16; regorus floored the magnitude and kept
+/// the sign, so `format_int(-0.5, 10)` was `-0` where OPA writes `0`.
+pub(super) fn format_int(args: &[Value]) -> anyhow::Result<Value> {
+    let number = args
+        .first()
+        .and_then(|value| value.as_number().ok())
+        .ok_or_else(|| anyhow::anyhow!("format_int: operand 1 must be a number"))?;
+    let magnitude = number.abs().floor();
+    let digits = match integer_operand("format_int", args, 1)? {
+        2 => magnitude.format_bin(),
+        8 => magnitude.format_octal(),
+        10 => magnitude.format_decimal(),
+        16 => magnitude.format_hex(),
+        _ => anyhow::bail!("format_int: operand 2 must be one of 2, 8, 10, 16"),
+    };
+    let zero = Value::from(0u64);
+    let negative = zero.as_number().is_ok_and(|zero| number < zero) && digits != "0";
+    Ok(Value::from(if negative { format!("-{digits}") } else { digits }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +178,20 @@ mod tests {
         assert_eq!(fractional, "substring: operand 2 must be an integer");
         let huge = call(Value::from(1u64), Value::from(1e19)).unwrap_err().to_string();
         assert_eq!(huge, "substring: operand 3 is out of range (64-bit integers)");
+    }
+
+    #[test]
+    fn format_int_truncates_toward_zero() {
+        let format = |n: f64, base: u64| {
+            format_int(&[Value::from(n), Value::from(base)])
+                .map(|v| v.as_string().unwrap().to_string())
+                .ok()
+        };
+        assert_eq!(format(-0.5, 10).as_deref(), Some("0"));
+        assert_eq!(format(-1.5, 10).as_deref(), Some("-1"));
+        assert_eq!(format(-255.9, 16).as_deref(), Some("-ff"));
+        assert_eq!(format(5.0, 2).as_deref(), Some("101"));
+        assert_eq!(format(8.9, 8).as_deref(), Some("10"));
+        assert_eq!(format(1.0, 3), None);
     }
 }
