@@ -143,7 +143,8 @@ fn field_at(layout: &str) -> Option<(Field, usize)> {
             Some((
                 Field::Fraction {
                     separator: separator as char,
-                    digits,
+                    // Go keeps the count in twelve bits.
+                    digits: digits & 0xfff,
                     trim: repeated == b'9',
                 },
                 1 + digits,
@@ -286,9 +287,13 @@ struct Parsed {
     minute: u32,
     second: u32,
     nanos: u32,
-    pm: Option<bool>,
+    /// `PM` and `AM` as read (Go keeps both: `1PM AM` is 13:00).
+    pm: bool,
+    am: bool,
     /// Seconds east of UTC of a numeric offset.
     offset: Option<i64>,
+    /// `Z` or `UTC` was read: UTC, whatever offset was also read.
+    utc: bool,
 }
 
 /// One or two digits (`fixed`: exactly two), as Go's `getnum`.
@@ -316,15 +321,31 @@ fn name(value: &mut &str, names: impl Iterator<Item = &'static str>) -> Option<u
     None
 }
 
-/// The fraction after `.` or `,` in `value[..width]`, in nanoseconds (Go's
-/// `parseNanoseconds`: the first nine digits count).
+/// The fraction after `.` or `,` in `value[..width]`, in nanoseconds, as
+/// Go's `parseNanoseconds` reads it: at most nine digits count, through
+/// `atoi` (a sign is taken; a negative fraction is an error).
 fn fraction(value: &str, width: usize) -> Option<u32> {
-    let digits = value.get(1..width.min(10))?;
-    if !digits.bytes().all(|b| b.is_ascii_digit()) || digits.is_empty() {
+    let width = width.min(10);
+    let text = value.get(1..width)?;
+    let nanos = go_atoi(text)?;
+    if nanos < 0 {
         return None;
     }
-    let nanos: u32 = digits.parse().ok()?;
-    Some(nanos * 10u32.pow(9 - digits.len() as u32))
+    u32::try_from(nanos).ok()?.checked_mul(10u32.pow(10 - width as u32))
+}
+
+/// Go's `time.atoi`: an optional sign, then digits only (none is 0).
+fn go_atoi(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude: i64 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// The length of a zone abbreviation at the start of `value`, as Go's
@@ -377,8 +398,10 @@ pub(super) fn parse(layout: &str, value: &str) -> Option<i64> {
         minute: 0,
         second: 0,
         nanos: 0,
-        pm: None,
+        pm: false,
+        am: false,
         offset: None,
+        utc: false,
     };
     let (mut layout, mut value) = (layout, value);
     while !layout.is_empty() {
@@ -403,10 +426,10 @@ pub(super) fn parse(layout: &str, value: &str) -> Option<i64> {
     if !value.is_empty() {
         return None;
     }
-    match parsed.pm {
-        Some(true) if parsed.hour < 12 => parsed.hour += 12,
-        Some(false) if parsed.hour == 12 => parsed.hour = 0,
-        _ => {}
+    if parsed.pm && parsed.hour < 12 {
+        parsed.hour += 12;
+    } else if parsed.am && parsed.hour == 12 {
+        parsed.hour = 0;
     }
     let year = i32::try_from(parsed.year).ok()?;
     let date = match parsed.year_day {
@@ -422,7 +445,10 @@ pub(super) fn parse(layout: &str, value: &str) -> Option<i64> {
     let time = chrono::NaiveTime::from_hms_nano_opt(parsed.hour, parsed.minute, parsed.second, parsed.nanos)?;
     let at = date
         .and_time(time)
-        .checked_sub_signed(chrono::TimeDelta::seconds(parsed.offset.unwrap_or(0)))?;
+        .checked_sub_signed(chrono::TimeDelta::seconds(match parsed.utc {
+            true => 0,
+            false => parsed.offset.unwrap_or(0),
+        }))?;
     at.and_utc().timestamp_nanos_opt()
 }
 
@@ -433,8 +459,7 @@ const SHORT_MONTHS: [&str; 12] = [
 fn read_field(parsed: &mut Parsed, field: Field, value: &mut &str, layout_after: &str) -> Option<()> {
     match field {
         Field::Year => {
-            let two = value.get(..2).filter(|p| p.bytes().all(|b| b.is_ascii_digit()))?;
-            let year: i64 = two.parse().ok()?;
+            let year = go_atoi(value.get(..2)?)?;
             parsed.year = if year >= 69 { 1900 + year } else { 2000 + year };
             *value = &value[2..];
         }
@@ -507,16 +532,16 @@ fn read_field(parsed: &mut Parsed, field: Field, value: &mut &str, layout_after:
         }
         Field::Pm | Field::LowerPm => {
             let (pm, am) = if field == Field::Pm { ("PM", "AM") } else { ("pm", "am") };
-            parsed.pm = Some(match value.get(..2)? {
-                text if text == pm => true,
-                text if text == am => false,
+            match value.get(..2)? {
+                text if text == pm => parsed.pm = true,
+                text if text == am => parsed.am = true,
                 _ => return None,
-            });
+            }
             *value = &value[2..];
         }
         Field::Offset { iso: true, .. } if value.starts_with('Z') => {
             *value = &value[1..];
-            parsed.offset = Some(0);
+            parsed.utc = true;
         }
         Field::Offset {
             colon, short, seconds, ..
@@ -554,8 +579,9 @@ fn read_field(parsed: &mut Parsed, field: Field, value: &mut &str, layout_after:
             *value = &value[width..];
         }
         Field::ZoneName => {
-            if value.starts_with("UTC") {
-                *value = &value[3..];
+            if let Some(after) = value.strip_prefix("UTC") {
+                *value = after;
+                parsed.utc = true;
             } else {
                 let length = zone_name_length(value)?;
                 *value = &value[length..];
@@ -569,7 +595,7 @@ fn read_field(parsed: &mut Parsed, field: Field, value: &mut &str, layout_after:
                 return None;
             }
             parsed.nanos = fraction(value, width)?;
-            *value = &value[width..];
+            *value = value.get(width..)?;
         }
         Field::Fraction { trim: true, .. } => {
             let bytes = value.as_bytes();
@@ -655,6 +681,38 @@ mod tests {
             ("2006-01-02 MST", "2024-01-02 ABCDEF", None),
             ("2006 .000", "2024 .1é", None),
             ("2006-01-02", "2024-01-02 ", None),
+            // Go's atoi: a sign in a two-digit year or a fraction.
+            ("06", "-5", Some(788_918_400_000_000_000)),
+            ("2006 05.000", "2024 00.+50", Some(1_704_067_200_050_000_000)),
+            ("2006 05.000", "2024 00.+5", None),
+            ("2006 05.000", "2024 00.-50", None),
+            ("2006 .0", "2024 .+", Some(1_704_067_200_000_000_000)),
+            // PM and AM both read: Go adds twelve hours for PM first.
+            ("2006 3PM PM", "2024 1PM AM", Some(1_704_114_000_000_000_000)),
+            // UTC read beside an offset: UTC wins.
+            (
+                "2006-01-02 15:04 -0700 MST",
+                "2024-03-10 06:30 +0100 UTC",
+                Some(MARCH_10),
+            ),
+            // A fixed fraction cut inside a character: refused, no panic.
+            (".0000000000", ".000000000é", None),
+            // Go's atoi: a sign in a two-digit year or a fraction.
+            ("06", "-5", Some(788_918_400_000_000_000)),
+            ("2006 05.000", "2024 00.+50", Some(1_704_067_200_050_000_000)),
+            ("2006 05.000", "2024 00.+5", None),
+            ("2006 05.000", "2024 00.-50", None),
+            ("2006 .0", "2024 .+", Some(1_704_067_200_000_000_000)),
+            // PM and AM both read: Go adds twelve hours for PM first.
+            ("2006 3PM PM", "2024 1PM AM", Some(1_704_114_000_000_000_000)),
+            // UTC read beside an offset: UTC wins.
+            (
+                "2006-01-02 15:04 -0700 MST",
+                "2024-03-10 06:30 +0100 UTC",
+                Some(MARCH_10),
+            ),
+            // A fixed fraction cut inside a character: refused, no panic.
+            (".0000000000", ".000000000é", None),
             // Text beyond ASCII is text (regorus's reader panicked on it).
             ("2006年01月", "2024年03月", Some(1_709_251_200_000_000_000)),
         ];
