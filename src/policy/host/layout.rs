@@ -697,22 +697,6 @@ mod tests {
             ),
             // A fixed fraction cut inside a character: refused, no panic.
             (".0000000000", ".000000000é", None),
-            // Go's atoi: a sign in a two-digit year or a fraction.
-            ("06", "-5", Some(788_918_400_000_000_000)),
-            ("2006 05.000", "2024 00.+50", Some(1_704_067_200_050_000_000)),
-            ("2006 05.000", "2024 00.+5", None),
-            ("2006 05.000", "2024 00.-50", None),
-            ("2006 .0", "2024 .+", Some(1_704_067_200_000_000_000)),
-            // PM and AM both read: Go adds twelve hours for PM first.
-            ("2006 3PM PM", "2024 1PM AM", Some(1_704_114_000_000_000_000)),
-            // UTC read beside an offset: UTC wins.
-            (
-                "2006-01-02 15:04 -0700 MST",
-                "2024-03-10 06:30 +0100 UTC",
-                Some(MARCH_10),
-            ),
-            // A fixed fraction cut inside a character: refused, no panic.
-            (".0000000000", ".000000000é", None),
             // Text beyond ASCII is text (regorus's reader panicked on it).
             ("2006年01月", "2024年03月", Some(1_709_251_200_000_000_000)),
         ];
