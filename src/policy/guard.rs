@@ -181,27 +181,11 @@ fn document_text(args: &[Value]) -> Result<(), Refusal> {
     }
 }
 
-/// Longest path `json.filter` / `json.remove` take, in segments: each one
-/// nests a level regorus builds and drops recursively (a path of 200,000
-/// slashes overflowed the stack).
-const MAX_PATH_SEGMENTS: u64 = 1_000;
-
-fn json_paths(args: &[Value]) -> Result<(), Refusal> {
-    let paths: Vec<&Value> = match args.get(1) {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(Value::Set(items)) => items.iter().collect(),
-        _ => return Ok(()),
-    };
-    for path in paths {
-        let segments = match path {
-            Value::String(text) => text.matches('/').count() as u64 + 1,
-            Value::Array(items) => items.len() as u64,
-            _ => 0,
-        };
-        limit(i128::from(segments), MAX_PATH_SEGMENTS)?;
-    }
-    Ok(())
-}
+/// Longest path `json.filter` / `json.remove` take, in segments (the
+/// host's, `policy::host::paths`): each one nests a level built and
+/// dropped recursively (in regorus's, a path of 200,000 slashes overflowed
+/// the stack).
+pub(super) const MAX_PATH_SEGMENTS: u64 = 1_000;
 
 /// Most nodes `graph.reachable_paths` walks: it recurses once per node of
 /// a path (a chain of 50,000 overflowed the stack).
@@ -261,8 +245,6 @@ const GUARDS: &[(&str, Check)] = &[
     ("json.is_valid", document_text),
     ("yaml.unmarshal", document_text),
     ("yaml.is_valid", document_text),
-    ("json.filter", json_paths),
-    ("json.remove", json_paths),
     ("graph.reachable_paths", graph_nodes),
     ("replace", replace),
 ];
@@ -308,8 +290,6 @@ guarded! {
     guarded_json_is_valid => "json.is_valid",
     guarded_yaml_unmarshal => "yaml.unmarshal",
     guarded_yaml_is_valid => "yaml.is_valid",
-    guarded_json_filter => "json.filter",
-    guarded_json_remove => "json.remove",
     guarded_reachable_paths => "graph.reachable_paths",
     guarded_replace => "replace",
 }

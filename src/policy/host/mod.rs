@@ -24,6 +24,7 @@ mod net;
 mod operand;
 mod order;
 mod panics;
+mod paths;
 mod re2;
 mod replacer;
 mod semver;
@@ -99,7 +100,8 @@ macro_rules! replacements {
 // (`semver`); `json.marshal*` write text as Go (`marshal`);
 // `time.parse_rfc3339_ns`, `time.parse_ns`, `time.add_date` and
 // `time.format` read, normalise and write dates as Go (`dates`, `layout`); `sort`, `max` and `min` rank objects before sets, as OPA
-// (`order`); the others panic on some arguments (`panics`).
+// (`order`); `json.filter` and `json.remove` read and apply paths as OPA
+// (`paths`); the others panic on some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -122,6 +124,8 @@ replacements! {
     indexof_n => "indexof_n", 2, strings::indexof_n;
     substring => "substring", 3, strings::substring;
     format_int => "format_int", 2, strings::format_int;
+    json_filter => "json.filter", 2, paths::json_filter;
+    json_remove => "json.remove", 2, paths::json_remove;
     base64_decode => "base64.decode", 1, encoding::base64_decode;
     base64_is_valid => "base64.is_valid", 1, encoding::base64_is_valid;
     base64url_decode => "base64url.decode", 1, encoding::base64url_decode;
