@@ -289,4 +289,27 @@ mod tests {
         let nested: Value = serde_json::from_str(r#"{"a": [1]}"#).unwrap();
         assert!(urlquery_encode_object(&[nested]).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Whatever bytes Go's encoder writes, with line breaks anywhere,
+        /// decode back; whatever text is escaped, unescapes back; and any
+        /// text at all is answered, never a panic.
+        #[test]
+        fn encodings_round_trip(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), text in ".{0,40}", breaks in proptest::collection::vec(0usize..100, 0..4)) {
+            let mut encoded = data_encoding::BASE64.encode(&bytes);
+            for at in breaks {
+                let at = at % (encoded.len() + 1);
+                encoded.insert_str(at, "\r\n");
+            }
+            proptest::prop_assert_eq!(go_base64(&encoded, STANDARD), Some(bytes.clone()));
+            let url = data_encoding::BASE64URL_NOPAD.encode(&bytes);
+            proptest::prop_assert_eq!(go_base64url(&url), Some(bytes));
+            let unescaped = query_unescape(&query_escape(&text));
+            proptest::prop_assert_eq!(unescaped, Some(text.clone()));
+            for function in [base64_decode, base64_is_valid, base64url_decode, urlquery_decode, urlquery_decode_object] {
+                let _ = function(&[Value::from(text.as_str())]);
+            }
+        }
+    }
 }

@@ -182,4 +182,26 @@ mod tests {
         assert_eq!(compare("1.2.3-rc.01", "1.2.3-rc.1"), Value::from(0));
         assert!(super::compare(&[Value::from("1.0"), Value::from("1.0.0")]).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Versions built from numbers and identifiers are valid, equal to
+        /// themselves with or without `v`, and ordered both ways alike;
+        /// any text is answered.
+        #[test]
+        fn versions_order_consistently(
+            a in "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(-[0-9A-Za-z-]{1,4}(\\.[0-9A-Za-z-]{1,4}){0,2})?(\\+[0-9A-Za-z-]{1,4})?",
+            b in "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(-[0-9A-Za-z-]{1,4}(\\.[0-9A-Za-z-]{1,4}){0,2})?",
+            text in ".{0,20}",
+        ) {
+            let order = |x: &str, y: &str| compare(&[Value::from(x), Value::from(y)]).unwrap();
+            proptest::prop_assert_eq!(order(&a, &a), Value::from(0));
+            proptest::prop_assert_eq!(order(&format!("v{a}"), &a), Value::from(0));
+            let forward = order(&a, &b).as_number().unwrap().as_i64().unwrap();
+            let backward = order(&b, &a).as_number().unwrap().as_i64().unwrap();
+            proptest::prop_assert_eq!(forward, -backward);
+            let _ = is_valid(&[Value::from(text.as_str())]);
+            let _ = compare(&[Value::from(text.as_str()), Value::from(a.as_str())]);
+        }
+    }
 }
