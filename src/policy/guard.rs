@@ -189,14 +189,7 @@ pub(super) const MAX_PATH_SEGMENTS: u64 = 1_000;
 
 /// Most nodes `graph.reachable_paths` walks: it recurses once per node of
 /// a path (a chain of 50,000 overflowed the stack).
-const MAX_GRAPH_NODES: u64 = 2_000;
-
-fn graph_nodes(args: &[Value]) -> Result<(), Refusal> {
-    match args.first() {
-        Some(Value::Object(nodes)) => limit(nodes.len() as i128, MAX_GRAPH_NODES),
-        _ => Ok(()),
-    }
-}
+pub(super) const MAX_GRAPH_NODES: u64 = 2_000;
 
 /// Largest string `replace` may build, in bytes (the host's
 /// `strings.replace_n` stops at it too):
@@ -245,7 +238,6 @@ const GUARDS: &[(&str, Check)] = &[
     ("json.is_valid", document_text),
     ("yaml.unmarshal", document_text),
     ("yaml.is_valid", document_text),
-    ("graph.reachable_paths", graph_nodes),
     ("replace", replace),
 ];
 
@@ -290,7 +282,6 @@ guarded! {
     guarded_json_is_valid => "json.is_valid",
     guarded_yaml_unmarshal => "yaml.unmarshal",
     guarded_yaml_is_valid => "yaml.is_valid",
-    guarded_reachable_paths => "graph.reachable_paths",
     guarded_replace => "replace",
 }
 

@@ -100,8 +100,8 @@ macro_rules! replacements {
 // (`semver`); `json.marshal*` write text as Go (`marshal`);
 // `time.parse_rfc3339_ns`, `time.parse_ns`, `time.add_date` and
 // `time.format` read, normalise and write dates as Go (`dates`, `layout`); `sort`, `max` and `min` rank objects before sets, as OPA
-// (`order`); `json.filter` and `json.remove` read and apply paths as OPA
-// (`paths`); the others panic on some arguments (`panics`).
+// (`order`); `json.filter` and `json.remove` read and apply paths, and
+// `graph.reachable_paths` walks, as OPA (`paths`); the others panic on some arguments (`panics`).
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -126,6 +126,7 @@ replacements! {
     format_int => "format_int", 2, strings::format_int;
     json_filter => "json.filter", 2, paths::json_filter;
     json_remove => "json.remove", 2, paths::json_remove;
+    reachable_paths => "graph.reachable_paths", 2, paths::reachable_paths;
     base64_decode => "base64.decode", 1, encoding::base64_decode;
     base64_is_valid => "base64.is_valid", 1, encoding::base64_is_valid;
     base64url_decode => "base64url.decode", 1, encoding::base64url_decode;

@@ -4,13 +4,15 @@
 //! (a path that ends where another goes on keeps the whole), and applied
 //! as OPA applies them: a filtered array keeps its elements in their order
 //! (regorus reordered them by index text, `10` before `2`), a removed
-//! element closes its gap.
+//! element closes its gap. And `graph.reachable_paths`, as OPA walks a
+//! graph: a node whose edges are no array or set ends a path (regorus made
+//! the call undefined), a path stops where it would close a cycle.
 
 use std::collections::BTreeMap;
 
 use regorus::Value;
 
-use crate::policy::guard::{too_large, MAX_PATH_SEGMENTS};
+use crate::policy::guard::{too_large, MAX_ELEMENTS, MAX_GRAPH_NODES, MAX_PATH_SEGMENTS};
 
 /// The paths as a tree: a leaf takes the whole value under it.
 enum Node {
@@ -159,6 +161,99 @@ pub(super) fn json_remove(args: &[Value]) -> anyhow::Result<Value> {
     Ok(remove(object, Some(&Node::Branch(tree))).unwrap_or(Value::Undefined))
 }
 
+/// The vertices of an edge list: an array's or a set's elements; any
+/// other value has none.
+fn vertices(edges: &Value) -> Vec<&Value> {
+    match edges {
+        Value::Array(items) => items.iter().collect(),
+        Value::Set(items) => items.iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A walk of `graph.reachable_paths`: the paths found, and the elements it
+/// may still copy (the paths of a dense graph are exponentially many; OPA
+/// enumerates them without bound, the host stops at the element limit).
+struct Walk<'a> {
+    graph: &'a regorus::value::Object,
+    paths: std::collections::BTreeSet<Value>,
+    steps_left: u64,
+}
+
+impl Walk<'_> {
+    /// OPA's `pathBuilder`: `root` appended to `path`, then each neighbour
+    /// not yet on the path walked; the path is a result where it ends.
+    fn walk(
+        &mut self,
+        root: &Value,
+        mut path: Vec<Value>,
+        on_path: &std::collections::BTreeSet<Value>,
+    ) -> anyhow::Result<()> {
+        // Each step copies the path and the set of nodes on it: counted
+        // by what it copies, so the walk's time stays bounded.
+        let cost = 2 * (path.len() as u64 + 1);
+        self.steps_left = self
+            .steps_left
+            .checked_sub(cost)
+            .ok_or_else(|| too_large("graph.reachable_paths", MAX_ELEMENTS + 1))?;
+        let Some(edges) = self.graph.get(root) else {
+            self.paths.insert(Value::from(path));
+            return Ok(());
+        };
+        path.push(root.clone());
+        let neighbours = vertices(edges);
+        if neighbours.is_empty() {
+            self.paths.insert(Value::from(path));
+            return Ok(());
+        }
+        let mut on_path = on_path.clone();
+        on_path.insert(root.clone());
+        for neighbour in neighbours {
+            if on_path.contains(neighbour) {
+                self.paths.insert(Value::from(path.clone()));
+            } else {
+                self.walk(neighbour, path.clone(), &on_path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn reachable_paths(args: &[Value]) -> anyhow::Result<Value> {
+    const NAME: &str = "graph.reachable_paths";
+    let graph = args
+        .first()
+        .and_then(|value| value.as_object().ok())
+        .ok_or_else(|| anyhow::anyhow!("{NAME}: operand 1 must be an object"))?;
+    let nodes = graph.len() as u64;
+    if nodes > MAX_GRAPH_NODES {
+        return Err(too_large(NAME, nodes));
+    }
+    let initial = match args.get(1) {
+        Some(value @ (Value::Array(_) | Value::Set(_))) => vertices(value),
+        _ => anyhow::bail!("{NAME}: operand 2 must be an array or a set"),
+    };
+    let mut walk = Walk {
+        graph,
+        paths: std::collections::BTreeSet::new(),
+        steps_left: MAX_ELEMENTS,
+    };
+    for node in initial {
+        let Some(edges) = graph.get(node) else {
+            continue;
+        };
+        let neighbours = vertices(edges);
+        if neighbours.is_empty() {
+            walk.paths.insert(Value::from(vec![node.clone()]));
+        }
+        let on_path = std::collections::BTreeSet::from([node.clone()]);
+        for neighbour in neighbours {
+            walk.walk(neighbour, vec![node.clone()], &on_path)?;
+        }
+    }
+    Ok(Value::from(walk.paths))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +300,34 @@ mod tests {
     fn long_paths_are_refused() {
         let long = Value::from(vec![Value::from("a/".repeat(MAX_PATH_SEGMENTS as usize + 1))]);
         let refused = json_filter(&[value("{}"), long]).unwrap_err();
+        assert!(refused.downcast_ref::<regorus::LimitError>().is_some());
+    }
+
+    #[test]
+    fn walks_graphs_as_opa() {
+        let paths = |graph: &str, initial: &str| json(&reachable_paths(&[value(graph), value(initial)]).unwrap());
+        let graph = r#"{"a": ["b", "c"], "b": ["c"], "c": ["a"], "d": []}"#;
+        assert_eq!(paths(graph, r#"["a"]"#), r#"[["a","b","c"],["a","c"]]"#);
+        assert_eq!(paths(graph, r#"["d", "missing"]"#), r#"[["d"]]"#);
+        // Edges that are no collection end the path there.
+        assert_eq!(paths(r#"{"a": "b"}"#, r#"["a"]"#), r#"[["a"]]"#);
+        // A neighbour outside the graph ends the path before it.
+        assert_eq!(paths(r#"{"a": ["z"]}"#, r#"["a"]"#), r#"[["a"]]"#);
+        assert!(reachable_paths(&[value("{}"), value("\"a\"")]).is_err());
+    }
+
+    #[test]
+    fn dense_graphs_are_bounded() {
+        // 40 nodes, each pointing at every later one: about 2^39 paths.
+        let graph: BTreeMap<Value, Value> = (0..40)
+            .map(|i| {
+                (
+                    Value::from(i),
+                    Value::from((i + 1..40).map(Value::from).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        let refused = reachable_paths(&[Value::from(graph), value("[0]")]).unwrap_err();
         assert!(refused.downcast_ref::<regorus::LimitError>().is_some());
     }
 }
