@@ -1,5 +1,6 @@
-//! OPA's `time.parse_rfc3339_ns`, `time.add_date` and `time.format`, in place of
-//! regorus's, as Go's `time` package computes them:
+//! OPA's `time.parse_rfc3339_ns`, `time.parse_ns`, `time.add_date` and
+//! `time.format`, in place of regorus's, as Go's `time` package computes
+//! them:
 //!
 //! - `time.Parse(time.RFC3339, s)` takes `T` and `Z` in upper case only, no
 //!   space for `T`, no leap second (`:60`), and a fraction after `.` or `,`
@@ -7,7 +8,10 @@
 //!   refused `,`).
 //! - `AddDate` normalises the date it computes: January 31 plus a month is
 //!   March 2 (or 3), February 29 plus a year March 1. regorus clamped to the
-//!   month's last day, and made the leap-day case undefined.
+//!   month's last day, and made the leap-day case undefined. A `[ns,
+//!   zone]` adds to the zone's local date, resolved as Go's `Date` does.
+//! - `time.Parse(layout, s)` reads Go's layouts (`policy::host::layout`);
+//!   regorus's reader panicked on a layout beyond ASCII.
 //! - `Time.Format` writes Go's layouts (`policy::host::layout`): RFC 3339
 //!   with its fraction's trailing zeros dropped by default, `.999` and
 //!   `,000` fractions, `MST` as the zone's abbreviation, `Z` in `05Z` as

@@ -6,7 +6,9 @@
 //! - `url.QueryEscape` keeps only letters, digits and `-_.~`; regorus kept
 //!   `*` and escaped `~`. `url.QueryUnescape` decodes the whole string and
 //!   fails on a bad escape; regorus read it as a query (`a=1&b=2` lost its
-//!   `&`) and kept bad escapes. `url.ParseQuery` refuses `;`.
+//!   `&`) and kept bad escapes. `url.ParseQuery` refuses `;` and more than
+//!   10,000 parameters; `url.Values.Encode` takes keys as OPA's `ast.JSON`
+//!   writes them (`1` is `"1"`).
 //!
 //! Decoded bytes that are not UTF-8 become U+FFFD: a Go string holds any
 //! bytes, a policy value only text (OPA writes such a string so in JSON).
