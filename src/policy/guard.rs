@@ -241,6 +241,12 @@ const GUARDS: &[(&str, Check)] = &[
     ("replace", replace),
 ];
 
+/// The names of the guarded builtins.
+#[cfg(test)]
+pub(super) fn guarded() -> impl Iterator<Item = &'static str> {
+    GUARDS.iter().map(|(name, _)| *name)
+}
+
 type BuiltinFn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
 
 /// Runs the check of `name`, then the builtin itself.

@@ -800,3 +800,16 @@ fn the_deadline_and_the_policy_timeout_stop_an_evaluation_differently() {
         }
     }
 }
+
+/// A builtin is guarded or replaced, never both: the interpreter would keep
+/// the guard's extension and refuse the host's (only a warning), so the
+/// two engines would answer otherwise.
+#[test]
+fn no_builtin_is_both_guarded_and_replaced() {
+    let replaced: Vec<&str> = crate::policy::host::replaced().collect();
+    assert!(replaced.len() > 30, "{replaced:?}");
+    let both: Vec<&str> = crate::policy::guard::guarded()
+        .filter(|name| replaced.contains(name))
+        .collect();
+    assert!(both.is_empty(), "guarded and replaced: {both:?}");
+}

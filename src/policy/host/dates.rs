@@ -17,7 +17,7 @@
 //!   `,000` fractions, `MST` as the zone's abbreviation, `Z` in `05Z` as
 //!   text. regorus wrote `.500Z`, dropped that `Z` and named no zone.
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta, TimeZone};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone};
 use chrono_tz::{OffsetName, Tz};
 use regorus::Value;
 
@@ -30,89 +30,13 @@ fn unix_nanos(at: NaiveDateTime) -> Option<i64> {
     at.and_utc().timestamp_nanos_opt()
 }
 
-/// `count` ASCII digits from the front of `rest`, or (`loose`) one where
-/// two are asked, as Go's `getnum`.
-fn digits(rest: &mut &[u8], count: usize, loose: bool) -> Option<u32> {
-    let available = rest.iter().take(count).take_while(|b| b.is_ascii_digit()).count();
-    let taken = match (available, loose) {
-        (n, _) if n == count => n,
-        (1, true) => 1,
-        _ => return None,
-    };
-    let value = rest[..taken]
-        .iter()
-        .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'));
-    *rest = &rest[taken..];
-    Some(value)
-}
+/// Go's `time.RFC3339`.
+const RFC3339: &str = "2006-01-02T15:04:05Z07:00";
 
-/// `byte` at the front of `rest`.
-fn literal(rest: &mut &[u8], byte: u8) -> Option<()> {
-    let (&first, tail) = rest.split_first()?;
-    (first == byte).then(|| *rest = tail)
-}
-
-/// Go's `time.Parse(time.RFC3339, text)` in UTC, as nanoseconds.
+/// Go's `time.Parse(time.RFC3339, text)` in UTC, as nanoseconds: Go's
+/// general layout reader, of which its RFC 3339 fast path reads a part.
 fn parse_rfc3339(text: &str) -> Option<i64> {
-    let mut rest = text.as_bytes();
-    let year = digits(&mut rest, 4, false)?;
-    literal(&mut rest, b'-')?;
-    let month = digits(&mut rest, 2, false)?;
-    literal(&mut rest, b'-')?;
-    let day = digits(&mut rest, 2, false)?;
-    literal(&mut rest, b'T')?;
-    // Go's layout reads the hour's `15` as one or two digits.
-    let hour = digits(&mut rest, 2, true)?;
-    literal(&mut rest, b':')?;
-    let minute = digits(&mut rest, 2, false)?;
-    literal(&mut rest, b':')?;
-    let second = digits(&mut rest, 2, false)?;
-    // A fraction the layout does not name: every digit after `.` or `,`,
-    // the first nine kept.
-    let mut nanos = 0u32;
-    if rest.len() >= 2 && matches!(rest[0], b'.' | b',') && rest[1].is_ascii_digit() {
-        let count = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
-        let kept = &rest[1..1 + count.min(9)];
-        nanos = kept
-            .iter()
-            .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'))
-            * 10u32.pow(9 - kept.len() as u32);
-        rest = &rest[1 + count..];
-    }
-    let offset_seconds: i64 = match rest {
-        [b'Z', tail @ ..] => {
-            rest = tail;
-            0
-        }
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2, tail @ ..] => {
-            let two = |a: u8, b: u8| {
-                (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from((a - b'0') * 10 + (b - b'0')))
-            };
-            let (hours, minutes) = (two(*h1, *h2)?, two(*m1, *m2)?);
-            if hours > 24 || minutes > 60 {
-                return None;
-            }
-            rest = tail;
-            let offset = (hours * 60 + minutes) * 60;
-            if *sign == b'-' {
-                -offset
-            } else {
-                offset
-            }
-        }
-        _ => return None,
-    };
-    if !rest.is_empty() || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-    let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
-    // The offset applies before the range check: only the UTC instant must
-    // fit 64 bits of nanoseconds.
-    unix_nanos(
-        date.and_time(time)
-            .checked_sub_signed(TimeDelta::seconds(offset_seconds))?,
-    )
+    super::layout::parse(RFC3339, text)
 }
 
 pub(super) fn parse_rfc3339_ns(args: &[Value]) -> anyhow::Result<Value> {
@@ -258,7 +182,7 @@ fn named_layout(layout: &str) -> &str {
         "RFC850" => "Monday, 02-Jan-06 15:04:05 MST",
         "RFC1123" => "Mon, 02 Jan 2006 15:04:05 MST",
         "RFC1123Z" => "Mon, 02 Jan 2006 15:04:05 -0700",
-        "RFC3339" => "2006-01-02T15:04:05Z07:00",
+        "RFC3339" => RFC3339,
         other => other,
     }
 }

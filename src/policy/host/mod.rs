@@ -90,18 +90,20 @@ macro_rules! replacements {
     };
 }
 
-// regorus builtins the host replaces: `net.cidr_contains` reads an
-// IPv4-mapped address (`::ffff:10.1.2.3`) as IPv4, as OPA does; `glob.*`
-// follow OPA's delimiters and syntax (`glob`); `regex.*` read patterns as
-// RE2 does (`re2`); `upper`, `lower`, `indexof`, `indexof_n` and
-// `substring` map case and count as Go (`strings`); `base64.*` and
-// `urlquery.*` decode and escape as Go (`encoding`); `net.cidr_is_valid`
-// and `net.cidr_expand` read CIDRs as Go (`net`); `semver.*` parse as OPA
-// (`semver`); `json.marshal*` write text as Go (`marshal`);
-// `time.parse_rfc3339_ns`, `time.parse_ns`, `time.add_date` and
-// `time.format` read, normalise and write dates as Go (`dates`, `layout`); `sort`, `max` and `min` rank objects before sets, as OPA
-// (`order`); `json.filter` and `json.remove` read and apply paths, and
-// `graph.reachable_paths` walks, as OPA (`paths`); the others panic on some arguments (`panics`).
+// regorus builtins the host replaces, each where it answers otherwise than
+// OPA: `net.cidr_contains`, `net.cidr_is_valid` and `net.cidr_expand` read
+// CIDRs as Go (`net`); `glob.*` follow OPA's delimiters and syntax
+// (`glob`); `regex.*` read patterns as RE2 (`re2`); `upper`, `lower`,
+// `indexof`, `indexof_n`, `substring` and `format_int` map case, count and
+// write as Go (`strings`); `base64.*`, `base64url.decode` and `urlquery.*`
+// decode and escape as Go (`encoding`); `semver.*` parse as OPA (`semver`);
+// `json.marshal*` write text as Go (`marshal`); `time.parse_rfc3339_ns`,
+// `time.parse_ns`, `time.add_date` and `time.format` read, normalise and
+// write dates as Go (`dates`, `layout`); `sort`, `max` and `min` rank
+// objects before sets (`order`); `json.filter`, `json.remove` and
+// `graph.reachable_paths` follow OPA's paths and walk (`paths`); the others
+// panicked on some arguments (`panics`). A replaced builtin takes no guard
+// (`policy::guard`): the replacement bounds itself.
 replacements! {
     cidr_contains => "net.cidr_contains", 2, |args| defined("net.cidr_contains", net::cidr_contains(args));
     strings_count => "strings.count", 2, |args| defined("strings.count", panics::strings_count(args));
@@ -158,6 +160,12 @@ pub(super) fn replace_in(mut program: Program) -> Program {
         }
     }
     program
+}
+
+/// The names of the builtins the host replaces.
+#[cfg(test)]
+pub(super) fn replaced() -> impl Iterator<Item = &'static str> {
+    REPLACEMENTS.iter().map(|(name, ..)| *name)
 }
 
 /// The functions bounded by their size.
