@@ -35,7 +35,7 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
     let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".to_string());
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(log_filter(&level, "info"))
+        .with_env_filter(alert_responder::process::log_filter(&level, "info"))
         .with_current_span(true)
         .without_time()
         .with_target(false)
@@ -85,7 +85,7 @@ async fn cli_main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(colour)
-        .with_env_filter(log_filter(cli.log_level(), "warn"))
+        .with_env_filter(alert_responder::process::log_filter(cli.log_level(), "warn"))
         .with_target(false)
         .init();
     match cli.command.run().await {
@@ -95,20 +95,4 @@ async fn cli_main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// `level` for our code; HTTP and AWS SDK internals never below info, since
-/// their debug and trace output can carry request and response bodies
-/// (a Secrets Manager response is a secret).
-fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
-    const CAPPED: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,\
-        aws_smithy_http=info,aws_runtime=info,aws_sdk_secretsmanager=info,\
-        aws_sdk_dynamodb=info,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
-    let verbose = level.contains("debug") || level.contains("trace");
-    let directives = if verbose {
-        format!("{level},{CAPPED}")
-    } else {
-        level.to_string()
-    };
-    tracing_subscriber::EnvFilter::try_new(directives).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback))
 }

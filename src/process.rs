@@ -72,3 +72,77 @@ pub fn disable_transparent_huge_pages() {
         }
     }
 }
+
+/// The log filter for `level` (`LOG_LEVEL` or `--log-level`, any form
+/// `tracing` reads: `debug`, `TRACE`, `5`, `alert_responder=debug`), else
+/// `fallback`. HTTP and AWS SDK internals are never below info, since their
+/// debug and trace output can carry request and response bodies (a Secrets
+/// Manager response is a secret).
+pub fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    const CAPPED: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,\
+        aws_smithy_http=info,aws_runtime=info,aws_sdk_secretsmanager=info,\
+        aws_sdk_dynamodb=info,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
+    let Ok(asked) = tracing_subscriber::EnvFilter::try_new(level) else {
+        return tracing_subscriber::EnvFilter::new(fallback);
+    };
+    // Below info anywhere: the capped targets are held at info (a later
+    // directive for the same target wins). Not below: nothing is raised.
+    if asked.max_level_hint().is_some_and(|max| max > LevelFilter::INFO) {
+        tracing_subscriber::EnvFilter::new(format!("{level},{CAPPED}"))
+    } else {
+        asked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    fn enabled(level: &str, target_level: Level, http: bool) -> bool {
+        let subscriber = tracing_subscriber::registry().with(log_filter(level, "warn"));
+        tracing::subscriber::with_default(subscriber, || match (http, target_level) {
+            (true, Level::DEBUG) => tracing::enabled!(target: "hyper::proto", Level::DEBUG),
+            (true, _) => tracing::enabled!(target: "aws_smithy_runtime::client", Level::INFO),
+            (false, Level::DEBUG) => tracing::enabled!(target: "alert_responder::decide", Level::DEBUG),
+            (false, _) => tracing::enabled!(target: "alert_responder::decide", Level::INFO),
+        })
+    }
+
+    #[test]
+    fn http_internals_stay_at_info_whatever_form_the_level_takes() {
+        for level in [
+            "debug",
+            "trace",
+            "TRACE",
+            "Debug",
+            "4",
+            "5",
+            "alert_responder=TRACE",
+            "info,hyper=trace",
+        ] {
+            assert!(
+                !enabled(level, Level::DEBUG, true),
+                "{level}: HTTP debug output is capped"
+            );
+        }
+        for level in ["debug", "TRACE", "5", "alert_responder=Trace"] {
+            assert!(
+                enabled(level, Level::DEBUG, false),
+                "{level}: our own debug output is on"
+            );
+            assert!(enabled(level, Level::INFO, true), "{level}: HTTP info stays");
+        }
+    }
+
+    #[test]
+    fn a_quiet_level_raises_nothing_and_a_bad_one_falls_back() {
+        assert!(!enabled("warn", Level::INFO, true), "warn does not raise HTTP to info");
+        assert!(!enabled("error", Level::INFO, false));
+        assert!(enabled("info", Level::INFO, false));
+        // `warn` is the fallback here.
+        assert!(!enabled("loud!", Level::INFO, false));
+    }
+}

@@ -142,7 +142,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
         &[
             ("OUTCOME_TOPIC_ARN", topic.as_str()),
             ("POLICY_DIR", policies.path().to_str().unwrap()),
-            ("LOG_LEVEL", "trace"),
+            ("LOG_LEVEL", "TRACE"),
             ("DECISION_RECORDS", records_uri.as_str()),
         ],
     );
