@@ -273,6 +273,60 @@ run contains {"id": "flaky", "uses": "test.flaky"}
     assert_eq!(outcomes["flaky"], (Status::Succeeded, false));
 }
 
+/// `sequential := true`: a transient failure stops the round for a retry.
+/// What the round did not get to is published by no one now (the retry
+/// runs it), so a receiver deduplicating on `outcome_id` keeps the real
+/// run; a final failure's skipped entries have outcome ids of their own.
+#[tokio::test]
+async fn a_sequential_round_stopped_for_a_retry_publishes_nothing_for_what_it_did_not_run() {
+    let rig = rig(r#"
+sequential := true
+run contains {"id": "a-first", "uses": "test.ok", "args": {"v": 1}}
+run contains {"id": "b-flaky", "uses": "test.flaky", "args": {"v": 2}}
+run contains {"id": "c-after", "uses": "test.ok", "args": {"v": 3}}
+"#);
+    rig.calls.flaky_failures.store(1, Ordering::SeqCst);
+    let err = handle(&rig, &change("seq1", 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::Retry { count: 1, .. }), "{err}");
+    assert_eq!(by_action(&rig.publisher.take()).keys().collect::<Vec<_>>(), ["a-first"]);
+    assert_eq!(rig.calls.of("c-after"), 0);
+
+    handle(&rig, &change("seq1", 1)).await.unwrap();
+    let outcomes = rig.publisher.take();
+    let after = outcomes
+        .iter()
+        .find(|o| o.action.as_ref().is_some_and(|a| a.id == "c-after"))
+        .expect("c-after ran on the retry");
+    assert_eq!((after.status, after.replay), (Status::Succeeded, false));
+    assert_eq!(
+        after.outcome_id,
+        alert_responder::model::outcome::action_outcome_id(after.alert.as_ref().unwrap().id.as_str(), "c-after")
+    );
+}
+
+#[tokio::test]
+async fn an_entry_skipped_after_a_final_failure_has_an_outcome_id_of_its_own() {
+    let rig = rig(r#"
+sequential := true
+run contains {"id": "a-first", "uses": "test.missing"}
+run contains {"id": "b-after", "uses": "test.ok"}
+"#);
+    handle(&rig, &change("seq2", 1)).await.unwrap();
+    let outcomes = rig.publisher.take();
+    let skipped = outcomes
+        .iter()
+        .find(|o| o.action.as_ref().is_some_and(|a| a.id == "b-after"))
+        .expect("an outcome for the skipped entry");
+    assert_eq!(skipped.status, Status::Skipped);
+    assert_eq!(skipped.skip_reason.map(|r| r.as_str()), Some("earlier_failure"));
+    let alert_id = skipped.alert.as_ref().unwrap().id.as_str();
+    assert_ne!(
+        skipped.outcome_id,
+        alert_responder::model::outcome::action_outcome_id(alert_id, "b-after")
+    );
+    assert_eq!(rig.calls.of("b-after"), 0);
+}
+
 #[tokio::test]
 async fn stale_changes_are_reported_and_not_acted_on() {
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);

@@ -259,6 +259,13 @@ pub fn paused_outcome_id(alert_id: &str, action_id: &str) -> String {
     short_hash(&["paused", alert_id, action_id])
 }
 
+/// `outcome_id` of an action the workflow did not get to (an earlier
+/// failure, `MAX_ACTIONS`, `MAX_ROUNDS`): its own, as nothing is stored and
+/// a later run of the action publishes the action's id.
+pub fn skipped_outcome_id(alert_id: &str, action_id: &str) -> String {
+    short_hash(&["skipped", alert_id, action_id])
+}
+
 /// `outcome_id` of an action run: the same alert and action give the same id.
 pub fn action_outcome_id(alert_id: &str, action_id: &str) -> String {
     short_hash(&["action", alert_id, action_id])

@@ -14,6 +14,7 @@ use super::input::RoundInput;
 use super::suspend::pending_action;
 use crate::action::Registry;
 use crate::model::decision::{AlertEntry, RetryEntry, StopRecord};
+use crate::model::outcome::skipped_outcome_id;
 use crate::model::suspended::PendingAction;
 use crate::model::{ActionRecord, Alert, Attr, SkipReason, Status};
 use crate::policy::{to_policy_value, ActionRequest, PolicyError, PolicySet, ACTION_RULE};
@@ -373,7 +374,10 @@ impl<'a> Workflow<'a> {
             }
             report.actions.push(record);
         }
-        if ran < to_run.len() {
+        // Stopped for a retry, the rest is not final: the retry runs it, and
+        // a skipped outcome now would be published for nothing.
+        let retried = matches!(stop, Some(Stop::Retry { .. }));
+        if ran < to_run.len() && !retried {
             let reason = "not run: an earlier action of the round failed (sequential)";
             report.actions.extend(
                 to_run[ran..]
@@ -433,8 +437,13 @@ fn new_requests(fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyE
     Ok(fresh)
 }
 
+/// An action the workflow did not get to. Nothing of it is stored, so a
+/// later change of the alert may run it: its outcome has an id of its own,
+/// not the action's, or a receiver deduplicating on `outcome_id` would drop
+/// that run's.
 fn skipped(alert: &Alert, request: &ActionRequest, seq: u32, why: SkipReason, reason: &str) -> ActionRecord {
     let mut record = new_record(alert, request, seq, Status::Skipped);
+    record.outcome_id = skipped_outcome_id(&alert.id, &request.id);
     record.error = Some(reason.to_string());
     record.skip_reason = Some(why);
     record
