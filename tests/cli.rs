@@ -24,10 +24,17 @@ async fn cli(args: &[&str], stdin: Option<&str>) -> Output {
 
 /// The CLI run from `dir`.
 async fn cli_in(dir: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    cli_with(dir, args, stdin, &[]).await
+}
+
+/// The CLI run from `dir` with these environment variables.
+async fn cli_with(dir: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_alert-responder"))
         .current_dir(dir)
         .args(args)
         .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("POLICY_BUNDLE")
+        .envs(env.iter().copied())
         .env_remove("POLICY_DIR")
         .env_remove("POLICY_ENV")
         .env_remove("OUTCOME_TOPIC_ARN")
@@ -404,6 +411,56 @@ async fn every_command_says_which_policies_it_runs() {
         "{}",
         out.stdout
     );
+}
+
+/// `run` decides with `POLICY_BUNDLE` as the function does (a re-drive of
+/// a real change must act as production would), unless `--policies` names
+/// a directory; a bundle that cannot be loaded fails the run, named.
+#[tokio::test]
+async fn run_decides_with_the_policy_bundle_unless_policies_names_a_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let policies = work.path().join("candidate");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(
+        policies.join("alert.rego"),
+        "package alert.matano\nalert contains {\"title\": \"from the bundle\"} if true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("action.rego"),
+        "package action\nrun contains {\"id\": \"bundled\", \"uses\": \"http.fetch\", \"args\": {\"url\": \"https://example.org\"}} if true\n",
+    )
+    .unwrap();
+    let bundle = work.path().join("prod.tar.gz");
+    let (policies, bundle) = (policies.to_str().unwrap(), bundle.to_str().unwrap());
+    let built = cli(&["bundle", "--policies", policies, "--out", bundle], None).await;
+    assert_eq!(built.code, 0, "{}{}", built.stdout, built.stderr);
+
+    let cwd = work.path().to_str().unwrap();
+    let env = [("POLICY_BUNDLE", bundle)];
+    let run = cli_with(cwd, &["run", "--dry-run"], None, &env).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!("policies: bundle {bundle} (sha256:")),
+        "{}",
+        run.stderr
+    );
+    let ids: Vec<&Value> = run.outcomes.iter().map(|o| &o["action"]["id"]).collect();
+    assert_eq!(ids, [&json!("bundled")], "{:#?}", run.outcomes);
+    assert_eq!(run.outcomes[0]["alert"]["title"], "from the bundle");
+
+    let starter = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    let chosen = cli_with(cwd, &["run", "--dry-run", "--policies", starter], None, &env).await;
+    assert_eq!(chosen.code, 0, "{}", chosen.stderr);
+    assert!(chosen.stderr.starts_with("policies: directory"), "{}", chosen.stderr);
+    assert!(chosen.outcomes.iter().all(|o| o["action"]["id"] != "bundled"));
+
+    let missing = work.path().join("none.tar.gz");
+    let missing = missing.to_str().unwrap();
+    let bad = cli_with(cwd, &["run", "--dry-run"], None, &[("POLICY_BUNDLE", missing)]).await;
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains(missing), "{}", bad.stderr);
+    assert!(bad.outcomes.is_empty());
 }
 
 /// `run --mocks`: a dry run whose later rounds see the mocked results;

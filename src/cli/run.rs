@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::args::{outcome_publisher, policy_source_line, PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
 use crate::aws::{sdk_config, LazySnsClient};
-use crate::config::{Config, Location};
+use crate::config::{Config, Location, PolicySource};
 use crate::ingest::ingest_document;
 use crate::play::{load_mocks, MockedActions};
 
@@ -65,7 +65,19 @@ fn parse_env_pair(pair: &str) -> Result<(String, String), String> {
 /// Exit codes: 0 all handled; 2 a message was rejected or a policy failed.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
-    args.policies.apply(&mut config);
+    // POLICY_BUNDLE, as the function loads it (a bad one fails the run),
+    // unless `--policies` names a directory.
+    let bundle = match &args.policies.policies {
+        Some(_) => None,
+        None => app::load_bundle(&config).await?,
+    };
+    if bundle.is_some() {
+        // The starter kit stands in until the bundle is swapped in: a
+        // broken `./policies` plays no part.
+        config.policies = PolicySource::Bundled;
+    } else {
+        args.policies.apply(&mut config);
+    }
     config.dry_run |= args.dry_run;
     config.enable_print |= args.enable_print;
     if let Some(schema) = &args.schema {
@@ -73,7 +85,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     config.policy_env.extend(args.env.iter().cloned());
     // stdout carries the outcomes: the source line goes to stderr.
-    eprintln!("{}", policy_source_line(&config)?);
+    match (&bundle, &config.policy_bundle) {
+        (Some(set), Some(location)) => eprintln!("policies: bundle {location} ({})", set.digest()),
+        _ => eprintln!("{}", policy_source_line(&config)?),
+    }
 
     let input = match &args.input {
         None => SAMPLE_CHANGE.as_bytes().to_vec(),
@@ -103,6 +118,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             app::responder(&config, publisher, Some(sns), state)?
         }
     };
+    if let Some(set) = bundle {
+        responder.decider().swap_policies(Arc::new(set));
+    }
     if let Some(sink) = app::records(&config, &sdk_config()) {
         responder = responder.with_records(sink);
     }
