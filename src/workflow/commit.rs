@@ -103,11 +103,41 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
         }
     };
     let nodes = path.query(result).all();
+    // A path that can select several nodes always gives a list, however
+    // many it selects, as AlertChain's JSONPath does: a policy reading
+    // `count(v)` or `v[_]` sees one shape.
+    if selects_a_list(spec.path.as_deref().unwrap_or_default()) {
+        return Some(Value::Array(nodes.into_iter().cloned().collect()));
+    }
     match nodes.len() {
         0 => spec.value.clone(),
         1 => Some(nodes[0].clone()),
         _ => Some(Value::Array(nodes.into_iter().cloned().collect())),
     }
+}
+
+/// Whether a JSONPath can select more than one node: a wildcard, a
+/// descendant segment, a filter, a slice or a union outside quoted names.
+fn selects_a_list(path: &str) -> bool {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut previous = None;
+    for c in path.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(open) if c == open => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '*' | '?' | ':' | ',' => return true,
+                '.' if previous == Some('.') => return true,
+                _ => {}
+            },
+        }
+        previous = Some(c);
+    }
+    false
 }
 
 #[cfg(test)]
@@ -138,5 +168,33 @@ mod tests {
         }
         let fallback = stored(json!({"key": "k", "path": "missing", "value": 1}));
         assert_eq!(committed_value(&fallback, &result), Some(json!(1)));
+    }
+
+    /// A path that can select several nodes gives a list even of one node,
+    /// or of none (AlertChain's JSONPath); a path of names and indexes
+    /// gives the node itself.
+    #[test]
+    fn a_path_that_can_select_several_nodes_always_gives_a_list() {
+        let result = json!({
+            "results": [{"engine": "a", "malicious": true}, {"engine": "b", "malicious": false}],
+            "ips": ["x"],
+            "odd.key": {"a,b": 1, "c*": 2},
+        });
+        let cases = [
+            ("$.results[?(@.malicious == true)].engine", json!(["a"])),
+            ("results[?(@.malicious == 'none')].engine", json!([])),
+            ("ips[*]", json!(["x"])),
+            ("$..engine", json!(["a", "b"])),
+            ("results[0:1].engine", json!(["a"])),
+            ("results[0,1].engine", json!(["a", "b"])),
+            ("results[0].engine", json!("a")),
+            ("results[-1].engine", json!("b")),
+            ("$['odd.key']['a,b']", json!(1)),
+            ("$[\"odd.key\"][\"c*\"]", json!(2)),
+        ];
+        for (path, want) in cases {
+            let spec = stored(json!({"key": "k", "path": path, "value": "fallback"}));
+            assert_eq!(committed_value(&spec, &result), Some(want), "path {path:?}");
+        }
     }
 }
