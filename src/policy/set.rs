@@ -426,10 +426,13 @@ impl PolicySet {
         match value {
             regorus::Value::Undefined => Ok(Vec::new()),
             regorus::Value::Set(set) => Ok(set.iter().filter(|v| !skip(v)).cloned().collect()),
+            // AlertChain reads `alert` and `run` into lists: `run := [...]`
+            // is taken too, in its order.
+            regorus::Value::Array(items) => Ok(items.iter().filter(|v| !skip(v)).cloned().collect()),
             other => Err(PolicyError::Output {
                 rule: rule.to_string(),
                 reason: format!(
-                    "expected a set (`{} contains x if {{ ... }}`), got {}",
+                    "expected a set (`{} contains x if {{ ... }}`) or an array, got {}",
                     rule.rsplit('.').next().unwrap_or(rule),
                     serde_json::to_string(&other).unwrap_or_default()
                 ),

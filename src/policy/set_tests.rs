@@ -83,6 +83,10 @@ fn alert_policy_output_is_validated() {
             file("a.rego", ACTION),
             file("x.rego", "package alert.x\nalert contains {\"title\": 7} if true\n"),
             file("y.rego", "package alert.y\nalert := {\"title\": \"t\"}\n"),
+            file(
+                "z.rego",
+                "package alert.z\nalert := [{\"title\": \"one\"}, {\"title\": \"two\"}]\n",
+            ),
         ],
         Duration::from_secs(1),
     )
@@ -91,6 +95,14 @@ fn alert_policy_output_is_validated() {
     assert!(err.contains("data.alert.x.alert") && err.contains("`title`"), "{err}");
     let err = set.eval_alerts("y", &json!({}), None).unwrap_err().to_string();
     assert!(err.contains("expected a set"), "{err}");
+    // An array, as AlertChain reads it, in its order.
+    let titles: Vec<String> = set
+        .eval_alerts("z", &json!({}), None)
+        .unwrap()
+        .into_iter()
+        .map(|draft| draft.title)
+        .collect();
+    assert_eq!(titles, ["one", "two"]);
 }
 
 #[test]

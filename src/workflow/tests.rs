@@ -594,6 +594,16 @@ run contains {"id": "echo", "uses": "test.echo", "commit": [{"key": "country", "
     assert_eq!(report.stop.reason(), "completed");
 }
 
+/// `run := [...]`, as AlertChain reads `run` into a list: every entry runs.
+#[tokio::test]
+async fn run_written_as_an_array_runs_its_entries() {
+    let h = harness(r#"run := [{"id": "b", "uses": "test.echo"}, {"id": "a", "uses": "test.echo", "args": {"v": 1}}]"#);
+    let report = h.run().await;
+    let got: Vec<(&str, Status)> = report.actions.iter().map(|a| (a.id.as_str(), a.status)).collect();
+    assert_eq!(got, [("a", Status::Succeeded), ("b", Status::Succeeded)]);
+    assert_eq!(report.stop.reason(), "completed");
+}
+
 /// `sequential := true`: a round's entries run one after another in the
 /// set's order, and the first failure without `force` ends the round (the
 /// rest is skipped, as AlertChain does); concurrently, every one runs.
