@@ -4,6 +4,7 @@
 //! first; only a value that fails is read again with `serde_path_to_error`.
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 /// Why a value does not fit `T`: the path (e.g. `updated_alert.severity`)
@@ -23,6 +24,18 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, TypedError> {
         path: err.path().to_string(),
         reason: err.inner().to_string(),
     })
+}
+
+/// A field's `null` read as its default, as Go reads it into the zero
+/// value: AlertChain's policies write `null` for "none"
+/// (`object.get(x, "desc", null)`). With `#[serde(default)]` for a field
+/// left out.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -15,17 +15,17 @@ use crate::ingest::Envelope;
 #[serde(deny_unknown_fields)]
 pub struct AlertDraft {
     pub title: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub description: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub source: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub severity: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub namespace: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub attrs: Vec<Attr>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub refs: Vec<Reference>,
 }
 
@@ -43,7 +43,7 @@ pub struct Attr {
     pub value: Value,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub persist: bool,
     /// Seconds a persisted attribute lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]

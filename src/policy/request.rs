@@ -20,25 +20,29 @@ pub const ACTION_RULE: &str = "data.action.run";
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// Unique per alert: an id runs at most once.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub id: String,
     /// The executor, `<service>.<verb>`; empty for commit-only and
     /// abort-only entries.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub uses: String,
     /// A label, shown in `input.called` (AlertChain's `name`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "crate::typed::null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub args: Map<String, Value>,
     /// Continue the workflow even if this action fails.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub force: bool,
     /// Stop the workflow after this round.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub abort: bool,
     /// Attributes written from the result when the action succeeds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub commit: Vec<CommitSpec>,
     /// The policy gave no `id`: `id` was derived from the entry's content.
     #[serde(skip)]
@@ -61,13 +65,13 @@ pub struct CommitSpec {
     pub id: Option<String>,
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub persist: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
     /// `set` (default) replaces the value; `add` adds a number to a counter,
     /// atomically when persisted, so concurrent alerts never lose an update.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::typed::null_as_default")]
     pub op: CommitOp,
     /// `path`, parsed when the request was validated.
     #[serde(skip)]
@@ -203,6 +207,26 @@ mod tests {
         assert_ne!(entry.clone().with_round(0).id, entry.clone().with_round(1).id);
         let named = parse(0, &json!({"id": "n", "uses": "u"})).unwrap();
         assert_eq!(named.with_round(3).id, "n", "a given id is kept");
+
+        // `null` is "none", as Go reads it: the entry is the one without those fields.
+        let nulls = parse(
+            0,
+            &json!({"id": null, "uses": "http.fetch", "name": null, "args": {"url": "u"}, "force": null,
+                    "abort": null, "commit": null}),
+        )
+        .unwrap();
+        assert_eq!(nulls.id, entry.id);
+        assert!(!nulls.force && !nulls.abort && nulls.commit.is_empty() && nulls.name.is_empty());
+        let commit = parse(
+            0,
+            &json!({"id": "c", "uses": "u", "commit": [{"key": "k", "value": 1, "persist": null, "op": null}]}),
+        )
+        .unwrap();
+        assert!(!commit.commit[0].persist);
+        assert!(parse(0, &json!({"id": "c", "uses": "u", "args": null}))
+            .unwrap()
+            .args
+            .is_empty());
 
         let commit_only = parse(0, &json!({"commit": [{"key": "k", "value": 1}]})).unwrap();
         assert!(!commit_only.runs_an_action());

@@ -87,6 +87,10 @@ fn alert_policy_output_is_validated() {
                 "z.rego",
                 "package alert.z\nalert := [{\"title\": \"one\"}, {\"title\": \"two\"}]\n",
             ),
+            file(
+                "n.rego",
+                "package alert.n\nalert contains {\"title\": \"t\", \"description\": null, \"source\": null, \"severity\": null, \"namespace\": null, \"attrs\": [{\"key\": \"k\", \"value\": 1, \"persist\": null}], \"refs\": null} if true\n",
+            ),
         ],
         Duration::from_secs(1),
     )
@@ -103,6 +107,11 @@ fn alert_policy_output_is_validated() {
         .map(|draft| draft.title)
         .collect();
     assert_eq!(titles, ["one", "two"]);
+    // `null` is "none", as Go reads it.
+    let drafts = set.eval_alerts("n", &json!({}), None).unwrap();
+    assert_eq!(drafts.len(), 1);
+    assert!(drafts[0].description.is_empty() && drafts[0].namespace.is_empty() && drafts[0].refs.is_empty());
+    assert!(!drafts[0].attrs[0].persist);
 }
 
 #[test]
