@@ -57,6 +57,7 @@ fn commit(key: String, value: Value) -> Commit {
         persist: false,
         ttl: None,
         op: Default::default(),
+        path: None,
     }
 }
 

@@ -99,6 +99,10 @@ pub struct Commit {
     pub ttl: Option<u64>,
     #[serde(default, skip_serializing_if = "CommitOp::is_set")]
     pub op: CommitOp,
+    /// The commit's JSONPath as the policy wrote it (AlertChain's commits
+    /// carry it in `input.called`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl Commit {

@@ -203,14 +203,19 @@ fn attrs_in_full(attrs: &Value) -> Value {
     };
     list.iter()
         .map(|attr| {
-            json!({
+            let mut full = json!({
                 "id": attr.get("id").cloned().unwrap_or(json!("")),
                 "key": attr["key"],
                 "value": attr["value"],
                 "type": attr.get("type").cloned().unwrap_or(json!("")),
                 "persist": attr.get("persist").cloned().unwrap_or(json!(false)),
                 "ttl": attr.get("ttl").cloned().unwrap_or(json!(0)),
-            })
+            });
+            // A commit's JSONPath, where it read one.
+            if let Some(path) = attr.get("path") {
+                full["path"] = path.clone();
+            }
+            full
         })
         .collect()
 }

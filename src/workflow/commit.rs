@@ -60,6 +60,7 @@ pub(super) fn commits(request: &ActionRequest, result: &Value, alert: &Alert) ->
                 persist: spec.persist,
                 ttl: spec.ttl,
                 op: spec.op,
+                path: spec.path.clone(),
             })
         })
         .collect()

@@ -457,6 +457,7 @@ fn called_entries_convert_like_their_json() {
             persist: false,
             ttl: None,
             op: crate::model::CommitOp::Set,
+            path: Some("$.body.n".into()),
         }],
         started_at: chrono::DateTime::UNIX_EPOCH,
         duration_ms: 0,
@@ -467,6 +468,9 @@ fn called_entries_convert_like_their_json() {
     assert_eq!(called_value(&record), to_policy_value(&called_entry(&record)));
     let reason = regorus::Value::from("skip_reason");
     assert_eq!(called_value(&record)[&reason], regorus::Value::from("budget"));
+    // A commit carries its path, as AlertChain's do.
+    let commit = &called_value(&record)[&regorus::Value::from("commit")][0];
+    assert_eq!(commit[&regorus::Value::from("path")], regorus::Value::from("$.body.n"));
     let budget = regorus::Value::from("budget");
     assert_eq!(
         called_value(&record)[&budget],
