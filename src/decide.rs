@@ -17,9 +17,7 @@ use crate::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
 use crate::model::{Alert, Attr};
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
-use crate::state::{
-    lease_for, ChangeOrder, PersistOp, PersistWrite, StateError, StateStore, Taken, DEFAULT_PERSIST_TTL,
-};
+use crate::state::{lease_for, persist_ttl, ChangeOrder, PersistOp, PersistWrite, StateError, StateStore, Taken};
 use crate::wakeup::{schedule_name, Wakeup, WakeupError, Wakeups};
 use crate::workflow::{Acting, Guards, Limits, Recorded, Stop, Workflow, WorkflowReport};
 
@@ -474,7 +472,7 @@ impl Decider {
                     key: attr.key.clone(),
                     kind: attr.kind.clone(),
                     op: PersistOp::Set(attr.value.clone()),
-                    ttl: Duration::from_secs(attr.ttl.unwrap_or(DEFAULT_PERSIST_TTL)),
+                    ttl: persist_ttl(attr.ttl),
                 })
             })
             .collect();

@@ -46,6 +46,8 @@ struct StoredAttr {
     kind: Option<String>,
     stored: Stored,
     expires_at: u64,
+    /// The `ttl` it was stored with.
+    ttl: u64,
 }
 
 #[derive(Debug, Default)]
@@ -210,7 +212,7 @@ impl MemoryState {
                 },
                 kind: attr.kind.clone(),
                 persist: true,
-                ttl: Some(attr.expires_at - now),
+                ttl: Some(attr.ttl),
             })
             .collect();
         live.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
@@ -243,6 +245,7 @@ fn apply_writes(tables: &mut Tables, writes: &[PersistWrite], now: u64) {
                 kind: write.kind.clone(),
                 stored,
                 expires_at: now + write.ttl.as_secs(),
+                ttl: write.ttl.as_secs(),
             },
         );
     }

@@ -46,6 +46,16 @@ pub const RECORD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Seconds a persisted attribute lives when its commit gives no `ttl`.
 pub const DEFAULT_PERSIST_TTL: u64 = 86_400;
 
+/// How long a persisted attribute lives: its `ttl` seconds, or the default
+/// when it gives none or `0` (AlertChain's zero value, which it reads as
+/// its default too).
+pub fn persist_ttl(ttl: Option<u64>) -> std::time::Duration {
+    std::time::Duration::from_secs(match ttl {
+        None | Some(0) => DEFAULT_PERSIST_TTL,
+        Some(seconds) => seconds,
+    })
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("state table {table}: {operation} failed: {reason}")]
 pub struct StateError {

@@ -420,6 +420,34 @@ run contains {"id": "count", "uses": "test.ok", "args": {"v": seen}, "commit": [
     assert!(rig.state.load_attrs("ns").await.unwrap().is_empty());
 }
 
+/// `ttl: 0` is the default day (AlertChain's zero value, read as its
+/// default); a loaded attribute reports the `ttl` it was stored with, not
+/// what is left, so re-committing `"ttl": a.ttl` keeps its window.
+#[tokio::test]
+async fn a_zero_ttl_is_the_default_day_and_a_loaded_attribute_reports_its_ttl() {
+    let rig = rig(r#"
+run contains {"id": "keep", "uses": "test.ok", "commit": [
+    {"key": "zero", "value": 1, "persist": true, "ttl": 0},
+    {"key": "hour", "value": 2, "persist": true, "ttl": 3600},
+]}
+"#);
+    handle(&rig, &change("t1", 1)).await.unwrap();
+    let ttls = |rig: &Rig| -> BTreeMap<String, Option<u64>> {
+        futures::executor::block_on(rig.state.load_attrs("ns"))
+            .unwrap()
+            .into_iter()
+            .map(|attr| (attr.key, attr.ttl))
+            .collect()
+    };
+    rig.state.advance(Duration::from_secs(1800));
+    assert_eq!(
+        ttls(&rig),
+        BTreeMap::from([("hour".to_string(), Some(3600)), ("zero".to_string(), Some(86_400))])
+    );
+    rig.state.advance(Duration::from_secs(3600));
+    assert_eq!(ttls(&rig), BTreeMap::from([("zero".to_string(), Some(86_400))]));
+}
+
 /// An alert policy's `persist: true` attributes are stored (AlertChain):
 /// later alerts of the namespace see them; one whose id the namespace
 /// already holds keeps the stored value; one without `persist` is not

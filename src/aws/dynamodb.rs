@@ -124,12 +124,12 @@ impl DynamoState {
         let update = match &write.op {
             PersistOp::Set(value) => Update::builder()
                 .update_expression(
-                    "SET #value = :value, expires_at = :expires, attr_key = :key, attr_type = :type REMOVE #counter",
+                    "SET #value = :value, expires_at = :expires, attr_ttl = :ttl, attr_key = :key, attr_type = :type REMOVE #counter",
                 )
                 .expression_attribute_values(":value", s(preview(value, MAX_STORED_FIELD).to_string())),
             PersistOp::Add(delta) => Update::builder()
                 .update_expression(
-                    "ADD #counter :delta SET expires_at = :expires, attr_key = :key, attr_type = :type REMOVE #value",
+                    "ADD #counter :delta SET expires_at = :expires, attr_ttl = :ttl, attr_key = :key, attr_type = :type REMOVE #value",
                 )
                 .expression_attribute_values(":delta", n(delta)),
         };
@@ -141,6 +141,7 @@ impl DynamoState {
             .expression_attribute_names("#value", "value")
             .expression_attribute_names("#counter", "counter")
             .expression_attribute_values(":expires", n(now + write.ttl.as_secs()))
+            .expression_attribute_values(":ttl", n(write.ttl.as_secs()))
             .build()
             .expect("table, key and expression")
     }
@@ -809,13 +810,20 @@ impl StateStore for DynamoState {
                     (Some(AttributeValue::S(json)), _) => serde_json::from_str(json).unwrap_or(Value::Null),
                     _ => continue,
                 };
+                // The `ttl` it was stored with, as AlertChain reports it (a
+                // counter re-committed with `"ttl": a.ttl` keeps its window);
+                // an item stored before `attr_ttl` was kept: what is left.
+                let ttl = match item.get("attr_ttl") {
+                    Some(AttributeValue::N(ttl)) => ttl.parse().unwrap_or(expires_at - now),
+                    _ => expires_at - now,
+                };
                 attrs.push(Attr {
                     id: Some(id.clone()),
                     key: key.clone(),
                     value,
                     kind,
                     persist: true,
-                    ttl: Some(expires_at - now),
+                    ttl: Some(ttl),
                 });
             }
             attrs.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));

@@ -1,13 +1,11 @@
 //! What a succeeded action's `commit` writes: alert attributes from its
 //! result, and the state-table writes of those marked `persist`.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::model::{derived_attr_id, Alert, Commit, CommitOp};
 use crate::policy::{ActionRequest, CommitSpec};
-use crate::state::{PersistOp, PersistWrite, DEFAULT_PERSIST_TTL};
+use crate::state::{persist_ttl, PersistOp, PersistWrite};
 
 /// Writes a committed attribute into the alert: it replaces the attribute
 /// with its id, else it is added; an `add` adds its value (the delta) to
@@ -83,7 +81,7 @@ pub(super) fn persist_writes(alert: &Alert, commits: &[Commit]) -> Vec<PersistWr
                 CommitOp::Add => PersistOp::Add(commit.value.as_f64().unwrap_or(0.0)),
                 CommitOp::Set => PersistOp::Set(commit.value.clone()),
             },
-            ttl: Duration::from_secs(commit.ttl.unwrap_or(DEFAULT_PERSIST_TTL)),
+            ttl: persist_ttl(commit.ttl),
         })
         .collect()
 }
