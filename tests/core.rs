@@ -308,8 +308,8 @@ run contains {"id": "c-after", "uses": "test.ok", "args": {"v": 3}}
 async fn an_entry_skipped_after_a_final_failure_has_an_outcome_id_of_its_own() {
     let rig = rig(r#"
 sequential := true
-run contains {"id": "a-first", "uses": "test.missing"}
-run contains {"id": "b-after", "uses": "test.ok"}
+run contains {"id": "a-first", "uses": "test.ok", "args": {"v": 1, "unknown_argument": 1}}
+run contains {"id": "b-after", "uses": "test.ok", "args": {"v": 2}}
 "#);
     handle(&rig, &change("seq2", 1)).await.unwrap();
     let outcomes = rig.publisher.take();

@@ -262,7 +262,8 @@ impl<'a> Workflow<'a> {
                 .policies
                 .eval_actions(input.input(&mut alert, seq, &report.actions), deadline, &seen)
                 .map(|requests| requests.into_iter().map(|r| r.with_round(seq)).collect())
-                .and_then(new_requests);
+                .and_then(new_requests)
+                .and_then(|fresh| known_actions(self.executor.registry, fresh));
             report.policy_time += clock.elapsed();
             let fresh = match evaluated {
                 Ok(fresh) => fresh,
@@ -435,6 +436,26 @@ fn new_requests(fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyE
         });
     }
     Ok(fresh)
+}
+
+/// The round's requests when every `uses` names an action of this build:
+/// an unknown one stops the workflow as a policy error, whatever `force`
+/// says, as AlertChain's "action not found" does (a typo in `uses` is the
+/// policy's, never a run of the action that failed).
+fn known_actions(registry: &Registry, fresh: Vec<ActionRequest>) -> Result<Vec<ActionRequest>, PolicyError> {
+    match fresh
+        .iter()
+        .find(|r| r.runs_an_action() && registry.get(&r.uses).is_none())
+    {
+        Some(unknown) => Err(PolicyError::Output {
+            rule: ACTION_RULE.to_string(),
+            reason: format!(
+                "entry {:?}: unknown action {:?} (`alert-responder check` lists this build's actions)",
+                unknown.id, unknown.uses
+            ),
+        }),
+        None => Ok(fresh),
+    }
 }
 
 /// An action the workflow did not get to. Nothing of it is stored, so a

@@ -342,15 +342,29 @@ c.id == "secret"
     assert!(!text.contains("tok-123"), "{text}");
 }
 
+/// An unknown `uses` stops the workflow as a policy error naming the
+/// entry, even with `force` (AlertChain's "action not found"), before any
+/// action of the round runs.
 #[tokio::test]
-async fn unknown_action_fails_naming_the_entry() {
-    let h = harness(r#"run contains {"id": "page", "uses": "pager.page"}"#);
-    let report = h.run().await;
-    assert_eq!(report.actions[0].status, Status::Failed);
-    assert_eq!(
-        report.actions[0].error.as_deref(),
-        Some("unknown action \"pager.page\" (requested by run entry \"page\")")
+async fn unknown_action_is_a_policy_error_naming_the_entry() {
+    let h = harness(
+        r#"
+run contains {"id": "page", "uses": "pager.page", "force": true}
+run contains {"id": "fine", "uses": "test.echo"}
+"#,
     );
+    let report = h.run().await;
+    assert!(report.actions.is_empty());
+    assert_eq!(h.calls.load(Ordering::SeqCst), 0);
+    match report.stop {
+        Stop::PolicyError { error } => assert!(
+            error
+                .to_string()
+                .contains("entry \"page\": unknown action \"pager.page\""),
+            "{error}"
+        ),
+        other => panic!("unexpected stop {other:?}"),
+    }
 }
 
 #[tokio::test]
