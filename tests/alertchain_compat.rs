@@ -116,6 +116,10 @@ fn play_then_test_over_its_output_as_alertchain_users_do() {
     assert_eq!(alert["namespace"], "guardduty/i-99999999");
     assert_eq!(alert["refs"][0]["title"], "GuardDuty finding");
     assert!(alert.get("data").is_none() && alert.get("raw").is_none(), "{alert:#}");
+    assert_eq!(
+        alert["created_at"], "1970-01-01T00:00:00Z",
+        "fixed: the same output every run"
+    );
     assert_ne!(results[0]["alert"]["id"], results[1]["alert"]["id"]);
     // One key twice: two attributes, each with its own id and all six fields.
     let regions: Vec<&Value> = alert["attrs"]
