@@ -208,6 +208,17 @@ fn wrong_matano_shape_names_the_field() {
         "{}",
         rejected.error
     );
+
+    // An id too long to key the state table is the payload's fault: rejected, not retried.
+    payload["updated_alert"]["id"] = json!("a".repeat(3000));
+    let rejected = one(ingest_document(payload.to_string().as_bytes(), &"matano".into())).unwrap_err();
+    let message = rejected.error.to_string();
+    assert!(
+        message.contains("updated_alert.id") && message.contains("3000 bytes long, over 512"),
+        "{message}"
+    );
+    payload["updated_alert"]["id"] = json!("a".repeat(512));
+    assert!(one(ingest_document(payload.to_string().as_bytes(), &"matano".into())).is_ok());
 }
 
 /// The README's bound: JSON nested 128 levels deep or more is rejected,

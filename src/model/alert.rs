@@ -29,6 +29,35 @@ pub struct AlertDraft {
     pub refs: Vec<Reference>,
 }
 
+/// The longest id, namespace or attribute id a policy may give, in bytes:
+/// they key the state table, whose keys hold at most 1,024 (sort) and
+/// 2,048 (partition) bytes, so a longer one could never be stored and its
+/// message would be retried until it reached the dead-letter queue.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// Why `value`, the policy's `what`, cannot be an id: too long to key the
+/// state table.
+pub fn id_too_long(what: &str, value: &str) -> Option<String> {
+    (value.len() > MAX_ID_BYTES).then(|| {
+        format!(
+            "`{what}` is {} bytes long, over {MAX_ID_BYTES} (it keys the state table)",
+            value.len()
+        )
+    })
+}
+
+impl AlertDraft {
+    /// The first of its namespace and attribute ids too long to store.
+    pub fn overlong_id(&self) -> Option<String> {
+        id_too_long("namespace", &self.namespace).or_else(|| {
+            self.attrs
+                .iter()
+                .enumerate()
+                .find_map(|(i, attr)| id_too_long(&format!("attrs[{i}].id"), attr.id.as_deref().unwrap_or_default()))
+        })
+    }
+}
+
 /// A named value attached to an alert, by the alert policy or by a commit.
 /// Its `id` identifies it (AlertChain's model): one key may appear several
 /// times, and a commit with an attribute's id replaces that attribute. The

@@ -145,6 +145,11 @@ impl Outcome {
         }
         // SNS rejects empty attribute values.
         attrs.retain(|_, v| !v.is_empty());
+        // SNS counts attributes in the message's 256 KiB, beside a body of
+        // at most MAX_OUTCOME_BYTES: policy-given values are cut short.
+        for value in attrs.values_mut() {
+            truncate_string(value, MAX_ATTRIBUTE_BYTES);
+        }
         attrs
     }
 
@@ -228,6 +233,10 @@ pub fn preview(value: &Value, limit: usize) -> Value {
     truncate_string(&mut shown, limit);
     serde_json::json!({"truncated": true, "original_bytes": text.len(), "preview": shown})
 }
+
+/// The longest message attribute value: the seven of them stay well inside
+/// what SNS leaves beside the body.
+const MAX_ATTRIBUTE_BYTES: usize = 256;
 
 /// Cuts `text` to at most `limit` bytes on a char boundary; true if cut.
 pub fn truncate_string(text: &mut String, limit: usize) -> bool {

@@ -115,3 +115,31 @@ fn attributes_skip_empty_values() {
     assert_eq!(attrs["status"], "rejected");
     assert!(!attrs.contains_key("action_uses"));
 }
+
+/// Attributes count in SNS's 256 KiB beside the body: a policy's long
+/// `source` or `severity` is cut, on a character boundary.
+#[test]
+fn attributes_are_cut_short() {
+    let rejected = Rejected {
+        message_id: None,
+        topic_arn: None,
+        original: "x".into(),
+        error: IngestError::Empty,
+    };
+    let mut outcome = rejected_outcome(&rejected);
+    outcome.alert = Some(AlertSummary {
+        id: "a".into(),
+        schema: "matano".into(),
+        title: "t".into(),
+        severity: "é".repeat(100_000),
+        source: "s".repeat(100_000),
+        namespace: "n".into(),
+        attrs: vec![],
+        matano_alert_id: None,
+    });
+    let attrs = outcome.attributes();
+    assert_eq!(attrs["source"].len(), MAX_ATTRIBUTE_BYTES);
+    assert_eq!(attrs["severity"], "é".repeat(MAX_ATTRIBUTE_BYTES / 2));
+    let total: usize = attrs.iter().map(|(name, value)| name.len() + value.len()).sum();
+    assert!(MAX_OUTCOME_BYTES + total < 256 * 1024);
+}

@@ -96,6 +96,7 @@ impl ActionRequest {
     ) -> Result<ActionRequest, PolicyError> {
         let fail = |reason: String| {
             let label = match id {
+                Some(id) if id.chars().count() > 64 => format!("entry {:?}…", id.chars().take(64).collect::<String>()),
                 Some(id) => format!("entry {id:?}"),
                 None => format!("element {index}"),
             };
@@ -109,6 +110,14 @@ impl ActionRequest {
             return Err(fail(
                 "no `uses`, `commit` or `abort`: the entry does nothing (name the action in `uses`)".to_string(),
             ));
+        }
+        let overlong = crate::model::alert::id_too_long("id", &request.id).or_else(|| {
+            request.commit.iter().enumerate().find_map(|(i, commit)| {
+                crate::model::alert::id_too_long(&format!("commit[{i}].id"), commit.id.as_deref().unwrap_or_default())
+            })
+        });
+        if let Some(reason) = overlong {
+            return Err(fail(reason));
         }
         for (i, commit) in request.commit.iter_mut().enumerate() {
             if commit.op == CommitOp::Add && commit.value.as_ref().is_some_and(|v| !v.is_number()) {
@@ -192,6 +201,25 @@ mod tests {
         assert!(message.contains("no `uses`, `commit` or `abort`"), "{message}");
         let err = parse(3, &json!({"force": true})).unwrap_err();
         assert!(err.to_string().contains("element 3"), "{err}");
+    }
+
+    /// Ids key the state table: one too long to store is the policy's
+    /// error, named with a short form of it, never a retry without end.
+    #[test]
+    fn an_id_too_long_to_store_is_named() {
+        let long = "x".repeat(crate::model::alert::MAX_ID_BYTES + 1);
+        let err = parse(0, &json!({"id": long, "uses": "u"})).unwrap_err().to_string();
+        assert!(err.contains("`id` is 513 bytes long, over 512"), "{err}");
+        assert!(err.len() < 300, "the id is shortened in the message: {err}");
+        let err = parse(
+            0,
+            &json!({"id": "c", "uses": "u", "commit": [{"id": long, "key": "k", "value": 1}]}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`commit[0].id` is 513 bytes long"), "{err}");
+        let longest = "x".repeat(crate::model::alert::MAX_ID_BYTES);
+        assert!(parse(0, &json!({"id": longest, "uses": "u"})).is_ok());
     }
 
     /// AlertChain's forms: no id (derived from the content, then the round),

@@ -312,10 +312,16 @@ impl PolicySet {
             .iter()
             .enumerate()
             .map(|(index, value)| {
-                typed_element::<AlertDraft>(value).map_err(|err| PolicyError::Output {
+                let fail = |reason: String| PolicyError::Output {
                     rule: rule.clone(),
-                    reason: format!("element {index}: at `{}`: {}", err.path, err.reason),
-                })
+                    reason: format!("element {index}: {reason}"),
+                };
+                let draft = typed_element::<AlertDraft>(value)
+                    .map_err(|err| fail(format!("at `{}`: {}", err.path, err.reason)))?;
+                match draft.overlong_id() {
+                    Some(reason) => Err(fail(reason)),
+                    None => Ok(draft),
+                }
             })
             .collect()
     }

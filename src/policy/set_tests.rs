@@ -114,6 +114,34 @@ fn alert_policy_output_is_validated() {
     assert!(!drafts[0].attrs[0].persist);
 }
 
+/// A namespace or attribute id too long to key the state table is the
+/// alert policy's error, not a retry without end.
+#[test]
+fn alert_ids_too_long_to_store_are_named() {
+    let long = "n".repeat(crate::model::alert::MAX_ID_BYTES + 1);
+    let set = PolicySet::compile(
+        vec![
+            file("a.rego", ACTION),
+            file(
+                "x.rego",
+                &format!("package alert.x\nalert contains {{\"title\": \"t\", \"namespace\": \"{long}\"}} if true\n"),
+            ),
+            file(
+                "y.rego",
+                &format!(
+                    "package alert.y\nalert contains {{\"title\": \"t\", \"attrs\": [{{\"id\": \"{long}\", \"key\": \"k\", \"value\": 1}}]}} if true\n"
+                ),
+            ),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let err = set.eval_alerts("x", &json!({}), None).unwrap_err().to_string();
+    assert!(err.contains("`namespace` is 513 bytes long, over 512"), "{err}");
+    let err = set.eval_alerts("y", &json!({}), None).unwrap_err().to_string();
+    assert!(err.contains("`attrs[0].id` is 513 bytes long"), "{err}");
+}
+
 #[test]
 fn action_policy_output_errors_name_the_entry_and_field() {
     let set = PolicySet::compile(
