@@ -494,7 +494,8 @@ impl Decider {
         let Some(state) = &self.state else {
             return Ok(None);
         };
-        if namespace.is_empty() {
+        // A dry run stores nothing that one alert at a time protects.
+        if namespace.is_empty() || self.settings.limits.dry_run {
             return Ok(None);
         }
         let owner = owner_token();
@@ -527,7 +528,9 @@ impl Decider {
     /// With a state store, the latest change already processed when this
     /// one is older (and stale changes are skipped).
     async fn stale(&self, envelope: &Envelope) -> Result<Option<u64>, StateError> {
-        let (Some(state), Some(change)) = (&self.state, &envelope.matano) else {
+        // A dry run writes nothing to the state table: no change is marked
+        // seen, so a later real run of an older change is not made stale.
+        let (Some(state), Some(change), false) = (&self.state, &envelope.matano, self.settings.limits.dry_run) else {
             return Ok(None);
         };
         let alert = &change.updated_alert;

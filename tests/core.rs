@@ -517,6 +517,17 @@ alert contains {"title": "t", "namespace": "ns", "attrs": [
     );
     handle(&dry, &change("p3", 1)).await.unwrap();
     assert!(stored(&dry).is_empty(), "{:?}", stored(&dry));
+    // Nor marks a change seen: a real run of an older change is not stale.
+    handle(&dry, &change("p5", 9)).await.unwrap();
+    let real = rig_of(
+        alert_policy,
+        r#"run contains {"id": "look", "uses": "test.ok"}"#,
+        dry.state.clone(),
+        Config::default(),
+    );
+    handle(&real, &change("p5", 1)).await.unwrap();
+    let statuses: Vec<Status> = real.publisher.take().iter().map(|o| o.status).collect();
+    assert_eq!(statuses, [Status::Succeeded], "decided, not a stale change");
 }
 
 /// The alert policy's attributes are stored before the first round: an
