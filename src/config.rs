@@ -706,6 +706,46 @@ mod tests {
         assert_eq!(c.schemas, SchemaRouting::from("matano"));
         assert!(c.policy_env.is_empty());
         assert!(!c.dry_run);
+        // The README's configuration table, default by default.
+        assert_eq!(c.max_actions, 64);
+        assert_eq!(c.policy_timeout, Duration::from_millis(1000));
+        assert_eq!(c.policy_memory, 32 * 1024 * 1024);
+        assert_eq!(c.http_timeout, Duration::from_millis(10_000));
+        assert_eq!(c.max_response_bytes, 1024 * 1024);
+        assert_eq!(c.secret_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.claim_lease, Duration::from_secs(60));
+        assert!(!c.process_stale_changes);
+    }
+
+    #[test]
+    fn limits_are_read_from_the_environment() {
+        let c = config(&[
+            ("MAX_ACTIONS", "2"),
+            ("POLICY_TIMEOUT_MS", "250"),
+            ("POLICY_MEMORY_MB", "64"),
+            ("HTTP_TIMEOUT_MS", "1500"),
+            ("MAX_RESPONSE_BYTES", "4096"),
+            ("SECRET_CACHE_TTL_SECONDS", "30"),
+            ("CLAIM_LEASE_SECONDS", "90"),
+            ("STALE_CHANGES", "process"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_actions, 2);
+        assert_eq!(c.policy_timeout, Duration::from_millis(250));
+        assert_eq!(c.policy_memory, 64 * 1024 * 1024);
+        assert_eq!(c.http_timeout, Duration::from_millis(1500));
+        assert_eq!(c.max_response_bytes, 4096);
+        assert_eq!(c.secret_cache_ttl, Duration::from_secs(30));
+        assert_eq!(c.claim_lease, Duration::from_secs(90));
+        assert!(c.process_stale_changes);
+        for (name, bad) in [
+            ("MAX_ACTIONS", "many"),
+            ("STALE_CHANGES", "sometimes"),
+            ("POLICY_MEMORY_MB", "-1"),
+        ] {
+            let err = config(&[(name, bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{name}=")), "{err}");
+        }
     }
 
     #[test]

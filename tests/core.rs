@@ -856,6 +856,58 @@ fn skip_reasons(outcomes: &[Outcome]) -> BTreeMap<String, Option<&'static str>> 
 
 /// Two instances (two responders on one state table) share a budget; the
 /// alert over it has its lookup skipped, and its policy falls back.
+/// `MAX_ACTIONS` counts every entry, commit-only ones included; `MAX_ROUNDS`
+/// stops before a round past it. What was not run is `skipped`, naming the
+/// limit, under an outcome id of its own.
+#[tokio::test]
+async fn entries_past_the_limits_are_skipped_naming_them() {
+    let state = || Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_with(
+        r#"
+run contains {"id": "a", "commit": [{"key": "k", "value": 1}]}
+run contains {"id": "b", "uses": "test.ok"}
+run contains {"id": "c", "uses": "test.ok"}
+run contains {"id": "d", "uses": "test.ok"}
+"#,
+        state(),
+        Config {
+            max_actions: 2,
+            ..Config::default()
+        },
+    );
+    handle(&rig, &change("limits1", 1)).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(
+        skip_reasons(&outcomes),
+        // `a`, commit-only, publishes no outcome, but counts: `b` is the second.
+        BTreeMap::from([
+            ("b".to_string(), None),
+            ("c".to_string(), Some("max_actions")),
+            ("d".to_string(), Some("max_actions")),
+        ])
+    );
+    assert_eq!((rig.calls.of("b"), rig.calls.of("c")), (1, 0));
+
+    let rig = rig_with(
+        r#"
+run contains {"id": "first", "uses": "test.ok"}
+run contains {"id": "second", "uses": "test.ok"} if count(input.called) > 0
+"#,
+        state(),
+        Config {
+            max_rounds: 1,
+            ..Config::default()
+        },
+    );
+    handle(&rig, &change("limits2", 1)).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(
+        skip_reasons(&outcomes),
+        BTreeMap::from([("first".to_string(), None), ("second".to_string(), Some("max_rounds"))])
+    );
+    assert_eq!(rig.calls.of("second"), 0);
+}
+
 #[tokio::test]
 async fn a_budget_holds_across_instances_and_policies_see_it_spent() {
     let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
