@@ -441,7 +441,7 @@ fn envelope_from_payload(
         })?;
         // The id keys the state table (changes, claims): one too long to
         // store is refused here, not retried until the dead-letter queue.
-        if let Some(reason) = crate::model::alert::id_too_long("id", &change.updated_alert.id) {
+        if let Some(reason) = crate::model::ids::id_too_long("id", &change.updated_alert.id) {
             return Err(IngestError::WrongShape {
                 schema,
                 path: "updated_alert.id".to_string(),

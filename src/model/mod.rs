@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod decision;
 pub mod divergence;
+pub mod ids;
 pub mod outcome;
 pub mod record;
 pub mod suspended;

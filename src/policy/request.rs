@@ -111,9 +111,9 @@ impl ActionRequest {
                 "no `uses`, `commit` or `abort`: the entry does nothing (name the action in `uses`)".to_string(),
             ));
         }
-        let overlong = crate::model::alert::id_too_long("id", &request.id).or_else(|| {
+        let overlong = crate::model::ids::id_too_long("id", &request.id).or_else(|| {
             request.commit.iter().enumerate().find_map(|(i, commit)| {
-                crate::model::alert::id_too_long(&format!("commit[{i}].id"), commit.id.as_deref().unwrap_or_default())
+                crate::model::ids::id_too_long(&format!("commit[{i}].id"), commit.id.as_deref().unwrap_or_default())
             })
         });
         if let Some(reason) = overlong {
@@ -207,7 +207,7 @@ mod tests {
     /// error, named with a short form of it, never a retry without end.
     #[test]
     fn an_id_too_long_to_store_is_named() {
-        let long = "x".repeat(crate::model::alert::MAX_ID_BYTES + 1);
+        let long = "x".repeat(crate::model::ids::MAX_ID_BYTES + 1);
         let err = parse(0, &json!({"id": long, "uses": "u"})).unwrap_err().to_string();
         assert!(err.contains("`id` is 513 bytes long, over 512"), "{err}");
         assert!(err.len() < 300, "the id is shortened in the message: {err}");
@@ -218,7 +218,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`commit[0].id` is 513 bytes long"), "{err}");
-        let longest = "x".repeat(crate::model::alert::MAX_ID_BYTES);
+        let longest = "x".repeat(crate::model::ids::MAX_ID_BYTES);
         assert!(parse(0, &json!({"id": longest, "uses": "u"})).is_ok());
     }
 

@@ -118,7 +118,7 @@ fn alert_policy_output_is_validated() {
 /// alert policy's error, not a retry without end.
 #[test]
 fn alert_ids_too_long_to_store_are_named() {
-    let long = "n".repeat(crate::model::alert::MAX_ID_BYTES + 1);
+    let long = "n".repeat(crate::model::ids::MAX_ID_BYTES + 1);
     let set = PolicySet::compile(
         vec![
             file("a.rego", ACTION),
