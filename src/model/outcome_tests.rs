@@ -32,12 +32,7 @@ fn huge_rejected_message_fits_sns() {
 
 #[test]
 fn huge_result_is_replaced_by_a_marked_preview() {
-    let rejected = Rejected {
-        message_id: None,
-        topic_arn: None,
-        original: "{}".into(),
-        error: IngestError::Empty,
-    };
+    let rejected = empty_rejection("{}");
     let mut outcome = rejected_outcome(&rejected);
     outcome.result = Some(Value::String("x".repeat(300 * 1024)));
     let message = outcome.to_message();
@@ -61,14 +56,19 @@ fn commit(key: String, value: Value) -> Commit {
     }
 }
 
-#[test]
-fn huge_commits_and_alert_fields_still_fit() {
-    let rejected = Rejected {
+/// An empty message's rejection, of `original`.
+fn empty_rejection(original: &str) -> Rejected {
+    Rejected {
         message_id: None,
         topic_arn: None,
-        original: "{}".into(),
+        original: original.into(),
         error: IngestError::Empty,
-    };
+    }
+}
+
+#[test]
+fn huge_commits_and_alert_fields_still_fit() {
+    let rejected = empty_rejection("{}");
     let mut outcome = rejected_outcome(&rejected);
     outcome.alert = Some(AlertSummary {
         id: "a".repeat(32),
@@ -104,12 +104,7 @@ fn huge_commits_and_alert_fields_still_fit() {
 
 #[test]
 fn attributes_skip_empty_values() {
-    let rejected = Rejected {
-        message_id: None,
-        topic_arn: None,
-        original: "x".into(),
-        error: IngestError::Empty,
-    };
+    let rejected = empty_rejection("x");
     let attrs = rejected_outcome(&rejected).attributes();
     assert_eq!(attrs["event_type"], "message_rejected");
     assert_eq!(attrs["status"], "rejected");
@@ -120,12 +115,7 @@ fn attributes_skip_empty_values() {
 /// `source` or `severity` is cut, on a character boundary.
 #[test]
 fn attributes_are_cut_short() {
-    let rejected = Rejected {
-        message_id: None,
-        topic_arn: None,
-        original: "x".into(),
-        error: IngestError::Empty,
-    };
+    let rejected = empty_rejection("x");
     let mut outcome = rejected_outcome(&rejected);
     outcome.alert = Some(AlertSummary {
         id: "a".into(),
