@@ -83,7 +83,16 @@ pub fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter 
     const CAPPED: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,\
         aws_smithy_http=info,aws_runtime=info,aws_sdk_secretsmanager=info,\
         aws_sdk_dynamodb=info,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
-    let Ok(asked) = tracing_subscriber::EnvFilter::try_new(level) else {
+    // A span directive (`[span]=trace`) enables everything inside its span,
+    // whatever the target's own directive: it would lift the cap, so such a
+    // level is not taken.
+    let Ok(asked) = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(drop)
+        .and_then(|asked| match level.contains('[') {
+            true => Err(()),
+            false => Ok(asked),
+        })
+    else {
         return tracing_subscriber::EnvFilter::new(fallback);
     };
     // Below info anywhere: the capped targets are held at info (a later
@@ -144,5 +153,9 @@ mod tests {
         assert!(enabled("info", Level::INFO, false));
         // `warn` is the fallback here.
         assert!(!enabled("loud!", Level::INFO, false));
+        // Span directives would lift the cap inside their spans: not taken.
+        for level in ["[{requestId}]=trace", "[invoke]=debug", "alert_responder[decide]=trace"] {
+            assert!(!enabled(level, Level::INFO, false), "{level}: the fallback, warn");
+        }
     }
 }

@@ -428,7 +428,7 @@ async fn run_decides_with_the_policy_bundle_unless_policies_names_a_directory() 
     .unwrap();
     std::fs::write(
         policies.join("action.rego"),
-        "package action\nrun contains {\"id\": \"bundled\", \"uses\": \"http.fetch\", \"args\": {\"url\": \"https://example.org\"}} if true\n",
+        "package action\nrun contains {\"id\": \"bundled\", \"uses\": \"http.fetch\", \"args\": {\"url\": \"https://example.org\"}} if {\n\tprint(\"printed by the bundle\")\n}\n",
     )
     .unwrap();
     let bundle = work.path().join("prod.tar.gz");
@@ -438,8 +438,13 @@ async fn run_decides_with_the_policy_bundle_unless_policies_names_a_directory() 
 
     let cwd = work.path().to_str().unwrap();
     let env = [("POLICY_BUNDLE", bundle)];
-    let run = cli_with(cwd, &["run", "--dry-run"], None, &env).await;
+    let run = cli_with(cwd, &["run", "--dry-run", "-p"], None, &env).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("printed by the bundle"),
+        "--enable-print reaches the bundle: {}",
+        run.stderr
+    );
     assert!(
         run.stderr.starts_with(&format!("policies: bundle {bundle} (sha256:")),
         "{}",

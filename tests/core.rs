@@ -281,7 +281,7 @@ run contains {"id": "flaky", "uses": "test.flaky"}
 async fn a_sequential_round_stopped_for_a_retry_publishes_nothing_for_what_it_did_not_run() {
     let rig = rig(r#"
 sequential := true
-run contains {"id": "a-first", "uses": "test.ok", "args": {"v": 1}}
+run contains {"id": "a-first", "uses": "test.ok", "args": {"v": 1}, "abort": true}
 run contains {"id": "b-flaky", "uses": "test.flaky", "args": {"v": 2}}
 run contains {"id": "c-after", "uses": "test.ok", "args": {"v": 3}}
 "#);
@@ -1030,7 +1030,7 @@ fn with_records(rig: Rig) -> (Rig, Arc<MemoryRecords>) {
 #[tokio::test]
 async fn every_decision_is_recorded_with_what_became_of_each_action() {
     let (rig, records) = with_records(rig(r#"
-run contains {"id": "look", "uses": "test.ok", "args": {"v": 1}}
+run contains {"id": "look", "uses": "test.ok", "args": {"v": 1}, "commit": [{"key": "n", "path": "$.n"}]}
 run contains {"id": "page", "uses": "test.ok", "args": {"v": input.called[0].result.n}} if count(input.called) == 1
 "#));
     let summary = handle(&rig, &change("r1", 3)).await.unwrap();
@@ -1044,6 +1044,10 @@ run contains {"id": "page", "uses": "test.ok", "args": {"v": input.called[0].res
     let decided = all.iter().find(|r| r.result == DecisionResult::Decided).unwrap();
     let value = serde_json::to_value(decided).unwrap();
     common::assert_valid_record(&value);
+    assert!(
+        value.to_string().contains(r#""path":"$.n""#),
+        "a commit with its path: {value:#}"
+    );
     assert_eq!(value["source"]["change_key"], "matano/r1/3");
     assert_eq!(
         value["payload"]["updated_alert"]["id"], "r1",

@@ -810,9 +810,9 @@ impl StateStore for DynamoState {
                     (Some(AttributeValue::S(json)), _) => serde_json::from_str(json).unwrap_or(Value::Null),
                     _ => continue,
                 };
-                // The `ttl` it was stored with, as AlertChain reports it (a
-                // counter re-committed with `"ttl": a.ttl` keeps its window);
-                // an item stored before `attr_ttl` was kept: what is left.
+                // The `ttl` it was stored with, as AlertChain reports it
+                // (each write starts a new window of it); an item stored
+                // before `attr_ttl` was kept: what is left.
                 let ttl = match item.get("attr_ttl") {
                     Some(AttributeValue::N(ttl)) => ttl.parse().unwrap_or(expires_at - now),
                     _ => expires_at - now,

@@ -65,8 +65,15 @@ fn parse_env_pair(pair: &str) -> Result<(String, String), String> {
 /// Exit codes: 0 all handled; 2 a message was rejected or a policy failed.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env()?;
+    config.dry_run |= args.dry_run;
+    config.enable_print |= args.enable_print;
+    if let Some(schema) = &args.schema {
+        config.schemas.default = schema.clone();
+    }
+    config.policy_env.extend(args.env.iter().cloned());
     // POLICY_BUNDLE, as the function loads it (a bad one fails the run),
-    // unless `--policies` names a directory.
+    // unless `--policies` names a directory; compiled with the flags above
+    // (`--enable-print`).
     let bundle = match &args.policies.policies {
         Some(_) => None,
         None => app::load_bundle(&config).await?,
@@ -78,12 +85,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         args.policies.apply(&mut config);
     }
-    config.dry_run |= args.dry_run;
-    config.enable_print |= args.enable_print;
-    if let Some(schema) = &args.schema {
-        config.schemas.default = schema.clone();
-    }
-    config.policy_env.extend(args.env.iter().cloned());
     // stdout carries the outcomes: the source line goes to stderr.
     match (&bundle, &config.policy_bundle) {
         (Some(set), Some(location)) => eprintln!("policies: bundle {location} ({})", set.digest()),

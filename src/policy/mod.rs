@@ -21,7 +21,7 @@ mod vm;
 pub use engine::new_engine;
 pub use error::PolicyError;
 pub use escape::with_escape_functions;
-pub use request::{parse_commit_path, ActionRequest, CommitSpec, ACTION_RULE};
+pub use request::{commit_path_selects_a_list, parse_commit_path, ActionRequest, CommitSpec, ACTION_RULE};
 pub use set::PolicySet;
 pub use source::{describe_source, read_source, source_digest, PolicyFile};
 pub use test_data::load_test_data;

@@ -111,9 +111,14 @@ impl ActionRequest {
                 "no `uses`, `commit` or `abort`: the entry does nothing (name the action in `uses`)".to_string(),
             ));
         }
+        // A counter without an id is stored under its key.
         let overlong = crate::model::ids::id_too_long("id", &request.id).or_else(|| {
             request.commit.iter().enumerate().find_map(|(i, commit)| {
-                crate::model::ids::id_too_long(&format!("commit[{i}].id"), commit.id.as_deref().unwrap_or_default())
+                let id = commit.id.as_deref().unwrap_or_default();
+                match (id, commit.op) {
+                    ("", CommitOp::Add) => crate::model::ids::id_too_long(&format!("commit[{i}].key"), &commit.key),
+                    _ => crate::model::ids::id_too_long(&format!("commit[{i}].id"), id),
+                }
             })
         });
         if let Some(reason) = overlong {
@@ -127,6 +132,11 @@ impl ActionRequest {
                 (Some(path), _) => {
                     let parsed = parse_commit_path(path)
                         .map_err(|err| fail(format!("commit[{i}].path {path:?} is not JSONPath: {err}")))?;
+                    if commit.op == CommitOp::Add && commit_path_selects_a_list(path) {
+                        return Err(fail(format!(
+                            "commit[{i}]: `op: add` adds one number, and path {path:?} selects a list (a wildcard, `..`, a filter, a slice or a union)"
+                        )));
+                    }
                     commit.parsed_path = Some(parsed);
                 }
                 (None, Some(_)) => {}
@@ -160,16 +170,45 @@ impl ActionRequest {
 /// A commit path: RFC 9535 JSONPath, or AlertChain's form without the
 /// leading `$` (`choices[0].message.content`), read from the root.
 pub fn parse_commit_path(path: &str) -> Result<serde_json_path::JsonPath, serde_json_path::ParseError> {
+    serde_json_path::JsonPath::parse(&rooted_commit_path(path))
+}
+
+/// The commit path with its root: `$` added where AlertChain's form leaves
+/// it out.
+fn rooted_commit_path(path: &str) -> std::borrow::Cow<'_, str> {
     let trimmed = path.trim();
     if trimmed.starts_with('$') {
-        return serde_json_path::JsonPath::parse(trimmed);
-    }
-    let rooted = if trimmed.starts_with('[') {
-        format!("${trimmed}")
+        trimmed.into()
+    } else if trimmed.starts_with('[') {
+        format!("${trimmed}").into()
     } else {
-        format!("$.{trimmed}")
-    };
-    serde_json_path::JsonPath::parse(&rooted)
+        format!("$.{trimmed}").into()
+    }
+}
+
+/// Whether a commit path can select more than one node: a wildcard, a
+/// descendant segment (`..`, also `.name` without its `$`), a filter, a
+/// slice or a union outside quoted names. Such a path always commits a list.
+pub fn commit_path_selects_a_list(path: &str) -> bool {
+    let mut quote = None;
+    let mut escaped = false;
+    let mut previous = None;
+    for c in rooted_commit_path(path).chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(open) if c == open => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '*' | '?' | ':' | ',' => return true,
+                '.' if previous == Some('.') => return true,
+                _ => {}
+            },
+        }
+        previous = Some(c);
+    }
+    false
 }
 
 /// `entry-` and 12 hex digits of the SHA-256 of the entry's JSON.
@@ -203,6 +242,22 @@ mod tests {
         assert!(err.to_string().contains("element 3"), "{err}");
     }
 
+    /// A counter adds one number: a path that selects a list cannot give it.
+    #[test]
+    fn an_added_counter_reads_one_node() {
+        let entry =
+            |path: &str| json!({"id": "c", "uses": "u", "commit": [{"key": "hits", "op": "add", "path": path}]});
+        let err = parse(0, &entry("$.data[?(@.type == 'x')].count"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`op: add` adds one number") && err.contains("selects a list"),
+            "{err}"
+        );
+        assert!(parse(0, &entry("$.data[0].count")).is_ok());
+        assert!(parse(0, &entry("data[0]['a,b']")).is_ok(), "a comma inside a name");
+    }
+
     /// Ids key the state table: one too long to store is the policy's
     /// error, named with a short form of it, never a retry without end.
     #[test]
@@ -218,6 +273,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`commit[0].id` is 513 bytes long"), "{err}");
+        let err = parse(
+            0,
+            &json!({"id": "c", "uses": "u", "commit": [{"key": long, "op": "add", "value": 1}]}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`commit[0].key` is 513 bytes long"),
+            "a counter is stored under its key: {err}"
+        );
         let longest = "x".repeat(crate::model::ids::MAX_ID_BYTES);
         assert!(parse(0, &json!({"id": longest, "uses": "u"})).is_ok());
     }

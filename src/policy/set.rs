@@ -433,8 +433,12 @@ impl PolicySet {
             regorus::Value::Undefined => Ok(Vec::new()),
             regorus::Value::Set(set) => Ok(set.iter().filter(|v| !skip(v)).cloned().collect()),
             // AlertChain reads `alert` and `run` into lists: `run := [...]`
-            // is taken too, in its order.
-            regorus::Value::Array(items) => Ok(items.iter().filter(|v| !skip(v)).cloned().collect()),
+            // is taken too, in its order, an element listed twice once (as
+            // in a set: the same entry would derive the same id).
+            regorus::Value::Array(items) => {
+                let mut seen = BTreeSet::new();
+                Ok(items.iter().filter(|v| !skip(v) && seen.insert(*v)).cloned().collect())
+            }
             other => Err(PolicyError::Output {
                 rule: rule.to_string(),
                 reason: format!(

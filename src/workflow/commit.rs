@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::model::{derived_attr_id, Alert, Commit, CommitOp};
+use crate::policy::commit_path_selects_a_list;
 use crate::policy::{ActionRequest, CommitSpec};
 use crate::state::{persist_ttl, PersistOp, PersistWrite};
 
@@ -105,7 +106,7 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
     // A path that can select several nodes always gives a list, however
     // many it selects, as AlertChain's JSONPath does: a policy reading
     // `count(v)` or `v[_]` sees one shape.
-    if selects_a_list(spec.path.as_deref().unwrap_or_default()) {
+    if commit_path_selects_a_list(spec.path.as_deref().unwrap_or_default()) {
         return Some(Value::Array(nodes.into_iter().cloned().collect()));
     }
     match nodes.len() {
@@ -113,30 +114,6 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
         1 => Some(nodes[0].clone()),
         _ => Some(Value::Array(nodes.into_iter().cloned().collect())),
     }
-}
-
-/// Whether a JSONPath can select more than one node: a wildcard, a
-/// descendant segment, a filter, a slice or a union outside quoted names.
-fn selects_a_list(path: &str) -> bool {
-    let mut quote = None;
-    let mut escaped = false;
-    let mut previous = None;
-    for c in path.chars() {
-        match quote {
-            Some(_) if escaped => escaped = false,
-            Some(_) if c == '\\' => escaped = true,
-            Some(open) if c == open => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' => quote = Some(c),
-                '*' | '?' | ':' | ',' => return true,
-                '.' if previous == Some('.') => return true,
-                _ => {}
-            },
-        }
-        previous = Some(c);
-    }
-    false
 }
 
 #[cfg(test)]
@@ -187,6 +164,8 @@ mod tests {
             ("results[0:1].engine", json!(["a"])),
             ("results[0,1].engine", json!(["a", "b"])),
             ("results[0].engine", json!("a")),
+            // AlertChain's form of a descendant path: `$..engine`.
+            (".engine", json!(["a", "b"])),
             ("results[-1].engine", json!("b")),
             ("$['odd.key']['a,b']", json!(1)),
             ("$[\"odd.key\"][\"c*\"]", json!(2)),

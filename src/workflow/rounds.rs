@@ -343,6 +343,10 @@ impl<'a> Workflow<'a> {
             .await
         };
         let ran = executed.len();
+        // Stopped for a retry (whatever stop an earlier entry asked), the
+        // rest is not final: the retry runs it, and a skipped outcome now
+        // would be published for nothing.
+        let retried = executed.iter().any(|one| one.retry.is_some());
         let mut pending = Vec::new();
         for (request, Executed { record, retry }) in to_run.iter().zip(executed) {
             if let Some(cause) = retry {
@@ -375,9 +379,6 @@ impl<'a> Workflow<'a> {
             }
             report.actions.push(record);
         }
-        // Stopped for a retry, the rest is not final: the retry runs it, and
-        // a skipped outcome now would be published for nothing.
-        let retried = matches!(stop, Some(Stop::Retry { .. }));
         if ran < to_run.len() && !retried {
             let reason = "not run: an earlier action of the round failed (sequential)";
             report.actions.extend(

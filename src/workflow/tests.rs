@@ -615,7 +615,9 @@ run contains {"id": "echo", "uses": "test.echo", "commit": [{"key": "country", "
 /// `run := [...]`, as AlertChain reads `run` into a list: every entry runs.
 #[tokio::test]
 async fn run_written_as_an_array_runs_its_entries() {
-    let h = harness(r#"run := [{"id": "b", "uses": "test.echo"}, {"id": "a", "uses": "test.echo", "args": {"v": 1}}]"#);
+    let h = harness(
+        r#"run := [{"id": "b", "uses": "test.echo"}, {"id": "a", "uses": "test.echo", "args": {"v": 1}}, {"id": "b", "uses": "test.echo"}]"#,
+    );
     let report = h.run().await;
     let got: Vec<(&str, Status)> = report.actions.iter().map(|a| (a.id.as_str(), a.status)).collect();
     assert_eq!(got, [("a", Status::Succeeded), ("b", Status::Succeeded)]);
