@@ -137,41 +137,9 @@ fn sprintf(args: &[Value]) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Largest decimal exponent a number's text may carry: regorus computes
-/// `1e2000000000` exactly (10^2,000,000,000), which takes minutes and
-/// gigabytes that no timer or budget stops.
-const MAX_EXPONENT: u64 = 10_000;
-
-/// A number's text (`to_number`, `units.parse`) with an exponent over the
-/// limit.
-fn number_text(args: &[Value]) -> Result<(), Refusal> {
-    let Some(text) = args.first().and_then(|v| v.as_string().ok()) else {
-        return Ok(());
-    };
-    match exponent(text) {
-        Some(exponent) if exponent > MAX_EXPONENT => Err(Refusal::TooLarge(exponent, MAX_EXPONENT)),
-        _ => Ok(()),
-    }
-}
-
-/// The magnitude of the exponent after the first `e` or `E` of `text`.
-fn exponent(text: &str) -> Option<u64> {
-    let after = &text[text.find(['e', 'E'])? + 1..];
-    let digits: String = after
-        .trim_start_matches(['+', '-'])
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    let significant = digits.trim_start_matches('0');
-    match significant.len() {
-        0 => Some(0),
-        1..=19 => significant.parse().ok(),
-        _ => Some(u64::MAX),
-    }
-}
-
 /// JSON or YAML text for regorus's parser: its values read an object with
-/// this key as a number's text, exactly (see [`MAX_EXPONENT`]).
+/// this key as a number's text, exactly (`1e2000000000` is 10^2,000,000,000:
+/// minutes and gigabytes that no timer or budget stops).
 fn document_text(args: &[Value]) -> Result<(), Refusal> {
     match args.first().and_then(|v| v.as_string().ok()) {
         Some(text) if text.contains(PRIVATE_NUMBER) => Err(Refusal::Invalid(format!(
@@ -231,9 +199,6 @@ const GUARDS: &[(&str, Check)] = &[
     ("numbers.range", range),
     ("numbers.range_step", range_step),
     ("bits.lsh", lsh),
-    ("to_number", number_text),
-    ("units.parse", number_text),
-    ("units.parse_bytes", number_text),
     ("json.unmarshal", document_text),
     ("json.is_valid", document_text),
     ("yaml.unmarshal", document_text),
@@ -281,9 +246,6 @@ guarded! {
     guarded_range => "numbers.range",
     guarded_range_step => "numbers.range_step",
     guarded_lsh => "bits.lsh",
-    guarded_to_number => "to_number",
-    guarded_units_parse => "units.parse",
-    guarded_units_parse_bytes => "units.parse_bytes",
     guarded_json_unmarshal => "json.unmarshal",
     guarded_json_is_valid => "json.is_valid",
     guarded_yaml_unmarshal => "yaml.unmarshal",

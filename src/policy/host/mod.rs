@@ -21,6 +21,7 @@ mod jwt;
 mod layout;
 mod marshal;
 mod net;
+mod numbers;
 mod operand;
 mod order;
 mod panics;
@@ -146,6 +147,9 @@ replacements! {
     add_date => "time.add_date", 4, dates::add_date;
     time_format => "time.format", 1, dates::format;
     parse_ns => "time.parse_ns", 2, dates::parse_ns;
+    to_number => "to_number", 1, numbers::to_number;
+    units_parse => "units.parse", 1, numbers::units_parse;
+    units_parse_bytes => "units.parse_bytes", 1, numbers::units_parse_bytes;
     sort => "sort", 1, order::sort;
     max => "max", 1, order::max;
     min => "min", 1, order::min;
