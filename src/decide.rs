@@ -406,6 +406,10 @@ impl Decider {
                         .await?
                 }
                 Stop::Retry { .. } | Stop::Deadline { .. } => state.release_workflow(id).await?,
+                // An abort (or a failure) in a round where another action
+                // waits for the invocation's retry: the retry must find the
+                // workflow to run that action.
+                _ if !report.retries.is_empty() => state.release_workflow(id).await?,
                 _ => state.end_workflow(id).await?,
             }
         }

@@ -23,7 +23,7 @@ use alert_responder::secrets::SecretResolver;
 use alert_responder::state::{StateStore, WorkflowStore};
 use alert_responder::wakeup::{MemoryWakeups, Wakeup};
 use common::slack::{buttons, click_event, signed_event, slack_api, ALERT_POLICY, APPROVER, SIGNING_SECRET};
-use common::{fixture, loopback_allowed, Recorded, TestServer};
+use common::{fixture, loopback_allowed, Recorded, Reply, TestServer};
 use serde_json::{json, Value};
 
 /// The README's worked example: isolate on approval, escalate when nobody
@@ -601,6 +601,55 @@ run contains {{"id": "after", "uses": "webhook.post", "args": {{"url": "{hooks}/
         );
     }
     assert_eq!((rig.hits("/recheck"), rig.hits("/after")), (1, 0));
+}
+
+/// A resumed round where one action aborts and another, after it in the
+/// round's order, fails transiently:
+/// the invocation fails for a retry, and the workflow is given back (not
+/// ended), so the retry runs the action that failed.
+#[tokio::test]
+async fn a_resumed_round_that_aborts_with_a_retry_pending_is_given_back() {
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let answer = busy.clone();
+    let hooks = TestServer::start(move |request| {
+        match request.path == "/flaky" && answer.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Reply::text(503, "busy"),
+            false => Reply::json(200, json!({})),
+        }
+    })
+    .await;
+    let after_the_wait = r#"some c in input.called; c.id == "cool-down"; c.status == "succeeded""#;
+    let rig = rig_on(
+        |hooks| {
+            format!(
+                r#"package action
+run contains {{"id": "cool-down", "uses": "wait", "args": {{"seconds": 90}}}}
+run contains {{"id": "a-stop", "uses": "webhook.post", "args": {{"url": "{hooks}/stop", "data": {{}}}}, "abort": true}} if {{ {after_the_wait} }}
+run contains {{"id": "b-flaky", "uses": "webhook.post", "args": {{"url": "{hooks}/flaky", "data": {{}}}}}} if {{ {after_the_wait} }}
+"#
+            )
+        },
+        true,
+        hooks,
+    )
+    .await;
+    rig.deliver_change().await;
+    let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
+    let err = rig.responder.wake(&due, None, None).await.unwrap_err();
+    assert!(
+        matches!(err, alert_responder::pipeline::HandleError::Retry { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        rig.state.workflows().await.unwrap().len(),
+        1,
+        "given back for the retry"
+    );
+    busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    rig.responder.wake(&due, None, None).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(by_action(&outcomes, "b-flaky")[0].status, Status::Succeeded);
+    assert_eq!(rig.hits("/stop"), 1, "the abort's action ran once");
 }
 
 /// A click after the due time, before the timeout's schedule fired, is
