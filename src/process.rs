@@ -86,13 +86,10 @@ pub fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter 
     // A span directive (`[span]=trace`) enables everything inside its span,
     // whatever the target's own directive: it would lift the cap, so such a
     // level is not taken.
-    let Ok(asked) = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(drop)
-        .and_then(|asked| match level.contains('[') {
-            true => Err(()),
-            false => Ok(asked),
-        })
-    else {
+    if level.contains('[') {
+        return tracing_subscriber::EnvFilter::new(fallback);
+    }
+    let Ok(asked) = tracing_subscriber::EnvFilter::try_new(level) else {
         return tracing_subscriber::EnvFilter::new(fallback);
     };
     // Below info anywhere: the capped targets are held at info (a later

@@ -441,11 +441,11 @@ fn envelope_from_payload(
         })?;
         // The id keys the state table (changes, claims): one too long to
         // store is refused here, not retried until the dead-letter queue.
-        if let Some(reason) = crate::model::ids::id_too_long("id", &change.updated_alert.id) {
+        if let Some(reason) = crate::model::ids::id_too_long(&change.updated_alert.id) {
             return Err(IngestError::WrongShape {
                 schema,
                 path: "updated_alert.id".to_string(),
-                reason: format!("{reason}; Matano's alert ids are UUIDs"),
+                reason: format!("the id {reason}; Matano's alert ids are UUIDs"),
             });
         }
         matano::normalize_payload(&mut payload, &change);

@@ -33,11 +33,11 @@ pub struct AlertDraft {
 impl AlertDraft {
     /// The first of its namespace and attribute ids too long to store.
     pub fn overlong_id(&self) -> Option<String> {
-        id_too_long("namespace", &self.namespace).or_else(|| {
-            self.attrs
-                .iter()
-                .enumerate()
-                .find_map(|(i, attr)| id_too_long(&format!("attrs[{i}].id"), attr.id.as_deref().unwrap_or_default()))
+        let namespace = id_too_long(&self.namespace).map(|reason| format!("`namespace` {reason}"));
+        namespace.or_else(|| {
+            self.attrs.iter().enumerate().find_map(|(i, attr)| {
+                id_too_long(attr.id.as_deref().unwrap_or_default()).map(|reason| format!("`attrs[{i}].id` {reason}"))
+            })
         })
     }
 }

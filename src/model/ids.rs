@@ -6,12 +6,13 @@
 /// message would be retried until it reached the dead-letter queue.
 pub const MAX_ID_BYTES: usize = 512;
 
-/// Why `value`, the policy's `what`, cannot be an id: too long to key the
-/// state table.
-pub fn id_too_long(what: &str, value: &str) -> Option<String> {
+/// Why `value` cannot be an id, when it cannot: too long to key the state
+/// table. The caller names the field (`format!("`{field}` {reason}")`), so
+/// nothing is formatted for the ids that fit.
+pub fn id_too_long(value: &str) -> Option<String> {
     (value.len() > MAX_ID_BYTES).then(|| {
         format!(
-            "`{what}` is {} bytes long, over {MAX_ID_BYTES} (it keys the state table)",
+            "is {} bytes long, over {MAX_ID_BYTES} (it keys the state table)",
             value.len()
         )
     })

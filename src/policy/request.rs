@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::error::PolicyError;
 use super::value::typed_element;
+use crate::model::ids::id_too_long;
 use crate::model::CommitOp;
 use crate::typed::TypedError;
 
@@ -112,15 +113,19 @@ impl ActionRequest {
             ));
         }
         // A counter without an id is stored under its key.
-        let overlong = crate::model::ids::id_too_long("id", &request.id).or_else(|| {
-            request.commit.iter().enumerate().find_map(|(i, commit)| {
-                let id = commit.id.as_deref().unwrap_or_default();
-                match (id, commit.op) {
-                    ("", CommitOp::Add) => crate::model::ids::id_too_long(&format!("commit[{i}].key"), &commit.key),
-                    _ => crate::model::ids::id_too_long(&format!("commit[{i}].id"), id),
-                }
-            })
-        });
+        let overlong = id_too_long(&request.id)
+            .map(|reason| format!("`id` {reason}"))
+            .or_else(|| {
+                request.commit.iter().enumerate().find_map(|(i, commit)| {
+                    let id = commit.id.as_deref().unwrap_or_default();
+                    match (id, commit.op) {
+                        ("", CommitOp::Add) => {
+                            id_too_long(&commit.key).map(|reason| format!("`commit[{i}].key` {reason}"))
+                        }
+                        _ => id_too_long(id).map(|reason| format!("`commit[{i}].id` {reason}")),
+                    }
+                })
+            });
         if let Some(reason) = overlong {
             return Err(fail(reason));
         }

@@ -41,43 +41,52 @@ pub fn to_policy_value(value: &Value) -> regorus::Value {
 
 /// [`to_policy_value`] of a JSON object.
 ///
-/// Payloads of one source repeat their objects' key sets. The first object
-/// of a key set is built through a map (regorus then copies the map into its
-/// compact sorted form); later ones clone that form, sharing its key strings,
-/// and set the values in place: no map, no key allocated again.
+/// Payloads of one source repeat their objects' key sets. regorus builds an
+/// object through a map and then copies it into its compact sorted form,
+/// each key allocated again: here an object is a clone of its key set's
+/// compact form, kept per thread, with the values set in place.
 pub fn to_policy_object(fields: &serde_json::Map<String, Value>) -> regorus::Value {
     if fields.is_empty() {
         return regorus::Value::new_object();
     }
+    let Some(shape) = shape_of(fields) else {
+        return regorus::Value::from(to_policy_entries(fields));
+    };
+    let mut object = (*shape).clone();
+    for ((key, _), value) in shape.iter().zip(fields.values()) {
+        if let Some(place) = object.get_mut(key) {
+            *place = to_policy_value(value);
+        }
+    }
+    regorus::Value::from(object)
+}
+
+/// The compact form of `fields`' key set (null values), in the order the
+/// fields come: the one this thread holds, else built and held. `None` for
+/// key sets too long to hold.
+fn shape_of(fields: &serde_json::Map<String, Value>) -> Option<Shape> {
     let slot = shape_slot(fields);
-    if let Some(template) = SHAPES.with(|shapes| shapes.borrow()[slot].clone()) {
-        if same_keys(&template, fields) {
-            let mut object = (*template).clone();
-            for ((key, _), value) in template.iter().zip(fields.values()) {
-                if let Some(place) = object.get_mut(key) {
-                    *place = to_policy_value(value);
-                }
-            }
-            return regorus::Value::from(object);
-        }
+    let held = SHAPES.with(|shapes| shapes.borrow()[slot].clone());
+    if let Some(held) = held.filter(|held| same_keys(held, fields)) {
+        return Some(held);
     }
-    let value = regorus::Value::from(to_policy_entries(fields));
-    let key_bytes: usize = fields.keys().map(String::len).sum();
-    if key_bytes > MAX_SHAPE_KEY_BYTES {
-        return value;
+    if fields.keys().map(String::len).sum::<usize>() > MAX_SHAPE_KEY_BYTES {
+        return None;
     }
-    if let regorus::Value::Object(object) = &value {
-        let mut template = (**object).clone();
-        for (_, place) in template.iter_mut() {
-            *place = regorus::Value::Null;
-        }
-        // `iter_mut` left it a map: the template is built frozen once.
-        let template = template.into_iter().collect::<BTreeMap<_, _>>();
-        if let regorus::Value::Object(template) = regorus::Value::from(template) {
-            SHAPES.with(|shapes| shapes.borrow_mut()[slot] = Some(template));
-        }
+    let keys: BTreeMap<regorus::Value, regorus::Value> = fields
+        .keys()
+        .map(|key| (regorus::Value::String(key.as_str().into()), regorus::Value::Null))
+        .collect();
+    let regorus::Value::Object(shape) = regorus::Value::from(keys) else {
+        return None;
+    };
+    // The fields are filled in by position: held only where they come in
+    // the shape's sorted order (serde_json's map keeps its keys sorted).
+    if !same_keys(&shape, fields) {
+        return None;
     }
-    value
+    SHAPES.with(|shapes| shapes.borrow_mut()[slot] = Some(shape.clone()));
+    Some(shape)
 }
 
 /// How many key sets a thread keeps: a direct-mapped table, a new key set

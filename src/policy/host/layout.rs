@@ -498,28 +498,16 @@ fn read_field(parsed: &mut Parsed, field: Field, value: &mut &str, layout_after:
             parsed.year_day = Some(number(value, 3, field == Field::ZeroYearDay)?);
         }
         Field::Hour => {
-            parsed.hour = number(value, 2, false)?;
-            if parsed.hour > 23 {
-                return None;
-            }
+            parsed.hour = number(value, 2, false).filter(|hour| *hour <= 23)?;
         }
         Field::Hour12 | Field::ZeroHour12 => {
-            parsed.hour = number(value, 2, field == Field::ZeroHour12)?;
-            if parsed.hour > 12 {
-                return None;
-            }
+            parsed.hour = number(value, 2, field == Field::ZeroHour12).filter(|hour| *hour <= 12)?;
         }
         Field::Minute | Field::ZeroMinute => {
-            parsed.minute = number(value, 2, field == Field::ZeroMinute)?;
-            if parsed.minute > 59 {
-                return None;
-            }
+            parsed.minute = number(value, 2, field == Field::ZeroMinute).filter(|minute| *minute <= 59)?;
         }
         Field::Second | Field::ZeroSecond => {
-            parsed.second = number(value, 2, field == Field::ZeroSecond)?;
-            if parsed.second > 59 {
-                return None;
-            }
+            parsed.second = number(value, 2, field == Field::ZeroSecond).filter(|second| *second <= 59)?;
             // A fraction the layout does not name is read all the same.
             let bytes = value.as_bytes();
             let layout_has_fraction = matches!(next_field(layout_after), Some(Field::Fraction { .. }));

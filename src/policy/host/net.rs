@@ -227,8 +227,8 @@ pub(super) fn cidr_is_valid(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(text(args, 0).and_then(Network::parse).is_some()))
 }
 
-/// How many addresses `net.cidr_expand` would list (the largest count
-/// when the network does not parse: the call fails on it anyway).
+/// How many addresses the network holds (`u64::MAX` from 2^64 on, over
+/// any limit anyway).
 fn addresses(network: &Network) -> u64 {
     1u64.checked_shl(u32::from(network.bits - network.prefix))
         .unwrap_or(u64::MAX)
