@@ -212,15 +212,23 @@ fn report(function: &str, summary: &Summary, error: Option<&HandleError>, faults
     }
 }
 
-/// EMF lines for one invocation, to stdout as whole lines beside the JSON logs.
+/// EMF lines for one invocation, to stdout as whole lines beside the JSON
+/// logs, in one write: `println!` of a line longer than stdout's buffer
+/// (1 KiB, and the invocation line is longer) took two writes, three
+/// system calls per invocation where one will do. A stdout that cannot be
+/// written loses the metrics, not the invocation.
 fn write_metrics(function: &str, summary: &Summary, faults: Faults) {
+    use std::io::Write;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    let mut text = String::new();
     for line in crate::metrics::emf_lines(function, summary, faults, now_ms) {
-        println!("{line}");
+        text.push_str(&line);
+        text.push('\n');
     }
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// The runtime's deadline (epoch milliseconds) as an `Instant`, less the
