@@ -159,6 +159,10 @@ pub(super) fn extension_calls(modules: &[Ref<Module>], extensions: &[&str]) -> B
 /// Any mention that is not a call is in a `with`: regorus refuses one in
 /// its value itself.
 pub(super) fn extension_misuses(modules: &[Ref<Module>], functions: &[(&str, u8)]) -> Vec<String> {
+    let first_segments: BTreeSet<&str> = functions
+        .iter()
+        .filter_map(|(name, _)| name.split('.').next())
+        .collect();
     let mut errors = Vec::new();
     for module in modules {
         // Where each call's function name stands, and every mention of a name.
@@ -183,12 +187,18 @@ pub(super) fn extension_misuses(modules: &[Ref<Module>], functions: &[(&str, u8)
                         ));
                     }
                 }
-                Expr::Var { span, .. } | Expr::RefDot { span, .. } => match get_path_string(expr, None) {
-                    Ok(name) if functions.iter().any(|(function, _)| *function == name) => {
-                        mentioned.push((span.start, span.source.file().to_string(), span.line, name));
+                // A name starts with its function's first segment: most
+                // references (`input.…`) are passed by without their path.
+                Expr::Var { span, .. } | Expr::RefDot { span, .. }
+                    if root_name(expr).is_some_and(|root| first_segments.contains(root)) =>
+                {
+                    match get_path_string(expr, None) {
+                        Ok(name) if functions.iter().any(|(function, _)| *function == name) => {
+                            mentioned.push((span.start, span.source.file().to_string(), span.line, name));
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                },
+                }
                 _ => {}
             });
         }
@@ -256,10 +266,16 @@ pub(super) fn reachable_packages(modules: &[Ref<Module>], package: &str) -> BTre
             let mut named: BTreeSet<String> = imports.values().cloned().collect();
             for rule in &module.policy {
                 walk_rule(rule, &mut |expr| {
-                    if matches!(expr, Expr::RefDot { .. } | Expr::Var { .. }) {
-                        if let Ok(path) = get_path_string(expr, None) {
-                            named.extend(data_path(&path, &imports));
-                        }
+                    if !matches!(expr, Expr::RefDot { .. } | Expr::Var { .. }) {
+                        return;
+                    }
+                    // Only `data.…` and imported names reach a package: the
+                    // others (`input.…`, locals) are passed by without their path.
+                    if !root_name(expr).is_some_and(|root| root == "data" || imports.contains_key(root)) {
+                        return;
+                    }
+                    if let Ok(path) = get_path_string(expr, None) {
+                        named.extend(data_path(&path, &imports));
                     }
                 });
             }
@@ -485,6 +501,16 @@ fn import_aliases(module: &Module) -> BTreeMap<String, String> {
 
 pub(super) fn package_path(module: &Module) -> String {
     get_path_string(&module.package.refr, Some("data")).unwrap_or_default()
+}
+
+/// The variable a reference starts from: `input` of `input.alert.id`,
+/// `data` of `data.lib.f[x]` (its path's first segment).
+fn root_name(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Var { span, .. } => Some(span.text()),
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => root_name(refr),
+        _ => None,
+    }
 }
 
 fn walk_rule(rule: &Rule, visit: &mut dyn FnMut(&Expr)) {
