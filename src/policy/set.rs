@@ -513,14 +513,9 @@ fn extensions() -> Vec<&'static str> {
     super::host::names()
 }
 
-/// What of `by_package` the entry `rule` may read: the packages it reaches.
-fn reached<T: std::fmt::Display>(
-    modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
-    by_package: &BTreeMap<String, Vec<T>>,
-    rule: &str,
-) -> Vec<String> {
-    let package = rule.rsplit_once('.').map_or(rule, |(package, _)| package);
-    analysis::reachable_packages(modules, package)
+/// What of `by_package` lies in the `reachable` packages.
+fn reached<T: std::fmt::Display>(reachable: &BTreeSet<String>, by_package: &BTreeMap<String, Vec<T>>) -> Vec<String> {
+    reachable
         .iter()
         .filter_map(|package| by_package.get(package))
         .flatten()
@@ -538,18 +533,22 @@ fn interpreter_needed(
     host_calls: &BTreeMap<String, Vec<String>>,
     rule: &str,
 ) -> Option<String> {
-    let conflicts = reached(modules, risks, rule);
+    if risks.is_empty() && host_calls.is_empty() {
+        return None;
+    }
+    let package = rule.rsplit_once('.').map_or(rule, |(package, _)| package);
+    let reachable = analysis::reachable_packages(modules, package);
+    let conflicts = reached(&reachable, risks);
     if !conflicts.is_empty() {
         return Some(format!(
             "conflicts are checked on the interpreter: {}",
             conflicts.join("; ")
         ));
     }
-    let calls = reached(modules, host_calls, rule);
+    let calls = reached(&reachable, host_calls);
     (!calls.is_empty()).then(|| format!("host functions run on the interpreter: {}", calls.join("; ")))
 }
 
-/// The rule an alert policy for `schema` defines.
 /// Whether `rule` is `true` without any input: a switch a policy sets as a
 /// constant (`sequential := true`).
 fn constant_true(engine: &regorus::Engine, rule: &str) -> bool {
@@ -558,6 +557,7 @@ fn constant_true(engine: &regorus::Engine, rule: &str) -> bool {
     matches!(engine.eval_rule(rule.to_string()), Ok(regorus::Value::Bool(true)))
 }
 
+/// The rule an alert policy for `schema` defines.
 fn alert_rule(schema: &str) -> String {
     format!("data.alert.{schema}.alert")
 }
