@@ -149,6 +149,19 @@ impl Rig {
         self.publisher.take()
     }
 
+    /// Delivers the change and wakes its workflow once, which must fail for
+    /// a retry (an action left to it); the wakeup, for Lambda's retry.
+    async fn first_wake_left_to_a_retry(&self) -> Wakeup {
+        self.deliver_change().await;
+        let (_, _, due) = self.wakeups.scheduled().pop().unwrap();
+        let err = self.responder.wake(&due, None, None).await.unwrap_err();
+        assert!(
+            matches!(err, alert_responder::pipeline::HandleError::Retry { .. }),
+            "{err}"
+        );
+        due
+    }
+
     /// The one suspended workflow's id.
     async fn workflow_id(&self) -> String {
         let workflows = self.state.workflows().await.unwrap();
@@ -633,13 +646,7 @@ run contains {{"id": "b-flaky", "uses": "webhook.post", "args": {{"url": "{hooks
         hooks,
     )
     .await;
-    rig.deliver_change().await;
-    let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
-    let err = rig.responder.wake(&due, None, None).await.unwrap_err();
-    assert!(
-        matches!(err, alert_responder::pipeline::HandleError::Retry { .. }),
-        "{err}"
-    );
+    let due = rig.first_wake_left_to_a_retry().await;
     assert_eq!(
         rig.state.workflows().await.unwrap().len(),
         1,
@@ -887,13 +894,7 @@ async fn a_due_time_whose_resume_fails_is_resumed_by_the_events_retry() {
     })
     .await;
     let rig = rig_on(example_policy, true, flaky).await;
-    rig.deliver_change().await;
-    let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
-    let err = rig.responder.wake(&due, None, None).await.unwrap_err();
-    assert!(
-        matches!(err, alert_responder::pipeline::HandleError::Retry { .. }),
-        "{err}"
-    );
+    let due = rig.first_wake_left_to_a_retry().await;
     // Lambda retries the schedule's event.
     rig.responder.wake(&due, None, None).await.unwrap();
     let outcomes = rig.publisher.take();
