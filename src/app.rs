@@ -119,8 +119,7 @@ pub fn secrets(config: &Config) -> SecretResolver {
 /// The DynamoDB state table, when `STATE_TABLE` names one.
 pub fn state(config: &Config, sdk: &SdkConfig) -> Option<Arc<dyn StateStore>> {
     let table = config.state_table.as_ref()?;
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    Some(Arc::new(DynamoState::new(client, table)))
+    Some(Arc::new(DynamoState::new(sdk, table)))
 }
 
 /// Where decision records go (`DECISION_RECORDS`), if anywhere.
@@ -286,8 +285,8 @@ pub struct LambdaParts {
     pub interactions: Option<Arc<Interactions>>,
 }
 
-/// The responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`. Every SDK
-/// client shares one configuration (and so one TLS client).
+/// The responder for Lambda: outcomes go to `OUTCOME_TOPIC_ARN`. Every AWS
+/// adapter shares one configuration (and so one TLS client).
 pub fn lambda_responder(config: &Config) -> Result<Responder, InitError> {
     lambda_parts(config, &sdk_config(), Arc::new(policies(config)?)).map(|(responder, _)| responder)
 }

@@ -75,14 +75,14 @@ pub fn disable_transparent_huge_pages() {
 
 /// The log filter for `level` (`LOG_LEVEL` or `--log-level`, any form
 /// `tracing` reads: `debug`, `TRACE`, `5`, `alert_responder=debug`), else
-/// `fallback`. HTTP and AWS SDK internals are never below info, since their
+/// `fallback`. HTTP and AWS signing internals are never below info, since their
 /// debug and trace output can carry request and response bodies (a Secrets
 /// Manager response is a secret).
 pub fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::filter::LevelFilter;
-    const CAPPED: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,\
-        aws_smithy_http=info,aws_runtime=info,aws_sdk_secretsmanager=info,\
-        aws_sdk_dynamodb=info,hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
+    // `aws_sigv4` traces the requests it signs (SNS bodies, Secrets Manager calls).
+    const CAPPED: &str = "aws_smithy_runtime_api=info,aws_sigv4=info,\
+        hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
     // A span directive (`[span]=trace`) enables everything inside its span,
     // whatever the target's own directive: it would lift the cap, so such a
     // level is not taken.
@@ -110,8 +110,11 @@ mod tests {
     fn enabled(level: &str, target_level: Level, http: bool) -> bool {
         let subscriber = tracing_subscriber::registry().with(log_filter(level, "warn"));
         tracing::subscriber::with_default(subscriber, || match (http, target_level) {
-            (true, Level::DEBUG) => tracing::enabled!(target: "hyper::proto", Level::DEBUG),
-            (true, _) => tracing::enabled!(target: "aws_smithy_runtime::client", Level::INFO),
+            (true, Level::DEBUG) => {
+                tracing::enabled!(target: "hyper::proto", Level::DEBUG)
+                    || tracing::enabled!(target: "aws_sigv4::http_request::sign", Level::DEBUG)
+            }
+            (true, _) => tracing::enabled!(target: "aws_sigv4::http_request::sign", Level::INFO),
             (false, Level::DEBUG) => tracing::enabled!(target: "alert_responder::decide", Level::DEBUG),
             (false, _) => tracing::enabled!(target: "alert_responder::decide", Level::INFO),
         })

@@ -62,11 +62,11 @@ run contains {{"id": "escalate", "uses": "webhook.post", "args": {{"url": sprint
 }
 
 async fn secrets() -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&alert_responder::aws::sdk_config())
+    aws_sdk_secretsmanager::Client::new(&common::sdk::sdk_config())
 }
 
 async fn scheduler() -> aws_sdk_scheduler::Client {
-    aws_sdk_scheduler::Client::new(&alert_responder::aws::sdk_config())
+    aws_sdk_scheduler::Client::new(&common::sdk::sdk_config())
 }
 
 /// A deployment: moto resources, loopback Slack, hooks and Lambda API, and
@@ -380,12 +380,10 @@ async fn a_double_click_on_two_instances_records_one_answer_and_resumes_once() {
     let table = create_state_table().await;
     let moto: std::net::SocketAddr = common::moto_endpoint().trim_start_matches("http://").parse().unwrap();
     let serialized = OneAtATime::start(moto).await;
-    let sdk = alert_responder::aws::sdk_config();
-    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(serialized.url())
-            .build(),
-    );
+    let dynamodb = alert_responder::aws::sdk_config()
+        .to_builder()
+        .endpoint_url(serialized.url())
+        .build();
     let policy = ask_then_isolate(&hooks.url("/isolate"), &[]);
     let instance = || {
         let policies = PolicySet::compile(
@@ -428,7 +426,7 @@ async fn a_double_click_on_two_instances_records_one_answer_and_resumes_once() {
             registry,
             alert_responder::app::decide_settings(&Config::default()),
             SecretResolver::literals_only(),
-            Some(Arc::new(DynamoState::new(dynamodb.clone(), &table))),
+            Some(Arc::new(DynamoState::new(&dynamodb, &table))),
         )
         .with_wakeups(wakeups.clone());
         (
@@ -588,7 +586,7 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
     ];
     // Another invocation is resuming it: the answer is recorded, nothing
     // else is done now (5), and the message says so.
-    let store = DynamoState::new(common::dynamodb().await, &table);
+    let store = DynamoState::new(&alert_responder::aws::sdk_config(), &table);
     store.take_workflow(&ids[0], Duration::from_secs(60)).await.unwrap();
     let busy = cli(&resume_args, &env);
     assert_eq!(busy.code, 5, "{}", busy.stderr);

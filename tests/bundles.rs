@@ -68,7 +68,7 @@ async fn a_new_version_is_served_after_a_refresh_and_a_bad_one_is_refused() {
         show_prints: false,
     };
     let source = BundleSource::S3 {
-        s3: alert_responder::aws::S3::new(&alert_responder::aws::sdk_config()),
+        s3: alert_responder::aws::S3::new(&common::sdk::sdk_config()),
         uri: S3Uri::parse(&format!("s3://{bucket}/{key}")).unwrap(),
     };
     let live = Watched::new(source);
@@ -126,7 +126,7 @@ async fn a_new_version_is_served_after_a_refresh_and_a_bad_one_is_refused() {
 
     // A missing object names the bucket and key.
     let missing = Watched::new(BundleSource::S3 {
-        s3: alert_responder::aws::S3::new(&alert_responder::aws::sdk_config()),
+        s3: alert_responder::aws::S3::new(&common::sdk::sdk_config()),
         uri: S3Uri::parse(&format!("s3://{bucket}/bundles/none.tar.gz")).unwrap(),
     });
     let err = missing.load_if_changed(&options).await.unwrap_err().to_string();

@@ -23,8 +23,7 @@ use alert_responder::secrets::SecretResolver;
 use alert_responder::state::{PersistOp, PersistWrite, StateStore};
 use common::proxy::{Mode, OneAtATime, Proxy};
 use common::{
-    create_state_table, create_topic, dynamodb, fixture, sns_client, subscribe_http, unique, Recorded, Reply,
-    TestServer,
+    create_state_table, create_topic, fixture, sns_client, subscribe_http, unique, Recorded, Reply, TestServer,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
@@ -336,7 +335,10 @@ run contains {"id": "seen", "uses": "http.fetch", "args": {"url": sprintf("%s?pa
             .to_string(),
         PolicySource::Bundled => unreachable!(),
     };
-    let state = DynamoState::new(dynamodb().await, rig.config.state_table.clone().unwrap());
+    let state = DynamoState::new(
+        &alert_responder::aws::sdk_config(),
+        rig.config.state_table.clone().unwrap(),
+    );
     let attrs = state.load_attrs(&namespace).await.unwrap();
     assert_eq!(attrs.len(), 1);
     assert_eq!(attrs[0].value, json!(25), "every concurrent increment counted");
@@ -394,7 +396,7 @@ alert contains {{"title": "t", "namespace": "{}", "attrs": [
 /// when written without the namespace's lock.
 #[tokio::test]
 async fn attribute_writes_outside_a_record_land_and_keep_what_is_held() {
-    let state = DynamoState::new(dynamodb().await, create_state_table().await);
+    let state = DynamoState::new(&alert_responder::aws::sdk_config(), create_state_table().await);
     let namespace = unique("ns");
     let writes = |value: i64, ttl: u64| -> Vec<PersistWrite> {
         (0..120)
@@ -429,24 +431,21 @@ async fn responder_with(
     secrets_endpoint: &str,
 ) -> Responder {
     let sdk = alert_responder::aws::sdk_config();
-    let sns = Arc::new(Sns::new(&sdk.to_builder().endpoint_url(sns_endpoint).build()));
+    let at = |endpoint: &str| sdk.to_builder().endpoint_url(endpoint).build();
+    let sns = Arc::new(Sns::new(&at(sns_endpoint)));
     let publisher: Arc<dyn Publisher> = Arc::new(SnsPublisher::new(sns, config.outcome_topic_arn.clone().unwrap()));
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::config::Builder::from(&sdk)
-            .endpoint_url(secrets_endpoint)
-            .build(),
-    );
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(dynamodb_endpoint)
-            .build(),
-    );
-    let state: Arc<dyn StateStore> = Arc::new(DynamoState::new(dynamo, config.state_table.clone().unwrap()));
+    let state: Arc<dyn StateStore> = Arc::new(DynamoState::new(
+        &at(dynamodb_endpoint),
+        config.state_table.clone().unwrap(),
+    ));
     let decider = Decider::new(
         Arc::new(app::policies(config).unwrap()),
         app::registry(config, None),
         app::decide_settings(config),
-        SecretResolver::new(Arc::new(SecretsManager::with_client(secrets)), config.secret_cache_ttl),
+        SecretResolver::new(
+            Arc::new(SecretsManager::new(&at(secrets_endpoint))),
+            config.secret_cache_ttl,
+        ),
         Some(state),
     );
     Responder::new(decider, publisher)
@@ -482,7 +481,7 @@ async fn dynamodb_unreachable_fails_the_invocation_before_any_action() {
 async fn secrets_manager_unreachable_is_retried_with_the_invocation() {
     let hooks = TestServer::ok().await;
     let secret = unique("prod/hook-key");
-    let secrets = aws_sdk_secretsmanager::Client::new(&alert_responder::aws::sdk_config());
+    let secrets = aws_sdk_secretsmanager::Client::new(&common::sdk::sdk_config());
     secrets
         .create_secret()
         .name(&secret)
@@ -577,7 +576,7 @@ async fn private_moto() -> PrivateMoto {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn moto_stopped_mid_run_fails_the_publish_and_the_retry_does_not_repeat_actions() {
     let moto = private_moto().await;
-    let sdk = alert_responder::aws::sdk_config();
+    let sdk = common::sdk::sdk_config();
     let private_sns = aws_sdk_sns::Client::from_conf(
         aws_sdk_sns::config::Builder::from(&sdk)
             .endpoint_url(&moto.endpoint)

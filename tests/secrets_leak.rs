@@ -22,7 +22,7 @@ const SLACK_PATH: &str = "T0SECOPS/B0ALERTS/SLACK-PATH-4e8d21";
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn secrets_client() -> aws_sdk_secretsmanager::Client {
-    let sdk = alert_responder::aws::sdk_config();
+    let sdk = common::sdk::sdk_config();
     aws_sdk_secretsmanager::Client::new(&sdk)
 }
 

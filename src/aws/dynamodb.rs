@@ -11,14 +11,13 @@
 //!
 //! A pending action's claim is `done` with `pending: true` until it is resolved.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_types::SdkConfig;
 use futures::future::BoxFuture;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
+use super::json_api::{ApiError, JsonApi, Service};
 use crate::model::outcome::{preview, truncate_string};
 use crate::model::suspended::{Phase, SuspendedWorkflow};
 use crate::model::{ActionRecord, Attr, Status};
@@ -27,123 +26,140 @@ use crate::state::{
     WorkflowStore, RECORD_RETENTION,
 };
 
+const DYNAMODB: Service = Service {
+    name: "dynamodb",
+    target: "DynamoDB_20120810",
+    content_type: "application/x-amz-json-1.0",
+};
+
+/// An item (or a key) in DynamoDB's JSON: each attribute a `{"S": …}`,
+/// `{"N": …}` or `{"BOOL": …}`.
+type Item = Map<String, Value>;
+
 pub struct DynamoState {
-    client: aws_sdk_dynamodb::Client,
+    api: JsonApi,
     table: String,
 }
 
 impl DynamoState {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoState {
+    /// The state table `table` in the region (or at the endpoint) of `sdk`.
+    pub fn new(sdk: &SdkConfig, table: impl Into<String>) -> DynamoState {
         DynamoState {
-            client,
+            api: JsonApi::new(sdk, &DYNAMODB),
             table: table.into(),
         }
     }
 
-    fn error(&self, operation: &'static str, err: impl std::error::Error + 'static) -> StateError {
+    fn error(&self, operation: &'static str, err: ApiError) -> StateError {
         StateError {
             table: self.table.clone(),
             operation,
-            reason: super::error_chain(&err),
+            reason: err.reason,
         }
     }
 
+    /// `request` with the table's name added.
+    async fn call(&self, operation: &str, mut request: Value) -> Result<Value, ApiError> {
+        request["TableName"] = Value::from(self.table.as_str());
+        self.api.call(operation, &request).await
+    }
+
     /// The item at `key`, read consistently (`operation` names it in an error).
-    async fn get(
-        &self,
-        key: HashMap<String, AttributeValue>,
-        operation: &'static str,
-    ) -> Result<Option<HashMap<String, AttributeValue>>, StateError> {
-        self.client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
+    async fn get(&self, key: Item, operation: &'static str) -> Result<Option<Item>, StateError> {
+        let got = self
+            .call("GetItem", json!({"Key": key, "ConsistentRead": true}))
             .await
-            .map(|got| got.item)
-            .map_err(|err| self.error(operation, err))
+            .map_err(|err| self.error(operation, err))?;
+        Ok(match got {
+            Value::Object(mut got) => match got.remove("Item") {
+                Some(Value::Object(item)) => Some(item),
+                _ => None,
+            },
+            _ => None,
+        })
     }
 
     /// Every item of partition `pk`, read consistently, page after page.
-    async fn partition(
-        &self,
-        pk: &str,
-        operation: &'static str,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
+    async fn partition(&self, pk: &str, operation: &'static str) -> Result<Vec<Item>, StateError> {
         let mut items = Vec::new();
-        let mut start = None;
+        let mut start: Option<Value> = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
+            let mut request = json!({
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": s(pk)},
+                "ConsistentRead": true,
+            });
+            if let Some(start) = start.take() {
+                request["ExclusiveStartKey"] = start;
+            }
+            let mut page = self
+                .call("Query", request)
                 .await
                 .map_err(|err| self.error(operation, err))?;
-            items.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
+            if let Value::Array(found) = page["Items"].take() {
+                items.extend(found.into_iter().filter_map(|item| match item {
+                    Value::Object(item) => Some(item),
+                    _ => None,
+                }));
+            }
+            match page["LastEvaluatedKey"].take() {
+                Value::Object(key) if !key.is_empty() => start = Some(Value::Object(key)),
                 _ => return Ok(items),
             }
         }
     }
 
     /// Writes `item` whatever was there (`operation` names it in an error).
-    async fn put(&self, item: HashMap<String, AttributeValue>, operation: &'static str) -> Result<(), StateError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+    async fn put(&self, item: Item, operation: &'static str) -> Result<(), StateError> {
+        self.call("PutItem", json!({ "Item": item }))
             .await
             .map(|_| ())
             .map_err(|err| self.error(operation, err))
     }
+
+    /// Writes `items` (`Put`s and `Update`s, each with the table added)
+    /// together or not at all. The token makes a retried call that had
+    /// landed a no-op, not a second write (a counter added twice).
+    async fn transact(&self, items: Vec<(&str, Value)>) -> Result<(), ApiError> {
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|(kind, mut write)| {
+                write["TableName"] = Value::from(self.table.as_str());
+                json!({ kind: write })
+            })
+            .collect();
+        let request = json!({"TransactItems": items, "ClientRequestToken": request_token()});
+        self.api.call("TransactWriteItems", &request).await.map(|_| ())
+    }
 }
 
 impl DynamoState {
-    /// A persistent attribute write as a transaction item.
-    fn persist_item(&self, write: &PersistWrite, now: u64) -> TransactWriteItem {
-        TransactWriteItem::builder()
-            .update(self.persist_update(write, now))
-            .build()
-    }
-
     /// A persistent attribute write: a set replaces the value, an add is
-    /// DynamoDB's atomic `ADD` on the counter.
-    fn persist_update(&self, write: &PersistWrite, now: u64) -> Update {
-        let key = HashMap::from([
-            ("pk".to_string(), s(format!("attrs#{}", write.namespace))),
-            ("sk".to_string(), s(&write.id)),
-        ]);
-        let update = match &write.op {
-            PersistOp::Set(value) => Update::builder()
-                .update_expression(
-                    "SET #value = :value, expires_at = :expires, attr_ttl = :ttl, attr_key = :key, attr_type = :type REMOVE #counter",
-                )
-                .expression_attribute_values(":value", s(preview(value, MAX_STORED_FIELD).to_string())),
-            PersistOp::Add(delta) => Update::builder()
-                .update_expression(
-                    "ADD #counter :delta SET expires_at = :expires, attr_ttl = :ttl, attr_key = :key, attr_type = :type REMOVE #value",
-                )
-                .expression_attribute_values(":delta", n(delta)),
+    /// DynamoDB's atomic `ADD` on the counter. (`TableName` is added by
+    /// whoever sends it.)
+    fn persist_update(&self, write: &PersistWrite, now: u64) -> Value {
+        let (expression, value) = match &write.op {
+            PersistOp::Set(value) => (
+                "SET #value = :value, expires_at = :expires, attr_ttl = :ttl, attr_key = :key, attr_type = :type REMOVE #counter",
+                (":value", s(preview(value, MAX_STORED_FIELD).to_string())),
+            ),
+            PersistOp::Add(delta) => (
+                "ADD #counter :delta SET expires_at = :expires, attr_ttl = :ttl, attr_key = :key, attr_type = :type REMOVE #value",
+                (":delta", n(delta)),
+            ),
         };
-        update
-            .expression_attribute_values(":key", s(&write.key))
-            .expression_attribute_values(":type", s(write.kind.as_deref().unwrap_or("")))
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_names("#counter", "counter")
-            .expression_attribute_values(":expires", n(now + write.ttl.as_secs()))
-            .expression_attribute_values(":ttl", n(write.ttl.as_secs()))
-            .build()
-            .expect("table, key and expression")
+        let mut values = Item::new();
+        values.insert(value.0.to_string(), value.1);
+        values.insert(":key".into(), s(&write.key));
+        values.insert(":type".into(), s(write.kind.as_deref().unwrap_or("")));
+        values.insert(":expires".into(), n(now + write.ttl.as_secs()));
+        values.insert(":ttl".into(), n(write.ttl.as_secs()));
+        json!({
+            "Key": key(format!("attrs#{}", write.namespace), &write.id),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {"#value": "value", "#counter": "counter"},
+            "ExpressionAttributeValues": values,
+        })
     }
 }
 
@@ -180,78 +196,103 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
+/// An idempotency token for `TransactWriteItems` (at most 36
+/// characters): unique per call, not secret, so std's randomly keyed
+/// hasher (keyed anew for each `RandomState`) is enough.
+fn request_token() -> String {
+    use std::hash::BuildHasher;
+    let half = || std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
+    format!("{:016x}{:016x}", half(), half())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
+fn s(value: impl Into<String>) -> Value {
+    json!({ "S": value.into() })
 }
 
-fn action_key(alert_id: &str, action_id: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s(format!("action#{alert_id}"))),
-        ("sk".to_string(), s(action_id)),
-    ])
+fn n(value: impl ToString) -> Value {
+    json!({ "N": value.to_string() })
 }
 
-fn lock_key(namespace: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s(format!("lock#{namespace}"))),
-        ("sk".to_string(), s("lock")),
-    ])
+fn flag(value: bool) -> Value {
+    json!({ "BOOL": value })
+}
+
+/// A string attribute of `item`.
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.get("S")?.as_str()
+}
+
+/// A number attribute of `item`, as an integer (0 when it is not one).
+fn integer(item: &Item, name: &str) -> Option<u64> {
+    Some(item.get(name)?.get("N")?.as_str()?.parse().unwrap_or(0))
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    Item::from_iter([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn action_key(alert_id: &str, action_id: &str) -> Item {
+    key(format!("action#{alert_id}"), action_id)
+}
+
+fn lock_key(namespace: &str) -> Item {
+    key(format!("lock#{namespace}"), "lock")
 }
 
 /// One item per budget, window length and window: two budgets on one
 /// pattern (4 a minute, 500 a day) never share a counter.
-fn budget_key(budget: &str, window: u64, window_start: u64) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s(format!("budget#{budget}#{window}s"))),
-        ("sk".to_string(), s(window_start.to_string())),
-    ])
+fn budget_key(budget: &str, window: u64, window_start: u64) -> Item {
+    key(format!("budget#{budget}#{window}s"), &window_start.to_string())
 }
 
-fn switch_key() -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s("control#actions")),
-        ("sk".to_string(), s("switch")),
-    ])
+fn switch_key() -> Item {
+    key("control#actions".to_string(), "switch")
 }
 
-fn is_condition_failure(code: Option<&str>) -> bool {
-    code == Some("ConditionalCheckFailedException")
-}
+const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
 
 /// Suspended workflows share one partition: they are few (each waits on a
 /// person or a timer), and listing them is then a query, not a scan.
 const WORKFLOWS_PARTITION: &str = "workflows";
 
-fn workflow_key(alert_id: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s(WORKFLOWS_PARTITION)),
-        ("sk".to_string(), s(alert_id)),
-    ])
+fn workflow_key(alert_id: &str) -> Item {
+    key(WORKFLOWS_PARTITION.to_string(), alert_id)
 }
 
 /// A suspended workflow's item must fit DynamoDB's 400 KB.
 const MAX_STORED_WORKFLOW: usize = 380 * 1024;
 
 impl DynamoState {
-    fn workflow_of(&self, item: &HashMap<String, AttributeValue>) -> Result<SuspendedWorkflow, StateError> {
-        let text = match item.get("workflow") {
-            Some(AttributeValue::S(text)) => text,
-            _ => "",
-        };
-        let mut workflow: SuspendedWorkflow = serde_json::from_str(text).map_err(|err| StateError {
-            table: self.table.clone(),
-            operation: "read workflow",
-            reason: format!("stored workflow is unreadable: {err}"),
-        })?;
-        workflow.phase = match item.get("phase") {
-            Some(AttributeValue::S(phase)) if phase == "resuming" => Phase::Resuming,
+    fn workflow_of(&self, item: &Item) -> Result<SuspendedWorkflow, StateError> {
+        let mut workflow: SuspendedWorkflow =
+            serde_json::from_str(text(item, "workflow").unwrap_or("")).map_err(|err| StateError {
+                table: self.table.clone(),
+                operation: "read workflow",
+                reason: format!("stored workflow is unreadable: {err}"),
+            })?;
+        workflow.phase = match text(item, "phase") {
+            Some("resuming") => Phase::Resuming,
             _ => Phase::Suspended,
         };
         Ok(workflow)
+    }
+
+    /// The record stored in `item`, if it holds one.
+    fn record_of(
+        &self,
+        item: &Item,
+        action_id: &str,
+        operation: &'static str,
+    ) -> Result<Option<ActionRecord>, StateError> {
+        text(item, "record")
+            .map(|record| {
+                serde_json::from_str(record).map_err(|err| StateError {
+                    table: self.table.clone(),
+                    operation,
+                    reason: format!("stored record of {action_id} is unreadable: {err}"),
+                })
+            })
+            .transpose()
     }
 }
 
@@ -289,22 +330,19 @@ impl WorkflowStore for DynamoState {
                 "expires_at".into(),
                 n(latest_due.unwrap_or_else(now).max(now()) + RECORD_RETENTION.as_secs()),
             );
-            let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            let mut put = json!({ "Item": item });
             if !holder {
-                put = put
-                    // Never back: a run that saw fewer rounds (a redelivery
-                    // racing a resume) leaves the newer state.
-                    .condition_expression(
-                        "attribute_not_exists(pk) OR (#phase = :suspended AND (attribute_not_exists(#rounds) OR #rounds <= :rounds))",
-                    )
-                    .expression_attribute_names("#phase", "phase")
-                    .expression_attribute_names("#rounds", "rounds")
-                    .expression_attribute_values(":suspended", s("suspended"))
-                    .expression_attribute_values(":rounds", n(workflow.rounds));
+                // Never back: a run that saw fewer rounds (a redelivery
+                // racing a resume) leaves the newer state.
+                put["ConditionExpression"] = json!(
+                    "attribute_not_exists(pk) OR (#phase = :suspended AND (attribute_not_exists(#rounds) OR #rounds <= :rounds))"
+                );
+                put["ExpressionAttributeNames"] = json!({"#phase": "phase", "#rounds": "rounds"});
+                put["ExpressionAttributeValues"] = json!({":suspended": s("suspended"), ":rounds": n(workflow.rounds)});
             }
-            match put.send().await {
+            match self.call("PutItem", put).await {
                 Ok(_) => Ok(true),
-                Err(err) if is_condition_failure(err.code()) => Ok(false),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(false),
                 Err(err) => Err(self.error("save workflow", err)),
             }
         })
@@ -332,26 +370,29 @@ impl WorkflowStore for DynamoState {
         Box::pin(async move {
             let now = now();
             let taken = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(workflow_key(alert_id)))
-                .update_expression("SET #phase = :resuming, lease_until = :lease")
-                .condition_expression("attribute_exists(pk) AND (#phase = :suspended OR lease_until < :now)")
-                .expression_attribute_names("#phase", "phase")
-                .expression_attribute_values(":resuming", s("resuming"))
-                .expression_attribute_values(":suspended", s("suspended"))
-                .expression_attribute_values(":lease", n(now + lease.as_secs().max(1)))
-                .expression_attribute_values(":now", n(now))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-                .send()
+                .call(
+                    "UpdateItem",
+                    json!({
+                        "Key": workflow_key(alert_id),
+                        "UpdateExpression": "SET #phase = :resuming, lease_until = :lease",
+                        "ConditionExpression": "attribute_exists(pk) AND (#phase = :suspended OR lease_until < :now)",
+                        "ExpressionAttributeNames": {"#phase": "phase"},
+                        "ExpressionAttributeValues": {
+                            ":resuming": s("resuming"),
+                            ":suspended": s("suspended"),
+                            ":lease": n(now + lease.as_secs().max(1)),
+                            ":now": n(now),
+                        },
+                        "ReturnValues": "ALL_NEW",
+                    }),
+                )
                 .await;
             match taken {
-                Ok(output) => match output.attributes {
-                    Some(item) => Ok(Taken::Workflow(Box::new(self.workflow_of(&item)?))),
-                    None => Ok(Taken::Absent),
+                Ok(mut output) => match output["Attributes"].take() {
+                    Value::Object(item) => Ok(Taken::Workflow(Box::new(self.workflow_of(&item)?))),
+                    _ => Ok(Taken::Absent),
                 },
-                Err(err) if is_condition_failure(err.code()) => {
+                Err(err) if err.is(CONDITION_FAILED) => {
                     match self.get(workflow_key(alert_id), "take workflow").await? {
                         Some(_) => Ok(Taken::Held),
                         None => Ok(Taken::Absent),
@@ -365,20 +406,20 @@ impl WorkflowStore for DynamoState {
     fn release_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let released = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(workflow_key(alert_id)))
-                .update_expression("SET #phase = :suspended, lease_until = :zero")
-                .expression_attribute_names("#phase", "phase")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":suspended", s("suspended"))
-                .expression_attribute_values(":zero", n(0))
-                .send()
+                .call(
+                    "UpdateItem",
+                    json!({
+                        "Key": workflow_key(alert_id),
+                        "UpdateExpression": "SET #phase = :suspended, lease_until = :zero",
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeNames": {"#phase": "phase"},
+                        "ExpressionAttributeValues": {":suspended": s("suspended"), ":zero": n(0)},
+                    }),
+                )
                 .await;
             match released {
                 Ok(_) => Ok(()),
-                Err(err) if is_condition_failure(err.code()) => Ok(()),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(()),
                 Err(err) => Err(self.error("release workflow", err)),
             }
         })
@@ -386,11 +427,7 @@ impl WorkflowStore for DynamoState {
 
     fn end_workflow<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(workflow_key(alert_id)))
-                .send()
+            self.call("DeleteItem", json!({ "Key": workflow_key(alert_id) }))
                 .await
                 .map(|_| ())
                 .map_err(|err| self.error("end workflow", err))
@@ -403,14 +440,9 @@ impl WorkflowStore for DynamoState {
         action_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<ActionRecord>, StateError>> {
         Box::pin(async move {
-            let item = self.get(action_key(alert_id, action_id), "read action").await?;
-            match item.as_ref().and_then(|item| item.get("record")) {
-                Some(AttributeValue::S(record)) => serde_json::from_str(record).map(Some).map_err(|err| StateError {
-                    table: self.table.clone(),
-                    operation: "read action",
-                    reason: format!("stored record of {action_id} is unreadable: {err}"),
-                }),
-                _ => Ok(None),
+            match self.get(action_key(alert_id, action_id), "read action").await? {
+                Some(item) => self.record_of(&item, action_id, "read action"),
+                None => Ok(None),
             }
         })
     }
@@ -427,44 +459,26 @@ impl WorkflowStore for DynamoState {
             item.insert("state".into(), s("done"));
             item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
+            let put = json!({
+                "Item": item,
+                "ConditionExpression": "#pending = :yes",
+                "ExpressionAttributeNames": {"#pending": "pending"},
+                "ExpressionAttributeValues": {":yes": flag(true)},
+            });
             if writes.is_empty() {
-                let put = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("#pending = :yes")
-                    .expression_attribute_names("#pending", "pending")
-                    .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                    .send()
-                    .await;
-                return match put {
+                return match self.call("PutItem", put).await {
                     Ok(_) => Ok(true),
-                    Err(err) if is_condition_failure(err.code()) => Ok(false),
+                    Err(err) if err.is(CONDITION_FAILED) => Ok(false),
                     Err(err) => Err(self.error("resolve", err)),
                 };
             }
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("#pending = :yes")
-                .expression_attribute_names("#pending", "pending")
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .build()
-                .expect("table and item");
-            let mut items = vec![TransactWriteItem::builder().put(put).build()];
-            items.extend(writes.iter().map(|write| self.persist_item(write, now)));
-            let written = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await;
-            match written {
-                Ok(_) => Ok(true),
+            let mut items = vec![("Put", put)];
+            items.extend(writes.iter().map(|write| ("Update", self.persist_update(write, now))));
+            match self.transact(items).await {
+                Ok(()) => Ok(true),
                 // Cancelled: the condition failed (another answer came
                 // first) unless the record is still pending.
-                Err(err) if err.code() == Some("TransactionCanceledException") => {
+                Err(err) if err.is("TransactionCanceledException") => {
                     let stored = self.action_record(alert_id, &record.id).await?;
                     match stored {
                         Some(stored) if stored.status == Status::Pending => Err(self.error("resolve", err)),
@@ -491,41 +505,31 @@ impl StateStore for DynamoState {
             item.insert("lease_until".into(), n(now + lease.as_secs().max(1)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
             let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk) OR (#state = :running AND lease_until < :now)")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":running", s("running"))
-                .expression_attribute_values(":now", n(now))
-                .send()
+                .call(
+                    "PutItem",
+                    json!({
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(pk) OR (#state = :running AND lease_until < :now)",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": {":running": s("running"), ":now": n(now)},
+                    }),
+                )
                 .await;
             match put {
                 Ok(_) => return Ok(Claim::Claimed),
-                Err(err) if is_condition_failure(err.code()) => {}
+                Err(err) if err.is(CONDITION_FAILED) => {}
                 Err(err) => return Err(self.error("claim", err)),
             }
             let item = self
                 .get(action_key(alert_id, action_id), "claim")
                 .await?
                 .unwrap_or_default();
-            if let (Some(AttributeValue::S(state)), Some(AttributeValue::S(record))) =
-                (item.get("state"), item.get("record"))
-            {
-                if state == "done" {
-                    let record: ActionRecord = serde_json::from_str(record).map_err(|err| StateError {
-                        table: self.table.clone(),
-                        operation: "claim",
-                        reason: format!("stored record of {action_id} is unreadable: {err}"),
-                    })?;
+            if text(&item, "state") == Some("done") {
+                if let Some(record) = self.record_of(&item, action_id, "claim")? {
                     return Ok(Claim::Done(Box::new(record)));
                 }
             }
-            let lease_until: u64 = match item.get("lease_until") {
-                Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                _ => 0,
-            };
+            let lease_until = integer(&item, "lease_until").unwrap_or(0);
             Ok(Claim::Busy {
                 lease_left: Duration::from_secs(lease_until.saturating_sub(now)),
             })
@@ -547,47 +551,34 @@ impl StateStore for DynamoState {
             if record.status == Status::Pending {
                 // Resolved once, conditionally (`resolve`); kept past the
                 // longest wait (7 days) for as long as any finished record.
-                item.insert("pending".into(), AttributeValue::Bool(true));
+                item.insert("pending".into(), flag(true));
                 item.insert("expires_at".into(), n(now + 2 * RECORD_RETENTION.as_secs()));
             }
             if writes.is_empty() {
                 return self.put(item, "complete").await;
             }
-            let mut items = vec![TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(item))
-                        .build()
-                        .expect("table and item"),
-                )
-                .build()];
-            items.extend(writes.iter().map(|write| self.persist_item(write, now)));
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-                .map_err(|err| self.error("complete", err))?;
-            Ok(())
+            let mut items = vec![("Put", json!({ "Item": item }))];
+            items.extend(writes.iter().map(|write| ("Update", self.persist_update(write, now))));
+            self.transact(items).await.map_err(|err| self.error("complete", err))
         })
     }
 
     fn release<'a>(&'a self, alert_id: &'a str, action_id: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let result = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(action_key(alert_id, action_id)))
-                .condition_expression("#state = :running")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":running", s("running"))
-                .send()
+                .call(
+                    "DeleteItem",
+                    json!({
+                        "Key": action_key(alert_id, action_id),
+                        "ConditionExpression": "#state = :running",
+                        "ExpressionAttributeNames": {"#state": "state"},
+                        "ExpressionAttributeValues": {":running": s("running")},
+                    }),
+                )
                 .await;
             match result {
                 Ok(_) => Ok(()),
-                Err(err) if is_condition_failure(err.code()) => Ok(()),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(()),
                 Err(err) => Err(self.error("release", err)),
             }
         })
@@ -599,29 +590,26 @@ impl StateStore for DynamoState {
         update_count: u64,
     ) -> BoxFuture<'a, Result<ChangeOrder, StateError>> {
         Box::pin(async move {
-            let key = HashMap::from([
-                ("pk".to_string(), s(format!("change#{matano_alert_id}"))),
-                ("sk".to_string(), s("latest")),
-            ]);
+            let key = key(format!("change#{matano_alert_id}"), "latest");
             let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .update_expression("SET update_count = :count, expires_at = :expires")
-                .condition_expression("attribute_not_exists(update_count) OR update_count <= :count")
-                .expression_attribute_values(":count", n(update_count))
-                .expression_attribute_values(":expires", n(now() + RECORD_RETENTION.as_secs()))
-                .send()
+                .call(
+                    "UpdateItem",
+                    json!({
+                        "Key": key,
+                        "UpdateExpression": "SET update_count = :count, expires_at = :expires",
+                        "ConditionExpression": "attribute_not_exists(update_count) OR update_count <= :count",
+                        "ExpressionAttributeValues": {
+                            ":count": n(update_count),
+                            ":expires": n(now() + RECORD_RETENTION.as_secs()),
+                        },
+                    }),
+                )
                 .await;
             match result {
                 Ok(_) => Ok(ChangeOrder::Current),
-                Err(err) if is_condition_failure(err.code()) => {
+                Err(err) if err.is(CONDITION_FAILED) => {
                     let current = self.get(key, "observe change").await?;
-                    let latest = match current.as_ref().and_then(|i| i.get("update_count")) {
-                        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                        _ => 0,
-                    };
+                    let latest = current.and_then(|item| integer(&item, "update_count")).unwrap_or(0);
                     Ok(ChangeOrder::Stale { latest })
                 }
                 Err(err) => Err(self.error("observe change", err)),
@@ -642,19 +630,19 @@ impl StateStore for DynamoState {
             item.insert("lease_until".into(), n(now + lease.as_secs().max(1)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
             let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner")
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":owner", s(owner))
-                .send()
+                .call(
+                    "PutItem",
+                    json!({
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
+                        "ExpressionAttributeNames": {"#owner": "owner"},
+                        "ExpressionAttributeValues": {":now": n(now), ":owner": s(owner)},
+                    }),
+                )
                 .await;
             match put {
                 Ok(_) => Ok(true),
-                Err(err) if is_condition_failure(err.code()) => Ok(false),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(false),
                 Err(err) => Err(self.error("lock namespace", err)),
             }
         })
@@ -663,18 +651,19 @@ impl StateStore for DynamoState {
     fn unlock_namespace<'a>(&'a self, namespace: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let result = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(lock_key(namespace)))
-                .condition_expression("#owner = :owner")
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":owner", s(owner))
-                .send()
+                .call(
+                    "DeleteItem",
+                    json!({
+                        "Key": lock_key(namespace),
+                        "ConditionExpression": "#owner = :owner",
+                        "ExpressionAttributeNames": {"#owner": "owner"},
+                        "ExpressionAttributeValues": {":owner": s(owner)},
+                    }),
+                )
                 .await;
             match result {
                 Ok(_) => Ok(()),
-                Err(err) if is_condition_failure(err.code()) => Ok(()),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(()),
                 Err(err) => Err(self.error("unlock namespace", err)),
             }
         })
@@ -693,20 +682,23 @@ impl StateStore for DynamoState {
             // One conditional ADD: instances racing for the last run of a
             // window cannot both win it.
             let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(budget_key(budget, window, start)))
-                .update_expression("ADD used :one SET expires_at = :expires")
-                .condition_expression("attribute_not_exists(used) OR used < :limit")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":limit", n(limit))
-                .expression_attribute_values(":expires", n(start + window + 3600))
-                .send()
+                .call(
+                    "UpdateItem",
+                    json!({
+                        "Key": budget_key(budget, window, start),
+                        "UpdateExpression": "ADD used :one SET expires_at = :expires",
+                        "ConditionExpression": "attribute_not_exists(used) OR used < :limit",
+                        "ExpressionAttributeValues": {
+                            ":one": n(1),
+                            ":limit": n(limit),
+                            ":expires": n(start + window + 3600),
+                        },
+                    }),
+                )
                 .await;
             match update {
                 Ok(_) => Ok(true),
-                Err(err) if is_condition_failure(err.code()) => Ok(false),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(false),
                 Err(err) => Err(self.error("take budget", err)),
             }
         })
@@ -718,12 +710,12 @@ impl StateStore for DynamoState {
             let Some(item) = item else {
                 return Ok(ActionsSwitch::default());
             };
-            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            let text = |name: &str| text(&item, name).map(str::to_string);
             Ok(ActionsSwitch {
                 paused: item
                     .get("paused")
-                    .and_then(|v| v.as_bool().ok())
-                    .copied()
+                    .and_then(|v| v.get("BOOL"))
+                    .and_then(Value::as_bool)
                     .unwrap_or(false),
                 reason: text("reason"),
                 changed_by: text("changed_by"),
@@ -735,7 +727,7 @@ impl StateStore for DynamoState {
     fn set_actions_switch<'a>(&'a self, switch: &'a ActionsSwitch) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let mut item = switch_key();
-            item.insert("paused".into(), AttributeValue::Bool(switch.paused));
+            item.insert("paused".into(), flag(switch.paused));
             for (name, value) in [
                 ("reason", &switch.reason),
                 ("changed_by", &switch.changed_by),
@@ -756,24 +748,13 @@ impl StateStore for DynamoState {
             // attribute the namespace stored meanwhile (its lock lapsed)
             // keeps its value, as one stored before does.
             for write in writes {
-                let update = self.persist_update(write, now);
-                let mut values = update.expression_attribute_values().cloned().unwrap_or_default();
-                values.insert(":now".to_string(), n(now));
-                let result = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(update.key().clone()))
-                    .update_expression(update.update_expression())
-                    .set_expression_attribute_names(update.expression_attribute_names().cloned())
-                    .set_expression_attribute_values(Some(values))
-                    // DynamoDB deletes expired items lazily: one is not held.
-                    .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-                    .send()
-                    .await;
-                match result {
+                let mut update = self.persist_update(write, now);
+                update["ExpressionAttributeValues"][":now"] = n(now);
+                // DynamoDB deletes expired items lazily: one is not held.
+                update["ConditionExpression"] = json!("attribute_not_exists(pk) OR expires_at <= :now");
+                match self.call("UpdateItem", update).await {
                     Ok(_) => {}
-                    Err(err) if is_condition_failure(err.code()) => {}
+                    Err(err) if err.is(CONDITION_FAILED) => {}
                     Err(err) => return Err(self.error("save attributes", err)),
                 }
             }
@@ -786,42 +767,34 @@ impl StateStore for DynamoState {
             let now = now();
             let mut attrs = Vec::new();
             for item in self.partition(&format!("attrs#{namespace}"), "load attributes").await? {
-                let expires_at: u64 = match item.get("expires_at") {
-                    Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
-                    _ => 0,
-                };
+                let expires_at = integer(&item, "expires_at").unwrap_or(0);
                 // DynamoDB deletes expired items lazily: skip them here.
                 if expires_at <= now {
                     continue;
                 }
-                let Some(AttributeValue::S(id)) = item.get("sk") else {
+                let Some(id) = text(&item, "sk") else {
                     continue;
                 };
-                let key = match item.get("attr_key") {
-                    Some(AttributeValue::S(key)) => key,
-                    _ => id,
-                };
-                let kind = match item.get("attr_type") {
-                    Some(AttributeValue::S(kind)) if !kind.is_empty() => Some(kind.clone()),
-                    _ => None,
-                };
-                let value = match (item.get("value"), item.get("counter")) {
-                    (_, Some(AttributeValue::N(counter))) => counter.parse::<f64>().map_or(Value::Null, counter_value),
-                    (Some(AttributeValue::S(json)), _) => serde_json::from_str(json).unwrap_or(Value::Null),
+                let key = text(&item, "attr_key").unwrap_or(id);
+                let kind = text(&item, "attr_type").filter(|kind| !kind.is_empty());
+                let counter = item.get("counter").and_then(|v| v.get("N")).and_then(Value::as_str);
+                let value = match (text(&item, "value"), counter) {
+                    (_, Some(counter)) => counter.parse::<f64>().map_or(Value::Null, counter_value),
+                    (Some(json), _) => serde_json::from_str(json).unwrap_or(Value::Null),
                     _ => continue,
                 };
                 // The `ttl` it was stored with, as AlertChain reports it
                 // (each write starts a new window of it); an item stored
                 // before `attr_ttl` was kept: what is left.
-                let ttl = match item.get("attr_ttl") {
-                    Some(AttributeValue::N(ttl)) => ttl.parse().unwrap_or(expires_at - now),
-                    _ => expires_at - now,
+                let ttl = match item.get("attr_ttl").and_then(|v| v.get("N")).and_then(Value::as_str) {
+                    Some(ttl) => ttl.parse().unwrap_or(expires_at - now),
+                    None => expires_at - now,
                 };
                 attrs.push(Attr {
-                    id: Some(id.clone()),
-                    key: key.clone(),
+                    id: Some(id.to_string()),
+                    key: key.to_string(),
                     value,
-                    kind,
+                    kind: kind.map(str::to_string),
                     persist: true,
                     ttl: Some(ttl),
                 });

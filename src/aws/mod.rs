@@ -1,10 +1,12 @@
 //! The AWS adapters of the ports: DynamoDB (state), SNS (outcomes and the
 //! `sns.publish` action), Secrets Manager (secrets), S3 (records, bundles),
-//! Scheduler and Lambda (wakeups); the SDK configuration and HTTP client
-//! they share, and the SigV4-signed calls of the ones without an SDK crate.
+//! Scheduler and Lambda (wakeups); the configuration, HTTP client, retry
+//! rules and SigV4-signed calls they share.
 
 mod dynamodb;
 mod http;
+mod json_api;
+mod retry;
 mod s3;
 mod sdk;
 mod secrets_manager;

@@ -1,5 +1,5 @@
-//! AWS SDK configuration from the environment, on the HTTP client the
-//! actions share (`reqwest`, rustls with the `ring` provider).
+//! The AWS configuration (region, credentials, endpoint) from the
+//! environment, for the signed calls of every adapter (`signed`).
 //!
 //! The configuration is read from the environment by hand rather than by
 //! `aws-config`: Lambda gives a function its region and credentials as
@@ -13,14 +13,8 @@
 //! Locally with a profile or SSO, export the credentials first:
 //! `eval "$(aws configure export-credentials --format env)"`.
 
-use std::time::Duration;
-
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 
@@ -32,7 +26,6 @@ pub fn sdk_config() -> SdkConfig {
 /// The shared SDK configuration, reading variables through `lookup`.
 pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    let http_client = SharedHttpClient::new(super::http::ReqwestHttpClient::default());
     let credentials = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
         (Some(key), Some(secret)) => SharedCredentialsProvider::new(Credentials::new(
             key,
@@ -44,20 +37,8 @@ pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
         _ => SharedCredentialsProvider::new(NoCredentials),
     };
     let mut builder = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http_client)
         .credentials_provider(credentials)
-        .region(get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).map(Region::new))
-        // The SDK's standard settings (what aws-config chose): 3 attempts,
-        // 3.1 s to connect.
-        .retry_config(RetryConfig::standard())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_millis(3100))
-                .build(),
-        )
-        .time_source(aws_smithy_async::time::SystemTimeSource::new());
-    builder.set_sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep());
+        .region(get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).map(Region::new));
     if let Some(url) = get("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(url);
     }
@@ -103,21 +84,6 @@ mod tests {
     use aws_credential_types::provider::ProvideCredentials;
 
     use super::*;
-
-    #[test]
-    fn constructing_sdk_clients_builds_no_http_client() {
-        let http = super::super::http::ReqwestHttpClient::default();
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .http_client(SharedHttpClient::new(http.clone()))
-            .build();
-        let _client = aws_sdk_dynamodb::Client::from_conf(config);
-        assert!(
-            !http.was_used(),
-            "root certificates are read on the first request, not before"
-        );
-    }
 
     fn config(vars: &[(&str, &str)]) -> SdkConfig {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -1,19 +1,31 @@
-//! The secret source on AWS Secrets Manager.
+//! The secret source on AWS Secrets Manager (`GetSecretValue`).
 
+use std::sync::OnceLock;
+
+use aws_types::SdkConfig;
 use futures::future::BoxFuture;
+use serde_json::{json, Value};
 
+use super::json_api::{JsonApi, Service};
 use crate::secrets::{SecretError, SecretSource};
 
-/// AWS Secrets Manager, with the client made on first use.
+const SECRETS_MANAGER: Service = Service {
+    name: "secretsmanager",
+    target: "secretsmanager",
+    content_type: "application/x-amz-json-1.1",
+};
+
+/// AWS Secrets Manager, on the environment's configuration read on first
+/// use (no AWS call until a policy uses a secret), or on one given.
 #[derive(Default)]
 pub struct SecretsManager {
-    client: tokio::sync::OnceCell<aws_sdk_secretsmanager::Client>,
+    api: OnceLock<JsonApi>,
 }
 
 impl SecretsManager {
-    pub fn with_client(client: aws_sdk_secretsmanager::Client) -> SecretsManager {
+    pub fn new(sdk: &SdkConfig) -> SecretsManager {
         SecretsManager {
-            client: tokio::sync::OnceCell::new_with(Some(client)),
+            api: OnceLock::from(JsonApi::new(sdk, &SECRETS_MANAGER)),
         }
     }
 }
@@ -21,16 +33,17 @@ impl SecretsManager {
 impl SecretSource for SecretsManager {
     fn fetch<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, SecretError>> {
         Box::pin(async move {
-            use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-            let client = self
-                .client
-                .get_or_init(|| async { aws_sdk_secretsmanager::Client::new(&super::sdk_config()) })
-                .await;
-            match client.get_secret_value().secret_id(name).send().await {
-                Ok(output) => output
-                    .secret_string
-                    .ok_or_else(|| SecretError::NotAString { name: name.to_string() }),
-                Err(err) => Err(match err.code() {
+            let api = self
+                .api
+                .get_or_init(|| JsonApi::new(&super::sdk_config(), &SECRETS_MANAGER));
+            match api.call("GetSecretValue", &json!({ "SecretId": name })).await {
+                Ok(mut answer) => match answer["SecretString"].take() {
+                    Value::String(secret) => Ok(secret),
+                    _ => Err(SecretError::NotAString { name: name.to_string() }),
+                },
+                // The code, never the message: nothing of an answer about a
+                // secret reaches an error.
+                Err(err) => Err(match err.code.as_deref() {
                     Some("ResourceNotFoundException") => SecretError::NotFound { name: name.to_string() },
                     Some("AccessDeniedException") => SecretError::AccessDenied { name: name.to_string() },
                     Some(code) => SecretError::Unavailable {
@@ -39,7 +52,7 @@ impl SecretSource for SecretsManager {
                     },
                     None => SecretError::Unavailable {
                         name: name.to_string(),
-                        reason: super::error_chain(&err),
+                        reason: err.reason,
                     },
                 }),
             }

@@ -1,6 +1,7 @@
-//! SigV4-signed HTTP calls on the shared SDK configuration (region,
-//! credentials, endpoint): the Scheduler and Lambda calls of `wakeups` and
-//! SNS's query API. Each is one request to sign and send; a service's SDK
+//! SigV4-signed HTTP calls on the shared configuration (region,
+//! credentials, endpoint): the Scheduler and Lambda calls of `wakeups`,
+//! SNS's query API, and the JSON protocol of DynamoDB and Secrets Manager
+//! (`json_api`). Each is one request to sign and send; a service's SDK
 //! crate would add its model to the binary and its orchestration (endpoint
 //! resolution, interceptors, serializers) to every call. S3 signs its own
 //! way (unnormalized paths, signed payload hash) in `s3`.

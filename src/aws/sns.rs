@@ -16,6 +16,7 @@ use std::time::Duration;
 use aws_types::SdkConfig;
 use futures::future::BoxFuture;
 
+use super::retry::{backoff, is_throttling, is_timeout, ATTEMPTS};
 use super::signed::{Request, SendError, SignedCalls};
 use super::xml;
 use crate::action::sns::{TopicPublishError, TopicPublisher};
@@ -27,15 +28,6 @@ const BATCH_SIZE: usize = 10;
 /// SNS's limit of a `PublishBatch`'s messages together (bodies and
 /// attributes): 256 KiB. One outcome fits alone (`MAX_OUTCOME_BYTES`).
 const BATCH_BYTES: usize = 256 * 1024;
-/// Tries of a call (and of entries SNS failed). A 5xx, a timeout or a
-/// dropped connection is tried again after ~100, ~200, ~400 ms; throttling
-/// after ~0.5, ~1, ~2 s (each with jitter, so that instances throttled
-/// together do not come back together). A publish of one batch is bounded by
-/// 4 calls of at most [`CALL_TIMEOUT`] and 3.5 s of backoff; the function's
-/// timeout (60 s by default) bounds the whole invocation.
-const ATTEMPTS: u32 = 4;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const FIRST_THROTTLED_BACKOFF: Duration = Duration::from_millis(500);
 /// Bounds one call, answer included: a hung endpoint would otherwise hold
 /// the invocation to its timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,21 +117,6 @@ impl Sns {
     }
 }
 
-/// The wait after failed try `attempt` (from 1): the base doubled each
-/// try, half of it fixed and half random.
-fn backoff(attempt: u32, throttled: bool) -> Duration {
-    use std::hash::BuildHasher;
-    let base = if throttled {
-        FIRST_THROTTLED_BACKOFF
-    } else {
-        FIRST_BACKOFF
-    };
-    let full = base * 2u32.pow(attempt.saturating_sub(1).min(8));
-    // A fresh `RandomState` is randomly keyed: enough to spread retries.
-    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
-    full / 2 + (full / 2).mul_f64((random % 1024) as f64 / 1024.0)
-}
-
 /// An error answer in a line, `HTTP 404 NotFound: Topic does not exist
 /// (request id …)`; transient when SNS was at fault or throttled the call.
 fn answered_error(status: u16, text: &str) -> CallError {
@@ -148,37 +125,12 @@ fn answered_error(status: u16, text: &str) -> CallError {
     if let Some(id) = xml::values(text, "RequestId").pop() {
         reason.push_str(&format!(" (request id {id})"));
     }
-    let timed_out = code
-        .as_deref()
-        .is_some_and(|c| matches!(c, "RequestTimeout" | "RequestTimeoutException"));
+    let timed_out = code.as_deref().is_some_and(is_timeout);
     CallError {
         reason,
         transient: status >= 500 || throttled || timed_out,
         throttled,
     }
-}
-
-/// The codes AWS's SDKs retry as throttling, and SNS's `KMSThrottling`
-/// (the topic's KMS key throttled the call).
-fn is_throttling(code: &str) -> bool {
-    matches!(
-        code,
-        "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestThrottledException"
-            | "TooManyRequestsException"
-            | "ProvisionedThroughputExceededException"
-            | "TransactionInProgressException"
-            | "RequestLimitExceeded"
-            | "BandwidthLimitExceeded"
-            | "LimitExceededException"
-            | "RequestThrottled"
-            | "SlowDown"
-            | "PriorRequestNotComplete"
-            | "EC2ThrottledException"
-            | "KMSThrottling"
-    )
 }
 
 /// An `application/x-www-form-urlencoded` body of the query API, written
@@ -718,26 +670,6 @@ mod tests {
         assert_eq!(answered_error(503, "").reason, "HTTP 503");
         assert!(!answered_error(403, &answer("AuthorizationError")).transient);
         assert!(!answered_error(400, &answer("InvalidParameter")).transient);
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_throttling_waits_longer() {
-        let mut seen = std::collections::BTreeSet::new();
-        for attempt in 1..=3 {
-            let full = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-            let throttled_full = FIRST_THROTTLED_BACKOFF * 2u32.pow(attempt - 1);
-            for _ in 0..50 {
-                let wait = backoff(attempt, false);
-                assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
-                seen.insert(wait);
-                let wait = backoff(attempt, true);
-                assert!(
-                    wait >= throttled_full / 2 && wait <= throttled_full,
-                    "{attempt}: {wait:?}"
-                );
-            }
-        }
-        assert!(seen.len() > 10, "jittered: {} distinct waits of 150", seen.len());
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 
 pub mod lambda;
 pub mod proxy;
+pub mod sdk;
 pub mod slack;
 
 use std::collections::HashMap;
@@ -224,7 +225,7 @@ pub fn moto_endpoint() -> String {
 
 /// An SNS client for test setup, pointed at moto.
 pub async fn sns_client() -> aws_sdk_sns::Client {
-    let sdk = alert_responder::aws::sdk_config();
+    let sdk = sdk::sdk_config();
     let config = aws_sdk_sns::config::Builder::from(&sdk)
         .endpoint_url(moto_endpoint())
         .build();
@@ -233,7 +234,7 @@ pub async fn sns_client() -> aws_sdk_sns::Client {
 
 /// An S3 client for test setup, pointed at moto (path-style addressing).
 pub async fn s3_client() -> aws_sdk_s3::Client {
-    let sdk = alert_responder::aws::sdk_config();
+    let sdk = sdk::sdk_config();
     let config = aws_sdk_s3::config::Builder::from(&sdk)
         .endpoint_url(moto_endpoint())
         .force_path_style(true)
@@ -386,7 +387,7 @@ pub async fn run_action(
 }
 
 pub async fn sqs_client() -> aws_sdk_sqs::Client {
-    let sdk = alert_responder::aws::sdk_config();
+    let sdk = sdk::sdk_config();
     let config = aws_sdk_sqs::config::Builder::from(&sdk)
         .endpoint_url(moto_endpoint())
         .build();
@@ -445,7 +446,7 @@ pub fn unique(name: &str) -> String {
 }
 
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&alert_responder::aws::sdk_config())
+    aws_sdk_dynamodb::Client::new(&sdk::sdk_config())
 }
 
 /// A state table laid out as the templates create it.

@@ -1,0 +1,214 @@
+//! AWS's JSON protocol (DynamoDB, Secrets Manager): each operation is a
+//! signed `POST /` with an `X-Amz-Target` header and a JSON body, answered
+//! with JSON, or with `{"__type": "…#Code", "message": "…"}` on an error.
+//!
+//! Sent on the shared signed calls (`signed`) rather than through the
+//! services' SDK crates: their models and the SDK's orchestrator were
+//! ~0.9 MiB of the binary (BENCHMARKS.md), for the handful of operations
+//! the state table and the secret source make.
+
+use std::time::Duration;
+
+use aws_types::SdkConfig;
+use serde_json::Value;
+
+use super::retry::{backoff, is_throttling, is_timeout, ATTEMPTS};
+use super::signed::{Request, SendError, SignedCalls};
+
+/// Bounds one try, answer included: a hung endpoint would otherwise hold
+/// the invocation to its timeout.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A service spoken to in the JSON protocol.
+pub(super) struct Service {
+    /// The signing name and the first label of the regional endpoint.
+    pub name: &'static str,
+    /// What `X-Amz-Target` starts with, before `.Operation`.
+    pub target: &'static str,
+    /// `application/x-amz-json-1.0` or `-1.1`, as the service's model says.
+    pub content_type: &'static str,
+}
+
+/// One service's operations on one configuration.
+pub(super) struct JsonApi {
+    service: &'static Service,
+    calls: SignedCalls,
+    /// Where calls go (`AWS_ENDPOINT_URL`, else the region's endpoint), or
+    /// why there is nowhere (no region): reported by each call.
+    url: Result<String, String>,
+}
+
+/// Why an operation failed.
+#[derive(Debug)]
+pub(super) struct ApiError {
+    /// The service's error code (`ConditionalCheckFailedException`), when
+    /// it answered with one.
+    pub code: Option<String>,
+    /// In a line: `HTTP 400 ResourceNotFoundException: Requested resource
+    /// not found`, or why no answer came.
+    pub reason: String,
+    /// Another try may work: the service failed or throttled the call, or
+    /// no answer came.
+    transient: bool,
+    /// The service asked to slow down: the next try waits longer.
+    throttled: bool,
+}
+
+impl ApiError {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(err: SendError) -> ApiError {
+        ApiError {
+            code: None,
+            reason: err.reason,
+            transient: err.transient,
+            throttled: false,
+        }
+    }
+}
+
+impl JsonApi {
+    pub fn new(sdk: &SdkConfig, service: &'static Service) -> JsonApi {
+        let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
+        let url = calls
+            .endpoint(service.name, None)
+            .map(|base| format!("{base}/"))
+            .map_err(|err| err.reason);
+        JsonApi { service, calls, url }
+    }
+
+    /// `operation` with `input`, tried again while it fails transiently
+    /// (an operation that must not apply twice carries its own idempotency
+    /// token); the answer's JSON.
+    pub async fn call(&self, operation: &str, input: &Value) -> Result<Value, ApiError> {
+        let body = serde_json::to_vec(input).expect("JSON values serialize");
+        let mut attempt = 1;
+        loop {
+            match self.try_once(operation, &body).await {
+                Err(err) if err.transient && attempt < ATTEMPTS => {
+                    tracing::warn!(
+                        service = self.service.name,
+                        operation,
+                        attempt,
+                        reason = %err.reason,
+                        "AWS call failed; retrying"
+                    );
+                    tokio::time::sleep(backoff(attempt, err.throttled)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_once(&self, operation: &str, body: &[u8]) -> Result<Value, ApiError> {
+        let url = self.url.as_deref().map_err(SendError::permanent)?;
+        let target = format!("{}.{operation}", self.service.target);
+        let request = Request {
+            service: self.service.name,
+            method: "POST",
+            url,
+            headers: &[("content-type", self.service.content_type), ("x-amz-target", &target)],
+            body,
+        };
+        let (status, answer) = self.calls.send(&request).await?;
+        match status {
+            200..=299 if answer.is_empty() => Ok(Value::Object(Default::default())),
+            200..=299 => serde_json::from_slice(&answer).map_err(|err| ApiError {
+                code: None,
+                reason: format!("HTTP {status}: the answer to {operation} is not JSON: {err}"),
+                transient: false,
+                throttled: false,
+            }),
+            _ => Err(answered_error(status, &answer)),
+        }
+    }
+}
+
+/// An error answer: its code (`__type`, without the namespace before `#`
+/// or anything after `:`) and a line naming it; transient when the service
+/// was at fault, timed out or throttled the call.
+fn answered_error(status: u16, answer: &[u8]) -> ApiError {
+    let document: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
+    let code = ["__type", "code"]
+        .iter()
+        .find_map(|field| document[field].as_str())
+        .map(|raw| {
+            let code = raw.rsplit('#').next().unwrap_or(raw);
+            code.split(':').next().unwrap_or(code).to_string()
+        })
+        .filter(|code| !code.is_empty());
+    let message = ["message", "Message"].iter().find_map(|field| document[field].as_str());
+    let reason = match (&code, message) {
+        (Some(code), Some(message)) => format!("HTTP {status} {code}: {message}"),
+        (Some(code), None) => format!("HTTP {status} {code}"),
+        (None, _) => format!("HTTP {status}"),
+    };
+    let throttled = status == 429 || code.as_deref().is_some_and(is_throttling);
+    let timed_out = code.as_deref().is_some_and(is_timeout);
+    ApiError {
+        transient: status >= 500 || throttled || timed_out,
+        throttled,
+        code,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_name_the_code_and_say_whether_to_retry() {
+        let answer =
+            |kind: &str| format!(r#"{{"__type": "{kind}", "message": "The conditional request failed"}}"#).into_bytes();
+        let failed = answered_error(
+            400,
+            &answer("com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"),
+        );
+        assert_eq!(failed.code.as_deref(), Some("ConditionalCheckFailedException"));
+        assert_eq!(
+            failed.reason,
+            "HTTP 400 ConditionalCheckFailedException: The conditional request failed"
+        );
+        assert!(failed.is("ConditionalCheckFailedException") && !failed.transient);
+        // A code with a trailing `:` part, and Secrets Manager's `Message`.
+        let not_found = answered_error(
+            400,
+            br#"{"__type": "ResourceNotFoundException:http://internal", "Message": "no such secret"}"#,
+        );
+        assert_eq!(not_found.code.as_deref(), Some("ResourceNotFoundException"));
+        assert_eq!(not_found.reason, "HTTP 400 ResourceNotFoundException: no such secret");
+        let throttled = answered_error(400, &answer("ProvisionedThroughputExceededException"));
+        assert!(throttled.transient && throttled.throttled);
+        assert!(answered_error(429, b"").throttled);
+        assert!(answered_error(400, &answer("RequestTimeoutException")).transient);
+        let unavailable = answered_error(503, b"<html>");
+        assert!(unavailable.transient && unavailable.code.is_none());
+        assert_eq!(unavailable.reason, "HTTP 503");
+        assert!(!answered_error(400, &answer("ValidationException")).transient);
+        assert!(!answered_error(403, &answer("AccessDeniedException")).transient);
+    }
+
+    #[tokio::test]
+    async fn without_a_region_or_endpoint_a_call_says_to_set_aws_region() {
+        const SERVICE: Service = Service {
+            name: "dynamodb",
+            target: "DynamoDB_20120810",
+            content_type: "application/x-amz-json-1.0",
+        };
+        let sdk = super::super::sdk_config_from(|name| match name {
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("x".to_string()),
+            _ => None,
+        });
+        let err = JsonApi::new(&sdk, &SERVICE)
+            .call("GetItem", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(err.reason.contains("AWS_REGION") && !err.transient, "{err:?}");
+    }
+}

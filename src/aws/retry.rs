@@ -1,0 +1,83 @@
+//! When a signed call that failed is tried again (SNS, DynamoDB, Secrets
+//! Manager): a 5xx, a timeout, a dropped connection or throttling, never a
+//! request the service refused.
+
+use std::time::Duration;
+
+/// Tries of a call. A 5xx, a timeout or a dropped connection is tried
+/// again after ~100, ~200, ~400 ms; throttling after ~0.5, ~1, ~2 s (each
+/// with jitter, so that instances throttled together do not come back
+/// together). A call is bounded by 4 tries of at most the caller's timeout
+/// and 3.5 s of backoff; the function's timeout (60 s by default) bounds
+/// the whole invocation.
+pub(super) const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const FIRST_THROTTLED_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The wait after failed try `attempt` (from 1): the base doubled each
+/// try, half of it fixed and half random.
+pub(super) fn backoff(attempt: u32, throttled: bool) -> Duration {
+    use std::hash::BuildHasher;
+    let base = if throttled {
+        FIRST_THROTTLED_BACKOFF
+    } else {
+        FIRST_BACKOFF
+    };
+    let full = base * 2u32.pow(attempt.saturating_sub(1).min(8));
+    // A fresh `RandomState` is randomly keyed: enough to spread retries.
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    full / 2 + (full / 2).mul_f64((random % 1024) as f64 / 1024.0)
+}
+
+/// The codes AWS's SDKs retry as throttling, and SNS's `KMSThrottling`
+/// (the topic's KMS key throttled the call).
+pub(super) fn is_throttling(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "ProvisionedThroughputExceededException"
+            | "TransactionInProgressException"
+            | "RequestLimitExceeded"
+            | "BandwidthLimitExceeded"
+            | "LimitExceededException"
+            | "RequestThrottled"
+            | "SlowDown"
+            | "PriorRequestNotComplete"
+            | "EC2ThrottledException"
+            | "KMSThrottling"
+    )
+}
+
+/// Codes that say the service timed out on its side: worth another try.
+pub(super) fn is_timeout(code: &str) -> bool {
+    matches!(code, "RequestTimeout" | "RequestTimeoutException")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_throttling_waits_longer() {
+        let mut seen = std::collections::BTreeSet::new();
+        for attempt in 1..=3 {
+            let full = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            let throttled_full = FIRST_THROTTLED_BACKOFF * 2u32.pow(attempt - 1);
+            for _ in 0..50 {
+                let wait = backoff(attempt, false);
+                assert!(wait >= full / 2 && wait <= full, "{attempt}: {wait:?}");
+                seen.insert(wait);
+                let wait = backoff(attempt, true);
+                assert!(
+                    wait >= throttled_full / 2 && wait <= throttled_full,
+                    "{attempt}: {wait:?}"
+                );
+            }
+        }
+        assert!(seen.len() > 10, "jittered: {} distinct waits of 150", seen.len());
+    }
+}

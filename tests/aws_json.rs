@@ -1,0 +1,211 @@
+//! The state table and the secret source speak AWS's JSON protocol to a
+//! loopback server standing in for DynamoDB and Secrets Manager: what each
+//! request carries, which failures are tried again, and that a transaction
+//! tried again cannot apply twice.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alert_responder::aws::{sdk_config_from, DynamoState, SecretsManager};
+use alert_responder::model::ActionRecord;
+use alert_responder::secrets::{SecretError, SecretSource};
+use alert_responder::state::{Claim, PersistOp, PersistWrite, StateStore};
+use aws_types::SdkConfig;
+use common::{Recorded, Reply, TestServer};
+use serde_json::{json, Value};
+
+const TABLE: &str = "alert-responder-state";
+
+fn config_at(server: &TestServer) -> SdkConfig {
+    let endpoint = server.url("");
+    sdk_config_from(|name| match name {
+        "AWS_REGION" => Some("eu-west-1".to_string()),
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("secret".to_string()),
+        "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
+        _ => None,
+    })
+}
+
+/// A server answering its `n`th request (from 0) with `answer`.
+async fn answering(answer: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static) -> TestServer {
+    let count = Arc::new(AtomicUsize::new(0));
+    TestServer::start(move |request| answer(count.fetch_add(1, Ordering::SeqCst), request)).await
+}
+
+fn error(status: u16, kind: &str, message: &str) -> Reply {
+    Reply::json(status, json!({"__type": kind, "message": message}))
+}
+
+fn record(id: &str) -> ActionRecord {
+    serde_json::from_value(json!({
+        "id": id,
+        "uses": "webhook.post",
+        "args": {"url": "https://hooks.example/notify"},
+        "seq": 1,
+        "status": "succeeded",
+        "result": {"status": 200},
+        "error": null,
+        "outcome_id": format!("outcome-{id}"),
+        "commits": [],
+        "started_at": "2026-12-06T12:00:00Z",
+        "duration_ms": 3,
+    }))
+    .expect("an action record")
+}
+
+fn counter_write() -> PersistWrite {
+    PersistWrite {
+        namespace: "hosts".into(),
+        id: "pages".into(),
+        key: "pages".into(),
+        kind: Some("number".into()),
+        op: PersistOp::Add(1.0),
+        ttl: Duration::from_secs(3600),
+    }
+}
+
+fn target(request: &Recorded) -> &str {
+    request.headers.get("x-amz-target").map(String::as_str).unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_transaction_tried_again_after_a_server_error_carries_the_same_token() {
+    let dynamodb = answering(|n, _| match n {
+        0 => error(500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "try again"),
+        _ => Reply::json(200, json!({})),
+    })
+    .await;
+    let state = DynamoState::new(&config_at(&dynamodb), TABLE);
+    state
+        .complete("alert-1", &record("notify"), &[counter_write()])
+        .await
+        .unwrap();
+
+    let requests = dynamodb.requests();
+    assert_eq!(requests.len(), 2, "one failure, one retry");
+    let tokens: Vec<Value> = requests
+        .iter()
+        .map(|r| r.json()["ClientRequestToken"].clone())
+        .collect();
+    assert!(
+        tokens[0].as_str().is_some_and(|t| !t.is_empty() && t.len() <= 36),
+        "{tokens:?}"
+    );
+    assert_eq!(tokens[0], tokens[1], "a retry DynamoDB takes for the same call");
+    for request in &requests {
+        assert_eq!(target(request), "DynamoDB_20120810.TransactWriteItems");
+        assert_eq!(request.headers["content-type"], "application/x-amz-json-1.0");
+        let authorization = &request.headers["authorization"];
+        assert!(
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+                && authorization.contains("/eu-west-1/dynamodb/aws4_request"),
+            "{authorization}"
+        );
+    }
+    // The record and the counter, in DynamoDB's JSON, on the table.
+    let items = requests[0].json()["TransactItems"].clone();
+    assert_eq!(items[0]["Put"]["TableName"], TABLE);
+    assert_eq!(items[0]["Put"]["Item"]["pk"], json!({"S": "action#alert-1"}));
+    assert_eq!(items[0]["Put"]["Item"]["sk"], json!({"S": "notify"}));
+    assert_eq!(items[0]["Put"]["Item"]["state"], json!({"S": "done"}));
+    let stored: Value = serde_json::from_str(items[0]["Put"]["Item"]["record"]["S"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["outcome_id"], "outcome-notify");
+    assert_eq!(items[1]["Update"]["TableName"], TABLE);
+    assert_eq!(items[1]["Update"]["Key"]["pk"], json!({"S": "attrs#hosts"}));
+    assert_eq!(
+        items[1]["Update"]["ExpressionAttributeValues"][":delta"],
+        json!({"N": "1"})
+    );
+
+    // Another call is another token.
+    state
+        .complete("alert-1", &record("page"), &[counter_write()])
+        .await
+        .unwrap();
+    let third = dynamodb.requests()[2].json();
+    assert_ne!(third["ClientRequestToken"], tokens[0]);
+}
+
+#[tokio::test]
+async fn a_failed_condition_is_an_answer_and_a_refused_request_is_not_tried_again() {
+    // The claim's condition fails; the item read then says another
+    // instance holds the lease.
+    let dynamodb = answering(|_, request| match target(request) {
+        "DynamoDB_20120810.PutItem" => error(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            "The conditional request failed",
+        ),
+        "DynamoDB_20120810.GetItem" => {
+            assert_eq!(request.json()["ConsistentRead"], true);
+            Reply::json(
+                200,
+                json!({"Item": {"pk": {"S": "action#a"}, "sk": {"S": "notify"}, "state": {"S": "running"}, "lease_until": {"N": "99999999999"}}}),
+            )
+        }
+        other => panic!("unexpected {other}"),
+    })
+    .await;
+    let state = DynamoState::new(&config_at(&dynamodb), TABLE);
+    let claim = state.claim("a", "notify", Duration::from_secs(60)).await.unwrap();
+    assert!(matches!(claim, Claim::Busy { .. }), "{claim:?}");
+    assert_eq!(dynamodb.requests().len(), 2, "no retry of a failed condition");
+
+    let refusing = answering(|_, _| {
+        error(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+            "Requested resource not found",
+        )
+    })
+    .await;
+    let state = DynamoState::new(&config_at(&refusing), TABLE);
+    let err = state.claim("a", "notify", Duration::from_secs(60)).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("state table {TABLE}: claim failed: HTTP 400 ResourceNotFoundException: Requested resource not found")
+    );
+    assert_eq!(refusing.requests().len(), 1, "a refused request is not tried again");
+}
+
+#[tokio::test]
+async fn secrets_are_read_through_a_throttled_call_and_errors_name_only_the_code() {
+    let secrets = answering(|n, request| {
+        assert_eq!(target(request), "secretsmanager.GetSecretValue");
+        assert_eq!(request.headers["content-type"], "application/x-amz-json-1.1");
+        match (n, request.json()["SecretId"].as_str()) {
+            (0, _) => error(400, "ThrottlingException", "Rate exceeded"),
+            (_, Some("prod/hook-key")) => Reply::json(200, json!({"Name": "prod/hook-key", "SecretString": "k3y"})),
+            (_, Some("prod/binary")) => Reply::json(200, json!({"Name": "prod/binary", "SecretBinary": "AAEC"})),
+            (_, Some("prod/denied")) => error(
+                400,
+                "AccessDeniedException",
+                "User is not authorized to read prod/denied (value k3y)",
+            ),
+            _ => error(
+                400,
+                "ResourceNotFoundException",
+                "Secrets Manager can't find the specified secret.",
+            ),
+        }
+    })
+    .await;
+    let source = SecretsManager::new(&config_at(&secrets));
+    assert_eq!(source.fetch("prod/hook-key").await.unwrap(), "k3y");
+    assert_eq!(secrets.requests().len(), 2, "the throttled call was tried again");
+    assert!(matches!(
+        source.fetch("prod/binary").await,
+        Err(SecretError::NotAString { .. })
+    ));
+    assert!(matches!(
+        source.fetch("prod/missing").await,
+        Err(SecretError::NotFound { .. })
+    ));
+    let denied = source.fetch("prod/denied").await.unwrap_err();
+    assert!(matches!(denied, SecretError::AccessDenied { .. }), "{denied:?}");
+    assert!(!format!("{denied} {denied:?}").contains("k3y"), "{denied:?}");
+}
