@@ -80,7 +80,7 @@ pub fn disable_transparent_huge_pages() {
 /// Manager response is a secret).
 pub fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::filter::LevelFilter;
-    // `aws_sigv4` traces the requests it signs (SNS bodies, Secrets Manager calls).
+    // `aws_sigv4` traces the requests it signs and their canonical form.
     const CAPPED: &str = "aws_smithy_runtime_api=info,aws_sigv4=info,\
         hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
     // A span directive (`[span]=trace`) enables everything inside its span,

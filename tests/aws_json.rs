@@ -12,7 +12,7 @@ use std::time::Duration;
 use alert_responder::aws::{sdk_config_from, DynamoState, SecretsManager};
 use alert_responder::model::ActionRecord;
 use alert_responder::secrets::{SecretError, SecretSource};
-use alert_responder::state::{Claim, PersistOp, PersistWrite, StateStore};
+use alert_responder::state::{Claim, PersistOp, PersistWrite, StateStore, WorkflowStore};
 use aws_types::SdkConfig;
 use common::{Recorded, Reply, TestServer};
 use serde_json::{json, Value};
@@ -208,4 +208,74 @@ async fn secrets_are_read_through_a_throttled_call_and_errors_name_only_the_code
     let denied = source.fetch("prod/denied").await.unwrap_err();
     assert!(matches!(denied, SecretError::AccessDenied { .. }), "{denied:?}");
     assert!(!format!("{denied} {denied:?}").contains("k3y"), "{denied:?}");
+}
+
+/// A stand-in for DynamoDB where every `PutItem` lands and its answer is
+/// lost (HTTP 500), and a retry of it then fails its condition against
+/// the item it wrote. `GetItem` reads what landed.
+async fn landing_without_an_answer() -> TestServer {
+    let stored = std::sync::Mutex::new(None::<Value>);
+    TestServer::start(move |request| {
+        let mut stored = stored.lock().unwrap();
+        match target(request) {
+            "DynamoDB_20120810.PutItem" => {
+                let item = request.json()["Item"].clone();
+                let retried = stored
+                    .as_ref()
+                    .is_some_and(|s: &Value| s["write_token"] == item["write_token"]);
+                if retried {
+                    error(
+                        400,
+                        "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+                        "The conditional request failed",
+                    )
+                } else {
+                    *stored = Some(item);
+                    Reply::text(500, "")
+                }
+            }
+            "DynamoDB_20120810.GetItem" => Reply::json(200, json!({"Item": stored.clone()})),
+            other => panic!("unexpected {other}"),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_conditional_write_whose_answer_was_lost_is_known_by_its_token() {
+    let dynamodb = landing_without_an_answer().await;
+    let state = DynamoState::new(&config_at(&dynamodb), TABLE);
+    let claim = state.claim("a", "notify", Duration::from_secs(60)).await.unwrap();
+    assert!(
+        matches!(claim, Claim::Claimed),
+        "its own claim, not another's: {claim:?}"
+    );
+    let targets: Vec<String> = dynamodb.requests().iter().map(|r| target(r).to_string()).collect();
+    assert_eq!(
+        targets,
+        ["PutItem", "PutItem", "GetItem"].map(|op| format!("DynamoDB_20120810.{op}"))
+    );
+
+    let dynamodb = landing_without_an_answer().await;
+    let state = DynamoState::new(&config_at(&dynamodb), TABLE);
+    let resolved = state.resolve("a", &record("approve"), &[]).await.unwrap();
+    assert!(resolved, "this answer is the one stored");
+
+    // Another writer's item: the condition failed for this call.
+    let taken = TestServer::start(|request| match target(request) {
+        "DynamoDB_20120810.PutItem" => error(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            "The conditional request failed",
+        ),
+        _ => Reply::json(
+            200,
+            json!({"Item": {"state": {"S": "running"}, "lease_until": {"N": "99999999999"}, "write_token": {"S": "another"}}}),
+        ),
+    })
+    .await;
+    let state = DynamoState::new(&config_at(&taken), TABLE);
+    assert!(!state.resolve("a", &record("approve"), &[]).await.unwrap());
+    let claim = state.claim("a", "notify", Duration::from_secs(60)).await.unwrap();
+    assert!(matches!(claim, Claim::Busy { .. }), "{claim:?}");
 }

@@ -10,6 +10,11 @@
 //! | suspended workflow | `workflows` | alert id | `phase` (suspended/resuming), `lease_until`, the `workflow` (JSON) |
 //!
 //! A pending action's claim is `done` with `pending: true` until it is resolved.
+//!
+//! A conditional write that must know whether it won (a claim, a resolve,
+//! taking a workflow) stores a fresh `write_token`: when a try's answer was
+//! lost and the retry finds the condition failed, the stored token says
+//! whether the item is this call's own write.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,22 +64,19 @@ impl DynamoState {
     }
 
     /// `request` with the table's name added.
-    async fn call(&self, operation: &str, mut request: Value) -> Result<Value, ApiError> {
+    async fn call(&self, operation: &str, mut request: Value) -> Result<Item, ApiError> {
         request["TableName"] = Value::from(self.table.as_str());
         self.api.call(operation, &request).await
     }
 
     /// The item at `key`, read consistently (`operation` names it in an error).
     async fn get(&self, key: Item, operation: &'static str) -> Result<Option<Item>, StateError> {
-        let got = self
+        let mut got = self
             .call("GetItem", json!({"Key": key, "ConsistentRead": true}))
             .await
             .map_err(|err| self.error(operation, err))?;
-        Ok(match got {
-            Value::Object(mut got) => match got.remove("Item") {
-                Some(Value::Object(item)) => Some(item),
-                _ => None,
-            },
+        Ok(match got.remove("Item") {
+            Some(Value::Object(item)) => Some(item),
             _ => None,
         })
     }
@@ -96,14 +98,14 @@ impl DynamoState {
                 .call("Query", request)
                 .await
                 .map_err(|err| self.error(operation, err))?;
-            if let Value::Array(found) = page["Items"].take() {
+            if let Some(Value::Array(found)) = page.remove("Items") {
                 items.extend(found.into_iter().filter_map(|item| match item {
                     Value::Object(item) => Some(item),
                     _ => None,
                 }));
             }
-            match page["LastEvaluatedKey"].take() {
-                Value::Object(key) if !key.is_empty() => start = Some(Value::Object(key)),
+            match page.remove("LastEvaluatedKey") {
+                Some(Value::Object(key)) if !key.is_empty() => start = Some(Value::Object(key)),
                 _ => return Ok(items),
             }
         }
@@ -196,9 +198,10 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// An idempotency token for `TransactWriteItems` (at most 36
-/// characters): unique per call, not secret, so std's randomly keyed
-/// hasher (keyed anew for each `RandomState`) is enough.
+/// A token for one call (`ClientRequestToken` of `TransactWriteItems`, at
+/// most 36 characters; a conditional write's `write_token`): unique per
+/// call, not secret, so std's randomly keyed hasher (keyed anew for each
+/// `RandomState`) is enough.
 fn request_token() -> String {
     use std::hash::BuildHasher;
     let half = || std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
@@ -369,12 +372,13 @@ impl WorkflowStore for DynamoState {
     fn take_workflow<'a>(&'a self, alert_id: &'a str, lease: Duration) -> BoxFuture<'a, Result<Taken, StateError>> {
         Box::pin(async move {
             let now = now();
+            let token = request_token();
             let taken = self
                 .call(
                     "UpdateItem",
                     json!({
                         "Key": workflow_key(alert_id),
-                        "UpdateExpression": "SET #phase = :resuming, lease_until = :lease",
+                        "UpdateExpression": "SET #phase = :resuming, lease_until = :lease, write_token = :token",
                         "ConditionExpression": "attribute_exists(pk) AND (#phase = :suspended OR lease_until < :now)",
                         "ExpressionAttributeNames": {"#phase": "phase"},
                         "ExpressionAttributeValues": {
@@ -382,18 +386,23 @@ impl WorkflowStore for DynamoState {
                             ":suspended": s("suspended"),
                             ":lease": n(now + lease.as_secs().max(1)),
                             ":now": n(now),
+                            ":token": s(&token),
                         },
                         "ReturnValues": "ALL_NEW",
                     }),
                 )
                 .await;
             match taken {
-                Ok(mut output) => match output["Attributes"].take() {
-                    Value::Object(item) => Ok(Taken::Workflow(Box::new(self.workflow_of(&item)?))),
+                Ok(mut output) => match output.remove("Attributes") {
+                    Some(Value::Object(item)) => Ok(Taken::Workflow(Box::new(self.workflow_of(&item)?))),
                     _ => Ok(Taken::Absent),
                 },
                 Err(err) if err.is(CONDITION_FAILED) => {
                     match self.get(workflow_key(alert_id), "take workflow").await? {
+                        // A try whose answer was lost had taken it.
+                        Some(item) if text(&item, "write_token") == Some(token.as_str()) => {
+                            Ok(Taken::Workflow(Box::new(self.workflow_of(&item)?)))
+                        }
                         Some(_) => Ok(Taken::Held),
                         None => Ok(Taken::Absent),
                     }
@@ -459,6 +468,8 @@ impl WorkflowStore for DynamoState {
             item.insert("state".into(), s("done"));
             item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
+            let token = request_token();
+            item.insert("write_token".into(), s(&token));
             let put = json!({
                 "Item": item,
                 "ConditionExpression": "#pending = :yes",
@@ -468,7 +479,12 @@ impl WorkflowStore for DynamoState {
             if writes.is_empty() {
                 return match self.call("PutItem", put).await {
                     Ok(_) => Ok(true),
-                    Err(err) if err.is(CONDITION_FAILED) => Ok(false),
+                    // Another answer came first, unless a try whose answer
+                    // was lost wrote this one.
+                    Err(err) if err.is(CONDITION_FAILED) => {
+                        let stored = self.get(action_key(alert_id, &record.id), "resolve").await?;
+                        Ok(stored.is_some_and(|item| text(&item, "write_token") == Some(token.as_str())))
+                    }
                     Err(err) => Err(self.error("resolve", err)),
                 };
             }
@@ -500,10 +516,12 @@ impl StateStore for DynamoState {
     ) -> BoxFuture<'a, Result<Claim, StateError>> {
         Box::pin(async move {
             let now = now();
+            let token = request_token();
             let mut item = action_key(alert_id, action_id);
             item.insert("state".into(), s("running"));
             item.insert("lease_until".into(), n(now + lease.as_secs().max(1)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
+            item.insert("write_token".into(), s(&token));
             let put = self
                 .call(
                     "PutItem",
@@ -524,10 +542,15 @@ impl StateStore for DynamoState {
                 .get(action_key(alert_id, action_id), "claim")
                 .await?
                 .unwrap_or_default();
-            if text(&item, "state") == Some("done") {
-                if let Some(record) = self.record_of(&item, action_id, "claim")? {
-                    return Ok(Claim::Done(Box::new(record)));
+            match text(&item, "state") {
+                // A try whose answer was lost had claimed it.
+                Some("running") if text(&item, "write_token") == Some(token.as_str()) => return Ok(Claim::Claimed),
+                Some("done") => {
+                    if let Some(record) = self.record_of(&item, action_id, "claim")? {
+                        return Ok(Claim::Done(Box::new(record)));
+                    }
                 }
+                _ => {}
             }
             let lease_until = integer(&item, "lease_until").unwrap_or(0);
             Ok(Claim::Busy {

@@ -4,13 +4,13 @@
 //!
 //! Sent on the shared signed calls (`signed`) rather than through the
 //! services' SDK crates: their models and the SDK's orchestrator were
-//! ~0.9 MiB of the binary (BENCHMARKS.md), for the handful of operations
+//! 1.28 MiB of the binary (BENCHMARKS.md), for the handful of operations
 //! the state table and the secret source make.
 
 use std::time::Duration;
 
 use aws_types::SdkConfig;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::retry::{backoff, is_throttling, is_timeout, ATTEMPTS};
 use super::signed::{Request, SendError, SignedCalls};
@@ -81,20 +81,25 @@ impl JsonApi {
         JsonApi { service, calls, url }
     }
 
-    /// `operation` with `input`, tried again while it fails transiently
-    /// (an operation that must not apply twice carries its own idempotency
-    /// token); the answer's JSON.
-    pub async fn call(&self, operation: &str, input: &Value) -> Result<Value, ApiError> {
+    /// `operation` with `input`, tried again while it fails transiently;
+    /// the answer, a JSON object. A try whose answer was lost may have
+    /// applied: the caller makes a retry harmless (a transaction's
+    /// `ClientRequestToken`, a conditional write's stored token) or says
+    /// what it costs (a budget counted twice).
+    pub async fn call(&self, operation: &str, input: &Value) -> Result<Map<String, Value>, ApiError> {
         let body = serde_json::to_vec(input).expect("JSON values serialize");
         let mut attempt = 1;
         loop {
             match self.try_once(operation, &body).await {
                 Err(err) if err.transient && attempt < ATTEMPTS => {
+                    // The code, or why no answer came: not the service's
+                    // message, which may name what was asked for.
+                    let reason = err.code.as_deref().unwrap_or(&err.reason);
                     tracing::warn!(
                         service = self.service.name,
                         operation,
                         attempt,
-                        reason = %err.reason,
+                        reason,
                         "AWS call failed; retrying"
                     );
                     tokio::time::sleep(backoff(attempt, err.throttled)).await;
@@ -105,7 +110,7 @@ impl JsonApi {
         }
     }
 
-    async fn try_once(&self, operation: &str, body: &[u8]) -> Result<Value, ApiError> {
+    async fn try_once(&self, operation: &str, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
         let url = self.url.as_deref().map_err(SendError::permanent)?;
         let target = format!("{}.{operation}", self.service.target);
         let request = Request {
@@ -117,15 +122,24 @@ impl JsonApi {
         };
         let (status, answer) = self.calls.send(&request).await?;
         match status {
-            200..=299 if answer.is_empty() => Ok(Value::Object(Default::default())),
-            200..=299 => serde_json::from_slice(&answer).map_err(|err| ApiError {
-                code: None,
-                reason: format!("HTTP {status}: the answer to {operation} is not JSON: {err}"),
-                transient: false,
-                throttled: false,
-            }),
+            200..=299 if answer.is_empty() => Ok(Map::new()),
+            200..=299 => match serde_json::from_slice(&answer) {
+                Ok(Value::Object(answer)) => Ok(answer),
+                Ok(_) => Err(unreadable(status, operation, "not a JSON object")),
+                Err(err) => Err(unreadable(status, operation, &format!("not JSON: {err}"))),
+            },
             _ => Err(answered_error(status, &answer)),
         }
+    }
+}
+
+/// A success answer that cannot be what the operation answers.
+fn unreadable(status: u16, operation: &str, why: &str) -> ApiError {
+    ApiError {
+        code: None,
+        reason: format!("HTTP {status}: the answer to {operation} is {why}"),
+        transient: false,
+        throttled: false,
     }
 }
 

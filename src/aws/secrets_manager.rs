@@ -37,8 +37,8 @@ impl SecretSource for SecretsManager {
                 .api
                 .get_or_init(|| JsonApi::new(&super::sdk_config(), &SECRETS_MANAGER));
             match api.call("GetSecretValue", &json!({ "SecretId": name })).await {
-                Ok(mut answer) => match answer["SecretString"].take() {
-                    Value::String(secret) => Ok(secret),
+                Ok(mut answer) => match answer.remove("SecretString") {
+                    Some(Value::String(secret)) => Ok(secret),
                     _ => Err(SecretError::NotAString { name: name.to_string() }),
                 },
                 // The code, never the message: nothing of an answer about a
