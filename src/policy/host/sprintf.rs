@@ -105,9 +105,11 @@ pub(super) fn sprintf(args: &[Value]) -> anyhow::Result<Value> {
     Ok(Value::from(formatted))
 }
 
-/// Where formatting stands in the format and the arguments.
+/// Where formatting stands in the format (a byte offset, always on a
+/// character boundary: only ASCII is stepped over byte by byte) and the
+/// arguments.
 struct Cursor<'a> {
-    chars: Vec<char>,
+    format: &'a str,
     at: usize,
     args: &'a [Arg<'a>],
     next_arg: usize,
@@ -116,20 +118,19 @@ struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.format.as_bytes().get(self.at).copied()
+    }
+
     /// An explicit argument index, `[n]`, if one stands here.
     fn index(&mut self) {
-        if self.chars.get(self.at) != Some(&'[') {
+        if self.peek() != Some(b'[') {
             return;
         }
-        let Some(close) = self.chars[self.at..]
-            .iter()
-            .position(|c| *c == ']')
-            .map(|p| self.at + p)
-        else {
+        let Some(close) = self.format[self.at..].find(']').map(|p| self.at + p) else {
             return;
         };
-        let digits: String = self.chars[self.at + 1..close].iter().collect();
-        if let Ok(n) = digits.parse::<usize>() {
+        if let Ok(n) = self.format[self.at + 1..close].parse::<usize>() {
             self.next_arg = n.saturating_sub(1);
             self.reordered = true;
         }
@@ -139,61 +140,83 @@ impl Cursor<'_> {
     /// The flags, width and precision after a `%`.
     fn spec(&mut self) -> Spec {
         let mut spec = Spec::default();
-        while let Some(flag) = self.chars.get(self.at).filter(|c| "+-# 0".contains(**c)) {
+        while let Some(flag) = self.peek().filter(|c| b"+-# 0".contains(c)) {
             match flag {
-                '+' => spec.plus = true,
-                '-' => spec.minus = true,
-                '#' => spec.sharp = true,
-                ' ' => spec.space = true,
+                b'+' => spec.plus = true,
+                b'-' => spec.minus = true,
+                b'#' => spec.sharp = true,
+                b' ' => spec.space = true,
                 _ => spec.zero = true,
             }
             self.at += 1;
         }
         self.index();
-        spec.width = field(
-            &self.chars,
-            &mut self.at,
-            self.args,
-            &mut self.next_arg,
-            &mut spec.minus,
-        );
-        if self.chars.get(self.at) == Some(&'.') {
+        let mut minus = spec.minus;
+        spec.width = self.field(&mut minus);
+        spec.minus = minus;
+        if self.peek() == Some(b'.') {
             self.at += 1;
             self.index();
             let mut ignored = false;
-            spec.precision =
-                Some(field(&self.chars, &mut self.at, self.args, &mut self.next_arg, &mut ignored).unwrap_or(0));
+            spec.precision = Some(self.field(&mut ignored).unwrap_or(0));
         }
         self.index();
         spec
+    }
+
+    /// A width or precision: digits, or `*` taking an integer argument (a
+    /// negative width left-aligns).
+    fn field(&mut self, minus: &mut bool) -> Option<usize> {
+        if self.peek() == Some(b'*') {
+            self.at += 1;
+            let arg = self.args.get(self.next_arg);
+            self.next_arg += 1;
+            return match arg {
+                Some(Arg::Int(n)) => {
+                    *minus |= *n < 0;
+                    Some((n.unsigned_abs() as usize).min(MAX_FIELD))
+                }
+                _ => None,
+            };
+        }
+        let digits = self.format.as_bytes()[self.at..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let number = &self.format[self.at..self.at + digits];
+        self.at += digits;
+        number.parse::<usize>().ok().map(|n| n.min(MAX_FIELD))
     }
 }
 
 fn format_all(format: &str, args: &[Arg]) -> String {
     let mut cursor = Cursor {
-        chars: format.chars().collect(),
+        format,
         at: 0,
         args,
         next_arg: 0,
         reordered: false,
     };
     let mut out = String::with_capacity(format.len() + 16);
-    while let Some(&c) = cursor.chars.get(cursor.at) {
+    while cursor.at < format.len() {
         // Past the limit the caller refuses it: stop building.
         if out.len() as u64 > MAX_BUILT_BYTES {
             return out;
         }
-        cursor.at += 1;
-        if c != '%' {
-            out.push(c);
-            continue;
+        // The text up to the next verb, as it is.
+        let literal = format[cursor.at..].find('%').unwrap_or(format.len() - cursor.at);
+        out.push_str(&format[cursor.at..cursor.at + literal]);
+        cursor.at += literal;
+        if cursor.at == format.len() {
+            break;
         }
+        cursor.at += 1;
         let spec = cursor.spec();
-        let Some(&verb) = cursor.chars.get(cursor.at) else {
+        let Some(verb) = format[cursor.at..].chars().next() else {
             out.push_str("%!(NOVERB)");
             break;
         };
-        cursor.at += 1;
+        cursor.at += verb.len_utf8();
         if verb == '%' {
             out.push('%');
             continue;
@@ -212,26 +235,6 @@ fn format_all(format: &str, args: &[Arg]) -> String {
         out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
     }
     out
-}
-
-/// A width or precision: digits, or `*` taking an integer argument (a
-/// negative width left-aligns).
-fn field(chars: &[char], at: &mut usize, args: &[Arg], next_arg: &mut usize, minus: &mut bool) -> Option<usize> {
-    if chars.get(*at) == Some(&'*') {
-        *at += 1;
-        let arg = args.get(*next_arg);
-        *next_arg += 1;
-        return match arg {
-            Some(Arg::Int(n)) => {
-                *minus |= *n < 0;
-                Some((n.unsigned_abs() as usize).min(MAX_FIELD))
-            }
-            _ => None,
-        };
-    }
-    let digits: String = chars[*at..].iter().take_while(|c| c.is_ascii_digit()).collect();
-    *at += digits.len();
-    digits.parse::<usize>().ok().map(|n| n.min(MAX_FIELD))
 }
 
 fn format_one(verb: char, spec: &Spec, arg: &Arg) -> String {
