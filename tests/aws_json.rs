@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alert_responder::aws::{sdk_config_from, DynamoState, SecretsManager};
+use alert_responder::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
 use alert_responder::model::ActionRecord;
 use alert_responder::secrets::{SecretError, SecretSource};
-use alert_responder::state::{Claim, PersistOp, PersistWrite, StateStore, WorkflowStore};
+use alert_responder::state::{Claim, PersistOp, PersistWrite, StateStore, Taken, WorkflowStore};
 use aws_types::SdkConfig;
 use common::{Recorded, Reply, TestServer};
 use serde_json::{json, Value};
@@ -210,29 +211,47 @@ async fn secrets_are_read_through_a_throttled_call_and_errors_name_only_the_code
     assert!(!format!("{denied} {denied:?}").contains("k3y"), "{denied:?}");
 }
 
-/// A stand-in for DynamoDB where every `PutItem` lands and its answer is
-/// lost (HTTP 500), and a retry of it then fails its condition against
-/// the item it wrote. `GetItem` reads what landed.
-async fn landing_without_an_answer() -> TestServer {
+/// A stand-in for DynamoDB where every `PutItem` or `UpdateItem` (a
+/// workflow taken) lands and its answer is lost (HTTP 500), and a retry of
+/// it then fails its condition against the item it wrote. `GetItem` reads
+/// what landed; with `released`, the taken workflow was released before the
+/// retry came.
+async fn landing_without_an_answer(released: bool) -> TestServer {
     let stored = std::sync::Mutex::new(None::<Value>);
+    let condition_failed = || {
+        error(
+            400,
+            "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+            "The conditional request failed",
+        )
+    };
     TestServer::start(move |request| {
         let mut stored = stored.lock().unwrap();
+        let landed = |token: &Value| stored.as_ref().is_some_and(|s: &Value| s["write_token"] == *token);
         match target(request) {
             "DynamoDB_20120810.PutItem" => {
                 let item = request.json()["Item"].clone();
-                let retried = stored
-                    .as_ref()
-                    .is_some_and(|s: &Value| s["write_token"] == item["write_token"]);
-                if retried {
-                    error(
-                        400,
-                        "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
-                        "The conditional request failed",
-                    )
-                } else {
-                    *stored = Some(item);
-                    Reply::text(500, "")
+                if landed(&item["write_token"]) {
+                    return condition_failed();
                 }
+                *stored = Some(item);
+                Reply::text(500, "")
+            }
+            "DynamoDB_20120810.UpdateItem" => {
+                let update = request.json();
+                let token = update["ExpressionAttributeValues"][":token"].clone();
+                if landed(&token) {
+                    if released {
+                        stored.as_mut().unwrap()["phase"] = json!({"S": "suspended"});
+                    }
+                    return condition_failed();
+                }
+                let mut item = update["Key"].clone();
+                item["phase"] = json!({"S": "resuming"});
+                item["write_token"] = token;
+                item["workflow"] = json!({"S": serde_json::to_string(&workflow("a")).unwrap()});
+                *stored = Some(item);
+                Reply::text(500, "")
             }
             "DynamoDB_20120810.GetItem" => Reply::json(200, json!({"Item": stored.clone()})),
             other => panic!("unexpected {other}"),
@@ -241,25 +260,73 @@ async fn landing_without_an_answer() -> TestServer {
     .await
 }
 
+fn workflow(alert_id: &str) -> SuspendedWorkflow {
+    let mut alert = common::sample_alert(vec![], vec![]);
+    alert.id = alert_id.to_string();
+    SuspendedWorkflow {
+        alert,
+        source: SourceEnvelope {
+            schema: "matano".into(),
+            message_id: "m-1".into(),
+            topic_arn: None,
+            timestamp: None,
+        },
+        actions: vec![],
+        rounds: 1,
+        pending: vec![],
+        bundle_digest: "sha256:0".into(),
+        suspended_at: chrono::Utc::now(),
+        phase: Phase::Suspended,
+    }
+}
+
+fn targets(server: &TestServer) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .map(|r| target(r).trim_start_matches("DynamoDB_20120810.").to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_conditional_write_whose_answer_was_lost_is_known_by_its_token() {
-    let dynamodb = landing_without_an_answer().await;
+    let dynamodb = landing_without_an_answer(false).await;
     let state = DynamoState::new(&config_at(&dynamodb), TABLE);
     let claim = state.claim("a", "notify", Duration::from_secs(60)).await.unwrap();
     assert!(
         matches!(claim, Claim::Claimed),
         "its own claim, not another's: {claim:?}"
     );
-    let targets: Vec<String> = dynamodb.requests().iter().map(|r| target(r).to_string()).collect();
-    assert_eq!(
-        targets,
-        ["PutItem", "PutItem", "GetItem"].map(|op| format!("DynamoDB_20120810.{op}"))
-    );
+    assert_eq!(targets(&dynamodb), ["PutItem", "PutItem", "GetItem"]);
 
-    let dynamodb = landing_without_an_answer().await;
+    let dynamodb = landing_without_an_answer(false).await;
     let state = DynamoState::new(&config_at(&dynamodb), TABLE);
     let resolved = state.resolve("a", &record("approve"), &[]).await.unwrap();
     assert!(resolved, "this answer is the one stored");
+    assert_eq!(targets(&dynamodb), ["PutItem", "PutItem", "GetItem"]);
+
+    let dynamodb = landing_without_an_answer(false).await;
+    let state = DynamoState::new(&config_at(&dynamodb), TABLE);
+    match state.take_workflow("a", Duration::from_secs(60)).await.unwrap() {
+        Taken::Workflow(workflow) => assert_eq!(workflow.id(), "a"),
+        other => panic!("its own take, not another's: {other:?}"),
+    }
+    assert_eq!(targets(&dynamodb), ["UpdateItem", "UpdateItem", "GetItem"]);
+
+    // Taken, then released by the instance that held it before the retry
+    // came: the token is this call's, the take is undone.
+    let dynamodb = landing_without_an_answer(true).await;
+    let state = DynamoState::new(&config_at(&dynamodb), TABLE);
+    let taken = state.take_workflow("a", Duration::from_secs(60)).await.unwrap();
+    assert!(
+        matches!(taken, Taken::Held),
+        "a released workflow is not this call's: {}",
+        if matches!(taken, Taken::Workflow(_)) {
+            "taken"
+        } else {
+            "absent"
+        }
+    );
 
     // Another writer's item: the condition failed for this call.
     let taken = TestServer::start(|request| match target(request) {

@@ -399,8 +399,12 @@ impl WorkflowStore for DynamoState {
                 },
                 Err(err) if err.is(CONDITION_FAILED) => {
                     match self.get(workflow_key(alert_id), "take workflow").await? {
-                        // A try whose answer was lost had taken it.
-                        Some(item) if text(&item, "write_token") == Some(token.as_str()) => {
+                        // A try whose answer was lost had taken it (and no
+                        // one has released it since).
+                        Some(item)
+                            if text(&item, "phase") == Some("resuming")
+                                && text(&item, "write_token") == Some(token.as_str()) =>
+                        {
                             Ok(Taken::Workflow(Box::new(self.workflow_of(&item)?)))
                         }
                         Some(_) => Ok(Taken::Held),
@@ -419,7 +423,7 @@ impl WorkflowStore for DynamoState {
                     "UpdateItem",
                     json!({
                         "Key": workflow_key(alert_id),
-                        "UpdateExpression": "SET #phase = :suspended, lease_until = :zero",
+                        "UpdateExpression": "SET #phase = :suspended, lease_until = :zero REMOVE write_token",
                         "ConditionExpression": "attribute_exists(pk)",
                         "ExpressionAttributeNames": {"#phase": "phase"},
                         "ExpressionAttributeValues": {":suspended": s("suspended"), ":zero": n(0)},
