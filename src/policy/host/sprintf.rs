@@ -113,32 +113,56 @@ struct Cursor<'a> {
     at: usize,
     args: &'a [Arg<'a>],
     next_arg: usize,
-    /// An explicit argument index (`%[2]d`) was used: no EXTRA report.
+    /// An argument index (`%[2]d`) was written, well or not: no EXTRA report.
     reordered: bool,
+    /// This verb's argument indexes were all usable (else `%!d(BADINDEX)`).
+    good_index: bool,
 }
+
+/// Go's bound on a number in a format (an index, a width): past it, none.
+const TOO_LARGE: u64 = 1_000_000;
 
 impl Cursor<'_> {
     fn peek(&self) -> Option<u8> {
         self.format.as_bytes().get(self.at).copied()
     }
 
-    /// An explicit argument index, `[n]`, if one stands here.
-    fn index(&mut self) {
+    /// An explicit argument index, `[n]` (from 1), if one stands here, as
+    /// Go reads it: one that is not all digits, unclosed, empty, zero or
+    /// past the arguments makes the verb `BADINDEX`. Whether one was
+    /// written well (in range or not).
+    fn index(&mut self) -> bool {
         if self.peek() != Some(b'[') {
-            return;
+            return false;
         }
-        let Some(close) = self.format[self.at..].find(']').map(|p| self.at + p) else {
-            return;
+        self.reordered = true;
+        let rest = &self.format.as_bytes()[self.at..];
+        let close = match rest.iter().skip(1).position(|b| *b == b']') {
+            Some(position) if rest.len() >= 3 => position + 1,
+            // No `[n]` here: only the bracket is taken.
+            _ => {
+                self.good_index = false;
+                self.at += 1;
+                return false;
+            }
         };
-        if let Ok(n) = self.format[self.at + 1..close].parse::<usize>() {
-            self.next_arg = n.saturating_sub(1);
-            self.reordered = true;
+        self.at += close + 1;
+        match index_number(&rest[1..close]) {
+            Some(n) if n >= 1 && n <= self.args.len() as u64 => {
+                self.next_arg = (n - 1) as usize;
+                true
+            }
+            written => {
+                self.good_index = false;
+                written.is_some()
+            }
         }
-        self.at = close + 1;
     }
 
-    /// The flags, width and precision after a `%`.
-    fn spec(&mut self) -> Spec {
+    /// The flags, width and precision after a `%`, with their indexes; a
+    /// width or precision argument that is no integer is reported in `out`
+    /// as Go reports it.
+    fn spec(&mut self, out: &mut String) -> Spec {
         let mut spec = Spec::default();
         while let Some(flag) = self.peek().filter(|c| b"+-# 0".contains(c)) {
             match flag {
@@ -150,35 +174,50 @@ impl Cursor<'_> {
             }
             self.at += 1;
         }
-        self.index();
-        let mut minus = spec.minus;
-        spec.width = self.field(&mut minus);
-        spec.minus = minus;
-        if self.peek() == Some(b'.') {
+        let mut after_index = self.index();
+        if self.peek() == Some(b'*') {
             self.at += 1;
-            self.index();
-            let mut ignored = false;
-            spec.precision = Some(self.field(&mut ignored).unwrap_or(0));
+            match self.star() {
+                Some(width) => {
+                    spec.minus |= width < 0;
+                    spec.width = Some((width.unsigned_abs() as usize).min(MAX_FIELD));
+                }
+                None => out.push_str("%!(BADWIDTH)"),
+            }
+            after_index = false;
+        } else {
+            spec.width = self.digits();
+            // `%[1]2d`: an index stands before the width it would skip.
+            if after_index && spec.width.is_some() {
+                self.good_index = false;
+            }
         }
-        self.index();
+        // A `.` with nothing after it is the verb.
+        if self.peek() == Some(b'.') && self.at + 1 < self.format.len() {
+            self.at += 1;
+            if after_index {
+                self.good_index = false;
+            }
+            after_index = self.index();
+            if self.peek() == Some(b'*') {
+                self.at += 1;
+                match self.star() {
+                    Some(precision) if precision >= 0 => spec.precision = Some((precision as usize).min(MAX_FIELD)),
+                    _ => out.push_str("%!(BADPREC)"),
+                }
+                after_index = false;
+            } else {
+                spec.precision = Some(self.digits().unwrap_or(0));
+            }
+        }
+        if !after_index {
+            self.index();
+        }
         spec
     }
 
-    /// A width or precision: digits, or `*` taking an integer argument (a
-    /// negative width left-aligns).
-    fn field(&mut self, minus: &mut bool) -> Option<usize> {
-        if self.peek() == Some(b'*') {
-            self.at += 1;
-            let arg = self.args.get(self.next_arg);
-            self.next_arg += 1;
-            return match arg {
-                Some(Arg::Int(n)) => {
-                    *minus |= *n < 0;
-                    Some((n.unsigned_abs() as usize).min(MAX_FIELD))
-                }
-                _ => None,
-            };
-        }
+    /// A width or precision written as digits.
+    fn digits(&mut self) -> Option<usize> {
         let digits = self.format.as_bytes()[self.at..]
             .iter()
             .take_while(|c| c.is_ascii_digit())
@@ -187,6 +226,28 @@ impl Cursor<'_> {
         self.at += digits;
         number.parse::<usize>().ok().map(|n| n.min(MAX_FIELD))
     }
+
+    /// A width or precision given by `*`: the next argument, taken if there
+    /// is one; none unless it is an integer within Go's bound.
+    fn star(&mut self) -> Option<i64> {
+        let arg = self.args.get(self.next_arg)?;
+        self.next_arg += 1;
+        match arg {
+            Arg::Int(n) if n.unsigned_abs() <= TOO_LARGE => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// The number `digits` write, as Go reads an index: none unless all are
+/// digits (at least one), nor past Go's bound.
+fn index_number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |number, digit| {
+        (digit.is_ascii_digit() && number <= TOO_LARGE).then(|| number * 10 + u64::from(digit - b'0'))
+    })
 }
 
 fn format_all(format: &str, args: &[Arg]) -> String {
@@ -196,6 +257,7 @@ fn format_all(format: &str, args: &[Arg]) -> String {
         args,
         next_arg: 0,
         reordered: false,
+        good_index: true,
     };
     let mut out = String::with_capacity(format.len() + 16);
     while cursor.at < format.len() {
@@ -211,14 +273,20 @@ fn format_all(format: &str, args: &[Arg]) -> String {
             break;
         }
         cursor.at += 1;
-        let spec = cursor.spec();
+        cursor.good_index = true;
+        let spec = cursor.spec(&mut out);
         let Some(verb) = format[cursor.at..].chars().next() else {
             out.push_str("%!(NOVERB)");
             break;
         };
         cursor.at += verb.len_utf8();
         if verb == '%' {
+            // Takes no argument, whatever its index.
             out.push('%');
+            continue;
+        }
+        if !cursor.good_index {
+            out.push_str(&format!("%!{verb}(BADINDEX)"));
             continue;
         }
         match args.get(cursor.next_arg) {
@@ -245,14 +313,11 @@ fn format_one(verb: char, spec: &Spec, arg: &Arg) -> String {
         Arg::Str(text) => string(verb, spec, text),
     };
     formatted.unwrap_or_else(|| {
-        // Go writes the value with `%v` and the verb's precision.
-        let precision_only = Spec {
-            precision: spec.precision,
-            ..Spec::default()
-        };
-        let value = match arg {
-            Arg::Int(int) => integer('v', &precision_only, i128::from(*int), false),
-            _ => None,
+        // Go writes the value with `%v` and the verb's flags, width and
+        // precision (every type has a `%v`).
+        let value = match verb {
+            'v' => None,
+            _ => Some(format_one('v', spec, arg)),
         };
         format!("%!{verb}({}={})", arg.type_name(), value.unwrap_or_else(|| arg.plain()))
     })
