@@ -43,6 +43,14 @@ impl<'a> Arg<'a> {
         }
     }
 
+    /// What Go's `%T` writes.
+    fn go_type(&self) -> &'static str {
+        match self {
+            Arg::Big(_) => "*big.Int",
+            other => other.type_name(),
+        }
+    }
+
     fn type_name(&self) -> &'static str {
         match self {
             Arg::Int(_) => "int64",
@@ -72,7 +80,7 @@ fn float_of(value: &Value) -> f64 {
 }
 
 /// A verb's flags, width and precision.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Spec {
     plus: bool,
     minus: bool,
@@ -306,6 +314,29 @@ fn format_all(format: &str, args: &[Arg]) -> String {
 }
 
 fn format_one(verb: char, spec: &Spec, arg: &Arg) -> String {
+    if verb == 'T' {
+        // The argument's Go type, written as a string.
+        return string('s', spec, arg.go_type()).unwrap_or_default();
+    }
+    if verb == 'v' && (spec.sharp || spec.plus) {
+        // With `%v`, Go reads `#` as Go syntax (a string quoted) and `+` as
+        // struct field names: neither is a flag of the value's own, but a
+        // big integer's formatter still sees `+`.
+        let plain = Spec {
+            sharp: false,
+            plus: spec.plus && matches!(arg, Arg::Big(_)),
+            ..*spec
+        };
+        return match arg {
+            Arg::Str(text) if spec.sharp => string('q', &plain, text).unwrap_or_default(),
+            _ => format_value('v', &plain, arg),
+        };
+    }
+    format_value(verb, spec, arg)
+}
+
+/// `arg` under `verb` with the flags as given.
+fn format_value(verb: char, spec: &Spec, arg: &Arg) -> String {
     let formatted = match arg {
         Arg::Int(int) => integer(verb, spec, i128::from(*int), false),
         Arg::Big(big) => integer(verb, spec, *big, true),
@@ -317,7 +348,7 @@ fn format_one(verb: char, spec: &Spec, arg: &Arg) -> String {
         // precision (every type has a `%v`).
         let value = match verb {
             'v' => None,
-            _ => Some(format_one('v', spec, arg)),
+            _ => Some(format_value('v', spec, arg)),
         };
         format!("%!{verb}({}={})", arg.type_name(), value.unwrap_or_else(|| arg.plain()))
     })
@@ -375,14 +406,24 @@ fn integer(verb: char, spec: &Spec, value: i128, big: bool) -> Option<String> {
         'x' => (format!("{magnitude:x}"), if spec.sharp { "0x" } else { "" }),
         'X' => (format!("{magnitude:X}"), if spec.sharp { "0X" } else { "" }),
         'c' if !big => return Some(pad(rune(value).to_string(), spec)),
-        'q' if !big => return Some(pad(quote_rune(rune(value)), spec)),
+        'q' if !big => return Some(pad(quote_rune(rune(value), spec.plus), spec)),
         'U' if !big => {
             let code = if value < 0 {
                 u128::from(value as i64 as u64)
             } else {
                 value as u128
             };
-            return Some(pad(format!("U+{code:04X}"), spec));
+            let mut text = format!("U+{code:04X}");
+            // `%#U` adds the character when Go would print it.
+            if let Some(c) = spec
+                .sharp
+                .then(|| char::from_u32(code as u32))
+                .flatten()
+                .filter(|c| printable(*c))
+            {
+                text.push_str(&format!(" '{c}'"));
+            }
+            return Some(pad(text, spec));
         }
         _ => return None,
     };
@@ -415,31 +456,115 @@ fn floating(verb: char, spec: &Spec, value: f64) -> Option<String> {
         'e' => exponent(magnitude, spec.precision.unwrap_or(6), false),
         'E' => exponent(magnitude, spec.precision.unwrap_or(6), true),
         'f' | 'F' => format!("{magnitude:.*}", spec.precision.unwrap_or(6)),
-        'x' if spec.precision.is_none() => hex_float(magnitude),
+        'x' => hex_float(magnitude, spec.precision, false),
+        'X' => hex_float(magnitude, spec.precision, true),
+        'b' => binary_float(magnitude),
         _ => return None,
+    };
+    let body = match spec.sharp && verb != 'b' {
+        true => with_point(body, verb, spec.precision),
+        false => body,
     };
     Some(number(value.is_sign_negative() && value != 0.0, "", body, spec, true))
 }
 
-/// `%x` of a float, shortest: `0x1.cp+01` for 3.5.
-fn hex_float(value: f64) -> String {
-    if value == 0.0 {
-        return "0x0p+00".to_string();
+/// What Go's `#` flag does to a float's digits: a decimal point always,
+/// and for `%v`, `%g`, `%G` and `%x` trailing zeros up to the precision (6
+/// when none is given) counted from the first non-zero digit (the `x` of
+/// `0x` counts, as in Go).
+fn with_point(body: String, verb: char, precision: Option<usize>) -> String {
+    let mut digits = match verb {
+        'v' | 'g' | 'G' | 'x' => precision.map_or(6, |p| p as i64),
+        _ => 0,
+    };
+    let hex = matches!(verb, 'x' | 'X');
+    let tail_at = body
+        .find(|c| matches!(c, 'p' | 'P') || (!hex && matches!(c, 'e' | 'E')))
+        .unwrap_or(body.len());
+    let (number, tail) = body.split_at(tail_at);
+    let mut number = number.to_string();
+    let (mut point, mut nonzero) = (false, false);
+    for c in number.chars() {
+        if c == '.' {
+            point = true;
+            continue;
+        }
+        nonzero |= c != '0';
+        if nonzero {
+            digits -= 1;
+        }
     }
+    if !point {
+        if number == "0" {
+            digits -= 1;
+        }
+        number.push('.');
+    }
+    for _ in 0..digits.max(0) {
+        number.push('0');
+    }
+    number + tail
+}
+
+/// `%b` of a float: its integer mantissa and binary exponent, as Go's
+/// `strconv.FormatFloat(_, 'b', -1, 64)` writes them (`5629499534213120p-51`
+/// for 2.5, `1p-1074` for the smallest subnormal).
+fn binary_float(value: f64) -> String {
+    let bits = value.to_bits();
+    let (mantissa, biased) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i64);
+    let (mantissa, exponent) = match biased {
+        0 => (mantissa, -1074),
+        _ => (mantissa | (1 << 52), biased - 1075),
+    };
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{mantissa}p{sign}{}", exponent.unsigned_abs())
+}
+
+/// `%x` of a float: `0x1.cp+01` for 3.5, shortest, or with `precision`
+/// hex digits after the point, rounded half to even (`%X` in capitals).
+fn hex_float(value: f64, precision: Option<usize>, upper: bool) -> String {
     let bits = value.to_bits();
     let (mut mantissa, mut exponent) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i64 - 1023);
-    if exponent == -1023 {
+    if value == 0.0 {
+        exponent = 0;
+    } else if exponent == -1023 {
         // Subnormal: normalise, as Go writes it.
         let shift = mantissa.leading_zeros() - 11;
         mantissa = (mantissa << shift) & ((1 << 52) - 1);
         exponent = -1022 - i64::from(shift);
     }
-    let digits = format!("{mantissa:013x}");
-    let digits = digits.trim_end_matches('0');
+    // The leading digit and 13 hex digits of fraction.
+    let mut whole = u64::from(value != 0.0);
+    if let Some(kept) = precision.filter(|p| *p < 13) {
+        let shift = 4 * (13 - kept as u32);
+        let (quotient, rest) = (mantissa >> shift, mantissa & ((1 << shift) - 1));
+        let half = 1 << (shift - 1);
+        let mut rounded = (whole << (52 - shift)) | quotient;
+        if rest > half || (rest == half && rounded & 1 == 1) {
+            rounded += 1;
+        }
+        if rounded >> (52 - shift) == 2 {
+            // 0x1.ff… rounded up to 0x2.00…: Go writes 0x1.00…p+1 more.
+            rounded >>= 1;
+            exponent += 1;
+        }
+        whole = rounded >> (52 - shift);
+        mantissa = (rounded & ((1 << (52 - shift)) - 1)) << shift;
+    }
+    let fraction = format!("{mantissa:013x}");
+    let fraction = match precision {
+        None => fraction.trim_end_matches('0').to_string(),
+        Some(p) if p <= 13 => fraction[..p].to_string(),
+        Some(p) => fraction + &"0".repeat(p - 13),
+    };
     let sign = if exponent < 0 { '-' } else { '+' };
-    match digits.is_empty() {
-        true => format!("0x1p{sign}{:02}", exponent.unsigned_abs()),
-        false => format!("0x1.{digits}p{sign}{:02}", exponent.unsigned_abs()),
+    let text = match fraction.is_empty() {
+        true => format!("0x{whole}p{sign}{:02}", exponent.unsigned_abs()),
+        false => format!("0x{whole}.{fraction}p{sign}{:02}", exponent.unsigned_abs()),
+    };
+    match upper {
+        true => text.to_uppercase(),
+        false => text,
     }
 }
 
@@ -500,7 +625,9 @@ fn string(verb: char, spec: &Spec, text: &str) -> Option<String> {
     };
     match verb {
         's' | 'v' => Some(pad_string(truncated, spec)),
-        'q' => Some(pad_string(quote(&truncated), spec)),
+        // `%#q` backquotes when it can; `%+q` escapes all but ASCII.
+        'q' if spec.sharp && can_backquote(&truncated) => Some(pad_string(format!("`{truncated}`"), spec)),
+        'q' => Some(pad_string(quote_as(&truncated, spec.plus), spec)),
         'x' | 'X' if truncated.is_empty() => Some(pad(String::new(), spec)),
         'x' | 'X' => {
             let separator = if spec.space { " " } else { "" };
@@ -540,23 +667,35 @@ fn pad_string(body: String, spec: &Spec) -> String {
 
 /// Go's `strconv.Quote` (printable characters as they are).
 fn quote(text: &str) -> String {
+    quote_as(text, false)
+}
+
+/// Go's `strconv.Quote`, or `QuoteToASCII` when `ascii`.
+fn quote_as(text: &str, ascii: bool) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
-        escape_into(&mut out, c, '"');
+        escape_into(&mut out, c, '"', ascii);
     }
     out.push('"');
     out
 }
 
-fn quote_rune(c: char) -> String {
+fn quote_rune(c: char, ascii: bool) -> String {
     let mut out = String::from('\'');
-    escape_into(&mut out, c, '\'');
+    escape_into(&mut out, c, '\'', ascii);
     out.push('\'');
     out
 }
 
-fn escape_into(out: &mut String, c: char, quote: char) {
+/// Go's `strconv.CanBackquote`: one line of printable text without a
+/// backquote (a tab allowed).
+fn can_backquote(text: &str) -> bool {
+    text.chars()
+        .all(|c| c != '`' && c != '\u{7f}' && c != '\u{feff}' && (c >= ' ' || c == '\t'))
+}
+
+fn escape_into(out: &mut String, c: char, quote: char, ascii: bool) {
     match c {
         c if c == quote || c == '\\' => {
             out.push('\\');
@@ -570,7 +709,7 @@ fn escape_into(out: &mut String, c: char, quote: char) {
         '\t' => out.push_str("\\t"),
         '\u{b}' => out.push_str("\\v"),
         c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if !printable(c) => match c as u32 {
+        c if !printable(c) || (ascii && !c.is_ascii()) => match c as u32 {
             code if code <= 0xffff => out.push_str(&format!("\\u{code:04x}")),
             code => out.push_str(&format!("\\U{code:08x}")),
         },
