@@ -370,8 +370,9 @@ fn pad(body: String, spec: &Spec) -> String {
     }
 }
 
-/// A number's sign, prefix and digits, zero-padded to the width with `0`.
-fn number(negative: bool, prefix: &str, mut digits: String, spec: &Spec, zero_pad: bool) -> String {
+/// A float's sign and digits, zero-padded to the width with `0` between
+/// the two (as Go pads a float: `%010x` of 3.5 is `00x1.cp+01`).
+fn float_text(negative: bool, mut digits: String, spec: &Spec) -> String {
     let sign = if negative {
         "-"
     } else if spec.plus {
@@ -381,30 +382,26 @@ fn number(negative: bool, prefix: &str, mut digits: String, spec: &Spec, zero_pa
     } else {
         ""
     };
-    if zero_pad && spec.zero && !spec.minus {
+    if spec.zero && !spec.minus {
         if let Some(width) = spec.width {
-            let used = sign.len() + prefix.len() + digits.chars().count();
+            let used = sign.len() + digits.chars().count();
             if width > used {
                 digits = "0".repeat(width - used) + &digits;
             }
         }
     }
-    pad(format!("{sign}{prefix}{digits}"), spec)
+    pad(format!("{sign}{digits}"), spec)
 }
 
 fn integer(verb: char, spec: &Spec, value: i128, big: bool) -> Option<String> {
     let magnitude = value.unsigned_abs();
-    let (digits, prefix) = match verb {
-        'd' | 'v' => (magnitude.to_string(), ""),
-        's' if big => (magnitude.to_string(), ""),
-        'b' => (format!("{magnitude:b}"), ""),
-        'o' => (
-            format!("{magnitude:o}"),
-            if spec.sharp && magnitude != 0 { "0" } else { "" },
-        ),
-        'O' => (format!("{magnitude:o}"), "0o"),
-        'x' => (format!("{magnitude:x}"), if spec.sharp { "0x" } else { "" }),
-        'X' => (format!("{magnitude:X}"), if spec.sharp { "0X" } else { "" }),
+    let digits = match verb {
+        'd' | 'v' => magnitude.to_string(),
+        's' if big => magnitude.to_string(),
+        'b' => format!("{magnitude:b}"),
+        'o' | 'O' => format!("{magnitude:o}"),
+        'x' => format!("{magnitude:x}"),
+        'X' => format!("{magnitude:X}"),
         'c' if !big => return Some(pad(rune(value).to_string(), spec)),
         'q' if !big => return Some(pad(quote_rune(rune(value), spec.plus), spec)),
         'U' if !big => {
@@ -427,12 +424,49 @@ fn integer(verb: char, spec: &Spec, value: i128, big: bool) -> Option<String> {
         }
         _ => return None,
     };
-    let digits = match spec.precision {
-        Some(0) if magnitude == 0 => String::new(),
-        Some(precision) if precision > digits.len() => "0".repeat(precision - digits.len()) + &digits,
-        _ => digits,
+    Some(integer_text(verb, spec, value < 0, magnitude == 0, digits))
+}
+
+/// An integer's digits written as Go's `fmtInteger` writes them: zeros to
+/// the precision (or, with `0` and a width, to the width less a sign),
+/// then the `#` prefix (which may overflow the width: `%#08x` of 255 is
+/// `0x000000ff`), `0o` for `%O`, the sign, and spaces to the width.
+fn integer_text(verb: char, spec: &Spec, negative: bool, zero: bool, mut digits: String) -> String {
+    let signed = negative || spec.plus || spec.space;
+    let zeros = match (spec.precision, spec.width) {
+        // No digit at all: only the width's spaces.
+        (Some(0), _) if zero => return pad(String::new(), spec),
+        (Some(precision), _) => precision,
+        (None, Some(width)) if spec.zero && !spec.minus => width.saturating_sub(usize::from(signed)),
+        _ => 0,
     };
-    Some(number(value < 0, prefix, digits, spec, spec.precision.is_none()))
+    if zeros > digits.len() {
+        digits = "0".repeat(zeros - digits.len()) + &digits;
+    }
+    // Octal's `#` is a leading zero of the digits (inside `%O`'s `0o`).
+    if spec.sharp && matches!(verb, 'o' | 'O') && !digits.starts_with('0') {
+        digits.insert(0, '0');
+    }
+    let mut text = String::with_capacity(digits.len() + 4);
+    text.push_str(match (negative, spec.plus, spec.space) {
+        (true, _, _) => "-",
+        (false, true, _) => "+",
+        (false, false, true) => " ",
+        _ => "",
+    });
+    if spec.sharp {
+        match verb {
+            'b' => text.push_str("0b"),
+            'x' => text.push_str("0x"),
+            'X' => text.push_str("0X"),
+            _ => {}
+        }
+    }
+    if verb == 'O' {
+        text.push_str("0o");
+    }
+    text.push_str(&digits);
+    pad(text, spec)
 }
 
 /// The character of a code point; U+FFFD where there is none.
@@ -465,7 +499,7 @@ fn floating(verb: char, spec: &Spec, value: f64) -> Option<String> {
         true => with_point(body, verb, spec.precision),
         false => body,
     };
-    Some(number(value.is_sign_negative() && value != 0.0, "", body, spec, true))
+    Some(float_text(value.is_sign_negative() && value != 0.0, body, spec))
 }
 
 /// What Go's `#` flag does to a float's digits: a decimal point always,
