@@ -662,16 +662,18 @@ fn string(verb: char, spec: &Spec, text: &str) -> Option<String> {
         // `%#q` backquotes when it can; `%+q` escapes all but ASCII.
         'q' if spec.sharp && can_backquote(&truncated) => Some(pad_string(format!("`{truncated}`"), spec)),
         'q' => Some(pad_string(quote_as(&truncated, spec.plus), spec)),
-        'x' | 'X' if truncated.is_empty() => Some(pad(String::new(), spec)),
+        'x' | 'X' if text.is_empty() || spec.precision == Some(0) => Some(pad(String::new(), spec)),
         'x' | 'X' => {
+            // The precision counts bytes here, not characters.
+            let bytes = &text.as_bytes()[..spec.precision.map_or(text.len(), |p| p.min(text.len()))];
             let separator = if spec.space { " " } else { "" };
             let prefix = match (spec.sharp, verb) {
                 (false, _) => "",
                 (true, 'x') => "0x",
                 (true, _) => "0X",
             };
-            let bytes: Vec<String> = truncated
-                .bytes()
+            let bytes: Vec<String> = bytes
+                .iter()
                 .map(|b| match verb {
                     'x' => format!("{b:02x}"),
                     _ => format!("{b:02X}"),
