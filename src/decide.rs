@@ -3,9 +3,8 @@
 //! benchmarks all decide through [`Decider::decide`]; they differ only in
 //! the parts they hand it (mocked actions, a dry run, an in-memory state).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
@@ -502,7 +501,7 @@ impl Decider {
         if namespace.is_empty() || self.settings.limits.dry_run {
             return Ok(None);
         }
-        let owner = owner_token();
+        let owner = crate::state::unique_token();
         let started = Instant::now();
         let mut wait = Duration::from_millis(20);
         loop {
@@ -757,19 +756,4 @@ impl Rehearsal {
             None => (&self.empty, &[]),
         }
     }
-}
-
-/// A token naming one lock holder: unique across instances and calls.
-fn owner_token() -> String {
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{:x}-{:x}-{:x}",
-        std::process::id(),
-        nanos,
-        CALLS.fetch_add(1, Ordering::Relaxed)
-    )
 }

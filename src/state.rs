@@ -17,7 +17,7 @@
 //! record instead of running it again. A claim whose lease ran out (its
 //! invocation died) can be taken over.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -227,5 +227,29 @@ pub fn counter_value(counter: f64) -> Value {
         Value::from(counter as i64)
     } else {
         serde_json::Number::from_f64(counter).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// A token naming one writer of the state table (a namespace lock's
+/// owner, a conditional write, a transaction): unique across instances and
+/// calls, not secret. std's hasher is randomly keyed per process and keyed
+/// anew for each `RandomState`, which is all the uniqueness needed.
+pub fn unique_token() -> String {
+    use std::hash::BuildHasher;
+    let half = || std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
+    format!("{:016x}{:016x}", half(), half())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_token;
+
+    #[test]
+    fn tokens_differ_call_to_call_and_fit_a_client_request_token() {
+        let tokens: std::collections::HashSet<String> = (0..1000).map(|_| unique_token()).collect();
+        assert_eq!(tokens.len(), 1000, "every call its own token");
+        assert!(tokens
+            .iter()
+            .all(|t| t.len() <= 36 && t.chars().all(|c| c.is_ascii_hexdigit())));
     }
 }

@@ -22,13 +22,14 @@ use aws_types::SdkConfig;
 use futures::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
-use super::json_api::{ApiError, JsonApi, Service};
+use super::json_api::{JsonApi, Service};
+use super::retry::CallError;
 use crate::model::outcome::{preview, truncate_string};
 use crate::model::suspended::{Phase, SuspendedWorkflow};
 use crate::model::{ActionRecord, Attr, Status};
 use crate::state::{
-    counter_value, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore, Taken,
-    WorkflowStore, RECORD_RETENTION,
+    counter_value, unique_token, ActionsSwitch, ChangeOrder, Claim, PersistOp, PersistWrite, StateError, StateStore,
+    Taken, WorkflowStore, RECORD_RETENTION,
 };
 
 const DYNAMODB: Service = Service {
@@ -55,7 +56,7 @@ impl DynamoState {
         }
     }
 
-    fn error(&self, operation: &'static str, err: ApiError) -> StateError {
+    fn error(&self, operation: &'static str, err: CallError) -> StateError {
         StateError {
             table: self.table.clone(),
             operation,
@@ -64,7 +65,7 @@ impl DynamoState {
     }
 
     /// `request` with the table's name added.
-    async fn call(&self, operation: &str, mut request: Value) -> Result<Item, ApiError> {
+    async fn call(&self, operation: &str, mut request: Value) -> Result<Item, CallError> {
         request["TableName"] = Value::from(self.table.as_str());
         self.api.call(operation, &request).await
     }
@@ -122,7 +123,7 @@ impl DynamoState {
     /// Writes `items` (`Put`s and `Update`s, each with the table added)
     /// together or not at all. The token makes a retried call that had
     /// landed a no-op, not a second write (a counter added twice).
-    async fn transact(&self, items: Vec<(&str, Value)>) -> Result<(), ApiError> {
+    async fn transact(&self, items: Vec<(&str, Value)>) -> Result<(), CallError> {
         let items: Vec<Value> = items
             .into_iter()
             .map(|(kind, mut write)| {
@@ -130,7 +131,7 @@ impl DynamoState {
                 json!({ kind: write })
             })
             .collect();
-        let request = json!({"TransactItems": items, "ClientRequestToken": request_token()});
+        let request = json!({"TransactItems": items, "ClientRequestToken": unique_token()});
         self.api.call("TransactWriteItems", &request).await.map(|_| ())
     }
 }
@@ -196,16 +197,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// A token for one call (`ClientRequestToken` of `TransactWriteItems`, at
-/// most 36 characters; a conditional write's `write_token`): unique per
-/// call, not secret, so std's randomly keyed hasher (keyed anew for each
-/// `RandomState`) is enough.
-fn request_token() -> String {
-    use std::hash::BuildHasher;
-    let half = || std::collections::hash_map::RandomState::new().hash_one(SystemTime::now());
-    format!("{:016x}{:016x}", half(), half())
 }
 
 fn s(value: impl Into<String>) -> Value {
@@ -372,7 +363,7 @@ impl WorkflowStore for DynamoState {
     fn take_workflow<'a>(&'a self, alert_id: &'a str, lease: Duration) -> BoxFuture<'a, Result<Taken, StateError>> {
         Box::pin(async move {
             let now = now();
-            let token = request_token();
+            let token = unique_token();
             let taken = self
                 .call(
                     "UpdateItem",
@@ -472,7 +463,7 @@ impl WorkflowStore for DynamoState {
             item.insert("state".into(), s("done"));
             item.insert("record".into(), s(bounded_record_json(record)));
             item.insert("expires_at".into(), n(now + RECORD_RETENTION.as_secs()));
-            let token = request_token();
+            let token = unique_token();
             item.insert("write_token".into(), s(&token));
             let put = json!({
                 "Item": item,
@@ -520,7 +511,7 @@ impl StateStore for DynamoState {
     ) -> BoxFuture<'a, Result<Claim, StateError>> {
         Box::pin(async move {
             let now = now();
-            let token = request_token();
+            let token = unique_token();
             let mut item = action_key(alert_id, action_id);
             item.insert("state".into(), s("running"));
             item.insert("lease_until".into(), n(now + lease.as_secs().max(1)));

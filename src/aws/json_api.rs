@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_types::SdkConfig;
 use serde_json::{Map, Value};
 
-use super::retry::{backoff, is_throttling, is_timeout, ATTEMPTS};
+use super::retry::{with_retries, CallError};
 use super::signed::{Request, SendError, SignedCalls};
 
 /// Bounds one try, answer included: a hung endpoint would otherwise hold
@@ -38,39 +38,6 @@ pub(super) struct JsonApi {
     url: Result<String, String>,
 }
 
-/// Why an operation failed.
-#[derive(Debug)]
-pub(super) struct ApiError {
-    /// The service's error code (`ConditionalCheckFailedException`), when
-    /// it answered with one.
-    pub code: Option<String>,
-    /// In a line: `HTTP 400 ResourceNotFoundException: Requested resource
-    /// not found`, or why no answer came.
-    pub reason: String,
-    /// Another try may work: the service failed or throttled the call, or
-    /// no answer came.
-    transient: bool,
-    /// The service asked to slow down: the next try waits longer.
-    throttled: bool,
-}
-
-impl ApiError {
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
-}
-
-impl From<SendError> for ApiError {
-    fn from(err: SendError) -> ApiError {
-        ApiError {
-            code: None,
-            reason: err.reason,
-            transient: err.transient,
-            throttled: false,
-        }
-    }
-}
-
 impl JsonApi {
     pub fn new(sdk: &SdkConfig, service: &'static Service) -> JsonApi {
         let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
@@ -86,31 +53,13 @@ impl JsonApi {
     /// applied: the caller makes a retry harmless (a transaction's
     /// `ClientRequestToken`, a conditional write's stored token) or says
     /// what it costs (a budget counted twice).
-    pub async fn call(&self, operation: &str, input: &Value) -> Result<Map<String, Value>, ApiError> {
+    pub async fn call(&self, operation: &str, input: &Value) -> Result<Map<String, Value>, CallError> {
         let body = serde_json::to_vec(input).expect("JSON values serialize");
-        let mut attempt = 1;
-        loop {
-            match self.try_once(operation, &body).await {
-                Err(err) if err.transient && attempt < ATTEMPTS => {
-                    // The code, or why no answer came: not the service's
-                    // message, which may name what was asked for.
-                    let reason = err.code.as_deref().unwrap_or(&err.reason);
-                    tracing::warn!(
-                        service = self.service.name,
-                        operation,
-                        attempt,
-                        reason,
-                        "AWS call failed; retrying"
-                    );
-                    tokio::time::sleep(backoff(attempt, err.throttled)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let call = format!("{} {operation}", self.service.name);
+        with_retries(&call, || self.try_once(operation, &body)).await
     }
 
-    async fn try_once(&self, operation: &str, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    async fn try_once(&self, operation: &str, body: &[u8]) -> Result<Map<String, Value>, CallError> {
         let url = self.url.as_deref().map_err(SendError::permanent)?;
         let target = format!("{}.{operation}", self.service.target);
         let request = Request {
@@ -134,19 +83,13 @@ impl JsonApi {
 }
 
 /// A success answer that cannot be what the operation answers.
-fn unreadable(status: u16, operation: &str, why: &str) -> ApiError {
-    ApiError {
-        code: None,
-        reason: format!("HTTP {status}: the answer to {operation} is {why}"),
-        transient: false,
-        throttled: false,
-    }
+fn unreadable(status: u16, operation: &str, why: &str) -> CallError {
+    CallError::permanent(format!("HTTP {status}: the answer to {operation} is {why}"))
 }
 
 /// An error answer: its code (`__type`, without the namespace before `#`
-/// or anything after `:`) and a line naming it; transient when the service
-/// was at fault, timed out or throttled the call.
-fn answered_error(status: u16, answer: &[u8]) -> ApiError {
+/// or anything after `:`) and a line naming it.
+fn answered_error(status: u16, answer: &[u8]) -> CallError {
     let document: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
     let code = ["__type", "code"]
         .iter()
@@ -162,14 +105,7 @@ fn answered_error(status: u16, answer: &[u8]) -> ApiError {
         (Some(code), None) => format!("HTTP {status} {code}"),
         (None, _) => format!("HTTP {status}"),
     };
-    let throttled = status == 429 || code.as_deref().is_some_and(is_throttling);
-    let timed_out = code.as_deref().is_some_and(is_timeout);
-    ApiError {
-        transient: status >= 500 || throttled || timed_out,
-        throttled,
-        code,
-        reason,
-    }
+    CallError::answered(status, code, reason)
 }
 
 #[cfg(test)]

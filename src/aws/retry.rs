@@ -2,7 +2,10 @@
 //! Manager): a 5xx, a timeout, a dropped connection or throttling, never a
 //! request the service refused.
 
+use std::future::Future;
 use std::time::Duration;
+
+use super::signed::SendError;
 
 /// Tries of a call. A 5xx, a timeout or a dropped connection is tried
 /// again after ~100, ~200, ~400 ms; throttling after ~0.5, ~1, ~2 s (each
@@ -53,8 +56,86 @@ pub(super) fn is_throttling(code: &str) -> bool {
 }
 
 /// Codes that say the service timed out on its side: worth another try.
-pub(super) fn is_timeout(code: &str) -> bool {
+fn is_timeout(code: &str) -> bool {
     matches!(code, "RequestTimeout" | "RequestTimeoutException")
+}
+
+/// Why a call failed, and whether another try may work.
+#[derive(Debug)]
+pub(super) struct CallError {
+    /// The service's error code (`ConditionalCheckFailedException`), when
+    /// it answered with one.
+    pub code: Option<String>,
+    /// In a line: `HTTP 404 NotFound: Topic does not exist`, or why no
+    /// answer came.
+    pub reason: String,
+    /// Another try may work: the service failed, timed out or throttled
+    /// the call, or no answer came.
+    pub transient: bool,
+    /// The service asked to slow down: the next try waits longer.
+    pub throttled: bool,
+}
+
+impl CallError {
+    /// An error answer with its `code` and its line: transient when the
+    /// service was at fault, timed out or throttled the call.
+    pub fn answered(status: u16, code: Option<String>, reason: String) -> CallError {
+        let throttled = status == 429 || code.as_deref().is_some_and(is_throttling);
+        let timed_out = code.as_deref().is_some_and(is_timeout);
+        CallError {
+            transient: status >= 500 || throttled || timed_out,
+            throttled,
+            code,
+            reason,
+        }
+    }
+
+    /// A failure no other try will mend.
+    pub fn permanent(reason: String) -> CallError {
+        CallError {
+            code: None,
+            reason,
+            transient: false,
+            throttled: false,
+        }
+    }
+
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+impl From<SendError> for CallError {
+    fn from(err: SendError) -> CallError {
+        CallError {
+            code: None,
+            reason: err.reason,
+            transient: err.transient,
+            throttled: false,
+        }
+    }
+}
+
+/// `try_once` until it succeeds, fails for good, or [`ATTEMPTS`] tries
+/// failed transiently, waiting [`backoff`] between tries; `call` names it
+/// in the warning each retry logs (with the error's code, or why no answer
+/// came: not the service's message, which may name what was asked for).
+pub(super) async fn with_retries<T, F>(call: &str, mut try_once: impl FnMut() -> F) -> Result<T, CallError>
+where
+    F: Future<Output = Result<T, CallError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match try_once().await {
+            Err(err) if err.transient && attempt < ATTEMPTS => {
+                let reason = err.code.as_deref().unwrap_or(&err.reason);
+                tracing::warn!(call, attempt, reason, "AWS call failed; retrying");
+                tokio::time::sleep(backoff(attempt, err.throttled)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]

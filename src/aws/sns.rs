@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_types::SdkConfig;
 use futures::future::BoxFuture;
 
-use super::retry::{backoff, is_throttling, is_timeout, ATTEMPTS};
+use super::retry::{backoff, with_retries, CallError, ATTEMPTS};
 use super::signed::{Request, SendError, SignedCalls};
 use super::xml;
 use crate::action::sns::{TopicPublishError, TopicPublisher};
@@ -40,25 +40,6 @@ pub struct Sns {
     /// Where calls go (`AWS_ENDPOINT_URL`, else the region's endpoint), or
     /// why there is nowhere (no region): reported by each call.
     url: Result<String, String>,
-}
-
-/// Why a call failed, and whether another try may work.
-#[derive(Debug)]
-struct CallError {
-    reason: String,
-    transient: bool,
-    /// SNS asked to slow down: the next try waits longer.
-    throttled: bool,
-}
-
-impl From<SendError> for CallError {
-    fn from(err: SendError) -> CallError {
-        CallError {
-            reason: err.reason,
-            transient: err.transient,
-            throttled: false,
-        }
-    }
 }
 
 /// An entry of a `PublishBatch` that SNS did not publish.
@@ -99,38 +80,16 @@ impl Sns {
             _ => Err(answered_error(status, &text)),
         }
     }
-
-    /// `call`, tried again while it fails transiently; `topic_arn` names the
-    /// call in logs.
-    async fn call_with_retries(&self, form: &Form, topic_arn: &str) -> Result<String, CallError> {
-        let mut attempt = 1;
-        loop {
-            match self.call(form).await {
-                Err(err) if err.transient && attempt < ATTEMPTS => {
-                    tracing::warn!(topic_arn, attempt, reason = %err.reason, "SNS publish failed; retrying");
-                    tokio::time::sleep(backoff(attempt, err.throttled)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
 }
 
 /// An error answer in a line, `HTTP 404 NotFound: Topic does not exist
 /// (request id …)`; transient when SNS was at fault or throttled the call.
 fn answered_error(status: u16, text: &str) -> CallError {
     let (mut reason, code) = xml::error_line(status, text);
-    let throttled = status == 429 || code.as_deref().is_some_and(is_throttling);
     if let Some(id) = xml::values(text, "RequestId").pop() {
         reason.push_str(&format!(" (request id {id})"));
     }
-    let timed_out = code.as_deref().is_some_and(is_timeout);
-    CallError {
-        reason,
-        transient: status >= 500 || throttled || timed_out,
-        throttled,
-    }
+    CallError::answered(status, code, reason)
 }
 
 /// An `application/x-www-form-urlencoded` body of the query API, written
@@ -261,6 +220,7 @@ fn batch_failures(answer: &str, pending: &[usize]) -> Result<Vec<FailedEntry>, C
     let Some(result) = xml::element(answer, "PublishBatchResult") else {
         let start: String = answer.chars().take(200).collect();
         return Err(CallError {
+            code: None,
             reason: format!("an answer without a PublishBatchResult: {start:?}"),
             transient: true,
             throttled: false,
@@ -479,8 +439,7 @@ impl TopicPublisher for Sns {
                 format_args!("MessageAttributes"),
                 attributes.iter().map(|(name, value)| (name.as_str(), value.as_str())),
             );
-            let answer = self
-                .call_with_retries(&form, topic_arn)
+            let answer = with_retries("sns Publish", || self.call(&form))
                 .await
                 .map_err(|err| TopicPublishError(err.reason))?;
             // Without a message id SNS did not say it published: not retried
