@@ -183,8 +183,6 @@ pub fn wakeups(config: &Config, sdk: &SdkConfig) -> Option<Arc<LambdaWakeups>> {
         WakeupSettings {
             schedule_group: group,
             scheduler_role_arn: config.scheduler_role_arn.clone().unwrap_or_default(),
-            scheduler_endpoint: config.scheduler_endpoint.clone(),
-            lambda_endpoint: config.lambda_endpoint.clone(),
         },
     )))
 }

@@ -258,10 +258,6 @@ pub struct Config {
     /// due times are scheduled, and the role Scheduler invokes the function as.
     pub schedule_group: Option<String>,
     pub scheduler_role_arn: Option<String>,
-    /// `AWS_ENDPOINT_URL_SCHEDULER`, `AWS_ENDPOINT_URL_LAMBDA`: the AWS
-    /// SDKs' per-service endpoint variables.
-    pub scheduler_endpoint: Option<String>,
-    pub lambda_endpoint: Option<String>,
 }
 
 /// A configuration value that could not be used.
@@ -319,8 +315,6 @@ impl Default for Config {
             interactions_url: None,
             schedule_group: None,
             scheduler_role_arn: None,
-            scheduler_endpoint: None,
-            lambda_endpoint: None,
         }
     }
 }
@@ -544,12 +538,6 @@ impl Config {
                 group,
                 "needs SCHEDULER_ROLE_ARN: the role EventBridge Scheduler invokes the function as",
             ));
-        }
-        if let Some(url) = get("AWS_ENDPOINT_URL_SCHEDULER") {
-            self.scheduler_endpoint = Some(validate_url("AWS_ENDPOINT_URL_SCHEDULER", url)?);
-        }
-        if let Some(url) = get("AWS_ENDPOINT_URL_LAMBDA") {
-            self.lambda_endpoint = Some(validate_url("AWS_ENDPOINT_URL_LAMBDA", url)?);
         }
         Ok(())
     }
@@ -876,7 +864,6 @@ mod tests {
             ("INTERACTIONS_URL", "https://abc.lambda-url.us-east-1.on.aws/"),
             ("SCHEDULE_GROUP", "alert-responder"),
             ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/r"),
-            ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9"),
         ])
         .unwrap();
         assert_eq!(
@@ -888,7 +875,6 @@ mod tests {
             read.interactions_url.as_deref(),
             Some("https://abc.lambda-url.us-east-1.on.aws")
         );
-        assert_eq!(read.lambda_endpoint.as_deref(), Some("http://127.0.0.1:9"));
         let both = config(&[
             ("SLACK_SIGNING_SECRET", "s3cr3t"),
             ("SLACK_SIGNING_SECRET_ID", "prod/x"),

@@ -346,3 +346,25 @@ async fn a_conditional_write_whose_answer_was_lost_is_known_by_its_token() {
     let claim = state.claim("a", "notify", Duration::from_secs(60)).await.unwrap();
     assert!(matches!(claim, Claim::Busy { .. }), "{claim:?}");
 }
+
+#[tokio::test]
+async fn each_service_goes_to_its_own_endpoint_variable_before_the_shared_one() {
+    let dynamodb = answering(|_, _| Reply::json(200, json!({}))).await;
+    let secrets = answering(|_, _| Reply::json(200, json!({"Name": "prod/hook-key", "SecretString": "k3y"}))).await;
+    let (dynamodb_url, secrets_url) = (dynamodb.url(""), secrets.url(""));
+    let sdk = sdk_config_from(move |name| match name {
+        "AWS_REGION" => Some("eu-west-1".to_string()),
+        "AWS_ACCESS_KEY_ID" => Some("AKIDEXAMPLE".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("secret".to_string()),
+        // Port 9 (discard): a call that went here would fail.
+        "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:9".to_string()),
+        "AWS_ENDPOINT_URL_DYNAMODB" => Some(dynamodb_url.clone()),
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER" => Some(secrets_url.clone()),
+        _ => None,
+    });
+    assert_eq!(SecretsManager::new(&sdk).fetch("prod/hook-key").await.unwrap(), "k3y");
+    let state = DynamoState::new(&sdk, TABLE);
+    assert_eq!(state.load_attrs("hosts").await.unwrap(), Vec::new());
+    assert_eq!(targets(&secrets), ["secretsmanager.GetSecretValue"]);
+    assert_eq!(targets(&dynamodb), ["Query"]);
+}

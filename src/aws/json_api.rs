@@ -33,7 +33,7 @@ pub(super) struct Service {
 pub(super) struct JsonApi {
     service: &'static Service,
     calls: SignedCalls,
-    /// Where calls go (`AWS_ENDPOINT_URL`, else the region's endpoint), or
+    /// Where calls go (the configured endpoint, else the region's), or
     /// why there is nowhere (no region): reported by each call.
     url: Result<String, String>,
 }
@@ -42,7 +42,7 @@ impl JsonApi {
     pub fn new(sdk: &SdkConfig, service: &'static Service) -> JsonApi {
         let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
         let url = calls
-            .endpoint(service.name, None)
+            .endpoint(service.name)
             .map(|base| format!("{base}/"))
             .map_err(|err| err.reason);
         JsonApi { service, calls, url }

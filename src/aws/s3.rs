@@ -84,7 +84,7 @@ struct Inner {
 impl std::fmt::Debug for S3 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3")
-            .field("endpoint", &self.inner.sdk.endpoint_url())
+            .field("endpoint", &super::sdk::endpoint_of(&self.inner.sdk, "s3"))
             .finish()
     }
 }
@@ -122,7 +122,7 @@ impl S3 {
         } else {
             format!("?{query}")
         };
-        match self.inner.sdk.endpoint_url() {
+        match super::sdk::endpoint_of(&self.inner.sdk, "s3") {
             Some(endpoint) => format!("{}/{}/{key}{query}", endpoint.trim_end_matches('/'), uri.bucket),
             // A bucket name with dots does not match S3's wildcard certificate.
             None if uri.bucket.contains('.') => {

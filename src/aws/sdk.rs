@@ -8,7 +8,11 @@
 //! time and binary size. Read here:
 //! - `AWS_REGION` (or `AWS_DEFAULT_REGION`);
 //! - `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`;
-//! - `AWS_ENDPOINT_URL`, which points every client at a local endpoint.
+//! - `AWS_ENDPOINT_URL`, which points every client at a local endpoint,
+//!   and `AWS_ENDPOINT_URL_<SERVICE>` (`SNS`, `DYNAMODB`, `SECRETS_MANAGER`,
+//!   `S3`, `SCHEDULER`, `LAMBDA`), which points one service and wins over
+//!   it; `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` ignores them all. The
+//!   SDKs read the same variables.
 //!
 //! Locally with a profile or SSO, export the credentials first:
 //! `eval "$(aws configure export-credentials --format env)"`.
@@ -16,7 +20,20 @@
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_types::region::Region;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use aws_types::SdkConfig;
+
+/// The services this function calls, by the service id the SDKs name
+/// their endpoint variables after (`AWS_ENDPOINT_URL_SECRETS_MANAGER`),
+/// and their signing names.
+const SERVICES: [(&str, &str); 6] = [
+    ("sns", "SNS"),
+    ("dynamodb", "DYNAMODB"),
+    ("secretsmanager", "SECRETS_MANAGER"),
+    ("s3", "S3"),
+    ("scheduler", "SCHEDULER"),
+    ("lambda", "LAMBDA"),
+];
 
 /// The shared SDK configuration, from the process environment.
 pub fn sdk_config() -> SdkConfig {
@@ -39,10 +56,56 @@ pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let mut builder = SdkConfig::builder()
         .credentials_provider(credentials)
         .region(get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).map(Region::new));
+    let ignored = get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if ignored {
+        return builder.build();
+    }
     if let Some(url) = get("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(url);
     }
+    let per_service: Vec<(&'static str, String)> = SERVICES
+        .iter()
+        .filter_map(|(name, id)| get(&format!("AWS_ENDPOINT_URL_{id}")).map(|url| (*name, url)))
+        .collect();
+    if !per_service.is_empty() {
+        builder = builder.service_config(ServiceEndpoints(per_service));
+    }
     builder.build()
+}
+
+/// The endpoint of the service signed as `service` (`sns`, `dynamodb`):
+/// its own variable's, else `AWS_ENDPOINT_URL`'s; none means AWS's.
+pub fn endpoint_of<'a>(sdk: &'a SdkConfig, service: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let own = sdk.service_config().and_then(|config| {
+        config.load_config(
+            ServiceConfigKey::builder()
+                .service_id(service)
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok()?,
+        )
+    });
+    match own {
+        Some(url) => Some(std::borrow::Cow::Owned(url)),
+        None => sdk.endpoint_url().map(std::borrow::Cow::Borrowed),
+    }
+}
+
+/// The `AWS_ENDPOINT_URL_<SERVICE>` values, by signing name.
+#[derive(Debug)]
+struct ServiceEndpoints(Vec<(&'static str, String)>);
+
+impl LoadServiceConfig for ServiceEndpoints {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        if key.env() != "AWS_ENDPOINT_URL" {
+            return None;
+        }
+        self.0
+            .iter()
+            .find(|(name, _)| *name == key.service_id())
+            .map(|(_, url)| url.clone())
+    }
 }
 
 /// Stands in when the environment has no credentials, so a call fails
@@ -108,6 +171,29 @@ mod tests {
         let sdk = config(&[("AWS_REGION", "us-east-2"), ("AWS_DEFAULT_REGION", "eu-west-1")]);
         assert_eq!(sdk.region().map(|r| r.as_ref()), Some("us-east-2"));
         assert_eq!(sdk.endpoint_url(), None);
+    }
+
+    #[test]
+    fn a_service_endpoint_wins_over_the_shared_one_and_both_can_be_ignored() {
+        let vars = [
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:4566"),
+        ];
+        let sdk = config(&vars);
+        let of = |service| endpoint_of(&sdk, service).map(|url| url.into_owned());
+        assert_eq!(of("dynamodb").as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(of("secretsmanager").as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(of("sns").as_deref(), Some("http://127.0.0.1:5000"));
+        let only_lambda = config(&[("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")]);
+        assert_eq!(
+            endpoint_of(&only_lambda, "lambda").as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(endpoint_of(&only_lambda, "scheduler"), None);
+        let ignored = config(&[vars[0], vars[1], ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE")]);
+        assert_eq!(endpoint_of(&ignored, "dynamodb"), None);
+        assert_eq!(endpoint_of(&ignored, "sns"), None);
     }
 
     #[tokio::test]

@@ -66,10 +66,11 @@ impl SignedCalls {
             .ok_or_else(|| SendError::permanent("no AWS region configured: set AWS_REGION"))
     }
 
-    /// The service's base URL, without a trailing slash: `configured`, else
-    /// the configuration's `AWS_ENDPOINT_URL`, else AWS's regional endpoint.
-    pub fn endpoint(&self, service: &str, configured: Option<&str>) -> Result<String, SendError> {
-        Ok(match configured.or(self.sdk.endpoint_url()) {
+    /// The service's base URL, without a trailing slash: the
+    /// configuration's endpoint for `service` (`AWS_ENDPOINT_URL_<SERVICE>`,
+    /// else `AWS_ENDPOINT_URL`), else AWS's regional endpoint.
+    pub fn endpoint(&self, service: &str) -> Result<String, SendError> {
+        Ok(match super::sdk::endpoint_of(&self.sdk, service) {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => {
                 let region = self.region()?;
@@ -169,23 +170,26 @@ mod tests {
     #[test]
     fn endpoints_are_configured_else_regional_and_a_missing_region_is_named() {
         let regional = calls(&[("AWS_REGION", "eu-west-1")]);
+        assert_eq!(regional.endpoint("sns").unwrap(), "https://sns.eu-west-1.amazonaws.com");
+        let own = calls(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9/"),
+        ]);
         assert_eq!(
-            regional.endpoint("sns", None).unwrap(),
-            "https://sns.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(
-            regional.endpoint("lambda", Some("http://127.0.0.1:9/")).unwrap(),
+            own.endpoint("lambda").unwrap(),
             "http://127.0.0.1:9",
             "a service's own endpoint wins, without its trailing slash"
         );
+        assert_eq!(own.endpoint("scheduler").unwrap(), "http://127.0.0.1:5000");
         let china = calls(&[("AWS_REGION", "cn-north-1")]);
         assert_eq!(
-            china.endpoint("sns", None).unwrap(),
+            china.endpoint("sns").unwrap(),
             "https://sns.cn-north-1.amazonaws.com.cn"
         );
         let local = calls(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/")]);
-        assert_eq!(local.endpoint("sns", None).unwrap(), "http://127.0.0.1:5000");
-        let err = calls(&[]).endpoint("sns", None).unwrap_err();
+        assert_eq!(local.endpoint("sns").unwrap(), "http://127.0.0.1:5000");
+        let err = calls(&[]).endpoint("sns").unwrap_err();
         assert!(err.reason.contains("AWS_REGION") && !err.transient, "{err:?}");
     }
 

@@ -37,7 +37,7 @@ const API_VERSION: &str = "2010-03-31";
 /// SNS's query API on one configuration.
 pub struct Sns {
     calls: SignedCalls,
-    /// Where calls go (`AWS_ENDPOINT_URL`, else the region's endpoint), or
+    /// Where calls go (the configured endpoint, else the region's), or
     /// why there is nowhere (no region): reported by each call.
     url: Result<String, String>,
 }
@@ -57,7 +57,7 @@ impl Sns {
     pub fn new(sdk: &SdkConfig) -> Sns {
         let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
         let url = calls
-            .endpoint("sns", None)
+            .endpoint("sns")
             .map(|base| format!("{base}/"))
             .map_err(|err| err.reason);
         Sns { calls, url }

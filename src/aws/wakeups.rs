@@ -18,14 +18,12 @@ use crate::interaction::FunctionUrl;
 use crate::wakeup::{Wakeup, WakeupError, Wakeups};
 
 /// Where and as whom schedules are made (`SCHEDULE_GROUP`,
-/// `SCHEDULER_ROLE_ARN`), and the services' endpoints when not AWS's
-/// (`AWS_ENDPOINT_URL_SCHEDULER`, `AWS_ENDPOINT_URL_LAMBDA`).
+/// `SCHEDULER_ROLE_ARN`). The services' endpoints are the configuration's
+/// (`aws::sdk`).
 #[derive(Debug, Clone, Default)]
 pub struct WakeupSettings {
     pub schedule_group: String,
     pub scheduler_role_arn: String,
-    pub scheduler_endpoint: Option<String>,
-    pub lambda_endpoint: Option<String>,
 }
 
 /// Scheduler and Lambda for one function, whose ARN is learnt from its
@@ -53,11 +51,7 @@ impl LambdaWakeups {
     }
 
     fn endpoint(&self, service: &str) -> Result<String, String> {
-        let configured = match service {
-            "scheduler" => self.settings.scheduler_endpoint.as_deref(),
-            _ => self.settings.lambda_endpoint.as_deref(),
-        };
-        self.calls.endpoint(service, configured).map_err(|err| err.reason)
+        self.calls.endpoint(service).map_err(|err| err.reason)
     }
 
     /// One signed request; the status and the body.
