@@ -55,6 +55,9 @@ struct Written {
     per_seconds: u64,
 }
 
+/// Longest `uses` or `id` pattern.
+const MAX_PATTERN_BYTES: usize = 256;
+
 /// Parses `ACTION_BUDGETS`: a JSON list of `{"uses"|"id": glob, "limit": n,
 /// "per_seconds": s}`. An error names the entry and what is wrong with it.
 pub fn parse_action_budgets(text: &str) -> Result<Vec<ActionBudget>, String> {
@@ -75,6 +78,21 @@ pub fn parse_action_budgets(text: &str) -> Result<Vec<ActionBudget>, String> {
                 (Some(_), Some(_)) => return Err(format!("budget [{index}]: give `uses` or `id`, not both")),
                 _ => return Err(format!("budget [{index}]: needs a non-empty `uses` or `id` pattern")),
             };
+            let (BudgetMatch::Uses(pattern) | BudgetMatch::Id(pattern)) = &matches;
+            // Action names and ids have no surrounding spaces: such a pattern
+            // would match nothing, silently.
+            if pattern.trim() != pattern {
+                return Err(format!(
+                    "budget [{index}]: the pattern {pattern:?} starts or ends with whitespace, so it matches no action"
+                ));
+            }
+            // The counter's key holds the pattern: DynamoDB keys are at most 1 KiB.
+            if pattern.len() > MAX_PATTERN_BYTES {
+                return Err(format!(
+                    "budget [{index}]: the pattern is {} bytes long; at most {MAX_PATTERN_BYTES}",
+                    pattern.len()
+                ));
+            }
             if written.limit == 0 {
                 return Err(format!(
                     "budget [{index}]: `limit` must be at least 1 (to stop an action, pause actions instead)"
@@ -168,6 +186,7 @@ mod tests {
 
     #[test]
     fn a_bad_budget_names_its_entry() {
+        let long = format!(r#"[{{"id": "{}", "limit": 1, "per_seconds": 1}}]"#, "p".repeat(257));
         for (text, expected) in [
             ("{}", "expected a JSON list"),
             (
@@ -192,6 +211,11 @@ mod tests {
                 "unknown field `window`",
             ),
             (r#"[{"uses": "a", "limit": -1, "per_seconds": 1}]"#, "budget [0]"),
+            (
+                r#"[{"uses": "a", "limit": 1, "per_seconds": 1}, {"uses": " virustotal.*", "limit": 1, "per_seconds": 1}]"#,
+                "budget [1]: the pattern \" virustotal.*\" starts or ends with whitespace",
+            ),
+            (long.as_str(), "budget [0]: the pattern is 257 bytes long; at most 256"),
             (
                 r#"[{"uses": "vt.*", "limit": 4, "per_seconds": 60}, {"id": "vt.*", "limit": 1, "per_seconds": 60},
                     {"uses": "vt.*", "limit": 100, "per_seconds": 3600}, {"uses": "vt.*", "limit": 2, "per_seconds": 60}]"#,

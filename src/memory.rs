@@ -463,7 +463,7 @@ impl StateStore for MemoryState {
         budget: &'a str,
         limit: u32,
         window: Duration,
-    ) -> BoxFuture<'a, Result<bool, StateError>> {
+    ) -> BoxFuture<'a, Result<Option<u64>, StateError>> {
         Box::pin(async move {
             self.check("take budget")?;
             if self.budgets_unavailable.load(Ordering::SeqCst) {
@@ -481,10 +481,27 @@ impl StateStore for MemoryState {
             tables.budgets.retain(|(_, from, length), _| from + length > now);
             let used = tables.budgets.entry((budget.to_string(), start, window)).or_insert(0);
             if *used >= limit {
-                return Ok(false);
+                return Ok(None);
             }
             *used += 1;
-            Ok(true)
+            Ok(Some(start))
+        })
+    }
+
+    fn return_budget<'a>(
+        &'a self,
+        budget: &'a str,
+        window: Duration,
+        window_start: u64,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            self.check("return budget")?;
+            let window = window.as_secs().max(1);
+            let mut tables = self.tables();
+            if let Some(used) = tables.budgets.get_mut(&(budget.to_string(), window_start, window)) {
+                *used = used.saturating_sub(1);
+            }
+            Ok(())
         })
     }
 

@@ -207,14 +207,24 @@ pub trait StateStore: WorkflowStore + Send + Sync {
     /// Gives the lock up, if `owner` still holds it.
     fn unlock_namespace<'a>(&'a self, namespace: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
     /// Counts one run against `budget` in its current fixed window of
-    /// `window` (by the store's clock), atomically; false, and nothing
-    /// counted, when the window already holds `limit`.
+    /// `window` (by the store's clock), atomically: the window's start
+    /// (epoch seconds) it was counted in; `None`, and nothing counted, when
+    /// the window already holds `limit`.
     fn take_budget<'a>(
         &'a self,
         budget: &'a str,
         limit: u32,
         window: Duration,
-    ) -> BoxFuture<'a, Result<bool, StateError>>;
+    ) -> BoxFuture<'a, Result<Option<u64>, StateError>>;
+    /// Takes back one run that [`StateStore::take_budget`] counted in the
+    /// window starting at `window_start` (never below zero): the run was
+    /// refused by another budget.
+    fn return_budget<'a>(
+        &'a self,
+        budget: &'a str,
+        window: Duration,
+        window_start: u64,
+    ) -> BoxFuture<'a, Result<(), StateError>>;
     /// The actions switch (not paused when never set).
     fn actions_switch(&self) -> BoxFuture<'_, Result<ActionsSwitch, StateError>>;
     fn set_actions_switch<'a>(&'a self, switch: &'a ActionsSwitch) -> BoxFuture<'a, Result<(), StateError>>;

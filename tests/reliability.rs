@@ -805,6 +805,61 @@ async fn a_budget_holds_across_two_instances_on_the_state_table() {
     }
 }
 
+/// Two budgets on the same actions in moto's DynamoDB, a daily one
+/// before a per-minute one: the runs the per-minute budget refuses are
+/// taken back from the daily one, which counts only what ran.
+#[tokio::test]
+async fn runs_a_later_budget_refuses_are_taken_back_in_the_state_table() {
+    let state: Arc<dyn StateStore> = Arc::new(DynamoState::new(
+        &alert_responder::aws::sdk_config(),
+        create_state_table().await,
+    ));
+    let budgets = alert_responder::config::parse_action_budgets(
+        r#"[{"uses": "vt.*", "limit": 3, "per_seconds": 86400}, {"uses": "vt.*", "limit": 1, "per_seconds": 60}]"#,
+    )
+    .unwrap();
+    let daily = budgets[0].name();
+    let guards = alert_responder::workflow::Guards::new(budgets, Some(Arc::clone(&state)), Duration::ZERO);
+    // At a minute's last second the second admit may fall in a new minute:
+    // count what each gives rather than assume.
+    let mut ran = 0;
+    for id in ["a", "b", "c", "d"] {
+        if guards.admit("vt.lookup", id).await.unwrap().is_none() {
+            ran += 1;
+        }
+    }
+    assert!((1..=2).contains(&ran), "{ran} runs of 4 at 1 a minute");
+    let day = Duration::from_secs(86400);
+    for _ in ran..3 {
+        assert!(
+            state.take_budget(&daily, 3, day).await.unwrap().is_some(),
+            "the daily budget counted only the {ran} runs"
+        );
+    }
+    assert_eq!(state.take_budget(&daily, 3, day).await.unwrap(), None);
+}
+
+/// A switch item written by hand with `paused` as a string is not read
+/// as "not paused": the read fails (the record is retried, nothing runs).
+#[tokio::test]
+async fn a_switch_item_whose_paused_is_not_a_boolean_is_an_error() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = create_state_table().await;
+    common::dynamodb()
+        .await
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("control#actions".into()))
+        .item("sk", AttributeValue::S("switch".into()))
+        .item("paused", AttributeValue::S("true".into()))
+        .send()
+        .await
+        .unwrap();
+    let state = DynamoState::new(&alert_responder::aws::sdk_config(), table);
+    let err = state.actions_switch().await.unwrap_err();
+    assert!(err.to_string().contains("`paused` is not a boolean"), "{err}");
+}
+
 /// The kill switch as an operator uses it: `actions pause` on the
 /// deployment's table, every instance skips actions, `actions resume`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -692,7 +692,7 @@ impl StateStore for DynamoState {
         budget: &'a str,
         limit: u32,
         window: Duration,
-    ) -> BoxFuture<'a, Result<bool, StateError>> {
+    ) -> BoxFuture<'a, Result<Option<u64>, StateError>> {
         Box::pin(async move {
             let now = now();
             let window = window.as_secs().max(1);
@@ -715,9 +715,37 @@ impl StateStore for DynamoState {
                 )
                 .await;
             match update {
-                Ok(_) => Ok(true),
-                Err(err) if err.is(CONDITION_FAILED) => Ok(false),
+                Ok(_) => Ok(Some(start)),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(None),
                 Err(err) => Err(self.error("take budget", err)),
+            }
+        })
+    }
+
+    fn return_budget<'a>(
+        &'a self,
+        budget: &'a str,
+        window: Duration,
+        window_start: u64,
+    ) -> BoxFuture<'a, Result<(), StateError>> {
+        Box::pin(async move {
+            let window = window.as_secs().max(1);
+            let update = self
+                .call(
+                    "UpdateItem",
+                    json!({
+                        "Key": budget_key(budget, window, window_start),
+                        "UpdateExpression": "ADD used :minus_one",
+                        "ConditionExpression": "used > :zero",
+                        "ExpressionAttributeValues": {":minus_one": n(-1), ":zero": n(0)},
+                    }),
+                )
+                .await;
+            match update {
+                // Nothing counted there (any more): nothing to give back.
+                Ok(_) => Ok(()),
+                Err(err) if err.is(CONDITION_FAILED) => Ok(()),
+                Err(err) => Err(self.error("return budget", err)),
             }
         })
     }
@@ -729,12 +757,18 @@ impl StateStore for DynamoState {
                 return Ok(ActionsSwitch::default());
             };
             let text = |name: &str| text(&item, name).map(str::to_string);
+            // A switch written by hand with another type: neither reading is
+            // safe, so actions wait (the record is retried) until it is fixed.
+            let paused = item.get("paused").and_then(|v| v.get("BOOL")).and_then(Value::as_bool);
+            let Some(paused) = paused else {
+                return Err(StateError {
+                    table: self.table.clone(),
+                    operation: "read the actions switch",
+                    reason: "the switch item's `paused` is not a boolean (BOOL); set it with `alert-responder actions pause|resume`".to_string(),
+                });
+            };
             Ok(ActionsSwitch {
-                paused: item
-                    .get("paused")
-                    .and_then(|v| v.get("BOOL"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                paused,
                 reason: text("reason"),
                 changed_by: text("changed_by"),
                 changed_at: text("changed_at"),

@@ -56,31 +56,70 @@ impl Guards {
 
     /// Counts a run of the action against every budget that matches it;
     /// `Some(budget)` names the first one that is spent (the action must
-    /// not run).
+    /// not run). A run that does not happen (spent, or a count that
+    /// failed) is taken back from the budgets that had counted it: a
+    /// per-minute budget refusing must not use up a daily one.
     pub async fn admit(&self, uses: &str, action_id: &str) -> Result<Option<String>, StateError> {
+        let mut counted = Vec::new();
+        let mut verdict = Ok(None);
         for budget in self.budgets.iter().filter(|b| b.applies(uses, action_id)) {
             let taken = match &self.state {
-                Some(state) => state.take_budget(&budget.name(), budget.limit, budget.per).await?,
-                None => self.take_local(budget, epoch_seconds()),
+                Some(state) => state.take_budget(&budget.name(), budget.limit, budget.per).await,
+                None => Ok(self.take_local(budget, epoch_seconds())),
             };
-            if !taken {
-                return Ok(Some(budget.describe()));
+            match taken {
+                Ok(Some(window_start)) => counted.push((budget, window_start)),
+                Ok(None) => {
+                    verdict = Ok(Some(budget.describe()));
+                    break;
+                }
+                Err(err) => {
+                    verdict = Err(err);
+                    break;
+                }
             }
         }
-        Ok(None)
+        if !matches!(verdict, Ok(None)) {
+            self.take_back(&counted).await;
+        }
+        verdict
     }
 
-    fn take_local(&self, budget: &ActionBudget, now: u64) -> bool {
+    /// Takes back runs counted by [`Guards::admit`]. One that cannot be
+    /// taken back stays counted: budgets err on the side of running less.
+    async fn take_back(&self, counted: &[(&ActionBudget, u64)]) {
+        for (budget, window_start) in counted {
+            match &self.state {
+                Some(state) => {
+                    if let Err(err) = state.return_budget(&budget.name(), budget.per, *window_start).await {
+                        tracing::warn!(budget = %budget.describe(), error = %err, "could not take back a run from a budget; it stays counted");
+                    }
+                }
+                None => self.return_local(budget, *window_start),
+            }
+        }
+    }
+
+    /// Counts a run in this instance: the window's start, or `None` when spent.
+    fn take_local(&self, budget: &ActionBudget, now: u64) -> Option<u64> {
         let window = budget.per.as_secs().max(1);
         let start = now - now % window;
         let mut local = self.local.lock().expect("not poisoned");
         local.retain(|(_, from, length), _| from + length > now);
         let used = local.entry((budget.name(), start, window)).or_insert(0);
         if *used >= budget.limit {
-            return false;
+            return None;
         }
         *used += 1;
-        true
+        Some(start)
+    }
+
+    fn return_local(&self, budget: &ActionBudget, window_start: u64) {
+        let window = budget.per.as_secs().max(1);
+        let mut local = self.local.lock().expect("not poisoned");
+        if let Some(used) = local.get_mut(&(budget.name(), window_start, window)) {
+            *used = used.saturating_sub(1);
+        }
     }
 }
 
@@ -122,12 +161,63 @@ mod tests {
         let (hourly, second) = (&budgets[0], &budgets[1]);
         let guards = Guards::new(budgets.clone(), None, Duration::ZERO);
         let t = 7_200_000;
-        assert!(guards.take_local(hourly, t));
-        assert!(guards.take_local(second, t));
-        assert!(!guards.take_local(second, t), "one per second");
+        assert_eq!(guards.take_local(hourly, t), Some(t));
+        assert_eq!(guards.take_local(second, t), Some(t));
+        assert_eq!(guards.take_local(second, t), None, "one per second");
         // A second later the short window is new; the hourly one is not.
-        assert!(guards.take_local(second, t + 1));
-        assert!(!guards.take_local(hourly, t + 1));
-        assert!(guards.take_local(hourly, t + 3600));
+        assert_eq!(guards.take_local(second, t + 1), Some(t + 1));
+        assert_eq!(guards.take_local(hourly, t + 1), None);
+        assert_eq!(guards.take_local(hourly, t + 3600), Some(t + 3600));
+    }
+
+    /// A daily budget and a per-minute one on the same actions, the longer
+    /// one first: runs the short one refuses are not counted by the long one.
+    fn daily_and_per_minute() -> Vec<ActionBudget> {
+        parse_action_budgets(
+            r#"[{"uses": "vt.*", "limit": 3, "per_seconds": 86400}, {"uses": "vt.*", "limit": 1, "per_seconds": 60}]"#,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_run_one_budget_refuses_is_taken_back_from_the_others() {
+        let guards = Guards::new(daily_and_per_minute(), None, Duration::ZERO);
+        assert_eq!(guards.admit("vt.lookup", "a").await.unwrap(), None);
+        for id in ["b", "c", "d"] {
+            assert_eq!(
+                guards.admit("vt.lookup", id).await.unwrap().as_deref(),
+                Some("uses=vt.* (1 per 60 s)"),
+                "the per-minute budget refuses {id}"
+            );
+        }
+        // The daily budget counted one run, not four: two are left.
+        let daily = &guards.budgets[0];
+        let now = epoch_seconds();
+        assert_eq!(guards.take_local(daily, now), Some(now - now % 86400));
+        assert_eq!(guards.take_local(daily, now), Some(now - now % 86400));
+        assert_eq!(guards.take_local(daily, now), None);
+    }
+
+    #[tokio::test]
+    async fn with_a_table_a_refused_or_failed_run_is_taken_back_too() {
+        let state = Arc::new(crate::memory::MemoryState::default());
+        let shared: Arc<dyn StateStore> = state.clone();
+        let guards = Guards::new(daily_and_per_minute(), Some(Arc::clone(&shared)), Duration::ZERO);
+        assert_eq!(guards.admit("vt.lookup", "a").await.unwrap(), None);
+        assert!(guards.admit("vt.lookup", "b").await.unwrap().is_some());
+        assert!(guards.admit("vt.lookup", "c").await.unwrap().is_some());
+        // Two daily runs left in the table, whatever was refused.
+        let daily = guards.budgets[0].name();
+        let day = Duration::from_secs(86400);
+        assert!(shared.take_budget(&daily, 3, day).await.unwrap().is_some());
+        assert!(shared.take_budget(&daily, 3, day).await.unwrap().is_some());
+        assert_eq!(shared.take_budget(&daily, 3, day).await.unwrap(), None);
+        // Taking back never goes below zero.
+        let start = shared.take_budget("other", 1, day).await.unwrap().unwrap();
+        for _ in 0..3 {
+            shared.return_budget("other", day, start).await.unwrap();
+        }
+        assert!(shared.take_budget("other", 1, day).await.unwrap().is_some());
+        assert_eq!(shared.take_budget("other", 1, day).await.unwrap(), None);
     }
 }
