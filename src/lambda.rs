@@ -12,11 +12,8 @@ use crate::config::SchemaRouting;
 use crate::ingest::{ingest_lambda_event, ingest_sqs_event, is_sqs_event};
 use crate::interaction::{is_http_event, HttpAnswer, Interactions};
 use crate::metrics::Faults;
-use crate::pipeline::{BatchResponse, HandleError, Responder, Summary};
+use crate::pipeline::{BatchResponse, HandleError, Responder, Summary, PUBLISH_MARGIN};
 use crate::wakeup::Wakeup;
-
-/// Time kept back from the invocation deadline to publish outcomes.
-const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
 
 /// What the handler needs besides the responder, read from `Config` at init.
 #[derive(Debug, Clone)]

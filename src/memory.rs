@@ -526,6 +526,7 @@ impl StateStore for MemoryState {
 pub struct MemoryPublisher {
     outcomes: Mutex<Vec<Outcome>>,
     failing: AtomicBool,
+    stalled: AtomicBool,
     refused_action: Mutex<Option<String>>,
     calls: std::sync::atomic::AtomicUsize,
 }
@@ -546,6 +547,12 @@ impl MemoryPublisher {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// While set, a publish never finishes (and keeps nothing), as a
+    /// hung or throttled topic would hold it.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
     /// While set, outcomes of this action id are refused (and the others
     /// kept), as SNS refuses single entries of a batch.
     pub fn refuse_action(&self, action_id: Option<&str>) {
@@ -556,6 +563,9 @@ impl MemoryPublisher {
 impl Publisher for MemoryPublisher {
     fn publish<'a>(&'a self, outcomes: &'a [Outcome]) -> BoxFuture<'a, Result<(), PublishError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.stalled.load(Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
         let refused = self.refused_action.lock().expect("not poisoned").clone();
         let unpublished: Vec<usize> = match self.failing.load(Ordering::SeqCst) {
             true => (0..outcomes.len()).collect(),

@@ -114,6 +114,31 @@ struct RecordDone {
 /// A record is not started with less of the invocation left than this.
 const START_MARGIN: Duration = Duration::from_millis(250);
 
+/// Time kept back from Lambda's deadline to publish outcomes and keep
+/// decision records: decisions stop this long before it.
+pub const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
+
+/// Of [`PUBLISH_MARGIN`], what publishing and records leave for the answer
+/// to Lambda: an invocation that is still publishing at its deadline times
+/// out, and every record of its batch comes back.
+const ANSWER_MARGIN: Duration = Duration::from_millis(250);
+
+/// When publishing and keeping records must be over, given the decisions'
+/// `deadline`.
+fn finish_by(deadline: Option<Instant>) -> Option<Instant> {
+    deadline.map(|deadline| deadline + (PUBLISH_MARGIN - ANSWER_MARGIN))
+}
+
+/// `work`, unless it is still running at `by`: then `late()`.
+async fn bounded<T>(by: Option<Instant>, work: impl std::future::Future<Output = T>, late: impl FnOnce() -> T) -> T {
+    match by {
+        None => work.await,
+        Some(by) => tokio::time::timeout_at(by.into(), work)
+            .await
+            .unwrap_or_else(|_| late()),
+    }
+}
+
 /// Why an invocation fails, so Lambda retries it (and, after its retries,
 /// sends it to the on-failure destination) rather than dropping it.
 #[derive(Debug, thiserror::Error)]
@@ -250,7 +275,7 @@ impl Responder {
         }
         let published = match outcomes.is_empty() {
             true => Ok(()),
-            false => self.publisher.publish(&outcomes).await,
+            false => self.publish_by(&outcomes, finish_by(deadline)).await,
         };
         match published {
             Ok(()) => handled.summary.outcomes += outcomes.len(),
@@ -273,7 +298,7 @@ impl Responder {
                 }
             }
         }
-        if let Err(err) = self.keep_records(&decision_records).await {
+        if let Err(err) = self.keep_records_by(&decision_records, finish_by(deadline)).await {
             // Every record of the batch is retried: its record is not kept.
             handled.records_failed = true;
             let cause = err.to_string();
@@ -435,6 +460,30 @@ impl Responder {
         })
     }
 
+    /// Publishes `outcomes`, or fails at `by` saying none is known to
+    /// have gone out (a retry publishes them again, with the same ids).
+    async fn publish_by(&self, outcomes: &[Outcome], by: Option<Instant>) -> Result<(), PublishError> {
+        bounded(by, self.publisher.publish(outcomes), || {
+            tracing::error!(
+                outcomes = outcomes.len(),
+                "publishing outcomes ran into the invocation's deadline"
+            );
+            Err(PublishError::Late { total: outcomes.len() })
+        })
+        .await
+    }
+
+    /// [`Responder::keep_records`], failing at `by`.
+    async fn keep_records_by(&self, records: &[DecisionRecord], by: Option<Instant>) -> Result<(), RecordError> {
+        bounded(by, self.keep_records(records), || {
+            tracing::error!(
+                "writing decision records ran into the invocation's deadline; the invocation will be retried"
+            );
+            Err(RecordError::Late { count: records.len() })
+        })
+        .await
+    }
+
     /// Writes an invocation's decision records as one object (nothing when
     /// records are off or there are none).
     pub(crate) async fn keep_records(&self, records: &[DecisionRecord]) -> Result<(), RecordError> {
@@ -505,17 +554,17 @@ impl Responder {
                 state_error.get_or_insert(err);
             }
             if !done.outcomes.is_empty() {
-                if let Err(err) = self.publisher.publish(&done.outcomes).await {
+                if let Err(err) = self.publish_by(&done.outcomes, finish_by(deadline)).await {
                     summary.outcomes += err.published_of(done.outcomes.len());
                     // What was decided is on record all the same; the retry
                     // republishes (and overwrites the records' object).
-                    let _ = self.keep_records(&decision_records).await;
+                    let _ = self.keep_records_by(&decision_records, finish_by(deadline)).await;
                     return Err(err.into());
                 }
                 summary.outcomes += done.outcomes.len();
             }
         }
-        self.keep_records(&decision_records).await?;
+        self.keep_records_by(&decision_records, finish_by(deadline)).await?;
         match state_error {
             Some(DecideError::State(err)) => return Err(HandleError::State(err)),
             Some(err) => return Err(err.into()),

@@ -22,6 +22,11 @@ pub enum PublishError {
         /// published: an SQS batch retries only their records.
         unpublished: Vec<usize>,
     },
+    /// Still publishing when the invocation had to answer: which outcomes
+    /// went out is not known, so a retry publishes them all again (with
+    /// the same outcome ids, which receivers deduplicate on).
+    #[error("publishing {total} outcomes did not finish before the invocation's deadline; they are published again by a retry")]
+    Late { total: usize },
 }
 
 impl PublishError {
@@ -29,6 +34,7 @@ impl PublishError {
     pub fn unpublished(&self) -> &[usize] {
         match self {
             PublishError::Failed { unpublished, .. } => unpublished,
+            PublishError::Late { .. } => &[],
         }
     }
 

@@ -23,6 +23,9 @@ pub enum RecordError {
         count: usize,
         reason: String,
     },
+    /// Still writing when the invocation had to answer.
+    #[error("writing {count} decision record(s) did not finish before the invocation's deadline")]
+    Late { count: usize },
 }
 
 /// One invocation's records, encoded, with where they go under the prefix.

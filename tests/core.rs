@@ -1281,6 +1281,53 @@ alert contains {{"title": "slow", "severity": "high", "namespace": "ns"}} if {{
     )
 }
 
+/// A publish still running when the invocation must answer (SNS hung or
+/// throttled) does not time the invocation out: it answers in time, with
+/// every record whose outcomes were not known to go out listed for a retry.
+#[tokio::test(start_paused = true)]
+async fn publishing_that_runs_into_the_deadline_lists_its_records_in_time() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    rig.publisher.set_stalled(true);
+    let bodies = [via_sns(&change("p1", 1), "s1"), via_sns(&change("p2", 1), "s2")];
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let handling = rig.responder.handle_batch(sqs_batch(&bodies), Some(deadline), 2, None);
+    // Bounded, so that a publish nothing stops fails the test, not hangs it.
+    let handled = tokio::time::timeout(Duration::from_secs(60), handling)
+        .await
+        .expect("answered");
+    // Answered by Lambda's deadline less the answer's time: the decisions'
+    // deadline is 1.5 s before Lambda's, publishing may take 1.25 s of that.
+    let answered = tokio::time::Instant::now();
+    assert!(
+        answered.into_std() <= deadline + Duration::from_millis(1260),
+        "answered too late"
+    );
+    assert!(
+        answered.into_std() >= deadline + Duration::from_millis(1200),
+        "gave up publishing early"
+    );
+    assert_eq!(failures(&handled), ["m0", "m1"], "{:?}", handled.causes);
+    assert!(
+        handled.causes[0]
+            .1
+            .contains("did not finish before the invocation's deadline"),
+        "{:?}",
+        handled.causes
+    );
+    assert_eq!(handled.summary.outcomes, 0);
+    // An SNS invocation fails in time the same way, so Lambda retries it.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let handling = rig
+        .responder
+        .handle(ingest_document(&change("p3", 1), &"matano".into()), Some(deadline));
+    let err = tokio::time::timeout(Duration::from_secs(60), handling)
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert!(matches!(err, HandleError::Publish(_)), "{err}");
+    assert!(tokio::time::Instant::now().into_std() <= deadline + Duration::from_millis(1260));
+}
+
 #[tokio::test]
 async fn a_record_whose_policy_runs_into_the_deadline_is_retried_not_lost() {
     let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));

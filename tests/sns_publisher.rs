@@ -287,7 +287,10 @@ async fn a_sender_fault_fails_the_publish_without_a_retry() {
         total,
         reason,
         unpublished,
-    } = &err;
+    } = &err
+    else {
+        panic!("a refused entry is a failure, not lateness: {err}");
+    };
     assert_eq!((destination.as_str(), *failed, *total), (TOPIC, 1, 3));
     assert_eq!(reason, "InternalError: entry 2 failed");
     assert_eq!(unpublished, &[2]);
