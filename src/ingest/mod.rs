@@ -123,6 +123,11 @@ pub enum IngestError {
     BadSchemaName { schema: String, reason: &'static str },
     #[error("no alert policy for schema {schema:?} (expected `package alert.{schema}`)")]
     UnknownSchema { schema: String },
+    /// An SNS message of another type than `Notification`
+    /// (`SubscriptionConfirmation`, `UnsubscribeConfirmation`): about a
+    /// subscription, not an alert.
+    #[error("an SNS {kind} message, not a Notification: it carries no alert (subscriptions are confirmed by the stack, not by this function)")]
+    NotANotification { kind: String },
 }
 
 /// Boxed: a rejection is rare and carries the whole original message.
@@ -192,6 +197,16 @@ pub fn is_notification(document: &Value) -> bool {
         && document.get("Message").is_some_and(Value::is_string)
 }
 
+/// SNS's other message types, with the fields SNS gives them (so that a
+/// payload of its own with a `Type` field is not taken for one).
+fn subscription_message(document: &Value) -> Option<IngestError> {
+    let kind = document.get("Type").and_then(Value::as_str)?;
+    let about_subscription = matches!(kind, "SubscriptionConfirmation" | "UnsubscribeConfirmation")
+        && document.get("TopicArn").is_some_and(Value::is_string)
+        && document.get("Token").is_some_and(Value::is_string);
+    about_subscription.then(|| IngestError::NotANotification { kind: kind.to_string() })
+}
+
 /// Ingests an `SqsEvent`: each body is an SNS notification (the queue
 /// subscribed with raw delivery off, so the topic and attributes come
 /// along) or a bare payload (raw delivery on: the schema from the SQS
@@ -239,6 +254,9 @@ fn ingest_sqs_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
         _ => {}
     }
     let document: Value = serde_json::from_str(body).map_err(|err| reject(not_json(&err)))?;
+    if let Some(error) = subscription_message(&document) {
+        return Err(reject(error));
+    }
     if document.get("Type").and_then(Value::as_str) == Some("Notification") && document.get("Message").is_some() {
         let message_id = str_field(&document, "MessageId").or(item_id.clone());
         let topic_arn = str_field(&document, "TopicArn");
@@ -260,7 +278,8 @@ fn ingest_sqs_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
     .map_err(reject)
 }
 
-/// SQS `messageAttributes`: `{"name": {"stringValue": "v", "dataType": "String"}}`.
+/// SQS `messageAttributes`: `{"name": {"stringValue": "v", "dataType": "String"}}`,
+/// or `{"binaryValue": "<base64>", "dataType": "Binary"}`.
 fn sqs_attributes(record: &Value) -> BTreeMap<String, String> {
     record
         .get("messageAttributes")
@@ -268,10 +287,27 @@ fn sqs_attributes(record: &Value) -> BTreeMap<String, String> {
         .map(|attrs| {
             attrs
                 .iter()
-                .filter_map(|(name, attr)| Some((name.clone(), attr.get("stringValue")?.as_str()?.to_string())))
+                .filter_map(|(name, attr)| {
+                    let text = match attr.get("stringValue").and_then(Value::as_str) {
+                        Some(text) => text.to_string(),
+                        None => binary_text(attr.get("binaryValue")?.as_str()?),
+                    };
+                    Some((name.clone(), text))
+                })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A `Binary` attribute's value (base64) as text: its bytes when they are
+/// UTF-8, else as written, so that a `schema` given so is read, or refused
+/// by name, never silently dropped.
+fn binary_text(encoded: &str) -> String {
+    data_encoding::BASE64
+        .decode(encoded.as_bytes())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| encoded.to_string())
 }
 
 /// Ingests a document given to the CLI: an `SnsEvent`, a bare SNS
@@ -304,6 +340,9 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     // A Lambda on-failure destination record: the failed event is inside.
     if let Some(event) = document.get("requestPayload").filter(|p| is_sns_event(p)) {
         return ingest_lambda_event(event, routing);
+    }
+    if let Some(error) = subscription_message(&document) {
+        return reject(error);
     }
     if is_notification(&document) {
         let message_id = str_field(&document, "MessageId");
@@ -474,8 +513,13 @@ fn message_attributes(sns: &Value) -> BTreeMap<String, String> {
             attrs
                 .iter()
                 .filter_map(|(name, attr)| {
-                    let value = attr.get("Value").or_else(|| attr.get("value"))?;
-                    Some((name.clone(), value.as_str()?.to_string()))
+                    let value = attr.get("Value").or_else(|| attr.get("value"))?.as_str()?;
+                    let kind = attr.get("Type").or_else(|| attr.get("type")).and_then(Value::as_str);
+                    let text = match kind {
+                        Some("Binary") => binary_text(value),
+                        _ => value.to_string(),
+                    };
+                    Some((name.clone(), text))
                 })
                 .collect()
         })

@@ -301,6 +301,60 @@ fn sqs_records_carry_sns_notifications_or_raw_payloads() {
 }
 
 #[test]
+fn subscription_messages_are_rejected_as_such() {
+    let confirmation = json!({"Type": "SubscriptionConfirmation", "MessageId": "c1", "Token": "2336412f37",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:matano-alerting",
+        "Message": "You have chosen to subscribe to the topic", "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"});
+    let rejected = one(ingest_document(confirmation.to_string().as_bytes(), &"matano".into())).unwrap_err();
+    assert_eq!(
+        rejected.error,
+        IngestError::NotANotification {
+            kind: "SubscriptionConfirmation".into()
+        }
+    );
+    let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    event["Records"][0]["body"] = json!(confirmation.to_string());
+    let records = ingest_sqs_event(&event, &"matano".into());
+    assert!(matches!(
+        records[0].ingested.as_ref().unwrap_err().error,
+        IngestError::NotANotification { .. }
+    ));
+    // A payload of its own with such a `Type` but not SNS's fields is a payload.
+    let payload = json!({"Type": "SubscriptionConfirmation", "updated_alert": {}});
+    let rejected = one(ingest_document(payload.to_string().as_bytes(), &"matano".into())).unwrap_err();
+    assert!(
+        !matches!(rejected.error, IngestError::NotANotification { .. }),
+        "{}",
+        rejected.error
+    );
+}
+
+#[test]
+fn a_binary_schema_attribute_is_read_as_its_text() {
+    let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    // "aws_guardduty" in base64, as SQS carries a Binary attribute.
+    event["Records"][1]["messageAttributes"]["schema"] =
+        json!({"binaryValue": "YXdzX2d1YXJkZHV0eQ==", "dataType": "Binary"});
+    let records = ingest_sqs_event(&event, &"matano".into());
+    assert_eq!(records[1].ingested.as_ref().unwrap().schema, "aws_guardduty");
+    // Bytes that are no text stay as written: refused by name, not dropped.
+    event["Records"][1]["messageAttributes"]["schema"] = json!({"binaryValue": "/w==", "dataType": "Binary"});
+    let records = ingest_sqs_event(&event, &"matano".into());
+    let rejected = records[1].ingested.as_ref().unwrap_err();
+    assert!(
+        matches!(rejected.error, IngestError::BadSchemaName { .. }),
+        "{}",
+        rejected.error
+    );
+    assert!(rejected.error.to_string().contains("/w=="), "{}", rejected.error);
+    // In SNS's envelope: `Type: Binary`, the value in base64.
+    let doc = json!({"Type": "Notification", "Message": "{\"detail\": {}}",
+        "MessageAttributes": {"schema": {"Type": "Binary", "Value": "YXdzX2d1YXJkZHV0eQ=="}}});
+    let envelope = one(ingest_document(doc.to_string().as_bytes(), &"matano".into())).unwrap();
+    assert_eq!(envelope.schema, "aws_guardduty");
+}
+
+#[test]
 fn sqs_topic_routing_works_through_the_envelope() {
     let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
     let mut body: Value = serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
