@@ -372,8 +372,15 @@ export class AlertResponder extends Construct {
         if ((budget.uses === undefined) === (budget.id === undefined)) {
           throw new Error(`actionBudgets[${index}]: give uses or id, not both or neither`);
         }
-        if ((budget.uses ?? budget.id ?? "").trim() === "") {
+        const pattern = budget.uses ?? budget.id ?? "";
+        if (pattern.trim() === "") {
           throw new Error(`actionBudgets[${index}]: the uses or id pattern is empty`);
+        }
+        if (pattern.trim() !== pattern) {
+          throw new Error(`actionBudgets[${index}]: the pattern ${JSON.stringify(pattern)} starts or ends with whitespace, so it matches no action`);
+        }
+        if (Buffer.byteLength(pattern, "utf8") > 256) {
+          throw new Error(`actionBudgets[${index}]: the pattern is over 256 bytes`);
         }
         if (!Number.isInteger(budget.limit) || budget.limit < 1 || !Number.isInteger(budget.perSeconds) || budget.perSeconds < 1) {
           throw new Error(`actionBudgets[${index}]: limit and perSeconds are whole numbers of at least 1`);
@@ -450,7 +457,9 @@ export class AlertResponder extends Construct {
         encryption: sqs.QueueEncryption.SQS_MANAGED,
       });
       this.ingestQueue = new sqs.Queue(this, "IngestQueue", {
-        retentionPeriod: Duration.days(14),
+        // A message moved to the dead letters keeps its first enqueue time:
+        // they keep what this queue keeps and 10 days more.
+        retentionPeriod: Duration.days(4),
         encryption: sqs.QueueEncryption.SQS_MANAGED,
         // AWS's rule for Lambda event sources: at least six times the function's timeout.
         visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),

@@ -216,7 +216,10 @@ test("ingest mode sqs: topics deliver to a queue read in batches, with partial f
   }
   assert.equal(Object.keys(template.findResources("AWS::SNS::Subscription", { Properties: { Protocol: "lambda" } })).length, 0);
   template.resourceCountIs("AWS::Lambda::Permission", 0);
+  // The dead letters outlive the queue's retention: a moved message keeps its first enqueue time.
+  template.hasResourceProperties("AWS::SQS::Queue", { MessageRetentionPeriod: 1209600, RedrivePolicy: Match.absent() });
   template.hasResourceProperties("AWS::SQS::Queue", {
+    MessageRetentionPeriod: 345600,
     VisibilityTimeout: 180,
     RedrivePolicy: { deadLetterTargetArn: { "Fn::GetAtt": [Match.stringLikeRegexp("IngestDeadLetters"), "Arn"] }, maxReceiveCount: 3 },
   });
@@ -246,6 +249,8 @@ test("the SAM template has the same ingest modes", () => {
     assert.match(sam, new RegExp(`\\n  ${resource}:\\n    Type: [^\\n]+\\n    Condition: IngestViaSqs`), resource);
   }
   assert.match(sam, /FunctionResponseTypes: \[ReportBatchItemFailures\]/);
+  assert.match(sam, /\n  IngestDeadLetterQueue:\n(?:    .*\n)+?      MessageRetentionPeriod: 1209600\n/);
+  assert.match(sam, /\n  IngestQueue:\n(?:    .*\n)+?      MessageRetentionPeriod: 345600\n/);
 });
 
 test("action budgets reach the function as ACTION_BUDGETS; a bad one is refused", () => {
@@ -260,6 +265,8 @@ test("action budgets reach the function as ACTION_BUDGETS; a bad one is refused"
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", id: "b", limit: 1, perSeconds: 1 }] }), /not both or neither/);
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 0, perSeconds: 1 }] }), /at least 1/);
   assert.throws(() => synth({ actionBudgets: [{ uses: " ", limit: 1, perSeconds: 1 }] }), /pattern is empty/);
+  assert.throws(() => synth({ actionBudgets: [{ uses: " virustotal.*", limit: 1, perSeconds: 1 }] }), /starts or ends with whitespace/);
+  assert.throws(() => synth({ actionBudgets: [{ id: "p".repeat(257), limit: 1, perSeconds: 1 }] }), /over 256 bytes/);
   assert.throws(() => synth({ timeout: Duration.seconds(2) }), /timeout: from 5 to 900 seconds, not 2/);
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 1, perSeconds: 31 * 86400 + 1 }] }), /at most 2678400/);
   assert.throws(
