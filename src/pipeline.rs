@@ -242,12 +242,17 @@ impl Responder {
     /// handled record is not.
     pub async fn handle_batch(
         &self,
-        records: Vec<QueuedRecord>,
+        mut records: Vec<QueuedRecord>,
         deadline: Option<Instant>,
         concurrency: usize,
         request_id: Option<&str>,
     ) -> BatchHandled {
         use futures::StreamExt;
+        // Records delivered most often first (in order otherwise): a batch
+        // that runs out of time leaves its later records for a retry, and
+        // a record left over again and again would reach the dead-letter
+        // queue without ever being started.
+        records.sort_by_key(|record| std::cmp::Reverse(record.deliveries));
         let done: Vec<(String, RecordDone)> = futures::stream::iter(records)
             .map(|record| async move { (record.item_id, self.record(record.ingested, deadline, request_id).await) })
             .buffered(concurrency.max(1))

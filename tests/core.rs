@@ -1281,6 +1281,30 @@ alert contains {{"title": "slow", "severity": "high", "namespace": "ns"}} if {{
     )
 }
 
+/// A batch decides the records delivered most often first: one left over
+/// by earlier batches' deadlines is not left over again.
+#[tokio::test]
+async fn records_delivered_most_often_are_decided_first() {
+    let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
+    let bodies = [
+        via_sns(&change("o1", 1), "s1"),
+        via_sns(&change("o2", 1), "s2"),
+        via_sns(&change("o3", 1), "s3"),
+    ];
+    let mut records = sqs_batch(&bodies);
+    records[1].deliveries = 4;
+    records[2].deliveries = 2;
+    let handled = rig.responder.handle_batch(records, None, 1, None).await;
+    assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
+    let decided: Vec<String> = rig
+        .publisher
+        .take()
+        .iter()
+        .filter_map(|o| o.alert.as_ref()?.matano_alert_id.clone())
+        .collect();
+    assert_eq!(decided, ["o2", "o3", "o1"]);
+}
+
 /// A publish still running when the invocation must answer (SNS hung or
 /// throttled) does not time the invocation out: it answers in time, with
 /// every record whose outcomes were not known to go out listed for a retry.

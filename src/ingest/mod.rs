@@ -159,6 +159,9 @@ pub fn ingest_lambda_event(event: &Value, routing: &SchemaRouting) -> Vec<Ingest
 #[derive(Debug)]
 pub struct QueuedRecord {
     pub item_id: String,
+    /// How many times SQS has delivered it (`ApproximateReceiveCount`; 1
+    /// when absent).
+    pub deliveries: u32,
     pub ingested: Ingested,
 }
 
@@ -222,6 +225,11 @@ pub fn ingest_sqs_event(event: &Value, routing: &SchemaRouting) -> Vec<QueuedRec
         .enumerate()
         .map(|(index, record)| QueuedRecord {
             item_id: str_field(record, "messageId").unwrap_or_default(),
+            deliveries: record
+                .pointer("/attributes/ApproximateReceiveCount")
+                .and_then(Value::as_str)
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1),
             ingested: ingest_sqs_record(index, record, routing),
         })
         .collect()

@@ -301,6 +301,15 @@ fn sqs_records_carry_sns_notifications_or_raw_payloads() {
 }
 
 #[test]
+fn a_records_deliveries_come_from_its_receive_count() {
+    let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!("3");
+    event["Records"][1]["attributes"] = json!({});
+    let records = ingest_sqs_event(&event, &"matano".into());
+    assert_eq!((records[0].deliveries, records[1].deliveries), (3, 1));
+}
+
+#[test]
 fn subscription_messages_are_rejected_as_such() {
     let confirmation = json!({"Type": "SubscriptionConfirmation", "MessageId": "c1", "Token": "2336412f37",
         "TopicArn": "arn:aws:sns:us-east-1:123456789012:matano-alerting",
