@@ -46,7 +46,10 @@ impl Calls {
     }
 }
 
-const ARGS: &[ArgSpec] = &[ArgSpec::optional("v", ArgKind::Any, "")];
+const ARGS: &[ArgSpec] = &[
+    ArgSpec::optional("v", ArgKind::Any, ""),
+    ArgSpec::optional("secret_token", ArgKind::Secret, ""),
+];
 
 struct Fake {
     uses: &'static str,
@@ -949,6 +952,28 @@ run contains {"id": "fallback", "uses": "test.ok"} if {
     state.advance(Duration::from_secs(60));
     handle(&two, &change("c4", 1)).await.unwrap();
     assert_eq!(one.calls.of("lookup") + two.calls.of("lookup"), 3);
+}
+
+/// A run whose secrets cannot be read calls no vendor: it counts against
+/// no budget, and the budget's one run goes to an action that can run.
+#[tokio::test]
+async fn a_run_whose_secrets_cannot_be_read_counts_against_no_budget() {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_of(
+        ALERT_POLICY,
+        r#"
+run contains {"id": "a_keyed", "uses": "test.ok", "args": {"secret_token": {"secret": "prod/vendor-key"}}}
+run contains {"id": "b_plain", "uses": "test.ok"}
+"#,
+        state,
+        with_budgets(r#"[{"uses": "test.*", "limit": 1, "per_seconds": 60}]"#),
+    );
+    handle(&rig, &change("c9", 1)).await.unwrap();
+    let outcomes = rig.publisher.take();
+    let by_id = by_action(&outcomes);
+    assert_eq!(by_id["a_keyed"].0, Status::Failed, "{outcomes:#?}");
+    assert_eq!(skip_reasons(&outcomes)["b_plain"], None, "{outcomes:#?}");
+    assert_eq!(rig.calls.of("b_plain"), 1);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::commit::{commits, persist_writes};
 use super::guard::Guards;
@@ -12,7 +12,7 @@ use crate::action::{ActionCall, ActionError, Registry};
 use crate::model::outcome::{action_outcome_id, paused_outcome_id};
 use crate::model::{ActionRecord, Alert, SkipReason, Status};
 use crate::policy::ActionRequest;
-use crate::secrets::{redact_args, scrub_text, scrub_value, secret_values, SecretResolver};
+use crate::secrets::{redact_args, scrub_text, scrub_value, secret_values, ArgSecretError, SecretResolver};
 use crate::state::{lease_for, Claim, StateError, StateStore};
 
 /// Why an action's outcome is not final: the invocation must be retried
@@ -133,12 +133,6 @@ impl Executor<'_> {
                 Err(cause) => return retry_record(record, alert, clock, cause),
             }
         }
-        if action.is_some() {
-            record = match self.guarded(alert, request, record, clock).await {
-                Ok(record) => record,
-                Err(stopped) => return stopped,
-            };
-        }
         let transient = match action {
             Some(action) => {
                 // The action reads its declared argument names only.
@@ -146,7 +140,16 @@ impl Executor<'_> {
                     args: self.registry.canonical_args(&request.uses, &request.args),
                     ..request.clone()
                 };
-                self.run(action.as_ref(), alert, &canonical, deadline, &mut record)
+                // Secrets are read before the budgets count the run: a run
+                // whose secrets cannot be read calls no vendor, so it
+                // counts against no budget (an outage of Secrets Manager
+                // would otherwise spend them on retries).
+                let resolved = self.secrets.resolve_args(&canonical.args).await;
+                record = match self.guarded(alert, request, record, clock, resolved.is_ok()).await {
+                    Ok(record) => record,
+                    Err(stopped) => return stopped,
+                };
+                self.run(action.as_ref(), alert, &canonical, resolved, deadline, &mut record)
                     .await
             }
             None => {
@@ -163,19 +166,20 @@ impl Executor<'_> {
         Executed { record, retry }
     }
 
-    /// Resolves the secrets and runs the action into `record`; true when it
-    /// failed transiently.
+    /// Runs the action on its `resolved` arguments (secrets read) into
+    /// `record`; true when it failed transiently.
     async fn run(
         &self,
         action: &dyn crate::action::Action,
         alert: &Alert,
         request: &ActionRequest,
+        resolved: Result<Map<String, Value>, ArgSecretError>,
         deadline: Option<Instant>,
         record: &mut ActionRecord,
     ) -> bool {
         // Literal secret values in the request; resolved ones are added below.
         let mut secrets = secret_values(&request.args);
-        let outcome = match self.secrets.resolve_args(&request.args).await {
+        let outcome = match resolved {
             Err(err) => Err(ActionError::Secret(err)),
             Ok(args) => {
                 secrets.extend(secret_values(&args));
@@ -220,12 +224,15 @@ impl Executor<'_> {
     /// What the guards say of a run that is this invocation's (claimed, or
     /// with no state store): the record back to run it, else what stands
     /// instead. Checked after the claim so that what ran before replays.
+    /// `counts`: the run will call its vendor (its secrets were read), so
+    /// the budgets count it.
     async fn guarded(
         &self,
         alert: &Alert,
         request: &ActionRequest,
         mut record: ActionRecord,
         clock: Instant,
+        counts: bool,
     ) -> Result<ActionRecord, Executed> {
         // Paused: the claim is given back and nothing is stored.
         let paused = self.guards.paused().await;
@@ -245,6 +252,9 @@ impl Executor<'_> {
         }
         // Budgets: a replay never counts, and an action over budget is a
         // final record (stored, replayed).
+        if !counts {
+            return Ok(record);
+        }
         match self.guards.admit(&request.uses, &request.id).await {
             Ok(None) => Ok(record),
             Ok(Some(budget)) => {
