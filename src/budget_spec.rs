@@ -86,7 +86,8 @@ pub fn parse_action_budgets(text: &str) -> Result<Vec<ActionBudget>, String> {
                     "budget [{index}]: the pattern {pattern:?} starts or ends with whitespace, so it matches no action"
                 ));
             }
-            // The counter's key holds the pattern: DynamoDB keys are at most 1 KiB.
+            // The counter's partition key holds the pattern (DynamoDB allows 2 KiB):
+            // a pattern near that would fail every count.
             if pattern.len() > MAX_PATTERN_BYTES {
                 return Err(format!(
                     "budget [{index}]: the pattern is {} bytes long; at most {MAX_PATTERN_BYTES}",

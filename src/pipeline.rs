@@ -125,7 +125,7 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(250);
 
 /// When publishing and keeping records must be over, given the decisions'
 /// `deadline`.
-fn finish_by(deadline: Option<Instant>) -> Option<Instant> {
+pub(crate) fn finish_by(deadline: Option<Instant>) -> Option<Instant> {
     deadline.map(|deadline| deadline + (PUBLISH_MARGIN - ANSWER_MARGIN))
 }
 
@@ -467,7 +467,7 @@ impl Responder {
 
     /// Publishes `outcomes`, or fails at `by` saying none is known to
     /// have gone out (a retry publishes them again, with the same ids).
-    async fn publish_by(&self, outcomes: &[Outcome], by: Option<Instant>) -> Result<(), PublishError> {
+    pub(crate) async fn publish_by(&self, outcomes: &[Outcome], by: Option<Instant>) -> Result<(), PublishError> {
         bounded(by, self.publisher.publish(outcomes), || {
             tracing::error!(
                 outcomes = outcomes.len(),
@@ -479,7 +479,11 @@ impl Responder {
     }
 
     /// [`Responder::keep_records`], failing at `by`.
-    async fn keep_records_by(&self, records: &[DecisionRecord], by: Option<Instant>) -> Result<(), RecordError> {
+    pub(crate) async fn keep_records_by(
+        &self,
+        records: &[DecisionRecord],
+        by: Option<Instant>,
+    ) -> Result<(), RecordError> {
         bounded(by, self.keep_records(records), || {
             tracing::error!(
                 "writing decision records ran into the invocation's deadline; the invocation will be retried"

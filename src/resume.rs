@@ -290,11 +290,12 @@ impl Responder {
         // Outcomes and the record first: the workflow ends (or suspends
         // again) only once they are out, so a retry resumes it again and
         // republishes them (what ran replays).
+        let finish_by = crate::pipeline::finish_by(deadline);
         let published = match outcomes.is_empty() {
             true => Ok(()),
-            false => self.publisher().publish(&outcomes).await,
+            false => self.publish_by(&outcomes, finish_by).await,
         };
-        let kept = self.keep_records(std::slice::from_ref(&record)).await;
+        let kept = self.keep_records_by(std::slice::from_ref(&record), finish_by).await;
         if let Err(err) = published {
             summary.outcomes += err.published_of(outcomes.len());
             self.decider().give_back(workflow_id).await;

@@ -935,6 +935,40 @@ async fn a_resume_whose_publish_fails_is_published_by_its_retry() {
     assert!(rig.state.workflows().await.unwrap().is_empty());
 }
 
+/// A resume whose publish is still running at the invocation's deadline
+/// (SNS hung) fails in time rather than timing out, and keeps the workflow
+/// for the retry.
+#[tokio::test]
+async fn a_resume_whose_publish_hangs_fails_by_the_deadline() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let buttons = rig.buttons();
+    rig.serve(&rig.click(&buttons[0], APPROVER)).await;
+    let sent = rig.wakeups.take_sent();
+    rig.publisher.set_stalled(true);
+    let deadline = std::time::Instant::now() + Duration::from_millis(600);
+    let waking = rig.responder.wake(&sent[0], Some(deadline), None);
+    // Bounded, so that a publish nothing stops fails the test, not hangs it.
+    let err = tokio::time::timeout(Duration::from_secs(30), waking)
+        .await
+        .expect("answered")
+        .unwrap_err();
+    assert!(
+        std::time::Instant::now() <= deadline + Duration::from_millis(1400),
+        "answered after Lambda's deadline"
+    );
+    assert!(
+        err.to_string()
+            .contains("did not finish before the invocation's deadline"),
+        "{err}"
+    );
+    assert_eq!(
+        rig.state.workflows().await.unwrap().len(),
+        1,
+        "still stored for the retry"
+    );
+}
+
 /// A run that saw fewer rounds (a redelivery racing a resume) never
 /// overwrites the newer state of its workflow.
 #[tokio::test]

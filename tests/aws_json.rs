@@ -368,3 +368,33 @@ async fn each_service_goes_to_its_own_endpoint_variable_before_the_shared_one() 
     assert_eq!(targets(&secrets), ["secretsmanager.GetSecretValue"]);
     assert_eq!(targets(&dynamodb), ["Query"]);
 }
+
+/// A take-back (a run one budget refused, given back to another) is tried
+/// once: a retry of one that landed without an answer would give back a
+/// run that happened. Failing, it leaves the run counted.
+#[tokio::test]
+async fn a_budget_take_back_is_tried_once() {
+    let dynamodb = answering(|n, request| match n {
+        // The daily budget counts the run; the per-minute one is spent.
+        0 => Reply::json(200, json!({})),
+        1 => error(400, "ConditionalCheckFailedException", "The conditional request failed"),
+        // The take-back fails on the service's side.
+        _ => {
+            assert_eq!(
+                request.json()["ExpressionAttributeValues"][":minus_one"],
+                json!({"N": "-1"})
+            );
+            error(500, "InternalServerError", "Internal server error")
+        }
+    })
+    .await;
+    let state: Arc<dyn StateStore> = Arc::new(DynamoState::new(&config_at(&dynamodb), TABLE));
+    let budgets = alert_responder::config::parse_action_budgets(
+        r#"[{"uses": "vt.*", "limit": 3, "per_seconds": 86400}, {"uses": "vt.*", "limit": 1, "per_seconds": 60}]"#,
+    )
+    .unwrap();
+    let guards = alert_responder::workflow::Guards::new(budgets, Some(state), Duration::ZERO);
+    let refused = guards.admit("vt.lookup", "a").await.unwrap();
+    assert_eq!(refused.as_deref(), Some("uses=vt.* (1 per 60 s)"));
+    assert_eq!(targets(&dynamodb), ["UpdateItem", "UpdateItem", "UpdateItem"]);
+}

@@ -730,17 +730,17 @@ impl StateStore for DynamoState {
     ) -> BoxFuture<'a, Result<(), StateError>> {
         Box::pin(async move {
             let window = window.as_secs().max(1);
-            let update = self
-                .call(
-                    "UpdateItem",
-                    json!({
-                        "Key": budget_key(budget, window, window_start),
-                        "UpdateExpression": "ADD used :minus_one",
-                        "ConditionExpression": "used > :zero",
-                        "ExpressionAttributeValues": {":minus_one": n(-1), ":zero": n(0)},
-                    }),
-                )
-                .await;
+            // One try: a retry of a take-back that landed without an answer
+            // would take back a run that did happen. Not taken back, the run
+            // stays counted: the safe side.
+            let mut request = json!({
+                "Key": budget_key(budget, window, window_start),
+                "UpdateExpression": "ADD used :minus_one",
+                "ConditionExpression": "used > :zero",
+                "ExpressionAttributeValues": {":minus_one": n(-1), ":zero": n(0)},
+            });
+            request["TableName"] = Value::from(self.table.as_str());
+            let update = self.api.call_once("UpdateItem", &request).await;
             match update {
                 // Nothing counted there (any more): nothing to give back.
                 Ok(_) => Ok(()),

@@ -59,6 +59,13 @@ impl JsonApi {
         with_retries(&call, || self.try_once(operation, &body)).await
     }
 
+    /// `operation` with `input`, tried once: for a write that must not
+    /// apply twice and may as well not apply at all.
+    pub async fn call_once(&self, operation: &str, input: &Value) -> Result<Map<String, Value>, CallError> {
+        let body = serde_json::to_vec(input).expect("JSON values serialize");
+        self.try_once(operation, &body).await
+    }
+
     async fn try_once(&self, operation: &str, body: &[u8]) -> Result<Map<String, Value>, CallError> {
         let url = self.url.as_deref().map_err(SendError::permanent)?;
         let target = format!("{}.{operation}", self.service.target);

@@ -65,7 +65,7 @@ pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
     }
     let per_service: Vec<(&'static str, String)> = SERVICES
         .iter()
-        .filter_map(|(name, id)| get(&format!("AWS_ENDPOINT_URL_{id}")).map(|url| (*name, url)))
+        .filter_map(|(_, id)| get(&format!("AWS_ENDPOINT_URL_{id}")).map(|url| (*id, url)))
         .collect();
     if !per_service.is_empty() {
         builder = builder.service_config(ServiceEndpoints(per_service));
@@ -76,10 +76,11 @@ pub fn sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> SdkConfig {
 /// The endpoint of the service signed as `service` (`sns`, `dynamodb`):
 /// its own variable's, else `AWS_ENDPOINT_URL`'s; none means AWS's.
 pub fn endpoint_of<'a>(sdk: &'a SdkConfig, service: &str) -> Option<std::borrow::Cow<'a, str>> {
-    let own = sdk.service_config().and_then(|config| {
+    let id = SERVICES.iter().find(|(name, _)| *name == service).map(|(_, id)| *id);
+    let own = sdk.service_config().zip(id).and_then(|(config, id)| {
         config.load_config(
             ServiceConfigKey::builder()
-                .service_id(service)
+                .service_id(id)
                 .env("AWS_ENDPOINT_URL")
                 .profile("endpoint_url")
                 .build()
@@ -92,7 +93,10 @@ pub fn endpoint_of<'a>(sdk: &'a SdkConfig, service: &str) -> Option<std::borrow:
     }
 }
 
-/// The `AWS_ENDPOINT_URL_<SERVICE>` values, by signing name.
+/// The `AWS_ENDPOINT_URL_<SERVICE>` values, by the service's variable id
+/// (`SECRETS_MANAGER`). The SDK's own clients (tests build them on this
+/// configuration) ask by their service id (`Secrets Manager`), which the
+/// variable id is made from: upper case, spaces as underscores.
 #[derive(Debug)]
 struct ServiceEndpoints(Vec<(&'static str, String)>);
 
@@ -101,10 +105,8 @@ impl LoadServiceConfig for ServiceEndpoints {
         if key.env() != "AWS_ENDPOINT_URL" {
             return None;
         }
-        self.0
-            .iter()
-            .find(|(name, _)| *name == key.service_id())
-            .map(|(_, url)| url.clone())
+        let id = key.service_id().to_ascii_uppercase().replace(' ', "_");
+        self.0.iter().find(|(own, _)| *own == id).map(|(_, url)| url.clone())
     }
 }
 
@@ -191,6 +193,16 @@ mod tests {
             Some("http://127.0.0.1:9")
         );
         assert_eq!(endpoint_of(&only_lambda, "scheduler"), None);
+        // As the SDK's own clients ask, by their service id.
+        let by_sdk_id = sdk.service_config().unwrap().load_config(
+            ServiceConfigKey::builder()
+                .service_id("Secrets Manager")
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(by_sdk_id.as_deref(), Some("http://127.0.0.1:4566"));
         let ignored = config(&[vars[0], vars[1], ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE")]);
         assert_eq!(endpoint_of(&ignored, "dynamodb"), None);
         assert_eq!(endpoint_of(&ignored, "sns"), None);

@@ -140,15 +140,21 @@ impl Executor<'_> {
                     args: self.registry.canonical_args(&request.uses, &request.args),
                     ..request.clone()
                 };
+                record = match self.unpaused(alert, request, record, clock).await {
+                    Ok(record) => record,
+                    Err(stopped) => return stopped,
+                };
                 // Secrets are read before the budgets count the run: a run
                 // whose secrets cannot be read calls no vendor, so it
                 // counts against no budget (an outage of Secrets Manager
                 // would otherwise spend them on retries).
                 let resolved = self.secrets.resolve_args(&canonical.args).await;
-                record = match self.guarded(alert, request, record, clock, resolved.is_ok()).await {
-                    Ok(record) => record,
-                    Err(stopped) => return stopped,
-                };
+                if resolved.is_ok() {
+                    record = match self.within_budget(alert, request, record, clock).await {
+                        Ok(record) => record,
+                        Err(stopped) => return stopped,
+                    };
+                }
                 self.run(action.as_ref(), alert, &canonical, resolved, deadline, &mut record)
                     .await
             }
@@ -221,18 +227,16 @@ impl Executor<'_> {
         transient
     }
 
-    /// What the guards say of a run that is this invocation's (claimed, or
-    /// with no state store): the record back to run it, else what stands
-    /// instead. Checked after the claim so that what ran before replays.
-    /// `counts`: the run will call its vendor (its secrets were read), so
-    /// the budgets count it.
-    async fn guarded(
+    /// What the actions switch says of a run that is this invocation's
+    /// (claimed, or with no state store): the record back to run it, else
+    /// what stands instead. Checked after the claim so that what ran before
+    /// replays.
+    async fn unpaused(
         &self,
         alert: &Alert,
         request: &ActionRequest,
         mut record: ActionRecord,
         clock: Instant,
-        counts: bool,
     ) -> Result<ActionRecord, Executed> {
         // Paused: the claim is given back and nothing is stored.
         let paused = self.guards.paused().await;
@@ -240,21 +244,28 @@ impl Executor<'_> {
             self.give_back(alert, request).await;
         }
         match paused {
-            Ok(false) => {}
+            Ok(false) => Ok(record),
             Ok(true) => {
                 record.status = Status::Skipped;
                 record.skip_reason = Some(SkipReason::Paused);
                 record.outcome_id = paused_outcome_id(&alert.id, &request.id);
                 record.error = Some("not run: actions are paused (alert-responder actions resume)".to_string());
-                return Err(final_record(record, alert, clock));
+                Err(final_record(record, alert, clock))
             }
-            Err(err) => return Err(retry_record(record, alert, clock, RetryCause::State(err))),
+            Err(err) => Err(retry_record(record, alert, clock, RetryCause::State(err))),
         }
-        // Budgets: a replay never counts, and an action over budget is a
-        // final record (stored, replayed).
-        if !counts {
-            return Ok(record);
-        }
+    }
+
+    /// What the budgets say of a run the switch let through: the record
+    /// back to run it, else its skip (a final record, stored and replayed;
+    /// a replay never counts).
+    async fn within_budget(
+        &self,
+        alert: &Alert,
+        request: &ActionRequest,
+        mut record: ActionRecord,
+        clock: Instant,
+    ) -> Result<ActionRecord, Executed> {
         match self.guards.admit(&request.uses, &request.id).await {
             Ok(None) => Ok(record),
             Ok(Some(budget)) => {

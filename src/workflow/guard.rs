@@ -170,48 +170,51 @@ mod tests {
         assert_eq!(guards.take_local(hourly, t + 3600), Some(t + 3600));
     }
 
-    /// A daily budget and a per-minute one on the same actions, the longer
-    /// one first: runs the short one refuses are not counted by the long one.
-    fn daily_and_per_minute() -> Vec<ActionBudget> {
+    /// A monthly budget and a daily one on the same actions, the longer one
+    /// first: runs the short one refuses are not counted by the long one.
+    /// (Windows this long: the wall clock does not cross one mid-test.)
+    fn monthly_and_daily() -> Vec<ActionBudget> {
         parse_action_budgets(
-            r#"[{"uses": "vt.*", "limit": 3, "per_seconds": 86400}, {"uses": "vt.*", "limit": 1, "per_seconds": 60}]"#,
+            r#"[{"uses": "vt.*", "limit": 3, "per_seconds": 2678400}, {"uses": "vt.*", "limit": 1, "per_seconds": 86400}]"#,
         )
         .unwrap()
     }
 
     #[tokio::test]
     async fn a_run_one_budget_refuses_is_taken_back_from_the_others() {
-        let guards = Guards::new(daily_and_per_minute(), None, Duration::ZERO);
+        let guards = Guards::new(monthly_and_daily(), None, Duration::ZERO);
         assert_eq!(guards.admit("vt.lookup", "a").await.unwrap(), None);
         for id in ["b", "c", "d"] {
             assert_eq!(
                 guards.admit("vt.lookup", id).await.unwrap().as_deref(),
-                Some("uses=vt.* (1 per 60 s)"),
-                "the per-minute budget refuses {id}"
+                Some("uses=vt.* (1 per 86400 s)"),
+                "the daily budget refuses {id}"
             );
         }
-        // The daily budget counted one run, not four: two are left.
-        let daily = &guards.budgets[0];
+        // The monthly budget counted one run, not four: two are left.
+        let monthly = &guards.budgets[0];
         let now = epoch_seconds();
-        assert_eq!(guards.take_local(daily, now), Some(now - now % 86400));
-        assert_eq!(guards.take_local(daily, now), Some(now - now % 86400));
-        assert_eq!(guards.take_local(daily, now), None);
+        let start = now - now % 2678400;
+        assert_eq!(guards.take_local(monthly, now), Some(start));
+        assert_eq!(guards.take_local(monthly, now), Some(start));
+        assert_eq!(guards.take_local(monthly, now), None);
     }
 
     #[tokio::test]
-    async fn with_a_table_a_refused_or_failed_run_is_taken_back_too() {
-        let state = Arc::new(crate::memory::MemoryState::default());
+    async fn with_a_table_a_refused_run_is_taken_back_too() {
+        let state = Arc::new(crate::memory::MemoryState::with_virtual_clock(1_700_000_000));
         let shared: Arc<dyn StateStore> = state.clone();
-        let guards = Guards::new(daily_and_per_minute(), Some(Arc::clone(&shared)), Duration::ZERO);
+        let guards = Guards::new(monthly_and_daily(), Some(Arc::clone(&shared)), Duration::ZERO);
         assert_eq!(guards.admit("vt.lookup", "a").await.unwrap(), None);
         assert!(guards.admit("vt.lookup", "b").await.unwrap().is_some());
         assert!(guards.admit("vt.lookup", "c").await.unwrap().is_some());
-        // Two daily runs left in the table, whatever was refused.
-        let daily = guards.budgets[0].name();
+        // Two monthly runs left in the table, whatever was refused.
+        let monthly = guards.budgets[0].name();
+        let month = Duration::from_secs(2678400);
+        assert!(shared.take_budget(&monthly, 3, month).await.unwrap().is_some());
+        assert!(shared.take_budget(&monthly, 3, month).await.unwrap().is_some());
+        assert_eq!(shared.take_budget(&monthly, 3, month).await.unwrap(), None);
         let day = Duration::from_secs(86400);
-        assert!(shared.take_budget(&daily, 3, day).await.unwrap().is_some());
-        assert!(shared.take_budget(&daily, 3, day).await.unwrap().is_some());
-        assert_eq!(shared.take_budget(&daily, 3, day).await.unwrap(), None);
         // Taking back never goes below zero.
         let start = shared.take_budget("other", 1, day).await.unwrap().unwrap();
         for _ in 0..3 {
