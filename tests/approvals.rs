@@ -149,6 +149,15 @@ impl Rig {
         self.publisher.take()
     }
 
+    /// Delivers the change and approves its request: the wakeup the answer
+    /// sent (its invocation resumes the workflow).
+    async fn approved(&self) -> Wakeup {
+        self.deliver_change().await;
+        let buttons = self.buttons();
+        self.serve(&self.click(&buttons[0], APPROVER)).await;
+        self.wakeups.take_sent().remove(0)
+    }
+
     /// Delivers the change and wakes its workflow once, which must fail for
     /// a retry (an action left to it); the wakeup, for Lambda's retry.
     async fn first_wake_left_to_a_retry(&self) -> Wakeup {
@@ -829,11 +838,8 @@ async fn an_answer_whose_resume_cannot_start_asks_for_a_retry_which_starts_it() 
 #[tokio::test]
 async fn a_suspended_and_resumed_workflow_is_on_record_twice_and_replays_once() {
     let rig = rig(example_policy).await;
-    rig.deliver_change().await;
-    let buttons = rig.buttons();
-    rig.serve(&rig.click(&buttons[0], APPROVER)).await;
-    let sent = rig.wakeups.take_sent();
-    rig.responder.wake(&sent[0], None, None).await.unwrap();
+    let woken = rig.approved().await;
+    rig.responder.wake(&woken, None, None).await.unwrap();
     let mut records = rig.records.records();
     records.sort_by_key(|r| r.resumed_at_round);
     assert_eq!(records.len(), 2, "{records:#?}");
@@ -910,12 +916,9 @@ async fn a_due_time_whose_resume_fails_is_resumed_by_the_events_retry() {
 #[tokio::test]
 async fn a_resume_whose_publish_fails_is_published_by_its_retry() {
     let rig = rig(example_policy).await;
-    rig.deliver_change().await;
-    let buttons = rig.buttons();
-    rig.serve(&rig.click(&buttons[0], APPROVER)).await;
-    let sent = rig.wakeups.take_sent();
+    let woken = rig.approved().await;
     rig.publisher.set_failing(true);
-    let err = rig.responder.wake(&sent[0], None, None).await.unwrap_err();
+    let err = rig.responder.wake(&woken, None, None).await.unwrap_err();
     assert!(
         matches!(err, alert_responder::pipeline::HandleError::Publish(_)),
         "{err}"
@@ -926,7 +929,7 @@ async fn a_resume_whose_publish_fails_is_published_by_its_retry() {
         "still stored for the retry"
     );
     rig.publisher.set_failing(false);
-    rig.responder.wake(&sent[0], None, None).await.unwrap();
+    rig.responder.wake(&woken, None, None).await.unwrap();
     let outcomes = rig.publisher.take();
     assert_eq!(by_action(&outcomes, "ask-isolate")[0].status, Status::Succeeded);
     let isolated = by_action(&outcomes, "isolate");
@@ -941,13 +944,10 @@ async fn a_resume_whose_publish_fails_is_published_by_its_retry() {
 #[tokio::test]
 async fn a_resume_whose_publish_hangs_fails_by_the_deadline() {
     let rig = rig(example_policy).await;
-    rig.deliver_change().await;
-    let buttons = rig.buttons();
-    rig.serve(&rig.click(&buttons[0], APPROVER)).await;
-    let sent = rig.wakeups.take_sent();
+    let woken = rig.approved().await;
     rig.publisher.set_stalled(true);
     let deadline = std::time::Instant::now() + Duration::from_millis(600);
-    let waking = rig.responder.wake(&sent[0], Some(deadline), None);
+    let waking = rig.responder.wake(&woken, Some(deadline), None);
     // Bounded, so that a publish nothing stops fails the test, not hangs it.
     let err = tokio::time::timeout(Duration::from_secs(30), waking)
         .await
