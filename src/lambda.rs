@@ -247,7 +247,14 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
         return None;
     }
     let remaining = Duration::from_millis(deadline_ms - now_ms);
-    Some(Instant::now() + remaining.saturating_sub(PUBLISH_MARGIN))
+    let now = Instant::now();
+    // With less than the margin left the decisions' deadline is already
+    // past (nothing starts), and publishing keeps to what is left of
+    // Lambda's: not the whole margin from now.
+    Some(match remaining.checked_sub(PUBLISH_MARGIN) {
+        Some(left) => now + left,
+        None => now.checked_sub(PUBLISH_MARGIN - remaining).unwrap_or(now),
+    })
 }
 
 /// Tells the Runtime API that init failed, so Lambda reports the reason.
@@ -312,6 +319,14 @@ mod tests {
         assert!(
             left > Duration::from_secs(8) && left <= Duration::from_millis(8500),
             "{left:?}"
+        );
+        // Less than the margin left: the decisions' deadline has passed, by
+        // as much as the margin is short (publishing then has what is left).
+        let late = deadline_instant(epoch_ms(Duration::from_millis(1000), true)).unwrap();
+        let past = Instant::now().saturating_duration_since(late);
+        assert!(
+            past >= Duration::from_millis(400) && past <= Duration::from_millis(520),
+            "{past:?}"
         );
         assert_eq!(deadline_instant(0), None);
         // AWS's documentation example, long past.
