@@ -440,6 +440,44 @@ fn a_builtin_error_in_a_comprehension_skips_its_element_on_the_vm() {
     assert_eq!(values, [json!([80, 443]), json!({"a": 1}), json!([80, 443])]);
 }
 
+/// The VM program is run with its rules' metadata cut down
+/// (`vm::lean_rule_infos`): functions whose parameters are patterns, with
+/// `else` chains, and several bodies decide as the interpreter does.
+#[test]
+fn lean_rule_metadata_decides_as_the_interpreter_does() {
+    let text = "package alert.x\n\
+        pair([a, b]) := sprintf(\"%v-%v\", [a, b])\n\
+        first_name({\"first\": f}) := f\n\
+        size(n) := \"big\" if n > 10 else := \"mid\" if n > 5 else := \"small\"\n\
+        titles contains pair(p) if some p in input.pairs\n\
+        titles contains size(n) if some n in input.nums\n\
+        titles contains first_name(input.person)\n\
+        alert contains {\"title\": t} if some t in titles\n";
+    let set = PolicySet::compile(
+        vec![file("a.rego", ACTION), file("x.rego", text)],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(set.interpreted_rules().is_empty(), "{:?}", set.interpreted_rules());
+    let titles = |set: &PolicySet, input: &Value| {
+        let mut titles: Vec<String> = set
+            .eval_alerts("x", input, None)
+            .unwrap()
+            .into_iter()
+            .map(|alert| alert.title)
+            .collect();
+        titles.sort();
+        titles
+    };
+    // `[3]` does not match `[a, b]`: that call is undefined (OPA's answer;
+    // regorus's interpreter fails the rule, tests/conformance).
+    let input = json!({"pairs": [[1, 2], [3], ["a", "b"]], "nums": [2, 7, 20], "person": {"first": "ada"}});
+    assert_eq!(titles(&set, &input), ["1-2", "a-b", "ada", "big", "mid", "small"]);
+    let input = json!({"pairs": [[1, 2], ["a", "b"]], "nums": [2, 7, 20], "person": {"first": "ada"}});
+    let interpreted = set.clone().with_engine(PolicyEngine::Interpreter);
+    assert_eq!(titles(&set, &input), titles(&interpreted, &input));
+}
+
 #[test]
 fn rules_the_vm_does_not_take_run_on_the_interpreter() {
     let set = PolicySet::compile(

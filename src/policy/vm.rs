@@ -131,7 +131,29 @@ pub(super) fn compile_program(engine: &mut regorus::Engine, rule: &str) -> Resul
         }
         _ => first_line(&err.to_string()),
     })?;
-    Ok(Arc::new(super::host::replace_in(guard_program(Arc::unwrap_or_clone(
-        program,
+    Ok(Arc::new(lean_rule_infos(super::host::replace_in(guard_program(
+        Arc::unwrap_or_clone(program),
     )))))
+}
+
+/// `program` with its rules' metadata cut to what execution reads. The VM
+/// clones a rule's `RuleInfo` at every call of the rule, cached or not:
+/// its name, parameter names and per-definition vectors were allocations
+/// on each call. An empty `else_bodies` / `destructuring_blocks` reads as
+/// "no else body" / "no destructuring" for every definition, and the VM
+/// reads neither names nor parameter names.
+fn lean_rule_infos(mut program: Program) -> Program {
+    for info in &mut program.rule_infos {
+        info.name = String::new();
+        if let Some(function) = &mut info.function_info {
+            function.param_names = Vec::new();
+        }
+        if info.else_bodies.iter().flatten().all(|is_else| !is_else) {
+            info.else_bodies = Vec::new();
+        }
+        if info.destructuring_blocks.iter().all(Option::is_none) {
+            info.destructuring_blocks = Vec::new();
+        }
+    }
+    program
 }

@@ -14,8 +14,9 @@ pub(super) struct RoundInput {
     env: regorus::Value,
     /// `input.alert` but for `attrs`, `data` included; built in round 0.
     alert_fields: Option<BTreeMap<regorus::Value, regorus::Value>>,
-    /// The attributes as last converted, with their conversion.
-    attrs: Option<(Vec<Attr>, regorus::Value)>,
+    /// `input.alert` for the attributes it was built with: rebuilt only
+    /// when a commit changed them.
+    alert: Option<(Vec<Attr>, regorus::Value)>,
     called: Vec<regorus::Value>,
     /// Give `alert.raw`: the payload as indented JSON text (AlertChain's).
     raw: bool,
@@ -27,7 +28,7 @@ impl RoundInput {
             data,
             env,
             alert_fields: None,
-            attrs: None,
+            alert: None,
             called: Vec::new(),
             raw,
         }
@@ -36,35 +37,43 @@ impl RoundInput {
     /// `alert.data` is the payload the alert policy saw. The workflow
     /// changes nothing of the alert but its attributes.
     pub(super) fn input(&mut self, alert: &mut Alert, seq: u32, records: &[ActionRecord]) -> regorus::Value {
-        let mut fields = match &self.alert_fields {
-            Some(fields) => fields.clone(),
-            None => {
-                let fields = self.alert_head(alert);
-                self.alert_fields.insert(fields).clone()
-            }
-        };
-        let attrs = match &self.attrs {
+        let alert_value = match &self.alert {
             Some((source, converted)) if *source == alert.attrs => converted.clone(),
             _ => {
-                let json = serde_json::to_value(&alert.attrs).expect("attributes serialize");
-                let converted = to_policy_value(&json);
-                self.attrs = Some((alert.attrs.clone(), converted.clone()));
+                let converted = self.alert_value(alert);
+                self.alert = Some((alert.attrs.clone(), converted.clone()));
                 converted
             }
         };
-        fields.insert(regorus::Value::from("attrs"), attrs);
         let converted = self.called.len();
         self.called
             .extend(records[converted.min(records.len())..].iter().map(called_value));
-        let mut input = BTreeMap::new();
-        input.insert(regorus::Value::from("alert"), regorus::Value::from(fields));
-        input.insert(regorus::Value::from("env"), self.env.clone());
-        input.insert(regorus::Value::from("seq"), regorus::Value::from(seq));
-        input.insert(
-            regorus::Value::from("called"),
-            regorus::Value::from(self.called.clone()),
-        );
+        // Built from its sorted entries: no tree of four entries per round.
+        let input = BTreeMap::from([
+            (regorus::Value::from("alert"), alert_value),
+            (
+                regorus::Value::from("called"),
+                regorus::Value::from(self.called.clone()),
+            ),
+            (regorus::Value::from("env"), self.env.clone()),
+            (regorus::Value::from("seq"), regorus::Value::from(seq)),
+        ]);
         regorus::Value::from(input)
+    }
+
+    /// `input.alert` with the alert's current attributes.
+    fn alert_value(&mut self, alert: &mut Alert) -> regorus::Value {
+        let json = serde_json::to_value(&alert.attrs).expect("attributes serialize");
+        let attrs = to_policy_value(&json);
+        let mut fields = match self.alert_fields.take() {
+            Some(fields) => fields,
+            None => self.alert_head(alert),
+        };
+        fields.insert(regorus::Value::from("attrs"), attrs);
+        let value = regorus::Value::from(fields.clone());
+        fields.remove(&regorus::Value::from("attrs"));
+        self.alert_fields = Some(fields);
+        value
     }
 
     /// The alert's fields but for `attrs`, with the converted payload as
