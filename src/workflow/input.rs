@@ -48,7 +48,7 @@ impl RoundInput {
         let converted = self.called.len();
         self.called
             .extend(records[converted.min(records.len())..].iter().map(called_value));
-        // Built from its sorted entries: no tree of four entries per round.
+        // Bulk-built from its four entries, not inserted one by one.
         let input = BTreeMap::from([
             (regorus::Value::from("alert"), alert_value),
             (
