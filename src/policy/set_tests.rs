@@ -902,22 +902,3 @@ fn no_builtin_is_both_guarded_and_replaced() {
         .collect();
     assert!(both.is_empty(), "guarded and replaced: {both:?}");
 }
-
-#[test]
-fn scratch_probe() {
-    let text = std::fs::read_to_string("/tmp/probe.rego").unwrap();
-    let input: Value = serde_json::from_str(&std::fs::read_to_string("/tmp/probe.json").unwrap()).unwrap();
-    let set = PolicySet::compile(
-        vec![file("a.rego", ACTION), file("x.rego", &text)],
-        Duration::from_secs(1),
-    )
-    .unwrap();
-    eprintln!("interpreted: {:?}", set.interpreted_rules());
-    for set in [set.clone(), set.with_engine(PolicyEngine::Interpreter)] {
-        eprintln!(
-            "PROBE {:?}",
-            set.eval_alerts("x", &input, None)
-                .map(|a| a.into_iter().map(|a| a.title).collect::<Vec<_>>())
-        );
-    }
-}
