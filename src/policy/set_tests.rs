@@ -470,9 +470,9 @@ fn lean_rule_metadata_decides_as_the_interpreter_does() {
         titles
     };
     // `[3]` does not match `[a, b]`: that call is undefined (OPA's answer).
-    // regorus's interpreter fails such a call from a rule's head in a
-    // module without `with` (known difference, function_patterns.yaml):
-    // the engines are compared without it.
+    // regorus's interpreter fails a partial rule that meets such an
+    // iteration (known difference, undefined_heads.yaml): the engines are
+    // compared without it.
     let input = json!({"pairs": [[1, 2], [3], ["a", "b"]], "nums": [2, 7, 20], "person": {"first": "ada"}});
     assert_eq!(titles(&set, &input), ["1-2", "a-b", "ada", "big", "mid", "small"]);
     let input = json!({"pairs": [[1, 2], ["a", "b"]], "nums": [2, 7, 20], "person": {"first": "ada"}});
