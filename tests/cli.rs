@@ -287,6 +287,39 @@ async fn check_reports_unknown_actions_and_missing_arguments() {
     );
 }
 
+/// A package with a partial object rule has its entry rules evaluated on
+/// the interpreter (conflicts are reported there): `check` says so, as
+/// the interpreter's known differences then apply in production.
+#[tokio::test]
+async fn check_names_the_rules_production_runs_on_the_interpreter() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("alert.rego"),
+        "package alert.matano\nalert contains {\"title\": \"t\"} if true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("action.rego"),
+        "package action\n\nurls[ip] := sprintf(\"https://intel.example.org/%s\", [ip]) if some ip in input.alert.data.context_diff.source.ip\n\nrun contains {\"id\": ip, \"uses\": \"http.fetch\", \"args\": {\"url\": url}} if some ip, url in urls\n",
+    )
+    .unwrap();
+    let out = cli(&["check", "--policies", dir.path().to_str().unwrap()], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let note = out
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("note: data.action.run runs on the interpreter"))
+        .unwrap_or_else(|| panic!("no note for data.action.run: {}", out.stderr));
+    assert!(
+        note.contains("data.action.urls (") && note.contains("action.rego:3) is a partial object rule"),
+        "{note}"
+    );
+    assert!(note.contains("Known differences"), "{note}");
+    // The starter kit runs wholly on the VM: no such note.
+    let kit = cli(&["check"], None).await;
+    assert!(!kit.stderr.contains("runs on the interpreter"), "{}", kit.stderr);
+}
+
 /// Entries computed by a function or in a body are checked by evaluating
 /// the policies over the scenarios beside them and the sample change, rounds
 /// included (a mocked result feeds the next round).

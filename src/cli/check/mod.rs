@@ -77,6 +77,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     for finding in &explored.unreached {
         eprintln!("note: {finding}");
     }
+    // Where production leaves the VM: the interpreter's known differences
+    // from OPA apply there (README, Known differences).
+    for (rule, reason) in production.interpreted_rules() {
+        eprintln!("note: {rule} runs on the interpreter ({reason}); the interpreter's known differences from OPA apply (README, Known differences)");
+    }
     if !production.has_action_policy() {
         eprintln!("note: no action policy (`package action`): alerts are decided, and nothing runs");
     }
