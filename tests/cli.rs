@@ -257,19 +257,20 @@ async fn check_reports_policies_and_compile_errors_with_file_and_line() {
     assert!(broken.stderr.contains("alert/broken.rego:4:"), "{}", broken.stderr);
 }
 
+/// A policy directory of one alert policy and one action policy.
+fn policy_dir(alert: &str, action: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alert.rego"), alert).unwrap();
+    std::fs::write(dir.path().join("action.rego"), action).unwrap();
+    dir
+}
+
 #[tokio::test]
 async fn check_reports_unknown_actions_and_missing_arguments() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("alert.rego"),
+    let dir = policy_dir(
         "package alert.matano\nalert contains {\"title\": \"t\"} if true\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("action.rego"),
         "package action\n\nrun contains {\"id\": \"page\", \"uses\": \"pagerduty.trigger\"} if true\n\nrun contains {\"id\": \"x\", \"uses\": \"pager.page\"} if true\n",
-    )
-    .unwrap();
+    );
     let out = cli(&["check", "--policies", dir.path().to_str().unwrap()], None).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
@@ -292,17 +293,10 @@ async fn check_reports_unknown_actions_and_missing_arguments() {
 /// the interpreter's known differences then apply in production.
 #[tokio::test]
 async fn check_names_the_rules_production_runs_on_the_interpreter() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("alert.rego"),
+    let dir = policy_dir(
         "package alert.matano\nalert contains {\"title\": \"t\"} if true\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("action.rego"),
         "package action\n\nurls[ip] := sprintf(\"https://intel.example.org/%s\", [ip]) if some ip in input.alert.data.context_diff.source.ip\n\nrun contains {\"id\": ip, \"uses\": \"http.fetch\", \"args\": {\"url\": url}} if some ip, url in urls\n",
-    )
-    .unwrap();
+    );
     let out = cli(&["check", "--policies", dir.path().to_str().unwrap()], None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let note = out
@@ -325,14 +319,8 @@ async fn check_names_the_rules_production_runs_on_the_interpreter() {
 /// included (a mocked result feeds the next round).
 #[tokio::test]
 async fn check_evaluates_computed_entries_over_the_scenarios() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("alert.rego"),
+    let dir = policy_dir(
         "package alert.matano\nalert contains {\"title\": \"t\", \"severity\": input.updated_alert.severity} if true\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("action.rego"),
         r#"package action
 
 entry(id, uses, args) := {"id": id, "uses": uses, "args": args}
@@ -349,8 +337,7 @@ run contains entry("page", "pager.page", {}) if {
 	input.alert.severity == "critical"
 }
 "#,
-    )
-    .unwrap();
+    );
     std::fs::create_dir(dir.path().join("scenarios")).unwrap();
     let sample = dir.path().join("sample.json");
     std::fs::write(&sample, include_str!("../examples/matano_alert_change.json")).unwrap();
