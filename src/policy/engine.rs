@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
 
+use super::error::PolicyError;
+use super::escape::with_escape_functions;
+use super::source::PolicyFile;
+
 /// A regorus engine configured the way every policy here runs: bounded in
 /// time, its unbounded builtins guarded, prints gathered.
 pub fn new_engine(timeout: Duration) -> regorus::Engine {
@@ -15,6 +19,22 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
     super::guard::guard_engine(&mut engine);
     super::host::add_to(&mut engine);
     engine
+}
+
+/// An engine holding `files` (the `escape` module added when imported),
+/// prepared: the first evaluation reports unsafe variables and the like,
+/// and clones start prepared.
+pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
+    let mut engine = new_engine(timeout);
+    for file in with_escape_functions(files) {
+        engine
+            .add_policy(file.name, file.text)
+            .map_err(|err| PolicyError::Compile(err.to_string()))?;
+    }
+    engine
+        .eval_query("true".to_string(), false)
+        .map_err(|err| PolicyError::Compile(err.to_string()))?;
+    Ok(engine)
 }
 
 pub(super) fn timer(limit: Duration) -> ExecutionTimerConfig {

@@ -11,6 +11,7 @@ mod escape;
 mod guard;
 mod host;
 mod request;
+mod rewrite;
 mod set;
 mod source;
 mod test_data;

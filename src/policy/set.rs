@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::analysis::{self, ConflictRisk};
-use super::engine::{new_engine, timer};
+use super::engine::{compiled, timer};
 use super::error::PolicyError;
-use super::escape::with_escape_functions;
 use super::request::{ActionRequest, ACTION_RULE};
+use super::rewrite::interpreter_engine;
 use super::source::{read_source, source_digest, PolicyFile};
 use super::value::{to_policy_value, typed_element};
 use super::vm::{compile_program, VmRule};
@@ -38,8 +38,12 @@ use crate::model::AlertDraft;
 /// Compiled policies, ready to evaluate.
 #[derive(Clone)]
 pub struct PolicySet {
-    /// Prepared once; interpreted evaluations run on a clone.
+    /// Prepared once; the VM programs are compiled from it, and interpreted
+    /// evaluations run on a clone unless `interpreter` is set.
     engine: regorus::Engine,
+    /// The same modules with their partial rules rewritten for the
+    /// interpreter (`rewrite`), when some are and some entry rule runs there.
+    interpreter: Option<regorus::Engine>,
     /// VM programs by entry rule; a rule missing here is interpreted.
     programs: HashMap<String, VmRule>,
     /// Entry rules the VM compiler refused, with its reason.
@@ -204,8 +208,13 @@ impl PolicySet {
                 }
             }
         }
+        let interpreter = match interpreted.is_empty() {
+            true => None,
+            false => interpreter_engine(&mut engine, timeout),
+        };
         Ok(PolicySet {
             engine,
+            interpreter,
             programs,
             interpreted,
             evaluator: PolicyEngine::Vm,
@@ -261,6 +270,9 @@ impl PolicySet {
                 .chain(self.interpreted)
                 .collect();
             self.interpreted.sort();
+            if self.interpreter.is_none() {
+                self.interpreter = interpreter_engine(&mut self.engine, self.timeout);
+            }
         }
         self.evaluator = engine;
         self
@@ -367,7 +379,7 @@ impl PolicySet {
         let result = match self.programs.get(rule) {
             Some(program) => program.execute(input, limit, self.memory),
             None => {
-                let mut engine = self.engine.clone();
+                let mut engine = self.interpreter.as_ref().unwrap_or(&self.engine).clone();
                 if limit < self.timeout {
                     engine.set_execution_timer_config(timer(limit));
                 }
@@ -451,20 +463,10 @@ impl PolicySet {
     }
 }
 
-/// An engine holding `files`, analysed and prepared: the first evaluation
-/// reports unsafe variables and the like (at init), and clones start prepared.
+/// An engine holding `files`, prepared, and their names.
 fn prepare(files: Vec<PolicyFile>, timeout: Duration) -> Result<(regorus::Engine, Vec<String>), PolicyError> {
-    let mut engine = new_engine(timeout);
     let names: Vec<String> = files.iter().map(|file| file.name.clone()).collect();
-    for file in with_escape_functions(files) {
-        engine
-            .add_policy(file.name, file.text)
-            .map_err(|err| PolicyError::Compile(err.to_string()))?;
-    }
-    engine
-        .eval_query("true".to_string(), false)
-        .map_err(|err| PolicyError::Compile(err.to_string()))?;
-    Ok((engine, names))
+    Ok((compiled(files, timeout)?, names))
 }
 
 /// Lines evaluated, by file.
