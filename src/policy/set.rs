@@ -383,17 +383,32 @@ impl PolicySet {
                 if limit < self.timeout {
                     engine.set_execution_timer_config(timer(limit));
                 }
+                // Coverage is taken on the modules as written: where they
+                // are rewritten, the rule is evaluated there again, only for
+                // its coverage (a rewritten rule's head line is evaluated
+                // whether or not its body holds).
+                let mut as_written = match (&self.coverage, &self.interpreter) {
+                    (Some(_), Some(_)) => Some(self.engine.clone()),
+                    _ => None,
+                };
+                if self.coverage.is_some() {
+                    as_written.as_mut().unwrap_or(&mut engine).set_enable_coverage(true);
+                }
+                if let Some(as_written) = as_written.as_mut() {
+                    as_written.set_execution_timer_config(timer(limit));
+                    as_written.set_input(input.clone());
+                }
                 engine.set_input(input);
                 // The interpreter has no budget of its own: the process may
                 // grow by the budget while it runs (process-wide, so
                 // concurrent evaluations share it until the last ends).
                 let budget = InterpreterBudget::enter(self.memory);
-                if self.coverage.is_some() {
-                    engine.set_enable_coverage(true);
-                }
                 let result = engine.eval_rule(rule.to_string());
+                if let Some(as_written) = as_written.as_mut() {
+                    let _ = as_written.eval_rule(rule.to_string());
+                }
                 drop(budget);
-                self.collect_coverage(&engine);
+                self.collect_coverage(as_written.as_ref().unwrap_or(&engine));
                 for line in engine.take_prints().unwrap_or_default() {
                     if self.show_prints {
                         eprintln!("print: {line}");

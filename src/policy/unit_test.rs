@@ -54,6 +54,10 @@ pub struct FileCoverage {
 /// Compiled policies and tests, ready to run.
 pub struct TestSuite {
     engine: regorus::Engine,
+    /// The modules as written, when `engine` holds them rewritten: what
+    /// coverage is taken on (a rewritten rule's head line is evaluated
+    /// whether or not its body holds).
+    as_written: Option<regorus::Engine>,
     cases: Vec<TestCase>,
 }
 
@@ -93,16 +97,29 @@ impl TestSuite {
         }
         cases.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         // Tests run on the interpreter: its partial rules rewritten.
-        let engine = super::rewrite::interpreter_engine(&mut engine, timeout).unwrap_or(engine);
-        Ok(TestSuite { engine, cases })
+        Ok(match super::rewrite::interpreter_engine(&mut engine, timeout) {
+            Some(rewritten) => TestSuite {
+                engine: rewritten,
+                as_written: Some(engine),
+                cases,
+            },
+            None => TestSuite {
+                engine,
+                as_written: None,
+                cases,
+            },
+        })
     }
 
     /// Adds `data` (the data files beside the policies) to every test.
     pub fn with_data(mut self, data: serde_json::Value) -> Result<TestSuite, PolicyError> {
         if data.as_object().is_some_and(|o| !o.is_empty()) {
-            self.engine
-                .add_data(regorus::Value::from(data))
-                .map_err(|err| PolicyError::Compile(format!("data files: {err}")))?;
+            let data = regorus::Value::from(data);
+            for engine in std::iter::once(&mut self.engine).chain(self.as_written.as_mut()) {
+                engine
+                    .add_data(data.clone())
+                    .map_err(|err| PolicyError::Compile(format!("data files: {err}")))?;
+            }
         }
         Ok(self)
     }
@@ -115,13 +132,21 @@ impl TestSuite {
     /// policy lines the run evaluated.
     pub fn run(&self, filter: impl Fn(&TestCase) -> bool, coverage: bool) -> (Vec<TestResult>, Vec<FileCoverage>) {
         let mut engine = self.engine.clone();
+        // Coverage is taken on the modules as written: where they are
+        // rewritten, each test runs there again, only for its coverage.
+        let mut as_written = self.as_written.clone().filter(|_| coverage);
         if coverage {
-            engine.set_enable_coverage(true);
+            as_written.as_mut().unwrap_or(&mut engine).set_enable_coverage(true);
         }
         let mut results = Vec::new();
         for case in self.cases.iter().filter(|c| filter(c)) {
             let started = std::time::Instant::now();
             let outcome = engine.eval_rule(case.path.clone());
+            let duration = started.elapsed();
+            if let Some(as_written) = as_written.as_mut() {
+                let _ = as_written.eval_rule(case.path.clone());
+                let _ = as_written.take_prints();
+            }
             let prints = engine.take_prints().unwrap_or_default();
             let (verdict, detail) = match outcome {
                 Ok(regorus::Value::Undefined) => (Verdict::Fail, "undefined".to_string()),
@@ -134,11 +159,13 @@ impl TestSuite {
                 verdict,
                 detail,
                 prints,
-                duration: started.elapsed(),
+                duration,
             });
         }
         let report = if coverage {
-            engine
+            as_written
+                .as_ref()
+                .unwrap_or(&engine)
                 .get_coverage_report()
                 .map(|report| {
                     report
@@ -249,20 +276,36 @@ not_a_test := true
     /// written.
     #[test]
     fn partial_rules_with_undefined_head_terms_decide_as_in_opa() {
-        let policy = "package alert.x\nalert contains {\"title\": input.titles[k]} if {\n\tsome k in input.keys\n}\n";
-        let suite = suite(&[
-            ("p.rego", policy),
-            (
-                "p_test.rego",
-                "package alert.x_test\ntest_missing_title_skipped if {\n\tdata.alert.x.alert == {{\"title\": \"a\"}} with input as {\"titles\": {\"k1\": \"a\"}, \"keys\": [\"k1\", \"k2\"]}\n}\n",
-            ),
-        ]);
-        let (results, coverage) = suite.run(|_| true, true);
-        assert_eq!(results[0].verdict, Verdict::Pass, "{}", results[0].detail);
+        let policy = "package alert.x\n\
+            alert contains {\"title\": input.titles[k]} if {\n\
+            \tsome k in input.keys\n\
+            }\n\
+            never contains input.titles[k] if {\n\
+            \tsome k in input.nothing\n\
+            }\n";
+        let tests = "package alert.x_test\n\
+            test_missing_title_skipped if {\n\
+            \tdata.alert.x.alert == {{\"title\": \"a\"}} with input as {\"titles\": {\"k1\": \"a\"}, \"keys\": [\"k1\", \"k2\"]}\n\
+            }\n\
+            test_never if {\n\
+            \tcount(data.alert.x.never) == 0 with input as {\"nothing\": []}\n\
+            }\n";
+        let suite = suite(&[("p.rego", policy), ("p_test.rego", tests)]);
+        for coverage in [false, true] {
+            let (results, _) = suite.run(|_| true, coverage);
+            let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+            assert_eq!(verdicts, [Verdict::Pass, Verdict::Pass], "{results:?}");
+        }
+        // Lines as written: `never`'s body ran, its head never did.
+        let (_, coverage) = suite.run(|_| true, true);
         let policy = coverage
             .iter()
             .find(|f| f.file == "p.rego")
             .expect("coverage of p.rego");
-        assert!(policy.covered.contains(&3), "{policy:?}");
+        assert!(policy.covered.contains(&2) && policy.covered.contains(&3), "{policy:?}");
+        assert!(
+            policy.covered.contains(&6) && !policy.covered.contains(&5),
+            "{policy:?}"
+        );
     }
 }
