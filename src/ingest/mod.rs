@@ -265,10 +265,15 @@ fn ingest_sqs_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
     if let Some(error) = subscription_message(&document) {
         return Err(reject(error));
     }
-    if document.get("Type").and_then(Value::as_str) == Some("Notification") && document.get("Message").is_some() {
+    // SNS's envelope (raw delivery off): its `Type`, a `Message` and a
+    // `TopicArn`; a payload that only shares a key or two is a payload.
+    if document.get("Type").and_then(Value::as_str) == Some("Notification")
+        && document.get("Message").is_some()
+        && document.get("TopicArn").is_some_and(Value::is_string)
+    {
         let message_id = str_field(&document, "MessageId").or(item_id.clone());
         let topic_arn = str_field(&document, "TopicArn");
-        return ingest_notification(&document, routing).map_err(|error| {
+        return ingest_notification(index, &document, routing).map_err(|error| {
             let original = str_field(&document, "Message").unwrap_or_else(|| body.to_string());
             Rejected::boxed(message_id, topic_arn, original, error)
         });
@@ -355,7 +360,7 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     if is_notification(&document) {
         let message_id = str_field(&document, "MessageId");
         let topic_arn = str_field(&document, "TopicArn");
-        return vec![ingest_notification(&document, routing)
+        return vec![ingest_notification(0, &document, routing)
             .map_err(|error| Rejected::boxed(message_id, topic_arn, text(), error))];
     }
     // A bare payload is one message; an event or a record wrapping
@@ -408,7 +413,7 @@ fn ingest_sns_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
             },
         ));
     };
-    ingest_notification(sns, routing).map_err(|error| {
+    ingest_notification(index, sns, routing).map_err(|error| {
         let original = sns
             .get("Message")
             .and_then(Value::as_str)
@@ -419,13 +424,14 @@ fn ingest_sns_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
 }
 
 /// An SNS notification object (the `Sns` of a Lambda record, or an HTTP
-/// delivery body); both carry `Message` as a string.
-fn ingest_notification(sns: &Value, routing: &SchemaRouting) -> Result<Envelope, IngestError> {
+/// delivery body, or an SQS body), record `index` of its event; all carry
+/// `Message` as a string.
+fn ingest_notification(index: usize, sns: &Value, routing: &SchemaRouting) -> Result<Envelope, IngestError> {
     let message = match sns.get("Message") {
         Some(Value::String(message)) => message,
         _ => {
             return Err(IngestError::NotSnsRecord {
-                index: 0,
+                index,
                 reason: "`Message` is missing or not a string".to_string(),
             })
         }

@@ -411,6 +411,26 @@ fn bad_sqs_records_are_rejected_with_their_message_id() {
 }
 
 #[test]
+fn an_sqs_body_is_taken_for_sns_envelope_only_with_its_fields() {
+    let topic = "arn:aws:sns:us-east-1:123456789012:matano-alerting";
+    let envelope = |body: Value| json!({"messageId": "m", "body": body.to_string(), "eventSource": "aws:sqs"});
+    let event = json!({"Records": [
+        envelope(json!({"updated": 1})),
+        envelope(json!({"Type": "Notification", "TopicArn": topic, "Message": {"updated_alert": {}}})),
+        envelope(json!({"Type": "Notification", "Message": "an alert's own fields", "detail": {}})),
+    ]});
+    let records = ingest_sqs_event(&event, &"aws_guardduty".into());
+    // SNS's envelope with a `Message` that is no string: named at its record.
+    assert_eq!(
+        records[1].ingested.as_ref().unwrap_err().error.to_string(),
+        "record 1 is not an SNS notification: `Message` is missing or not a string"
+    );
+    // No `TopicArn`: a raw payload that happens to have such keys.
+    let raw = records[2].ingested.as_ref().unwrap();
+    assert_eq!(raw.payload["Message"], "an alert's own fields");
+}
+
+#[test]
 fn the_cli_reads_an_sqs_event_too() {
     let results = ingest_document(SQS_EVENT.as_bytes(), &"matano".into());
     assert_eq!(results.len(), 2);
