@@ -144,6 +144,7 @@ async fn handle_with(
             publish_failed: handled.publish_failed,
             records_failed: handled.records_failed,
             bundles_refused,
+            records_retried: handled.response.batch_item_failures.len(),
         };
         report(function, &handled.summary, None, faults);
         for (item_id, cause) in &handled.causes {
@@ -176,6 +177,7 @@ fn faults_of<T>(result: &Result<T, HandleError>, bundles_refused: usize) -> Faul
         publish_failed: matches!(result, Err(HandleError::Publish(_))),
         records_failed: matches!(result, Err(HandleError::Records(_))),
         bundles_refused,
+        records_retried: 0,
     }
 }
 

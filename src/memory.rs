@@ -72,6 +72,8 @@ pub struct MemoryState {
     clock: Clock,
     unavailable: AtomicBool,
     budgets_unavailable: AtomicBool,
+    /// Reads of the actions switch, as a table would count them.
+    switch_reads: AtomicU64,
 }
 
 impl Default for MemoryState {
@@ -88,7 +90,13 @@ impl MemoryState {
             clock: Clock::System,
             unavailable: AtomicBool::new(false),
             budgets_unavailable: AtomicBool::new(false),
+            switch_reads: AtomicU64::new(0),
         }
+    }
+
+    /// How many times the actions switch was read.
+    pub fn switch_reads(&self) -> u64 {
+        self.switch_reads.load(Ordering::SeqCst)
     }
 
     /// On a virtual clock starting at `epoch_seconds`; see [`MemoryState::advance`].
@@ -507,6 +515,9 @@ impl StateStore for MemoryState {
 
     fn actions_switch(&self) -> BoxFuture<'_, Result<ActionsSwitch, StateError>> {
         Box::pin(async move {
+            self.switch_reads.fetch_add(1, Ordering::SeqCst);
+            // A round trip, as a table's: concurrent readers overlap.
+            tokio::task::yield_now().await;
             self.check("read the actions switch")?;
             Ok(self.tables().switch.clone())
         })

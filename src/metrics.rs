@@ -16,6 +16,9 @@ pub struct Faults {
     pub records_failed: bool,
     /// Policy bundle versions refused before it (`POLICY_BUNDLE`, `SHADOW_POLICY_BUNDLE`).
     pub bundles_refused: usize,
+    /// SQS records it listed for a retry (`batchItemFailures`): the batch
+    /// itself succeeds, so no invocation error counts them.
+    pub records_retried: usize,
 }
 
 /// The EMF lines for one invocation.
@@ -42,6 +45,7 @@ pub fn emf_lines(function_name: &str, summary: &Summary, faults: Faults, timesta
             if faults.records_failed { 1.0 } else { 0.0 },
         ),
         ("PolicyBundleRefused", "Count", faults.bundles_refused as f64),
+        ("RecordsRetried", "Count", faults.records_retried as f64),
         ("ShadowDivergences", "Count", summary.shadow_divergences as f64),
         ("PolicyEvaluationTime", "Microseconds", summary.policy_micros as f64),
     ];
@@ -114,6 +118,7 @@ mod tests {
                 publish_failed: false,
                 records_failed: true,
                 bundles_refused: 2,
+                records_retried: 3,
             },
             1_700_000_000_000,
         )
@@ -134,6 +139,7 @@ mod tests {
         assert_eq!(first["DecisionRecordFailures"], 1.0);
         assert_eq!(first["OutcomePublishFailures"], 0.0);
         assert_eq!(first["PolicyBundleRefused"], 2.0);
+        assert_eq!(first["RecordsRetried"], 3.0);
         assert_eq!(first["ShadowDivergences"], 1.0);
         assert_eq!(first["DeadlineRetries"], 1.0);
         assert_eq!(

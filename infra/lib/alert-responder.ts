@@ -650,7 +650,6 @@ export class AlertResponder extends Construct {
         "Alert changes are waiting in the ingest queue too long.",
         this.ingestQueue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: "Maximum" }),
         (props.ingest?.oldestMessageAlarmAge ?? Duration.minutes(5)).toSeconds(),
-        5,
       );
       alarm(
         "IngestDeadLetterAlarm",
@@ -667,6 +666,13 @@ export class AlertResponder extends Construct {
         statistic: "Sum",
         period: fiveMinutes,
       });
+    if (this.ingestQueue) {
+      alarm(
+        "IngestRetriesAlarm",
+        "alert-responder listed ingest records for a retry (metric RecordsRetried: a state table, publish or transient action failure); the batch itself succeeds, so no invocation error says so.",
+        own("RecordsRetried"),
+      );
+    }
     if (this.decisionRecordsBucket) {
       alarm("DecisionRecordFailuresAlarm", "alert-responder could not write decision records (metric DecisionRecordFailures).", own("DecisionRecordFailures"));
     }

@@ -229,7 +229,9 @@ test("ingest mode sqs: topics deliver to a queue read in batches, with partial f
     FunctionResponseTypes: ["ReportBatchItemFailures"],
     ScalingConfig: { MaximumConcurrency: 5 },
   });
-  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "ApproximateAgeOfOldestMessage", Threshold: 300 });
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "ApproximateAgeOfOldestMessage", Threshold: 300, EvaluationPeriods: 1 });
+  // A batch that lists records for a retry succeeds: its own metric says so.
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { Namespace: "AlertResponder", MetricName: "RecordsRetried", Threshold: 0 });
   template.hasResourceProperties("AWS::Lambda::Function", {
     Environment: { Variables: Match.objectLike({ BATCH_CONCURRENCY: "6" }) },
   });
@@ -245,7 +247,7 @@ test("ingest mode sqs: topics deliver to a queue read in batches, with partial f
 test("the SAM template has the same ingest modes", () => {
   const sam = fs.readFileSync(path.join(__dirname, "../../../template.yaml"), "utf8");
   assert.match(sam, /IngestMode:\n\s+Type: String\n\s+Default: sns\n\s+AllowedValues: \[sns, sqs\]/);
-  for (const resource of ["IngestQueue", "IngestDeadLetterQueue", "IngestEventSource", "IngestBacklogAlarm", "IngestDeadLetterAlarm", "AlertingQueueSubscription"]) {
+  for (const resource of ["IngestQueue", "IngestDeadLetterQueue", "IngestEventSource", "IngestBacklogAlarm", "IngestDeadLetterAlarm", "IngestRetriesAlarm", "AlertingQueueSubscription"]) {
     assert.match(sam, new RegExp(`\\n  ${resource}:\\n    Type: [^\\n]+\\n    Condition: IngestViaSqs`), resource);
   }
   assert.match(sam, /FunctionResponseTypes: \[ReportBatchItemFailures\]/);

@@ -24,7 +24,9 @@ pub struct Guards {
     local: Mutex<HashMap<(String, u64, u64), u32>>,
     /// How long a reading of the switch is trusted.
     refresh: Duration,
-    switch_seen: Mutex<Option<(Instant, bool)>>,
+    /// The last reading; held across a read, so that the actions waiting
+    /// on one share it rather than each reading the table.
+    switch_seen: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 impl Guards {
@@ -34,7 +36,7 @@ impl Guards {
             state,
             local: Mutex::default(),
             refresh,
-            switch_seen: Mutex::default(),
+            switch_seen: tokio::sync::Mutex::default(),
         }
     }
 
@@ -44,13 +46,14 @@ impl Guards {
         let Some(state) = &self.state else {
             return Ok(false);
         };
-        if let Some((at, paused)) = *self.switch_seen.lock().expect("not poisoned") {
+        let mut seen = self.switch_seen.lock().await;
+        if let Some((at, paused)) = *seen {
             if at.elapsed() < self.refresh {
                 return Ok(paused);
             }
         }
         let paused = state.actions_switch().await?.paused;
-        *self.switch_seen.lock().expect("not poisoned") = Some((Instant::now(), paused));
+        *seen = Some((Instant::now(), paused));
         Ok(paused)
     }
 
@@ -198,6 +201,29 @@ mod tests {
         assert_eq!(guards.take_local(monthly, now), Some(start));
         assert_eq!(guards.take_local(monthly, now), Some(start));
         assert_eq!(guards.take_local(monthly, now), None);
+    }
+
+    /// "At most every 10 s per instance" holds for concurrent actions too:
+    /// those that find the reading stale together share one read.
+    #[tokio::test]
+    async fn concurrent_actions_share_one_reading_of_the_switch() {
+        let state = Arc::new(crate::memory::MemoryState::new());
+        let shared: Arc<dyn StateStore> = state.clone();
+        let guards = Guards::new(Vec::new(), Some(shared), Duration::from_secs(10));
+        let readings = futures::future::join_all((0..8).map(|_| guards.paused())).await;
+        assert!(readings.iter().all(|r| matches!(r, Ok(false))), "{readings:?}");
+        assert_eq!(state.switch_reads(), 1);
+        // A reading that failed is not kept: the next action reads again.
+        state.set_unavailable(true);
+        let guards = Guards::new(
+            Vec::new(),
+            Some(state.clone() as Arc<dyn StateStore>),
+            Duration::from_secs(10),
+        );
+        assert!(guards.paused().await.is_err());
+        state.set_unavailable(false);
+        assert!(!guards.paused().await.unwrap());
+        assert_eq!(state.switch_reads(), 3);
     }
 
     #[tokio::test]
