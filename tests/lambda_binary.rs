@@ -370,6 +370,181 @@ run contains {
     );
 }
 
+/// The SQS record Lambda's poller builds of `message` (a queue message).
+fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| {
+            let attribute = json!({"stringValue": value.string_value(), "stringListValues": [],
+                "binaryListValues": [], "dataType": value.data_type()});
+            (name.clone(), attribute)
+        })
+        .collect();
+    json!({
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": attributes,
+        "md5OfBody": message.md5_of_body(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1"
+    })
+}
+
+/// A queue fed with raw delivery on: bare payloads, routed by the SQS
+/// message attribute `schema` (SNS copies the message's attributes) — here
+/// a Matano change to a policy of another schema, which only the attribute
+/// can reach. Through moto's SNS and SQS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
+    let sns = sns_client().await;
+    let sqs = common::sqs_client().await;
+    let alerting = create_topic(&sns, "raw-alerting").await;
+    let outcomes = create_topic(&sns, "raw-outcomes").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(common::unique("raw-ingest"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&alerting)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    let change = matano_sns_event("high", &[])["Records"][0]["Sns"]["Message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let schema = aws_sdk_sns::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value("triage")
+        .build()
+        .unwrap();
+    sns.publish()
+        .topic_arn(&alerting)
+        .message(&change)
+        .message_attributes("schema", schema)
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(5)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body(), Some(change.as_str()), "raw delivery: the payload itself");
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("triage.rego"),
+        "package alert.triage\nalert contains {\"title\": input.updated_alert.title} if true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        policies.path().join("action.rego"),
+        "package action\nrun contains {\"id\": \"notify\", \"uses\": \"webhook.post\", \"args\": {\"url\": \"https://hooks.example.org/x\"}}\n",
+    )
+    .unwrap();
+    let api = runtime_api(json!({"Records": [sqs_record(&received[0], &queue_arn)]})).await;
+    let policy_dir = policies.path().display().to_string();
+    let _child = lambda_process(
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", outcomes.as_str()),
+            ("DRY_RUN", "true"),
+            ("POLICY_DIR", policy_dir.as_str()),
+        ],
+    );
+    let requests = api.wait_for(3, WAIT).await;
+    let response = requests
+        .iter()
+        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
+        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
+    assert_eq!(response.json(), json!({"batchItemFailures": []}));
+    let published = subscriber.wait_for(1, WAIT).await;
+    let outcome = published[0].sns_message();
+    assert_valid_outcome(&outcome);
+    assert_eq!(
+        (outcome["event_type"].as_str(), outcome["alert"]["schema"].as_str()),
+        (Some("action_outcome"), Some("triage")),
+        "{outcome}"
+    );
+    // Raw delivery names no topic.
+    assert!(outcome["source_message"]["topic_arn"].is_null(), "{outcome}");
+}
+
+/// A batch's record the state table fails is listed for a retry — the
+/// batch succeeds, so its metric `RecordsRetried` is what says so; a bad
+/// record beside it is rejected, not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
+    let sns = sns_client().await;
+    let outcomes = create_topic(&sns, "retried-outcomes").await;
+    let notification = matano_sns_event("high", &[])["Records"][0]["Sns"].clone();
+    let record = |id: &str, body: String| {
+        json!({"messageId": id, "body": body, "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
+    };
+    let event = json!({"Records": [record("good", notification.to_string()), record("bad", "{not json".to_string())]});
+    let api = runtime_api(event).await;
+    let missing_table = common::unique("no-such-table");
+    let mut child = lambda_process(
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", outcomes.as_str()),
+            ("STATE_TABLE", missing_table.as_str()),
+            ("POLICY_ENV", "WEBHOOK_URL"),
+            ("WEBHOOK_URL", "http://127.0.0.1:9/never-called"),
+        ],
+    );
+    let requests = api.wait_for(3, WAIT).await;
+    let response = requests
+        .iter()
+        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
+        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
+    assert_eq!(response.json(), json!({"batchItemFailures": [{"itemIdentifier": "good"}]}));
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let emf = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l.get("AlertsReceived").is_some())
+        .unwrap_or_else(|| panic!("no EMF line in:\n{stdout}"));
+    assert_eq!(
+        (emf["AlertsReceived"].as_f64(), emf["MessagesRejected"].as_f64(), emf["RecordsRetried"].as_f64()),
+        (Some(2.0), Some(1.0), Some(1.0)),
+        "{emf}"
+    );
+}
+
 /// IngestMode=sqs as deployed: Matano publishes to SNS, SNS delivers to a
 /// queue (raw delivery off), Lambda polls it and hands the function an
 /// SqsEvent. The messages here go through moto's SNS and SQS for real; the
