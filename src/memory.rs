@@ -74,6 +74,9 @@ pub struct MemoryState {
     budgets_unavailable: AtomicBool,
     /// Reads of the actions switch, as a table would count them.
     switch_reads: AtomicU64,
+    /// While set, a read of the switch yields once, as a round trip would:
+    /// concurrent readers overlap.
+    slow_switch: AtomicBool,
 }
 
 impl Default for MemoryState {
@@ -91,12 +94,18 @@ impl MemoryState {
             unavailable: AtomicBool::new(false),
             budgets_unavailable: AtomicBool::new(false),
             switch_reads: AtomicU64::new(0),
+            slow_switch: AtomicBool::new(false),
         }
     }
 
     /// How many times the actions switch was read.
     pub fn switch_reads(&self) -> u64 {
         self.switch_reads.load(Ordering::SeqCst)
+    }
+
+    /// While set, reading the switch yields once (readers overlap).
+    pub fn set_slow_switch(&self, slow: bool) {
+        self.slow_switch.store(slow, Ordering::SeqCst);
     }
 
     /// On a virtual clock starting at `epoch_seconds`; see [`MemoryState::advance`].
@@ -516,8 +525,9 @@ impl StateStore for MemoryState {
     fn actions_switch(&self) -> BoxFuture<'_, Result<ActionsSwitch, StateError>> {
         Box::pin(async move {
             self.switch_reads.fetch_add(1, Ordering::SeqCst);
-            // A round trip, as a table's: concurrent readers overlap.
-            tokio::task::yield_now().await;
+            if self.slow_switch.load(Ordering::SeqCst) {
+                tokio::task::yield_now().await;
+            }
             self.check("read the actions switch")?;
             Ok(self.tables().switch.clone())
         })

@@ -208,6 +208,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_actions_share_one_reading_of_the_switch() {
         let state = Arc::new(crate::memory::MemoryState::new());
+        state.set_slow_switch(true);
         let shared: Arc<dyn StateStore> = state.clone();
         let guards = Guards::new(Vec::new(), Some(shared), Duration::from_secs(10));
         let readings = futures::future::join_all((0..8).map(|_| guards.paused())).await;
