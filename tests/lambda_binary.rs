@@ -460,7 +460,11 @@ async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
         .messages
         .unwrap_or_default();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body(), Some(change.as_str()), "raw delivery: the payload itself");
+    assert_eq!(
+        received[0].body(),
+        Some(change.as_str()),
+        "raw delivery: the payload itself"
+    );
     let policies = tempfile::tempdir().unwrap();
     std::fs::write(
         policies.path().join("triage.rego"),
@@ -529,7 +533,10 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
         .iter()
         .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
         .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
-    assert_eq!(response.json(), json!({"batchItemFailures": [{"itemIdentifier": "good"}]}));
+    assert_eq!(
+        response.json(),
+        json!({"batchItemFailures": [{"itemIdentifier": "good"}]})
+    );
     child.kill().await.unwrap();
     let output = child.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -539,7 +546,11 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
         .find(|l| l.get("AlertsReceived").is_some())
         .unwrap_or_else(|| panic!("no EMF line in:\n{stdout}"));
     assert_eq!(
-        (emf["AlertsReceived"].as_f64(), emf["MessagesRejected"].as_f64(), emf["RecordsRetried"].as_f64()),
+        (
+            emf["AlertsReceived"].as_f64(),
+            emf["MessagesRejected"].as_f64(),
+            emf["RecordsRetried"].as_f64()
+        ),
         (Some(2.0), Some(1.0), Some(1.0)),
         "{emf}"
     );

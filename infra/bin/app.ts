@@ -13,15 +13,16 @@
 // enableInteractions (`true`: approvals and waits, answered at the function URL;
 // outputs InteractionsUrl, CallbackBaseUrl, ScheduleGroupName) and
 // slackSigningSecretName (the Secrets Manager secret holding the Slack app's signing secret),
-// ingestMode (`sns`, the default, or `sqs`: README "Choosing an ingest mode") with ingestBatchSize,
-// ingestMaxConcurrency, ingestMaxReceiveCount and batchConcurrency, and actionBudgets (the JSON of
+// timeoutSeconds and memorySize (the function's), ingestMode (`sns`, the default, or `sqs`: README
+// "Choosing an ingest mode") with ingestBatchSize, ingestBatchingWindowSeconds, ingestMaxConcurrency,
+// ingestMaxReceiveCount, ingestOldestMessageAlarmSeconds and batchConcurrency, and actionBudgets (the JSON of
 // ACTION_BUDGETS: [{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]), policyEnv (a JSON
 // object of strings handed to policies as input.env: {"WEBHOOK_URL": "https://..."}) and
 // actionTopicArns (comma-separated SNS topics the sns.publish action may publish to).
 
 import * as fs from "fs";
 import * as path from "path";
-import { App, CfnOutput, Stack } from "aws-cdk-lib";
+import { App, CfnOutput, Duration, Stack } from "aws-cdk-lib";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { ActionBudget, AlertResponder, WebhookSubscription } from "../lib/alert-responder";
@@ -81,6 +82,11 @@ function numberContext(name: string): number | undefined {
     throw new Error(`${name}: ${JSON.stringify(value)} is not a whole number`);
   }
   return Number(value);
+}
+
+function secondsContext(name: string): Duration | undefined {
+  const seconds = numberContext(name);
+  return seconds === undefined ? undefined : Duration.seconds(seconds);
 }
 
 const decisionRecords = context("decisionRecords") ?? "enabled";
@@ -186,11 +192,15 @@ const responder = new AlertResponder(stack, "AlertResponder", {
   shadowPolicyBundleKey: context("shadowPolicyBundleKey") || undefined,
   policyRefreshSeconds: numberContext("policyRefreshSeconds"),
   interactions: { enabled: enableInteractions === "true", slackSigningSecretName: context("slackSigningSecretName") || undefined },
+  timeout: secondsContext("timeoutSeconds"),
+  memorySize: numberContext("memorySize"),
   ingest: {
     mode: ingestMode,
     batchSize: numberContext("ingestBatchSize"),
+    maxBatchingWindow: secondsContext("ingestBatchingWindowSeconds"),
     maxConcurrency: numberContext("ingestMaxConcurrency"),
     maxReceiveCount: numberContext("ingestMaxReceiveCount"),
+    oldestMessageAlarmAge: secondsContext("ingestOldestMessageAlarmSeconds"),
     batchConcurrency: numberContext("batchConcurrency"),
   },
   actionBudgets: budgetsContext(),
