@@ -669,7 +669,7 @@ export class AlertResponder extends Construct {
     if (this.ingestQueue) {
       alarm(
         "IngestRetriesAlarm",
-        "alert-responder listed ingest records for a retry (metric RecordsRetried: a state table, publish or transient action failure); the batch itself succeeds, so no invocation error says so.",
+        "alert-responder listed ingest records for a retry (metric RecordsRetried: a state table, publish or transient action failure, a namespace held by another workflow, or the invocation's deadline); the batch itself succeeds, so no invocation error says so.",
         own("RecordsRetried"),
       );
     }

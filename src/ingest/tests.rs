@@ -424,3 +424,115 @@ fn a_malformed_sns_envelope_in_an_sqs_body_is_named_at_its_record() {
         "record 1 is not an SNS notification: `Message` is missing or not a string"
     );
 }
+
+#[test]
+fn the_cli_reads_an_sqs_event_too() {
+    let results = ingest_document(SQS_EVENT.as_bytes(), &"matano".into());
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(Result::is_ok));
+}
+
+#[test]
+fn an_sqs_body_is_held_to_sqs_limit_and_its_message_to_sns() {
+    // A message just under SNS's limit, escaped inside SNS's envelope, makes
+    // a body over 256 KiB: it is taken.
+    let mut payload: Value = serde_json::from_str(V1).unwrap();
+    payload["padding"] = json!("\"".repeat(MAX_MESSAGE_BYTES / 2 - 4096));
+    let message = payload.to_string();
+    assert!(message.len() < MAX_MESSAGE_BYTES);
+    let body =
+        json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": message});
+    let body = body.to_string();
+    assert!(body.len() > MAX_MESSAGE_BYTES);
+    let event = json!({"Records": [{"messageId": "a", "body": body, "eventSource": "aws:sqs"}]});
+    assert!(ingest_sqs_event(&event, &"matano".into())[0].ingested.is_ok());
+    let huge =
+        json!({"Records": [{"messageId": "b", "body": "x".repeat(MAX_SQS_BODY_BYTES + 1), "eventSource": "aws:sqs"}]});
+    let error = ingest_sqs_event(&huge, &"matano".into())
+        .remove(0)
+        .ingested
+        .unwrap_err()
+        .error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if limit == MAX_SQS_BODY_BYTES),
+        "{error}"
+    );
+}
+
+/// A payload of `bytes` bytes (a Matano change with padding).
+fn padded_payload(bytes: usize) -> String {
+    let mut payload: Value = serde_json::from_str(V1).unwrap();
+    payload["padding"] = json!("");
+    let base = payload.to_string().len();
+    payload["padding"] = json!("p".repeat(bytes - base));
+    let text = payload.to_string();
+    assert_eq!(text.len(), bytes);
+    text
+}
+
+#[test]
+fn a_raw_sqs_payload_is_held_to_the_message_limit() {
+    for (bytes, taken) in [(MAX_MESSAGE_BYTES, true), (MAX_MESSAGE_BYTES + 1, false)] {
+        let event = json!({"Records": [{"messageId": "r", "body": padded_payload(bytes), "eventSource": "aws:sqs"}]});
+        let ingested = ingest_sqs_event(&event, &"matano".into()).remove(0).ingested;
+        match taken {
+            true => assert!(ingested.is_ok(), "{bytes} bytes"),
+            false => assert!(
+                matches!(ingested.unwrap_err().error, IngestError::Oversize { limit, .. } if limit == MAX_MESSAGE_BYTES),
+                "{bytes} bytes"
+            ),
+        }
+    }
+}
+
+/// The CLI holds each message of an event to the limit, not the event.
+#[test]
+fn a_document_wrapping_messages_checks_each_of_them() {
+    let record = |message: String, id: &str| json!({"Sns": {"MessageId": id, "Message": message}});
+    let event = json!({"Records": [
+        record(padded_payload(200 * 1024), "a"),
+        record(padded_payload(200 * 1024), "b"),
+        record(padded_payload(MAX_MESSAGE_BYTES + 1), "c"),
+    ]});
+    let text = event.to_string();
+    assert!(text.len() > 2 * MAX_MESSAGE_BYTES);
+    let results = ingest_document(text.as_bytes(), &"matano".into());
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok() && results[1].is_ok(), "two messages under the limit");
+    let error = &results[2].as_ref().unwrap_err().error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if *limit == MAX_MESSAGE_BYTES),
+        "{error}"
+    );
+    // A bare payload is one message.
+    let bare = padded_payload(MAX_MESSAGE_BYTES + 1);
+    let error = one(ingest_document(bare.as_bytes(), &"matano".into()))
+        .unwrap_err()
+        .error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if limit == MAX_MESSAGE_BYTES),
+        "{error}"
+    );
+    // And a document is read up to Lambda's event limit.
+    let huge = vec![b' '; MAX_DOCUMENT_BYTES + 1];
+    let error = one(ingest_document(&huge, &"matano".into())).unwrap_err().error;
+    assert!(
+        matches!(error, IngestError::Oversize { limit, .. } if limit == MAX_DOCUMENT_BYTES),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_batch_whose_first_record_is_malformed_is_still_an_sqs_batch() {
+    let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    event["Records"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!("not a record"));
+    assert!(is_sqs_event(&event));
+    let records = ingest_sqs_event(&event, &"matano".into());
+    assert_eq!(records.len(), 3);
+    // The malformed one is rejected; the others go through.
+    assert!(records[0].ingested.is_err());
+    assert!(records[1].ingested.is_ok() && records[2].ingested.is_ok());
+}

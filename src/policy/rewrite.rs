@@ -11,14 +11,21 @@
 //!   `NAME[ar__key] := ar__value if { ar__object := {(KEY): (VALUE) | BODY}; ar__value := ar__object[ar__key] }`.
 //!
 //! TERM, KEY, VALUE and BODY keep their text and their lines (only the text
-//! between them changes, its line breaks kept), so errors, coverage and
-//! `test` locations name the lines the author wrote; columns on a head's
-//! line move. A conflict inside one definition stays an error (the
-//! interpreter reports one in an object comprehension). Only terms that can
-//! be undefined are rewritten: a scalar, or a variable the body binds,
-//! cannot.
+//! between them changes, its line breaks kept), so errors and `test`
+//! locations name the lines the author wrote; columns move on the lines
+//! where the rewrite's text goes (the head's, the body's last). A conflict
+//! inside one definition stays an error (the interpreter reports one in an
+//! object comprehension). Only terms that can be undefined are rewritten:
+//! a scalar, or a variable the body binds, cannot. Left as written: a rule
+//! with a comment between its head and its body's statements, a bracket
+//! in its path (`a[x].b contains …`), `else` or several bodies, and every
+//! rule of a module that uses one of the rewrite's names.
+//!
+//! Coverage is the modules' as written on the lines the rewrite's own
+//! expressions sit on (evaluated whether or not a body holds): the caller
+//! evaluates there a second time for it ([`Rewritten::coverage`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use regorus::unstable::{AssignOp, Expr, Module, Ref, Rule, RuleAssign, RuleBody, RuleHead};
@@ -26,39 +33,116 @@ use regorus::unstable::{AssignOp, Expr, Module, Ref, Rule, RuleAssign, RuleBody,
 use super::engine::compiled;
 use super::source::PolicyFile;
 
+/// The modules rewritten for the interpreter, and where the rewrite put
+/// expressions of its own.
+pub(super) struct Rewritten {
+    pub(super) engine: regorus::Engine,
+    /// By file, the lines holding the rewrite's own expressions (evaluated
+    /// whether or not a body holds): their coverage is the one of the
+    /// modules as written.
+    moved_lines: BTreeMap<String, BTreeSet<u32>>,
+}
+
 /// An engine for interpreted evaluations: `engine`'s modules with their
-/// partial rules rewritten, or `None` when none needs it. A rewrite that
-/// does not compile (a defect here, never the author's) keeps the original
-/// text, logged.
-pub(super) fn interpreter_engine(engine: &mut regorus::Engine, timeout: Duration) -> Option<regorus::Engine> {
-    let files = interpreter_sources(engine.get_modules())?;
-    match compiled(files, timeout) {
-        Ok(rewritten) => Some(rewritten),
-        Err(err) => {
-            tracing::warn!(error = %err, "partial rules kept as written for the interpreter: their rewrite does not compile");
-            None
-        }
+/// partial rules rewritten, or `None` when none needs it. A module whose
+/// rewrite does not compile (a defect here, never the author's: the
+/// modules as written compiled) keeps its text, logged with its file.
+pub(super) fn interpreter_engine(engine: &mut regorus::Engine, timeout: Duration) -> Option<Rewritten> {
+    let modules = engine.get_modules().clone();
+    let names = names_by_package(&modules);
+    let plans: Vec<Plan> = modules.iter().map(|module| plan(module, &names)).collect();
+    let rewritten: Vec<usize> = (0..plans.len()).filter(|&i| !plans[i].edits.is_empty()).collect();
+    if rewritten.is_empty() {
+        return None;
+    }
+    let build = |chosen: &[usize]| compiled(sources(&plans, chosen), timeout);
+    let chosen = match build(&rewritten) {
+        Ok(engine) => return Some(Rewritten::of(engine, &plans, &rewritten)),
+        // Each rewritten module alone, the others as written: which fail.
+        Err(_) => rewritten
+            .iter()
+            .copied()
+            .filter(|&i| match build(&[i]) {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::warn!(file = %plans[i].file, error = %err, "partial rules kept as written for the interpreter: their rewrite does not compile");
+                    false
+                }
+            })
+            .collect::<Vec<_>>(),
+    };
+    match build(&chosen) {
+        Ok(engine) if !chosen.is_empty() => Some(Rewritten::of(engine, &plans, &chosen)),
+        _ => None,
     }
 }
 
-/// The text of `modules` with every partial rule whose head term could be
-/// undefined rewritten, or `None` when there is none.
-fn interpreter_sources(modules: &[Ref<Module>]) -> Option<Vec<PolicyFile>> {
-    let mut changed = false;
-    let files = modules
-        .iter()
-        .map(|module| {
-            let source = module.package.span.source.clone();
-            let text = source.contents();
-            let edits = module_edits(module, text);
-            changed |= !edits.is_empty();
-            PolicyFile {
-                name: source.file().to_string(),
-                text: apply(text, edits),
+impl Rewritten {
+    fn of(engine: regorus::Engine, plans: &[Plan], chosen: &[usize]) -> Rewritten {
+        let moved_lines = chosen
+            .iter()
+            .map(|&i| (plans[i].file.clone(), plans[i].moved_lines()))
+            .collect();
+        Rewritten { engine, moved_lines }
+    }
+
+    /// The coverage of a run on these modules, with the lines the rewrite
+    /// moved taken from a run on the modules as written (`None`: that run
+    /// did not happen, and those lines count as not covered).
+    pub(super) fn coverage(
+        &self,
+        rewritten: regorus::coverage::Report,
+        as_written: Option<&regorus::coverage::Report>,
+    ) -> regorus::coverage::Report {
+        let mut report = rewritten;
+        for file in &mut report.files {
+            let Some(moved) = self.moved_lines.get(&file.path) else {
+                continue;
+            };
+            let written = as_written.and_then(|r| r.files.iter().find(|f| f.path == file.path));
+            for line in moved {
+                file.covered.remove(line);
+                file.not_covered.remove(line);
+                match written {
+                    Some(written) if written.covered.contains(line) => file.covered.insert(*line),
+                    Some(written) if !written.not_covered.contains(line) => false,
+                    _ => file.not_covered.insert(*line),
+                };
             }
+        }
+        report
+    }
+}
+
+/// A module's file, its text, and the edits that rewrite it.
+struct Plan {
+    file: String,
+    text: String,
+    edits: Vec<Edit>,
+}
+
+impl Plan {
+    fn moved_lines(&self) -> BTreeSet<u32> {
+        self.edits
+            .iter()
+            .map(|edit| 1 + self.text[..edit.start].matches('\n').count() as u32)
+            .collect()
+    }
+}
+
+/// Every module's text, those at `chosen` rewritten.
+fn sources(plans: &[Plan], chosen: &[usize]) -> Vec<PolicyFile> {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| PolicyFile {
+            name: plan.file.clone(),
+            text: match chosen.contains(&i) {
+                true => apply(&plan.text, &plan.edits),
+                false => plan.text.clone(),
+            },
         })
-        .collect();
-    changed.then_some(files)
+        .collect()
 }
 
 /// One replacement of `text[start..end]`.
@@ -69,12 +153,23 @@ struct Edit {
     with: String,
 }
 
-fn module_edits(module: &Module, text: &str) -> Vec<Edit> {
+/// The names the rewrite introduces.
+const OWN_NAMES: [&str; 5] = ["ar__term", "ar__set", "ar__key", "ar__value", "ar__object"];
+
+fn plan(module: &Module, names: &BTreeMap<String, BTreeSet<String>>) -> Plan {
+    let source = &module.package.span.source;
+    let (file, text) = (source.file().to_string(), source.contents().to_string());
+    let no_names = BTreeSet::new();
+    let names = names.get(&package_of(module)).unwrap_or(&no_names);
     // The rewrite's own names must not meet the author's.
-    if text.contains("ar__") {
-        return Vec::new();
-    }
-    let names = rule_names(module);
+    let edits = match OWN_NAMES.iter().any(|name| text.contains(name)) {
+        true => Vec::new(),
+        false => module_edits(module, &text, names),
+    };
+    Plan { file, text, edits }
+}
+
+fn module_edits(module: &Module, text: &str, names: &BTreeSet<String>) -> Vec<Edit> {
     let mut edits = Vec::new();
     for rule in &module.policy {
         let Rule::Spec { span, head, bodies } = rule.as_ref() else {
@@ -82,33 +177,28 @@ fn module_edits(module: &Module, text: &str) -> Vec<Edit> {
         };
         let body = match bodies.as_slice() {
             [] => None,
-            [body] if !body.is_else && body.assign.is_none() => Some(body),
+            [body] if !body.is_else && body.assign.is_none() && body.span.text().starts_with("if") => Some(body),
             _ => continue,
         };
-        // The head's last term ends where the body's `if` or `{` starts, or
-        // with the rule.
+        // The head's last term ends where the body's `if` starts, or with
+        // the rule.
         let head_end = body.map_or_else(|| token_end(text, span.end as usize), |body| body.span.start as usize);
-        let rule = Parts {
-            text,
-            head_end,
-            body,
-            keyword: body.map_or(module.rego_v1, |body| body.span.text().starts_with("if")),
-        };
+        let rule = Parts { text, head_end, body };
         let rule_edits = match head {
             RuleHead::Set {
                 refr, key: Some(term), ..
-            } if may_be_undefined(term, &names) => rule.set(refr),
+            } if plain_path(refr) && may_be_undefined(term, names) => rule.set(refr),
             RuleHead::Compr {
                 refr,
                 assign: Some(assign),
                 ..
             } => match refr.as_ref() {
-                // A partial object, one bracket after a plain name or path:
-                // `p[k]`, `a.b[k]` (a constant key makes a complete rule).
+                // A partial object on a plain name or path: `p[k]`, `a.b[k]`
+                // (a constant key makes a complete rule).
                 Expr::RefBrack { refr: base, index, .. }
-                    if matches!(base.as_ref(), Expr::Var { .. } | Expr::RefDot { .. })
+                    if plain_path(base)
                         && !is_scalar(index)
-                        && (may_be_undefined(index, &names) || may_be_undefined(&assign.value, &names)) =>
+                        && (may_be_undefined(index, names) || may_be_undefined(&assign.value, names)) =>
                 {
                     rule.object(base, assign)
                 }
@@ -121,13 +211,12 @@ fn module_edits(module: &Module, text: &str) -> Vec<Edit> {
     edits
 }
 
-/// A rule's text, where its head ends, and its body.
+/// A rule's text, where its head ends, and its body (if any; it opens
+/// with `if`: the modules are Rego v1).
 struct Parts<'a> {
     text: &'a str,
     head_end: usize,
     body: Option<&'a RuleBody>,
-    /// The body opens with `if` (or, without a body, the module is Rego v1).
-    keyword: bool,
 }
 
 impl Parts<'_> {
@@ -141,9 +230,8 @@ impl Parts<'_> {
         }
         let term_start = self.head_end - term.trim_start().len();
         let term_end = self.head_end - (term.len() - term.trim_end().len());
-        let open = format!("ar__term {}{{ ar__set := {{(", self.if_keyword());
-        let mut edits = vec![insert(term_start, open)];
-        edits.extend(self.body_edits(term_end, "}; ar__set[ar__term] }"));
+        let mut edits = vec![insert(term_start, "ar__term if { ar__set := {(".to_string())];
+        edits.extend(self.body_edits(term_end, "}; ar__set[ar__term] }")?);
         Some(edits)
     }
 
@@ -164,50 +252,46 @@ impl Parts<'_> {
         let key_end = base_end + text[base_end..op_start].rfind(']')?;
         let value_start = self.head_end - value.trim_start().len();
         let value_end = self.head_end - (value.len() - value.trim_end().len());
-        let open = format!("[ar__key] {op} ar__value {}{{ ar__object := {{(", self.if_keyword());
+        let open = format!("[ar__key] {op} ar__value if {{ ar__object := {{(");
         let mut edits = vec![
             replace(text, base_end, key_start, &open),
             replace(text, key_end, value_start, "): ("),
         ];
-        edits.extend(self.body_edits(value_end, "}; ar__value := ar__object[ar__key] }"));
+        edits.extend(self.body_edits(value_end, "}; ar__value := ar__object[ar__key] }")?);
         Some(edits)
-    }
-
-    fn if_keyword(&self) -> &'static str {
-        if self.keyword {
-            "if "
-        } else {
-            ""
-        }
     }
 
     /// From the end of the head's last term to the end of the rule: the
     /// comprehension's `) | ` before the body's statements and `close`
-    /// after them, the body's braces and `if` dropped.
-    fn body_edits(&self, term_end: usize, close: &str) -> Vec<Edit> {
+    /// after them, the body's `if` and braces dropped.
+    fn body_edits(&self, term_end: usize, close: &str) -> Option<Vec<Edit>> {
         let text = self.text;
         let Some(body) = self.body else {
-            return vec![insert(term_end, format!(") | true{close}"))];
+            return Some(vec![insert(term_end, format!(") | true{close}"))]);
         };
-        let query_start = body.query.span.start as usize;
-        let query_end = token_end(text, body.query.span.end as usize);
-        let braced = text[query_start..].starts_with('{')
+        // What follows `if`: `{` and statements, or one literal.
+        let after_if = &text[body.span.start as usize + "if".len()..];
+        let first = body.span.start as usize + "if".len() + (after_if.len() - after_if.trim_start().len());
+        if has_comment(&text[term_end..first]) {
+            return None;
+        }
+        let braced = text[first..].starts_with('{')
             && body
                 .query
                 .stmts
                 .first()
-                .is_some_and(|stmt| stmt.span.start as usize > query_start);
-        if braced {
-            vec![
-                replace(text, term_end, query_start + 1, ") | "),
+                .is_some_and(|stmt| stmt.span.start as usize > first);
+        let query_end = token_end(text, body.query.span.end as usize);
+        Some(match braced {
+            true => vec![
+                replace(text, term_end, first + 1, ") | "),
                 replace(text, query_end - 1, query_end, close),
-            ]
-        } else {
-            vec![
-                replace(text, term_end, query_start, ") | "),
+            ],
+            false => vec![
+                replace(text, term_end, first, ") | "),
                 insert(query_end, close.to_string()),
-            ]
-        }
+            ],
+        })
     }
 }
 
@@ -257,10 +341,20 @@ fn is_scalar(term: &Expr) -> bool {
     )
 }
 
+/// A name or a dotted path of names: `p`, `a.b.c` (no bracket, whose
+/// variable the body would bind).
+fn plain_path(expr: &Expr) -> bool {
+    match expr {
+        Expr::Var { .. } => true,
+        Expr::RefDot { refr, .. } => plain_path(refr),
+        _ => false,
+    }
+}
+
 /// Whether `term` can be undefined: anything but a scalar, a variable the
 /// body binds, or a collection of those. A name that is a rule of the
 /// module, an import, `input` or `data` can be undefined.
-fn may_be_undefined(term: &Expr, names: &BTreeSet<&str>) -> bool {
+fn may_be_undefined(term: &Expr, names: &BTreeSet<String>) -> bool {
     match term {
         _ if is_scalar(term) => false,
         Expr::Var { span, .. } => names.contains(span.text()),
@@ -272,26 +366,35 @@ fn may_be_undefined(term: &Expr, names: &BTreeSet<&str>) -> bool {
     }
 }
 
-/// Names a head variable may refer to other than a local: the module's
-/// rules, its imports, `input` and `data`.
-fn rule_names(module: &Module) -> BTreeSet<&str> {
-    let mut names = BTreeSet::from(["input", "data"]);
-    for rule in &module.policy {
-        let refr = match rule.as_ref() {
-            Rule::Spec { head, .. } => match head {
-                RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
-            },
-            Rule::Default { refr, .. } => refr,
-        };
-        names.insert(root(refr));
-    }
-    for import in &module.imports {
-        match &import.r#as {
-            Some(alias) => names.insert(alias.text()),
-            None => names.insert(last_segment(&import.refr)),
-        };
+/// By package, the names a head variable may refer to other than a
+/// local: the package's rules (in any of its files), each module's
+/// imports, `input` and `data`.
+fn names_by_package(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for module in modules {
+        let package = names.entry(package_of(module)).or_default();
+        package.extend(["input".to_string(), "data".to_string()]);
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
+                },
+                Rule::Default { refr, .. } => refr,
+            };
+            package.insert(root(refr).to_string());
+        }
+        for import in &module.imports {
+            match &import.r#as {
+                Some(alias) => package.insert(alias.text().to_string()),
+                None => package.insert(last_segment(&import.refr).to_string()),
+            };
+        }
     }
     names
+}
+
+fn package_of(module: &Module) -> String {
+    module.package.refr.span().text().to_string()
 }
 
 fn root(expr: &Ref<Expr>) -> &str {
@@ -332,7 +435,8 @@ fn replace(text: &str, start: usize, end: usize, with: &str) -> Edit {
     }
 }
 
-fn apply(text: &str, mut edits: Vec<Edit>) -> String {
+fn apply(text: &str, edits: &[Edit]) -> String {
+    let mut edits: Vec<&Edit> = edits.iter().collect();
     edits.sort_by_key(|edit| (edit.start, edit.end));
     let mut out = String::with_capacity(text.len() + 64 * edits.len());
     let mut at = 0;
@@ -349,10 +453,19 @@ fn apply(text: &str, mut edits: Vec<Edit>) -> String {
 mod tests {
     use super::*;
 
-    fn rewritten(text: &str) -> Option<String> {
+    /// The first module's text rewritten, or `None` when nothing is.
+    fn rewritten_files(files: &[&str]) -> Option<String> {
         let mut engine = regorus::Engine::new();
-        engine.add_policy("p.rego".to_string(), text.to_string()).unwrap();
-        interpreter_sources(engine.get_modules()).map(|files| files.into_iter().next().unwrap().text)
+        for (i, text) in files.iter().enumerate() {
+            engine.add_policy(format!("p{i}.rego"), text.to_string()).unwrap();
+        }
+        let modules = engine.get_modules().clone();
+        let plan = plan(&modules[0], &names_by_package(&modules));
+        (!plan.edits.is_empty()).then(|| apply(&plan.text, &plan.edits))
+    }
+
+    fn rewritten(text: &str) -> Option<String> {
+        rewritten_files(&[text])
     }
 
     /// The value of `rule` on the interpreter, for `text` as written and
@@ -384,11 +497,12 @@ by_key[k] := {
 	some k in input.keys
 }
 ends_in_a_string contains input.m[input.k] if input.k != "b"
+starts_with_a_string contains input.m.a if "admin" in input.roles
 "##;
 
     #[test]
     fn undefined_head_terms_skip_their_iteration_alone() {
-        let input = r#"{"m": {"a": 1, "c": 3}, "keys": ["a", "b", "c"], "k": "a"}"#;
+        let input = r#"{"m": {"a": 1, "c": 3}, "keys": ["a", "b", "c"], "k": "a", "roles": ["admin"]}"#;
         let (written, rewritten) = both(FORMS, "names", input);
         // regorus's interpreter as written: the undefined `m.b` resets the rule.
         assert_ne!(written, rewritten);
@@ -400,6 +514,7 @@ ends_in_a_string contains input.m[input.k] if input.k != "b"
             ),
             ("no_body", "[1]"),
             ("ends_in_a_string", "[1]"),
+            ("starts_with_a_string", "[1]"),
         ] {
             let set: std::collections::BTreeSet<regorus::Value> =
                 serde_json::from_str::<Vec<serde_json::Value>>(expected)
@@ -444,7 +559,18 @@ ends_in_a_string contains input.m[input.k] if input.k != "b"
         ] {
             assert_eq!(rewritten(text), None, "{text}");
         }
-        // A variable that names a rule (or `input`) can be undefined.
+        // A bracket in the rule's path: its variable is the body's.
+        assert_eq!(
+            rewritten("package p\na[x].b contains input.m[x] if some x in input.keys\n"),
+            None
+        );
+        // A variable that names a rule (or `input`) can be undefined, the
+        // rule in another file of the package too.
+        assert!(rewritten_files(&[
+            "package p\nnames contains other if input.y\n",
+            "package p\nother := input.x\n"
+        ])
+        .is_some());
         assert!(rewritten("package p\nother := input.x\nnames contains other if input.y\n").is_some());
         assert!(rewritten("package p\nnames contains input if input.y\n").is_some());
     }

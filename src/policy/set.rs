@@ -28,7 +28,7 @@ use super::analysis::{self, ConflictRisk};
 use super::engine::{compiled, timer};
 use super::error::PolicyError;
 use super::request::{ActionRequest, ACTION_RULE};
-use super::rewrite::interpreter_engine;
+use super::rewrite::{interpreter_engine, Rewritten};
 use super::source::{read_source, source_digest, PolicyFile};
 use super::value::{to_policy_value, typed_element};
 use super::vm::{compile_program, VmRule};
@@ -43,7 +43,7 @@ pub struct PolicySet {
     engine: regorus::Engine,
     /// The same modules with their partial rules rewritten for the
     /// interpreter (`rewrite`), when some are and some entry rule runs there.
-    interpreter: Option<regorus::Engine>,
+    interpreter: Option<Arc<Rewritten>>,
     /// VM programs by entry rule; a rule missing here is interpreted.
     programs: HashMap<String, VmRule>,
     /// Entry rules the VM compiler refused, with its reason.
@@ -210,7 +210,7 @@ impl PolicySet {
         }
         let interpreter = match interpreted.is_empty() {
             true => None,
-            false => interpreter_engine(&mut engine, timeout),
+            false => interpreter_engine(&mut engine, timeout).map(Arc::new),
         };
         Ok(PolicySet {
             engine,
@@ -271,7 +271,7 @@ impl PolicySet {
                 .collect();
             self.interpreted.sort();
             if self.interpreter.is_none() {
-                self.interpreter = interpreter_engine(&mut self.engine, self.timeout);
+                self.interpreter = interpreter_engine(&mut self.engine, self.timeout).map(Arc::new);
             }
         }
         self.evaluator = engine;
@@ -379,36 +379,36 @@ impl PolicySet {
         let result = match self.programs.get(rule) {
             Some(program) => program.execute(input, limit, self.memory),
             None => {
-                let mut engine = self.interpreter.as_ref().unwrap_or(&self.engine).clone();
+                let mut engine = match &self.interpreter {
+                    Some(rewritten) => rewritten.engine.clone(),
+                    None => self.engine.clone(),
+                };
                 if limit < self.timeout {
                     engine.set_execution_timer_config(timer(limit));
                 }
-                // Coverage is taken on the modules as written: where they
-                // are rewritten, the rule is evaluated there again, only for
-                // its coverage (a rewritten rule's head line is evaluated
-                // whether or not its body holds).
-                let mut as_written = match (&self.coverage, &self.interpreter) {
-                    (Some(_), Some(_)) => Some(self.engine.clone()),
-                    _ => None,
-                };
                 if self.coverage.is_some() {
-                    as_written.as_mut().unwrap_or(&mut engine).set_enable_coverage(true);
+                    engine.set_enable_coverage(true);
                 }
-                if let Some(as_written) = as_written.as_mut() {
-                    as_written.set_execution_timer_config(timer(limit));
-                    as_written.set_input(input.clone());
-                }
-                engine.set_input(input);
+                let started = Instant::now();
                 // The interpreter has no budget of its own: the process may
                 // grow by the budget while it runs (process-wide, so
                 // concurrent evaluations share it until the last ends).
                 let budget = InterpreterBudget::enter(self.memory);
+                let as_written = self.coverage.is_some().then(|| input.clone());
+                engine.set_input(input);
                 let result = engine.eval_rule(rule.to_string());
-                if let Some(as_written) = as_written.as_mut() {
-                    let _ = as_written.eval_rule(rule.to_string());
+                if let (Some(input), Ok(report)) = (as_written, engine.get_coverage_report()) {
+                    let report = match (&self.interpreter, &result) {
+                        (Some(rewritten), Ok(_)) => {
+                            let left = limit.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+                            rewritten.coverage(report, self.as_written_coverage(rule, input, left).as_ref())
+                        }
+                        (Some(rewritten), Err(_)) => rewritten.coverage(report, None),
+                        (None, _) => report,
+                    };
+                    self.collect_coverage(report);
                 }
                 drop(budget);
-                self.collect_coverage(as_written.as_ref().unwrap_or(&engine));
                 for line in engine.take_prints().unwrap_or_default() {
                     if self.show_prints {
                         eprintln!("print: {line}");
@@ -432,18 +432,34 @@ impl PolicySet {
         })
     }
 
-    fn collect_coverage(&self, engine: &regorus::Engine) {
-        let (Some(coverage), Ok(report)) = (&self.coverage, engine.get_coverage_report()) else {
+    fn collect_coverage(&self, report: regorus::coverage::Report) {
+        let Some(coverage) = &self.coverage else {
             return;
         };
         if let Ok(mut lines) = coverage.lock() {
             for file in report.files {
-                lines
-                    .entry(file.path.clone())
-                    .or_default()
-                    .extend(file.covered.iter().copied());
+                lines.entry(file.path).or_default().extend(file.covered);
             }
         }
+    }
+
+    /// The coverage of `rule` evaluated on the modules as written (its
+    /// value is the rewritten modules'), within `limit`. An evaluation
+    /// that fails there (the interpreter's reset, say) covers what it
+    /// reached.
+    fn as_written_coverage(
+        &self,
+        rule: &str,
+        input: regorus::Value,
+        limit: Duration,
+    ) -> Option<regorus::coverage::Report> {
+        let mut engine = self.engine.clone();
+        engine.set_execution_timer_config(timer(limit));
+        engine.set_enable_coverage(true);
+        engine.set_input(input);
+        let _ = engine.eval_rule(rule.to_string());
+        let _ = engine.take_prints();
+        engine.get_coverage_report().ok()
     }
 
     /// Evaluates a partial set rule; undefined means empty. The evaluation is

@@ -54,10 +54,9 @@ pub struct FileCoverage {
 /// Compiled policies and tests, ready to run.
 pub struct TestSuite {
     engine: regorus::Engine,
-    /// The modules as written, when `engine` holds them rewritten: what
-    /// coverage is taken on (a rewritten rule's head line is evaluated
-    /// whether or not its body holds).
-    as_written: Option<regorus::Engine>,
+    /// When `engine` holds the modules rewritten: the modules as written,
+    /// run again for the coverage of the lines the rewrite moved.
+    as_written: Option<(regorus::Engine, super::rewrite::Rewritten)>,
     cases: Vec<TestCase>,
 }
 
@@ -99,8 +98,8 @@ impl TestSuite {
         // Tests run on the interpreter: its partial rules rewritten.
         Ok(match super::rewrite::interpreter_engine(&mut engine, timeout) {
             Some(rewritten) => TestSuite {
-                engine: rewritten,
-                as_written: Some(engine),
+                engine: rewritten.engine.clone(),
+                as_written: Some((engine, rewritten)),
                 cases,
             },
             None => TestSuite {
@@ -115,7 +114,7 @@ impl TestSuite {
     pub fn with_data(mut self, data: serde_json::Value) -> Result<TestSuite, PolicyError> {
         if data.as_object().is_some_and(|o| !o.is_empty()) {
             let data = regorus::Value::from(data);
-            for engine in std::iter::once(&mut self.engine).chain(self.as_written.as_mut()) {
+            for engine in std::iter::once(&mut self.engine).chain(self.as_written.as_mut().map(|(engine, _)| engine)) {
                 engine
                     .add_data(data.clone())
                     .map_err(|err| PolicyError::Compile(format!("data files: {err}")))?;
@@ -132,18 +131,25 @@ impl TestSuite {
     /// policy lines the run evaluated.
     pub fn run(&self, filter: impl Fn(&TestCase) -> bool, coverage: bool) -> (Vec<TestResult>, Vec<FileCoverage>) {
         let mut engine = self.engine.clone();
-        // Coverage is taken on the modules as written: where they are
-        // rewritten, each test runs there again, only for its coverage.
-        let mut as_written = self.as_written.clone().filter(|_| coverage);
+        // Where the modules are rewritten, each test runs again on them as
+        // written, for the coverage of the lines the rewrite moved.
+        let mut as_written = self
+            .as_written
+            .as_ref()
+            .filter(|_| coverage)
+            .map(|(engine, rewritten)| (engine.clone(), rewritten));
         if coverage {
-            as_written.as_mut().unwrap_or(&mut engine).set_enable_coverage(true);
+            engine.set_enable_coverage(true);
+        }
+        if let Some((as_written, _)) = as_written.as_mut() {
+            as_written.set_enable_coverage(true);
         }
         let mut results = Vec::new();
         for case in self.cases.iter().filter(|c| filter(c)) {
             let started = std::time::Instant::now();
             let outcome = engine.eval_rule(case.path.clone());
             let duration = started.elapsed();
-            if let Some(as_written) = as_written.as_mut() {
+            if let Some((as_written, _)) = as_written.as_mut() {
                 let _ = as_written.eval_rule(case.path.clone());
                 let _ = as_written.take_prints();
             }
@@ -163,10 +169,14 @@ impl TestSuite {
             });
         }
         let report = if coverage {
-            as_written
-                .as_ref()
-                .unwrap_or(&engine)
+            engine
                 .get_coverage_report()
+                .map(|report| match &as_written {
+                    Some((written, rewritten)) => {
+                        rewritten.coverage(report, written.get_coverage_report().ok().as_ref())
+                    }
+                    None => report,
+                })
                 .map(|report| {
                     report
                         .files

@@ -24,10 +24,14 @@ pub struct Guards {
     local: Mutex<HashMap<(String, u64, u64), u32>>,
     /// How long a reading of the switch is trusted.
     refresh: Duration,
-    /// The last reading; held across a read, so that the actions waiting
-    /// on one share it rather than each reading the table.
-    switch_seen: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    /// The last reading, a failed one too; held across a read, so that the
+    /// actions waiting on one share it rather than each reading the table
+    /// (each read, failing, would take the SDK's retries again).
+    switch_seen: tokio::sync::Mutex<Option<(Instant, Result<bool, StateError>)>>,
 }
+
+/// How long a failed reading of the switch answers for it.
+const FAILED_READING_TRUSTED: Duration = Duration::from_secs(1);
 
 impl Guards {
     pub fn new(budgets: Vec<ActionBudget>, state: Option<Arc<dyn StateStore>>, refresh: Duration) -> Guards {
@@ -47,14 +51,20 @@ impl Guards {
             return Ok(false);
         };
         let mut seen = self.switch_seen.lock().await;
-        if let Some((at, paused)) = *seen {
-            if at.elapsed() < self.refresh {
-                return Ok(paused);
+        if let Some((at, reading)) = &*seen {
+            // A failed reading is trusted briefly: long enough for the
+            // actions that waited on it, not for the next records.
+            let trusted = match reading {
+                Ok(_) => self.refresh,
+                Err(_) => self.refresh.min(FAILED_READING_TRUSTED),
+            };
+            if at.elapsed() < trusted {
+                return reading.clone();
             }
         }
-        let paused = state.actions_switch().await?.paused;
-        *seen = Some((Instant::now(), paused));
-        Ok(paused)
+        let reading = state.actions_switch().await.map(|switch| switch.paused);
+        *seen = Some((Instant::now(), reading.clone()));
+        reading
     }
 
     /// Counts a run of the action against every budget that matches it;
@@ -214,15 +224,19 @@ mod tests {
         let readings = futures::future::join_all((0..8).map(|_| guards.paused())).await;
         assert!(readings.iter().all(|r| matches!(r, Ok(false))), "{readings:?}");
         assert_eq!(state.switch_reads(), 1);
-        // A reading that failed is not kept: the next action reads again.
+        // A reading that failed answers the actions that waited on it
+        // (the table is not asked again for each), and no longer.
         state.set_unavailable(true);
         let guards = Guards::new(
             Vec::new(),
             Some(state.clone() as Arc<dyn StateStore>),
             Duration::from_secs(10),
         );
-        assert!(guards.paused().await.is_err());
+        let readings = futures::future::join_all((0..8).map(|_| guards.paused())).await;
+        assert!(readings.iter().all(Result::is_err), "{readings:?}");
+        assert_eq!(state.switch_reads(), 2);
         state.set_unavailable(false);
+        let guards = Guards::new(Vec::new(), Some(state.clone() as Arc<dyn StateStore>), Duration::ZERO);
         assert!(!guards.paused().await.unwrap());
         assert_eq!(state.switch_reads(), 3);
     }
