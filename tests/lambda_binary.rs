@@ -395,21 +395,17 @@ fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
     })
 }
 
-/// A queue fed with raw delivery on: bare payloads, routed by the SQS
-/// message attribute `schema` (SNS copies the message's attributes) — here
-/// a Matano change to a policy of another schema, which only the attribute
-/// can reach. Through moto's SNS and SQS.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
-    let sns = sns_client().await;
-    let sqs = common::sqs_client().await;
-    let alerting = create_topic(&sns, "raw-alerting").await;
-    let outcomes = create_topic(&sns, "raw-outcomes").await;
-    let subscriber = TestServer::ok().await;
-    subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
+/// A queue subscribed to `topic` (with SNS's raw delivery on or off): its
+/// URL and ARN.
+async fn subscribed_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    topic: &str,
+    raw_delivery: bool,
+) -> (String, String) {
     let queue_url = sqs
         .create_queue()
-        .queue_name(common::unique("raw-ingest"))
+        .queue_name(common::unique("ingest"))
         .send()
         .await
         .unwrap()
@@ -426,13 +422,29 @@ async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
         .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
         .clone();
     sns.subscribe()
-        .topic_arn(&alerting)
+        .topic_arn(topic)
         .protocol("sqs")
         .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", "true")
+        .attributes("RawMessageDelivery", raw_delivery.to_string())
         .send()
         .await
         .unwrap();
+    (queue_url, queue_arn)
+}
+
+/// A queue fed with raw delivery on: bare payloads, routed by the SQS
+/// message attribute `schema` (SNS copies the message's attributes) — here
+/// a Matano change to a policy of another schema, which only the attribute
+/// can reach. Through moto's SNS and SQS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
+    let sns = sns_client().await;
+    let sqs = common::sqs_client().await;
+    let alerting = create_topic(&sns, "raw-alerting").await;
+    let outcomes = create_topic(&sns, "raw-outcomes").await;
+    let subscriber = TestServer::ok().await;
+    subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
+    let (queue_url, queue_arn) = subscribed_queue(&sns, &sqs, &alerting, true).await;
     let change = matano_sns_event("high", &[])["Records"][0]["Sns"]["Message"]
         .as_str()
         .unwrap()
@@ -568,31 +580,7 @@ async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
     let outcomes = create_topic(&sns, "sqs-outcomes").await;
     let subscriber = TestServer::ok().await;
     subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("ingest-{}", std::process::id()))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&alerting)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let (queue_url, queue_arn) = subscribed_queue(&sns, &sqs, &alerting, false).await;
     let change = matano_sns_event("high", &[])["Records"][0]["Sns"]["Message"]
         .as_str()
         .unwrap()
@@ -619,22 +607,7 @@ async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
         received.extend(batch.messages.unwrap_or_default());
     }
     // The event Lambda's SQS poller builds from those messages.
-    let records: Vec<Value> = received
-        .iter()
-        .map(|m| {
-            json!({
-                "messageId": m.message_id(),
-                "receiptHandle": m.receipt_handle(),
-                "body": m.body(),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": m.md5_of_body(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
+    let records: Vec<Value> = received.iter().map(|m| sqs_record(m, &queue_arn)).collect();
     let api = runtime_api(json!({"Records": records})).await;
     let webhook = TestServer::ok().await;
     let webhook_url = webhook.url("/hook");
