@@ -432,23 +432,61 @@ async fn subscribed_queue(
     (queue_url, queue_arn)
 }
 
+/// SQS ingestion through moto: Matano's topic delivering to a queue, an
+/// outcome topic with a subscriber, and a Matano change to publish.
+struct SqsIngest {
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    alerting: String,
+    outcomes: String,
+    subscriber: TestServer,
+    queue_url: String,
+    queue_arn: String,
+    change: String,
+}
+
+impl SqsIngest {
+    async fn new(raw_delivery: bool) -> SqsIngest {
+        let sns = sns_client().await;
+        let sqs = common::sqs_client().await;
+        let alerting = create_topic(&sns, "ingest-alerting").await;
+        let outcomes = create_topic(&sns, "ingest-outcomes").await;
+        let subscriber = TestServer::ok().await;
+        subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
+        let (queue_url, queue_arn) = subscribed_queue(&sns, &sqs, &alerting, raw_delivery).await;
+        let change = matano_sns_event("high", &[])["Records"][0]["Sns"]["Message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        SqsIngest {
+            sns,
+            sqs,
+            alerting,
+            outcomes,
+            subscriber,
+            queue_url,
+            queue_arn,
+            change,
+        }
+    }
+}
+
 /// A queue fed with raw delivery on: bare payloads, routed by the SQS
 /// message attribute `schema` (SNS copies the message's attributes) — here
 /// a Matano change to a policy of another schema, which only the attribute
 /// can reach. Through moto's SNS and SQS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
-    let sns = sns_client().await;
-    let sqs = common::sqs_client().await;
-    let alerting = create_topic(&sns, "raw-alerting").await;
-    let outcomes = create_topic(&sns, "raw-outcomes").await;
-    let subscriber = TestServer::ok().await;
-    subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
-    let (queue_url, queue_arn) = subscribed_queue(&sns, &sqs, &alerting, true).await;
-    let change = matano_sns_event("high", &[])["Records"][0]["Sns"]["Message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let SqsIngest {
+        sns,
+        sqs,
+        alerting,
+        outcomes,
+        subscriber,
+        queue_url,
+        queue_arn,
+        change,
+    } = SqsIngest::new(true).await;
     let schema = aws_sdk_sns::types::MessageAttributeValue::builder()
         .data_type("String")
         .string_value("triage")
@@ -574,17 +612,16 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
 /// batch's response names only the records to deliver again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
-    let sns = sns_client().await;
-    let sqs = common::sqs_client().await;
-    let alerting = create_topic(&sns, "sqs-alerting").await;
-    let outcomes = create_topic(&sns, "sqs-outcomes").await;
-    let subscriber = TestServer::ok().await;
-    subscribe_http(&sns, &outcomes, &subscriber.url("/"), None).await;
-    let (queue_url, queue_arn) = subscribed_queue(&sns, &sqs, &alerting, false).await;
-    let change = matano_sns_event("high", &[])["Records"][0]["Sns"]["Message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let SqsIngest {
+        sns,
+        sqs,
+        alerting,
+        outcomes,
+        subscriber,
+        queue_url,
+        queue_arn,
+        change,
+    } = SqsIngest::new(false).await;
     for message in [change, "{not json".to_string()] {
         sns.publish()
             .topic_arn(&alerting)
