@@ -103,13 +103,25 @@ async fn binary_serves_an_sns_event_and_publishes_outcomes() {
     assert!(!logs.contains("testing"), "credentials leaked into logs:\n{logs}");
 }
 
+/// The invocation's EMF line, read once the process is stopped.
+async fn invocation_metrics(mut child: tokio::process::Child) -> Value {
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l.get("AlertsReceived").is_some())
+        .unwrap_or_else(|| panic!("no EMF line in:\n{stdout}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_failure_is_reported_as_an_invocation_error() {
     let sns = sns_client().await;
     let topic = create_topic(&sns, "lambda-gone").await;
     sns.delete_topic().topic_arn(&topic).send().await.unwrap();
     let api = runtime_api(matano_sns_event("high", &[])).await;
-    let mut child = lambda_process(
+    let child = lambda_process(
         &api,
         &[
             ("OUTCOME_TOPIC_ARN", topic.as_str()),
@@ -129,14 +141,7 @@ async fn publish_failure_is_reported_as_an_invocation_error() {
     assert!(body["errorMessage"].as_str().unwrap().contains(&topic), "{body}");
 
     // The failed invocation's metrics still count what it decided.
-    child.kill().await.unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let emf = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l.get("AlertsReceived").is_some())
-        .unwrap_or_else(|| panic!("no EMF line in:\n{stdout}"));
+    let emf = invocation_metrics(child).await;
     assert_eq!(
         (
             emf["AlertsReceived"].as_f64(),
@@ -569,7 +574,7 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
     let event = json!({"Records": [record("good", notification.to_string()), record("bad", "{not json".to_string())]});
     let api = runtime_api(event).await;
     let missing_table = common::unique("no-such-table");
-    let mut child = lambda_process(
+    let child = lambda_process(
         &api,
         &[
             ("OUTCOME_TOPIC_ARN", outcomes.as_str()),
@@ -587,14 +592,7 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
         response.json(),
         json!({"batchItemFailures": [{"itemIdentifier": "good"}]})
     );
-    child.kill().await.unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let emf = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l.get("AlertsReceived").is_some())
-        .unwrap_or_else(|| panic!("no EMF line in:\n{stdout}"));
+    let emf = invocation_metrics(child).await;
     assert_eq!(
         (
             emf["AlertsReceived"].as_f64(),
