@@ -35,12 +35,7 @@ async fn binary_serves_an_sns_event_and_publishes_outcomes() {
     );
 
     // next, response, then the next long poll.
-    let requests = api.wait_for(3, WAIT).await;
-    let response = requests
-        .iter()
-        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
-        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
-    let summary = response.json();
+    let summary = invocation_response(&api).await;
     // The fixture's diff has no new source IP, so no lookup: the webhook runs in round 0.
     assert_eq!(
         summary,
@@ -101,6 +96,16 @@ async fn binary_serves_an_sns_event_and_publishes_outcomes() {
         (Some("webhook.post"), Some("succeeded"), Some(1))
     );
     assert!(!logs.contains("testing"), "credentials leaked into logs:\n{logs}");
+}
+
+/// What the function answered its (first) invocation, once it has.
+async fn invocation_response(api: &TestServer) -> Value {
+    let requests = api.wait_for(3, WAIT).await;
+    requests
+        .iter()
+        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
+        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"))
+        .json()
 }
 
 /// The invocation's EMF line, read once the process is stopped.
@@ -541,12 +546,8 @@ async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
             ("POLICY_DIR", policy_dir.as_str()),
         ],
     );
-    let requests = api.wait_for(3, WAIT).await;
-    let response = requests
-        .iter()
-        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
-        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
-    assert_eq!(response.json(), json!({"batchItemFailures": []}));
+    let response = invocation_response(&api).await;
+    assert_eq!(response, json!({"batchItemFailures": []}));
     let published = subscriber.wait_for(1, WAIT).await;
     let outcome = published[0].sns_message();
     assert_valid_outcome(&outcome);
@@ -583,15 +584,8 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
             ("WEBHOOK_URL", "http://127.0.0.1:9/never-called"),
         ],
     );
-    let requests = api.wait_for(3, WAIT).await;
-    let response = requests
-        .iter()
-        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
-        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
-    assert_eq!(
-        response.json(),
-        json!({"batchItemFailures": [{"itemIdentifier": "good"}]})
-    );
+    let response = invocation_response(&api).await;
+    assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "good"}]}));
     let emf = invocation_metrics(child).await;
     assert_eq!(
         (
@@ -655,13 +649,9 @@ async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
             ("WEBHOOK_URL", webhook_url.as_str()),
         ],
     );
-    let requests = api.wait_for(3, WAIT).await;
-    let response = requests
-        .iter()
-        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
-        .unwrap_or_else(|| panic!("no response posted: {requests:#?}"));
+    let response = invocation_response(&api).await;
     // A bad record is rejected (an outcome), not retried; the good one is handled.
-    assert_eq!(response.json(), json!({"batchItemFailures": []}));
+    assert_eq!(response, json!({"batchItemFailures": []}));
     let published: Vec<Value> = subscriber
         .wait_for(2, WAIT)
         .await
