@@ -379,7 +379,7 @@ fn value_exprs(rule: &Rule) -> Vec<Option<&Expr>> {
     }
 }
 
-fn is_constant(value: Option<&Expr>) -> bool {
+pub(super) fn is_constant(value: Option<&Expr>) -> bool {
     match value {
         None => true,
         Some(expr) => matches!(
@@ -505,7 +505,7 @@ pub(super) fn package_path(module: &Module) -> String {
 
 /// The variable a reference starts from: `input` of `input.alert.id`,
 /// `data` of `data.lib.f[x]` (its path's first segment).
-fn root_name(expr: &Expr) -> Option<&str> {
+pub(super) fn root_name(expr: &Expr) -> Option<&str> {
     match expr {
         Expr::Var { span, .. } => Some(span.text()),
         Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => root_name(refr),

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use regorus::unstable::{AssignOp, Expr, Module, Ref, Rule, RuleAssign, RuleBody, RuleHead};
 
+use super::analysis::{is_constant, package_path, root_name};
 use super::engine::compiled;
 use super::source::PolicyFile;
 
@@ -160,7 +161,7 @@ fn plan(module: &Module, names: &BTreeMap<String, BTreeSet<String>>) -> Plan {
     let source = &module.package.span.source;
     let (file, text) = (source.file().to_string(), source.contents().to_string());
     let no_names = BTreeSet::new();
-    let names = names.get(&package_of(module)).unwrap_or(&no_names);
+    let names = names.get(&package_path(module)).unwrap_or(&no_names);
     // The rewrite's own names must not meet the author's.
     let edits = match OWN_NAMES.iter().any(|name| text.contains(name)) {
         true => Vec::new(),
@@ -197,7 +198,7 @@ fn module_edits(module: &Module, text: &str, names: &BTreeSet<String>) -> Vec<Ed
                 // (a constant key makes a complete rule).
                 Expr::RefBrack { refr: base, index, .. }
                     if plain_path(base)
-                        && !is_scalar(index)
+                        && !is_constant(Some(index))
                         && (may_be_undefined(index, names) || may_be_undefined(&assign.value, names)) =>
                 {
                     rule.object(base, assign)
@@ -334,13 +335,6 @@ fn has_comment(text: &str) -> bool {
     false
 }
 
-fn is_scalar(term: &Expr) -> bool {
-    matches!(
-        term,
-        Expr::String { .. } | Expr::RawString { .. } | Expr::Number { .. } | Expr::Bool { .. } | Expr::Null { .. }
-    )
-}
-
 /// A name or a dotted path of names: `p`, `a.b.c` (no bracket, whose
 /// variable the body would bind).
 fn plain_path(expr: &Expr) -> bool {
@@ -356,7 +350,7 @@ fn plain_path(expr: &Expr) -> bool {
 /// module, an import, `input` or `data` can be undefined.
 fn may_be_undefined(term: &Expr, names: &BTreeSet<String>) -> bool {
     match term {
-        _ if is_scalar(term) => false,
+        _ if is_constant(Some(term)) => false,
         Expr::Var { span, .. } => names.contains(span.text()),
         Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().any(|item| may_be_undefined(item, names)),
         Expr::Object { fields, .. } => fields
@@ -372,7 +366,7 @@ fn may_be_undefined(term: &Expr, names: &BTreeSet<String>) -> bool {
 fn names_by_package(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
     let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for module in modules {
-        let package = names.entry(package_of(module)).or_default();
+        let package = names.entry(package_path(module)).or_default();
         package.extend(["input".to_string(), "data".to_string()]);
         for rule in &module.policy {
             let refr = match rule.as_ref() {
@@ -381,7 +375,7 @@ fn names_by_package(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String
                 },
                 Rule::Default { refr, .. } => refr,
             };
-            package.insert(root(refr).to_string());
+            package.extend(root_name(refr).map(str::to_string));
         }
         for import in &module.imports {
             match &import.r#as {
@@ -391,17 +385,6 @@ fn names_by_package(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String
         }
     }
     names
-}
-
-fn package_of(module: &Module) -> String {
-    module.package.refr.span().text().to_string()
-}
-
-fn root(expr: &Ref<Expr>) -> &str {
-    match expr.as_ref() {
-        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => root(refr),
-        other => other.span().text(),
-    }
 }
 
 fn last_segment(expr: &Expr) -> &str {

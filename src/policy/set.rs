@@ -389,15 +389,15 @@ impl PolicySet {
                 if self.coverage.is_some() {
                     engine.set_enable_coverage(true);
                 }
-                let started = Instant::now();
                 // The interpreter has no budget of its own: the process may
                 // grow by the budget while it runs (process-wide, so
                 // concurrent evaluations share it until the last ends).
                 let budget = InterpreterBudget::enter(self.memory);
-                let as_written = self.coverage.is_some().then(|| input.clone());
+                // With coverage: the input and start, for a run as written.
+                let as_written = self.coverage.is_some().then(|| (input.clone(), Instant::now()));
                 engine.set_input(input);
                 let result = engine.eval_rule(rule.to_string());
-                if let (Some(input), Ok(report)) = (as_written, engine.get_coverage_report()) {
+                if let (Some((input, started)), Ok(report)) = (as_written, engine.get_coverage_report()) {
                     let report = match (&self.interpreter, &result) {
                         (Some(rewritten), Ok(_)) => {
                             let left = limit.saturating_sub(started.elapsed()).max(Duration::from_millis(1));

@@ -53,10 +53,12 @@ pub struct FileCoverage {
 
 /// Compiled policies and tests, ready to run.
 pub struct TestSuite {
+    /// The modules as written.
     engine: regorus::Engine,
-    /// When `engine` holds the modules rewritten: the modules as written,
-    /// run again for the coverage of the lines the rewrite moved.
-    as_written: Option<(regorus::Engine, super::rewrite::Rewritten)>,
+    /// The modules with their partial rules rewritten (`rewrite`), when
+    /// some are: the tests run there, and again on `engine` for the
+    /// coverage of the lines the rewrite moved.
+    rewritten: Option<super::rewrite::Rewritten>,
     cases: Vec<TestCase>,
 }
 
@@ -96,17 +98,11 @@ impl TestSuite {
         }
         cases.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         // Tests run on the interpreter: its partial rules rewritten.
-        Ok(match super::rewrite::interpreter_engine(&mut engine, timeout) {
-            Some(rewritten) => TestSuite {
-                engine: rewritten.engine.clone(),
-                as_written: Some((engine, rewritten)),
-                cases,
-            },
-            None => TestSuite {
-                engine,
-                as_written: None,
-                cases,
-            },
+        let rewritten = super::rewrite::interpreter_engine(&mut engine, timeout);
+        Ok(TestSuite {
+            engine,
+            rewritten,
+            cases,
         })
     }
 
@@ -114,7 +110,7 @@ impl TestSuite {
     pub fn with_data(mut self, data: serde_json::Value) -> Result<TestSuite, PolicyError> {
         if data.as_object().is_some_and(|o| !o.is_empty()) {
             let data = regorus::Value::from(data);
-            for engine in std::iter::once(&mut self.engine).chain(self.as_written.as_mut().map(|(engine, _)| engine)) {
+            for engine in std::iter::once(&mut self.engine).chain(self.rewritten.as_mut().map(|r| &mut r.engine)) {
                 engine
                     .add_data(data.clone())
                     .map_err(|err| PolicyError::Compile(format!("data files: {err}")))?;
@@ -130,14 +126,17 @@ impl TestSuite {
     /// Runs the tests `filter` accepts; with `coverage`, also reports which
     /// policy lines the run evaluated.
     pub fn run(&self, filter: impl Fn(&TestCase) -> bool, coverage: bool) -> (Vec<TestResult>, Vec<FileCoverage>) {
-        let mut engine = self.engine.clone();
+        let mut engine = match &self.rewritten {
+            Some(rewritten) => rewritten.engine.clone(),
+            None => self.engine.clone(),
+        };
         // Where the modules are rewritten, each test runs again on them as
         // written, for the coverage of the lines the rewrite moved.
         let mut as_written = self
-            .as_written
+            .rewritten
             .as_ref()
             .filter(|_| coverage)
-            .map(|(engine, rewritten)| (engine.clone(), rewritten));
+            .map(|rewritten| (self.engine.clone(), rewritten));
         if coverage {
             engine.set_enable_coverage(true);
         }
