@@ -27,7 +27,14 @@ pub fn emf_lines(function_name: &str, summary: &Summary, faults: Faults, timesta
         ("AlertsReceived", "Count", summary.records as f64),
         ("AlertsMatched", "Count", summary.alerts as f64),
         ("MessagesRejected", "Count", summary.rejected as f64),
-        ("ActionsRun", "Count", summary.actions as f64),
+        // Skipped actions ran nothing: a paused switch or a spent budget
+        // shows as `ActionsSkipped`, not as work done.
+        (
+            "ActionsRun",
+            "Count",
+            summary.actions.saturating_sub(summary.skipped_actions) as f64,
+        ),
+        ("ActionsSkipped", "Count", summary.skipped_actions as f64),
         ("ActionsFailed", "Count", summary.failed_actions as f64),
         ("ActionsReplayed", "Count", summary.replayed as f64),
         ("PolicyErrors", "Count", summary.policy_errors as f64),
@@ -97,8 +104,9 @@ mod tests {
         let mut summary = Summary {
             records: 2,
             alerts: 1,
-            actions: 3,
+            actions: 4,
             failed_actions: 1,
+            skipped_actions: 1,
             outcomes: 3,
             policy_micros: 1234,
             shadow_divergences: 1,
@@ -135,6 +143,10 @@ mod tests {
             assert!(first[metric["Name"].as_str().unwrap()].is_number(), "{metric}");
         }
         assert_eq!(first["AlertsReceived"], 2.0);
+        assert_eq!(
+            (first["ActionsRun"].as_f64(), first["ActionsSkipped"].as_f64()),
+            (Some(3.0), Some(1.0))
+        );
         assert_eq!(first["PolicyEvaluationTime"], 1234.0);
         assert_eq!(first["DecisionRecordFailures"], 1.0);
         assert_eq!(first["OutcomePublishFailures"], 0.0);

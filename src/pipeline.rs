@@ -25,8 +25,12 @@ pub struct Summary {
     pub records: usize,
     pub rejected: usize,
     pub alerts: usize,
+    /// Every action a policy asked for, skipped ones included.
     pub actions: usize,
     pub failed_actions: usize,
+    /// Actions not run: a budget, the kill switch, a workflow's limits.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_actions: usize,
     pub policy_errors: usize,
     pub outcomes: usize,
     /// Messages a policy evaluation stopped at the invocation's deadline,
@@ -57,6 +61,7 @@ impl Summary {
         self.alerts += other.alerts;
         self.actions += other.actions;
         self.failed_actions += other.failed_actions;
+        self.skipped_actions += other.skipped_actions;
         self.policy_errors += other.policy_errors;
         self.deadline_retries += other.deadline_retries;
         self.outcomes += other.outcomes;
@@ -699,6 +704,7 @@ pub(crate) fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
     }
     summary.replayed += actions().filter(|a| a.replay).count();
     summary.failed_actions += actions().filter(|a| a.status == Status::Failed).count();
+    summary.skipped_actions += actions().filter(|a| a.status == Status::Skipped).count();
 }
 
 /// One outcome per final action record of a workflow (an action to be

@@ -1015,10 +1015,13 @@ async fn paused_actions_are_skipped_and_run_after_resume() {
     let summary = handle(&rig, &change("c6", 1)).await.unwrap();
     assert_eq!(rig.calls.of("page"), 0);
     assert_eq!(summary.outcomes, 1);
+    // `ActionsRun` is `actions` less these: a paused switch runs nothing.
+    assert_eq!((summary.actions, summary.skipped_actions), (1, 1));
     let skipped = rig.publisher.take();
     assert_eq!(skip_reasons(&skipped)["page"], Some("paused"));
     state.set_actions_switch(&Default::default()).await.unwrap();
-    handle(&rig, &change("c6", 1)).await.unwrap();
+    let resumed = handle(&rig, &change("c6", 1)).await.unwrap();
+    assert_eq!((resumed.actions, resumed.skipped_actions), (1, 0));
     assert_eq!(rig.calls.of("page"), 1);
     let ran = rig.publisher.take();
     assert_eq!(skip_reasons(&ran)["page"], None);
