@@ -15,7 +15,8 @@
 // slackSigningSecretName (the Secrets Manager secret holding the Slack app's signing secret),
 // timeoutSeconds and memorySize (the function's), ingestMode (`sns`, the default, or `sqs`: README
 // "Choosing an ingest mode") with ingestBatchSize, ingestBatchingWindowSeconds, ingestMaxConcurrency,
-// ingestMaxReceiveCount, ingestOldestMessageAlarmSeconds and batchConcurrency, and actionBudgets (the JSON of
+// ingestMaxReceiveCount, ingestOldestMessageAlarmSeconds, ingestRetriesAlarmThreshold and batchConcurrency,
+// and actionBudgets (the JSON of
 // ACTION_BUDGETS: [{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]), policyEnv (a JSON
 // object of strings handed to policies as input.env: {"WEBHOOK_URL": "https://..."}) and
 // actionTopicArns (comma-separated SNS topics the sns.publish action may publish to).
@@ -201,6 +202,7 @@ const responder = new AlertResponder(stack, "AlertResponder", {
     maxConcurrency: numberContext("ingestMaxConcurrency"),
     maxReceiveCount: numberContext("ingestMaxReceiveCount"),
     oldestMessageAlarmAge: secondsContext("ingestOldestMessageAlarmSeconds"),
+    retriesAlarmThreshold: numberContext("ingestRetriesAlarmThreshold"),
     batchConcurrency: numberContext("batchConcurrency"),
   },
   actionBudgets: budgetsContext(),

@@ -52,6 +52,8 @@ export interface IngestOptions {
   readonly maxReceiveCount?: number;
   /** (sqs) alarm when the oldest waiting record is older than this. Default 5 minutes. */
   readonly oldestMessageAlarmAge?: Duration;
+  /** (sqs) alarm when more records than this are listed for a retry in 5 minutes (RecordsRetried). Default 0: any retry. */
+  readonly retriesAlarmThreshold?: number;
   /** (sqs) records of one batch decided at a time (BATCH_CONCURRENCY). Default 4. */
   readonly batchConcurrency?: number;
 }
@@ -671,6 +673,7 @@ export class AlertResponder extends Construct {
         "IngestRetriesAlarm",
         "alert-responder listed ingest records for a retry (metric RecordsRetried: a state table, publish or transient action failure, a namespace held by another workflow, or the invocation's deadline); the batch itself succeeds, so no invocation error says so.",
         own("RecordsRetried"),
+        props.ingest?.retriesAlarmThreshold ?? 0,
       );
     }
     if (this.decisionRecordsBucket) {
