@@ -10,7 +10,8 @@ use crate::action::Registry;
 use aws_types::SdkConfig;
 
 use crate::aws::{
-    sdk_config, DynamoState, LambdaWakeups, S3Records, SecretsManager, Sns, SnsPublisher, WakeupSettings, S3,
+    sdk_config, DynamoState, LambdaWakeups, S3Records, SecretsManager, Sns, SnsPublisher, SqsRequeue, WakeupSettings,
+    S3,
 };
 use crate::bundle::{BundleSource, CompileOptions, LoadError, Refresher, Watched};
 use crate::config::{Config, ConfigError, Location};
@@ -23,6 +24,7 @@ use crate::play::MockedActions;
 use crate::policy::{PolicyError, PolicySet};
 use crate::publish::Publisher;
 use crate::records::{DirRecords, RecordSink};
+use crate::requeue::RetryDelay;
 use crate::secrets::SecretResolver;
 use crate::state::StateStore;
 use crate::workflow::Limits;
@@ -312,6 +314,10 @@ fn lambda_parts(
     let mut responder = Responder::new(decider, publisher);
     if let Some(sink) = records(config, sdk) {
         responder = responder.with_records(sink);
+    }
+    if let Some(base_seconds) = config.ingest_retry_delay_seconds {
+        // Used by SQS batches only; builds no connection until then.
+        responder = responder.with_requeue(Arc::new(SqsRequeue::new(sdk)), RetryDelay { base_seconds });
     }
     let policies = responder.decider().policies();
     if !policies.has_action_policy() {

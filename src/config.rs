@@ -234,6 +234,10 @@ pub struct Config {
     pub process_stale_changes: bool,
     /// `BATCH_CONCURRENCY`: records of one SQS batch decided at a time.
     pub batch_concurrency: usize,
+    /// `INGEST_RETRY_DELAY_SECONDS`: the first delay before an SQS record
+    /// listed for a retry is visible again (doubled per delivery); `None`
+    /// (`off`): the queue's visibility timeout.
+    pub ingest_retry_delay_seconds: Option<u32>,
     /// `ACTION_BUDGETS`: limits on how often matching actions run.
     pub action_budgets: Vec<ActionBudget>,
     /// How long an instance trusts what it read of the actions switch
@@ -277,6 +281,11 @@ const DEFAULT_SCHEMA: &str = "matano";
 /// Records of a batch are mostly waiting on vendors: a few at a time use
 /// the function's two vCPUs at most without piling on one namespace.
 const DEFAULT_BATCH_CONCURRENCY: usize = 4;
+/// A transient failure (a vendor, the state table, a busy namespace) gets
+/// half a minute before its first retry, not the queue's minutes.
+const DEFAULT_INGEST_RETRY_DELAY_SECONDS: u32 = 30;
+/// SQS's longest visibility timeout (12 hours).
+const MAX_INGEST_RETRY_DELAY_SECONDS: u32 = 43_200;
 
 impl Default for Config {
     fn default() -> Self {
@@ -304,6 +313,7 @@ impl Default for Config {
             claim_lease: Duration::from_secs(60),
             process_stale_changes: false,
             batch_concurrency: DEFAULT_BATCH_CONCURRENCY,
+            ingest_retry_delay_seconds: Some(DEFAULT_INGEST_RETRY_DELAY_SECONDS),
             action_budgets: Vec::new(),
             actions_switch_refresh: Duration::from_secs(10),
             decision_records: None,
@@ -439,6 +449,9 @@ impl Config {
         }
         if let Some(v) = get("BATCH_CONCURRENCY") {
             self.batch_concurrency = parse_positive("BATCH_CONCURRENCY", &v)? as usize;
+        }
+        if let Some(v) = get("INGEST_RETRY_DELAY_SECONDS") {
+            self.ingest_retry_delay_seconds = parse_retry_delay(&v)?;
         }
         if let Some(v) = get("ACTION_BUDGETS") {
             self.action_budgets = parse_action_budgets(&v).map_err(|reason| invalid("ACTION_BUDGETS", &v, reason))?;
@@ -599,6 +612,22 @@ fn parse_positive(name: &'static str, value: &str) -> Result<u32, ConfigError> {
     }
 }
 
+/// Seconds up to SQS's 12 hours, or `off`.
+fn parse_retry_delay(value: &str) -> Result<Option<u32>, ConfigError> {
+    const NAME: &str = "INGEST_RETRY_DELAY_SECONDS";
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match value.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_INGEST_RETRY_DELAY_SECONDS => Ok(Some(n)),
+        _ => Err(invalid(
+            NAME,
+            value,
+            "expected whole seconds from 0 to 43200 (SQS's longest visibility timeout), or `off` for the queue's own",
+        )),
+    }
+}
+
 /// `arn=schema` pairs separated by commas (an ARN holds no `=` or `,`).
 fn parse_topic_schemas(map: &str) -> Result<BTreeMap<String, String>, String> {
     let mut topics = BTreeMap::new();
@@ -733,6 +762,22 @@ mod tests {
         ] {
             let err = config(&[(name, bad)]).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{name}=")), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_ingest_retry_delay_is_seconds_or_off() {
+        assert_eq!(config(&[]).unwrap().ingest_retry_delay_seconds, Some(30));
+        let read = |value: &str| config(&[("INGEST_RETRY_DELAY_SECONDS", value)]).map(|c| c.ingest_retry_delay_seconds);
+        assert_eq!(read("0"), Ok(Some(0)));
+        assert_eq!(read(" 43200 "), Ok(Some(43_200)));
+        assert_eq!(read("OFF"), Ok(None));
+        for bad in ["43201", "-1", "1.5", "", "soon"] {
+            let err = read(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("INGEST_RETRY_DELAY_SECONDS=") && err.contains("`off`"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -51,6 +51,7 @@ pub mod process;
 pub mod publish;
 pub mod records;
 pub mod replay;
+pub mod requeue;
 pub mod resume;
 pub mod secrets;
 pub mod state;

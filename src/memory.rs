@@ -662,3 +662,30 @@ impl crate::records::RecordSink for MemoryRecords {
         Box::pin(async move { result })
     }
 }
+
+/// What an SQS batch asked of its queues' visibility, in order: each call's
+/// queue and records.
+#[derive(Default)]
+pub struct MemoryRequeue {
+    calls: Mutex<Vec<(String, Vec<crate::requeue::Requeued>)>>,
+}
+
+impl MemoryRequeue {
+    pub fn calls(&self) -> Vec<(String, Vec<crate::requeue::Requeued>)> {
+        self.calls.lock().expect("not poisoned").clone()
+    }
+}
+
+impl crate::requeue::Requeue for MemoryRequeue {
+    fn requeue<'a>(
+        &'a self,
+        queue_arn: &'a str,
+        records: &'a [crate::requeue::Requeued],
+    ) -> BoxFuture<'a, Result<(), crate::requeue::RequeueError>> {
+        self.calls
+            .lock()
+            .expect("not poisoned")
+            .push((queue_arn.to_string(), records.to_vec()));
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -17,6 +17,7 @@ use crate::model::{Outcome, Status};
 use crate::policy::{PolicyError, PolicySet};
 use crate::publish::{PublishError, Publisher};
 use crate::records::{RecordError, RecordObject, RecordSink};
+use crate::requeue::{Receipt, Requeue, Requeued, RetryDelay};
 use crate::workflow::{Retry, RetryCause, Stop, WorkflowReport};
 
 /// Counts of one invocation; the Lambda returns it as its response.
@@ -134,6 +135,37 @@ pub(crate) fn finish_by(deadline: Option<Instant>) -> Option<Instant> {
     deadline.map(|deadline| deadline + (PUBLISH_MARGIN - ANSWER_MARGIN))
 }
 
+/// The retried records of a batch with a receipt, by queue: each with its
+/// delay (none for a record the batch never started).
+fn retried_receipts(
+    causes: &[(String, String)],
+    receipts: &[(String, u32, Option<Receipt>)],
+    not_started: &[String],
+    delay: RetryDelay,
+) -> BTreeMap<String, Vec<Requeued>> {
+    let mut by_queue: BTreeMap<String, Vec<Requeued>> = BTreeMap::new();
+    for (item_id, _) in causes {
+        let Some((_, deliveries, Some(receipt))) = receipts.iter().find(|(id, _, _)| id == item_id) else {
+            continue;
+        };
+        by_queue.entry(receipt.queue_arn.clone()).or_default().push(Requeued {
+            handle: receipt.handle.clone(),
+            delay_seconds: delay.for_record(*deliveries, !not_started.contains(item_id)),
+        });
+    }
+    by_queue
+}
+
+/// Best effort: a record whose visibility is not changed still comes back,
+/// after the queue's visibility timeout.
+async fn requeue_all(requeue: &dyn Requeue, by_queue: &BTreeMap<String, Vec<Requeued>>) {
+    for (queue_arn, records) in by_queue {
+        if let Err(err) = requeue.requeue(queue_arn, records).await {
+            tracing::warn!(error = %err, "retried records come back after the queue's visibility timeout");
+        }
+    }
+}
+
 /// `work`, unless it is still running at `by`: then `late()`.
 async fn bounded<T>(by: Option<Instant>, work: impl std::future::Future<Output = T>, late: impl FnOnce() -> T) -> T {
     match by {
@@ -212,6 +244,9 @@ pub struct Responder {
     publisher: Arc<dyn Publisher>,
     /// Where decision records go; none are built without it.
     records: Option<Arc<dyn RecordSink>>,
+    /// Makes an SQS batch's retried records visible again after their own
+    /// delay; without it they wait out the queue's visibility timeout.
+    requeue: Option<(Arc<dyn Requeue>, RetryDelay)>,
 }
 
 impl Responder {
@@ -220,7 +255,15 @@ impl Responder {
             decider,
             publisher,
             records: None,
+            requeue: None,
         }
+    }
+
+    /// SQS records listed for a retry come back after `delay`, through
+    /// `requeue` (`ChangeMessageVisibility`).
+    pub fn with_requeue(mut self, requeue: Arc<dyn Requeue>, delay: RetryDelay) -> Responder {
+        self.requeue = Some((requeue, delay));
+        self
     }
 
     /// Keeps a decision record of every message in `sink`, written before
@@ -258,11 +301,20 @@ impl Responder {
         // a record left over again and again would reach the dead-letter
         // queue without ever being started.
         records.sort_by_key(|record| std::cmp::Reverse(record.deliveries));
+        let mut receipts = Vec::with_capacity(records.len());
+        for record in &records {
+            receipts.push((record.item_id.clone(), record.deliveries, record.receipt.clone()));
+        }
         let done: Vec<(String, RecordDone)> = futures::stream::iter(records)
             .map(|record| async move { (record.item_id, self.record(record.ingested, deadline, request_id).await) })
             .buffered(concurrency.max(1))
             .collect()
             .await;
+        let not_started: Vec<String> = done
+            .iter()
+            .filter(|(_, record)| matches!(record.error, Some(DecideError::NoTimeLeft)))
+            .map(|(item_id, _)| item_id.clone())
+            .collect();
         let mut handled = BatchHandled::default();
         let mut outcomes = Vec::new();
         // The record each outcome is of, by position.
@@ -325,6 +377,13 @@ impl Responder {
                 item_identifier: item_id.clone(),
             })
             .collect();
+        if let Some((requeue, delay)) = &self.requeue {
+            let retried = retried_receipts(&handled.causes, &receipts, &not_started, *delay);
+            bounded(finish_by(deadline), requeue_all(requeue.as_ref(), &retried), || {
+                tracing::warn!("no time left to make retried records visible sooner: they come back after the queue's visibility timeout");
+            })
+            .await;
+        }
         handled
     }
 

@@ -17,11 +17,12 @@ use alert_responder::app;
 use alert_responder::config::Config;
 use alert_responder::decide::Decider;
 use alert_responder::ingest::ingest_document;
-use alert_responder::memory::{MemoryPublisher, MemoryRecords, MemoryState};
+use alert_responder::memory::{MemoryPublisher, MemoryRecords, MemoryRequeue, MemoryState};
 use alert_responder::model::decision::DecisionResult;
 use alert_responder::model::{Outcome, Status};
 use alert_responder::pipeline::{HandleError, Responder, Summary};
 use alert_responder::policy::{PolicyFile, PolicySet};
+use alert_responder::requeue::{Requeued, RetryDelay};
 use alert_responder::secrets::SecretResolver;
 use alert_responder::state::StateStore;
 use alert_responder::workflow::RetryCause;
@@ -708,12 +709,12 @@ fn sqs_batch(bodies: &[String]) -> Vec<alert_responder::ingest::QueuedRecord> {
         .map(|(i, body)| {
             json!({
                 "messageId": format!("m{i}"),
-                "receiptHandle": "rh",
+                "receiptHandle": format!("rh-m{i}"),
                 "body": body,
                 "attributes": {"ApproximateReceiveCount": "1"},
                 "messageAttributes": {},
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:alert-responder-ingest",
+                "eventSourceARN": INGEST_QUEUE,
                 "awsRegion": "us-east-1"
             })
         })
@@ -787,6 +788,63 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     assert!(failures(&again).is_empty(), "{:?}", again.causes);
     assert_eq!(rig.calls.of("flaky"), 2);
     assert_eq!(rig.calls.of("page"), 1);
+}
+
+const INGEST_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:alert-responder-ingest";
+
+/// A retried record is made visible again after its own delay (30 s doubled
+/// per earlier delivery), a record the batch never started at once, a
+/// handled or rejected one not at all: Lambda deletes those.
+#[tokio::test]
+async fn retried_records_come_back_after_their_own_delay() {
+    let requeue = Arc::new(MemoryRequeue::default());
+    let rig = rig(r#"
+run contains {"id": "page", "uses": "test.ok"} if input.alert.title != "flaky"
+run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flaky"
+"#);
+    let rig = with_responder(rig, |responder| {
+        responder.with_requeue(requeue.clone(), RetryDelay { base_seconds: 30 })
+    });
+    rig.calls.flaky_failures.store(1, Ordering::SeqCst);
+    let mut flaky: Value = serde_json::from_slice(&change("q2", 1)).unwrap();
+    flaky["updated_alert"]["title"] = json!("flaky");
+    let bodies = [
+        via_sns(&change("q1", 1), "sns-1"),
+        flaky.to_string(),
+        "{not json".to_string(),
+    ];
+    let mut records = sqs_batch(&bodies);
+    records[1].deliveries = 3;
+    let handled = rig.responder.handle_batch(records, None, 2, None).await;
+    assert_eq!(failures(&handled), ["m1"], "{:?}", handled.causes);
+    let requeued = |handle: &str, delay_seconds: u32| Requeued {
+        handle: handle.to_string(),
+        delay_seconds,
+    };
+    assert_eq!(
+        requeue.calls(),
+        [(INGEST_QUEUE.to_string(), vec![requeued("rh-m1", 120)])]
+    );
+
+    // Not started (the deadline too close): back at once, however often delivered.
+    let bodies = [via_sns(&change("q3", 1), "s3"), via_sns(&change("q4", 1), "s4")];
+    let mut records = sqs_batch(&bodies);
+    records[0].deliveries = 4;
+    let deadline = Some(Instant::now() + Duration::from_millis(100));
+    let handled = rig.responder.handle_batch(records, deadline, 2, None).await;
+    assert_eq!(failures(&handled), ["m0", "m1"], "{:?}", handled.causes);
+    assert_eq!(
+        requeue.calls()[1],
+        (
+            INGEST_QUEUE.to_string(),
+            vec![requeued("rh-m0", 0), requeued("rh-m1", 0)]
+        )
+    );
+
+    // A batch with nothing to retry changes nothing.
+    let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
+    assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
+    assert_eq!(requeue.calls().len(), 2);
 }
 
 #[tokio::test]
@@ -1036,8 +1094,8 @@ async fn paused_actions_are_skipped_and_run_after_resume() {
     assert_eq!(rig.calls.of("page"), 1);
 }
 
-fn with_records(rig: Rig) -> (Rig, Arc<MemoryRecords>) {
-    let records = Arc::new(MemoryRecords::default());
+/// `rig` with its responder changed by `change`.
+fn with_responder(rig: Rig, change: impl FnOnce(Responder) -> Responder) -> Rig {
     let Rig {
         responder,
         state,
@@ -1045,13 +1103,18 @@ fn with_records(rig: Rig) -> (Rig, Arc<MemoryRecords>) {
         calls,
         gate,
     } = rig;
-    let rig = Rig {
-        responder: responder.with_records(records.clone()),
+    Rig {
+        responder: change(responder),
         state,
         publisher,
         calls,
         gate,
-    };
+    }
+}
+
+fn with_records(rig: Rig) -> (Rig, Arc<MemoryRecords>) {
+    let records = Arc::new(MemoryRecords::default());
+    let rig = with_responder(rig, |responder| responder.with_records(records.clone()));
     (rig, records)
 }
 

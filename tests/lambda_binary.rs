@@ -598,6 +598,57 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
     );
 }
 
+/// A retried record does not wait out the queue's visibility timeout (300 s
+/// here): the batch makes it visible again after `INGEST_RETRY_DELAY_SECONDS`
+/// (0: at once), through moto's SQS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_sqs_record_is_visible_again_after_its_delay() {
+    let ingest = SqsIngest::new(false).await;
+    ingest
+        .sns
+        .publish()
+        .topic_arn(&ingest.alerting)
+        .message(&ingest.change)
+        .send()
+        .await
+        .unwrap();
+    let receive = || {
+        ingest
+            .sqs
+            .receive_message()
+            .queue_url(&ingest.queue_url)
+            .visibility_timeout(300)
+            .wait_time_seconds(5)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+    };
+    let received = receive().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    let api = runtime_api(json!({"Records": [sqs_record(&received[0], &ingest.queue_arn)]})).await;
+    let missing_table = common::unique("no-such-table");
+    let _child = lambda_process(
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", ingest.outcomes.as_str()),
+            ("STATE_TABLE", missing_table.as_str()),
+            ("INGEST_RETRY_DELAY_SECONDS", "0"),
+        ],
+    );
+    let response = invocation_response(&api).await;
+    let message_id = received[0].message_id().unwrap();
+    assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": message_id}]}));
+    let again = receive().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(
+        again.iter().map(|m| m.message_id()).collect::<Vec<_>>(),
+        [Some(message_id)],
+        "the retried record is back before the queue's 300 s"
+    );
+    let count = again[0]
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount));
+    assert_eq!(count.map(String::as_str), Some("2"));
+}
+
 /// IngestMode=sqs as deployed: Matano publishes to SNS, SNS delivers to a
 /// queue (raw delivery off), Lambda polls it and hands the function an
 /// SqsEvent. The messages here go through moto's SNS and SQS for real; the

@@ -48,6 +48,12 @@ impl JsonApi {
         JsonApi { service, calls, url }
     }
 
+    /// Where calls go, without the trailing `/`: the configured endpoint,
+    /// else the region's; `None` without a region.
+    pub fn base_url(&self) -> Option<&str> {
+        self.url.as_deref().ok().map(|url| url.trim_end_matches('/'))
+    }
+
     /// `operation` with `input`, tried again while it fails transiently;
     /// the answer, a JSON object. A try whose answer was lost may have
     /// applied: the caller makes a retry harmless (a transaction's

@@ -1,5 +1,6 @@
 //! The AWS adapters of the ports: DynamoDB (state), SNS (outcomes and the
-//! `sns.publish` action), Secrets Manager (secrets), S3 (records, bundles),
+//! `sns.publish` action), SQS (retried ingest records' visibility), Secrets
+//! Manager (secrets), S3 (records, bundles),
 //! Scheduler and Lambda (wakeups); the configuration, HTTP client, retry
 //! rules and SigV4-signed calls they share.
 
@@ -12,6 +13,7 @@ mod sdk;
 mod secrets_manager;
 mod signed;
 mod sns;
+mod sqs;
 mod wakeups;
 mod xml;
 
@@ -20,4 +22,5 @@ pub use s3::{Fetched, S3Error, S3Records, S3};
 pub use sdk::{error_chain, sdk_config, sdk_config_from};
 pub use secrets_manager::SecretsManager;
 pub use sns::{LazySnsClient, Sns, SnsPublisher};
+pub use sqs::SqsRequeue;
 pub use wakeups::{LambdaWakeups, WakeupSettings};

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::{validate_schema_name, SchemaRouting};
+use crate::requeue::Receipt;
 pub use matano::{MatanoAlertChange, Severity};
 
 /// SNS's own limit for one message; anything larger is not from SNS.
@@ -162,6 +163,9 @@ pub struct QueuedRecord {
     /// How many times SQS has delivered it (`ApproximateReceiveCount`; 1
     /// when absent).
     pub deliveries: u32,
+    /// How to make it visible again sooner (`eventSourceARN` and
+    /// `receiptHandle`), when the record has both.
+    pub receipt: Option<Receipt>,
     pub ingested: Ingested,
 }
 
@@ -230,6 +234,9 @@ pub fn ingest_sqs_event(event: &Value, routing: &SchemaRouting) -> Vec<QueuedRec
                 .and_then(Value::as_str)
                 .and_then(|count| count.parse().ok())
                 .unwrap_or(1),
+            receipt: str_field(record, "eventSourceARN")
+                .zip(str_field(record, "receiptHandle"))
+                .map(|(queue_arn, handle)| Receipt { queue_arn, handle }),
             ingested: ingest_sqs_record(index, record, routing),
         })
         .collect()
