@@ -15,7 +15,8 @@
 // slackSigningSecretName (the Secrets Manager secret holding the Slack app's signing secret),
 // timeoutSeconds and memorySize (the function's), ingestMode (`sns`, the default, or `sqs`: README
 // "Choosing an ingest mode") with ingestBatchSize, ingestBatchingWindowSeconds, ingestMaxConcurrency,
-// ingestMaxReceiveCount, ingestOldestMessageAlarmSeconds, ingestRetriesAlarmThreshold and batchConcurrency,
+// ingestMaxReceiveCount, ingestOldestMessageAlarmSeconds, ingestRetriesAlarmThreshold, ingestRetryDelaySeconds
+// (or `off`) and batchConcurrency,
 // and actionBudgets (the JSON of
 // ACTION_BUDGETS: [{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]), policyEnv (a JSON
 // object of strings handed to policies as input.env: {"WEBHOOK_URL": "https://..."}) and
@@ -204,6 +205,7 @@ const responder = new AlertResponder(stack, "AlertResponder", {
     oldestMessageAlarmAge: secondsContext("ingestOldestMessageAlarmSeconds"),
     retriesAlarmThreshold: numberContext("ingestRetriesAlarmThreshold"),
     batchConcurrency: numberContext("batchConcurrency"),
+    retryDelay: context("ingestRetryDelaySeconds") === "off" ? "off" : secondsContext("ingestRetryDelaySeconds"),
   },
   actionBudgets: budgetsContext(),
   policyEnv: policyEnvContext(),

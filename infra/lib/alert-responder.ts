@@ -54,6 +54,11 @@ export interface IngestOptions {
   readonly oldestMessageAlarmAge?: Duration;
   /** (sqs) alarm when more records than this are listed for a retry in 5 minutes (RecordsRetried). Default 0: any retry. */
   readonly retriesAlarmThreshold?: number;
+  /**
+   * (sqs) a record listed for a retry is visible again after this, doubled per delivery up to 15
+   * minutes (INGEST_RETRY_DELAY_SECONDS); "off": after the queue's visibility timeout. Default 30 seconds.
+   */
+  readonly retryDelay?: Duration | "off";
   /** (sqs) records of one batch decided at a time (BATCH_CONCURRENCY). Default 4. */
   readonly batchConcurrency?: number;
 }
@@ -369,6 +374,8 @@ export class AlertResponder extends Construct {
     environment.TOPIC_SCHEMAS = sourceTopics.map((source) => `${source.topicArn}=${source.schema}`).join(",");
     const ingest = props.ingest ?? { mode: "sns" };
     environment.BATCH_CONCURRENCY = String(ingest.batchConcurrency ?? 4);
+    const retryDelay = ingest.retryDelay ?? Duration.seconds(30);
+    environment.INGEST_RETRY_DELAY_SECONDS = retryDelay === "off" ? "off" : String(retryDelay.toSeconds());
     environment.ACTION_BUDGETS = JSON.stringify(
       (props.actionBudgets ?? []).map((budget, index, budgets) => {
         if ((budget.uses === undefined) === (budget.id === undefined)) {

@@ -233,12 +233,13 @@ test("ingest mode sqs: topics deliver to a queue read in batches, with partial f
   // A batch that lists records for a retry succeeds: its own metric says so.
   template.hasResourceProperties("AWS::CloudWatch::Alarm", { Namespace: "AlertResponder", MetricName: "RecordsRetried", Threshold: 0 });
   template.hasResourceProperties("AWS::Lambda::Function", {
-    Environment: { Variables: Match.objectLike({ BATCH_CONCURRENCY: "6" }) },
+    Environment: { Variables: Match.objectLike({ BATCH_CONCURRENCY: "6", INGEST_RETRY_DELAY_SECONDS: "30" }) },
   });
   template.hasResourceProperties("AWS::IAM::Policy", {
     PolicyDocument: {
       Statement: Match.arrayWith([
-        Match.objectLike({ Action: Match.arrayWith(["sqs:ReceiveMessage", "sqs:DeleteMessage"]), Resource: { "Fn::GetAtt": [Match.stringLikeRegexp("IngestQueue"), "Arn"] } }),
+        // ChangeMessageVisibility: retried records come back after their own delay.
+        Match.objectLike({ Action: Match.arrayWith(["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"]), Resource: { "Fn::GetAtt": [Match.stringLikeRegexp("IngestQueue"), "Arn"] } }),
       ]),
     },
   });
