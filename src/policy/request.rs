@@ -1,5 +1,9 @@
 //! One element of the action policy's `run` set.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -76,7 +80,7 @@ pub struct CommitSpec {
     pub op: CommitOp,
     /// `path`, parsed when the request was validated.
     #[serde(skip)]
-    pub parsed_path: Option<serde_json_path::JsonPath>,
+    pub parsed_path: Option<Arc<serde_json_path::JsonPath>>,
 }
 
 impl ActionRequest {
@@ -135,7 +139,7 @@ impl ActionRequest {
             }
             match (&commit.path, &commit.value) {
                 (Some(path), _) => {
-                    let parsed = parse_commit_path(path)
+                    let parsed = parsed_commit_path(path)
                         .map_err(|err| fail(format!("commit[{i}].path {path:?} is not JSONPath: {err}")))?;
                     if commit.op == CommitOp::Add && commit_path_selects_a_list(path) {
                         return Err(fail(format!(
@@ -170,6 +174,31 @@ impl ActionRequest {
         }
         self
     }
+}
+
+/// Commit paths parsed on this thread, by their text: a policy's paths
+/// repeat in every decision (each lookup's `$.body.country`), and parsing
+/// one allocates its whole tree.
+const PARSED_PATHS_KEPT: usize = 256;
+
+thread_local! {
+    static PARSED_PATHS: RefCell<HashMap<String, Arc<serde_json_path::JsonPath>>> = RefCell::new(HashMap::new());
+}
+
+/// [`parse_commit_path`], a path seen before on this thread not parsed again.
+fn parsed_commit_path(path: &str) -> Result<Arc<serde_json_path::JsonPath>, serde_json_path::ParseError> {
+    if let Some(parsed) = PARSED_PATHS.with_borrow(|paths| paths.get(path).cloned()) {
+        return Ok(parsed);
+    }
+    let parsed = Arc::new(parse_commit_path(path)?);
+    PARSED_PATHS.with_borrow_mut(|paths| {
+        // Bounded: a policy making paths of alert content starts over.
+        if paths.len() >= PARSED_PATHS_KEPT {
+            paths.clear();
+        }
+        paths.insert(path.to_string(), Arc::clone(&parsed));
+    });
+    Ok(parsed)
 }
 
 /// A commit path: RFC 9535 JSONPath, or AlertChain's form without the
@@ -345,6 +374,24 @@ mod tests {
         let result = json!([{"x": 1}]);
         let found = relative.commit[1].parsed_path.as_ref().unwrap().query(&result).all();
         assert_eq!(found, vec![&json!(1)]);
+    }
+
+    #[test]
+    fn a_commit_path_is_parsed_once_per_thread_and_the_kept_ones_are_bounded() {
+        let first = parsed_commit_path("$.body.country").unwrap();
+        let again = parsed_commit_path("$.body.country").unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let entry = json!({"id": "x", "uses": "u", "commit": [{"key": "k", "path": "$.body.country"}]});
+        let request = parse(0, &entry).unwrap();
+        assert!(Arc::ptr_eq(request.commit[0].parsed_path.as_ref().unwrap(), &first));
+        assert!(parsed_commit_path("$[").is_err(), "a bad path is refused, not kept");
+        for n in 0..PARSED_PATHS_KEPT + 1 {
+            parsed_commit_path(&format!("$.n{n}")).unwrap();
+        }
+        assert!(PARSED_PATHS.with_borrow(|paths| paths.len()) <= PARSED_PATHS_KEPT);
+        let parsed_anew = parsed_commit_path("$.body.country").unwrap();
+        assert!(!Arc::ptr_eq(&first, &parsed_anew), "the full cache started over");
+        assert_eq!(*first, *parsed_anew);
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn committed_value(spec: &CommitSpec, result: &Value) -> Option<Value> {
     // its path again, by the same rule (`$` optional).
     let parsed;
     let path = match &spec.parsed_path {
-        Some(path) => path,
+        Some(path) => path.as_ref(),
         None => {
             parsed = crate::policy::parse_commit_path(path).ok()?;
             &parsed
