@@ -284,8 +284,6 @@ const DEFAULT_BATCH_CONCURRENCY: usize = 4;
 /// A transient failure (a vendor, the state table, a busy namespace) gets
 /// half a minute before its first retry, not the queue's minutes.
 const DEFAULT_INGEST_RETRY_DELAY_SECONDS: u32 = 30;
-/// SQS's longest visibility timeout (12 hours).
-const MAX_INGEST_RETRY_DELAY_SECONDS: u32 = 43_200;
 
 impl Default for Config {
     fn default() -> Self {
@@ -619,11 +617,11 @@ fn parse_retry_delay(value: &str) -> Result<Option<u32>, ConfigError> {
         return Ok(None);
     }
     match value.trim().parse::<u32>() {
-        Ok(n) if n <= MAX_INGEST_RETRY_DELAY_SECONDS => Ok(Some(n)),
+        Ok(n) if n <= crate::requeue::MAX_BASE_SECONDS => Ok(Some(n)),
         _ => Err(invalid(
             NAME,
             value,
-            "expected whole seconds from 0 to 43200 (SQS's longest visibility timeout), or `off` for the queue's own",
+            "expected whole seconds from 0 to 3600, or `off` for the queue's own visibility timeout",
         )),
     }
 }
@@ -770,9 +768,10 @@ mod tests {
         assert_eq!(config(&[]).unwrap().ingest_retry_delay_seconds, Some(30));
         let read = |value: &str| config(&[("INGEST_RETRY_DELAY_SECONDS", value)]).map(|c| c.ingest_retry_delay_seconds);
         assert_eq!(read("0"), Ok(Some(0)));
-        assert_eq!(read(" 43200 "), Ok(Some(43_200)));
+        assert_eq!(read(" 3600 "), Ok(Some(3_600)));
         assert_eq!(read("OFF"), Ok(None));
-        for bad in ["43201", "-1", "1.5", "soon"] {
+        assert_eq!(read(""), Ok(Some(30)), "empty is unset, as for every variable");
+        for bad in ["3601", "-1", "1.5", "soon"] {
             let err = read(bad).unwrap_err().to_string();
             assert!(
                 err.starts_with("INGEST_RETRY_DELAY_SECONDS=") && err.contains("`off`"),

@@ -27,12 +27,14 @@ pub fn emf_lines(function_name: &str, summary: &Summary, faults: Faults, timesta
         ("AlertsReceived", "Count", summary.records as f64),
         ("AlertsMatched", "Count", summary.alerts as f64),
         ("MessagesRejected", "Count", summary.rejected as f64),
-        // Skipped actions ran nothing: a paused switch or a spent budget
-        // shows as `ActionsSkipped`, not as work done.
+        // What ran in this invocation: a paused switch or a spent budget
+        // shows as `ActionsSkipped`, a redelivery as `ActionsReplayed`.
         (
             "ActionsRun",
             "Count",
-            summary.actions.saturating_sub(summary.skipped_actions) as f64,
+            summary
+                .actions
+                .saturating_sub(summary.skipped_actions + summary.replayed) as f64,
         ),
         ("ActionsSkipped", "Count", summary.skipped_actions as f64),
         ("ActionsFailed", "Count", summary.failed_actions as f64),
@@ -104,9 +106,10 @@ mod tests {
         let mut summary = Summary {
             records: 2,
             alerts: 1,
-            actions: 4,
+            actions: 6,
             failed_actions: 1,
             skipped_actions: 1,
+            replayed: 2,
             outcomes: 3,
             policy_micros: 1234,
             shadow_divergences: 1,

@@ -26,10 +26,12 @@ pub struct Summary {
     pub records: usize,
     pub rejected: usize,
     pub alerts: usize,
-    /// Every action a policy asked for, skipped ones included.
+    /// Every action a policy asked for: skipped and replayed ones, and
+    /// the ones left for a retry, included.
     pub actions: usize,
     pub failed_actions: usize,
-    /// Actions not run: a budget, the kill switch, a workflow's limits.
+    /// Actions not run (any `skip_reason`: a budget, the kill switch, a
+    /// workflow's limits, an earlier failure, a cancel).
     #[serde(skip_serializing_if = "is_zero")]
     pub skipped_actions: usize,
     pub policy_errors: usize,
@@ -135,22 +137,31 @@ pub(crate) fn finish_by(deadline: Option<Instant>) -> Option<Instant> {
     deadline.map(|deadline| deadline + (PUBLISH_MARGIN - ANSWER_MARGIN))
 }
 
+/// What a batch's record needs to come back sooner when it is retried.
+struct ReturnOf {
+    item_id: String,
+    deliveries: u32,
+    receipt: Option<Receipt>,
+    /// Decided, or at least begun (not left for lack of time).
+    started: bool,
+}
+
 /// The retried records of a batch with a receipt, by queue: each with its
-/// delay (none for a record the batch never started).
+/// delay (none for a record the batch never started). Retries are named by
+/// message id, so every record of a retried id is one (SQS may deliver a
+/// message twice in a batch: only its latest receipt handle is valid).
 fn retried_receipts(
     causes: &[(String, String)],
-    receipts: &[(String, u32, Option<Receipt>)],
-    not_started: &[String],
+    returns: &[ReturnOf],
     delay: RetryDelay,
 ) -> BTreeMap<String, Vec<Requeued>> {
+    let retried: std::collections::HashSet<&str> = causes.iter().map(|(item_id, _)| item_id.as_str()).collect();
     let mut by_queue: BTreeMap<String, Vec<Requeued>> = BTreeMap::new();
-    for (item_id, _) in causes {
-        let Some((_, deliveries, Some(receipt))) = receipts.iter().find(|(id, _, _)| id == item_id) else {
-            continue;
-        };
+    for record in returns.iter().filter(|r| retried.contains(r.item_id.as_str())) {
+        let Some(receipt) = &record.receipt else { continue };
         by_queue.entry(receipt.queue_arn.clone()).or_default().push(Requeued {
             handle: receipt.handle.clone(),
-            delay_seconds: delay.for_record(*deliveries, !not_started.contains(item_id)),
+            delay_seconds: delay.for_record(record.deliveries, record.started),
         });
     }
     by_queue
@@ -301,20 +312,24 @@ impl Responder {
         // a record left over again and again would reach the dead-letter
         // queue without ever being started.
         records.sort_by_key(|record| std::cmp::Reverse(record.deliveries));
-        let mut receipts = Vec::with_capacity(records.len());
-        for record in &records {
-            receipts.push((record.item_id.clone(), record.deliveries, record.receipt.clone()));
-        }
+        let mut returns: Vec<ReturnOf> = records
+            .iter()
+            .map(|record| ReturnOf {
+                item_id: record.item_id.clone(),
+                deliveries: record.deliveries,
+                receipt: record.receipt.clone(),
+                started: true,
+            })
+            .collect();
+        // `buffered` keeps the records' order: `done[i]` is `returns[i]`'s.
         let done: Vec<(String, RecordDone)> = futures::stream::iter(records)
             .map(|record| async move { (record.item_id, self.record(record.ingested, deadline, request_id).await) })
             .buffered(concurrency.max(1))
             .collect()
             .await;
-        let not_started: Vec<String> = done
-            .iter()
-            .filter(|(_, record)| matches!(record.error, Some(DecideError::NoTimeLeft)))
-            .map(|(item_id, _)| item_id.clone())
-            .collect();
+        for (record, (_, done)) in returns.iter_mut().zip(&done) {
+            record.started = !matches!(done.error, Some(DecideError::NoTimeLeft));
+        }
         let mut handled = BatchHandled::default();
         let mut outcomes = Vec::new();
         // The record each outcome is of, by position.
@@ -378,7 +393,7 @@ impl Responder {
             })
             .collect();
         if let Some((requeue, delay)) = &self.requeue {
-            let retried = retried_receipts(&handled.causes, &receipts, &not_started, *delay);
+            let retried = retried_receipts(&handled.causes, &returns, *delay);
             bounded(finish_by(deadline), requeue_all(requeue.as_ref(), &retried), || {
                 tracing::warn!("no time left to make retried records visible sooner: they come back after the queue's visibility timeout");
             })
@@ -763,7 +778,8 @@ pub(crate) fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
     }
     summary.replayed += actions().filter(|a| a.replay).count();
     summary.failed_actions += actions().filter(|a| a.status == Status::Failed).count();
-    summary.skipped_actions += actions().filter(|a| a.status == Status::Skipped).count();
+    // A replayed skip is counted once, as a replay.
+    summary.skipped_actions += actions().filter(|a| a.status == Status::Skipped && !a.replay).count();
 }
 
 /// One outcome per final action record of a workflow (an action to be

@@ -36,13 +36,16 @@ pub trait Requeue: Send + Sync {
     fn requeue<'a>(&'a self, queue_arn: &'a str, records: &'a [Requeued]) -> BoxFuture<'a, Result<(), RequeueError>>;
 }
 
-/// SQS's own bound on a visibility timeout (12 hours).
-pub const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+/// The longest first delay (`INGEST_RETRY_DELAY_SECONDS`): an hour. SQS
+/// refuses a visibility change past 12 hours from a message's receipt, and
+/// the queue's maximum receive count decides how many tries there are.
+pub const MAX_BASE_SECONDS: u32 = 3_600;
 
 /// How long a retried record stays hidden: `base_seconds` doubled for each
 /// delivery before this one, at most [`RetryDelay::CAP_SECONDS`] (or the
-/// base, when that is longer). A record the batch never started (the
-/// invocation's deadline came first) comes back at once: nothing of it ran.
+/// base, when that is longer; the base is at most [`MAX_BASE_SECONDS`]). A
+/// record the batch never started (the invocation's deadline came first)
+/// comes back at once: nothing of it ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryDelay {
     pub base_seconds: u32,
@@ -58,10 +61,8 @@ impl RetryDelay {
         }
         let doublings = deliveries.saturating_sub(1).min(16);
         let cap = Self::CAP_SECONDS.max(self.base_seconds);
-        self.base_seconds
-            .saturating_mul(1 << doublings)
-            .min(cap)
-            .min(MAX_VISIBILITY_SECONDS)
+        let base = self.base_seconds.min(MAX_BASE_SECONDS);
+        base.saturating_mul(1 << doublings).min(cap.min(MAX_BASE_SECONDS))
     }
 }
 
@@ -88,9 +89,9 @@ mod tests {
         assert_eq!(RetryDelay { base_seconds: 0 }.for_record(5, true), 0);
         let long = RetryDelay { base_seconds: 3_600 };
         assert_eq!((long.for_record(1, true), long.for_record(4, true)), (3_600, 3_600));
-        let longest = RetryDelay {
-            base_seconds: MAX_VISIBILITY_SECONDS,
+        let beyond = RetryDelay {
+            base_seconds: MAX_BASE_SECONDS * 4,
         };
-        assert_eq!(longest.for_record(2, true), MAX_VISIBILITY_SECONDS);
+        assert_eq!(beyond.for_record(2, true), MAX_BASE_SECONDS);
     }
 }

@@ -1,5 +1,6 @@
-//! The state table and the secret source speak AWS's JSON protocol to a
-//! loopback server standing in for DynamoDB and Secrets Manager: what each
+//! The state table, the secret source and the ingest queue's requeue speak
+//! AWS's JSON protocol to a loopback server standing in for DynamoDB,
+//! Secrets Manager and SQS: what each
 //! request carries, which failures are tried again, and that a transaction
 //! tried again cannot apply twice.
 
@@ -9,9 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alert_responder::aws::{sdk_config_from, DynamoState, SecretsManager};
+use alert_responder::aws::{sdk_config_from, DynamoState, SecretsManager, SqsRequeue};
 use alert_responder::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
 use alert_responder::model::ActionRecord;
+use alert_responder::requeue::{Requeue, Requeued};
 use alert_responder::secrets::{SecretError, SecretSource};
 use alert_responder::state::{Claim, PersistOp, PersistWrite, StateStore, Taken, WorkflowStore};
 use aws_types::SdkConfig;
@@ -397,4 +399,68 @@ async fn a_budget_take_back_is_tried_once() {
     let refused = guards.admit("vt.lookup", "a").await.unwrap();
     assert_eq!(refused.as_deref(), Some("uses=vt.* (1 per 60 s)"));
     assert_eq!(targets(&dynamodb), ["UpdateItem", "UpdateItem", "UpdateItem"]);
+}
+
+/// An SQS batch's retried records are made visible again in calls of at
+/// most ten, to the queue's URL on the endpoint; an entry SQS failed on its
+/// side is tried once more, one it refused (a stale receipt handle) is not,
+/// and the error names SQS's code, never the handle.
+#[tokio::test]
+async fn retried_records_are_made_visible_in_calls_of_ten() {
+    let sqs = answering(|n, _| match n {
+        0 => Reply::json(
+            200,
+            json!({"Successful": [{"Id": "0"}], "Failed": [
+                {"Id": "3", "SenderFault": false, "Code": "InternalError", "Message": "try again"},
+                {"Id": "4", "SenderFault": true, "Code": "ReceiptHandleIsInvalid", "Message": "handle-4 is not valid"},
+            ]}),
+        ),
+        _ => Reply::json(200, json!({"Successful": [{"Id": "0"}], "Failed": []})),
+    })
+    .await;
+    let requeue = SqsRequeue::new(&config_at(&sqs));
+    let records: Vec<Requeued> = (0..12)
+        .map(|n| Requeued {
+            handle: format!("handle-{n}"),
+            delay_seconds: 30 * n,
+        })
+        .collect();
+    let err = requeue
+        .requeue("arn:aws:sqs:eu-west-1:123456789012:ingest", &records)
+        .await
+        .unwrap_err();
+    assert_eq!(err.count, 1, "{err}");
+    assert!(err.to_string().contains("ReceiptHandleIsInvalid"), "{err}");
+    assert!(!err.to_string().contains("handle-4"), "{err}");
+    assert_eq!(targets(&sqs), ["AmazonSQS.ChangeMessageVisibilityBatch"; 3]);
+    let requests = sqs.requests();
+    assert_eq!(requests[0].headers["content-type"], "application/x-amz-json-1.0");
+    let bodies: Vec<Value> = requests.iter().map(Recorded::json).collect();
+    assert_eq!(bodies[0]["QueueUrl"], sqs.url("/123456789012/ingest"));
+    let entries = |body: &Value| -> Vec<(String, String, u64)> {
+        body["Entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["Id"].as_str().unwrap().to_string(),
+                    e["ReceiptHandle"].as_str().unwrap().to_string(),
+                    e["VisibilityTimeout"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let first = entries(&bodies[0]);
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[3], ("3".to_string(), "handle-3".to_string(), 90));
+    // The entry SQS failed on its side, alone; then the last two records.
+    assert_eq!(entries(&bodies[1]), [("0".to_string(), "handle-3".to_string(), 90)]);
+    assert_eq!(
+        entries(&bodies[2]),
+        [
+            ("0".to_string(), "handle-10".to_string(), 300),
+            ("1".to_string(), "handle-11".to_string(), 330)
+        ]
+    );
 }

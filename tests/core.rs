@@ -845,6 +845,28 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     let handled = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None).await;
     assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
     assert_eq!(requeue.calls().len(), 2);
+
+    // Outcomes not published: every record of theirs. A message SQS
+    // delivered twice in the batch comes back by both handles; a record
+    // without a receipt (not from a queue) is left alone.
+    rig.publisher.set_failing(true);
+    let bodies = [
+        via_sns(&change("q5", 1), "s5"),
+        via_sns(&change("q5", 1), "s5"),
+        via_sns(&change("q6", 1), "s6"),
+    ];
+    let mut records = sqs_batch(&bodies);
+    records[1].item_id = records[0].item_id.clone();
+    records[2].receipt = None;
+    let handled = rig.responder.handle_batch(records, None, 1, None).await;
+    assert_eq!(failures(&handled), ["m0", "m2"], "{:?}", handled.causes);
+    assert_eq!(
+        requeue.calls()[2],
+        (
+            INGEST_QUEUE.to_string(),
+            vec![requeued("rh-m0", 30), requeued("rh-m1", 30)]
+        )
+    );
 }
 
 #[tokio::test]
@@ -1073,7 +1095,7 @@ async fn paused_actions_are_skipped_and_run_after_resume() {
     let summary = handle(&rig, &change("c6", 1)).await.unwrap();
     assert_eq!(rig.calls.of("page"), 0);
     assert_eq!(summary.outcomes, 1);
-    // `ActionsRun` is `actions` less these: a paused switch runs nothing.
+    // `ActionsRun` is `actions` less these (and replays): a paused switch runs nothing.
     assert_eq!((summary.actions, summary.skipped_actions), (1, 1));
     let skipped = rig.publisher.take();
     assert_eq!(skip_reasons(&skipped)["page"], Some("paused"));

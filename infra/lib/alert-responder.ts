@@ -55,8 +55,9 @@ export interface IngestOptions {
   /** (sqs) alarm when more records than this are listed for a retry in 5 minutes (RecordsRetried). Default 0: any retry. */
   readonly retriesAlarmThreshold?: number;
   /**
-   * (sqs) a record listed for a retry is visible again after this, doubled per delivery up to 15
-   * minutes (INGEST_RETRY_DELAY_SECONDS); "off": after the queue's visibility timeout. Default 30 seconds.
+   * (sqs) a record listed for a retry is visible again after this (at most an hour), doubled per delivery up
+   * to 15 minutes or this delay if longer (INGEST_RETRY_DELAY_SECONDS); "off": after the queue's visibility
+   * timeout. Default 30 seconds.
    */
   readonly retryDelay?: Duration | "off";
   /** (sqs) records of one batch decided at a time (BATCH_CONCURRENCY). Default 4. */
@@ -375,6 +376,9 @@ export class AlertResponder extends Construct {
     const ingest = props.ingest ?? { mode: "sns" };
     environment.BATCH_CONCURRENCY = String(ingest.batchConcurrency ?? 4);
     const retryDelay = ingest.retryDelay ?? Duration.seconds(30);
+    if (retryDelay !== "off" && retryDelay.toSeconds() > 3600) {
+      throw new Error(`ingest.retryDelay: ${retryDelay.toSeconds()} s is over an hour (SQS keeps a message hidden at most 12 hours from its receipt)`);
+    }
     environment.INGEST_RETRY_DELAY_SECONDS = retryDelay === "off" ? "off" : String(retryDelay.toSeconds());
     environment.ACTION_BUDGETS = JSON.stringify(
       (props.actionBudgets ?? []).map((budget, index, budgets) => {

@@ -271,6 +271,10 @@ test("action budgets reach the function as ACTION_BUDGETS; a bad one is refused"
   assert.throws(() => synth({ actionBudgets: [{ uses: " virustotal.*", limit: 1, perSeconds: 1 }] }), /starts or ends with whitespace/);
   assert.throws(() => synth({ actionBudgets: [{ id: "p".repeat(257), limit: 1, perSeconds: 1 }] }), /over 256 bytes/);
   assert.throws(() => synth({ timeout: Duration.seconds(2) }), /timeout: from 5 to 900 seconds, not 2/);
+  assert.throws(() => synth({ ingest: { mode: "sqs", retryDelay: Duration.hours(2) } }), /ingest.retryDelay: 7200 s is over an hour/);
+  synth({ ingest: { mode: "sqs", retryDelay: "off" } }).hasResourceProperties("AWS::Lambda::Function", {
+    Environment: { Variables: Match.objectLike({ INGEST_RETRY_DELAY_SECONDS: "off" }) },
+  });
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 1, perSeconds: 31 * 86400 + 1 }] }), /at most 2678400/);
   assert.throws(
     () => synth({ actionBudgets: [{ uses: "a", limit: 1, perSeconds: 60 }, { id: "a", limit: 1, perSeconds: 60 }, { uses: "a", limit: 5, perSeconds: 60 }] }),

@@ -49,9 +49,12 @@ impl JsonApi {
     }
 
     /// Where calls go, without the trailing `/`: the configured endpoint,
-    /// else the region's; `None` without a region.
-    pub fn base_url(&self) -> Option<&str> {
-        self.url.as_deref().ok().map(|url| url.trim_end_matches('/'))
+    /// else the region's; or why there is nowhere.
+    pub fn base_url(&self) -> Result<&str, &str> {
+        self.url
+            .as_deref()
+            .map(|url| url.trim_end_matches('/'))
+            .map_err(String::as_str)
     }
 
     /// `operation` with `input`, tried again while it fails transiently;

@@ -17,8 +17,18 @@ static SQS: Service = Service {
 /// SQS's limit of entries per `ChangeMessageVisibilityBatch`.
 const BATCH_SIZE: usize = 10;
 
+/// Makes retried ingest records visible again (`ChangeMessageVisibilityBatch`).
 pub struct SqsRequeue {
     api: JsonApi,
+}
+
+/// An entry SQS did not change.
+struct FailedEntry {
+    /// Its index in the call's records.
+    index: usize,
+    /// The request's fault (a receipt handle no longer valid): not tried again.
+    sender_fault: bool,
+    code: String,
 }
 
 impl SqsRequeue {
@@ -28,8 +38,8 @@ impl SqsRequeue {
         }
     }
 
-    /// One call for up to ten records; the entries SQS failed, named.
-    async fn change_batch(&self, queue_url: &str, records: &[Requeued]) -> Result<(), String> {
+    /// One call for up to ten records: the entries SQS failed.
+    async fn change_batch(&self, queue_url: &str, records: &[&Requeued]) -> Result<Vec<FailedEntry>, String> {
         let entries: Vec<Value> = records
             .iter()
             .enumerate()
@@ -43,19 +53,49 @@ impl SqsRequeue {
             .call("ChangeMessageVisibilityBatch", &input)
             .await
             .map_err(|err| err.reason)?;
-        let failed: Vec<String> = answer
+        // Each entry's code, never its message: a message may quote the handle.
+        Ok(answer
             .get("Failed")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|entry| {
-                let code = entry["Code"].as_str().unwrap_or("an unnamed error");
-                format!("entry {}: {code}", entry["Id"].as_str().unwrap_or("?"))
+            .map(|entry| FailedEntry {
+                index: entry["Id"]
+                    .as_str()
+                    .and_then(|id| id.parse().ok())
+                    .filter(|index| *index < records.len())
+                    .unwrap_or(usize::MAX),
+                sender_fault: entry["SenderFault"].as_bool().unwrap_or(true),
+                code: entry["Code"].as_str().unwrap_or("an unnamed error").to_string(),
             })
-            .collect();
-        match failed.is_empty() {
+            .collect())
+    }
+
+    /// `chunk`'s records changed, the entries SQS failed on its side tried
+    /// once more: how many stay unchanged, and SQS's codes for them.
+    async fn change_chunk(&self, queue_url: &str, chunk: &[Requeued]) -> Result<(), (usize, String)> {
+        let mut pending: Vec<&Requeued> = chunk.iter().collect();
+        let mut given_up: Vec<String> = Vec::new();
+        for attempt in 1..=2 {
+            let failed = self
+                .change_batch(queue_url, &pending)
+                .await
+                .map_err(|reason| (pending.len() + given_up.len(), reason))?;
+            let (again, refused): (Vec<FailedEntry>, Vec<FailedEntry>) = failed
+                .into_iter()
+                .partition(|entry| !entry.sender_fault && attempt == 1 && entry.index < pending.len());
+            given_up.extend(refused.into_iter().map(|entry| entry.code));
+            pending = again
+                .iter()
+                .filter_map(|entry| pending.get(entry.index).copied())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+        }
+        match given_up.is_empty() {
             true => Ok(()),
-            false => Err(failed.join("; ")),
+            false => Err((given_up.len(), given_up.join(", "))),
         }
     }
 }
@@ -71,20 +111,20 @@ impl Requeue for SqsRequeue {
             let base = self
                 .api
                 .base_url()
-                .ok_or_else(|| fail(records.len(), "no region: set AWS_REGION".to_string()))?;
+                .map_err(|reason| fail(records.len(), reason.to_string()))?;
             let queue_url =
                 queue_url(base, queue_arn).ok_or_else(|| fail(records.len(), "not an SQS queue ARN".to_string()))?;
-            let mut failures = Vec::new();
+            let mut reasons = Vec::new();
             let mut failed = 0;
             for chunk in records.chunks(BATCH_SIZE) {
-                if let Err(reason) = self.change_batch(&queue_url, chunk).await {
-                    failed += chunk.len();
-                    failures.push(reason);
+                if let Err((count, reason)) = self.change_chunk(&queue_url, chunk).await {
+                    failed += count;
+                    reasons.push(reason);
                 }
             }
-            match failures.is_empty() {
+            match reasons.is_empty() {
                 true => Ok(()),
-                false => Err(fail(failed, failures.join("; "))),
+                false => Err(fail(failed, reasons.join("; "))),
             }
         })
     }
