@@ -610,7 +610,7 @@ fn parse_positive(name: &'static str, value: &str) -> Result<u32, ConfigError> {
     }
 }
 
-/// Seconds up to SQS's 12 hours, or `off`.
+/// Whole seconds up to an hour, or `off`.
 fn parse_retry_delay(value: &str) -> Result<Option<u32>, ConfigError> {
     const NAME: &str = "INGEST_RETRY_DELAY_SECONDS";
     if value.trim().eq_ignore_ascii_case("off") {

@@ -34,7 +34,8 @@ pub fn emf_lines(function_name: &str, summary: &Summary, faults: Faults, timesta
             "Count",
             summary
                 .actions
-                .saturating_sub(summary.skipped_actions + summary.replayed) as f64,
+                .saturating_sub(summary.skipped_actions + summary.replayed + summary.retries_not_run)
+                as f64,
         ),
         ("ActionsSkipped", "Count", summary.skipped_actions as f64),
         ("ActionsFailed", "Count", summary.failed_actions as f64),
@@ -106,10 +107,11 @@ mod tests {
         let mut summary = Summary {
             records: 2,
             alerts: 1,
-            actions: 6,
+            actions: 7,
             failed_actions: 1,
             skipped_actions: 1,
             replayed: 2,
+            retries_not_run: 1,
             outcomes: 3,
             policy_micros: 1234,
             shadow_divergences: 1,

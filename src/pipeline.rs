@@ -31,9 +31,15 @@ pub struct Summary {
     pub actions: usize,
     pub failed_actions: usize,
     /// Actions not run (any `skip_reason`: a budget, the kill switch, a
-    /// workflow's limits, an earlier failure, a cancel).
+    /// workflow's limits, an earlier failure, a cancel); a skip replayed
+    /// from the state table counts as a replay only.
     #[serde(skip_serializing_if = "is_zero")]
     pub skipped_actions: usize,
+    /// Actions left for a retry that did not run (the state table failed
+    /// before them, or another invocation held them): in `actions`, not in
+    /// `ActionsRun`.
+    #[serde(skip)]
+    pub retries_not_run: usize,
     pub policy_errors: usize,
     pub outcomes: usize,
     /// Messages a policy evaluation stopped at the invocation's deadline,
@@ -65,6 +71,7 @@ impl Summary {
         self.actions += other.actions;
         self.failed_actions += other.failed_actions;
         self.skipped_actions += other.skipped_actions;
+        self.retries_not_run += other.retries_not_run;
         self.policy_errors += other.policy_errors;
         self.deadline_retries += other.deadline_retries;
         self.outcomes += other.outcomes;
@@ -780,6 +787,13 @@ pub(crate) fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
     summary.failed_actions += actions().filter(|a| a.status == Status::Failed).count();
     // A replayed skip is counted once, as a replay.
     summary.skipped_actions += actions().filter(|a| a.status == Status::Skipped && !a.replay).count();
+    // A transient failure ran; the other causes stopped the action before
+    // it did (or kept its record from being saved: its retry counts it).
+    summary.retries_not_run += report
+        .retries
+        .iter()
+        .filter(|retry| !matches!(retry.cause, RetryCause::Transient { .. }))
+        .count();
 }
 
 /// One outcome per final action record of a workflow (an action to be

@@ -404,18 +404,35 @@ async fn a_budget_take_back_is_tried_once() {
 /// An SQS batch's retried records are made visible again in calls of at
 /// most ten, to the queue's URL on the endpoint; an entry SQS failed on its
 /// side is tried once more, one it refused (a stale receipt handle) is not,
-/// and the error names SQS's code, never the handle.
+/// one its answer leaves out counts as unchanged, and the error names SQS's
+/// codes, never a handle.
 #[tokio::test]
 async fn retried_records_are_made_visible_in_calls_of_ten() {
-    let sqs = answering(|n, _| match n {
-        0 => Reply::json(
-            200,
-            json!({"Successful": [{"Id": "0"}], "Failed": [
-                {"Id": "3", "SenderFault": false, "Code": "InternalError", "Message": "try again"},
-                {"Id": "4", "SenderFault": true, "Code": "ReceiptHandleIsInvalid", "Message": "handle-4 is not valid"},
-            ]}),
-        ),
-        _ => Reply::json(200, json!({"Successful": [{"Id": "0"}], "Failed": []})),
+    let sqs = answering(|n, request| {
+        let ids: Vec<String> = request.json()["Entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["Id"].as_str().unwrap().to_string())
+            .collect();
+        let done = |except: &[&str]| -> Vec<Value> {
+            ids.iter()
+                .filter(|id| !except.contains(&id.as_str()))
+                .map(|id| json!({"Id": id}))
+                .collect()
+        };
+        match n {
+            0 => Reply::json(
+                200,
+                json!({"Successful": done(&["3", "4"]), "Failed": [
+                    {"Id": "3", "SenderFault": false, "Code": "InternalError", "Message": "try again"},
+                    {"Id": "4", "SenderFault": true, "Code": "ReceiptHandleIsInvalid", "Message": "handle-4 is not valid"},
+                ]}),
+            ),
+            // The last chunk's answer leaves its second entry out.
+            2 => Reply::json(200, json!({"Successful": done(&["1"]), "Failed": []})),
+            _ => Reply::json(200, json!({"Successful": done(&[]), "Failed": []})),
+        }
     })
     .await;
     let requeue = SqsRequeue::new(&config_at(&sqs));
@@ -429,9 +446,10 @@ async fn retried_records_are_made_visible_in_calls_of_ten() {
         .requeue("arn:aws:sqs:eu-west-1:123456789012:ingest", &records)
         .await
         .unwrap_err();
-    assert_eq!(err.count, 1, "{err}");
+    assert_eq!(err.count, 2, "{err}");
     assert!(err.to_string().contains("ReceiptHandleIsInvalid"), "{err}");
-    assert!(!err.to_string().contains("handle-4"), "{err}");
+    assert!(err.to_string().contains("not in the answer"), "{err}");
+    assert!(!err.to_string().contains("handle-"), "{err}");
     assert_eq!(targets(&sqs), ["AmazonSQS.ChangeMessageVisibilityBatch"; 3]);
     let requests = sqs.requests();
     assert_eq!(requests[0].headers["content-type"], "application/x-amz-json-1.0");

@@ -767,6 +767,8 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     // are rejected (with outcomes), not retried.
     assert_eq!(failures(&handled), ["m2"], "{:?}", handled.causes);
     assert!(handled.causes[0].1.contains("flaky"), "{:?}", handled.causes);
+    // The flaky action ran (and failed for now): `ActionsRun` counts it.
+    assert_eq!((handled.summary.actions, handled.summary.retries_not_run), (2, 0));
     assert_eq!((handled.summary.records, handled.summary.rejected), (4, 2));
     // Every record's outcomes in one publish.
     assert_eq!(rig.publisher.calls(), 1);
@@ -1070,6 +1072,13 @@ async fn a_budget_that_cannot_be_counted_retries_rather_than_runs() {
     // The table's failure, as the runbook names it (not a transient action's).
     assert!(matches!(err, HandleError::State(_)), "{err}");
     assert_eq!(rig.calls.of("lookup"), 0);
+    // In a batch: left for a retry, and not counted as run.
+    let handled = rig
+        .responder
+        .handle_batch(sqs_batch(&[via_sns(&change("c5", 1), "s1")]), None, 1, None)
+        .await;
+    assert_eq!(failures(&handled), ["m0"], "{:?}", handled.causes);
+    assert_eq!((handled.summary.actions, handled.summary.retries_not_run), (1, 1));
     state.set_budgets_unavailable(false);
     handle(&rig, &change("c5", 1)).await.unwrap();
     assert_eq!(rig.calls.of("lookup"), 1);

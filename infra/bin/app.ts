@@ -205,7 +205,7 @@ const responder = new AlertResponder(stack, "AlertResponder", {
     oldestMessageAlarmAge: secondsContext("ingestOldestMessageAlarmSeconds"),
     retriesAlarmThreshold: numberContext("ingestRetriesAlarmThreshold"),
     batchConcurrency: numberContext("batchConcurrency"),
-    retryDelay: context("ingestRetryDelaySeconds") === "off" ? "off" : secondsContext("ingestRetryDelaySeconds"),
+    retryDelay: context("ingestRetryDelaySeconds")?.trim().toLowerCase() === "off" ? "off" : secondsContext("ingestRetryDelaySeconds"),
   },
   actionBudgets: budgetsContext(),
   policyEnv: policyEnvContext(),

@@ -53,22 +53,44 @@ impl SqsRequeue {
             .call("ChangeMessageVisibilityBatch", &input)
             .await
             .map_err(|err| err.reason)?;
+        let listed = |list: &str| -> Vec<&Value> {
+            answer
+                .get(list)
+                .and_then(Value::as_array)
+                .map(|entries| entries.iter().collect())
+                .unwrap_or_default()
+        };
+        let index_of = |entry: &Value| {
+            entry["Id"]
+                .as_str()
+                .and_then(|id| id.parse::<usize>().ok())
+                .filter(|index| *index < records.len())
+        };
         // Each entry's code, never its message: a message may quote the handle.
-        Ok(answer
-            .get("Failed")
-            .and_then(Value::as_array)
+        let mut failed: Vec<FailedEntry> = listed("Failed")
             .into_iter()
-            .flatten()
             .map(|entry| FailedEntry {
-                index: entry["Id"]
-                    .as_str()
-                    .and_then(|id| id.parse().ok())
-                    .filter(|index| *index < records.len())
-                    .unwrap_or(usize::MAX),
+                index: index_of(entry).unwrap_or(usize::MAX),
                 sender_fault: entry["SenderFault"].as_bool().unwrap_or(true),
                 code: entry["Code"].as_str().unwrap_or("an unnamed error").to_string(),
             })
-            .collect())
+            .collect();
+        // An entry the answer lists nowhere is not known to be changed.
+        let answered: Vec<usize> = listed("Successful")
+            .into_iter()
+            .chain(listed("Failed"))
+            .filter_map(index_of)
+            .collect();
+        failed.extend(
+            (0..records.len())
+                .filter(|i| !answered.contains(i))
+                .map(|index| FailedEntry {
+                    index,
+                    sender_fault: true,
+                    code: "not in the answer".to_string(),
+                }),
+        );
+        Ok(failed)
     }
 
     /// `chunk`'s records changed, the entries SQS failed on its side tried
@@ -77,10 +99,13 @@ impl SqsRequeue {
         let mut pending: Vec<&Requeued> = chunk.iter().collect();
         let mut given_up: Vec<String> = Vec::new();
         for attempt in 1..=2 {
-            let failed = self
-                .change_batch(queue_url, &pending)
-                .await
-                .map_err(|reason| (pending.len() + given_up.len(), reason))?;
+            let failed = self.change_batch(queue_url, &pending).await.map_err(|reason| {
+                let count = pending.len() + given_up.len();
+                match given_up.is_empty() {
+                    true => (count, reason),
+                    false => (count, format!("{reason} (before it: {})", given_up.join(", "))),
+                }
+            })?;
             let (again, refused): (Vec<FailedEntry>, Vec<FailedEntry>) = failed
                 .into_iter()
                 .partition(|entry| !entry.sender_fault && attempt == 1 && entry.index < pending.len());

@@ -178,8 +178,9 @@ impl ActionRequest {
 
 /// Commit paths parsed on this thread, by their text: a policy's paths
 /// repeat in every decision (each lookup's `$.body.country`), and parsing
-/// one allocates its whole tree.
+/// one allocates its whole tree. Longer paths are parsed each time.
 const PARSED_PATHS_KEPT: usize = 256;
+const PARSED_PATH_MAX_BYTES: usize = 256;
 
 thread_local! {
     static PARSED_PATHS: RefCell<HashMap<String, Arc<serde_json_path::JsonPath>>> = RefCell::new(HashMap::new());
@@ -191,6 +192,9 @@ fn parsed_commit_path(path: &str) -> Result<Arc<serde_json_path::JsonPath>, serd
         return Ok(parsed);
     }
     let parsed = Arc::new(parse_commit_path(path)?);
+    if path.len() > PARSED_PATH_MAX_BYTES {
+        return Ok(parsed);
+    }
     PARSED_PATHS.with_borrow_mut(|paths| {
         // Bounded: a policy making paths of alert content starts over.
         if paths.len() >= PARSED_PATHS_KEPT {
@@ -385,6 +389,11 @@ mod tests {
         let request = parse(0, &entry).unwrap();
         assert!(Arc::ptr_eq(request.commit[0].parsed_path.as_ref().unwrap(), &first));
         assert!(parsed_commit_path("$[").is_err(), "a bad path is refused, not kept");
+        let long = format!("$.{}", "k".repeat(PARSED_PATH_MAX_BYTES));
+        assert!(!Arc::ptr_eq(
+            &parsed_commit_path(&long).unwrap(),
+            &parsed_commit_path(&long).unwrap()
+        ));
         for n in 0..PARSED_PATHS_KEPT + 1 {
             parsed_commit_path(&format!("$.n{n}")).unwrap();
         }
