@@ -668,11 +668,17 @@ impl crate::records::RecordSink for MemoryRecords {
 #[derive(Default)]
 pub struct MemoryRequeue {
     calls: Mutex<Vec<(String, Vec<crate::requeue::Requeued>)>>,
+    stalled: AtomicBool,
 }
 
 impl MemoryRequeue {
     pub fn calls(&self) -> Vec<(String, Vec<crate::requeue::Requeued>)> {
         self.calls.lock().expect("not poisoned").clone()
+    }
+
+    /// While set, a call never answers, as SQS hung would.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
     }
 }
 
@@ -686,6 +692,12 @@ impl crate::requeue::Requeue for MemoryRequeue {
             .lock()
             .expect("not poisoned")
             .push((queue_arn.to_string(), records.to_vec()));
-        Box::pin(async { Ok(()) })
+        let stalled = self.stalled.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if stalled {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
     }
 }

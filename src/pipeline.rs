@@ -133,6 +133,10 @@ const START_MARGIN: Duration = Duration::from_millis(250);
 /// decision records: decisions stop this long before it.
 pub const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
 
+/// How long a batch may spend making its retried records visible sooner
+/// (SQS slow or unreachable): they then wait out the queue's timeout.
+const REQUEUE_LIMIT: Duration = Duration::from_secs(2);
+
 /// Of [`PUBLISH_MARGIN`], what publishing and records leave for the answer
 /// to Lambda: an invocation that is still publishing at its deadline times
 /// out, and every record of its batch comes back.
@@ -305,7 +309,8 @@ impl Responder {
     /// actions failed transiently (with a state table), the state table
     /// failed, its namespace stayed busy, a policy evaluation ran into the
     /// deadline, or its outcomes could not be published; a rejected or
-    /// handled record is not.
+    /// handled record is not. With a requeue, each retried record is made
+    /// visible again after its own delay (at most [`REQUEUE_LIMIT`] spent).
     pub async fn handle_batch(
         &self,
         mut records: Vec<QueuedRecord>,
@@ -401,7 +406,12 @@ impl Responder {
             .collect();
         if let Some((requeue, delay)) = &self.requeue {
             let retried = retried_receipts(&handled.causes, &returns, *delay);
-            bounded(finish_by(deadline), requeue_all(requeue.as_ref(), &retried), || {
+            // Best effort: it never holds the batch's answer for long.
+            let by = [finish_by(deadline), Some(Instant::now() + REQUEUE_LIMIT)]
+                .into_iter()
+                .flatten()
+                .min();
+            bounded(by, requeue_all(requeue.as_ref(), &retried), || {
                 tracing::warn!("no time left to make retried records visible sooner: they come back after the queue's visibility timeout");
             })
             .await;

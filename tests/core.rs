@@ -871,6 +871,33 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     );
 }
 
+/// SQS hung: the batch answers after at most two seconds of trying to
+/// bring its retried records back sooner, whatever its deadline.
+#[tokio::test(start_paused = true)]
+async fn a_hung_requeue_does_not_hold_the_batch_answer() {
+    let requeue = Arc::new(MemoryRequeue::default());
+    requeue.set_stalled(true);
+    let rig = with_responder(rig(r#"run contains {"id": "page", "uses": "test.ok"}"#), |responder| {
+        responder.with_requeue(requeue.clone(), RetryDelay { base_seconds: 30 })
+    });
+    rig.publisher.set_failing(true);
+    let started = tokio::time::Instant::now();
+    let batch = sqs_batch(&[via_sns(&change("h1", 1), "s1")]);
+    let handled = tokio::time::timeout(
+        Duration::from_secs(60),
+        rig.responder.handle_batch(batch, None, 1, None),
+    )
+    .await
+    .expect("the batch answers although its requeue hangs");
+    assert_eq!(failures(&handled), ["m0"], "{:?}", handled.causes);
+    assert_eq!(requeue.calls().len(), 1, "the requeue was tried");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_batch_whose_outcomes_cannot_be_published_is_retried_whole_and_runs_nothing_twice() {
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
