@@ -479,6 +479,42 @@ impl SqsIngest {
             change,
         }
     }
+
+    /// Publishes `message` to Matano's topic (which delivers it to the queue).
+    async fn publish(&self, message: &str) {
+        self.sns
+            .publish()
+            .topic_arn(&self.alerting)
+            .message(message)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// `count` messages received from the queue (hidden 300 s each), with
+    /// their attributes and receive counts, as Lambda's poller reads them.
+    async fn receive(&self, count: usize) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut received = Vec::new();
+        for _ in 0..6 {
+            let batch = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(300)
+                .wait_time_seconds(5)
+                .message_attribute_names("All")
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .unwrap();
+            received.extend(batch.messages.unwrap_or_default());
+            if received.len() >= count {
+                return received;
+            }
+        }
+        panic!("{} of {count} messages arrived in 30 s", received.len());
+    }
 }
 
 /// A queue fed with raw delivery on: bare payloads, routed by the SQS
@@ -487,42 +523,26 @@ impl SqsIngest {
 /// can reach. Through moto's SNS and SQS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
-    let SqsIngest {
-        sns,
-        sqs,
-        alerting,
-        outcomes,
-        subscriber,
-        queue_url,
-        queue_arn,
-        change,
-    } = SqsIngest::new(true).await;
+    let ingest = SqsIngest::new(true).await;
     let schema = aws_sdk_sns::types::MessageAttributeValue::builder()
         .data_type("String")
         .string_value("triage")
         .build()
         .unwrap();
-    sns.publish()
-        .topic_arn(&alerting)
-        .message(&change)
+    ingest
+        .sns
+        .publish()
+        .topic_arn(&ingest.alerting)
+        .message(&ingest.change)
         .message_attributes("schema", schema)
         .send()
         .await
         .unwrap();
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .wait_time_seconds(5)
-        .message_attribute_names("All")
-        .send()
-        .await
-        .unwrap()
-        .messages
-        .unwrap_or_default();
+    let received = ingest.receive(1).await;
     assert_eq!(received.len(), 1);
     assert_eq!(
         received[0].body(),
-        Some(change.as_str()),
+        Some(ingest.change.as_str()),
         "raw delivery: the payload itself"
     );
     let policies = tempfile::tempdir().unwrap();
@@ -536,19 +556,19 @@ async fn a_raw_delivery_queue_routes_by_its_schema_attribute() {
         "package action\nrun contains {\"id\": \"notify\", \"uses\": \"webhook.post\", \"args\": {\"url\": \"https://hooks.example.org/x\"}}\n",
     )
     .unwrap();
-    let api = runtime_api(json!({"Records": [sqs_record(&received[0], &queue_arn)]})).await;
+    let api = runtime_api(json!({"Records": [sqs_record(&received[0], &ingest.queue_arn)]})).await;
     let policy_dir = policies.path().display().to_string();
     let _child = lambda_process(
         &api,
         &[
-            ("OUTCOME_TOPIC_ARN", outcomes.as_str()),
+            ("OUTCOME_TOPIC_ARN", ingest.outcomes.as_str()),
             ("DRY_RUN", "true"),
             ("POLICY_DIR", policy_dir.as_str()),
         ],
     );
     let response = invocation_response(&api).await;
     assert_eq!(response, json!({"batchItemFailures": []}));
-    let published = subscriber.wait_for(1, WAIT).await;
+    let published = ingest.subscriber.wait_for(1, WAIT).await;
     let outcome = published[0].sns_message();
     assert_valid_outcome(&outcome);
     assert_eq!(
@@ -604,25 +624,8 @@ async fn an_sqs_record_the_state_table_fails_is_retried_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_sqs_record_is_visible_again_after_its_delay() {
     let ingest = SqsIngest::new(false).await;
-    ingest
-        .sns
-        .publish()
-        .topic_arn(&ingest.alerting)
-        .message(&ingest.change)
-        .send()
-        .await
-        .unwrap();
-    let receive = || {
-        ingest
-            .sqs
-            .receive_message()
-            .queue_url(&ingest.queue_url)
-            .visibility_timeout(300)
-            .wait_time_seconds(5)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-            .send()
-    };
-    let received = receive().await.unwrap().messages.unwrap_or_default();
+    ingest.publish(&ingest.change).await;
+    let received = ingest.receive(1).await;
     assert_eq!(received.len(), 1);
     let api = runtime_api(json!({"Records": [sqs_record(&received[0], &ingest.queue_arn)]})).await;
     let missing_table = common::unique("no-such-table");
@@ -637,7 +640,7 @@ async fn a_retried_sqs_record_is_visible_again_after_its_delay() {
     let response = invocation_response(&api).await;
     let message_id = received[0].message_id().unwrap();
     assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": message_id}]}));
-    let again = receive().await.unwrap().messages.unwrap_or_default();
+    let again = ingest.receive(1).await;
     assert_eq!(
         again.iter().map(|m| m.message_id()).collect::<Vec<_>>(),
         [Some(message_id)],
@@ -655,46 +658,20 @@ async fn a_retried_sqs_record_is_visible_again_after_its_delay() {
 /// batch's response names only the records to deliver again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
-    let SqsIngest {
-        sns,
-        sqs,
-        alerting,
-        outcomes,
-        subscriber,
-        queue_url,
-        queue_arn,
-        change,
-    } = SqsIngest::new(false).await;
-    for message in [change, "{not json".to_string()] {
-        sns.publish()
-            .topic_arn(&alerting)
-            .message(message)
-            .send()
-            .await
-            .unwrap();
+    let ingest = SqsIngest::new(false).await;
+    for message in [ingest.change.as_str(), "{not json"] {
+        ingest.publish(message).await;
     }
-    let mut received = Vec::new();
-    while received.len() < 2 {
-        let batch = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(5)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .unwrap();
-        received.extend(batch.messages.unwrap_or_default());
-    }
+    let received = ingest.receive(2).await;
     // The event Lambda's SQS poller builds from those messages.
-    let records: Vec<Value> = received.iter().map(|m| sqs_record(m, &queue_arn)).collect();
+    let records: Vec<Value> = received.iter().map(|m| sqs_record(m, &ingest.queue_arn)).collect();
     let api = runtime_api(json!({"Records": records})).await;
     let webhook = TestServer::ok().await;
     let webhook_url = webhook.url("/hook");
     let _child = lambda_process(
         &api,
         &[
-            ("OUTCOME_TOPIC_ARN", outcomes.as_str()),
+            ("OUTCOME_TOPIC_ARN", ingest.outcomes.as_str()),
             ("DRY_RUN", "true"),
             ("POLICY_ENV", "WEBHOOK_URL"),
             ("WEBHOOK_URL", webhook_url.as_str()),
@@ -703,7 +680,8 @@ async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
     let response = invocation_response(&api).await;
     // A bad record is rejected (an outcome), not retried; the good one is handled.
     assert_eq!(response, json!({"batchItemFailures": []}));
-    let published: Vec<Value> = subscriber
+    let published: Vec<Value> = ingest
+        .subscriber
         .wait_for(2, WAIT)
         .await
         .iter()
@@ -715,7 +693,7 @@ async fn an_sqs_batch_from_sns_is_decided_and_answers_its_failures() {
         assert_valid_outcome(outcome);
     }
     let action = published.iter().find(|o| o["event_type"] == "action_outcome").unwrap();
-    assert_eq!(action["source_message"]["topic_arn"], alerting.as_str());
+    assert_eq!(action["source_message"]["topic_arn"], ingest.alerting.as_str());
     assert_eq!(action["status"], "dry_run", "{action}");
     assert!(webhook.requests().is_empty(), "a dry run calls nothing");
 }
