@@ -317,7 +317,10 @@ fn lambda_parts(
     }
     if let Some(base_seconds) = config.ingest_retry_delay_seconds {
         // Used by SQS batches only; builds no connection until then.
-        responder = responder.with_requeue(Arc::new(SqsRequeue::new(sdk)), RetryDelay { base_seconds });
+        responder = responder
+            .with_requeue(Arc::new(SqsRequeue::new(sdk)), RetryDelay { base_seconds })
+            // Its own client: the panic hook calls it on a runtime of its own.
+            .with_panic_requeue(Arc::new(SqsRequeue::on_own_client(sdk)));
     }
     let policies = responder.decider().policies();
     if !policies.has_action_policy() {

@@ -36,6 +36,7 @@ pub mod bundle;
 pub mod cli;
 pub(crate) mod compare;
 pub mod config;
+pub mod crash;
 pub mod decide;
 pub mod http;
 pub mod ingest;

@@ -50,6 +50,8 @@ async fn lambda_main(runtime_api: String) -> std::process::ExitCode {
         };
         Ok::<_, app::InitError>((parts.responder, settings, parts.refresher))
     };
+    // A panic deciding a record of an SQS batch spares its batch-mates.
+    alert_responder::crash::install_hook();
     let (responder, settings, refresher) = match init.await {
         Ok(ready) => ready,
         Err(err) => {

@@ -269,6 +269,9 @@ pub struct Responder {
     /// Makes an SQS batch's retried records visible again after their own
     /// delay; without it they wait out the queue's visibility timeout.
     requeue: Option<(Arc<dyn Requeue>, RetryDelay)>,
+    /// Makes an SQS batch's records visible again at once when one of them
+    /// panics the function (`crash`), on a runtime of its own.
+    panic_requeue: Option<Arc<dyn Requeue>>,
 }
 
 impl Responder {
@@ -278,7 +281,17 @@ impl Responder {
             publisher,
             records: None,
             requeue: None,
+            panic_requeue: None,
         }
+    }
+
+    /// When a record of an SQS batch panics the function, the batch's other
+    /// records are made visible again at once through `requeue`, which must
+    /// work on a runtime of its own (`crash`; [`crate::crash::install_hook`]
+    /// installs the hook that does it).
+    pub fn with_panic_requeue(mut self, requeue: Arc<dyn Requeue>) -> Responder {
+        self.panic_requeue = Some(requeue);
+        self
     }
 
     /// SQS records listed for a retry come back after `delay`, through
@@ -334,11 +347,24 @@ impl Responder {
             })
             .collect();
         // `buffered` keeps the records' order: `done[i]` is `returns[i]`'s.
-        let done: Vec<(String, RecordDone)> = futures::stream::iter(records)
-            .map(|record| async move { (record.item_id, self.record(record.ingested, deadline, request_id).await) })
+        let decide_all = futures::stream::iter(records.into_iter().enumerate())
+            .map(|(index, record)| {
+                crate::crash::deciding(index, async move {
+                    (record.item_id, self.record(record.ingested, deadline, request_id).await)
+                })
+            })
             .buffered(concurrency.max(1))
-            .collect()
-            .await;
+            .collect::<Vec<(String, RecordDone)>>();
+        let done = match &self.panic_requeue {
+            Some(requeue) => {
+                let in_flight = crate::crash::InFlight {
+                    requeue: requeue.clone(),
+                    receipts: returns.iter().map(|r| r.receipt.clone()).collect(),
+                };
+                crate::crash::batch(in_flight, decide_all).await
+            }
+            None => decide_all.await,
+        };
         for (record, (_, done)) in returns.iter_mut().zip(&done) {
             record.started = !matches!(done.error, Some(DecideError::NoTimeLeft));
         }
@@ -442,6 +468,10 @@ impl Responder {
         // Read only for a record nothing decided (a decision names its own).
         let current = || self.decider.policies();
         let mut decision_record = None;
+        #[cfg(feature = "fault-injection")]
+        if let Ok(envelope) = &record {
+            crate::crash::inject_panic(envelope);
+        }
         let outcomes = match record {
             Err(rejected) => {
                 decision_record = keep.then(|| {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::lambda::{lambda_process, runtime_api, REQUEST_ID};
+use common::lambda::{lambda_process, lambda_process_of, runtime_api, REQUEST_ID};
 use common::{assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply, TestServer};
 use serde_json::{json, Value};
 
@@ -482,13 +482,40 @@ impl SqsIngest {
 
     /// Publishes `message` to Matano's topic (which delivers it to the queue).
     async fn publish(&self, message: &str) {
+        self.publish_as(message, None).await;
+    }
+
+    /// [`SqsIngest::publish`] with an SNS subject.
+    async fn publish_as(&self, message: &str, subject: Option<&str>) {
         self.sns
             .publish()
             .topic_arn(&self.alerting)
             .message(message)
+            .set_subject(subject.map(str::to_string))
             .send()
             .await
             .unwrap();
+    }
+
+    /// The queue's visible and in-flight message counts.
+    async fn counts(&self) -> (u32, u32) {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        let count = |name: QueueAttributeName| attributes.get(&name).map(|n| n.parse::<u32>().unwrap());
+        (
+            count(QueueAttributeName::ApproximateNumberOfMessages).unwrap_or(0),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible).unwrap_or(0),
+        )
     }
 
     /// `count` messages received from the queue (hidden 300 s each), with
@@ -650,6 +677,62 @@ async fn a_retried_sqs_record_is_visible_again_after_its_delay() {
         .attributes()
         .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount));
     assert_eq!(count.map(String::as_str), Some("2"));
+}
+
+/// A record that panics the function (a "poison" record; here by the test
+/// build's fault injection) does not take its batch-mates with it: the
+/// panic hook makes them visible again at once, through moto's SQS, while it
+/// stays hidden for the queue's visibility timeout. This build's binary,
+/// not `LAMBDA_BINARY`'s: a release build has no fault injection. (It
+/// unwinds, where a release build aborts: the hook runs first either way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_panics_the_function_spares_its_batch_mates() {
+    let ingest = SqsIngest::new(false).await;
+    let poison_subject = alert_responder::crash::PANIC_SUBJECT;
+    for subject in [None, Some(poison_subject), None] {
+        ingest.publish_as(&ingest.change, subject).await;
+    }
+    let received = ingest.receive(3).await;
+    assert_eq!(received.len(), 3);
+    let records: Vec<Value> = received.iter().map(|m| sqs_record(m, &ingest.queue_arn)).collect();
+    let poison = records
+        .iter()
+        .position(|r| r["body"].as_str().unwrap().contains(poison_subject))
+        .expect("the poison record's notification carries its subject");
+    let api = runtime_api(json!({"Records": records})).await;
+    let _child = lambda_process_of(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_alert-responder")),
+        &api,
+        &[
+            ("OUTCOME_TOPIC_ARN", ingest.outcomes.as_str()),
+            ("DRY_RUN", "true"),
+            ("INGEST_RETRY_DELAY_SECONDS", "30"),
+        ],
+    );
+    let requests = api.wait_for(3, WAIT).await;
+    let error = requests
+        .iter()
+        .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/error"))
+        .unwrap_or_else(|| panic!("no error posted: {requests:#?}"));
+    let error = error.json();
+    assert!(error.to_string().contains("fault injection"), "{error}");
+    // The hook ran before the panic went on: its calls are done.
+    assert_eq!(
+        ingest.counts().await,
+        (2, 1),
+        "two batch-mates visible, the poison record hidden"
+    );
+    let again = ingest.receive(2).await;
+    let mut ids: Vec<&str> = again.iter().filter_map(|m| m.message_id()).collect();
+    ids.sort_unstable();
+    let mut mates: Vec<&str> = received
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != poison)
+        .filter_map(|(_, m)| m.message_id())
+        .collect();
+    mates.sort_unstable();
+    assert_eq!(ids, mates);
 }
 
 /// IngestMode=sqs as deployed: Matano publishes to SNS, SNS delivers to a

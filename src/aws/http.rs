@@ -16,17 +16,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// one URL), the SDK's connect timeout; timeouts are set per request.
 pub(super) fn aws_client() -> Result<&'static reqwest::Client, String> {
     static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            crate::tls::client_builder()?
-                .connect_timeout(CONNECT_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|err| format!("the HTTP client could not be built: {err}"))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
+    CLIENT.get_or_init(new_aws_client).as_ref().map_err(Clone::clone)
+}
+
+/// A client for AWS calls as [`aws_client`]'s, with a pool of its own.
+pub(super) fn new_aws_client() -> Result<reqwest::Client, String> {
+    crate::tls::client_builder()?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| format!("the HTTP client could not be built: {err}"))
 }
 
 /// Whether a signed call that failed with `err` is worth another try: a

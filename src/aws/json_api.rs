@@ -40,7 +40,16 @@ pub(super) struct JsonApi {
 
 impl JsonApi {
     pub fn new(sdk: &SdkConfig, service: &'static Service) -> JsonApi {
-        let calls = SignedCalls::new(sdk, CALL_TIMEOUT);
+        JsonApi::with_calls(SignedCalls::new(sdk, CALL_TIMEOUT), service)
+    }
+
+    /// As [`JsonApi::new`], on a client of its own
+    /// ([`SignedCalls::on_own_client`]).
+    pub fn on_own_client(sdk: &SdkConfig, service: &'static Service) -> JsonApi {
+        JsonApi::with_calls(SignedCalls::on_own_client(sdk, CALL_TIMEOUT), service)
+    }
+
+    fn with_calls(calls: SignedCalls, service: &'static Service) -> JsonApi {
         let url = calls
             .endpoint(service.name)
             .map(|base| format!("{base}/"))

@@ -6,6 +6,7 @@
 //! resolution, interceptors, serializers) to every call. S3 signs its own
 //! way (unnormalized paths, signed payload hash) in `s3`.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::ProvideCredentials;
@@ -46,6 +47,9 @@ impl SendError {
 pub(super) struct SignedCalls {
     sdk: SdkConfig,
     timeout: Duration,
+    /// A client of these calls' own, built at their first request; else
+    /// the process's.
+    own_client: Option<OnceLock<Result<reqwest::Client, String>>>,
 }
 
 impl SignedCalls {
@@ -54,6 +58,27 @@ impl SignedCalls {
         SignedCalls {
             sdk: sdk.clone(),
             timeout,
+            own_client: None,
+        }
+    }
+
+    /// As [`SignedCalls::new`], on a client (and connection pool) of their
+    /// own: for calls made on another runtime than the process's, whose
+    /// pooled connections are driven by the runtime that opened them.
+    pub fn on_own_client(sdk: &SdkConfig, timeout: Duration) -> SignedCalls {
+        SignedCalls {
+            own_client: Some(OnceLock::new()),
+            ..SignedCalls::new(sdk, timeout)
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        match &self.own_client {
+            None => super::http::aws_client(),
+            Some(own) => own
+                .get_or_init(super::http::new_aws_client)
+                .as_ref()
+                .map_err(Clone::clone),
         }
     }
 
@@ -107,7 +132,8 @@ impl SignedCalls {
         let (signed, _) = instructions.into_parts();
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|err| SendError::permanent(err.to_string()))?;
-        let mut builder = super::http::aws_client()
+        let mut builder = self
+            .client()
             .map_err(SendError::permanent)?
             .request(method, request.url)
             .timeout(self.timeout);

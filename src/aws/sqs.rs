@@ -38,6 +38,15 @@ impl SqsRequeue {
         }
     }
 
+    /// As [`SqsRequeue::new`], on an HTTP client of its own, built at its
+    /// first call: usable on a runtime of its own while the process's is
+    /// stopped (a panic's, `crash`).
+    pub fn on_own_client(sdk: &SdkConfig) -> SqsRequeue {
+        SqsRequeue {
+            api: JsonApi::on_own_client(sdk, &SQS),
+        }
+    }
+
     /// One call for up to ten records: the entries SQS failed.
     async fn change_batch(&self, queue_url: &str, records: &[&Requeued]) -> Result<Vec<FailedEntry>, String> {
         let entries: Vec<Value> = records

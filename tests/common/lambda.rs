@@ -73,7 +73,11 @@ pub fn lambda_command() -> Command {
 }
 
 pub fn lambda_process(api: &TestServer, env: &[(&str, &str)]) -> Child {
-    let mut command = lambda_command();
+    lambda_process_of(lambda_command(), api, env)
+}
+
+/// `command` started in Lambda mode against `api`, as [`lambda_process`].
+pub fn lambda_process_of(mut command: Command, api: &TestServer, env: &[(&str, &str)]) -> Child {
     command
         .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "alert-responder")
