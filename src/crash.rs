@@ -23,11 +23,12 @@ use crate::requeue::{Receipt, Requeue, Requeued};
 /// How long the panic hook waits for SQS before the process ends.
 const REQUEUE_LIMIT: Duration = Duration::from_secs(2);
 
-/// A batch being handled: how to reach its queue, and its records'
-/// receipts in the order [`deciding`] numbers them.
-pub struct InFlight {
-    pub requeue: Arc<dyn Requeue>,
-    pub receipts: Vec<Option<Receipt>>,
+/// A batch being handled: how to reach its queue, and its records' ids
+/// (SQS message ids) and receipts, in the order [`deciding`] numbers them.
+pub(crate) struct InFlight {
+    pub(crate) requeue: Arc<dyn Requeue>,
+    pub(crate) item_ids: Vec<String>,
+    pub(crate) receipts: Vec<Option<Receipt>>,
 }
 
 std::thread_local! {
@@ -40,7 +41,7 @@ std::thread_local! {
 /// `work` with `batch` in flight: a panic while one of its records is
 /// [`deciding`] makes the others visible again at once (with the hook
 /// [`install_hook`] installed).
-pub fn batch<F: Future>(batch: InFlight, work: F) -> impl Future<Output = F::Output> {
+pub(crate) fn batch<F: Future>(batch: InFlight, work: F) -> impl Future<Output = F::Output> {
     Scoped {
         enter: ScopeOf::Batch(Arc::new(batch)),
         work: Box::pin(work),
@@ -48,7 +49,7 @@ pub fn batch<F: Future>(batch: InFlight, work: F) -> impl Future<Output = F::Out
 }
 
 /// `work`, the decision of the batch's record `index`.
-pub fn deciding<F: Future>(index: usize, work: F) -> impl Future<Output = F::Output> {
+pub(crate) fn deciding<F: Future>(index: usize, work: F) -> impl Future<Output = F::Output> {
     Scoped {
         enter: ScopeOf::Record(index),
         work: Box::pin(work),
@@ -108,7 +109,7 @@ pub fn install_hook() {
 /// What the panic hook does: with a record of a batch being decided on
 /// this thread, its batch-mates made visible again at once. Returns how
 /// many were (`None`: no record was being decided).
-pub fn on_panic() -> Option<usize> {
+fn on_panic() -> Option<usize> {
     let batch = BATCH.with(|b| b.try_borrow().ok().and_then(|b| b.clone()))?;
     let poisoned = DECIDING.with(Cell::get)?;
     let mates = mates_of(&batch.receipts, poisoned);
@@ -116,15 +117,16 @@ pub fn on_panic() -> Option<usize> {
     if count == 0 {
         return Some(0);
     }
+    let message_id = batch.item_ids.get(poisoned).map_or("", String::as_str);
     match requeue_now(batch.requeue.clone(), mates, REQUEUE_LIMIT) {
         Ok(()) => tracing::error!(
-            record = poisoned,
+            message_id,
             batch_mates = count,
             "a panic while this batch's record was decided: its batch-mates are visible again at once, \
              the record comes back after the queue's visibility timeout"
         ),
         Err(reason) => tracing::error!(
-            record = poisoned,
+            message_id,
             batch_mates = count,
             reason = reason.as_str(),
             "a panic while this batch's record was decided: its batch-mates could not be made visible \
@@ -196,7 +198,7 @@ pub const PANIC_SUBJECT: &str = "alert-responder fault injection: panic";
 /// Test builds only: panics on a message whose subject is
 /// [`PANIC_SUBJECT`], as a policy or action bug would.
 #[cfg(feature = "fault-injection")]
-pub fn inject_panic(envelope: &crate::ingest::Envelope) {
+pub(crate) fn inject_panic(envelope: &crate::ingest::Envelope) {
     if envelope.subject.as_deref() == Some(PANIC_SUBJECT) {
         panic!("fault injection: message {} panics the function", envelope.message_id);
     }
@@ -234,6 +236,7 @@ mod tests {
         let requeue = Arc::new(MemoryRequeue::default());
         let in_flight = InFlight {
             requeue: requeue.clone(),
+            item_ids: vec!["m1".to_string(), "m2".to_string()],
             receipts: vec![receipt("q", "first"), receipt("q", "second")],
         };
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");

@@ -359,6 +359,7 @@ impl Responder {
             Some(requeue) => {
                 let in_flight = crate::crash::InFlight {
                     requeue: requeue.clone(),
+                    item_ids: returns.iter().map(|r| r.item_id.clone()).collect(),
                     receipts: returns.iter().map(|r| r.receipt.clone()).collect(),
                 };
                 crate::crash::batch(in_flight, decide_all).await

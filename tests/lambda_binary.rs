@@ -700,7 +700,7 @@ async fn a_record_that_panics_the_function_spares_its_batch_mates() {
         .position(|r| r["body"].as_str().unwrap().contains(poison_subject))
         .expect("the poison record's notification carries its subject");
     let api = runtime_api(json!({"Records": records})).await;
-    let _child = lambda_process_of(
+    let mut child = lambda_process_of(
         tokio::process::Command::new(env!("CARGO_BIN_EXE_alert-responder")),
         &api,
         &[
@@ -733,6 +733,18 @@ async fn a_record_that_panics_the_function_spares_its_batch_mates() {
         .collect();
     mates.sort_unstable();
     assert_eq!(ids, mates);
+    let poison_id = received[poison].message_id().unwrap();
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let logs = String::from_utf8_lossy(&output.stdout);
+    let line: Value = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["batch_mates"].is_number())
+        .unwrap_or_else(|| panic!("no log line of the batch-mates: {logs}"));
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["fields"]["message_id"], poison_id);
+    assert_eq!(line["fields"]["batch_mates"], 2);
 }
 
 /// IngestMode=sqs as deployed: Matano publishes to SNS, SNS delivers to a
