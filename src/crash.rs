@@ -1,34 +1,94 @@
 //! A panic while an SQS batch's record is decided.
 //!
-//! The release binary aborts on a panic (unwinding tables would be 1.3 MiB
-//! of it, BENCHMARKS.md), so Lambda fails the whole invocation, and every
-//! record of the batch comes back after the queue's visibility timeout:
-//! together, into the same crash, until all of them reach the dead-letter
-//! queue. One record that crashes the function would take its batch-mates
-//! with it. So the panic hook makes the batch-mates visible again at once
-//! (they are retried like any record, with the state table's replay); the
-//! record being decided when the panic came stays hidden for the queue's
+//! The release binary aborts on a panic (unwinding would add 1.3 MiB to it,
+//! BENCHMARKS.md), so Lambda fails the whole invocation, and every record
+//! of the batch comes back after the queue's visibility timeout: together,
+//! into the same crash, until all of them reach the dead-letter queue. One
+//! record that crashes the function would take its batch-mates with it. So
+//! the panic hook makes the batch-mates visible again sooner (they are
+//! retried like any record, with the state table's replay); the record
+//! being decided when the panic came stays hidden for the queue's
 //! visibility timeout and reaches the dead-letter queue alone.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::requeue::{Receipt, Requeue, Requeued};
+use crate::requeue::{Receipt, Requeue, Requeued, REQUEUE_LIMIT};
 
-/// How long the panic hook waits for SQS before the process ends.
-const REQUEUE_LIMIT: Duration = Duration::from_secs(2);
-
-/// A batch being handled: how to reach its queue, and its records' ids
-/// (SQS message ids) and receipts, in the order [`deciding`] numbers them.
+/// A batch being handled: how to reach its queue, its records (SQS
+/// message id and receipt) in the order [`deciding`] numbers them, and how
+/// long the state table's leases of a started record may still hold.
 pub(crate) struct InFlight {
-    pub(crate) requeue: Arc<dyn Requeue>,
-    pub(crate) item_ids: Vec<String>,
-    pub(crate) receipts: Vec<Option<Receipt>>,
+    requeue: Arc<dyn Requeue>,
+    records: Vec<(String, Option<Receipt>)>,
+    /// Each record's [`Progress`], as a `u8`.
+    progress: Vec<AtomicU8>,
+    /// The invocation's deadline and `CLAIM_LEASE_SECONDS`, with a state
+    /// table (`state::lease_for`); `None` without one (no leases).
+    leases: Option<(Option<Instant>, Duration)>,
+}
+
+impl InFlight {
+    pub(crate) fn new(
+        requeue: Arc<dyn Requeue>,
+        records: Vec<(String, Option<Receipt>)>,
+        leases: Option<(Option<Instant>, Duration)>,
+    ) -> InFlight {
+        InFlight {
+            requeue,
+            progress: records
+                .iter()
+                .map(|_| AtomicU8::new(Progress::NotStarted as u8))
+                .collect(),
+            records,
+            leases,
+        }
+    }
+
+    fn progress(&self, index: usize) -> Progress {
+        match self.progress.get(index).map(|p| p.load(Ordering::Relaxed)) {
+            Some(p) if p == Progress::Deciding as u8 => Progress::Deciding,
+            Some(p) if p == Progress::Done as u8 => Progress::Done,
+            _ => Progress::NotStarted,
+        }
+    }
+
+    fn set_progress(&self, index: usize, progress: Progress) {
+        if let Some(p) = self.progress.get(index) {
+            p.store(progress as u8, Ordering::Relaxed);
+        }
+    }
+
+    /// When a batch-mate part-way through its decision may be retried: once
+    /// a lease it may hold has run out (the crashed invocation never
+    /// releases it), at most `lease_for` from now; at once without a state
+    /// table.
+    fn deciding_delay(&self) -> u32 {
+        let Some((deadline, floor)) = self.leases else {
+            return 0;
+        };
+        let lease = crate::state::lease_for(deadline, floor);
+        let seconds = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
+        u32::try_from(seconds).unwrap_or(u32::MAX)
+    }
+}
+
+/// How far a record of the batch got.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Progress {
+    NotStarted,
+    /// Polled, not finished: it may hold its namespace's lock or an
+    /// action's claim.
+    Deciding,
+    /// Its decision returned (its lock released, its claims settled).
+    Done,
 }
 
 std::thread_local! {
@@ -38,12 +98,12 @@ std::thread_local! {
     static DECIDING: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// `work` with `batch` in flight: a panic while one of its records is
-/// [`deciding`] makes the others visible again at once (with the hook
+/// `work` with `in_flight` being handled: a panic while one of its records
+/// is [`deciding`] makes the others visible again sooner (with the hook
 /// [`install_hook`] installed).
-pub(crate) fn batch<F: Future>(batch: InFlight, work: F) -> impl Future<Output = F::Output> {
+pub(crate) fn batch<F: Future>(in_flight: InFlight, work: F) -> impl Future<Output = F::Output> {
     Scoped {
-        enter: ScopeOf::Batch(Arc::new(batch)),
+        enter: ScopeOf::Batch(Arc::new(in_flight)),
         work: Box::pin(work),
     }
 }
@@ -75,11 +135,27 @@ impl<F: Future> Future for Scoped<F> {
         let this = &mut *self;
         // Restored when the poll ends, by a return or by unwinding.
         let _restore = match &this.enter {
-            ScopeOf::Batch(batch) => Restore::Batch(BATCH.with(|b| b.replace(Some(batch.clone())))),
+            ScopeOf::Batch(in_flight) => Restore::Batch(BATCH.with(|b| b.replace(Some(in_flight.clone())))),
             ScopeOf::Record(index) => Restore::Record(DECIDING.with(|d| d.replace(Some(*index)))),
         };
-        this.work.as_mut().poll(cx)
+        if let ScopeOf::Record(index) = this.enter {
+            mark(index, Progress::Deciding);
+        }
+        let polled = this.work.as_mut().poll(cx);
+        if let (ScopeOf::Record(index), Poll::Ready(_)) = (&this.enter, &polled) {
+            mark(*index, Progress::Done);
+        }
+        polled
     }
+}
+
+/// Record `index` of the batch polled on this thread got to `progress`.
+fn mark(index: usize, progress: Progress) {
+    BATCH.with(|b| {
+        if let Some(in_flight) = b.borrow().as_ref() {
+            in_flight.set_progress(index, progress);
+        }
+    });
 }
 
 enum Restore {
@@ -97,32 +173,36 @@ impl Drop for Restore {
 }
 
 /// Chains [`on_panic`] after the current panic hook (which prints the
-/// panic): once, in Lambda mode, before the first event.
+/// panic), once per process: in Lambda mode, before the first event.
 pub fn install_hook() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        previous(info);
-        on_panic();
-    }));
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            on_panic();
+        }));
+    });
 }
 
 /// What the panic hook does: with a record of a batch being decided on
-/// this thread, its batch-mates made visible again at once. Returns how
+/// this thread, its batch-mates made visible again sooner. Returns how
 /// many were (`None`: no record was being decided).
 fn on_panic() -> Option<usize> {
-    let batch = BATCH.with(|b| b.try_borrow().ok().and_then(|b| b.clone()))?;
-    let poisoned = DECIDING.with(Cell::get)?;
-    let mates = mates_of(&batch.receipts, poisoned);
+    // `try_with`: the thread's locals may be gone (a panic in their teardown).
+    let in_flight = BATCH.try_with(|b| b.try_borrow().ok().and_then(|b| b.clone())).ok()??;
+    let poisoned = DECIDING.try_with(Cell::get).ok()??;
+    let mates = mates_of(&in_flight, poisoned);
     let count: usize = mates.values().map(Vec::len).sum();
     if count == 0 {
         return Some(0);
     }
-    let message_id = batch.item_ids.get(poisoned).map_or("", String::as_str);
-    match requeue_now(batch.requeue.clone(), mates, REQUEUE_LIMIT) {
+    let message_id = in_flight.records.get(poisoned).map_or("", |(id, _)| id.as_str());
+    match requeue_now(in_flight.requeue.clone(), mates, REQUEUE_LIMIT) {
         Ok(()) => tracing::error!(
             message_id,
             batch_mates = count,
-            "a panic while this batch's record was decided: its batch-mates are visible again at once, \
+            "a panic while this batch's record was decided: its batch-mates are visible again sooner, \
              the record comes back after the queue's visibility timeout"
         ),
         Err(reason) => tracing::error!(
@@ -136,21 +216,30 @@ fn on_panic() -> Option<usize> {
     Some(count)
 }
 
-/// Every record of the batch but `poisoned`, by queue, visible at once.
-fn mates_of(receipts: &[Option<Receipt>], poisoned: usize) -> BTreeMap<String, Vec<Requeued>> {
+/// Every record of the batch but `poisoned`, by queue: one part-way
+/// through its decision once the leases it may hold have run out, the
+/// others at once.
+fn mates_of(in_flight: &InFlight, poisoned: usize) -> BTreeMap<String, Vec<Requeued>> {
+    let deciding_delay = in_flight.deciding_delay();
     let mut by_queue: BTreeMap<String, Vec<Requeued>> = BTreeMap::new();
-    let mates = receipts.iter().enumerate().filter(|(index, _)| *index != poisoned);
-    for receipt in mates.filter_map(|(_, receipt)| receipt.as_ref()) {
+    for (index, (_, receipt)) in in_flight.records.iter().enumerate() {
+        let Some(receipt) = receipt.as_ref().filter(|_| index != poisoned) else {
+            continue;
+        };
+        let delay_seconds = match in_flight.progress(index) {
+            Progress::Deciding => deciding_delay,
+            Progress::NotStarted | Progress::Done => 0,
+        };
         by_queue.entry(receipt.queue_arn.clone()).or_default().push(Requeued {
             handle: receipt.handle.clone(),
-            delay_seconds: 0,
+            delay_seconds,
         });
     }
     by_queue
 }
 
 /// `by_queue` requeued on a thread and runtime of their own — the
-/// panicking thread's runtime is stopped inside this hook — for at most
+/// panicking thread's runtime is stopped inside this hook — for about
 /// `limit`.
 fn requeue_now(
     requeue: Arc<dyn Requeue>,
@@ -158,37 +247,43 @@ fn requeue_now(
     limit: Duration,
 ) -> Result<(), String> {
     let (answer, answered) = std::sync::mpsc::channel();
-    let calls = move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|err| format!("no runtime: {err}"))?;
-        runtime.block_on(async {
-            let calls = async {
-                for (queue_arn, records) in &by_queue {
-                    requeue
-                        .requeue(queue_arn, records)
-                        .await
-                        .map_err(|err| err.to_string())?;
-                }
-                Ok(())
-            };
-            tokio::time::timeout(limit, calls)
+    let calls = async move {
+        for (queue_arn, records) in &by_queue {
+            requeue
+                .requeue(queue_arn, records)
                 .await
-                .unwrap_or_else(|_| Err(format!("SQS did not answer within {limit:?}")))
-        })
+                .map_err(|err| err.to_string())?;
+        }
+        Ok(())
     };
     std::thread::Builder::new()
         .name("requeue-on-panic".to_string())
         .spawn(move || {
-            let _ = answer.send(calls());
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = answer.send(Err(format!("no runtime: {err}")));
+                    return;
+                }
+            };
+            let result = runtime.block_on(async {
+                tokio::time::timeout(limit, calls)
+                    .await
+                    .unwrap_or_else(|_| Err(format!("SQS did not answer within {limit:?}")))
+            });
+            // Answered before the runtime is dropped: dropping it waits for
+            // its blocking work (a hung DNS lookup).
+            let _ = answer.send(result);
+            runtime.shutdown_background();
         })
         .map_err(|err| format!("no thread: {err}"))?;
-    // The thread's own limit ends it first; this bounds a runtime that
-    // could not even start its timer.
-    answered
-        .recv_timeout(limit + Duration::from_secs(1))
-        .map_err(|_| format!("no answer within {limit:?}"))?
+    // The thread's own timer ends it first; this bounds a runtime whose
+    // timer could not fire.
+    match answered.recv_timeout(limit + Duration::from_millis(250)) {
+        Ok(result) => result,
+        Err(RecvTimeoutError::Timeout) => Err(format!("no answer within {limit:?}")),
+        Err(RecvTimeoutError::Disconnected) => Err("the requeue's thread stopped without an answer".to_string()),
+    }
 }
 
 /// What a message's SNS subject must be for [`inject_panic`] to panic.
@@ -209,38 +304,70 @@ mod tests {
     use super::*;
     use crate::memory::MemoryRequeue;
 
-    fn receipt(queue: &str, handle: &str) -> Option<Receipt> {
-        Some(Receipt {
+    fn record(id: &str, queue: &str, handle: &str) -> (String, Option<Receipt>) {
+        let receipt = Receipt {
             queue_arn: queue.to_string(),
             handle: handle.to_string(),
-        })
+        };
+        (id.to_string(), Some(receipt))
+    }
+
+    fn in_flight(requeue: Arc<MemoryRequeue>, records: Vec<(String, Option<Receipt>)>) -> InFlight {
+        InFlight::new(requeue, records, None)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().build().expect("runtime")
     }
 
     #[test]
-    fn the_batch_mates_of_the_poisoned_record_come_back_at_once_by_queue() {
-        let receipts = [receipt("q1", "a"), None, receipt("q2", "b"), receipt("q1", "c")];
-        let mates = mates_of(&receipts, 3);
-        let handles: Vec<(&str, &str, u32)> = mates
-            .iter()
-            .flat_map(|(queue, records)| {
-                records
-                    .iter()
-                    .map(move |r| (queue.as_str(), r.handle.as_str(), r.delay_seconds))
-            })
-            .collect();
-        assert_eq!(handles, [("q1", "a", 0), ("q2", "b", 0)]);
+    fn the_batch_mates_of_the_poisoned_record_come_back_by_queue() {
+        let records = vec![
+            record("m1", "q1", "a"),
+            ("m2".to_string(), None),
+            record("m3", "q2", "b"),
+            record("m4", "q1", "c"),
+        ];
+        let mut in_flight = InFlight::new(Arc::new(MemoryRequeue::default()), records, None);
+        let delays = |in_flight: &InFlight| -> Vec<(String, String, u32)> {
+            mates_of(in_flight, 3)
+                .into_iter()
+                .flat_map(|(queue, records)| {
+                    records
+                        .into_iter()
+                        .map(move |r| (queue.clone(), r.handle, r.delay_seconds))
+                })
+                .collect()
+        };
+        let expected = |a: u32| {
+            vec![
+                ("q1".to_string(), "a".to_string(), a),
+                ("q2".to_string(), "b".to_string(), 0),
+            ]
+        };
+        assert_eq!(delays(&in_flight), expected(0), "without a state table: at once");
+        in_flight.set_progress(0, Progress::Deciding);
+        assert_eq!(delays(&in_flight), expected(0), "deciding, but nothing holds a lease");
+        in_flight.leases = Some((Some(Instant::now() + Duration::from_secs(100)), Duration::from_secs(60)));
+        let [(_, _, waited), unstarted] = &delays(&in_flight)[..] else {
+            panic!("two mates")
+        };
+        assert!(
+            (100..=104).contains(waited),
+            "the deadline and the lease's margin: {waited}"
+        );
+        assert_eq!(unstarted.2, 0, "a mate never polled holds nothing");
+        in_flight.leases = Some((None, Duration::from_secs(60)));
+        assert_eq!(delays(&in_flight)[0].2, 60, "the lease's floor");
+        in_flight.set_progress(0, Progress::Done);
+        assert_eq!(delays(&in_flight), expected(0), "a finished decision holds nothing");
     }
 
     #[test]
     fn a_panic_is_blamed_on_the_record_being_polled_only_while_it_is() {
         let requeue = Arc::new(MemoryRequeue::default());
-        let in_flight = InFlight {
-            requeue: requeue.clone(),
-            item_ids: vec!["m1".to_string(), "m2".to_string()],
-            receipts: vec![receipt("q", "first"), receipt("q", "second")],
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let (outside, inside) = runtime.block_on(batch(in_flight, async {
+        let records = vec![record("m1", "q", "first"), record("m2", "q", "second")];
+        let (outside, inside) = runtime().block_on(batch(in_flight(requeue.clone(), records), async {
             let outside = on_panic();
             let inside = deciding(1, async { on_panic() }).await;
             (outside, inside)
@@ -261,13 +388,60 @@ mod tests {
     }
 
     #[test]
+    fn a_record_is_deciding_while_polled_and_done_once_it_returns() {
+        let requeue = Arc::new(MemoryRequeue::default());
+        let records = vec![
+            record("m1", "q", "first"),
+            record("m2", "q", "second"),
+            record("m3", "q", "third"),
+        ];
+        let in_flight = InFlight::new(requeue, records, None);
+        let progress = runtime().block_on(async {
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let look = seen.clone();
+            batch(in_flight, async move {
+                deciding(0, async {}).await;
+                let (_gate, opened) = tokio::sync::oneshot::channel::<()>();
+                // Polled once (it waits on the gate), then dropped unfinished.
+                let mut pending = std::pin::pin!(deciding(1, async move {
+                    let _ = opened.await;
+                }));
+                assert!(futures::poll!(pending.as_mut()).is_pending());
+                let in_flight = BATCH.with(|b| b.borrow().clone()).expect("in flight while polled");
+                look.lock().unwrap().extend((0..3).map(|i| in_flight.progress(i)));
+            })
+            .await;
+            let seen = seen.lock().unwrap().clone();
+            seen
+        });
+        assert_eq!(progress, [Progress::Done, Progress::Deciding, Progress::NotStarted]);
+    }
+
+    #[test]
+    fn a_panic_that_unwinds_leaves_nothing_in_flight() {
+        let requeue = Arc::new(MemoryRequeue::default());
+        let records = vec![record("m1", "q", "first"), record("m2", "q", "second")];
+        let work = batch(
+            in_flight(requeue.clone(), records),
+            deciding(0, async { panic!("a poison record") }),
+        );
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime().block_on(work)));
+        assert!(unwound.is_err());
+        assert_eq!(on_panic(), None, "a later panic is blamed on no record of that batch");
+        assert!(
+            requeue.calls().is_empty(),
+            "no hook installed here: nothing was requeued"
+        );
+    }
+
+    #[test]
     fn a_hung_queue_holds_the_hook_for_its_limit_only() {
         let requeue = Arc::new(MemoryRequeue::default());
         requeue.set_stalled(true);
-        let by_queue = mates_of(&[receipt("q", "a")], 5);
-        let started = std::time::Instant::now();
-        let err =
-            requeue_now(requeue.clone(), by_queue, Duration::from_millis(50)).expect_err("a call that never answers");
+        let in_flight = in_flight(requeue.clone(), vec![record("m1", "q", "a")]);
+        let started = Instant::now();
+        let err = requeue_now(requeue.clone(), mates_of(&in_flight, 5), Duration::from_millis(50))
+            .expect_err("a call that never answers");
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         assert_eq!(requeue.calls().len(), 1);
         assert!(err.contains("did not answer"), "{err}");

@@ -180,6 +180,12 @@ impl Decider {
         self.state.as_ref()
     }
 
+    /// The least a claim or a namespace lock holds (`CLAIM_LEASE_SECONDS`),
+    /// with a state table; none without one.
+    pub fn lease_floor(&self) -> Option<Duration> {
+        self.state.as_ref().map(|_| self.settings.lease)
+    }
+
     /// The live policies (a decision holds on to the ones it started with).
     pub fn policies(&self) -> Arc<PolicySet> {
         self.policies.load_full()

@@ -17,7 +17,7 @@ use crate::model::{Outcome, Status};
 use crate::policy::{PolicyError, PolicySet};
 use crate::publish::{PublishError, Publisher};
 use crate::records::{RecordError, RecordObject, RecordSink};
-use crate::requeue::{Receipt, Requeue, Requeued, RetryDelay};
+use crate::requeue::{Receipt, Requeue, Requeued, RetryDelay, REQUEUE_LIMIT};
 use crate::workflow::{Retry, RetryCause, Stop, WorkflowReport};
 
 /// Counts of one invocation; the Lambda returns it as its response.
@@ -132,10 +132,6 @@ const START_MARGIN: Duration = Duration::from_millis(250);
 /// Time kept back from Lambda's deadline to publish outcomes and keep
 /// decision records: decisions stop this long before it.
 pub const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
-
-/// How long a batch may spend making its retried records visible sooner
-/// (SQS slow or unreachable): they then wait out the queue's timeout.
-const REQUEUE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Of [`PUBLISH_MARGIN`], what publishing and records leave for the answer
 /// to Lambda: an invocation that is still publishing at its deadline times
@@ -357,11 +353,11 @@ impl Responder {
             .collect::<Vec<(String, RecordDone)>>();
         let done = match &self.panic_requeue {
             Some(requeue) => {
-                let in_flight = crate::crash::InFlight {
-                    requeue: requeue.clone(),
-                    item_ids: returns.iter().map(|r| r.item_id.clone()).collect(),
-                    receipts: returns.iter().map(|r| r.receipt.clone()).collect(),
-                };
+                let in_flight = crate::crash::InFlight::new(
+                    requeue.clone(),
+                    returns.iter().map(|r| (r.item_id.clone(), r.receipt.clone())).collect(),
+                    self.decider.lease_floor().map(|floor| (deadline, floor)),
+                );
                 crate::crash::batch(in_flight, decide_all).await
             }
             None => decide_all.await,

@@ -6,9 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use aws_sdk_sqs::types::Message;
 use common::lambda::{lambda_process, lambda_process_of, runtime_api, REQUEST_ID};
 use common::{assert_valid_outcome, create_topic, matano_sns_event, sns_client, subscribe_http, Reply, TestServer};
 use serde_json::{json, Value};
+use tokio::process::Child;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -109,7 +111,7 @@ async fn invocation_response(api: &TestServer) -> Value {
 }
 
 /// The invocation's EMF line, read once the process is stopped.
-async fn invocation_metrics(mut child: tokio::process::Child) -> Value {
+async fn invocation_metrics(mut child: Child) -> Value {
     child.kill().await.unwrap();
     let output = child.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -381,7 +383,7 @@ run contains {
 }
 
 /// The SQS record Lambda's poller builds of `message` (a queue message).
-fn sqs_record(message: &aws_sdk_sqs::types::Message, queue_arn: &str) -> Value {
+fn sqs_record(message: &Message, queue_arn: &str) -> Value {
     let attributes: serde_json::Map<String, Value> = message
         .message_attributes()
         .into_iter()
@@ -520,7 +522,7 @@ impl SqsIngest {
 
     /// `count` messages received from the queue (hidden 300 s each), with
     /// their attributes and receive counts, as Lambda's poller reads them.
-    async fn receive(&self, count: usize) -> Vec<aws_sdk_sqs::types::Message> {
+    async fn receive(&self, count: usize) -> Vec<Message> {
         let mut received = Vec::new();
         for _ in 0..6 {
             let batch = self
@@ -679,43 +681,68 @@ async fn a_retried_sqs_record_is_visible_again_after_its_delay() {
     assert_eq!(count.map(String::as_str), Some("2"));
 }
 
-/// A record that panics the function (a "poison" record; here by the test
-/// build's fault injection) does not take its batch-mates with it: the
-/// panic hook makes them visible again at once, through moto's SQS, while it
-/// stays hidden for the queue's visibility timeout. This build's binary,
-/// not `LAMBDA_BINARY`'s: a release build has no fault injection. (It
-/// unwinds, where a release build aborts: the hook runs first either way.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_that_panics_the_function_spares_its_batch_mates() {
-    let ingest = SqsIngest::new(false).await;
+/// A batch of three through moto's SNS and SQS, the second a "poison"
+/// record (the test build's fault injection panics on its subject), handed
+/// to this build's binary — not `LAMBDA_BINARY`'s: a release build has no
+/// fault injection. (It unwinds, where a release build aborts: the hook
+/// runs first either way.) The messages as received, the poison record's
+/// position, and the process once it has reported the invocation's error.
+async fn a_batch_with_a_poison_record(ingest: &SqsIngest, retry_delay: &str) -> (Vec<Message>, usize, Child) {
     let poison_subject = alert_responder::crash::PANIC_SUBJECT;
     for subject in [None, Some(poison_subject), None] {
         ingest.publish_as(&ingest.change, subject).await;
     }
     let received = ingest.receive(3).await;
     assert_eq!(received.len(), 3);
-    let records: Vec<Value> = received.iter().map(|m| sqs_record(m, &ingest.queue_arn)).collect();
+    let mut records: Vec<Value> = received.iter().map(|m| sqs_record(m, &ingest.queue_arn)).collect();
     let poison = records
         .iter()
         .position(|r| r["body"].as_str().unwrap().contains(poison_subject))
         .expect("the poison record's notification carries its subject");
+    // Delivered most often, it is decided first: the batch sorts its
+    // records, and the hook must still blame this one.
+    for (index, record) in records.iter_mut().enumerate() {
+        let count = if index == poison { 3 } else { 1 };
+        record["attributes"]["ApproximateReceiveCount"] = json!(count.to_string());
+    }
     let api = runtime_api(json!({"Records": records})).await;
-    let mut child = lambda_process_of(
+    let child = lambda_process_of(
         tokio::process::Command::new(env!("CARGO_BIN_EXE_alert-responder")),
         &api,
         &[
             ("OUTCOME_TOPIC_ARN", ingest.outcomes.as_str()),
             ("DRY_RUN", "true"),
-            ("INGEST_RETRY_DELAY_SECONDS", "30"),
+            ("INGEST_RETRY_DELAY_SECONDS", retry_delay),
         ],
     );
     let requests = api.wait_for(3, WAIT).await;
     let error = requests
         .iter()
         .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/error"))
-        .unwrap_or_else(|| panic!("no error posted: {requests:#?}"));
-    let error = error.json();
+        .unwrap_or_else(|| panic!("no error posted: {requests:#?}"))
+        .json();
     assert!(error.to_string().contains("fault injection"), "{error}");
+    (received, poison, child)
+}
+
+/// The process's JSON log lines, once it is stopped.
+async fn log_lines(mut child: Child) -> Vec<Value> {
+    child.kill().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect()
+}
+
+/// A record that panics the function does not take its batch-mates with it:
+/// the panic hook makes them visible again at once (no state table: no
+/// lease to wait out), through moto's SQS, while it stays hidden for the
+/// queue's visibility timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_panics_the_function_spares_its_batch_mates() {
+    let ingest = SqsIngest::new(false).await;
+    let (received, poison, child) = a_batch_with_a_poison_record(&ingest, "30").await;
     // The hook ran before the panic went on: its calls are done.
     assert_eq!(
         ingest.counts().await,
@@ -733,18 +760,28 @@ async fn a_record_that_panics_the_function_spares_its_batch_mates() {
         .collect();
     mates.sort_unstable();
     assert_eq!(ids, mates);
-    let poison_id = received[poison].message_id().unwrap();
-    child.kill().await.unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    let logs = String::from_utf8_lossy(&output.stdout);
-    let line: Value = logs
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let logs = log_lines(child).await;
+    let line = logs
+        .iter()
         .find(|line| line["fields"]["batch_mates"].is_number())
-        .unwrap_or_else(|| panic!("no log line of the batch-mates: {logs}"));
+        .unwrap_or_else(|| panic!("no log line of the batch-mates: {logs:#?}"));
     assert_eq!(line["level"], "ERROR");
-    assert_eq!(line["fields"]["message_id"], poison_id);
+    assert_eq!(line["fields"]["message_id"], received[poison].message_id().unwrap());
     assert_eq!(line["fields"]["batch_mates"], 2);
+}
+
+/// With `INGEST_RETRY_DELAY_SECONDS=off` the function changes no
+/// visibility, a panic's batch-mates included: all three stay hidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_retry_delays_off_a_panic_leaves_the_batch_to_the_visibility_timeout() {
+    let ingest = SqsIngest::new(false).await;
+    let (_, _, child) = a_batch_with_a_poison_record(&ingest, "off").await;
+    assert_eq!(ingest.counts().await, (0, 3));
+    let logs = log_lines(child).await;
+    assert!(
+        !logs.iter().any(|line| line["fields"]["batch_mates"].is_number()),
+        "{logs:#?}"
+    );
 }
 
 /// IngestMode=sqs as deployed: Matano publishes to SNS, SNS delivers to a

@@ -57,7 +57,7 @@ export interface IngestOptions {
   /**
    * (sqs) a record listed for a retry is visible again after this (at most an hour), doubled per delivery up
    * to 15 minutes or this delay if longer (INGEST_RETRY_DELAY_SECONDS); "off": after the queue's visibility
-   * timeout. Default 30 seconds.
+   * timeout, and the batch-mates of a record that crashes the function wait it out with it. Default 30 seconds.
    */
   readonly retryDelay?: Duration | "off";
   /** (sqs) records of one batch decided at a time (BATCH_CONCURRENCY). Default 4. */
