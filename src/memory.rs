@@ -71,7 +71,8 @@ pub struct MemoryState {
     tables: Mutex<Tables>,
     clock: Clock,
     unavailable: AtomicBool,
-    budgets_unavailable: AtomicBool,
+    /// How many more budget counts succeed (`None`: all of them).
+    budget_counts_left: Mutex<Option<u32>>,
     /// Reads of the actions switch, as a table would count them.
     switch_reads: AtomicU64,
     /// While set, a read of the switch yields once, as a round trip would:
@@ -92,7 +93,7 @@ impl MemoryState {
             tables: Mutex::default(),
             clock: Clock::System,
             unavailable: AtomicBool::new(false),
-            budgets_unavailable: AtomicBool::new(false),
+            budget_counts_left: Mutex::new(None),
             switch_reads: AtomicU64::new(0),
             slow_switch: AtomicBool::new(false),
         }
@@ -130,7 +131,14 @@ impl MemoryState {
 
     /// While set, only budget counting fails (claims still work).
     pub fn set_budgets_unavailable(&self, unavailable: bool) {
-        self.budgets_unavailable.store(unavailable, Ordering::SeqCst);
+        *self.budget_counts_left.lock().expect("not poisoned") = unavailable.then_some(0);
+    }
+
+    /// The next `counts` budget counts succeed, later ones fail (until
+    /// [`MemoryState::set_budgets_unavailable`] says otherwise): a table
+    /// failing part-way through an action's budgets.
+    pub fn fail_budget_counts_after(&self, counts: u32) {
+        *self.budget_counts_left.lock().expect("not poisoned") = Some(counts);
     }
 
     fn now(&self) -> u64 {
@@ -483,7 +491,16 @@ impl StateStore for MemoryState {
     ) -> BoxFuture<'a, Result<Option<u64>, StateError>> {
         Box::pin(async move {
             self.check("take budget")?;
-            if self.budgets_unavailable.load(Ordering::SeqCst) {
+            let counts_left = &mut *self.budget_counts_left.lock().expect("not poisoned");
+            let unavailable = match counts_left {
+                Some(0) => true,
+                Some(left) => {
+                    *left -= 1;
+                    false
+                }
+                None => false,
+            };
+            if unavailable {
                 return Err(StateError {
                     table: "memory".to_string(),
                     operation: "take budget",

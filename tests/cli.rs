@@ -29,7 +29,16 @@ async fn cli_in(dir: &str, args: &[&str], stdin: Option<&str>) -> Output {
 
 /// The CLI run from `dir` with these environment variables.
 async fn cli_with(dir: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alert-responder"))
+    cli_without(dir, args, stdin, env, &[]).await
+}
+
+/// [`cli_with`], these variables unset too.
+async fn cli_without(dir: &str, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)], unset: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alert-responder"));
+    for name in unset {
+        command.env_remove(name);
+    }
+    let mut child = command
         .current_dir(dir)
         .args(args)
         .env_remove("AWS_LAMBDA_RUNTIME_API")
@@ -220,6 +229,53 @@ async fn a_usage_error_exits_1_and_help_0() {
     let help = cli(&["help", "run"], None).await;
     assert_eq!(help.code, 0, "{}", help.stderr);
     assert!(help.stdout.contains("--dry-run"), "{}", help.stdout);
+}
+
+/// The kill switch in an incident, from a shell that lacks something: each
+/// error names what to give (exit 1; 3 is `status` saying "paused"). No AWS
+/// call is made: each is refused before one would be sent.
+#[tokio::test]
+async fn the_kill_switch_names_what_it_lacks() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"];
+    let credentials = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+    let keys = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")];
+    let cases: [(&[&str], &[(&str, &str)], Vec<&str>, &str); 3] = [
+        (&["actions", "status"], &keys, vec!["STATE_TABLE"], "give --table TABLE"),
+        (
+            &["actions", "pause", "--table", "t"],
+            &keys,
+            region.to_vec(),
+            "set AWS_REGION",
+        ),
+        (
+            &["actions", "resume", "--table", "t"],
+            &[("AWS_REGION", "us-east-1")],
+            credentials.to_vec(),
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ),
+    ];
+    for (args, env, unset, named) in cases {
+        let out = cli_without(dir, args, None, env, &unset).await;
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(named), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+}
+
+/// What the README tells SAM users to run before deploying
+/// `ActionBudgetsJson`: a bad value exits 1 naming the entry.
+#[tokio::test]
+async fn run_checks_action_budgets_before_a_deploy() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let bad =
+        r#"[{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}, {"id": "page-*", "limit": 0, "per_seconds": 60}]"#;
+    let out = cli_with(dir, &["run", "--dry-run"], None, &[("ACTION_BUDGETS", bad)]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("budget [1]"), "{}", out.stderr);
+    let good = r#"[{"uses": "virustotal.*", "limit": 4, "per_seconds": 60}]"#;
+    let out = cli_with(dir, &["run", "--dry-run"], None, &[("ACTION_BUDGETS", good)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 #[tokio::test]

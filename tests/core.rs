@@ -1111,6 +1111,31 @@ async fn a_budget_that_cannot_be_counted_retries_rather_than_runs() {
     assert_eq!(rig.calls.of("lookup"), 1);
 }
 
+/// The table fails after the first of an action's two budgets counted the
+/// run: that count is taken back, so the run the retry makes is the one
+/// the daily budget (of one) counts.
+#[tokio::test]
+async fn a_count_that_fails_part_way_is_taken_back_from_the_budgets_before_it() {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_of(
+        ALERT_POLICY,
+        r#"run contains {"id": "lookup", "uses": "test.ok"}"#,
+        state.clone(),
+        with_budgets(
+            r#"[{"uses": "test.*", "limit": 1, "per_seconds": 86400}, {"id": "lookup", "limit": 5, "per_seconds": 60}]"#,
+        ),
+    );
+    state.fail_budget_counts_after(1);
+    let err = handle(&rig, &change("c10", 1)).await.unwrap_err();
+    assert!(matches!(err, HandleError::State(_)), "{err}");
+    assert_eq!(rig.calls.of("lookup"), 0);
+    state.set_budgets_unavailable(false);
+    handle(&rig, &change("c10", 1)).await.unwrap();
+    let outcomes = rig.publisher.take();
+    assert_eq!(skip_reasons(&outcomes)["lookup"], None, "{outcomes:#?}");
+    assert_eq!(rig.calls.of("lookup"), 1, "the daily budget's one run");
+}
+
 /// The kill switch: while paused every action is skipped (not stored), the
 /// decisions and outcomes still flow; after resume a redelivery runs them.
 #[tokio::test]
@@ -1150,6 +1175,41 @@ async fn paused_actions_are_skipped_and_run_after_resume() {
     let outcomes = rig.publisher.take();
     assert_eq!(by_action(&outcomes)["page"], (Status::Succeeded, true));
     assert_eq!(rig.calls.of("page"), 1);
+}
+
+/// An instance reads the switch at most every `actions_switch_refresh`
+/// (10 s by default): a pause reaches one that read "running" within that,
+/// not at once.
+#[tokio::test(start_paused = true)]
+async fn a_pause_reaches_a_running_instance_within_its_refresh() {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let rig = rig_of(
+        ALERT_POLICY,
+        r#"run contains {"id": "page", "uses": "test.ok"}"#,
+        state.clone(),
+        Config::default(),
+    );
+    assert_eq!(Config::default().actions_switch_refresh, Duration::from_secs(10));
+    handle(&rig, &change("refresh1", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("page"), 1);
+    let pause = alert_responder::state::ActionsSwitch {
+        paused: true,
+        ..Default::default()
+    };
+    state.set_actions_switch(&pause).await.unwrap();
+    tokio::time::advance(Duration::from_millis(9_900)).await;
+    handle(&rig, &change("refresh2", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("page"), 2, "its reading of 9.9 s ago still holds");
+    tokio::time::advance(Duration::from_millis(100)).await;
+    handle(&rig, &change("refresh3", 1)).await.unwrap();
+    assert_eq!(rig.calls.of("page"), 2, "10 s on, it reads the switch again");
+    let outcomes = rig.publisher.take();
+    let pages: Vec<Option<&str>> = outcomes
+        .iter()
+        .filter(|o| o.action.as_ref().is_some_and(|a| a.id == "page"))
+        .map(|o| o.skip_reason.map(|r| r.as_str()))
+        .collect();
+    assert_eq!(pages, [None, None, Some("paused")]);
 }
 
 /// `rig` with its responder changed by `change`.

@@ -763,8 +763,10 @@ async fn a_budget_holds_across_two_instances_on_the_state_table() {
         &[("HOOKS", hooks.url(""))],
     )
     .await;
+    // The longest window (31 days): a fixed window starts over at its
+    // boundary, and this test runs on the wall clock.
     rig.config.action_budgets =
-        alert_responder::config::parse_action_budgets(r#"[{"uses": "webhook.*", "limit": 2, "per_seconds": 3600}]"#)
+        alert_responder::config::parse_action_budgets(r#"[{"uses": "webhook.*", "limit": 2, "per_seconds": 2678400}]"#)
             .unwrap();
     let one = app::lambda_responder(&rig.config).unwrap();
     let two = app::lambda_responder(&rig.config).unwrap();
@@ -799,7 +801,7 @@ async fn a_budget_holds_across_two_instances_on_the_state_table() {
             outcome["error"]
                 .as_str()
                 .unwrap()
-                .contains("uses=webhook.* (2 per 3600 s)"),
+                .contains("uses=webhook.* (2 per 2678400 s)"),
             "{outcome}"
         );
     }

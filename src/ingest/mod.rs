@@ -116,10 +116,19 @@ pub enum IngestError {
     },
     #[error(
         "payload is not a Matano alert change (it has no `updated_alert`), and nothing routes it to another \
-         schema: give its messages a `schema` message attribute, map its topic in TOPIC_SCHEMAS \
-         (TOPIC_ARN=schema), or set DEFAULT_SCHEMA; the schema's alert policy is `package alert.<schema>`"
+         schema: {}; the schema's alert policy is `package alert.<schema>`",
+        if *has_topic {
+            "give its messages a `schema` message attribute, map its topic in TOPIC_SCHEMAS (TOPIC_ARN=schema), \
+             or set DEFAULT_SCHEMA"
+        } else {
+            "give its messages a `schema` message attribute or set DEFAULT_SCHEMA (it names no SNS topic, \
+             as a raw-delivery SQS message or a bare payload does, so TOPIC_SCHEMAS cannot route it)"
+        }
     )]
-    NotMatano,
+    NotMatano {
+        /// Whether the message names its topic (which TOPIC_SCHEMAS could map).
+        has_topic: bool,
+    },
     #[error("schema {schema:?} is not a valid schema name: {reason}")]
     BadSchemaName { schema: String, reason: &'static str },
     #[error("no alert policy for schema {schema:?} (expected `package alert.{schema}`)")]
@@ -489,7 +498,9 @@ fn envelope_from_payload(
     let matano = if schema == MATANO_SCHEMA {
         // Not routed here on purpose, and not Matano's at all: say how to route it.
         if routed.is_none() && payload.get("updated_alert").is_none() {
-            return Err(IngestError::NotMatano);
+            return Err(IngestError::NotMatano {
+                has_topic: topic_arn.is_some(),
+            });
         }
         let change: MatanoAlertChange = crate::typed::from_value(&payload).map_err(|err| IngestError::WrongShape {
             schema: schema.clone(),

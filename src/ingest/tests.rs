@@ -133,17 +133,28 @@ fn a_mapped_topic_routes_its_messages() {
 fn a_payload_that_is_not_matanos_says_how_to_route_it() {
     let finding = br#"{"detail-type": "GuardDuty Finding", "detail": {}}"#;
     let rejected = one(ingest_document(finding, &"matano".into())).unwrap_err();
-    assert_eq!(rejected.error, IngestError::NotMatano);
+    assert_eq!(rejected.error, IngestError::NotMatano { has_topic: false });
     let message = rejected.error.to_string();
     for part in [
         "no `updated_alert`",
         "`schema` message attribute",
-        "TOPIC_SCHEMAS",
         "DEFAULT_SCHEMA",
+        "names no SNS topic",
         "package alert.<schema>",
     ] {
         assert!(message.contains(part), "{part:?} not in {message}");
     }
+    assert!(!message.contains("map its topic"), "{message}");
+    // From a topic, mapping the topic is one way.
+    let notification = json!({"Type": "Notification", "Message": "{\"detail\": {}}",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:guardduty-findings"});
+    let rejected = one(ingest_document(notification.to_string().as_bytes(), &"matano".into())).unwrap_err();
+    assert_eq!(rejected.error, IngestError::NotMatano { has_topic: true });
+    let message = rejected.error.to_string();
+    assert!(
+        message.contains("map its topic in TOPIC_SCHEMAS (TOPIC_ARN=schema)"),
+        "{message}"
+    );
     let doc = json!({"Type": "Notification", "Message": "{\"detail\": {}}",
         "MessageAttributes": {"schema": {"Type": "String", "Value": "matano"}}});
     let rejected = one(ingest_document(doc.to_string().as_bytes(), &"matano".into())).unwrap_err();
@@ -419,6 +430,11 @@ fn a_malformed_sns_envelope_in_an_sqs_body_is_named_at_its_record() {
         envelope(json!({"Type": "Notification", "TopicArn": topic, "Message": {"updated_alert": {}}})),
     ]});
     let records = ingest_sqs_event(&event, &"aws_guardduty".into());
+    let raw = records[0]
+        .ingested
+        .as_ref()
+        .expect("a body that is no SNS notification is a raw payload");
+    assert_eq!((raw.schema.as_str(), raw.topic_arn.as_deref()), ("aws_guardduty", None));
     assert_eq!(
         records[1].ingested.as_ref().unwrap_err().error.to_string(),
         "record 1 is not an SNS notification: `Message` is missing or not a string"

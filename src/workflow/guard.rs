@@ -10,7 +10,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+// Tokio's: a test pauses and advances it to see the refresh.
+use tokio::time::Instant;
 
 use crate::config::ActionBudget;
 use crate::state::{StateError, StateStore};
