@@ -76,6 +76,16 @@ async fn rig_with(action_policy: impl Fn(&str) -> String, with_state: bool) -> R
 }
 
 async fn rig_on(action_policy: impl Fn(&str) -> String, with_state: bool, hooks: TestServer) -> Rig {
+    rig_configured(action_policy, with_state, hooks, &Config::default()).await
+}
+
+/// [`rig_on`] with the decisions' settings (budgets, the switch's refresh) from `config`.
+async fn rig_configured(
+    action_policy: impl Fn(&str) -> String,
+    with_state: bool,
+    hooks: TestServer,
+    config: &Config,
+) -> Rig {
     let slack = slack_api().await;
     let policies = PolicySet::compile(
         vec![
@@ -119,7 +129,7 @@ async fn rig_on(action_policy: impl Fn(&str) -> String, with_state: bool, hooks:
     let decider = Decider::new(
         Arc::new(policies),
         registry,
-        alert_responder::app::decide_settings(&Config::default()),
+        alert_responder::app::decide_settings(config),
         SecretResolver::literals_only(),
         store,
     )
@@ -570,6 +580,56 @@ run contains {{"id": "recheck", "uses": "webhook.post", "args": {{"url": "{hooks
         rig.hooks.requests()[0].json()["data"]["waited"],
         waited["waited_seconds"]
     );
+}
+
+/// A resumed workflow's actions answer to the kill switch and to the
+/// budgets as a first decision's do: paused during the wait, the action the
+/// resume asks for is skipped; resumed, a budget already spent skips it.
+#[tokio::test]
+async fn a_resumed_workflow_is_held_by_the_kill_switch_and_the_budgets() {
+    let policy = |hooks: &str| {
+        format!(
+            r#"package action
+run contains {{"id": "cool-down", "uses": "wait", "args": {{"seconds": 90}}}}
+run contains {{"id": "recheck", "uses": "webhook.post", "args": {{"url": "{hooks}/recheck"}}}} if {{
+    some c in input.called
+    c.id == "cool-down"
+    c.status == "succeeded"
+}}
+"#
+        )
+    };
+    let config = Config {
+        actions_switch_refresh: Duration::ZERO,
+        action_budgets: alert_responder::config::parse_action_budgets(
+            r#"[{"uses": "webhook.*", "limit": 1, "per_seconds": 2678400}]"#,
+        )
+        .unwrap(),
+        ..Config::default()
+    };
+    for (paused, reason) in [(true, "paused"), (false, "budget")] {
+        let rig = rig_configured(policy, true, TestServer::ok().await, &config).await;
+        if !paused {
+            // The budget's one run, spent before the resume.
+            let budget = &config.action_budgets[0];
+            let spent = rig.state.take_budget(&budget.name(), budget.limit, budget.per).await;
+            assert!(spent.unwrap().is_some());
+        }
+        rig.deliver_change().await;
+        let (_, _, due) = rig.wakeups.scheduled().pop().unwrap();
+        let switch = alert_responder::state::ActionsSwitch {
+            paused,
+            ..Default::default()
+        };
+        rig.state.set_actions_switch(&switch).await.unwrap();
+        rig.responder.wake(&due, None, None).await.unwrap();
+        let resumed = rig.publisher.take();
+        let recheck = by_action(&resumed, "recheck");
+        assert_eq!(recheck.len(), 1, "{resumed:#?}");
+        assert_eq!(recheck[0].status, Status::Skipped);
+        assert_eq!(recheck[0].skip_reason.map(|r| r.as_str()), Some(reason));
+        assert_eq!(rig.hits("/recheck"), 0);
+    }
 }
 
 /// A resumed workflow whose next round runs into the invocation's

@@ -231,36 +231,35 @@ async fn a_usage_error_exits_1_and_help_0() {
     assert!(help.stdout.contains("--dry-run"), "{}", help.stdout);
 }
 
+/// `args` run with `env` and without `unset` fails (exit 1) naming `named`.
+async fn fails_naming(args: &[&str], env: &[(&str, &str)], unset: &[&str], named: &str) {
+    let out = cli_without(env!("CARGO_MANIFEST_DIR"), args, None, env, unset).await;
+    assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+    assert!(out.stderr.contains(named), "{args:?}: {}", out.stderr);
+    assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+}
+
 /// The kill switch in an incident, from a shell that lacks something: each
 /// error names what to give (exit 1; 3 is `status` saying "paused"). No AWS
 /// call is made: each is refused before one would be sent.
 #[tokio::test]
 async fn the_kill_switch_names_what_it_lacks() {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"];
-    let credentials = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
-    let keys = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")];
-    let cases: [(&[&str], &[(&str, &str)], Vec<&str>, &str); 3] = [
-        (&["actions", "status"], &keys, vec!["STATE_TABLE"], "give --table TABLE"),
-        (
-            &["actions", "pause", "--table", "t"],
-            &keys,
-            region.to_vec(),
-            "set AWS_REGION",
-        ),
-        (
-            &["actions", "resume", "--table", "t"],
-            &[("AWS_REGION", "us-east-1")],
-            credentials.to_vec(),
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-        ),
-    ];
-    for (args, env, unset, named) in cases {
-        let out = cli_without(dir, args, None, env, &unset).await;
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains(named), "{args:?}: {}", out.stderr);
-        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
-    }
+    const KEYS: &[(&str, &str)] = &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")];
+    fails_naming(&["actions", "status"], KEYS, &["STATE_TABLE"], "give --table TABLE").await;
+    fails_naming(
+        &["actions", "pause", "--table", "t"],
+        KEYS,
+        &["AWS_REGION", "AWS_DEFAULT_REGION"],
+        "set AWS_REGION",
+    )
+    .await;
+    fails_naming(
+        &["actions", "resume", "--table", "t"],
+        &[("AWS_REGION", "us-east-1")],
+        &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"],
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    )
+    .await;
 }
 
 /// What the README tells SAM users to run before deploying
