@@ -182,6 +182,11 @@ mod tests {
         assert!(budgets[0].applies("virustotal.lookup", "vt-1"));
         assert!(!budgets[0].applies("otx.indicator", "virustotal.x"));
         assert!(budgets[1].applies("pagerduty.trigger", "page-oncall"));
+        // Each matches by its own field only.
+        assert!(
+            !budgets[1].applies("page-oncall", "pd-1"),
+            "an `id` budget against a matching `uses`"
+        );
         assert_eq!(budgets[0].describe(), "uses=virustotal.* (4 per 60 s)");
     }
 

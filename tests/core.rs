@@ -221,6 +221,39 @@ async fn concurrent_duplicates_run_each_action_once() {
     assert_eq!(first.replayed + second.replayed, 1, "one ran, one replayed");
 }
 
+/// One change delivered twice in one SQS batch, both records decided at
+/// once (concurrency 2): the second waits on the first's claim, its action
+/// runs once, neither record is retried, and the second's outcome is the
+/// first's, replayed under the same outcome id.
+#[tokio::test]
+async fn one_change_twice_in_a_batch_runs_its_action_once() {
+    let rig = rig(r#"run contains {"id": "slow", "uses": "test.gate"}"#);
+    let bodies = [via_sns(&change("dup1", 1), "s1"), via_sns(&change("dup1", 1), "s2")];
+    let (gate, calls) = (rig.gate.clone(), rig.calls.clone());
+    let opener = tokio::spawn(async move {
+        // The first record is inside its action; the second has started too
+        // (the batch polls both before this task runs).
+        while calls.of("slow") == 0 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(2);
+    });
+    let handled = tokio::time::timeout(
+        Duration::from_secs(20),
+        rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None),
+    )
+    .await
+    .expect("the duplicate waits for the claim, not forever");
+    opener.await.unwrap();
+    assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
+    assert_eq!(rig.calls.of("slow"), 1);
+    assert_eq!(handled.summary.replayed, 1, "one ran, one replayed");
+    let outcomes = rig.publisher.take();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[0].outcome_id, outcomes[1].outcome_id);
+    assert_eq!(outcomes.iter().filter(|o| o.replay).count(), 1);
+}
+
 #[tokio::test]
 async fn a_claim_of_a_dead_invocation_is_taken_over_after_its_lease() {
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);
