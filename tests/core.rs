@@ -229,22 +229,9 @@ async fn concurrent_duplicates_run_each_action_once() {
 async fn one_change_twice_in_a_batch_runs_its_action_once() {
     let rig = rig(r#"run contains {"id": "slow", "uses": "test.gate"}"#);
     let bodies = [via_sns(&change("dup1", 1), "s1"), via_sns(&change("dup1", 1), "s2")];
-    let (gate, calls) = (rig.gate.clone(), rig.calls.clone());
-    let opener = tokio::spawn(async move {
-        // The first record is inside its action; the second has started too
-        // (the batch polls both before this task runs).
-        while calls.of("slow") == 0 {
-            tokio::task::yield_now().await;
-        }
-        gate.add_permits(2);
-    });
-    let handled = tokio::time::timeout(
-        Duration::from_secs(20),
-        rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None),
-    )
-    .await
-    .expect("the duplicate waits for the claim, not forever");
-    opener.await.unwrap();
+    // Open once the first record is inside its action; the second has
+    // started too (the batch polls both before the opener runs).
+    let handled = two_at_a_time_through_the_gate(&rig, &bodies, "slow", 1).await;
     assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
     assert_eq!(rig.calls.of("slow"), 1);
     assert_eq!(handled.summary.replayed, 1, "one ran, one replayed");
@@ -964,24 +951,35 @@ alert contains {"title": input.updated_alert.title, "namespace": input.updated_a
         via_sns(&change("b5", 1), "s5"),
         via_sns(other.to_string().as_bytes(), "s6"),
     ];
-    let gate = rig.gate.clone();
-    let calls = rig.calls.clone();
+    // Opens only once both records are inside their action.
+    let handled = two_at_a_time_through_the_gate(&rig, &bodies, "wait", 2).await;
+    assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
+    assert_eq!(handled.summary.actions, 2);
+}
+
+/// `bodies` as one batch decided two at a time, the gate (`test.gate`)
+/// opened once `inside` calls of `action` have reached it; at most 20 s.
+async fn two_at_a_time_through_the_gate(
+    rig: &Rig,
+    bodies: &[String],
+    action: &'static str,
+    inside: usize,
+) -> alert_responder::pipeline::BatchHandled {
+    let (gate, calls) = (rig.gate.clone(), rig.calls.clone());
     let opener = tokio::spawn(async move {
-        // Opens only once both records are inside their action.
-        while calls.of("wait") < 2 {
+        while calls.of(action) < inside {
             tokio::task::yield_now().await;
         }
         gate.add_permits(2);
     });
     let handled = tokio::time::timeout(
         Duration::from_secs(20),
-        rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None),
+        rig.responder.handle_batch(sqs_batch(bodies), None, 2, None),
     )
     .await
-    .expect("both records ran at once");
+    .expect("the batch finished once the gate opened");
     opener.await.unwrap();
-    assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
-    assert_eq!(handled.summary.actions, 2);
+    handled
 }
 
 fn with_budgets(budgets: &str) -> Config {
@@ -1118,15 +1116,23 @@ run contains {"id": "b_plain", "uses": "test.ok"}
     assert_eq!(rig.calls.of("b_plain"), 1);
 }
 
+/// A rig whose policy runs one action, `id` (`test.ok`), configured by
+/// `config`; and its state, on a virtual clock.
+fn one_action(id: &str, config: Config) -> (Rig, Arc<MemoryState>) {
+    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
+    let policy = format!(r#"run contains {{"id": "{id}", "uses": "test.ok"}}"#);
+    let rig = rig_of(ALERT_POLICY, &policy, state.clone(), config);
+    (rig, state)
+}
+
+/// [`one_action`] `lookup`, under `budgets`.
+fn lookup_under(budgets: &str) -> (Rig, Arc<MemoryState>) {
+    one_action("lookup", with_budgets(budgets))
+}
+
 #[tokio::test]
 async fn a_budget_that_cannot_be_counted_retries_rather_than_runs() {
-    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
-    let rig = rig_of(
-        ALERT_POLICY,
-        r#"run contains {"id": "lookup", "uses": "test.ok"}"#,
-        state.clone(),
-        with_budgets(r#"[{"uses": "test.*", "limit": 5, "per_seconds": 60}]"#),
-    );
+    let (rig, state) = lookup_under(r#"[{"uses": "test.*", "limit": 5, "per_seconds": 60}]"#);
     state.set_budgets_unavailable(true);
     let err = handle(&rig, &change("c5", 1)).await.unwrap_err();
     // The table's failure, as the runbook names it (not a transient action's).
@@ -1149,14 +1155,8 @@ async fn a_budget_that_cannot_be_counted_retries_rather_than_runs() {
 /// the daily budget (of one) counts.
 #[tokio::test]
 async fn a_count_that_fails_part_way_is_taken_back_from_the_budgets_before_it() {
-    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
-    let rig = rig_of(
-        ALERT_POLICY,
-        r#"run contains {"id": "lookup", "uses": "test.ok"}"#,
-        state.clone(),
-        with_budgets(
-            r#"[{"uses": "test.*", "limit": 1, "per_seconds": 86400}, {"id": "lookup", "limit": 5, "per_seconds": 60}]"#,
-        ),
+    let (rig, state) = lookup_under(
+        r#"[{"uses": "test.*", "limit": 1, "per_seconds": 86400}, {"id": "lookup", "limit": 5, "per_seconds": 60}]"#,
     );
     state.fail_budget_counts_after(1);
     let err = handle(&rig, &change("c10", 1)).await.unwrap_err();
@@ -1173,13 +1173,7 @@ async fn a_count_that_fails_part_way_is_taken_back_from_the_budgets_before_it() 
 /// decisions and outcomes still flow; after resume a redelivery runs them.
 #[tokio::test]
 async fn paused_actions_are_skipped_and_run_after_resume() {
-    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
-    let rig = rig_of(
-        ALERT_POLICY,
-        r#"run contains {"id": "page", "uses": "test.ok"}"#,
-        state.clone(),
-        with_budgets("[]"),
-    );
+    let (rig, state) = one_action("page", with_budgets("[]"));
     let pause = alert_responder::state::ActionsSwitch {
         paused: true,
         reason: Some("vendor incident".into()),
@@ -1215,13 +1209,7 @@ async fn paused_actions_are_skipped_and_run_after_resume() {
 /// not at once.
 #[tokio::test(start_paused = true)]
 async fn a_pause_reaches_a_running_instance_within_its_refresh() {
-    let state = Arc::new(MemoryState::with_virtual_clock(1_700_000_000));
-    let rig = rig_of(
-        ALERT_POLICY,
-        r#"run contains {"id": "page", "uses": "test.ok"}"#,
-        state.clone(),
-        Config::default(),
-    );
+    let (rig, state) = one_action("page", Config::default());
     assert_eq!(Config::default().actions_switch_refresh, Duration::from_secs(10));
     handle(&rig, &change("refresh1", 1)).await.unwrap();
     assert_eq!(rig.calls.of("page"), 1);
