@@ -20,7 +20,34 @@ use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::requeue::{Receipt, Requeue, Requeued, REQUEUE_LIMIT};
+use crate::requeue::{Receipt, Requeue, RequeueError, Requeued, REQUEUE_LIMIT};
+
+/// The longest SQS hides a message for one visibility change (12 hours).
+const MAX_VISIBILITY_SECONDS: u32 = 43_200;
+
+/// What the state table's leases of a record part-way through its decision
+/// are bounded by (`state::lease_for`): the invocation's deadline, and
+/// `CLAIM_LEASE_SECONDS`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leases {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) floor: Duration,
+}
+
+/// Why the panic hook could not make the batch-mates visible sooner.
+#[derive(Debug, thiserror::Error)]
+enum HookRequeueError {
+    #[error("no thread for the calls: {0}")]
+    NoThread(std::io::Error),
+    #[error("no runtime for the calls: {0}")]
+    NoRuntime(std::io::Error),
+    #[error("SQS did not answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("the calls' thread stopped without an answer")]
+    Stopped,
+    #[error(transparent)]
+    Requeue(#[from] RequeueError),
+}
 
 /// A batch being handled: how to reach its queue, its records (SQS
 /// message id and receipt) in the order [`deciding`] numbers them, and how
@@ -30,16 +57,15 @@ pub(crate) struct InFlight {
     records: Vec<(String, Option<Receipt>)>,
     /// Each record's [`Progress`], as a `u8`.
     progress: Vec<AtomicU8>,
-    /// The invocation's deadline and `CLAIM_LEASE_SECONDS`, with a state
-    /// table (`state::lease_for`); `None` without one (no leases).
-    leases: Option<(Option<Instant>, Duration)>,
+    /// With a state table; `None` without one, or in a dry run (no leases).
+    leases: Option<Leases>,
 }
 
 impl InFlight {
     pub(crate) fn new(
         requeue: Arc<dyn Requeue>,
         records: Vec<(String, Option<Receipt>)>,
-        leases: Option<(Option<Instant>, Duration)>,
+        leases: Option<Leases>,
     ) -> InFlight {
         InFlight {
             requeue,
@@ -68,15 +94,15 @@ impl InFlight {
 
     /// When a batch-mate part-way through its decision may be retried: once
     /// a lease it may hold has run out (the crashed invocation never
-    /// releases it), at most `lease_for` from now; at once without a state
-    /// table.
+    /// releases it), at most `lease_for` from now, and at most SQS's 12
+    /// hours; at once without leases.
     fn deciding_delay(&self) -> u32 {
-        let Some((deadline, floor)) = self.leases else {
+        let Some(leases) = self.leases else {
             return 0;
         };
-        let lease = crate::state::lease_for(deadline, floor);
+        let lease = crate::state::lease_for(leases.deadline, leases.floor);
         let seconds = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
-        u32::try_from(seconds).unwrap_or(u32::MAX)
+        u32::try_from(seconds).unwrap_or(u32::MAX).min(MAX_VISIBILITY_SECONDS)
     }
 }
 
@@ -205,10 +231,10 @@ fn on_panic() -> Option<usize> {
             "a panic while this batch's record was decided: its batch-mates are visible again sooner, \
              the record comes back after the queue's visibility timeout"
         ),
-        Err(reason) => tracing::error!(
+        Err(err) => tracing::error!(
             message_id,
             batch_mates = count,
-            reason = reason.as_str(),
+            error = %err,
             "a panic while this batch's record was decided: its batch-mates could not be made visible \
              sooner and come back with it, after the queue's visibility timeout"
         ),
@@ -223,9 +249,10 @@ fn mates_of(in_flight: &InFlight, poisoned: usize) -> BTreeMap<String, Vec<Reque
     let deciding_delay = in_flight.deciding_delay();
     let mut by_queue: BTreeMap<String, Vec<Requeued>> = BTreeMap::new();
     for (index, (_, receipt)) in in_flight.records.iter().enumerate() {
-        let Some(receipt) = receipt.as_ref().filter(|_| index != poisoned) else {
+        if index == poisoned {
             continue;
-        };
+        }
+        let Some(receipt) = receipt else { continue };
         let delay_seconds = match in_flight.progress(index) {
             Progress::Deciding => deciding_delay,
             Progress::NotStarted | Progress::Done => 0,
@@ -245,14 +272,11 @@ fn requeue_now(
     requeue: Arc<dyn Requeue>,
     by_queue: BTreeMap<String, Vec<Requeued>>,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), HookRequeueError> {
     let (answer, answered) = std::sync::mpsc::channel();
     let calls = async move {
         for (queue_arn, records) in &by_queue {
-            requeue
-                .requeue(queue_arn, records)
-                .await
-                .map_err(|err| err.to_string())?;
+            requeue.requeue(queue_arn, records).await?;
         }
         Ok(())
     };
@@ -262,27 +286,27 @@ fn requeue_now(
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(err) => {
-                    let _ = answer.send(Err(format!("no runtime: {err}")));
+                    let _ = answer.send(Err(HookRequeueError::NoRuntime(err)));
                     return;
                 }
             };
             let result = runtime.block_on(async {
                 tokio::time::timeout(limit, calls)
                     .await
-                    .unwrap_or_else(|_| Err(format!("SQS did not answer within {limit:?}")))
+                    .unwrap_or(Err(HookRequeueError::TimedOut(limit)))
             });
             // Answered before the runtime is dropped: dropping it waits for
             // its blocking work (a hung DNS lookup).
             let _ = answer.send(result);
             runtime.shutdown_background();
         })
-        .map_err(|err| format!("no thread: {err}"))?;
+        .map_err(HookRequeueError::NoThread)?;
     // The thread's own timer ends it first; this bounds a runtime whose
     // timer could not fire.
     match answered.recv_timeout(limit + Duration::from_millis(250)) {
         Ok(result) => result,
-        Err(RecvTimeoutError::Timeout) => Err(format!("no answer within {limit:?}")),
-        Err(RecvTimeoutError::Disconnected) => Err("the requeue's thread stopped without an answer".to_string()),
+        Err(RecvTimeoutError::Timeout) => Err(HookRequeueError::TimedOut(limit)),
+        Err(RecvTimeoutError::Disconnected) => Err(HookRequeueError::Stopped),
     }
 }
 
@@ -348,7 +372,10 @@ mod tests {
         assert_eq!(delays(&in_flight), expected(0), "without a state table: at once");
         in_flight.set_progress(0, Progress::Deciding);
         assert_eq!(delays(&in_flight), expected(0), "deciding, but nothing holds a lease");
-        in_flight.leases = Some((Some(Instant::now() + Duration::from_secs(100)), Duration::from_secs(60)));
+        in_flight.leases = Some(Leases {
+            deadline: Some(Instant::now() + Duration::from_secs(100)),
+            floor: Duration::from_secs(60),
+        });
         let [(_, _, waited), unstarted] = &delays(&in_flight)[..] else {
             panic!("two mates")
         };
@@ -357,8 +384,24 @@ mod tests {
             "the deadline and the lease's margin: {waited}"
         );
         assert_eq!(unstarted.2, 0, "a mate never polled holds nothing");
-        in_flight.leases = Some((None, Duration::from_secs(60)));
+        in_flight.leases = Some(Leases {
+            deadline: None,
+            floor: Duration::from_secs(60),
+        });
         assert_eq!(delays(&in_flight)[0].2, 60, "the lease's floor");
+        in_flight.leases = Some(Leases {
+            deadline: None,
+            floor: Duration::from_secs(86_400),
+        });
+        assert_eq!(
+            delays(&in_flight)[0].2,
+            MAX_VISIBILITY_SECONDS,
+            "SQS's 12 hours at most"
+        );
+        in_flight.leases = Some(Leases {
+            deadline: None,
+            floor: Duration::from_secs(60),
+        });
         in_flight.set_progress(0, Progress::Done);
         assert_eq!(delays(&in_flight), expected(0), "a finished decision holds nothing");
     }
@@ -428,10 +471,6 @@ mod tests {
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime().block_on(work)));
         assert!(unwound.is_err());
         assert_eq!(on_panic(), None, "a later panic is blamed on no record of that batch");
-        assert!(
-            requeue.calls().is_empty(),
-            "no hook installed here: nothing was requeued"
-        );
     }
 
     #[test]
@@ -444,6 +483,6 @@ mod tests {
             .expect_err("a call that never answers");
         assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
         assert_eq!(requeue.calls().len(), 1);
-        assert!(err.contains("did not answer"), "{err}");
+        assert!(matches!(err, HookRequeueError::TimedOut(_)), "{err}");
     }
 }

@@ -181,9 +181,10 @@ impl Decider {
     }
 
     /// The least a claim or a namespace lock holds (`CLAIM_LEASE_SECONDS`),
-    /// with a state table; none without one.
-    pub fn lease_floor(&self) -> Option<Duration> {
-        self.state.as_ref().map(|_| self.settings.lease)
+    /// when decisions take them: with a state table, not in a dry run.
+    pub(crate) fn lease_floor(&self) -> Option<Duration> {
+        let leases = self.state.is_some() && !self.settings.limits.dry_run;
+        leases.then_some(self.settings.lease)
     }
 
     /// The live policies (a decision holds on to the ones it started with).

@@ -75,6 +75,8 @@ pub struct MemoryState {
     budget_counts_left: Mutex<Option<u32>>,
     /// Reads of the actions switch, as a table would count them.
     switch_reads: AtomicU64,
+    /// Namespace locks refused because another owner held them.
+    locks_refused: AtomicU64,
     /// While set, a read of the switch yields once, as a round trip would:
     /// concurrent readers overlap.
     slow_switch: AtomicBool,
@@ -95,8 +97,14 @@ impl MemoryState {
             unavailable: AtomicBool::new(false),
             budget_counts_left: Mutex::new(None),
             switch_reads: AtomicU64::new(0),
+            locks_refused: AtomicU64::new(0),
             slow_switch: AtomicBool::new(false),
         }
+    }
+
+    /// How many namespace locks were refused: a decision waited on another.
+    pub fn locks_refused(&self) -> u64 {
+        self.locks_refused.load(Ordering::SeqCst)
     }
 
     /// How many times the actions switch was read.
@@ -461,6 +469,7 @@ impl StateStore for MemoryState {
             let mut tables = self.tables();
             if let Some((holder, lease_until)) = tables.locks.get(namespace) {
                 if holder != owner && *lease_until >= now {
+                    self.locks_refused.fetch_add(1, Ordering::SeqCst);
                     return Ok(false);
                 }
             }

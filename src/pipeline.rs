@@ -356,7 +356,9 @@ impl Responder {
                 let in_flight = crate::crash::InFlight::new(
                     requeue.clone(),
                     returns.iter().map(|r| (r.item_id.clone(), r.receipt.clone())).collect(),
-                    self.decider.lease_floor().map(|floor| (deadline, floor)),
+                    self.decider
+                        .lease_floor()
+                        .map(|floor| crate::crash::Leases { deadline, floor }),
                 );
                 crate::crash::batch(in_flight, decide_all).await
             }

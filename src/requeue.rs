@@ -44,7 +44,7 @@ pub const MAX_BASE_SECONDS: u32 = 3_600;
 /// How long making records visible sooner may take (SQS slow or
 /// unreachable): a batch's answer, or a panic's end, waits no longer, and
 /// the records then wait out the queue's visibility timeout.
-pub const REQUEUE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const REQUEUE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a retried record stays hidden: `base_seconds` doubled for each
 /// delivery before this one, at most [`RetryDelay::CAP_SECONDS`] (or the

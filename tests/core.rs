@@ -80,6 +80,8 @@ impl Action for Fake {
                     let _open = self.gate.acquire().await.unwrap();
                     Ok(json!({"n": 1}))
                 }
+                // A bug its content reaches: what the panic hook is for.
+                "test.panic" => panic!("test.panic: a poison record"),
                 "test.flaky" => {
                     let left = self.calls.flaky_failures.load(Ordering::SeqCst);
                     if left > 0 {
@@ -141,7 +143,7 @@ fn rig_of(alert_policy: &str, action_policy: &str, state: Arc<MemoryState>, conf
     let calls = Arc::new(Calls::default());
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let mut registry = Registry::default();
-    for uses in ["test.ok", "test.gate", "test.flaky"] {
+    for uses in ["test.ok", "test.gate", "test.flaky", "test.panic"] {
         registry.register(Fake {
             uses,
             calls: calls.clone(),
@@ -222,9 +224,9 @@ async fn concurrent_duplicates_run_each_action_once() {
 }
 
 /// One change delivered twice in one SQS batch, both records decided at
-/// once (concurrency 2): the second waits on the first's claim, its action
-/// runs once, neither record is retried, and the second's outcome is the
-/// first's, replayed under the same outcome id.
+/// once (concurrency 2): the second waits on the first (its namespace's
+/// lock), the action runs once, neither record is retried, and the second's
+/// outcome is the first's, replayed under the same outcome id.
 #[tokio::test]
 async fn one_change_twice_in_a_batch_runs_its_action_once() {
     let rig = rig(r#"run contains {"id": "slow", "uses": "test.gate"}"#);
@@ -233,6 +235,7 @@ async fn one_change_twice_in_a_batch_runs_its_action_once() {
     // started too (the batch polls both before the opener runs).
     let handled = two_at_a_time_through_the_gate(&rig, &bodies, "slow", 1).await;
     assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
+    assert!(rig.state.locks_refused() >= 1, "the two overlapped: the second waited");
     assert_eq!(rig.calls.of("slow"), 1);
     assert_eq!(handled.summary.replayed, 1, "one ran, one replayed");
     let outcomes = rig.publisher.take();
@@ -814,6 +817,14 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
 
 const INGEST_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:alert-responder-ingest";
 
+/// The receipt `handle` made visible again after `delay_seconds`.
+fn requeued(handle: &str, delay_seconds: u32) -> Requeued {
+    Requeued {
+        handle: handle.to_string(),
+        delay_seconds,
+    }
+}
+
 /// A retried record is made visible again after its own delay (30 s doubled
 /// per earlier delivery), a record the batch never started at once, a
 /// handled or rejected one not at all: Lambda deletes those.
@@ -839,10 +850,6 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     records[1].deliveries = 3;
     let handled = rig.responder.handle_batch(records, None, 2, None).await;
     assert_eq!(failures(&handled), ["m1"], "{:?}", handled.causes);
-    let requeued = |handle: &str, delay_seconds: u32| Requeued {
-        handle: handle.to_string(),
-        delay_seconds,
-    };
     assert_eq!(
         requeue.calls(),
         [(INGEST_QUEUE.to_string(), vec![requeued("rh-m1", 120)])]
@@ -955,6 +962,42 @@ alert contains {"title": input.updated_alert.title, "namespace": input.updated_a
     let handled = two_at_a_time_through_the_gate(&rig, &bodies, "wait", 2).await;
     assert!(failures(&handled).is_empty(), "{:?}", handled.causes);
     assert_eq!(handled.summary.actions, 2);
+}
+
+/// A record whose action panics (`test.panic`), the panic hook installed:
+/// its batch-mate, part-way through its decision (at the gate, holding its
+/// namespace's lock and its claim), is made visible again once those
+/// leases can have run out (`CLAIM_LEASE_SECONDS`, no deadline here), not
+/// at once; the poison record is left to the queue's visibility timeout.
+#[tokio::test]
+async fn a_poison_records_mate_waits_out_the_leases_it_holds() {
+    alert_responder::crash::install_hook();
+    let rig = rig_of(
+        r#"package alert.matano
+alert contains {"title": input.updated_alert.title, "namespace": input.updated_alert.id} if true
+"#,
+        r#"run contains {"id": "wait", "uses": "test.gate"} if input.alert.title != "poison"
+run contains {"id": "boom", "uses": "test.panic"} if input.alert.title == "poison""#,
+        Arc::new(MemoryState::with_virtual_clock(1_700_000_000)),
+        Config::default(),
+    );
+    let requeue = Arc::new(MemoryRequeue::default());
+    let rig = with_responder(rig, |responder| responder.with_panic_requeue(requeue.clone()));
+    let mut poison: Value = serde_json::from_slice(&change("p2", 1)).unwrap();
+    poison["updated_alert"]["title"] = json!("poison");
+    let bodies = [
+        via_sns(&change("p1", 1), "s1"),
+        via_sns(poison.to_string().as_bytes(), "s2"),
+    ];
+    let batch = rig.responder.handle_batch(sqs_batch(&bodies), None, 2, None);
+    let panicked = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(batch)).await;
+    assert!(panicked.is_err(), "the poison record's action panics");
+    assert_eq!(rig.calls.of("wait"), 1, "the mate was at the gate");
+    let lease = Config::default().claim_lease.as_secs() as u32;
+    assert_eq!(
+        requeue.calls(),
+        [(INGEST_QUEUE.to_string(), vec![requeued("rh-m0", lease)])]
+    );
 }
 
 /// `bodies` as one batch decided two at a time, the gate (`test.gate`)
