@@ -11,7 +11,6 @@
 //! visibility timeout and reaches the dead-letter queue alone.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -20,7 +19,7 @@ use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::requeue::{Receipt, Requeue, RequeueError, Requeued, REQUEUE_LIMIT};
+use crate::requeue::{BatchRecord, ByQueue, Requeue, RequeueError, REQUEUE_LIMIT};
 
 /// The longest SQS hides a message for one visibility change (12 hours).
 const MAX_VISIBILITY_SECONDS: u32 = 43_200;
@@ -54,7 +53,7 @@ enum HookRequeueError {
 /// long the state table's leases of a started record may still hold.
 pub(crate) struct InFlight {
     requeue: Arc<dyn Requeue>,
-    records: Vec<(String, Option<Receipt>)>,
+    records: Arc<[BatchRecord]>,
     /// Each record's [`Progress`], as a `u8`.
     progress: Vec<AtomicU8>,
     /// With a state table; `None` without one, or in a dry run (no leases).
@@ -62,11 +61,7 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    pub(crate) fn new(
-        requeue: Arc<dyn Requeue>,
-        records: Vec<(String, Option<Receipt>)>,
-        leases: Option<Leases>,
-    ) -> InFlight {
+    pub(crate) fn new(requeue: Arc<dyn Requeue>, records: Arc<[BatchRecord]>, leases: Option<Leases>) -> InFlight {
         InFlight {
             requeue,
             progress: records
@@ -159,19 +154,23 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        // Restored when the poll ends, by a return or by unwinding.
-        let _restore = match &this.enter {
-            ScopeOf::Batch(in_flight) => Restore::Batch(BATCH.with(|b| b.replace(Some(in_flight.clone())))),
-            ScopeOf::Record(index) => Restore::Record(DECIDING.with(|d| d.replace(Some(*index)))),
-        };
-        if let ScopeOf::Record(index) = this.enter {
-            mark(index, Progress::Deciding);
+        // Each `_restore` puts back what was set when the poll ends, by a
+        // return or by unwinding.
+        match &this.enter {
+            ScopeOf::Batch(in_flight) => {
+                let _restore = Restore::Batch(BATCH.with(|b| b.replace(Some(in_flight.clone()))));
+                this.work.as_mut().poll(cx)
+            }
+            ScopeOf::Record(index) => {
+                let _restore = Restore::Record(DECIDING.with(|d| d.replace(Some(*index))));
+                mark(*index, Progress::Deciding);
+                let polled = this.work.as_mut().poll(cx);
+                if polled.is_ready() {
+                    mark(*index, Progress::Done);
+                }
+                polled
+            }
         }
-        let polled = this.work.as_mut().poll(cx);
-        if let (ScopeOf::Record(index), Poll::Ready(_)) = (&this.enter, &polled) {
-            mark(*index, Progress::Done);
-        }
-        polled
     }
 }
 
@@ -245,40 +244,36 @@ fn on_panic() -> Option<usize> {
 /// Every record of the batch but `poisoned`, by queue: one part-way
 /// through its decision once the leases it may hold have run out, the
 /// others at once.
-fn mates_of(in_flight: &InFlight, poisoned: usize) -> BTreeMap<String, Vec<Requeued>> {
+fn mates_of(in_flight: &InFlight, poisoned: usize) -> ByQueue {
     let deciding_delay = in_flight.deciding_delay();
-    let mut by_queue: BTreeMap<String, Vec<Requeued>> = BTreeMap::new();
-    for (index, (_, receipt)) in in_flight.records.iter().enumerate() {
-        if index == poisoned {
-            continue;
-        }
-        let Some(receipt) = receipt else { continue };
+    let mates = in_flight
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != poisoned);
+    crate::requeue::by_queue(mates.filter_map(|(index, (_, receipt))| {
         let delay_seconds = match in_flight.progress(index) {
             Progress::Deciding => deciding_delay,
             Progress::NotStarted | Progress::Done => 0,
         };
-        by_queue.entry(receipt.queue_arn.clone()).or_default().push(Requeued {
-            handle: receipt.handle.clone(),
-            delay_seconds,
-        });
-    }
-    by_queue
+        Some((receipt.as_ref()?, delay_seconds))
+    }))
 }
 
 /// `by_queue` requeued on a thread and runtime of their own — the
 /// panicking thread's runtime is stopped inside this hook — for about
 /// `limit`.
-fn requeue_now(
-    requeue: Arc<dyn Requeue>,
-    by_queue: BTreeMap<String, Vec<Requeued>>,
-    limit: Duration,
-) -> Result<(), HookRequeueError> {
+fn requeue_now(requeue: Arc<dyn Requeue>, by_queue: ByQueue, limit: Duration) -> Result<(), HookRequeueError> {
     let (answer, answered) = std::sync::mpsc::channel();
     let calls = async move {
-        for (queue_arn, records) in &by_queue {
-            requeue.requeue(queue_arn, records).await?;
+        match crate::requeue::requeue_all(requeue.as_ref(), &by_queue)
+            .await
+            .into_iter()
+            .next()
+        {
+            Some(first) => Err(HookRequeueError::Requeue(first)),
+            None => Ok(()),
         }
-        Ok(())
     };
     std::thread::Builder::new()
         .name("requeue-on-panic".to_string())
@@ -327,8 +322,9 @@ pub(crate) fn inject_panic(envelope: &crate::ingest::Envelope) {
 mod tests {
     use super::*;
     use crate::memory::MemoryRequeue;
+    use crate::requeue::Receipt;
 
-    fn record(id: &str, queue: &str, handle: &str) -> (String, Option<Receipt>) {
+    fn record(id: &str, queue: &str, handle: &str) -> BatchRecord {
         let receipt = Receipt {
             queue_arn: queue.to_string(),
             handle: handle.to_string(),
@@ -336,8 +332,8 @@ mod tests {
         (id.to_string(), Some(receipt))
     }
 
-    fn in_flight(requeue: Arc<MemoryRequeue>, records: Vec<(String, Option<Receipt>)>) -> InFlight {
-        InFlight::new(requeue, records, None)
+    fn in_flight(requeue: Arc<MemoryRequeue>, records: Vec<BatchRecord>) -> InFlight {
+        InFlight::new(requeue, records.into(), None)
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -352,7 +348,7 @@ mod tests {
             record("m3", "q2", "b"),
             record("m4", "q1", "c"),
         ];
-        let mut in_flight = InFlight::new(Arc::new(MemoryRequeue::default()), records, None);
+        let mut in_flight = InFlight::new(Arc::new(MemoryRequeue::default()), records.into(), None);
         let delays = |in_flight: &InFlight| -> Vec<(String, String, u32)> {
             mates_of(in_flight, 3)
                 .into_iter()
@@ -438,7 +434,7 @@ mod tests {
             record("m2", "q", "second"),
             record("m3", "q", "third"),
         ];
-        let in_flight = InFlight::new(requeue, records, None);
+        let in_flight = InFlight::new(requeue, records.into(), None);
         let progress = runtime().block_on(async {
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
             let look = seen.clone();

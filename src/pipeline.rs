@@ -17,7 +17,7 @@ use crate::model::{Outcome, Status};
 use crate::policy::{PolicyError, PolicySet};
 use crate::publish::{PublishError, Publisher};
 use crate::records::{RecordError, RecordObject, RecordSink};
-use crate::requeue::{Receipt, Requeue, Requeued, RetryDelay, REQUEUE_LIMIT};
+use crate::requeue::{BatchRecord, Requeue, RetryDelay, REQUEUE_LIMIT};
 use crate::workflow::{Retry, RetryCause, Stop, WorkflowReport};
 
 /// Counts of one invocation; the Lambda returns it as its response.
@@ -144,11 +144,9 @@ pub(crate) fn finish_by(deadline: Option<Instant>) -> Option<Instant> {
     deadline.map(|deadline| deadline + (PUBLISH_MARGIN - ANSWER_MARGIN))
 }
 
-/// What a batch's record needs to come back sooner when it is retried.
+/// What else a batch's record needs to come back sooner when it is retried.
 struct ReturnOf {
-    item_id: String,
     deliveries: u32,
-    receipt: Option<Receipt>,
     /// Decided, or at least begun (not left for lack of time).
     started: bool,
 }
@@ -159,28 +157,27 @@ struct ReturnOf {
 /// message twice in a batch: only its latest receipt handle is valid).
 fn retried_receipts(
     causes: &[(String, String)],
+    records: &[BatchRecord],
     returns: &[ReturnOf],
     delay: RetryDelay,
-) -> BTreeMap<String, Vec<Requeued>> {
+) -> crate::requeue::ByQueue {
     let retried: std::collections::HashSet<&str> = causes.iter().map(|(item_id, _)| item_id.as_str()).collect();
-    let mut by_queue: BTreeMap<String, Vec<Requeued>> = BTreeMap::new();
-    for record in returns.iter().filter(|r| retried.contains(r.item_id.as_str())) {
-        let Some(receipt) = &record.receipt else { continue };
-        by_queue.entry(receipt.queue_arn.clone()).or_default().push(Requeued {
-            handle: receipt.handle.clone(),
-            delay_seconds: delay.for_record(record.deliveries, record.started),
-        });
-    }
-    by_queue
+    crate::requeue::by_queue(
+        records
+            .iter()
+            .zip(returns)
+            .filter(|((item_id, _), _)| retried.contains(item_id.as_str()))
+            .filter_map(|((_, receipt), back)| {
+                Some((receipt.as_ref()?, delay.for_record(back.deliveries, back.started)))
+            }),
+    )
 }
 
 /// Best effort: a record whose visibility is not changed still comes back,
 /// after the queue's visibility timeout.
-async fn requeue_all(requeue: &dyn Requeue, by_queue: &BTreeMap<String, Vec<Requeued>>) {
-    for (queue_arn, records) in by_queue {
-        if let Err(err) = requeue.requeue(queue_arn, records).await {
-            tracing::warn!(error = %err, "retried records come back after the queue's visibility timeout");
-        }
+async fn requeue_all(requeue: &dyn Requeue, by_queue: &crate::requeue::ByQueue) {
+    for err in crate::requeue::requeue_all(requeue, by_queue).await {
+        tracing::warn!(error = %err, "retried records come back after the queue's visibility timeout");
     }
 }
 
@@ -265,7 +262,7 @@ pub struct Responder {
     /// Makes an SQS batch's retried records visible again after their own
     /// delay; without it they wait out the queue's visibility timeout.
     requeue: Option<(Arc<dyn Requeue>, RetryDelay)>,
-    /// Makes an SQS batch's records visible again at once when one of them
+    /// Makes an SQS batch's records visible again sooner when one of them
     /// panics the function (`crash`), on a runtime of its own.
     panic_requeue: Option<Arc<dyn Requeue>>,
 }
@@ -282,7 +279,7 @@ impl Responder {
     }
 
     /// When a record of an SQS batch panics the function, the batch's other
-    /// records are made visible again at once through `requeue`, which must
+    /// records are made visible again sooner through `requeue`, which must
     /// work on a runtime of its own (`crash`; [`crate::crash::install_hook`]
     /// installs the hook that does it).
     pub fn with_panic_requeue(mut self, requeue: Arc<dyn Requeue>) -> Responder {
@@ -333,12 +330,14 @@ impl Responder {
         // a record left over again and again would reach the dead-letter
         // queue without ever being started.
         records.sort_by_key(|record| std::cmp::Reverse(record.deliveries));
+        let ids: Arc<[BatchRecord]> = records
+            .iter()
+            .map(|record| (record.item_id.clone(), record.receipt.clone()))
+            .collect();
         let mut returns: Vec<ReturnOf> = records
             .iter()
             .map(|record| ReturnOf {
-                item_id: record.item_id.clone(),
                 deliveries: record.deliveries,
-                receipt: record.receipt.clone(),
                 started: true,
             })
             .collect();
@@ -355,7 +354,7 @@ impl Responder {
             Some(requeue) => {
                 let in_flight = crate::crash::InFlight::new(
                     requeue.clone(),
-                    returns.iter().map(|r| (r.item_id.clone(), r.receipt.clone())).collect(),
+                    ids.clone(),
                     self.decider
                         .lease_floor()
                         .map(|floor| crate::crash::Leases { deadline, floor }),
@@ -430,7 +429,7 @@ impl Responder {
             })
             .collect();
         if let Some((requeue, delay)) = &self.requeue {
-            let retried = retried_receipts(&handled.causes, &returns, *delay);
+            let retried = retried_receipts(&handled.causes, &ids, &returns, *delay);
             // Best effort: it never holds the batch's answer for long.
             let by = [finish_by(deadline), Some(Instant::now() + REQUEUE_LIMIT)]
                 .into_iter()

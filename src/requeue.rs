@@ -4,6 +4,8 @@
 //! visible again after a backoff of its own (`ChangeMessageVisibility`),
 //! and a record it never started at once.
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
 
 /// Where a queued record came from and how to hand it back: the record's
@@ -13,6 +15,9 @@ pub struct Receipt {
     pub queue_arn: String,
     pub handle: String,
 }
+
+/// A batch's record: its SQS message id and its receipt, when it has one.
+pub(crate) type BatchRecord = (String, Option<Receipt>);
 
 /// One record to make visible again `delay_seconds` from now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +50,33 @@ pub const MAX_BASE_SECONDS: u32 = 3_600;
 /// unreachable): a batch's answer, or a panic's end, waits no longer, and
 /// the records then wait out the queue's visibility timeout.
 pub(crate) const REQUEUE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Records with their delays, by queue: one [`Requeue::requeue`] each.
+pub(crate) type ByQueue = BTreeMap<String, Vec<Requeued>>;
+
+/// `records` (a receipt and its delay) grouped by their queue.
+pub(crate) fn by_queue<'a>(records: impl IntoIterator<Item = (&'a Receipt, u32)>) -> ByQueue {
+    let mut by_queue = ByQueue::new();
+    for (receipt, delay_seconds) in records {
+        by_queue.entry(receipt.queue_arn.clone()).or_default().push(Requeued {
+            handle: receipt.handle.clone(),
+            delay_seconds,
+        });
+    }
+    by_queue
+}
+
+/// Every queue's records requeued, one queue failing not stopping the
+/// others: the failures.
+pub(crate) async fn requeue_all(requeue: &dyn Requeue, by_queue: &ByQueue) -> Vec<RequeueError> {
+    let mut failures = Vec::new();
+    for (queue_arn, records) in by_queue {
+        if let Err(err) = requeue.requeue(queue_arn, records).await {
+            failures.push(err);
+        }
+    }
+    failures
+}
 
 /// How long a retried record stays hidden: `base_seconds` doubled for each
 /// delivery before this one, at most [`RetryDelay::CAP_SECONDS`] (or the
