@@ -76,7 +76,8 @@ fn hint(name: &str) -> Option<String> {
     None
 }
 
-/// A rule whose definitions could disagree on a value.
+/// A rule the VM cannot be trusted with, and why: its definitions could
+/// disagree on a value, or the VM evaluates its shape unlike OPA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ConflictRisk {
     /// `data.<package>.<rule>`.
@@ -252,6 +253,60 @@ pub(super) fn conflict_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
         }
     }
     risks
+}
+
+/// Rules regorus's VM evaluates unlike OPA, by package path: one named by
+/// a path of several parts (`cfg.max := 10`, `by_sev[s] contains x`) reads
+/// wrong through its prefix (`cfg` undefined, `by_sev` one flat set), and a
+/// default function (`default f(_) := false`) is ignored. The interpreter
+/// evaluates both as OPA does.
+pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<ConflictRisk>> {
+    let mut risks: BTreeMap<String, Vec<ConflictRisk>> = BTreeMap::new();
+    for module in modules {
+        let package = package_path(module);
+        for rule in &module.policy {
+            let why = match rule.as_ref() {
+                Rule::Default { args, .. } if !args.is_empty() => "is a default function",
+                Rule::Default { refr, .. } if head_depth(refr) > 0 => "is named by a path of several parts",
+                Rule::Spec {
+                    head: RuleHead::Set { refr, .. },
+                    ..
+                } if head_depth(refr) > 0 => "is named by a path of several parts",
+                // `p[k] := v` (depth 1, a variable key) is a partial object
+                // rule, which the VM takes.
+                Rule::Spec {
+                    head: RuleHead::Compr { refr, .. },
+                    ..
+                } if head_depth(refr) > 1 || (head_depth(refr) == 1 && !is_partial_object(refr)) => {
+                    "is named by a path of several parts"
+                }
+                _ => continue,
+            };
+            let refr = match rule.as_ref() {
+                Rule::Default { refr, .. } => refr,
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
+                },
+            };
+            let span = rule.span();
+            risks.entry(package.clone()).or_default().push(ConflictRisk {
+                path: format!("{package}.{}", refr.span().text()),
+                file: span.source.file().to_string(),
+                line: span.line,
+                why,
+            });
+        }
+    }
+    risks
+}
+
+/// How many parts follow a rule head's first name: 0 for `p`, 1 for
+/// `p[k]` and `p.q`, 2 for `p.q[k]`.
+fn head_depth(refr: &Expr) -> usize {
+    match refr {
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => 1 + head_depth(refr),
+        _ => 0,
+    }
 }
 
 /// The packages `package` may read (itself, and those its modules name
@@ -469,14 +524,17 @@ fn user_functions(modules: &[Ref<Module>]) -> BTreeSet<String> {
     for module in modules {
         let package = package_path(module);
         for rule in &module.policy {
-            if let Rule::Spec {
-                head: RuleHead::Func { refr, .. },
-                ..
-            } = rule.as_ref()
-            {
-                if let Ok(path) = get_path_string(refr, Some(&package)) {
-                    functions.insert(path);
-                }
+            let refr = match rule.as_ref() {
+                Rule::Spec {
+                    head: RuleHead::Func { refr, .. },
+                    ..
+                } => refr,
+                // `default f(_) := v` defines `f` even with no other definition.
+                Rule::Default { refr, args, .. } if !args.is_empty() => refr,
+                _ => continue,
+            };
+            if let Ok(path) = get_path_string(refr, Some(&package)) {
+                functions.insert(path);
             }
         }
     }

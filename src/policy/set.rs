@@ -185,11 +185,12 @@ impl PolicySet {
             return Err(PolicyError::Compile(misused.join("; ")));
         }
         let risks = analysis::conflict_risks(&modules);
+        let shapes = analysis::vm_shape_risks(&modules);
         let host_calls = analysis::extension_calls(&modules, &extensions());
         let mut programs = HashMap::new();
         let mut interpreted = Vec::new();
         for rule in entries {
-            if let Some(reason) = interpreter_needed(&modules, &risks, &host_calls, rule) {
+            if let Some(reason) = interpreter_needed(&modules, &risks, &shapes, &host_calls, rule) {
                 tracing::info!(rule, reason, "rule runs on the interpreter");
                 interpreted.push((rule.clone(), reason));
                 continue;
@@ -558,15 +559,17 @@ fn reached<T: std::fmt::Display>(reachable: &BTreeSet<String>, by_package: &BTre
 
 /// Why `rule` must run on the interpreter: the rules it may read that could
 /// produce conflicting values (regorus's VM makes a conflict undefined, the
-/// interpreter reports it, as OPA does), or the host functions it may call
-/// (the VM compiler takes none).
+/// interpreter reports it, as OPA does), the rules whose shape the VM
+/// reads unlike OPA (`analysis::vm_shape_risks`), or the host functions it
+/// may call (the VM compiler takes none).
 fn interpreter_needed(
     modules: &[regorus::unstable::Ref<regorus::unstable::Module>],
     risks: &BTreeMap<String, Vec<ConflictRisk>>,
+    shapes: &BTreeMap<String, Vec<ConflictRisk>>,
     host_calls: &BTreeMap<String, Vec<String>>,
     rule: &str,
 ) -> Option<String> {
-    if risks.is_empty() && host_calls.is_empty() {
+    if risks.is_empty() && shapes.is_empty() && host_calls.is_empty() {
         return None;
     }
     let package = rule.rsplit_once('.').map_or(rule, |(package, _)| package);
@@ -577,6 +580,10 @@ fn interpreter_needed(
             "conflicts are checked on the interpreter: {}",
             conflicts.join("; ")
         ));
+    }
+    let shaped = reached(&reachable, shapes);
+    if !shaped.is_empty() {
+        return Some(format!("the VM reads these unlike OPA: {}", shaped.join("; ")));
     }
     let calls = reached(&reachable, host_calls);
     (!calls.is_empty()).then(|| format!("host functions run on the interpreter: {}", calls.join("; ")))

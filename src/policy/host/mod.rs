@@ -95,8 +95,8 @@ macro_rules! replacements {
 // OPA: `net.cidr_contains`, `net.cidr_is_valid` and `net.cidr_expand` read
 // CIDRs as Go (`net`); `glob.*` follow OPA's delimiters and syntax
 // (`glob`); `regex.*` read patterns as RE2 (`re2`); `upper`, `lower`,
-// `indexof`, `indexof_n`, `substring` and `format_int` map case, count and
-// write as Go (`strings`); `base64.*`, `base64url.decode` and `urlquery.*`
+// `indexof`, `indexof_n`, `substring`, `format_int` and `count` map case,
+// count and write as Go (`strings`); `base64.*`, `base64url.decode` and `urlquery.*`
 // decode and escape as Go (`encoding`); `semver.*` parse as OPA (`semver`);
 // `json.marshal*` write text as Go (`marshal`); `time.parse_rfc3339_ns`,
 // `time.parse_ns`, `time.add_date` and `time.format` read, normalise and
@@ -121,6 +121,7 @@ replacements! {
     regex_find_all_string_submatch_n => "regex.find_all_string_submatch_n", 3, re2::find_all_string_submatch_n;
     regex_split => "regex.split", 2, re2::split;
     regex_replace => "regex.replace", 3, re2::replace;
+    count => "count", 1, strings::count;
     upper => "upper", 1, strings::upper;
     lower => "lower", 1, strings::lower;
     indexof => "indexof", 2, strings::indexof;

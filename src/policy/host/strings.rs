@@ -5,6 +5,8 @@
 //!   (`unicode.ToUpper`): `ß` and `ﬁ` stay, `İ` lowers to `i`, `Σ` is
 //!   always `σ`. regorus used Rust's full mappings (`ß` → `SS`, a final
 //!   `ς`), so `upper(x) == "STRASSE"` held where OPA's does not.
+//! - `count` of a string counts its characters (Go's runes): regorus
+//!   counted UTF-16 units, 2 for an emoji.
 //! - An empty needle is an error to `indexof` and `indexof_n` (regorus
 //!   answered 0 and every index), and `substring` takes only integer
 //!   offsets and lengths (regorus answered "" for `5.5`).
@@ -12,6 +14,17 @@
 use regorus::Value;
 
 use super::operand::{integer_operand, string_operand};
+
+pub(super) fn count(args: &[Value]) -> anyhow::Result<Value> {
+    let count = match args.first() {
+        Some(Value::String(text)) => text.chars().count(),
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::Set(items)) => items.len(),
+        Some(Value::Object(fields)) => fields.len(),
+        _ => anyhow::bail!("count: operand 1 must be one of {{array, object, set, string}}"),
+    };
+    Ok(Value::from(count))
+}
 
 pub(super) fn upper(args: &[Value]) -> anyhow::Result<Value> {
     let value = string_operand("upper", args, 0)?;
