@@ -426,7 +426,13 @@ fn ingest_sns_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
             },
         ));
     };
-    ingest_notification(index, sns, routing).map_err(|error| {
+    // A Lambda record's `Sns` is SNS's own: any other type is not an alert.
+    let kind = sns.get("Type").and_then(Value::as_str).filter(|kind| *kind != "Notification");
+    let ingested = match kind {
+        Some(kind) => Err(IngestError::NotANotification { kind: kind.to_string() }),
+        None => ingest_notification(index, sns, routing),
+    };
+    ingested.map_err(|error| {
         let original = sns
             .get("Message")
             .and_then(Value::as_str)

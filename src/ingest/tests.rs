@@ -339,6 +339,14 @@ fn subscription_messages_are_rejected_as_such() {
         records[0].ingested.as_ref().unwrap_err().error,
         IngestError::NotANotification { .. }
     ));
+    // In a Lambda SnsEvent the record is SNS's own: another type than
+    // `Notification` is refused, whatever its message holds.
+    for kind in ["SubscriptionConfirmation", "UnsubscribeConfirmation"] {
+        let mut event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+        event["Records"][0]["Sns"]["Type"] = json!(kind);
+        let rejected = one(ingest_lambda_event(&event, &"matano".into())).unwrap_err();
+        assert_eq!(rejected.error, IngestError::NotANotification { kind: kind.into() });
+    }
     // A payload of its own with such a `Type` but not SNS's fields is a payload.
     let payload = json!({"Type": "SubscriptionConfirmation", "updated_alert": {}});
     let rejected = one(ingest_document(payload.to_string().as_bytes(), &"matano".into())).unwrap_err();
