@@ -427,7 +427,10 @@ fn ingest_sns_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
         ));
     };
     // A Lambda record's `Sns` is SNS's own: any other type is not an alert.
-    let kind = sns.get("Type").and_then(Value::as_str).filter(|kind| *kind != "Notification");
+    let kind = sns
+        .get("Type")
+        .and_then(Value::as_str)
+        .filter(|kind| *kind != "Notification");
     let ingested = match kind {
         Some(kind) => Err(IngestError::NotANotification { kind: kind.to_string() }),
         None => ingest_notification(index, sns, routing),

@@ -79,7 +79,7 @@ impl Executor<'_> {
             true => match self.registry.validate(&request.id, &request.uses, &request.args) {
                 Ok(action) => Some(action),
                 Err(err) => {
-                    record.error = Some(error_text(&err, &request.id));
+                    record.error = Some(error_text(&err, &request.id, &request.uses));
                     return final_record(record, alert, clock);
                 }
             },
@@ -215,7 +215,7 @@ impl Executor<'_> {
             }
             Err(err) => {
                 record.result = err.result().map(|r| scrub_value(r, &secrets));
-                record.error = Some(scrub_text(&error_text(&err, &request.id), &secrets));
+                record.error = Some(scrub_text(&error_text(&err, &request.id, &request.uses), &secrets));
                 // "This failure must not hold the workflow back": what the
                 // commits say still holds — their values where a path
                 // finds nothing in the failure's result (as AlertChain).
@@ -414,9 +414,12 @@ fn finish(mut record: ActionRecord, alert: &Alert, clock: Instant) -> ActionReco
     record
 }
 
-fn error_text(err: &ActionError, action_id: &str) -> String {
+fn error_text(err: &ActionError, action_id: &str, uses: &str) -> String {
     match err {
-        ActionError::BadArg { .. } | ActionError::BadRequest(_) => format!("invalid request: {err}"),
+        // Named as `check` names it: the entry, then what is wrong.
+        ActionError::BadArg { .. } | ActionError::BadRequest(_) => {
+            format!("run entry {action_id:?} ({uses}): invalid request: {err}")
+        }
         // Names the action and the secret, never its value.
         ActionError::Secret(_) => format!("action {action_id:?}: {err}"),
         _ => err.to_string(),

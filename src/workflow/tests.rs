@@ -368,6 +368,18 @@ run contains {"id": "fine", "uses": "test.echo"}
 }
 
 #[tokio::test]
+async fn an_argument_the_action_refuses_fails_naming_the_entry() {
+    let h = harness(r#"run contains {"id": "mypost", "uses": "test.echo", "args": {"bogus": 1}} if input.seq == 0"#);
+    let report = h.run().await;
+    assert_eq!(h.calls.load(Ordering::SeqCst), 0);
+    let error = report.actions[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with(r#"run entry "mypost" (test.echo): invalid request: "#) && error.contains("`bogus`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn conflicting_entries_under_one_id_are_a_policy_error() {
     let h = harness(r#"run contains {"id": "x", "uses": "test.echo", "args": {"v": i}} if some i in [1, 2]"#);
     let report = h.run().await;
