@@ -568,6 +568,28 @@ run contains {{"id": "recheck", "uses": "webhook.post", "args": {{"url": "{hooks
     );
     // Early resumes do nothing: the wait has no result yet.
     let workflow = rig.workflow_id().await;
+    // A wait takes no answer: refused naming it, nothing recorded.
+    let answer = alert_responder::model::suspended::Resolution::Answered {
+        answer: "approve".into(),
+        user: "oncall".into(),
+        answered_at: chrono::Utc::now(),
+    };
+    let refused = rig
+        .responder
+        .answer(
+            &workflow,
+            "cool-down",
+            &answer,
+            alert_responder::resume::AnsweredBy::Operator,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("\"cool-down\" is a `wait`, not an approval"),
+        "{refused}"
+    );
     let early = Wakeup::Resume { workflow };
     assert_eq!(rig.responder.wake(&early, None, None).await.unwrap().outcomes, 0);
     assert_eq!(rig.hits("/recheck"), 0);

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::commit::{commits, persist_writes};
-use crate::model::suspended::{PendingAction, Resolution, SuspendedWorkflow};
+use crate::model::suspended::{PendingAction, Resolution, SuspendedWorkflow, APPROVAL_REQUEST};
 use crate::model::{ActionRecord, SkipReason, Status};
 use crate::policy::ActionRequest;
 use crate::secrets::{is_secret_name, SecretRef};
@@ -62,6 +62,8 @@ pub enum ResolveError {
     UnknownAction { workflow: String, action_id: String },
     #[error("{answer:?} is not one of the answers offered ({offered})")]
     NotAChoice { answer: String, offered: String },
+    #[error("action {action_id:?} is a `{uses}`, not an approval: it takes no answer (`workflows resume` without --answer completes it now)")]
+    NotAnApproval { action_id: String, uses: String },
 }
 
 /// The final record of `action_id` resolved so, and the persistent writes
@@ -83,6 +85,12 @@ pub fn resolve(
         .cloned()
         .ok_or_else(unknown)?;
     if let Resolution::Answered { answer, .. } = resolution {
+        if pending.uses != APPROVAL_REQUEST {
+            return Err(ResolveError::NotAnApproval {
+                action_id: action_id.to_string(),
+                uses: pending.uses.clone(),
+            });
+        }
         if !pending.choices.is_empty() && !pending.choices.contains(answer) {
             return Err(ResolveError::NotAChoice {
                 answer: answer.clone(),
