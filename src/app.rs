@@ -29,19 +29,38 @@ use crate::secrets::SecretResolver;
 use crate::state::StateStore;
 use crate::workflow::Limits;
 
-/// Why the function could not start.
+/// Why the function could not start. Each message holds its cause's, so
+/// the cause is not also given as a source (`{:#}` would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     #[error("policies: {0}")]
-    Policy(#[from] PolicyError),
+    Policy(PolicyError),
     #[error("OUTCOME_TOPIC_ARN is required in Lambda mode")]
     NoOutcomeTopic,
     #[error("POLICY_BUNDLE: {0}")]
-    Bundle(#[from] LoadError),
+    Bundle(LoadError),
     #[error("TLS: {0}")]
     Tls(String),
+}
+
+impl From<ConfigError> for InitError {
+    fn from(err: ConfigError) -> InitError {
+        InitError::Config(err)
+    }
+}
+
+impl From<PolicyError> for InitError {
+    fn from(err: PolicyError) -> InitError {
+        InitError::Policy(err)
+    }
+}
+
+impl From<LoadError> for InitError {
+    fn from(err: LoadError) -> InitError {
+        InitError::Bundle(err)
+    }
 }
 
 /// How policies are compiled and run: the configured engine, budget, prints.

@@ -540,6 +540,8 @@ async fn run_decides_with_the_policy_bundle_unless_policies_names_a_directory() 
     let bad = cli_with(cwd, &["run", "--dry-run"], None, &[("POLICY_BUNDLE", missing)]).await;
     assert_eq!(bad.code, 1, "{}", bad.stderr);
     assert!(bad.stderr.contains(missing), "{}", bad.stderr);
+    // Said once, not once more as its cause.
+    assert_eq!(bad.stderr.matches(missing).count(), 1, "{}", bad.stderr);
     assert!(bad.outcomes.is_empty());
 }
 
