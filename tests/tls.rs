@@ -383,22 +383,38 @@ async fn lambda_mode_without_named_roots_trusts_only_the_built_in_ones() {
     assert_eq!(server.connections(), 2, "{body}");
 }
 
+/// A file that is missing, empty, or holds no certificate: init fails,
+/// rather than every HTTPS call with an unknown issuer.
 #[tokio::test]
 async fn lambda_init_fails_naming_roots_that_cannot_be_loaded() {
-    let api: TestServer = runtime_api(matano_sns_event("high", &[])).await;
-    let _child = lambda_process(
-        &api,
-        &[
-            ("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes"),
-            ("AWS_REGION", "us-east-1"),
-            ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
-        ],
-    );
-    let requests = api.wait_for(1, Duration::from_secs(30)).await;
-    assert_eq!(requests[0].path, "/2018-06-01/runtime/init/error", "{requests:#?}");
-    let message = requests[0].json()["errorMessage"].as_str().unwrap().to_string();
-    assert!(
-        message.starts_with("TLS: no root certificates could be loaded from SSL_CERT_FILE"),
-        "{message}"
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap();
+    let unreadable = [
+        ("SSL_CERT_FILE", PathBuf::from("/nonexistent/ca.pem")),
+        ("SSL_CERT_FILE", empty),
+        ("SSL_CERT_FILE", garbage),
+        ("SSL_CERT_DIR", dir.path().join("no-such-dir")),
+    ];
+    for (variable, path) in unreadable {
+        let api: TestServer = runtime_api(matano_sns_event("high", &[])).await;
+        let path = path.to_string_lossy().into_owned();
+        let _child = lambda_process(
+            &api,
+            &[
+                ("OUTCOME_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:outcomes"),
+                ("AWS_REGION", "us-east-1"),
+                (variable, path.as_str()),
+            ],
+        );
+        let requests = api.wait_for(1, Duration::from_secs(30)).await;
+        assert_eq!(requests[0].path, "/2018-06-01/runtime/init/error", "{path}: {requests:#?}");
+        let message = requests[0].json()["errorMessage"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with("TLS: no root certificates could be loaded from SSL_CERT_FILE"),
+            "{path}: {message}"
+        );
+    }
 }
