@@ -688,6 +688,7 @@ pub fn envelope_of(suspended: &SuspendedWorkflow) -> Result<Envelope, StateError
         Some(&source.message_id),
         source.topic_arn.as_deref(),
         source.timestamp,
+        None,
     )
     .map_err(|err| StateError {
         table: "workflow".to_string(),

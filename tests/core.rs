@@ -188,6 +188,36 @@ fn by_action(outcomes: &[Outcome]) -> BTreeMap<String, (Status, bool)> {
         .collect()
 }
 
+/// A source other than Matano: the same event published twice is two
+/// alerts (AlertChain's), each run once however often SNS delivers it.
+#[tokio::test]
+async fn the_same_event_published_again_acts_again_and_its_redelivery_does_not() {
+    let alert_policy = "package alert.uptime\nalert contains {\"title\": sprintf(\"%s is down\", [input.host])} if input.status == \"down\"\n";
+    let rig = rig_of(
+        alert_policy,
+        r#"run contains {"id": "page", "uses": "test.ok"}"#,
+        Arc::new(MemoryState::with_virtual_clock(1_700_000_000)),
+        Config::default(),
+    );
+    let publish = |message_id: &str| {
+        json!({
+            "Type": "Notification",
+            "MessageId": message_id,
+            "Message": json!({"host": "db-1", "status": "down"}).to_string(),
+            "MessageAttributes": {"schema": {"Type": "String", "Value": "uptime"}}
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let first = handle(&rig, &publish("m-1")).await.unwrap();
+    let redelivered = handle(&rig, &publish("m-1")).await.unwrap();
+    assert_eq!((first.replayed, redelivered.replayed), (0, 1));
+    assert_eq!(rig.calls.of("page"), 1, "a redelivery replays");
+    let again = handle(&rig, &publish("m-2")).await.unwrap();
+    assert_eq!((again.actions, again.replayed), (1, 0));
+    assert_eq!(rig.calls.of("page"), 2, "published again: a new alert");
+}
+
 #[tokio::test]
 async fn a_duplicate_delivery_replays_instead_of_running_again() {
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);

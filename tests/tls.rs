@@ -391,7 +391,11 @@ async fn lambda_init_fails_naming_roots_that_cannot_be_loaded() {
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let garbage = dir.path().join("garbage.pem");
-    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        &garbage,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let unreadable = [
         ("SSL_CERT_FILE", PathBuf::from("/nonexistent/ca.pem")),
         ("SSL_CERT_FILE", empty),
@@ -410,7 +414,10 @@ async fn lambda_init_fails_naming_roots_that_cannot_be_loaded() {
             ],
         );
         let requests = api.wait_for(1, Duration::from_secs(30)).await;
-        assert_eq!(requests[0].path, "/2018-06-01/runtime/init/error", "{path}: {requests:#?}");
+        assert_eq!(
+            requests[0].path, "/2018-06-01/runtime/init/error",
+            "{path}: {requests:#?}"
+        );
         let message = requests[0].json()["errorMessage"].as_str().unwrap().to_string();
         assert!(
             message.starts_with("TLS: no root certificates could be loaded from SSL_CERT_FILE"),

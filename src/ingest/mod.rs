@@ -51,18 +51,33 @@ pub struct Envelope {
     /// Makes a payload seen again a new change rather than a redelivery
     /// (`play` runs AlertChain's scenarios so: each event is a new alert).
     pub occurrence: Option<String>,
+    /// The change key a decision record holds: a replay derives the ids
+    /// that were recorded, however they were derived then.
+    pub recorded_key: Option<String>,
 }
 
 impl Envelope {
     /// Identifies the change this message carries; alert and outcome ids are
-    /// derived from it, so a redelivery produces the same ids.
+    /// derived from it, so a redelivery produces the same ids. A Matano
+    /// change is its alert's update; any other message is its content as
+    /// one publish carried it: SNS (or SQS, for a message sent to the queue)
+    /// keeps the message id across retries and redeliveries, and gives the
+    /// same content published again a new one — a new alert, as AlertChain
+    /// makes every event.
     pub fn change_key(&self) -> String {
+        if let Some(key) = &self.recorded_key {
+            return key.clone();
+        }
         match &self.matano {
             Some(change) => change.change_key(),
-            None => match &self.occurrence {
-                Some(occurrence) => format!("{}/{}#{occurrence}", self.schema, content_hash(&self.payload)),
-                None => format!("{}/{}", self.schema, content_hash(&self.payload)),
-            },
+            None => {
+                let content = format!("{}/{}", self.schema, content_hash(&self.payload));
+                match (&self.occurrence, self.message_id.as_str()) {
+                    (Some(occurrence), _) => format!("{content}#{occurrence}"),
+                    (None, "") => content,
+                    (None, message_id) => format!("{content}@{message_id}"),
+                }
+            }
         }
     }
 }
@@ -391,13 +406,14 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
 }
 
 /// The envelope of a payload a decision record kept: its recorded schema
-/// (whatever routed it then), message id, topic and time.
+/// (whatever routed it then), message id, topic, time and change key.
 pub fn envelope_from_recorded(
     payload: Value,
     schema: &str,
     message_id: Option<&str>,
     topic_arn: Option<&str>,
     timestamp: Option<DateTime<Utc>>,
+    change_key: Option<&str>,
 ) -> Result<Envelope, IngestError> {
     let routed = BTreeMap::from([("schema".to_string(), schema.to_string())]);
     let mut envelope = envelope_from_payload(
@@ -410,6 +426,7 @@ pub fn envelope_from_recorded(
     envelope.attributes.clear();
     envelope.topic_arn = topic_arn.map(str::to_string);
     envelope.timestamp = timestamp;
+    envelope.recorded_key = change_key.map(str::to_string);
     Ok(envelope)
 }
 
@@ -540,6 +557,7 @@ fn envelope_from_payload(
         payload: Arc::new(payload),
         matano,
         occurrence: None,
+        recorded_key: None,
     })
 }
 

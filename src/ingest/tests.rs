@@ -69,6 +69,57 @@ fn http_notification_envelope_and_schema_attribute() {
     assert!(envelope.change_key().starts_with("guardduty/"));
 }
 
+/// A message other than a Matano change is one publish of its content: a
+/// redelivery (the same message id) is the same change, the same content
+/// published again (a new message id) a new one, as AlertChain makes every
+/// event a new alert. A replay keeps the key its record holds.
+#[test]
+fn the_same_content_published_again_is_a_new_change_and_a_redelivery_is_not() {
+    let notification = |message_id: &str| {
+        json!({
+            "Type": "Notification",
+            "MessageId": message_id,
+            "Message": "{\"host\": \"db-1\", \"status\": \"down\"}",
+            "MessageAttributes": {"schema": {"Type": "String", "Value": "uptime"}}
+        })
+    };
+    let key = |doc: Value| {
+        one(ingest_document(doc.to_string().as_bytes(), &"matano".into()))
+            .unwrap()
+            .change_key()
+    };
+    let first = key(notification("m-1"));
+    assert_eq!(key(notification("m-1")), first, "a redelivery");
+    assert_ne!(key(notification("m-2")), first, "published again");
+    assert!(first.starts_with("uptime/") && first.ends_with("@m-1"), "{first}");
+    // A raw SQS message is keyed by the SQS message id in the same way.
+    let mut event: Value = serde_json::from_str(SQS_EVENT).unwrap();
+    event["Records"][1]["messageAttributes"]["schema"] = json!({"stringValue": "uptime", "dataType": "String"});
+    event["Records"][1]["body"] = json!("{\"host\": \"db-1\"}");
+    let sqs_key = |id: &str| {
+        let mut event = event.clone();
+        event["Records"][1]["messageId"] = json!(id);
+        ingest_sqs_event(&event, &"matano".into())
+            .remove(1)
+            .ingested
+            .unwrap()
+            .change_key()
+    };
+    assert_eq!(sqs_key("q-1"), sqs_key("q-1"));
+    assert_ne!(sqs_key("q-1"), sqs_key("q-2"));
+    // A Matano change is its alert's update, whatever the message.
+    let matano = |message_id: &str| {
+        let mut event: Value = serde_json::from_str(SNS_EVENT).unwrap();
+        event["Records"][0]["Sns"]["MessageId"] = json!(message_id);
+        one(ingest_lambda_event(&event, &"matano".into())).unwrap().change_key()
+    };
+    assert_eq!(matano("a"), matano("b"));
+    // A replay derives the ids its record holds.
+    let payload = json!({"host": "db-1", "status": "down"});
+    let recorded = envelope_from_recorded(payload, "uptime", Some("m-9"), None, None, Some("uptime/abc")).unwrap();
+    assert_eq!(recorded.change_key(), "uptime/abc");
+}
+
 #[test]
 fn on_failure_destination_records_yield_their_event() {
     let event: Value = serde_json::from_str(SNS_EVENT).unwrap();

@@ -187,6 +187,7 @@ pub fn decode(chunk: &Chunk, routing: &SchemaRouting) -> Result<Decoded, InputEr
             record.source.message_id.as_deref(),
             record.source.topic_arn.as_deref(),
             record.source.timestamp,
+            record.source.change_key.as_deref(),
         )
         .map_err(|err| line_error(format!("the recorded payload: {err}")))?;
         return Ok(Decoded::Changes(vec![Change {
