@@ -356,3 +356,49 @@ fn run_takes_an_event_and_its_schema_and_prints_only_when_asked() {
         printed.stderr
     );
 }
+
+/// An AlertChain scenario's `http.fetch` mock written as AlertChain's action
+/// returned it (the body alone) plays here as written, yet the action
+/// returns `{status, headers, body}` deployed: play says so.
+#[test]
+fn an_http_fetch_mock_shaped_as_alertchains_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "policy/alert/uptime.rego",
+        "package alert.uptime\n\nalert contains {\"title\": \"down\"} if input.status == \"down\"\n",
+    );
+    write(
+        "policy/action/main.rego",
+        "package action\n\nrun contains {\"id\": \"lookup\", \"uses\": \"http.fetch\", \"args\": {\"url\": \"https://intel.example.org/x\"}, \"commit\": [{\"key\": \"country\", \"path\": \"country\"}]} if input.seq == 0\n",
+    );
+    let playbook = |mock: Value| {
+        serde_json::json!({
+            "id": "fetch",
+            "events": [{"schema": "uptime", "input": {"status": "down"}, "actions": {"http.fetch": [mock]}}]
+        })
+        .to_string()
+    };
+    write("scenario/fetch.json", &playbook(serde_json::json!({"country": "DE"})));
+    let played = cli(dir.path(), &["play", "-d", "policy", "-s", "scenario", "-o", "out"]);
+    assert_eq!(played.code, 0, "{}{}", played.stdout, played.stderr);
+    assert!(
+        played.stdout.contains(
+            "warning: event 0: the mocked result of action \"lookup\" (http.fetch) has no `status` and `body`"
+        ),
+        "{}",
+        played.stdout
+    );
+    // Shaped as the action returns it: nothing to say.
+    write(
+        "scenario/fetch.json",
+        &playbook(serde_json::json!({"status": 200, "headers": {}, "body": {"country": "DE"}})),
+    );
+    let played = cli(dir.path(), &["play", "-d", "policy", "-s", "scenario", "-o", "out"]);
+    assert_eq!(played.code, 0, "{}{}", played.stdout, played.stderr);
+    assert!(!played.stdout.contains("warning"), "{}", played.stdout);
+}

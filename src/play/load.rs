@@ -39,6 +39,20 @@ pub fn load_scenarios(path: &Path) -> Result<LoadedScenarios, ScenarioError> {
     paths.sort();
     let mut loaded = LoadedScenarios::default();
     for path in paths {
+        // Found in a directory, a playbook this build cannot read beside
+        // the JSON it was evaluated to (`jsonnet s.jsonnet > s.json`) is
+        // that JSON's source: skipped, said.
+        if !cfg!(feature = "play-jsonnet")
+            && dir.is_dir()
+            && path.extension().is_some_and(|e| e == "jsonnet")
+            && path.with_extension("json").is_file()
+        {
+            loaded.skipped.push((
+                path,
+                "Jsonnet, which this build does not read: the .json beside it is played".to_string(),
+            ));
+            continue;
+        }
         let found = load_scenario(&path)?;
         if found.is_empty() {
             loaded
@@ -138,4 +152,28 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(all(test, not(feature = "play-jsonnet")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_jsonnet_a_playbook_beside_its_json_is_skipped_and_one_alone_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let playbook = r#"{"id": "s", "events": [{"schema": "x", "input": {"a": 1}}]}"#;
+        std::fs::write(dir.path().join("s.jsonnet"), playbook).unwrap();
+        std::fs::write(dir.path().join("s.json"), playbook).unwrap();
+        let loaded = load_scenarios(dir.path()).unwrap();
+        assert_eq!(loaded.scenarios.len(), 1);
+        assert_eq!(loaded.skipped.len(), 1);
+        assert!(loaded.skipped[0].0.ends_with("s.jsonnet"), "{:?}", loaded.skipped);
+        assert!(loaded.skipped[0].1.contains("the .json beside it is played"));
+        // Named alone, or without its JSON: this build says what it lacks.
+        let alone = load_scenarios(&dir.path().join("s.jsonnet")).unwrap_err();
+        assert!(alone.to_string().contains("this build reads no Jsonnet"), "{alone}");
+        std::fs::remove_file(dir.path().join("s.json")).unwrap();
+        let without = load_scenarios(dir.path()).unwrap_err();
+        assert!(without.to_string().contains("this build reads no Jsonnet"), "{without}");
+    }
 }

@@ -138,7 +138,14 @@ impl MockAction {
                 .map(|queue| (key.to_string(), queue.pop_front()))
         });
         let miss = match found {
-            Some((_, Some(mock))) => return Ok(mock),
+            Some((_, Some(mock))) => {
+                if table.warn {
+                    if let Some(note) = shape_warning(self.uses, action_id, &mock) {
+                        table.warnings.push(note);
+                    }
+                }
+                return Ok(mock);
+            }
             _ if table.lenient => {
                 if table.warn {
                     let note = format!(
@@ -161,6 +168,20 @@ impl MockAction {
         table.misses.push(miss.clone());
         Err(ActionError::NotConfigured(miss))
     }
+}
+
+/// A mocked result shaped as AlertChain's action returned it where ours
+/// returns another shape: the mock is given as written, so a policy reading
+/// it that way passes `play` and reads nothing once deployed. Said for
+/// AlertChain's scenarios, whose mocks were written for its actions.
+fn shape_warning(uses: &str, action_id: &str, mock: &MockResult) -> Option<String> {
+    let result = mock.result.as_ref()?;
+    let shaped = result.get("status").is_some_and(Value::is_number) && result.get("body").is_some();
+    (uses == "http.fetch" && !shaped).then(|| {
+        format!(
+            "the mocked result of action {action_id:?} (http.fetch) has no `status` and `body`: http.fetch here returns {{status, headers, body}} where AlertChain's returned the body alone, so a policy reading this mock passes here and reads nothing deployed; mock {{\"status\": 200, \"body\": ...}} and read `body.<field>` (README, Coming from AlertChain)"
+        )
+    })
 }
 
 impl Action for MockAction {
