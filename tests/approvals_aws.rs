@@ -597,6 +597,22 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
         busy.stderr
     );
     assert_eq!(hooks.requests().len(), 0);
+    // Answered, not resumed yet: listed as resolved, and another answer is
+    // told what to do instead.
+    let list = cli(&["workflows", "list", "--table", &table], &[]);
+    let line = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(ids[0].as_str()))
+        .unwrap_or_else(|| panic!("{}", list.stdout));
+    assert!(line.contains("ask-isolate (approval.request, resolved"), "{line}");
+    let again = cli(&resume_args, &env);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("waits for an answer (each has its result)"),
+        "{}",
+        again.stderr
+    );
     // That invocation gave it back (it died, its lease ran out): resumed
     // with the recorded answer.
     store.release_workflow(&ids[0]).await.unwrap();

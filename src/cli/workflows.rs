@@ -101,9 +101,10 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
         WorkflowsCommand::List { json } => {
             let workflows = state.workflows().await?;
             for workflow in &workflows {
+                let waiting = still_pending(state.as_ref(), workflow).await?;
                 match json {
-                    true => println!("{}", serde_json::to_string(&listing(workflow))?),
-                    false => println!("{}", line_of(workflow)),
+                    true => println!("{}", serde_json::to_string(&listing(workflow, &waiting))?),
+                    false => println!("{}", line_of(workflow, &waiting)),
                 }
             }
             if !json {
@@ -154,6 +155,9 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                     let action = match (action, still_pending.as_slice()) {
                         (Some(action), _) => action,
                         (None, [only]) => only.clone(),
+                        (None, []) => anyhow::bail!(
+                            "no action of workflow {workflow} waits for an answer (each has its result): `workflows resume {workflow}` without --answer runs its next round"
+                        ),
                         (None, many) => anyhow::bail!(
                             "{} actions are pending ({}): say which with --action",
                             many.len(),
@@ -252,6 +256,15 @@ async fn pending_ids(
     workflow: &SuspendedWorkflow,
 ) -> anyhow::Result<Vec<String>> {
     let state = responder.decider().state().context("the state table")?;
+    still_pending(state.as_ref(), workflow).await
+}
+
+/// The ids of the workflow's pending actions that have no result yet (one
+/// answered since, whose resume has not run, has one).
+async fn still_pending(
+    state: &dyn crate::state::StateStore,
+    workflow: &SuspendedWorkflow,
+) -> anyhow::Result<Vec<String>> {
     let mut ids = Vec::new();
     for pending in &workflow.pending {
         let record = state.action_record(workflow.id(), &pending.id).await?;
@@ -282,7 +295,9 @@ fn describe(what: &str, summary: &Summary) -> String {
     )
 }
 
-fn listing(workflow: &SuspendedWorkflow) -> serde_json::Value {
+/// `waiting`: the pending actions with no result yet; the others were
+/// answered (or timed out) and wait for the workflow's resume.
+fn listing(workflow: &SuspendedWorkflow, waiting: &[String]) -> serde_json::Value {
     serde_json::json!({
         "workflow": workflow.id(),
         "title": workflow.alert.title,
@@ -292,15 +307,22 @@ fn listing(workflow: &SuspendedWorkflow) -> serde_json::Value {
         "suspended_at": workflow.suspended_at,
         "pending": workflow.pending.iter().map(|p| serde_json::json!({
             "id": p.id, "uses": p.uses, "due_at": p.due_at, "channel": p.channel, "approvers": p.approvers,
+            "resolved": !waiting.contains(&p.id),
         })).collect::<Vec<_>>(),
     })
 }
 
-fn line_of(workflow: &SuspendedWorkflow) -> String {
+fn line_of(workflow: &SuspendedWorkflow, waiting: &[String]) -> String {
     let pending: Vec<String> = workflow
         .pending
         .iter()
-        .map(|p| format!("{} ({}, due {})", p.id, p.uses, p.due_at.format("%Y-%m-%d %H:%M UTC")))
+        .map(|p| match waiting.contains(&p.id) {
+            true => format!("{} ({}, due {})", p.id, p.uses, p.due_at.format("%Y-%m-%d %H:%M UTC")),
+            false => format!(
+                "{} ({}, resolved: `workflows resume` runs the next round)",
+                p.id, p.uses
+            ),
+        })
         .collect();
     format!(
         "{}  {:?}  {}  round {}  waiting: {}",
