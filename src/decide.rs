@@ -13,7 +13,7 @@ use crate::action::Registry;
 use crate::config::{ActionBudget, PolicyEngine};
 use crate::ingest::Envelope;
 use crate::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
-use crate::model::{Alert, Attr};
+use crate::model::{ActionRecord, Alert, Attr};
 use crate::policy::{to_policy_value, PolicyError, PolicySet};
 use crate::secrets::SecretResolver;
 use crate::state::{lease_for, persist_ttl, ChangeOrder, PersistOp, PersistWrite, StateError, StateStore, Taken};
@@ -451,10 +451,44 @@ impl Decider {
     ) -> Result<WorkflowReport, StateError> {
         let stored = self.stored_attrs(&alert.namespace).await?;
         self.save_policy_attrs(&alert, &stored).await?;
+        let persisted = !stored.is_empty();
         for attr in stored {
             alert.upsert_attr(attr);
         }
-        Ok(workflow.run(alert, payload.clone(), deadline).await)
+        let mut report = workflow.run(alert, payload.clone(), deadline).await;
+        if persisted {
+            self.report_what_ran_before(&mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// A retry sees what its first try persisted (`paged: true`), and its
+    /// policy may ask for less than that try ran: the actions of the alert
+    /// that ran and that this decision did not ask for again are replayed
+    /// too, so their outcomes are published and on record. Only a namespace
+    /// holding persisted attributes can decide so: others pay no read.
+    async fn report_what_ran_before(&self, report: &mut WorkflowReport) -> Result<(), StateError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        if self.settings.limits.dry_run {
+            return Ok(());
+        }
+        let asked =
+            |id: &str| report.actions.iter().any(|a| a.id == id) || report.retries.iter().any(|r| r.action_id == id);
+        let mut earlier: Vec<ActionRecord> = state
+            .action_records(&report.alert.id)
+            .await?
+            .into_iter()
+            .filter(|record| !asked(&record.id))
+            .collect();
+        earlier.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+        for mut record in earlier {
+            tracing::info!(alert_id = %report.alert.id, action_id = %record.id, "ran on an earlier try and not asked for again; replaying its record");
+            record.replay = true;
+            report.actions.push(record);
+        }
+        Ok(())
     }
 
     /// Stores the alert policy's `persist: true` attributes that the

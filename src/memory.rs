@@ -370,6 +370,22 @@ impl WorkflowStore for MemoryState {
         })
     }
 
+    fn action_records<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<Vec<ActionRecord>, StateError>> {
+        Box::pin(async move {
+            self.check("read actions")?;
+            Ok(self
+                .tables()
+                .claims
+                .iter()
+                .filter(|((alert, _), _)| alert == alert_id)
+                .filter_map(|(_, claim)| match claim {
+                    ClaimState::Done(record) => Some((**record).clone()),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
     fn resolve<'a>(
         &'a self,
         alert_id: &'a str,

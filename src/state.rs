@@ -159,6 +159,9 @@ pub trait WorkflowStore: Send + Sync {
         alert_id: &'a str,
         action_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<ActionRecord>, StateError>>;
+    /// The stored records of every action of an alert that finished or is
+    /// pending, in no particular order.
+    fn action_records<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<Vec<ActionRecord>, StateError>>;
     /// Replaces a pending action's record by its final one (with its
     /// persistent writes), atomically; false when it was not pending any
     /// more (answered first elsewhere): nothing is written then.

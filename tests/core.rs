@@ -218,6 +218,35 @@ async fn the_same_event_published_again_acts_again_and_its_redelivery_does_not()
     assert_eq!(rig.calls.of("page"), 2, "published again: a new alert");
 }
 
+/// A retry whose first try persisted what it did (`paged`) decides with
+/// it, and its policy no longer asks to page: the page that ran is still
+/// replayed, so its outcome is published (the first try's publish may have
+/// failed) and the decision says it paged. A later change of the alert
+/// replays nothing of it.
+#[tokio::test]
+async fn a_retry_reports_what_its_first_try_ran_though_the_policy_asks_no_more() {
+    let rig = rig(r#"paged if {
+    some a in input.alert.attrs
+    a.key == "paged"
+}
+run contains {"id": "page", "uses": "test.ok", "commit": [{"key": "paged", "value": true, "persist": true}]} if not paged"#);
+    handle(&rig, &change("a1", 1)).await.unwrap();
+    assert_eq!(
+        by_action(&rig.publisher.take()),
+        BTreeMap::from([("page".to_string(), (Status::Succeeded, false))])
+    );
+    let retried = handle(&rig, &change("a1", 1)).await.unwrap();
+    assert_eq!((retried.actions, retried.replayed), (1, 1));
+    assert_eq!(
+        by_action(&rig.publisher.take()),
+        BTreeMap::from([("page".to_string(), (Status::Succeeded, true))])
+    );
+    assert_eq!(rig.calls.of("page"), 1);
+    let later = handle(&rig, &change("a1", 2)).await.unwrap();
+    assert_eq!(later.actions, 0);
+    assert!(by_action(&rig.publisher.take()).is_empty());
+}
+
 #[tokio::test]
 async fn a_duplicate_delivery_replays_instead_of_running_again() {
     let rig = rig(r#"run contains {"id": "page", "uses": "test.ok"}"#);

@@ -575,6 +575,31 @@ async fn private_moto() -> PrivateMoto {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn moto_stopped_mid_run_fails_the_publish_and_the_retry_does_not_repeat_actions() {
+    publish_fails_then_the_retry_replays(
+        r#"run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.HOOK}}"#,
+    )
+    .await;
+}
+
+/// The same when the action persisted what it did and the policy asks for
+/// it only while that is not there: the retry decides with it, asks for
+/// nothing, and still publishes the outcome of what ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_that_no_longer_asks_for_what_ran_still_publishes_its_outcome() {
+    publish_fails_then_the_retry_replays(
+        r#"notified if {
+    some a in input.alert.attrs
+    a.key == "notified"
+}
+run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.HOOK}, "commit": [{"key": "notified", "value": true, "persist": true}]} if not notified"#,
+    )
+    .await;
+}
+
+/// A webhook action whose run stops the invocation's SNS (its publish
+/// fails), then Lambda's retry with SNS back: the action is not run again,
+/// and its outcome is published as a replay.
+async fn publish_fails_then_the_retry_replays(action_rules: &str) {
     let moto = private_moto().await;
     let sdk = common::sdk::sdk_config();
     let private_sns = aws_sdk_sns::Client::from_conf(
@@ -600,11 +625,7 @@ async fn moto_stopped_mid_run_fails_the_publish_and_the_retry_does_not_repeat_ac
         Reply::json(200, json!({}))
     })
     .await;
-    let mut rig = rig(
-        r#"run contains {"id": "notify", "uses": "webhook.post", "args": {"url": input.env.HOOK}}"#,
-        &[("HOOK", hooks.url("/notify"))],
-    )
-    .await;
+    let mut rig = rig(action_rules, &[("HOOK", hooks.url("/notify"))]).await;
     let main_topic = rig.config.outcome_topic_arn.replace(topic).unwrap();
     let main_moto = common::moto_endpoint();
     let responder = responder_with(&rig.config, &private_endpoint, &main_moto, &main_moto).await;

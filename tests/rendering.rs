@@ -24,12 +24,14 @@ const HOSTILE: &[&str] = &[
     "bidi \u{202E}evil\u{202C} and \u{2066}isolate\u{2069} marks \u{200F}",
     "zero\u{200B}width\u{200D}joiner\u{FEFF}bom",
     "bell\u{0007} escape\u{001B}[31mred\u{001B}[0m",
+    "sep\u{2028}ara\u{2029}tors soft\u{00AD}hyphen \u{180E}\u{206A}tag\u{E0041}\u{E0042}s",
+    "*bold* _it_ ~struck~ `code` :warning: org/repo#123 $x^2$ https://evil.example/login @here #general",
 ];
 
 /// Characters that must never reach people from data.
 fn hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{200E}' | '\u{200F}' | '\u{FEFF}')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{206F}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{200E}' | '\u{200F}' | '\u{FEFF}' | '\u{2028}' | '\u{2029}' | '\u{00AD}' | '\u{180E}' | '\u{E0000}'..='\u{E007F}')
 }
 
 fn hostile_alert() -> Alert {
@@ -138,12 +140,31 @@ async fn slack_posts_data_as_literal_text() {
         all.contains("&lt;!channel&gt; &lt;https://evil.example/mfa|Reset your MFA now&gt; &amp; &lt;@U012AB3CD&gt;"),
         "{all}"
     );
-    assert!(
-        all.contains("*user\\_agent\\_0 &lt;!here&gt;*") || all.contains("*user_agent_0 &lt;!here&gt;*"),
-        "{all}"
-    );
-    assert!(all.contains("*Severity*\nhigh &lt;!here&gt;"), "{all}");
-    assert!(all.contains("*Source*\nmatano &lt;@U999&gt;"), "{all}");
+    assert!(all.contains("user_agent_0 &lt;!here&gt;\n"), "{all}");
+    assert!(all.contains("Severity\nhigh &lt;!here&gt;"), "{all}");
+    assert!(all.contains("Source\nmatano &lt;@U999&gt;"), "{all}");
+    // Data is plain text, which Slack reads no emphasis, code or emoji from;
+    // the one mrkdwn object is the ref's, read verbatim; the host's
+    // notification text is not markup either.
+    let mut objects = Vec::new();
+    for block in blocks {
+        objects.extend(block["fields"].as_array().cloned().unwrap_or_default());
+        objects.extend(block["elements"].as_array().cloned().unwrap_or_default());
+        if block["text"].is_object() {
+            objects.push(block["text"].clone());
+        }
+    }
+    for object in &objects {
+        match object["type"].as_str() {
+            Some("plain_text") => assert_eq!(object["emoji"], false, "{object}"),
+            Some("mrkdwn") => {
+                assert_eq!(object["verbatim"], true, "{object}");
+                assert!(object["text"].as_str().unwrap().contains("runbook"), "{object}");
+            }
+            other => panic!("{other:?}: {object}"),
+        }
+    }
+    assert_eq!(body["mrkdwn"], false);
     // A ref whose URL could carry a label is not a link.
     assert!(
         all.contains("&lt;!channel&gt; runbook (https://evil.example/x|Click me)"),
@@ -246,7 +267,7 @@ async fn github_issue_and_comment_bodies_are_literal_markdown() {
         assert!(body.contains("@\u{2060}security\\-team"), "{body}");
         assert!(body.contains("AAAA… \\[clipped\\]"), "the 10 KB value is clipped");
         assert!(
-            body.contains("\\!\\[tracker\\]\\(https\\://t\\.example/p\\.png\\)"),
+            body.contains("\\!\\[tracker\\]\\(https:\u{2060}//t\\.example/p\\.png\\)"),
             "{body}"
         );
         assert!(body.contains("\\`\\`\\`"), "{body}");
@@ -294,6 +315,51 @@ async fn jira_gets_text_nodes_only_and_a_clean_one_line_summary() {
             }
         }
     }
+
+    // A description longer than Jira takes (32,767) is clipped, not refused.
+    let long = TestServer::start(|_| Reply::json(201, json!({"id": "10002", "key": "SEC-2"}))).await;
+    let mut alert = hostile_alert();
+    alert.description = "D".repeat(70_000);
+    let mut create = json!({"secret_api_token": "t", "email": "r@example.org", "project": "SEC"});
+    create["base_url"] = json!(long.url(""));
+    common::run_action(
+        common::loopback_allowed(),
+        &alert,
+        "jira.create_issue",
+        create,
+        "5f2b0c1d9e8a7b6c5f2b0c1d9e8a7b6c",
+    )
+    .await
+    .unwrap();
+    let mut texts = Vec::new();
+    strings(&only(&long).json()["fields"]["description"], String::new(), &mut texts);
+    let characters: usize = texts.iter().map(|(_, t)| t.chars().count()).sum();
+    assert!(characters <= 32_767, "{characters}");
+    assert!(texts.iter().any(|(_, t)| t.ends_with("… [clipped]")));
+}
+
+/// An attachment whose data quotes the multipart boundary is still sent
+/// whole: the boundary is one the data does not hold.
+#[tokio::test]
+async fn an_attachment_quoting_the_boundary_is_sent_whole() {
+    let server = TestServer::start(|_| Reply::json(200, json!([{"id": "1"}]))).await;
+    let data = "--alert-responder-attachment-7f3a9c\r\n--alert-responder-attachment-7f3a9c-0--\r\n";
+    run(
+        "jira.add_attachment",
+        json!({"secret_api_token": "t", "email": "r@example.org", "base_url": server.url(""), "issue": "SEC-1", "file_name": "raw.txt", "data": data}),
+    )
+    .await;
+    let upload = only(&server);
+    let boundary = upload.headers["content-type"]
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap()
+        .to_string();
+    assert!(!data.contains(&boundary), "{boundary}");
+    let body = String::from_utf8(upload.body.clone()).unwrap();
+    assert!(
+        body.contains(&format!("\r\n\r\n{data}\r\n--{boundary}--\r\n")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -323,6 +389,7 @@ async fn opsgenie_and_pagerduty_get_clean_bounded_text() {
     )
     .await;
     let body = only(&pagerduty).json();
+    assert_no_hidden(&body);
     let summary = body["payload"]["summary"].as_str().unwrap();
     assert!(
         !summary.contains('\n') && !summary.chars().any(hidden) && summary.chars().count() <= 1024,
@@ -345,6 +412,42 @@ async fn opsgenie_and_pagerduty_get_clean_bounded_text() {
     let text = only(&linked).json()["links"][0]["text"].as_str().unwrap().to_string();
     assert!(!text.contains('\n') && !text.chars().any(hidden), "{text:?}");
     assert!(text.starts_with("runbook"), "{text:?}");
+
+    // A source longer than the vendors take is clipped to one clean line,
+    // and a ref that is no web page is no link.
+    let mut alert = hostile_alert();
+    alert.source = format!("bidi\u{202E}evil\n{}", "s".repeat(5000));
+    alert.refs[0].url = "javascript:alert(document.domain)".into();
+    let opsgenie = TestServer::start(|_| Reply::json(202, json!({"result": "ok", "requestId": "r"}))).await;
+    let pagerduty = TestServer::start(|_| Reply::json(202, json!({"status": "success", "dedup_key": "d"}))).await;
+    for (uses, server, key) in [
+        ("opsgenie.create_alert", &opsgenie, "secret_api_key"),
+        ("pagerduty.trigger", &pagerduty, "secret_routing_key"),
+    ] {
+        let mut args = json!({"base_url": server.url("")});
+        args[key] = json!("K");
+        common::run_action(
+            common::loopback_allowed(),
+            &alert,
+            uses,
+            args,
+            "5f2b0c1d9e8a7b6c5f2b0c1d9e8a7b6c",
+        )
+        .await
+        .unwrap();
+    }
+    let opsgenie_source = only(&opsgenie).json()["source"].as_str().unwrap().to_string();
+    assert!(
+        opsgenie_source.starts_with("bidievil s") && opsgenie_source.chars().count() <= 100,
+        "{opsgenie_source}"
+    );
+    let body = only(&pagerduty).json();
+    let source = body["payload"]["source"].as_str().unwrap();
+    assert!(
+        source.starts_with("bidievil s") && source.chars().count() <= 255,
+        "{source}"
+    );
+    assert_eq!(body["links"], json!([]));
 }
 
 /// The model gets the alert as JSON in its own message, delimited and

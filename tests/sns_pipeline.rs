@@ -266,6 +266,10 @@ async fn sns_publish_action_reaches_a_topic() {
     let mut event = sns_event_with_new_ips(&[]);
     let mut payload: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
     payload["updated_alert"]["severity"] = json!("critical");
+    // A title SNS would refuse as a subject (a line break, characters other
+    // than ASCII, over 99 characters) still pages.
+    let title = format!("AWS Root Credentials Change\n\u{202E}évil {}", "x".repeat(120));
+    payload["updated_alert"]["title"] = json!(title);
     event["Records"][0]["Sns"]["Message"] = Value::String(payload.to_string());
     lambda::handle(&responder, &"matano".into(), invocation(event))
         .await
@@ -273,9 +277,14 @@ async fn sns_publish_action_reaches_a_topic() {
 
     let page = pager.wait_for(1, WAIT).await;
     let notification = page[0].json();
-    assert_eq!(notification["Subject"], "[critical] AWS Root Credentials Change");
+    let subject = notification["Subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("[critical] AWS Root Credentials Change ?vil xxx"),
+        "{subject}"
+    );
+    assert!(subject.len() <= 99 && subject.is_ascii(), "{subject}");
     let message: Value = serde_json::from_str(notification["Message"].as_str().unwrap()).unwrap();
-    assert_eq!(message["title"], "AWS Root Credentials Change");
+    assert_eq!(message["title"], title);
 
     let outcome = outcomes.wait_for(1, WAIT).await[0].sns_message();
     assert_valid_outcome(&outcome);

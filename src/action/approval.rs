@@ -9,7 +9,8 @@ use chrono::{Duration as Span, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use super::render::{clip, headline, line, slack, summary, Markup};
+use super::render::{clip, headline, line, slack};
+use super::slack::Section;
 use super::vendor::{secret, string_list, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::HttpClient;
@@ -146,7 +147,7 @@ fn seconds_arg(call: &ActionCall<'_>, arg: &str, default: Option<u64>) -> Result
 
 /// The message asking: the alert's blocks, the question, one button per
 /// answer carrying the token (the interaction handler checks it).
-pub fn approval_blocks(call: &ActionCall<'_>, question: &str, choices: &[String], token: &str) -> Value {
+fn approval_blocks(call: &ActionCall<'_>, question: &Section, choices: &[String], token: &str) -> Value {
     let mut blocks = match super::slack::blocks(call.alert, question) {
         Value::Array(blocks) => blocks,
         _ => Vec::new(),
@@ -214,8 +215,8 @@ impl Action for Request {
                     transient: true,
                 })?;
             let question = match call.str_arg("text") {
-                Some(text) => text.to_string(),
-                None => summary(call.alert, Markup::Slack),
+                Some(text) => Section::Written(text.to_string()),
+                None => Section::Summary,
             };
             let notification = format!("Approval requested: {}", slack(&headline(call.alert)));
             let message = json!({

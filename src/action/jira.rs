@@ -15,8 +15,14 @@ use super::vendor::{json_object, plain_name, secret, string_list, url_with, TIME
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest, RequestBody};
 
-/// Plain text as an ADF document: one paragraph per line.
+/// Jira's longest description or comment, in characters: a longer one is
+/// refused, failing the action.
+const MAX_DOCUMENT_CHARS: usize = 32_000;
+
+/// Plain text as an ADF document: one paragraph per line, clipped to what
+/// Jira takes.
 fn adf(text: &str) -> Value {
+    let text = clip(text, MAX_DOCUMENT_CHARS);
     let paragraphs: Vec<Value> = text
         .lines()
         .map(|line| {
@@ -237,8 +243,17 @@ const ATTACHMENT_ARGS: &[ArgSpec] = &[
     TIMEOUT,
 ];
 
-/// The multipart boundary: fixed, and checked absent from the content.
+/// The multipart boundary's stem: a counter is added until the boundary
+/// is absent from the content (the content may quote the stem).
 const BOUNDARY: &str = "alert-responder-attachment-7f3a9c";
+
+/// A boundary `data` does not contain.
+fn boundary_for(data: &str) -> String {
+    (0u64..)
+        .map(|n| format!("{BOUNDARY}-{n}"))
+        .find(|boundary| !data.contains(boundary.as_str()))
+        .expect("some counter is absent from finite data")
+}
 
 impl Action for AddAttachment {
     fn uses(&self) -> &'static str {
@@ -265,14 +280,9 @@ impl Action for AddAttachment {
                 });
             }
             let data = call.str_arg("data").unwrap_or_default();
-            if data.contains(BOUNDARY) {
-                return Err(ActionError::BadArg {
-                    arg: "data".to_string(),
-                    reason: "contains the multipart boundary".to_string(),
-                });
-            }
+            let boundary = boundary_for(data);
             let body = format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{data}\r\n--{BOUNDARY}--\r\n"
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{data}\r\n--{boundary}--\r\n"
             );
             let url = url_with(
                 &base_url(&call, self.base.as_deref())?,
@@ -281,7 +291,7 @@ impl Action for AddAttachment {
             let mut request = HttpRequest::new(Method::POST, url)
                 .header("accept", "application/json")
                 .header("x-atlassian-token", "no-check")
-                .header("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))
+                .header("content-type", &format!("multipart/form-data; boundary={boundary}"))
                 .timeout(super::http::timeout_arg(&call));
             request.body = Some(RequestBody::Bytes(body.into_bytes()));
             let response = self.client.send(authorized(&call, request)?, call.deadline).await?;

@@ -119,7 +119,8 @@ impl Action for CreateAlert {
                 "priority": priority,
                 "tags": string_list(&call, "tags"),
                 "details": details,
-                "source": call.str_arg("source").unwrap_or(if alert.source.is_empty() { "alert-responder" } else { &alert.source }),
+                // Opsgenie refuses a source over 100 characters.
+                "source": clip(&line(call.str_arg("source").unwrap_or(if alert.source.is_empty() { "alert-responder" } else { &alert.source })), 100),
             });
             match call.args.get("responders") {
                 None | Some(Value::Null) => {}

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::render::{clip, headline, line};
+use super::render::{clean, clip, headline, line};
 use super::vendor::base_url;
 use super::vendor::{json_object, matano_alert_id, secret, url_with, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
@@ -134,20 +134,40 @@ impl Action for Event {
                         reason: format!("{severity:?} is not one of critical, error, warning, info"),
                     });
                 }
+                // Shown to people: the alert's text, cleaned as elsewhere.
                 let details = call.args.get("custom_details").cloned().unwrap_or_else(|| {
-                    Value::Object(alert.attrs.iter().map(|a| (a.key.clone(), a.value.clone())).collect())
+                    Value::Object(
+                        alert
+                            .attrs
+                            .iter()
+                            .map(|a| {
+                                let value = a.value.as_str().map_or_else(|| a.value.to_string(), str::to_string);
+                                (line(&a.key), Value::String(clip(&clean(&value), 8000)))
+                            })
+                            .collect(),
+                    )
                 });
+                let source = call
+                    .str_arg("source")
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(if alert.source.is_empty() {
+                        "alert-responder"
+                    } else {
+                        &alert.source
+                    });
                 body["payload"] = json!({
                     "summary": clip(&line(&call.str_arg("summary").map_or_else(|| headline(alert), str::to_string)), 1024),
-                    "source": call.str_arg("source").filter(|s| !s.is_empty()).unwrap_or(if alert.source.is_empty() { "alert-responder" } else { &alert.source }),
+                    "source": clip(&line(source), 255),
                     "severity": severity,
                     "custom_details": details,
                 });
+                // A link only to a web page: PagerDuty would show any other
+                // scheme (`javascript:`) as a link too.
                 body["links"] = Value::Array(
                     alert
                         .refs
                         .iter()
-                        // Shown to people: the alert's text, cleaned as elsewhere.
+                        .filter(|r| r.url.starts_with("https://") || r.url.starts_with("http://"))
                         .map(|r| json!({"href": r.url, "text": clip(&line(&r.title), 1024)}))
                         .collect(),
                 );

@@ -27,10 +27,24 @@ const MAX_SUMMARY_LINE: usize = 1_000;
 const CLIPPED: &str = "… [clipped]";
 
 /// Characters people must not be shown from data: C0 and C1 controls (but
-/// tab and newline), bidirectional controls, zero-width characters.
+/// tab and newline), the line and paragraph separators, bidirectional
+/// controls, zero-width and invisible formatting characters (the soft
+/// hyphen, the Mongolian vowel separator, the deprecated format controls),
+/// and tag characters (invisible text some models still read).
 fn is_hidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
 }
 
 /// `text` without hidden characters.
@@ -55,6 +69,30 @@ pub fn clip(text: &str, max: usize) -> String {
     let mut clipped: String = text.chars().take(keep).collect();
     clipped.push_str(CLIPPED);
     clipped
+}
+
+/// SNS's longest subject, in characters.
+const MAX_SNS_SUBJECT: usize = 99;
+
+/// `text` as an SNS subject, which SNS refuses (failing the publish) unless
+/// it is ASCII without line breaks or control characters, starts with a
+/// letter, digit or punctuation, and is under 100 characters: on one line,
+/// other characters as `?`, clipped with `...`; `None` when nothing is left.
+pub fn sns_subject(text: &str) -> Option<String> {
+    let ascii: String = line(text)
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect();
+    let subject = ascii.trim();
+    if subject.is_empty() {
+        return None;
+    }
+    if subject.chars().count() <= MAX_SNS_SUBJECT {
+        return Some(subject.to_string());
+    }
+    let mut clipped: String = subject.chars().take(MAX_SNS_SUBJECT - 3).collect();
+    clipped.push_str("...");
+    Some(clipped)
 }
 
 /// Literal text in Slack `mrkdwn`.
@@ -84,18 +122,23 @@ pub fn slack_link(url: &str, title: &str) -> String {
 }
 
 /// Literal text in Markdown (GitHub): every punctuation character Markdown
-/// may read is backslash-escaped, and `@` is followed by a word joiner so
-/// it mentions no one.
+/// may read is backslash-escaped (`$` too: math), and `@`, `#` and `:` are
+/// followed by a word joiner, so they mention no one, reference no issue
+/// (GitHub links `org/repo\#1` even escaped) and make no emoji.
 pub fn markdown(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len() + 8);
     for c in clean(text).chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.' | '!' | '|' | '<'
-            | '>' | '~' | '=' | '&' | ':' | '"' | '\'' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '+' | '-' | '.' | '!' | '|' | '<' | '>'
+            | '~' | '=' | '&' | '"' | '\'' | '$' => {
                 escaped.push('\\');
                 escaped.push(c);
             }
-            '@' => escaped.push_str("@\u{2060}"),
+            '#' => escaped.push_str("\\#\u{2060}"),
+            '@' | ':' => {
+                escaped.push(c);
+                escaped.push('\u{2060}');
+            }
             c => escaped.push(c),
         }
     }
@@ -114,6 +157,8 @@ fn value_text(value: &Value) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Markup {
     Slack,
+    /// Slack `plain_text`: escaped as for `mrkdwn`, the ref as text.
+    SlackPlain,
     Markdown,
     /// Plain text: Jira's document text nodes, Opsgenie, anything not rendered.
     Plain,
@@ -122,7 +167,7 @@ pub enum Markup {
 impl Markup {
     fn literal(self, text: &str) -> String {
         match self {
-            Markup::Slack => slack(text),
+            Markup::Slack | Markup::SlackPlain => slack(text),
             Markup::Markdown => markdown(text),
             Markup::Plain => clean(text),
         }
@@ -161,9 +206,23 @@ pub fn summary(alert: &Alert, markup: Markup) -> String {
     text
 }
 
-/// An attribute's key and value as a Slack field.
+/// An attribute's key and value as a Slack field's plain text.
 pub fn slack_field(key: &str, value: &Value) -> String {
-    format!("*{}*\n{}", slack(&line(key)), slack(&value_text(value)))
+    format!("{}\n{}", slack(&line(key)), slack(&value_text(value)))
+}
+
+/// Data as a Slack text object: `plain_text`, which Slack reads no
+/// emphasis, code, quote, link, mention or emoji from (`&`, `<` and `>`
+/// still escaped: Slack decodes them in every text).
+pub fn slack_plain(text: &str) -> Value {
+    serde_json::json!({"type": "plain_text", "text": text, "emoji": false})
+}
+
+/// `mrkdwn` a policy (or the host, around data it escaped) wrote, read
+/// `verbatim`: no bare URL, channel name or `@here` in it becomes a link or
+/// a mention; its explicit `<url|label>` links and `<!here>` still work.
+pub fn slack_mrkdwn(text: &str) -> Value {
+    serde_json::json!({"type": "mrkdwn", "text": text, "verbatim": true})
 }
 
 #[cfg(test)]
@@ -193,17 +252,39 @@ mod tests {
         let escaped =
             markdown("@security-team ![x](https://t.example/p.png) [ok](https://evil) ```\n# h\n<img src=x> | a |");
         assert!(!escaped.contains("@s"), "{escaped}");
-        assert!(escaped.contains("\\!\\[x\\]\\(https\\:"), "{escaped}");
+        assert!(escaped.contains("\\!\\[x\\]\\(https:\u{2060}"), "{escaped}");
         assert!(
-            escaped.contains("\\`\\`\\`") && escaped.contains("\\# h") && escaped.contains("\\<img"),
+            escaped.contains("\\`\\`\\`") && escaped.contains("\\#\u{2060} h") && escaped.contains("\\<img"),
             "{escaped}"
         );
         assert!(escaped.contains("\\| a \\|"), "{escaped}");
+        // No issue reference (GitHub links `org/repo\#1` even escaped), no
+        // emoji shortcode, no math.
+        assert_eq!(
+            markdown("org/repo#123 :warning: $x$"),
+            "org/repo\\#\u{2060}123 :\u{2060}warning:\u{2060} \\$x\\$"
+        );
+    }
+
+    #[test]
+    fn an_sns_subject_is_what_sns_takes() {
+        let hostile = format!("[critical] Root login\n\u{202E}évil\u{0085}{}", "x".repeat(200));
+        let subject = sns_subject(&hostile).unwrap();
+        assert!(subject.starts_with("[critical] Root login ?vil"), "{subject}");
+        assert_eq!(subject.chars().count(), 99);
+        assert!(subject.ends_with("..."));
+        assert!(subject.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{subject}");
+        assert_eq!(sns_subject("  short "), Some("short".to_string()));
+        assert_eq!(sns_subject("\u{202E}\n"), None);
     }
 
     #[test]
     fn hidden_characters_are_removed_and_long_values_clipped() {
         assert_eq!(clean("a\u{202E}b\u{200B}c\u{0007}d\u{FEFF}\ne"), "abcd\ne");
+        assert_eq!(
+            clean("s\u{2028}e\u{2029}p\u{00AD}s\u{180E}h\u{206A}y\u{E0041}!"),
+            "sepshy!"
+        );
         assert_eq!(line("a\nb\tc"), "a b c");
         let clipped = clip(&"x".repeat(100), 20);
         assert_eq!(clipped.chars().count(), 20);

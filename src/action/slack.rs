@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::render::{clip, headline, line, slack, slack_field, slack_link, summary, Markup};
+use super::render::{clip, headline, line, slack, slack_field, slack_link, slack_mrkdwn, slack_plain, summary, Markup};
 use super::vendor::base_url;
 use super::vendor::{json_object, url_with, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgRule, ArgSpec};
@@ -74,25 +74,51 @@ const RULES: &[ArgRule] = &[
 /// Title, severity and source, the attributes, the text, a link. Every
 /// part from alert data is literal text (`render`); `text` is the policy's
 /// own markup when it wrote one, else the escaped summary.
-pub(super) fn blocks(alert: &Alert, text: &str) -> Value {
+/// The message's section: the host's summary of the alert (plain text), or
+/// what the policy wrote (its own `mrkdwn`).
+pub(super) enum Section {
+    Summary,
+    Written(String),
+}
+
+/// Slack's longest field text, and section or context text.
+const MAX_FIELD: usize = 2000;
+const MAX_TEXT: usize = 3000;
+
+/// The alert's blocks. Everything from data is plain text (Slack has no
+/// escape for `*`, `_`, `~` or backticks in `mrkdwn`); the one `mrkdwn`
+/// the host writes is the ref's link, around its escaped title.
+pub(super) fn blocks(alert: &Alert, section: &Section) -> Value {
     let mut fields = vec![
-        json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", slack(&line(&alert.severity)))}),
-        json!({"type": "mrkdwn", "text": format!("*Source*\n{}", slack(&line(&alert.source)))}),
+        slack_plain(&clip(
+            &format!("Severity\n{}", slack(&line(&alert.severity))),
+            MAX_FIELD,
+        )),
+        slack_plain(&clip(&format!("Source\n{}", slack(&line(&alert.source))), MAX_FIELD)),
     ];
     for attr in alert.attrs.iter().take(8) {
-        fields.push(json!({"type": "mrkdwn", "text": clip(&slack_field(&attr.key, &attr.value), 2000)}));
+        fields.push(slack_plain(&clip(&slack_field(&attr.key, &attr.value), MAX_FIELD)));
     }
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&line(&alert.title), 150)}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&line(&alert.title), 150), "emoji": false}}),
         json!({"type": "section", "fields": fields.into_iter().take(10).collect::<Vec<_>>()}),
     ];
-    if !text.is_empty() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}));
+    let text = match section {
+        Section::Summary => Some(slack_plain(&clip(&summary(alert, Markup::SlackPlain), MAX_TEXT))),
+        Section::Written(text) if !text.is_empty() => Some(slack_mrkdwn(&clip(text, MAX_TEXT))),
+        Section::Written(_) => None,
+    };
+    if let Some(text) = text {
+        blocks.push(json!({"type": "section", "text": text}));
     }
     if let Some(link) = alert.refs.first() {
-        blocks.push(
-            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_link(&link.url, &link.title)}]}),
-        );
+        let linked = slack_link(&link.url, &link.title);
+        let element = match linked.chars().count() <= MAX_TEXT {
+            true => slack_mrkdwn(&linked),
+            // Too long to be a link: its text, clipped.
+            false => slack_plain(&clip(&slack(&line(&format!("{} {}", link.title, link.url))), MAX_TEXT)),
+        };
+        blocks.push(json!({"type": "context", "elements": [element]}));
     }
     Value::Array(blocks)
 }
@@ -162,20 +188,26 @@ impl Action for Post {
             // AlertChain's form: `body` is the section, `text` the
             // notification text. Ours: `text` is the section.
             let (section, notification) = match (call.str_arg("body"), call.str_arg("text")) {
-                (Some(body), text) => (
-                    body.to_string(),
-                    text.map_or_else(|| slack(&headline(alert)), str::to_string),
-                ),
-                (None, Some(text)) => (text.to_string(), slack(&headline(alert))),
-                (None, None) => (summary(alert, Markup::Slack), slack(&headline(alert))),
+                (Some(body), text) => (Section::Written(body.to_string()), text.map(str::to_string)),
+                (None, Some(text)) => (Section::Written(text.to_string()), None),
+                (None, None) => (Section::Summary, None),
             };
             let blocks = blocks(alert, &section);
+            // The notification text the host writes is the headline, read as
+            // plain text (`mrkdwn: false`); a policy's is its own markup.
+            let (notification, markup) = match notification {
+                Some(text) => (text, true),
+                None => (slack(&headline(alert)), false),
+            };
             let mut message = match call.str_arg("color") {
                 Some(color) => {
-                    json!({"text": clip(&notification, 3000), "attachments": [{"color": color, "blocks": blocks}]})
+                    json!({"text": clip(&notification, MAX_TEXT), "attachments": [{"color": color, "blocks": blocks}]})
                 }
-                None => json!({"text": clip(&notification, 3000), "blocks": blocks}),
+                None => json!({"text": clip(&notification, MAX_TEXT), "blocks": blocks}),
             };
+            if !markup {
+                message["mrkdwn"] = json!(false);
+            }
             let timeout = super::http::timeout_arg(&call);
             match (call.str_arg("secret_webhook_url"), call.str_arg("secret_token")) {
                 (Some(webhook), None) => {

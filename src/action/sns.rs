@@ -84,8 +84,12 @@ impl Action for Publish {
                         .collect()
                 })
                 .unwrap_or_default();
+            // SNS refuses a subject with a line break, a character other
+            // than ASCII or over 99 characters: the page must not fail on
+            // the alert's title.
+            let subject = call.str_arg("subject").and_then(super::render::sns_subject);
             let message_id = topics
-                .publish(topic_arn, call.str_arg("subject"), &message, &attributes)
+                .publish(topic_arn, subject.as_deref(), &message, &attributes)
                 .await
                 .map_err(|err| ActionError::failed(format!("SNS publish to {topic_arn} failed: {err}")))?;
             Ok(json!({"message_id": message_id, "topic_arn": topic_arn}))

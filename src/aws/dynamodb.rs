@@ -451,6 +451,21 @@ impl WorkflowStore for DynamoState {
         })
     }
 
+    fn action_records<'a>(&'a self, alert_id: &'a str) -> BoxFuture<'a, Result<Vec<ActionRecord>, StateError>> {
+        Box::pin(async move {
+            let mut records = Vec::new();
+            for item in self.partition(&format!("action#{alert_id}"), "read actions").await? {
+                let Some(action_id) = text(&item, "sk") else {
+                    continue;
+                };
+                if let Some(record) = self.record_of(&item, action_id, "read actions")? {
+                    records.push(record);
+                }
+            }
+            Ok(records)
+        })
+    }
+
     fn resolve<'a>(
         &'a self,
         alert_id: &'a str,

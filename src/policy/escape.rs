@@ -9,23 +9,25 @@
 use super::source::PolicyFile;
 
 /// The module body, after its `package escape` line.
-const FUNCTIONS: &str = r#"
+const FUNCTIONS: &str = r##"
 # Alert content made literal text in Slack mrkdwn: no <!channel>, <@U…>,
 # <#C…> or <url|label> from data.
 slack(value) := replace(replace(replace(clean(value), "&", "&amp;"), "<", "&lt;"), ">", "&gt;")
 
 # Alert content made literal text in Markdown (GitHub): no link, image,
-# HTML, code fence, table or heading from data, and no @mention.
-markdown(value) := replace(regex.replace(clean(value), "([\\\\`*_{}\\[\\]()#+\\-.!|<>~=&:\"'])", "\\$1"), "@", "@\u2060")
+# HTML, code fence, table, heading or math from data, and no @mention,
+# issue reference or emoji (a word joiner after `@`, `#` and `:`).
+markdown(value) := replace(replace(replace(regex.replace(clean(value), "([\\\\`*_{}\\[\\]()+\\-.!|<>~=&\"'$])", "\\$1"), "#", "\\#\u2060"), "@", "@\u2060"), ":", ":\u2060")
 
-# Control characters (but tab and newline), bidirectional controls and
-# zero-width characters removed.
-clean(value) := regex.replace(text(value), "[\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F\\x{061C}\\x{200B}-\\x{200F}\\x{202A}-\\x{202E}\\x{2060}-\\x{2064}\\x{2066}-\\x{2069}\\x{FEFF}]", "")
+# Control characters (but tab and newline), line and paragraph separators,
+# bidirectional controls, zero-width and invisible formatting characters,
+# and tag characters removed.
+clean(value) := regex.replace(text(value), "[\\x00-\\x08\\x0B-\\x1F\\x7F-\\x9F\\x{00AD}\\x{061C}\\x{180E}\\x{200B}-\\x{200F}\\x{2028}-\\x{202E}\\x{2060}-\\x{2064}\\x{2066}-\\x{206F}\\x{FEFF}\\x{E0000}-\\x{E007F}]", "")
 
 text(value) := value if {
 	is_string(value)
 } else := sprintf("%v", [value])
-"#;
+"##;
 
 /// The package the functions live in.
 const PACKAGE: &str = "escape";

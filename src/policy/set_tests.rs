@@ -811,6 +811,8 @@ fn escape_functions_match_the_hosts_rendering() {
         "<!channel> <https://evil.example/mfa|Reset your MFA now> & <@U012AB3CD>",
         "@team ![x](https://t.example/p.png) [ok](https://evil) ```\n# h\n<img src=x> | a | \\ back",
         "bidi \u{202E}evil\u{202C} zero\u{200B}width \u{0007}bell",
+        "sep\u{2028}ara\u{2029}tors soft\u{00AD}hyphen mongolian\u{180E} \u{206A}format tag\u{E0041}\u{E0042}s",
+        "org/repo#123 see #45 :warning: $x^2$ a\\#1",
         "plain text, ünïcödé ✓",
     ];
     for engine in [PolicyEngine::Vm, PolicyEngine::Interpreter] {
