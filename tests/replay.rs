@@ -16,7 +16,7 @@ alert contains {"title": input.updated_alert.title, "severity": input.updated_al
 
 const ACTIONS: &str = r#"package action
 run contains {"id": "notify", "uses": "webhook.post", "args": {"url": "https://hooks.example.com/a", "data": {"t": input.alert.title}}}
-run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": "https://tickets.example.com/", "data": {}}}
+run contains {"id": "ticket", "uses": "webhook.post", "args": {"url": "https://tickets.example.com/", "data": {"at": object.get(input.alert, "created_at", "")}}}
 "#;
 
 fn bin(args: &[&str]) -> Output {
@@ -44,6 +44,8 @@ fn record_changes(dir: &Path, records: &Path, titles: &[&str]) {
         let mut payload: Value = serde_json::from_str(include_str!("fixtures/matano_alert_change_v1.json")).unwrap();
         payload["updated_alert"]["id"] = Value::String(format!("replay-{i}"));
         payload["updated_alert"]["title"] = Value::String(title.to_string());
+        // No time of its own: `created_at` is when it was read, on record.
+        payload["updated_alert"]["creation_time"] = Value::Null;
         let input = records.with_extension(format!("{i}.json"));
         std::fs::write(&input, payload.to_string()).unwrap();
         let run = bin(&[
@@ -69,6 +71,20 @@ fn replay_from(from: &Path, policies: &Path) -> Output {
         "--policies",
         policies.to_str().unwrap(),
     ])
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
+        }
+    }
+    files.sort();
+    files
 }
 
 fn replay_json(args: &[&str]) -> (Value, Output) {
@@ -106,6 +122,29 @@ fn a_changed_policy_is_backtested_against_recorded_decisions() {
         "{report:#}"
     );
 
+    // A decision that left an action to a retry of its invocation is not
+    // replayed: the retry has its own record.
+    let retried = root.path().join("retried");
+    std::fs::create_dir_all(&retried).unwrap();
+    let mut lines = String::new();
+    let first_file = std::fs::File::open(walk(&records).remove(0)).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(first_file), &mut lines).unwrap();
+    let mut record: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    record["alerts"][0]["retries"] = serde_json::json!([{"action_id": "notify", "cause": "HTTP 503"}]);
+    std::fs::write(retried.join("r.jsonl"), format!("{record}\n")).unwrap();
+    let (report, output) = replay_json(&[
+        "--from",
+        retried.to_str().unwrap(),
+        "--policies",
+        live.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        (report["changes"].as_u64(), report["skipped"].as_u64()),
+        (Some(0), Some(1)),
+        "{report:#}"
+    );
+
     // The candidate changes notify's args, drops ticket, adds page for root logins only.
     let candidate = root.path().join("candidate");
     policies(
@@ -138,7 +177,18 @@ run contains {"id": "page", "uses": "pagerduty.trigger", "args": {"secret_routin
     assert_eq!(report["by_uses"]["pagerduty.trigger"]["actions_added"], 2);
     let first = &report["differences"][0];
     assert!(first["at"].as_str().unwrap().contains(".jsonl.gz:1"), "{first:#}");
-    let added = &first["divergence"]["actions_added"][0];
+    // A root login's: the page added.
+    let paged = report["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["divergence"]["actions_added"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        })
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let added = &paged["divergence"]["actions_added"][0];
     assert_eq!(
         added["args"]["secret_routing_key"], "[REDACTED]",
         "secrets never reach a report"

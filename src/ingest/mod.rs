@@ -309,14 +309,21 @@ fn ingest_sqs_record(index: usize, record: &Value, routing: &SchemaRouting) -> I
     // A bare payload (raw delivery, or sent to the queue directly) is a
     // message: held to the same limit as one SNS delivers.
     check_size(body.len()).map_err(reject)?;
-    envelope_from_payload(
+    let mut envelope = envelope_from_payload(
         document,
         item_id.clone().unwrap_or_default(),
         sqs_attributes(record),
         None,
         routing,
     )
-    .map_err(reject)
+    .map_err(reject)?;
+    // When SQS took it (milliseconds since the epoch): the same on a redelivery.
+    envelope.timestamp = record
+        .pointer("/attributes/SentTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|ms| ms.parse::<i64>().ok())
+        .and_then(DateTime::<Utc>::from_timestamp_millis);
+    Ok(received_now(envelope))
 }
 
 /// SQS `messageAttributes`: `{"name": {"stringValue": "v", "dataType": "String"}}`,
@@ -401,8 +408,17 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     let message_id = format!("local-{}", &hex::encode(Sha256::digest(bytes))[..16]);
     vec![
         envelope_from_payload(document, message_id, Default::default(), None, routing)
+            .map(received_now)
             .map_err(|error| Rejected::boxed(None, None, text(), error)),
     ]
+}
+
+/// A message with no time of its own (a bare payload) is stamped when it
+/// is read: its alerts' `created_at` is then the same for every side that
+/// decides it (a replay's baseline and candidate), and on its record.
+fn received_now(mut envelope: Envelope) -> Envelope {
+    envelope.timestamp.get_or_insert_with(Utc::now);
+    envelope
 }
 
 /// The envelope of a payload a decision record kept: its recorded schema

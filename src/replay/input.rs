@@ -181,6 +181,11 @@ pub fn decode(chunk: &Chunk, routing: &SchemaRouting) -> Result<Decoded, InputEr
             DecisionResult::Stale => return Ok(Decoded::Skipped("a stale change: not acted on")),
             _ => {}
         }
+        if record.alerts.iter().any(|alert| !alert.retries.is_empty()) {
+            return Ok(Decoded::Skipped(
+                "actions were left to a retry of its invocation (the retry has its own record)",
+            ));
+        }
         let envelope = envelope_from_recorded(
             payload.clone(),
             schema,
