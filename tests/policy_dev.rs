@@ -113,6 +113,36 @@ fn test_filter_and_coverage() {
         "{}",
         run.stdout
     );
+    // `opa test`'s names match too; no match is said as such.
+    let full = cli(&[
+        "test",
+        "--policies",
+        "policies",
+        "--run",
+        "^data\\.alert\\.matano_test\\.test_service",
+    ]);
+    assert!(full.stdout.contains("1 passed, 0 failed"), "{}", full.stdout);
+    let none = cli(&["test", "--policies", "policies", "--run", "nomatch"]);
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stderr
+            .contains("no test matches --run \"nomatch\" (13 test(s) found)"),
+        "{}",
+        none.stderr
+    );
+}
+
+/// `check` on a directory whose `scenarios/` holds none yet still checks
+/// the rest (over the sample change), and says so.
+#[test]
+fn check_runs_with_an_empty_scenarios_directory() {
+    let (_root, policies) = starter_kit_copy();
+    let scenarios = policies.join("scenarios");
+    std::fs::remove_dir_all(&scenarios).unwrap();
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let run = cli(&["check", "--policies", policies.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("holds no scenarios"), "{}", run.stderr);
 }
 
 #[test]

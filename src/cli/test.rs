@@ -11,7 +11,8 @@ use crate::policy::{load_test_data, read_source};
 pub struct TestArgs {
     #[command(flatten)]
     pub policies: PolicyArgs,
-    /// Run only tests whose `<package>.<rule>` matches this regular expression.
+    /// Run only tests whose `<package>.<rule>` (or `data.<package>.<rule>`,
+    /// as `opa test` names them) matches this regular expression.
     #[arg(long, value_name = "REGEX")]
     pub run: Option<String>,
     /// Print every test, and print() output of passing tests too.
@@ -34,12 +35,17 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
         suite = suite.with_data(load_test_data(dir)?)?;
     }
     let (results, coverage) = suite.run(
-        |case| filter.as_ref().is_none_or(|re| re.is_match(case.name())),
+        |case| {
+            filter
+                .as_ref()
+                .is_none_or(|re| re.is_match(case.name()) || re.is_match(&case.path))
+        },
         args.coverage,
     );
 
     let mut passed = 0;
     let mut failed = 0;
+    let mut skipped = 0;
     for result in &results {
         let location = format!("{}:{}", result.case.file, result.case.line);
         match result.verdict {
@@ -61,17 +67,29 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
                 failed += 1;
                 println!("ERROR {} ({location}): {}", result.case.name(), result.detail);
             }
+            Verdict::Skip => {
+                skipped += 1;
+                println!("SKIPPED {} ({location})", result.case.name());
+            }
         }
-        if result.verdict != Verdict::Pass || args.verbose {
+        if !matches!(result.verdict, Verdict::Pass | Verdict::Skip) || args.verbose {
             for line in &result.prints {
                 println!("      print: {line}");
             }
         }
     }
     print_coverage(&coverage);
-    println!("{passed} passed, {failed} failed");
+    match skipped {
+        0 => println!("{passed} passed, {failed} failed"),
+        _ => println!("{passed} passed, {failed} failed, {skipped} skipped"),
+    }
     if results.is_empty() {
-        eprintln!("error: no tests found (rules named test_* in the loaded policies)");
+        match (&args.run, suite.cases().len()) {
+            (Some(run), found) if found > 0 => {
+                eprintln!("error: no test matches --run {run:?} ({found} test(s) found)")
+            }
+            _ => eprintln!("error: no tests found (rules named test_* in the loaded policies)"),
+        }
         return Ok(1);
     }
     Ok(if failed > 0 { 1 } else { 0 })

@@ -62,10 +62,8 @@ pub fn load_scenarios(path: &Path) -> Result<LoadedScenarios, ScenarioError> {
         loaded.scenarios.extend(found);
     }
     if loaded.scenarios.is_empty() {
-        return Err(ScenarioError::Load {
+        return Err(ScenarioError::NoScenarios {
             path: dir.display().to_string(),
-            reason: "no scenario files (*.yaml, *.yml, *.json with `id` and `events`, or AlertChain's *.jsonnet)"
-                .to_string(),
         });
     }
     Ok(loaded)

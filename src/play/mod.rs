@@ -48,4 +48,4 @@ pub use alertchain::alertchain_log;
 pub use load::{load_mocks, load_scenarios};
 pub use mock::MockedActions;
 pub use run::{explore, play};
-pub use scenario::Scenario;
+pub use scenario::{Scenario, ScenarioError};

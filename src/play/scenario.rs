@@ -182,6 +182,8 @@ pub struct AlertExpectation {
 pub enum ScenarioError {
     #[error("{path}: {reason}")]
     Load { path: String, reason: String },
+    #[error("{path}: no scenario files (*.yaml, *.yml, *.json with `id` and `events`, or AlertChain's *.jsonnet)")]
+    NoScenarios { path: String },
 }
 
 /// The envelope of a scenario's event, ingested as production ingests it.

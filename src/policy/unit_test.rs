@@ -1,6 +1,7 @@
 //! Rego unit tests, the way `opa test` runs them: every rule named `test_*`
-//! in the loaded packages, evaluated on its own, passes when it is defined
-//! and not `false`.
+//! in the loaded packages, evaluated on its own, passes when it is `true`
+//! (undefined, `false` or any other value fails); a rule named `todo_test_*`
+//! is reported as skipped, never evaluated.
 
 use std::time::Duration;
 
@@ -22,6 +23,14 @@ impl TestCase {
     pub fn name(&self) -> &str {
         self.path.trim_start_matches("data.")
     }
+
+    /// A `todo_test_*` rule, which `opa test` skips.
+    pub fn is_todo(&self) -> bool {
+        self.path
+            .rsplit('.')
+            .next()
+            .is_some_and(|rule| rule.starts_with("todo_test_"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,6 +39,8 @@ pub enum Verdict {
     Pass,
     Fail,
     Error,
+    /// A `todo_test_*` rule: not run.
+    Skip,
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +92,7 @@ impl TestSuite {
                     regorus::unstable::RuleHead::Func { .. } => continue,
                 };
                 let name = refr.span().text();
-                if !name.starts_with("test_") || name.contains(['.', '[']) {
+                if !(name.starts_with("test_") || name.starts_with("todo_test_")) || name.contains(['.', '[']) {
                     continue;
                 }
                 let span = rule.span();
@@ -145,6 +156,16 @@ impl TestSuite {
         }
         let mut results = Vec::new();
         for case in self.cases.iter().filter(|c| filter(c)) {
+            if case.is_todo() {
+                results.push(TestResult {
+                    case: case.clone(),
+                    verdict: Verdict::Skip,
+                    detail: String::new(),
+                    prints: Vec::new(),
+                    duration: Duration::ZERO,
+                });
+                continue;
+            }
             let started = std::time::Instant::now();
             let outcome = engine.eval_rule(case.path.clone());
             let duration = started.elapsed();
@@ -154,9 +175,17 @@ impl TestSuite {
             }
             let prints = engine.take_prints().unwrap_or_default();
             let (verdict, detail) = match outcome {
+                Ok(regorus::Value::Bool(true)) => (Verdict::Pass, String::new()),
                 Ok(regorus::Value::Undefined) => (Verdict::Fail, "undefined".to_string()),
                 Ok(regorus::Value::Bool(false)) => (Verdict::Fail, "false".to_string()),
-                Ok(_) => (Verdict::Pass, String::new()),
+                // As `opa test`: a test is a boolean rule.
+                Ok(other) => (
+                    Verdict::Fail,
+                    format!(
+                        "{} (a test passes only when it is true)",
+                        serde_json::to_string(&other).unwrap_or_default()
+                    ),
+                ),
                 Err(err) => (Verdict::Error, err.to_string()),
             };
             results.push(TestResult {
@@ -214,6 +243,29 @@ mod tests {
     }
 
     const POLICY: &str = "package alert.x\nalert contains {\"title\": \"t\"} if input.severity == \"high\"\n";
+
+    /// As `opa test`: only `true` passes (a set, an object or a number
+    /// fails), and a `todo_test_*` rule is skipped, not evaluated.
+    #[test]
+    fn only_true_passes_and_todo_tests_are_skipped() {
+        let suite = suite(&[(
+            "t_test.rego",
+            "package t_test\ntest_true if true\ntest_set := {x | some x in [1]}\ntest_empty := set()\ntest_number := 1\ntodo_test_later if 1 / 0\n",
+        )]);
+        let (results, _) = suite.run(|_| true, false);
+        let verdicts: Vec<(&str, Verdict)> = results.iter().map(|r| (r.case.name(), r.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("t_test.test_true", Verdict::Pass),
+                ("t_test.test_set", Verdict::Fail),
+                ("t_test.test_empty", Verdict::Fail),
+                ("t_test.test_number", Verdict::Fail),
+                ("t_test.todo_test_later", Verdict::Skip),
+            ]
+        );
+        assert_eq!(results[1].detail, "[1] (a test passes only when it is true)");
+    }
 
     #[test]
     fn passes_failures_and_errors_are_told_apart() {

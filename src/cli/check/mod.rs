@@ -9,7 +9,7 @@ mod lint;
 use super::args::{policy_source_line, PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
 use crate::config::{Config, PolicySource};
-use crate::play::load_scenarios;
+use crate::play::{load_scenarios, ScenarioError};
 use crate::policy::{available_builtins, read_source, PolicySet};
 use lint::check_run_entries;
 
@@ -53,8 +53,16 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let findings = check_run_entries(production_files.clone(), &registry, has_state)?;
     let mut scenarios = match (&args.scenarios, &config.policies) {
         (Some(path), _) => load_scenarios(path)?.scenarios,
+        // The default place may hold none yet: the other checks still run.
         (None, PolicySource::Dir(dir)) if dir.join("scenarios").is_dir() => {
-            load_scenarios(&dir.join("scenarios"))?.scenarios
+            match load_scenarios(&dir.join("scenarios")) {
+                Ok(loaded) => loaded.scenarios,
+                Err(ScenarioError::NoScenarios { path }) => {
+                    eprintln!("note: {path} holds no scenarios: entries are explored over the sample change alone");
+                    Vec::new()
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
         _ => Vec::new(),
     };
