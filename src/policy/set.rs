@@ -384,6 +384,7 @@ impl PolicySet {
                     Some(rewritten) => rewritten.engine.clone(),
                     None => self.engine.clone(),
                 };
+                engine.set_strict_builtin_errors(false);
                 if limit < self.timeout {
                     engine.set_execution_timer_config(timer(limit));
                 }

@@ -901,3 +901,25 @@ fn no_builtin_is_both_guarded_and_replaced() {
         .collect();
     assert!(both.is_empty(), "guarded and replaced: {both:?}");
 }
+
+/// A rule on the interpreter (it calls a host function) reading a library
+/// package through its import alias: regorus evaluates the whole package,
+/// and a division by zero in a rule it never needed is OPA's default there
+/// too (undefined), not an error failing the alert.
+#[test]
+fn an_interpreted_rule_is_not_failed_by_an_unused_rules_arithmetic_error() {
+    let set = PolicySet::compile(
+        vec![
+            file(
+                "x.rego",
+                "package alert.x\nimport data.lib.cfg\nalert contains {\"title\": crypto.sha256(\"t\"), \"severity\": cfg.level} if input.a\n",
+            ),
+            file("cfg.rego", "package lib.cfg\nratio := input.a / input.b\nlevel := \"high\"\n"),
+        ],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(!set.interpreted_rules().is_empty());
+    let drafts = set.eval_alerts("x", &json!({"a": 1, "b": 0}), None).unwrap();
+    assert_eq!(drafts[0].severity, "high");
+}
