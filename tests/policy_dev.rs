@@ -132,6 +132,25 @@ fn test_filter_and_coverage() {
     );
 }
 
+/// A mocked result no run takes (an id misspelt) is said, the scenario
+/// still judged by its expectations.
+#[test]
+fn play_names_mocked_results_no_run_took() {
+    let (_root, policies) = starter_kit_copy();
+    let scenario = policies.join("scenarios/critical_pages.yaml");
+    let text = std::fs::read_to_string(&scenario).unwrap();
+    let text = text.replace("actions:\n", "actions:\n  page_oncal:\n    - result: {}\n");
+    std::fs::write(&scenario, text).unwrap();
+    let run = cli(&["play", "--policies", policies.to_str().unwrap(), "-t", "critical-pages"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("warning: 1 mocked result(s) of \"page_oncal\" never used"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// `check` on a directory whose `scenarios/` holds none yet still checks
 /// the rest (over the sample change), and says so.
 #[test]

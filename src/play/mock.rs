@@ -112,6 +112,21 @@ impl MockedActions {
         registry
     }
 
+    /// The mocked results no run took, by action id or `uses`, in words: a
+    /// key that names no action the policies ran (a misspelt id) or more
+    /// results than runs.
+    pub(super) fn unused(&self) -> Vec<String> {
+        let table = self.table.lock().expect("not poisoned");
+        let mut unused: Vec<String> = table
+            .remaining
+            .iter()
+            .filter(|(_, left)| !left.is_empty())
+            .map(|(key, left)| format!("{} mocked result(s) of {key:?} never used", left.len()))
+            .collect();
+        unused.sort();
+        unused
+    }
+
     /// Runs that found no mocked result since the last call.
     pub fn take_misses(&self) -> Vec<String> {
         std::mem::take(&mut self.table.lock().expect("not poisoned").misses)

@@ -94,6 +94,11 @@ pub async fn play(
             .into_iter()
             .map(|text| Failure::Expectation { event: None, text }),
     );
+    // Ours are given once for the whole scenario: one left over is most
+    // often an id that is misspelt. (AlertChain's are given per event.)
+    if !scenario.alertchain {
+        warnings.extend(mocks.unused());
+    }
     ScenarioResult {
         id: scenario.id.clone(),
         title: scenario.title.clone(),
