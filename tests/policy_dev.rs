@@ -151,6 +151,39 @@ fn play_names_mocked_results_no_run_took() {
     );
 }
 
+/// A production rule that reads a data file beside the policies passes
+/// its tests (`test` loads the file) and reads undefined deployed: `check`
+/// (and so `bundle`) refuses it, naming the place.
+#[test]
+fn check_refuses_a_policy_that_reads_a_data_file() {
+    let (_root, policies) = starter_kit_copy();
+    std::fs::create_dir_all(policies.join("vip")).unwrap();
+    std::fs::write(policies.join("vip/users.json"), r#"{"users": ["alice"]}"#).unwrap();
+    let fine = cli(&["check", "--policies", policies.to_str().unwrap()]);
+    assert_eq!(
+        fine.code, 0,
+        "a data file no policy reads: {}{}",
+        fine.stdout, fine.stderr
+    );
+    let policy = policies.join("alert/matano.rego");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        format!("{text}\nvip_user if input.updated_alert.context.related.user[_] in data.vip.users\n"),
+    )
+    .unwrap();
+    let run = cli(&["check", "--policies", policies.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("alert/matano.rego:")
+            && run
+                .stderr
+                .contains("data.vip.users is read from a data file beside the policies, which only `test` loads"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// `check` on a directory whose `scenarios/` holds none yet still checks
 /// the rest (over the sample change), and says so.
 #[test]

@@ -346,6 +346,31 @@ pub(super) fn reachable_packages(modules: &[Ref<Module>], package: &str) -> BTre
     reached
 }
 
+/// Every `data.` path the modules read (through imports too), with the
+/// file and line of a place that reads it.
+pub(super) fn data_paths_read(modules: &[Ref<Module>]) -> BTreeMap<String, (String, u32)> {
+    let mut read = BTreeMap::new();
+    for module in modules {
+        let imports = import_aliases(module);
+        for rule in &module.policy {
+            walk_rule(rule, &mut |expr| {
+                if !matches!(expr, Expr::RefDot { .. } | Expr::RefBrack { .. } | Expr::Var { .. }) {
+                    return;
+                }
+                if !root_name(expr).is_some_and(|root| root == "data" || imports.contains_key(root)) {
+                    return;
+                }
+                if let Some(path) = get_path_string(expr, None).ok().and_then(|p| data_path(&p, &imports)) {
+                    let span = expr.span();
+                    read.entry(path)
+                        .or_insert_with(|| (span.source.file().to_string(), span.line));
+                }
+            });
+        }
+    }
+    read
+}
+
 /// The `data.` path a reference names: itself, or through an import's
 /// alias (`lib.util.f` after `import data.lib`).
 fn data_path(path: &str, imports: &BTreeMap<String, String>) -> Option<String> {

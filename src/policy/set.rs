@@ -283,6 +283,44 @@ impl PolicySet {
         self.evaluator
     }
 
+    /// The places that read a document of `data` (the data files beside the
+    /// policies, which only `test` loads): deployed, no such document
+    /// exists and each reads undefined. In words, with file and line.
+    pub fn reads_of_data_files(&self, data: &serde_json::Value) -> Vec<String> {
+        let mut engine = self.engine.clone();
+        let modules = engine.get_modules().clone();
+        let packages: BTreeSet<String> = modules.iter().map(|m| analysis::package_path(m)).collect();
+        let read = analysis::data_paths_read(&modules);
+        // `data.vip.users` is also read as `data.vip` on its way: the longest.
+        let longest = |path: &String| !read.keys().any(|other| other.starts_with(&format!("{path}.")));
+        read.iter()
+            .filter(|(path, _)| longest(path))
+            .filter(|(path, _)| {
+                // A package (or a rule of one) is no data file's.
+                !packages
+                    .iter()
+                    .any(|package| *path == package || path.starts_with(&format!("{package}.")) || package.starts_with(&format!("{path}.")))
+            })
+            .filter(|(path, _)| {
+                let mut at = data;
+                let mut found = false;
+                for key in path.trim_start_matches("data").trim_start_matches('.').split('.').filter(|k| !k.is_empty()) {
+                    match at.get(key) {
+                        Some(next) => {
+                            at = next;
+                            found = true;
+                        }
+                        None => break,
+                    }
+                }
+                found
+            })
+            .map(|(path, (file, line))| {
+                format!("{file}:{line}: {path} is read from a data file beside the policies, which only `test` loads: deployed it is undefined (make it a rule: `users := [...]`)")
+            })
+            .collect()
+    }
+
     /// Entry rules evaluated by the interpreter, with the reason.
     pub fn interpreted_rules(&self) -> &[(String, String)] {
         &self.interpreted

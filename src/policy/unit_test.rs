@@ -117,8 +117,13 @@ impl TestSuite {
         })
     }
 
-    /// Adds `data` (the data files beside the policies) to every test.
+    /// Adds `data` (the data files beside the policies) to every test. A
+    /// document at a rule's path is refused, as OPA refuses it: it would
+    /// stand in for the rule.
     pub fn with_data(mut self, data: serde_json::Value) -> Result<TestSuite, PolicyError> {
+        if let Some(conflict) = rule_under_data(&mut self.engine, &data) {
+            return Err(PolicyError::Compile(format!("data files: {conflict}")));
+        }
         if data.as_object().is_some_and(|o| !o.is_empty()) {
             let data = regorus::Value::from(data);
             for engine in std::iter::once(&mut self.engine).chain(self.rewritten.as_mut().map(|r| &mut r.engine)) {
@@ -224,6 +229,36 @@ impl TestSuite {
     }
 }
 
+/// The first rule whose path a data document also defines, in words.
+fn rule_under_data(engine: &mut regorus::Engine, data: &serde_json::Value) -> Option<String> {
+    for module in engine.get_modules() {
+        let package = module.package.refr.span().text().to_string();
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                regorus::unstable::Rule::Spec { head, .. } => match head {
+                    regorus::unstable::RuleHead::Compr { refr, .. }
+                    | regorus::unstable::RuleHead::Set { refr, .. }
+                    | regorus::unstable::RuleHead::Func { refr, .. } => refr,
+                },
+                regorus::unstable::Rule::Default { refr, .. } => refr,
+            };
+            // The rule's name up to its first bracket (`p[x]` is `p`).
+            let name = refr.span().text().split('[').next().unwrap_or_default();
+            let path: Vec<&str> = package.split('.').chain(name.split('.')).collect();
+            if path.iter().try_fold(data, |at, key| at.get(key)).is_some() {
+                let span = rule.span();
+                return Some(format!(
+                    "a data file defines data.{}, which the rule at {}:{} defines too (OPA refuses the conflict)",
+                    path.join("."),
+                    span.source.file(),
+                    span.line
+                ));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +278,26 @@ mod tests {
     }
 
     const POLICY: &str = "package alert.x\nalert contains {\"title\": \"t\"} if input.severity == \"high\"\n";
+
+    #[test]
+    fn a_data_document_at_a_rules_path_is_refused() {
+        let conflicting = serde_json::json!({"alert": {"t": {"alert": 5}}});
+        let err = suite(&[("t.rego", "package alert.t\nalert contains {\"title\": \"x\"} if true\n")])
+            .with_data(conflicting)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("a data file defines data.alert.t.alert, which the rule at t.rego:2"),
+            "{err}"
+        );
+        let beside = serde_json::json!({"alert": {"t": {"cfg": 5}}, "vip": {"users": ["a"]}});
+        assert!(
+            suite(&[("t.rego", "package alert.t\nalert contains {\"title\": \"x\"} if true\n")])
+                .with_data(beside)
+                .is_ok()
+        );
+    }
 
     /// As `opa test`: only `true` passes (a set, an object or a number
     /// fails), and a `todo_test_*` rule is skipped, not evaluated.

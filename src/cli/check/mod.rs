@@ -10,7 +10,7 @@ use super::args::{policy_source_line, PolicyArgs, SAMPLE_CHANGE};
 use crate::app;
 use crate::config::{Config, PolicySource};
 use crate::play::{load_scenarios, ScenarioError};
-use crate::policy::{available_builtins, read_source, PolicySet};
+use crate::policy::{available_builtins, load_test_data, read_source, PolicySet};
 use lint::check_run_entries;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -82,6 +82,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     for problem in &explored.problems {
         eprintln!("error: {problem}");
     }
+    // Data files beside the policies are `test`'s alone: a production rule
+    // reading one decides otherwise once deployed.
+    let data_reads = match &config.policies {
+        PolicySource::Dir(dir) => production.reads_of_data_files(&load_test_data(dir)?),
+        _ => Vec::new(),
+    };
+    for read in &data_reads {
+        eprintln!("error: {read}");
+    }
     for finding in &explored.unreached {
         eprintln!("note: {finding}");
     }
@@ -93,9 +102,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     if !production.has_action_policy() {
         eprintln!("note: no action policy (`package action`): alerts are decided, and nothing runs");
     }
-    let problems = findings.len() + explored.problems.len();
+    let problems = findings.len() + explored.problems.len() + data_reads.len();
     if problems > 0 {
-        eprintln!("{problems} problem(s) in run entries");
+        eprintln!("{problems} problem(s)");
         return Ok(1);
     }
     println!(
