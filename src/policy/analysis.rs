@@ -371,6 +371,29 @@ pub(super) fn data_paths_read(modules: &[Ref<Module>]) -> BTreeMap<String, (Stri
     read
 }
 
+/// Every use of an import's alias in a module's rules (`cfg` of `cfg.level`
+/// after `import data.lib.cfg`), as the byte range of the name and the path
+/// it stands for.
+pub(super) fn import_alias_uses(module: &Module) -> Vec<(usize, usize, String)> {
+    let imports = import_aliases(module);
+    if imports.is_empty() {
+        return Vec::new();
+    }
+    let mut uses = Vec::new();
+    for rule in &module.policy {
+        walk_rule(rule, &mut |expr| {
+            if let Expr::Var { span, .. } = expr {
+                if let Some(path) = imports.get(span.text()) {
+                    uses.push((span.start as usize, span.end as usize, path.clone()));
+                }
+            }
+        });
+    }
+    uses.sort();
+    uses.dedup();
+    uses
+}
+
 /// The `data.` path a reference names: itself, or through an import's
 /// alias (`lib.util.f` after `import data.lib`).
 fn data_path(path: &str, imports: &BTreeMap<String, String>) -> Option<String> {

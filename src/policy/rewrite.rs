@@ -21,6 +21,11 @@
 //! in its path (`a[x].b contains …`), `else` or several bodies, and every
 //! rule of a module that uses one of the rewrite's names.
 //!
+//! An import's alias is written as the path it stands for (`cfg.level`
+//! after `import data.lib.cfg` becomes `data.lib.cfg.level`): through an
+//! alias the interpreter evaluates the whole imported package, where OPA
+//! evaluates the rule named.
+//!
 //! Coverage is the modules' as written on the lines the rewrite's own
 //! expressions sit on (evaluated whether or not a body holds): the caller
 //! evaluates there a second time for it ([`Rewritten::coverage`]).
@@ -163,10 +168,19 @@ fn plan(module: &Module, names: &BTreeMap<String, BTreeSet<String>>) -> Plan {
     let no_names = BTreeSet::new();
     let names = names.get(&package_path(module)).unwrap_or(&no_names);
     // The rewrite's own names must not meet the author's.
-    let edits = match OWN_NAMES.iter().any(|name| text.contains(name)) {
+    let mut edits = match OWN_NAMES.iter().any(|name| text.contains(name)) {
         true => Vec::new(),
         false => module_edits(module, &text, names),
     };
+    // An import's alias written as its whole path: regorus's interpreter
+    // evaluates the whole package behind an alias (`cfg.level` evaluated
+    // every rule of `data.lib.cfg`, so an error in one it never needed
+    // failed the evaluation); a path is evaluated rule by rule, as OPA does.
+    edits.extend(
+        super::analysis::import_alias_uses(module)
+            .into_iter()
+            .map(|(start, end, path)| Edit { start, end, with: path }),
+    );
     Plan { file, text, edits }
 }
 
