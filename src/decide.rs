@@ -280,6 +280,7 @@ impl Decider {
                 message_id: envelope.message_id.clone(),
                 topic_arn: envelope.topic_arn.clone(),
                 timestamp: envelope.timestamp,
+                change_key: Some(envelope.change_key()),
             },
             actions: report.actions.clone(),
             rounds: report.rounds,
@@ -471,7 +472,13 @@ impl Decider {
         let Some(state) = &self.state else {
             return Ok(());
         };
-        if self.settings.limits.dry_run {
+        // Only a decision that ended: one left to a retry or suspended
+        // would carry them into the next try or the stored workflow.
+        let ended = !matches!(
+            report.stop,
+            Stop::Retry { .. } | Stop::Deadline { .. } | Stop::Suspended { .. }
+        );
+        if self.settings.limits.dry_run || !ended {
             return Ok(());
         }
         let asked =
@@ -483,6 +490,7 @@ impl Decider {
             .filter(|record| !asked(&record.id))
             .collect();
         earlier.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+        report.ran_before = earlier.len();
         for mut record in earlier {
             tracing::info!(alert_id = %report.alert.id, action_id = %record.id, "ran on an earlier try and not asked for again; replaying its record");
             record.replay = true;
@@ -722,7 +730,7 @@ pub fn envelope_of(suspended: &SuspendedWorkflow) -> Result<Envelope, StateError
         Some(&source.message_id),
         source.topic_arn.as_deref(),
         source.timestamp,
-        None,
+        source.change_key.as_deref(),
     )
     .map_err(|err| StateError {
         table: "workflow".to_string(),

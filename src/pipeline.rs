@@ -558,7 +558,9 @@ impl Responder {
         deadline: Option<Instant>,
     ) -> Option<ShadowRecord> {
         let live_alerts = match &live.decision {
-            Decision::Alerts(reports) => reports.iter().map(WorkflowReport::entry).collect::<Vec<_>>(),
+            // What the live policies asked for: not the earlier try's
+            // actions a retry replays beside it.
+            Decision::Alerts(reports) => reports.iter().map(WorkflowReport::decided_entry).collect::<Vec<_>>(),
             Decision::AlertPolicyFailed(_) | Decision::NoAlertPolicy { .. } => Vec::new(),
             // Not decided live: nothing to compare with.
             Decision::Stale { .. } => return None,

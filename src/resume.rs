@@ -363,6 +363,7 @@ impl Responder {
             rounds: workflow.rounds,
             stop: Stop::Completed,
             policy_time: std::time::Duration::ZERO,
+            ran_before: 0,
         };
         let mut summary = Summary::default();
         count_actions(&report, &mut summary);

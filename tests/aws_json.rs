@@ -272,6 +272,7 @@ fn workflow(alert_id: &str) -> SuspendedWorkflow {
             message_id: "m-1".into(),
             topic_arn: None,
             timestamp: None,
+            change_key: None,
         },
         actions: vec![],
         rounds: 1,

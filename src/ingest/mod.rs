@@ -54,16 +54,21 @@ pub struct Envelope {
     /// The change key a decision record holds: a replay derives the ids
     /// that were recorded, however they were derived then.
     pub recorded_key: Option<String>,
+    /// `message_id` is SNS's, the same for every delivery of one publish
+    /// (a Lambda SNS record, an SNS envelope, an HTTP delivery). SQS gives a
+    /// message a new id when it is redriven from a dead-letter queue, and a
+    /// bare payload has none: those are keyed by their content alone.
+    pub published_id: bool,
 }
 
 impl Envelope {
     /// Identifies the change this message carries; alert and outcome ids are
     /// derived from it, so a redelivery produces the same ids. A Matano
     /// change is its alert's update; any other message is its content as
-    /// one publish carried it: SNS (or SQS, for a message sent to the queue)
-    /// keeps the message id across retries and redeliveries, and gives the
-    /// same content published again a new one — a new alert, as AlertChain
-    /// makes every event.
+    /// one SNS publish carried it: SNS keeps the message id across retries
+    /// and redeliveries, and gives the same content published again a new
+    /// one — a new alert, as AlertChain makes every event. A message with no
+    /// SNS id (raw SQS delivery, a bare payload) is its content alone.
     pub fn change_key(&self) -> String {
         if let Some(key) = &self.recorded_key {
             return key.clone();
@@ -74,8 +79,10 @@ impl Envelope {
                 let content = format!("{}/{}", self.schema, content_hash(&self.payload));
                 match (&self.occurrence, self.message_id.as_str()) {
                     (Some(occurrence), _) => format!("{content}#{occurrence}"),
-                    (None, "") => content,
-                    (None, message_id) => format!("{content}@{message_id}"),
+                    (None, message_id) if self.published_id && !message_id.is_empty() => {
+                        format!("{content}@{message_id}")
+                    }
+                    (None, _) => content,
                 }
             }
         }
@@ -505,6 +512,7 @@ fn ingest_notification(index: usize, sns: &Value, routing: &SchemaRouting) -> Re
         routing,
     )?;
     envelope.topic_arn = topic_arn;
+    envelope.published_id = true;
     envelope.subject = str_field(sns, "Subject");
     envelope.timestamp = str_field(sns, "Timestamp")
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -574,6 +582,7 @@ fn envelope_from_payload(
         matano,
         occurrence: None,
         recorded_key: None,
+        published_id: false,
     })
 }
 

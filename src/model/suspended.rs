@@ -29,6 +29,10 @@ pub struct SourceEnvelope {
     pub topic_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<DateTime<Utc>>,
+    /// The change key it was decided under (absent in workflows stored
+    /// before it was kept: derived again then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_key: Option<String>,
 }
 
 /// A pending action: what its result is checked against, what it commits,

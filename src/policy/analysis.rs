@@ -381,9 +381,15 @@ pub(super) fn import_alias_uses(module: &Module) -> Vec<(usize, usize, String)> 
     }
     let mut uses = Vec::new();
     for rule in &module.policy {
+        // A rule that binds the alias's name locally (a function argument,
+        // `:=`, `some`, `every`) means its local there: left as written.
+        let shadowed: BTreeSet<&String> = imports.keys().filter(|alias| rule_binds(rule, alias)).collect();
         walk_rule(rule, &mut |expr| {
             if let Expr::Var { span, .. } = expr {
-                if let Some(path) = imports.get(span.text()) {
+                if let Some(path) = imports
+                    .get(span.text())
+                    .filter(|_| !shadowed.contains(&span.text().to_string()))
+                {
                     uses.push((span.start as usize, span.end as usize, path.clone()));
                 }
             }
@@ -392,6 +398,59 @@ pub(super) fn import_alias_uses(module: &Module) -> Vec<(usize, usize, String)> 
     uses.sort();
     uses.dedup();
     uses
+}
+
+/// Whether `rule` binds `name` as a local: a function argument, the left
+/// of `:=` or `=`, or a `some` or `every` variable, in any of its queries.
+fn rule_binds(rule: &Rule, name: &str) -> bool {
+    let names = |expr: &Expr| {
+        let mut found = false;
+        walk_expr(expr, &mut |e| {
+            if matches!(e, Expr::Var { span, .. } if span.text() == name) {
+                found = true;
+            }
+        });
+        found
+    };
+    let arguments: &[Ref<Expr>] = match rule {
+        Rule::Spec {
+            head: RuleHead::Func { args, .. },
+            ..
+        }
+        | Rule::Default { args, .. } => args,
+        _ => &[],
+    };
+    if arguments.iter().any(|arg| names(arg)) {
+        return true;
+    }
+    let mut bound = false;
+    walk_rule(rule, &mut |expr| match expr {
+        Expr::AssignExpr { lhs, .. } if names(lhs) => bound = true,
+        Expr::ArrayCompr { query, .. } | Expr::SetCompr { query, .. } | Expr::ObjectCompr { query, .. }
+            if query_binds(query, name) =>
+        {
+            bound = true
+        }
+        _ => {}
+    });
+    if let Rule::Spec { bodies, .. } = rule {
+        bound |= bodies.iter().any(|body| query_binds(&body.query, name));
+    }
+    bound
+}
+
+/// Whether a query declares `name` with `some` or `every` (nested `every`
+/// bodies included).
+fn query_binds(query: &Query, name: &str) -> bool {
+    let is = |expr: &Expr| matches!(expr, Expr::Var { span, .. } if span.text() == name);
+    query.stmts.iter().any(|stmt| match &stmt.literal {
+        Literal::SomeVars { vars, .. } => vars.iter().any(|var| var.text() == name),
+        Literal::SomeIn { key, value, .. } => key.as_deref().is_some_and(is) || is(value),
+        Literal::Every { key, value, query, .. } => {
+            key.as_ref().is_some_and(|key| key.text() == name) || value.text() == name || query_binds(query, name)
+        }
+        Literal::Expr { .. } | Literal::NotExpr { .. } => false,
+    })
 }
 
 /// The `data.` path a reference names: itself, or through an import's

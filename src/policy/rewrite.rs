@@ -56,28 +56,30 @@ pub(super) struct Rewritten {
 pub(super) fn interpreter_engine(engine: &mut regorus::Engine, timeout: Duration) -> Option<Rewritten> {
     let modules = engine.get_modules().clone();
     let names = names_by_package(&modules);
-    let plans: Vec<Plan> = modules.iter().map(|module| plan(module, &names)).collect();
+    let mut plans: Vec<Plan> = modules.iter().map(|module| plan(module, &names)).collect();
     let rewritten: Vec<usize> = (0..plans.len()).filter(|&i| !plans[i].edits.is_empty()).collect();
     if rewritten.is_empty() {
         return None;
     }
-    let build = |chosen: &[usize]| compiled(sources(&plans, chosen), timeout);
-    let chosen = match build(&rewritten) {
-        Ok(engine) => return Some(Rewritten::of(engine, &plans, &rewritten)),
-        // Each rewritten module alone, the others as written: which fail.
-        Err(_) => rewritten
-            .iter()
-            .copied()
-            .filter(|&i| match build(&[i]) {
-                Ok(_) => true,
-                Err(err) => {
-                    tracing::warn!(file = %plans[i].file, error = %err, "partial rules kept as written for the interpreter: their rewrite does not compile");
-                    false
-                }
-            })
-            .collect::<Vec<_>>(),
-    };
-    match build(&chosen) {
+    let build = |plans: &[Plan], chosen: &[usize]| compiled(sources(plans, chosen), timeout);
+    if let Ok(engine) = build(&plans, &rewritten) {
+        return Some(Rewritten::of(engine, &plans, &rewritten));
+    }
+    // Each rewritten module alone, the others as written: which fail, and
+    // whether they do without their aliases written as paths.
+    let mut chosen = Vec::new();
+    for i in rewritten {
+        let Err(err) = build(&plans, &[i]) else {
+            chosen.push(i);
+            continue;
+        };
+        tracing::warn!(file = %plans[i].file, error = %err, "a module kept as written for the interpreter: its rewrite does not compile");
+        plans[i].edits.retain(|edit| !edit.alias);
+        if !plans[i].edits.is_empty() && build(&plans, &[i]).is_ok() {
+            chosen.push(i);
+        }
+    }
+    match build(&plans, &chosen) {
         Ok(engine) if !chosen.is_empty() => Some(Rewritten::of(engine, &plans, &chosen)),
         _ => None,
     }
@@ -131,6 +133,7 @@ impl Plan {
     fn moved_lines(&self) -> BTreeSet<u32> {
         self.edits
             .iter()
+            .filter(|edit| !edit.alias)
             .map(|edit| 1 + self.text[..edit.start].matches('\n').count() as u32)
             .collect()
     }
@@ -157,6 +160,8 @@ struct Edit {
     start: usize,
     end: usize,
     with: String,
+    /// An import's alias written as its path: on its line, nothing moves.
+    alias: bool,
 }
 
 /// The names the rewrite introduces.
@@ -179,7 +184,12 @@ fn plan(module: &Module, names: &BTreeMap<String, BTreeSet<String>>) -> Plan {
     edits.extend(
         super::analysis::import_alias_uses(module)
             .into_iter()
-            .map(|(start, end, path)| Edit { start, end, with: path }),
+            .map(|(start, end, path)| Edit {
+                start,
+                end,
+                with: path,
+                alias: true,
+            }),
     );
     Plan { file, text, edits }
 }
@@ -418,6 +428,7 @@ fn insert(at: usize, with: String) -> Edit {
         start: at,
         end: at,
         with,
+        alias: false,
     }
 }
 
@@ -429,6 +440,7 @@ fn replace(text: &str, start: usize, end: usize, with: &str) -> Edit {
         start,
         end,
         with: format!("{with}{}", "\n".repeat(breaks)),
+        alias: false,
     }
 }
 

@@ -302,18 +302,21 @@ impl PolicySet {
                     .any(|package| *path == package || path.starts_with(&format!("{package}.")) || package.starts_with(&format!("{path}.")))
             })
             .filter(|(path, _)| {
+                // The whole path is in the data, or reads into one of its
+                // values (`data.vip.users[0]`).
                 let mut at = data;
-                let mut found = false;
+                let mut walked = 0;
                 for key in path.trim_start_matches("data").trim_start_matches('.').split('.').filter(|k| !k.is_empty()) {
-                    match at.get(key) {
-                        Some(next) => {
+                    match (at.get(key), at.is_object()) {
+                        (Some(next), _) => {
                             at = next;
-                            found = true;
+                            walked += 1;
                         }
-                        None => break,
+                        (None, true) => return false,
+                        (None, false) => break,
                     }
                 }
-                found
+                walked > 0
             })
             .map(|(path, (file, line))| {
                 format!("{file}:{line}: {path} is read from a data file beside the policies, which only `test` loads: deployed it is undefined (make it a rule: `users := [...]`)")

@@ -954,3 +954,26 @@ fn an_import_alias_reads_only_the_rule_it_names_on_the_interpreter() {
     let drafts = set.eval_alerts("x", &json!({"a": 1, "port": "http"}), None).unwrap();
     assert_eq!(drafts[0].severity, "high");
 }
+
+/// A rule that binds an alias's name locally (`every cfg in …`) keeps it
+/// local: only the other rules' uses read the import.
+#[test]
+fn a_local_named_like_an_import_alias_stays_local_on_the_interpreter() {
+    let set = PolicySet::compile(
+        vec![
+            file(
+                "x.rego",
+                "package alert.x\nimport data.lib.cfg\nall_on if {\n\tevery cfg in input.items {\n\t\tcfg.on\n\t}\n}\nalert contains {\"title\": crypto.sha256(\"t\"), \"severity\": cfg.level, \"description\": sprintf(\"%v\", [all_on])} if true\n",
+            ),
+            file("cfg.rego", "package lib.cfg\nlevel := \"high\"\non := false\n"),
+        ],
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(!set.interpreted_rules().is_empty());
+    let drafts = set.eval_alerts("x", &json!({"items": [{"on": true}]}), None).unwrap();
+    assert_eq!(
+        (drafts[0].severity.as_str(), drafts[0].description.as_str()),
+        ("high", "true")
+    );
+}

@@ -93,6 +93,15 @@ impl WorkflowReport {
             .collect();
         AlertEntry::new(&self.alert, self.rounds, stop, &self.actions, retries)
     }
+
+    /// [`WorkflowReport::entry`] with only what these policies asked for:
+    /// what another set of policies is compared with.
+    pub fn decided_entry(&self) -> AlertEntry {
+        let mut entry = self.entry();
+        let asked = self.actions.len() - self.ran_before.min(self.actions.len());
+        entry.actions.truncate(asked);
+        entry
+    }
 }
 
 impl Stop {
@@ -154,6 +163,10 @@ pub struct WorkflowReport {
     pub stop: Stop,
     /// Time spent evaluating the action policy.
     pub policy_time: Duration,
+    /// How many of `actions`, at their end, ran on an earlier try of this
+    /// decision and were not asked for this time (replayed so that their
+    /// outcomes go out): not part of what these policies decided.
+    pub ran_before: usize,
 }
 
 /// One alert's rounds: the policies decide, the executor acts.
@@ -300,6 +313,7 @@ impl<'a> Workflow<'a> {
             rounds: report.rounds,
             stop,
             policy_time: report.policy_time,
+            ran_before: 0,
         }
     }
 
