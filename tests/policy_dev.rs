@@ -34,6 +34,12 @@ fn cli_with(args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// A copy of the starter kit (policies, scenarios and the sample they use).
+/// `file` as `edit` makes it of its text.
+fn rewrite(file: &Path, edit: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    std::fs::write(file, edit(text)).unwrap();
+}
+
 fn starter_kit_copy() -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     copy_dir(
@@ -137,10 +143,9 @@ fn test_filter_and_coverage() {
 #[test]
 fn play_names_mocked_results_no_run_took() {
     let (_root, policies) = starter_kit_copy();
-    let scenario = policies.join("scenarios/critical_pages.yaml");
-    let text = std::fs::read_to_string(&scenario).unwrap();
-    let text = text.replace("actions:\n", "actions:\n  page_oncal:\n    - result: {}\n");
-    std::fs::write(&scenario, text).unwrap();
+    rewrite(&policies.join("scenarios/critical_pages.yaml"), |text| {
+        text.replace("actions:\n", "actions:\n  page_oncal:\n    - result: {}\n")
+    });
     let run = cli(&["play", "--policies", policies.to_str().unwrap(), "-t", "critical-pages"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
@@ -165,13 +170,9 @@ fn check_refuses_a_policy_that_reads_a_data_file() {
         "a data file no policy reads: {}{}",
         fine.stdout, fine.stderr
     );
-    let policy = policies.join("alert/matano.rego");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    std::fs::write(
-        &policy,
-        format!("{text}\nvip_user if input.updated_alert.context.related.user[_] in data.vip.users\n"),
-    )
-    .unwrap();
+    rewrite(&policies.join("alert/matano.rego"), |text| {
+        format!("{text}\nvip_user if input.updated_alert.context.related.user[_] in data.vip.users\n")
+    });
     let run = cli(&["check", "--policies", policies.to_str().unwrap()]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(
