@@ -23,12 +23,61 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 
 /// An engine holding `files` (the `escape` module added when imported),
 /// prepared: the first evaluation reports unsafe variables and the like,
-/// and clones start prepared.
+/// and clones start prepared. The references a negated call reads are
+/// evaluated ahead of the `not`, as OPA does (`policy::negation`).
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
+    let files = with_escape_functions(files);
+    let mut engine = engine_of(&files, timeout)?;
+    let modules = engine.get_modules().clone();
+    let edited: Vec<Option<PolicyFile>> = files
+        .iter()
+        .map(|file| {
+            let module = modules.iter().find(|m| *m.package.span.source.file() == file.name)?;
+            let edits = super::negation::edits(module);
+            (!edits.is_empty()).then(|| PolicyFile {
+                name: file.name.clone(),
+                text: super::negation::apply(&file.text, &edits),
+            })
+        })
+        .collect();
+    if edited.iter().all(Option::is_none) {
+        return Ok(engine);
+    }
+    let with = |chosen: &dyn Fn(usize) -> bool| -> Vec<PolicyFile> {
+        files
+            .iter()
+            .zip(&edited)
+            .enumerate()
+            .map(|(i, (file, edit))| match (edit, chosen(i)) {
+                (Some(edit), true) => edit.clone(),
+                _ => file.clone(),
+            })
+            .collect()
+    };
+    if let Ok(rewritten) = engine_of(&with(&|_| true), timeout) {
+        return Ok(rewritten);
+    }
+    // A module whose rewrite does not compile keeps its text (a defect
+    // here, never the author's: the modules as written compiled).
+    let fine: Vec<bool> = (0..files.len())
+        .map(|i| {
+            edited[i].is_some() && {
+                let compiles = engine_of(&with(&|j| j == i), timeout).is_ok();
+                if !compiles {
+                    tracing::warn!(file = %files[i].name, "negated references kept as written: their rewrite does not compile");
+                }
+                compiles
+            }
+        })
+        .collect();
+    Ok(engine_of(&with(&|i| fine[i]), timeout).unwrap_or(engine))
+}
+
+fn engine_of(files: &[PolicyFile], timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let mut engine = new_engine(timeout);
-    for file in with_escape_functions(files) {
+    for file in files {
         engine
-            .add_policy(file.name, file.text)
+            .add_policy(file.name.clone(), file.text.clone())
             .map_err(|err| PolicyError::Compile(err.to_string()))?;
     }
     engine

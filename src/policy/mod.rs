@@ -10,6 +10,7 @@ mod error;
 mod escape;
 mod guard;
 mod host;
+mod negation;
 mod request;
 mod rewrite;
 mod set;
