@@ -95,13 +95,7 @@ impl Rewrite<'_> {
                 Literal::Expr { expr, .. } => self.queries_in(expr),
                 Literal::SomeIn {
                     key, value, collection, ..
-                } => {
-                    if let Some(key) = key {
-                        self.queries_in(key);
-                    }
-                    self.queries_in(value);
-                    self.queries_in(collection);
-                }
+                } => self.membership(key.as_deref(), value, collection),
                 Literal::Every { domain, query, .. } => {
                     self.queries_in(domain);
                     self.query(query);
@@ -146,15 +140,18 @@ impl Rewrite<'_> {
             }
             Expr::Membership {
                 key, value, collection, ..
-            } => {
-                if let Some(key) = key {
-                    self.queries_in(key);
-                }
-                self.queries_in(value);
-                self.queries_in(collection);
-            }
+            } => self.membership(key.as_deref(), value, collection),
             _ => {}
         }
+    }
+
+    /// The queries inside the parts of `key, value in collection`.
+    fn membership(&mut self, key: Option<&Expr>, value: &Expr, collection: &Expr) {
+        if let Some(key) = key {
+            self.queries_in(key);
+        }
+        self.queries_in(value);
+        self.queries_in(collection);
     }
 
     /// `not <expr>` at `start..end`: its moved references, and where their
@@ -289,14 +286,23 @@ fn constant_reference(expr: &Expr) -> bool {
 
 /// `text` with `edits` applied.
 pub(super) fn apply(text: &str, edits: &[Edit]) -> String {
-    let mut edits: Vec<&Edit> = edits.iter().collect();
-    edits.sort_by_key(|edit| (edit.start, edit.end));
+    replaced(
+        text,
+        edits.iter().map(|edit| (edit.start, edit.end, edit.with.as_str())),
+    )
+}
+
+/// `text` with each `(start, end, with)` replacing `text[start..end]`
+/// (ranges that do not overlap, in any order).
+pub(super) fn replaced<'a>(text: &str, edits: impl IntoIterator<Item = (usize, usize, &'a str)>) -> String {
+    let mut edits: Vec<(usize, usize, &str)> = edits.into_iter().collect();
+    edits.sort_by_key(|&(start, end, _)| (start, end));
     let mut out = String::with_capacity(text.len() + 32 * edits.len());
     let mut at = 0;
-    for edit in edits {
-        out.push_str(&text[at..edit.start]);
-        out.push_str(&edit.with);
-        at = edit.end;
+    for (start, end, with) in edits {
+        out.push_str(&text[at..start]);
+        out.push_str(with);
+        at = end;
     }
     out.push_str(&text[at..]);
     out

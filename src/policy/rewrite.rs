@@ -445,17 +445,10 @@ fn replace(text: &str, start: usize, end: usize, with: &str) -> Edit {
 }
 
 fn apply(text: &str, edits: &[Edit]) -> String {
-    let mut edits: Vec<&Edit> = edits.iter().collect();
-    edits.sort_by_key(|edit| (edit.start, edit.end));
-    let mut out = String::with_capacity(text.len() + 64 * edits.len());
-    let mut at = 0;
-    for edit in edits {
-        out.push_str(&text[at..edit.start]);
-        out.push_str(&edit.with);
-        at = edit.end;
-    }
-    out.push_str(&text[at..]);
-    out
+    super::negation::replaced(
+        text,
+        edits.iter().map(|edit| (edit.start, edit.end, edit.with.as_str())),
+    )
 }
 
 #[cfg(test)]
