@@ -319,7 +319,8 @@ impl PolicySet {
                 walked > 0
             })
             .map(|(path, (file, line))| {
-                format!("{file}:{line}: {path} is read from a data file beside the policies, which only `test` loads: deployed it is undefined (make it a rule: `users := [...]`)")
+                let name = path.rsplit('.').next().unwrap_or(path);
+                format!("{file}:{line}: {path} is read from a data file beside the policies, which only `test` loads: deployed it is undefined (write it as a rule of a package instead, `{name} := ...`)")
             })
             .collect()
     }
