@@ -400,6 +400,82 @@ pub(super) fn import_alias_uses(module: &Module) -> Vec<(usize, usize, String)> 
     uses
 }
 
+/// By package, the names its value rules start with (`threshold`, `cfg` of
+/// `cfg.max := 10`): not its functions, which `with` already finds by name.
+pub(super) fn value_rule_names(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for module in modules {
+        let package = names.entry(package_path(module)).or_default();
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec {
+                    head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. },
+                    ..
+                } => refr,
+                Rule::Default { refr, args, .. } if args.is_empty() => refr,
+                _ => continue,
+            };
+            package.extend(root_name(refr).map(str::to_string));
+        }
+    }
+    names
+}
+
+/// The `with` targets of a module that start from a rule of its package
+/// (`with threshold as 1`, among `rules`) or from an import's alias
+/// (`with cfg.level as 3`) instead of `data`: OPA resolves them as any
+/// reference, regorus reports an undefined rule. As the byte range of the
+/// name and the path it stands for.
+pub(super) fn short_with_targets(module: &Module, rules: &BTreeSet<String>) -> Vec<(usize, usize, String)> {
+    let package = package_path(module);
+    let imports = import_aliases(module);
+    let mut targets = Vec::new();
+    let mut visit = |query: &Query| {
+        for with in query.stmts.iter().flat_map(|stmt| &stmt.with_mods) {
+            let mut root = with.refr.as_ref();
+            while let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = root {
+                root = refr;
+            }
+            let Expr::Var { span, .. } = root else { continue };
+            let name = span.text();
+            let path = match imports.get(name) {
+                Some(path) => path.clone(),
+                None if rules.contains(name) && !matches!(name, "input" | "data") => format!("{package}.{name}"),
+                None => continue,
+            };
+            targets.push((span.start as usize, span.end as usize, path));
+        }
+    };
+    for rule in &module.policy {
+        if let Rule::Spec { bodies, .. } = rule.as_ref() {
+            for body in bodies {
+                each_query(&body.query, &mut visit);
+            }
+        }
+        // Comprehensions anywhere in the rule (heads too).
+        walk_rule(rule, &mut |expr| {
+            if let Expr::ArrayCompr { query, .. } | Expr::SetCompr { query, .. } | Expr::ObjectCompr { query, .. } =
+                expr
+            {
+                each_query(query, &mut visit);
+            }
+        });
+    }
+    targets.sort();
+    targets.dedup();
+    targets
+}
+
+/// `query` and the `every` queries inside it (not its comprehensions').
+fn each_query(query: &Query, visit: &mut dyn FnMut(&Query)) {
+    visit(query);
+    for stmt in &query.stmts {
+        if let Literal::Every { query, .. } = &stmt.literal {
+            each_query(query, visit);
+        }
+    }
+}
+
 /// Whether `rule` binds `name` as a local: a function argument, the left
 /// of `:=` or `=`, or a `some` or `every` variable, in any of its queries.
 fn rule_binds(rule: &Rule, name: &str) -> bool {

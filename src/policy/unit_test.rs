@@ -322,6 +322,37 @@ mod tests {
         assert_eq!(results[1].detail, "[1] (a test passes only when it is true)");
     }
 
+    /// As in OPA, a `with` target may name a rule of the package without
+    /// `data.`, in a test body, under `every` and in a comprehension; the
+    /// tests' own lines keep their numbers.
+    #[test]
+    fn with_targets_named_without_data_resolve_in_the_package() {
+        let suite = suite(&[(
+            "p_test.rego",
+            "package alert.p\nthreshold := 5\nlimits.max := 5\nover if input.n > threshold\nover_limit if input.n > limits.max\n\
+             test_name if over with threshold as 1 with input as {\"n\": 3}\n\
+             test_path if over_limit with limits.max as 1 with input.n as 3\n\
+             test_every if every t in [1, 2] { over with threshold as t with input as {\"n\": 3} }\n\
+             test_compr if [t | some t in [1, 9]; over with threshold as t with input as {\"n\": 3}] == [1]\n\
+             test_not_over if not over with threshold as 3 with input as {\"n\": 3}\n",
+        )]);
+        let (results, _) = suite.run(|_| true, false);
+        let verdicts: Vec<(&str, u32, Verdict)> = results
+            .iter()
+            .map(|r| (r.case.name(), r.case.line, r.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("alert.p.test_name", 6, Verdict::Pass),
+                ("alert.p.test_path", 7, Verdict::Pass),
+                ("alert.p.test_every", 8, Verdict::Pass),
+                ("alert.p.test_compr", 9, Verdict::Pass),
+                ("alert.p.test_not_over", 10, Verdict::Pass),
+            ]
+        );
+    }
+
     #[test]
     fn passes_failures_and_errors_are_told_apart() {
         let suite = suite(&[
