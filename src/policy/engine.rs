@@ -23,9 +23,9 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 
 /// An engine holding `files` (the `escape` module added when imported),
 /// prepared: the first evaluation reports unsafe variables and the like,
-/// and clones start prepared. Two readings are made OPA's in the text: the
-/// references a negated call reads are evaluated ahead of the `not`
-/// (`policy::negation`), and a `with` target naming a rule of the package
+/// and clones start prepared. Readings are made OPA's in the text: the
+/// references a negated call or a membership used as a value reads are
+/// evaluated ahead of it (`policy::hoist`), and a `with` target naming a rule of the package
 /// or an import without `data.` is written as its path.
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let files = with_escape_functions(files);
@@ -36,18 +36,18 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
         .iter()
         .map(|file| {
             let module = modules.iter().find(|m| *m.package.span.source.file() == file.name)?;
-            let mut edits = super::negation::edits(module);
+            let mut edits = super::hoist::edits(module);
             let rules = value_rules.get(&super::analysis::package_path(module));
             edits.extend(
                 rules
                     .map(|rules| super::analysis::short_with_targets(module, rules))
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|(start, end, with)| super::negation::Edit { start, end, with }),
+                    .map(|(start, end, with)| super::hoist::Edit { start, end, with }),
             );
             (!edits.is_empty()).then(|| PolicyFile {
                 name: file.name.clone(),
-                text: super::negation::apply(&file.text, &edits),
+                text: super::hoist::apply(&file.text, &edits),
             })
         })
         .collect();
@@ -75,7 +75,7 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
             edited[i].is_some() && {
                 let compiles = engine_of(&with(&|j| j == i), timeout).is_ok();
                 if !compiles {
-                    tracing::warn!(file = %files[i].name, "negated references and `with` targets kept as written: their rewrite does not compile");
+                    tracing::warn!(file = %files[i].name, "moved references and `with` targets kept as written: their rewrite does not compile");
                 }
                 compiles
             }

@@ -445,7 +445,7 @@ fn replace(text: &str, start: usize, end: usize, with: &str) -> Edit {
 }
 
 fn apply(text: &str, edits: &[Edit]) -> String {
-    super::negation::replaced(
+    super::hoist::replaced(
         text,
         edits.iter().map(|edit| (edit.start, edit.end, edit.with.as_str())),
     )

@@ -1,0 +1,521 @@
+//! References OPA evaluates before the expression that reads them, moved
+//! ahead of it in the text both engines compile, where regorus read an
+//! undefined one otherwise:
+//!
+//! - **A negated call's operands.** `not startswith(input.user, "svc-")` is
+//!   undefined, not true, for an event without `user`: OPA's compiler moves
+//!   `input.user` into an assignment ahead of the `not` (`==` is unification
+//!   there, and is left alone). regorus evaluated the whole expression under
+//!   the `not`, so a missing field made the negation hold and the rule fire.
+//!   `not f(input.a, x)` becomes `ar__n0 = input.a; ar__n1 = x; not
+//!   f(ar__n0, ar__n1)` (`=`: regorus's VM went on after `x := <undefined>`,
+//!   so a `not` of `x` held; unifying with it fails, as it should).
+//! - **A membership used as a value.** `{"admin": "admin" in input.roles}`,
+//!   `flag := "admin" in input.roles`, `is_admin := "admin" in input.roles`:
+//!   OPA's membership is a call, undefined when its collection or element
+//!   is, so the body holding it fails; regorus's was `false`. Its operands
+//!   move ahead of the literal, into the end of the rule's body (one is
+//!   added, `if { ar__n0 = input.roles }`, to a rule that has none) for a
+//!   rule's value, or into the end of the comprehension's query for a
+//!   comprehension's term. A membership that is a literal by itself (a
+//!   condition) is the same on both and stays as written.
+//!
+//! A one-literal body, `p if not f(input.a)`, gets braces:
+//! `p if { ar__n0 = input.a; not f(ar__n0) }`. Only variables and references
+//! whose path is constant (`input.a.b`, `e["user"]`, `data.c`) move: one with
+//! a variable or `_` in a step may iterate. A literal with `with` is left as
+//! written, as is a rule value shared by several bodies, and a module using
+//! the names. Every line keeps its number; a module whose rewrite does not
+//! compile keeps its text.
+
+use regorus::unstable::{BoolOp, Expr, Literal, Module, Query, Rule, RuleHead};
+
+/// One replacement of `text[start..end]`.
+pub(super) struct Edit {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) with: String,
+}
+
+/// The names the rewrite introduces start so.
+const PREFIX: &str = "ar__n";
+
+/// The edits that move `module`'s references ahead of the expressions
+/// reading them.
+pub(super) fn edits(module: &Module) -> Vec<Edit> {
+    let text = module.package.span.source.contents();
+    if text.contains(PREFIX) {
+        return Vec::new();
+    }
+    let mut rewrite = Rewrite {
+        text,
+        edits: Vec::new(),
+        next: 0,
+    };
+    for rule in &module.policy {
+        match rule.as_ref() {
+            Rule::Spec { span, head, bodies } => {
+                let head_value = match head {
+                    RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => {
+                        assign.as_ref().map(|assign| &assign.value)
+                    }
+                    RuleHead::Set { key, .. } => key.as_ref(),
+                };
+                if let Some(value) = head_value {
+                    rewrite.queries_in(value);
+                    // The head's value is the first body's (an `else` has
+                    // its own); several bodies share it: left as written.
+                    let own_body = bodies.iter().filter(|body| !body.is_else).count() <= 1;
+                    if own_body {
+                        let first = bodies.first().filter(|body| !body.is_else);
+                        let (query, end) = match first {
+                            Some(body) => (Some(&*body.query), body.span.end as usize),
+                            None => (None, span.end as usize),
+                        };
+                        rewrite.value(value, query, end);
+                    }
+                }
+                for body in bodies {
+                    if let Some(assign) = &body.assign {
+                        rewrite.queries_in(&assign.value);
+                        if body.is_else {
+                            rewrite.value(&assign.value, Some(&body.query), body.span.end as usize);
+                        }
+                    }
+                    rewrite.query(&body.query);
+                }
+            }
+            Rule::Default { value, .. } => rewrite.queries_in(value),
+        }
+    }
+    rewrite.edits
+}
+
+struct Rewrite<'a> {
+    text: &'a str,
+    edits: Vec<Edit>,
+    next: usize,
+}
+
+/// Where a body's assignments go.
+enum Place<'q> {
+    /// Ahead of the literal at `start..end`.
+    Before { start: usize, end: usize },
+    /// After the last statement of a rule's body (`None`: the rule has
+    /// none; one is added at `end`).
+    RuleBodyEnd { query: Option<&'q Query>, end: usize },
+    /// After the last statement of a comprehension's query.
+    ComprehensionEnd(&'q Query),
+}
+
+impl Rewrite<'_> {
+    fn query(&mut self, query: &Query) {
+        for stmt in &query.stmts {
+            match &stmt.literal {
+                Literal::NotExpr { span, expr } => {
+                    if stmt.with_mods.is_empty() {
+                        let end = token_end(self.text, span.end as usize);
+                        let mut moved = Vec::new();
+                        operands(expr, false, &mut moved);
+                        self.hoist(
+                            moved,
+                            Place::Before {
+                                start: span.start as usize,
+                                end,
+                            },
+                        );
+                    }
+                    self.queries_in(expr);
+                }
+                Literal::Expr { span, expr } => {
+                    if stmt.with_mods.is_empty() {
+                        let end = token_end(self.text, span.end as usize);
+                        let mut moved = Vec::new();
+                        valued_memberships(expr, true, &mut moved);
+                        self.hoist(
+                            moved,
+                            Place::Before {
+                                start: span.start as usize,
+                                end,
+                            },
+                        );
+                    }
+                    self.queries_in(expr);
+                }
+                Literal::SomeIn {
+                    key, value, collection, ..
+                } => self.membership(key.as_deref(), value, collection),
+                Literal::Every { domain, query, .. } => {
+                    self.queries_in(domain);
+                    self.query(query);
+                }
+                Literal::SomeVars { .. } => {}
+            }
+        }
+    }
+
+    /// A rule's value (or an `else`'s): its memberships' operands into the
+    /// end of `query`, the body it belongs to.
+    fn value(&mut self, value: &Expr, query: Option<&Query>, end: usize) {
+        let mut moved = Vec::new();
+        valued_memberships(value, false, &mut moved);
+        let query = query.filter(|query| !query.stmts.is_empty());
+        self.hoist(moved, Place::RuleBodyEnd { query, end });
+    }
+
+    /// The queries of the comprehensions inside `expr`, and the
+    /// memberships their terms hold as values.
+    fn queries_in(&mut self, expr: &Expr) {
+        match expr {
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                self.queries_in(term);
+                self.query(query);
+                let mut moved = Vec::new();
+                valued_memberships(term, false, &mut moved);
+                self.hoist(moved, Place::ComprehensionEnd(query));
+            }
+            Expr::ObjectCompr { key, value, query, .. } => {
+                self.queries_in(key);
+                self.queries_in(value);
+                self.query(query);
+                let mut moved = Vec::new();
+                valued_memberships(key, false, &mut moved);
+                valued_memberships(value, false, &mut moved);
+                self.hoist(moved, Place::ComprehensionEnd(query));
+            }
+            Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|item| self.queries_in(item)),
+            Expr::Object { fields, .. } => {
+                for (_, key, value) in fields {
+                    self.queries_in(key);
+                    self.queries_in(value);
+                }
+            }
+            Expr::Call { params, .. } => params.iter().for_each(|param| self.queries_in(param)),
+            Expr::UnaryExpr { expr, .. } => self.queries_in(expr),
+            Expr::RefDot { refr, .. } => self.queries_in(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                self.queries_in(refr);
+                self.queries_in(index);
+            }
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                self.queries_in(lhs);
+                self.queries_in(rhs);
+            }
+            Expr::Membership {
+                key, value, collection, ..
+            } => self.membership(key.as_deref(), value, collection),
+            _ => {}
+        }
+    }
+
+    /// The queries inside the parts of `key, value in collection`.
+    fn membership(&mut self, key: Option<&Expr>, value: &Expr, collection: &Expr) {
+        if let Some(key) = key {
+            self.queries_in(key);
+        }
+        self.queries_in(value);
+        self.queries_in(collection);
+    }
+
+    /// Each reference at `moved` replaced by a name, and the assignments
+    /// binding those names put at `place`.
+    fn hoist(&mut self, moved: Vec<(usize, usize)>, place: Place) {
+        if moved.is_empty() {
+            return;
+        }
+        let mut assignments = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        for (from, to) in moved {
+            let reference = &self.text[from..to];
+            let name = match names.iter().find(|(text, _)| text == reference) {
+                Some((_, name)) => name.clone(),
+                None => {
+                    let name = format!("{PREFIX}{}", self.next);
+                    self.next += 1;
+                    // `=`, not `:=`: regorus's VM went on after assigning
+                    // an undefined value with `:=` (and a `not` of it held).
+                    assignments.push(format!("{name} = {reference}"));
+                    names.push((reference.to_string(), name.clone()));
+                    name
+                }
+            };
+            self.edits.push(Edit {
+                start: from,
+                end: to,
+                with: name,
+            });
+        }
+        let assignments = assignments.join("; ");
+        let text = self.text;
+        let edits = &mut self.edits;
+        let mut insert = |at: usize, with: String| {
+            edits.push(Edit {
+                start: at,
+                end: at,
+                with,
+            })
+        };
+        match place {
+            Place::Before { start, end } => {
+                // After `if`, the literal is the whole body: braces make it
+                // a query that takes the assignments.
+                let before = text[..start].trim_end();
+                let one_literal_body = before.ends_with("if")
+                    && !before[..before.len() - 2].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+                if one_literal_body {
+                    insert(start, format!("{{ {assignments}; "));
+                    insert(end, " }".to_string());
+                } else {
+                    insert(start, format!("{assignments}; "));
+                }
+            }
+            Place::RuleBodyEnd { query: None, end } => {
+                let end = token_end(text, end);
+                insert(end, format!(" if {{ {assignments} }}"));
+            }
+            Place::RuleBodyEnd { query: Some(query), .. } => {
+                let braced = text[query.span.start as usize..].starts_with('{');
+                let last = query.stmts.last().map_or(query.span.end, |stmt| stmt.span.end);
+                let last = token_end(text, last as usize);
+                if braced {
+                    insert(last, format!("; {assignments}"));
+                } else {
+                    insert(query.span.start as usize, "{ ".to_string());
+                    insert(last, format!("; {assignments} }}"));
+                }
+            }
+            Place::ComprehensionEnd(query) => {
+                let last = query.stmts.last().map_or(query.span.end, |stmt| stmt.span.end);
+                let last = token_end(text, last as usize);
+                insert(last, format!("; {assignments}"));
+            }
+        }
+    }
+}
+
+/// The operands of the memberships `expr` holds as values
+/// (`flag := "a" in input.roles`, `{"admin": "a" in input.roles}`), not
+/// inside its comprehensions (their queries take their own). `whole`:
+/// `expr` is a literal by itself, where a membership is a condition.
+fn valued_memberships(expr: &Expr, whole: bool, out: &mut Vec<(usize, usize)>) {
+    let mut each = |part: &Expr| valued_memberships(part, false, out);
+    match expr {
+        Expr::Membership {
+            key, value, collection, ..
+        } => {
+            let parts = key.iter().map(|key| &**key).chain([&**value, &**collection]);
+            for part in parts {
+                if !whole && constant_reference(part) {
+                    let span = part.span();
+                    out.push((span.start as usize, span.end as usize));
+                } else {
+                    valued_memberships(part, false, out);
+                }
+            }
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|item| each(item)),
+        Expr::Object { fields, .. } => {
+            for (_, key, value) in fields {
+                each(key);
+                each(value);
+            }
+        }
+        Expr::Call { params, .. } => params.iter().for_each(|param| each(param)),
+        Expr::UnaryExpr { expr, .. } => each(expr),
+        Expr::RefDot { refr, .. } => each(refr),
+        Expr::RefBrack { refr, index, .. } => {
+            each(refr);
+            each(index);
+        }
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            each(lhs);
+            each(rhs);
+        }
+        _ => {}
+    }
+}
+
+/// The references OPA evaluates ahead of a negation in `expr`: those a call
+/// (or a comparison other than `==`, a membership, arithmetic, an index)
+/// takes as an operand. `operand`: `expr` is one.
+fn operands(expr: &Expr, operand: bool, out: &mut Vec<(usize, usize)>) {
+    if operand && constant_reference(expr) {
+        let span = expr.span();
+        out.push((span.start as usize, span.end as usize));
+        return;
+    }
+    // An operand with a variable in a step (`input.l[i]`) may iterate: left
+    // as written, whole.
+    if operand && matches!(expr, Expr::RefDot { .. } | Expr::RefBrack { .. }) {
+        return;
+    }
+    match expr {
+        Expr::Call { params, .. } => params.iter().for_each(|param| operands(param, true, out)),
+        Expr::BoolExpr {
+            op: BoolOp::Eq,
+            lhs,
+            rhs,
+            ..
+        } => {
+            operands(lhs, false, out);
+            operands(rhs, false, out);
+        }
+        Expr::BoolExpr { lhs, rhs, .. } | Expr::ArithExpr { lhs, rhs, .. } | Expr::BinExpr { lhs, rhs, .. } => {
+            operands(lhs, true, out);
+            operands(rhs, true, out);
+        }
+        Expr::Membership {
+            key, value, collection, ..
+        } => {
+            if let Some(key) = key {
+                operands(key, true, out);
+            }
+            operands(value, true, out);
+            operands(collection, true, out);
+        }
+        Expr::RefBrack { refr, index, .. } => {
+            operands(refr, operand, out);
+            operands(index, true, out);
+        }
+        Expr::RefDot { refr, .. } => operands(refr, operand, out),
+        Expr::UnaryExpr { expr, .. } => operands(expr, operand, out),
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            items.iter().for_each(|item| operands(item, operand, out))
+        }
+        Expr::Object { fields, .. } => {
+            for (_, key, value) in fields {
+                operands(key, operand, out);
+                operands(value, operand, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A variable (`x`), or a path from one with no variable in its steps
+/// (`input.a.b`, `e["user"]`, `data.c`): one with a variable in a step may
+/// iterate. Not `_`, which never names a value.
+fn constant_reference(expr: &Expr) -> bool {
+    match expr {
+        Expr::Var { span, .. } => span.text() != "_",
+        Expr::RefDot { refr, .. } => constant_reference(refr),
+        Expr::RefBrack { refr, index, .. } => {
+            matches!(
+                index.as_ref(),
+                Expr::String { .. } | Expr::RawString { .. } | Expr::Number { .. }
+            ) && constant_reference(refr)
+        }
+        _ => false,
+    }
+}
+
+/// A string's span ends before its closing quote.
+fn token_end(text: &str, end: usize) -> usize {
+    match text.as_bytes().get(end) {
+        Some(b'"' | b'`') => end + 1,
+        _ => end,
+    }
+}
+
+/// `text` with `edits` applied.
+pub(super) fn apply(text: &str, edits: &[Edit]) -> String {
+    replaced(
+        text,
+        edits.iter().map(|edit| (edit.start, edit.end, edit.with.as_str())),
+    )
+}
+
+/// `text` with each `(start, end, with)` replacing `text[start..end]`
+/// (ranges that do not overlap, in any order).
+pub(super) fn replaced<'a>(text: &str, edits: impl IntoIterator<Item = (usize, usize, &'a str)>) -> String {
+    let mut edits: Vec<(usize, usize, &str)> = edits.into_iter().collect();
+    edits.sort_by_key(|&(start, end, _)| (start, end));
+    let mut out = String::with_capacity(text.len() + 32 * edits.len());
+    let mut at = 0;
+    for (start, end, with) in edits {
+        out.push_str(&text[at..start]);
+        out.push_str(with);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(text: &str) -> String {
+        let mut engine = regorus::Engine::new();
+        engine.add_policy("p.rego".into(), text.into()).unwrap();
+        let module = engine.get_modules()[0].clone();
+        apply(text, &edits(&module))
+    }
+
+    #[test]
+    fn negated_references_move_ahead_on_their_line() {
+        assert_eq!(
+            rewritten("package p\nr if not startswith(input.missing, \"x\")\ns if {\n\tx := input.u\n\tnot lower(x.login) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"),
+            "package p\nr if { ar__n0 = input.missing; not startswith(ar__n0, \"x\") }\ns if {\n\tx := input.u\n\tar__n1 = x.login; not lower(ar__n1) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"
+        );
+        // A step with a variable may iterate: left as written.
+        let iterating = "package p\nr if {\n\tsome i\n\tnot startswith(input.l[i], \"x\")\n}\n";
+        assert_eq!(rewritten(iterating), iterating);
+        // The braces close after the literal's last token, a string too.
+        assert_eq!(
+            rewritten("package p\nr if not lower(input.u) == \"root\"\n"),
+            "package p\nr if { ar__n0 = input.u; not lower(ar__n0) == \"root\" }\n"
+        );
+    }
+
+    #[test]
+    fn valued_memberships_move_into_their_body_on_their_line() {
+        let cases = [
+            // A rule with no body gets one.
+            (
+                "is_admin := \"admin\" in input.roles # c\n",
+                "is_admin := \"admin\" in ar__n0 if { ar__n0 = input.roles } # c\n",
+            ),
+            // The end of a braced body, after its last statement.
+            (
+                "p[u.name] := \"a\" in u.roles if {\n\tsome u in input.users\n}\n",
+                "p[u.name] := \"a\" in ar__n0 if {\n\tsome u in input.users; ar__n0 = u.roles\n}\n",
+            ),
+            // A one-literal body gets braces.
+            (
+                "p[u.name] := \"a\" in u.roles if some u in input.users\n",
+                "p[u.name] := \"a\" in ar__n0 if { some u in input.users; ar__n0 = u.roles }\n",
+            ),
+            // Ahead of the literal; a condition by itself stays.
+            (
+                "p if {\n\tflag := \"a\" in input.roles\n\t\"b\" in input.roles\n}\n",
+                "p if {\n\tar__n0 = input.roles; flag := \"a\" in ar__n0\n\t\"b\" in input.roles\n}\n",
+            ),
+            // A comprehension's term: the end of its query.
+            (
+                "p := [(\"a\" in u.roles) | some u in input.users]\n",
+                "p := [(\"a\" in ar__n0) | some u in input.users; ar__n0 = u.roles]\n",
+            ),
+            // An else value: its own body.
+            (
+                "p := 1 if input.x\nelse := \"a\" in input.roles\n",
+                "p := 1 if input.x\nelse := \"a\" in ar__n0 if { ar__n0 = input.roles }\n",
+            ),
+        ];
+        for (rule, expected) in cases {
+            assert_eq!(
+                rewritten(&format!("package p\n{rule}")),
+                format!("package p\n{expected}")
+            );
+        }
+        // A value shared by several bodies stays as written.
+        let shared = "package p\np := \"a\" in input.roles if { input.x } { input.y }\n";
+        assert_eq!(rewritten(shared), shared);
+    }
+}
