@@ -447,23 +447,26 @@ pub(super) fn short_with_targets(module: &Module, rules: &BTreeSet<String>) -> V
         }
     };
     for rule in &module.policy {
-        if let Rule::Spec { bodies, .. } = rule.as_ref() {
-            for body in bodies {
-                each_query(&body.query, &mut visit);
-            }
-        }
-        // Comprehensions anywhere in the rule (heads too).
-        walk_rule(rule, &mut |expr| {
-            if let Expr::ArrayCompr { query, .. } | Expr::SetCompr { query, .. } | Expr::ObjectCompr { query, .. } =
-                expr
-            {
-                each_query(query, &mut visit);
-            }
-        });
+        rule_queries(rule, &mut visit);
     }
     targets.sort();
     targets.dedup();
     targets
+}
+
+/// Every query of `rule`, each once: its bodies', its comprehensions'
+/// (heads too) and its `every`s'.
+pub(super) fn rule_queries(rule: &Rule, visit: &mut dyn FnMut(&Query)) {
+    if let Rule::Spec { bodies, .. } = rule {
+        for body in bodies {
+            each_query(&body.query, visit);
+        }
+    }
+    walk_rule(rule, &mut |expr| {
+        if let Expr::ArrayCompr { query, .. } | Expr::SetCompr { query, .. } | Expr::ObjectCompr { query, .. } = expr {
+            each_query(query, visit);
+        }
+    });
 }
 
 /// `query` and the `every` queries inside it (not its comprehensions').

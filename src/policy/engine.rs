@@ -25,7 +25,8 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 /// prepared: the first evaluation reports unsafe variables and the like,
 /// and clones start prepared. Readings are made OPA's in the text: the
 /// references a negated call or a membership used as a value reads are
-/// evaluated ahead of it (`policy::hoist`), and a `with` target naming a rule of the package
+/// evaluated ahead of it (`policy::hoist`), an object pattern matches an
+/// object of its size only (`policy::patterns`), and a `with` target naming a rule of the package
 /// or an import without `data.` is written as its path.
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let files = with_escape_functions(files);
@@ -37,6 +38,7 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
         .map(|file| {
             let module = modules.iter().find(|m| *m.package.span.source.file() == file.name)?;
             let mut edits = super::hoist::edits(module);
+            edits.extend(super::patterns::edits(module));
             let rules = value_rules.get(&super::analysis::package_path(module));
             edits.extend(
                 rules
@@ -75,7 +77,7 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
             edited[i].is_some() && {
                 let compiles = engine_of(&with(&|j| j == i), timeout).is_ok();
                 if !compiles {
-                    tracing::warn!(file = %files[i].name, "moved references and `with` targets kept as written: their rewrite does not compile");
+                    tracing::warn!(file = %files[i].name, "moved references, pattern sizes and `with` targets kept as written: their rewrite does not compile");
                 }
                 compiles
             }

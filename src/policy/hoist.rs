@@ -262,10 +262,7 @@ impl Rewrite<'_> {
             Place::Before { start, end } => {
                 // After `if`, the literal is the whole body: braces make it
                 // a query that takes the assignments.
-                let before = text[..start].trim_end();
-                let one_literal_body = before.ends_with("if")
-                    && !before[..before.len() - 2].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-                if one_literal_body {
+                if one_literal_body(text, start) {
                     insert(start, format!("{{ {assignments}; "));
                     insert(end, " }".to_string());
                 } else {
@@ -401,7 +398,7 @@ fn operands(expr: &Expr, operand: bool, out: &mut Vec<(usize, usize)>) {
 /// A variable (`x`), or a path from one with no variable in its steps
 /// (`input.a.b`, `e["user"]`, `data.c`): one with a variable in a step may
 /// iterate. Not `_`, which never names a value.
-fn constant_reference(expr: &Expr) -> bool {
+pub(super) fn constant_reference(expr: &Expr) -> bool {
     match expr {
         Expr::Var { span, .. } => span.text() != "_",
         Expr::RefDot { refr, .. } => constant_reference(refr),
@@ -415,8 +412,15 @@ fn constant_reference(expr: &Expr) -> bool {
     }
 }
 
+/// Whether the literal at `start` is a whole body, after `if`: braces
+/// make it a query that takes more statements.
+pub(super) fn one_literal_body(text: &str, start: usize) -> bool {
+    let before = text[..start].trim_end();
+    before.ends_with("if") && !before[..before.len() - 2].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+}
+
 /// A string's span ends before its closing quote.
-fn token_end(text: &str, end: usize) -> usize {
+pub(super) fn token_end(text: &str, end: usize) -> usize {
     match text.as_bytes().get(end) {
         Some(b'"' | b'`') => end + 1,
         _ => end,

@@ -11,6 +11,7 @@ mod escape;
 mod guard;
 mod hoist;
 mod host;
+mod patterns;
 mod request;
 mod rewrite;
 mod set;
