@@ -469,6 +469,37 @@ pub(super) fn rule_queries(rule: &Rule, visit: &mut dyn FnMut(&Query)) {
     });
 }
 
+/// The lines of a module's expressions as coverage counts them: rule
+/// values and bodies, `default` values (not heads' names or arguments).
+pub(super) fn expression_lines(module: &Module) -> BTreeSet<u32> {
+    let mut lines = BTreeSet::new();
+    let mut expr_lines = |expr: &Expr| {
+        walk_expr(expr, &mut |e| {
+            lines.insert(e.span().line);
+        })
+    };
+    for rule in &module.policy {
+        match rule.as_ref() {
+            Rule::Spec { head, bodies, .. } => {
+                let value = match head {
+                    RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => {
+                        assign.as_ref().map(|assign| &assign.value)
+                    }
+                    RuleHead::Set { key, .. } => key.as_ref(),
+                };
+                if let Some(value) = value {
+                    expr_lines(value);
+                }
+                for body in bodies {
+                    walk_query(&body.query, &mut |e| expr_lines(e));
+                }
+            }
+            Rule::Default { value, .. } => expr_lines(value),
+        }
+    }
+    lines
+}
+
 /// `query` and the `every` queries inside it (not its comprehensions').
 fn each_query(query: &Query, visit: &mut dyn FnMut(&Query)) {
     visit(query);

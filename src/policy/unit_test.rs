@@ -71,12 +71,25 @@ pub struct TestSuite {
     /// coverage of the lines the rewrite moved.
     rewritten: Option<super::rewrite::Rewritten>,
     cases: Vec<TestCase>,
+    /// The files loaded, in order, with the lines of their expressions:
+    /// coverage names each, those no test reached too.
+    files: Vec<(String, Vec<u32>)>,
 }
 
 impl TestSuite {
     /// Compiles every file (policies and tests together) and finds the tests.
     pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<TestSuite, PolicyError> {
+        let names: Vec<String> = files.iter().map(|file| file.name.clone()).collect();
         let mut engine = super::engine::compiled(files, timeout)?;
+        let modules = engine.get_modules();
+        let files = names
+            .into_iter()
+            .map(|name| {
+                let module = modules.iter().find(|m| *m.package.span.source.file() == name);
+                let lines = module.map(|m| super::analysis::expression_lines(m).into_iter().collect());
+                (name, lines.unwrap_or_default())
+            })
+            .collect();
         let mut cases = Vec::new();
         for module in engine.get_modules() {
             let package = module.package.refr.span().text().to_string();
@@ -114,6 +127,7 @@ impl TestSuite {
             engine,
             rewritten,
             cases,
+            files,
         })
     }
 
@@ -225,7 +239,31 @@ impl TestSuite {
         } else {
             Vec::new()
         };
+        let report = if coverage {
+            self.with_untouched_files(report)
+        } else {
+            report
+        };
         (results, report)
+    }
+
+    /// `report` for the loaded files, those no test reached too, all their
+    /// lines not covered (regorus reports only the files evaluated; `opa
+    /// test` each).
+    fn with_untouched_files(&self, mut report: Vec<FileCoverage>) -> Vec<FileCoverage> {
+        for (file, lines) in &self.files {
+            if !report.iter().any(|f| f.file == *file) {
+                report.push(FileCoverage {
+                    file: file.clone(),
+                    covered: Vec::new(),
+                    not_covered: lines.clone(),
+                });
+            }
+        }
+        // The built-in `escape` module is not the author's to cover.
+        report.retain(|f| self.files.iter().any(|(name, _)| *name == f.file));
+        report.sort_by_key(|f| self.files.iter().position(|(name, _)| *name == f.file));
+        report
     }
 }
 
@@ -415,6 +453,24 @@ not_a_test := true
             .find(|f| f.file == "p.rego")
             .expect("coverage of p.rego");
         assert!(policy.covered.contains(&2), "{policy:?}");
+    }
+
+    /// As `opa test --coverage`: a file no test reached is reported, every
+    /// line of its expressions not covered.
+    #[test]
+    fn coverage_names_files_no_test_reached() {
+        let suite = suite(&[
+            ("p.rego", POLICY),
+            ("q.rego", "package alert.q\nalert contains {\"title\": t} if {\n\tt := input.title\n\tcount(t) > 2\n}\n"),
+            ("p_test.rego", "package alert.x_test\ntest_a if { count(data.alert.x.alert) == 1 with input as {\"severity\": \"high\"} }\n"),
+        ]);
+        let (_, coverage) = suite.run(|_| true, true);
+        let files: Vec<&str> = coverage.iter().map(|f| f.file.as_str()).collect();
+        assert_eq!(files, vec!["p.rego", "q.rego", "p_test.rego"]);
+        assert_eq!(coverage[1].covered, Vec::<u32>::new());
+        assert_eq!(coverage[1].not_covered, vec![2, 3, 4]);
+        // Without coverage asked for, nothing is reported.
+        assert!(suite.run(|_| true, false).1.is_empty());
     }
 
     /// regorus's interpreter, which runs the tests, resets a partial rule
