@@ -12,10 +12,15 @@ use super::{PolicyError, PolicyFile};
 /// One discovered test rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestCase {
-    /// `data.<package>.<rule>`.
+    /// `data.<package>.<rule>`; a rule's second definition and later ones
+    /// are tests of their own, `<rule>#01`, `<rule>#02`, as `opa test`
+    /// names them.
     pub path: String,
     pub file: String,
     pub line: u32,
+    /// The rule evaluated: `path`, or the name a later definition was
+    /// given to run alone.
+    rule: String,
 }
 
 impl TestCase {
@@ -80,7 +85,26 @@ impl TestSuite {
     /// Compiles every file (policies and tests together) and finds the tests.
     pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<TestSuite, PolicyError> {
         let names: Vec<String> = files.iter().map(|file| file.name.clone()).collect();
-        let mut engine = super::engine::compiled(files, timeout)?;
+        let mut engine = super::engine::compiled(files.clone(), timeout)?;
+        // Each definition of a test rule is a test, as in `opa test`: the
+        // later ones are renamed to run alone (on their own line).
+        let renamed = later_definitions(engine.get_modules());
+        if !renamed.is_empty() {
+            let files = files
+                .into_iter()
+                .map(|file| {
+                    let edits = renamed
+                        .iter()
+                        .filter(|r| r.file == file.name)
+                        .map(|r| (r.start, r.end, r.name.as_str()));
+                    PolicyFile {
+                        text: super::hoist::replaced(&file.text, edits),
+                        name: file.name,
+                    }
+                })
+                .collect();
+            engine = super::engine::compiled(files, timeout)?;
+        }
         let modules = engine.get_modules();
         let files = names
             .into_iter()
@@ -109,13 +133,17 @@ impl TestSuite {
                     continue;
                 }
                 let span = rule.span();
+                let shown = match renamed.iter().find(|r| r.name == name) {
+                    Some(r) => r.shown.clone(),
+                    None => name.to_string(),
+                };
                 let case = TestCase {
-                    path: format!("data.{package}.{name}"),
+                    path: format!("data.{package}.{shown}"),
                     file: span.source.file().to_string(),
                     line: span.line,
+                    rule: format!("data.{package}.{name}"),
                 };
-                // Incremental definitions of one test are one test.
-                if !cases.iter().any(|c: &TestCase| c.path == case.path) {
+                if !cases.iter().any(|c: &TestCase| c.rule == case.rule) {
                     cases.push(case);
                 }
             }
@@ -186,10 +214,10 @@ impl TestSuite {
                 continue;
             }
             let started = std::time::Instant::now();
-            let outcome = engine.eval_rule(case.path.clone());
+            let outcome = engine.eval_rule(case.rule.clone());
             let duration = started.elapsed();
             if let Some((as_written, _)) = as_written.as_mut() {
-                let _ = as_written.eval_rule(case.path.clone());
+                let _ = as_written.eval_rule(case.rule.clone());
                 let _ = as_written.take_prints();
             }
             let prints = engine.take_prints().unwrap_or_default();
@@ -265,6 +293,53 @@ impl TestSuite {
         report.sort_by_key(|f| self.files.iter().position(|(name, _)| *name == f.file));
         report
     }
+}
+
+/// A later definition of a test rule, renamed to run alone.
+struct Renamed {
+    file: String,
+    /// Where its name is written.
+    start: usize,
+    end: usize,
+    /// The name it runs under (`test_x__ar_def1`).
+    name: String,
+    /// The name `opa test` gives it (`test_x#01`).
+    shown: String,
+}
+
+/// The second and later definitions of each test rule of a package.
+fn later_definitions(modules: &[regorus::unstable::Ref<regorus::unstable::Module>]) -> Vec<Renamed> {
+    let mut seen: std::collections::BTreeMap<(String, String), usize> = std::collections::BTreeMap::new();
+    let mut renamed = Vec::new();
+    for module in modules {
+        let package = module.package.refr.span().text().to_string();
+        for rule in &module.policy {
+            let regorus::unstable::Rule::Spec {
+                head: regorus::unstable::RuleHead::Compr { refr, .. } | regorus::unstable::RuleHead::Set { refr, .. },
+                ..
+            } = rule.as_ref()
+            else {
+                continue;
+            };
+            let span = refr.span();
+            let name = span.text();
+            if !name.starts_with("test_") || name.contains(['.', '[']) {
+                continue;
+            }
+            let count = seen.entry((package.clone(), name.to_string())).or_insert(0);
+            if *count > 0 {
+                renamed.push(Renamed {
+                    file: span.source.file().to_string(),
+                    start: span.start as usize,
+                    end: span.end as usize,
+                    name: format!("{name}__ar_def{count}"),
+                    shown: format!("{name}#{count:02}"),
+                });
+            }
+            *count += 1;
+        }
+    }
+    renamed
 }
 
 /// The first rule whose path a data document also defines, in words.
@@ -453,6 +528,34 @@ not_a_test := true
             .find(|f| f.file == "p.rego")
             .expect("coverage of p.rego");
         assert!(policy.covered.contains(&2), "{policy:?}");
+    }
+
+    /// As `opa test`: each definition of a test rule is a test, the later
+    /// ones named `#01`, `#02` — a copied test that fails is not hidden by
+    /// its original passing.
+    #[test]
+    fn each_definition_of_a_test_is_a_test() {
+        let suite = suite(&[
+            (
+                "a_test.rego",
+                "package t\ntest_x if 1 == 1\ntest_x if 1 == 2\ntest_y if true\n",
+            ),
+            ("b_test.rego", "package t\ntest_x if 2 == 2\n"),
+        ]);
+        let (results, _) = suite.run(|_| true, false);
+        let verdicts: Vec<(&str, &str, u32, Verdict)> = results
+            .iter()
+            .map(|r| (r.case.name(), r.case.file.as_str(), r.case.line, r.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("t.test_x", "a_test.rego", 2, Verdict::Pass),
+                ("t.test_x#01", "a_test.rego", 3, Verdict::Fail),
+                ("t.test_y", "a_test.rego", 4, Verdict::Pass),
+                ("t.test_x#02", "b_test.rego", 2, Verdict::Pass),
+            ]
+        );
     }
 
     /// As `opa test --coverage`: a file no test reached is reported, every
