@@ -454,6 +454,68 @@ pub(super) fn short_with_targets(module: &Module, rules: &BTreeSet<String>) -> V
     targets
 }
 
+/// By package, the functions it defines by a one-part name (`f` of
+/// `f(x) := …`).
+pub(super) fn function_names(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for module in modules {
+        let package = names.entry(package_path(module)).or_default();
+        for rule in &module.policy {
+            let refr = match rule.as_ref() {
+                Rule::Spec {
+                    head: RuleHead::Func { refr, .. },
+                    ..
+                } => refr,
+                Rule::Default { refr, args, .. } if !args.is_empty() => refr,
+                _ => continue,
+            };
+            if let Expr::Var { span, .. } = refr.as_ref() {
+                package.insert(span.text().to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The calls of a module to a function of its own package by its short
+/// name (`f(x)`), and the `with` targets naming one so (`with f as g`),
+/// as the byte range of the name and the function's path. regorus's `with
+/// data.pkg.f as g` reaches only calls written in full, and `with f as g`
+/// only calls written short, where OPA's reaches both: tests see both
+/// written in full.
+pub(super) fn short_function_refs(module: &Module, functions: &BTreeSet<String>) -> Vec<(usize, usize, String)> {
+    let package = package_path(module);
+    let mut refs = Vec::new();
+    let named = |span: &regorus::unstable::Span, refs: &mut Vec<(usize, usize, String)>| {
+        if functions.contains(span.text()) {
+            refs.push((
+                span.start as usize,
+                span.end as usize,
+                format!("{package}.{}", span.text()),
+            ));
+        }
+    };
+    for rule in &module.policy {
+        walk_rule(rule, &mut |expr| {
+            if let Expr::Call { fcn, .. } = expr {
+                if let Expr::Var { span, .. } = fcn.as_ref() {
+                    named(span, &mut refs);
+                }
+            }
+        });
+        rule_queries(rule, &mut |query| {
+            for with in query.stmts.iter().flat_map(|stmt| &stmt.with_mods) {
+                if let Expr::Var { span, .. } = with.refr.as_ref() {
+                    named(span, &mut refs);
+                }
+            }
+        });
+    }
+    refs.sort();
+    refs.dedup();
+    refs
+}
+
 /// Every query of `rule`, each once: its bodies', its comprehensions'
 /// (heads too) and its `every`s'.
 pub(super) fn rule_queries(rule: &Rule, visit: &mut dyn FnMut(&Query)) {

@@ -87,16 +87,33 @@ impl TestSuite {
         let names: Vec<String> = files.iter().map(|file| file.name.clone()).collect();
         let mut engine = super::engine::compiled(files.clone(), timeout)?;
         // Each definition of a test rule is a test, as in `opa test`: the
-        // later ones are renamed to run alone (on their own line).
-        let renamed = later_definitions(engine.get_modules());
-        if !renamed.is_empty() {
+        // later ones are renamed to run alone (on their own line). A
+        // function of a package is called and mocked by its path, which
+        // `with` reaches both ways.
+        let modules = engine.get_modules().clone();
+        let renamed = later_definitions(&modules);
+        let functions = super::analysis::function_names(&modules);
+        let mut edits: Vec<(String, usize, usize, String)> = renamed
+            .iter()
+            .map(|r| (r.file.clone(), r.start, r.end, r.name.clone()))
+            .collect();
+        for module in &modules {
+            let Some(functions) = functions.get(&super::analysis::package_path(module)) else {
+                continue;
+            };
+            let file = module.package.span.source.file();
+            for (start, end, path) in super::analysis::short_function_refs(module, functions) {
+                edits.push((file.clone(), start, end, path));
+            }
+        }
+        if !edits.is_empty() {
             let files = files
                 .into_iter()
                 .map(|file| {
-                    let edits = renamed
+                    let edits = edits
                         .iter()
-                        .filter(|r| r.file == file.name)
-                        .map(|r| (r.start, r.end, r.name.as_str()));
+                        .filter(|(name, ..)| *name == file.name)
+                        .map(|(_, start, end, with)| (*start, *end, with.as_str()));
                     PolicyFile {
                         text: super::hoist::replaced(&file.text, edits),
                         name: file.name,
@@ -556,6 +573,35 @@ not_a_test := true
                 ("t.test_x#02", "b_test.rego", 2, Verdict::Pass),
             ]
         );
+    }
+
+    /// As `opa test`: a function mocked by its path or by its short name
+    /// reaches its calls written either way, from its package's tests and
+    /// from another package's.
+    #[test]
+    fn function_mocks_reach_calls_written_either_way() {
+        let suite = suite(&[
+            (
+                "p.rego",
+                "package pkg\nf(x) := x + 1\nshort := f(1)\nfull := data.pkg.f(1)\nmock(x) := x + 100\n\
+                 test_short_by_name if short == 101 with f as mock\n\
+                 test_short_by_path if short == 101 with data.pkg.f as mock\n\
+                 test_full_by_name if full == 101 with f as mock\n\
+                 test_unmocked if short == 2\n",
+            ),
+            (
+                "p_test.rego",
+                "package pkg_test\nmock(x) := x + 100\ntest_other_package if data.pkg.short == 101 with data.pkg.f as mock\n",
+            ),
+        ]);
+        let (results, _) = suite.run(|_| true, false);
+        let failed: Vec<(&str, &str)> = results
+            .iter()
+            .filter(|r| r.verdict != Verdict::Pass)
+            .map(|r| (r.case.name(), r.detail.as_str()))
+            .collect();
+        assert_eq!(results.len(), 5);
+        assert!(failed.is_empty(), "{failed:?}");
     }
 
     /// As `opa test --coverage`: a file no test reached is reported, every
