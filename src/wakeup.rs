@@ -66,6 +66,11 @@ pub trait Wakeups: Send + Sync {
     /// The function's ARN, as an invocation's context gives it: what
     /// schedules and resumes invoke.
     fn learn_function(&self, _arn: &str) {}
+    /// The ARN of the function named `function` (a name or an ARN): a
+    /// schedule's target must be an ARN.
+    fn function_arn_of<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<String, WakeupError>> {
+        Box::pin(async move { Ok(function.to_string()) })
+    }
 }
 
 /// Wakeups kept in memory: the tests deliver them themselves.

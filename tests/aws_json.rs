@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alert_responder::aws::{sdk_config_from, DynamoState, SecretsManager, SqsRequeue};
+use alert_responder::aws::{sdk_config_from, DynamoState, LambdaWakeups, SecretsManager, SqsRequeue, WakeupSettings};
 use alert_responder::model::suspended::{Phase, SourceEnvelope, SuspendedWorkflow};
 use alert_responder::model::ActionRecord;
 use alert_responder::requeue::{Requeue, Requeued};
 use alert_responder::secrets::{SecretError, SecretSource};
 use alert_responder::state::{Claim, PersistOp, PersistWrite, StateStore, Taken, WorkflowStore};
+use alert_responder::wakeup::Wakeups;
 use aws_types::SdkConfig;
 use common::{Recorded, Reply, TestServer};
 use serde_json::{json, Value};
@@ -481,5 +482,33 @@ async fn retried_records_are_made_visible_in_calls_of_ten() {
             ("0".to_string(), "handle-10".to_string(), 300),
             ("1".to_string(), "handle-11".to_string(), 330)
         ]
+    );
+}
+
+/// `workflows resume --function NAME`: a schedule's target must be an ARN,
+/// so a name is looked up (GetFunction); an ARN is taken as given.
+#[tokio::test]
+async fn a_function_given_by_name_is_scheduled_by_its_arn() {
+    const ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:alert-responder";
+    let server = TestServer::start(|request| match request.path.as_str() {
+        "/2015-03-31/functions/alert-responder" => Reply::json(200, json!({"Configuration": {"FunctionArn": ARN}})),
+        _ => error(404, "ResourceNotFoundException", "Function not found"),
+    })
+    .await;
+    let wakeups = LambdaWakeups::new(&config_at(&server), WakeupSettings::default());
+    assert_eq!(wakeups.function_arn_of("alert-responder").await.unwrap(), ARN);
+    let requests = server.requests();
+    assert_eq!((requests[0].method.as_str(), requests.len()), ("GET", 1));
+    assert!(requests[0].headers["authorization"].starts_with("AWS4-HMAC-SHA256"));
+    assert_eq!(wakeups.function_arn_of(ARN).await.unwrap(), ARN);
+    assert_eq!(server.requests().len(), 1, "an ARN is not looked up");
+    let err = wakeups
+        .function_arn_of("no-such-function")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("GetFunction") && err.contains("no-such-function") && err.contains("404"),
+        "{err}"
     );
 }

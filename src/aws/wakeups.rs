@@ -1,7 +1,8 @@
 //! The wakeup port on AWS: EventBridge Scheduler's one-time schedules
 //! (CreateSchedule, DeleteSchedule) and the function invoking itself
-//! asynchronously (Invoke with `InvocationType: Event`); also the lookup
-//! of the function's own URL (GetFunctionUrlConfig). Each is one REST-JSON
+//! asynchronously (Invoke with `InvocationType: Event`); also the lookups
+//! of the function's own URL (GetFunctionUrlConfig) and of a function's ARN
+//! by its name (GetFunction, for the CLI's `--function`). Each is one REST-JSON
 //! request signed with SigV4 on the shared SDK configuration (`signed`):
 //! two more SDK crates would cost the binary a model's worth each.
 
@@ -207,6 +208,42 @@ impl Wakeups for LambdaWakeups {
         if !arn.is_empty() {
             let _ = self.function_arn.set(arn.to_string());
         }
+    }
+
+    fn function_arn_of<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<String, WakeupError>> {
+        Box::pin(async move {
+            if function.starts_with("arn:") {
+                return Ok(function.to_string());
+            }
+            let operation = "GetFunction";
+            let path = format!("/2015-03-31/functions/{}", segment(function));
+            let call = Call {
+                service: "lambda",
+                method: "GET",
+                path: &path,
+                headers: &[],
+                body: b"",
+            };
+            let (status, body) = self.call(&call).await.map_err(|reason| WakeupError {
+                operation,
+                reason: format!("function {function}: {reason}"),
+            })?;
+            if !(200..300).contains(&status) {
+                return Err(failed(operation, &format!("function {function}"), status, &body));
+            }
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|answer| {
+                    answer
+                        .pointer("/Configuration/FunctionArn")?
+                        .as_str()
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| WakeupError {
+                    operation,
+                    reason: format!("function {function}: the answer names no Configuration.FunctionArn"),
+                })
+        })
     }
 }
 

@@ -36,8 +36,9 @@ pub struct WorkflowsArgs {
     /// very policies that suspended the workflow (same digest).
     #[arg(long, short = 'd', global = true, value_name = "DIR")]
     pub policies: Option<PathBuf>,
-    /// The deployment's function (name or ARN): what a workflow suspended
-    /// again is scheduled to invoke. Needed with SCHEDULE_GROUP.
+    /// The deployment's function (name or ARN; a name is looked up): what
+    /// a workflow suspended again is scheduled to invoke. Needed by
+    /// `resume` with SCHEDULE_GROUP.
     #[arg(long, global = true, value_name = "ARN")]
     pub function: Option<String>,
 }
@@ -132,7 +133,7 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                 eprintln!("no suspended workflow {workflow:?}");
                 return Ok(4);
             };
-            let responder = responder(&config, &args).await?;
+            let responder = responder(&config, &args, true).await?;
             let digest = responder.decider().policies().digest().to_string();
             if digest != found.bundle_digest {
                 if !chosen {
@@ -212,7 +213,7 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                 eprintln!("no suspended workflow {workflow:?}");
                 return Ok(4);
             }
-            let responder = responder(&config, &args).await?;
+            let responder = responder(&config, &args, false).await?;
             match responder.cancel(&workflow, &by(who)).await {
                 Ok(summary) => {
                     eprintln!("{}", describe("cancelled", &summary));
@@ -230,7 +231,11 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
 
 /// The responder that resumes: the configured policies and actions, the
 /// state table, outcomes printed, appended to a file or published.
-async fn responder(config: &Config, args: &WorkflowsArgs) -> anyhow::Result<crate::pipeline::Responder> {
+async fn responder(
+    config: &Config,
+    args: &WorkflowsArgs,
+    schedules: bool,
+) -> anyhow::Result<crate::pipeline::Responder> {
     let sns = Arc::new(LazySnsClient::default());
     let publisher = outcome_publisher(config, args.sns, args.out.as_deref(), &sns).await?;
     let state = app::state(config, &sdk_config());
@@ -238,11 +243,14 @@ async fn responder(config: &Config, args: &WorkflowsArgs) -> anyhow::Result<crat
     if let Some(bundle) = app::load_bundle(config).await? {
         responder.decider().swap_policies(Arc::new(bundle));
     }
-    if let Some(wakeups) = responder.decider().wakeups() {
+    // A resume may suspend the workflow again, scheduling the function; a
+    // cancel only deletes schedules.
+    if let Some(wakeups) = responder.decider().wakeups().filter(|_| schedules) {
         let function = args.function.as_deref().context(
             "SCHEDULE_GROUP is set: give --function with the deployment's function, which a workflow suspended again is scheduled to invoke",
         )?;
-        wakeups.learn_function(function);
+        let arn = wakeups.function_arn_of(function).await.context("--function")?;
+        wakeups.learn_function(&arn);
     }
     if let Some(sink) = app::records(config, &sdk_config()) {
         responder = responder.with_records(sink);
