@@ -48,6 +48,8 @@ pub enum Answered {
     Already {
         record: Option<ActionRecord>,
         suspended: bool,
+        /// The workflow, while it is stored (to show the answer with).
+        workflow: Option<Box<SuspendedWorkflow>>,
     },
 }
 
@@ -90,6 +92,7 @@ impl Responder {
                 Some(record) if record.status != Status::Pending => Ok(Answered::Already {
                     record: Some(record),
                     suspended: false,
+                    workflow: None,
                 }),
                 _ => Err(unknown()),
             };
@@ -124,6 +127,7 @@ impl Responder {
             return Ok(Answered::Already {
                 record,
                 suspended: true,
+                workflow: Some(Box::new(workflow)),
             });
         }
         tracing::info!(workflow = workflow_id, action_id, result = %record.result.clone().unwrap_or_default(), "pending action resolved");
@@ -154,6 +158,7 @@ impl Responder {
             return Ok(Answered::Already {
                 record: Some(record),
                 suspended: ready,
+                workflow: Some(Box::new(workflow)),
             });
         }
         Ok(Answered::Recorded {

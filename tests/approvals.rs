@@ -904,10 +904,32 @@ async fn an_answer_whose_resume_cannot_start_asks_for_a_retry_which_starts_it() 
         body["error"].as_str().unwrap().contains("the answer is recorded"),
         "{body}"
     );
-    // Slack retries (or the approver clicks again): the resume starts.
+    // The question keeps its buttons, to be clicked again (the message is
+    // replaced through response_url: a literal token is not kept).
+    let replaced = |rig: &Rig| -> Vec<Value> {
+        rig.slack
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/response")
+            .map(Recorded::json)
+            .filter(|body| body["replace_original"] == true)
+            .collect()
+    };
+    assert!(
+        replaced(&rig).is_empty(),
+        "the message is not replaced before the resume starts"
+    );
+    // Slack retries (or the approver clicks again): the resume starts, and
+    // the question gives way to the answer kept.
     rig.wakeups.set_failing(false);
     let (status, body) = rig.serve(&rig.click(&buttons[0], APPROVER)).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("already_answered")));
+    let replaced = replaced(&rig);
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert!(
+        replaced[0]["text"].as_str().unwrap().contains("*approve* by <@U0LEAD>"),
+        "{replaced:?}"
+    );
     let sent = rig.wakeups.take_sent();
     assert_eq!(sent.len(), 1);
     rig.responder.wake(&sent[0], None, None).await.unwrap();
@@ -1065,4 +1087,47 @@ async fn an_older_suspension_never_overwrites_a_newer_one() {
     assert_eq!(rig.state.workflows().await.unwrap()[0].rounds, stored.rounds + 1);
     // The same round again (a redelivery) may be written.
     assert!(rig.state.save_workflow(&newer, false).await.unwrap());
+}
+
+/// A persisted counter committed by an approval is written when the answer
+/// is recorded; the resumed round sees it once (the namespace's stored
+/// value), not that value with the commit applied again.
+#[tokio::test]
+async fn a_persisted_commit_of_an_approval_counts_once_in_the_resumed_round() {
+    let rig = rig(|hooks| {
+        format!(
+            r#"package action
+run contains {{"id": "ask", "uses": "approval.request", "args": {{"secret_token": "xoxb-test", "channel": "C0SECOPS", "approvers": ["{APPROVER}"]}},
+    "commit": [{{"key": "asked", "op": "add", "value": 5, "persist": true}}, {{"key": "local", "op": "add", "value": 2}}]}}
+run contains {{"id": "report", "uses": "webhook.post", "args": {{"url": "{hooks}/report", "data": {{"attrs": input.alert.attrs}}}}}} if {{
+    some c in input.called
+    c.id == "ask"
+    c.status == "succeeded"
+}}
+"#
+        )
+    })
+    .await;
+    let woken = rig.approved().await;
+    rig.responder.wake(&woken, None, None).await.unwrap();
+    let report = rig
+        .hooks
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/report")
+        .expect("the report");
+    let attrs = report.json()["data"]["attrs"].clone();
+    let value = |key: &str| {
+        attrs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+    };
+    assert_eq!(
+        (value("asked"), value("local")),
+        (Some(json!(5)), Some(json!(2))),
+        "{attrs}"
+    );
 }

@@ -191,23 +191,36 @@ impl Interactions {
             )
             .await
         {
+            // The question gives way to its answer only once the resume has
+            // started: until then its buttons stay, and a click again
+            // starts it.
             Ok(Answered::Recorded {
                 workflow,
                 record,
                 ready,
-            }) => {
-                self.show_answer(&workflow, &record, response_url).await;
-                match self.start_resume(responder, &claims.workflow, ready).await {
-                    true => HttpAnswer::new(200, json!({"status": "recorded"})),
-                    false => not_resumed(),
+            }) => match self.start_resume(responder, &claims.workflow, ready).await {
+                true => {
+                    self.show_answer(&workflow, &record, response_url).await;
+                    HttpAnswer::new(200, json!({"status": "recorded"}))
                 }
-            }
-            Ok(Answered::Already { record, suspended }) => {
+                false => not_resumed(),
+            },
+            Ok(Answered::Already {
+                record,
+                suspended,
+                workflow,
+            }) => {
                 let note = format!("Already answered: {}", answer_text(record.as_ref()));
                 self.ephemeral(response_url, &note).await;
-                // A first answer whose resume could not start: start it now.
+                // A first answer whose resume could not start: start it now,
+                // and show the answer that was kept.
                 match self.start_resume(responder, &claims.workflow, suspended).await {
-                    true => HttpAnswer::new(200, json!({"status": "already_answered"})),
+                    true => {
+                        if let (Some(workflow), Some(record)) = (workflow.filter(|_| suspended), &record) {
+                            self.show_answer(&workflow, record, response_url).await;
+                        }
+                        HttpAnswer::new(200, json!({"status": "already_answered"}))
+                    }
                     false => not_resumed(),
                 }
             }
@@ -257,22 +270,29 @@ impl Interactions {
                 workflow,
                 record,
                 ready,
-            }) => {
-                self.show_answer(&workflow, &record, None).await;
-                match self.start_resume(responder, &claims.workflow, ready).await {
-                    true => HttpAnswer::new(200, json!({"status": "recorded", "result": record.result})),
-                    false => not_resumed(),
+            }) => match self.start_resume(responder, &claims.workflow, ready).await {
+                true => {
+                    self.show_answer(&workflow, &record, None).await;
+                    HttpAnswer::new(200, json!({"status": "recorded", "result": record.result}))
                 }
-            }
-            Ok(Answered::Already { record, suspended }) => {
-                match self.start_resume(responder, &claims.workflow, suspended).await {
-                    true => HttpAnswer::new(
+                false => not_resumed(),
+            },
+            Ok(Answered::Already {
+                record,
+                suspended,
+                workflow,
+            }) => match self.start_resume(responder, &claims.workflow, suspended).await {
+                true => {
+                    if let (Some(workflow), Some(record)) = (workflow.filter(|_| suspended), &record) {
+                        self.show_answer(&workflow, record, None).await;
+                    }
+                    HttpAnswer::new(
                         409,
                         json!({"status": "already_answered", "result": record.and_then(|r| r.result)}),
-                    ),
-                    false => not_resumed(),
+                    )
                 }
-            }
+                false => not_resumed(),
+            },
             Err(err) => error_answer(&err),
         }
     }

@@ -16,7 +16,7 @@ use crate::action::Registry;
 use crate::model::decision::{AlertEntry, RetryEntry, StopRecord};
 use crate::model::outcome::skipped_outcome_id;
 use crate::model::suspended::PendingAction;
-use crate::model::{ActionRecord, Alert, Attr, SkipReason, Status};
+use crate::model::{ActionRecord, Alert, Attr, Commit, SkipReason, Status};
 use crate::policy::{to_policy_value, ActionRequest, PolicyError, PolicySet, ACTION_RULE};
 use crate::secrets::SecretResolver;
 use crate::state::StateStore;
@@ -227,7 +227,8 @@ impl<'a> Workflow<'a> {
     /// Continues a suspended workflow with round `rounds`, as if it had
     /// never stopped: `called` is every record so far, and each pending
     /// one is replaced by its final record in `resolved` (whose commits
-    /// are applied now).
+    /// are applied now; persisted ones were stored with the result, and
+    /// `alert` was given the namespace's stored values).
     pub async fn resume(
         &self,
         mut alert: Alert,
@@ -238,7 +239,12 @@ impl<'a> Workflow<'a> {
         deadline: Option<Instant>,
     ) -> WorkflowReport {
         for record in resolved {
-            for commit in &record.commits {
+            // A persisted commit was written with the result, and `alert`
+            // holds the namespace's stored values: applied again, an `add`
+            // would count twice.
+            let stored = |commit: &&Commit| commit.persist && !alert.namespace.is_empty();
+            let commits: Vec<&Commit> = record.commits.iter().filter(|c| !stored(c)).collect();
+            for commit in commits {
                 apply_commit(&mut alert, commit);
             }
             match called.iter_mut().find(|c| c.id == record.id) {
