@@ -660,3 +660,96 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
     );
     assert_eq!(hooks.requests().len(), 1, "the cancelled one never isolated");
 }
+
+/// The failed-events runbook: a resume that failed (here, another
+/// invocation held the workflow) lands in the failed-events queue as
+/// Lambda's on-failure record of the wakeup; `run --input` reads that
+/// record as is and resumes the workflow, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_resume_event_is_replayed_by_run_as_the_runbook_says() {
+    let slack = slack_api().await;
+    let hooks = TestServer::ok().await;
+    let table = create_state_table().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alert.rego"), ALERT_POLICY).unwrap();
+    std::fs::write(
+        dir.path().join("action.rego"),
+        ask_then_isolate(&hooks.url("/isolate"), &[APPROVER]),
+    )
+    .unwrap();
+    let slack_url = slack.url("");
+    let policies = dir.path().to_str().unwrap().to_string();
+    let env = [
+        ("STATE_TABLE", table.as_str()),
+        ("SLACK_BASE_URL", slack_url.as_str()),
+        ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+        ("HTTP_ALLOW_PRIVATE", "true"),
+    ];
+    let mut payload: Value = serde_json::from_str(&fixture("matano_alert_change_v2.json")).unwrap();
+    payload["updated_alert"]["id"] = json!(unique("failed-resume"));
+    let files = tempfile::tempdir().unwrap();
+    let change = files.path().join("change.json");
+    std::fs::write(&change, payload.to_string()).unwrap();
+    let run = cli(
+        &["run", "--policies", &policies, "--input", change.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pending: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    let workflow = pending["alert"]["id"].as_str().unwrap().to_string();
+    // Answered while another invocation holds it: recorded, not resumed.
+    let store = DynamoState::new(&alert_responder::aws::sdk_config(), &table);
+    store.take_workflow(&workflow, Duration::from_secs(60)).await.unwrap();
+    let answer = [
+        "workflows",
+        "resume",
+        &workflow,
+        "--answer",
+        "approve",
+        "--table",
+        &table,
+        "--policies",
+        &policies,
+    ];
+    assert_eq!(cli(&answer, &env).code, 5);
+    store.release_workflow(&workflow).await.unwrap();
+    let failed = files.path().join("failed-event.json");
+    let record = json!({
+        "version": "1.0",
+        "requestContext": {"requestId": "r-1", "functionArn": FUNCTION_ARN, "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": Wakeup::Resume { workflow: workflow.clone() }.event(),
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "AlertResponder.WorkflowBusy", "errorMessage": "held"},
+    });
+    std::fs::write(&failed, record.to_string()).unwrap();
+    let failed = failed.to_str().unwrap();
+
+    // A dry run cannot resume a stored workflow: refused, naming why.
+    let dry = cli(&["run", "--dry-run", "--policies", &policies, "--input", failed], &env);
+    assert_eq!(dry.code, 1, "{}", dry.stderr);
+    assert!(
+        dry.stderr.contains("workflow wakeup") && dry.stderr.contains("dry run"),
+        "{}",
+        dry.stderr
+    );
+    assert!(hooks.requests().is_empty());
+
+    let replayed = cli(&["run", "--policies", &policies, "--input", failed], &env);
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    let outcomes: Vec<Value> = replayed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let isolate = outcomes
+        .iter()
+        .find(|o| o["action"]["id"] == "isolate")
+        .expect("isolate's outcome");
+    assert_eq!(isolate["status"], "succeeded");
+    assert_eq!(hooks.requests().len(), 1);
+    // Replayed again: the workflow has ended, nothing runs.
+    let again = cli(&["run", "--policies", &policies, "--input", failed], &env);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("0 resumed"), "{}", again.stderr);
+    assert_eq!(hooks.requests().len(), 1, "isolated once");
+}

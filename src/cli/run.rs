@@ -12,10 +12,11 @@ use crate::aws::{sdk_config, LazySnsClient};
 use crate::config::{Config, Location, PolicySource};
 use crate::ingest::ingest_document;
 use crate::play::{load_mocks, MockedActions};
+use crate::wakeup::Wakeup;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Input: a Matano payload, an SNS notification, a Lambda SnsEvent, or other JSON; `-` reads stdin. Default: the bundled sample Matano alert change.
+    /// Input: a Matano payload, an SNS notification, a Lambda SnsEvent, a workflow wakeup (or Lambda's on-failure record of one), or other JSON; `-` reads stdin. Default: the bundled sample Matano alert change.
     #[arg(long, short, value_name = "FILE")]
     pub input: Option<PathBuf>,
     #[command(flatten)]
@@ -125,8 +126,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(sink) = app::records(&config, &sdk_config()) {
         responder = responder.with_records(sink);
     }
-    let records = ingest_document(&input, &config.schemas);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
+    // A failed resume or due event (the failed-events queue's record of
+    // one): the stored workflow is woken as the function would.
+    if let Some((wakeup, function_arn)) = wakeup_in(&input) {
+        let wakeup = wakeup.map_err(|reason| anyhow::anyhow!("{reason}"))?;
+        if mocks.is_some() || config.dry_run || responder.decider().state().is_none() {
+            anyhow::bail!(
+                "the input is a workflow wakeup ({wakeup:?}): it resumes a stored workflow, so it needs the deployment's STATE_TABLE, and cannot be a dry run or mocked"
+            );
+        }
+        if let (Some(wakeups), Some(arn)) = (responder.decider().wakeups(), &function_arn) {
+            wakeups.learn_function(arn);
+        }
+        let summary = responder.wake(&wakeup, Some(deadline), None).await?;
+        eprintln!(
+            "wakeup ({wakeup:?}): {} resumed, {} action(s) ({} failed), {} policy error(s), {} outcome(s)",
+            summary.records, summary.actions, summary.failed_actions, summary.policy_errors, summary.outcomes
+        );
+        return Ok(if summary.policy_errors > 0 { 2 } else { 0 });
+    }
+    let records = ingest_document(&input, &config.schemas);
     let summary = responder.handle(records, Some(deadline)).await?;
     eprintln!(
         "{} record(s): {} rejected, {} alert(s), {} action(s) ({} failed), {} policy error(s), {} outcome(s)",
@@ -152,4 +172,41 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// The wakeup `input` carries — as the event itself, or as the `requestPayload`
+/// of Lambda's on-failure record, with the function it was sent to
+/// (`requestContext.functionArn`, what a workflow suspended again is
+/// scheduled to invoke).
+fn wakeup_in(input: &[u8]) -> Option<(Result<Wakeup, String>, Option<String>)> {
+    let document: serde_json::Value = serde_json::from_slice(input).ok()?;
+    let function_arn = document
+        .pointer("/requestContext/functionArn")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    let event = document.get("requestPayload").unwrap_or(&document);
+    Wakeup::of_event(event).map(|wakeup| (wakeup, function_arn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wakeup_is_found_as_sent_or_in_an_on_failure_record() {
+        let resume = Wakeup::Resume { workflow: "w1".into() };
+        let (found, arn) = wakeup_in(resume.event().to_string().as_bytes()).unwrap();
+        assert_eq!((found.unwrap(), arn), (resume.clone(), None));
+        let record = serde_json::json!({
+            "version": "1.0",
+            "requestContext": {"functionArn": "arn:aws:lambda:us-east-1:1:function:f:$LATEST", "condition": "RetriesExhausted"},
+            "requestPayload": resume.event(),
+            "responsePayload": {"errorType": "AlertResponder.WorkflowBusy"},
+        });
+        let (found, arn) = wakeup_in(record.to_string().as_bytes()).unwrap();
+        assert_eq!(found.unwrap(), resume);
+        assert_eq!(arn.as_deref(), Some("arn:aws:lambda:us-east-1:1:function:f:$LATEST"));
+        assert!(wakeup_in(br#"{"alert_responder": {"sleep": 1}}"#).unwrap().0.is_err());
+        assert!(wakeup_in(br#"{"updated_alert": {}}"#).is_none());
+    }
 }
