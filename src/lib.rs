@@ -37,6 +37,7 @@ pub mod cli;
 pub(crate) mod compare;
 pub mod config;
 pub mod crash;
+pub mod deadline;
 pub mod decide;
 pub mod http;
 pub mod ingest;

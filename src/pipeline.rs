@@ -483,7 +483,8 @@ impl Responder {
                 });
                 reject(*rejected, &mut summary)
             }
-            Ok(envelope) => match self.decide_in_time(&envelope, deadline).await {
+            // The state table's and secrets' calls keep to the deadline too.
+            Ok(envelope) => match crate::deadline::within(deadline, self.decide_in_time(&envelope, deadline)).await {
                 Ok(decided) => {
                     let context = RecordContext {
                         request_id,

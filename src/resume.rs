@@ -206,7 +206,8 @@ impl Responder {
                 let due = Resolution::DueTime {
                     now: chrono::Utc::now(),
                 };
-                match self.answer(workflow, action, &due, AnsweredBy::Schedule).await {
+                let answered = self.answer(workflow, action, &due, AnsweredBy::Schedule);
+                match crate::deadline::within(deadline, answered).await {
                     // Resolved before (an earlier try of this event whose
                     // resume failed): the resume is tried again.
                     Ok(Answered::Recorded { ready: true, .. } | Answered::Already { suspended: true, .. }) => {}
@@ -247,7 +248,9 @@ impl Responder {
         request_id: Option<&str>,
         summary: &mut Summary,
     ) -> Result<(), HandleError> {
-        let resumed = match self.decider().resume(workflow_id, deadline).await {
+        // The state table's and secrets' calls keep to the deadline too;
+        // those after the outcomes, to the time left to finish.
+        let resumed = match crate::deadline::within(deadline, self.decider().resume(workflow_id, deadline)).await {
             Ok(Some(resumed)) => resumed,
             Ok(None) => return Ok(()),
             Err(err) => return Err(err.into()),
@@ -301,19 +304,20 @@ impl Responder {
             false => self.publish_by(&outcomes, finish_by).await,
         };
         let kept = self.keep_records_by(std::slice::from_ref(&record), finish_by).await;
+        let give_back = || crate::deadline::within(finish_by, self.decider().give_back(workflow_id));
         if let Err(err) = published {
             summary.outcomes += err.published_of(outcomes.len());
-            self.decider().give_back(workflow_id).await;
+            give_back().await;
             return Err(err.into());
         }
         summary.outcomes += outcomes.len();
         if let Err(err) = kept {
-            self.decider().give_back(workflow_id).await;
+            give_back().await;
             return Err(err.into());
         }
-        if let Err(err) = self.decider().settle_resume(&resumed).await {
+        if let Err(err) = crate::deadline::within(finish_by, self.decider().settle_resume(&resumed)).await {
             // Nothing of the new state is stored: the retry takes it again.
-            self.decider().give_back(workflow_id).await;
+            give_back().await;
             return Err(err.into());
         }
         // Given back by `settle_resume` for the retry to resume again.

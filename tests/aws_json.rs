@@ -512,3 +512,55 @@ async fn a_function_given_by_name_is_scheduled_by_its_arn() {
         "{err}"
     );
 }
+
+/// A state table that hangs: the record fails for a retry by the
+/// invocation's deadline (the batch's answer goes out in time), not after
+/// each call's own tries (4 of up to 10 s).
+#[tokio::test]
+async fn a_hung_state_table_fails_the_record_by_the_deadline() {
+    use alert_responder::action::Registry;
+    use alert_responder::decide::Decider;
+    use alert_responder::pipeline::{HandleError, Responder};
+    use alert_responder::policy::{PolicyFile, PolicySet};
+    use std::time::Instant;
+
+    let server = TestServer::start(|_| Reply::Hang).await;
+    let state = DynamoState::new(&config_at(&server), TABLE);
+    let policies = PolicySet::compile(
+        vec![
+            PolicyFile {
+                name: "alert.rego".into(),
+                text: "package alert.matano\nalert contains {\"title\": \"t\", \"severity\": \"high\", \"namespace\": \"n\"} if true\n".into(),
+            },
+            PolicyFile {
+                name: "action.rego".into(),
+                text: "package action\nrun contains {\"id\": \"page\", \"uses\": \"webhook.post\", \"args\": {\"url\": \"https://hooks.example/p\"}}\n".into(),
+            },
+        ],
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let decider = Decider::new(
+        Arc::new(policies),
+        Registry::default(),
+        alert_responder::app::decide_settings(&alert_responder::config::Config::default()),
+        alert_responder::secrets::SecretResolver::literals_only(),
+        Some(Arc::new(state)),
+    );
+    let publisher = Arc::new(alert_responder::memory::MemoryPublisher::default());
+    let responder = Responder::new(decider, publisher);
+    let change = alert_responder::ingest::ingest_document(
+        include_str!("fixtures/matano_alert_change_v1.json").as_bytes(),
+        &"matano".into(),
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(600);
+    let handled = tokio::time::timeout(Duration::from_secs(10), responder.handle(change, Some(deadline)))
+        .await
+        .expect("answered by the deadline, not after the calls' own tries");
+    let err = handled.unwrap_err();
+    assert!(matches!(err, HandleError::State(_)), "{err}");
+    assert!(err.to_string().contains("deadline"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(!server.requests().is_empty(), "the state table was asked");
+}

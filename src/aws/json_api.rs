@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_types::SdkConfig;
 use serde_json::{Map, Value};
 
-use super::retry::{with_retries, CallError};
+use super::retry::{bounded, with_retries, CallError};
 use super::signed::{Request, SendError, SignedCalls};
 
 /// Bounds one try, answer included: a hung endpoint would otherwise hold
@@ -81,7 +81,7 @@ impl JsonApi {
     /// apply twice and may as well not apply at all.
     pub async fn call_once(&self, operation: &str, input: &Value) -> Result<Map<String, Value>, CallError> {
         let body = serde_json::to_vec(input).expect("JSON values serialize");
-        self.try_once(operation, &body).await
+        bounded(self.try_once(operation, &body)).await
     }
 
     async fn try_once(&self, operation: &str, body: &[u8]) -> Result<Map<String, Value>, CallError> {

@@ -3,7 +3,7 @@
 //! request the service refused.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::signed::SendError;
 
@@ -120,14 +120,22 @@ impl From<SendError> for CallError {
 /// failed transiently, waiting [`backoff`] between tries; `call` names it
 /// in the warning each retry logs (with the error's code, or why no answer
 /// came: not the service's message, which may name what was asked for).
+///
+/// Within work that has a deadline (`crate::deadline`), a try ends by it
+/// (given at least its grace) and none starts after it.
 pub(super) async fn with_retries<T, F>(call: &str, mut try_once: impl FnMut() -> F) -> Result<T, CallError>
 where
     F: Future<Output = Result<T, CallError>>,
 {
+    let deadline = crate::deadline::current();
     let mut attempt = 1;
     loop {
-        match try_once().await {
-            Err(err) if err.transient && attempt < ATTEMPTS => {
+        match bounded(try_once()).await {
+            Err(err)
+                if err.transient
+                    && attempt < ATTEMPTS
+                    && deadline.is_none_or(|d| Instant::now() + backoff(attempt, err.throttled) < d) =>
+            {
                 let reason = err.code.as_deref().unwrap_or(&err.reason);
                 tracing::warn!(call, attempt, reason, "AWS call failed; retrying");
                 tokio::time::sleep(backoff(attempt, err.throttled)).await;
@@ -135,6 +143,24 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// One try, over by the deadline of the work it is part of (given at
+/// least `deadline::GRACE`): a hung endpoint is a transient failure then.
+pub(super) async fn bounded<T>(try_once: impl Future<Output = Result<T, CallError>>) -> Result<T, CallError> {
+    let Some(deadline) = crate::deadline::current() else {
+        return try_once.await;
+    };
+    let until = deadline.max(Instant::now() + crate::deadline::GRACE);
+    match tokio::time::timeout_at(until.into(), try_once).await {
+        Ok(result) => result,
+        Err(_) => Err(CallError {
+            code: None,
+            reason: "no answer before the invocation's deadline".to_string(),
+            transient: true,
+            throttled: false,
+        }),
     }
 }
 
