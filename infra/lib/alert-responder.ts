@@ -401,6 +401,10 @@ export class AlertResponder extends Construct {
         if (budget.perSeconds > 31 * 86400) {
           throw new Error(`actionBudgets[${index}]: perSeconds is at most 2678400 (31 days)`);
         }
+        // The function reads limit as an unsigned 32-bit count: a larger one fails its init.
+        if (budget.limit > 4294967295) {
+          throw new Error(`actionBudgets[${index}]: limit is at most 4294967295`);
+        }
         // The function names a budget's counter by pattern and window: a second such budget would share it.
         const first = budgets.findIndex((other) => other.uses === budget.uses && other.id === budget.id && other.perSeconds === budget.perSeconds);
         if (first < index) {

@@ -276,6 +276,8 @@ test("action budgets reach the function as ACTION_BUDGETS; a bad one is refused"
     Environment: { Variables: Match.objectLike({ INGEST_RETRY_DELAY_SECONDS: "off" }) },
   });
   assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 1, perSeconds: 31 * 86400 + 1 }] }), /at most 2678400/);
+  assert.throws(() => synth({ actionBudgets: [{ uses: "a", limit: 4294967296, perSeconds: 60 }] }), /limit is at most 4294967295/);
+  synth({ actionBudgets: [{ uses: "a", limit: 4294967295, perSeconds: 60 }] });
   assert.throws(
     () => synth({ actionBudgets: [{ uses: "a", limit: 1, perSeconds: 60 }, { id: "a", limit: 1, perSeconds: 60 }, { uses: "a", limit: 5, perSeconds: 60 }] }),
     /actionBudgets\[2\]: counts the same actions over the same window as actionBudgets\[0\]/,

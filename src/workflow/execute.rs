@@ -403,11 +403,15 @@ fn final_record(record: ActionRecord, alert: &Alert, clock: Instant) -> Executed
 
 fn finish(mut record: ActionRecord, alert: &Alert, clock: Instant) -> ActionRecord {
     record.duration_ms = clock.elapsed().as_millis() as u64;
-    match &record.error {
-        Some(error) => {
+    match (&record.error, record.status) {
+        // Not run on purpose (a budget, the kill switch): not a failure.
+        (Some(reason), Status::Skipped) => {
+            tracing::info!(alert_id = %alert.id, action_id = %record.id, uses = %record.uses, seq = record.seq, skip_reason = ?record.skip_reason, reason = %reason, "action skipped")
+        }
+        (Some(error), _) => {
             tracing::warn!(alert_id = %alert.id, action_id = %record.id, uses = %record.uses, seq = record.seq, duration_ms = record.duration_ms, error = %error, "action failed")
         }
-        None => {
+        (None, _) => {
             tracing::info!(alert_id = %alert.id, action_id = %record.id, uses = %record.uses, seq = record.seq, duration_ms = record.duration_ms, status = record.status.as_str(), "action done")
         }
     }

@@ -703,3 +703,68 @@ run contains {"id": "replace", "uses": "test.echo", "commit": [{"id": c.commit[0
     let ids = |r: &WorkflowReport| -> Vec<Option<String>> { r.alert.attrs.iter().map(|a| a.id.clone()).collect() };
     assert_eq!(ids(&report), ids(&again));
 }
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+/// An action a budget holds back is skipped, not failed: logged at info
+/// as skipped, so that alerting on "action failed" sees only failures.
+#[tokio::test]
+async fn an_action_over_budget_is_logged_as_skipped_not_failed() {
+    let mut h = harness(
+        r#"run contains {"id": "first", "uses": "test.echo"}
+run contains {"id": "lookup", "uses": "test.echo"} if { some c in input.called; c.id == "first" }
+run contains {"id": "broken", "uses": "test.fail", "force": true}"#,
+    );
+    let budgets = crate::budget_spec::parse_action_budgets(r#"[{"uses": "test.echo", "limit": 1, "per_seconds": 60}]"#);
+    h.guards = crate::workflow::Guards::new(budgets.unwrap(), None, Duration::ZERO);
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let report = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        h.run().await
+    };
+    assert_eq!(
+        ids(&report),
+        vec![
+            (0, "broken", Status::Failed),
+            (0, "first", Status::Succeeded),
+            (1, "lookup", Status::Skipped)
+        ]
+    );
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("action_id={id}")))
+            .unwrap_or_default()
+    };
+    assert!(
+        line("lookup").contains("INFO") && line("lookup").contains("action skipped"),
+        "{text}"
+    );
+    assert!(
+        line("broken").contains("WARN") && line("broken").contains("action failed"),
+        "{text}"
+    );
+}
