@@ -655,3 +655,109 @@ async fn check_lists_the_builtins_of_this_build() {
     }
     assert!(names.len() > 100, "only {} builtins", names.len());
 }
+
+/// Decision records given to `run` are decided again under the change keys
+/// they were decided with (the README's replay after a pause): the same
+/// alert, so with the state table what ran replays; a change recorded
+/// twice (delivered twice) is decided once; a record this build cannot
+/// read is an error naming its line.
+#[tokio::test]
+async fn run_decides_decision_records_under_their_recorded_keys() {
+    let dir = policy_dir(
+        "package alert.custom\nalert contains {\"title\": input.finding, \"severity\": \"low\"} if true\n",
+        "package action\nrun contains {\"id\": \"note\", \"uses\": \"webhook.post\", \"args\": {\"url\": \"https://hooks.example/n\"}}\n",
+    );
+    let policies = dir.path().to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let notification = json!({
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:custom",
+        "Message": json!({"finding": "port scan"}).to_string(),
+        "Timestamp": "2026-12-07T10:00:00.000Z",
+        "MessageAttributes": {"schema": {"Type": "String", "Value": "custom"}},
+    });
+    let input = work.path().join("notification.json");
+    std::fs::write(&input, notification.to_string()).unwrap();
+    let records = work.path().join("records");
+    let first = cli(
+        &[
+            "run",
+            "--dry-run",
+            "--policies",
+            policies,
+            "--input",
+            input.to_str().unwrap(),
+            "--records",
+            records.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let alert_id = first.outcomes[0]["alert"]["id"].clone();
+    let mut lines = String::new();
+    for path in walk(&records) {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        lines.push_str(&text);
+    }
+    let record = lines.lines().next().expect("a decision record").to_string();
+    let twice = work.path().join("records.jsonl");
+    std::fs::write(&twice, format!("{record}\n{record}\n")).unwrap();
+    let again = cli(
+        &[
+            "run",
+            "--dry-run",
+            "--policies",
+            policies,
+            "--input",
+            twice.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.outcomes.len(), 1, "decided once: {:?}", again.outcomes);
+    assert_eq!(again.outcomes[0]["alert"]["id"], alert_id, "the same alert");
+    let mut old: Value = serde_json::from_str(&record).unwrap();
+    old["schema_version"] = json!(0);
+    std::fs::write(&twice, format!("{record}\n{old}\n")).unwrap();
+    let refused = cli(
+        &[
+            "run",
+            "--dry-run",
+            "--policies",
+            policies,
+            "--input",
+            twice.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("input:2: a decision record of schema_version 0"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
+        }
+    }
+    files
+}

@@ -10,13 +10,14 @@ use super::args::{outcome_publisher, policy_source_line, PolicyArgs, SAMPLE_CHAN
 use crate::app;
 use crate::aws::{sdk_config, LazySnsClient};
 use crate::config::{Config, Location, PolicySource};
-use crate::ingest::ingest_document;
+use crate::ingest::{ingest_document, Ingested};
+use crate::model::decision::RECORD_TYPE;
 use crate::play::{load_mocks, MockedActions};
 use crate::wakeup::Wakeup;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Input: a Matano payload, an SNS notification, a Lambda SnsEvent, a workflow wakeup (or Lambda's on-failure record of one), or other JSON; `-` reads stdin. Default: the bundled sample Matano alert change.
+    /// Input: a Matano payload, an SNS notification, a Lambda SnsEvent, decision records (decided again under their change keys), a workflow wakeup (or Lambda's on-failure record of one), or other JSON; `-` reads stdin. Default: the bundled sample Matano alert change.
     #[arg(long, short, value_name = "FILE")]
     pub input: Option<PathBuf>,
     #[command(flatten)]
@@ -146,7 +147,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         );
         return Ok(if summary.policy_errors > 0 { 2 } else { 0 });
     }
-    let records = ingest_document(&input, &config.schemas);
+    let records = match recorded_changes(&input, &config.schemas) {
+        Some(changes) => changes?,
+        None => ingest_document(&input, &config.schemas),
+    };
     let summary = responder.handle(records, Some(deadline)).await?;
     eprintln!(
         "{} record(s): {} rejected, {} alert(s), {} action(s) ({} failed), {} policy error(s), {} outcome(s)",
@@ -172,6 +176,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// The changes `input` holds when it is decision records (one or more
+/// lines, gzip or not): each record's payload under the change key it was
+/// decided with, so that what ran then replays (a change delivered twice,
+/// once). `None` when `input` is something else.
+fn recorded_changes(input: &[u8], routing: &crate::config::SchemaRouting) -> Option<anyhow::Result<Vec<Ingested>>> {
+    use crate::replay::input::{chunks, decode, Decoded, Source};
+    let source = Source {
+        origin: "input".to_string(),
+        bytes: input.to_vec(),
+    };
+    let chunks = chunks(&source).ok()?;
+    let first: serde_json::Value = serde_json::from_str(&chunks.first()?.text).ok()?;
+    if first.get("record_type").and_then(serde_json::Value::as_str) != Some(RECORD_TYPE) {
+        return None;
+    }
+    let mut keys = std::collections::HashSet::new();
+    let mut changes = Vec::new();
+    for chunk in &chunks {
+        match decode(chunk, routing) {
+            Err(err) => return Some(Err(err.into())),
+            Ok(Decoded::Skipped(why)) => eprintln!("{}: skipped: {why}", chunk.at()),
+            Ok(Decoded::Changes(decoded)) => {
+                for change in decoded {
+                    if keys.insert(change.envelope.change_key()) {
+                        changes.push(Ok(change.envelope));
+                    }
+                }
+            }
+        }
+    }
+    Some(Ok(changes))
 }
 
 /// The wakeup `input` carries — as the event itself, or as the `requestPayload`
