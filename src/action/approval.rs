@@ -76,7 +76,10 @@ const REQUEST_ARGS: &[ArgSpec] = &[
     ),
     ArgSpec::optional(
         "choices",
-        ArgKind::StringList,
+        ArgKind::Choices {
+            max: MAX_CHOICES,
+            chars: MAX_CHOICE_CHARS,
+        },
         "the answers offered as buttons (default [\"approve\", \"deny\"], at most 5)",
     ),
     ArgSpec::optional(
@@ -91,7 +94,7 @@ const REQUEST_ARGS: &[ArgSpec] = &[
     ),
     ArgSpec::optional(
         "timeout_seconds",
-        ArgKind::Whole,
+        ArgKind::WholeIn(1, MAX_WAIT_SECONDS),
         "how long to wait for an answer before the result is {\"answer\": \"timeout\"} (default 3600, at most 7 days)",
     ),
     BASE_URL,
@@ -245,7 +248,7 @@ pub struct Wait;
 
 const WAIT_ARGS: &[ArgSpec] = &[ArgSpec::required(
     "seconds",
-    ArgKind::Whole,
+    ArgKind::WholeIn(1, MAX_WAIT_SECONDS),
     "how long to wait (1 s to 7 days); the result is {\"waited_seconds\": N}",
 )];
 

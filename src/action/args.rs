@@ -22,6 +22,14 @@ pub enum ArgKind {
     StringList,
     /// One of these strings.
     OneOf(&'static [&'static str]),
+    /// A whole number from the first to the second.
+    WholeIn(u64, u64),
+    /// Answers offered as buttons: at most `max` distinct strings of 1 to
+    /// `chars` characters without `|` (none: the default ones).
+    Choices {
+        max: usize,
+        chars: usize,
+    },
     /// Any JSON value.
     Any,
     /// A literal string, or a Secrets Manager reference
@@ -39,6 +47,18 @@ impl ArgKind {
             ArgKind::StringMap => value.as_object().is_some_and(|m| m.values().all(Value::is_string)),
             ArgKind::StringList => value.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
             ArgKind::OneOf(choices) => value.as_str().is_some_and(|s| choices.contains(&s)),
+            ArgKind::WholeIn(low, high) => {
+                ArgKind::Whole.accepts(value) && value.as_f64().is_some_and(|n| n >= low as f64 && n <= high as f64)
+            }
+            ArgKind::Choices { max, chars } => value.as_array().is_some_and(|list| {
+                let mut seen = std::collections::HashSet::new();
+                list.len() <= max
+                    && list.iter().all(|choice| {
+                        choice.as_str().is_some_and(|c| {
+                            !c.trim().is_empty() && c.chars().count() <= chars && !c.contains('|') && seen.insert(c)
+                        })
+                    })
+            }),
             ArgKind::Any => true,
             ArgKind::Secret => value.is_string() || crate::secrets::SecretRef::parse(value).is_ok(),
         }
@@ -54,6 +74,10 @@ impl ArgKind {
             ArgKind::StringMap => "an object of strings".to_string(),
             ArgKind::StringList => "an array of strings".to_string(),
             ArgKind::OneOf(choices) => format!("one of {}", choices.join(", ")),
+            ArgKind::WholeIn(low, high) => format!("a whole number from {low} to {high}"),
+            ArgKind::Choices { max, chars } => {
+                format!("an array of at most {max} different strings, each 1 to {chars} characters without '|'")
+            }
             ArgKind::Any => "any JSON value".to_string(),
             ArgKind::Secret => "a string or {\"secret\": \"<name or ARN>\", \"key\": \"<field>\"}".to_string(),
         }
@@ -69,6 +93,10 @@ impl ArgKind {
             ArgKind::StringMap => "write an object of strings, e.g. {\"name\": \"value\"}".to_string(),
             ArgKind::StringList => "write an array of strings, e.g. [\"a\", \"b\"]".to_string(),
             ArgKind::OneOf(choices) => format!("use one of {}", choices.join(", ")),
+            ArgKind::WholeIn(low, high) => format!("write a whole number from {low} to {high} without quotes"),
+            ArgKind::Choices { max, .. } => {
+                format!("offer at most {max} different answers, e.g. [\"approve\", \"deny\"]")
+            }
             ArgKind::Any => String::new(),
             ArgKind::Secret => {
                 "write a Secrets Manager reference, e.g. {\"secret\": \"alert-responder/x\", \"key\": \"token\"}"

@@ -195,3 +195,40 @@ run contains {"id": "later", "uses": "wait", "args": {"seconds": 60}}
     assert!(without[1].contains("wait suspends the workflow"), "{without:?}");
     assert!(check_run_entries(file(), &registry(), true).unwrap().is_empty());
 }
+
+/// What an approval or a wait would refuse when it runs: out of range
+/// durations, too many, repeated or unusable answers.
+#[test]
+fn approval_and_wait_arguments_a_run_refuses_fail_check() {
+    let shown = findings(
+        r#"package action
+run contains {"id": "w0", "uses": "wait", "args": {"seconds": 0}}
+run contains {"id": "w1", "uses": "wait", "args": {"seconds": 604801}}
+run contains {"id": "a0", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "timeout_seconds": 0}}
+run contains {"id": "a1", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["a", "b", "c", "d", "e", "f"]}}
+run contains {"id": "a2", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["a", "a"]}}
+run contains {"id": "a3", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["", "x|y"]}}
+run contains {"id": "ok", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["isolate", "ignore"], "timeout_seconds": 604800}}
+run contains {"id": "ok2", "uses": "wait", "args": {"seconds": 1}}
+"#,
+    );
+    for (line, arg) in [(2, "seconds"), (3, "seconds"), (4, "timeout_seconds")] {
+        assert!(
+            shown
+                .iter()
+                .any(|f| f.starts_with(&format!("policies/action.rego:{line}:"))
+                    && f.contains(&format!("argument `{arg}` must be a whole number from 1 to 604800"))),
+            "line {line}: {shown:#?}"
+        );
+    }
+    for line in [5, 6, 7] {
+        assert!(
+            shown
+                .iter()
+                .any(|f| f.starts_with(&format!("policies/action.rego:{line}:"))
+                    && f.contains("argument `choices` must be an array of at most 5 different strings")),
+            "line {line}: {shown:#?}"
+        );
+    }
+    assert_eq!(shown.len(), 6, "{shown:#?}");
+}
