@@ -86,6 +86,17 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
     Ok(engine_of(&with(&|i| fine[i]), timeout).unwrap_or(engine))
 }
 
+/// The modules of `files` as written, parsed only: their spans are into
+/// the files' own text.
+pub(super) fn parsed(files: &[PolicyFile]) -> Vec<regorus::unstable::Ref<regorus::unstable::Module>> {
+    let mut engine = regorus::Engine::new();
+    for file in files {
+        // Files that compiled parse; one that does not has no module here.
+        let _ = engine.add_policy(file.name.clone(), file.text.clone());
+    }
+    engine.get_modules().clone()
+}
+
 fn engine_of(files: &[PolicyFile], timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let mut engine = new_engine(timeout);
     for file in files {

@@ -89,8 +89,9 @@ impl TestSuite {
         // Each definition of a test rule is a test, as in `opa test`: the
         // later ones are renamed to run alone (on their own line). A
         // function of a package is called and mocked by its path, which
-        // `with` reaches both ways.
-        let modules = engine.get_modules().clone();
+        // `with` reaches both ways. Edits of the text as written (the
+        // compiled modules' text has the engine's own rewrites).
+        let modules = super::engine::parsed(&files);
         let renamed = later_definitions(&modules);
         let functions = super::analysis::function_names(&modules);
         let mut edits: Vec<(String, usize, usize, String)> = renamed
@@ -587,7 +588,8 @@ not_a_test := true
                  test_short_by_name if short == 101 with f as mock\n\
                  test_short_by_path if short == 101 with data.pkg.f as mock\n\
                  test_full_by_name if full == 101 with f as mock\n\
-                 test_unmocked if short == 2\n",
+                 test_unmocked if short == 2\n\
+                 test_negated_call if { x := 4; not f(x) == 1 }\n",
             ),
             (
                 "p_test.rego",
@@ -600,7 +602,7 @@ not_a_test := true
             .filter(|r| r.verdict != Verdict::Pass)
             .map(|r| (r.case.name(), r.detail.as_str()))
             .collect();
-        assert_eq!(results.len(), 5);
+        assert_eq!(results.len(), 6);
         assert!(failed.is_empty(), "{failed:?}");
     }
 
