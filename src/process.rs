@@ -80,9 +80,12 @@ pub fn disable_transparent_huge_pages() {
 /// Manager response is a secret).
 pub fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::filter::LevelFilter;
-    // `aws_sigv4` traces the requests it signs and their canonical form.
+    // `aws_sigv4` traces the requests it signs and their canonical form;
+    // `lambda_runtime` traces each raw event (an interaction's callback
+    // token, a Slack payload).
     const CAPPED: &str = "aws_smithy_runtime_api=info,aws_sigv4=info,\
-        hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info";
+        hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info,\
+        lambda_runtime=info";
     // A span directive (`[span]=trace`) enables everything inside its span,
     // whatever the target's own directive: it would lift the cap, so such a
     // level is not taken.
@@ -114,6 +117,7 @@ mod tests {
                 tracing::enabled!(target: "hyper::proto", Level::DEBUG)
                     || tracing::enabled!(target: "aws_sigv4::http_request::sign", Level::DEBUG)
             }
+            (true, Level::TRACE) => tracing::enabled!(target: "lambda_runtime::layers::api_response", Level::TRACE),
             (true, _) => tracing::enabled!(target: "aws_sigv4::http_request::sign", Level::INFO),
             (false, Level::DEBUG) => tracing::enabled!(target: "alert_responder::decide", Level::DEBUG),
             (false, _) => tracing::enabled!(target: "alert_responder::decide", Level::INFO),
@@ -135,6 +139,10 @@ mod tests {
             assert!(
                 !enabled(level, Level::DEBUG, true),
                 "{level}: HTTP debug output is capped"
+            );
+            assert!(
+                !enabled(level, Level::TRACE, true),
+                "{level}: the runtime's trace of each raw event is capped"
             );
         }
         for level in ["debug", "TRACE", "5", "alert_responder=Trace"] {

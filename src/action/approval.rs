@@ -9,6 +9,7 @@ use chrono::{Duration as Span, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
+use super::args::RESERVED_ANSWERS;
 use super::render::{clip, headline, line, slack};
 use super::slack::Section;
 use super::vendor::{secret, string_list, BASE_URL, TIMEOUT};
@@ -121,6 +122,11 @@ pub fn choices_of(call: &ActionCall<'_>) -> Result<Vec<String>, ActionError> {
     {
         return Err(bad(format!(
             "answer {choice:?} must be 1 to {MAX_CHOICE_CHARS} characters without '|'"
+        )));
+    }
+    if let Some(reserved) = choices.iter().find(|c| RESERVED_ANSWERS.contains(&c.as_str())) {
+        return Err(bad(format!(
+            "answer {reserved:?} is the one recorded when nobody answers or the workflow is cancelled: name it otherwise"
         )));
     }
     let mut seen = std::collections::HashSet::new();

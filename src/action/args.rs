@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// The type an argument must have.
+/// Answers the host records itself (a timeout, a cancel): an approval
+/// cannot offer them, or a person's answer would read as the host's.
+pub const RESERVED_ANSWERS: &[&str] = &["timeout", "cancelled"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
     String,
@@ -55,7 +59,11 @@ impl ArgKind {
                 list.len() <= max
                     && list.iter().all(|choice| {
                         choice.as_str().is_some_and(|c| {
-                            !c.trim().is_empty() && c.chars().count() <= chars && !c.contains('|') && seen.insert(c)
+                            !c.trim().is_empty()
+                                && c.chars().count() <= chars
+                                && !c.contains('|')
+                                && !RESERVED_ANSWERS.contains(&c)
+                                && seen.insert(c)
                         })
                     })
             }),
@@ -76,7 +84,10 @@ impl ArgKind {
             ArgKind::OneOf(choices) => format!("one of {}", choices.join(", ")),
             ArgKind::WholeIn(low, high) => format!("a whole number from {low} to {high}"),
             ArgKind::Choices { max, chars } => {
-                format!("an array of at most {max} different strings, each 1 to {chars} characters without '|'")
+                format!(
+                    "an array of at most {max} different strings, each 1 to {chars} characters without '|', none of {}",
+                    RESERVED_ANSWERS.join(", ")
+                )
             }
             ArgKind::Any => "any JSON value".to_string(),
             ArgKind::Secret => "a string or {\"secret\": \"<name or ARN>\", \"key\": \"<field>\"}".to_string(),

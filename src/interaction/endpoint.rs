@@ -413,7 +413,10 @@ fn answer_text(record: Option<&ActionRecord>) -> String {
             } else {
                 slack(&line(user))
             };
-            format!("*{}* by {by} at {}", slack(&line(answer)), slack(field("answered_at")))
+            match field("answered_at") {
+                "" => format!("*{}* by {by}", slack(&line(answer))),
+                at => format!("*{}* by {by} at {}", slack(&line(answer)), slack(at)),
+            }
         }
     }
 }
@@ -486,6 +489,28 @@ fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The note on an answered question names who answered, and when
+    /// when it is known (a cancel records no time).
+    #[test]
+    fn answers_are_told_with_their_time_when_they_have_one() {
+        let record = |result: Value| -> ActionRecord {
+            serde_json::from_value(json!({
+                "id": "ask", "uses": "approval.request", "args": {}, "seq": 0, "status": "succeeded",
+                "result": result, "error": null, "outcome_id": "o", "commits": [],
+                "started_at": "2026-12-07T10:00:00Z", "duration_ms": 0,
+            }))
+            .unwrap()
+        };
+        let answered = record(json!({"answer": "approve", "user": "U1", "answered_at": "2026-12-07T10:01:00Z"}));
+        assert_eq!(
+            answer_text(Some(&answered)),
+            "*approve* by <@U1> at 2026-12-07T10:01:00Z"
+        );
+        let cancelled = record(json!({"answer": "cancelled", "user": "erin"}));
+        assert_eq!(answer_text(Some(&cancelled)), "*cancelled* by erin");
+        assert_eq!(answer_text(None), "no answer recorded");
+    }
 
     #[test]
     fn form_fields_decode() {

@@ -208,6 +208,7 @@ run contains {"id": "a0", "uses": "approval.request", "args": {"secret_token": "
 run contains {"id": "a1", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["a", "b", "c", "d", "e", "f"]}}
 run contains {"id": "a2", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["a", "a"]}}
 run contains {"id": "a3", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["", "x|y"]}}
+run contains {"id": "a4", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["approve", "timeout"]}}
 run contains {"id": "ok", "uses": "approval.request", "args": {"secret_token": "x", "channel": "C1", "choices": ["isolate", "ignore"], "timeout_seconds": 604800}}
 run contains {"id": "ok2", "uses": "wait", "args": {"seconds": 1}}
 "#,
@@ -221,7 +222,7 @@ run contains {"id": "ok2", "uses": "wait", "args": {"seconds": 1}}
             "line {line}: {shown:#?}"
         );
     }
-    for line in [5, 6, 7] {
+    for line in [5, 6, 7, 8] {
         assert!(
             shown
                 .iter()
@@ -230,5 +231,5 @@ run contains {"id": "ok2", "uses": "wait", "args": {"seconds": 1}}
             "line {line}: {shown:#?}"
         );
     }
-    assert_eq!(shown.len(), 6, "{shown:#?}");
+    assert_eq!(shown.len(), 7, "{shown:#?}");
 }
