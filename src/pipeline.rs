@@ -129,20 +129,7 @@ struct RecordDone {
 /// A record is not started with less of the invocation left than this.
 const START_MARGIN: Duration = Duration::from_millis(250);
 
-/// Time kept back from Lambda's deadline to publish outcomes and keep
-/// decision records: decisions stop this long before it.
-pub const PUBLISH_MARGIN: Duration = Duration::from_millis(1500);
-
-/// Of [`PUBLISH_MARGIN`], what publishing and records leave for the answer
-/// to Lambda: an invocation that is still publishing at its deadline times
-/// out, and every record of its batch comes back.
-const ANSWER_MARGIN: Duration = Duration::from_millis(250);
-
-/// When publishing and keeping records must be over, given the decisions'
-/// `deadline`.
-pub(crate) fn finish_by(deadline: Option<Instant>) -> Option<Instant> {
-    deadline.map(|deadline| deadline + (PUBLISH_MARGIN - ANSWER_MARGIN))
-}
+pub use crate::deadline::{finish_by, PUBLISH_MARGIN};
 
 /// What else a batch's record needs to come back sooner when it is retried.
 struct ReturnOf {

@@ -165,8 +165,13 @@ impl Executor<'_> {
             }
         };
         record = finish(record, alert, clock);
+        // What ran is saved with the time left to finish, not the
+        // decision's: a retry would run it again.
         let retry = match self.state {
-            Some(state) => self.settle(state, alert, request, &record, transient).await,
+            Some(state) => {
+                let settled = self.settle(state, alert, request, &record, transient);
+                crate::deadline::within(crate::deadline::finish_by(deadline), settled).await
+            }
             None => None,
         };
         Executed { record, retry }
@@ -189,15 +194,16 @@ impl Executor<'_> {
             Err(err) => Err(ActionError::Secret(err)),
             Ok(args) => {
                 secrets.extend(secret_values(&args));
-                action
-                    .run(ActionCall {
-                        action_id: &request.id,
-                        outcome_id: &record.outcome_id,
-                        alert,
-                        args: &args,
-                        deadline,
-                    })
-                    .await
+                // The action keeps to `deadline` its own way: its calls are
+                // not cut by the decision's (`crate::deadline`).
+                let call = ActionCall {
+                    action_id: &request.id,
+                    outcome_id: &record.outcome_id,
+                    alert,
+                    args: &args,
+                    deadline,
+                };
+                crate::deadline::within(None, action.run(call)).await
             }
         };
         let transient = matches!(&outcome, Err(err) if err.is_transient());
