@@ -137,7 +137,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
                 "the input is a workflow wakeup ({wakeup:?}): it resumes a stored workflow, so it needs the deployment's STATE_TABLE, and cannot be a dry run or mocked"
             );
         }
-        if let (Some(wakeups), Some(arn)) = (responder.decider().wakeups(), &function_arn) {
+        if let Some(wakeups) = responder.decider().wakeups() {
+            // A workflow suspended again is scheduled to invoke the function.
+            let Some(arn) = &function_arn else {
+                anyhow::bail!(
+                    "the input is a bare workflow wakeup ({wakeup:?}) and SCHEDULE_GROUP is set: give Lambda's on-failure record of it (it names the function), or run `alert-responder workflows resume WORKFLOW_ID --function NAME_OR_ARN`"
+                );
+            };
             wakeups.learn_function(arn);
         }
         let summary = responder.wake(&wakeup, Some(deadline), None).await?;
@@ -217,10 +223,12 @@ fn recorded_changes(input: &[u8], routing: &crate::config::SchemaRouting) -> Opt
 /// scheduled to invoke).
 fn wakeup_in(input: &[u8]) -> Option<(Result<Wakeup, String>, Option<String>)> {
     let document: serde_json::Value = serde_json::from_slice(input).ok()?;
+    // `…:function:name:$LATEST` names the unqualified function, which is
+    // what the scheduler's role may invoke.
     let function_arn = document
         .pointer("/requestContext/functionArn")
         .and_then(serde_json::Value::as_str)
-        .map(str::to_string);
+        .map(|arn| arn.strip_suffix(":$LATEST").unwrap_or(arn).to_string());
     let event = document.get("requestPayload").unwrap_or(&document);
     Wakeup::of_event(event).map(|wakeup| (wakeup, function_arn))
 }
@@ -242,7 +250,7 @@ mod tests {
         });
         let (found, arn) = wakeup_in(record.to_string().as_bytes()).unwrap();
         assert_eq!(found.unwrap(), resume);
-        assert_eq!(arn.as_deref(), Some("arn:aws:lambda:us-east-1:1:function:f:$LATEST"));
+        assert_eq!(arn.as_deref(), Some("arn:aws:lambda:us-east-1:1:function:f"));
         assert!(wakeup_in(br#"{"alert_responder": {"sleep": 1}}"#).unwrap().0.is_err());
         assert!(wakeup_in(br#"{"updated_alert": {}}"#).is_none());
     }

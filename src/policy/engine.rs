@@ -33,57 +33,82 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
     let mut engine = engine_of(&files, timeout)?;
     let modules = engine.get_modules().clone();
     let value_rules = super::analysis::value_rule_names(&modules);
-    let edited: Vec<Option<PolicyFile>> = files
+    // Per file, its rewritten texts in order of preference: every edit,
+    // then without the pattern checks, then the moved references alone
+    // (two rewrites that each add braces to one body do not combine).
+    let variants: Vec<Vec<String>> = files
         .iter()
         .map(|file| {
-            let module = modules.iter().find(|m| *m.package.span.source.file() == file.name)?;
-            let mut edits = super::hoist::edits(module);
-            edits.extend(super::patterns::edits(module));
+            let Some(module) = modules.iter().find(|m| *m.package.span.source.file() == file.name) else {
+                return Vec::new();
+            };
+            let hoisted = super::hoist::edits(module);
+            // A pattern binds what a moved reference may read: its
+            // statements go first where both insert.
+            let patterns = super::patterns::edits(module);
             let rules = value_rules.get(&super::analysis::package_path(module));
-            edits.extend(
-                rules
+            let with_targets = super::hoist::Rewrites {
+                edits: rules
                     .map(|rules| super::analysis::short_with_targets(module, rules))
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|(start, end, with)| super::hoist::Edit { start, end, with }),
-            );
-            (!edits.is_empty()).then(|| PolicyFile {
-                name: file.name.clone(),
-                text: super::hoist::apply(&file.text, &edits),
-            })
+                    .map(|(start, end, with)| super::hoist::Edit { start, end, with })
+                    .collect(),
+                ..Default::default()
+            };
+            let tiers = [
+                vec![&patterns, &hoisted, &with_targets],
+                vec![&hoisted, &with_targets],
+                vec![&hoisted],
+            ];
+            let mut texts: Vec<String> = Vec::new();
+            for tier in tiers {
+                let edits = super::hoist::Rewrites::merged(tier);
+                if edits.is_empty() {
+                    continue;
+                }
+                let text = super::hoist::replaced(&file.text, edits);
+                if !texts.contains(&text) {
+                    texts.push(text);
+                }
+            }
+            texts
         })
         .collect();
-    if edited.iter().all(Option::is_none) {
+    if variants.iter().all(Vec::is_empty) {
         return Ok(engine);
     }
-    let with = |chosen: &dyn Fn(usize) -> bool| -> Vec<PolicyFile> {
+    // `chosen(i)`: which variant of file `i` (none: as written).
+    let with = |chosen: &dyn Fn(usize) -> Option<usize>| -> Vec<PolicyFile> {
         files
             .iter()
-            .zip(&edited)
             .enumerate()
-            .map(|(i, (file, edit))| match (edit, chosen(i)) {
-                (Some(edit), true) => edit.clone(),
-                _ => file.clone(),
+            .map(|(i, file)| match chosen(i).and_then(|v| variants[i].get(v)) {
+                Some(text) => PolicyFile {
+                    name: file.name.clone(),
+                    text: text.clone(),
+                },
+                None => file.clone(),
             })
             .collect()
     };
-    if let Ok(rewritten) = engine_of(&with(&|_| true), timeout) {
+    if let Ok(rewritten) = engine_of(&with(&|_| Some(0)), timeout) {
         return Ok(rewritten);
     }
-    // A module whose rewrite does not compile keeps its text (a defect
-    // here, never the author's: the modules as written compiled).
-    let fine: Vec<bool> = (0..files.len())
+    // Each file's first variant that compiles with the others as written;
+    // none: it keeps its text (a defect here, never the author's: the
+    // modules as written compiled).
+    let chosen: Vec<Option<usize>> = (0..files.len())
         .map(|i| {
-            edited[i].is_some() && {
-                let compiles = engine_of(&with(&|j| j == i), timeout).is_ok();
-                if !compiles {
-                    tracing::warn!(file = %files[i].name, "moved references, pattern sizes and `with` targets kept as written: their rewrite does not compile");
-                }
-                compiles
+            let found = (0..variants[i].len())
+                .find(|&v| engine_of(&with(&|j| (j == i).then_some(v)), timeout).is_ok());
+            if found != Some(0) && !variants[i].is_empty() {
+                tracing::warn!(file = %files[i].name, "some of OPA's readings (moved references, pattern sizes, `with` targets) kept as written: their rewrite does not compile");
             }
+            found
         })
         .collect();
-    Ok(engine_of(&with(&|i| fine[i]), timeout).unwrap_or(engine))
+    Ok(engine_of(&with(&|i| chosen[i]), timeout).unwrap_or(engine))
 }
 
 /// The modules of `files` as written, parsed only: their spans are into

@@ -28,6 +28,8 @@
 //! the names. Every line keeps its number; a module whose rewrite does not
 //! compile keeps its text.
 
+use std::collections::BTreeMap;
+
 use regorus::unstable::{BoolOp, Expr, Literal, Module, Query, Rule, RuleHead};
 
 /// One replacement of `text[start..end]`.
@@ -42,15 +44,16 @@ const PREFIX: &str = "ar__n";
 
 /// The edits that move `module`'s references ahead of the expressions
 /// reading them.
-pub(super) fn edits(module: &Module) -> Vec<Edit> {
+pub(super) fn edits(module: &Module) -> Rewrites {
     let text = module.package.span.source.contents();
     if text.contains(PREFIX) {
-        return Vec::new();
+        return Rewrites::default();
     }
     let mut rewrite = Rewrite {
         text,
         edits: Vec::new(),
         next: 0,
+        braces: BTreeMap::new(),
     };
     for rule in &module.policy {
         match rule.as_ref() {
@@ -88,13 +91,57 @@ pub(super) fn edits(module: &Module) -> Vec<Edit> {
             Rule::Default { value, .. } => rewrite.queries_in(value),
         }
     }
-    rewrite.edits
+    Rewrites {
+        edits: rewrite.edits,
+        braces: rewrite.braces,
+    }
+}
+
+/// Edits of a module's text, and the one-literal bodies (start → end) that
+/// take statements and so need braces: added once per body however many
+/// rewrites insert into it ([`Rewrites::merged`]).
+#[derive(Default)]
+pub(super) struct Rewrites {
+    pub(super) edits: Vec<Edit>,
+    pub(super) braces: BTreeMap<usize, usize>,
+}
+
+impl Rewrites {
+    pub(super) fn brace(&mut self, start: usize, end: usize) {
+        brace(&mut self.braces, start, end);
+    }
+
+    /// The edits of `parts`, in order, with each body's braces: its `{`
+    /// ahead of every insertion at its start, its `}` after every one at
+    /// its end (edits at one offset apply in the order given).
+    pub(super) fn merged<'a>(parts: impl IntoIterator<Item = &'a Rewrites>) -> Vec<(usize, usize, &'a str)> {
+        let parts: Vec<&Rewrites> = parts.into_iter().collect();
+        let mut braces: BTreeMap<usize, usize> = BTreeMap::new();
+        for part in &parts {
+            for (&start, &end) in &part.braces {
+                brace(&mut braces, start, end);
+            }
+        }
+        let mut edits: Vec<(usize, usize, &str)> = braces.keys().map(|&start| (start, start, "{ ")).collect();
+        for part in &parts {
+            edits.extend(part.edits.iter().map(|edit| (edit.start, edit.end, edit.with.as_str())));
+        }
+        edits.extend(braces.values().map(|&end| (end, end, " }")));
+        edits
+    }
+}
+
+fn brace(braces: &mut BTreeMap<usize, usize>, start: usize, end: usize) {
+    let at = braces.entry(start).or_insert(end);
+    *at = (*at).max(end);
 }
 
 struct Rewrite<'a> {
     text: &'a str,
     edits: Vec<Edit>,
     next: usize,
+    /// One-literal bodies that take statements: start → end.
+    braces: BTreeMap<usize, usize>,
 }
 
 /// Where a body's assignments go.
@@ -250,6 +297,8 @@ impl Rewrite<'_> {
         }
         let assignments = assignments.join("; ");
         let text = self.text;
+        let braces = &mut self.braces;
+        let mut brace = |start: usize, end: usize| brace(braces, start, end);
         let edits = &mut self.edits;
         let mut insert = |at: usize, with: String| {
             edits.push(Edit {
@@ -263,26 +312,22 @@ impl Rewrite<'_> {
                 // After `if`, the literal is the whole body: braces make it
                 // a query that takes the assignments.
                 if one_literal_body(text, start) {
-                    insert(start, format!("{{ {assignments}; "));
-                    insert(end, " }".to_string());
-                } else {
-                    insert(start, format!("{assignments}; "));
+                    brace(start, end);
                 }
+                insert(start, format!("{assignments}; "));
             }
             Place::RuleBodyEnd { query: None, end } => {
                 let end = token_end(text, end);
                 insert(end, format!(" if {{ {assignments} }}"));
             }
             Place::RuleBodyEnd { query: Some(query), .. } => {
-                let braced = text[query.span.start as usize..].starts_with('{');
+                let braced = braced(text, query);
                 let last = query.stmts.last().map_or(query.span.end, |stmt| stmt.span.end);
                 let last = token_end(text, last as usize);
-                if braced {
-                    insert(last, format!("; {assignments}"));
-                } else {
-                    insert(query.span.start as usize, "{ ".to_string());
-                    insert(last, format!("; {assignments} }}"));
+                if !braced {
+                    brace(query.span.start as usize, last);
                 }
+                insert(last, format!("; {assignments}"));
             }
             Place::ComprehensionEnd(query) => {
                 let last = query.stmts.last().map_or(query.span.end, |stmt| stmt.span.end);
@@ -320,6 +365,8 @@ fn valued_memberships(expr: &Expr, whole: bool, out: &mut Vec<(usize, usize)>) {
                 each(value);
             }
         }
+        // OPA prints an undefined argument as `<undefined>` and goes on.
+        Expr::Call { fcn, .. } if fcn.span().text() == "print" => {}
         Expr::Call { params, .. } => params.iter().for_each(|param| each(param)),
         Expr::UnaryExpr { expr, .. } => each(expr),
         Expr::RefDot { refr, .. } => each(refr),
@@ -412,6 +459,14 @@ pub(super) fn constant_reference(expr: &Expr) -> bool {
     }
 }
 
+/// Whether a rule body's `query` is written in braces: it opens with `{`
+/// before its first statement (`if {"k": 1} == input.o` is one literal
+/// that opens with an object).
+pub(super) fn braced(text: &str, query: &Query) -> bool {
+    let start = query.span.start as usize;
+    text[start..].starts_with('{') && query.stmts.first().is_none_or(|stmt| stmt.span.start as usize > start)
+}
+
 /// Whether the literal at `start` is a whole body, after `if`: braces
 /// make it a query that takes more statements.
 pub(super) fn one_literal_body(text: &str, start: usize) -> bool {
@@ -427,12 +482,10 @@ pub(super) fn token_end(text: &str, end: usize) -> usize {
     }
 }
 
-/// `text` with `edits` applied.
-pub(super) fn apply(text: &str, edits: &[Edit]) -> String {
-    replaced(
-        text,
-        edits.iter().map(|edit| (edit.start, edit.end, edit.with.as_str())),
-    )
+/// `text` with `rewrites` applied.
+#[cfg(test)]
+pub(super) fn apply(text: &str, rewrites: &Rewrites) -> String {
+    replaced(text, Rewrites::merged([rewrites]))
 }
 
 /// `text` with each `(start, end, with)` replacing `text[start..end]`
@@ -506,6 +559,16 @@ mod tests {
                 "p := [(\"a\" in u.roles) | some u in input.users]\n",
                 "p := [(\"a\" in ar__n0) | some u in input.users; ar__n0 = u.roles]\n",
             ),
+            // A negation and a value in one one-literal body: one pair of braces.
+            (
+                "p := \"a\" in input.roles if not startswith(input.user, \"svc-\")\n",
+                "p := \"a\" in ar__n0 if { ar__n1 = input.user; not startswith(ar__n1, \"svc-\"); ar__n0 = input.roles }\n",
+            ),
+            // A one-literal body that opens with an object gets braces.
+            (
+                "p := \"a\" in input.l if {\"k\": 1} == input.o\n",
+                "p := \"a\" in ar__n0 if { {\"k\": 1} == input.o; ar__n0 = input.l }\n",
+            ),
             // An else value: its own body.
             (
                 "p := 1 if input.x\nelse := \"a\" in input.roles\n",
@@ -518,6 +581,9 @@ mod tests {
                 format!("package p\n{expected}")
             );
         }
+        // In `print`, as OPA prints an undefined value and goes on.
+        let printed = "package p\np if {\n\tprint(\"a\" in input.roles)\n\tinput.x\n}\n";
+        assert_eq!(rewritten(printed), printed);
         // A value shared by several bodies stays as written.
         let shared = "package p\np := \"a\" in input.roles if { input.x } { input.y }\n";
         assert_eq!(rewritten(shared), shared);

@@ -14,17 +14,18 @@
 //!
 //! Only patterns unified (`=` either side, `:=`) with a variable or a
 //! reference whose path is constant, or with an array literal pairing them
-//! so (`[{"a": x}] = [e]`), are checked; a negated unification, and a
-//! function with `else` or several bodies, are left as written.
+//! so (`[{"a": x}] = [e]`), are checked; a negated unification, one with
+//! `with`, and a function with `else` or several bodies, are left as
+//! written, as are patterns of `some … in` and `every`.
 
 use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleHead};
 
-use super::hoist::{constant_reference, one_literal_body, token_end, Edit};
+use super::hoist::{braced, constant_reference, one_literal_body, token_end, Edit, Rewrites};
 
 /// The edits that check the size of `module`'s object patterns.
-pub(super) fn edits(module: &Module) -> Vec<Edit> {
+pub(super) fn edits(module: &Module) -> Rewrites {
     let text = module.package.span.source.contents();
-    let mut edits = Vec::new();
+    let mut edits = Rewrites::default();
     let mut next = 0;
     for rule in &module.policy {
         super::analysis::rule_queries(rule, &mut |query| checks(text, query, &mut edits));
@@ -40,7 +41,7 @@ const PREFIX: &str = "ar__p";
 
 /// A function's object arguments as names its body unifies with the
 /// pattern and checks the size of.
-fn arguments(text: &str, rule: &Rule, next: &mut usize, edits: &mut Vec<Edit>) {
+fn arguments(text: &str, rule: &Rule, next: &mut usize, edits: &mut Rewrites) {
     let Rule::Spec {
         span,
         head: RuleHead::Func { args, .. },
@@ -72,13 +73,13 @@ fn arguments(text: &str, rule: &Rule, next: &mut usize, edits: &mut Vec<Edit>) {
         return;
     }
     for (start, end, name) in renamed {
-        edits.push(Edit { start, end, with: name });
+        edits.edits.push(Edit { start, end, with: name });
     }
     let conditions = conditions.join("; ");
     match bodies.first() {
         None => {
             let end = token_end(text, span.end as usize);
-            edits.push(Edit {
+            edits.edits.push(Edit {
                 start: end,
                 end,
                 with: format!(" if {{ {conditions} }}"),
@@ -87,36 +88,32 @@ fn arguments(text: &str, rule: &Rule, next: &mut usize, edits: &mut Vec<Edit>) {
         Some(body) => {
             let query = &body.query;
             let start = query.span.start as usize;
-            if text[start..].starts_with('{') {
-                let first = query.stmts.first().map_or(start + 1, |stmt| stmt.span.start as usize);
-                edits.push(Edit {
-                    start: first,
-                    end: first,
-                    with: format!("{conditions}; "),
-                });
-            } else {
-                let end = token_end(text, query.span.end as usize);
-                edits.push(Edit {
-                    start,
-                    end: start,
-                    with: format!("{{ {conditions}; "),
-                });
-                edits.push(Edit {
-                    start: end,
-                    end,
-                    with: " }".to_string(),
-                });
-            }
+            let first = match braced(text, query) {
+                true => query.stmts.first().map_or(start + 1, |stmt| stmt.span.start as usize),
+                false => {
+                    edits.brace(start, token_end(text, query.span.end as usize));
+                    start
+                }
+            };
+            edits.edits.push(Edit {
+                start: first,
+                end: first,
+                with: format!("{conditions}; "),
+            });
         }
     }
 }
 
 /// The checks after each unification literal of `query`.
-fn checks(text: &str, query: &Query, edits: &mut Vec<Edit>) {
+fn checks(text: &str, query: &Query, edits: &mut Rewrites) {
     for stmt in &query.stmts {
+        // Under `with`, a check after the literal would see other data.
         let Literal::Expr { span, expr } = &stmt.literal else {
             continue;
         };
+        if !stmt.with_mods.is_empty() {
+            continue;
+        }
         let Expr::AssignExpr { op, lhs, rhs, .. } = expr.as_ref() else {
             continue;
         };
@@ -133,23 +130,13 @@ fn checks(text: &str, query: &Query, edits: &mut Vec<Edit>) {
         let end = token_end(text, stmt.span.end as usize);
         let conditions = conditions.join("; ");
         if one_literal_body(text, start) {
-            edits.push(Edit {
-                start,
-                end: start,
-                with: "{ ".to_string(),
-            });
-            edits.push(Edit {
-                start: end,
-                end,
-                with: format!("; {conditions} }}"),
-            });
-        } else {
-            edits.push(Edit {
-                start: end,
-                end,
-                with: format!("; {conditions}"),
-            });
+            edits.brace(start, end);
         }
+        edits.edits.push(Edit {
+            start: end,
+            end,
+            with: format!("; {conditions}"),
+        });
     }
 }
 
@@ -253,6 +240,9 @@ mod tests {
             rewritten("package p\nkind({\"kind\": k}) := k\nname({\"n\": n}, x) := n if x > 1\nboth({\"a\": a}) := a if {\n\ta > 1\n}\n"),
             "package p\nkind(ar__p0) := k if { {\"kind\": k} = ar__p0; count(ar__p0) == 1 }\nname(ar__p1, x) := n if { {\"n\": n} = ar__p1; count(ar__p1) == 1; x > 1 }\nboth(ar__p2) := a if {\n\t{\"a\": a} = ar__p2; count(ar__p2) == 1; a > 1\n}\n"
         );
+        // Under `with`: as written (a check after it would see other data).
+        let under_with = "package p\np if {\n\t{\"a\": x} := data.p.ev with input as {\"a\": 1}\n}\n";
+        assert_eq!(rewritten(under_with), under_with);
         // A key that is not a constant, and a pattern against a call: as written.
         let kept = "package p\np if {\n\tk := \"a\"\n\t{k: 1} = input.o\n\t{\"a\": x} = json.unmarshal(input.s)\n}\n";
         assert_eq!(rewritten(kept), kept);
