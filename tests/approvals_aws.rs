@@ -492,29 +492,56 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> Cli {
     }
 }
 
+/// A local run's deployment: the example that asks then isolates (the
+/// isolation a loopback hook), its state table in moto, a loopback Slack.
+struct LocalRun {
+    _slack: TestServer,
+    slack_url: String,
+    hooks: TestServer,
+    table: String,
+    policies: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalRun {
+    async fn new() -> LocalRun {
+        let slack = slack_api().await;
+        let hooks = TestServer::ok().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("alert.rego"), ALERT_POLICY).unwrap();
+        std::fs::write(
+            dir.path().join("action.rego"),
+            ask_then_isolate(&hooks.url("/isolate"), &[APPROVER]),
+        )
+        .unwrap();
+        LocalRun {
+            slack_url: slack.url(""),
+            _slack: slack,
+            hooks,
+            table: create_state_table().await,
+            policies: dir.path().to_str().unwrap().to_string(),
+            _dir: dir,
+        }
+    }
+
+    fn env(&self) -> [(&str, &str); 4] {
+        [
+            ("STATE_TABLE", self.table.as_str()),
+            ("SLACK_BASE_URL", self.slack_url.as_str()),
+            ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
+            ("HTTP_ALLOW_PRIVATE", "true"),
+        ]
+    }
+}
+
 /// `run` suspends on an approval (local run, state table in moto); the
 /// operator lists the suspended workflows, shows one, answers and resumes
 /// it (its outcomes printed), and cancels another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
-    let slack = slack_api().await;
-    let hooks = TestServer::ok().await;
-    let table = create_state_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("alert.rego"), ALERT_POLICY).unwrap();
-    std::fs::write(
-        dir.path().join("action.rego"),
-        ask_then_isolate(&hooks.url("/isolate"), &[APPROVER]),
-    )
-    .unwrap();
-    let slack_url = slack.url("");
-    let policies = dir.path().to_str().unwrap().to_string();
-    let env = [
-        ("STATE_TABLE", table.as_str()),
-        ("SLACK_BASE_URL", slack_url.as_str()),
-        ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-        ("HTTP_ALLOW_PRIVATE", "true"),
-    ];
+    let local = LocalRun::new().await;
+    let (hooks, table, policies) = (&local.hooks, &local.table, &local.policies);
+    let env = local.env();
     let changes = tempfile::tempdir().unwrap();
     let mut ids = Vec::new();
     for n in 0..2 {
@@ -523,7 +550,7 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
         let path = changes.path().join(format!("change{n}.json"));
         std::fs::write(&path, payload.to_string()).unwrap();
         let run = cli(
-            &["run", "--policies", &policies, "--input", path.to_str().unwrap()],
+            &["run", "--policies", policies, "--input", path.to_str().unwrap()],
             &env,
         );
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -536,7 +563,7 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
         );
         ids.push(outcome["alert"]["id"].as_str().unwrap().to_string());
     }
-    let list = cli(&["workflows", "list", "--table", &table], &[]);
+    let list = cli(&["workflows", "list", "--table", table], &[]);
     assert_eq!(list.code, 0, "{}", list.stderr);
     for id in &ids {
         let line = list
@@ -550,7 +577,7 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
         );
     }
     assert!(list.stderr.contains("2 suspended workflow(s)"));
-    let show = cli(&["workflows", "show", &ids[0], "--table", &table], &[]);
+    let show = cli(&["workflows", "show", &ids[0], "--table", table], &[]);
     let shown: Value = serde_json::from_str(&show.stdout).unwrap();
     assert_eq!(shown["pending"][0]["approvers"], json!([APPROVER]));
     assert_eq!(shown["rounds"], 1);
@@ -558,11 +585,11 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
         !show.stdout.contains("xoxb-literal"),
         "a literal secret is never stored"
     );
-    assert_eq!(cli(&["workflows", "show", "nope", "--table", &table], &[]).code, 4);
+    assert_eq!(cli(&["workflows", "show", "nope", "--table", table], &[]).code, 4);
 
     // Not with whatever policies happen to be here: the ones that suspended it.
     let unchosen = cli(
-        &["workflows", "resume", &ids[0], "--answer", "approve", "--table", &table],
+        &["workflows", "resume", &ids[0], "--answer", "approve", "--table", table],
         &env,
     );
     assert_eq!(unchosen.code, 2, "{}", unchosen.stderr);
@@ -580,13 +607,13 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
         "--by",
         "alice",
         "--table",
-        &table,
+        table,
         "--policies",
-        &policies,
+        policies,
     ];
     // Another invocation is resuming it: the answer is recorded, nothing
     // else is done now (5), and the message says so.
-    let store = DynamoState::new(&alert_responder::aws::sdk_config(), &table);
+    let store = DynamoState::new(&alert_responder::aws::sdk_config(), table.as_str());
     store.take_workflow(&ids[0], Duration::from_secs(60)).await.unwrap();
     let busy = cli(&resume_args, &env);
     assert_eq!(busy.code, 5, "{}", busy.stderr);
@@ -599,7 +626,7 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
     assert_eq!(hooks.requests().len(), 0);
     // Answered, not resumed yet: listed as resolved, and another answer is
     // told what to do instead.
-    let list = cli(&["workflows", "list", "--table", &table], &[]);
+    let list = cli(&["workflows", "list", "--table", table], &[]);
     let line = list
         .stdout
         .lines()
@@ -641,17 +668,14 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
     assert_eq!(hooks.requests().len(), 1);
     assert!(resume.stderr.contains("resumed: 2 action(s)"), "{}", resume.stderr);
 
-    let cancel = cli(
-        &["workflows", "cancel", &ids[1], "--by", "bob", "--table", &table],
-        &env,
-    );
+    let cancel = cli(&["workflows", "cancel", &ids[1], "--by", "bob", "--table", table], &env);
     assert_eq!(cancel.code, 0, "{}", cancel.stderr);
     let cancelled: Value = serde_json::from_str(cancel.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(
         (cancelled["status"].as_str(), cancelled["skip_reason"].as_str()),
         (Some("skipped"), Some("cancelled"))
     );
-    let list = cli(&["workflows", "list", "--table", &table], &[]);
+    let list = cli(&["workflows", "list", "--table", table], &[]);
     assert!(
         list.stdout.is_empty() && list.stderr.contains("0 suspended workflow(s)"),
         "{}{}",
@@ -667,38 +691,23 @@ async fn workflows_are_listed_shown_resumed_and_cancelled_from_the_cli() {
 /// record as is and resumes the workflow, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_resume_event_is_replayed_by_run_as_the_runbook_says() {
-    let slack = slack_api().await;
-    let hooks = TestServer::ok().await;
-    let table = create_state_table().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("alert.rego"), ALERT_POLICY).unwrap();
-    std::fs::write(
-        dir.path().join("action.rego"),
-        ask_then_isolate(&hooks.url("/isolate"), &[APPROVER]),
-    )
-    .unwrap();
-    let slack_url = slack.url("");
-    let policies = dir.path().to_str().unwrap().to_string();
-    let env = [
-        ("STATE_TABLE", table.as_str()),
-        ("SLACK_BASE_URL", slack_url.as_str()),
-        ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-        ("HTTP_ALLOW_PRIVATE", "true"),
-    ];
+    let local = LocalRun::new().await;
+    let (hooks, table, policies) = (&local.hooks, &local.table, &local.policies);
+    let env = local.env();
     let mut payload: Value = serde_json::from_str(&fixture("matano_alert_change_v2.json")).unwrap();
     payload["updated_alert"]["id"] = json!(unique("failed-resume"));
     let files = tempfile::tempdir().unwrap();
     let change = files.path().join("change.json");
     std::fs::write(&change, payload.to_string()).unwrap();
     let run = cli(
-        &["run", "--policies", &policies, "--input", change.to_str().unwrap()],
+        &["run", "--policies", policies, "--input", change.to_str().unwrap()],
         &env,
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let pending: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
     let workflow = pending["alert"]["id"].as_str().unwrap().to_string();
     // Answered while another invocation holds it: recorded, not resumed.
-    let store = DynamoState::new(&alert_responder::aws::sdk_config(), &table);
+    let store = DynamoState::new(&alert_responder::aws::sdk_config(), table.as_str());
     store.take_workflow(&workflow, Duration::from_secs(60)).await.unwrap();
     let answer = [
         "workflows",
@@ -707,9 +716,9 @@ async fn a_failed_resume_event_is_replayed_by_run_as_the_runbook_says() {
         "--answer",
         "approve",
         "--table",
-        &table,
+        table,
         "--policies",
-        &policies,
+        policies,
     ];
     assert_eq!(cli(&answer, &env).code, 5);
     store.release_workflow(&workflow).await.unwrap();
@@ -725,7 +734,7 @@ async fn a_failed_resume_event_is_replayed_by_run_as_the_runbook_says() {
     let failed = failed.to_str().unwrap();
 
     // A dry run cannot resume a stored workflow: refused, naming why.
-    let dry = cli(&["run", "--dry-run", "--policies", &policies, "--input", failed], &env);
+    let dry = cli(&["run", "--dry-run", "--policies", policies, "--input", failed], &env);
     assert_eq!(dry.code, 1, "{}", dry.stderr);
     assert!(
         dry.stderr.contains("workflow wakeup") && dry.stderr.contains("dry run"),
@@ -734,7 +743,7 @@ async fn a_failed_resume_event_is_replayed_by_run_as_the_runbook_says() {
     );
     assert!(hooks.requests().is_empty());
 
-    let replayed = cli(&["run", "--policies", &policies, "--input", failed], &env);
+    let replayed = cli(&["run", "--policies", policies, "--input", failed], &env);
     assert_eq!(replayed.code, 0, "{}", replayed.stderr);
     let outcomes: Vec<Value> = replayed
         .stdout
@@ -748,7 +757,7 @@ async fn a_failed_resume_event_is_replayed_by_run_as_the_runbook_says() {
     assert_eq!(isolate["status"], "succeeded");
     assert_eq!(hooks.requests().len(), 1);
     // Replayed again: the workflow has ended, nothing runs.
-    let again = cli(&["run", "--policies", &policies, "--input", failed], &env);
+    let again = cli(&["run", "--policies", policies, "--input", failed], &env);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stderr.contains("0 resumed"), "{}", again.stderr);
     assert_eq!(hooks.requests().len(), 1, "isolated once");

@@ -697,7 +697,7 @@ async fn run_decides_decision_records_under_their_recorded_keys() {
     assert_eq!(first.code, 0, "{}", first.stderr);
     let alert_id = first.outcomes[0]["alert"]["id"].clone();
     let mut lines = String::new();
-    for path in walk(&records) {
+    for path in common::files_under(&records) {
         let mut text = String::new();
         std::io::Read::read_to_string(
             &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
@@ -708,37 +708,24 @@ async fn run_decides_decision_records_under_their_recorded_keys() {
     }
     let record = lines.lines().next().expect("a decision record").to_string();
     let twice = work.path().join("records.jsonl");
+    let args = [
+        "run",
+        "--dry-run",
+        "--policies",
+        policies,
+        "--input",
+        twice.to_str().unwrap(),
+    ];
+    let run_records = || cli(&args, None);
     std::fs::write(&twice, format!("{record}\n{record}\n")).unwrap();
-    let again = cli(
-        &[
-            "run",
-            "--dry-run",
-            "--policies",
-            policies,
-            "--input",
-            twice.to_str().unwrap(),
-        ],
-        None,
-    )
-    .await;
+    let again = run_records().await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.outcomes.len(), 1, "decided once: {:?}", again.outcomes);
     assert_eq!(again.outcomes[0]["alert"]["id"], alert_id, "the same alert");
     let mut old: Value = serde_json::from_str(&record).unwrap();
     old["schema_version"] = json!(0);
     std::fs::write(&twice, format!("{record}\n{old}\n")).unwrap();
-    let refused = cli(
-        &[
-            "run",
-            "--dry-run",
-            "--policies",
-            policies,
-            "--input",
-            twice.to_str().unwrap(),
-        ],
-        None,
-    )
-    .await;
+    let refused = run_records().await;
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(
         refused
@@ -747,17 +734,4 @@ async fn run_decides_decision_records_under_their_recorded_keys() {
         "{}",
         refused.stderr
     );
-}
-
-/// Every file below `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        match path.is_dir() {
-            true => files.extend(walk(&path)),
-            false => files.push(path),
-        }
-    }
-    files
 }

@@ -73,20 +73,6 @@ fn replay_from(from: &Path, policies: &Path) -> Output {
     ])
 }
 
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        match path.is_dir() {
-            true => files.extend(walk(&path)),
-            false => files.push(path),
-        }
-    }
-    files.sort();
-    files
-}
-
 fn replay_json(args: &[&str]) -> (Value, Output) {
     let mut all = vec!["replay", "--json"];
     all.extend_from_slice(args);
@@ -127,7 +113,7 @@ fn a_changed_policy_is_backtested_against_recorded_decisions() {
     let retried = root.path().join("retried");
     std::fs::create_dir_all(&retried).unwrap();
     let mut lines = String::new();
-    let first_file = std::fs::File::open(walk(&records).remove(0)).unwrap();
+    let first_file = std::fs::File::open(common::files_under(&records).remove(0)).unwrap();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(first_file), &mut lines).unwrap();
     let mut record: Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     record["alerts"][0]["retries"] = serde_json::json!([{"action_id": "notify", "cause": "HTTP 503"}]);

@@ -400,27 +400,6 @@ pub(super) fn import_alias_uses(module: &Module) -> Vec<(usize, usize, String)> 
     uses
 }
 
-/// By package, the names its value rules start with (`threshold`, `cfg` of
-/// `cfg.max := 10`): not its functions, which `with` already finds by name.
-pub(super) fn value_rule_names(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
-    let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for module in modules {
-        let package = names.entry(package_path(module)).or_default();
-        for rule in &module.policy {
-            let refr = match rule.as_ref() {
-                Rule::Spec {
-                    head: RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. },
-                    ..
-                } => refr,
-                Rule::Default { refr, args, .. } if args.is_empty() => refr,
-                _ => continue,
-            };
-            package.extend(root_name(refr).map(str::to_string));
-        }
-    }
-    names
-}
-
 /// The `with` targets of a module that start from a rule of its package
 /// (`with threshold as 1`, among `rules`) or from an import's alias
 /// (`with cfg.level as 3`) instead of `data`: OPA resolves them as any
@@ -454,23 +433,39 @@ pub(super) fn short_with_targets(module: &Module, rules: &BTreeSet<String>) -> V
     targets
 }
 
+/// By package, the names its value rules start with (`threshold`, `cfg` of
+/// `cfg.max := 10`): not its functions, which `with` already finds by name.
+pub(super) fn value_rule_names(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
+    names_by_kind(modules, false)
+}
+
 /// By package, the functions it defines by a one-part name (`f` of
 /// `f(x) := …`).
 pub(super) fn function_names(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
+    names_by_kind(modules, true)
+}
+
+/// By package, the first names of its functions or of its value rules.
+fn names_by_kind(modules: &[Ref<Module>], functions: bool) -> BTreeMap<String, BTreeSet<String>> {
     let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for module in modules {
         let package = names.entry(package_path(module)).or_default();
         for rule in &module.policy {
-            let refr = match rule.as_ref() {
-                Rule::Spec {
-                    head: RuleHead::Func { refr, .. },
-                    ..
-                } => refr,
-                Rule::Default { refr, args, .. } if !args.is_empty() => refr,
-                _ => continue,
+            let (refr, function) = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Func { refr, .. } => (refr, true),
+                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => (refr, false),
+                },
+                Rule::Default { refr, args, .. } => (refr, !args.is_empty()),
             };
-            if let Expr::Var { span, .. } = refr.as_ref() {
-                package.insert(span.text().to_string());
+            match (function, functions) {
+                (true, true) => {
+                    if let Expr::Var { span, .. } = refr.as_ref() {
+                        package.insert(span.text().to_string());
+                    }
+                }
+                (false, false) => package.extend(root_name(refr).map(str::to_string)),
+                _ => {}
             }
         }
     }

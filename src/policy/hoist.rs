@@ -159,33 +159,17 @@ impl Rewrite<'_> {
     fn query(&mut self, query: &Query) {
         for stmt in &query.stmts {
             match &stmt.literal {
-                Literal::NotExpr { span, expr } => {
+                // A literal with `with` is left as written: what it reads
+                // ahead of itself would not be under its `with`.
+                Literal::NotExpr { span, expr } | Literal::Expr { span, expr } => {
                     if stmt.with_mods.is_empty() {
-                        let end = token_end(self.text, span.end as usize);
                         let mut moved = Vec::new();
-                        operands(expr, false, &mut moved);
-                        self.hoist(
-                            moved,
-                            Place::Before {
-                                start: span.start as usize,
-                                end,
-                            },
-                        );
-                    }
-                    self.queries_in(expr);
-                }
-                Literal::Expr { span, expr } => {
-                    if stmt.with_mods.is_empty() {
-                        let end = token_end(self.text, span.end as usize);
-                        let mut moved = Vec::new();
-                        valued_memberships(expr, true, &mut moved);
-                        self.hoist(
-                            moved,
-                            Place::Before {
-                                start: span.start as usize,
-                                end,
-                            },
-                        );
+                        match &stmt.literal {
+                            Literal::NotExpr { .. } => operands(expr, false, &mut moved),
+                            _ => valued_memberships(expr, true, &mut moved),
+                        }
+                        let (start, end) = (span.start as usize, token_end(self.text, span.end as usize));
+                        self.hoist(moved, Place::Before { start, end });
                     }
                     self.queries_in(expr);
                 }
@@ -482,10 +466,13 @@ pub(super) fn token_end(text: &str, end: usize) -> usize {
     }
 }
 
-/// `text` with `rewrites` applied.
+/// `text` as one module, with the edits `rewrite` makes of it applied.
 #[cfg(test)]
-pub(super) fn apply(text: &str, rewrites: &Rewrites) -> String {
-    replaced(text, Rewrites::merged([rewrites]))
+pub(super) fn rewritten_by(text: &str, rewrite: fn(&Module) -> Rewrites) -> String {
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("p.rego".into(), text.into()).unwrap();
+    let module = engine.get_modules()[0].clone();
+    replaced(text, Rewrites::merged([&rewrite(&module)]))
 }
 
 /// `text` with each `(start, end, with)` replacing `text[start..end]`
@@ -509,10 +496,7 @@ mod tests {
     use super::*;
 
     fn rewritten(text: &str) -> String {
-        let mut engine = regorus::Engine::new();
-        engine.add_policy("p.rego".into(), text.into()).unwrap();
-        let module = engine.get_modules()[0].clone();
-        apply(text, &edits(&module))
+        rewritten_by(text, edits)
     }
 
     #[test]

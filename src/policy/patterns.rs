@@ -203,10 +203,7 @@ mod tests {
     use super::*;
 
     fn rewritten(text: &str) -> String {
-        let mut engine = regorus::Engine::new();
-        engine.add_policy("p.rego".into(), text.into()).unwrap();
-        let module = engine.get_modules()[0].clone();
-        super::super::hoist::apply(text, &edits(&module))
+        super::super::hoist::rewritten_by(text, edits)
     }
 
     #[test]
