@@ -82,10 +82,12 @@ pub fn log_filter(level: &str, fallback: &str) -> tracing_subscriber::EnvFilter 
     use tracing_subscriber::filter::LevelFilter;
     // `aws_sigv4` traces the requests it signs and their canonical form;
     // `lambda_runtime` traces each raw event (an interaction's callback
-    // token, a Slack payload).
+    // token, a Slack payload). The modules that do are named too: a
+    // directive for a deeper target would win over the crate's.
     const CAPPED: &str = "aws_smithy_runtime_api=info,aws_sigv4=info,\
+        aws_sigv4::http_request=info,aws_sigv4::http_request::sign=info,\
         hyper=info,hyper_util=info,h2=info,reqwest=info,rustls=info,lambda_runtime_api_client=info,\
-        lambda_runtime=info";
+        lambda_runtime=info,lambda_runtime::layers=info,lambda_runtime::layers::api_response=info";
     // A span directive (`[span]=trace`) enables everything inside its span,
     // whatever the target's own directive: it would lift the cap, so such a
     // level is not taken.
@@ -135,6 +137,8 @@ mod tests {
             "5",
             "alert_responder=TRACE",
             "info,hyper=trace",
+            "lambda_runtime::layers=trace",
+            "lambda_runtime::layers::api_response=trace,aws_sigv4::http_request::sign=debug",
         ] {
             assert!(
                 !enabled(level, Level::DEBUG, true),

@@ -677,36 +677,34 @@ async fn run_decides_decision_records_under_their_recorded_keys() {
         "Timestamp": "2026-12-07T10:00:00.000Z",
         "MessageAttributes": {"schema": {"Type": "String", "Value": "custom"}},
     });
-    let input = work.path().join("notification.json");
-    std::fs::write(&input, notification.to_string()).unwrap();
-    let records = work.path().join("records");
-    let first = cli(
+    let (alert_id, record) = decided_and_recorded(policies, work.path(), "sns", &notification).await;
+    // A raw SQS delivery (no SNS message id): its record keeps its key too.
+    let raw_sqs = json!({"Records": [{
+        "messageId": "sqs-id-1", "receiptHandle": "r-1", "body": json!({"finding": "port scan"}).to_string(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1765101600000"},
+        "messageAttributes": {"schema": {"stringValue": "custom", "dataType": "String"}},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest", "awsRegion": "us-east-1",
+    }]});
+    let (sqs_alert, sqs_record) = decided_and_recorded(policies, work.path(), "sqs", &raw_sqs).await;
+    let sqs_records = work.path().join("sqs.jsonl");
+    std::fs::write(&sqs_records, format!("{sqs_record}\n")).unwrap();
+    let replayed = cli(
         &[
             "run",
             "--dry-run",
             "--policies",
             policies,
             "--input",
-            input.to_str().unwrap(),
-            "--records",
-            records.to_str().unwrap(),
+            sqs_records.to_str().unwrap(),
         ],
         None,
     )
     .await;
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    let alert_id = first.outcomes[0]["alert"]["id"].clone();
-    let mut lines = String::new();
-    for path in common::files_under(&records) {
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
-            &mut text,
-        )
-        .unwrap();
-        lines.push_str(&text);
-    }
-    let record = lines.lines().next().expect("a decision record").to_string();
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    assert_eq!(
+        replayed.outcomes[0]["alert"]["id"], sqs_alert,
+        "the raw SQS change's alert"
+    );
     let twice = work.path().join("records.jsonl");
     let args = [
         "run",
@@ -734,4 +732,39 @@ async fn run_decides_decision_records_under_their_recorded_keys() {
         "{}",
         refused.stderr
     );
+}
+
+/// Runs `input` (written under `work` as `name`) with decision records
+/// kept: the first outcome's alert id and the record's line.
+async fn decided_and_recorded(policies: &str, work: &std::path::Path, name: &str, input: &Value) -> (Value, String) {
+    let path = work.join(format!("{name}.json"));
+    std::fs::write(&path, input.to_string()).unwrap();
+    let records = work.join(format!("{name}-records"));
+    let first = cli(
+        &[
+            "run",
+            "--dry-run",
+            "--policies",
+            policies,
+            "--input",
+            path.to_str().unwrap(),
+            "--records",
+            records.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let mut lines = String::new();
+    for path in common::files_under(&records) {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        lines.push_str(&text);
+    }
+    let record = lines.lines().next().expect("a decision record").to_string();
+    (first.outcomes[0]["alert"]["id"].clone(), record)
 }
