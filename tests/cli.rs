@@ -391,6 +391,10 @@ run contains entry("notify", "slack.post", {"text": "found"}) if {
 run contains entry("page", "pager.page", {}) if {
 	input.alert.severity == "critical"
 }
+
+run contains {"id": "never", "uses": "webhook.post", "args": {"url": "https://hooks.example/n"}} if input.alert.severity == "nope"
+
+run contains {"id": "lookup", "uses": "http.fetch", "args": {"url": "https://intel.example/x"}} if input.alert.title
 "#,
     );
     std::fs::create_dir(dir.path().join("scenarios")).unwrap();
@@ -420,6 +424,15 @@ run contains entry("page", "pager.page", {}) if {
         "{}",
         out.stderr
     );
+    // A rule on one line: its body's evaluation covers the line, but no
+    // entry "never" came of it. One whose entry came is not listed.
+    assert!(
+        out.stderr
+            .contains("action.rego:17: no scenario (nor the sample change) produces an entry of this `run` rule"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("action.rego:19:"), "{}", out.stderr);
 }
 
 /// Every command names the policies it runs on its first line: `./policies`

@@ -66,9 +66,18 @@ pub async fn explore_entries(
     }
     problems.sort();
     problems.dedup();
+    let produced: BTreeSet<&str> = explored
+        .iter()
+        .filter_map(|event| match &event.decision {
+            Ok(Decision::Alerts(reports)) => Some(reports),
+            _ => None,
+        })
+        .flatten()
+        .flat_map(|report| report.actions.iter().map(|record| record.id.as_str()))
+        .collect();
     Ok(Explored {
         problems,
-        unreached: unreached_run_rules(files, &policies.covered_lines())?,
+        unreached: unreached_run_rules(files, &policies.covered_lines(), &produced)?,
         inputs: explored.len(),
     })
 }
@@ -93,10 +102,13 @@ fn check_record(registry: &Registry, record: &ActionRecord) -> Option<String> {
     }
 }
 
-/// `run` rules of `package action` whose head no evaluation covered.
+/// `run` rules of `package action` whose head no evaluation covered, or,
+/// written on one line (its body's evaluation covers the head's line
+/// too), whose literal `id` no evaluation produced.
 fn unreached_run_rules(
     files: Vec<PolicyFile>,
     covered: &BTreeMap<String, BTreeSet<u32>>,
+    produced: &BTreeSet<&str>,
 ) -> Result<Vec<Finding>, PolicyError> {
     let mut engine = new_engine(std::time::Duration::from_secs(5));
     for file in files {
@@ -111,7 +123,7 @@ fn unreached_run_rules(
         }
         for rule in &module.policy {
             let Rule::Spec {
-                head: RuleHead::Set { refr, .. },
+                head: RuleHead::Set { refr, key, .. },
                 span,
                 ..
             } = rule.as_ref()
@@ -122,7 +134,10 @@ fn unreached_run_rules(
                 continue;
             }
             let file = span.source.file().to_string();
-            if !covered.get(&file).is_some_and(|lines| lines.contains(&span.line)) {
+            let one_line = !span.text().contains('\n');
+            let literal_id = key.as_deref().and_then(literal_id);
+            let never_produced = one_line && literal_id.is_some_and(|id| !produced.contains(id));
+            if never_produced || !covered.get(&file).is_some_and(|lines| lines.contains(&span.line)) {
                 unreached.push(Finding {
                     file,
                     line: span.line,
@@ -134,6 +149,20 @@ fn unreached_run_rules(
         }
     }
     Ok(unreached)
+}
+
+/// The `id` of an entry written as an object with a string `id`.
+fn literal_id(entry: &regorus::unstable::Expr) -> Option<&str> {
+    use regorus::unstable::Expr;
+    let Expr::Object { fields, .. } = entry else {
+        return None;
+    };
+    fields
+        .iter()
+        .find_map(|(_, key, value)| match (key.as_ref(), value.as_ref()) {
+            (Expr::String { span: k, .. }, Expr::String { span: v, .. }) if k.text() == "id" => Some(v.text()),
+            _ => None,
+        })
 }
 
 /// The sample change as a scenario of its own.
