@@ -2,9 +2,10 @@
 //! state table or secret source that hangs gives up when the decision's
 //! time is over, rather than after its own tries (4 of up to 10 s each),
 //! so the record is retried and the invocation still answers in time.
-//! Set by the pipeline around a decision; read by `aws::retry`. An action's
-//! own calls run outside it (each action keeps to the deadline it is
-//! given), and what is saved after an action ran keeps to [`finish_by`].
+//! Set by the pipeline around a decision; read by `aws::retry`. An
+//! action's AWS call (`sns.publish`) cut by it is a transient failure (the
+//! retry publishes); what is saved after an action ran keeps to
+//! [`finish_by`].
 
 use std::future::Future;
 use std::time::{Duration, Instant};

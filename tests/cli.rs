@@ -395,6 +395,10 @@ run contains entry("page", "pager.page", {}) if {
 run contains {"id": "never", "uses": "webhook.post", "args": {"url": "https://hooks.example/n"}} if input.alert.severity == "nope"
 
 run contains {"id": "lookup", "uses": "http.fetch", "args": {"url": "https://intel.example/x"}} if input.alert.title
+
+run contains {"id": "stop", "abort": true} if input.alert.title == "never"
+
+run contains {"id": "halt", "abort": true} if { some c in input.called; c.id == "lookup" }
 "#,
     );
     std::fs::create_dir(dir.path().join("scenarios")).unwrap();
@@ -433,6 +437,9 @@ run contains {"id": "lookup", "uses": "http.fetch", "args": {"url": "https://int
         out.stderr
     );
     assert!(!out.stderr.contains("action.rego:19:"), "{}", out.stderr);
+    // An abort-only entry runs nothing: produced, it is not listed.
+    assert!(out.stderr.contains("action.rego:21: no scenario"), "{}", out.stderr);
+    assert!(!out.stderr.contains("action.rego:23:"), "{}", out.stderr);
 }
 
 /// Every command names the policies it runs on its first line: `./policies`

@@ -23,8 +23,23 @@ pub trait TopicPublisher: Send + Sync {
 
 /// Why a message could not be published (SNS's answer, or why none came, in words).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct TopicPublishError(pub String);
+#[error("{reason}")]
+pub struct TopicPublishError {
+    pub reason: String,
+    /// Cut short by the decision's deadline: the invocation's retry
+    /// publishes it (as an HTTP action cut by the deadline).
+    pub past_deadline: bool,
+}
+
+/// The action's failure for a publish that failed: final, unless the
+/// deadline cut it short.
+fn publish_failure(topic_arn: &str, err: TopicPublishError) -> ActionError {
+    ActionError::Failed {
+        message: format!("SNS publish to {topic_arn} failed: {err}"),
+        result: None,
+        transient: err.past_deadline,
+    }
+}
 
 pub struct Publish {
     topics: Option<Arc<dyn TopicPublisher>>,
@@ -91,8 +106,32 @@ impl Action for Publish {
             let message_id = topics
                 .publish(topic_arn, subject.as_deref(), &message, &attributes)
                 .await
-                .map_err(|err| ActionError::failed(format!("SNS publish to {topic_arn} failed: {err}")))?;
+                .map_err(|err| publish_failure(topic_arn, err))?;
             Ok(json!({"message_id": message_id, "topic_arn": topic_arn}))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publish_cut_by_the_deadline_is_retried_and_any_other_failure_is_final() {
+        let cut = TopicPublishError {
+            reason: "no answer before the invocation's deadline".into(),
+            past_deadline: true,
+        };
+        let refused = TopicPublishError {
+            reason: "HTTP 404 NotFound: Topic does not exist".into(),
+            past_deadline: false,
+        };
+        assert!(publish_failure("arn:t", cut).is_transient());
+        let err = publish_failure("arn:t", refused);
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "SNS publish to arn:t failed: HTTP 404 NotFound: Topic does not exist"
+        );
     }
 }

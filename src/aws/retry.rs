@@ -74,6 +74,8 @@ pub(super) struct CallError {
     pub transient: bool,
     /// The service asked to slow down: the next try waits longer.
     pub throttled: bool,
+    /// Cut by the deadline of the work it was part of (`crate::deadline`).
+    pub past_deadline: bool,
 }
 
 impl CallError {
@@ -87,6 +89,7 @@ impl CallError {
             throttled,
             code,
             reason,
+            past_deadline: false,
         }
     }
 
@@ -97,6 +100,7 @@ impl CallError {
             reason,
             transient: false,
             throttled: false,
+            past_deadline: false,
         }
     }
 
@@ -112,6 +116,7 @@ impl From<SendError> for CallError {
             reason: err.reason,
             transient: err.transient,
             throttled: false,
+            past_deadline: false,
         }
     }
 }
@@ -160,6 +165,7 @@ pub(super) async fn bounded<T>(try_once: impl Future<Output = Result<T, CallErro
             reason: "no answer before the invocation's deadline".to_string(),
             transient: true,
             throttled: false,
+            past_deadline: true,
         }),
     }
 }

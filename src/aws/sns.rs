@@ -224,6 +224,7 @@ fn batch_failures(answer: &str, pending: &[usize]) -> Result<Vec<FailedEntry>, C
             reason: format!("an answer without a PublishBatchResult: {start:?}"),
             transient: true,
             throttled: false,
+            past_deadline: false,
         });
     };
     let ids = |list: &str| -> Vec<&str> {
@@ -441,12 +442,18 @@ impl TopicPublisher for Sns {
             );
             let answer = with_retries("sns Publish", || self.call(&form))
                 .await
-                .map_err(|err| TopicPublishError(err.reason))?;
+                .map_err(|err| TopicPublishError {
+                    reason: err.reason,
+                    past_deadline: err.past_deadline,
+                })?;
             // Without a message id SNS did not say it published: not retried
             // (it may have), reported.
             xml::values(&answer, "MessageId")
                 .pop()
-                .ok_or_else(|| TopicPublishError("SNS answered without a MessageId".to_string()))
+                .ok_or_else(|| TopicPublishError {
+                    reason: "SNS answered without a MessageId".to_string(),
+                    past_deadline: false,
+                })
         })
     }
 }

@@ -34,8 +34,9 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
     let modules = engine.get_modules().clone();
     let value_rules = super::analysis::value_rule_names(&modules);
     // Per file, its rewritten texts in order of preference: every edit,
-    // then without the pattern checks, then the moved references alone
-    // (two rewrites that each add braces to one body do not combine).
+    // then without the pattern checks, then without the moved references,
+    // then those alone — a defect in one rewrite's text costs the file
+    // that rewrite, not the others.
     let variants: Vec<Vec<String>> = files
         .iter()
         .map(|file| {
@@ -59,6 +60,7 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
             let tiers = [
                 vec![&patterns, &hoisted, &with_targets],
                 vec![&hoisted, &with_targets],
+                vec![&patterns, &with_targets],
                 vec![&hoisted],
             ];
             let mut texts: Vec<String> = Vec::new();

@@ -28,7 +28,7 @@
 //! the names. Every line keeps its number; a module whose rewrite does not
 //! compile keeps its text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{BoolOp, Expr, Literal, Module, Query, Rule, RuleHead};
 
@@ -54,6 +54,7 @@ pub(super) fn edits(module: &Module) -> Rewrites {
         edits: Vec::new(),
         next: 0,
         braces: BTreeMap::new(),
+        new_bodies: BTreeMap::new(),
     };
     for rule in &module.policy {
         match rule.as_ref() {
@@ -91,10 +92,15 @@ pub(super) fn edits(module: &Module) -> Rewrites {
             Rule::Default { value, .. } => rewrite.queries_in(value),
         }
     }
-    Rewrites {
+    let mut rewrites = Rewrites {
         edits: rewrite.edits,
         braces: rewrite.braces,
+        ..Rewrites::default()
+    };
+    for (at, statements) in rewrite.new_bodies {
+        rewrites.add_body(at, statements);
     }
+    rewrites
 }
 
 /// Edits of a module's text, and the one-literal bodies (start → end) that
@@ -104,11 +110,24 @@ pub(super) fn edits(module: &Module) -> Rewrites {
 pub(super) struct Rewrites {
     pub(super) edits: Vec<Edit>,
     pub(super) braces: BTreeMap<usize, usize>,
+    /// Rules without a body given one (` if { … }`) where they end.
+    pub(super) new_bodies: BTreeSet<usize>,
 }
 
 impl Rewrites {
     pub(super) fn brace(&mut self, start: usize, end: usize) {
         brace(&mut self.braces, start, end);
+    }
+
+    /// `statements` (each ending `; `) in a body given to the rule ending
+    /// at `at`: one body, however many rewrites add to it.
+    pub(super) fn add_body(&mut self, at: usize, statements: String) {
+        self.new_bodies.insert(at);
+        self.edits.push(Edit {
+            start: at,
+            end: at,
+            with: statements,
+        });
     }
 
     /// The edits of `parts`, in order, with each body's braces: its `{`
@@ -117,15 +136,19 @@ impl Rewrites {
     pub(super) fn merged<'a>(parts: impl IntoIterator<Item = &'a Rewrites>) -> Vec<(usize, usize, &'a str)> {
         let parts: Vec<&Rewrites> = parts.into_iter().collect();
         let mut braces: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut new_bodies: BTreeSet<usize> = BTreeSet::new();
         for part in &parts {
             for (&start, &end) in &part.braces {
                 brace(&mut braces, start, end);
             }
+            new_bodies.extend(&part.new_bodies);
         }
         let mut edits: Vec<(usize, usize, &str)> = braces.keys().map(|&start| (start, start, "{ ")).collect();
+        edits.extend(new_bodies.iter().map(|&at| (at, at, " if { ")));
         for part in &parts {
             edits.extend(part.edits.iter().map(|edit| (edit.start, edit.end, edit.with.as_str())));
         }
+        edits.extend(new_bodies.iter().map(|&at| (at, at, "true }")));
         edits.extend(braces.values().map(|&end| (end, end, " }")));
         edits
     }
@@ -142,6 +165,8 @@ struct Rewrite<'a> {
     next: usize,
     /// One-literal bodies that take statements: start → end.
     braces: BTreeMap<usize, usize>,
+    /// Rules without a body given one: where they end → its statements.
+    new_bodies: BTreeMap<usize, String>,
 }
 
 /// Where a body's assignments go.
@@ -283,6 +308,7 @@ impl Rewrite<'_> {
         let text = self.text;
         let braces = &mut self.braces;
         let mut brace = |start: usize, end: usize| brace(braces, start, end);
+        let bodies = &mut self.new_bodies;
         let edits = &mut self.edits;
         let mut insert = |at: usize, with: String| {
             edits.push(Edit {
@@ -301,8 +327,10 @@ impl Rewrite<'_> {
                 insert(start, format!("{assignments}; "));
             }
             Place::RuleBodyEnd { query: None, end } => {
-                let end = token_end(text, end);
-                insert(end, format!(" if {{ {assignments} }}"));
+                bodies
+                    .entry(token_end(text, end))
+                    .or_default()
+                    .push_str(&format!("{assignments}; "));
             }
             Place::RuleBodyEnd { query: Some(query), .. } => {
                 let braced = braced(text, query);
@@ -454,8 +482,35 @@ pub(super) fn braced(text: &str, query: &Query) -> bool {
 /// Whether the literal at `start` is a whole body, after `if`: braces
 /// make it a query that takes more statements.
 pub(super) fn one_literal_body(text: &str, start: usize) -> bool {
-    let before = text[..start].trim_end();
+    // What precedes the literal, comments left out (`{ # only if` opens a
+    // braced body).
+    let mut before = text[..start].trim_end();
+    loop {
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        match comment_start(&before[line_start..]) {
+            Some(hash) => before = before[..line_start + hash].trim_end(),
+            None => break,
+        }
+    }
     before.ends_with("if") && !before[..before.len() - 2].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+}
+
+/// Where a `#` comment starts on `line`, outside strings.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '`' => quote = Some(c),
+            None if c == '#' => return Some(i),
+            None => {}
+        }
+    }
+    None
 }
 
 /// A string's span ends before its closing quote.
@@ -521,7 +576,7 @@ mod tests {
             // A rule with no body gets one.
             (
                 "is_admin := \"admin\" in input.roles # c\n",
-                "is_admin := \"admin\" in ar__n0 if { ar__n0 = input.roles } # c\n",
+                "is_admin := \"admin\" in ar__n0 if { ar__n0 = input.roles; true } # c\n",
             ),
             // The end of a braced body, after its last statement.
             (
@@ -556,7 +611,7 @@ mod tests {
             // An else value: its own body.
             (
                 "p := 1 if input.x\nelse := \"a\" in input.roles\n",
-                "p := 1 if input.x\nelse := \"a\" in ar__n0 if { ar__n0 = input.roles }\n",
+                "p := 1 if input.x\nelse := \"a\" in ar__n0 if { ar__n0 = input.roles; true }\n",
             ),
         ];
         for (rule, expected) in cases {
@@ -565,6 +620,11 @@ mod tests {
                 format!("package p\n{expected}")
             );
         }
+        // A comment ending in `if` ahead of a literal of a braced body.
+        assert_eq!(
+            rewritten("package p\np if { # only if\n\tnot startswith(input.user, \"svc-\")\n}\n"),
+            "package p\np if { # only if\n\tar__n0 = input.user; not startswith(ar__n0, \"svc-\")\n}\n"
+        );
         // In `print`, as OPA prints an undefined value and goes on.
         let printed = "package p\np if {\n\tprint(\"a\" in input.roles)\n\tinput.x\n}\n";
         assert_eq!(rewritten(printed), printed);

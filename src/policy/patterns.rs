@@ -77,14 +77,7 @@ fn arguments(text: &str, rule: &Rule, next: &mut usize, edits: &mut Rewrites) {
     }
     let conditions = conditions.join("; ");
     match bodies.first() {
-        None => {
-            let end = token_end(text, span.end as usize);
-            edits.edits.push(Edit {
-                start: end,
-                end,
-                with: format!(" if {{ {conditions} }}"),
-            });
-        }
+        None => edits.add_body(token_end(text, span.end as usize), format!("{conditions}; ")),
         Some(body) => {
             let query = &body.query;
             let start = query.span.start as usize;
@@ -235,7 +228,7 @@ mod tests {
         // A function's argument pattern: a name its body unifies.
         assert_eq!(
             rewritten("package p\nkind({\"kind\": k}) := k\nname({\"n\": n}, x) := n if x > 1\nboth({\"a\": a}) := a if {\n\ta > 1\n}\n"),
-            "package p\nkind(ar__p0) := k if { {\"kind\": k} = ar__p0; count(ar__p0) == 1 }\nname(ar__p1, x) := n if { {\"n\": n} = ar__p1; count(ar__p1) == 1; x > 1 }\nboth(ar__p2) := a if {\n\t{\"a\": a} = ar__p2; count(ar__p2) == 1; a > 1\n}\n"
+            "package p\nkind(ar__p0) := k if { {\"kind\": k} = ar__p0; count(ar__p0) == 1; true }\nname(ar__p1, x) := n if { {\"n\": n} = ar__p1; count(ar__p1) == 1; x > 1 }\nboth(ar__p2) := a if {\n\t{\"a\": a} = ar__p2; count(ar__p2) == 1; a > 1\n}\n"
         );
         // Under `with`: as written (a check after it would see other data).
         let under_with = "package p\np if {\n\t{\"a\": x} := data.p.ev with input as {\"a\": 1}\n}\n";

@@ -194,16 +194,17 @@ impl Executor<'_> {
             Err(err) => Err(ActionError::Secret(err)),
             Ok(args) => {
                 secrets.extend(secret_values(&args));
-                // The action keeps to `deadline` its own way: its calls are
-                // not cut by the decision's (`crate::deadline`).
-                let call = ActionCall {
-                    action_id: &request.id,
-                    outcome_id: &record.outcome_id,
-                    alert,
-                    args: &args,
-                    deadline,
-                };
-                crate::deadline::within(None, action.run(call)).await
+                // An AWS call of the action (`sns.publish`) is cut by the
+                // decision's deadline too, a transient failure then.
+                action
+                    .run(ActionCall {
+                        action_id: &request.id,
+                        outcome_id: &record.outcome_id,
+                        alert,
+                        args: &args,
+                        deadline,
+                    })
+                    .await
             }
         };
         let transient = matches!(&outcome, Err(err) if err.is_transient());

@@ -50,8 +50,6 @@ impl Action for Fake {
                     self.barrier.wait().await;
                     Ok(json!({"ok": true}))
                 }
-                // What its own calls would keep to.
-                "test.deadline" => Ok(json!({"bounded": crate::deadline::current().is_some()})),
                 _ => Ok(json!({"args": call.args, "nested": {"country": "NL", "list": [1, 2]}})),
             }
         })
@@ -85,7 +83,7 @@ fn harness(action_policy: &str) -> Harness {
     let calls = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let mut registry = Registry::default();
-    for uses in ["test.echo", "test.fail", "test.barrier", "test.deadline"] {
+    for uses in ["test.echo", "test.fail", "test.barrier"] {
         registry.register(Fake {
             uses,
             calls: calls.clone(),
@@ -769,15 +767,4 @@ run contains {"id": "broken", "uses": "test.fail", "force": true}"#,
         line("broken").contains("WARN") && line("broken").contains("action failed"),
         "{text}"
     );
-}
-
-/// An action's own calls are not cut by the decision's deadline (each
-/// action keeps to the deadline it is given, and an SNS page cut short
-/// would be a final failure).
-#[tokio::test]
-async fn an_actions_calls_are_outside_the_decisions_deadline() {
-    let h = harness(r#"run contains {"id": "probe", "uses": "test.deadline"}"#);
-    let at = std::time::Instant::now() + Duration::from_secs(30);
-    let report = crate::deadline::within(Some(at), h.run()).await;
-    assert_eq!(report.actions[0].result, Some(json!({"bounded": false})));
 }

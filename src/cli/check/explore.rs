@@ -66,6 +66,7 @@ pub async fn explore_entries(
     }
     problems.sort();
     problems.dedup();
+    // Entries that ran, and an abort-only entry (it stops, it runs nothing).
     let produced: BTreeSet<&str> = explored
         .iter()
         .filter_map(|event| match &event.decision {
@@ -73,7 +74,13 @@ pub async fn explore_entries(
             _ => None,
         })
         .flatten()
-        .flat_map(|report| report.actions.iter().map(|record| record.id.as_str()))
+        .flat_map(|report| {
+            let aborted = match &report.stop {
+                Stop::Aborted { action_id } => Some(action_id.as_str()),
+                _ => None,
+            };
+            report.actions.iter().map(|record| record.id.as_str()).chain(aborted)
+        })
         .collect();
     Ok(Explored {
         problems,
