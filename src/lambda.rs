@@ -9,10 +9,11 @@ use serde_json::Value;
 use crate::app::InitError;
 use crate::bundle::Refresher;
 use crate::config::SchemaRouting;
+use crate::deadline::PUBLISH_MARGIN;
 use crate::ingest::{ingest_lambda_event, ingest_sqs_event, is_sqs_event};
 use crate::interaction::{is_http_event, HttpAnswer, Interactions};
 use crate::metrics::Faults;
-use crate::pipeline::{BatchResponse, HandleError, Responder, Summary, PUBLISH_MARGIN};
+use crate::pipeline::{BatchResponse, HandleError, Responder, Summary};
 use crate::wakeup::Wakeup;
 
 /// What the handler needs besides the responder, read from `Config` at init.

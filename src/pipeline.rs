@@ -129,7 +129,7 @@ struct RecordDone {
 /// A record is not started with less of the invocation left than this.
 const START_MARGIN: Duration = Duration::from_millis(250);
 
-pub use crate::deadline::{finish_by, PUBLISH_MARGIN};
+use crate::deadline::finish_by;
 
 /// What else a batch's record needs to come back sooner when it is retried.
 struct ReturnOf {

@@ -298,7 +298,7 @@ impl Responder {
         // Outcomes and the record first: the workflow ends (or suspends
         // again) only once they are out, so a retry resumes it again and
         // republishes them (what ran replays).
-        let finish_by = crate::pipeline::finish_by(deadline);
+        let finish_by = crate::deadline::finish_by(deadline);
         let published = match outcomes.is_empty() {
             true => Ok(()),
             false => self.publish_by(&outcomes, finish_by).await,

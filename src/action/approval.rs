@@ -9,7 +9,6 @@ use chrono::{Duration as Span, Utc};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use super::args::RESERVED_ANSWERS;
 use super::render::{clip, headline, line, slack};
 use super::slack::Section;
 use super::vendor::{secret, string_list, BASE_URL, TIMEOUT};
@@ -102,56 +101,27 @@ const REQUEST_ARGS: &[ArgSpec] = &[
     TIMEOUT,
 ];
 
-/// The offered answers: given or the default, checked against Slack's limits.
-pub fn choices_of(call: &ActionCall<'_>) -> Result<Vec<String>, ActionError> {
+/// The offered answers: given or the default. Slack's limits, repeats and
+/// the host's own answers are refused before the run, by the argument's
+/// kind (`ArgKind::Choices`), as `check` refuses them.
+fn choices_of(call: &ActionCall<'_>) -> Vec<String> {
     let given = string_list(call, "choices");
-    let choices: Vec<String> = match given.is_empty() {
+    match given.is_empty() {
         true => DEFAULT_CHOICES.iter().map(|c| c.to_string()).collect(),
         false => given,
-    };
-    let bad = |reason: String| ActionError::BadArg {
-        arg: "choices".to_string(),
-        reason,
-    };
-    if choices.len() > MAX_CHOICES {
-        return Err(bad(format!("offers {} answers; at most {MAX_CHOICES}", choices.len())));
     }
-    if let Some(choice) = choices
-        .iter()
-        .find(|c| c.trim().is_empty() || c.chars().count() > MAX_CHOICE_CHARS || c.contains('|'))
-    {
-        return Err(bad(format!(
-            "answer {choice:?} must be 1 to {MAX_CHOICE_CHARS} characters without '|'"
-        )));
-    }
-    if let Some(reserved) = choices.iter().find(|c| RESERVED_ANSWERS.contains(&c.as_str())) {
-        return Err(bad(format!(
-            "answer {reserved:?} is the one recorded when nobody answers or the workflow is cancelled: name it otherwise"
-        )));
-    }
-    let mut seen = std::collections::HashSet::new();
-    if let Some(twice) = choices.iter().find(|c| !seen.insert(c.as_str())) {
-        return Err(bad(format!("offers {twice:?} twice")));
-    }
-    Ok(choices)
 }
 
-/// `timeout_seconds` / `seconds`: 1 s to 7 days.
+/// `timeout_seconds` / `seconds`, or `default`; its range (1 s to 7 days)
+/// is the argument's kind (`ArgKind::WholeIn`), checked before the run.
 fn seconds_arg(call: &ActionCall<'_>, arg: &str, default: Option<u64>) -> Result<u64, ActionError> {
-    let seconds = match call.args.get(arg).and_then(Value::as_f64) {
-        Some(seconds) => seconds as u64,
+    match call.args.get(arg).and_then(Value::as_f64) {
+        Some(seconds) => Ok(seconds as u64),
         None => default.ok_or_else(|| ActionError::BadArg {
             arg: arg.to_string(),
             reason: "is required".to_string(),
-        })?,
-    };
-    if !(1..=MAX_WAIT_SECONDS).contains(&seconds) {
-        return Err(ActionError::BadArg {
-            arg: arg.to_string(),
-            reason: format!("is {seconds}: it must be 1 to {MAX_WAIT_SECONDS} (7 days)"),
-        });
+        }),
     }
-    Ok(seconds)
 }
 
 /// The message asking: the alert's blocks, the question, one button per
@@ -198,7 +168,7 @@ impl Action for Request {
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
-            let choices = choices_of(&call)?;
+            let choices = choices_of(&call);
             let timeout = seconds_arg(&call, "timeout_seconds", Some(DEFAULT_APPROVAL_TIMEOUT))?;
             let approvers = string_list(&call, "approvers");
             let token = secret(&call, "secret_token")?;

@@ -199,4 +199,50 @@ mod tests {
             )
             .is_ok());
     }
+
+    /// A run refuses what `check` refuses: the kinds hold the ranges of a
+    /// wait and an approval, and their answers.
+    #[test]
+    fn a_wait_or_an_approval_outside_its_limits_is_refused_before_it_runs() {
+        let r = registry();
+        let ask = |extra: Value| {
+            let mut a = args(json!({"secret_token": "x", "channel": "C1"}));
+            a.extend(args(extra));
+            r.validate("ask", "approval.request", &a).err().map(|e| e.to_string())
+        };
+        for seconds in [0, 604_801] {
+            let err = r
+                .validate("w", "wait", &args(json!({"seconds": seconds})))
+                .err()
+                .unwrap();
+            assert!(
+                err.to_string()
+                    .contains("`seconds` must be a whole number from 1 to 604800"),
+                "{err}"
+            );
+        }
+        assert!(r.validate("w", "wait", &args(json!({"seconds": 604_800}))).is_ok());
+        for choices in [
+            json!(["a", "b", "c", "d", "e", "f"]),
+            json!(["a", "a"]),
+            json!(["x|y"]),
+            json!([" "]),
+            json!(["timeout"]),
+        ] {
+            let err = ask(json!({"choices": choices})).unwrap_or_else(|| panic!("{choices} accepted"));
+            assert!(
+                err.contains("`choices` must be an array of at most 5 different strings"),
+                "{err}"
+            );
+        }
+        let err = ask(json!({"timeout_seconds": 0})).expect("a zero timeout refused");
+        assert!(
+            err.contains("`timeout_seconds` must be a whole number from 1 to 604800"),
+            "{err}"
+        );
+        assert_eq!(
+            ask(json!({"choices": ["isolate", "ignore"], "timeout_seconds": 60})),
+            None
+        );
+    }
 }

@@ -82,6 +82,19 @@ struct Call<'a> {
     body: &'a [u8],
 }
 
+impl<'a> Call<'a> {
+    /// A Lambda API read.
+    fn lambda_get(path: &'a str) -> Call<'a> {
+        Call {
+            service: "lambda",
+            method: "GET",
+            path,
+            headers: &[],
+            body: b"",
+        }
+    }
+}
+
 impl LambdaWakeups {
     /// `call`, a success being a 2xx or one of `also_fine`; errors name
     /// `operation` and `what` (the schedule or function).
@@ -217,13 +230,7 @@ impl Wakeups for LambdaWakeups {
             }
             let operation = "GetFunction";
             let path = format!("/2015-03-31/functions/{}", segment(function));
-            let call = Call {
-                service: "lambda",
-                method: "GET",
-                path: &path,
-                headers: &[],
-                body: b"",
-            };
+            let call = Call::lambda_get(&path);
             let (status, body) = self.call(&call).await.map_err(|reason| WakeupError {
                 operation,
                 reason: format!("function {function}: {reason}"),
@@ -252,13 +259,7 @@ impl FunctionUrl for LambdaWakeups {
         Box::pin(async move {
             let arn = self.function_arn("GetFunctionUrlConfig").map_err(|e| e.to_string())?;
             let path = format!("/2021-10-31/functions/{}/url", segment(arn));
-            let call = Call {
-                service: "lambda",
-                method: "GET",
-                path: &path,
-                headers: &[],
-                body: b"",
-            };
+            let call = Call::lambda_get(&path);
             let (status, body) = self.call(&call).await?;
             match status {
                 200 => {

@@ -26,8 +26,9 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 /// and clones start prepared. Readings are made OPA's in the text: the
 /// references a negated call or a membership used as a value reads are
 /// evaluated ahead of it (`policy::hoist`), an object pattern matches an
-/// object of its size only (`policy::patterns`), and a `with` target naming a rule of the package
-/// or an import without `data.` is written as its path.
+/// object of its size only (`policy::patterns`), and a `with` target
+/// naming a rule of the package or an import without `data.` is written
+/// as its path.
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let files = with_escape_functions(files);
     let mut engine = engine_of(&files, timeout)?;
@@ -47,16 +48,12 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
             // A pattern binds what a moved reference may read: its
             // statements go first where both insert.
             let patterns = super::patterns::edits(module);
-            let rules = value_rules.get(&super::analysis::package_path(module));
-            let with_targets = super::hoist::Rewrites {
-                edits: rules
-                    .map(|rules| super::analysis::short_with_targets(module, rules))
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(start, end, with)| super::hoist::Edit { start, end, with })
-                    .collect(),
-                ..Default::default()
-            };
+            let mut with_targets = super::hoist::Rewrites::default();
+            if let Some(rules) = value_rules.get(&super::analysis::package_path(module)) {
+                for (start, end, path) in super::analysis::short_with_targets(module, rules) {
+                    with_targets.replace(start, end, path);
+                }
+            }
             let tiers = [
                 vec![&patterns, &hoisted, &with_targets],
                 vec![&hoisted, &with_targets],

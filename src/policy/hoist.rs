@@ -15,7 +15,7 @@
 //!   OPA's membership is a call, undefined when its collection or element
 //!   is, so the body holding it fails; regorus's was `false`. Its operands
 //!   move ahead of the literal, into the end of the rule's body (one is
-//!   added, `if { ar__n0 = input.roles }`, to a rule that has none) for a
+//!   added, `if { ar__n0 = input.roles; true }`, to a rule that has none) for a
 //!   rule's value, or into the end of the comprehension's query for a
 //!   comprehension's term. A membership that is a literal by itself (a
 //!   condition) is the same on both and stays as written.
@@ -26,17 +26,17 @@
 //! a variable or `_` in a step may iterate. A literal with `with` is left as
 //! written, as is a rule value shared by several bodies, and a module using
 //! the names. Every line keeps its number; a module whose rewrite does not
-//! compile keeps its text.
+//! compile falls back to fewer of OPA's readings (`engine::compiled`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{BoolOp, Expr, Literal, Module, Query, Rule, RuleHead};
 
 /// One replacement of `text[start..end]`.
-pub(super) struct Edit {
-    pub(super) start: usize,
-    pub(super) end: usize,
-    pub(super) with: String,
+struct Edit {
+    start: usize,
+    end: usize,
+    with: String,
 }
 
 /// The names the rewrite introduces start so.
@@ -51,10 +51,8 @@ pub(super) fn edits(module: &Module) -> Rewrites {
     }
     let mut rewrite = Rewrite {
         text,
-        edits: Vec::new(),
+        out: Rewrites::default(),
         next: 0,
-        braces: BTreeMap::new(),
-        new_bodies: BTreeMap::new(),
     };
     for rule in &module.policy {
         match rule.as_ref() {
@@ -92,15 +90,7 @@ pub(super) fn edits(module: &Module) -> Rewrites {
             Rule::Default { value, .. } => rewrite.queries_in(value),
         }
     }
-    let mut rewrites = Rewrites {
-        edits: rewrite.edits,
-        braces: rewrite.braces,
-        ..Rewrites::default()
-    };
-    for (at, statements) in rewrite.new_bodies {
-        rewrites.add_body(at, statements);
-    }
-    rewrites
+    rewrite.out
 }
 
 /// Edits of a module's text, and the one-literal bodies (start → end) that
@@ -108,10 +98,10 @@ pub(super) fn edits(module: &Module) -> Rewrites {
 /// rewrites insert into it ([`Rewrites::merged`]).
 #[derive(Default)]
 pub(super) struct Rewrites {
-    pub(super) edits: Vec<Edit>,
-    pub(super) braces: BTreeMap<usize, usize>,
+    edits: Vec<Edit>,
+    braces: BTreeMap<usize, usize>,
     /// Rules without a body given one (` if { … }`) where they end.
-    pub(super) new_bodies: BTreeSet<usize>,
+    new_bodies: BTreeSet<usize>,
 }
 
 impl Rewrites {
@@ -119,15 +109,16 @@ impl Rewrites {
         brace(&mut self.braces, start, end);
     }
 
+    /// `text[start..end]` (empty: an insertion at `start`) replaced by `with`.
+    pub(super) fn replace(&mut self, start: usize, end: usize, with: String) {
+        self.edits.push(Edit { start, end, with });
+    }
+
     /// `statements` (each ending `; `) in a body given to the rule ending
     /// at `at`: one body, however many rewrites add to it.
     pub(super) fn add_body(&mut self, at: usize, statements: String) {
         self.new_bodies.insert(at);
-        self.edits.push(Edit {
-            start: at,
-            end: at,
-            with: statements,
-        });
+        self.replace(at, at, statements);
     }
 
     /// The edits of `parts`, in order, with each body's braces: its `{`
@@ -161,12 +152,8 @@ fn brace(braces: &mut BTreeMap<usize, usize>, start: usize, end: usize) {
 
 struct Rewrite<'a> {
     text: &'a str,
-    edits: Vec<Edit>,
+    out: Rewrites,
     next: usize,
-    /// One-literal bodies that take statements: start → end.
-    braces: BTreeMap<usize, usize>,
-    /// Rules without a body given one: where they end → its statements.
-    new_bodies: BTreeMap<usize, String>,
 }
 
 /// Where a body's assignments go.
@@ -298,53 +285,34 @@ impl Rewrite<'_> {
                     name
                 }
             };
-            self.edits.push(Edit {
-                start: from,
-                end: to,
-                with: name,
-            });
+            self.out.replace(from, to, name);
         }
         let assignments = assignments.join("; ");
-        let text = self.text;
-        let braces = &mut self.braces;
-        let mut brace = |start: usize, end: usize| brace(braces, start, end);
-        let bodies = &mut self.new_bodies;
-        let edits = &mut self.edits;
-        let mut insert = |at: usize, with: String| {
-            edits.push(Edit {
-                start: at,
-                end: at,
-                with,
-            })
-        };
+        let (text, out) = (self.text, &mut self.out);
         match place {
             Place::Before { start, end } => {
                 // After `if`, the literal is the whole body: braces make it
                 // a query that takes the assignments.
                 if one_literal_body(text, start) {
-                    brace(start, end);
+                    out.brace(start, end);
                 }
-                insert(start, format!("{assignments}; "));
+                out.replace(start, start, format!("{assignments}; "));
             }
             Place::RuleBodyEnd { query: None, end } => {
-                bodies
-                    .entry(token_end(text, end))
-                    .or_default()
-                    .push_str(&format!("{assignments}; "));
+                out.add_body(token_end(text, end), format!("{assignments}; "));
             }
             Place::RuleBodyEnd { query: Some(query), .. } => {
-                let braced = braced(text, query);
                 let last = query.stmts.last().map_or(query.span.end, |stmt| stmt.span.end);
                 let last = token_end(text, last as usize);
-                if !braced {
-                    brace(query.span.start as usize, last);
+                if !braced(text, query) {
+                    out.brace(query.span.start as usize, last);
                 }
-                insert(last, format!("; {assignments}"));
+                out.replace(last, last, format!("; {assignments}"));
             }
             Place::ComprehensionEnd(query) => {
                 let last = query.stmts.last().map_or(query.span.end, |stmt| stmt.span.end);
                 let last = token_end(text, last as usize);
-                insert(last, format!("; {assignments}"));
+                out.replace(last, last, format!("; {assignments}"));
             }
         }
     }

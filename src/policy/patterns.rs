@@ -20,7 +20,7 @@
 
 use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Rule, RuleHead};
 
-use super::hoist::{braced, constant_reference, one_literal_body, token_end, Edit, Rewrites};
+use super::hoist::{braced, constant_reference, one_literal_body, token_end, Rewrites};
 
 /// The edits that check the size of `module`'s object patterns.
 pub(super) fn edits(module: &Module) -> Rewrites {
@@ -73,7 +73,7 @@ fn arguments(text: &str, rule: &Rule, next: &mut usize, edits: &mut Rewrites) {
         return;
     }
     for (start, end, name) in renamed {
-        edits.edits.push(Edit { start, end, with: name });
+        edits.replace(start, end, name);
     }
     let conditions = conditions.join("; ");
     match bodies.first() {
@@ -88,11 +88,7 @@ fn arguments(text: &str, rule: &Rule, next: &mut usize, edits: &mut Rewrites) {
                     start
                 }
             };
-            edits.edits.push(Edit {
-                start: first,
-                end: first,
-                with: format!("{conditions}; "),
-            });
+            edits.replace(first, first, format!("{conditions}; "));
         }
     }
 }
@@ -125,11 +121,7 @@ fn checks(text: &str, query: &Query, edits: &mut Rewrites) {
         if one_literal_body(text, start) {
             edits.brace(start, end);
         }
-        edits.edits.push(Edit {
-            start: end,
-            end,
-            with: format!("; {conditions}"),
-        });
+        edits.replace(end, end, format!("; {conditions}"));
     }
 }
 
