@@ -412,7 +412,7 @@ pub fn ingest_document(bytes: &[u8], routing: &SchemaRouting) -> Vec<Ingested> {
     }
     // The bytes, not the re-serialized document: the same id for the same
     // file, without serializing the payload again.
-    let message_id = format!("local-{}", &hex::encode(Sha256::digest(bytes))[..16]);
+    let message_id = format!("local-{}", data_encoding::HEXLOWER.encode(&Sha256::digest(bytes)[..8]));
     vec![
         envelope_from_payload(document, message_id, Default::default(), None, routing)
             .map(received_now)

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use data_encoding::HEXLOWER;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -67,15 +68,15 @@ pub struct Attr {
 /// seed (a retry, a redelivery), distinct for distinct ones.
 pub fn derived_attr_id(seed: &str) -> String {
     let digest = Sha256::digest(seed.as_bytes());
-    let hex = hex::encode(&digest[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let hex = HEXLOWER.encode(&digest[..16]);
+    let mut id = String::with_capacity(36);
+    for (start, end) in [(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)] {
+        if start > 0 {
+            id.push('-');
+        }
+        id.push_str(&hex[start..end]);
+    }
+    id
 }
 
 impl Attr {
@@ -123,7 +124,7 @@ impl Alert {
         let draft_json = serde_json::to_string(&draft).unwrap_or_default();
         let digest = Sha256::digest(format!("{}\n{}", envelope.change_key(), draft_json));
         let mut alert = Alert {
-            id: hex::encode(&digest[..16]),
+            id: HEXLOWER.encode(&digest[..16]),
             schema: envelope.schema.clone(),
             title: draft.title,
             description: draft.description,

@@ -251,8 +251,16 @@ pub fn truncate_string(text: &mut String, limit: usize) -> bool {
     true
 }
 
+/// The first 16 bytes, in hex, of the SHA-256 of `parts` joined by newlines.
 fn short_hash(parts: &[&str]) -> String {
-    hex::encode(&Sha256::digest(parts.join("\n").as_bytes())[..16])
+    let mut hasher = Sha256::new();
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            hasher.update(b"\n");
+        }
+        hasher.update(part.as_bytes());
+    }
+    data_encoding::HEXLOWER.encode(&hasher.finalize()[..16])
 }
 
 /// `outcome_id` of a pending action's `pending` outcome (its final outcome
