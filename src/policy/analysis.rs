@@ -884,7 +884,7 @@ fn walk_rule(rule: &Rule, visit: &mut dyn FnMut(&Expr)) {
     }
 }
 
-fn walk_query(query: &Query, visit: &mut dyn FnMut(&Expr)) {
+pub(super) fn walk_query(query: &Query, visit: &mut dyn FnMut(&Expr)) {
     for stmt in &query.stmts {
         match &stmt.literal {
             Literal::SomeVars { .. } => {}
@@ -910,7 +910,7 @@ fn walk_query(query: &Query, visit: &mut dyn FnMut(&Expr)) {
     }
 }
 
-fn walk_expr(expr: &Expr, visit: &mut dyn FnMut(&Expr)) {
+pub(super) fn walk_expr(expr: &Expr, visit: &mut dyn FnMut(&Expr)) {
     visit(expr);
     match expr {
         Expr::Array { items, .. } | Expr::Set { items, .. } => items.iter().for_each(|item| walk_expr(item, visit)),

@@ -26,12 +26,25 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 /// and clones start prepared. Readings are made OPA's in the text: the
 /// references a negated call or a membership used as a value reads are
 /// evaluated ahead of it (`policy::hoist`), an object pattern matches an
-/// object of its size only (`policy::patterns`), and a `with` target
+/// object of its size only (`policy::patterns`), a `with` target
 /// naming a rule of the package or an import without `data.` is written
-/// as its path.
+/// as its path, and a `some … in` variable named like a rule is renamed
+/// where regorus would refuse it (`policy::shadowing`).
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let files = with_escape_functions(files);
-    let mut engine = engine_of(&files, timeout)?;
+    let (files, mut engine) = match engine_of(&files, timeout) {
+        Ok(engine) => (files, engine),
+        // A `some … in` variable named like a rule of its package is OPA's
+        // local where regorus refuses it: renamed (`policy::shadowing`),
+        // else the error as written stands.
+        Err(error) => match super::shadowing::renamed(&files, &parsed(&files)) {
+            (renamed, true) => match engine_of(&renamed, timeout) {
+                Ok(engine) => (renamed, engine),
+                Err(_) => return Err(error),
+            },
+            (_, false) => return Err(error),
+        },
+    };
     let modules = engine.get_modules().clone();
     let value_rules = super::analysis::value_rule_names(&modules);
     // Per file, its rewritten texts in order of preference: every edit,

@@ -15,6 +15,7 @@ mod patterns;
 mod request;
 mod rewrite;
 mod set;
+mod shadowing;
 mod source;
 mod test_data;
 pub mod unit_test;
