@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead, BUILTINS};
+use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleBody, RuleHead, BUILTINS};
 use regorus::utils::get_path_string;
 
 /// A call to a function neither the policies, nor the engine, nor this
@@ -280,6 +280,9 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
                 } if head_depth(refr) > 1 || (head_depth(refr) == 1 && !is_partial_object(refr)) => {
                     "is named by a path of several parts"
                 }
+                Rule::Spec { head, bodies, .. } if head_comprehension_reads_body(head, bodies) => {
+                    "reads a variable of its body in a comprehension of its head"
+                }
                 _ => continue,
             };
             let refr = match rule.as_ref() {
@@ -298,6 +301,46 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
         }
     }
     risks
+}
+
+/// Whether a comprehension in the head's value or element reads a
+/// variable a body binds: `r := [v | some v in [x]] if { x := input.i * 2 }`
+/// is undefined in OPA when `x` is, where the VM made it `[]`.
+fn head_comprehension_reads_body(head: &RuleHead, bodies: &[RuleBody]) -> bool {
+    let term = match head {
+        RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => assign.as_ref().map(|a| &a.value),
+        RuleHead::Set { key, .. } => key.as_ref(),
+    };
+    let mut read: BTreeSet<String> = BTreeSet::new();
+    if let Some(term) = term {
+        walk_expr(term, &mut |expr| {
+            if let Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } = expr {
+                walk_expr(expr, &mut |inner| {
+                    if let Expr::Var { span, .. } = inner {
+                        read.insert(span.text().to_string());
+                    }
+                });
+            }
+        });
+    }
+    read.iter().any(|name| {
+        bodies.iter().any(|body| {
+            query_binds(&body.query, name)
+                || body.query.stmts.iter().any(|stmt| match &stmt.literal {
+                    Literal::Expr { expr, .. } => match expr.as_ref() {
+                        Expr::AssignExpr { lhs, .. } => {
+                            let mut names = false;
+                            walk_expr(lhs, &mut |e| {
+                                names |= matches!(e, Expr::Var { span, .. } if span.text() == name)
+                            });
+                            names
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                })
+        })
+    })
 }
 
 /// How many parts follow a rule head's first name: 0 for `p`, 1 for

@@ -977,3 +977,32 @@ fn a_local_named_like_an_import_alias_stays_local_on_the_interpreter() {
         ("high", "true")
     );
 }
+
+/// A rule whose head's comprehension reads a variable of its body runs on
+/// the interpreter (the VM kept the comprehension when the variable was
+/// undefined: `head_comprehensions.yaml`); one whose comprehension reads
+/// only its own variables and rules stays on the VM.
+#[test]
+fn a_head_comprehension_reading_the_body_runs_on_the_interpreter() {
+    let compile = |alert: &str| {
+        PolicySet::compile(
+            vec![file("a.rego", ACTION), file("x.rego", alert)],
+            Duration::from_secs(1),
+        )
+        .unwrap()
+    };
+    let reads_body = compile(
+        "package alert.x\nalert contains {\"title\": concat(\",\", [v | some v in [t]])} if { t := input.t }\n",
+    );
+    let interpreted = reads_body.interpreted_rules();
+    assert_eq!(interpreted.len(), 1, "{interpreted:?}");
+    assert!(
+        interpreted[0].1.contains("comprehension of its head"),
+        "{interpreted:?}"
+    );
+    assert!(reads_body.eval_alerts("x", &json!({}), None).unwrap().is_empty());
+    let own = compile(
+        "package alert.x\nseen := {\"a\"}\nalert contains {\"title\": concat(\",\", [v | some v in seen])} if { input.t }\n",
+    );
+    assert!(own.interpreted_rules().is_empty(), "{:?}", own.interpreted_rules());
+}
