@@ -29,9 +29,10 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 /// object of its size only (`policy::patterns`), a `with` target
 /// naming a rule of the package or an import without `data.` is written
 /// as its path, and a `some … in` variable named like a rule is renamed
-/// where regorus would refuse it (`policy::shadowing`).
+/// where regorus would refuse it (`policy::shadowing`); template strings
+/// are written as calls first (`policy::template`).
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
-    let files = with_escape_functions(files);
+    let files = with_escape_functions(super::template::written_as_calls(files));
     let (files, mut engine) = match engine_of(&files, timeout) {
         Ok(engine) => (files, engine),
         // A `some … in` variable named like a rule of its package is OPA's
@@ -127,7 +128,7 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
 /// the files' own text.
 pub(super) fn parsed(files: &[PolicyFile]) -> Vec<regorus::unstable::Ref<regorus::unstable::Module>> {
     let mut engine = regorus::Engine::new();
-    for file in files {
+    for file in super::template::written_as_calls(files.to_vec()) {
         // Files that compiled parse; one that does not has no module here.
         let _ = engine.add_policy(file.name.clone(), file.text.clone());
     }

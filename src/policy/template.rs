@@ -1,0 +1,216 @@
+//! OPA's template strings (v1.12): `$"user {input.user.name}"` and raw
+//! `` $`…` ``, which regorus does not parse. Each is written as the call it
+//! means, on the same lines, in the text both engines compile:
+//! `concat("", ["user ", <the value>])`, where a value is written as
+//! `sprintf("%v", …)` writes it (a string as itself, a number, set or
+//! object as OPA prints it) and an undefined one as `<undefined>`.
+
+use super::source::PolicyFile;
+
+/// `files`, each with its template strings written as calls (a file
+/// without one is as it was).
+pub fn written_as_calls(files: Vec<PolicyFile>) -> Vec<PolicyFile> {
+    files
+        .into_iter()
+        .map(|file| match file.text.contains("$\"") || file.text.contains("$`") {
+            true => PolicyFile {
+                text: rewritten(&file.text, &mut 0),
+                name: file.name,
+            },
+            false => file,
+        })
+        .collect()
+}
+
+/// `text` with every template string outside comments and strings
+/// rewritten; `next` numbers the variables the calls use. A template that
+/// does not end is left as written (regorus then reports it).
+fn rewritten(text: &str, next: &mut usize) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 64);
+    let (mut at, mut copied) = (0, 0);
+    while at < bytes.len() {
+        at = match bytes[at] {
+            b'#' => line_end(bytes, at),
+            b'"' | b'`' => quoted_end(bytes, at),
+            b'$' if matches!(bytes.get(at + 1), Some(b'"' | b'`')) => match template(text, at, next) {
+                Some((end, call)) => {
+                    out.push_str(&text[copied..at]);
+                    out.push_str(&call);
+                    copied = end;
+                    end
+                }
+                None => at + 1,
+            },
+            _ => at + 1,
+        };
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The template string starting at `start` (its `$`): where it ends, and
+/// the call it means.
+fn template(text: &str, start: usize, next: &mut usize) -> Option<(usize, String)> {
+    let bytes = text.as_bytes();
+    let raw = bytes[start + 1] == b'`';
+    let close = bytes[start + 1];
+    let mut parts: Vec<String> = Vec::new();
+    let mut literal = String::new();
+    let mut at = start + 2;
+    loop {
+        let byte = *bytes.get(at)?;
+        match byte {
+            _ if byte == close => break,
+            b'\n' if !raw => return None,
+            // Raw: `\{` is the brace itself, any other backslash is one.
+            // Quoted: the escape is kept as written.
+            b'\\' if raw => match bytes.get(at + 1) {
+                Some(b'{') => {
+                    literal.push('{');
+                    at += 2;
+                }
+                _ => {
+                    literal.push('\\');
+                    at += 1;
+                }
+            },
+            b'\\' => {
+                let escaped = text.get(at + 1..)?.chars().next()?;
+                literal.push('\\');
+                literal.push(escaped);
+                at += 1 + escaped.len_utf8();
+            }
+            b'{' => {
+                let end = expression_end(bytes, at + 1)?;
+                if !literal.is_empty() {
+                    parts.push(quoted(&std::mem::take(&mut literal), raw));
+                }
+                let expression = rewritten(&text[at + 1..end], next);
+                let var = format!("ar__t{next}");
+                *next += 1;
+                // `some … in [e]`, not `:=`: regorus's VM kept an undefined
+                // `e` assigned in a comprehension as an element.
+                parts.push(format!(
+                    "array.concat([sprintf(\"%v\", [{var}]) | some {var} in [({expression})]], [\"<undefined>\"])[0]"
+                ));
+                at = end + 1;
+            }
+            _ => {
+                let char = text.get(at..)?.chars().next()?;
+                literal.push(char);
+                at += char.len_utf8();
+            }
+        }
+    }
+    if !literal.is_empty() || parts.is_empty() {
+        parts.push(quoted(&literal, raw));
+    }
+    Some((at + 1, format!("concat(\"\", [{}])", parts.join(", "))))
+}
+
+/// A literal part as a string term: raw in backticks (it holds none),
+/// quoted as written (its escapes are a string's).
+fn quoted(literal: &str, raw: bool) -> String {
+    match raw {
+        true => format!("`{literal}`"),
+        false => format!("\"{literal}\""),
+    }
+}
+
+/// The `}` closing an interpolated expression that starts at `from`:
+/// nested braces, strings and templates skipped.
+fn expression_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut at = from;
+    while let Some(&byte) = bytes.get(at) {
+        at = match byte {
+            b'"' | b'`' => quoted_end(bytes, at),
+            b'{' => {
+                depth += 1;
+                at + 1
+            }
+            b'}' if depth == 0 => return Some(at),
+            b'}' => {
+                depth -= 1;
+                at + 1
+            }
+            _ => at + 1,
+        };
+    }
+    None
+}
+
+/// Just past the string (or template's text) opened by the quote at `at`.
+fn quoted_end(bytes: &[u8], at: usize) -> usize {
+    let close = bytes[at];
+    let mut end = at + 1;
+    while let Some(&byte) = bytes.get(end) {
+        match byte {
+            b'\\' if close == b'"' => end += 2,
+            _ if byte == close => return end + 1,
+            b'\n' if close == b'"' => return end,
+            _ => end += 1,
+        }
+    }
+    bytes.len()
+}
+
+fn line_end(bytes: &[u8], at: usize) -> usize {
+    bytes[at..]
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map_or(bytes.len(), |offset| at + offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(text: &str) -> String {
+        rewritten(text, &mut 0)
+    }
+
+    #[test]
+    fn a_template_is_the_concatenation_of_its_parts() {
+        assert_eq!(
+            call(r#"r := $"a {input.s} b""#),
+            r#"r := concat("", ["a ", array.concat([sprintf("%v", [ar__t0]) | some ar__t0 in [(input.s)]], ["<undefined>"])[0], " b"])"#
+        );
+        assert_eq!(call(r#"r := $"""#), r#"r := concat("", [""])"#);
+    }
+
+    #[test]
+    fn braces_and_quotes_inside_an_expression_stay_in_it() {
+        let text = r#"r := $"{ {"k": "}"}["k"] }{"{"}""#;
+        let written = call(text);
+        assert!(written.contains(r#"ar__t0 in [( {"k": "}"}["k"] )]"#), "{written}");
+        assert!(written.contains(r#"ar__t1 in [("{")]"#), "{written}");
+    }
+
+    #[test]
+    fn raw_templates_keep_backslashes_but_before_an_opening_brace_and_keep_their_lines() {
+        let text = "r := $`a \\{ \\} \\n {input.s}\nnext`\nq := 1\n";
+        let written = call(text);
+        assert!(written.starts_with("r := concat(\"\", [`a { \\} \\n `, "), "{written}");
+        assert!(written.ends_with("`\nnext`])\nq := 1\n"), "{written}");
+        assert_eq!(written.lines().count(), text.lines().count());
+    }
+
+    #[test]
+    fn templates_in_comments_strings_and_nested_templates() {
+        let text = "# $\"{x}\"\ns := \"$\\\"{x}\"\nr := $\"{$\"{input.s}\"}\"\n";
+        let written = call(text);
+        assert!(written.starts_with("# $\"{x}\"\ns := \"$\\\"{x}\"\n"), "{written}");
+        // The inner template is rewritten inside the outer one's expression.
+        assert!(written.contains("ar__t1 in [(concat("), "{written}");
+        assert!(written.contains("ar__t0 in [(input.s)]"), "{written}");
+    }
+
+    #[test]
+    fn an_unterminated_template_is_left_as_written() {
+        for text in ["r := $\"a {input.s\n", "r := $\"abc\n", "r := $`{x`"] {
+            assert_eq!(call(text), text);
+        }
+    }
+}
