@@ -303,16 +303,37 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
     risks
 }
 
-/// Whether a comprehension in the head's value or element reads a
-/// variable a body binds: `r := [v | some v in [x]] if { x := input.i * 2 }`
-/// is undefined in OPA when `x` is, where the VM made it `[]`.
+/// Whether a comprehension in the head (its value or element, the keys of
+/// its reference, an `else` value) reads a variable its bodies name:
+/// `r := [v | some v in [x]] if { x := input.i * 2 }` is undefined in OPA
+/// when `x` is, where the VM made it `[]`. Any variable a body names counts
+/// (bound by `:=`, `=` either way, `some`, a reference's iteration): the
+/// interpreter reads a rule taken wrongly here as OPA does.
 fn head_comprehension_reads_body(head: &RuleHead, bodies: &[RuleBody]) -> bool {
-    let term = match head {
-        RuleHead::Compr { assign, .. } | RuleHead::Func { assign, .. } => assign.as_ref().map(|a| &a.value),
-        RuleHead::Set { key, .. } => key.as_ref(),
+    let (refr, value) = match head {
+        RuleHead::Compr { refr, assign, .. } => (Some(refr), assign.as_ref().map(|a| &a.value)),
+        RuleHead::Set { refr, key, .. } => (Some(refr), key.as_ref()),
+        RuleHead::Func { assign, .. } => (None, assign.as_ref().map(|a| &a.value)),
     };
+    let mut terms: Vec<&Expr> = value.map(|value| value.as_ref()).into_iter().collect();
+    terms.extend(
+        bodies
+            .iter()
+            .filter_map(|body| body.assign.as_ref().map(|a| a.value.as_ref())),
+    );
+    let mut link = refr.map(|refr| refr.as_ref());
+    while let Some(expr) = link {
+        link = match expr {
+            Expr::RefBrack { refr, index, .. } => {
+                terms.push(index);
+                Some(refr)
+            }
+            Expr::RefDot { refr, .. } => Some(refr),
+            _ => None,
+        };
+    }
     let mut read: BTreeSet<String> = BTreeSet::new();
-    if let Some(term) = term {
+    for term in terms {
         walk_expr(term, &mut |expr| {
             if let Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } = expr {
                 walk_expr(expr, &mut |inner| {
@@ -323,24 +344,21 @@ fn head_comprehension_reads_body(head: &RuleHead, bodies: &[RuleBody]) -> bool {
             }
         });
     }
-    read.iter().any(|name| {
-        bodies.iter().any(|body| {
-            query_binds(&body.query, name)
-                || body.query.stmts.iter().any(|stmt| match &stmt.literal {
-                    Literal::Expr { expr, .. } => match expr.as_ref() {
-                        Expr::AssignExpr { lhs, .. } => {
-                            let mut names = false;
-                            walk_expr(lhs, &mut |e| {
-                                names |= matches!(e, Expr::Var { span, .. } if span.text() == name)
-                            });
-                            names
-                        }
-                        _ => false,
-                    },
-                    _ => false,
-                })
-        })
-    })
+    read.remove("input");
+    read.remove("data");
+    if read.is_empty() {
+        return false;
+    }
+    let mut named = false;
+    for body in bodies {
+        walk_query(&body.query, &mut |expr| {
+            named |= matches!(expr, Expr::Var { span, .. } if read.contains(span.text()));
+        });
+        each_query(&body.query, &mut |query| {
+            named |= read.iter().any(|name| query_binds(query, name))
+        });
+    }
+    named
 }
 
 /// How many parts follow a rule head's first name: 0 for `p`, 1 for

@@ -5,7 +5,7 @@
 //! definition"). Here the variable is renamed throughout its scope: the
 //! comprehension that declares it, or the rule body that does (with the
 //! rule's head when that body is the first). `engine::compiled` applies it
-//! only to modules that do not compile as written.
+//! only to policies that do not compile as written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -188,9 +188,9 @@ fn declarations(query: &Query, name: &str, out: &mut Vec<(usize, usize)>) {
 }
 
 /// The name a shadowing variable is given: no Rego author's (`ar__` names
-/// the rewrites' own).
+/// the rewrites' own; `s_` keeps it apart from theirs, `ar__n0`, `ar__t0`).
 fn local_name(name: &str) -> String {
-    format!("ar__{name}")
+    format!("ar__s_{name}")
 }
 
 #[cfg(test)]
@@ -210,7 +210,7 @@ mod tests {
         let text = "package p\nip := 1\nx := [ip, [ip | some ip in input.ips]]\n";
         assert_eq!(
             renamed_text(text),
-            "package p\nip := 1\nx := [ip, [ar__ip | some ar__ip in input.ips]]\n"
+            "package p\nip := 1\nx := [ip, [ar__s_ip | some ar__s_ip in input.ips]]\n"
         );
     }
 
@@ -219,7 +219,7 @@ mod tests {
         let text = "package p\nip := 1\nr := ip if {\n\tsome i, ip in input.ips\n\ti > 0\n} else := ip\n";
         assert_eq!(
             renamed_text(text),
-            "package p\nip := 1\nr := ar__ip if {\n\tsome i, ar__ip in input.ips\n\ti > 0\n} else := ip\n"
+            "package p\nip := 1\nr := ar__s_ip if {\n\tsome i, ar__s_ip in input.ips\n\ti > 0\n} else := ip\n"
         );
     }
 
@@ -228,7 +228,7 @@ mod tests {
         let text = "package p\nf(x) := x\nr if {\n\tsome f in input.fs\n\tf(f.f)\n\tevery g in [f] { g == f }\n}\n";
         assert_eq!(
             renamed_text(text),
-            "package p\nf(x) := x\nr if {\n\tsome ar__f in input.fs\n\tf(ar__f.f)\n\tevery g in [ar__f] { g == ar__f }\n}\n"
+            "package p\nf(x) := x\nr if {\n\tsome ar__s_f in input.fs\n\tf(ar__s_f.f)\n\tevery g in [ar__s_f] { g == ar__s_f }\n}\n"
         );
     }
 

@@ -63,18 +63,17 @@ fn template(text: &str, start: usize, next: &mut usize) -> Option<(usize, String
         match byte {
             _ if byte == close => break,
             b'\n' if !raw => return None,
-            // Raw: `\{` is the brace itself, any other backslash is one.
-            // Quoted: the escape is kept as written.
-            b'\\' if raw => match bytes.get(at + 1) {
-                Some(b'{') => {
-                    literal.push('{');
-                    at += 2;
-                }
-                _ => {
-                    literal.push('\\');
-                    at += 1;
-                }
-            },
+            // `\{` is the brace itself; in a raw template any other
+            // backslash is one, in a quoted one the escape is kept as
+            // written (a string's).
+            b'\\' if bytes.get(at + 1) == Some(&b'{') => {
+                literal.push('{');
+                at += 2;
+            }
+            b'\\' if raw => {
+                literal.push('\\');
+                at += 1;
+            }
             b'\\' => {
                 let escaped = text.get(at + 1..)?.chars().next()?;
                 literal.push('\\');
@@ -82,7 +81,7 @@ fn template(text: &str, start: usize, next: &mut usize) -> Option<(usize, String
                 at += 1 + escaped.len_utf8();
             }
             b'{' => {
-                let end = expression_end(bytes, at + 1)?;
+                let end = expression_end(text, at + 1)?;
                 if !literal.is_empty() {
                     parts.push(quoted(&std::mem::take(&mut literal), raw));
                 }
@@ -120,11 +119,13 @@ fn quoted(literal: &str, raw: bool) -> String {
 
 /// The `}` closing an interpolated expression that starts at `from`:
 /// nested braces, strings and templates skipped.
-fn expression_end(bytes: &[u8], from: usize) -> Option<usize> {
+fn expression_end(text: &str, from: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
     let mut depth = 0usize;
     let mut at = from;
     while let Some(&byte) = bytes.get(at) {
         at = match byte {
+            b'$' if matches!(bytes.get(at + 1), Some(b'"' | b'`')) => template(text, at, &mut 0)?.0,
             b'"' | b'`' => quoted_end(bytes, at),
             b'{' => {
                 depth += 1;
@@ -205,6 +206,15 @@ mod tests {
         // The inner template is rewritten inside the outer one's expression.
         assert!(written.contains("ar__t1 in [(concat("), "{written}");
         assert!(written.contains("ar__t0 in [(input.s)]"), "{written}");
+    }
+
+    #[test]
+    fn an_escaped_opening_brace_is_literal_and_a_nested_template_is_skipped_whole() {
+        assert_eq!(call(r#"r := $"set \{a}""#), r#"r := concat("", ["set {a}"])"#);
+        // The inner template's `"}"` does not end the outer expression.
+        let written = call(r#"r := $"a {$"b {concat("}", l)}"} c""#);
+        assert!(written.ends_with(r#", " c"])"#), "{written}");
+        assert!(written.contains(r#"some ar__t0 in [(concat("}", l))]"#), "{written}");
     }
 
     #[test]

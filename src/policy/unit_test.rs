@@ -84,6 +84,9 @@ pub struct TestSuite {
 impl TestSuite {
     /// Compiles every file (policies and tests together) and finds the tests.
     pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<TestSuite, PolicyError> {
+        // Template strings written as calls first: the edits below are
+        // spans of the text regorus parses.
+        let files = super::template::written_as_calls(files);
         let names: Vec<String> = files.iter().map(|file| file.name.clone()).collect();
         let mut engine = super::engine::compiled(files.clone(), timeout)?;
         // Each definition of a test rule is a test, as in `opa test`: the
@@ -456,6 +459,34 @@ mod tests {
     /// As in OPA, a `with` target may name a rule of the package without
     /// `data.`, in a test body, under `every` and in a comprehension; the
     /// tests' own lines keep their numbers.
+    /// The suite's own edits (a function called by its short name, a test
+    /// defined twice) are spans of the text with its template strings
+    /// written as calls: taken from the text as written they fell past its
+    /// end (a panic) or on other text.
+    #[test]
+    fn template_strings_before_the_suites_edits() {
+        let suite = suite(&[(
+            "p_test.rego",
+            "package p
+msg := $\"hi {input.x} and more text than the call below\"
+f(x) := x
+             test_f if f(1) == 1
+test_f if f(2) == 2
+test_msg if msg == \"hi 1 and more text than the call below\" with input.x as 1
+",
+        )]);
+        let (results, _) = suite.run(|_| true, false);
+        let verdicts: Vec<(&str, Verdict)> = results.iter().map(|r| (r.case.name(), r.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("p.test_f", Verdict::Pass),
+                ("p.test_f#01", Verdict::Pass),
+                ("p.test_msg", Verdict::Pass)
+            ]
+        );
+    }
+
     #[test]
     fn with_targets_named_without_data_resolve_in_the_package() {
         let suite = suite(&[(
