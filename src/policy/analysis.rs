@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleBody, RuleHead, BUILTINS};
+use regorus::unstable::{AssignOp, Expr, Literal, Module, Query, Ref, Rule, RuleBody, RuleHead, BUILTINS};
 use regorus::utils::get_path_string;
 
 /// A call to a function neither the policies, nor the engine, nor this
@@ -304,23 +304,71 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
 }
 
 /// Whether a comprehension in the head (its value or element, the keys of
-/// its reference, an `else` value) reads a variable its bodies name:
+/// its reference, an `else` value) reads a variable a body binds:
 /// `r := [v | some v in [x]] if { x := input.i * 2 }` is undefined in OPA
-/// when `x` is, where the VM made it `[]`. Any variable a body names counts
-/// (bound by `:=`, `=` either way, `some`, a reference's iteration): the
-/// interpreter reads a rule taken wrongly here as OPA does.
+/// when `x` is, where the VM made it `[]`. Bound: by `some` or `every`, on
+/// the left of `:=`, on either side of `=`, or as a reference's key
+/// (`input.m[k]`); a function's name in a call is not a variable.
 fn head_comprehension_reads_body(head: &RuleHead, bodies: &[RuleBody]) -> bool {
+    let mut terms = head_terms(head);
+    terms.extend(
+        bodies
+            .iter()
+            .filter_map(|body| body.assign.as_ref().map(|a| a.value.as_ref())),
+    );
+    let mut read: BTreeSet<String> = BTreeSet::new();
+    for term in terms {
+        walk_expr(term, &mut |expr| {
+            if let Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } = expr {
+                variables(expr, &mut read);
+            }
+        });
+    }
+    read.remove("_");
+    if read.is_empty() {
+        return false;
+    }
+    let mut bound: BTreeSet<String> = BTreeSet::new();
+    for body in bodies {
+        for stmt in &body.query.stmts {
+            let Literal::Expr { expr, .. } = &stmt.literal else {
+                continue;
+            };
+            if let Expr::AssignExpr { op, lhs, rhs, .. } = expr.as_ref() {
+                variables(lhs, &mut bound);
+                if matches!(op, AssignOp::Eq) {
+                    variables(rhs, &mut bound);
+                }
+            }
+        }
+        walk_query(&body.query, &mut |expr| {
+            if let Expr::RefBrack { index, .. } = expr {
+                if let Expr::Var { span, .. } = index.as_ref() {
+                    bound.insert(span.text().to_string());
+                }
+            }
+        });
+        if read.iter().any(|name| {
+            let mut declared = false;
+            each_query(&body.query, &mut |query| declared |= query_binds(query, name));
+            declared
+        }) {
+            return true;
+        }
+    }
+    read.iter().any(|name| bound.contains(name))
+}
+
+/// The expressions of a rule's head its body's variables reach: its value
+/// or set element, and the keys in its reference (`by_ip[ip]`); not its
+/// name or a function's arguments.
+pub(super) fn head_terms(head: &RuleHead) -> Vec<&Expr> {
     let (refr, value) = match head {
         RuleHead::Compr { refr, assign, .. } => (Some(refr), assign.as_ref().map(|a| &a.value)),
         RuleHead::Set { refr, key, .. } => (Some(refr), key.as_ref()),
         RuleHead::Func { assign, .. } => (None, assign.as_ref().map(|a| &a.value)),
     };
     let mut terms: Vec<&Expr> = value.map(|value| value.as_ref()).into_iter().collect();
-    terms.extend(
-        bodies
-            .iter()
-            .filter_map(|body| body.assign.as_ref().map(|a| a.value.as_ref())),
-    );
     let mut link = refr.map(|refr| refr.as_ref());
     while let Some(expr) = link {
         link = match expr {
@@ -332,33 +380,29 @@ fn head_comprehension_reads_body(head: &RuleHead, bodies: &[RuleBody]) -> bool {
             _ => None,
         };
     }
-    let mut read: BTreeSet<String> = BTreeSet::new();
-    for term in terms {
-        walk_expr(term, &mut |expr| {
-            if let Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } = expr {
-                walk_expr(expr, &mut |inner| {
-                    if let Expr::Var { span, .. } = inner {
-                        read.insert(span.text().to_string());
-                    }
-                });
-            }
-        });
-    }
-    read.remove("input");
-    read.remove("data");
-    if read.is_empty() {
-        return false;
-    }
-    let mut named = false;
-    for body in bodies {
-        walk_query(&body.query, &mut |expr| {
-            named |= matches!(expr, Expr::Var { span, .. } if read.contains(span.text()));
-        });
-        each_query(&body.query, &mut |query| {
-            named |= read.iter().any(|name| query_binds(query, name))
-        });
-    }
-    named
+    terms
+}
+
+/// The variables `expr` names, but for `input`, `data` and a function's
+/// name in a call (`sprintf`, the `object` of `object.get`).
+fn variables(expr: &Expr, out: &mut BTreeSet<String>) {
+    let mut called: BTreeSet<u32> = BTreeSet::new();
+    let mut named: Vec<(u32, String)> = Vec::new();
+    walk_expr(expr, &mut |expr| match expr {
+        Expr::Call { fcn, .. } => {
+            called.insert(fcn.span().start);
+        }
+        Expr::Var { span, .. } if !matches!(span.text(), "input" | "data") => {
+            named.push((span.start, span.text().to_string()))
+        }
+        _ => {}
+    });
+    out.extend(
+        named
+            .into_iter()
+            .filter(|(start, _)| !called.contains(start))
+            .map(|(_, name)| name),
+    );
 }
 
 /// How many parts follow a rule head's first name: 0 for `p`, 1 for

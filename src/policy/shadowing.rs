@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead, Span};
+use regorus::unstable::{Expr, Literal, Module, Query, Rule, Span};
 
-use super::analysis::{function_names, package_path, value_rule_names, walk_expr, walk_query};
+use super::analysis::{function_names, head_terms, package_path, value_rule_names, walk_expr, walk_query};
 use super::hoist::{replaced, Rewrites};
 use super::source::PolicyFile;
 
@@ -110,30 +110,6 @@ fn declared(query: &Query, rules: &BTreeSet<String>) -> BTreeSet<String> {
         }
     }
     names
-}
-
-/// The expressions of a rule's head its body's variables reach: the keys
-/// in its reference (`by_ip[ip]`), a set rule's element, a value, a
-/// function's value; not its name or a function's arguments.
-fn head_terms(head: &RuleHead) -> Vec<&Expr> {
-    let (refr, value) = match head {
-        RuleHead::Compr { refr, assign, .. } => (Some(refr), assign.as_ref().map(|assign| &assign.value)),
-        RuleHead::Set { refr, key, .. } => (Some(refr), key.as_ref()),
-        RuleHead::Func { assign, .. } => (None, assign.as_ref().map(|assign| &assign.value)),
-    };
-    let mut terms: Vec<&Expr> = value.map(|value| value.as_ref()).into_iter().collect();
-    let mut link = refr.map(|refr| refr.as_ref());
-    while let Some(expr) = link {
-        link = match expr {
-            Expr::RefBrack { refr, index, .. } => {
-                terms.push(index);
-                Some(refr)
-            }
-            Expr::RefDot { refr, .. } => Some(refr),
-            _ => None,
-        };
-    }
-    terms
 }
 
 /// Records every variable named `name` in `exprs` and `query`, and the

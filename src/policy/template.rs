@@ -33,7 +33,7 @@ fn rewritten(text: &str, next: &mut usize) -> String {
         at = match bytes[at] {
             b'#' => line_end(bytes, at),
             b'"' | b'`' => quoted_end(bytes, at),
-            b'$' if matches!(bytes.get(at + 1), Some(b'"' | b'`')) => match template(text, at, next) {
+            b'$' if matches!(bytes.get(at + 1), Some(b'"' | b'`')) => match template(text, at, Some(next)) {
                 Some((end, call)) => {
                     out.push_str(&text[copied..at]);
                     out.push_str(&call);
@@ -50,8 +50,10 @@ fn rewritten(text: &str, next: &mut usize) -> String {
 }
 
 /// The template string starting at `start` (its `$`): where it ends, and
-/// the call it means.
-fn template(text: &str, start: usize, next: &mut usize) -> Option<(usize, String)> {
+/// the call it means when `next` numbers its variables (`None`: only
+/// where it ends, for an enclosing template's scan — each nested one is
+/// then written once, not once per level).
+fn template(text: &str, start: usize, mut next: Option<&mut usize>) -> Option<(usize, String)> {
     let bytes = text.as_bytes();
     let raw = bytes[start + 1] == b'`';
     let close = bytes[start + 1];
@@ -82,10 +84,15 @@ fn template(text: &str, start: usize, next: &mut usize) -> Option<(usize, String
             }
             b'{' => {
                 let end = expression_end(text, at + 1)?;
+                let inner = &text[at + 1..end];
+                at = end + 1;
+                let Some(next) = next.as_deref_mut() else {
+                    continue;
+                };
                 if !literal.is_empty() {
                     parts.push(quoted(&std::mem::take(&mut literal), raw));
                 }
-                let expression = rewritten(&text[at + 1..end], next);
+                let expression = rewritten(inner, next);
                 let var = format!("ar__t{next}");
                 *next += 1;
                 // `some … in [e]`, not `:=`: regorus's VM kept an undefined
@@ -93,7 +100,6 @@ fn template(text: &str, start: usize, next: &mut usize) -> Option<(usize, String
                 parts.push(format!(
                     "array.concat([sprintf(\"%v\", [{var}]) | some {var} in [({expression})]], [\"<undefined>\"])[0]"
                 ));
-                at = end + 1;
             }
             _ => {
                 let char = text.get(at..)?.chars().next()?;
@@ -125,7 +131,7 @@ fn expression_end(text: &str, from: usize) -> Option<usize> {
     let mut at = from;
     while let Some(&byte) = bytes.get(at) {
         at = match byte {
-            b'$' if matches!(bytes.get(at + 1), Some(b'"' | b'`')) => template(text, at, &mut 0)?.0,
+            b'$' if matches!(bytes.get(at + 1), Some(b'"' | b'`')) => template(text, at, None)?.0,
             b'"' | b'`' => quoted_end(bytes, at),
             b'{' => {
                 depth += 1;
@@ -215,6 +221,16 @@ mod tests {
         let written = call(r#"r := $"a {$"b {concat("}", l)}"} c""#);
         assert!(written.ends_with(r#", " c"])"#), "{written}");
         assert!(written.contains(r#"some ar__t0 in [(concat("}", l))]"#), "{written}");
+    }
+
+    /// Each nested template is scanned once per enclosing level, not
+    /// written again per level (that doubled the work at each level).
+    #[test]
+    fn deeply_nested_templates_are_written_in_time() {
+        let depth = 40;
+        let text = format!("r := {}input.x{}", "$\"{".repeat(depth), "}\"".repeat(depth));
+        let written = call(&text);
+        assert_eq!(written.matches("array.concat(").count(), depth, "{written}");
     }
 
     #[test]

@@ -456,9 +456,6 @@ mod tests {
         assert_eq!(results[1].detail, "[1] (a test passes only when it is true)");
     }
 
-    /// As in OPA, a `with` target may name a rule of the package without
-    /// `data.`, in a test body, under `every` and in a comprehension; the
-    /// tests' own lines keep their numbers.
     /// The suite's own edits (a function called by its short name, a test
     /// defined twice) are spans of the text with its template strings
     /// written as calls: taken from the text as written they fell past its
@@ -487,6 +484,9 @@ test_msg if msg == \"hi 1 and more text than the call below\" with input.x as 1
         );
     }
 
+    /// As in OPA, a `with` target may name a rule of the package without
+    /// `data.`, in a test body, under `every` and in a comprehension; the
+    /// tests' own lines keep their numbers.
     #[test]
     fn with_targets_named_without_data_resolve_in_the_package() {
         let suite = suite(&[(
