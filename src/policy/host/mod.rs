@@ -13,6 +13,7 @@
 //! contract (an error, which the VM makes undefined) and keep the rule on
 //! the VM.
 
+mod arrays;
 mod crypto;
 mod dates;
 mod encoding;
@@ -49,6 +50,7 @@ type Size = fn(&[Value]) -> u64;
 
 /// Every function, with its number of arguments.
 const FUNCTIONS: &[(&str, u8, HostFunction)] = &[
+    ("array.flatten", 1, arrays::flatten),
     ("crypto.md5", 1, crypto::md5),
     ("crypto.sha1", 1, crypto::sha1),
     ("crypto.sha256", 1, crypto::sha256),
