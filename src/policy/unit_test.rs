@@ -464,13 +464,9 @@ mod tests {
     fn template_strings_before_the_suites_edits() {
         let suite = suite(&[(
             "p_test.rego",
-            "package p
-msg := $\"hi {input.x} and more text than the call below\"
-f(x) := x
-             test_f if f(1) == 1
-test_f if f(2) == 2
-test_msg if msg == \"hi 1 and more text than the call below\" with input.x as 1
-",
+            "package p\nmsg := $\"hi {input.x} and more text than the call below\"\nf(x) := x\n\
+             test_f if f(1) == 1\ntest_f if f(2) == 2\n\
+             test_msg if msg == \"hi 1 and more text than the call below\" with input.x as 1\n",
         )]);
         let (results, _) = suite.run(|_| true, false);
         let verdicts: Vec<(&str, Verdict)> = results.iter().map(|r| (r.case.name(), r.verdict)).collect();
