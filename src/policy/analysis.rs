@@ -950,7 +950,7 @@ pub(super) fn root_name(expr: &Expr) -> Option<&str> {
     }
 }
 
-fn walk_rule(rule: &Rule, visit: &mut dyn FnMut(&Expr)) {
+pub(super) fn walk_rule(rule: &Rule, visit: &mut dyn FnMut(&Expr)) {
     match rule {
         Rule::Default { refr, args, value, .. } => {
             walk_expr(refr, visit);

@@ -30,9 +30,10 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 /// naming a rule of the package or an import without `data.` is written
 /// as its path, and a `some … in` variable named like a rule is renamed
 /// where regorus would refuse it (`policy::shadowing`); template strings
-/// are written as calls first (`policy::template`).
+/// are written as calls and `rego.metadata` calls as their values first
+/// (`in_regorus_syntax`).
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
-    let files = with_escape_functions(super::template::written_as_calls(files));
+    let files = with_escape_functions(in_regorus_syntax(files)?);
     let (files, mut engine) = match engine_of(&files, timeout) {
         Ok(engine) => (files, engine),
         // A `some … in` variable named like a rule of its package is OPA's
@@ -124,9 +125,24 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
     Ok(engine_of(&with(&|i| chosen[i]), timeout).unwrap_or(engine))
 }
 
+/// `files` as regorus reads them: OPA's template strings written as calls
+/// (`policy::template`), then `rego.metadata.rule()` / `chain()` as the
+/// values OPA's compiler puts there (`policy::metadata`, which also
+/// refuses METADATA blocks OPA refuses). Lines stay where they were.
+pub fn in_regorus_syntax(files: Vec<PolicyFile>) -> Result<Vec<PolicyFile>, PolicyError> {
+    let files = super::template::written_as_calls(files);
+    match super::metadata::mentioned(&files) {
+        true => {
+            let modules = parsed(&files);
+            super::metadata::written_as_values(files, &modules)
+        }
+        false => Ok(files),
+    }
+}
+
 /// The modules of `files` as written, parsed only: their spans are into
 /// the files' own text (a caller with template strings writes them as
-/// calls first: `template::written_as_calls`).
+/// calls first: `in_regorus_syntax`).
 pub(super) fn parsed(files: &[PolicyFile]) -> Vec<regorus::unstable::Ref<regorus::unstable::Module>> {
     let mut engine = regorus::Engine::new();
     for file in files {

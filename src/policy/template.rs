@@ -9,7 +9,7 @@ use super::source::PolicyFile;
 
 /// `files`, each with its template strings written as calls (a file
 /// without one is as it was).
-pub fn written_as_calls(files: Vec<PolicyFile>) -> Vec<PolicyFile> {
+pub(super) fn written_as_calls(files: Vec<PolicyFile>) -> Vec<PolicyFile> {
     files
         .into_iter()
         .map(|file| match file.text.contains("$\"") || file.text.contains("$`") {
@@ -149,7 +149,7 @@ fn expression_end(text: &str, from: usize) -> Option<usize> {
 }
 
 /// Just past the string (or template's text) opened by the quote at `at`.
-fn quoted_end(bytes: &[u8], at: usize) -> usize {
+pub(super) fn quoted_end(bytes: &[u8], at: usize) -> usize {
     let close = bytes[at];
     let mut end = at + 1;
     while let Some(&byte) = bytes.get(end) {
@@ -163,7 +163,7 @@ fn quoted_end(bytes: &[u8], at: usize) -> usize {
     bytes.len()
 }
 
-fn line_end(bytes: &[u8], at: usize) -> usize {
+pub(super) fn line_end(bytes: &[u8], at: usize) -> usize {
     bytes[at..]
         .iter()
         .position(|&byte| byte == b'\n')

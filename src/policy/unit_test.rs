@@ -84,9 +84,9 @@ pub struct TestSuite {
 impl TestSuite {
     /// Compiles every file (policies and tests together) and finds the tests.
     pub fn compile(files: Vec<PolicyFile>, timeout: Duration) -> Result<TestSuite, PolicyError> {
-        // Template strings written as calls first: the edits below are
-        // spans of the text regorus parses.
-        let files = super::template::written_as_calls(files);
+        // Written in regorus's syntax first (template strings, metadata
+        // calls): the edits below are spans of the text regorus parses.
+        let files = super::engine::in_regorus_syntax(files)?;
         let names: Vec<String> = files.iter().map(|file| file.name.clone()).collect();
         let mut engine = super::engine::compiled(files.clone(), timeout)?;
         // Each definition of a test rule is a test, as in `opa test`: the
@@ -476,6 +476,30 @@ mod tests {
                 ("p.test_f", Verdict::Pass),
                 ("p.test_f#01", Verdict::Pass),
                 ("p.test_msg", Verdict::Pass)
+            ]
+        );
+    }
+
+    /// A test reads its own METADATA and the rule's it tests; the suite's
+    /// renames (a test defined twice) apply to the text with the calls
+    /// written as values.
+    #[test]
+    fn metadata_calls_in_policies_and_tests() {
+        let suite = suite(&[(
+            "p_test.rego",
+            "package p\n# METADATA\n# title: Suspicious login\n# custom:\n#   severity: high\n\
+             sev := rego.metadata.rule().custom.severity\n\
+             # METADATA\n# title: own title\ntest_own if rego.metadata.rule().title == \"own title\"\n\
+             test_sev if sev == \"high\"\ntest_sev if rego.metadata.rule() == {}\n",
+        )]);
+        let (results, _) = suite.run(|_| true, false);
+        let verdicts: Vec<(&str, Verdict)> = results.iter().map(|r| (r.case.name(), r.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("p.test_own", Verdict::Pass),
+                ("p.test_sev", Verdict::Pass),
+                ("p.test_sev#01", Verdict::Pass)
             ]
         );
     }

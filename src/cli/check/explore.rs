@@ -17,7 +17,7 @@ use crate::config::{PolicyEngine, SchemaRouting};
 use crate::decide::{DecideSettings, Decision};
 use crate::model::ActionRecord;
 use crate::play::{explore, Scenario};
-use crate::policy::{new_engine, written_as_calls, PolicyError, PolicyFile, PolicySet};
+use crate::policy::{in_regorus_syntax, new_engine, PolicyError, PolicyFile, PolicySet};
 use crate::workflow::Stop;
 
 /// What evaluating the policies showed: problems, and `run` rules no
@@ -118,7 +118,7 @@ fn unreached_run_rules(
     produced: &BTreeSet<&str>,
 ) -> Result<Vec<Finding>, PolicyError> {
     let mut engine = new_engine(std::time::Duration::from_secs(5));
-    for file in written_as_calls(files) {
+    for file in in_regorus_syntax(files)? {
         engine
             .add_policy(file.name, file.text)
             .map_err(|err| PolicyError::Compile(err.to_string()))?;

@@ -13,7 +13,7 @@ use regorus::unstable::{Expr, Literal, Ref, Rule, RuleHead, Span};
 use serde_json::{Map, Value};
 
 use crate::action::{Known, Registry};
-use crate::policy::{new_engine, parse_commit_path, with_escape_functions, written_as_calls, PolicyError, PolicyFile};
+use crate::policy::{in_regorus_syntax, new_engine, parse_commit_path, with_escape_functions, PolicyError, PolicyFile};
 
 /// One problem, at a place in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub fn check_run_entries(
     has_state: bool,
 ) -> Result<Vec<Finding>, PolicyError> {
     let mut engine = new_engine(Duration::from_secs(5));
-    for file in with_escape_functions(written_as_calls(files)) {
+    for file in with_escape_functions(in_regorus_syntax(files)?) {
         engine
             .add_policy(file.name, file.text)
             .map_err(|err| PolicyError::Compile(err.to_string()))?;
