@@ -130,7 +130,7 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
 /// values OPA's compiler puts there (`policy::metadata`, which also
 /// refuses METADATA blocks OPA refuses). Lines stay where they were.
 pub fn in_regorus_syntax(files: Vec<PolicyFile>) -> Result<Vec<PolicyFile>, PolicyError> {
-    let files = super::template::written_as_calls(files);
+    let files = super::template::written_as_calls(files)?;
     match super::metadata::mentioned(&files) {
         true => {
             let modules = parsed(&files);

@@ -5,27 +5,38 @@
 //! `sprintf("%v", …)` writes it (a string as itself, a number, set or
 //! object as OPA prints it) and an undefined one as `<undefined>`.
 
+use super::error::PolicyError;
 use super::source::PolicyFile;
 
 /// `files`, each with its template strings written as calls (a file
-/// without one is as it was).
-pub(super) fn written_as_calls(files: Vec<PolicyFile>) -> Vec<PolicyFile> {
+/// without one is as it was); a template that does not end fails, naming
+/// where it starts.
+pub(super) fn written_as_calls(files: Vec<PolicyFile>) -> Result<Vec<PolicyFile>, PolicyError> {
     files
         .into_iter()
         .map(|file| match file.text.contains("$\"") || file.text.contains("$`") {
-            true => PolicyFile {
-                text: rewritten(&file.text, &mut 0),
-                name: file.name,
+            true => match rewritten(&file.text, &mut 0) {
+                Ok(text) => Ok(PolicyFile { text, name: file.name }),
+                Err(start) => {
+                    let before = &file.text[..start];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    Err(PolicyError::Compile(format!(
+                        "{}:{line}:{column}: template string does not end: a quoted one closes with `\"` on its \
+                         line, a raw one with `` ` ``, and each `{{` of an expression with `}}` (`\\{{` is a brace)",
+                        file.name
+                    )))
+                }
             },
-            false => file,
+            false => Ok(file),
         })
         .collect()
 }
 
 /// `text` with every template string outside comments and strings
 /// rewritten; `next` numbers the variables the calls use. A template that
-/// does not end is left as written (regorus then reports it).
-fn rewritten(text: &str, next: &mut usize) -> String {
+/// does not end is an error: where it starts.
+fn rewritten(text: &str, next: &mut usize) -> Result<String, usize> {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len() + 64);
     let (mut at, mut copied) = (0, 0);
@@ -40,13 +51,13 @@ fn rewritten(text: &str, next: &mut usize) -> String {
                     copied = end;
                     end
                 }
-                None => at + 1,
+                None => return Err(at),
             },
             _ => at + 1,
         };
     }
     out.push_str(&text[copied..]);
-    out
+    Ok(out)
 }
 
 /// The template string starting at `start` (its `$`): where it ends, and
@@ -92,7 +103,7 @@ fn template(text: &str, start: usize, mut next: Option<&mut usize>) -> Option<(u
                 if !literal.is_empty() {
                     parts.push(quoted(&std::mem::take(&mut literal), raw));
                 }
-                let expression = rewritten(inner, next);
+                let expression = rewritten(inner, next).ok()?;
                 let var = format!("ar__t{next}");
                 *next += 1;
                 // `some … in [e]`, not `:=`: regorus's VM kept an undefined
@@ -175,7 +186,7 @@ mod tests {
     use super::*;
 
     fn call(text: &str) -> String {
-        rewritten(text, &mut 0)
+        rewritten(text, &mut 0).unwrap()
     }
 
     #[test]
@@ -234,9 +245,22 @@ mod tests {
     }
 
     #[test]
-    fn an_unterminated_template_is_left_as_written() {
-        for text in ["r := $\"a {input.s\n", "r := $\"abc\n", "r := $`{x`"] {
-            assert_eq!(call(text), text);
+    fn an_unterminated_template_fails_naming_where_it_starts() {
+        for text in [
+            "r := $\"a {input.s\n",
+            "r := $\"abc\n",
+            "r := $`{x`",
+            "r := $\"{$\"b\"\n",
+        ] {
+            let files = vec![PolicyFile {
+                name: "p.rego".into(),
+                text: format!("package p\n\n{text}"),
+            }];
+            let err = written_as_calls(files).unwrap_err().to_string();
+            assert!(
+                err.contains("p.rego:3:6: template string does not end"),
+                "{text:?}: {err}"
+            );
         }
     }
 }
