@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alert_responder::app;
-use alert_responder::config::Config;
+use alert_responder::config::{Config, PolicySource};
 use alert_responder::decide::{Decider, Decision};
 use alert_responder::ingest::ingest_document;
 use alert_responder::policy::to_policy_value;
@@ -124,6 +124,43 @@ fn decision(c: &mut Criterion) {
         });
     }
     host.finish();
+
+    // What METADATA costs at init: the bundled policies compiled as
+    // written, and with a METADATA block and a `rego.metadata.rule()` call
+    // in the alert policy (one parse more, and the call written as its value).
+    let mut compile = c.benchmark_group("compile");
+    let bundled: Vec<_> = alert_responder::policy::read_source(&PolicySource::Bundled)
+        .unwrap()
+        .into_iter()
+        .filter(|file| !file.is_test())
+        .collect();
+    let mut annotated = bundled.clone();
+    let alert = annotated
+        .iter_mut()
+        .find(|file| file.text.contains("package alert."))
+        .unwrap();
+    alert.text.push_str(
+        "\n# METADATA\n# title: Annotated\n# custom:\n#   severity: high\nannotated := rego.metadata.rule().custom.severity\n",
+    );
+    // The same rule with its value written out: what the rule costs alone.
+    let mut literal = bundled.clone();
+    let alert = literal
+        .iter_mut()
+        .find(|file| file.text.contains("package alert."))
+        .unwrap();
+    alert
+        .text
+        .push_str("\nannotated := {\"custom\": {\"severity\": \"high\"}, \"scope\": \"rule\", \"title\": \"Annotated\"}.custom.severity\n");
+    for (name, files) in [
+        ("bundled", bundled),
+        ("bundled_with_the_rule", literal),
+        ("bundled_with_metadata", annotated),
+    ] {
+        compile.bench_function(name, |b| {
+            b.iter(|| alert_responder::policy::PolicySet::compile(files.clone(), Duration::from_secs(5)).unwrap())
+        });
+    }
+    compile.finish();
 }
 
 criterion_group! {

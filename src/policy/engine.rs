@@ -131,19 +131,19 @@ pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<rego
 /// refuses METADATA blocks OPA refuses). Lines stay where they were.
 pub fn in_regorus_syntax(files: Vec<PolicyFile>) -> Result<Vec<PolicyFile>, PolicyError> {
     let files = super::template::written_as_calls(files)?;
-    match super::metadata::mentioned(&files) {
-        true => {
-            let modules = parsed(&files);
-            super::metadata::written_as_values(files, &modules)
-        }
-        false => Ok(files),
+    if !files.iter().any(super::metadata::may_call) {
+        return Ok(files);
     }
+    let modules = parsed(files.iter().filter(|file| super::metadata::may_hold(file)));
+    super::metadata::written_as_values(files, &modules)
 }
 
 /// The modules of `files` as written, parsed only: their spans are into
 /// the files' own text (a caller with template strings writes them as
 /// calls first: `in_regorus_syntax`).
-pub(super) fn parsed(files: &[PolicyFile]) -> Vec<regorus::unstable::Ref<regorus::unstable::Module>> {
+pub(super) fn parsed<'a>(
+    files: impl IntoIterator<Item = &'a PolicyFile>,
+) -> Vec<regorus::unstable::Ref<regorus::unstable::Module>> {
     let mut engine = regorus::Engine::new();
     for file in files {
         // Files that compiled parse; one that does not has no module here.
