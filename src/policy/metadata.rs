@@ -43,11 +43,13 @@ pub(super) fn written_as_values(
     modules: &[Ref<Module>],
 ) -> Result<Vec<PolicyFile>, PolicyError> {
     let module_of = |file: &PolicyFile| modules.iter().find(|m| *m.package.span.source.file() == file.name);
-    let calls: Vec<Vec<Call>> = files
-        .iter()
-        .map(|file| module_of(file).map(|module| calls(file, module)).transpose())
-        .map(|calls| calls.map(Option::unwrap_or_default))
-        .collect::<Result<_, _>>()?;
+    let mut calls: Vec<Vec<Call>> = Vec::with_capacity(files.len());
+    for file in &files {
+        calls.push(match module_of(file) {
+            Some(module) => calls_in(file, module)?,
+            None => Vec::new(),
+        });
+    }
     if calls.iter().all(Vec::is_empty) {
         return Ok(files);
     }
@@ -131,6 +133,8 @@ enum Target {
     Nothing,
 }
 
+/// The blocks of `file` (`module` parsed), each checked and kept: a
+/// rule's own by its index in `by_rule`, the others in `shared`.
 fn read_blocks(
     file: &PolicyFile,
     module: &Module,
@@ -382,32 +386,17 @@ fn annotation(raw: RawAnnotation, before_rule: bool) -> Result<(Scope, Value), S
     if !organizations.is_empty() {
         out.insert("organizations".into(), Value::Array(organizations));
     }
-    let related: Vec<Value> = raw
-        .related_resources
-        .unwrap_or_default()
-        .iter()
-        .map(related_resource)
-        .collect::<Result<_, _>>()?;
-    if !related.is_empty() {
-        out.insert("related_resources".into(), Value::Array(related));
-    }
-    let authors: Vec<Value> = raw
-        .authors
-        .unwrap_or_default()
-        .iter()
-        .map(author)
-        .collect::<Result<_, _>>()?;
-    if !authors.is_empty() {
-        out.insert("authors".into(), Value::Array(authors));
-    }
-    let schemas: Vec<Value> = raw
-        .schemas
-        .unwrap_or_default()
-        .iter()
-        .map(schema)
-        .collect::<Result<_, _>>()?;
-    if !schemas.is_empty() {
-        out.insert("schemas".into(), Value::Array(schemas));
+    // The lists whose items OPA normalises, each by its own reading.
+    let lists: [(&str, Option<Vec<yaml_serde::Value>>, ItemReading); 3] = [
+        ("related_resources", raw.related_resources, related_resource),
+        ("authors", raw.authors, author),
+        ("schemas", raw.schemas, schema),
+    ];
+    for (key, items, read) in lists {
+        let items: Vec<Value> = items.unwrap_or_default().iter().map(read).collect::<Result<_, _>>()?;
+        if !items.is_empty() {
+            out.insert(key.into(), Value::Array(items));
+        }
     }
     if entrypoint {
         out.insert("entrypoint".into(), Value::Bool(true));
@@ -426,6 +415,9 @@ fn annotation(raw: RawAnnotation, before_rule: bool) -> Result<(Scope, Value), S
     out.insert("scope".into(), Value::String(scope.name().into()));
     Ok((scope, Value::Object(out)))
 }
+
+/// How OPA reads one item of a list field.
+type ItemReading = fn(&yaml_serde::Value) -> Result<Value, String>;
 
 /// A field of a list item that must be text when given.
 fn text_field(fields: &yaml_serde::Mapping, key: &str, what: &str) -> Result<Option<String>, String> {
@@ -561,7 +553,7 @@ fn reference_parts(text: &str) -> Option<Vec<String>> {
 
 /// The calls of `module` (`file`'s), each with its rule; a call OPA
 /// refuses (with arguments, or in a default value) fails.
-fn calls(file: &PolicyFile, module: &Module) -> Result<Vec<Call>, PolicyError> {
+fn calls_in(file: &PolicyFile, module: &Module) -> Result<Vec<Call>, PolicyError> {
     if !may_call(file) {
         return Ok(Vec::new());
     }
