@@ -33,6 +33,34 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 /// are written as calls and `rego.metadata` calls as their values first
 /// (`in_regorus_syntax`).
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
+    let engine = with_readings(files, timeout)?;
+    Ok(with_empty_objects(engine, timeout))
+}
+
+/// `engine` with reads of rules named with a variable in their path made
+/// OPA's (an empty object when nothing is derived: `policy::empty_objects`),
+/// compiled again when there are any; as it was when that text does not
+/// compile (a defect here, never the author's).
+fn with_empty_objects(mut engine: regorus::Engine, timeout: Duration) -> regorus::Engine {
+    let texts = super::empty_objects::rewritten(engine.get_modules());
+    if texts.is_empty() {
+        return engine;
+    }
+    let files: Vec<PolicyFile> = texts
+        .into_iter()
+        .map(|(name, text)| PolicyFile { name, text })
+        .collect();
+    match engine_of(&files, timeout) {
+        Ok(rewritten) => rewritten,
+        Err(error) => {
+            tracing::warn!(%error, "rules named with a variable in their path read as regorus reads them: their rewrite does not compile");
+            engine
+        }
+    }
+}
+
+/// [`compiled`] but for the empty objects.
+fn with_readings(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let files = with_escape_functions(in_regorus_syntax(files)?);
     let (files, mut engine) = match engine_of(&files, timeout) {
         Ok(engine) => (files, engine),

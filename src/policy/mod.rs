@@ -5,6 +5,7 @@
 
 mod analysis;
 pub use analysis::available_builtins;
+mod empty_objects;
 mod engine;
 mod error;
 mod escape;
