@@ -674,7 +674,7 @@ fn each_query(query: &Query, visit: &mut dyn FnMut(&Query)) {
 
 /// Whether `rule` binds `name` as a local: a function argument, the left
 /// of `:=` or `=`, or a `some` or `every` variable, in any of its queries.
-fn rule_binds(rule: &Rule, name: &str) -> bool {
+pub(super) fn rule_binds(rule: &Rule, name: &str) -> bool {
     let names = |expr: &Expr| {
         let mut found = false;
         walk_expr(expr, &mut |e| {

@@ -1,164 +1,195 @@
-//! A rule named with a variable in its path (`by_sev[s] contains a`,
-//! `pairs[s][t] := v`, `cfg.by_kind[k] contains x`) that derives nothing
-//! is an empty object to OPA — its path's prefix is one — and undefined
-//! to regorus, which runs such rules on its interpreter: `count(by_sev)`
-//! was undefined, not 0, and `not by_sev` held. Reads of such a rule's
-//! first name are written as a helper rule's, `ar__o_<name>`: the rule's
-//! value over the empty objects its path implies (`{"by_kind": {}}` for
-//! `cfg.by_kind[k]`), or those alone, a default, when nothing is derived.
-//! The helpers live in a module of their own per package, so the
-//! policies' lines stay where they were.
+//! A rule named with a variable right after its first name
+//! (`by_sev[s] contains a`, `pairs[s][t] := v`) that derives nothing is
+//! an empty object to OPA and undefined to regorus, which runs such rules
+//! on its interpreter: `count(by_sev)` was undefined, not 0, and `not
+//! by_sev` held. Reads of such a name in its own package's rules are
+//! written as a helper rule's, `ar__o_<name>`, which is the rule's value,
+//! or `{}` (a default) when nothing is derived. The helpers live in a
+//! module of their own per package, so the policies' lines stay where
+//! they were. Kept narrow on purpose: a name that also starts other rules
+//! or functions (`cfg.by_kind[k]` beside `cfg.limit`), reads through
+//! `data.` or an import, and reads in a rule that binds the name as a
+//! local are left as regorus reads them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead};
-use regorus::utils::get_path_string;
-use serde_json::{Map, Value};
 
-use super::analysis::{head_terms, package_path, walk_expr};
+use super::analysis::{head_terms, package_path, root_name, walk_expr};
 use super::hoist::replaced;
+
+const HELPER_MODULE_PREFIX: &str = "<empty objects of ";
 
 /// The name of a helper module, which no policy file has.
 fn helper_module_name(package: &str) -> String {
-    format!("<empty objects of {package}>")
+    format!("{HELPER_MODULE_PREFIX}{package}>")
 }
 
 /// The modules' texts (file name, text) with the reads of such rules
 /// written as their helpers', and a helper module per package that needs
-/// one; empty when no such rule is read (then nothing changes).
+/// one; empty when there is nothing to write (then nothing changes).
+/// Modules compiled again (the interpreter's own rewrite) hold the
+/// helpers already: those stay as they are, and none is added twice.
 pub(super) fn rewritten(modules: &[Ref<Module>]) -> Vec<(String, String)> {
     let roots = roots(modules);
     if roots.is_empty() {
         return Vec::new();
     }
+    let mut helped: BTreeSet<(String, String)> = BTreeSet::new();
     let mut read: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut texts: Vec<(String, String)> = Vec::with_capacity(modules.len() + 1);
+    let mut changed = false;
     for module in modules {
         let source = &module.package.span.source;
-        let mut edits: Vec<(usize, usize, String)> = Vec::new();
-        for rule in &module.policy {
-            reads(module, rule, &roots, &mut |start, end, package, root| {
-                edits.push((start, end, format!("ar__o_{root}")));
-                read.entry(package.to_string()).or_default().insert(root.to_string());
-            });
+        let package = package_path(module);
+        if source.file().starts_with(HELPER_MODULE_PREFIX) {
+            for rule in &module.policy {
+                if let Some(name) = rule_root(rule).and_then(|n| n.strip_prefix("ar__o_").map(str::to_string)) {
+                    helped.insert((package.clone(), name));
+                }
+            }
+            texts.push((source.file().clone(), source.contents().clone()));
+            continue;
         }
+        let mut edits: Vec<(usize, usize, &str)> = Vec::new();
+        if let Some(names) = roots.get(&package) {
+            for rule in &module.policy {
+                for (start, end, name) in reads(rule, names) {
+                    edits.push((start, end, name));
+                    read.entry(package.clone()).or_default().insert(name.to_string());
+                }
+            }
+        }
+        changed |= !edits.is_empty();
+        let edits: Vec<(usize, usize, String)> = edits
+            .into_iter()
+            .map(|(start, end, name)| (start, end, format!("ar__o_{name}")))
+            .collect();
         let text = replaced(
             source.contents(),
             edits.iter().map(|(start, end, with)| (*start, *end, with.as_str())),
         );
         texts.push((source.file().clone(), text));
     }
-    if read.is_empty() {
-        return Vec::new();
-    }
     for (package, names) in read {
-        let mut helpers = format!("package {}\n", package.trim_start_matches("data."));
-        for root in names {
-            let skeleton = Value::Object(roots[&package][&root].clone());
-            helpers.push_str(&format!(
-                "default ar__o_{root} := {skeleton}\nar__o_{root} := object.union({skeleton}, {root})\n"
-            ));
+        let missing: Vec<String> = names
+            .into_iter()
+            .filter(|name| !helped.contains(&(package.clone(), name.clone())))
+            .collect();
+        if missing.is_empty() {
+            continue;
         }
-        texts.push((helper_module_name(&package), helpers));
+        let mut helpers = format!("package {}\n", package.trim_start_matches("data."));
+        for name in missing {
+            helpers.push_str(&format!("default ar__o_{name} := {{}}\nar__o_{name} := {name}\n"));
+        }
+        // A second helper module of a package is named after its first.
+        let mut module_name = helper_module_name(&package);
+        while texts.iter().any(|(name, _)| *name == module_name) {
+            module_name.push('\'');
+        }
+        texts.push((module_name, helpers));
+        changed = true;
     }
-    texts
+    match changed {
+        true => texts,
+        false => Vec::new(),
+    }
 }
 
-/// By package (`data.…`), the first names of its rules whose path holds a
-/// variable, each with the empty objects the ground parts of those paths
-/// imply. A rule like `objs[k] := v` is not one: regorus reads it as OPA
-/// does (an empty object).
-fn roots(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeMap<String, Map<String, Value>>> {
-    let mut roots: BTreeMap<String, BTreeMap<String, Map<String, Value>>> = BTreeMap::new();
+/// By package (`data.…`), the first names all of whose rules have a
+/// variable right after that name (`by_sev[s] contains a`): not the plain
+/// partial object `objs[k] := v`, which regorus reads as OPA does, nor a
+/// name that also starts a constant path, a complete rule or a function.
+fn roots(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut kinds: BTreeMap<(String, String), bool> = BTreeMap::new();
     for module in modules {
         for rule in &module.policy {
-            let Rule::Spec { head, .. } = rule.as_ref() else {
-                continue;
+            let Some(name) = rule_root(rule) else { continue };
+            let variable_keyed = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. } => variable_right_after_root(refr) && !single_level(refr),
+                    RuleHead::Set { refr, .. } => variable_right_after_root(refr),
+                    RuleHead::Func { .. } => false,
+                },
+                Rule::Default { .. } => false,
             };
-            let (refr, single_value) = match head {
-                RuleHead::Compr { refr, .. } => (refr, true),
-                RuleHead::Set { refr, .. } => (refr, false),
-                RuleHead::Func { .. } => continue,
-            };
-            let Some((root, ground, keys_after)) = variable_path(refr) else {
-                continue;
-            };
-            if single_value && ground.is_empty() && keys_after == 1 {
-                continue;
-            }
-            let skeleton = roots.entry(package_path(module)).or_default().entry(root).or_default();
-            let mut level = skeleton;
-            for part in ground {
-                level = match level.entry(part).or_insert_with(|| Value::Object(Map::new())) {
-                    Value::Object(next) => next,
-                    _ => break,
-                };
-            }
+            let kind = kinds.entry((package_path(module), name.to_string())).or_insert(true);
+            *kind &= variable_keyed;
+        }
+    }
+    let mut roots: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for ((package, name), variable_keyed) in kinds {
+        if variable_keyed {
+            roots.entry(package).or_default().insert(name);
         }
     }
     roots
 }
 
-/// A rule head's reference with a variable in its path: its first name,
-/// the constant parts between it and the first variable, and how many
-/// parts follow from that variable on; `None` when every part is constant.
-fn variable_path(refr: &Expr) -> Option<(String, Vec<String>, usize)> {
-    let mut parts: Vec<Option<String>> = Vec::new();
-    let mut link = refr;
-    let root = loop {
-        link = match link {
-            Expr::RefDot { refr, field, .. } => {
-                parts.push(Some(field.0.text().to_string()));
-                refr
-            }
-            Expr::RefBrack { refr, index, .. } => {
-                parts.push(match index.as_ref() {
-                    Expr::String { span, .. } | Expr::RawString { span, .. } => {
-                        Some(span.text().trim_matches(['"', '`']).to_string())
-                    }
-                    Expr::Number { span, .. } | Expr::Bool { span, .. } => Some(span.text().to_string()),
-                    _ => None,
-                });
-                refr
-            }
-            Expr::Var { span, .. } => break span.text().to_string(),
-            _ => return None,
-        };
+/// The first name of a rule's head.
+fn rule_root(rule: &Rule) -> Option<&str> {
+    let refr = match rule {
+        Rule::Spec { head, .. } => match head {
+            RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
+        },
+        Rule::Default { refr, .. } => refr,
     };
-    parts.reverse();
-    let first_variable = parts.iter().position(Option::is_none)?;
-    let ground = parts[..first_variable].iter().flatten().cloned().collect();
-    Some((root, ground, parts.len() - first_variable))
+    root_name(refr)
 }
 
-/// Each read in `rule` (of `module`) of such a rule: `visit(start, end,
-/// package, name)` with the span to write as the helper's name — a bare
-/// name of the module's own package, or the last part of `data.<package>.<name>`.
-/// Not the rule's own head, nor a `with` target, nor a name the rule binds
-/// as a local (`some`, `:=`, `every`, a function's arguments).
-fn reads(
-    module: &Module,
-    rule: &Ref<Rule>,
-    roots: &BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
-    visit: &mut dyn FnMut(usize, usize, &str, &str),
-) {
-    let package = package_path(module);
-    let own = roots.get(&package);
-    let locals = locals(rule);
-    let mut on = |expr: &Expr| match expr {
-        Expr::Var { span, .. } => {
-            let name = span.text();
-            if own.is_some_and(|names| names.contains_key(name)) && !locals.contains(name) {
-                visit(span.start as usize, span.end as usize, &package, name);
+/// `p[x]…`: the part right after the first name is not a constant.
+fn variable_right_after_root(refr: &Expr) -> bool {
+    let mut link = refr;
+    loop {
+        match link {
+            Expr::RefBrack { refr, index, .. } => {
+                if matches!(refr.as_ref(), Expr::Var { .. }) {
+                    return !matches!(
+                        index.as_ref(),
+                        Expr::String { .. } | Expr::RawString { .. } | Expr::Number { .. } | Expr::Bool { .. }
+                    );
+                }
+                link = refr;
             }
+            Expr::RefDot { refr, .. } => {
+                if matches!(refr.as_ref(), Expr::Var { .. }) {
+                    return false;
+                }
+                link = refr;
+            }
+            _ => return false,
         }
-        Expr::RefDot { refr, field, .. } => {
-            let name = field.0.text();
-            let Ok(path) = get_path_string(refr, None) else {
-                return;
-            };
-            if roots.get(&path).is_some_and(|names| names.contains_key(name)) {
-                visit(field.0.start as usize, field.0.end as usize, &path, name);
+    }
+}
+
+/// `p[k]`: one part after the first name.
+fn single_level(refr: &Expr) -> bool {
+    matches!(refr, Expr::RefBrack { refr, .. } if matches!(refr.as_ref(), Expr::Var { .. }))
+}
+
+/// The reads in `rule` of one of `names` (its own package's), as the
+/// span of the name: not the rule's own head, nor a `with` target, nor a
+/// called name; none in a rule that starts with one of them (its own
+/// definitions) or binds one as a local (`some`, `:=`, `every`, a
+/// function's arguments).
+fn reads<'a>(rule: &Ref<Rule>, names: &'a BTreeSet<String>) -> Vec<(usize, usize, &'a str)> {
+    if rule_root(rule).is_some_and(|root| names.contains(root)) {
+        return Vec::new();
+    }
+    let names: BTreeSet<&'a String> = names
+        .iter()
+        .filter(|name| !super::analysis::rule_binds(rule, name))
+        .collect();
+    let mut found = Vec::new();
+    let mut called: BTreeSet<u32> = BTreeSet::new();
+    let mut on = |expr: &Expr| match expr {
+        Expr::Call { fcn, .. } => {
+            called.insert(fcn.span().start);
+        }
+        Expr::Var { span, .. } if !called.contains(&span.start) => {
+            if let Some(name) = names.iter().find(|name| name.as_str() == span.text()) {
+                found.push((span.start as usize, span.end as usize, name.as_str()));
             }
         }
         _ => {}
@@ -177,6 +208,7 @@ fn reads(
         }
         Rule::Default { value, .. } => walk_expr(value, &mut on),
     }
+    found
 }
 
 /// The expressions of `query` a read may be in: not its `with` targets.
@@ -203,50 +235,6 @@ fn reads_in_query(query: &Query, on: &mut dyn FnMut(&Expr)) {
     }
 }
 
-/// The names `rule` binds as locals anywhere in it: its function's
-/// arguments, `some` and `every` variables, the left of `:=`.
-fn locals(rule: &Rule) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let vars_of = |expr: &Expr, names: &mut BTreeSet<String>| {
-        walk_expr(expr, &mut |e| {
-            if let Expr::Var { span, .. } = e {
-                names.insert(span.text().to_string());
-            }
-        })
-    };
-    if let Rule::Spec {
-        head: RuleHead::Func { args, .. },
-        ..
-    } = rule
-    {
-        args.iter().for_each(|arg| vars_of(arg, &mut names));
-    }
-    super::analysis::rule_queries(rule, &mut |query| {
-        for stmt in &query.stmts {
-            match &stmt.literal {
-                Literal::SomeVars { vars, .. } => names.extend(vars.iter().map(|v| v.text().to_string())),
-                Literal::SomeIn { key, value, .. } => {
-                    key.iter().for_each(|key| vars_of(key, &mut names));
-                    vars_of(value, &mut names);
-                }
-                Literal::Every { key, value, .. } => {
-                    names.extend(key.iter().map(|k| k.text().to_string()));
-                    names.insert(value.text().to_string());
-                }
-                Literal::Expr { expr, .. } => {
-                    if let Expr::AssignExpr { op, lhs, .. } = expr.as_ref() {
-                        if matches!(op, regorus::unstable::AssignOp::ColEq) {
-                            vars_of(lhs, &mut names);
-                        }
-                    }
-                }
-                Literal::NotExpr { .. } => {}
-            }
-        }
-    });
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,34 +247,71 @@ mod tests {
         engine.get_modules().clone()
     }
 
+    fn text_of<'a>(texts: &'a [(String, String)], name: &str) -> &'a str {
+        &texts.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
     #[test]
     fn reads_of_a_rule_with_a_variable_in_its_path_go_through_a_helper() {
         let modules = parsed(&[
             (
                 "a.rego",
                 "package a\nby_sev[s] contains x if { some x in input.xs; s := x.sev }\n\
-                 cfg.by_kind[k] := 1 if some k in input.ks\nobjs[k] := 1 if some k in input.ks\n\
-                 n := count(by_sev)\nm := cfg.by_kind\no := objs\nlocal := by_sev if { by_sev := 1 }\n\
+                 pairs[s][t] := 1 if { some s in input.ks; some t in input.ks }\n\
+                 objs[k] := 1 if some k in input.ks\ncfg.by_kind[k] := 1 if some k in input.ks\ncfg.limit := 3\n\
+                 n := count(by_sev)\nm := [pairs, cfg.by_kind, objs]\nlocal := by_sev if { by_sev := 1 }\n\
                  mocked if n with by_sev as {}\n",
             ),
-            ("b.rego", "package b\nimport rego.v1\nr := data.a.by_sev\n"),
+            ("b.rego", "package b\nr := data.a.by_sev\n"),
         ]);
         let texts = rewritten(&modules);
-        let text = |name: &str| texts.iter().find(|(n, _)| n == name).unwrap().1.clone();
-        let a = text("a.rego");
+        let a = text_of(&texts, "a.rego");
+        // `objs[k] := v` regorus reads as OPA does; `cfg` starts a constant path too.
         assert!(
-            a.contains("n := count(ar__o_by_sev)\nm := ar__o_cfg.by_kind\no := objs\n"),
+            a.contains("n := count(ar__o_by_sev)\nm := [ar__o_pairs, cfg.by_kind, objs]\n"),
             "{a}"
         );
         // A local of that name, the rule's own head and a `with` target are left.
         assert!(a.contains("local := by_sev if { by_sev := 1 }"), "{a}");
         assert!(a.contains("mocked if n with by_sev as {}"), "{a}");
         assert!(a.starts_with("package a\nby_sev[s] contains x"), "{a}");
-        assert!(text("b.rego").contains("r := data.a.ar__o_by_sev"));
+        // Reads through `data.` are left as they are.
+        assert_eq!(text_of(&texts, "b.rego"), "package b\nr := data.a.by_sev\n");
         assert_eq!(
-            text("<empty objects of data.a>"),
-            "package a\ndefault ar__o_by_sev := {}\nar__o_by_sev := object.union({}, by_sev)\n\
-             default ar__o_cfg := {\"by_kind\":{}}\nar__o_cfg := object.union({\"by_kind\":{}}, cfg)\n"
+            text_of(&texts, "<empty objects of data.a>"),
+            "package a\ndefault ar__o_by_sev := {}\nar__o_by_sev := by_sev\n\
+             default ar__o_pairs := {}\nar__o_pairs := pairs\n"
+        );
+    }
+
+    /// The interpreter's rewrite compiles the modules again, helpers
+    /// included: they stay as they are (a helper reading itself would be a
+    /// cycle), and a name they already serve gets no second helper.
+    #[test]
+    fn modules_compiled_again_keep_their_helpers_as_they_are() {
+        let first = parsed(&[(
+            "a.rego",
+            "package a\nby_sev[s] contains 1 if some s in input.ks\npairs[s][t] := 1 if { some s in input.ks; some t in input.ks }\nn := count(by_sev)\n",
+        )]);
+        let texts = rewritten(&first);
+        let again: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        assert!(rewritten(&parsed(&again)).is_empty());
+        // A module kept as written beside the helpers: it reads through
+        // them, and the name they lack gets a helper of its own.
+        let mut kept = again.clone();
+        kept.push(("b.rego", "package a\nm := [by_sev, pairs]\n"));
+        let third = rewritten(&parsed(&kept));
+        assert_eq!(
+            text_of(&third, "b.rego"),
+            "package a\nm := [ar__o_by_sev, ar__o_pairs]\n"
+        );
+        assert_eq!(
+            text_of(&third, "<empty objects of data.a>"),
+            "package a\ndefault ar__o_by_sev := {}\nar__o_by_sev := by_sev\n"
+        );
+        assert_eq!(
+            text_of(&third, "<empty objects of data.a>'"),
+            "package a\ndefault ar__o_pairs := {}\nar__o_pairs := pairs\n"
         );
     }
 
@@ -299,5 +324,10 @@ mod tests {
         assert!(rewritten(&plain).is_empty());
         let unread = parsed(&[("a.rego", "package a\nby_sev[s] contains 1 if some s in input.ks\n")]);
         assert!(rewritten(&unread).is_empty());
+        let function = parsed(&[(
+            "a.rego",
+            "package a\ncfg.by[k] := 1 if some k in input.ks\ncfg.f(x) := x\nn := cfg.f(count(cfg.by))\n",
+        )]);
+        assert!(rewritten(&function).is_empty());
     }
 }

@@ -480,6 +480,38 @@ mod tests {
         );
     }
 
+    /// A rule with a variable in its path that derives nothing is OPA's
+    /// empty object in tests too, mocked or not, through the interpreter's
+    /// own rewrite of it (its head term may be undefined).
+    #[test]
+    fn rules_with_a_variable_in_their_path_read_as_empty_objects() {
+        let suite = suite(&[
+            (
+                "p.rego",
+                "package p\nby_sev[s] contains a.id if {\n\tsome a in input.alerts\n\ts := a.sev\n}\nn := count(by_sev)\nnone := by_sev == {}\n",
+            ),
+            (
+                "p_test.rego",
+                "package p_test\nimport data.p\n\
+                 test_empty if p.n == 0 with input as {}\n\
+                 test_counted if p.n == 2 with input as {\"alerts\": [{\"id\": \"a\", \"sev\": \"h\"}, {\"id\": \"b\", \"sev\": \"l\"}]}\n\
+                 test_mocked if p.n == 3 with data.p.by_sev as {\"a\": 1, \"b\": 2, \"c\": 3}\n\
+                 test_none if p.none with input as {}\n",
+            ),
+        ]);
+        let (results, _) = suite.run(|_| true, false);
+        let verdicts: Vec<(&str, Verdict)> = results.iter().map(|r| (r.case.name(), r.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("p_test.test_empty", Verdict::Pass),
+                ("p_test.test_counted", Verdict::Pass),
+                ("p_test.test_mocked", Verdict::Pass),
+                ("p_test.test_none", Verdict::Pass)
+            ]
+        );
+    }
+
     /// A test reads its own METADATA and the rule's it tests; the suite's
     /// renames (a test defined twice) apply to the text with the calls
     /// written as values.
