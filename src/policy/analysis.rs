@@ -383,6 +383,26 @@ pub(super) fn head_terms(head: &RuleHead) -> Vec<&Expr> {
     terms
 }
 
+/// Every expression of `rule` a value is read in, each once: its head's
+/// terms (`head_terms`), its bodies with their values, a default's value;
+/// not its name or a function's arguments.
+pub(super) fn walk_values(rule: &Rule, visit: &mut dyn FnMut(&Expr)) {
+    match rule {
+        Rule::Spec { head, bodies, .. } => {
+            for term in head_terms(head) {
+                walk_expr(term, visit);
+            }
+            for body in bodies {
+                if let Some(assign) = &body.assign {
+                    walk_expr(&assign.value, visit);
+                }
+                walk_query(&body.query, visit);
+            }
+        }
+        Rule::Default { value, .. } => walk_expr(value, visit),
+    }
+}
+
 /// The variables `expr` names, but for `input`, `data` and a function's
 /// name in a call (`sprintf`, the `object` of `object.get`).
 fn variables(expr: &Expr, out: &mut BTreeSet<String>) {

@@ -13,9 +13,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Expr, Literal, Module, Query, Ref, Rule, RuleHead};
+use regorus::unstable::{Expr, Module, Ref, Rule, RuleHead};
+use regorus::utils::get_path_string;
 
-use super::analysis::{head_terms, package_path, root_name, walk_expr};
+use super::analysis::{package_path, root_name};
 use super::hoist::replaced;
 
 const HELPER_MODULE_PREFIX: &str = "<empty objects of ";
@@ -51,20 +52,19 @@ pub(super) fn rewritten(modules: &[Ref<Module>]) -> Vec<(String, String)> {
             texts.push((source.file().clone(), source.contents().clone()));
             continue;
         }
-        let mut edits: Vec<(usize, usize, &str)> = Vec::new();
+        let mut edits: Vec<(usize, usize, String)> = Vec::new();
         if let Some(names) = roots.get(&package) {
+            // A name an import gives this module is the import's, not the rule's.
+            let imported = imported_names(module);
+            let names: BTreeSet<String> = names.difference(&imported).cloned().collect();
             for rule in &module.policy {
-                for (start, end, name) in reads(rule, names) {
-                    edits.push((start, end, name));
+                for (start, end, name) in reads(rule, &names) {
                     read.entry(package.clone()).or_default().insert(name.to_string());
+                    edits.push((start, end, format!("ar__o_{name}")));
                 }
             }
         }
         changed |= !edits.is_empty();
-        let edits: Vec<(usize, usize, String)> = edits
-            .into_iter()
-            .map(|(start, end, name)| (start, end, format!("ar__o_{name}")))
-            .collect();
         let text = replaced(
             source.contents(),
             edits.iter().map(|(start, end, with)| (*start, *end, with.as_str())),
@@ -168,11 +168,27 @@ fn single_level(refr: &Expr) -> bool {
     matches!(refr, Expr::RefBrack { refr, .. } if matches!(refr.as_ref(), Expr::Var { .. }))
 }
 
+/// The names a module's imports give it: each alias, or the last part of
+/// the imported path.
+fn imported_names(module: &Module) -> BTreeSet<String> {
+    module
+        .imports
+        .iter()
+        .filter_map(|import| match &import.r#as {
+            Some(alias) => Some(alias.text().to_string()),
+            None => get_path_string(&import.refr, None)
+                .ok()
+                .and_then(|path| path.rsplit('.').next().map(str::to_string)),
+        })
+        .collect()
+}
+
 /// The reads in `rule` of one of `names` (its own package's), as the
-/// span of the name: not the rule's own head, nor a `with` target, nor a
-/// called name; none in a rule that starts with one of them (its own
-/// definitions) or binds one as a local (`some`, `:=`, `every`, a
-/// function's arguments).
+/// span of the name: not the rule's own head, nor a called name, nor
+/// anything in a `with` (its target is the rule's, and regorus loses a
+/// helper computed for an `as` value once the `with` applies); none in a
+/// rule that starts with one of them (its own definitions) or binds one
+/// as a local (`some`, `:=`, `every`, a function's arguments).
 fn reads<'a>(rule: &Ref<Rule>, names: &'a BTreeSet<String>) -> Vec<(usize, usize, &'a str)> {
     if rule_root(rule).is_some_and(|root| names.contains(root)) {
         return Vec::new();
@@ -181,58 +197,34 @@ fn reads<'a>(rule: &Ref<Rule>, names: &'a BTreeSet<String>) -> Vec<(usize, usize
         .iter()
         .filter(|name| !super::analysis::rule_binds(rule, name))
         .collect();
+    let mut withs: Vec<(u32, u32)> = Vec::new();
+    super::analysis::rule_queries(rule, &mut |query| {
+        withs.extend(
+            query
+                .stmts
+                .iter()
+                .flat_map(|stmt| &stmt.with_mods)
+                .map(|with| (with.span.start, with.span.end)),
+        );
+    });
     let mut found = Vec::new();
     let mut called: BTreeSet<u32> = BTreeSet::new();
     let mut on = |expr: &Expr| match expr {
         Expr::Call { fcn, .. } => {
             called.insert(fcn.span().start);
         }
-        Expr::Var { span, .. } if !called.contains(&span.start) => {
+        Expr::Var { span, .. }
+            if !called.contains(&span.start)
+                && !withs.iter().any(|(start, end)| (*start..*end).contains(&span.start)) =>
+        {
             if let Some(name) = names.iter().find(|name| name.as_str() == span.text()) {
                 found.push((span.start as usize, span.end as usize, name.as_str()));
             }
         }
         _ => {}
     };
-    match rule.as_ref() {
-        Rule::Spec { head, bodies, .. } => {
-            for term in head_terms(head) {
-                walk_expr(term, &mut on);
-            }
-            for body in bodies {
-                if let Some(assign) = &body.assign {
-                    walk_expr(&assign.value, &mut on);
-                }
-                reads_in_query(&body.query, &mut on);
-            }
-        }
-        Rule::Default { value, .. } => walk_expr(value, &mut on),
-    }
+    super::analysis::walk_values(rule, &mut on);
     found
-}
-
-/// The expressions of `query` a read may be in: not its `with` targets.
-fn reads_in_query(query: &Query, on: &mut dyn FnMut(&Expr)) {
-    for stmt in &query.stmts {
-        match &stmt.literal {
-            Literal::SomeVars { .. } => {}
-            Literal::SomeIn {
-                key, value, collection, ..
-            } => {
-                key.iter().for_each(|key| walk_expr(key, on));
-                walk_expr(value, on);
-                walk_expr(collection, on);
-            }
-            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => walk_expr(expr, on),
-            Literal::Every { domain, query, .. } => {
-                walk_expr(domain, on);
-                reads_in_query(query, on);
-            }
-        }
-        for with in &stmt.with_mods {
-            walk_expr(&with.r#as, on);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -260,7 +252,12 @@ mod tests {
                  pairs[s][t] := 1 if { some s in input.ks; some t in input.ks }\n\
                  objs[k] := 1 if some k in input.ks\ncfg.by_kind[k] := 1 if some k in input.ks\ncfg.limit := 3\n\
                  n := count(by_sev)\nm := [pairs, cfg.by_kind, objs]\nlocal := by_sev if { by_sev := 1 }\n\
-                 mocked if n with by_sev as {}\n",
+                 mocked if n with by_sev as {}\n\
+                 extended if n with data.a.by_sev as object.union(by_sev, {\"x\": {1}})\n",
+            ),
+            (
+                "c.rego",
+                "package a\nimport data.lib.by_sev\nimported := count(by_sev)\nown := count(pairs)\n",
             ),
             ("b.rego", "package b\nr := data.a.by_sev\n"),
         ]);
@@ -274,6 +271,13 @@ mod tests {
         // A local of that name, the rule's own head and a `with` target are left.
         assert!(a.contains("local := by_sev if { by_sev := 1 }"), "{a}");
         assert!(a.contains("mocked if n with by_sev as {}"), "{a}");
+        // Nothing in a `with`: regorus would lose a helper computed for its value.
+        assert!(a.contains("with data.a.by_sev as object.union(by_sev, "), "{a}");
+        // A name an import gives the module is the import's.
+        assert_eq!(
+            text_of(&texts, "c.rego"),
+            "package a\nimport data.lib.by_sev\nimported := count(by_sev)\nown := count(ar__o_pairs)\n"
+        );
         assert!(a.starts_with("package a\nby_sev[s] contains x"), "{a}");
         // Reads through `data.` are left as they are.
         assert_eq!(text_of(&texts, "b.rego"), "package b\nr := data.a.by_sev\n");

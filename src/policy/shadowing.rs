@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, Span};
 
-use super::analysis::{function_names, head_terms, package_path, value_rule_names, walk_expr, walk_query};
+use super::analysis::{function_names, head_terms, package_path, value_rule_names, walk_expr, walk_query, walk_values};
 use super::hoist::{replaced, Rewrites};
 use super::source::PolicyFile;
 
@@ -75,15 +75,7 @@ fn edits(module: &Module, rules: &BTreeSet<String>) -> Rewrites {
                 }
             }
         };
-        for term in head_terms(head) {
-            walk_expr(term, &mut comprehension);
-        }
-        for body in bodies {
-            if let Some(assign) = &body.assign {
-                walk_expr(&assign.value, &mut comprehension);
-            }
-            walk_query(&body.query, &mut comprehension);
-        }
+        walk_values(rule, &mut comprehension);
     }
     let mut edits = Rewrites::default();
     for (start, (end, name)) in spans {
