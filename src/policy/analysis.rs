@@ -941,7 +941,7 @@ fn user_functions(modules: &[Ref<Module>]) -> BTreeSet<String> {
 }
 
 /// `import data.a.b` and `import data.a.b as c`: alias → path.
-fn import_aliases(module: &Module) -> BTreeMap<String, String> {
+pub(super) fn import_aliases(module: &Module) -> BTreeMap<String, String> {
     module
         .imports
         .iter()

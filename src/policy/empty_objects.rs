@@ -2,14 +2,15 @@
 //! (`by_sev[s] contains a`, `pairs[s][t] := v`) that derives nothing is
 //! an empty object to OPA and undefined to regorus, which runs such rules
 //! on its interpreter: `count(by_sev)` was undefined, not 0, and `not
-//! by_sev` held. Reads of such a name in its own package's rules are
+//! by_sev` held. Reads of such a rule — by name in its package, or as
+//! `data.<package>.<name>` (also through an import of the package) — are
 //! written as a helper rule's, `ar__o_<name>`, which is the rule's value,
 //! or `{}` (a default) when nothing is derived. The helpers live in a
 //! module of their own per package, so the policies' lines stay where
-//! they were. Kept narrow on purpose: a name that also starts other rules
-//! or functions (`cfg.by_kind[k]` beside `cfg.limit`), reads through
-//! `data.` or an import, and reads in a rule that binds the name as a
-//! local are left as regorus reads them.
+//! they were. Kept narrow on purpose: a name followed by a constant or
+//! that also starts other rules or functions (`cfg.by_kind[k]`), a path
+//! with a variable (`data.p[_].by_sev`), an import of the rule itself,
+//! and a name a rule binds as a local are left as regorus reads them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,15 +54,17 @@ pub(super) fn rewritten(modules: &[Ref<Module>]) -> Vec<(String, String)> {
             continue;
         }
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
-        if let Some(names) = roots.get(&package) {
-            // A name an import gives this module is the import's, not the rule's.
-            let imported = imported_names(module);
-            let names: BTreeSet<String> = names.difference(&imported).cloned().collect();
-            for rule in &module.policy {
-                for (start, end, name) in reads(rule, &names) {
-                    read.entry(package.clone()).or_default().insert(name.to_string());
-                    edits.push((start, end, format!("ar__o_{name}")));
-                }
+        // A name an import gives this module is the import's, not the rule's.
+        let imported = imported_names(module);
+        let own: BTreeSet<String> = roots
+            .get(&package)
+            .map(|names| names.difference(&imported).cloned().collect())
+            .unwrap_or_default();
+        let aliases = super::analysis::import_aliases(module);
+        for rule in &module.policy {
+            for found in reads(rule, (&package, &own), &roots, &aliases) {
+                edits.push((found.start, found.end, format!("ar__o_{}", found.name)));
+                read.entry(found.package).or_default().insert(found.name);
             }
         }
         changed |= !edits.is_empty();
@@ -183,19 +186,35 @@ fn imported_names(module: &Module) -> BTreeSet<String> {
         .collect()
 }
 
-/// The reads in `rule` of one of `names` (its own package's), as the
-/// span of the name: not the rule's own head, nor a called name, nor
-/// anything in a `with` (its target is the rule's, and regorus loses a
-/// helper computed for an `as` value once the `with` applies); none in a
-/// rule that starts with one of them (its own definitions) or binds one
-/// as a local (`some`, `:=`, `every`, a function's arguments).
-fn reads<'a>(rule: &Ref<Rule>, names: &'a BTreeSet<String>) -> Vec<(usize, usize, &'a str)> {
-    if rule_root(rule).is_some_and(|root| names.contains(root)) {
-        return Vec::new();
-    }
-    let names: BTreeSet<&'a String> = names
+/// A read to write as a helper's: the span of the name, and the rule's
+/// package and name.
+struct Read {
+    start: usize,
+    end: usize,
+    package: String,
+    name: String,
+}
+
+/// The reads in `rule` of such rules: a bare name of its own package's
+/// (`own`, with the package's path), or `data.<package>.<name>` from any
+/// package, also through an import's alias (`matano.by_sev` after `import
+/// data.alert.matano`), its path made of names only (`data.p[_].by_sev`
+/// is not one). Not the rule's own head, nor a called name, nor anything
+/// in a `with` (its target is the rule's, and regorus loses a helper
+/// computed for an `as` value once the `with` applies), nor a rule's read
+/// of its own name, nor a bare name the rule binds as a local (`some`,
+/// `:=`, `every`, a function's arguments).
+fn reads(
+    rule: &Ref<Rule>,
+    (package, own): (&str, &BTreeSet<String>),
+    roots: &BTreeMap<String, BTreeSet<String>>,
+    aliases: &BTreeMap<String, String>,
+) -> Vec<Read> {
+    // A rule of this kind reading its own name is a recursion: left to the compiler.
+    let itself = rule_root(rule);
+    let own: BTreeSet<&String> = own
         .iter()
-        .filter(|name| !super::analysis::rule_binds(rule, name))
+        .filter(|name| Some(name.as_str()) != itself && !super::analysis::rule_binds(rule, name))
         .collect();
     let mut withs: Vec<(u32, u32)> = Vec::new();
     super::analysis::rule_queries(rule, &mut |query| {
@@ -207,6 +226,7 @@ fn reads<'a>(rule: &Ref<Rule>, names: &'a BTreeSet<String>) -> Vec<(usize, usize
                 .map(|with| (with.span.start, with.span.end)),
         );
     });
+    let in_with = |at: u32| withs.iter().any(|(start, end)| (*start..*end).contains(&at));
     let mut found = Vec::new();
     let mut called: BTreeSet<u32> = BTreeSet::new();
     let mut on = |expr: &Expr| match expr {
@@ -215,16 +235,48 @@ fn reads<'a>(rule: &Ref<Rule>, names: &'a BTreeSet<String>) -> Vec<(usize, usize
         }
         Expr::Var { span, .. }
             if !called.contains(&span.start)
-                && !withs.iter().any(|(start, end)| (*start..*end).contains(&span.start)) =>
+                && !in_with(span.start)
+                && own.iter().any(|name| name.as_str() == span.text()) =>
         {
-            if let Some(name) = names.iter().find(|name| name.as_str() == span.text()) {
-                found.push((span.start as usize, span.end as usize, name.as_str()));
+            found.push(Read {
+                start: span.start as usize,
+                end: span.end as usize,
+                package: package.to_string(),
+                name: span.text().to_string(),
+            });
+        }
+        Expr::RefDot { refr, field, .. } if !in_with(field.0.start) => {
+            let name = field.0.text();
+            let Some(path) = names_only_path(refr, aliases) else {
+                return;
+            };
+            let itself = path == package && Some(name) == itself;
+            if !itself && roots.get(&path).is_some_and(|names| names.contains(name)) {
+                found.push(Read {
+                    start: field.0.start as usize,
+                    end: field.0.end as usize,
+                    package: path,
+                    name: name.to_string(),
+                });
             }
         }
         _ => {}
     };
     super::analysis::walk_values(rule, &mut on);
     found
+}
+
+/// The `data.` path of a reference made of names only (`data.a.b`, or
+/// `alias.b` through an import), or `None`.
+fn names_only_path(expr: &Expr, aliases: &BTreeMap<String, String>) -> Option<String> {
+    match expr {
+        Expr::Var { span, .. } => match span.text() {
+            "data" => Some("data".to_string()),
+            name => aliases.get(name).cloned(),
+        },
+        Expr::RefDot { refr, field, .. } => Some(format!("{}.{}", names_only_path(refr, aliases)?, field.0.text())),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -249,7 +301,7 @@ mod tests {
             (
                 "a.rego",
                 "package a\nby_sev[s] contains x if { some x in input.xs; s := x.sev }\n\
-                 pairs[s][t] := 1 if { some s in input.ks; some t in input.ks }\n\
+                 pairs[s][t] := 1 if { some s in input.ks; some t in input.ks; count(by_sev) == 0 }\n\
                  objs[k] := 1 if some k in input.ks\ncfg.by_kind[k] := 1 if some k in input.ks\ncfg.limit := 3\n\
                  n := count(by_sev)\nm := [pairs, cfg.by_kind, objs]\nlocal := by_sev if { by_sev := 1 }\n\
                  mocked if n with by_sev as {}\n\
@@ -259,7 +311,10 @@ mod tests {
                 "c.rego",
                 "package a\nimport data.lib.by_sev\nimported := count(by_sev)\nown := count(pairs)\n",
             ),
-            ("b.rego", "package b\nr := data.a.by_sev\n"),
+            (
+                "b.rego",
+                "package b\nimport data.a\nr := [data.a.by_sev, a.pairs, data[_].by_sev]\n",
+            ),
         ]);
         let texts = rewritten(&modules);
         let a = text_of(&texts, "a.rego");
@@ -279,8 +334,13 @@ mod tests {
             "package a\nimport data.lib.by_sev\nimported := count(by_sev)\nown := count(ar__o_pairs)\n"
         );
         assert!(a.starts_with("package a\nby_sev[s] contains x"), "{a}");
-        // Reads through `data.` are left as they are.
-        assert_eq!(text_of(&texts, "b.rego"), "package b\nr := data.a.by_sev\n");
+        // Another rule of this kind reads it through the helper too.
+        assert!(a.contains("some t in input.ks; count(ar__o_by_sev) == 0 }"), "{a}");
+        // Through `data.` and an import's alias too; not a path with a variable.
+        assert_eq!(
+            text_of(&texts, "b.rego"),
+            "package b\nimport data.a\nr := [data.a.ar__o_by_sev, a.ar__o_pairs, data[_].by_sev]\n"
+        );
         assert_eq!(
             text_of(&texts, "<empty objects of data.a>"),
             "package a\ndefault ar__o_by_sev := {}\nar__o_by_sev := by_sev\n\

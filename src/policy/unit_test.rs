@@ -496,7 +496,9 @@ mod tests {
                  test_empty if p.n == 0 with input as {}\n\
                  test_counted if p.n == 2 with input as {\"alerts\": [{\"id\": \"a\", \"sev\": \"h\"}, {\"id\": \"b\", \"sev\": \"l\"}]}\n\
                  test_mocked if p.n == 3 with data.p.by_sev as {\"a\": 1, \"b\": 2, \"c\": 3}\n\
-                 test_none if p.none with input as {}\n",
+                 test_none if p.none with input as {}\n\
+                 test_by_path if count(data.p.by_sev) == 0 with input as {}\n\
+                 test_by_alias if p.by_sev == {} with input as {}\n",
             ),
         ]);
         let (results, _) = suite.run(|_| true, false);
@@ -507,7 +509,9 @@ mod tests {
                 ("p_test.test_empty", Verdict::Pass),
                 ("p_test.test_counted", Verdict::Pass),
                 ("p_test.test_mocked", Verdict::Pass),
-                ("p_test.test_none", Verdict::Pass)
+                ("p_test.test_none", Verdict::Pass),
+                ("p_test.test_by_path", Verdict::Pass),
+                ("p_test.test_by_alias", Verdict::Pass)
             ]
         );
     }
