@@ -285,12 +285,7 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
                 }
                 _ => continue,
             };
-            let refr = match rule.as_ref() {
-                Rule::Default { refr, .. } => refr,
-                Rule::Spec { head, .. } => match head {
-                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
-                },
-            };
+            let refr = head_ref(rule);
             let span = rule.span();
             risks.entry(package.clone()).or_default().push(ConflictRisk {
                 path: format!("{package}.{}", refr.span().text()),
@@ -381,6 +376,32 @@ pub(super) fn head_terms(head: &RuleHead) -> Vec<&Expr> {
         };
     }
     terms
+}
+
+/// The reference a rule is named by: `p`, `by_sev[s]`, `cfg.max`, `f`.
+pub(super) fn head_ref(rule: &Rule) -> &Expr {
+    match rule {
+        Rule::Spec { head, .. } => match head {
+            RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
+        },
+        Rule::Default { refr, .. } => refr,
+    }
+}
+
+/// The names a module's imports give it: each alias, or the last part of
+/// the imported path (`by_sev` of `import data.p.by_sev`).
+pub(super) fn imported_names(module: &Module) -> BTreeSet<String> {
+    module
+        .imports
+        .iter()
+        .map(|import| match &import.r#as {
+            Some(alias) => alias.text().to_string(),
+            None => match import.refr.as_ref() {
+                Expr::RefDot { field, .. } => field.0.text().to_string(),
+                other => other.span().text().to_string(),
+            },
+        })
+        .collect()
 }
 
 /// Every expression of `rule` a value is read in, each once: its head's

@@ -15,9 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use regorus::unstable::{Expr, Module, Ref, Rule, RuleHead};
-use regorus::utils::get_path_string;
 
-use super::analysis::{package_path, root_name};
+use super::analysis::{head_ref, imported_names, package_path, root_name};
 use super::hoist::replaced;
 
 const HELPER_MODULE_PREFIX: &str = "<empty objects of ";
@@ -132,13 +131,7 @@ fn roots(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String>> {
 
 /// The first name of a rule's head.
 fn rule_root(rule: &Rule) -> Option<&str> {
-    let refr = match rule {
-        Rule::Spec { head, .. } => match head {
-            RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
-        },
-        Rule::Default { refr, .. } => refr,
-    };
-    root_name(refr)
+    root_name(head_ref(rule))
 }
 
 /// `p[x]…`: the part right after the first name is not a constant.
@@ -169,21 +162,6 @@ fn variable_right_after_root(refr: &Expr) -> bool {
 /// `p[k]`: one part after the first name.
 fn single_level(refr: &Expr) -> bool {
     matches!(refr, Expr::RefBrack { refr, .. } if matches!(refr.as_ref(), Expr::Var { .. }))
-}
-
-/// The names a module's imports give it: each alias, or the last part of
-/// the imported path.
-fn imported_names(module: &Module) -> BTreeSet<String> {
-    module
-        .imports
-        .iter()
-        .filter_map(|import| match &import.r#as {
-            Some(alias) => Some(alias.text().to_string()),
-            None => get_path_string(&import.refr, None)
-                .ok()
-                .and_then(|path| path.rsplit('.').next().map(str::to_string)),
-        })
-        .collect()
 }
 
 /// A read to write as a helper's: the span of the name, and the rule's

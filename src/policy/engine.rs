@@ -31,7 +31,8 @@ pub fn new_engine(timeout: Duration) -> regorus::Engine {
 /// as its path, and a `some … in` variable named like a rule is renamed
 /// where regorus would refuse it (`policy::shadowing`); template strings
 /// are written as calls and `rego.metadata` calls as their values first
-/// (`in_regorus_syntax`).
+/// (`in_regorus_syntax`), and reads of `p[x] …` rules go through helpers
+/// last (`policy::empty_objects`).
 pub(super) fn compiled(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let engine = with_readings(files, timeout)?;
     Ok(with_empty_objects(engine, timeout))
@@ -59,7 +60,7 @@ fn with_empty_objects(mut engine: regorus::Engine, timeout: Duration) -> regorus
     }
 }
 
-/// [`compiled`] but for the empty objects.
+/// [`compiled`] up to the empty objects: the syntax, then OPA's readings.
 fn with_readings(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::Engine, PolicyError> {
     let files = with_escape_functions(in_regorus_syntax(files)?);
     let (files, mut engine) = match engine_of(&files, timeout) {

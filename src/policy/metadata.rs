@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use regorus::unstable::{Expr, Module, Ref, Rule, RuleHead};
+use regorus::unstable::{Expr, Module, Ref, Rule};
 use regorus::utils::get_path_string;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -672,14 +672,8 @@ fn package_parts(module: &Module) -> Vec<String> {
 /// The rule's path: its package's and its head's constant prefix
 /// (`a.p` of `p[k] := …` in `package a`).
 fn rule_path(package: &[String], rule: &Ref<Rule>) -> Vec<String> {
-    let refr = match rule.as_ref() {
-        Rule::Spec { head, .. } => match head {
-            RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
-        },
-        Rule::Default { refr, .. } => refr,
-    };
     let mut path = package.to_vec();
-    path.extend(ground_parts(refr).0);
+    path.extend(ground_parts(super::analysis::head_ref(rule)).0);
     path
 }
 

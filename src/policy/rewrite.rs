@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use regorus::unstable::{AssignOp, Expr, Module, Ref, Rule, RuleAssign, RuleBody, RuleHead};
 
-use super::analysis::{is_constant, package_path, root_name};
+use super::analysis::{head_ref, imported_names, is_constant, package_path, root_name};
 use super::engine::compiled;
 use super::source::PolicyFile;
 
@@ -393,29 +393,11 @@ fn names_by_package(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<String
         let package = names.entry(package_path(module)).or_default();
         package.extend(["input".to_string(), "data".to_string()]);
         for rule in &module.policy {
-            let refr = match rule.as_ref() {
-                Rule::Spec { head, .. } => match head {
-                    RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } | RuleHead::Func { refr, .. } => refr,
-                },
-                Rule::Default { refr, .. } => refr,
-            };
-            package.extend(root_name(refr).map(str::to_string));
+            package.extend(root_name(head_ref(rule)).map(str::to_string));
         }
-        for import in &module.imports {
-            match &import.r#as {
-                Some(alias) => package.insert(alias.text().to_string()),
-                None => package.insert(last_segment(&import.refr).to_string()),
-            };
-        }
+        package.extend(imported_names(module));
     }
     names
-}
-
-fn last_segment(expr: &Expr) -> &str {
-    match expr {
-        Expr::RefDot { field, .. } => field.0.text(),
-        other => other.span().text(),
-    }
 }
 
 fn offset(expr: &Expr) -> (usize, usize) {
