@@ -246,11 +246,14 @@ fn on_panic() -> Option<usize> {
 /// others at once.
 fn mates_of(in_flight: &InFlight, poisoned: usize) -> ByQueue {
     let deciding_delay = in_flight.deciding_delay();
+    // A message SQS delivered twice in the batch is poisoned in both copies:
+    // its twin keeps the visibility timeout too.
+    let poisoned_id = in_flight.records.get(poisoned).map(|(id, _)| id.as_str());
     let mates = in_flight
         .records
         .iter()
         .enumerate()
-        .filter(|(index, _)| *index != poisoned);
+        .filter(|(index, (id, _))| *index != poisoned && Some(id.as_str()) != poisoned_id);
     crate::requeue::by_queue(mates.filter_map(|(index, (_, receipt))| {
         let delay_seconds = match in_flight.progress(index) {
             Progress::Deciding => deciding_delay,
@@ -330,6 +333,21 @@ mod tests {
             handle: handle.to_string(),
         };
         (id.to_string(), Some(receipt))
+    }
+
+    #[test]
+    fn the_twin_of_a_poisoned_message_is_not_its_batch_mate() {
+        let records = vec![
+            record("m1", "q1", "a"),
+            record("m2", "q1", "b"),
+            record("m1", "q1", "c"),
+        ];
+        let in_flight = InFlight::new(Arc::new(MemoryRequeue::default()), records.into(), None);
+        let handles: Vec<String> = mates_of(&in_flight, 0)
+            .into_values()
+            .flat_map(|records| records.into_iter().map(|r| r.handle))
+            .collect();
+        assert_eq!(handles, ["b"], "the same message's second copy keeps its timeout too");
     }
 
     fn in_flight(requeue: Arc<MemoryRequeue>, records: Vec<BatchRecord>) -> InFlight {

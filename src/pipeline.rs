@@ -226,8 +226,8 @@ impl From<DecideError> for HandleError {
 /// the first transient failure's.
 pub(crate) fn retry_error(retries: &[Retry]) -> Option<HandleError> {
     let state = retries.iter().find_map(|retry| match &retry.cause {
-        RetryCause::State(err) => Some(err.clone()),
-        _ => None,
+        RetryCause::State(err) | RetryCause::Unsaved(err) => Some(err.clone()),
+        RetryCause::Transient { .. } | RetryCause::Busy { .. } => None,
     });
     if let Some(err) = state {
         return Some(HandleError::State(err));
@@ -367,7 +367,8 @@ impl Responder {
                 None => retry_error(&record.retries).map(|err| err.to_string()),
             };
             owners.extend(std::iter::repeat_n(item_id.clone(), record.outcomes.len()));
-            if let Some(cause) = cause {
+            // A message SQS delivered twice in the batch is listed once.
+            if let Some(cause) = cause.filter(|_| !handled.causes.iter().any(|(id, _)| *id == item_id)) {
                 handled.causes.push((item_id, cause));
             }
             outcomes.extend(record.outcomes);
@@ -815,12 +816,13 @@ pub(crate) fn count_actions(report: &WorkflowReport, summary: &mut Summary) {
     summary.failed_actions += actions().filter(|a| a.status == Status::Failed).count();
     // A replayed skip is counted once, as a replay.
     summary.skipped_actions += actions().filter(|a| a.status == Status::Skipped && !a.replay).count();
-    // A transient failure ran; the other causes stopped the action before
-    // it did (or kept its record from being saved: its retry counts it).
+    // A transient failure ran, and so did an action whose record could not
+    // be saved (its retry runs it again); the other causes stopped the
+    // action before it ran.
     summary.retries_not_run += report
         .retries
         .iter()
-        .filter(|retry| !matches!(retry.cause, RetryCause::Transient { .. }))
+        .filter(|retry| matches!(retry.cause, RetryCause::State(_) | RetryCause::Busy { .. }))
         .count();
 }
 

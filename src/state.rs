@@ -210,7 +210,8 @@ pub trait StateStore: WorkflowStore + Send + Sync {
     /// Gives the lock up, if `owner` still holds it.
     fn unlock_namespace<'a>(&'a self, namespace: &'a str, owner: &'a str) -> BoxFuture<'a, Result<(), StateError>>;
     /// Counts one run against `budget` in its current fixed window of
-    /// `window` (by the store's clock), atomically: the window's start
+    /// `window` (by this instance's clock: instances whose clocks differ
+    /// may count a run near a window's edge in different windows), atomically: the window's start
     /// (epoch seconds) it was counted in; `None`, and nothing counted, when
     /// the window already holds `limit`.
     fn take_budget<'a>(

@@ -282,6 +282,29 @@ async fn concurrent_duplicates_run_each_action_once() {
     assert_eq!(first.replayed + second.replayed, 1, "one ran, one replayed");
 }
 
+/// An action that ran but whose record the state table did not take is
+/// retried, and counted as run (`ActionsRun`): its vendor was called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_ran_but_was_not_saved_is_retried_and_counted_as_run() {
+    let rig = Arc::new(rig(r#"run contains {"id": "slow", "uses": "test.gate"}"#));
+    let batch = tokio::spawn({
+        let rig = rig.clone();
+        async move {
+            let records = sqs_batch(&[via_sns(&change("u1", 1), "s1")]);
+            rig.responder.handle_batch(records, None, 1, None).await
+        }
+    });
+    while rig.calls.of("slow") == 0 {
+        tokio::task::yield_now().await;
+    }
+    // The table goes down while the action runs: its record is not saved.
+    rig.state.set_unavailable(true);
+    rig.gate.add_permits(1);
+    let handled = batch.await.unwrap();
+    assert_eq!(failures(&handled), ["m0"], "{:?}", handled.causes);
+    assert_eq!((handled.summary.actions, handled.summary.retries_not_run), (1, 0));
+}
+
 /// One change delivered twice in one SQS batch, both records decided at
 /// once (concurrency 2): the second waits on the first (its namespace's
 /// lock), the action runs once, neither record is retried, and the second's
@@ -872,6 +895,24 @@ run contains {"id": "flaky", "uses": "test.flaky"} if input.alert.title == "flak
     assert!(failures(&again).is_empty(), "{:?}", again.causes);
     assert_eq!(rig.calls.of("flaky"), 2);
     assert_eq!(rig.calls.of("page"), 1);
+}
+
+/// A message SQS delivered twice in one batch whose both copies must be
+/// retried is listed once in `batchItemFailures` (and counted once).
+#[tokio::test]
+async fn a_message_twice_in_a_batch_is_listed_once_for_its_retry() {
+    let rig = rig(r#"run contains {"id": "flaky", "uses": "test.flaky"}"#);
+    rig.calls.flaky_failures.store(2, Ordering::SeqCst);
+    let body = via_sns(&change("t1", 1), "sns-t1");
+    let mut records = sqs_batch(&[body.clone(), body]);
+    records[1].item_id = records[0].item_id.clone();
+    let handled = rig.responder.handle_batch(records, None, 1, None).await;
+    assert_eq!(
+        rig.calls.of("flaky"),
+        2,
+        "both copies ran the action and failed for now"
+    );
+    assert_eq!(failures(&handled), ["m0"], "{:?}", handled.causes);
 }
 
 const INGEST_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:alert-responder-ingest";

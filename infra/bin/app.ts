@@ -141,11 +141,13 @@ function budgetsContext(): ActionBudget[] | undefined {
     if (unknown.length > 0) {
       throw new Error(`actionBudgets[${index}]: expected ${shape}, not ${unknown.join(", ")}`);
     }
+    // null is absent, as the function reads ACTION_BUDGETS.
     const pattern = (key: string) => {
-      if (fields[key] !== undefined && typeof fields[key] !== "string") {
+      const value = fields[key] ?? undefined;
+      if (value !== undefined && typeof value !== "string") {
         throw new Error(`actionBudgets[${index}]: ${key} is a string (a glob)`);
       }
-      return fields[key] as string | undefined;
+      return value;
     };
     const whole = (key: string) => {
       if (typeof fields[key] !== "number") {

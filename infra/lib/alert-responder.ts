@@ -374,7 +374,13 @@ export class AlertResponder extends Construct {
     }
     environment.TOPIC_SCHEMAS = sourceTopics.map((source) => `${source.topicArn}=${source.schema}`).join(",");
     const ingest = props.ingest ?? { mode: "sns" };
-    environment.BATCH_CONCURRENCY = String(ingest.batchConcurrency ?? 4);
+    // The SAM template's ranges: a value the function refuses would fail every init.
+    environment.BATCH_CONCURRENCY = String(wholeInRange("ingest.batchConcurrency", ingest.batchConcurrency ?? 4, 1, 64));
+    wholeInRange("ingest.maxReceiveCount", ingest.maxReceiveCount ?? 5, 1, 1000);
+    wholeInRange("ingest.retriesAlarmThreshold", ingest.retriesAlarmThreshold ?? 0, 0, Number.MAX_SAFE_INTEGER);
+    if (ingest.oldestMessageAlarmAge !== undefined) {
+      wholeInRange("ingest.oldestMessageAlarmAge (seconds)", ingest.oldestMessageAlarmAge.toSeconds(), 60, Number.MAX_SAFE_INTEGER);
+    }
     const retryDelay = ingest.retryDelay ?? Duration.seconds(30);
     if (retryDelay !== "off" && retryDelay.toSeconds() > 3600) {
       throw new Error(`ingest.retryDelay: ${retryDelay.toSeconds()} s is over an hour (SQS keeps a message hidden at most 12 hours from its receipt)`);
@@ -705,4 +711,13 @@ export class AlertResponder extends Construct {
       );
     }
   }
+}
+
+/** `value`, when it is a whole number from `min` to `max`; otherwise an error naming the setting. */
+function wholeInRange(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `from ${min} to ${max}`;
+    throw new Error(`${name}: a whole number ${range}, not ${value}`);
+  }
+  return value;
 }

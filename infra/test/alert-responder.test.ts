@@ -10,7 +10,7 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
-import { AlertResponder, AlertResponderProps, DECISION_RECORD_COLUMNS } from "../lib/alert-responder";
+import { AlertResponder, AlertResponderProps, DECISION_RECORD_COLUMNS, IngestOptions } from "../lib/alert-responder";
 
 const ALERTING = "arn:aws:sns:us-east-1:123456789012:matano-alerting";
 
@@ -243,6 +243,22 @@ test("ingest mode sqs: topics deliver to a queue read in batches, with partial f
       ]),
     },
   });
+});
+
+test("ingest settings outside the SAM template's ranges are refused at synth, naming the setting", () => {
+  const refused: [Omit<IngestOptions, "mode">, RegExp][] = [
+    [{ batchConcurrency: 0 }, /ingest.batchConcurrency: a whole number from 1 to 64, not 0/],
+    [{ batchConcurrency: 2.5 }, /ingest.batchConcurrency: a whole number from 1 to 64, not 2.5/],
+    [{ batchConcurrency: 65 }, /ingest.batchConcurrency/],
+    [{ maxReceiveCount: 0 }, /ingest.maxReceiveCount: a whole number from 1 to 1000/],
+    [{ retriesAlarmThreshold: -1 }, /ingest.retriesAlarmThreshold: a whole number at least 0/],
+    [{ oldestMessageAlarmAge: Duration.seconds(30) }, /ingest.oldestMessageAlarmAge \(seconds\): a whole number at least 60, not 30/],
+  ];
+  for (const [settings, message] of refused) {
+    assert.throws(() => synth({ ingest: { mode: "sqs", ...settings } }), message, JSON.stringify(settings));
+  }
+  const template = synth({ ingest: { mode: "sqs", batchConcurrency: 64, oldestMessageAlarmAge: Duration.seconds(60) } });
+  template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "ApproximateAgeOfOldestMessage", Threshold: 60 });
 });
 
 test("the SAM template has the same ingest modes", () => {

@@ -29,6 +29,10 @@ pub enum RetryCause {
     /// Another invocation holds the claim longer than this one can wait.
     #[error("action {action_id:?} is running in another invocation")]
     Busy { action_id: String },
+    /// The action ran, but its record could not be saved: its claim stays
+    /// unfinished, and the retry runs it again once the lease is over.
+    #[error("the action ran, but its record could not be saved: {0}")]
+    Unsaved(StateError),
 }
 
 /// An action to be retried with the invocation.
@@ -328,7 +332,7 @@ impl Executor<'_> {
             Ok(()) => None,
             Err(err) => {
                 tracing::error!(alert_id = %alert.id, action_id = %request.id, error = %err, "the action ran but its record could not be saved");
-                Some(RetryCause::State(err))
+                Some(RetryCause::Unsaved(err))
             }
         }
     }
