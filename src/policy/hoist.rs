@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{BoolOp, Expr, Literal, Module, Query, Rule, RuleHead};
+use regorus::unstable::{AssignOp, BoolOp, Expr, Literal, Module, Query, Rule, RuleHead, Span};
 
 /// One replacement of `text[start..end]`.
 struct Edit {
@@ -182,19 +182,81 @@ impl Rewrite<'_> {
                         }
                         let (start, end) = (span.start as usize, token_end(self.text, span.end as usize));
                         self.hoist(moved, Place::Before { start, end });
+                        if let Literal::Expr { expr, .. } = &stmt.literal {
+                            self.assigned_defined(expr, start, end);
+                        }
                     }
                     self.queries_in(expr);
                 }
                 Literal::SomeIn {
                     key, value, collection, ..
                 } => self.membership(key.as_deref(), value, collection),
-                Literal::Every { domain, query, .. } => {
+                Literal::Every {
+                    key,
+                    value,
+                    domain,
+                    query,
+                    ..
+                } => {
                     self.queries_in(domain);
+                    self.every_variables(key.as_ref(), value, query);
                     self.query(query);
                 }
                 Literal::SomeVars { .. } => {}
             }
         }
+    }
+
+    /// `x := <value>` followed by `_ = x`: regorus's VM went on after
+    /// assigning an undefined value (`ticket := input.info.jira` held for
+    /// an alert without it, and a `not ticket` after it too), where OPA's
+    /// body is undefined. A value that is always defined (a constant, a
+    /// comprehension) is left alone.
+    fn assigned_defined(&mut self, expr: &Expr, start: usize, end: usize) {
+        let Expr::AssignExpr {
+            op: AssignOp::ColEq,
+            lhs,
+            rhs,
+            ..
+        } = expr
+        else {
+            return;
+        };
+        let Expr::Var { span: name, .. } = lhs.as_ref() else {
+            return;
+        };
+        if name.text() == "_" || always_defined(rhs) {
+            return;
+        }
+        if one_literal_body(self.text, start) {
+            self.out.brace(start, end);
+        }
+        self.out.replace(end, end, format!("; _ = {}", name.text()));
+    }
+
+    /// An `every`'s variables renamed in its head and bound by `:=` at the
+    /// top of its body. regorus's VM took one used as a reference's key
+    /// (`every d in D { input.m[d] }`) for a new variable iterating the
+    /// reference's keys, so the body held whenever `input.m` had any; a
+    /// variable bound in the body is read as bound.
+    fn every_variables(&mut self, key: Option<&Span>, value: &Span, query: &Query) {
+        if !braced(self.text, query) {
+            return;
+        }
+        let mut bindings = String::new();
+        for variable in key.into_iter().chain([value]) {
+            let name = variable.text();
+            if name == "_" {
+                continue;
+            }
+            let fresh = format!("{PREFIX}{}", self.next);
+            self.next += 1;
+            self.out
+                .replace(variable.start as usize, variable.end as usize, fresh.clone());
+            bindings.push_str(&format!(" {name} := {fresh};"));
+        }
+        let at = query.span.start as usize + 1;
+        self.out.replace(at, at, bindings);
     }
 
     /// A rule's value (or an `else`'s): its memberships' operands into the
@@ -316,6 +378,22 @@ impl Rewrite<'_> {
             }
         }
     }
+}
+
+/// Whether `expr` has a value whatever the input: a scalar written out, or
+/// a comprehension (empty at worst).
+fn always_defined(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Number { .. }
+            | Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. }
+            | Expr::ArrayCompr { .. }
+            | Expr::SetCompr { .. }
+            | Expr::ObjectCompr { .. }
+    )
 }
 
 /// The operands of the memberships `expr` holds as values
@@ -526,7 +604,7 @@ mod tests {
     fn negated_references_move_ahead_on_their_line() {
         assert_eq!(
             rewritten("package p\nr if not startswith(input.missing, \"x\")\ns if {\n\tx := input.u\n\tnot lower(x.login) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"),
-            "package p\nr if { ar__n0 = input.missing; not startswith(ar__n0, \"x\") }\ns if {\n\tx := input.u\n\tar__n1 = x.login; not lower(ar__n1) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"
+            "package p\nr if { ar__n0 = input.missing; not startswith(ar__n0, \"x\") }\ns if {\n\tx := input.u; _ = x\n\tar__n1 = x.login; not lower(ar__n1) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"
         );
         // A step with a variable may iterate: left as written.
         let iterating = "package p\nr if {\n\tsome i\n\tnot startswith(input.l[i], \"x\")\n}\n";
@@ -559,7 +637,7 @@ mod tests {
             // Ahead of the literal; a condition by itself stays.
             (
                 "p if {\n\tflag := \"a\" in input.roles\n\t\"b\" in input.roles\n}\n",
-                "p if {\n\tar__n0 = input.roles; flag := \"a\" in ar__n0\n\t\"b\" in input.roles\n}\n",
+                "p if {\n\tar__n0 = input.roles; flag := \"a\" in ar__n0; _ = flag\n\t\"b\" in input.roles\n}\n",
             ),
             // A comprehension's term: the end of its query.
             (
@@ -599,5 +677,33 @@ mod tests {
         // A value shared by several bodies stays as written.
         let shared = "package p\np := \"a\" in input.roles if { input.x } { input.y }\n";
         assert_eq!(rewritten(shared), shared);
+    }
+
+    #[test]
+    fn every_variables_are_bound_at_the_top_of_the_body() {
+        assert_eq!(
+            rewritten("package p\nr if every d in input.l {\n\tinput.m[d]\n}\n"),
+            "package p\nr if every ar__n0 in input.l { d := ar__n0;\n\tinput.m[d]\n}\n"
+        );
+        // A key too; `_` stays; a negation's operand moves after the binding.
+        assert_eq!(
+            rewritten("package p\nr if every k, _ in input.m { not startswith(k, \"x\") }\n"),
+            "package p\nr if every ar__n0, _ in input.m { k := ar__n0; ar__n1 = k; not startswith(ar__n1, \"x\") }\n"
+        );
+    }
+
+    #[test]
+    fn a_local_assigned_a_value_that_may_be_undefined_is_checked_on_its_line() {
+        assert_eq!(
+            rewritten("package p\nr if {\n\tticket := input.info.jira\n}\ns if t := input.a\n"),
+            "package p\nr if {\n\tticket := input.info.jira; _ = ticket\n}\ns if { t := input.a; _ = t }\n"
+        );
+        // In a comprehension's query; constants, comprehensions, `_` and `=` stay.
+        assert_eq!(
+            rewritten("package p\nc := [d | some d in input.l; i := input.m[d]]\n"),
+            "package p\nc := [d | some d in input.l; i := input.m[d]; _ = i]\n"
+        );
+        let kept = "package p\nr if {\n\tn := 1\n\tl := [x | some x in input.l]\n\t_ := input.a\n\ty = input.b\n}\n";
+        assert_eq!(rewritten(kept), kept);
     }
 }
