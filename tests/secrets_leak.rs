@@ -95,6 +95,19 @@ async fn secrets_resolve_from_secrets_manager_and_never_leak() {
         .send()
         .await
         .unwrap();
+    // A webhook that is gone, its URL stored as people paste it (a trailing
+    // newline, the scheme in capitals): the client's error shows it
+    // normalised, and that form is scrubbed too.
+    let gone = TestServer::start(|_| Reply::text(404, "no_service")).await;
+    let gone_secret = unique("prod/slack-webhook-gone");
+    let pasted = gone.url(&format!("/services/{SLACK_PATH}")).replacen("http://", "HTTP://", 1) + "\n";
+    secrets
+        .create_secret()
+        .name(&gone_secret)
+        .secret_string(pasted)
+        .send()
+        .await
+        .unwrap();
 
     let policies = tempfile::tempdir().unwrap();
     std::fs::write(policies.path().join("alert.rego"), "package alert.matano\nalert contains {\"title\": input.updated_alert.title, \"severity\": input.updated_alert.severity} if true\n").unwrap();
@@ -116,10 +129,13 @@ run contains {{"id": "missing", "uses": "pagerduty.trigger", "force": true, "arg
 run contains {{"id": "chat", "uses": "slack.post", "force": true, "args": {{
     "secret_webhook_url": {{"secret": "{slack_secret}"}}, "text": "new alert"}}}}
 
+run contains {{"id": "chat-gone", "uses": "slack.post", "force": true, "args": {{
+    "secret_webhook_url": {{"secret": "{gone_secret}"}}, "text": "new alert"}}}}
+
 # Round 1: everything the policy can see of round 0 goes to the webhook.
 run contains {{"id": "report", "uses": "webhook.post", "args": {{
     "url": "{hook}", "data": {{"called": input.called}},
-    "secret_signing_key": {{"secret": "{signing_secret}"}}}}}} if count(input.called) == 4
+    "secret_signing_key": {{"secret": "{signing_secret}"}}}}}} if count(input.called) == 5
 "#,
             pd = pagerduty.url(""),
             intel = intel.url(""),
@@ -152,7 +168,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
         .find(|r| r.path == format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response"))
         .unwrap_or_else(|| panic!("no response: {requests:#?}"));
     let outcomes: Vec<Value> = subscriber
-        .wait_for(5, WAIT)
+        .wait_for(6, WAIT)
         .await
         .iter()
         .map(|r| r.sns_message())
@@ -199,6 +215,11 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
     assert_eq!(by_id("chat")["status"], "succeeded");
     assert_eq!(slack.requests().len(), 2, "retried after the 429");
     assert!(slack.requests()[1].path.ends_with(SLACK_PATH));
+    let gone_outcome = by_id("chat-gone");
+    assert_eq!(gone_outcome["status"], "failed");
+    assert_eq!(gone.requests().len(), 1, "the pasted URL was used");
+    let error = gone_outcome["error"].as_str().unwrap();
+    assert!(error.contains("404") && error.contains("[REDACTED]"), "{error}");
 
     // Every channel, every byte.
     let mut child = child;
@@ -231,7 +252,7 @@ run contains {{"id": "report", "uses": "webhook.post", "args": {{
     assert_valid_record(record);
     assert_eq!(record["request_id"], REQUEST_ID);
     let actions = record["alerts"][0]["actions"].as_array().unwrap();
-    assert_eq!(actions.len(), 5, "{record:#}");
+    assert_eq!(actions.len(), 6, "{record:#}");
     let page = actions.iter().find(|a| a["id"] == "page").unwrap();
     assert_eq!(page["args"]["secret_routing_key"], "[REDACTED]");
     assert_eq!(page["result"]["message"], "accepted key [REDACTED]");

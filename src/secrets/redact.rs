@@ -24,26 +24,62 @@ pub fn redact_args(args: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-/// The string values of every `secret_*` argument, at any depth.
+/// What to scrub from an action's result and error: the string values of
+/// its `secret_*` arguments (those the policy or Secrets Manager gives),
+/// each also as it may be shown otherwise ([`other_forms`]), longest first.
+/// A `secret_*` key inside another argument is redacted where the request
+/// is shown but is no pattern here: it may come from the alert (a tag
+/// `secret_x: "malicious"`), and would let alert content rewrite results.
 pub fn secret_values(args: &Map<String, Value>) -> Vec<String> {
-    fn collect(value: &Value, secret: bool, out: &mut Vec<String>) {
+    fn collect(value: &Value, out: &mut Vec<String>) {
         match value {
-            Value::String(s) if secret && !s.is_empty() => out.push(s.clone()),
+            Value::String(s) if !s.is_empty() => out.push(s.clone()),
             // A Secrets Manager reference names a secret; it is not one.
-            Value::Object(_) if secret && SecretRef::parse(value).is_ok() => {}
-            Value::Object(map) => {
-                for (k, v) in map {
-                    collect(v, secret || is_secret_name(k), out);
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|v| collect(v, secret, out)),
+            Value::Object(_) if SecretRef::parse(value).is_ok() => {}
+            Value::Object(map) => map.values().for_each(|v| collect(v, out)),
+            Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
             _ => {}
         }
     }
     let mut out = Vec::new();
-    collect(&Value::Object(args.clone()), false, &mut out);
+    for (name, value) in args {
+        if is_secret_name(name) {
+            collect(value, &mut out);
+        }
+    }
+    let forms: Vec<String> = out.iter().flat_map(|secret| other_forms(secret)).collect();
+    out.extend(forms);
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    out.dedup();
     out
 }
+
+/// A secret as it may be shown other than as written: trimmed (a value
+/// stored with a trailing newline still works), and a URL as the HTTP
+/// client shows one in an error — normalised, without its query — and its
+/// path alone (a Slack webhook's path is its credential).
+fn other_forms(secret: &str) -> Vec<String> {
+    let trimmed = secret.trim();
+    let mut forms = vec![trimmed.to_string()];
+    if let Some(url) = reqwest::Url::parse(trimmed).ok().filter(|url| url.has_host()) {
+        forms.push(url.as_str().to_string());
+        let port = url.port().map(|port| format!(":{port}")).unwrap_or_default();
+        forms.push(format!(
+            "{}://{}{port}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.path()
+        ));
+        if url.path().len() >= MIN_SECRET_PATH {
+            forms.push(url.path().to_string());
+        }
+    }
+    forms.retain(|form| !form.is_empty() && form != secret);
+    forms
+}
+
+/// A URL's path shorter than this (`/`, `/api`) is not scrubbed on its own.
+const MIN_SECRET_PATH: usize = 8;
 
 /// Replaces every occurrence of a secret value inside `text`: an action's
 /// result or error may echo what it sent (an auth header, a signed URL).
@@ -90,7 +126,7 @@ mod tests {
     #[test]
     fn echoed_secrets_are_scrubbed_from_results() {
         let secrets = secret_values(&args(
-            json!({"secret_token": "tok-123", "x": {"secret_pair": {"k": "abc"}}, "url": "u",
+            json!({"secret_token": "tok-123", "secret_pair": {"k": "abc"}, "url": "u",
                    "secret_ref": {"secret": "prod/x", "key": "routing_key"}}),
         ));
         // A reference is not a secret value: its name and key are not scrubbed.
@@ -114,5 +150,34 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("http://x"));
+    }
+
+    #[test]
+    fn a_secret_key_inside_another_argument_is_no_pattern() {
+        // Alert data forwarded whole: its `secret_x` must not blank "malicious" in the result.
+        let secrets = secret_values(&args(
+            json!({"data": {"tags": {"secret_x": "malicious"}}, "secret_token": "tok-123"}),
+        ));
+        assert_eq!(secrets, vec!["tok-123".to_string()]);
+        assert_eq!(scrub_text("verdict malicious", &secrets), "verdict malicious");
+    }
+
+    #[test]
+    fn a_webhook_url_is_scrubbed_as_the_client_shows_it() {
+        let secrets = secret_values(&args(json!({
+            "secret_webhook_url": "https://Hooks.Slack.com:443/services/T0/B0/XYZ?x=1\n"
+        })));
+        for shown in [
+            "POST https://hooks.slack.com/services/T0/B0/XYZ: HTTP 404",
+            "https://hooks.slack.com/services/T0/B0/XYZ?x=1 failed",
+            "no route for /services/T0/B0/XYZ",
+            "sent https://Hooks.Slack.com:443/services/T0/B0/XYZ?x=1\n",
+        ] {
+            let scrubbed = scrub_text(shown, &secrets);
+            assert!(!scrubbed.contains("XYZ"), "{shown} -> {scrubbed}");
+        }
+        // A short path alone is not a pattern.
+        let secrets = secret_values(&args(json!({"secret_url": "https://api.example.com/v1?token=abc"})));
+        assert!(!secrets.iter().any(|s| s == "/v1"), "{secrets:?}");
     }
 }
