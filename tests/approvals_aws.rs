@@ -192,6 +192,8 @@ fn approve_button(slack: &TestServer) -> String {
         .rfind(|r| r.path == "/chat.postMessage")
         .expect("an approval message");
     assert_eq!(posted.headers["authorization"], format!("Bearer {BOT_TOKEN}"));
+    // The host's notification text is data: sent with mrkdwn off.
+    assert_eq!(posted.json()["mrkdwn"], false, "{}", posted.json());
     let blocks = posted.json()["blocks"].clone();
     blocks.as_array().unwrap().last().unwrap()["elements"][0]["value"]
         .as_str()
@@ -268,6 +270,8 @@ async fn in_lambda_a_change_asks_slack_the_click_is_acknowledged_in_3_s_and_the_
         update["text"].as_str().unwrap().contains("*approve* by <@U0LEAD>"),
         "{update}"
     );
+    assert_eq!(update["blocks"][0]["text"]["emoji"], false, "{update}");
+    assert_eq!(update["blocks"][1]["text"]["verbatim"], true, "{update}");
     assert!(
         schedule(&deployment.group, &name).await.is_none(),
         "the timeout is deleted"

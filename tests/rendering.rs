@@ -25,7 +25,7 @@ const HOSTILE: &[&str] = &[
     "zero\u{200B}width\u{200D}joiner\u{FEFF}bom",
     "bell\u{0007} escape\u{001B}[31mred\u{001B}[0m",
     "sep\u{2028}ara\u{2029}tors soft\u{00AD}hyphen \u{180E}\u{206A}tag\u{E0041}\u{E0042}s",
-    "*bold* _it_ ~struck~ `code` :warning: org/repo#123 $x^2$ https://evil.example/login @here #general",
+    "*bold* _it_ ~struck~ `code` :warning: org/repo#123 GH-123 SEC-42 $x^2$ https://evil.example/login @here #general",
 ];
 
 /// Characters that must never reach people from data.
@@ -225,6 +225,11 @@ fn assert_markdown_safe(text: &str) {
         !text.contains("@security-team") && !text.contains("@octocat"),
         "a live mention: {text}"
     );
+    // No issue reference: a hyphen is followed by a word joiner (`GH-123`).
+    assert!(
+        !text.contains("GH-") && !text.contains("SEC-"),
+        "a live reference: {text}"
+    );
     // Every character Markdown reads as structure is escaped.
     let chars: Vec<char> = text.chars().collect();
     for (i, c) in chars.iter().enumerate() {
@@ -264,7 +269,7 @@ async fn github_issue_and_comment_bodies_are_literal_markdown() {
     for request in &requests {
         let body = request.json()["body"].as_str().unwrap().to_string();
         assert_markdown_safe(&body);
-        assert!(body.contains("@\u{2060}security\\-team"), "{body}");
+        assert!(body.contains("@\u{2060}security\\-\u{2060}team"), "{body}");
         assert!(body.contains("AAAA… \\[clipped\\]"), "the 10 KB value is clipped");
         assert!(
             body.contains("\\!\\[tracker\\]\\(https:\u{2060}//t\\.example/p\\.png\\)"),

@@ -100,7 +100,10 @@ async fn secrets_resolve_from_secrets_manager_and_never_leak() {
     // normalised, and that form is scrubbed too.
     let gone = TestServer::start(|_| Reply::text(404, "no_service")).await;
     let gone_secret = unique("prod/slack-webhook-gone");
-    let pasted = gone.url(&format!("/services/{SLACK_PATH}")).replacen("http://", "HTTP://", 1) + "\n";
+    let pasted = gone
+        .url(&format!("/services/{SLACK_PATH}"))
+        .replacen("http://", "HTTP://", 1)
+        + "\n";
     secrets
         .create_secret()
         .name(&gone_secret)

@@ -198,9 +198,11 @@ impl Action for Request {
                 None => Section::Summary,
             };
             let notification = format!("Approval requested: {}", slack(&headline(call.alert)));
+            // The notification is data: no emphasis or link is read from it.
             let message = json!({
                 "channel": channel,
                 "text": clip(&notification, 3000),
+                "mrkdwn": false,
                 "blocks": approval_blocks(&call, &question, &choices, &callback.button_token),
             });
             let answer = super::slack::post_message(&self.client, &self.slack, &call, token, message).await?;

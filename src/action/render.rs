@@ -122,19 +122,21 @@ pub fn slack_link(url: &str, title: &str) -> String {
 }
 
 /// Literal text in Markdown (GitHub): every punctuation character Markdown
-/// may read is backslash-escaped (`$` too: math), and `@`, `#` and `:` are
-/// followed by a word joiner, so they mention no one, reference no issue
-/// (GitHub links `org/repo\#1` even escaped) and make no emoji.
+/// may read is backslash-escaped (`$` too: math), and `@`, `#`, `:` and `-`
+/// are followed by a word joiner, so they mention no one, reference no issue
+/// (GitHub links `org/repo\#1` even escaped, and `GH-1` or a repository's
+/// own autolink prefix such as `JIRA-1`) and make no emoji.
 pub fn markdown(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len() + 8);
     for c in clean(text).chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '+' | '-' | '.' | '!' | '|' | '<' | '>'
-            | '~' | '=' | '&' | '"' | '\'' | '$' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '+' | '.' | '!' | '|' | '<' | '>' | '~'
+            | '=' | '&' | '"' | '\'' | '$' => {
                 escaped.push('\\');
                 escaped.push(c);
             }
             '#' => escaped.push_str("\\#\u{2060}"),
+            '-' => escaped.push_str("\\-\u{2060}"),
             '@' | ':' => {
                 escaped.push(c);
                 escaped.push('\u{2060}');
@@ -264,6 +266,8 @@ mod tests {
             markdown("org/repo#123 :warning: $x$"),
             "org/repo\\#\u{2060}123 :\u{2060}warning:\u{2060} \\$x\\$"
         );
+        // Nor GH-123, nor a repository's own autolink prefix (JIRA-42).
+        assert_eq!(markdown("GH-123 JIRA-42"), "GH\\-\u{2060}123 JIRA\\-\u{2060}42");
     }
 
     #[test]

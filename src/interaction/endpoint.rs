@@ -334,8 +334,9 @@ impl Interactions {
         };
         let text = answer_text(Some(record));
         let blocks = json!([
-            {"type": "header", "text": {"type": "plain_text", "text": clip(&line(&workflow.alert.title), 150)}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {"type": "header", "text": {"type": "plain_text", "text": clip(&line(&workflow.alert.title), 150), "emoji": false}},
+            // Verbatim: a callback's name (`callback:<name>`) is not turned into a link or mention.
+            {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": true}},
         ]);
         let token = match pending.secret_refs.get("secret_token") {
             Some(reference) => self.secret(reference, "secret_token").await.ok(),

@@ -16,8 +16,9 @@ slack(value) := replace(replace(replace(clean(value), "&", "&amp;"), "<", "&lt;"
 
 # Alert content made literal text in Markdown (GitHub): no link, image,
 # HTML, code fence, table, heading or math from data, and no @mention,
-# issue reference or emoji (a word joiner after `@`, `#` and `:`).
-markdown(value) := replace(replace(replace(regex.replace(clean(value), "([\\\\`*_{}\\[\\]()+\\-.!|<>~=&\"'$])", "\\$1"), "#", "\\#\u2060"), "@", "@\u2060"), ":", ":\u2060")
+# issue reference (`#1`, `GH-1`, a repository's autolink prefix) or emoji (a
+# word joiner after `@`, `#`, `:` and `-`).
+markdown(value) := replace(replace(replace(replace(regex.replace(clean(value), "([\\\\`*_{}\\[\\]()+\\-.!|<>~=&\"'$])", "\\$1"), "#", "\\#\u2060"), "@", "@\u2060"), ":", ":\u2060"), "-", "-\u2060")
 
 # Control characters (but tab and newline), line and paragraph separators,
 # bidirectional controls, zero-width and invisible formatting characters,
