@@ -342,9 +342,19 @@ impl Decider {
                 return Ok(None);
             }
         };
-        let Some(resolved) = resolved_records(state.as_ref(), &suspended).await? else {
-            state.release_workflow(workflow_id).await?;
-            return Ok(None);
+        let resolved = match resolved_records(state.as_ref(), &suspended).await {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => {
+                state.release_workflow(workflow_id).await?;
+                return Ok(None);
+            }
+            // Given back: the retry takes it again rather than waiting out the lease.
+            Err(err) => {
+                if let Err(release) = state.release_workflow(workflow_id).await {
+                    tracing::warn!(workflow = workflow_id, error = %release, "could not give the workflow back; it is taken again after its lease");
+                }
+                return Err(err.into());
+            }
         };
         let envelope = match envelope_of(&suspended) {
             Ok(envelope) => envelope,

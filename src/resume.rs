@@ -355,6 +355,13 @@ impl Responder {
             };
             if state.resolve(workflow_id, &record, &writes).await? {
                 records.push(record);
+            } else if let Some(answered) = state.action_record(workflow_id, &pending.id).await? {
+                // Answered before the cancel (or cancelled by an earlier try
+                // whose publish failed): its final outcome goes out now, as
+                // no resume will publish it.
+                if answered.status != crate::model::Status::Pending {
+                    records.push(answered);
+                }
             }
             if let Some(wakeups) = self.decider().wakeups() {
                 if let Err(err) = wakeups.cancel(&schedule_name(workflow_id, &pending.id)).await {
@@ -362,7 +369,6 @@ impl Responder {
                 }
             }
         }
-        state.end_workflow(workflow_id).await?;
         let envelope = envelope_of(&workflow)?;
         let report = crate::workflow::WorkflowReport {
             alert: workflow.alert.clone(),
@@ -382,10 +388,19 @@ impl Responder {
         for outcome in &mut outcomes {
             outcome.bundle_digest = Some(digest.clone());
         }
+        // Outcomes first, then the workflow ends: a publish that fails gives
+        // the workflow back, and cancelling again publishes them again
+        // (under the same outcome ids).
         if !outcomes.is_empty() {
-            self.publisher().publish(&outcomes).await?;
+            if let Err(err) = self.publisher().publish(&outcomes).await {
+                if let Err(release) = state.release_workflow(workflow_id).await {
+                    tracing::warn!(workflow = workflow_id, error = %release, "could not give the workflow back; it is taken again after its lease");
+                }
+                return Err(err.into());
+            }
             summary.outcomes += outcomes.len();
         }
+        state.end_workflow(workflow_id).await?;
         tracing::info!(
             workflow = workflow_id,
             by,

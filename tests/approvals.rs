@@ -892,6 +892,50 @@ async fn a_cancelled_workflow_publishes_its_pending_actions_skipped_and_runs_no_
     assert_eq!(rig.hits("/isolate"), 0);
 }
 
+/// A cancel whose publish fails gives the workflow back, and cancelling
+/// again publishes the cancelled action (same outcome id); an approval
+/// answered before the cancel gets its answer's outcome, as no resume will
+/// publish it.
+#[tokio::test]
+async fn a_cancel_publishes_before_it_ends_the_workflow_and_keeps_an_earlier_answer() {
+    let rig = rig(example_policy).await;
+    rig.deliver_change().await;
+    let workflow = rig.workflow_id().await;
+    rig.publisher.set_failing(true);
+    assert!(rig.responder.cancel(&workflow, "oncall").await.is_err());
+    assert_eq!(
+        rig.state.workflows().await.unwrap().len(),
+        1,
+        "still there to cancel again"
+    );
+    rig.publisher.set_failing(false);
+    let summary = rig.responder.cancel(&workflow, "oncall").await.unwrap();
+    assert_eq!(summary.outcomes, 1);
+    let outcomes = rig.publisher.take();
+    let cancelled = by_action(&outcomes, "ask-isolate");
+    assert_eq!(cancelled[0].status, Status::Skipped);
+    assert!(rig.state.workflows().await.unwrap().is_empty());
+
+    // Answered, its resume not run yet, then cancelled: the answer goes out.
+    let rig = rig_with(example_policy, true).await;
+    rig.deliver_change().await;
+    let workflow = rig.workflow_id().await;
+    rig.publisher.take();
+    let approve = alert_responder::model::suspended::Resolution::Answered {
+        answer: "approve".into(),
+        user: "oncall".into(),
+        answered_at: chrono::Utc::now(),
+    };
+    answer_as_operator(&rig, &workflow, &approve).await;
+    rig.responder.cancel(&workflow, "oncall").await.unwrap();
+    let outcomes = rig.publisher.take();
+    let answered = by_action(&outcomes, "ask-isolate");
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0].status, Status::Succeeded);
+    assert_eq!(answered[0].result.as_ref().unwrap()["answer"], "approve");
+    assert_eq!(rig.hits("/isolate"), 0, "no round runs after a cancel");
+}
+
 #[tokio::test]
 async fn an_answer_whose_resume_cannot_start_asks_for_a_retry_which_starts_it() {
     let rig = rig(example_policy).await;

@@ -67,6 +67,11 @@ pub enum WorkflowsCommand {
         /// Who answered or resumed (default: $USER).
         #[arg(long)]
         by: Option<String>,
+        /// Seconds the resume may take, as `run --timeout`: the workflow and
+        /// its actions' claims are leased for it, so a wakeup retried
+        /// meanwhile cannot take them over while an action still runs.
+        #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
     /// Cancel: every pending action becomes skipped (reason cancelled) and no round runs again.
     Cancel {
@@ -128,7 +133,9 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
             answer,
             action,
             by: who,
+            timeout,
         } => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
             let Some(found) = state.workflow(&workflow).await? else {
                 eprintln!("no suspended workflow {workflow:?}");
                 return Ok(4);
@@ -191,7 +198,7 @@ pub async fn run(args: WorkflowsArgs) -> anyhow::Result<i32> {
                     "the pending actions are recorded as timed out"
                 }
             };
-            let summary = match responder.resume(&workflow, None, None).await {
+            let summary = match responder.resume(&workflow, Some(deadline), None).await {
                 Ok(summary) => summary,
                 Err(HandleError::WorkflowBusy(_)) => {
                     eprintln!(

@@ -37,8 +37,9 @@ pub fn verify_slack(
         return Err(SignatureError::Unsigned);
     };
     let sent: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    let age = now - sent;
-    if age.abs() > MAX_SLACK_AGE_SECONDS {
+    // Saturating: a timestamp near i64's ends is stale, not an overflow.
+    let age = now.saturating_sub(sent);
+    if age.saturating_abs() > MAX_SLACK_AGE_SECONDS {
         return Err(SignatureError::Stale { age_seconds: age });
     }
     let given = signature
@@ -174,6 +175,13 @@ mod tests {
             verify_slack(secret, None, Some(&signature), body, 0),
             Err(SignatureError::Unsigned)
         );
+        // A timestamp at i64's ends: stale, not an overflow (a debug build panicked).
+        for extreme in [i64::MIN, i64::MAX] {
+            assert!(matches!(
+                verify_slack(secret, Some(&extreme.to_string()), Some(&signature), body, 1531420618),
+                Err(SignatureError::Stale { .. })
+            ));
+        }
         assert_eq!(
             verify_slack(secret, Some("1531420618"), Some("v0=zz"), body, 1531420618),
             Err(SignatureError::BadSignature)
