@@ -14,6 +14,7 @@ mod hoist;
 mod host;
 mod metadata;
 mod patterns;
+mod recursion;
 mod request;
 mod rewrite;
 mod set;

@@ -184,6 +184,9 @@ impl PolicySet {
         if !misused.is_empty() {
             return Err(PolicyError::Compile(misused.join("; ")));
         }
+        if let Some(cycle) = super::recursion::first_cycle(&modules) {
+            return Err(PolicyError::Compile(cycle));
+        }
         let risks = analysis::conflict_risks(&modules);
         let shapes = analysis::vm_shape_risks(&modules);
         let host_calls = analysis::extension_calls(&modules, &extensions());

@@ -1,0 +1,247 @@
+//! Rules and functions that read themselves, refused at load as OPA's
+//! compiler refuses them (`rego_recursion_error`). regorus's VM recursed
+//! into one until the process overflowed its stack: every alert a policy
+//! with `a := a` saw crashed the function, where OPA never loads it. A
+//! recursive function with a base case is refused too, as OPA does.
+//!
+//! The graph is a rule's reads by name: a name of its package it does not
+//! bind as a local, and a `data.` path (written out or through an import)
+//! down to a rule. A read of a whole package, or of a path with a variable
+//! in it, is left out: the check misses such a cycle rather than refuse a
+//! policy OPA loads.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regorus::unstable::{Expr, Module, Ref, Rule};
+use regorus::utils::get_path_string;
+
+use super::analysis::{
+    function_names, import_aliases, package_path, root_name, rule_binds, rule_queries, value_rule_names, walk_values,
+};
+
+/// A rule's path (`data.pkg.name`) and where it is first defined.
+struct Node {
+    file: String,
+    line: u32,
+}
+
+/// The first cycle among the modules' rules, as OPA words it:
+/// `file:line: rule data.p.a is recursive: data.p.a -> data.p.b -> data.p.a`.
+pub(super) fn first_cycle(modules: &[Ref<Module>]) -> Option<String> {
+    let mut names = value_rule_names(modules);
+    for (package, functions) in function_names(modules) {
+        names.entry(package).or_default().extend(functions);
+    }
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for module in modules {
+        let package = package_path(module);
+        let local = names.get(&package).cloned().unwrap_or_default();
+        let imports = import_aliases(module);
+        for rule in &module.policy {
+            let Some(name) = root_name(super::analysis::head_ref(rule)) else {
+                continue;
+            };
+            let from = format!("{package}.{name}");
+            let span = rule.span();
+            nodes.entry(from.clone()).or_insert_with(|| Node {
+                file: span.source.file().to_string(),
+                line: span.line,
+            });
+            let reads = edges.entry(from).or_default();
+            for read in rule_reads(rule, &package, &local, &imports) {
+                reads.insert(read);
+            }
+        }
+    }
+    // Only reads of rules that exist: a path into data or a builtin is none.
+    for reads in edges.values_mut() {
+        reads.retain(|read| nodes.contains_key(read));
+    }
+    let cycle = find_cycle(&edges)?;
+    let node = &nodes[&cycle[0]];
+    Some(format!(
+        "{}:{}: rule {} is recursive: {}",
+        node.file,
+        node.line,
+        cycle[0],
+        cycle.join(" -> ")
+    ))
+}
+
+/// The rules `rule` reads, by path; a read through a `data.` path may name
+/// something under a rule (`data.p.r.x` reads `data.p.r`): every prefix is
+/// given, the caller keeps those that are rules.
+fn rule_reads(
+    rule: &Rule,
+    package: &str,
+    local: &BTreeSet<String>,
+    imports: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    // `with <target> as …`: the target is replaced, not read.
+    let mut targets: Vec<(usize, usize)> = Vec::new();
+    rule_queries(rule, &mut |query| {
+        for stmt in &query.stmts {
+            for with in &stmt.with_mods {
+                let span = with.refr.span();
+                targets.push((span.start as usize, span.end as usize));
+            }
+        }
+    });
+    let mut reads = BTreeSet::new();
+    // The reference chain last handled: its inner parts share its start.
+    let mut handled: Option<(usize, usize)> = None;
+    walk_values(rule, &mut |expr| {
+        if !matches!(expr, Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. }) {
+            return;
+        }
+        let span = expr.span();
+        let (start, end) = (span.start as usize, span.end as usize);
+        if handled.is_some_and(|(s, e)| s == start && end <= e) {
+            return;
+        }
+        if targets.iter().any(|&(s, e)| s <= start && end <= e) {
+            return;
+        }
+        let Some(root) = root_name(expr) else {
+            return;
+        };
+        // A path with a variable in it (`data.p.r[x]`) gives none: its
+        // inner part (`data.p.r`) is read on its own then.
+        let path = if root == "data" {
+            get_path_string(expr, None).ok()
+        } else if let Some(imported) = imports.get(root) {
+            get_path_string(expr, None)
+                .ok()
+                .map(|path| format!("{imported}{}", &path[root.len()..]))
+        } else if local.contains(root) && !rule_binds(rule, root) {
+            Some(format!("{package}.{root}"))
+        } else {
+            None
+        };
+        if path.is_some() || !(root == "data" || imports.contains_key(root)) {
+            handled = Some((start, end));
+        }
+        if let Some(path) = path {
+            // `data.p.r.x`: `data.p.r`, and `data.p` (no rule), and so on.
+            let mut prefix = path.as_str();
+            loop {
+                reads.insert(prefix.to_string());
+                match prefix.rsplit_once('.') {
+                    Some((shorter, _)) if shorter != "data" => prefix = shorter,
+                    _ => break,
+                }
+            }
+        }
+    });
+    reads
+}
+
+/// A cycle of `edges` as its nodes, the first repeated at the end.
+fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    // 0 unvisited, 1 on the current path, 2 done.
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+    let mut path: Vec<&str> = Vec::new();
+    fn visit<'a>(
+        node: &'a str,
+        edges: &'a BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<&'a str, u8>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        state.insert(node, 1);
+        path.push(node);
+        for next in edges.get(node).into_iter().flatten() {
+            match state.get(next.as_str()).copied().unwrap_or(0) {
+                1 => {
+                    let from = path.iter().position(|n| *n == next.as_str()).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[from..].iter().map(|n| n.to_string()).collect();
+                    cycle.push(next.clone());
+                    return Some(cycle);
+                }
+                0 => {
+                    if let Some(cycle) = visit(next, edges, state, path) {
+                        return Some(cycle);
+                    }
+                }
+                _ => {}
+            }
+        }
+        path.pop();
+        state.insert(node, 2);
+        None
+    }
+    for node in edges.keys() {
+        if state.get(node.as_str()).copied().unwrap_or(0) == 0 {
+            if let Some(cycle) = visit(node, edges, &mut state, &mut path) {
+                return Some(cycle);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cycle_in(texts: &[&str]) -> Option<String> {
+        let mut engine = regorus::Engine::new();
+        for (i, text) in texts.iter().enumerate() {
+            engine.add_policy(format!("p{i}.rego"), text.to_string()).unwrap();
+        }
+        first_cycle(engine.get_modules())
+    }
+
+    #[test]
+    fn rules_and_functions_that_read_themselves_are_found() {
+        let recursive = [
+            (
+                "a := a\n",
+                "p0.rego:2: rule data.p.a is recursive: data.p.a -> data.p.a",
+            ),
+            (
+                "a := b\nb := c\nc := a\n",
+                "data.p.a -> data.p.b -> data.p.c -> data.p.a",
+            ),
+            ("f(x) := f(x)\n", "data.p.f -> data.p.f"),
+            // A base case does not help, as in OPA.
+            (
+                "f(0) := 0\nf(x) := y if {\n\tx > 0\n\ty := f(x - 1)\n}\n",
+                "data.p.f -> data.p.f",
+            ),
+            ("s contains x if {\n\tsome x in s\n}\n", "data.p.s -> data.p.s"),
+            ("p if not q\nq if p\n", "data.p.p -> data.p.q -> data.p.p"),
+            ("a := data.p.a.x\n", "data.p.a -> data.p.a"),
+            (
+                "a[k] := 1 if {\n\tsome k in [\"x\"]\n\tdata.p.a[k]\n}\n",
+                "data.p.a -> data.p.a",
+            ),
+        ];
+        for (rules, expected) in recursive {
+            let found = cycle_in(&[&format!("package p\n{rules}")]).unwrap_or_else(|| panic!("{rules}"));
+            assert!(found.contains(expected), "{rules}: {found}");
+        }
+        // Across packages, through an import.
+        let found = cycle_in(&["package a\nimport data.b\nx := b.y\n", "package b\ny := data.a.x\n"]).unwrap();
+        assert!(found.contains("data.a.x -> data.b.y -> data.a.x"), "{found}");
+    }
+
+    #[test]
+    fn locals_named_like_rules_and_with_targets_are_no_reads() {
+        let fine = [
+            "a := 1\nb if {\n\ta := 2\n\ta == 2\n}\nc := b\n",
+            "x := 1\nr contains x if {\n\tsome x in [1, 2]\n}\n",
+            "f(x) := x + 1\ng(f) := f\n",
+            "cfg := {\"k\": 1}\nr := cfg.k\nt if {\n\tr with cfg as {\"k\": 2}\n}\n",
+            "r := data.q.r\n",
+            "a := input.a\nb := a\n",
+        ];
+        for rules in fine {
+            assert_eq!(
+                cycle_in(&[&format!("package p\n{rules}"), "package q\nr := 1\n"]),
+                None,
+                "{rules}"
+            );
+        }
+    }
+}
