@@ -88,6 +88,7 @@ fn with_readings(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::E
             let Some(module) = modules.iter().find(|m| *m.package.span.source.file() == file.name) else {
                 return Vec::new();
             };
+            let negations = super::hoist::negations(module);
             let hoisted = super::hoist::edits(module);
             // A pattern binds what a moved reference may read: its
             // statements go first where both insert.
@@ -99,10 +100,11 @@ fn with_readings(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::E
                 }
             }
             let tiers = [
-                vec![&patterns, &hoisted, &with_targets],
-                vec![&hoisted, &with_targets],
-                vec![&patterns, &with_targets],
-                vec![&hoisted],
+                vec![&negations, &patterns, &hoisted, &with_targets],
+                vec![&negations, &hoisted, &with_targets],
+                vec![&negations, &patterns, &with_targets],
+                vec![&negations, &hoisted],
+                vec![&negations],
             ];
             let mut texts: Vec<String> = Vec::new();
             for tier in tiers {

@@ -93,6 +93,34 @@ pub(super) fn edits(module: &Module) -> Rewrites {
     rewrite.out
 }
 
+/// The edits that write `-x` of a value other than a number literal as
+/// `(0 - x)`: regorus negates only literals (`-input.count` failed every
+/// evaluation: "unary - can only be used with numeric literals"), OPA any
+/// number. Merged ahead of the other rewrites, so that where they insert at
+/// the operand's end its `)` comes first.
+pub(super) fn negations(module: &Module) -> Rewrites {
+    let text = module.package.span.source.contents();
+    let mut out = Rewrites::default();
+    for rule in &module.policy {
+        super::analysis::walk_rule(rule, &mut |expr| {
+            let Expr::UnaryExpr {
+                span, expr: operand, ..
+            } = expr
+            else {
+                return;
+            };
+            let start = span.start as usize;
+            if matches!(operand.as_ref(), Expr::Number { .. }) || !text[start..].starts_with('-') {
+                return;
+            }
+            let end = token_end(text, operand.span().end as usize);
+            out.replace(start, start + 1, "(0 - ".to_string());
+            out.replace(end, end, ")".to_string());
+        });
+    }
+    out
+}
+
 /// Edits of a module's text, and the one-literal bodies (start → end) that
 /// take statements and so need braces: added once per body however many
 /// rewrites insert into it ([`Rewrites::merged`]).
@@ -705,5 +733,16 @@ mod tests {
         );
         let kept = "package p\nr if {\n\tn := 1\n\tl := [x | some x in input.l]\n\t_ := input.a\n\ty = input.b\n}\n";
         assert_eq!(rewritten(kept), kept);
+    }
+
+    #[test]
+    fn a_negated_value_is_a_subtraction_from_zero() {
+        assert_eq!(
+            rewritten_by(
+                "package p\nr := -input.n\ns := -(input.a + 1)\nt := -3\nu := [y | some x in input.l; y := -x]\n",
+                negations
+            ),
+            "package p\nr := (0 - input.n)\ns := (0 - (input.a + 1))\nt := -3\nu := [y | some x in input.l; y := (0 - x)]\n"
+        );
     }
 }
