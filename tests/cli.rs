@@ -788,3 +788,39 @@ async fn decided_and_recorded(policies: &str, work: &std::path::Path, name: &str
     let record = lines.lines().next().expect("a decision record").to_string();
     (first.outcomes[0]["alert"]["id"].clone(), record)
 }
+
+/// A proxy in the environment is not used by actions: it would resolve the
+/// names the SSRF guard never sees. The post goes direct (and fails: the
+/// name does not resolve), the proxy sees nothing.
+#[tokio::test]
+async fn actions_take_no_proxy_from_the_environment() {
+    let proxy = TestServer::start(|_| Reply::text(200, "proxied")).await;
+    let dir = policy_dir(
+        "package alert.matano\nalert contains {\"title\": \"t\", \"severity\": \"low\"} if true\n",
+        "package action\nrun contains {\"id\": \"hook\", \"uses\": \"webhook.post\", \"args\": {\"url\": \"http://internal.invalid/hook\"}} if true\n",
+    );
+    let input = fixture("matano_alert_change_v1.json");
+    let proxy_url = proxy.url("");
+    let out = cli_with(
+        env!("CARGO_MANIFEST_DIR"),
+        &["run", "--policies", dir.path().to_str().unwrap(), "--input", "-"],
+        Some(&input),
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("http_proxy", &proxy_url),
+            ("ALL_PROXY", &proxy_url),
+        ],
+    )
+    .await;
+    assert!(
+        proxy.requests().is_empty(),
+        "the proxy was used: {:?}",
+        proxy.requests()
+    );
+    let hook = out
+        .outcomes
+        .iter()
+        .find(|o| o["action"]["id"] == "hook")
+        .unwrap_or_else(|| panic!("no outcome: {}", out.stderr));
+    assert_eq!(hook["status"], "failed", "{hook}");
+}

@@ -66,6 +66,9 @@ impl HttpClient {
                     .user_agent(concat!("alert-responder/", env!("CARGO_PKG_VERSION")))
                     // Redirects are followed here, hop by hop, so each is checked.
                     .redirect(reqwest::redirect::Policy::none())
+                    // No proxy from the environment (HTTPS_PROXY…): a proxy
+                    // resolves the names, and the guard would see only its own.
+                    .no_proxy()
                     .dns_resolver(GuardedResolver {
                         policy: self.policy.clone(),
                     })
