@@ -846,6 +846,24 @@ async fn an_operators_forced_timeout_cancels_the_schedule() {
     );
 }
 
+/// `approvers` given but empty (computed from data that was missing) fails
+/// the approval: it is not read as "anyone", with a bearer callback URL.
+#[tokio::test]
+async fn an_empty_approvers_list_fails_the_approval() {
+    let rig = rig(|_| {
+        r#"package action
+run contains {"id": "ask", "uses": "approval.request", "args": {"secret_token": "xoxb-test", "channel": "C0SECOPS", "approvers": [u | some u in object.get(input.env, "ONCALL", [])]}}
+"#
+        .to_string()
+    })
+    .await;
+    let outcomes = rig.deliver_change().await;
+    let asked = by_action(&outcomes, "ask");
+    assert_eq!(asked[0].status, Status::Failed, "{asked:?}");
+    assert!(asked[0].error.as_deref().unwrap().contains("approvers"), "{asked:?}");
+    assert!(rig.slack.requests().is_empty(), "nothing posted");
+}
+
 #[tokio::test]
 async fn without_a_state_table_an_approval_fails_saying_what_it_needs() {
     let rig = rig_with(example_policy, false).await;

@@ -171,6 +171,15 @@ impl Action for Request {
             let choices = choices_of(&call);
             let timeout = seconds_arg(&call, "timeout_seconds", Some(DEFAULT_APPROVAL_TIMEOUT))?;
             let approvers = string_list(&call, "approvers");
+            // Given but empty (a list computed from data that was missing):
+            // refused, rather than read as "anyone" with a bearer URL.
+            if call.args.contains_key("approvers") && approvers.is_empty() {
+                return Err(ActionError::BadArg {
+                    arg: "approvers".to_string(),
+                    reason: "is empty: nobody could answer (leave it out to let anyone in the channel answer)"
+                        .to_string(),
+                });
+            }
             let token = secret(&call, "secret_token")?;
             let channel = call.str_arg("channel").unwrap_or_default();
             let callbacks = self.callbacks.as_ref().ok_or_else(|| {
