@@ -415,6 +415,28 @@ async fn virustotal_lookups_by_kind_and_unknown_indicators() {
         .requests()
         .iter()
         .all(|r| r.method == "GET" && r.headers["x-apikey"] == "vt"));
+
+    // An indicator that would address another resource is refused, sent nowhere;
+    // a link from a hostile one holds no markup.
+    for nothing in ["..", ".", "  "] {
+        let err = run(
+            "virustotal.lookup",
+            json!({"indicator": nothing, "secret_api_key": "vt", "base_url": base}),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("indicator"), "{err}");
+    }
+    assert_eq!(server.requests().len(), 4);
+    let hostile = run(
+        "virustotal.lookup",
+        json!({"indicator": "x|Reset MFA> <!channel", "type": "domain", "secret_api_key": "vt", "base_url": base}),
+    )
+    .await
+    .unwrap();
+    let link = hostile["link"].as_str().unwrap();
+    assert!(link.starts_with("https://www.virustotal.com/gui/domain/"), "{link}");
+    assert!(!link.contains(['|', '<', '>', ' ']), "{link}");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::vendor::base_url;
-use super::vendor::{json_object, secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
+use super::vendor::{indicator_arg, json_object, secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpRequest};
 
@@ -61,7 +61,7 @@ impl Action for Indicator {
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
-            let indicator = call.str_arg("indicator").unwrap_or_default().trim();
+            let indicator = indicator_arg(&call)?;
             let kind = call.str_arg("type").unwrap_or_else(|| detect(indicator));
             if !["IPv4", "IPv6", "domain", "hostname", "file", "url"].contains(&kind) {
                 return Err(ActionError::BadArg {

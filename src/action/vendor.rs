@@ -55,10 +55,39 @@ pub fn url_with(base: &str, segments: &[&str]) -> Result<String, ActionError> {
         })?;
         path.pop_if_empty();
         for segment in segments {
+            // The URL library drops `.` and `..` and keeps an empty segment:
+            // either would address another resource (`/domains` for `..`).
+            if segment.is_empty() || *segment == "." || *segment == ".." {
+                return Err(ActionError::BadArg {
+                    arg: "path".to_string(),
+                    reason: format!("segment {segment:?} would address another resource"),
+                });
+            }
             path.push(segment);
         }
     }
     Ok(url.to_string())
+}
+
+/// An indicator that names something: not empty, `.` or `..` (which a URL
+/// path would drop, asking the vendor for its collection instead).
+pub fn indicator_arg<'a>(call: &ActionCall<'a>) -> Result<&'a str, ActionError> {
+    let indicator = call.str_arg("indicator").unwrap_or_default().trim();
+    if indicator.is_empty() || indicator == "." || indicator == ".." {
+        return Err(ActionError::BadArg {
+            arg: "indicator".to_string(),
+            reason: format!("{indicator:?} names no indicator"),
+        });
+    }
+    Ok(indicator)
+}
+
+/// `base` with one path segment appended, percent-encoded: a link built
+/// from an indicator (a report's page) holds no `|`, `<`, `>` or space a
+/// message reading it as a link would take for markup.
+pub fn link_to(base: &str, segment: &str) -> String {
+    // The URL library leaves `|` as it is in a path: Slack's link separator.
+    url_with(base, &[segment]).map_or_else(|_| base.to_string(), |link| link.replace('|', "%7C"))
 }
 
 /// The response body as a JSON object, or a failure that keeps the response.

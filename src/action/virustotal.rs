@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::vendor::base_url;
-use super::vendor::{secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
+use super::vendor::{indicator_arg, link_to, secret, url_with, IndicatorKind, BASE_URL, TIMEOUT};
 use super::{Action, ActionCall, ActionError, ArgKind, ArgSpec};
 use crate::http::{HttpClient, HttpError, HttpRequest};
 
@@ -60,7 +60,7 @@ impl Action for Lookup {
 
     fn run<'a>(&'a self, call: ActionCall<'a>) -> BoxFuture<'a, Result<Value, ActionError>> {
         Box::pin(async move {
-            let indicator = call.str_arg("indicator").unwrap_or_default().trim();
+            let indicator = indicator_arg(&call)?;
             let kind = call.str_arg("type").unwrap_or_else(|| detect(indicator));
             // URL reports are addressed by the unpadded base64url of the URL.
             let url_id = BASE64URL_NOPAD.encode(indicator.as_bytes());
@@ -81,7 +81,7 @@ impl Action for Lookup {
                 .secret_header("x-apikey", secret(&call, "secret_api_key")?)
                 .header("accept", "application/json")
                 .timeout(super::http::timeout_arg(&call));
-            let link = format!("https://www.virustotal.com/gui/{gui}/{id}");
+            let link = link_to(&format!("https://www.virustotal.com/gui/{gui}"), id);
             let response = match self.client.send(request, call.deadline).await {
                 Ok(response) => response,
                 Err(HttpError::Status { status: 404, .. }) => {
