@@ -630,3 +630,34 @@ async fn json_apis_reject_invalid_json() {
         }
     }
 }
+
+/// A server that echoes the request's credentials does not hand back a
+/// derived one: Jira's Basic `email:token` in base64 is scrubbed from the
+/// failed response kept in the error's result, and from a success's body.
+#[tokio::test]
+async fn an_echoed_derived_credential_is_scrubbed_from_the_response() {
+    let server = TestServer::start(|req| {
+        let auth = req.headers.get("authorization").cloned().unwrap_or_default();
+        match req.path.ends_with("/comment") {
+            true => Reply::json(201, json!({"id": "1", "seen": auth})),
+            false => Reply::json(401, json!({"error": format!("bad credentials: {auth}")})),
+        }
+    })
+    .await;
+    let args = json!({"secret_api_token": "jira-token-5e1", "email": "r@example.org", "base_url": server.url("")});
+    let mut create = args.clone();
+    create["project"] = json!("SEC");
+    let mut comment = args;
+    comment["issue"] = json!("SEC-1");
+    let basic = data_encoding::BASE64.encode(b"r@example.org:jira-token-5e1");
+    let err = run("jira.create_issue", create).await.unwrap_err();
+    let shown = format!("{err} {}", serde_json::to_string(&err.result()).unwrap());
+    assert!(shown.contains("401"), "{shown}");
+    assert!(!shown.contains(&basic), "the Basic credential came back: {shown}");
+    let ok = run("jira.add_comment", comment).await.unwrap();
+    assert!(!ok.to_string().contains(&basic), "{ok}");
+    assert!(
+        server.requests()[0].headers["authorization"].ends_with(&basic),
+        "it was sent"
+    );
+}

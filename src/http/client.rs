@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::guard::{check_destination, GuardedResolver, HttpPolicy, RefusedAddress};
 use super::request::{display_url, header_map, HttpError, HttpRequest, HttpResponse, RequestBody};
@@ -201,7 +201,7 @@ impl HttpClient {
                 url = next;
                 continue;
             }
-            return self.read(response, &method, &shown).await;
+            return self.read(response, &method, &shown, &sent_secrets(&headers)).await;
         }
         Err(HttpError::TooManyRedirects {
             url: display_url(&url),
@@ -214,6 +214,7 @@ impl HttpClient {
         mut response: reqwest::Response,
         method: &Method,
         shown: &str,
+        secrets: &[String],
     ) -> Result<HttpResponse, HttpError> {
         let status = response.status().as_u16();
         let headers = header_map(response.headers());
@@ -236,6 +237,15 @@ impl HttpClient {
         let body = match (is_json && !truncated).then(|| serde_json::from_slice::<Value>(&bytes)) {
             Some(Ok(value)) => value,
             _ => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        };
+        // A server that echoes what it was sent must not hand back a
+        // credential this request carried: a derived one (Jira's Basic
+        // `email:token` in base64, a GitHub App's JWT) is no argument the
+        // executor knows to scrub.
+        let body = crate::secrets::scrub_value(&body, secrets);
+        let headers = match crate::secrets::scrub_value(&Value::Object(headers), secrets) {
+            Value::Object(headers) => headers,
+            _ => Map::new(),
         };
         let response = HttpResponse {
             status,
@@ -386,6 +396,22 @@ fn backoff(attempt: u32) -> Duration {
     let base = 200u64.saturating_mul(1 << (attempt - 1).min(6));
     let random = RandomState::new().build_hasher().finish();
     Duration::from_millis(base / 2 + random % (base / 2 + 1))
+}
+
+/// The credentials in `headers` (those marked sensitive): each value, and
+/// its part after a scheme (`Basic …`, `Bearer …`).
+fn sent_secrets(headers: &HeaderMap) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for value in headers.values().filter(|value| value.is_sensitive()) {
+        let Ok(text) = value.to_str() else { continue };
+        secrets.push(text.to_string());
+        if let Some((_, credential)) = text.split_once(' ') {
+            if credential.len() >= 8 {
+                secrets.push(credential.to_string());
+            }
+        }
+    }
+    secrets
 }
 
 #[cfg(test)]
