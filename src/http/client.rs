@@ -242,10 +242,15 @@ impl HttpClient {
         // credential this request carried: a derived one (Jira's Basic
         // `email:token` in base64, a GitHub App's JWT) is no argument the
         // executor knows to scrub.
-        let body = crate::secrets::scrub_value(&body, secrets);
-        let headers = match crate::secrets::scrub_value(&Value::Object(headers), secrets) {
-            Value::Object(headers) => headers,
-            _ => Map::new(),
+        let (body, headers) = match secrets.is_empty() {
+            true => (body, headers),
+            false => (
+                crate::secrets::scrub_value(&body, secrets),
+                match crate::secrets::scrub_value(&Value::Object(headers), secrets) {
+                    Value::Object(headers) => headers,
+                    _ => Map::new(),
+                },
+            ),
         };
         let response = HttpResponse {
             status,
