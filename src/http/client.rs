@@ -403,17 +403,16 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + random % (base / 2 + 1))
 }
 
-/// The credentials in `headers` (those marked sensitive): each value, and
-/// its part after a scheme (`Basic …`, `Bearer …`).
+/// The credentials in `headers` (those marked sensitive): a value's part
+/// after its scheme (`Basic …`, `Bearer …`: an echo reads `Bearer
+/// [REDACTED]`), else the whole value.
 fn sent_secrets(headers: &HeaderMap) -> Vec<String> {
     let mut secrets = Vec::new();
     for value in headers.values().filter(|value| value.is_sensitive()) {
         let Ok(text) = value.to_str() else { continue };
-        secrets.push(text.to_string());
-        if let Some((_, credential)) = text.split_once(' ') {
-            if credential.len() >= 8 {
-                secrets.push(credential.to_string());
-            }
+        match text.split_once(' ') {
+            Some((_, credential)) if credential.len() >= 8 => secrets.push(credential.to_string()),
+            _ => secrets.push(text.to_string()),
         }
     }
     secrets

@@ -68,20 +68,21 @@ pub(super) fn edits(module: &Module) -> Rewrites {
                     // The head's value is the first body's (an `else` has
                     // its own); several bodies share it: left as written.
                     let own_body = bodies.iter().filter(|body| !body.is_else).count() <= 1;
+                    let in_chain = bodies.iter().any(|body| body.is_else);
                     if own_body {
                         let first = bodies.first().filter(|body| !body.is_else);
                         let (query, end) = match first {
                             Some(body) => (Some(&*body.query), body.span.end as usize),
                             None => (None, span.end as usize),
                         };
-                        rewrite.value(value, query, end);
+                        rewrite.value(value, query, end, in_chain);
                     }
                 }
                 for body in bodies {
                     if let Some(assign) = &body.assign {
                         rewrite.queries_in(&assign.value);
                         if body.is_else {
-                            rewrite.value(&assign.value, Some(&body.query), body.span.end as usize);
+                            rewrite.value(&assign.value, Some(&body.query), body.span.end as usize, true);
                         }
                     }
                     rewrite.query(&body.query);
@@ -289,9 +290,18 @@ impl Rewrite<'_> {
 
     /// A rule's value (or an `else`'s): its memberships' operands into the
     /// end of `query`, the body it belongs to.
-    fn value(&mut self, value: &Expr, query: Option<&Query>, end: usize) {
+    fn value(&mut self, value: &Expr, query: Option<&Query>, end: usize, in_chain: bool) {
         let mut moved = Vec::new();
         valued_memberships(value, false, &mut moved);
+        // In an `else` chain, a value that is undefined sends OPA on to the
+        // next `else` (the value is part of its body): regorus's rule was
+        // undefined. The value moves into the end of its body, so its body
+        // fails with it. One on one line only: lines keep their numbers.
+        let span = value.span();
+        let (start, stop) = (span.start as usize, token_end(self.text, span.end as usize));
+        if in_chain && moved.is_empty() && !always_defined(value) && !self.text[start..stop].contains('\n') {
+            moved.push((start, stop));
+        }
         let query = query.filter(|query| !query.stmts.is_empty());
         self.hoist(moved, Place::RuleBodyEnd { query, end });
     }
@@ -744,5 +754,17 @@ mod tests {
             ),
             "package p\nr := (0 - input.n)\ns := (0 - (input.a + 1))\nt := -3\nu := [y | some x in input.l; y := (0 - x)]\n"
         );
+    }
+
+    #[test]
+    fn a_value_in_an_else_chain_moves_into_its_body() {
+        assert_eq!(
+            rewritten("package p\nowner := input.owner if {\n\tinput.high\n} else := \"none\"\nf(a) := a.owner if a.high\nelse := input.x\n"),
+            "package p\nowner := ar__n0 if {\n\tinput.high; ar__n0 = input.owner\n} else := \"none\"\nf(a) := ar__n1 if { a.high; ar__n1 = a.owner }\nelse := ar__n2 if { ar__n2 = input.x; true }\n"
+        );
+        // Without an else, or over several lines, the value stays.
+        let kept =
+            "package p\nowner := input.owner if input.high\nv := {\n\t\"a\": input.a,\n} if input.high\nelse := 1\n";
+        assert_eq!(rewritten(kept), kept);
     }
 }
