@@ -262,10 +262,15 @@ pub(super) fn conflict_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
 /// evaluates both as OPA does.
 pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<ConflictRisk>> {
     let mut risks: BTreeMap<String, Vec<ConflictRisk>> = BTreeMap::new();
+    let known: BTreeSet<String> = modules.iter().map(|m| package_path(m)).collect();
     for module in modules {
         let package = package_path(module);
+        let imports = import_aliases(module);
         for rule in &module.policy {
             let why = match rule.as_ref() {
+                _ if reads_a_package_whole(rule, &known, &imports) => {
+                    "reads a package as a whole (the VM keeps its undefined rules as keys)"
+                }
                 Rule::Default { args, .. } if !args.is_empty() => "is a default function",
                 Rule::Default { refr, .. } if head_depth(refr) > 0 => "is named by a path of several parts",
                 Rule::Spec {
@@ -296,6 +301,39 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
         }
     }
     risks
+}
+
+/// Whether `rule` reads a package (or a path above packages) as one
+/// object, `data.lib.ctx` whole: regorus's VM gave it a key for each of
+/// its rules, undefined ones too (`count` one more, `json.marshal`
+/// undefined), where OPA leaves those out.
+fn reads_a_package_whole(rule: &Rule, known: &BTreeSet<String>, imports: &BTreeMap<String, String>) -> bool {
+    let mut whole = false;
+    // The reference chain last looked at: its inner parts share its start.
+    let mut seen: Option<(u32, u32)> = None;
+    walk_values(rule, &mut |expr| {
+        if whole || !matches!(expr, Expr::RefDot { .. } | Expr::RefBrack { .. } | Expr::Var { .. }) {
+            return;
+        }
+        let span = expr.span();
+        if seen.is_some_and(|(start, end)| start == span.start && span.end <= end) {
+            return;
+        }
+        seen = Some((span.start, span.end));
+        if !root_name(expr).is_some_and(|root| root == "data" || imports.contains_key(root)) {
+            return;
+        }
+        let Some(path) = get_path_string(expr, None)
+            .ok()
+            .and_then(|path| data_path(&path, imports))
+        else {
+            return;
+        };
+        whole = known
+            .iter()
+            .any(|package| *package == path || package.starts_with(&format!("{path}.")));
+    });
+    whole
 }
 
 /// Whether a comprehension in the head (its value or element, the keys of

@@ -1007,3 +1007,33 @@ fn a_head_comprehension_reading_the_body_runs_on_the_interpreter() {
     );
     assert!(own.interpreted_rules().is_empty(), "{:?}", own.interpreted_rules());
 }
+
+/// A package read as one object holds its defined rules only, as in OPA:
+/// regorus's VM gave it a key for an undefined rule too, so such a read
+/// runs on the interpreter.
+#[test]
+fn a_package_read_whole_leaves_its_undefined_rules_out() {
+    let set = PolicySet::compile(
+        vec![
+            file(
+                "alert.rego",
+                "package alert.x\nalert contains {\"title\": json.marshal(data.lib.ctx)} if true\n",
+            ),
+            file(
+                "lib.rego",
+                "package lib.ctx\nuser := input.user\nowner := input.owner\n",
+            ),
+        ],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let drafts = set.eval_alerts("x", &json!({"user": "backup"}), None).unwrap();
+    assert_eq!(drafts[0].title, r#"{"user":"backup"}"#);
+    assert!(
+        set.interpreted_rules()
+            .iter()
+            .any(|(rule, why)| rule == "data.alert.x.alert" && why.contains("as a whole")),
+        "{:?}",
+        set.interpreted_rules()
+    );
+}
