@@ -216,6 +216,68 @@ pub(super) fn extension_misuses(modules: &[Ref<Module>], functions: &[(&str, u8)
     errors
 }
 
+/// Calls of the policies' own functions with a number of arguments their
+/// definitions do not take, each named with its file and line, as OPA's
+/// type checker refuses them (`function data.p.f has arity 2, got 1
+/// argument`); regorus made such a call undefined, so a typo in a call
+/// silently turned a condition off. One argument more is the call's
+/// output (`f(x, y)` binds `y`), as OPA allows.
+pub(super) fn function_arity_misuses(modules: &[Ref<Module>]) -> Vec<String> {
+    let mut arities: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for module in modules {
+        let package = package_path(module);
+        for rule in &module.policy {
+            let (refr, arity) = match rule.as_ref() {
+                Rule::Spec {
+                    head: RuleHead::Func { refr, args, .. },
+                    ..
+                } => (refr, args.len()),
+                Rule::Default { refr, args, .. } if !args.is_empty() => (refr, args.len()),
+                _ => continue,
+            };
+            if let Ok(path) = get_path_string(refr, Some(&package)) {
+                arities.entry(path).or_default().insert(arity);
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    for module in modules {
+        let package = package_path(module);
+        let imports = import_aliases(module);
+        for rule in &module.policy {
+            walk_rule(rule, &mut |expr| {
+                let Expr::Call { fcn, span, params, .. } = expr else {
+                    return;
+                };
+                let Ok(name) = get_path_string(fcn, None) else {
+                    return;
+                };
+                let path = match data_path(&name, &imports) {
+                    Some(path) => path,
+                    None => format!("{package}.{name}"),
+                };
+                let Some(taken) = arities.get(&path) else {
+                    return;
+                };
+                let given = params.len();
+                if taken.iter().any(|&arity| given == arity || given == arity + 1) {
+                    return;
+                }
+                let arity = taken.iter().next().copied().unwrap_or_default();
+                errors.push(format!(
+                    "{}:{}: function {path} has arity {arity}, got {given} argument{}",
+                    span.source.file(),
+                    span.line,
+                    if given == 1 { "" } else { "s" }
+                ));
+            });
+        }
+    }
+    errors.sort();
+    errors.dedup();
+    errors
+}
+
 /// Rules that could produce conflicting values, by package path
 /// (`data.<package>`).
 pub(super) fn conflict_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<ConflictRisk>> {

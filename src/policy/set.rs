@@ -184,6 +184,10 @@ impl PolicySet {
         if !misused.is_empty() {
             return Err(PolicyError::Compile(misused.join("; ")));
         }
+        let miscalled = analysis::function_arity_misuses(&modules);
+        if !miscalled.is_empty() {
+            return Err(PolicyError::Compile(miscalled.join("; ")));
+        }
         if let Some(cycle) = super::recursion::first_cycle(&modules) {
             return Err(PolicyError::Compile(cycle));
         }

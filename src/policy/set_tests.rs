@@ -1037,3 +1037,43 @@ fn a_package_read_whole_leaves_its_undefined_rules_out() {
         set.interpreted_rules()
     );
 }
+
+/// A call of a policy's own function with the wrong number of arguments
+/// fails the load, as OPA's type checker refuses it (it was undefined,
+/// silently); one more argument is the call's output, as in OPA.
+#[test]
+fn a_function_called_with_the_wrong_number_of_arguments_fails_the_load() {
+    let compile = |alert: &str| {
+        PolicySet::compile(
+            vec![
+                file("alert.rego", alert),
+                file("lib.rego", "package lib\nscore(sev, weight) := sev * weight\n"),
+            ],
+            Duration::from_secs(1),
+        )
+    };
+    for (call, given) in [
+        ("data.lib.score(3)", "1 argument"),
+        ("data.lib.score(1, 2, 3, 4)", "4 arguments"),
+    ] {
+        let err = compile(&format!(
+            "package alert.x\nalert contains {{\"title\": sprintf(\"%v\", [{call}])}} if true\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("alert.rego:2: function data.lib.score has arity 2, got") && err.contains(given),
+            "{err}"
+        );
+    }
+    // Through an import, and a local function called short.
+    let err = compile("package alert.x\nimport data.lib\nf(a) := a\nalert contains {\"title\": \"t\"} if { lib.score(1) == f(1, 2, 3) }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data.lib.score has arity 2, got 1 argument"), "{err}");
+    assert!(err.contains("data.alert.x.f has arity 1, got 3 arguments"), "{err}");
+    // The output form binds the value.
+    let set = compile("package alert.x\nalert contains {\"title\": sprintf(\"%v\", [s])} if data.lib.score(2, 3, s)\n")
+        .unwrap();
+    assert_eq!(set.eval_alerts("x", &json!({}), None).unwrap()[0].title, "6");
+}
