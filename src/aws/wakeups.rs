@@ -116,8 +116,14 @@ impl LambdaWakeups {
     }
 }
 
-/// `at(...)`: Scheduler's one-time expression, to the second, in UTC.
+/// `at(...)`: Scheduler's one-time expression, to the second, in UTC —
+/// rounded up, so a schedule never fires before its due time (a wait that
+/// reported one second short, a click in the last second told it was late).
 fn at_expression(at: DateTime<Utc>) -> String {
+    let at = match at.timestamp_subsec_nanos() {
+        0 => at,
+        nanos => at + chrono::Duration::nanoseconds(1_000_000_000 - i64::from(nanos)),
+    };
     format!("at({})", at.format("%Y-%m-%dT%H:%M:%S"))
 }
 
@@ -278,9 +284,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_time_expressions_are_to_the_second_in_utc() {
+    fn one_time_expressions_are_to_the_second_in_utc_rounded_up() {
         let at = DateTime::parse_from_rfc3339("2026-11-29T22:05:09.750+01:00").unwrap();
-        assert_eq!(at_expression(at.with_timezone(&Utc)), "at(2026-11-29T21:05:09)");
+        assert_eq!(at_expression(at.with_timezone(&Utc)), "at(2026-11-29T21:05:10)");
+        let whole = DateTime::parse_from_rfc3339("2026-11-29T23:59:59Z").unwrap();
+        assert_eq!(at_expression(whole.with_timezone(&Utc)), "at(2026-11-29T23:59:59)");
         assert_eq!(
             segment("arn:aws:lambda:us-east-1:1:function:f"),
             "arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Af"
