@@ -289,10 +289,17 @@ impl Decider {
             suspended_at: chrono::Utc::now(),
             phase: Phase::Suspended,
         };
+        let id = workflow.id().to_string();
         let Some(workflow) = within_item_size(workflow) else {
             // Retrying would fail the same way: the pending outcome stands,
             // and the workflow is not resumed.
             tracing::error!(alert_id = %report.alert.id, "the suspended workflow is too large to store even with its results cut to previews; it will not be resumed");
+            // A resumed workflow that grew too large ends here: left taken,
+            // it would show its answered actions as pending, and a later
+            // `workflows resume` would run its rounds again.
+            if holder {
+                state.end_workflow(&id).await?;
+            }
             return Ok(());
         };
         // Schedules first: a save that follows is what a retry finds, and a
