@@ -816,6 +816,16 @@ fn each_query(query: &Query, visit: &mut dyn FnMut(&Query)) {
 /// Whether `rule` binds `name` as a local: a function argument, the left
 /// of `:=` or `=`, or a `some` or `every` variable, in any of its queries.
 pub(super) fn rule_binds(rule: &Rule, name: &str) -> bool {
+    binds(rule, name, true)
+}
+
+/// [`rule_binds`] but for `=`: in Rego a name of a rule on either side of a
+/// unification is the rule (`a = 1` in `a`'s own body reads `a`).
+pub(super) fn rule_declares(rule: &Rule, name: &str) -> bool {
+    binds(rule, name, false)
+}
+
+fn binds(rule: &Rule, name: &str, unification: bool) -> bool {
     let names = |expr: &Expr| {
         let mut found = false;
         walk_expr(expr, &mut |e| {
@@ -838,7 +848,9 @@ pub(super) fn rule_binds(rule: &Rule, name: &str) -> bool {
     }
     let mut bound = false;
     walk_rule(rule, &mut |expr| match expr {
-        Expr::AssignExpr { lhs, .. } if names(lhs) => bound = true,
+        Expr::AssignExpr { op, lhs, .. } if names(lhs) && (unification || matches!(op, AssignOp::ColEq)) => {
+            bound = true
+        }
         Expr::ArrayCompr { query, .. } | Expr::SetCompr { query, .. } | Expr::ObjectCompr { query, .. }
             if query_binds(query, name) =>
         {

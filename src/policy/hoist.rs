@@ -236,7 +236,8 @@ impl Rewrite<'_> {
         }
     }
 
-    /// `x := <value>` followed by `_ = x`: regorus's VM went on after
+    /// `x := <value>` followed by a check that `x` has a value (`ar__nK =
+    /// x`): regorus's VM went on after
     /// assigning an undefined value (`ticket := input.info.jira` held for
     /// an alert without it, and a `not ticket` after it too), where OPA's
     /// body is undefined. A value that is always defined (a constant, a
@@ -260,7 +261,12 @@ impl Rewrite<'_> {
         if one_literal_body(self.text, start) {
             self.out.brace(start, end);
         }
-        self.out.replace(end, end, format!("; _ = {}", name.text()));
+        // `ar__nK = x`, not `_ = x`: regorus refused `_ = x` when `x` copies
+        // a local (`x := s`, "var x is unsafe"); and the name marks the
+        // text as rewritten, so a second pass adds nothing.
+        let check = format!("{PREFIX}{}", self.next);
+        self.next += 1;
+        self.out.replace(end, end, format!("; {check} = {}", name.text()));
     }
 
     /// An `every`'s variables renamed in its head and bound by `:=` at the
@@ -299,7 +305,7 @@ impl Rewrite<'_> {
         // fails with it. One on one line only: lines keep their numbers.
         let span = value.span();
         let (start, stop) = (span.start as usize, token_end(self.text, span.end as usize));
-        if in_chain && moved.is_empty() && !always_defined(value) && !self.text[start..stop].contains('\n') {
+        if in_chain && moved.is_empty() && movable(value) && !self.text[start..stop].contains('\n') {
             moved.push((start, stop));
         }
         let query = query.filter(|query| !query.stmts.is_empty());
@@ -418,6 +424,28 @@ impl Rewrite<'_> {
     }
 }
 
+/// Whether an `else` chain's value moves into its body as written: a
+/// reference of constant path, or a call, array or object of such
+/// references and scalars. Nothing another rewrite edits inside (a minus,
+/// a comprehension, a membership), nor a constant (always defined).
+fn movable(expr: &Expr) -> bool {
+    fn part(expr: &Expr) -> bool {
+        match expr {
+            Expr::Number { .. }
+            | Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. } => true,
+            Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. } => constant_reference(expr),
+            Expr::Call { params, .. } => params.iter().all(|param| part(param)),
+            Expr::Array { items, .. } => items.iter().all(|item| part(item)),
+            Expr::Object { fields, .. } => fields.iter().all(|(_, key, value)| part(key) && part(value)),
+            _ => false,
+        }
+    }
+    !always_defined(expr) && part(expr)
+}
+
 /// Whether `expr` has a value whatever the input: a scalar written out, or
 /// a comprehension (empty at worst).
 fn always_defined(expr: &Expr) -> bool {
@@ -524,7 +552,8 @@ fn operands(expr: &Expr, operand: bool, out: &mut Vec<(usize, usize)>) {
             operands(index, true, out);
         }
         Expr::RefDot { refr, .. } => operands(refr, operand, out),
-        Expr::UnaryExpr { expr, .. } => operands(expr, operand, out),
+        // A minus evaluates its operand (arithmetic).
+        Expr::UnaryExpr { expr, .. } => operands(expr, true, out),
         Expr::Array { items, .. } | Expr::Set { items, .. } => {
             items.iter().for_each(|item| operands(item, operand, out))
         }
@@ -622,6 +651,13 @@ pub(super) fn replaced<'a>(text: &str, edits: impl IntoIterator<Item = (usize, u
     let mut out = String::with_capacity(text.len() + 32 * edits.len());
     let mut at = 0;
     for (start, end, with) in edits {
+        // Edits that overlap are a defect of a rewrite: the later one is
+        // dropped (the text may then not compile, and the file falls back
+        // to fewer rewrites) rather than the load panicking.
+        if start < at {
+            tracing::warn!(start, at, "overlapping policy rewrites: one is left out");
+            continue;
+        }
         out.push_str(&text[at..start]);
         out.push_str(with);
         at = end;
@@ -642,7 +678,7 @@ mod tests {
     fn negated_references_move_ahead_on_their_line() {
         assert_eq!(
             rewritten("package p\nr if not startswith(input.missing, \"x\")\ns if {\n\tx := input.u\n\tnot lower(x.login) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"),
-            "package p\nr if { ar__n0 = input.missing; not startswith(ar__n0, \"x\") }\ns if {\n\tx := input.u; _ = x\n\tar__n1 = x.login; not lower(ar__n1) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"
+            "package p\nr if { ar__n0 = input.missing; not startswith(ar__n0, \"x\") }\ns if {\n\tx := input.u; ar__n1 = x\n\tar__n2 = x.login; not lower(ar__n2) == \"root\"\n\tnot input.flag\n\tnot input.a == input.b\n}\n"
         );
         // A step with a variable may iterate: left as written.
         let iterating = "package p\nr if {\n\tsome i\n\tnot startswith(input.l[i], \"x\")\n}\n";
@@ -675,7 +711,7 @@ mod tests {
             // Ahead of the literal; a condition by itself stays.
             (
                 "p if {\n\tflag := \"a\" in input.roles\n\t\"b\" in input.roles\n}\n",
-                "p if {\n\tar__n0 = input.roles; flag := \"a\" in ar__n0; _ = flag\n\t\"b\" in input.roles\n}\n",
+                "p if {\n\tar__n0 = input.roles; flag := \"a\" in ar__n0; ar__n1 = flag\n\t\"b\" in input.roles\n}\n",
             ),
             // A comprehension's term: the end of its query.
             (
@@ -734,12 +770,12 @@ mod tests {
     fn a_local_assigned_a_value_that_may_be_undefined_is_checked_on_its_line() {
         assert_eq!(
             rewritten("package p\nr if {\n\tticket := input.info.jira\n}\ns if t := input.a\n"),
-            "package p\nr if {\n\tticket := input.info.jira; _ = ticket\n}\ns if { t := input.a; _ = t }\n"
+            "package p\nr if {\n\tticket := input.info.jira; ar__n0 = ticket\n}\ns if { t := input.a; ar__n1 = t }\n"
         );
         // In a comprehension's query; constants, comprehensions, `_` and `=` stay.
         assert_eq!(
             rewritten("package p\nc := [d | some d in input.l; i := input.m[d]]\n"),
-            "package p\nc := [d | some d in input.l; i := input.m[d]; _ = i]\n"
+            "package p\nc := [d | some d in input.l; i := input.m[d]; ar__n0 = i]\n"
         );
         let kept = "package p\nr if {\n\tn := 1\n\tl := [x | some x in input.l]\n\t_ := input.a\n\ty = input.b\n}\n";
         assert_eq!(rewritten(kept), kept);

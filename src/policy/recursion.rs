@@ -4,11 +4,13 @@
 //! with `a := a` saw crashed the function, where OPA never loads it. A
 //! recursive function with a base case is refused too, as OPA does.
 //!
-//! The graph is a rule's reads by name: a name of its package it does not
-//! bind as a local, and a `data.` path (written out or through an import)
-//! down to a rule. A read of a whole package, or of a path with a variable
-//! in it, is left out: the check misses such a cycle rather than refuse a
-//! policy OPA loads.
+//! The graph is a rule's reads by path: a name of its package it does not
+//! declare as a local (`=` declares none: a rule's name there is the rule),
+//! and a `data.` path (written out or through an import). A rule is its
+//! whole constant path (`a.b`, `a.c`), so siblings do not read each other;
+//! a read reaches the rules at, under (a package read whole) and above it.
+//! A path with a variable in it (`data.p[x]`) reaches what its constant
+//! part names: the check misses a cycle only through such a variable.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +18,8 @@ use regorus::unstable::{Expr, Module, Ref, Rule};
 use regorus::utils::get_path_string;
 
 use super::analysis::{
-    function_names, import_aliases, package_path, root_name, rule_binds, rule_queries, value_rule_names, walk_values,
+    function_names, head_ref, import_aliases, package_path, root_name, rule_declares, rule_queries, value_rule_names,
+    walk_values,
 };
 
 /// A rule's path (`data.pkg.name`) and where it is first defined.
@@ -39,10 +42,16 @@ pub(super) fn first_cycle(modules: &[Ref<Module>]) -> Option<String> {
         let local = names.get(&package).cloned().unwrap_or_default();
         let imports = import_aliases(module);
         for rule in &module.policy {
-            let Some(name) = root_name(super::analysis::head_ref(rule)) else {
+            // A rule is its whole path where that is constant (`a.b` and
+            // `a.c` are two: `a.c := upper(a.b)` reads no rule of its own).
+            let refr = head_ref(rule);
+            let Some(name) = root_name(refr) else {
                 continue;
             };
-            let from = format!("{package}.{name}");
+            let from = match get_path_string(refr, None) {
+                Ok(path) => format!("{package}.{path}"),
+                Err(_) => format!("{package}.{name}"),
+            };
             let span = rule.span();
             nodes.entry(from.clone()).or_insert_with(|| Node {
                 file: span.source.file().to_string(),
@@ -54,9 +63,24 @@ pub(super) fn first_cycle(modules: &[Ref<Module>]) -> Option<String> {
             }
         }
     }
-    // Only reads of rules that exist: a path into data or a builtin is none.
+    // A read reaches the rules at its path, under it (a prefix of theirs:
+    // `a` reads `a.b`) or above it (`a.b.x` reads `a.b`'s value).
     for reads in edges.values_mut() {
-        reads.retain(|read| nodes.contains_key(read));
+        *reads = reads
+            .iter()
+            .flat_map(|read| {
+                nodes.keys().filter(move |node| {
+                    *node == read
+                        || node
+                            .strip_prefix(read.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                        || read
+                            .strip_prefix(node.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                })
+            })
+            .cloned()
+            .collect();
     }
     let cycle = find_cycle(&edges)?;
     let node = &nodes[&cycle[0]];
@@ -69,9 +93,8 @@ pub(super) fn first_cycle(modules: &[Ref<Module>]) -> Option<String> {
     ))
 }
 
-/// The rules `rule` reads, by path; a read through a `data.` path may name
-/// something under a rule (`data.p.r.x` reads `data.p.r`): every prefix is
-/// given, the caller keeps those that are rules.
+/// The paths `rule` reads (`data.p.r.x`, `data.p.a.b`); the caller finds
+/// the rules at, above or under each.
 fn rule_reads(
     rule: &Rule,
     package: &str,
@@ -114,8 +137,11 @@ fn rule_reads(
             get_path_string(expr, None)
                 .ok()
                 .map(|path| format!("{imported}{}", &path[root.len()..]))
-        } else if local.contains(root) && !rule_binds(rule, root) {
-            Some(format!("{package}.{root}"))
+        } else if local.contains(root) && !rule_declares(rule, root) {
+            Some(match get_path_string(expr, None) {
+                Ok(path) => format!("{package}.{path}"),
+                Err(_) => format!("{package}.{root}"),
+            })
         } else {
             None
         };
@@ -123,15 +149,7 @@ fn rule_reads(
             handled = Some((start, end));
         }
         if let Some(path) = path {
-            // `data.p.r.x`: `data.p.r`, and `data.p` (no rule), and so on.
-            let mut prefix = path.as_str();
-            loop {
-                reads.insert(prefix.to_string());
-                match prefix.rsplit_once('.') {
-                    Some((shorter, _)) if shorter != "data" => prefix = shorter,
-                    _ => break,
-                }
-            }
+            reads.insert(path);
         }
     });
     reads
@@ -212,6 +230,10 @@ mod tests {
             ("s contains x if {\n\tsome x in s\n}\n", "data.p.s -> data.p.s"),
             ("p if not q\nq if p\n", "data.p.p -> data.p.q -> data.p.p"),
             ("a := data.p.a.x\n", "data.p.a -> data.p.a"),
+            // `=` with a rule's name reads the rule.
+            ("a := 1 if {\n\ta = 1\n}\n", "data.p.a -> data.p.a"),
+            // The own package read whole.
+            ("n := count(data.p)\n", "data.p.n -> data.p.n"),
             (
                 "a[k] := 1 if {\n\tsome k in [\"x\"]\n\tdata.p.a[k]\n}\n",
                 "data.p.a -> data.p.a",
@@ -235,6 +257,10 @@ mod tests {
             "cfg := {\"k\": 1}\nr := cfg.k\nt if {\n\tr with cfg as {\"k\": 2}\n}\n",
             "r := data.q.r\n",
             "a := input.a\nb := a\n",
+            // Rules named by paths: siblings read each other, not themselves.
+            "a.b := input.sev\na.c := upper(a.b)\n",
+            "cfg.slack.channel := \"c\"\ncfg.slack.url := concat(\"/\", [\"https://x\", cfg.slack.channel])\n",
+            "a.s contains x if {\n\tsome x in input.l\n}\na.n := count(a.s)\nm := data.p.a.b\n",
         ];
         for rules in fine {
             assert_eq!(
