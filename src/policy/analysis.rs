@@ -333,6 +333,11 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
                 _ if reads_a_package_whole(rule, &known, &imports) => {
                     "reads a package as a whole (the VM keeps its undefined rules as keys)"
                 }
+                // `x contains v if { some x; … }`: the VM read the local as
+                // the rule itself and recursed until the stack overflowed.
+                _ if root_name(head_ref(rule)).is_some_and(|name| rule_declares(rule, name)) => {
+                    "declares a local named like itself"
+                }
                 Rule::Default { args, .. } if !args.is_empty() => "is a default function",
                 Rule::Default { refr, .. } if head_depth(refr) > 0 => "is named by a path of several parts",
                 Rule::Spec {

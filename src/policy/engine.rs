@@ -161,12 +161,44 @@ fn with_readings(files: Vec<PolicyFile>, timeout: Duration) -> Result<regorus::E
 /// values OPA's compiler puts there (`policy::metadata`, which also
 /// refuses METADATA blocks OPA refuses). Lines stay where they were.
 pub fn in_regorus_syntax(files: Vec<PolicyFile>) -> Result<Vec<PolicyFile>, PolicyError> {
-    let files = super::template::written_as_calls(files)?;
+    let files = super::template::written_as_calls(without_future_imports_beside_v1(files))?;
     if !files.iter().any(super::metadata::may_call) {
         return Ok(files);
     }
     let modules = parsed(files.iter().filter(|file| super::metadata::may_hold(file)));
     super::metadata::written_as_values(files, &modules)
+}
+
+/// `files` with `import future.keywords…` emptied (the line kept) in a file
+/// that also imports `rego.v1`: OPA takes both (the keywords are v1's
+/// anyway), regorus refused the pair ("this import shadows previous import
+/// of `in`") — a policy moving from v0 to v1 often keeps both.
+fn without_future_imports_beside_v1(files: Vec<PolicyFile>) -> Vec<PolicyFile> {
+    let import = |line: &str, what: &str| {
+        line.trim_start()
+            .strip_prefix("import")
+            .is_some_and(|rest| rest.starts_with(char::is_whitespace) && rest.trim_start().starts_with(what))
+    };
+    files
+        .into_iter()
+        .map(|file| {
+            let v1 = file.text.lines().any(|line| {
+                import(line, "rego.v1") && line.split('#').next().unwrap_or_default().trim().ends_with("rego.v1")
+            });
+            if !v1 || !file.text.lines().any(|line| import(line, "future.keywords")) {
+                return file;
+            }
+            let text = file
+                .text
+                .split_inclusive('\n')
+                .map(|line| match import(line, "future.keywords") {
+                    true => &line[line.trim_end_matches(['\n', '\r']).len()..],
+                    false => line,
+                })
+                .collect();
+            PolicyFile { text, ..file }
+        })
+        .collect()
 }
 
 /// The modules of `files` as written, parsed only: their spans are into

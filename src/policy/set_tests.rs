@@ -1077,3 +1077,37 @@ fn a_function_called_with_the_wrong_number_of_arguments_fails_the_load() {
         .unwrap();
     assert_eq!(set.eval_alerts("x", &json!({}), None).unwrap()[0].title, "6");
 }
+
+/// A rule declaring a local of its own name runs on the interpreter: the VM
+/// read the local as the rule and recursed until the stack overflowed.
+#[test]
+fn a_rule_declaring_a_local_of_its_own_name_does_not_run_on_the_vm() {
+    let set = PolicySet::compile(
+        vec![file(
+            "alert.rego",
+            "package alert.x\nx contains v if {\n\tsome x\n\tv := [10, 20][x]\n}\nalert contains {\"title\": sprintf(\"%v\", [count(x)])} if true\n",
+        )],
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert!(
+        set.interpreted_rules()
+            .iter()
+            .any(|(_, why)| why.contains("declares a local named like itself")),
+        "{:?}",
+        set.interpreted_rules()
+    );
+    set.eval_alerts("x", &json!({}), None).unwrap();
+}
+
+/// `import future.keywords.in` beside `import rego.v1` loads, as in OPA
+/// (regorus refused the pair); lines keep their numbers.
+#[test]
+fn future_keyword_imports_beside_rego_v1_load() {
+    let text = "package alert.x\nimport rego.v1\nimport future.keywords.in\nimport future.keywords.if\n\nalert contains {\"title\": t} if {\n\tsome t in [\"a\"]\n\tt in {\"a\"}\n}\n";
+    let set = PolicySet::compile(vec![file("alert.rego", text)], Duration::from_secs(1)).unwrap();
+    assert_eq!(set.eval_alerts("x", &json!({}), None).unwrap()[0].title, "a");
+    // Without rego.v1 the file is as written.
+    let plain = "package alert.y\nimport future.keywords.in\nalert contains {\"title\": \"t\"} if \"a\" in [\"a\"]\n";
+    assert!(PolicySet::compile(vec![file("alert.rego", plain)], Duration::from_secs(1)).is_ok());
+}
