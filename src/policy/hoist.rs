@@ -20,6 +20,14 @@
 //!   comprehension's term. A membership that is a literal by itself (a
 //!   condition) is the same on both and stays as written.
 //!
+//! - **Readings regorus's VM got wrong, written so it gets them right**: an
+//!   `every`'s variables bound by `:=` at the top of its body (a key
+//!   reference `input.m[d]` there iterated), a local assigned a value that
+//!   may be undefined checked on its line (`x := input.a; ar__n0 = x`: the
+//!   VM went on), and an `else` chain's value moved into its body (an
+//!   undefined value sends OPA on to the next `else`). `negations` writes
+//!   `-x` of a non-literal as `(0 - x)`.
+//!
 //! A one-literal body, `p if not f(input.a)`, gets braces:
 //! `p if { ar__n0 = input.a; not f(ar__n0) }`. Only variables and references
 //! whose path is constant (`input.a.b`, `e["user"]`, `data.c`) move: one with
