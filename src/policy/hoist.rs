@@ -236,8 +236,10 @@ impl Rewrite<'_> {
                     ..
                 } => {
                     self.queries_in(domain);
-                    self.every_variables(key.as_ref(), value, query);
+                    let mark = self.out.edits.len();
                     self.query(query);
+                    let moved_inside = self.out.edits.len() > mark;
+                    self.every_variables(key.as_ref(), value, query, moved_inside, mark);
                 }
                 Literal::SomeVars { .. } => {}
             }
@@ -282,8 +284,22 @@ impl Rewrite<'_> {
     /// (`every d in D { input.m[d] }`) for a new variable iterating the
     /// reference's keys, so the body held whenever `input.m` had any; a
     /// variable bound in the body is read as bound.
-    fn every_variables(&mut self, key: Option<&Span>, value: &Span, query: &Query) {
-        if !braced(self.text, query) {
+    ///
+    /// Only where it matters: a variable used as a key, or a body this
+    /// rewrite moves references in (regorus refused `ar__n0 = d` of an
+    /// `every`'s own `d`, and the file lost every rewrite). Elsewhere the
+    /// text stays, and with it one compile less at init. The bindings go
+    /// ahead of the body's own edits (`mark`): where both insert at its
+    /// start, they come first.
+    fn every_variables(&mut self, key: Option<&Span>, value: &Span, query: &Query, moved_inside: bool, mark: usize) {
+        let names: Vec<&str> = key.into_iter().chain([value]).map(|span| span.text()).collect();
+        let mut keyed = false;
+        super::analysis::walk_query(query, &mut |expr| {
+            if let Expr::RefBrack { index, .. } = expr {
+                keyed |= matches!(index.as_ref(), Expr::Var { span, .. } if names.contains(&span.text()));
+            }
+        });
+        if !(keyed || moved_inside) || !braced(self.text, query) {
             return;
         }
         let mut bindings = String::new();
@@ -299,7 +315,14 @@ impl Rewrite<'_> {
             bindings.push_str(&format!(" {name} := {fresh};"));
         }
         let at = query.span.start as usize + 1;
-        self.out.replace(at, at, bindings);
+        self.out.edits.insert(
+            mark,
+            Edit {
+                start: at,
+                end: at,
+                with: bindings,
+            },
+        );
     }
 
     /// A rule's value (or an `else`'s): its memberships' operands into the
@@ -434,8 +457,8 @@ impl Rewrite<'_> {
 
 /// Whether an `else` chain's value moves into its body as written: a
 /// reference of constant path, or a call, array or object of such
-/// references and scalars. Nothing another rewrite edits inside (a minus,
-/// a comprehension, a membership), nor a constant (always defined).
+/// references and scalars, reading at least one path. Nothing another
+/// rewrite edits inside (a minus, a comprehension, a membership).
 fn movable(expr: &Expr) -> bool {
     fn part(expr: &Expr) -> bool {
         match expr {
@@ -451,7 +474,15 @@ fn movable(expr: &Expr) -> bool {
             _ => false,
         }
     }
-    !always_defined(expr) && part(expr)
+    // Only a value that reads a path can be undefined here: a bare name is
+    // a local the body bound, or an argument (`text(value) := value if …
+    // else := sprintf("%v", [value])` stays as written — and so needs no
+    // compile more at init).
+    let mut reads_a_path = false;
+    super::analysis::walk_expr(expr, &mut |part| {
+        reads_a_path |= matches!(part, Expr::RefDot { .. } | Expr::RefBrack { .. });
+    });
+    reads_a_path && part(expr)
 }
 
 /// Whether `expr` has a value whatever the input: a scalar written out, or
@@ -770,8 +801,11 @@ mod tests {
         // A key too; `_` stays; a negation's operand moves after the binding.
         assert_eq!(
             rewritten("package p\nr if every k, _ in input.m { not startswith(k, \"x\") }\n"),
-            "package p\nr if every ar__n0, _ in input.m { k := ar__n0; ar__n1 = k; not startswith(ar__n1, \"x\") }\n"
+            "package p\nr if every ar__n1, _ in input.m { k := ar__n1; ar__n0 = k; not startswith(ar__n0, \"x\") }\n"
         );
+        // Neither a key nor a moved reference: as written (no compile more at init).
+        let kept = "package p\nr if every u in input.l { u in {\"a\"} }\n";
+        assert_eq!(rewritten(kept), kept);
     }
 
     #[test]
@@ -806,6 +840,9 @@ mod tests {
             rewritten("package p\nowner := input.owner if {\n\tinput.high\n} else := \"none\"\nf(a) := a.owner if a.high\nelse := input.x\n"),
             "package p\nowner := ar__n0 if {\n\tinput.high; ar__n0 = input.owner\n} else := \"none\"\nf(a) := ar__n1 if { a.high; ar__n1 = a.owner }\nelse := ar__n2 if { ar__n2 = input.x; true }\n"
         );
+        // A value reading no path (an argument, a call of one) stays.
+        let arguments = "package p\ntext(v) := v if {\n\tis_string(v)\n} else := sprintf(\"%v\", [v])\n";
+        assert_eq!(rewritten(arguments), arguments);
         // Without an else, or over several lines, the value stays.
         let kept =
             "package p\nowner := input.owner if input.high\nv := {\n\t\"a\": input.a,\n} if input.high\nelse := 1\n";
