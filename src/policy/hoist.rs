@@ -61,6 +61,11 @@ pub(super) fn edits(module: &Module) -> Rewrites {
         text,
         out: Rewrites::default(),
         next: 0,
+        rules: module
+            .policy
+            .iter()
+            .filter_map(|rule| super::analysis::root_name(super::analysis::head_ref(rule)).map(str::to_string))
+            .collect(),
     };
     for rule in &module.policy {
         match rule.as_ref() {
@@ -191,6 +196,9 @@ struct Rewrite<'a> {
     text: &'a str,
     out: Rewrites,
     next: usize,
+    /// The first names of the module's rules: a bare one read as a value
+    /// may be undefined.
+    rules: BTreeSet<String>,
 }
 
 /// Where a body's assignments go.
@@ -336,7 +344,7 @@ impl Rewrite<'_> {
         // fails with it. One on one line only: lines keep their numbers.
         let span = value.span();
         let (start, stop) = (span.start as usize, token_end(self.text, span.end as usize));
-        if in_chain && moved.is_empty() && movable(value) && !self.text[start..stop].contains('\n') {
+        if in_chain && moved.is_empty() && movable(value, &self.rules) && !self.text[start..stop].contains('\n') {
             moved.push((start, stop));
         }
         let query = query.filter(|query| !query.stmts.is_empty());
@@ -459,7 +467,7 @@ impl Rewrite<'_> {
 /// reference of constant path, or a call, array or object of such
 /// references and scalars, reading at least one path. Nothing another
 /// rewrite edits inside (a minus, a comprehension, a membership).
-fn movable(expr: &Expr) -> bool {
+fn movable(expr: &Expr, rules: &BTreeSet<String>) -> bool {
     fn part(expr: &Expr) -> bool {
         match expr {
             Expr::Number { .. }
@@ -474,13 +482,17 @@ fn movable(expr: &Expr) -> bool {
             _ => false,
         }
     }
-    // Only a value that reads a path can be undefined here: a bare name is
-    // a local the body bound, or an argument (`text(value) := value if …
+    // Only a value that reads a path or a rule can be undefined here: any
+    // other bare name is a local the body bound, or an argument (`text(value) := value if …
     // else := sprintf("%v", [value])` stays as written — and so needs no
     // compile more at init).
     let mut reads_a_path = false;
     super::analysis::walk_expr(expr, &mut |part| {
-        reads_a_path |= matches!(part, Expr::RefDot { .. } | Expr::RefBrack { .. });
+        reads_a_path |= match part {
+            Expr::RefDot { .. } | Expr::RefBrack { .. } => true,
+            Expr::Var { span, .. } => rules.contains(span.text()),
+            _ => false,
+        };
     });
     reads_a_path && part(expr)
 }
@@ -840,7 +852,12 @@ mod tests {
             rewritten("package p\nowner := input.owner if {\n\tinput.high\n} else := \"none\"\nf(a) := a.owner if a.high\nelse := input.x\n"),
             "package p\nowner := ar__n0 if {\n\tinput.high; ar__n0 = input.owner\n} else := \"none\"\nf(a) := ar__n1 if { a.high; ar__n1 = a.owner }\nelse := ar__n2 if { ar__n2 = input.x; true }\n"
         );
-        // A value reading no path (an argument, a call of one) stays.
+        // A rule read bare moves; a value reading no path or rule (an
+        // argument, a call of one) stays.
+        assert_eq!(
+            rewritten("package p\nq := input.nope\nr := q if {\n\ttrue\n} else := \"rr\"\n"),
+            "package p\nq := input.nope\nr := ar__n0 if {\n\ttrue; ar__n0 = q\n} else := \"rr\"\n"
+        );
         let arguments = "package p\ntext(v) := v if {\n\tis_string(v)\n} else := sprintf(\"%v\", [v])\n";
         assert_eq!(rewritten(arguments), arguments);
         // Without an else, or over several lines, the value stays.
