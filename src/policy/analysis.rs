@@ -223,23 +223,7 @@ pub(super) fn extension_misuses(modules: &[Ref<Module>], functions: &[(&str, u8)
 /// silently turned a condition off. One argument more is the call's
 /// output (`f(x, y)` binds `y`), as OPA allows.
 pub(super) fn function_arity_misuses(modules: &[Ref<Module>]) -> Vec<String> {
-    let mut arities: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-    for module in modules {
-        let package = package_path(module);
-        for rule in &module.policy {
-            let (refr, arity) = match rule.as_ref() {
-                Rule::Spec {
-                    head: RuleHead::Func { refr, args, .. },
-                    ..
-                } => (refr, args.len()),
-                Rule::Default { refr, args, .. } if !args.is_empty() => (refr, args.len()),
-                _ => continue,
-            };
-            if let Ok(path) = get_path_string(refr, Some(&package)) {
-                arities.entry(path).or_default().insert(arity);
-            }
-        }
-    }
+    let arities = function_arities(modules);
     let mut errors = Vec::new();
     for module in modules {
         let package = package_path(module);
@@ -376,31 +360,51 @@ pub(super) fn vm_shape_risks(modules: &[Ref<Module>]) -> BTreeMap<String, Vec<Co
 /// undefined), where OPA leaves those out.
 fn reads_a_package_whole(rule: &Rule, known: &BTreeSet<String>, imports: &BTreeMap<String, String>) -> bool {
     let mut whole = false;
-    // The reference chain last looked at: its inner parts share its start.
-    let mut seen: Option<(u32, u32)> = None;
+    walk_reads(rule, imports, &mut |_, path| {
+        whole |= path.is_some_and(|path| {
+            known
+                .iter()
+                .any(|package| *package == path || package.starts_with(&format!("{path}.")))
+        });
+    });
+    whole
+}
+
+/// Each reference chain `rule`'s values read, outermost only (`data.a.b`,
+/// not `data.a` again), with the `data.` path it names when it starts at
+/// `data` or an import and its path is constant; `None` for a local or
+/// `input` chain, and for one with a variable step (`data.p[x].r`), whose
+/// constant inner part (`data.p`) is then given on its own.
+pub(super) fn walk_reads(
+    rule: &Rule,
+    imports: &BTreeMap<String, String>,
+    visit: &mut dyn FnMut(&Expr, Option<String>),
+) {
+    // The chain last given: its inner parts share its start.
+    let mut given: Option<(u32, u32)> = None;
     walk_values(rule, &mut |expr| {
-        if whole || !matches!(expr, Expr::RefDot { .. } | Expr::RefBrack { .. } | Expr::Var { .. }) {
+        if !matches!(expr, Expr::RefDot { .. } | Expr::RefBrack { .. } | Expr::Var { .. }) {
             return;
         }
         let span = expr.span();
-        if seen.is_some_and(|(start, end)| start == span.start && span.end <= end) {
+        if given.is_some_and(|(start, end)| start == span.start && span.end <= end) {
             return;
         }
-        seen = Some((span.start, span.end));
-        if !root_name(expr).is_some_and(|root| root == "data" || imports.contains_key(root)) {
-            return;
-        }
-        let Some(path) = get_path_string(expr, None)
-            .ok()
-            .and_then(|path| data_path(&path, imports))
-        else {
+        let Some(root) = root_name(expr) else {
             return;
         };
-        whole = known
-            .iter()
-            .any(|package| *package == path || package.starts_with(&format!("{path}.")));
+        let through_data = root == "data" || imports.contains_key(root);
+        let path = match through_data {
+            true => get_path_string(expr, None)
+                .ok()
+                .and_then(|path| data_path(&path, imports)),
+            false => None,
+        };
+        if path.is_some() || !through_data {
+            given = Some((span.start, span.end));
+        }
+        visit(expr, path);
     });
-    whole
 }
 
 /// Whether a comprehension in the head (its value or element, the keys of
@@ -1057,25 +1061,31 @@ fn candidates<'a>(
 }
 
 fn user_functions(modules: &[Ref<Module>]) -> BTreeSet<String> {
-    let mut functions = BTreeSet::new();
+    function_arities(modules).into_keys().collect()
+}
+
+/// The policies' own functions by path, with the numbers of arguments their
+/// definitions take (`default f(_) := v` defines `f` even with no other
+/// definition).
+fn function_arities(modules: &[Ref<Module>]) -> BTreeMap<String, BTreeSet<usize>> {
+    let mut arities: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     for module in modules {
         let package = package_path(module);
         for rule in &module.policy {
-            let refr = match rule.as_ref() {
+            let (refr, arity) = match rule.as_ref() {
                 Rule::Spec {
-                    head: RuleHead::Func { refr, .. },
+                    head: RuleHead::Func { refr, args, .. },
                     ..
-                } => refr,
-                // `default f(_) := v` defines `f` even with no other definition.
-                Rule::Default { refr, args, .. } if !args.is_empty() => refr,
+                } => (refr, args.len()),
+                Rule::Default { refr, args, .. } if !args.is_empty() => (refr, args.len()),
                 _ => continue,
             };
             if let Ok(path) = get_path_string(refr, Some(&package)) {
-                functions.insert(path);
+                arities.entry(path).or_default().insert(arity);
             }
         }
     }
-    functions
+    arities
 }
 
 /// `import data.a.b` and `import data.a.b as c`: alias → path.

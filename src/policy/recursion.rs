@@ -14,12 +14,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Expr, Module, Ref, Rule};
+use regorus::unstable::{Module, Ref, Rule};
 use regorus::utils::get_path_string;
 
 use super::analysis::{
     function_names, head_ref, import_aliases, package_path, root_name, rule_declares, rule_queries, value_rule_names,
-    walk_values,
+    walk_reads,
 };
 
 /// A rule's path (`data.pkg.name`) and where it is first defined.
@@ -112,45 +112,26 @@ fn rule_reads(
         }
     });
     let mut reads = BTreeSet::new();
-    // The reference chain last handled: its inner parts share its start.
-    let mut handled: Option<(usize, usize)> = None;
-    walk_values(rule, &mut |expr| {
-        if !matches!(expr, Expr::Var { .. } | Expr::RefDot { .. } | Expr::RefBrack { .. }) {
-            return;
-        }
+    walk_reads(rule, imports, &mut |expr, path| {
         let span = expr.span();
         let (start, end) = (span.start as usize, span.end as usize);
-        if handled.is_some_and(|(s, e)| s == start && end <= e) {
-            return;
-        }
         if targets.iter().any(|&(s, e)| s <= start && end <= e) {
             return;
         }
         let Some(root) = root_name(expr) else {
             return;
         };
-        // A path with a variable in it (`data.p.r[x]`) gives none: its
-        // inner part (`data.p.r`) is read on its own then.
-        let path = if root == "data" {
-            get_path_string(expr, None).ok()
-        } else if let Some(imported) = imports.get(root) {
-            get_path_string(expr, None)
-                .ok()
-                .map(|path| format!("{imported}{}", &path[root.len()..]))
-        } else if local.contains(root) && !rule_declares(rule, root) {
-            Some(match get_path_string(expr, None) {
-                Ok(path) => format!("{package}.{path}"),
-                Err(_) => format!("{package}.{root}"),
-            })
-        } else {
-            None
+        let path = match path {
+            Some(path) => Some(path),
+            None if local.contains(root) && !imports.contains_key(root) && !rule_declares(rule, root) => {
+                Some(match get_path_string(expr, None) {
+                    Ok(path) => format!("{package}.{path}"),
+                    Err(_) => format!("{package}.{root}"),
+                })
+            }
+            None => None,
         };
-        if path.is_some() || !(root == "data" || imports.contains_key(root)) {
-            handled = Some((start, end));
-        }
-        if let Some(path) = path {
-            reads.insert(path);
-        }
+        reads.extend(path);
     });
     reads
 }
